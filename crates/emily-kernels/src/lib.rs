@@ -1,0 +1,12 @@
+//! CPU kernels for Emily.
+//!
+//! Everything here works on plain slices and knows nothing of tensors, graphs
+//! or compilation: the `emily` crate's CPU backend calls these functions after
+//! it has resolved shapes, strides and dtypes. Kernels compute in `f32` (f16 and
+//! bf16 are widened by the caller or per row), pick their instruction set at run
+//! time through [`simd`], and split work over the global `rayon` pool only above
+//! a size threshold ([`parallel`]).
+
+pub mod math;
+pub mod parallel;
+pub mod simd;

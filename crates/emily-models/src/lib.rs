@@ -1,0 +1,1 @@
+//! Emily models: loaders, audio input, featurizers, tokenizers and Whisper.

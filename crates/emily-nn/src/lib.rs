@@ -1,0 +1,1 @@
+//! Emily model graph: named layer nodes, parameter store, fast-kernels rewrite.

@@ -1,0 +1,1 @@
+//! Emily core: lazy tensors, ops, fast kernels, compiler and backends.
