@@ -1,1 +1,22 @@
-//! Emily models: loaders, audio input, featurizers, tokenizers and Whisper.
+//! Emily models: loaders, audio input, featurizers and tokenizers for Whisper.
+//!
+//! This layer does not depend on the tensor engine. It turns what a user has on
+//! disk into plain data a model builder consumes:
+//!
+//! - [`whisper::load_whisper`] reads a CTranslate2 ([`ct2`]) or Hugging Face ([`hf`])
+//!   model directory into a [`whisper::WhisperCheckpoint`]: dims, weights under
+//!   Hugging Face names ([`weights::Weights`], memory-mapped), suppress tokens and
+//!   the tokenizer path. [`hf::convert_ct2_to_hf`] writes the HF layout.
+//! - [`audio`] decodes WAV/FLAC/MP3/OGG files to 16 kHz mono f32.
+//! - [`log_mel`] computes Whisper's log-mel features.
+//! - [`tokenizer`] wraps `tokenizer.json` with Whisper's special tokens.
+//! - [`npy`] reads NumPy `.npy` files (reference data in tests).
+
+pub mod audio;
+pub mod ct2;
+pub mod hf;
+pub mod log_mel;
+pub mod npy;
+pub mod tokenizer;
+pub mod weights;
+pub mod whisper;

@@ -1,0 +1,10 @@
+//! Whisper checkpoints as the model builder sees them: dimensions, HF-named
+//! weights, decoding settings and the tokenizer path, whatever the file format.
+
+mod checkpoint;
+mod dims;
+
+pub use checkpoint::{
+    load_whisper, CheckpointFormat, GenerationSettings, LoadError, WhisperCheckpoint,
+};
+pub use dims::WhisperDims;
