@@ -53,7 +53,10 @@ pub fn read_npy(path: &Path) -> Result<NpyArray, NpyError> {
 /// The value of `key` in the header dict, up to the next `,` outside parentheses.
 fn header_field<'a>(header: &'a str, key: &str) -> Result<&'a str, String> {
     let pattern = format!("'{key}':");
-    let start = header.find(&pattern).ok_or(format!("header lacks `{key}`"))? + pattern.len();
+    let start = header
+        .find(&pattern)
+        .ok_or(format!("header lacks `{key}`"))?
+        + pattern.len();
     let rest = header[start..].trim_start();
     let end = if rest.starts_with('(') {
         rest.find(')').map(|i| i + 1)
@@ -70,10 +73,16 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
     }
     let (header_len, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
+            12,
+        ),
         v => return Err(format!("unsupported .npy version {v}")),
     };
-    let end = start.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or("truncated header")?;
+    let end = start
+        .checked_add(header_len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or("truncated header")?;
     let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| "header is not text")?;
     if header_field(header, "fortran_order")? != "False" {
         return Err("Fortran-order arrays are not supported".into());
@@ -86,7 +95,10 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| format!("bad shape entry `{s}`")))
         .collect::<Result<_, _>>()?;
-    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("shape overflows")?;
     let size = match descr {
         "<f4" | "<i4" => 4,
         "<f8" | "<i8" => 8,
@@ -95,7 +107,10 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
     };
     let data = &bytes[end..];
     if count.checked_mul(size) != Some(data.len()) {
-        return Err(format!("{} data bytes do not hold shape {shape:?} of {descr}", data.len()));
+        return Err(format!(
+            "{} data bytes do not hold shape {shape:?} of {descr}",
+            data.len()
+        ));
     }
     let data = data
         .chunks_exact(size)
@@ -124,14 +139,28 @@ mod tests {
 
     #[test]
     fn parses_shapes_and_types() {
-        let data: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|x| x.to_le_bytes()).collect();
-        let a = parse_npy(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &data)).unwrap();
+        let data: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let a = parse_npy(&npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+            &data,
+        ))
+        .unwrap();
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data[5], 6.0);
-        let b = parse_npy(&npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", &2.5f64.to_le_bytes()))
-            .unwrap();
+        let b = parse_npy(&npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
+            &2.5f64.to_le_bytes(),
+        ))
+        .unwrap();
         assert_eq!((b.shape, b.data), (vec![1], vec![2.5]));
-        assert!(parse_npy(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", &data[..8])).is_err());
+        assert!(parse_npy(&npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+            &data[..8]
+        ))
+        .is_err());
         assert!(parse_npy(b"garbage").is_err());
     }
 }

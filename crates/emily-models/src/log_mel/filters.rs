@@ -75,7 +75,10 @@ impl SparseFilters {
             .map(|m| {
                 let column: Vec<f32> = (0..n_freq).map(|f| dense[f * n_mels + m]).collect();
                 let first = column.iter().position(|&w| w != 0.0).unwrap_or(0);
-                let last = column.iter().rposition(|&w| w != 0.0).map_or(first, |l| l + 1);
+                let last = column
+                    .iter()
+                    .rposition(|&w| w != 0.0)
+                    .map_or(first, |l| l + 1);
                 (first, column[first..last].to_vec())
             })
             .collect();
@@ -85,7 +88,11 @@ impl SparseFilters {
     /// `out[m] = sum_f filters[f, m] * power[f]` for every mel bin `m`.
     pub(crate) fn apply(&self, power: &[f32], out: &mut [f32]) {
         for (o, (first, weights)) in out.iter_mut().zip(&self.rows) {
-            *o = weights.iter().zip(&power[*first..]).map(|(w, p)| w * p).sum();
+            *o = weights
+                .iter()
+                .zip(&power[*first..])
+                .map(|(w, p)| w * p)
+                .sum();
         }
     }
 }
@@ -112,7 +119,10 @@ mod tests {
         sparse.apply(&power, &mut out);
         for m in 0..n_mels {
             let want: f32 = (0..n_freq).map(|f| dense[f * n_mels + m] * power[f]).sum();
-            assert!((out[m] - want).abs() <= 1e-6 * want.abs().max(1.0), "mel {m}");
+            assert!(
+                (out[m] - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "mel {m}"
+            );
         }
     }
 }

@@ -81,7 +81,10 @@ impl LogMelFeaturizer {
     pub fn new(n_mels: usize) -> Result<Self, LogMelError> {
         let n_freq = N_FFT / 2 + 1;
         if n_mels == 0 || n_mels > n_freq {
-            return Err(LogMelError::BadMelCount { n_mels, max: n_freq });
+            return Err(LogMelError::BadMelCount {
+                n_mels,
+                max: n_freq,
+            });
         }
         let dense = mel_filters(n_mels, N_FFT, SAMPLE_RATE);
         let filters = SparseFilters::from_dense(&dense, n_freq, n_mels);
@@ -168,7 +171,12 @@ mod tests {
         let mel = fe.compute(&tone).unwrap();
         let frame = 50;
         let column: Vec<f32> = (0..80).map(|m| mel.data[m * 3000 + frame]).collect();
-        let peak = column.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let peak = column
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         // 1 kHz is 15 Slaney mels; bins are ~0.565 mel apart: bin 25 or 26.
         assert!((25..=26).contains(&peak), "peak at mel bin {peak}");
     }
@@ -181,7 +189,10 @@ mod tests {
             fe.compute(&vec![0.0; CHUNK_SAMPLES + 1]),
             Err(LogMelError::TooLong { .. })
         ));
-        assert!(matches!(fe.compute(&[0.0, f32::NAN]), Err(LogMelError::NonFinite { index: 1, .. })));
+        assert!(matches!(
+            fe.compute(&[0.0, f32::NAN]),
+            Err(LogMelError::NonFinite { index: 1, .. })
+        ));
         assert_eq!(fe.compute_long(&vec![0.0; 16000]).unwrap().n_frames, 3100);
     }
 }

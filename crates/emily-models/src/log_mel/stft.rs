@@ -46,7 +46,12 @@ impl MelStft {
     /// Frame `t` is centred on sample `t * hop`; samples before 0 and after
     /// `padded_len` are reflected (`x[-i] = x[i]`, `x[L - 1 + i] = x[L - 1 - i]`).
     /// Requires `padded_len > n_fft / 2` and `samples.len() <= padded_len`.
-    pub(crate) fn mel_power(&self, samples: &[f32], padded_len: usize, n_frames: usize) -> Vec<f32> {
+    pub(crate) fn mel_power(
+        &self,
+        samples: &[f32],
+        padded_len: usize,
+        n_frames: usize,
+    ) -> Vec<f32> {
         let half = (self.n_fft / 2) as isize;
         let last = padded_len as isize - 1;
         let at = |i: isize| -> f32 {

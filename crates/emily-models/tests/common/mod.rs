@@ -43,14 +43,20 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Max absolute difference of two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// JFK samples read directly from the WAV's PCM bytes as `i16 / 32768` (the golden
 /// convention), independent of the decoder under test.
 pub fn jfk_samples_reference() -> Vec<f32> {
     let bytes = std::fs::read(jfk_wav()).unwrap();
-    let data = bytes.windows(4).position(|w| w == b"data").expect("data chunk");
+    let data = bytes
+        .windows(4)
+        .position(|w| w == b"data")
+        .expect("data chunk");
     let len = u32::from_le_bytes(bytes[data + 4..data + 8].try_into().unwrap()) as usize;
     bytes[data + 8..data + 8 + len]
         .chunks_exact(2)
