@@ -1,20 +1,29 @@
 //! Scalar transcendental functions written to vectorise.
 //!
-//! Each function is branch-free straight-line `f32` arithmetic marked
-//! `#[inline(always)]`, so a loop calling it inside a [`crate::simd_dispatch!`]
-//! body becomes AVX-512/AVX2 code. Accuracy targets are a few ulp over the
-//! whole range, checked against `f64` in the tests.
+//! Each `f32` function is branch-free straight-line arithmetic marked
+//! `#[inline(always)]` (conditions become vector selects), so a loop calling it
+//! inside a [`crate::simd_dispatch!`] body becomes AVX-512/AVX2 code. No fused
+//! multiply-add is used, so every instruction set gives bit-identical results.
+//! Accuracy targets are a few ulp over the whole range, checked against `f64`
+//! in the tests; special values (±inf, NaN, ±0, subnormals) follow C99 where
+//! it defines them and the mathematical limit elsewhere.
+//!
+//! [`erf_f64`] and [`erfc_f64`] are scalar `f64` references (std has no erf).
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 split so that `k * LN2_HI` is exact for |k| < 2^15.
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5 * 2^23: adding it rounds an f32 of magnitude < 2^22 to the nearest integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// `e^x` (max error ~2 ulp); `exp(-inf) = 0`, `exp(inf) = inf`, NaN propagates.
+/// Results below the smallest subnormal round to 0, above `f32::MAX` to inf.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let xc = x.clamp(-103.0, 88.5);
+    // Bounds chosen so the scaling below overflows / underflows naturally and
+    // correctly rounded at the edges (e^88.7228 = 2^128, e^-103.97 = 2^-150).
+    let xc = x.clamp(-104.0, 88.75);
     let t = xc * LOG2E + ROUND_MAGIC;
     let k = t - ROUND_MAGIC;
     let ki = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
@@ -33,13 +42,340 @@ pub fn exp(x: f32) -> f32 {
     let s1 = f32::from_bits(((k1 + 127) << 23) as u32);
     let s2 = f32::from_bits(((ki - k1 + 127) << 23) as u32);
     let y = p * s1 * s2;
-    let y = if x < -103.0 { 0.0 } else { y };
-    let y = if x > 88.5 { f32::INFINITY } else { y };
+    let y = if x < -104.0 { 0.0 } else { y };
+    let y = if x > 88.75 { f32::INFINITY } else { y };
     if x.is_nan() {
         x
     } else {
         y
     }
+}
+
+/// Natural logarithm (max error ~1 ulp). `log(0) = -inf`, `log(x < 0) = NaN`,
+/// `log(inf) = inf`; subnormal inputs are exact-scaled first.
+#[inline(always)]
+pub fn log(x: f32) -> f32 {
+    let sub = x < f32::MIN_POSITIVE;
+    let xs = if sub { x * 8_388_608.0 } else { x }; // 2^23
+                                                    // Subtracting the bits of sqrt(1/2) splits x = 2^e * m with m in
+                                                    // [sqrt(1/2), sqrt(2)), so f = m - 1 is small and exact.
+    let ix = (xs.to_bits() as i32).wrapping_sub(0x3f35_04f3);
+    let e = (ix >> 23) - if sub { 23 } else { 0 };
+    let m = f32::from_bits(((ix & 0x007f_ffff) + 0x3f35_04f3) as u32);
+    let f = m - 1.0;
+    // log(1 + f) = 2 atanh(s), s = f / (2 + f); rewritten as
+    // f - (f^2/2 - s (f^2/2 + R(s^2))) so the leading term f is exact.
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let r = 0.181_818_18_f32; // 2/11
+    let r = r * z + 0.222_222_22; // 2/9
+    let r = r * z + 0.285_714_3; // 2/7
+    let r = r * z + 0.4; // 2/5
+    let r = r * z + 0.666_666_7; // 2/3
+    let r = r * z;
+    let hfsq = 0.5 * f * f;
+    let ef = e as f32;
+    let y = ef * LN2_HI + (f - (hfsq - (s * (hfsq + r) + ef * LN2_LO)));
+    let y = if x == f32::INFINITY { x } else { y };
+    let y = if x == 0.0 { f32::NEG_INFINITY } else { y };
+    if x >= 0.0 {
+        y
+    } else if x.is_nan() {
+        x
+    } else {
+        f32::NAN
+    }
+}
+
+/// `e^{-c a^2}` for `c` in {1, 0.5} and `0 <= a <= 16`, with `a^2` formed
+/// exactly (Dekker split) so the result keeps relative accuracy in the tails.
+#[inline(always)]
+fn exp_neg_sq(a: f32, c: f32) -> f32 {
+    let hi = a * a;
+    let ca = 4097.0 * a;
+    let ah = ca - (ca - a);
+    let al = a - ah;
+    let lo = ((ah * ah - hi) + 2.0 * ah * al) + al * al;
+    exp(-c * hi) * (1.0 - c * lo)
+}
+
+/// `erf(y) / y` for `y^2 = z <= 1` (fitted polynomial, error ~1e-9).
+#[inline(always)]
+fn erf_small(z: f32) -> f32 {
+    let q = 7.875_875e-5_f32;
+    let q = q * z - 8.016_864_3e-4;
+    let q = q * z + 5.189_087_2e-3;
+    let q = q * z - 2.685_421_1e-2;
+    let q = q * z + 1.128_359_4e-1;
+    let q = q * z - 3.761_262_6e-1;
+    q * z + 1.128_379_1
+}
+
+/// `erfc(y) e^{y^2}` for `y >= 0.5`: `t R(t)` with `t = 1 / (1 + y/2)`
+/// (fitted, relative error ~2e-8 for y in [0.5, 10.1]; beyond, `e^{-y^2}`
+/// is 0 in f32).
+#[inline(always)]
+fn erfc_scaled(y: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.5 * y);
+    let r = -6.638_72e-2_f32;
+    let r = r * t + 3.159_620_8e-1;
+    let r = r * t - 5.439_621e-1;
+    let r = r * t + 3.344_107_3e-1;
+    let r = r * t - 6.008_056e-2;
+    let r = r * t + 2.148_103e-1;
+    let r = r * t + 2.404_941_8e-1;
+    let r = r * t + 2.826_795_3e-1;
+    let r = r * t + 2.820_717_4e-1;
+    t * r
+}
+
+/// The error function (absolute error < 1e-7, a few ulp); `erf(±inf) = ±1`.
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let small = x * erf_small(x * x);
+    let big = 1.0 - exp_neg_sq(a.min(16.0), 1.0) * erfc_scaled(a);
+    let y = if a < 1.0 { small } else { big.copysign(x) };
+    if x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
+/// The complementary error function `1 - erf(x)`, with relative accuracy in
+/// the right tail (a few ulp down to the subnormal range); `erfc(-inf) = 2`.
+#[inline(always)]
+pub fn erfc(x: f32) -> f32 {
+    let a = x.abs();
+    let small = 1.0 - x * erf_small(x * x);
+    let tail = exp_neg_sq(a.min(16.0), 1.0) * erfc_scaled(a);
+    let big = if x < 0.0 { 2.0 - tail } else { tail };
+    let y = if a < 0.5 { small } else { big };
+    if x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
+/// Hyperbolic tangent (a few ulp); odd polynomial below |x| = 0.625, else
+/// `(1 - e^{-2|x|}) / (1 + e^{-2|x|})`. Saturates to ±1, keeps -0.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    let z = x * x;
+    let p = 2.292_744_8e-3_f32;
+    let p = p * z - 8.343_945e-3;
+    let p = p * z + 2.176_891_8e-2;
+    let p = p * z - 5.395_925_8e-2;
+    let p = p * z + 1.333_330_4e-1;
+    let p = p * z - 3.333_333_4e-1;
+    let small = a + a * z * p;
+    let t = exp(-2.0 * a);
+    let big = (1.0 - t) / (1.0 + t);
+    (if a < 0.625 { small } else { big }).copysign(x)
+}
+
+/// Logistic sigmoid `1 / (1 + e^{-x})`, accurate in both tails (the left tail
+/// is `e^x / (1 + e^x)`, so tiny results keep their relative accuracy).
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    let e = exp(-x.abs());
+    let r = 1.0 / (1.0 + e);
+    if x >= 0.0 {
+        r
+    } else {
+        e * r
+    }
+}
+
+/// `x * sigmoid(v)` for `v = hi + lo` (`lo` a small correction), multiplying
+/// `x` in before the left tail's `e^v` is divided, so a result that is normal
+/// never passes through a subnormal.
+#[inline(always)]
+fn times_sigmoid(x: f32, hi: f32, lo: f32) -> f32 {
+    // e^{-|v|} = e^{-|hi|} (1 - sign(hi) lo)
+    let e = exp(-hi.abs()) * (1.0 - if hi >= 0.0 { lo } else { -lo });
+    let r = 1.0 / (1.0 + e);
+    if hi >= 0.0 {
+        x * r
+    } else {
+        (x * e) * r
+    }
+}
+
+/// SiLU / swish `x * sigmoid(x)`; `silu(-inf) = -0`.
+#[inline(always)]
+pub fn silu(x: f32) -> f32 {
+    let y = times_sigmoid(x, x, 0.0);
+    if x == f32::NEG_INFINITY {
+        -0.0
+    } else {
+        y
+    }
+}
+
+/// Exact GELU `x * Φ(x) = x/2 * (1 + erf(x/√2))`; the left tail uses erfc, so
+/// it keeps relative accuracy (instead of rounding to 0 below x ≈ -5.5).
+/// `gelu_erf(-inf) = -0`, `gelu_erf(inf) = inf`.
+#[inline(always)]
+pub fn gelu_erf(x: f32) -> f32 {
+    let a = x.abs();
+    let y = a * std::f32::consts::FRAC_1_SQRT_2;
+    let erf_y = y * erf_small(y * y);
+    let e = exp_neg_sq(a.min(16.0), 0.5);
+    let ratio = erfc_scaled(y);
+    // Φ(|x|); Φ(-|x|) switches to the erfc tail from y = 0.5 on so it never
+    // cancels, and multiplies x in first so no intermediate goes subnormal.
+    let upper = if y < 1.0 {
+        0.5 + 0.5 * erf_y
+    } else {
+        1.0 - 0.5 * (e * ratio)
+    };
+    let near = x * if x < 0.0 { 0.5 - 0.5 * erf_y } else { upper };
+    let far_left = (x * e) * (0.5 * ratio);
+    let g = if x >= 0.0 || y < 0.5 { near } else { far_left };
+    if x == f32::NEG_INFINITY {
+        -0.0
+    } else {
+        g
+    }
+}
+
+/// Tanh-approximated GELU `x/2 * (1 + tanh(u))`, `u = √(2/π) (x + 0.044715 x³)`,
+/// evaluated as the identical `x * sigmoid(2u)` so neither tail cancels.
+/// `gelu_tanh(-inf) = -0`.
+#[inline(always)]
+pub fn gelu_tanh(x: f32) -> f32 {
+    // 2u = 2 sqrt(2/pi) x (1 + 0.044715 x^2), formed in f64 and split into
+    // hi + lo: e^{-2u} amplifies any rounding of 2u by |2u| in the left tail.
+    let xd = x as f64;
+    let v = (xd * 1.595_769_121_605_730_8 * (1.0 + 0.044_715 * xd * xd)).clamp(-200.0, 200.0);
+    let hi = v as f32;
+    let lo = (v - hi as f64) as f32;
+    let g = times_sigmoid(x, hi, lo);
+    if x == f32::NEG_INFINITY {
+        -0.0
+    } else {
+        g
+    }
+}
+
+/// Reduces `x` by π/2 in `f64` (three-part π/2, exact for |x| < 8e8):
+/// returns `r` in [-π/4, π/4] and the quadrant `q` (mod 4).
+#[inline(always)]
+fn reduce_half_pi(x: f32) -> (f32, i64) {
+    // pi/2 = P1 + P2 + P3, P1 and P2 with 24 significant bits each.
+    const P1: f64 = 1.570_796_251_296_997;
+    const P2: f64 = 7.549_789_415_861_596e-8;
+    const P3: f64 = 5.390_302_858_158_119e-15;
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    let xd = x as f64;
+    let t = xd * std::f64::consts::FRAC_2_PI + MAGIC;
+    let k = t - MAGIC;
+    let r = ((xd - k * P1) - k * P2) - k * P3;
+    (r as f32, t.to_bits() as i64 & 3)
+}
+
+#[inline(always)]
+fn sin_poly(r: f32, z: f32) -> f32 {
+    let p = 2.755_731_9e-6_f32; // 1/9!
+    let p = p * z - 1.984_127e-4; // 1/7!
+    let p = p * z + 8.333_334e-3; // 1/5!
+    let p = p * z - 1.666_666_7e-1; // 1/3!
+    r + r * z * p
+}
+
+#[inline(always)]
+fn cos_poly(z: f32) -> f32 {
+    let p = -2.755_731_9e-7_f32; // 1/10!
+    let p = p * z + 2.480_158_7e-5; // 1/8!
+    let p = p * z - 1.388_888_9e-3; // 1/6!
+    let p = p * z + 4.166_666_8e-2; // 1/4!
+    1.0 - 0.5 * z + z * z * p
+}
+
+/// Sine (a few ulp for |x| < 8e8; beyond that the reduction loses accuracy
+/// and the result is only clamped to [-1, 1]); `sin(±inf) = NaN`, keeps -0.
+#[inline(always)]
+pub fn sin(x: f32) -> f32 {
+    let (r, q) = reduce_half_pi(x);
+    let z = r * r;
+    let v = if q & 1 == 0 {
+        sin_poly(r, z)
+    } else {
+        cos_poly(z)
+    };
+    let v = if q & 2 == 0 { v } else { -v };
+    // The polynomial turns -0 into +0; sin is odd.
+    if x == 0.0 {
+        x
+    } else {
+        v.clamp(-1.0, 1.0)
+    }
+}
+
+/// Cosine (same accuracy and range as [`sin`]); `cos(±inf) = NaN`.
+#[inline(always)]
+pub fn cos(x: f32) -> f32 {
+    let (r, q) = reduce_half_pi(x);
+    let z = r * r;
+    let v = if q & 1 == 0 {
+        cos_poly(z)
+    } else {
+        sin_poly(r, z)
+    };
+    let v = if (q + 1) & 2 == 0 { v } else { -v };
+    v.clamp(-1.0, 1.0)
+}
+
+/// Scalar `f64` error function (error ~1e-16), the reference for the `f32`
+/// kernels: a positive-term series below 1, else `1 - erfc`.
+pub fn erf_f64(x: f64) -> f64 {
+    let a = x.abs();
+    if x.is_nan() {
+        return x;
+    }
+    if a >= 1.0 {
+        return (1.0 - erfc_cf(a)).copysign(x);
+    }
+    // erf(a) = 2/√π e^{-a²} Σ (2a²)^n a / (1·3·…·(2n+1)).
+    let (mut term, mut sum, mut n) = (a, a, 0.0);
+    while term > 1e-17 * sum {
+        n += 1.0;
+        term *= 2.0 * a * a / (2.0 * n + 1.0);
+        sum += term;
+    }
+    (std::f64::consts::FRAC_2_SQRT_PI * (-a * a).exp() * sum).copysign(x)
+}
+
+/// Scalar `f64` complementary error function with relative accuracy in the
+/// right tail (continued fraction from 1 on).
+pub fn erfc_f64(x: f64) -> f64 {
+    if x.is_nan() {
+        x
+    } else if x >= 1.0 {
+        erfc_cf(x)
+    } else if x <= -1.0 {
+        2.0 - erfc_cf(-x)
+    } else {
+        1.0 - erf_f64(x)
+    }
+}
+
+/// erfc(a) for a >= 1: e^{-a²}/√π / (a + (1/2)/(a + 1/(a + (3/2)/(a + …)))),
+/// evaluated bottom-up deep enough to converge to f64 precision.
+fn erfc_cf(a: f64) -> f64 {
+    if a == f64::INFINITY {
+        return 0.0;
+    }
+    let depth = 50 + (450.0 / (a * a)) as usize;
+    let mut d = a;
+    for k in (1..=depth).rev() {
+        d = a + (k as f64 * 0.5) / d;
+    }
+    (-a * a).exp() / (std::f64::consts::PI.sqrt() * d)
 }
 
 #[cfg(test)]
