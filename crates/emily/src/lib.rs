@@ -1,1 +1,31 @@
-//! Emily core: lazy tensors, ops, fast kernels, compiler and backends.
+//! Emily core: lazy tensors, the op catalogue, fused transformer kernels, a
+//! compiler that traces, fuses and replays, and the backends that run them.
+//!
+//! ```
+//! use emily::{DType, Tensor};
+//! let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+//! let y = x.mul_scalar(2.0)?.add(&x)?.sum(&[-1], false)?; // lazy: nothing computed yet
+//! assert_eq!(y.to_vec::<f32>()?, vec![9.0, 21.0]);        // reading evaluates
+//! # Ok::<(), emily::Error>(())
+//! ```
+
+pub mod array;
+pub mod backend;
+pub mod compile;
+pub mod device;
+pub mod dtype;
+pub mod error;
+mod eval;
+pub mod fast;
+pub mod memory;
+pub mod ops;
+pub mod shape;
+pub mod telemetry;
+mod tensor;
+
+pub use array::Array;
+pub use compile::{compile, Compiled};
+pub use device::Device;
+pub use dtype::{Bool, DType, Element};
+pub use error::{Error, Result};
+pub use tensor::{eval_all, Tensor};

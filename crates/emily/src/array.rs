@@ -1,0 +1,170 @@
+//! Materialised data: a contiguous row-major buffer with a shape and dtype.
+
+use std::sync::Arc;
+
+use crate::memory::HostBuffer;
+use crate::shape::numel;
+use crate::{DType, Element};
+
+/// Bytes owned by something else (a memory map, a loaded file) that a tensor
+/// can read without copying.
+pub type ExternalBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Where an array's bytes live.
+pub enum Storage {
+    /// A pooled host buffer.
+    Host(HostBuffer),
+    /// Borrowed bytes (e.g. memory-mapped weights), read-only, at a byte offset.
+    External {
+        /// The owner of the bytes.
+        owner: ExternalBytes,
+        /// Byte offset of the array's first element.
+        offset: usize,
+        /// Length in bytes.
+        len: usize,
+    },
+}
+
+impl Storage {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Host(b) => b.bytes(),
+            Storage::External { owner, offset, len } => {
+                &(**owner).as_ref()[*offset..*offset + *len]
+            }
+        }
+    }
+}
+
+/// A materialised tensor value: contiguous, row-major, immutable once shared.
+/// Cloning is cheap (an `Arc`).
+#[derive(Clone)]
+pub struct Array {
+    storage: Arc<Storage>,
+    shape: Arc<[usize]>,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for Array {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Array({:?}, {})", self.shape, self.dtype)
+    }
+}
+
+impl Array {
+    /// A new uninitialised host array; callers must write every element.
+    pub fn uninit(shape: &[usize], dtype: DType) -> Array {
+        let bytes = numel(shape) * dtype.size_in_bytes();
+        Array {
+            storage: Arc::new(Storage::Host(HostBuffer::new(bytes))),
+            shape: shape.into(),
+            dtype,
+        }
+    }
+
+    /// A host array holding a copy of `data`.
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Array {
+        assert_eq!(data.len(), numel(shape), "data length does not match shape");
+        let mut a = Array::uninit(shape, T::DTYPE);
+        a.as_mut_slice::<T>()
+            .expect("fresh array is unique")
+            .copy_from_slice(data);
+        a
+    }
+
+    /// An array reading `len` bytes of `owner` at `offset` without copying
+    /// (copied into a host buffer if the bytes are misaligned for `dtype`).
+    pub fn from_external(owner: ExternalBytes, offset: usize, shape: &[usize], dtype: DType) -> Array {
+        let len = numel(shape) * dtype.size_in_bytes();
+        let bytes = &(*owner).as_ref()[offset..offset + len];
+        if (bytes.as_ptr() as usize) % dtype.size_in_bytes() != 0 {
+            let mut a = Array::uninit(shape, dtype);
+            a.bytes_mut().unwrap().copy_from_slice(bytes);
+            return a;
+        }
+        Array {
+            storage: Arc::new(Storage::External { owner, offset, len }),
+            shape: shape.into(),
+            dtype,
+        }
+    }
+
+    /// Shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.storage.bytes()
+    }
+
+    /// The raw bytes, mutably, if this array is the only owner of a host buffer.
+    pub fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        match Arc::get_mut(&mut self.storage)? {
+            Storage::Host(b) => Some(b.bytes_mut()),
+            Storage::External { .. } => None,
+        }
+    }
+
+    /// The elements as `T` (panics if `T` is not this array's dtype: callers
+    /// dispatch on dtype first).
+    pub fn as_slice<T: Element>(&self) -> &[T] {
+        assert_eq!(T::DTYPE, self.dtype, "array dtype mismatch");
+        bytemuck::cast_slice(self.bytes())
+    }
+
+    /// The elements as `&mut [T]` if this array is uniquely owned.
+    pub fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
+        assert_eq!(T::DTYPE, self.dtype, "array dtype mismatch");
+        self.bytes_mut().map(bytemuck::cast_slice_mut)
+    }
+
+    /// True if no other handle shares this array's buffer (so it can be written in place).
+    pub fn is_unique(&mut self) -> bool {
+        Arc::get_mut(&mut self.storage).is_some_and(|s| matches!(s, Storage::Host(_)))
+    }
+
+    /// The same buffer viewed with another shape of equal element count.
+    pub fn reshaped(&self, shape: &[usize]) -> Array {
+        debug_assert_eq!(numel(shape), self.numel());
+        Array {
+            storage: self.storage.clone(),
+            shape: shape.into(),
+            dtype: self.dtype,
+        }
+    }
+
+    /// Reuses this array's buffer for an output of `shape`/`dtype` if it is unique
+    /// and the byte sizes match (buffer donation for in-place kernels); gives the
+    /// array back otherwise.
+    pub fn donate(mut self, shape: &[usize], dtype: DType) -> std::result::Result<Array, Array> {
+        let same_bytes =
+            numel(shape) * dtype.size_in_bytes() == self.numel() * self.dtype.size_in_bytes();
+        if same_bytes && self.is_unique() {
+            Ok(Array {
+                storage: self.storage,
+                shape: shape.into(),
+                dtype,
+            })
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Identity of the underlying buffer (for tests of buffer reuse).
+    pub fn buffer_id(&self) -> usize {
+        Arc::as_ptr(&self.storage) as *const u8 as usize
+    }
+}

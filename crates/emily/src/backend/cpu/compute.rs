@@ -1,0 +1,170 @@
+//! The two compute types of the CPU elementwise engine: `f32` (for f32, f16,
+//! bf16, bool and u8 data) and `f64` (for f64 and 32/64-bit integers, exact
+//! below 2^53). Loads widen any dtype into the compute type, stores narrow back,
+//! and `round_to` reproduces the rounding an intermediate of a given dtype would
+//! get if it were stored, so fused programs match op-by-op evaluation exactly.
+
+use emily_kernels::{binary, unary};
+use half::{bf16, f16};
+
+use crate::ops::{BinaryOp, UnaryOp};
+use crate::DType;
+
+/// A scalar type the elementwise interpreter computes in.
+pub(crate) trait Compute: Copy + Default + Send + Sync + PartialEq + 'static {
+    /// Widens the elements in `src` (bytes of `dtype`) into `dst`: `src` holds
+    /// either `dst.len()` elements or one element to broadcast.
+    fn load(src: &[u8], dtype: DType, dst: &mut [Self]);
+    /// `src` itself when it already holds this type.
+    fn direct(src: &[u8], dtype: DType) -> Option<&[Self]>;
+    /// Narrows `src` into `dst` (bytes of `dtype`, same element count).
+    fn store(src: &[Self], dst: &mut [u8], dtype: DType);
+    /// `out = op(x)`.
+    fn unary(op: UnaryOp, x: &[Self], out: &mut [Self]);
+    /// `out = op(a, b)`.
+    fn binary(op: BinaryOp, a: &[Self], b: &[Self], out: &mut [Self]);
+    /// `out = c != 0 ? a : b`.
+    fn select(c: &[Self], a: &[Self], b: &[Self], out: &mut [Self]);
+    /// Rounds values as storing them as `dtype` would.
+    fn round_to(dtype: DType, x: &mut [Self]);
+}
+
+macro_rules! load_as {
+    ($src:expr, $dst:expr, $t:ty, $conv:expr) => {{
+        let s: &[$t] = bytemuck::cast_slice($src);
+        if s.len() == 1 && $dst.len() != 1 {
+            let v = $conv(s[0]);
+            $dst.fill(v);
+        } else {
+            for (d, x) in $dst.iter_mut().zip(s) {
+                *d = $conv(*x);
+            }
+        }
+    }};
+}
+
+macro_rules! store_as {
+    ($src:expr, $dst:expr, $t:ty, $conv:expr) => {{
+        let d: &mut [$t] = bytemuck::cast_slice_mut($dst);
+        for (o, x) in d.iter_mut().zip($src) {
+            *o = $conv(*x);
+        }
+    }};
+}
+
+impl Compute for f32 {
+    fn load(src: &[u8], dtype: DType, dst: &mut [f32]) {
+        let one = src.len() == dtype.size_in_bytes() && dst.len() != 1;
+        match dtype {
+            DType::F32 => load_as!(src, dst, f32, |x| x),
+            DType::F16 if !one => emily_kernels::cast::f16_to_f32(bytemuck::cast_slice(src), dst),
+            DType::BF16 if !one => emily_kernels::cast::bf16_to_f32(bytemuck::cast_slice(src), dst),
+            DType::F16 => load_as!(src, dst, f16, |x: f16| x.to_f32()),
+            DType::BF16 => load_as!(src, dst, bf16, |x: bf16| x.to_f32()),
+            DType::F64 => load_as!(src, dst, f64, |x: f64| x as f32),
+            DType::I32 => load_as!(src, dst, i32, |x: i32| x as f32),
+            DType::I64 => load_as!(src, dst, i64, |x: i64| x as f32),
+            DType::U8 | DType::Bool => load_as!(src, dst, u8, |x: u8| x as f32),
+        }
+    }
+
+    fn direct(src: &[u8], dtype: DType) -> Option<&[f32]> {
+        (dtype == DType::F32).then(|| bytemuck::cast_slice(src))
+    }
+
+    fn store(src: &[f32], dst: &mut [u8], dtype: DType) {
+        match dtype {
+            DType::F32 => bytemuck::cast_slice_mut::<u8, f32>(dst).copy_from_slice(src),
+            DType::F16 => emily_kernels::cast::f32_to_f16(src, bytemuck::cast_slice_mut(dst)),
+            DType::BF16 => emily_kernels::cast::f32_to_bf16(src, bytemuck::cast_slice_mut(dst)),
+            DType::F64 => store_as!(src, dst, f64, |x: f32| x as f64),
+            DType::I32 => store_as!(src, dst, i32, |x: f32| x as i32),
+            DType::I64 => store_as!(src, dst, i64, |x: f32| x as i64),
+            DType::U8 => store_as!(src, dst, u8, |x: f32| x as u8),
+            DType::Bool => store_as!(src, dst, u8, |x: f32| (x != 0.0) as u8),
+        }
+    }
+
+    fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
+        unary::unary_f32(op, x, out)
+    }
+
+    fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) {
+        binary::binary_f32(op, a, b, out)
+    }
+
+    fn select(c: &[f32], a: &[f32], b: &[f32], out: &mut [f32]) {
+        binary::where_f32(c, a, b, out)
+    }
+
+    fn round_to(dtype: DType, x: &mut [f32]) {
+        match dtype {
+            DType::F16 => x.iter_mut().for_each(|v| *v = f16::from_f32(*v).to_f32()),
+            DType::BF16 => x.iter_mut().for_each(|v| *v = bf16::from_f32(*v).to_f32()),
+            DType::Bool => x.iter_mut().for_each(|v| *v = (*v != 0.0) as u8 as f32),
+            DType::U8 => x.iter_mut().for_each(|v| *v = *v as u8 as f32),
+            DType::I32 | DType::I64 => x.iter_mut().for_each(|v| *v = v.trunc()),
+            DType::F32 | DType::F64 => {}
+        }
+    }
+}
+
+impl Compute for f64 {
+    fn load(src: &[u8], dtype: DType, dst: &mut [f64]) {
+        match dtype {
+            DType::F64 => load_as!(src, dst, f64, |x| x),
+            DType::F32 => load_as!(src, dst, f32, |x: f32| x as f64),
+            DType::F16 => load_as!(src, dst, f16, |x: f16| x.to_f64()),
+            DType::BF16 => load_as!(src, dst, bf16, |x: bf16| x.to_f64()),
+            DType::I32 => load_as!(src, dst, i32, |x: i32| x as f64),
+            DType::I64 => load_as!(src, dst, i64, |x: i64| x as f64),
+            DType::U8 | DType::Bool => load_as!(src, dst, u8, |x: u8| x as f64),
+        }
+    }
+
+    fn direct(src: &[u8], dtype: DType) -> Option<&[f64]> {
+        (dtype == DType::F64).then(|| bytemuck::cast_slice(src))
+    }
+
+    fn store(src: &[f64], dst: &mut [u8], dtype: DType) {
+        match dtype {
+            DType::F64 => store_as!(src, dst, f64, |x: f64| x),
+            DType::F32 => store_as!(src, dst, f32, |x: f64| x as f32),
+            DType::F16 => store_as!(src, dst, f16, f16::from_f64),
+            DType::BF16 => store_as!(src, dst, bf16, bf16::from_f64),
+            DType::I32 => store_as!(src, dst, i32, |x: f64| x as i32),
+            DType::I64 => store_as!(src, dst, i64, |x: f64| x as i64),
+            DType::U8 => store_as!(src, dst, u8, |x: f64| x as u8),
+            DType::Bool => store_as!(src, dst, u8, |x: f64| (x != 0.0) as u8),
+        }
+    }
+
+    fn unary(op: UnaryOp, x: &[f64], out: &mut [f64]) {
+        unary::unary_f64(op, x, out)
+    }
+
+    fn binary(op: BinaryOp, a: &[f64], b: &[f64], out: &mut [f64]) {
+        binary::binary_f64(op, a, b, out)
+    }
+
+    fn select(c: &[f64], a: &[f64], b: &[f64], out: &mut [f64]) {
+        for i in 0..out.len() {
+            out[i] = if c[i] != 0.0 { a[i] } else { b[i] };
+        }
+    }
+
+    fn round_to(dtype: DType, x: &mut [f64]) {
+        match dtype {
+            DType::F32 => x.iter_mut().for_each(|v| *v = *v as f32 as f64),
+            DType::F16 => x.iter_mut().for_each(|v| *v = f16::from_f64(*v).to_f64()),
+            DType::BF16 => x.iter_mut().for_each(|v| *v = bf16::from_f64(*v).to_f64()),
+            DType::Bool => x.iter_mut().for_each(|v| *v = (*v != 0.0) as u8 as f64),
+            DType::U8 => x.iter_mut().for_each(|v| *v = *v as u8 as f64),
+            DType::I32 => x.iter_mut().for_each(|v| *v = *v as i32 as f64),
+            DType::I64 => x.iter_mut().for_each(|v| *v = v.trunc()),
+            DType::F64 => {}
+        }
+    }
+}
+
+pub(crate) use crate::ops::fusable_dtype as f32_exact;

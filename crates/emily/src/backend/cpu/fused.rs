@@ -1,0 +1,211 @@
+//! The elementwise engine: runs a [`FusedProgram`] in one pass over memory.
+//!
+//! The output is walked in chunks of [`CHUNK`] elements along its innermost
+//! (collapsed) axis. For each chunk every input is either used in place (same
+//! dtype as the compute type, not broadcast), filled from one broadcast element,
+//! or widened into a scratch register; instructions run over L1-resident
+//! registers through the SIMD kernels; the result is narrowed into the output.
+//! Every eager elementwise op is a one-instruction program run by this same
+//! engine, so fused and op-by-op results agree bit for bit. Chunks are split
+//! across the thread pool above a size threshold. An input buffer that nobody
+//! else holds and has the output's size is reused as the output (each chunk is
+//! read completely before it is written).
+
+use emily_kernels::parallel;
+
+use super::compute::{f32_exact, Compute};
+use crate::ops::{FusedInstr, FusedProgram, Operand};
+use crate::shape::{broadcast_strides, collapse_dims, contiguous_strides, numel};
+use crate::{Array, DType};
+
+/// Elements per chunk: a register is 4 KiB of f32, so a dozen live registers
+/// stay in L1.
+pub(crate) const CHUNK: usize = 1024;
+
+/// Runs `prog` over `inputs`, producing an array of `shape`/`dtype`.
+pub(crate) fn run(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Array {
+    let wide = !f32_exact(dtype) || inputs.iter().any(|a| !f32_exact(a.dtype())) || prog_needs_f64(prog);
+    if wide {
+        run_typed::<f64>(prog, inputs, shape, dtype)
+    } else {
+        run_typed::<f32>(prog, inputs, shape, dtype)
+    }
+}
+
+fn prog_needs_f64(prog: &FusedProgram) -> bool {
+    prog.instrs.iter().any(|i| {
+        let d = match i {
+            FusedInstr::Unary { dtype, .. }
+            | FusedInstr::Binary { dtype, .. }
+            | FusedInstr::Where { dtype, .. }
+            | FusedInstr::Cast { dtype, .. } => *dtype,
+        };
+        !f32_exact(d)
+    })
+}
+
+struct Raw {
+    ptr: *const u8,
+    elem: usize,
+    dtype: DType,
+}
+
+struct OutPtr(*mut u8);
+// SAFETY: chunks write disjoint ranges of the output.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    fn get(&self) -> *mut u8 {
+        self.0
+    }
+}
+struct InPtrs(Vec<Raw>);
+impl InPtrs {
+    fn all(&self) -> &[Raw] {
+        &self.0
+    }
+}
+// SAFETY: inputs are only read (the donated one is read before each chunk's write).
+unsafe impl Send for InPtrs {}
+unsafe impl Sync for InPtrs {}
+
+fn run_typed<C: Compute>(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Array {
+    let n = numel(shape);
+    let mut strides = vec![contiguous_strides(shape)];
+    strides.extend(inputs.iter().map(|a| broadcast_strides(a.shape(), shape)));
+    let (cshape, cstrides) = collapse_dims(shape, &strides);
+    let inner = *cshape.last().unwrap();
+    let outer_shape = &cshape[..cshape.len() - 1];
+
+    // Donate the first unique, unbroadcast input of the output's byte size.
+    let out_bytes = n * dtype.size_in_bytes();
+    let donor = inputs.iter().position(|a| {
+        a.shape() == shape && a.numel() * a.dtype().size_in_bytes() == out_bytes
+    });
+    let donor = donor.filter(|_| matches!(prog.output, Operand::Reg(_)));
+    let raws = InPtrs(
+        inputs
+            .iter()
+            .map(|a| Raw { ptr: a.bytes().as_ptr(), elem: a.dtype().size_in_bytes(), dtype: a.dtype() })
+            .collect(),
+    );
+    let mut out = None;
+    let mut kept = Vec::with_capacity(inputs.len());
+    for (i, a) in inputs.into_iter().enumerate() {
+        if Some(i) == donor {
+            match a.donate(shape, dtype) {
+                Ok(d) => out = Some(d),
+                Err(a) => kept.push(a),
+            }
+        } else {
+            kept.push(a);
+        }
+    }
+    let mut out = out.unwrap_or_else(|| Array::uninit(shape, dtype));
+    let out_ptr = OutPtr(out.bytes_mut().expect("output is unique").as_mut_ptr());
+    let out_elem = dtype.size_in_bytes();
+
+    let per_row = inner.div_ceil(CHUNK);
+    let rows = numel(outer_shape).max(1);
+    let units = rows * per_row;
+    let cost = CHUNK.min(inner) * (prog.instrs.len() + 1);
+    parallel::for_each_range(units, cost, |start, end| {
+        let mut regs: Vec<Vec<C>> = vec![vec![C::default(); CHUNK]; prog.num_regs];
+        let mut loads: Vec<Vec<C>> = vec![Vec::new(); raws.all().len()];
+        let mut idx = vec![0usize; outer_shape.len()];
+        for u in start..end {
+            let (row, c0) = (u / per_row, (u % per_row) * CHUNK);
+            let len = CHUNK.min(inner - c0);
+            // Outer multi-index of this row.
+            let mut r = row;
+            for d in (0..outer_shape.len()).rev() {
+                idx[d] = r % outer_shape[d];
+                r /= outer_shape[d];
+            }
+            let offset = |k: usize| -> usize {
+                let s = &cstrides[k];
+                idx.iter().zip(s).map(|(i, st)| i * st).sum::<usize>() + c0 * s[s.len() - 1]
+            };
+            // Resolve inputs: (is_direct, element offset, broadcast).
+            let mut views: Vec<(usize, bool)> = Vec::with_capacity(raws.all().len());
+            for (j, raw) in raws.all().iter().enumerate() {
+                let off = offset(j + 1);
+                let bcast = cstrides[j + 1][cstrides[j + 1].len() - 1] == 0;
+                let count = if bcast { 1 } else { len };
+                // SAFETY: offset/count lie inside input j (strides come from its shape).
+                let bytes = unsafe { std::slice::from_raw_parts(raw.ptr.add(off * raw.elem), count * raw.elem) };
+                let direct = !bcast && C::direct(bytes, raw.dtype).is_some();
+                if !direct {
+                    loads[j].resize(len, C::default());
+                    C::load(bytes, raw.dtype, &mut loads[j][..len]);
+                }
+                views.push((off, direct));
+            }
+            let input = |j: usize| -> &[C] {
+                let (off, direct) = views[j];
+                if direct {
+                    let raw = &raws.all()[j];
+                    // SAFETY: as above; the slice is dropped before this chunk's store.
+                    let bytes = unsafe { std::slice::from_raw_parts(raw.ptr.add(off * raw.elem), len * raw.elem) };
+                    C::direct(bytes, raw.dtype).unwrap()
+                } else {
+                    &loads[j][..len]
+                }
+            };
+            for ins in &prog.instrs {
+                execute(ins, &mut regs, &input, len);
+            }
+            let result: &[C] = match prog.output {
+                Operand::Reg(r) => &regs[r][..len],
+                Operand::Input(j) => input(j),
+            };
+            let o = offset(0);
+            // SAFETY: each unit writes its own disjoint range of the output.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(o * out_elem), len * out_elem) };
+            C::store(result, dst, dtype);
+        }
+    });
+    drop(kept);
+    out
+}
+
+fn execute<'a, C: Compute>(ins: &FusedInstr, regs: &mut [Vec<C>], input: &dyn Fn(usize) -> &'a [C], len: usize)
+where
+    C: 'a,
+{
+    let dst_idx = match ins {
+        FusedInstr::Unary { dst, .. }
+        | FusedInstr::Binary { dst, .. }
+        | FusedInstr::Where { dst, .. }
+        | FusedInstr::Cast { dst, .. } => *dst,
+    };
+    let mut dst = std::mem::take(&mut regs[dst_idx]);
+    {
+        let get = |o: &Operand| -> &[C] {
+            match *o {
+                Operand::Input(j) => input(j),
+                Operand::Reg(r) => &regs[r][..len],
+            }
+        };
+        let out = &mut dst[..len];
+        match ins {
+            FusedInstr::Unary { op, src, dtype, .. } => {
+                C::unary(*op, get(src), out);
+                C::round_to(*dtype, out);
+            }
+            FusedInstr::Binary { op, a, b, dtype, .. } => {
+                C::binary(*op, get(a), get(b), out);
+                C::round_to(*dtype, out);
+            }
+            FusedInstr::Where { cond, a, b, dtype, .. } => {
+                C::select(get(cond), get(a), get(b), out);
+                C::round_to(*dtype, out);
+            }
+            FusedInstr::Cast { src, dtype, .. } => {
+                out.copy_from_slice(get(src));
+                C::round_to(*dtype, out);
+            }
+        }
+    }
+    regs[dst_idx] = dst;
+}

@@ -1,0 +1,137 @@
+//! Data movement: reshape (free), permute, broadcast, slice, concat and pad,
+//! all through one strided-copy routine.
+
+use emily_kernels::parallel;
+
+use crate::shape::{broadcast_strides, collapse_dims, contiguous_strides, numel};
+use crate::{Array, DType};
+
+/// Copies a strided view of `src` (element `offset`, per-axis `strides`, view
+/// `shape`) into the contiguous `dst` starting at element `dst_offset` with
+/// destination strides `dst_strides`.
+pub(crate) fn strided_copy(
+    src: &Array,
+    offset: usize,
+    strides: &[usize],
+    shape: &[usize],
+    dst: &mut [u8],
+    dst_offset: usize,
+    dst_strides: &[usize],
+) {
+    let elem = src.dtype().size_in_bytes();
+    match elem {
+        1 => copy_typed::<u8>(src.bytes(), offset, strides, shape, dst, dst_offset, dst_strides),
+        2 => copy_typed::<u16>(src.bytes(), offset, strides, shape, dst, dst_offset, dst_strides),
+        4 => copy_typed::<u32>(src.bytes(), offset, strides, shape, dst, dst_offset, dst_strides),
+        8 => copy_typed::<u64>(src.bytes(), offset, strides, shape, dst, dst_offset, dst_strides),
+        _ => unreachable!("element size {elem}"),
+    }
+}
+
+struct SendPtr<T>(*mut T);
+// SAFETY: rows write disjoint destination ranges.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+fn copy_typed<T: bytemuck::Pod + Send + Sync>(
+    src: &[u8],
+    offset: usize,
+    strides: &[usize],
+    shape: &[usize],
+    dst: &mut [u8],
+    dst_offset: usize,
+    dst_strides: &[usize],
+) {
+    if numel(shape) == 0 {
+        return;
+    }
+    let src: &[T] = bytemuck::cast_slice(src);
+    let dst: &mut [T] = bytemuck::cast_slice_mut(dst);
+    let (cshape, cs) = collapse_dims(shape, &[dst_strides.to_vec(), strides.to_vec()]);
+    let (ds, ss) = (&cs[0], &cs[1]);
+    let r = cshape.len();
+    let inner = cshape[r - 1];
+    let (d_in, s_in) = (ds[r - 1], ss[r - 1]);
+    let outer = &cshape[..r - 1];
+    let rows = numel(outer).max(1);
+    let dptr = SendPtr(dst.as_mut_ptr());
+    let dlen = dst.len();
+    parallel::for_each_range(rows, inner, |start, end| {
+        let _ = dlen;
+        let mut idx = vec![0usize; outer.len()];
+        for row in start..end {
+            let mut rr = row;
+            for d in (0..outer.len()).rev() {
+                idx[d] = rr % outer[d];
+                rr /= outer[d];
+            }
+            let so = offset + idx.iter().zip(ss).map(|(i, s)| i * s).sum::<usize>();
+            let dof = dst_offset + idx.iter().zip(ds).map(|(i, s)| i * s).sum::<usize>();
+            // SAFETY: every row's destination range is disjoint and in bounds.
+            unsafe {
+                let d = dptr.get().add(dof);
+                if s_in == 1 && d_in == 1 {
+                    std::ptr::copy_nonoverlapping(src.as_ptr().add(so), d, inner);
+                } else {
+                    for k in 0..inner {
+                        *d.add(k * d_in) = src[so + k * s_in];
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Output axis i is input axis `perm[i]`.
+pub(crate) fn permute(x: &Array, perm: &[usize], shape: &[usize]) -> Array {
+    let own = contiguous_strides(x.shape());
+    let strides: Vec<usize> = perm.iter().map(|&p| own[p]).collect();
+    copy_view(x, 0, &strides, shape)
+}
+
+/// Numpy broadcast to `shape`.
+pub(crate) fn broadcast(x: &Array, shape: &[usize]) -> Array {
+    copy_view(x, 0, &broadcast_strides(x.shape(), shape), shape)
+}
+
+/// Strided slice.
+pub(crate) fn slice(x: &Array, starts: &[usize], steps: &[usize], shape: &[usize]) -> Array {
+    let own = contiguous_strides(x.shape());
+    let offset = starts.iter().zip(&own).map(|(s, o)| s * o).sum();
+    let strides: Vec<usize> = steps.iter().zip(&own).map(|(s, o)| s * o).collect();
+    copy_view(x, offset, &strides, shape)
+}
+
+fn copy_view(x: &Array, offset: usize, strides: &[usize], shape: &[usize]) -> Array {
+    let mut out = Array::uninit(shape, x.dtype());
+    let ds = contiguous_strides(shape);
+    strided_copy(x, offset, strides, shape, out.bytes_mut().unwrap(), 0, &ds);
+    out
+}
+
+/// Concatenation along `axis`.
+pub(crate) fn concat(inputs: &[Array], axis: usize, shape: &[usize], dtype: DType) -> Array {
+    let mut out = Array::uninit(shape, dtype);
+    let ds = contiguous_strides(shape);
+    let mut at = 0;
+    let bytes = out.bytes_mut().unwrap();
+    for x in inputs {
+        strided_copy(x, 0, &contiguous_strides(x.shape()), x.shape(), bytes, at * ds[axis], &ds);
+        at += x.shape()[axis];
+    }
+    out
+}
+
+/// Constant padding.
+pub(crate) fn pad(x: &Array, pads: &[(usize, usize)], value: f64, shape: &[usize]) -> Array {
+    let mut out = super::creation::full(shape, value, x.dtype());
+    let ds = contiguous_strides(shape);
+    let off = pads.iter().zip(&ds).map(|((b, _), s)| b * s).sum();
+    strided_copy(x, 0, &contiguous_strides(x.shape()), x.shape(), out.bytes_mut().unwrap(), off, &ds);
+    out
+}

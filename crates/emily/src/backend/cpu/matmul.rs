@@ -1,0 +1,105 @@
+//! Batched matrix products through the `gemm` crate. Transposed operands are
+//! passed as strides; broadcast batch axes as zero strides (nothing is copied).
+
+use emily_kernels::parallel;
+use gemm::Parallelism;
+use half::f16;
+
+use super::convert;
+use crate::shape::{broadcast_strides, numel};
+use crate::{Array, DType};
+
+/// Below this many multiply-adds per matrix, batches run one GEMM per thread
+/// instead of splitting each GEMM.
+const SMALL_GEMM: usize = 1 << 21;
+
+struct Ptr<T>(*mut T);
+// SAFETY: each batch entry writes its own output matrix.
+unsafe impl<T> Send for Ptr<T> {}
+unsafe impl<T> Sync for Ptr<T> {}
+impl<T> Ptr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// `a @ b` with output `shape` (…, m, n).
+pub(crate) fn matmul(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize], dtype: DType) -> Array {
+    match dtype {
+        DType::F32 => typed::<f32>(a, b, ta, tb, shape, dtype),
+        DType::F64 => typed::<f64>(a, b, ta, tb, shape, dtype),
+        DType::F16 => typed::<f16>(a, b, ta, tb, shape, dtype),
+        _ => {
+            let (a32, b32) = (convert(a, DType::F32), convert(b, DType::F32));
+            let out = typed::<f32>(&a32, &b32, ta, tb, shape, DType::F32);
+            convert(&out, dtype)
+        }
+    }
+}
+
+fn typed<T: crate::Element + Copy + 'static>(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize], dtype: DType) -> Array {
+    let r = shape.len();
+    let (m, n) = (shape[r - 2], shape[r - 1]);
+    let (ar, br) = (a.shape().len(), b.shape().len());
+    let k = if ta { a.shape()[ar - 2] } else { a.shape()[ar - 1] };
+    let batch = &shape[..r - 2];
+    let nb = numel(batch);
+    // Batch strides in units of whole matrices.
+    let a_bs = broadcast_strides(&a.shape()[..ar - 2], batch);
+    let b_bs = broadcast_strides(&b.shape()[..br - 2], batch);
+    let (a_mat, b_mat) = (m * k, k * n);
+    let (a_rs, a_cs) = if ta { (1isize, m as isize) } else { (k as isize, 1isize) };
+    let (b_rs, b_cs) = if tb { (1isize, k as isize) } else { (n as isize, 1isize) };
+    let mut out = Array::uninit(shape, dtype);
+    if nb == 0 || m == 0 || n == 0 {
+        return out;
+    }
+    let av = a.as_slice::<T>().as_ptr();
+    let bv = b.as_slice::<T>().as_ptr();
+    let (ap, bp) = (Ptr(av as *mut T), Ptr(bv as *mut T));
+    let op = Ptr(out.as_mut_slice::<T>().unwrap().as_mut_ptr());
+    let threads = parallel::num_threads();
+    let offset = |idx: usize, bs: &[usize]| -> usize {
+        let mut rem = idx;
+        let mut off = 0;
+        for d in (0..batch.len()).rev() {
+            off += (rem % batch[d]) * bs[d];
+            rem /= batch[d];
+        }
+        off
+    };
+    let one = |i: usize, par: Parallelism| {
+        let (ao, bo) = (offset(i, &a_bs) * a_mat, offset(i, &b_bs) * b_mat);
+        // SAFETY: offsets and strides stay inside a, b and out (shapes were validated).
+        unsafe {
+            gemm::gemm(
+                m, n, k,
+                op.get().add(i * m * n), 1, n as isize, false,
+                ap.get().add(ao), a_cs, a_rs,
+                bp.get().add(bo), b_cs, b_rs,
+                T::from_f64(0.0), T::from_f64(1.0),
+                false, false, false, par,
+            )
+        }
+    };
+    parallel::pool().install(|| {
+        if k == 0 {
+            // Empty inner dimension: the product is zero.
+            out_zero::<T>(op.get(), nb * m * n);
+        } else if nb > 1 && m * n * k < SMALL_GEMM && threads > 1 {
+            use rayon::prelude::*;
+            (0..nb).into_par_iter().for_each(|i| one(i, Parallelism::None));
+        } else {
+            let par = if m * n * k < (1 << 15) || threads == 1 { Parallelism::None } else { Parallelism::Rayon(threads) };
+            for i in 0..nb {
+                one(i, par);
+            }
+        }
+    });
+    out
+}
+
+fn out_zero<T: crate::Element>(p: *mut T, n: usize) {
+    // SAFETY: p points at n elements of the freshly allocated output.
+    unsafe { std::slice::from_raw_parts_mut(p, n).fill(T::from_f64(0.0)) }
+}

@@ -1,0 +1,95 @@
+//! The CPU backend: SIMD kernels from `emily-kernels`, one thread pool, GEMM
+//! from the `gemm` crate, buffers from the pool in [`crate::memory`].
+
+mod compute;
+mod conv;
+mod creation;
+mod fast;
+mod fused;
+mod indexing;
+mod layout;
+mod matmul;
+mod reduce;
+
+use super::Backend;
+use crate::error::Result;
+use crate::fast::FastOp;
+use crate::ops::{FusedInput, FusedInstr, FusedProgram, Op, Operand};
+use crate::{Array, DType};
+
+/// The CPU backend (stateless; the pool and caches are global).
+pub struct CpuBackend;
+
+/// A one-instruction program over `inputs` (how eager elementwise ops run).
+fn single(instr: FusedInstr, inputs: &[Array]) -> FusedProgram {
+    FusedProgram {
+        inputs: inputs.iter().map(|a| FusedInput { shape: a.shape().to_vec(), dtype: a.dtype() }).collect(),
+        instrs: vec![instr],
+        num_regs: 1,
+        output: Operand::Reg(0),
+    }
+}
+
+/// `a` converted to `dtype` (shared, not copied, when it already is).
+pub(crate) fn convert(a: &Array, dtype: DType) -> Array {
+    if a.dtype() == dtype {
+        return a.clone();
+    }
+    let prog = single(FusedInstr::Cast { src: Operand::Input(0), dst: 0, dtype }, std::slice::from_ref(a));
+    fused::run(&prog, vec![a.clone()], a.shape(), dtype)
+}
+
+impl Backend for CpuBackend {
+    fn execute(&self, op: &Op, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Result<Array> {
+        let x = || &inputs[0];
+        Ok(match op {
+            Op::Full { value } => creation::full(shape, *value, dtype),
+            Op::Iota { axis } => creation::iota(shape, *axis, dtype),
+            Op::Unary(u) => {
+                let p = single(FusedInstr::Unary { op: *u, src: Operand::Input(0), dst: 0, dtype }, &inputs);
+                fused::run(&p, inputs, shape, dtype)
+            }
+            Op::Binary(b) => {
+                let p = single(
+                    FusedInstr::Binary { op: *b, a: Operand::Input(0), b: Operand::Input(1), dst: 0, dtype },
+                    &inputs,
+                );
+                fused::run(&p, inputs, shape, dtype)
+            }
+            Op::Where => {
+                let p = single(
+                    FusedInstr::Where { cond: Operand::Input(0), a: Operand::Input(1), b: Operand::Input(2), dst: 0, dtype },
+                    &inputs,
+                );
+                fused::run(&p, inputs, shape, dtype)
+            }
+            Op::Cast => convert(x(), dtype),
+            Op::Fused(p) => fused::run(p, inputs, shape, dtype),
+            Op::Reduce { op, axes, .. } => reduce::reduce(x(), *op, axes, shape, dtype),
+            Op::Softmax { axis } => reduce::softmax(x(), *axis, dtype),
+            Op::Matmul { transpose_a, transpose_b } => {
+                matmul::matmul(x(), &inputs[1], *transpose_a, *transpose_b, shape, dtype)
+            }
+            Op::Conv1d { stride, padding, dilation, groups } => {
+                conv::conv1d(x(), &inputs[1], *stride, *padding, *dilation, *groups, shape, dtype)
+            }
+            Op::Reshape => x().reshaped(shape),
+            Op::Permute { perm } => layout::permute(x(), perm, shape),
+            Op::Broadcast => layout::broadcast(x(), shape),
+            Op::Slice { starts, steps } => layout::slice(x(), starts, steps, shape),
+            Op::Concat { axis } => layout::concat(&inputs, *axis, shape, dtype),
+            Op::Pad { pads, value } => layout::pad(x(), pads, *value, shape),
+            Op::Gather { axis } => indexing::gather(x(), &inputs[1], *axis, shape)?,
+            Op::SliceUpdate { axis } => {
+                let mut it = inputs.into_iter();
+                let (t, u, o) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+                indexing::slice_update(t, &u, &o, *axis)?
+            }
+            Op::Fast(f) => fast::execute(f, &inputs, shape, dtype)?,
+        })
+    }
+
+    fn supports_fast(&self, op: &FastOp, inputs: &[(&[usize], DType)]) -> std::result::Result<(), String> {
+        fast::supports(op, inputs)
+    }
+}

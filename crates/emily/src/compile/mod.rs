@@ -1,0 +1,114 @@
+//! `emily::compile`: trace once per input signature, optimise, cache, replay.
+//!
+//! [`compile`] wraps a function `f(&[Tensor]) -> Result<Vec<Tensor>>`. On a
+//! call with a new signature (shapes, dtypes, device of the arguments) it calls
+//! `f` on symbolic placeholders, builds the graph of what `f` did, and runs the
+//! passes: common-subexpression elimination, constant folding (captured
+//! tensors — weights — are constants), dead-code elimination, and fusion of
+//! elementwise chains into single-pass kernels. The resulting [`Plan`] is
+//! cached; later calls with that signature replay it without calling `f`.
+//! Buffers are planned by last use: each intermediate returns to the pool after
+//! its last consumer, which receives it by value and may update it in place.
+//!
+//! `f` must be pure: the same graph for the same signature (reading tensor
+//! data inside `f` is an error while tracing). Results match eager evaluation
+//! exactly: fused chains compute each op with the same kernels and round every
+//! intermediate to its dtype; no pass reassociates arithmetic.
+
+mod fusion;
+mod graph;
+mod passes;
+mod plan;
+
+pub use plan::Plan;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::error::{invalid, Result};
+use crate::{telemetry, DType, Device, Tensor};
+use graph::Graph;
+
+type Signature = Vec<(Vec<usize>, DType, Device)>;
+
+/// A function compiled by [`compile`]; cheap to share across threads.
+pub struct Compiled<F> {
+    f: F,
+    plans: Mutex<HashMap<Signature, Arc<Plan>>>,
+}
+
+/// Compiles `f`; see the module docs.
+///
+/// ```
+/// use emily::{compile, DType, Tensor};
+/// let w = Tensor::randn(&[4], 0.0, 1.0, 7, DType::F32)?; // captured: a plan constant
+/// let f = compile(move |xs: &[Tensor]| Ok(vec![xs[0].mul(&w)?.add_scalar(1.0)?.gelu()?]));
+/// let x = Tensor::randn(&[3, 4], 0.0, 1.0, 8, DType::F32)?;
+/// let y1 = f.call(&[x.clone()])?; // traces, fuses, caches
+/// let y2 = f.call(&[x])?;         // replays
+/// assert_eq!(y1[0].to_vec::<f32>()?, y2[0].to_vec::<f32>()?);
+/// # Ok::<(), emily::Error>(())
+/// ```
+pub fn compile<F>(f: F) -> Compiled<F>
+where
+    F: Fn(&[Tensor]) -> Result<Vec<Tensor>>,
+{
+    Compiled { f, plans: Mutex::new(HashMap::new()) }
+}
+
+impl<F> Compiled<F>
+where
+    F: Fn(&[Tensor]) -> Result<Vec<Tensor>>,
+{
+    /// Runs the compiled function (tracing on the first call per signature).
+    pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.plan(args)?.run(args)
+    }
+
+    /// The plan for these arguments' signature (traced and built if new).
+    pub fn plan(&self, args: &[Tensor]) -> Result<Arc<Plan>> {
+        let sig: Signature = args.iter().map(|t| (t.shape().to_vec(), t.dtype(), t.device())).collect();
+        if let Some(p) = self.plans.lock().unwrap().get(&sig) {
+            telemetry::compile_lookup(true);
+            return Ok(p.clone());
+        }
+        telemetry::compile_lookup(false);
+        let plan = Arc::new(self.trace(args)?);
+        self.plans.lock().unwrap().insert(sig, plan.clone());
+        Ok(plan)
+    }
+
+    fn trace(&self, args: &[Tensor]) -> Result<Plan> {
+        let t0 = Instant::now();
+        let device = args.first().map(|t| t.device()).unwrap_or_default();
+        let symbols: Vec<Tensor> = args
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Tensor::symbolic(i, t.shape().to_vec(), t.dtype(), t.device()))
+            .collect();
+        let outputs = (self.f)(&symbols)?;
+        if outputs.is_empty() {
+            return Err(invalid("compile", "the function returned no tensors"));
+        }
+        let mut g = Graph::from_outputs(&outputs)?;
+        drop(outputs);
+        drop(symbols);
+        let traced = g.num_nodes();
+        passes::common_subexpressions(&mut g);
+        passes::fold_constants(&mut g, device)?;
+        let before = g.num_nodes();
+        let fused_away = fusion::fuse_elementwise(&mut g);
+        let after = g.num_nodes();
+        tracing::debug!(
+            target: "emily::compile",
+            trace_ms = t0.elapsed().as_secs_f64() * 1e3,
+            traced,
+            kernels_before_fusion = before,
+            kernels_after_fusion = after,
+            fused_away,
+            "compiled plan"
+        );
+        Ok(Plan::new(g, device))
+    }
+}

@@ -1,0 +1,100 @@
+//! A compiled plan: the optimised graph as a flat list of steps, replayed
+//! without re-tracing. Each value is dropped right after its last use (its
+//! buffer returns to the pool for the next step to reuse) and handed to that
+//! last consumer by value, so elementwise kernels update it in place.
+
+use super::graph::{Graph, Kind};
+use crate::backend;
+use crate::error::{invalid, Result};
+use crate::ops::Op;
+use crate::{Array, DType, Device, Tensor};
+
+struct Step {
+    op: Op,
+    inputs: Vec<usize>,
+    /// For each input, whether this is its last read (move instead of clone).
+    last: Vec<bool>,
+    out: usize,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+/// A replayable, optimised computation.
+pub struct Plan {
+    num_values: usize,
+    params: Vec<(usize, usize)>,
+    consts: Vec<(usize, Array)>,
+    steps: Vec<Step>,
+    outputs: Vec<usize>,
+    device: Device,
+}
+
+impl Plan {
+    /// Lowers an optimised graph to steps with last-use information.
+    pub(crate) fn new(g: Graph, device: Device) -> Plan {
+        let mut last_use = vec![usize::MAX; g.values.len()];
+        let mut params = Vec::new();
+        let mut consts = Vec::new();
+        let mut steps: Vec<Step> = Vec::new();
+        let mut step_idx = 0;
+        for v in &g.values {
+            if let Kind::Node { inputs, .. } = &v.kind {
+                for &j in inputs {
+                    last_use[j] = step_idx;
+                }
+                step_idx += 1;
+            }
+        }
+        for &o in &g.outputs {
+            last_use[o] = usize::MAX - 1; // outputs are never moved out early
+        }
+        for (i, v) in g.values.into_iter().enumerate() {
+            match v.kind {
+                Kind::Input(k) => params.push((i, k)),
+                Kind::Const(a) => consts.push((i, a)),
+                Kind::Node { op, inputs } => {
+                    let s = steps.len();
+                    let last = inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(p, &j)| last_use[j] == s && !inputs[p + 1..].contains(&j))
+                        .collect();
+                    steps.push(Step { op, inputs, last, out: i, shape: v.shape, dtype: v.dtype });
+                }
+            }
+        }
+        Plan { num_values: last_use.len(), params, consts, steps, outputs: g.outputs, device }
+    }
+
+    /// Number of kernels a replay runs.
+    pub fn num_steps(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Runs the plan on `args` (evaluated first if pending).
+    pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        let be = backend::get(self.device);
+        let mut vals: Vec<Option<Array>> = vec![None; self.num_values];
+        for &(i, k) in &self.params {
+            vals[i] = Some(args[k].array()?);
+        }
+        for (i, a) in &self.consts {
+            vals[*i] = Some(a.clone());
+        }
+        for s in &self.steps {
+            let mut ins = Vec::with_capacity(s.inputs.len());
+            for (&j, &last) in s.inputs.iter().zip(&s.last) {
+                let a = if last { vals[j].take() } else { vals[j].clone() };
+                ins.push(a.ok_or_else(|| invalid("compile", "plan read a value before it was computed"))?);
+            }
+            vals[s.out] = Some(be.execute(&s.op, ins, &s.shape, s.dtype)?);
+        }
+        self.outputs
+            .iter()
+            .map(|&o| {
+                let a = vals[o].clone().ok_or_else(|| invalid("compile", "plan output missing"))?;
+                Ok(Tensor::from_array(a, self.device))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,139 @@
+//! Element types.
+
+use half::{bf16, f16};
+
+/// The element type of a tensor.
+///
+/// Floating types compute in `f32` on the CPU except `F64`, which exists for
+/// float64 reference computations in tests. Block-quantised weight types (GGUF
+/// Q4/Q8 blocks) will join as further variants whose `size_in_bytes` is per block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    /// 32-bit IEEE float (the default compute type).
+    F32,
+    /// 64-bit IEEE float (references).
+    F64,
+    /// IEEE half.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// 32-bit signed integer.
+    I32,
+    /// 64-bit signed integer.
+    I64,
+    /// Unsigned byte.
+    U8,
+    /// Boolean, stored as one byte (0 or 1).
+    Bool,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 => 2,
+            DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    /// True for F32, F64, F16 and BF16.
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+    }
+
+    /// True for the integer types (not Bool).
+    pub fn is_int(self) -> bool {
+        matches!(self, DType::I32 | DType::I64 | DType::U8)
+    }
+
+    /// True for types the CPU computes through `f32` (F32, F16, BF16).
+    pub fn computes_in_f32(self) -> bool {
+        matches!(self, DType::F32 | DType::F16 | DType::BF16)
+    }
+
+    /// Short lowercase name (`f32`, `bf16`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::I32 => "i32",
+            DType::I64 => "i64",
+            DType::U8 => "u8",
+            DType::Bool => "bool",
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A Rust type that can be stored in a tensor.
+pub trait Element: bytemuck::Pod + Send + Sync + std::fmt::Debug + 'static {
+    /// The tensor dtype of this type.
+    const DTYPE: DType;
+    /// Converts to f64 (lossless for every type but i64 beyond 2^53).
+    fn to_f64(self) -> f64;
+    /// Converts from f64 (rounding / truncating as `as` does).
+    fn from_f64(v: f64) -> Self;
+}
+
+macro_rules! element {
+    ($t:ty, $d:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = $d;
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+        }
+    };
+}
+element!(f32, DType::F32);
+element!(f64, DType::F64);
+element!(i32, DType::I32);
+element!(i64, DType::I64);
+element!(u8, DType::U8);
+
+impl Element for f16 {
+    const DTYPE: DType = DType::F16;
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+    fn from_f64(v: f64) -> Self {
+        f16::from_f64(v)
+    }
+}
+
+impl Element for bf16 {
+    const DTYPE: DType = DType::BF16;
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+    fn from_f64(v: f64) -> Self {
+        bf16::from_f64(v)
+    }
+}
+
+/// A boolean element: one byte, 0 or 1 (`bool` itself is not `Pod`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
+pub struct Bool(pub u8);
+
+impl Element for Bool {
+    const DTYPE: DType = DType::Bool;
+    fn to_f64(self) -> f64 {
+        (self.0 != 0) as u8 as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        Bool((v != 0.0) as u8)
+    }
+}

@@ -1,0 +1,82 @@
+//! The one error type of the core crate.
+
+use crate::DType;
+
+/// Everything that can go wrong building or evaluating tensors. Messages name
+/// the op and the shapes/dtypes involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Shapes that an op cannot combine, e.g. `[add] cannot broadcast [2, 3] with [4]`.
+    #[error("[{op}] {msg}")]
+    Shape {
+        /// The op that rejected its inputs.
+        op: &'static str,
+        /// What was wrong, with the shapes.
+        msg: String,
+    },
+    /// A dtype an op does not accept.
+    #[error("[{op}] unsupported dtype {dtype:?}{detail}")]
+    DType {
+        /// The op that rejected the dtype.
+        op: &'static str,
+        /// The offending dtype.
+        dtype: DType,
+        /// Extra context (may be empty).
+        detail: String,
+    },
+    /// Any other invalid argument (axis out of range, bad option).
+    #[error("[{op}] {msg}")]
+    Invalid {
+        /// The op or function that rejected the argument.
+        op: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
+    /// A fast op had to fall back to its composed form while fallbacks are errors.
+    #[error("[{op}] fallback to the composed implementation is disabled (strict mode): {reason}")]
+    Fallback {
+        /// The fast op.
+        op: &'static str,
+        /// Why the fused kernel could not be used.
+        reason: String,
+    },
+    /// A backend lacks an op.
+    #[error("[{op}] not supported on device {device}")]
+    Unsupported {
+        /// The op.
+        op: String,
+        /// The device.
+        device: String,
+    },
+    /// Reading data of a symbolic tensor while tracing for `compile`.
+    #[error("cannot evaluate a traced (symbolic) tensor inside a compiled function")]
+    Traced,
+}
+
+/// Result alias for the core crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Builds an [`Error::Shape`].
+pub(crate) fn shape_err(op: &'static str, msg: impl Into<String>) -> Error {
+    Error::Shape {
+        op,
+        msg: msg.into(),
+    }
+}
+
+/// Builds an [`Error::Invalid`].
+pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Error {
+    Error::Invalid {
+        op,
+        msg: msg.into(),
+    }
+}
+
+/// Builds an [`Error::DType`].
+pub(crate) fn dtype_err(op: &'static str, dtype: DType, detail: impl Into<String>) -> Error {
+    Error::DType {
+        op,
+        dtype,
+        detail: detail.into(),
+    }
+}

@@ -1,0 +1,170 @@
+//! Fused transformer kernels, each one graph node that owns its composed fallback.
+//!
+//! `rms_norm`, `layer_norm`, `rope` and `scaled_dot_product_attention` validate
+//! their inputs when called (errors are prefixed with the op name) and add one
+//! [`FastOp`] node. If the device's backend has a fused kernel for the shapes,
+//! that kernel runs at eval; otherwise the node is replaced right away by its
+//! [`FastOp::decompose`] — the same math from primitive ops, which is also the
+//! numerics spec (reductions and softmax in f32 for half inputs) — and a
+//! fallback event is emitted (an error in strict mode, see [`crate::telemetry`]).
+//! [`set_fast_policy`]`(FastPolicy::Composed)` forces the decomposition.
+
+mod layer_norm;
+mod rms_norm;
+mod rope;
+mod sdpa;
+
+pub use layer_norm::layer_norm;
+pub use rms_norm::rms_norm;
+pub use rope::{rope, rope_with_freqs, RopeOffset, RopeOptions};
+pub use sdpa::{scaled_dot_product_attention, SdpaMask, SdpaOptions};
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::error::Result;
+use crate::ops::Op;
+use crate::{backend, telemetry, DType, Tensor};
+
+/// Which mask an attention node applies (the mask tensor, if any, is an input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MaskKind {
+    /// Every key visible.
+    None,
+    /// Query i sees keys j <= i + (kv_len - q_len) (aligned to the end).
+    Causal,
+    /// A float bias added to the scores.
+    Additive,
+    /// A Bool keep-mask (true = attend).
+    Boolean,
+}
+
+/// How a RoPE node gets its positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PositionsKind {
+    /// `offset + t` with a constant offset.
+    Offset(usize),
+    /// `offset + t` with the offset a scalar integer tensor input.
+    OffsetTensor,
+    /// One position per token, an integer tensor input of shape (T,).
+    PerToken,
+}
+
+/// A fused op and its parameters. Inputs, in order:
+/// RmsNorm `[x, weight?]`; LayerNorm `[x, weight?, bias?]`;
+/// Rope `[x, offset/positions?, freqs?]`; Sdpa `[q, k, v, mask?, sinks?]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FastOp {
+    /// `x / sqrt(mean(x²) + eps) * weight` over the last axis.
+    RmsNorm {
+        /// Added to the mean square.
+        eps: f32,
+        /// Whether input 1 is a weight.
+        has_weight: bool,
+    },
+    /// `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis.
+    LayerNorm {
+        /// Added to the variance.
+        eps: f32,
+        /// Whether a weight input is present.
+        has_weight: bool,
+        /// Whether a bias input is present.
+        has_bias: bool,
+    },
+    /// Rotary position embedding over the last axis of (…, T, D).
+    Rope {
+        /// Leading features rotated (even, ≤ D).
+        dims: usize,
+        /// Interleaved pairs (2i, 2i+1) instead of split halves (i, i + dims/2).
+        traditional: bool,
+        /// Frequency base (ignored when inverse frequencies are an input).
+        base: f32,
+        /// Position multiplier.
+        scale: f32,
+        /// Where positions come from.
+        positions: PositionsKind,
+        /// Whether precomputed inverse frequencies are an input.
+        has_freqs: bool,
+    },
+    /// Scaled dot-product attention on (B, H, T, D).
+    Sdpa {
+        /// Score multiplier (usually 1/sqrt(D)).
+        scale: f32,
+        /// The mask applied.
+        mask: MaskKind,
+        /// Whether per-head sinks are an input.
+        has_sinks: bool,
+    },
+}
+
+impl FastOp {
+    /// The op's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FastOp::RmsNorm { .. } => "rms_norm",
+            FastOp::LayerNorm { .. } => "layer_norm",
+            FastOp::Rope { .. } => "rope",
+            FastOp::Sdpa { .. } => "scaled_dot_product_attention",
+        }
+    }
+
+    /// The same computation built from primitive ops (the composed fallback
+    /// and the numerics spec).
+    pub fn decompose(&self, inputs: &[Tensor]) -> Result<Tensor> {
+        match self {
+            FastOp::RmsNorm { eps, .. } => rms_norm::decompose(*eps, inputs),
+            FastOp::LayerNorm { eps, has_weight, has_bias } => {
+                layer_norm::decompose(*eps, *has_weight, *has_bias, inputs)
+            }
+            FastOp::Rope { .. } => rope::decompose(self, inputs),
+            FastOp::Sdpa { scale, mask, has_sinks } => sdpa::decompose(*scale, *mask, *has_sinks, inputs),
+        }
+    }
+}
+
+/// Whether fast ops may use fused kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastPolicy {
+    /// Fused kernel where the backend has one, else the decomposition.
+    Auto,
+    /// Always the decomposition (debugging, autodiff).
+    Composed,
+}
+
+static POLICY: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the process-wide fast-op policy.
+pub fn set_fast_policy(policy: FastPolicy) {
+    POLICY.store(policy as u8, Ordering::Relaxed);
+}
+
+/// The current fast-op policy.
+pub fn fast_policy() -> FastPolicy {
+    match POLICY.load(Ordering::Relaxed) {
+        1 => FastPolicy::Composed,
+        _ => FastPolicy::Auto,
+    }
+}
+
+/// Adds a fast node, or its decomposition when the policy or backend says so.
+pub(crate) fn build(op: FastOp, inputs: Vec<Tensor>, shape: Vec<usize>, dtype: DType) -> Result<Tensor> {
+    let device = inputs[0].device();
+    if fast_policy() == FastPolicy::Composed {
+        return op.decompose(&inputs);
+    }
+    let shapes: Vec<(&[usize], DType)> = inputs.iter().map(|t| (t.shape(), t.dtype())).collect();
+    match backend::get(device).supports_fast(&op, &shapes) {
+        Ok(()) => Ok(Tensor::from_op(Op::Fast(op), inputs, shape, dtype, device)),
+        Err(reason) => {
+            telemetry::fallback(op.name(), &reason)?;
+            op.decompose(&inputs)
+        }
+    }
+}
+
+/// Upcasts half types to f32 (the decompositions' compute type).
+pub(crate) fn to_compute(t: &Tensor) -> Result<Tensor> {
+    match t.dtype() {
+        DType::F16 | DType::BF16 => t.cast(DType::F32),
+        _ => Ok(t.clone()),
+    }
+}

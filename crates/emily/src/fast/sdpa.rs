@@ -1,0 +1,131 @@
+//! Scaled dot-product attention on `(batch, heads, seq, head_dim)`.
+//!
+//! Masks: none, causal (aligned to the end when `q_len < kv_len`, as in
+//! decoding), an additive bias broadcastable to `(B, H, q, k)`, or a Bool
+//! keep-mask. Optional per-head sinks join the softmax denominator only.
+//! Grouped-query attention: `k`/`v` may have fewer heads than `q` (dividing
+//! it); query head `h` uses kv head `h / (Hq / Hkv)`; repeats are never
+//! materialised. A query row whose keys are all masked (and has no sink)
+//! outputs zeros, in the fused kernels and the decomposition alike.
+
+use super::{build, to_compute, FastOp, MaskKind};
+use crate::error::{dtype_err, shape_err, Result};
+use crate::shape::broadcast_shapes;
+use crate::{DType, Tensor};
+
+/// The attention mask.
+#[derive(Clone, Debug, Default)]
+pub enum SdpaMask {
+    /// No mask.
+    #[default]
+    None,
+    /// Causal, aligned to the end of the keys.
+    Causal,
+    /// Float bias added to the scores (use `-inf` to mask), broadcastable to `(B, H, q, k)`.
+    Additive(Tensor),
+    /// Bool keep-mask (true = attend), broadcastable to `(B, H, q, k)`.
+    Boolean(Tensor),
+}
+
+/// Attention options.
+#[derive(Clone, Debug, Default)]
+pub struct SdpaOptions {
+    /// Score multiplier; `None` = `1/sqrt(head_dim)`.
+    pub scale: Option<f32>,
+    /// The mask.
+    pub mask: SdpaMask,
+    /// Per-query-head sink logits `(Hq,)` that join the softmax denominator.
+    pub sinks: Option<Tensor>,
+}
+
+/// `softmax(q·kᵀ·scale + mask) · v` for q `(B, Hq, Tq, D)`, k `(B, Hkv, Tk, D)`,
+/// v `(B, Hkv, Tk, Dv)`; output `(B, Hq, Tq, Dv)`.
+pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: SdpaOptions) -> Result<Tensor> {
+    const OP: &str = "scaled_dot_product_attention";
+    if !q.dtype().is_float() || k.dtype() != q.dtype() || v.dtype() != q.dtype() {
+        return Err(dtype_err(OP, k.dtype(), format!("; q, k, v must share a float dtype, got {} {} {}", q.dtype(), k.dtype(), v.dtype())));
+    }
+    if q.rank() != 4 || k.rank() != 4 || v.rank() != 4 {
+        return Err(shape_err(OP, format!("q, k, v must be (B, H, T, D), got {:?} {:?} {:?}", q.shape(), k.shape(), v.shape())));
+    }
+    let (qs, ks, vs) = (q.shape(), k.shape(), v.shape());
+    let ok = qs[0] == ks[0] && ks[0] == vs[0] && ks[1] == vs[1] && ks[2] == vs[2] && qs[3] == ks[3]
+        && ks[1] > 0 && qs[1] % ks[1] == 0;
+    if !ok {
+        return Err(shape_err(OP, format!("incompatible q {qs:?}, k {ks:?}, v {vs:?} (batch, kv heads dividing q heads, seq and head_dim must agree)")));
+    }
+    let scale = opts.scale.unwrap_or(1.0 / (qs[3] as f32).sqrt());
+    let mut inputs = vec![q.clone(), k.clone(), v.clone()];
+    let full = [qs[0], qs[1], qs[2], ks[2]];
+    let mask = match &opts.mask {
+        SdpaMask::None => MaskKind::None,
+        SdpaMask::Causal => MaskKind::Causal,
+        SdpaMask::Additive(m) | SdpaMask::Boolean(m) => {
+            let boolean = matches!(opts.mask, SdpaMask::Boolean(_));
+            if boolean && m.dtype() != DType::Bool {
+                return Err(dtype_err(OP, m.dtype(), " for a boolean mask"));
+            }
+            if !boolean && !m.dtype().is_float() {
+                return Err(dtype_err(OP, m.dtype(), " for an additive mask"));
+            }
+            if m.rank() > 4 || broadcast_shapes(OP, m.shape(), &full)? != full {
+                return Err(shape_err(OP, format!("mask {:?} does not broadcast to {full:?}", m.shape())));
+            }
+            let m = if !boolean && m.dtype() != q.dtype() { m.cast(q.dtype())? } else { m.clone() };
+            inputs.push(m);
+            if boolean { MaskKind::Boolean } else { MaskKind::Additive }
+        }
+    };
+    if let Some(s) = &opts.sinks {
+        if s.shape() != [qs[1]] || !s.dtype().is_float() {
+            return Err(shape_err(OP, format!("sinks must be float of shape [{}], got {:?}", qs[1], s.shape())));
+        }
+        inputs.push(s.cast(q.dtype())?);
+    }
+    let op = FastOp::Sdpa { scale, mask, has_sinks: opts.sinks.is_some() };
+    build(op, inputs, vec![qs[0], qs[1], qs[2], vs[3]], q.dtype())
+}
+
+/// Composed attention: grouped scores by broadcasting matmul, f32 softmax.
+pub(super) fn decompose(scale: f32, mask: MaskKind, has_sinks: bool, inputs: &[Tensor]) -> Result<Tensor> {
+    let (q0, k0, v0) = (&inputs[0], &inputs[1], &inputs[2]);
+    let (b, hq, tq, d) = (q0.shape()[0], q0.shape()[1], q0.shape()[2], q0.shape()[3]);
+    let (hkv, tk, dv) = (k0.shape()[1], k0.shape()[2], v0.shape()[3]);
+    let g = hq / hkv;
+    let q = to_compute(q0)?.mul_scalar(scale as f64)?.reshape_to(&[b, hkv, g, tq, d])?;
+    let k = to_compute(k0)?.reshape_to(&[b, hkv, 1, tk, d])?;
+    let v = to_compute(v0)?.reshape_to(&[b, hkv, 1, tk, dv])?;
+    let mut scores = q.matmul(&k.t()?)?;
+    let grouped = |m: &Tensor| -> Result<Tensor> {
+        let mut s = vec![1; 4 - m.rank()];
+        s.extend_from_slice(m.shape());
+        let m = m.reshape_to(&s)?;
+        if s[1] == hq && g > 1 {
+            m.reshape_to(&[s[0], hkv, g, s[2], s[3]])
+        } else if s[1] == hq {
+            m.reshape_to(&[s[0], hkv, 1, s[2], s[3]])
+        } else {
+            m.reshape_to(&[s[0], 1, 1, s[2], s[3]])
+        }
+    };
+    let neg_inf = Tensor::full(&[], f64::NEG_INFINITY, scores.dtype(), scores.device());
+    match mask {
+        MaskKind::None => {}
+        MaskKind::Causal => {
+            let qi = Tensor::iota(&[tq, tk], 0, DType::I64)?.add_scalar((tk as i64 - tq as i64) as f64)?;
+            let kj = Tensor::iota(&[tq, tk], 1, DType::I64)?;
+            scores = Tensor::where_cond(&kj.le(&qi)?, &scores, &neg_inf)?;
+        }
+        MaskKind::Additive => scores = scores.add(&to_compute(&grouped(&inputs[3])?)?)?,
+        MaskKind::Boolean => scores = Tensor::where_cond(&grouped(&inputs[3])?, &scores, &neg_inf)?,
+    }
+    let probs = if has_sinks {
+        let sinks = to_compute(&inputs[inputs.len() - 1])?.reshape_to(&[1, hkv, g, 1, 1])?;
+        let sinks = sinks.broadcast_to(&[b, hkv, g, tq, 1])?;
+        let ext = Tensor::concat(&[&sinks, &scores], -1)?.softmax(-1)?;
+        ext.narrow(-1, 1, tk)?
+    } else {
+        scores.softmax(-1)?
+    };
+    probs.matmul(&v)?.reshape_to(&[b, hq, tq, dv])?.cast(q0.dtype())
+}

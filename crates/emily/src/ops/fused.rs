@@ -1,0 +1,107 @@
+//! The fused elementwise op: a small register program the compiler builds from
+//! a chain of elementwise nodes, run by a backend in one pass over memory.
+
+use super::{BinaryOp, UnaryOp};
+use crate::DType;
+
+/// Where an instruction reads a value from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operand {
+    /// A program input (loaded, broadcast and widened to the compute type).
+    Input(usize),
+    /// A register written by an earlier instruction.
+    Reg(usize),
+}
+
+/// One input of a fused program.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FusedInput {
+    /// The input's own shape (broadcast to the program's output shape).
+    pub shape: Vec<usize>,
+    /// The input's dtype.
+    pub dtype: DType,
+}
+
+/// One step of a fused program. `dtype` is the dtype the original node had:
+/// results are rounded to it (f16/bf16/bool) so fused and eager agree exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FusedInstr {
+    /// `dst = op(src)`.
+    Unary {
+        /// The function.
+        op: UnaryOp,
+        /// Argument.
+        src: Operand,
+        /// Destination register.
+        dst: usize,
+        /// The original node's dtype.
+        dtype: DType,
+    },
+    /// `dst = op(a, b)`.
+    Binary {
+        /// The function.
+        op: BinaryOp,
+        /// Left argument.
+        a: Operand,
+        /// Right argument.
+        b: Operand,
+        /// Destination register.
+        dst: usize,
+        /// The original node's dtype.
+        dtype: DType,
+    },
+    /// `dst = cond ? a : b`.
+    Where {
+        /// Condition (nonzero = true).
+        cond: Operand,
+        /// Value where true.
+        a: Operand,
+        /// Value where false.
+        b: Operand,
+        /// Destination register.
+        dst: usize,
+        /// The original node's dtype.
+        dtype: DType,
+    },
+    /// `dst = src` converted to `dtype` (rounding to its precision).
+    Cast {
+        /// Argument.
+        src: Operand,
+        /// Destination register.
+        dst: usize,
+        /// Target dtype.
+        dtype: DType,
+    },
+}
+
+/// A fused elementwise computation: inputs broadcast to the output shape, a
+/// straight-line list of instructions over registers, one output register.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FusedProgram {
+    /// Inputs, in the order of the node's input tensors.
+    pub inputs: Vec<FusedInput>,
+    /// Instructions in execution order.
+    pub instrs: Vec<FusedInstr>,
+    /// Number of registers.
+    pub num_regs: usize,
+    /// The register holding the result.
+    pub output: Operand,
+}
+
+impl FusedProgram {
+    /// Number of original ops fused into this program.
+    pub fn len(&self) -> usize {
+        self.instrs.len()
+    }
+
+    /// True if the program has no instruction (a pure copy/cast of an input).
+    pub fn is_empty(&self) -> bool {
+        self.instrs.is_empty()
+    }
+}
+
+/// Dtypes the compiler fuses: those whose values pass exactly through f32
+/// registers (f32, f16, bf16, bool, u8). f64 and wide integers run op by op.
+pub fn fusable_dtype(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16 | DType::Bool | DType::U8)
+}

@@ -1,0 +1,173 @@
+//! The op catalogue.
+//!
+//! Each op states its shape and dtype rule once, in the function that builds
+//! its node (`Tensor::add`, `Tensor::matmul`, …): invalid shapes or dtypes are
+//! rejected there, naming the op and the shapes, never at eval. The primitive
+//! set is small and orthogonal; everything else (mean, squeeze, stack, gelu …)
+//! is composed or is a parameter of a primitive.
+
+mod creation;
+mod elementwise;
+mod fused;
+mod indexing;
+mod layout;
+mod linalg;
+mod reduce;
+
+pub use emily_kernels::binary::BinaryOp;
+pub use emily_kernels::unary::UnaryOp;
+pub use fused::{fusable_dtype, FusedInput, FusedInstr, FusedProgram, Operand};
+pub use reduce::Reduction;
+
+use std::sync::Arc;
+
+use crate::error::{invalid, Result};
+use crate::fast::FastOp;
+use crate::{Device, Tensor};
+
+/// One node's operation. The node's own shape and dtype complete it (e.g.
+/// `Reshape` and `Cast` read the target from the node).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Every element `value` (no inputs).
+    Full {
+        /// The fill value.
+        value: f64,
+    },
+    /// The index along `axis` (no inputs).
+    Iota {
+        /// Axis whose index is written.
+        axis: usize,
+    },
+    /// `f(x)` elementwise.
+    Unary(UnaryOp),
+    /// `f(a, b)` elementwise with numpy broadcasting.
+    Binary(BinaryOp),
+    /// `cond ? a : b` with broadcasting (inputs: cond, a, b).
+    Where,
+    /// Conversion to the node's dtype.
+    Cast,
+    /// A reduction over sorted `axes`.
+    Reduce {
+        /// What to compute.
+        op: Reduction,
+        /// Axes reduced (sorted, unique).
+        axes: Vec<usize>,
+        /// Keep reduced axes as size 1.
+        keep_dims: bool,
+    },
+    /// Softmax along `axis` (computed in f32 for half types).
+    Softmax {
+        /// The normalised axis.
+        axis: usize,
+    },
+    /// Batched matrix product with broadcast batch axes. A transposed operand
+    /// is read through strides, never copied.
+    Matmul {
+        /// Input 0 is stored as (…, k, m).
+        transpose_a: bool,
+        /// Input 1 is stored as (…, n, k).
+        transpose_b: bool,
+    },
+    /// 1-D convolution, input (N, C_in, L), weight (C_out, C_in/groups, K).
+    Conv1d {
+        /// Step between windows.
+        stride: usize,
+        /// Zeros added on both sides.
+        padding: usize,
+        /// Spacing between kernel taps.
+        dilation: usize,
+        /// Channel groups.
+        groups: usize,
+    },
+    /// Same data, the node's shape.
+    Reshape,
+    /// Axis permutation.
+    Permute {
+        /// Output axis i is input axis `perm[i]`.
+        perm: Vec<usize>,
+    },
+    /// Numpy broadcast to the node's shape.
+    Broadcast,
+    /// Strided slice along every axis (positive steps).
+    Slice {
+        /// First index per axis.
+        starts: Vec<usize>,
+        /// Step per axis.
+        steps: Vec<usize>,
+    },
+    /// Concatenation of all inputs along `axis`.
+    Concat {
+        /// The joined axis.
+        axis: usize,
+    },
+    /// Constant padding, `(before, after)` per axis.
+    Pad {
+        /// Padding per axis.
+        pads: Vec<(usize, usize)>,
+        /// The fill value.
+        value: f64,
+    },
+    /// `x` indexed along `axis` by an integer tensor (inputs: x, indices);
+    /// output shape `x[..axis] + indices.shape + x[axis+1..]`.
+    Gather {
+        /// The indexed axis.
+        axis: usize,
+    },
+    /// `target` with `update` written at a run-time offset along `axis`
+    /// (inputs: target, update, offset as a scalar integer tensor). Static-size
+    /// KV caches use it so a decode step keeps one shape.
+    SliceUpdate {
+        /// The axis the offset applies to.
+        axis: usize,
+    },
+    /// A fused transformer kernel (see [`crate::fast`]).
+    Fast(FastOp),
+    /// A chain of elementwise ops fused by the compiler into one pass.
+    Fused(Arc<FusedProgram>),
+}
+
+impl Op {
+    /// Short name for telemetry and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Full { .. } => "full",
+            Op::Iota { .. } => "iota",
+            Op::Unary(_) => "unary",
+            Op::Binary(_) => "binary",
+            Op::Where => "where",
+            Op::Cast => "cast",
+            Op::Reduce { .. } => "reduce",
+            Op::Softmax { .. } => "softmax",
+            Op::Matmul { .. } => "matmul",
+            Op::Conv1d { .. } => "conv1d",
+            Op::Reshape => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Broadcast => "broadcast",
+            Op::Slice { .. } => "slice",
+            Op::Concat { .. } => "concat",
+            Op::Pad { .. } => "pad",
+            Op::Gather { .. } => "gather",
+            Op::SliceUpdate { .. } => "slice_update",
+            Op::Fast(f) => f.name(),
+            Op::Fused(_) => "fused",
+        }
+    }
+
+    /// True for ops the compiler may fuse into one elementwise pass.
+    pub fn is_elementwise(&self) -> bool {
+        matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast)
+    }
+}
+
+/// The common device of an op's inputs, or an error naming the op.
+pub(crate) fn common_device(op: &'static str, inputs: &[&Tensor]) -> Result<Device> {
+    let d = inputs.first().map(|t| t.device()).unwrap_or_default();
+    if let Some(t) = inputs.iter().find(|t| t.device() != d) {
+        return Err(invalid(
+            op,
+            format!("inputs on different devices: {d} and {}", t.device()),
+        ));
+    }
+    Ok(d)
+}

@@ -1,0 +1,137 @@
+//! Shape arithmetic: element counts, strides, broadcasting, axis normalisation.
+
+use crate::error::{invalid, shape_err, Result};
+
+/// Number of elements of a shape (1 for a scalar).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Row-major strides (in elements) of a contiguous array.
+pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides
+}
+
+/// Numpy broadcasting of two shapes.
+pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(shape_err(
+                    op,
+                    format!("cannot broadcast {a:?} with {b:?}"),
+                ))
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Strides (in elements) to read a contiguous array of `shape` as if it had
+/// shape `target` (numpy broadcasting; broadcast axes get stride 0).
+pub fn broadcast_strides(shape: &[usize], target: &[usize]) -> Vec<usize> {
+    let own = contiguous_strides(shape);
+    let off = target.len() - shape.len();
+    (0..target.len())
+        .map(|i| {
+            if i < off || shape[i - off] == 1 {
+                0
+            } else {
+                own[i - off]
+            }
+        })
+        .collect()
+}
+
+/// Resolves a possibly negative axis against a rank.
+pub fn normalize_axis(op: &'static str, axis: isize, rank: usize) -> Result<usize> {
+    let r = rank as isize;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r.max(1) || (rank == 0 && a != 0) {
+        return Err(invalid(op, format!("axis {axis} out of range for rank {rank}")));
+    }
+    Ok(a as usize)
+}
+
+/// Resolves a list of axes, rejecting duplicates; returns them sorted.
+pub fn normalize_axes(op: &'static str, axes: &[isize], rank: usize) -> Result<Vec<usize>> {
+    let mut out = axes
+        .iter()
+        .map(|&a| normalize_axis(op, a, rank))
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_unstable();
+    if out.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid(op, format!("repeated axis in {axes:?}")));
+    }
+    Ok(out)
+}
+
+/// Merges adjacent axes that are contiguous in every operand's strides, so
+/// kernels iterate over as few (and as long) dimensions as possible. Returns the
+/// collapsed shape and each operand's collapsed strides.
+pub fn collapse_dims(shape: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut out_shape: Vec<usize> = Vec::new();
+    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for d in 0..shape.len() {
+        if shape[d] == 1 {
+            continue;
+        }
+        let mergeable = !out_shape.is_empty()
+            && strides.iter().enumerate().all(|(k, s)| {
+                let prev = *out_strides[k].last().unwrap();
+                prev == s[d] * shape[d]
+            });
+        if mergeable {
+            *out_shape.last_mut().unwrap() *= shape[d];
+            for (k, s) in strides.iter().enumerate() {
+                *out_strides[k].last_mut().unwrap() = s[d];
+            }
+        } else {
+            out_shape.push(shape[d]);
+            for (k, s) in strides.iter().enumerate() {
+                out_strides[k].push(s[d]);
+            }
+        }
+    }
+    if out_shape.is_empty() {
+        out_shape.push(1);
+        for s in out_strides.iter_mut() {
+            s.push(1);
+        }
+    }
+    (out_shape, out_strides)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(broadcast_shapes("t", &[4, 1, 3], &[5, 1]).unwrap(), vec![4, 5, 3]);
+        assert_eq!(broadcast_shapes("t", &[], &[2]).unwrap(), vec![2]);
+        let e = broadcast_shapes("add", &[2, 3], &[4]).unwrap_err().to_string();
+        assert_eq!(e, "[add] cannot broadcast [2, 3] with [4]");
+    }
+
+    #[test]
+    fn collapse_merges_contiguous_axes() {
+        let shape = [2, 3, 4];
+        let a = contiguous_strides(&shape);
+        let b = broadcast_strides(&[4], &shape);
+        let (s, st) = collapse_dims(&shape, &[a, b]);
+        assert_eq!(s, vec![6, 4]);
+        assert_eq!(st, vec![vec![4, 1], vec![0, 1]]);
+    }
+}
