@@ -1,0 +1,206 @@
+//! One work unit of attention: a block of query rows against all visible keys,
+//! tile by tile with the online softmax, in the transposed layout of
+//! [`microkernel`] (query rows on the lanes).
+//!
+//! Per block: pack `Q^T` once, pre-multiplied by `scale * log2(e)`; then per key
+//! tile: `S^T = K Q^T` (micro-kernel), mask, online softmax, `O^T = alpha O^T +
+//! V^T P^T` (micro-kernel); finally `out = O / l`, transposed back. Causal
+//! tiles past every row's last visible key are never computed, and tiles
+//! entirely before every row's limit are not masked.
+
+use super::mask;
+#[cfg(target_arch = "x86_64")]
+use super::microkernel::{Avx2, Avx512};
+use super::microkernel::{MicroKernels, Portable};
+use super::plan::{Block, Plan};
+use super::softmax::{online_update, LOG2E};
+use super::{Mask, SdpaParams};
+use crate::fast::layout::SharedOut;
+use crate::simd::{isa, Isa};
+
+/// Everything a unit reads, shared by all workers.
+pub(super) struct Ctx<'p, 'a> {
+    pub p: &'p SdpaParams<'a>,
+    pub plan: &'p Plan,
+    pub q: &'p [f32],
+    pub k: &'p [f32],
+    pub v: &'p [f32],
+    pub out: SharedOut,
+}
+
+/// Per-worker buffers, grown on demand and reused across units.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// `Q^T`, `head_dim x lanes`.
+    qt: Vec<f32>,
+    /// Score / probability tile `S^T`, `key_tile x lanes`.
+    st: Vec<f32>,
+    /// Output accumulator `O^T`, `v_head_dim x lanes`.
+    ot: Vec<f32>,
+    /// Running maximum, running denominator, and per-tile rescale factor.
+    m: Vec<f32>,
+    l: Vec<f32>,
+    alpha: Vec<f32>,
+    /// Per row: offset of its `(b, h, q, 0)` mask entry.
+    mask_base: Vec<usize>,
+    /// Per row: last visible key under the causal mask.
+    last_visible: Vec<isize>,
+}
+
+/// Runs unit `u` with the best micro-kernels of this CPU: full-width lanes, or
+/// half-width ones for blocks of few rows (decoding).
+pub(super) fn run(ctx: &Ctx<'_, '_>, u: usize, s: &mut Scratch) {
+    let blk = ctx.plan.block(u);
+    let narrow = blk.rows() <= 16;
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` reported AVX-512 on this CPU.
+        Isa::Avx512 => unsafe { run_avx512(ctx, &blk, s, narrow) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` reported AVX2 + FMA on this CPU.
+        Isa::Avx2 => unsafe { run_avx2(ctx, &blk, s, narrow) },
+        // SAFETY: the portable kernels run anywhere.
+        _ => unsafe { process::<Portable<2, 4>, 8>(ctx, &blk, s) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
+unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, narrow: bool) {
+    if narrow {
+        process::<Avx512<1, 8>, 16>(ctx, blk, s)
+    } else {
+        process::<Avx512<2, 8>, 32>(ctx, blk, s)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run_avx2(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, narrow: bool) {
+    if narrow {
+        process::<Avx2<1, 8>, 8>(ctx, blk, s)
+    } else {
+        process::<Avx2<2, 6>, 16>(ctx, blk, s)
+    }
+}
+
+/// The flash loop of one block with the micro-kernels `K` (`NR == K::NR` lanes).
+///
+/// # Safety
+/// The CPU must support `K`'s ISA; `ctx` must describe buffers that passed
+/// `SdpaParams::validate`, and no other worker may write this block's rows.
+#[inline(always)]
+unsafe fn process<K: MicroKernels, const NR: usize>(
+    ctx: &Ctx<'_, '_>,
+    blk: &Block,
+    s: &mut Scratch,
+) {
+    debug_assert_eq!(K::NR, NR);
+    let mr = K::MR;
+    let (p, plan) = (ctx.p, ctx.plan);
+    let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
+    let rows = blk.rows();
+    let lanes = rows.next_multiple_of(NR);
+    let head = |g: usize| blk.hk * plan.group + g;
+
+    // Per-row bookkeeping and the scaled, transposed, zero-padded queries.
+    s.qt.clear();
+    s.qt.resize(d * lanes, 0.0);
+    s.ot.clear();
+    s.ot.resize(dv * lanes, 0.0);
+    s.st.resize(plan.key_tile * lanes, 0.0);
+    s.m.clear();
+    s.l.clear();
+    s.alpha.resize(lanes, 1.0);
+    s.mask_base.clear();
+    s.last_visible.clear();
+    let qscale = p.scale * LOG2E;
+    for r in 0..rows {
+        let (g, t) = blk.row(r);
+        let src = &ctx.q[p.q_strides.offset(blk.b, head(g), t)..][..d];
+        for (i, &x) in src.iter().enumerate() {
+            s.qt[i * lanes + r] = x * qscale;
+        }
+        let (m0, l0) = match p.sinks {
+            Some(sinks) if sinks[head(g)] != f32::NEG_INFINITY => (sinks[head(g)] * LOG2E, 1.0),
+            _ => (f32::NEG_INFINITY, 0.0),
+        };
+        s.m.push(m0);
+        s.l.push(l0);
+        s.last_visible.push(t as isize + plan.causal_shift);
+        if let Mask::Additive { strides, .. } | Mask::Boolean { strides, .. } = p.mask {
+            s.mask_base
+                .push(blk.b * strides.batch + head(g) * strides.head + t * strides.q);
+        }
+    }
+    s.m.resize(lanes, f32::NEG_INFINITY);
+    s.l.resize(lanes, 0.0);
+    let first_limit = *s.last_visible.iter().min().unwrap_or(&0);
+    let last_limit = *s.last_visible.iter().max().unwrap_or(&0);
+
+    let k_base = ctx.k.as_ptr().add(p.k_strides.offset(blk.b, blk.hk, 0));
+    let v_base = ctx.v.as_ptr().add(p.v_strides.offset(blk.b, blk.hk, 0));
+    let (ldk, ldv) = (p.k_strides.seq, p.v_strides.seq);
+    let mut j0 = 0;
+    while j0 < kv_len {
+        if j0 as isize > last_limit {
+            break; // causal: no row sees this tile or any later one
+        }
+        let keys = plan.key_tile.min(kv_len - j0);
+        let st = s.st.as_mut_ptr();
+        for rc in (0..lanes).step_by(NR) {
+            for kg in (0..keys).step_by(mr) {
+                let k_ptr = k_base.add((j0 + kg) * ldk);
+                let nk = mr.min(keys - kg);
+                let out = st.add(kg * lanes + rc);
+                K::scores(s.qt.as_ptr().add(rc), lanes, k_ptr, ldk, nk, d, out, lanes);
+            }
+        }
+        let tile = &mut s.st[..keys * lanes];
+        match p.mask {
+            Mask::Additive { data, strides } => {
+                mask::add_bias(tile, lanes, keys, j0, data, &s.mask_base, strides.k)
+            }
+            Mask::Boolean { data, strides } => {
+                mask::keep_only(tile, lanes, keys, j0, data, &s.mask_base, strides.k)
+            }
+            Mask::Causal if (j0 + keys - 1) as isize > first_limit => {
+                mask::causal(tile, lanes, keys, j0, &s.last_visible)
+            }
+            _ => {}
+        }
+        for rc in (0..lanes).step_by(NR) {
+            online_update::<NR>(
+                &mut tile[rc..],
+                lanes,
+                keys,
+                (&mut s.m[rc..rc + NR]).try_into().unwrap(),
+                (&mut s.l[rc..rc + NR]).try_into().unwrap(),
+                (&mut s.alpha[rc..rc + NR]).try_into().unwrap(),
+            );
+        }
+        let pt = s.st.as_ptr();
+        let ot = s.ot.as_mut_ptr();
+        for rc in (0..lanes).step_by(NR) {
+            for dv0 in (0..dv).step_by(mr) {
+                let v_ptr = v_base.add(j0 * ldv + dv0);
+                let nv = mr.min(dv - dv0);
+                let alpha = s.alpha.as_ptr().add(rc);
+                let acc = ot.add(dv0 * lanes + rc);
+                K::values(pt.add(rc), lanes, keys, v_ptr, ldv, nv, alpha, acc, lanes);
+            }
+        }
+        j0 += keys;
+    }
+
+    // out = O / l, or zeros for a row that saw nothing.
+    for r in 0..rows {
+        let (g, t) = blk.row(r);
+        let inv = if s.l[r] == 0.0 { 0.0 } else { 1.0 / s.l[r] };
+        // SAFETY: validated in bounds and non-aliasing; this unit owns row (g, t).
+        let o = ctx.out.slice(p.out_strides.offset(blk.b, head(g), t), dv);
+        for (i, x) in o.iter_mut().enumerate() {
+            *x = s.ot[i * lanes + r] * inv;
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Applying an attention mask to one transposed score tile `S^T[key][row]`
+//! (keys `j0..j0 + keys`, the block's query rows on the lanes, row stride
+//! `ldst`). Scores are in the base-2 domain, so additive biases are scaled by
+//! `log2(e)`; masked-out entries become `-inf`.
+
+use super::softmax::LOG2E;
+
+/// Adds `data[base[r] + (j0 + jj) * k_stride] * log2(e)` to `st[jj][r]`.
+#[inline(always)]
+pub(super) fn add_bias(
+    st: &mut [f32],
+    ldst: usize,
+    keys: usize,
+    j0: usize,
+    data: &[f32],
+    base: &[usize],
+    k_stride: usize,
+) {
+    for (r, &b) in base.iter().enumerate() {
+        let start = b + j0 * k_stride;
+        if k_stride == 1 {
+            for (jj, &bias) in data[start..start + keys].iter().enumerate() {
+                st[jj * ldst + r] += bias * LOG2E;
+            }
+        } else {
+            for jj in 0..keys {
+                st[jj * ldst + r] += data[start + jj * k_stride] * LOG2E;
+            }
+        }
+    }
+}
+
+/// Sets `st[jj][r]` to `-inf` where the keep-mask byte
+/// `data[base[r] + (j0 + jj) * k_stride]` is 0.
+#[inline(always)]
+pub(super) fn keep_only(
+    st: &mut [f32],
+    ldst: usize,
+    keys: usize,
+    j0: usize,
+    data: &[u8],
+    base: &[usize],
+    k_stride: usize,
+) {
+    for (r, &b) in base.iter().enumerate() {
+        let start = b + j0 * k_stride;
+        for jj in 0..keys {
+            if data[start + jj * k_stride] == 0 {
+                st[jj * ldst + r] = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+/// Sets `st[jj][r]` to `-inf` where key `j0 + jj` lies after `last_visible[r]`,
+/// the last key row `r` may attend to (negative: none).
+#[inline(always)]
+pub(super) fn causal(st: &mut [f32], ldst: usize, keys: usize, j0: usize, last_visible: &[isize]) {
+    for (r, &last) in last_visible.iter().enumerate() {
+        // First masked key index within the tile.
+        let first_masked = (last + 1 - j0 as isize).clamp(0, keys as isize) as usize;
+        for jj in first_masked..keys {
+            st[jj * ldst + r] = f32::NEG_INFINITY;
+        }
+    }
+}

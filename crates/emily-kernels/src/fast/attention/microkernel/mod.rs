@@ -1,0 +1,136 @@
+//! Register-blocked GEMM micro-kernels of the attention inner loop, written in
+//! the transposed ("queries on lanes") form: a block's query rows run along the
+//! SIMD lanes, so both products broadcast one scalar of K or V against a vector
+//! of queries and neither K nor V is ever packed or transposed:
+//!
+//! - scores: `S^T[key][lane] = sum_d K[key][d] * Q^T[d][lane]`
+//! - values: `O^T[dv][lane] = alpha[lane] * O^T[dv][lane] + sum_j V[j][dv] * P^T[j][lane]`
+//!
+//! Each call computes an `MR x NR` register tile (`MR` keys or value features by
+//! `NR` query lanes); the softmax statistics then also run lane-wise (no
+//! horizontal reductions). Rows past the valid keys / features reuse the last
+//! valid row and are not stored, so no input is ever read out of bounds.
+//!
+//! The x86 kernels use explicit intrinsics: LLVM's auto-vectoriser does not
+//! reliably keep a 2-D accumulator tile in registers.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod portable;
+
+/// One instruction set's pair of micro-kernels, with its tile shape.
+pub(super) trait MicroKernels {
+    /// Query lanes per register tile.
+    const NR: usize;
+
+    /// Computes `MR` rows of `S^T`: for `m < nk`,
+    /// `st[m * ldst + n] = sum_{d < depth} k[m * ldk + d] * qt[d * ldq + n]`, `n < NR`.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA. `qt` must address `depth` rows of
+    /// `NR` floats at stride `ldq`; `k` must address `nk` (`1..=MR`) rows of
+    /// `depth` floats at stride `ldk`; `st` must address `nk` writable rows of
+    /// `NR` floats at stride `ldst`, overlapping neither input.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn scores(
+        qt: *const f32,
+        ldq: usize,
+        k: *const f32,
+        ldk: usize,
+        nk: usize,
+        depth: usize,
+        st: *mut f32,
+        ldst: usize,
+    );
+
+    /// Updates `MR` rows of `O^T`: for `m < nv`,
+    /// `ot[m * ldo + n] = alpha[n] * ot[m * ldo + n] + sum_{j < nkeys} v[j * ldv + m] * pt[j * ldp + n]`.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA. `pt` must address `nkeys` rows of
+    /// `NR` floats at stride `ldp`; `v` must address `nkeys` rows of at least
+    /// `nv` (`1..=MR`) floats at stride `ldv`; `alpha` must address `NR` floats;
+    /// `ot` must address `nv` rows of `NR` floats at stride `ldo`, overlapping
+    /// none of the inputs.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn values(
+        pt: *const f32,
+        ldp: usize,
+        nkeys: usize,
+        v: *const f32,
+        ldv: usize,
+        nv: usize,
+        alpha: *const f32,
+        ot: *mut f32,
+        ldo: usize,
+    );
+
+    /// Rows per register tile (keys for `scores`, value features for `values`).
+    const MR: usize;
+}
+
+/// Defines a zero-sized [`MicroKernels`] implementation that forwards to a
+/// module's `scores::<NV, MR>` / `values::<NV, MR>` functions.
+macro_rules! kernels {
+    ($(#[$meta:meta])* $name:ident, $module:ident, $lanes:expr) => {
+        $(#[$meta])*
+        pub(in crate::fast::attention) struct $name<const NV: usize, const MR: usize>;
+
+        impl<const NV: usize, const MR: usize> MicroKernels for $name<NV, MR> {
+            const NR: usize = NV * $lanes;
+            const MR: usize = MR;
+
+            #[inline(always)]
+            unsafe fn scores(
+                qt: *const f32,
+                ldq: usize,
+                k: *const f32,
+                ldk: usize,
+                nk: usize,
+                depth: usize,
+                st: *mut f32,
+                ldst: usize,
+            ) {
+                $module::scores::<NV, MR>(qt, ldq, k, ldk, nk, depth, st, ldst)
+            }
+
+            #[inline(always)]
+            unsafe fn values(
+                pt: *const f32,
+                ldp: usize,
+                nkeys: usize,
+                v: *const f32,
+                ldv: usize,
+                nv: usize,
+                alpha: *const f32,
+                ot: *mut f32,
+                ldo: usize,
+            ) {
+                $module::values::<NV, MR>(pt, ldp, nkeys, v, ldv, nv, alpha, ot, ldo)
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+kernels!(
+    /// AVX-512 kernels: `NV` 16-lane vectors per tile row.
+    Avx512,
+    avx512,
+    16
+);
+#[cfg(target_arch = "x86_64")]
+kernels!(
+    /// AVX2 + FMA kernels: `NV` 8-lane vectors per tile row.
+    Avx2,
+    avx2,
+    8
+);
+kernels!(
+    /// Portable kernels: `NV` groups of 4 lanes per tile row.
+    Portable,
+    portable,
+    4
+);

@@ -1,0 +1,263 @@
+//! Scaled-dot-product attention, flash style:
+//! `out = softmax(scale * Q K^T + mask) V` per (batch, query head), with
+//! grouped-query heads, four mask kinds and optional attention sinks.
+//!
+//! The queries of a (batch, kv head) group are cut into blocks of at most
+//! [`plan::BLOCK_ROWS`] rows; each block walks the keys in tiles with an online
+//! softmax (running max and denominator, rescaling the accumulator), so no
+//! score matrix larger than one tile is ever held; when the whole key range
+//! fits one tile the walk degenerates to the plain two-pass softmax (the
+//! "naive" path of small shapes). Both products are GEMM-shaped register-tiled
+//! micro-kernels ([`microkernel`]). Blocks run in parallel on the pool.
+//!
+//! # Fully masked rows
+//! A query row for which every key is masked (all `-inf` additive entries, all
+//! `false` keep bytes, or causal with `q_len > kv_len` leaving nothing visible)
+//! and which has no sink outputs **zeros**, not NaN: this is the project-wide
+//! convention, and the composed fallback must do the same. A row whose entries
+//! are merely very negative (e.g. `-1e9`) is not fully masked: it gets the
+//! softmax of those values, like any other row. With a sink, a row whose keys
+//! are all masked also outputs zeros (all weight goes to the sink, which has no
+//! value vector).
+
+mod block;
+mod mask;
+mod microkernel;
+mod plan;
+mod softmax;
+
+use rayon::prelude::*;
+
+use super::layout::{HeadStrides, SharedOut};
+use crate::parallel;
+
+/// Element strides of a 4-D `(batch, head, q, k)` mask. A stride of 0 broadcasts
+/// that axis (e.g. one `(q, k)` mask shared by every batch entry and head).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaskStrides {
+    /// Elements between batch entries (0: shared by all).
+    pub batch: usize,
+    /// Elements between query heads (0: shared by all).
+    pub head: usize,
+    /// Elements between query positions.
+    pub q: usize,
+    /// Elements between key positions (1 for a row-major mask).
+    pub k: usize,
+}
+
+impl MaskStrides {
+    /// Strides of a contiguous row-major mask of `shape = [b, h, q, k]`, where an
+    /// extent of 1 broadcasts (gets stride 0): `[1, 1, q_len, kv_len]` is one mask
+    /// for every batch entry and head.
+    pub fn broadcast(shape: [usize; 4]) -> Self {
+        let mut strides = [0usize; 4];
+        let mut acc = 1;
+        for axis in (0..4).rev() {
+            strides[axis] = if shape[axis] == 1 { 0 } else { acc };
+            acc *= shape[axis];
+        }
+        Self {
+            batch: strides[0],
+            head: strides[1],
+            q: strides[2],
+            k: strides[3],
+        }
+    }
+
+    fn offset(&self, b: usize, h: usize, q: usize, k: usize) -> usize {
+        b * self.batch + h * self.head + q * self.q + k * self.k
+    }
+}
+
+/// Which query/key pairs take part, and with what bias.
+#[derive(Clone, Copy, Debug)]
+pub enum Mask<'a> {
+    /// Every query sees every key.
+    None,
+    /// Query `i` sees keys `j <= i + kv_len - q_len` (aligned to the end, as when
+    /// decoding with a KV cache; top-left aligned when `q_len == kv_len`).
+    Causal,
+    /// A bias added to the scaled scores, indexed by `(batch, query head, q, k)`
+    /// through `strides`; `-inf` entries mask a key out.
+    Additive {
+        /// The bias values.
+        data: &'a [f32],
+        /// Its layout (0 strides broadcast).
+        strides: MaskStrides,
+    },
+    /// A keep-mask: key `k` takes part for query `q` iff the byte is nonzero.
+    Boolean {
+        /// One byte per entry, nonzero = keep.
+        data: &'a [u8],
+        /// Its layout (0 strides broadcast).
+        strides: MaskStrides,
+    },
+}
+
+/// Shape, layout and options of an [`sdpa_f32`] call.
+#[derive(Clone, Copy, Debug)]
+pub struct SdpaParams<'a> {
+    /// Batch entries.
+    pub batch: usize,
+    /// Query (and output) heads.
+    pub q_heads: usize,
+    /// Key/value heads; must divide `q_heads`. Query head `h` uses kv head
+    /// `h / (q_heads / kv_heads)` (grouped-query attention, no repeated copies).
+    pub kv_heads: usize,
+    /// Query positions.
+    pub q_len: usize,
+    /// Key/value positions.
+    pub kv_len: usize,
+    /// Features of queries and keys.
+    pub head_dim: usize,
+    /// Features of values and of the output.
+    pub v_head_dim: usize,
+    /// Multiplier of `Q K^T` (usually `1 / sqrt(head_dim)`).
+    pub scale: f32,
+    /// The mask.
+    pub mask: Mask<'a>,
+    /// Optional attention sinks, one logit per query head: each joins its
+    /// head's softmax denominator as `exp(sink - max)` (the maximum taking the
+    /// sink into account) but contributes no value.
+    pub sinks: Option<&'a [f32]>,
+    /// Layout of `q`: `(batch, q_heads, q_len, head_dim)`.
+    pub q_strides: HeadStrides,
+    /// Layout of `k`: `(batch, kv_heads, kv_len, head_dim)`.
+    pub k_strides: HeadStrides,
+    /// Layout of `v`: `(batch, kv_heads, kv_len, v_head_dim)`.
+    pub v_strides: HeadStrides,
+    /// Layout of `out`: `(batch, q_heads, q_len, v_head_dim)`; must not alias.
+    pub out_strides: HeadStrides,
+}
+
+impl<'a> SdpaParams<'a> {
+    /// Contiguous `(B, H, T, D)` tensors, `v_head_dim = head_dim`,
+    /// `scale = 1/sqrt(head_dim)`, no mask, no sinks.
+    pub fn new(
+        batch: usize,
+        q_heads: usize,
+        kv_heads: usize,
+        q_len: usize,
+        kv_len: usize,
+        head_dim: usize,
+    ) -> Self {
+        Self {
+            batch,
+            q_heads,
+            kv_heads,
+            q_len,
+            kv_len,
+            head_dim,
+            v_head_dim: head_dim,
+            scale: 1.0 / (head_dim.max(1) as f32).sqrt(),
+            mask: Mask::None,
+            sinks: None,
+            q_strides: HeadStrides::bhsd(q_heads, q_len, head_dim),
+            k_strides: HeadStrides::bhsd(kv_heads, kv_len, head_dim),
+            v_strides: HeadStrides::bhsd(kv_heads, kv_len, head_dim),
+            out_strides: HeadStrides::bhsd(q_heads, q_len, head_dim),
+        }
+    }
+
+    /// The same call on contiguous `(B, T, H, D)` tensors (the layout right after
+    /// the Q/K/V projections): only the strides change.
+    pub fn with_bshd_layout(mut self) -> Self {
+        self.q_strides = HeadStrides::bshd(self.q_heads, self.q_len, self.head_dim);
+        self.k_strides = HeadStrides::bshd(self.kv_heads, self.kv_len, self.head_dim);
+        self.v_strides = HeadStrides::bshd(self.kv_heads, self.kv_len, self.v_head_dim);
+        self.out_strides = HeadStrides::bshd(self.q_heads, self.q_len, self.v_head_dim);
+        self
+    }
+
+    fn validate(&self, q: usize, k: usize, v: usize, out: usize) {
+        let p = self;
+        assert!(
+            p.kv_heads > 0 && p.q_heads.is_multiple_of(p.kv_heads),
+            "[sdpa] kv_heads {} must be nonzero and divide q_heads {}",
+            p.kv_heads,
+            p.q_heads
+        );
+        let checks = [
+            ("q", q, p.q_strides, p.q_heads, p.q_len, p.head_dim),
+            ("k", k, p.k_strides, p.kv_heads, p.kv_len, p.head_dim),
+            ("v", v, p.v_strides, p.kv_heads, p.kv_len, p.v_head_dim),
+            ("out", out, p.out_strides, p.q_heads, p.q_len, p.v_head_dim),
+        ];
+        for (name, len, strides, heads, seq, dim) in checks {
+            let need = strides.required_len(p.batch, heads, seq, dim);
+            assert!(
+                len >= need,
+                "[sdpa] {name} has {len} elements, its strides {strides:?} address {need}"
+            );
+        }
+        assert!(
+            p.out_strides
+                .is_disjoint(p.batch, p.q_heads, p.q_len, p.v_head_dim),
+            "[sdpa] output strides {:?} make elements alias",
+            p.out_strides
+        );
+        if let Some(s) = p.sinks {
+            assert_eq!(
+                s.len(),
+                p.q_heads,
+                "[sdpa] {} sinks given for {} query heads",
+                s.len(),
+                p.q_heads
+            );
+        }
+        let (len, strides) = match p.mask {
+            Mask::Additive { data, strides } => (data.len(), strides),
+            Mask::Boolean { data, strides } => (data.len(), strides),
+            Mask::None | Mask::Causal => return,
+        };
+        if p.batch > 0 && p.q_heads > 0 && p.q_len > 0 && p.kv_len > 0 {
+            let need = strides.offset(p.batch - 1, p.q_heads - 1, p.q_len - 1, p.kv_len - 1) + 1;
+            assert!(
+                len >= need,
+                "[sdpa] mask has {len} elements, its strides {strides:?} address {need}"
+            );
+        }
+    }
+}
+
+/// Scaled-dot-product attention: for each batch entry `b`, query head `h` and
+/// query `i`, `out[b, h, i] = sum_j softmax_j(scale * q[b,h,i] . k[b,g,j] + mask)
+/// v[b,g,j]` with `g = h / (q_heads / kv_heads)`, the mask as in [`Mask`] and the
+/// sinks joining the denominator. Tensors are addressed through the strides in
+/// `params` (feature axis contiguous). A fully masked row without a sink
+/// outputs zeros (see the module docs).
+///
+/// # Panics
+/// If `kv_heads` does not divide `q_heads`, a buffer is shorter than its
+/// strides address, the output strides alias, or `sinks` has the wrong length.
+pub fn sdpa_f32(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], params: &SdpaParams<'_>) {
+    params.validate(q.len(), k.len(), v.len(), out.len());
+    let p = params;
+    if p.batch == 0 || p.q_heads == 0 || p.q_len == 0 || p.v_head_dim == 0 {
+        return;
+    }
+    let plan = plan::Plan::new(p);
+    let ctx = block::Ctx {
+        p,
+        plan: &plan,
+        q,
+        k,
+        v,
+        out: SharedOut(out.as_mut_ptr()),
+    };
+    let units = plan.units();
+    if units == 1 || parallel::chunks_for(plan.work_per_unit().saturating_mul(units)) <= 1 {
+        let mut scratch = block::Scratch::default();
+        for u in 0..units {
+            block::run(&ctx, u, &mut scratch);
+        }
+        return;
+    }
+    parallel::pool().install(|| {
+        (0..units)
+            .into_par_iter()
+            .for_each_init(block::Scratch::default, |scratch, u| {
+                block::run(&ctx, u, scratch)
+            });
+    });
+}

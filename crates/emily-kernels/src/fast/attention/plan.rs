@@ -1,0 +1,138 @@
+//! How an attention call is cut into independent work units.
+//!
+//! A unit is one block of query rows of one (batch, kv head) group. Rows are
+//! `(g, t)` pairs — query head `g` of the group, position `t` — so for short
+//! queries (decoding: `q_len = 1`) all the query heads that share a kv head form
+//! one block and K/V are read once for all of them; for long queries a block is
+//! a run of up to [`BLOCK_ROWS`] positions of one head. Keys are walked in tiles
+//! of [`KEY_TILE`], or in one tile when the whole key range is short enough
+//! that its score block stays in cache (the two-pass "naive" shape).
+
+use super::{Mask, SdpaParams};
+
+/// Most query rows per block (the lanes of the micro-kernels times a few).
+pub(crate) const BLOCK_ROWS: usize = 64;
+/// Keys per tile of the online softmax.
+const KEY_TILE: usize = 256;
+/// Key ranges up to this length are done in one tile.
+const SINGLE_TILE_MAX: usize = 512;
+
+/// The decomposition of one call.
+pub(super) struct Plan {
+    /// Query heads per kv head.
+    pub group: usize,
+    /// Query heads per block (> 1 only when `q_len` is short).
+    heads_per_block: usize,
+    /// Position blocks per query head (when `heads_per_block == 1`).
+    pos_blocks: usize,
+    /// Blocks per (batch, kv head) group.
+    blocks_per_group: usize,
+    /// Keys per tile.
+    pub key_tile: usize,
+    /// Last key index visible to query position `t` is `t + causal_shift`.
+    pub causal_shift: isize,
+    kv_heads: usize,
+    batch: usize,
+    q_len: usize,
+    work_per_row: usize,
+}
+
+/// One unit: query heads `hk * group + g0 ..+ ng` at positions `t0 ..+ nt`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Block {
+    pub b: usize,
+    pub hk: usize,
+    pub g0: usize,
+    pub ng: usize,
+    pub t0: usize,
+    pub nt: usize,
+}
+
+impl Block {
+    /// Query rows in the block.
+    pub fn rows(&self) -> usize {
+        self.ng * self.nt
+    }
+
+    /// `(head within group, position)` of row `r` (heads outer, positions inner).
+    pub fn row(&self, r: usize) -> (usize, usize) {
+        (self.g0 + r / self.nt, self.t0 + r % self.nt)
+    }
+}
+
+impl Plan {
+    pub fn new(p: &SdpaParams<'_>) -> Self {
+        let group = p.q_heads / p.kv_heads;
+        let heads_per_block = if p.q_len >= BLOCK_ROWS {
+            1
+        } else {
+            (BLOCK_ROWS / p.q_len).clamp(1, group)
+        };
+        let (pos_blocks, blocks_per_group) = if heads_per_block == 1 {
+            let n = p.q_len.div_ceil(BLOCK_ROWS);
+            (n, n * group)
+        } else {
+            (1, group.div_ceil(heads_per_block))
+        };
+        let key_tile = if p.kv_len <= SINGLE_TILE_MAX {
+            p.kv_len.max(1)
+        } else {
+            KEY_TILE
+        };
+        let causal = matches!(p.mask, Mask::Causal);
+        Self {
+            group,
+            heads_per_block,
+            pos_blocks,
+            blocks_per_group,
+            key_tile,
+            causal_shift: if causal {
+                p.kv_len as isize - p.q_len as isize
+            } else {
+                isize::MAX / 2
+            },
+            kv_heads: p.kv_heads,
+            batch: p.batch,
+            q_len: p.q_len,
+            work_per_row: p.kv_len * (p.head_dim + p.v_head_dim).max(1),
+        }
+    }
+
+    /// Number of units.
+    pub fn units(&self) -> usize {
+        self.batch * self.kv_heads * self.blocks_per_group
+    }
+
+    /// Rough multiply-adds of the largest unit (for the parallel threshold).
+    pub fn work_per_unit(&self) -> usize {
+        self.work_per_row * BLOCK_ROWS.min(self.q_len * self.heads_per_block)
+    }
+
+    /// The block of unit `u`.
+    pub fn block(&self, u: usize) -> Block {
+        let (bh, i) = (u / self.blocks_per_group, u % self.blocks_per_group);
+        let (b, hk) = (bh / self.kv_heads, bh % self.kv_heads);
+        if self.heads_per_block == 1 {
+            let (g, tb) = (i / self.pos_blocks, i % self.pos_blocks);
+            let t0 = tb * BLOCK_ROWS;
+            Block {
+                b,
+                hk,
+                g0: g,
+                ng: 1,
+                t0,
+                nt: BLOCK_ROWS.min(self.q_len - t0),
+            }
+        } else {
+            let g0 = i * self.heads_per_block;
+            Block {
+                b,
+                hk,
+                g0,
+                ng: self.heads_per_block.min(self.group - g0),
+                t0: 0,
+                nt: self.q_len,
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The online softmax of a score tile, in base 2.
+//!
+//! Scores arrive pre-multiplied by `scale * log2(e)` (folded into the packed
+//! queries), so `exp(s - max)` becomes `2^(s' - max')` and costs one polynomial
+//! without a multiply. Statistics are per query lane: a running maximum `m`, a
+//! running denominator `l`, and per tile the factor `alpha = 2^(m_old - m_new)`
+//! that rescales what was accumulated before.
+
+/// `log2(e)`: converts natural-log-domain scores, masks and sinks to base 2.
+pub(super) const LOG2E: f32 = std::f32::consts::LOG2_E;
+
+/// Rounds an f32 of magnitude < 2^22 to an integer when added and subtracted.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// `2^x` for `x <= 0` (relative error ~2e-7); `2^-inf = 0`, NaN stays NaN.
+/// Arguments below -126 return 0 (the result would be subnormal).
+#[inline(always)]
+pub(super) fn exp2_nonpos(x: f32) -> f32 {
+    // `if` rather than `max`, so NaN passes through and it is one instruction.
+    let xc = if x < -126.0 { -126.0 } else { x };
+    let t = xc + ROUND_MAGIC;
+    let k = t - ROUND_MAGIC;
+    let ki = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
+    // e^r on |r| <= ln(2)/2 with the Cephes expf polynomial.
+    let r = (xc - k) * std::f32::consts::LN_2;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let p = p * (r * r) + r + 1.0;
+    // 2^k is a normal float for -126 <= k <= 127; a NaN `x` makes `p` NaN.
+    let y = p * f32::from_bits((ki.wrapping_add(127) << 23) as u32);
+    if x < -126.0 {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// One online-softmax step over a tile chunk: `st` holds `keys` rows of `NR`
+/// score lanes at stride `ldst`. Turns the scores into unnormalised
+/// probabilities `2^(s - m_new)` in place, sets `alpha = 2^(m_old - m_new)`, and
+/// updates `m` and `l` (`l = alpha * l + sum(p)`).
+///
+/// A lane whose maximum is still `-inf` (nothing visible yet) subtracts 0
+/// instead, so it produces zeros rather than NaN.
+#[inline(always)]
+pub(super) fn online_update<const NR: usize>(
+    st: &mut [f32],
+    ldst: usize,
+    keys: usize,
+    m: &mut [f32; NR],
+    l: &mut [f32; NR],
+    alpha: &mut [f32; NR],
+) {
+    let mut mx = *m;
+    for j in 0..keys {
+        let row: &[f32; NR] = st[j * ldst..][..NR].try_into().unwrap();
+        for n in 0..NR {
+            mx[n] = if row[n] > mx[n] { row[n] } else { mx[n] };
+        }
+    }
+    let mut safe = [0.0f32; NR];
+    for n in 0..NR {
+        safe[n] = if mx[n] == f32::NEG_INFINITY {
+            0.0
+        } else {
+            mx[n]
+        };
+        alpha[n] = exp2_nonpos(m[n] - safe[n]);
+    }
+    let mut sum = [0.0f32; NR];
+    for j in 0..keys {
+        let row: &mut [f32; NR] = (&mut st[j * ldst..][..NR]).try_into().unwrap();
+        for n in 0..NR {
+            let p = exp2_nonpos(row[n] - safe[n]);
+            row[n] = p;
+            sum[n] += p;
+        }
+    }
+    for n in 0..NR {
+        l[n] = l[n] * alpha[n] + sum[n];
+        m[n] = mx[n];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp2_matches_f64() {
+        let mut worst = 0.0f64;
+        let mut x = -125.0f32;
+        while x <= 0.0 {
+            let want = (x as f64).exp2();
+            let got = exp2_nonpos(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.001_37;
+        }
+        assert!(worst < 3e-7, "exp2 worst relative error {worst}");
+        assert_eq!(exp2_nonpos(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp2_nonpos(0.0), 1.0);
+        assert_eq!(exp2_nonpos(-1.0), 0.5);
+        assert!(exp2_nonpos(f32::NAN).is_nan());
+    }
+}

@@ -1,0 +1,207 @@
+//! LayerNorm over the last axis: `out = (x - mean) / sqrt(var + eps) * weight + bias`
+//! with the biased variance.
+//!
+//! The variance is the corrected two-pass formula over a row that stays in L1
+//! (three reads of the row: sum; centred sums; scaled write), never the
+//! cancellation-prone `E[x^2] - E[x]^2`. The first-pass mean `m` is refined by
+//! the centred sum, `mean = m + c` with `c = mean(x - m)`, and `x - mean` is
+//! formed as `(x - m) - c`: `x - m` is exact for values near the mean, so rows
+//! with a large common offset keep full `f32` accuracy. Rows are split across
+//! the pool.
+
+use half::{bf16, f16};
+
+use super::{lanes, widen};
+use crate::parallel;
+
+/// LayerNorm of each length-`cols` row of `x` into `out`:
+/// `(x - mean) / sqrt(mean((x - mean)^2) + eps) * weight + bias`, where a missing
+/// `weight` is 1 and a missing `bias` is 0. Accumulates in `f32`. `cols == 0` is a
+/// no-op.
+///
+/// # Panics
+/// If `x` and `out` differ in length, the length is not a multiple of `cols`,
+/// or `weight` / `bias` do not have `cols` elements.
+pub fn layer_norm_f32(
+    x: &[f32],
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    eps: f32,
+    cols: usize,
+    out: &mut [f32],
+) {
+    check(
+        x.len(),
+        weight.map(<[f32]>::len),
+        bias.map(<[f32]>::len),
+        cols,
+        out.len(),
+    );
+    if cols == 0 || x.is_empty() {
+        return;
+    }
+    parallel::for_each_row_block_mut(out, cols, cols, |row0, block| {
+        let src = &x[row0 * cols..row0 * cols + block.len()];
+        ln_rows(src, weight, bias, eps, cols, block);
+    });
+}
+
+/// [`layer_norm_f32`] for `f16` data: rows are widened to `f32`, normalised in
+/// `f32` and rounded back once.
+///
+/// # Panics
+/// As [`layer_norm_f32`].
+pub fn layer_norm_f16(
+    x: &[f16],
+    weight: Option<&[f16]>,
+    bias: Option<&[f16]>,
+    eps: f32,
+    cols: usize,
+    out: &mut [f16],
+) {
+    check(
+        x.len(),
+        weight.map(<[f16]>::len),
+        bias.map(<[f16]>::len),
+        cols,
+        out.len(),
+    );
+    let (w, b) = (widen::widen(weight), widen::widen(bias));
+    widen::map_rows_widened(x, cols, out, |row| {
+        ln_row_inplace(row, w.as_deref(), b.as_deref(), eps)
+    });
+}
+
+/// [`layer_norm_f32`] for `bf16` data: rows are widened to `f32`, normalised in
+/// `f32` and rounded back once.
+///
+/// # Panics
+/// As [`layer_norm_f32`].
+pub fn layer_norm_bf16(
+    x: &[bf16],
+    weight: Option<&[bf16]>,
+    bias: Option<&[bf16]>,
+    eps: f32,
+    cols: usize,
+    out: &mut [bf16],
+) {
+    check(
+        x.len(),
+        weight.map(<[bf16]>::len),
+        bias.map(<[bf16]>::len),
+        cols,
+        out.len(),
+    );
+    let (w, b) = (widen::widen(weight), widen::widen(bias));
+    widen::map_rows_widened(x, cols, out, |row| {
+        ln_row_inplace(row, w.as_deref(), b.as_deref(), eps)
+    });
+}
+
+fn check(x_len: usize, w_len: Option<usize>, b_len: Option<usize>, cols: usize, out_len: usize) {
+    assert_eq!(
+        x_len, out_len,
+        "[layer_norm] x has {x_len} elements, out has {out_len}"
+    );
+    if cols > 0 {
+        assert!(
+            x_len.is_multiple_of(cols),
+            "[layer_norm] x has {x_len} elements, not a multiple of the row length {cols}"
+        );
+    }
+    for (what, len) in [("weight", w_len), ("bias", b_len)] {
+        if let Some(n) = len {
+            assert_eq!(
+                n, cols,
+                "[layer_norm] {what} has {n} elements, x's last axis is {cols}"
+            );
+        }
+    }
+}
+
+/// `(m, c, 1 / sqrt(var + eps))` of one row, where `m + c` is the mean (`m`
+/// the plain first-pass estimate, `c` its correction) and the variance comes
+/// from the corrected two-pass formula.
+#[inline(always)]
+fn moments(row: &[f32], eps: f32) -> (f32, f32, f32) {
+    let n = row.len() as f32;
+    let m = lanes::sum(row) / n;
+    let (s1, s2) = lanes::sums_shifted(row, m);
+    let c = s1 / n;
+    let var = (s2 / n - c * c).max(0.0);
+    (m, c, 1.0 / (var + eps).sqrt())
+}
+
+/// Writes `((src - m) - c) * inv * weight + bias` into `dst`.
+#[inline(always)]
+fn affine(
+    src: &[f32],
+    (m, c, inv): (f32, f32, f32),
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    match (weight, bias) {
+        (Some(w), Some(b)) => {
+            for (((o, v), w), b) in dst.iter_mut().zip(src).zip(w).zip(b) {
+                *o = ((*v - m) - c) * inv * *w + *b;
+            }
+        }
+        (Some(w), None) => {
+            for ((o, v), w) in dst.iter_mut().zip(src).zip(w) {
+                *o = ((*v - m) - c) * inv * *w;
+            }
+        }
+        (None, Some(b)) => {
+            for ((o, v), b) in dst.iter_mut().zip(src).zip(b) {
+                *o = ((*v - m) - c) * inv + *b;
+            }
+        }
+        (None, None) => {
+            for (o, v) in dst.iter_mut().zip(src) {
+                *o = ((*v - m) - c) * inv;
+            }
+        }
+    }
+}
+
+crate::simd_dispatch! {
+    /// Normalises the whole rows of `x` into `out` (same length, multiple of `cols`).
+    fn ln_rows(
+        x: &[f32],
+        weight: Option<&[f32]>,
+        bias: Option<&[f32]>,
+        eps: f32,
+        cols: usize,
+        out: &mut [f32],
+    ) {
+        for (src, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
+            affine(src, moments(src, eps), weight, bias, dst);
+        }
+    }
+}
+
+crate::simd_dispatch! {
+    /// Normalises one `f32` row in place (the f16/bf16 paths).
+    fn ln_row_inplace(row: &mut [f32], weight: Option<&[f32]>, bias: Option<&[f32]>, eps: f32) {
+        let stats = moments(row, eps);
+        let n = row.len();
+        // `affine` reads and writes disjoint slices; go through a small stack
+        // buffer so the in-place update stays vectorised.
+        let mut buf = [0.0f32; 256];
+        let mut start = 0;
+        while start < n {
+            let end = (start + buf.len()).min(n);
+            let chunk = &mut buf[..end - start];
+            chunk.copy_from_slice(&row[start..end]);
+            affine(
+                chunk,
+                stats,
+                weight.map(|w| &w[start..end]),
+                bias.map(|b| &b[start..end]),
+                &mut row[start..end],
+            );
+            start = end;
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Fused transformer kernels: RMSNorm, LayerNorm, rotary embeddings (RoPE) and
+//! scaled-dot-product attention (flash style).
+//!
+//! Each kernel works on plain `f32` slices (f16/bf16 entry points widen rows into
+//! `f32` scratch and narrow the result), runs its inner loops through the
+//! run-time ISA dispatch of [`crate::simd`], and spreads rows / attention blocks
+//! over the global pool of [`crate::parallel`] above a size threshold.
+//!
+//! Layout conventions shared by RoPE and attention are in [`HeadStrides`]: a
+//! 4-D `(batch, head, seq, feature)` tensor whose feature axis is contiguous and
+//! whose other three axes have arbitrary element strides, so both `(B, H, T, D)`
+//! and `(B, T, H, D)` buffers are accepted without a copy.
+//!
+//! Numerics are specified against float64 references (see the `fast_*` tests):
+//! reductions and softmax accumulate in `f32`; RoPE angles are formed and
+//! range-reduced in `f64`; a fully masked attention row returns zeros.
+
+mod attention;
+mod lanes;
+mod layer_norm;
+mod layout;
+mod rms_norm;
+mod rope;
+mod widen;
+
+pub use attention::{sdpa_f32, Mask, MaskStrides, SdpaParams};
+pub use layer_norm::{layer_norm_bf16, layer_norm_f16, layer_norm_f32};
+pub use layout::HeadStrides;
+pub use rms_norm::{rms_norm_bf16, rms_norm_f16, rms_norm_f32};
+pub use rope::{rope_f32, Positions, RopeParams};

@@ -1,0 +1,116 @@
+//! RMSNorm over the last axis: `out = x / sqrt(mean(x^2) + eps) * weight`.
+//!
+//! Each row is read twice while it sits in L1 (sum of squares, then the scaled
+//! write with the weight multiply fused in); rows are split across the pool.
+
+use half::{bf16, f16};
+
+use super::{lanes, widen};
+use crate::parallel;
+
+/// RMSNorm of each length-`cols` row of `x` into `out`:
+/// `out = x / sqrt(mean(x^2) + eps) * weight` (no weight: `* 1`).
+///
+/// The mean of squares is accumulated in `f32` with 32 independent partial
+/// sums. `cols == 0` is a no-op.
+///
+/// # Panics
+/// If `x` and `out` differ in length, the length is not a multiple of `cols`,
+/// or `weight` does not have `cols` elements.
+pub fn rms_norm_f32(x: &[f32], weight: Option<&[f32]>, eps: f32, cols: usize, out: &mut [f32]) {
+    check(x.len(), weight.map(<[f32]>::len), cols, out.len());
+    if cols == 0 || x.is_empty() {
+        return;
+    }
+    parallel::for_each_row_block_mut(out, cols, cols, |row0, block| {
+        let src = &x[row0 * cols..row0 * cols + block.len()];
+        rms_rows(src, weight, eps, cols, block);
+    });
+}
+
+/// [`rms_norm_f32`] for `f16` data: each row is widened to `f32`, normalised in
+/// `f32` and rounded back once.
+///
+/// # Panics
+/// As [`rms_norm_f32`].
+pub fn rms_norm_f16(x: &[f16], weight: Option<&[f16]>, eps: f32, cols: usize, out: &mut [f16]) {
+    check(x.len(), weight.map(<[f16]>::len), cols, out.len());
+    let w = widen::widen(weight);
+    widen::map_rows_widened(x, cols, out, |row| rms_row_inplace(row, w.as_deref(), eps));
+}
+
+/// [`rms_norm_f32`] for `bf16` data: each row is widened to `f32`, normalised in
+/// `f32` and rounded back once.
+///
+/// # Panics
+/// As [`rms_norm_f32`].
+pub fn rms_norm_bf16(x: &[bf16], weight: Option<&[bf16]>, eps: f32, cols: usize, out: &mut [bf16]) {
+    check(x.len(), weight.map(<[bf16]>::len), cols, out.len());
+    let w = widen::widen(weight);
+    widen::map_rows_widened(x, cols, out, |row| rms_row_inplace(row, w.as_deref(), eps));
+}
+
+fn check(x_len: usize, w_len: Option<usize>, cols: usize, out_len: usize) {
+    assert_eq!(
+        x_len, out_len,
+        "[rms_norm] x has {x_len} elements, out has {out_len}"
+    );
+    if cols > 0 {
+        assert!(
+            x_len.is_multiple_of(cols),
+            "[rms_norm] x has {x_len} elements, not a multiple of the row length {cols}"
+        );
+    }
+    if let Some(n) = w_len {
+        assert_eq!(
+            n, cols,
+            "[rms_norm] weight has {n} elements, x's last axis is {cols}"
+        );
+    }
+}
+
+/// `1 / sqrt(mean(x^2) + eps)` of one row.
+#[inline(always)]
+fn inv_rms(row: &[f32], eps: f32) -> f32 {
+    1.0 / (lanes::sum_sq(row) / row.len() as f32 + eps).sqrt()
+}
+
+crate::simd_dispatch! {
+    /// Normalises the whole rows of `x` into `out` (same length, multiple of `cols`).
+    fn rms_rows(x: &[f32], weight: Option<&[f32]>, eps: f32, cols: usize, out: &mut [f32]) {
+        for (src, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
+            let inv = inv_rms(src, eps);
+            match weight {
+                Some(w) => {
+                    for ((o, v), w) in dst.iter_mut().zip(src).zip(w) {
+                        *o = *v * inv * *w;
+                    }
+                }
+                None => {
+                    for (o, v) in dst.iter_mut().zip(src) {
+                        *o = *v * inv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+crate::simd_dispatch! {
+    /// Normalises one `f32` row in place (the f16/bf16 paths).
+    fn rms_row_inplace(row: &mut [f32], weight: Option<&[f32]>, eps: f32) {
+        let inv = inv_rms(row, eps);
+        match weight {
+            Some(w) => {
+                for (v, w) in row.iter_mut().zip(w) {
+                    *v = *v * inv * *w;
+                }
+            }
+            None => {
+                for v in row.iter_mut() {
+                    *v *= inv;
+                }
+            }
+        }
+    }
+}

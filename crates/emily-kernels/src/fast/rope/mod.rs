@@ -1,0 +1,233 @@
+//! Rotary position embeddings (RoPE) in one pass.
+//!
+//! For each position the `dims/2` rotation angles `pos * scale * inv_freq[i]` are
+//! turned into `(cos, sin)` once (accurately, see [`sincos`]) and applied to every
+//! head at that position. Positions are processed in chunks of at most
+//! [`CHUNK_POSITIONS`], whose small `(cos, sin)` table (a few KiB) stays in L1
+//! while each head streams through its contiguous rows — never a full
+//! `(seq, dims)` temporary. Chunks are spread across the pool.
+
+mod sincos;
+
+use super::layout::{HeadStrides, SharedOut};
+use crate::parallel;
+
+/// Most positions whose `(cos, sin)` table is kept at once.
+const CHUNK_POSITIONS: usize = 64;
+
+/// Where the rotation angle of each `(batch, seq)` index comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Positions<'a> {
+    /// Sequence index `t` is at position `offset + t` in every batch entry (a
+    /// KV-cache offset while decoding).
+    Offset(usize),
+    /// Explicit `i32` position ids: `seq` of them (shared by every batch entry)
+    /// or `batch * seq` (batch-major).
+    PerToken(&'a [i32]),
+    /// As [`Positions::PerToken`], with `i64` ids.
+    PerTokenI64(&'a [i64]),
+}
+
+/// Shape and options of a [`rope_f32`] call.
+#[derive(Clone, Copy, Debug)]
+pub struct RopeParams<'a> {
+    /// Batch entries.
+    pub batch: usize,
+    /// Heads per batch entry (all rotated alike).
+    pub heads: usize,
+    /// Sequence length.
+    pub seq: usize,
+    /// Features per head (the contiguous last axis).
+    pub head_dim: usize,
+    /// Leading features that rotate (even, `<= head_dim`); the rest are copied.
+    pub dims: usize,
+    /// `true`: rotate interleaved pairs `(2i, 2i+1)` (GPT-J, MLX `traditional`);
+    /// `false`: rotate split halves `(i, i + dims/2)` (GPT-NeoX / Llama "rotate half").
+    pub traditional: bool,
+    /// Frequency base: `inv_freq[i] = base^(-2i/dims)`. Ignored when `freqs` is set.
+    pub base: f32,
+    /// Multiplier applied to every position before the angle is formed.
+    pub scale: f32,
+    /// The position of each `(batch, seq)` index.
+    pub positions: Positions<'a>,
+    /// Precomputed *inverse* frequencies (`dims/2` of them), replacing the `base`
+    /// formula: `angle = pos * scale * freqs[i]` (Llama-3 / linear / dynamic
+    /// scaling tables).
+    pub freqs: Option<&'a [f32]>,
+    /// Layout of the input.
+    pub x_strides: HeadStrides,
+    /// Layout of the output (its elements must not alias one another).
+    pub out_strides: HeadStrides,
+}
+
+impl<'a> RopeParams<'a> {
+    /// Defaults for a contiguous `(batch, heads, seq, head_dim)` tensor: every
+    /// feature rotates, split halves, base 10000, scale 1, positions `0..seq`.
+    pub fn new(batch: usize, heads: usize, seq: usize, head_dim: usize) -> Self {
+        let strides = HeadStrides::bhsd(heads, seq, head_dim);
+        Self {
+            batch,
+            heads,
+            seq,
+            head_dim,
+            dims: head_dim,
+            traditional: false,
+            base: 10_000.0,
+            scale: 1.0,
+            positions: Positions::Offset(0),
+            freqs: None,
+            x_strides: strides,
+            out_strides: strides,
+        }
+    }
+
+    /// The position (already times `scale`) of sequence index `t` of batch entry `b`.
+    fn position(&self, b: usize, t: usize) -> f64 {
+        let pos = match self.positions {
+            Positions::Offset(o) => (o + t) as f64,
+            Positions::PerToken(p) => {
+                p[if p.len() == self.seq {
+                    t
+                } else {
+                    b * self.seq + t
+                }] as f64
+            }
+            Positions::PerTokenI64(p) => {
+                p[if p.len() == self.seq {
+                    t
+                } else {
+                    b * self.seq + t
+                }] as f64
+            }
+        };
+        pos * self.scale as f64
+    }
+
+    fn validate(&self, x_len: usize, out_len: usize) {
+        let p = self;
+        assert!(
+            p.dims.is_multiple_of(2) && p.dims <= p.head_dim,
+            "[rope] dims {} must be even and at most head_dim {}",
+            p.dims,
+            p.head_dim
+        );
+        if let Some(f) = p.freqs {
+            assert_eq!(
+                f.len(),
+                p.dims / 2,
+                "[rope] freqs has {} elements, dims/2 is {}",
+                f.len(),
+                p.dims / 2
+            );
+        }
+        let n_pos = match p.positions {
+            Positions::Offset(_) => None,
+            Positions::PerToken(v) => Some(v.len()),
+            Positions::PerTokenI64(v) => Some(v.len()),
+        };
+        if let Some(n) = n_pos {
+            assert!(
+                n == p.seq || n == p.batch * p.seq,
+                "[rope] {n} positions given, expected seq {} or batch*seq {}",
+                p.seq,
+                p.batch * p.seq
+            );
+        }
+        let need = p
+            .x_strides
+            .required_len(p.batch, p.heads, p.seq, p.head_dim);
+        assert!(
+            x_len >= need,
+            "[rope] x has {x_len} elements, its strides address {need}"
+        );
+        let need = p
+            .out_strides
+            .required_len(p.batch, p.heads, p.seq, p.head_dim);
+        assert!(
+            out_len >= need,
+            "[rope] out has {out_len} elements, its strides address {need}"
+        );
+        assert!(
+            p.out_strides
+                .is_disjoint(p.batch, p.heads, p.seq, p.head_dim),
+            "[rope] output strides {:?} make elements alias",
+            p.out_strides
+        );
+    }
+}
+
+/// Applies rotary embeddings to `x` (`(batch, heads, seq, head_dim)` under
+/// `params.x_strides`) and writes the result to `out` (under
+/// `params.out_strides`). For pair `i < dims/2` with partner features
+/// `(a, b)` = `(2i, 2i+1)` (traditional) or `(i, i + dims/2)` (split halves), and
+/// `theta = pos * scale * inv_freq[i]`:
+/// `a' = a cos(theta) - b sin(theta)`, `b' = b cos(theta) + a sin(theta)`.
+/// Features `dims..head_dim` are copied unchanged.
+///
+/// # Panics
+/// If `dims` is odd or larger than `head_dim`, `freqs` does not have `dims/2`
+/// elements, the position ids are neither `seq` nor `batch * seq` long, a
+/// buffer is shorter than its strides address, or the output strides alias.
+pub fn rope_f32(x: &[f32], out: &mut [f32], params: &RopeParams<'_>) {
+    params.validate(x.len(), out.len());
+    let p = params;
+    if p.batch == 0 || p.heads == 0 || p.seq == 0 || p.head_dim == 0 {
+        return;
+    }
+    let half = p.dims / 2;
+    let inv = sincos::inv_freqs(p.dims, p.base, p.freqs);
+    let chunks_per_batch = p.seq.div_ceil(CHUNK_POSITIONS);
+    let dst = SharedOut(out.as_mut_ptr());
+    let cost = CHUNK_POSITIONS * p.heads * p.head_dim;
+    parallel::for_each_range(p.batch * chunks_per_batch, cost, |first, last| {
+        let mut cos = vec![0.0f32; CHUNK_POSITIONS * half];
+        let mut sin = vec![0.0f32; CHUNK_POSITIONS * half];
+        for unit in first..last {
+            let b = unit / chunks_per_batch;
+            let t0 = (unit % chunks_per_batch) * CHUNK_POSITIONS;
+            let n = CHUNK_POSITIONS.min(p.seq - t0);
+            for i in 0..n {
+                let pos = p.position(b, t0 + i);
+                let (c, s) = (&mut cos[i * half..][..half], &mut sin[i * half..][..half]);
+                sincos::fill_cos_sin(pos, &inv, c, s);
+            }
+            for h in 0..p.heads {
+                for i in 0..n {
+                    let t = t0 + i;
+                    let src = &x[p.x_strides.offset(b, h, t)..][..p.head_dim];
+                    // SAFETY: `validate` checked that the output strides stay in
+                    // bounds and never alias, and each (b, h, t) row belongs to
+                    // exactly one unit.
+                    let o = unsafe { dst.slice(p.out_strides.offset(b, h, t), p.head_dim) };
+                    let (c, s) = (&cos[i * half..][..half], &sin[i * half..][..half]);
+                    rotate_row(src, o, c, s, p.dims, p.traditional);
+                }
+            }
+        }
+    });
+}
+
+crate::simd_dispatch! {
+    /// Rotates the first `dims` features of one row by the angles whose cosines
+    /// and sines are `c`, `s` (`dims/2` each) and copies the rest.
+    fn rotate_row(x: &[f32], out: &mut [f32], c: &[f32], s: &[f32], dims: usize, traditional: bool) {
+        let half = dims / 2;
+        if traditional {
+            let pairs = x[..dims].chunks_exact(2).zip(out[..dims].chunks_exact_mut(2));
+            for ((xp, op), (c, s)) in pairs.zip(c.iter().zip(s)) {
+                let (a, b) = (xp[0], xp[1]);
+                op[0] = a * *c - b * *s;
+                op[1] = b * *c + a * *s;
+            }
+        } else {
+            let (x1, x2) = x[..dims].split_at(half);
+            let (o1, o2) = out[..dims].split_at_mut(half);
+            for i in 0..half.min(c.len()).min(s.len()) {
+                let (a, b) = (x1[i], x2[i]);
+                o1[i] = a * c[i] - b * s[i];
+                o2[i] = b * c[i] + a * s[i];
+            }
+        }
+        out[dims..].copy_from_slice(&x[dims..]);
+    }
+}

@@ -1,0 +1,342 @@
+//! Scaled-dot-product attention kernel against a float64 reference, over every
+//! mask kind, sinks, grouped-query heads, decode shapes and both layouts.
+
+use emily_kernels::fast::{sdpa_f32, Mask, MaskStrides, SdpaParams};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+fn randn(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect()
+}
+
+/// float64 attention following the definition literally; rows with nothing
+/// visible (and no sink) are zeros. Returns `(B, Hq, Tq, Dv)` row-major.
+fn sdpa_ref(q: &[f32], k: &[f32], v: &[f32], p: &SdpaParams<'_>) -> Vec<f64> {
+    let group = p.q_heads / p.kv_heads;
+    let mut out = Vec::new();
+    for b in 0..p.batch {
+        for h in 0..p.q_heads {
+            let hk = h / group;
+            for i in 0..p.q_len {
+                let qr = &q[p.q_strides.offset(b, h, i)..][..p.head_dim];
+                let mut s = vec![f64::NEG_INFINITY; p.kv_len];
+                for (j, sj) in s.iter_mut().enumerate() {
+                    let kr = &k[p.k_strides.offset(b, hk, j)..][..p.head_dim];
+                    let dot: f64 = qr.iter().zip(kr).map(|(&a, &c)| a as f64 * c as f64).sum();
+                    let mut x = dot * p.scale as f64;
+                    match p.mask {
+                        Mask::None => {}
+                        Mask::Causal => {
+                            if j as isize > i as isize + p.kv_len as isize - p.q_len as isize {
+                                x = f64::NEG_INFINITY;
+                            }
+                        }
+                        Mask::Additive { data, strides } => {
+                            x += data[b * strides.batch
+                                + h * strides.head
+                                + i * strides.q
+                                + j * strides.k] as f64
+                        }
+                        Mask::Boolean { data, strides } => {
+                            if data[b * strides.batch
+                                + h * strides.head
+                                + i * strides.q
+                                + j * strides.k]
+                                == 0
+                            {
+                                x = f64::NEG_INFINITY;
+                            }
+                        }
+                    }
+                    *sj = x;
+                }
+                let sink = p.sinks.map(|s| s[h] as f64);
+                let mx = s
+                    .iter()
+                    .copied()
+                    .chain(sink)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let mut row = vec![0.0f64; p.v_head_dim];
+                if mx > f64::NEG_INFINITY {
+                    let w: Vec<f64> = s.iter().map(|&x| (x - mx).exp()).collect();
+                    let denom = w.iter().sum::<f64>() + sink.map_or(0.0, |s| (s - mx).exp());
+                    for (j, wj) in w.iter().enumerate() {
+                        let vr = &v[p.v_strides.offset(b, hk, j)..][..p.v_head_dim];
+                        for (o, &x) in row.iter_mut().zip(vr) {
+                            *o += wj / denom * x as f64;
+                        }
+                    }
+                }
+                out.extend(row);
+            }
+        }
+    }
+    out
+}
+
+/// Runs the kernel on random data and returns `(max abs error, output, reference)`.
+fn check(p: &SdpaParams<'_>, seed: u64) -> (f64, Vec<f32>, Vec<f64>) {
+    let ql = p
+        .q_strides
+        .required_len(p.batch, p.q_heads, p.q_len, p.head_dim);
+    let kl = p
+        .k_strides
+        .required_len(p.batch, p.kv_heads, p.kv_len, p.head_dim);
+    let vl = p
+        .v_strides
+        .required_len(p.batch, p.kv_heads, p.kv_len, p.v_head_dim);
+    let (q, k, v) = (randn(ql, seed), randn(kl, seed + 1), randn(vl, seed + 2));
+    let ol = p
+        .out_strides
+        .required_len(p.batch, p.q_heads, p.q_len, p.v_head_dim);
+    let mut out = vec![f32::NAN; ol];
+    sdpa_f32(&q, &k, &v, &mut out, p);
+    let want = sdpa_ref(&q, &k, &v, p);
+    let mut got = Vec::with_capacity(want.len());
+    for b in 0..p.batch {
+        for h in 0..p.q_heads {
+            for t in 0..p.q_len {
+                got.extend_from_slice(&out[p.out_strides.offset(b, h, t)..][..p.v_head_dim]);
+            }
+        }
+    }
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(&g, &w)| (g as f64 - w).abs())
+        .fold(0.0, f64::max);
+    (err, got, want)
+}
+
+const TOL: f64 = 1e-5;
+
+fn assert_close(p: &SdpaParams<'_>, seed: u64, what: &str) -> Vec<f32> {
+    let (err, got, _) = check(p, seed);
+    assert!(err < TOL, "{what}: max abs error {err:e}");
+    got
+}
+
+#[test]
+fn unmasked_at_odd_shapes_and_head_dims() {
+    let mut seed = 100;
+    for (batch, heads, q_len, kv_len, d) in [
+        (1, 1, 1, 1, 64),
+        (2, 3, 3, 7, 80),
+        (1, 2, 77, 77, 128),
+        (2, 2, 65, 600, 64), // several key tiles with the online rescale
+        (1, 1, 5, 3, 1),
+        (1, 2, 19, 33, 7),
+    ] {
+        seed += 10;
+        let p = SdpaParams::new(batch, heads, heads, q_len, kv_len, d);
+        assert_close(&p, seed, &format!("{batch}x{heads}x{q_len}x{kv_len}x{d}"));
+    }
+}
+
+#[test]
+fn whisper_encoder_length() {
+    let p = SdpaParams::new(1, 2, 2, 1500, 1500, 64);
+    assert_close(&p, 7, "1x2x1500x1500x64");
+}
+
+#[test]
+fn value_width_differs_from_key_width() {
+    let mut p = SdpaParams::new(2, 2, 1, 9, 700, 80);
+    p.v_head_dim = 48;
+    p.out_strides = emily_kernels::fast::HeadStrides::bhsd(2, 9, 48);
+    p.v_strides = emily_kernels::fast::HeadStrides::bhsd(1, 700, 48);
+    assert_close(&p, 8, "d=80 dv=48");
+}
+
+#[test]
+fn causal_square_rectangular_and_overlong_queries() {
+    for (q_len, kv_len) in [
+        (5, 5),
+        (70, 70),
+        (3, 10),
+        (1, 9),
+        (100, 900),
+        (700, 700),
+        (6, 4),
+    ] {
+        let mut p = SdpaParams::new(1, 2, 2, q_len, kv_len, 64);
+        p.mask = Mask::Causal;
+        let got = assert_close(&p, 9 + q_len as u64, &format!("causal {q_len}x{kv_len}"));
+        if q_len > kv_len {
+            // Query i sees keys j <= i - 2: the first two rows see nothing.
+            assert!(
+                got[..2 * 64].iter().all(|&x| x == 0.0),
+                "fully masked causal rows not zero"
+            );
+        }
+    }
+}
+
+#[test]
+fn additive_masks_with_inf_entries_broadcast_and_fully_masked_rows() {
+    let (batch, heads, q_len, kv_len) = (2, 2, 6, 37);
+    let mut full = randn(batch * heads * q_len * kv_len, 20);
+    for (n, x) in full.iter_mut().enumerate() {
+        if n % 5 == 0 {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+    // Fully mask row (b=1, h=0, i=2); give row (0, 1, 3) some -1e9 entries.
+    let at = |b: usize, h: usize, i: usize| ((b * heads + h) * q_len + i) * kv_len;
+    full[at(1, 0, 2)..at(1, 0, 2) + kv_len].fill(f32::NEG_INFINITY);
+    full[at(0, 1, 3)..at(0, 1, 3) + kv_len - 3].fill(-1e9);
+    let mut p = SdpaParams::new(batch, heads, heads, q_len, kv_len, 64);
+    p.mask = Mask::Additive {
+        data: &full,
+        strides: MaskStrides::broadcast([batch, heads, q_len, kv_len]),
+    };
+    let got = assert_close(&p, 21, "full additive mask");
+    let row = |b: usize, h: usize, i: usize| &got[((b * heads + h) * q_len + i) * 64..][..64];
+    assert!(
+        row(1, 0, 2).iter().all(|&x| x == 0.0),
+        "fully masked row must be zeros"
+    );
+    assert!(
+        row(0, 1, 3).iter().any(|&x| x != 0.0),
+        "-1e9 entries do not mask"
+    );
+
+    // One (q, k) mask shared by every batch entry and head, spanning key tiles.
+    let shared = randn(q_len * 1100, 22);
+    let mut p = SdpaParams::new(batch, heads, 1, q_len, 1100, 64);
+    p.mask = Mask::Additive {
+        data: &shared,
+        strides: MaskStrides::broadcast([1, 1, q_len, 1100]),
+    };
+    assert_close(&p, 23, "broadcast (1,1,q,k) additive mask");
+}
+
+#[test]
+fn a_row_of_large_negative_biases_is_not_fully_masked() {
+    // Every entry -1e9: in f32 the O(1) scores vanish below the resolution of
+    // -1e9 (ulp 64), so all keys tie and the row is the plain mean of V (what
+    // any f32 implementation, composed or fused, computes) -- not zeros.
+    let (q_len, kv_len, d) = (2, 40, 64);
+    let bias = vec![-1e9f32; q_len * kv_len];
+    let (q, k, v) = (
+        randn(q_len * d, 70),
+        randn(kv_len * d, 71),
+        randn(kv_len * d, 72),
+    );
+    let mut p = SdpaParams::new(1, 1, 1, q_len, kv_len, d);
+    p.mask = Mask::Additive {
+        data: &bias,
+        strides: MaskStrides::broadcast([1, 1, q_len, kv_len]),
+    };
+    let mut out = vec![f32::NAN; q_len * d];
+    sdpa_f32(&q, &k, &v, &mut out, &p);
+    for i in 0..q_len {
+        for x in 0..d {
+            let mean = (0..kv_len).map(|j| v[j * d + x] as f64).sum::<f64>() / kv_len as f64;
+            let got = out[i * d + x] as f64;
+            assert!(
+                (got - mean).abs() < 1e-5,
+                "row {i} feature {x}: {got} vs mean {mean}"
+            );
+        }
+    }
+}
+
+#[test]
+fn boolean_masks() {
+    let (batch, heads, q_len, kv_len) = (2, 4, 5, 300);
+    let mut rng = StdRng::seed_from_u64(30);
+    let mut keep: Vec<u8> = (0..batch * q_len * kv_len)
+        .map(|_| rng.gen_bool(0.7) as u8)
+        .collect();
+    keep[(q_len + 1) * kv_len..(q_len + 2) * kv_len].fill(0); // (b=1, i=1) sees nothing
+    let mut p = SdpaParams::new(batch, heads, 2, q_len, kv_len, 80);
+    p.mask = Mask::Boolean {
+        data: &keep,
+        strides: MaskStrides::broadcast([batch, 1, q_len, kv_len]),
+    };
+    let got = assert_close(&p, 31, "boolean (b,1,q,k) mask with GQA");
+    for h in 0..heads {
+        let row = &got[((heads + h) * q_len + 1) * 80..][..80];
+        assert!(row.iter().all(|&x| x == 0.0), "all-false row must be zeros");
+    }
+}
+
+#[test]
+fn sinks_with_and_without_masks() {
+    let sinks = [0.5f32, -1.0, 3.0, f32::NEG_INFINITY];
+    let mut p = SdpaParams::new(1, 4, 4, 7, 530, 64);
+    p.sinks = Some(&sinks);
+    assert_close(&p, 40, "sinks");
+    p.mask = Mask::Causal;
+    assert_close(&p, 41, "sinks + causal");
+
+    // A fully masked row with a sink: all weight on the sink, output zeros.
+    let mut bias = vec![0.0f32; 7 * 530];
+    bias[..530].fill(f32::NEG_INFINITY);
+    p.mask = Mask::Additive {
+        data: &bias,
+        strides: MaskStrides::broadcast([1, 1, 7, 530]),
+    };
+    let got = assert_close(&p, 42, "sinks + additive");
+    assert!(
+        got[..64].iter().all(|&x| x == 0.0),
+        "masked row with sink must be zeros"
+    );
+}
+
+#[test]
+fn grouped_query_heads_and_decode() {
+    let mut seed = 50;
+    for (q_heads, kv_heads, q_len, kv_len, d) in [
+        (4, 2, 3, 5, 8),
+        (32, 8, 1, 700, 128), // decode, group of 4 in one block
+        (8, 1, 1, 33, 64),    // multi-query
+        (6, 2, 40, 90, 80),   // several heads' rows per block
+        (4, 4, 1, 1, 128),
+    ] {
+        seed += 10;
+        let p = SdpaParams::new(2, q_heads, kv_heads, q_len, kv_len, d);
+        assert_close(
+            &p,
+            seed,
+            &format!("gqa {q_heads}/{kv_heads} {q_len}x{kv_len}x{d}"),
+        );
+        let mut p = p;
+        p.mask = Mask::Causal;
+        assert_close(
+            &p,
+            seed + 1,
+            &format!("gqa causal {q_heads}/{kv_heads} {q_len}x{kv_len}"),
+        );
+    }
+}
+
+#[test]
+fn bshd_layout_matches() {
+    for mask_causal in [false, true] {
+        let mut p = SdpaParams::new(2, 6, 2, 33, 600, 64).with_bshd_layout();
+        if mask_causal {
+            p.mask = Mask::Causal;
+        }
+        assert_close(&p, 60, &format!("bshd causal={mask_causal}"));
+    }
+}
+
+#[test]
+fn empty_key_range_gives_zeros() {
+    let p = SdpaParams::new(1, 2, 2, 3, 0, 8);
+    let mut out = vec![f32::NAN; 2 * 3 * 8];
+    sdpa_f32(&[1.0; 48], &[], &[], &mut out, &p);
+    assert!(out.iter().all(|&x| x == 0.0));
+}
+
+#[test]
+#[should_panic(expected = "[sdpa] kv_heads 3 must be nonzero and divide q_heads 4")]
+fn indivisible_heads_are_rejected() {
+    let p = SdpaParams::new(1, 4, 3, 1, 1, 8);
+    sdpa_f32(&[0.0; 32], &[0.0; 24], &[0.0; 24], &mut [0.0; 32], &p);
+}
