@@ -11,3 +11,4 @@ pub mod fast;
 pub mod math;
 pub mod parallel;
 pub mod simd;
+pub mod unary;

@@ -2,11 +2,17 @@
 //!
 //! Each `f32` function is branch-free straight-line arithmetic marked
 //! `#[inline(always)]` (conditions become vector selects), so a loop calling it
-//! inside a [`crate::simd_dispatch!`] body becomes AVX-512/AVX2 code. No fused
-//! multiply-add is used, so every instruction set gives bit-identical results.
-//! Accuracy targets are a few ulp over the whole range, checked against `f64`
-//! in the tests; special values (±inf, NaN, ±0, subnormals) follow C99 where
-//! it defines them and the mathematical limit elsewhere.
+//! inside a [`crate::simd_dispatch!`] body becomes AVX-512/AVX2 code. Accuracy
+//! targets are a few ulp over the whole range, checked against `f64` in the
+//! tests; special values (±inf, NaN, ±0, subnormals) follow C99 where it
+//! defines them and the mathematical limit elsewhere.
+//!
+//! Every function comes in two forms: `f(x)` uses separate multiplies and adds,
+//! so it gives the same bits on every instruction set; `f_with::<FMA>(x)` fuses
+//! them when `FMA` is true (faster and slightly more accurate). Only pass
+//! `FMA = true` in code compiled with the `fma` target feature (or on aarch64):
+//! elsewhere each fused op is a slow library call. The crate's own kernels
+//! dispatch through `dispatch_fma!`, which does exactly that.
 //!
 //! [`erf_f64`] and [`erfc_f64`] are scalar `f64` references (std has no erf).
 
@@ -17,31 +23,72 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5 * 2^23: adding it rounds an f32 of magnitude < 2^22 to the nearest integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
-/// `e^x` (max error ~2 ulp); `exp(-inf) = 0`, `exp(inf) = inf`, NaN propagates.
+/// Like [`crate::simd_dispatch!`], but the body is generic over
+/// `const $fma: bool`: true in the AVX-512 / AVX2+FMA versions and on aarch64,
+/// false in the x86-64 baseline version.
+macro_rules! dispatch_fma {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident < $fma:ident > ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<const $fma: bool>($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v4($($arg: $ty),*) $(-> $ret)? { body::<true>($($arg),*) }
+                #[target_feature(enable = "avx2,fma,f16c")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v3($($arg: $ty),*) $(-> $ret)? { body::<true>($($arg),*) }
+                match $crate::simd::isa() {
+                    // SAFETY: `isa()` reported these features present on this CPU.
+                    $crate::simd::Isa::Avx512 => return unsafe { v4($($arg),*) },
+                    $crate::simd::Isa::Avx2 => return unsafe { v3($($arg),*) },
+                    $crate::simd::Isa::Baseline => {}
+                }
+            }
+            body::<{ cfg!(target_arch = "aarch64") }>($($arg),*)
+        }
+    };
+}
+pub(crate) use dispatch_fma;
+
+/// `a * b + c`: one rounding when `FMA` (see the module docs), else two.
+#[inline(always)]
+pub fn mad<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Horner evaluation `(((c0 z + c1) z + c2) ...)`, written out so it inlines
+/// into straight-line code.
+macro_rules! horner {
+    ($fma:ident, $z:expr; $c0:expr $(, $c:expr)* $(,)?) => {{
+        let z = $z;
+        let p: f32 = $c0;
+        $(let p = mad::<$fma>(p, z, $c);)*
+        p
+    }};
+}
+
+/// `e^x` (max error ~1 ulp); `exp(-inf) = 0`, `exp(inf) = inf`, NaN propagates.
 /// Results below the smallest subnormal round to 0, above `f32::MAX` to inf.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
+    exp_with::<false>(x)
+}
+
+/// [`exp`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn exp_with<const FMA: bool>(x: f32) -> f32 {
     // Bounds chosen so the scaling below overflows / underflows naturally and
     // correctly rounded at the edges (e^88.7228 = 2^128, e^-103.97 = 2^-150).
-    let xc = x.clamp(-104.0, 88.75);
-    let t = xc * LOG2E + ROUND_MAGIC;
-    let k = t - ROUND_MAGIC;
-    let ki = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
-    let r = xc - k * LN2_HI - k * LN2_LO;
-    let r2 = r * r;
-    let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
-    let p = p * r2 + r + 1.0;
-    // Scale by 2^k in two halves so neither overflows the exponent field
-    // (k = 128) nor underflows it (k < -126 gives a subnormal result).
-    let k1 = ki >> 1;
-    let s1 = f32::from_bits(((k1 + 127) << 23) as u32);
-    let s2 = f32::from_bits(((ki - k1 + 127) << 23) as u32);
-    let y = p * s1 * s2;
+    let y = exp_scaled::<FMA>(x.clamp(-104.0, 88.75), 0);
     let y = if x < -104.0 { 0.0 } else { y };
     let y = if x > 88.75 { f32::INFINITY } else { y };
     if x.is_nan() {
@@ -51,10 +98,36 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// `e^x * 2^scale` for `x` in [-126, 88.75] and `0 <= scale <= 32` (no
+/// special-value handling): the scale lets callers keep tiny results normal.
+#[inline(always)]
+fn exp_scaled<const FMA: bool>(x: f32, scale: i32) -> f32 {
+    let t = mad::<FMA>(x, LOG2E, ROUND_MAGIC);
+    let k = t - ROUND_MAGIC;
+    let ki = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
+    let r = mad::<FMA>(-k, LN2_HI, x);
+    let r = mad::<FMA>(-k, LN2_LO, r);
+    let p = horner!(FMA, r; 1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2,
+        1.666_666_5e-1, 5.000_000_1e-1);
+    let p = mad::<FMA>(p, r * r, r) + 1.0;
+    // Scale by 2^k in two halves so neither overflows the exponent field
+    // (k = 128) nor underflows it (k < -126 gives a subnormal result).
+    let k1 = ki >> 1;
+    let s1 = f32::from_bits(((k1 + 127) << 23) as u32);
+    let s2 = f32::from_bits(((ki - k1 + 127 + scale) << 23) as u32);
+    p * s1 * s2
+}
+
 /// Natural logarithm (max error ~1 ulp). `log(0) = -inf`, `log(x < 0) = NaN`,
-/// `log(inf) = inf`; subnormal inputs are exact-scaled first.
+/// `log(inf) = inf`; subnormal inputs are scaled exactly first.
 #[inline(always)]
 pub fn log(x: f32) -> f32 {
+    log_with::<false>(x)
+}
+
+/// [`log`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn log_with<const FMA: bool>(x: f32) -> f32 {
     let sub = x < f32::MIN_POSITIVE;
     let xs = if sub { x * 8_388_608.0 } else { x }; // 2^23
                                                     // Subtracting the bits of sqrt(1/2) splits x = 2^e * m with m in
@@ -63,19 +136,15 @@ pub fn log(x: f32) -> f32 {
     let e = (ix >> 23) - if sub { 23 } else { 0 };
     let m = f32::from_bits(((ix & 0x007f_ffff) + 0x3f35_04f3) as u32);
     let f = m - 1.0;
-    // log(1 + f) = 2 atanh(s), s = f / (2 + f); rewritten as
+    // log(1 + f) = 2 atanh(s), s = f / (2 + f), rewritten as
     // f - (f^2/2 - s (f^2/2 + R(s^2))) so the leading term f is exact.
     let s = f / (2.0 + f);
     let z = s * s;
-    let r = 0.181_818_18_f32; // 2/11
-    let r = r * z + 0.222_222_22; // 2/9
-    let r = r * z + 0.285_714_3; // 2/7
-    let r = r * z + 0.4; // 2/5
-    let r = r * z + 0.666_666_7; // 2/3
-    let r = r * z;
+    // R(z) = 2z/3 + 2z^2/5 + ... (the atanh series)
+    let r = z * horner!(FMA, z; 0.181_818_18, 0.222_222_22, 0.285_714_3, 0.4, 0.666_666_7);
     let hfsq = 0.5 * f * f;
     let ef = e as f32;
-    let y = ef * LN2_HI + (f - (hfsq - (s * (hfsq + r) + ef * LN2_LO)));
+    let y = ef * LN2_HI + (f - (hfsq - mad::<FMA>(s, hfsq + r, ef * LN2_LO)));
     let y = if x == f32::INFINITY { x } else { y };
     let y = if x == 0.0 { f32::NEG_INFINITY } else { y };
     if x >= 0.0 {
@@ -88,54 +157,57 @@ pub fn log(x: f32) -> f32 {
 }
 
 /// `e^{-c a^2}` for `c` in {1, 0.5} and `0 <= a <= 16`, with `a^2` formed
-/// exactly (Dekker split) so the result keeps relative accuracy in the tails.
+/// exactly (as `hi + lo`) so the result keeps relative accuracy in the tails.
 #[inline(always)]
-fn exp_neg_sq(a: f32, c: f32) -> f32 {
+fn exp_neg_sq<const FMA: bool>(a: f32, c: f32) -> f32 {
     let hi = a * a;
-    let ca = 4097.0 * a;
-    let ah = ca - (ca - a);
-    let al = a - ah;
-    let lo = ((ah * ah - hi) + 2.0 * ah * al) + al * al;
-    exp(-c * hi) * (1.0 - c * lo)
+    let lo = if FMA {
+        a.mul_add(a, -hi)
+    } else {
+        // Dekker's exact product via a 12-bit split.
+        let ca = 4097.0 * a;
+        let ah = ca - (ca - a);
+        let al = a - ah;
+        ((ah * ah - hi) + 2.0 * ah * al) + al * al
+    };
+    exp_scaled::<FMA>((-c * hi).max(-126.0), 0) * mad::<FMA>(-c, lo, 1.0)
 }
 
 /// `erf(y) / y` for `y^2 = z <= 1` (fitted polynomial, error ~1e-9).
 #[inline(always)]
-fn erf_small(z: f32) -> f32 {
-    let q = 7.875_875e-5_f32;
-    let q = q * z - 8.016_864_3e-4;
-    let q = q * z + 5.189_087_2e-3;
-    let q = q * z - 2.685_421_1e-2;
-    let q = q * z + 1.128_359_4e-1;
-    let q = q * z - 3.761_262_6e-1;
-    q * z + 1.128_379_1
+fn erf_small<const FMA: bool>(z: f32) -> f32 {
+    horner!(FMA, z; 7.875_875e-5, -8.016_864_3e-4, 5.189_087_2e-3, -2.685_421_1e-2,
+        1.128_359_4e-1, -3.761_262_6e-1, 1.128_379_1)
 }
 
-/// `erfc(y) e^{y^2}` for `y >= 0.5`: `t R(t)` with `t = 1 / (1 + y/2)`
-/// (fitted, relative error ~2e-8 for y in [0.5, 10.1]; beyond, `e^{-y^2}`
-/// is 0 in f32).
+/// `erfc(y) e^{y^2}` for `y >= 0`: `t R(t)` with `t = 1 / (1 + y/2)` (fitted,
+/// relative error ~1e-8 for y in [0, 10.1]; beyond, `e^{-y^2}` is 0 in f32).
 #[inline(always)]
-fn erfc_scaled(y: f32) -> f32 {
-    let t = 1.0 / (1.0 + 0.5 * y);
-    let r = -6.638_72e-2_f32;
-    let r = r * t + 3.159_620_8e-1;
-    let r = r * t - 5.439_621e-1;
-    let r = r * t + 3.344_107_3e-1;
-    let r = r * t - 6.008_056e-2;
-    let r = r * t + 2.148_103e-1;
-    let r = r * t + 2.404_941_8e-1;
-    let r = r * t + 2.826_795_3e-1;
-    let r = r * t + 2.820_717_4e-1;
+fn erfc_scaled<const FMA: bool>(y: f32) -> f32 {
+    let t = 1.0 / mad::<FMA>(0.5, y, 1.0);
+    let r = horner!(FMA, t; 3.262_555_6e-2, -1.729_953_6e-1, 3.361_779_2e-1, -2.244_871_4e-1,
+        -8.132_560_6e-2, 7.114_500_6e-2, 4.053_223e-2, 1.893_762_4e-1, 2.445_541_8e-1,
+        2.823_108e-1, 2.820_862e-1);
     t * r
 }
 
 /// The error function (absolute error < 1e-7, a few ulp); `erf(±inf) = ±1`.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
+    erf_with::<false>(x)
+}
+
+/// [`erf`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn erf_with<const FMA: bool>(x: f32) -> f32 {
     let a = x.abs();
-    let small = x * erf_small(x * x);
-    let big = 1.0 - exp_neg_sq(a.min(16.0), 1.0) * erfc_scaled(a);
-    let y = if a < 1.0 { small } else { big.copysign(x) };
+    let small = x * erf_small::<FMA>(x * x);
+    let tail = exp_neg_sq::<FMA>(a.min(16.0), 1.0) * erfc_scaled::<FMA>(a);
+    let y = if a < 1.0 {
+        small
+    } else {
+        (1.0 - tail).copysign(x)
+    };
     if x.is_nan() {
         x
     } else {
@@ -147,9 +219,15 @@ pub fn erf(x: f32) -> f32 {
 /// the right tail (a few ulp down to the subnormal range); `erfc(-inf) = 2`.
 #[inline(always)]
 pub fn erfc(x: f32) -> f32 {
+    erfc_with::<false>(x)
+}
+
+/// [`erfc`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn erfc_with<const FMA: bool>(x: f32) -> f32 {
     let a = x.abs();
-    let small = 1.0 - x * erf_small(x * x);
-    let tail = exp_neg_sq(a.min(16.0), 1.0) * erfc_scaled(a);
+    let small = 1.0 - x * erf_small::<FMA>(x * x);
+    let tail = exp_neg_sq::<FMA>(a.min(16.0), 1.0) * erfc_scaled::<FMA>(a);
     let big = if x < 0.0 { 2.0 - tail } else { tail };
     let y = if a < 0.5 { small } else { big };
     if x.is_nan() {
@@ -163,52 +241,76 @@ pub fn erfc(x: f32) -> f32 {
 /// `(1 - e^{-2|x|}) / (1 + e^{-2|x|})`. Saturates to ±1, keeps -0.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
+    tanh_with::<false>(x)
+}
+
+/// [`tanh`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn tanh_with<const FMA: bool>(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
-    let p = 2.292_744_8e-3_f32;
-    let p = p * z - 8.343_945e-3;
-    let p = p * z + 2.176_891_8e-2;
-    let p = p * z - 5.395_925_8e-2;
-    let p = p * z + 1.333_330_4e-1;
-    let p = p * z - 3.333_333_4e-1;
-    let small = a + a * z * p;
-    let t = exp(-2.0 * a);
+    let p = horner!(FMA, z; 2.292_744_8e-3, -8.343_945e-3, 2.176_891_8e-2, -5.395_925_8e-2,
+        1.333_330_4e-1, -3.333_333_4e-1);
+    let small = mad::<FMA>(a * z, p, a);
+    let t = exp_scaled::<FMA>((-2.0 * a).max(-104.0), 0);
     let big = (1.0 - t) / (1.0 + t);
-    (if a < 0.625 { small } else { big }).copysign(x)
+    let y = (if a < 0.625 { small } else { big }).copysign(x);
+    if x.is_nan() {
+        x
+    } else {
+        y
+    }
 }
 
 /// Logistic sigmoid `1 / (1 + e^{-x})`, accurate in both tails (the left tail
 /// is `e^x / (1 + e^x)`, so tiny results keep their relative accuracy).
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    let e = exp(-x.abs());
-    let r = 1.0 / (1.0 + e);
-    if x >= 0.0 {
-        r
+    sigmoid_with::<false>(x)
+}
+
+/// [`sigmoid`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn sigmoid_with<const FMA: bool>(x: f32) -> f32 {
+    let e = exp_scaled::<FMA>((-x.abs()).max(-104.0), 0);
+    let y = (if x >= 0.0 { 1.0 } else { e }) / (1.0 + e);
+    if x.is_nan() {
+        x
     } else {
-        e * r
+        y
     }
 }
 
-/// `x * sigmoid(v)` for `v = hi + lo` (`lo` a small correction), multiplying
-/// `x` in before the left tail's `e^v` is divided, so a result that is normal
-/// never passes through a subnormal.
+/// `x * sigmoid(v)` for `v = hi + lo` (`lo` a small correction). The left
+/// tail is `x e^v / (1 + e^v)` with `e^v` carried scaled by 2^32, so a result
+/// that is normal never passes through a subnormal intermediate.
 #[inline(always)]
-fn times_sigmoid(x: f32, hi: f32, lo: f32) -> f32 {
-    // e^{-|v|} = e^{-|hi|} (1 - sign(hi) lo)
-    let e = exp(-hi.abs()) * (1.0 - if hi >= 0.0 { lo } else { -lo });
-    let r = 1.0 / (1.0 + e);
+fn times_sigmoid<const FMA: bool>(x: f32, hi: f32, lo: f32) -> f32 {
+    const TWO_M32: f32 = 2.328_306_4e-10;
+    let na = -hi.abs();
+    // e^{-|v|} 2^32 = e^{-|hi|} 2^32 (1 - sign(hi) lo)
+    let corr = 1.0 - if hi >= 0.0 { lo } else { -lo };
+    let e_big = exp_scaled::<FMA>(na.max(-126.0), 32) * corr;
+    let e_big = if na < -126.0 { 0.0 } else { e_big };
+    let d = mad::<FMA>(e_big, TWO_M32, 1.0);
+    let q = (if hi >= 0.0 { x } else { x * e_big }) / d;
     if hi >= 0.0 {
-        x * r
+        q
     } else {
-        (x * e) * r
+        q * TWO_M32
     }
 }
 
 /// SiLU / swish `x * sigmoid(x)`; `silu(-inf) = -0`.
 #[inline(always)]
 pub fn silu(x: f32) -> f32 {
-    let y = times_sigmoid(x, x, 0.0);
+    silu_with::<false>(x)
+}
+
+/// [`silu`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn silu_with<const FMA: bool>(x: f32) -> f32 {
+    let y = times_sigmoid::<FMA>(x, x, 0.0);
     if x == f32::NEG_INFINITY {
         -0.0
     } else {
@@ -216,26 +318,25 @@ pub fn silu(x: f32) -> f32 {
     }
 }
 
-/// Exact GELU `x * Φ(x) = x/2 * (1 + erf(x/√2))`; the left tail uses erfc, so
-/// it keeps relative accuracy (instead of rounding to 0 below x ≈ -5.5).
-/// `gelu_erf(-inf) = -0`, `gelu_erf(inf) = inf`.
+/// Exact GELU `x Φ(x) = x/2 (1 + erf(x/√2))`. The left tail is
+/// `x e^{-x²/2} erfc_scaled(|x|/√2) / 2`, so it keeps relative accuracy
+/// instead of rounding to 0 below x ≈ -5.5. `gelu_erf(-inf) = -0`.
 #[inline(always)]
 pub fn gelu_erf(x: f32) -> f32 {
+    gelu_erf_with::<false>(x)
+}
+
+/// [`gelu_erf`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn gelu_erf_with<const FMA: bool>(x: f32) -> f32 {
     let a = x.abs();
-    let y = a * std::f32::consts::FRAC_1_SQRT_2;
-    let erf_y = y * erf_small(y * y);
-    let e = exp_neg_sq(a.min(16.0), 0.5);
-    let ratio = erfc_scaled(y);
-    // Φ(|x|); Φ(-|x|) switches to the erfc tail from y = 0.5 on so it never
-    // cancels, and multiplies x in first so no intermediate goes subnormal.
-    let upper = if y < 1.0 {
-        0.5 + 0.5 * erf_y
-    } else {
-        1.0 - 0.5 * (e * ratio)
-    };
-    let near = x * if x < 0.0 { 0.5 - 0.5 * erf_y } else { upper };
-    let far_left = (x * e) * (0.5 * ratio);
-    let g = if x >= 0.0 || y < 0.5 { near } else { far_left };
+    let e = exp_neg_sq::<FMA>(a.min(16.0), 0.5);
+    // Φ(-|x|) = e * h
+    let h = 0.5 * erfc_scaled::<FMA>(a * std::f32::consts::FRAC_1_SQRT_2);
+    let pos = x * mad::<FMA>(-e, h, 1.0);
+    // x times e first, so no intermediate goes subnormal.
+    let neg = (x * e) * h;
+    let g = if x >= 0.0 { pos } else { neg };
     if x == f32::NEG_INFINITY {
         -0.0
     } else {
@@ -243,18 +344,24 @@ pub fn gelu_erf(x: f32) -> f32 {
     }
 }
 
-/// Tanh-approximated GELU `x/2 * (1 + tanh(u))`, `u = √(2/π) (x + 0.044715 x³)`,
-/// evaluated as the identical `x * sigmoid(2u)` so neither tail cancels.
+/// Tanh-approximated GELU `x/2 (1 + tanh(u))`, `u = √(2/π) (x + 0.044715 x³)`,
+/// evaluated as the identical `x sigmoid(2u)` so neither tail cancels.
 /// `gelu_tanh(-inf) = -0`.
 #[inline(always)]
 pub fn gelu_tanh(x: f32) -> f32 {
+    gelu_tanh_with::<false>(x)
+}
+
+/// [`gelu_tanh`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn gelu_tanh_with<const FMA: bool>(x: f32) -> f32 {
     // 2u = 2 sqrt(2/pi) x (1 + 0.044715 x^2), formed in f64 and split into
     // hi + lo: e^{-2u} amplifies any rounding of 2u by |2u| in the left tail.
     let xd = x as f64;
     let v = (xd * 1.595_769_121_605_730_8 * (1.0 + 0.044_715 * xd * xd)).clamp(-200.0, 200.0);
     let hi = v as f32;
     let lo = (v - hi as f64) as f32;
-    let g = times_sigmoid(x, hi, lo);
+    let g = times_sigmoid::<FMA>(x, hi, lo);
     if x == f32::NEG_INFINITY {
         -0.0
     } else {
@@ -266,7 +373,8 @@ pub fn gelu_tanh(x: f32) -> f32 {
 /// returns `r` in [-π/4, π/4] and the quadrant `q` (mod 4).
 #[inline(always)]
 fn reduce_half_pi(x: f32) -> (f32, i64) {
-    // pi/2 = P1 + P2 + P3, P1 and P2 with 24 significant bits each.
+    // pi/2 = P1 + P2 + P3, P1 and P2 with 24 significant bits each, so
+    // k * P1 and k * P2 are exact for |k| < 2^29.
     const P1: f64 = 1.570_796_251_296_997;
     const P2: f64 = 7.549_789_415_861_596e-8;
     const P3: f64 = 5.390_302_858_158_119e-15;
@@ -278,35 +386,31 @@ fn reduce_half_pi(x: f32) -> (f32, i64) {
     (r as f32, t.to_bits() as i64 & 3)
 }
 
+/// Taylor polynomials of sin and cos on [-π/4, π/4] (truncation < 2e-9).
 #[inline(always)]
-fn sin_poly(r: f32, z: f32) -> f32 {
-    let p = 2.755_731_9e-6_f32; // 1/9!
-    let p = p * z - 1.984_127e-4; // 1/7!
-    let p = p * z + 8.333_334e-3; // 1/5!
-    let p = p * z - 1.666_666_7e-1; // 1/3!
-    r + r * z * p
-}
-
-#[inline(always)]
-fn cos_poly(z: f32) -> f32 {
-    let p = -2.755_731_9e-7_f32; // 1/10!
-    let p = p * z + 2.480_158_7e-5; // 1/8!
-    let p = p * z - 1.388_888_9e-3; // 1/6!
-    let p = p * z + 4.166_666_8e-2; // 1/4!
-    1.0 - 0.5 * z + z * z * p
+fn sin_cos_poly<const FMA: bool>(r: f32) -> (f32, f32) {
+    let z = r * r;
+    let s = horner!(FMA, z; 2.755_731_9e-6, -1.984_127e-4, 8.333_334e-3, -1.666_666_7e-1);
+    let c = horner!(FMA, z; -2.755_731_9e-7, 2.480_158_7e-5, -1.388_888_9e-3, 4.166_666_8e-2);
+    (
+        mad::<FMA>(r * z, s, r),
+        mad::<FMA>(z * z, c, mad::<FMA>(-0.5, z, 1.0)),
+    )
 }
 
 /// Sine (a few ulp for |x| < 8e8; beyond that the reduction loses accuracy
 /// and the result is only clamped to [-1, 1]); `sin(±inf) = NaN`, keeps -0.
 #[inline(always)]
 pub fn sin(x: f32) -> f32 {
+    sin_with::<false>(x)
+}
+
+/// [`sin`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn sin_with<const FMA: bool>(x: f32) -> f32 {
     let (r, q) = reduce_half_pi(x);
-    let z = r * r;
-    let v = if q & 1 == 0 {
-        sin_poly(r, z)
-    } else {
-        cos_poly(z)
-    };
+    let (s, c) = sin_cos_poly::<FMA>(r);
+    let v = if q & 1 == 0 { s } else { c };
     let v = if q & 2 == 0 { v } else { -v };
     // The polynomial turns -0 into +0; sin is odd.
     if x == 0.0 {
@@ -319,13 +423,15 @@ pub fn sin(x: f32) -> f32 {
 /// Cosine (same accuracy and range as [`sin`]); `cos(±inf) = NaN`.
 #[inline(always)]
 pub fn cos(x: f32) -> f32 {
+    cos_with::<false>(x)
+}
+
+/// [`cos`], fused multiply-adds when `FMA`.
+#[inline(always)]
+pub fn cos_with<const FMA: bool>(x: f32) -> f32 {
     let (r, q) = reduce_half_pi(x);
-    let z = r * r;
-    let v = if q & 1 == 0 {
-        cos_poly(z)
-    } else {
-        sin_poly(r, z)
-    };
+    let (s, c) = sin_cos_poly::<FMA>(r);
+    let v = if q & 1 == 0 { c } else { s };
     let v = if (q + 1) & 2 == 0 { v } else { -v };
     v.clamp(-1.0, 1.0)
 }

@@ -30,7 +30,7 @@ fn random_bits(seed: u64, n: usize) -> Vec<f32> {
 }
 
 /// Worst ulp error of `f` against `r` over `xs`; panics above `tol`.
-fn check(name: &str, f: fn(f32) -> f32, r: fn(f64) -> f64, xs: &[f32], tol: f64) {
+fn check1(name: &str, f: fn(f32) -> f32, r: fn(f64) -> f64, xs: &[f32], tol: f64) {
     let mut worst = (0.0f64, 0.0f32);
     for &x in xs {
         let e = ulp_err(f(x), r(x as f64));
@@ -47,6 +47,12 @@ fn check(name: &str, f: fn(f32) -> f32, r: fn(f64) -> f64, xs: &[f32], tol: f64)
         f(worst.1),
         r(worst.1 as f64)
     );
+}
+
+/// [`check1`] on the plain and the fused-multiply-add form of a function.
+fn check(name: &str, f: [fn(f32) -> f32; 2], r: fn(f64) -> f64, xs: &[f32], tol: f64) {
+    check1(name, f[0], r, xs, tol);
+    check1(&format!("{name} (fma)"), f[1], r, xs, tol);
 }
 
 fn all_inputs(lo: f32, hi: f32, seed: u64) -> Vec<f32> {
@@ -117,7 +123,7 @@ fn f64_erf_reference_matches_known_values() {
 fn exp_full_range() {
     check(
         "exp",
-        math::exp,
+        [math::exp, math::exp_with::<true>],
         f64::exp,
         &all_inputs(-110.0, 90.0, 1),
         1.5,
@@ -126,7 +132,13 @@ fn exp_full_range() {
 
 #[test]
 fn log_full_range() {
-    check("log", math::log, f64::ln, &all_inputs(0.0, 10.0, 2), 1.0);
+    check(
+        "log",
+        [math::log, math::log_with::<true>],
+        f64::ln,
+        &all_inputs(0.0, 10.0, 2),
+        1.0,
+    );
     assert!(math::log(-1.0).is_nan());
     assert!(math::log(f32::NEG_INFINITY).is_nan());
     assert_eq!(math::log(-0.0), f32::NEG_INFINITY);
@@ -137,7 +149,7 @@ fn log_full_range() {
 fn tanh_full_range() {
     check(
         "tanh",
-        math::tanh,
+        [math::tanh, math::tanh_with::<true>],
         f64::tanh,
         &all_inputs(-10.0, 10.0, 3),
         2.0,
@@ -149,14 +161,14 @@ fn tanh_full_range() {
 fn erf_full_range() {
     check(
         "erf",
-        math::erf,
+        [math::erf, math::erf_with::<true>],
         math::erf_f64,
         &all_inputs(-5.0, 5.0, 4),
         3.0,
     );
     check(
         "erfc",
-        math::erfc,
+        [math::erfc, math::erfc_with::<true>],
         math::erfc_f64,
         &all_inputs(-5.0, 11.0, 5),
         6.0,
@@ -167,31 +179,25 @@ fn erf_full_range() {
 fn sigmoid_silu_full_range() {
     check(
         "sigmoid",
-        math::sigmoid,
+        [math::sigmoid, math::sigmoid_with::<true>],
         sigmoid64,
         &all_inputs(-110.0, 30.0, 6),
         3.0,
     );
-    // Below x = -87, e^x is subnormal and carries an absolute error of 2^-149,
-    // which x * e^x scales by |x|: check that sliver in absolute terms.
-    let (far, near): (Vec<f32>, Vec<f32>) = all_inputs(-110.0, 30.0, 7)
-        .into_iter()
-        .partition(|&x| x < -87.0);
-    check("silu", math::silu, silu64, &near, 3.5);
-    for x in far {
-        let (got, want) = (math::silu(x) as f64, silu64(x as f64));
-        assert!(
-            (got - want).abs() <= 2e-45 * x.abs() as f64,
-            "silu({x}) = {got}, want {want}"
-        );
-    }
+    check(
+        "silu",
+        [math::silu, math::silu_with::<true>],
+        silu64,
+        &all_inputs(-110.0, 30.0, 7),
+        3.5,
+    );
 }
 
 #[test]
 fn gelu_full_range() {
     check(
         "gelu_erf",
-        math::gelu_erf,
+        [math::gelu_erf, math::gelu_erf_with::<true>],
         gelu_erf64,
         &all_inputs(-15.0, 10.0, 8),
         7.0,
@@ -199,7 +205,7 @@ fn gelu_full_range() {
     // 8: results near x = -10 are subnormal and carry ~|x| subnormal ulps.
     check(
         "gelu_tanh",
-        math::gelu_tanh,
+        [math::gelu_tanh, math::gelu_tanh_with::<true>],
         gelu_tanh64,
         &all_inputs(-10.0, 10.0, 9),
         8.0,
@@ -212,8 +218,20 @@ fn sin_cos_full_range() {
         .into_iter()
         .filter(|x| !(x.abs() >= 8e8))
         .collect();
-    check("sin", math::sin, f64::sin, &xs, 2.0);
-    check("cos", math::cos, f64::cos, &xs, 2.0);
+    check(
+        "sin",
+        [math::sin, math::sin_with::<true>],
+        f64::sin,
+        &xs,
+        2.0,
+    );
+    check(
+        "cos",
+        [math::cos, math::cos_with::<true>],
+        f64::cos,
+        &xs,
+        2.0,
+    );
     for x in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
         assert!(math::sin(x).is_nan() && math::cos(x).is_nan());
     }
