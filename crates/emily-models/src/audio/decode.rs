@@ -157,13 +157,15 @@ fn decode_source(
         let this_spec = (buffer.spec().rate(), buffer.spec().channels().count());
         match spec {
             None => spec = Some(this_spec),
-            Some(first) if first != this_spec => return Err(AudioError::Unsupported {
-                file: file(),
-                reason: format!(
+            Some(first) if first != this_spec => {
+                return Err(AudioError::Unsupported {
+                    file: file(),
+                    reason: format!(
                     "the stream changes from {} Hz x {} to {} Hz x {} channels at packet {index}",
                     first.0, first.1, this_spec.0, this_spec.1
                 ),
-            }),
+                })
+            }
             Some(_) => {}
         }
         buffer.copy_to_vec_interleaved(&mut packet_samples);

@@ -125,7 +125,7 @@ pub fn prepare_samples(
     if channels == 0 || sample_rate == 0 {
         return Err(invalid(format!("{channels} channels at {sample_rate} Hz")));
     }
-    if interleaved.len() % channels != 0 {
+    if !interleaved.len().is_multiple_of(channels) {
         return Err(invalid(format!(
             "{} samples are not a whole number of {channels}-channel frames",
             interleaved.len()

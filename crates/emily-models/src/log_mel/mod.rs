@@ -132,18 +132,18 @@ impl LogMelFeaturizer {
             });
         }
         let n_frames = padded_len / HOP_LENGTH;
-        let power = self.stft.mel_power(samples, padded_len, n_frames);
+        let log = self.stft.log_mel_frames(samples, padded_len, n_frames);
         Ok(LogMel {
-            data: normalize_transposed(&power, n_frames, self.n_mels),
+            data: normalize_transposed(&log, n_frames, self.n_mels),
             n_mels: self.n_mels,
             n_frames,
         })
     }
 }
 
-/// Frame-major mel power to row-major `(n_mels, n_frames)` normalised log-mel.
-fn normalize_transposed(power: &[f32], n_frames: usize, n_mels: usize) -> Vec<f32> {
-    let log: Vec<f32> = power.iter().map(|&p| p.max(1e-10).log10()).collect();
+/// Frame-major `log10` mel power to row-major `(n_mels, n_frames)`, clamped to
+/// 8 below the maximum and scaled as `(x + 4) / 4`.
+fn normalize_transposed(log: &[f32], n_frames: usize, n_mels: usize) -> Vec<f32> {
     let floor = log.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 8.0;
     let mut out = vec![0f32; n_mels * n_frames];
     for (t, frame) in log.chunks_exact(n_mels).enumerate() {

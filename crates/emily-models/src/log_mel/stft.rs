@@ -1,5 +1,6 @@
 //! Centred short-time power spectra, as `torch.stft(center=True, pad_mode="reflect")`
-//! followed by `|X|^2`, with the mel projection applied per frame.
+//! followed by `|X|^2`, with the mel projection and `log10(max(x, 1e-10))` applied
+//! per frame (all inside the parallel loop).
 
 use std::sync::Arc;
 
@@ -7,6 +8,9 @@ use rayon::prelude::*;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use super::filters::SparseFilters;
+
+/// Smallest mel power before the logarithm.
+const LOG_FLOOR: f32 = 1e-10;
 
 /// Frames per rayon task: large enough to amortise the scratch buffers.
 const FRAMES_PER_TASK: usize = 64;
@@ -40,13 +44,13 @@ impl MelStft {
         }
     }
 
-    /// Mel power of the first `n_frames` centred frames of `samples` zero-padded to
-    /// `padded_len`, frame-major: `out[t * n_mels + m]`.
+    /// `log10(max(mel power, 1e-10))` of the first `n_frames` centred frames of
+    /// `samples` zero-padded to `padded_len`, frame-major: `out[t * n_mels + m]`.
     ///
     /// Frame `t` is centred on sample `t * hop`; samples before 0 and after
     /// `padded_len` are reflected (`x[-i] = x[i]`, `x[L - 1 + i] = x[L - 1 - i]`).
     /// Requires `padded_len > n_fft / 2` and `samples.len() <= padded_len`.
-    pub(crate) fn mel_power(
+    pub(crate) fn log_mel_frames(
         &self,
         samples: &[f32],
         padded_len: usize,
@@ -64,7 +68,8 @@ impl MelStft {
             };
             samples.get(j as usize).copied().unwrap_or(0.0)
         };
-        let mut out = vec![0f32; n_frames * self.n_mels];
+        let floor = LOG_FLOOR.log10();
+        let mut out = vec![floor; n_frames * self.n_mels];
         out.par_chunks_mut(FRAMES_PER_TASK * self.n_mels)
             .enumerate()
             .for_each(|(task, chunk)| {
@@ -82,7 +87,7 @@ impl MelStft {
                         *x = s * w;
                     }
                     if silent {
-                        // All-zero frame: zero power, and `mel` is already zero.
+                        // All-zero frame: zero power, so `mel` keeps the floor.
                         continue;
                     }
                     self.fft
@@ -92,6 +97,9 @@ impl MelStft {
                         *p = c.re * c.re + c.im * c.im;
                     }
                     self.filters.apply(&power, mel);
+                    for v in mel.iter_mut() {
+                        *v = v.max(LOG_FLOOR).log10();
+                    }
                 }
             });
         out

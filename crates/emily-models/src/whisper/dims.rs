@@ -69,7 +69,7 @@ impl WhisperDims {
             n_text_ctx: dim("model.decoder.embed_positions.weight", 0)?,
         };
         for (heads, what) in [(n_audio_heads, "encoder"), (n_text_heads, "decoder")] {
-            if heads == 0 || dims.d_model % heads != 0 {
+            if heads == 0 || !dims.d_model.is_multiple_of(heads) {
                 return Err(WeightsError::Inconsistent {
                     source_file: weights.source_file().to_path_buf(),
                     reason: format!(
