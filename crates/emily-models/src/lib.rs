@@ -20,3 +20,16 @@ pub mod npy;
 pub mod tokenizer;
 pub mod weights;
 pub mod whisper;
+
+#[cfg(test)]
+mod tests {
+    /// Loaded models are shared by many workers: the data types must be `Send + Sync`.
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<crate::weights::Weights>();
+        shared::<crate::whisper::WhisperCheckpoint>();
+        shared::<crate::tokenizer::WhisperTokenizer>();
+        shared::<crate::log_mel::LogMelFeaturizer>();
+    }
+}

@@ -320,6 +320,16 @@ fn missing_files_are_named() {
         "no directory",
     );
 
+    let split = scratch("split-pieces");
+    std::fs::write(split.join("model.bin.part1"), b"first piece").unwrap();
+    let msg = load_whisper(&split).unwrap_err().to_string();
+    assert!(msg.contains("model.bin") && !msg.contains("part1"), "{msg}");
+    let msg = load_ct2_dir(&split).unwrap_err().to_string();
+    assert!(
+        msg.contains("model.bin.part1") && msg.contains("concatenate"),
+        "{msg}"
+    );
+
     let real = std::fs::read(model_dir("whisper-tiny.en").join("model.bin")).unwrap();
     let dir = dir_with_model_bin("no-tokenizer", &real);
     std::fs::remove_file(dir.join("tokenizer.json")).unwrap();

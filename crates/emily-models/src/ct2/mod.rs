@@ -102,6 +102,16 @@ pub enum Ct2Error {
 /// `tokenizer.json` (which must exist).
 pub fn load_ct2_dir(dir: &Path) -> Result<WhisperCheckpoint, Ct2Error> {
     let bin_path = dir.join("model.bin");
+    if !bin_path.exists() && dir.join("model.bin.part1").exists() {
+        return Err(Ct2Error::Io {
+            path: bin_path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "missing, but model.bin.part1 exists: concatenate the pieces in order \
+                 into model.bin (scripts/fetch-models.sh does this)",
+            ),
+        });
+    }
     let bin = read_model_bin(&bin_path)?;
     if bin.spec_name != "WhisperSpec" {
         return Err(Ct2Error::Mapping {
