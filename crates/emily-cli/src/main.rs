@@ -1,1 +1,80 @@
-fn main() {}
+//! `emily`: transcribe audio with Whisper, run the fast-kernels demo, inspect
+//! and convert models, benchmark.
+
+mod bench;
+mod demo;
+mod format;
+mod transcribe;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Emily for Rust: a lazy-graph ML runtime with fused transformer kernels.
+#[derive(Parser)]
+#[command(name = "emily", version, about)]
+struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Log per-stage timings and compiler events.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Transcribe audio files (WAV, FLAC, MP3, OGG).
+    Transcribe(transcribe::Args),
+    /// The fast-kernels demo: JFK with and without fused kernels, side by side.
+    Demo(demo::Args),
+    /// Benchmarks printed side by side with ratios and machine floors.
+    Bench {
+        /// Which suite.
+        #[arg(value_enum, default_value = "all")]
+        suite: bench::Suite,
+    },
+    /// Convert a CTranslate2 Whisper directory to the Hugging Face layout.
+    Convert {
+        /// CTranslate2 directory (model.bin, config.json, tokenizer.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+/// The default model directory: `$EMILY_MODEL_DIR` or `models/whisper-tiny.en`.
+pub fn default_model_dir() -> PathBuf {
+    std::env::var_os("EMILY_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models/whisper-tiny.en"))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // Read once by the thread pool on first use, before any tensor work.
+        std::env::set_var("EMILY_NUM_THREADS", n.to_string());
+    }
+    if cli.verbose {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("emily=debug"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    match cli.command {
+        Command::Transcribe(a) => transcribe::run(a, cli.verbose),
+        Command::Demo(a) => demo::run(a),
+        Command::Bench { suite } => bench::run(suite),
+        Command::Convert { from, to } => {
+            emily_models::hf::convert_ct2_to_hf(&from, &to)?;
+            println!("wrote {}", to.display());
+            Ok(())
+        }
+    }
+}

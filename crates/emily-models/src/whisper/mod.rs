@@ -8,3 +8,9 @@ pub use checkpoint::{
     load_whisper, CheckpointFormat, GenerationSettings, LoadError, WhisperCheckpoint,
 };
 pub use dims::WhisperDims;
+
+pub mod decoding;
+pub mod model;
+mod transcriber;
+
+pub use transcriber::{Segment, Timings, TranscribeOptions, Transcript, Whisper, WhisperError};

@@ -1,15 +1,137 @@
-//! Glue from fast-op nodes to the fused CPU kernels in `emily-kernels::fast`.
+//! Glue from fast-op nodes to the fused CPU kernels in `emily_kernels::fast`.
+//! Half-precision inputs are widened to f32 for RoPE and attention (norms have
+//! native f16/bf16 entry points) and the result is narrowed back.
 
-use crate::error::{Error, Result};
-use crate::fast::FastOp;
+use emily_kernels::fast::{self as k, HeadStrides, Mask, MaskStrides, Positions, RopeParams, SdpaParams};
+
+use super::convert;
+use crate::error::{invalid, Result};
+use crate::fast::{FastOp, MaskKind, PositionsKind};
+use crate::shape::numel;
 use crate::{Array, DType};
 
-/// Whether a fused CPU kernel handles `op` for these inputs.
-pub(crate) fn supports(op: &FastOp, _inputs: &[(&[usize], DType)]) -> std::result::Result<(), String> {
-    Err(format!("no fused CPU kernel for {} yet", op.name()))
+/// Whether a fused CPU kernel handles `op` for these inputs (every float
+/// dtype and shape the op accepts).
+pub(crate) fn supports(op: &FastOp, inputs: &[(&[usize], DType)]) -> std::result::Result<(), String> {
+    match inputs[0].1 {
+        DType::F32 | DType::F16 | DType::BF16 => Ok(()),
+        d => Err(format!("no fused CPU {} kernel for {d}", op.name())),
+    }
+}
+
+fn f32s(a: &Array) -> Array {
+    convert(a, DType::F32)
 }
 
 /// Runs a supported fast op.
-pub(crate) fn execute(op: &FastOp, _inputs: &[Array], _shape: &[usize], _dtype: DType) -> Result<Array> {
-    Err(Error::Unsupported { op: op.name().to_string(), device: "cpu".into() })
+pub(crate) fn execute(op: &FastOp, inputs: &[Array], shape: &[usize], dtype: DType) -> Result<Array> {
+    let x = &inputs[0];
+    let cols = *shape.last().unwrap_or(&1);
+    match *op {
+        FastOp::RmsNorm { eps, has_weight } => {
+            let x = f32s(x);
+            let w = has_weight.then(|| f32s(&inputs[1]));
+            let mut out = Array::uninit(shape, DType::F32);
+            k::rms_norm_f32(x.as_slice(), w.as_ref().map(|w| w.as_slice()), eps, cols, out.as_mut_slice().unwrap());
+            Ok(convert(&out, dtype))
+        }
+        FastOp::LayerNorm { eps, has_weight, has_bias } => {
+            let x = f32s(x);
+            let w = has_weight.then(|| f32s(&inputs[1]));
+            let b = has_bias.then(|| f32s(&inputs[1 + has_weight as usize]));
+            let mut out = Array::uninit(shape, DType::F32);
+            k::layer_norm_f32(
+                x.as_slice(),
+                w.as_ref().map(|w| w.as_slice()),
+                b.as_ref().map(|b| b.as_slice()),
+                eps,
+                cols,
+                out.as_mut_slice().unwrap(),
+            );
+            Ok(convert(&out, dtype))
+        }
+        FastOp::Rope { dims, traditional, base, scale, positions, has_freqs } => {
+            let r = shape.len();
+            let (t, d) = (shape[r - 2], shape[r - 1]);
+            let batch = numel(shape) / (t * d).max(1);
+            let x = f32s(x);
+            let freqs = has_freqs.then(|| f32s(&inputs[inputs.len() - 1]));
+            let ids: Vec<i64>;
+            let pos = match positions {
+                PositionsKind::Offset(o) => Positions::Offset(o),
+                PositionsKind::OffsetTensor => {
+                    let o = scalar_i64(&inputs[1]);
+                    if o < 0 {
+                        return Err(invalid("rope", format!("negative offset {o}")));
+                    }
+                    Positions::Offset(o as usize)
+                }
+                PositionsKind::PerToken => {
+                    ids = int_values(&inputs[1]);
+                    Positions::PerTokenI64(&ids)
+                }
+            };
+            let mut p = RopeParams::new(batch, 1, t, d);
+            p.dims = dims;
+            p.traditional = traditional;
+            p.base = base;
+            p.scale = scale;
+            p.positions = pos;
+            p.freqs = freqs.as_ref().map(|f| f.as_slice());
+            let mut out = Array::uninit(shape, DType::F32);
+            k::rope_f32(x.as_slice(), out.as_mut_slice().unwrap(), &p);
+            Ok(convert(&out, dtype))
+        }
+        FastOp::Sdpa { scale, mask, has_sinks } => {
+            let (q, kk, v) = (f32s(x), f32s(&inputs[1]), f32s(&inputs[2]));
+            let (qs, ks, vs) = (q.shape(), kk.shape(), v.shape());
+            let mut p = SdpaParams::new(qs[0], qs[1], ks[1], qs[2], ks[2], qs[3]);
+            p.v_head_dim = vs[3];
+            p.scale = scale;
+            p.v_strides = HeadStrides::bhsd(ks[1], ks[2], vs[3]);
+            p.out_strides = HeadStrides::bhsd(qs[1], qs[2], vs[3]);
+            let full = [qs[0], qs[1], qs[2], ks[2]];
+            let m = matches!(mask, MaskKind::Additive | MaskKind::Boolean).then(|| &inputs[3]);
+            let mask_f32 = (mask == MaskKind::Additive).then(|| f32s(m.unwrap()));
+            let mask_strides = m.map(|m| {
+                let mut s = [1usize; 4];
+                s[4 - m.shape().len()..].copy_from_slice(m.shape());
+                let mut st = MaskStrides::broadcast(s);
+                // An axis of extent 1 broadcasts even where the full extent is 1 too.
+                for (i, f) in full.iter().enumerate() {
+                    if s[i] == 1 && *f == 1 {
+                        match i {
+                            0 => st.batch = 0,
+                            1 => st.head = 0,
+                            2 => st.q = 0,
+                            _ => st.k = 0,
+                        }
+                    }
+                }
+                st
+            });
+            p.mask = match mask {
+                MaskKind::None => Mask::None,
+                MaskKind::Causal => Mask::Causal,
+                MaskKind::Additive => Mask::Additive { data: mask_f32.as_ref().unwrap().as_slice(), strides: mask_strides.unwrap() },
+                MaskKind::Boolean => Mask::Boolean { data: bytemuck::cast_slice(m.unwrap().bytes()), strides: mask_strides.unwrap() },
+            };
+            let sinks = has_sinks.then(|| f32s(&inputs[inputs.len() - 1]));
+            p.sinks = sinks.as_ref().map(|s| s.as_slice());
+            let mut out = Array::uninit(shape, DType::F32);
+            k::sdpa_f32(q.as_slice(), kk.as_slice(), v.as_slice(), out.as_mut_slice().unwrap(), &p);
+            Ok(convert(&out, dtype))
+        }
+    }
+}
+
+fn int_values(a: &Array) -> Vec<i64> {
+    match a.dtype() {
+        DType::I32 => a.as_slice::<i32>().iter().map(|&v| v as i64).collect(),
+        _ => a.as_slice::<i64>().to_vec(),
+    }
+}
+
+fn scalar_i64(a: &Array) -> i64 {
+    int_values(a)[0]
 }

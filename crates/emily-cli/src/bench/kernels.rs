@@ -1,0 +1,98 @@
+//! Fast-kernel benchmarks (issue: emily::fast): compiled composed (the op's
+//! decomposition, with the compiler's elementwise fusion) vs fused, ms/call,
+//! speedup, and the fused kernel against the machine's floor: GB/s as % of copy
+//! bandwidth for norms and RoPE, GFLOP/s as % of measured GEMM throughput for
+//! attention.
+
+use anyhow::Result;
+use emily::fast::{self, FastPolicy, RopeOptions, SdpaMask, SdpaOptions};
+use emily::{compile, DType, Tensor};
+
+use super::floor::{copy_bandwidth_gbs, gemm_gflops};
+use super::timer::median_secs;
+
+type Build = fn(&[Tensor]) -> emily::Result<Tensor>;
+
+/// Times `build` compiled with the composed policy and with fused kernels.
+fn pair(args: &[Tensor], build: Build) -> Result<(f64, f64, f32)> {
+    let f = move |xs: &[Tensor]| Ok(vec![build(xs)?]);
+    let composed = compile(f);
+    let fused = compile(f);
+    fast::set_fast_policy(FastPolicy::Composed);
+    let a = composed.call(args);
+    fast::set_fast_policy(FastPolicy::Auto);
+    let a = a?.remove(0);
+    let b = fused.call(args)?.remove(0);
+    let diff = a.sub(&b)?.abs()?.max(&[], false)?.to_scalar::<f32>()?;
+    let tc = median_secs(1.0, || {
+        composed.call(args).unwrap();
+    });
+    let tf = median_secs(1.0, || {
+        fused.call(args).unwrap();
+    });
+    Ok((tc, tf, diff))
+}
+
+fn randn(shape: &[usize], seed: u64) -> Result<Tensor> {
+    Ok(Tensor::randn(shape, 0.0, 1.0, seed, DType::F32)?.eval()?)
+}
+
+fn bandwidth_row(name: &str, args: &[Tensor], bytes: f64, floor: f64, build: Build) -> Result<()> {
+    let (tc, tf, diff) = pair(args, build)?;
+    let gbs = bytes / tf / 1e9;
+    println!(
+        "{name:<34} composed {:>8.3} ms  fused {:>8.3} ms  speedup {:>5.2}x  {:>5.1} GB/s = {:>3.0}% of copy  max|diff| {diff:.1e}",
+        tc * 1e3, tf * 1e3, tc / tf, gbs, 100.0 * gbs / floor
+    );
+    Ok(())
+}
+
+fn flops_row(name: &str, args: &[Tensor], flop: f64, peak: f64, build: Build) -> Result<()> {
+    let (tc, tf, diff) = pair(args, build)?;
+    let gf = flop / tf / 1e9;
+    println!(
+        "{name:<34} composed {:>8.3} ms  fused {:>8.3} ms  speedup {:>5.2}x  {:>5.1} GFLOP/s = {:>3.0}% of GEMM  max|diff| {diff:.1e}",
+        tc * 1e3, tf * 1e3, tc / tf, gf, 100.0 * gf / peak
+    );
+    Ok(())
+}
+
+/// Runs the kernels suite.
+pub fn run() -> Result<()> {
+    let floor = copy_bandwidth_gbs();
+    let peak = gemm_gflops();
+    println!("copy bandwidth floor {floor:.1} GB/s, f32 GEMM 1024^3 {peak:.1} GFLOP/s");
+    for shape in [[4usize, 128, 1024], [1, 4096, 4096]] {
+        let x = randn(&shape, 1)?;
+        let d = shape[2];
+        let w = randn(&[d], 2)?;
+        let b = randn(&[d], 3)?;
+        let bytes = 2.0 * x.numel() as f64 * 4.0;
+        bandwidth_row(&format!("rms_norm {shape:?}"), &[x.clone(), w.clone()], bytes, floor, |a| fast::rms_norm(&a[0], Some(&a[1]), 1e-5))?;
+        bandwidth_row(&format!("layer_norm {shape:?}"), &[x, w, b], bytes, floor, |a| fast::layer_norm(&a[0], Some(&a[1]), Some(&a[2]), 1e-5))?;
+    }
+    let x = randn(&[1, 32, 2048, 128], 4)?;
+    let bytes = 2.0 * x.numel() as f64 * 4.0;
+    bandwidth_row("rope [1, 32, 2048, 128]", &[x], bytes, floor, |a| fast::rope(&a[0], RopeOptions::new(128)))?;
+    let sdpa: [(&str, [usize; 4], usize, usize, bool); 4] = [
+        ("sdpa [2, 8, 128, 64]", [2, 8, 128, 64], 8, 128, false),
+        ("sdpa [1, 6, 1500, 64]", [1, 6, 1500, 64], 6, 1500, false),
+        ("sdpa [1, 8, 2048, 64] causal", [1, 8, 2048, 64], 8, 2048, true),
+        ("sdpa decode [1,32,1,128] kv2048 gqa8", [1, 32, 1, 128], 8, 2048, false),
+    ];
+    for (name, q, kvh, kvl, causal) in sdpa {
+        let qt = randn(&q, 5)?;
+        let k = randn(&[q[0], kvh, kvl, q[3]], 6)?;
+        let v = randn(&[q[0], kvh, kvl, q[3]], 7)?;
+        let mut flop = 4.0 * (q[0] * q[1] * q[2] * kvl * q[3]) as f64;
+        if causal {
+            flop /= 2.0;
+            flops_row(name, &[qt, k, v], flop, peak, |a| {
+                fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], SdpaOptions { mask: SdpaMask::Causal, ..Default::default() })
+            })?;
+        } else {
+            flops_row(name, &[qt, k, v], flop, peak, |a| fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], SdpaOptions::default()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! `emily bench`: side-by-side benchmarks printed as tables with ratios and
+//! the machine's floors (copy bandwidth, GEMM throughput).
+
+mod core;
+mod floor;
+mod kernels;
+mod timer;
+
+use anyhow::Result;
+
+/// Which benchmark to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Core engine: matmul vs gemm, fused vs eager elementwise, softmax, plan replay.
+    Core,
+    /// Fused vs composed transformer kernels.
+    Kernels,
+    /// Everything.
+    All,
+}
+
+/// Runs a suite.
+pub fn run(suite: Suite) -> Result<()> {
+    println!(
+        "threads: {}, isa: {:?}",
+        emily_kernels::parallel::num_threads(),
+        emily_kernels::simd::isa()
+    );
+    match suite {
+        Suite::Core => core::run(),
+        Suite::Kernels => kernels::run(),
+        Suite::All => {
+            core::run()?;
+            kernels::run()
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `emily transcribe`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use emily_models::tokenizer::Task;
+use emily_models::whisper::model::Kernels;
+use emily_models::whisper::{TranscribeOptions, Whisper};
+
+use crate::format::{render, Format};
+
+/// Arguments of `emily transcribe`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Audio files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Model directory (CTranslate2 or Hugging Face layout).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "txt")]
+    format: Format,
+    /// Timestamped segments.
+    #[arg(long)]
+    timestamps: bool,
+    /// Use the composed (unfused) norms and attention.
+    #[arg(long)]
+    no_fast_kernels: bool,
+    /// Language code for multilingual models (default: detect).
+    #[arg(long)]
+    language: Option<String>,
+    /// Translate to English instead of transcribing (multilingual models).
+    #[arg(long)]
+    translate: bool,
+}
+
+/// Runs the command.
+pub fn run(a: Args, verbose: bool) -> Result<()> {
+    let dir = a.model.unwrap_or_else(crate::default_model_dir);
+    let kernels = if a.no_fast_kernels { Kernels::Composed } else { Kernels::Fused };
+    let t0 = std::time::Instant::now();
+    let whisper = Whisper::load(&dir, kernels).with_context(|| format!("loading model {}", dir.display()))?;
+    if verbose {
+        eprintln!("model loaded in {:.0} ms", t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let timestamps = a.timestamps || matches!(a.format, Format::Srt | Format::Vtt);
+    let opts = TranscribeOptions {
+        timestamps,
+        language: a.language,
+        task: if a.translate { Task::Translate } else { Task::Transcribe },
+        ..TranscribeOptions::default()
+    };
+    for f in &a.files {
+        let t = std::time::Instant::now();
+        let tr = whisper.transcribe_file(f, &opts).with_context(|| format!("transcribing {}", f.display()))?;
+        if a.files.len() > 1 {
+            println!("== {}", f.display());
+        }
+        print!("{}", render(&tr, a.format, timestamps));
+        if verbose {
+            let tm = &tr.timings;
+            eprintln!(
+                "{}: total {:.0} ms (features {:.0} ms, encoder {:.0} ms, decoder {:.0} ms / {} steps)",
+                f.display(),
+                t.elapsed().as_secs_f64() * 1e3,
+                tm.features.as_secs_f64() * 1e3,
+                tm.encoder.as_secs_f64() * 1e3,
+                tm.decoder.as_secs_f64() * 1e3,
+                tm.decoder_steps
+            );
+        }
+    }
+    Ok(())
+}

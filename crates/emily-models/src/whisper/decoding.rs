@@ -1,0 +1,134 @@
+//! Greedy decoding rules: suppressed tokens, OpenAI's timestamp rules, and
+//! splitting timestamped token streams into segments.
+
+use crate::tokenizer::SpecialTokens;
+
+/// Seconds per timestamp step.
+pub const SECONDS_PER_TOKEN: f64 = 0.02;
+/// The first timestamp may be at most this many steps (1.0 s) in.
+pub const MAX_INITIAL_TIMESTAMP_STEPS: u32 = 50;
+
+/// Sets `logits[ids]` to -inf.
+pub fn suppress(logits: &mut [f32], ids: &[u32]) {
+    for &i in ids {
+        if let Some(l) = logits.get_mut(i as usize) {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+}
+
+fn fill(logits: &mut [f32], from: usize, to: usize) {
+    let to = to.min(logits.len());
+    if from < to {
+        logits[from..to].fill(f32::NEG_INFINITY);
+    }
+}
+
+fn log_sum_exp(x: &[f32]) -> f32 {
+    let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    if m == f32::NEG_INFINITY {
+        return m;
+    }
+    m + x.iter().map(|v| (v - m).exp()).sum::<f32>().ln()
+}
+
+/// OpenAI's `ApplyTimestampRules` for the tokens `generated` so far (after the prompt).
+pub fn apply_timestamp_rules(logits: &mut [f32], generated: &[u32], sp: &SpecialTokens) {
+    let tb = sp.timestamp_begin as usize;
+    let eot = sp.eot as usize;
+    logits[sp.no_timestamps as usize] = f32::NEG_INFINITY;
+    let is_ts = |t: u32| t as usize >= tb;
+    let n = generated.len();
+    let last_ts = n >= 1 && is_ts(generated[n - 1]);
+    let penult_ts = n < 2 || is_ts(generated[n - 2]);
+    if last_ts {
+        if penult_ts {
+            fill(logits, tb, usize::MAX);
+        } else {
+            fill(logits, 0, eot);
+        }
+    }
+    if let Some(&last) = generated.iter().rev().find(|&&t| is_ts(t)) {
+        let bound = if last_ts && !penult_ts { last as usize } else { last as usize + 1 };
+        fill(logits, tb, bound);
+    }
+    if n == 0 {
+        fill(logits, 0, tb);
+        fill(logits, tb + MAX_INITIAL_TIMESTAMP_STEPS as usize + 1, usize::MAX);
+    }
+    // If the timestamps together are likelier than any text token, emit a timestamp.
+    let lse_all = log_sum_exp(logits);
+    let ts_lse = log_sum_exp(&logits[tb..]) - lse_all;
+    let max_text = logits[..tb].iter().cloned().fold(f32::NEG_INFINITY, f32::max) - lse_all;
+    if ts_lse > max_text {
+        fill(logits, 0, tb);
+    }
+}
+
+/// Index of the largest logit.
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// A decoded span of one window, in window-relative seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawSegment {
+    /// Start, seconds from the window start.
+    pub start: f64,
+    /// End, seconds from the window start.
+    pub end: f64,
+    /// Text tokens (no timestamps).
+    pub tokens: Vec<u32>,
+}
+
+/// Splits a window's timestamped tokens into segments (OpenAI's rules) and
+/// returns them with how far to advance, in timestamp steps (`None` = the
+/// whole window).
+pub fn split_segments(tokens: &[u32], sp: &SpecialTokens, window_seconds: f64) -> (Vec<RawSegment>, Option<u32>) {
+    let tb = sp.timestamp_begin;
+    let is_ts = |t: u32| t >= tb;
+    let text = |s: &[u32]| s.iter().cloned().filter(|&t| t < sp.eot).collect::<Vec<_>>();
+    let n = tokens.len();
+    let single_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]) || n == 1 && is_ts(tokens[0]);
+    let mut cuts: Vec<usize> = (1..n).filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i])).collect();
+    let mut segs = Vec::new();
+    if !cuts.is_empty() {
+        if single_ending {
+            cuts.push(n);
+        }
+        let mut last = 0;
+        for &c in &cuts {
+            let s = &tokens[last..c];
+            let start = (s[0].saturating_sub(tb)) as f64 * SECONDS_PER_TOKEN;
+            let end = (s[s.len() - 1].saturating_sub(tb)) as f64 * SECONDS_PER_TOKEN;
+            let t = text(s);
+            if !t.is_empty() {
+                segs.push(RawSegment { start, end, tokens: t });
+            }
+            last = c;
+        }
+        if single_ending {
+            (segs, None)
+        } else {
+            (segs, Some(tokens[last - 1] - tb))
+        }
+    } else {
+        let mut end = window_seconds;
+        if let Some(&t) = tokens.iter().rev().find(|&&t| is_ts(t)) {
+            if t != tb {
+                end = (t - tb) as f64 * SECONDS_PER_TOKEN;
+            }
+        }
+        let t = text(tokens);
+        if !t.is_empty() {
+            segs.push(RawSegment { start: 0.0, end, tokens: t });
+        }
+        (segs, None)
+    }
+}

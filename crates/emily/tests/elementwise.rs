@@ -1,0 +1,170 @@
+//! Elementwise ops against f64 references on random inputs, odd sizes,
+//! broadcasting and every float dtype.
+
+mod common;
+use common::*;
+use emily::ops::{BinaryOp, UnaryOp};
+use emily::{DType, Tensor};
+
+fn erf64(x: f64) -> f64 {
+    emily_kernels::math::erf_f64(x)
+}
+
+fn unary_ref(op: UnaryOp, x: f64) -> f64 {
+    use UnaryOp::*;
+    match op {
+        Neg => -x,
+        Abs => x.abs(),
+        Exp => x.exp(),
+        Log => x.ln(),
+        Sqrt => x.sqrt(),
+        Rsqrt => 1.0 / x.sqrt(),
+        Recip => 1.0 / x,
+        Sin => x.sin(),
+        Cos => x.cos(),
+        Tanh => x.tanh(),
+        Erf => erf64(x),
+        GeluErf => 0.5 * x * (1.0 + erf64(x / std::f64::consts::SQRT_2)),
+        GeluTanh => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
+        Silu => x / (1.0 + (-x).exp()),
+        Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Relu => x.max(0.0),
+        Square => x * x,
+        _ => f64::NAN,
+    }
+}
+
+const FLOAT_UNARY: [UnaryOp; 17] = [
+    UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Exp, UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Rsqrt, UnaryOp::Recip,
+    UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Tanh, UnaryOp::Erf, UnaryOp::GeluErf, UnaryOp::GeluTanh,
+    UnaryOp::Silu, UnaryOp::Sigmoid, UnaryOp::Relu, UnaryOp::Square,
+];
+
+fn domain_positive(op: UnaryOp) -> bool {
+    matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip)
+}
+
+#[test]
+fn unary_f32_matches_f64_at_odd_sizes() {
+    for (s, &n) in SIZES.iter().enumerate() {
+        let (x, xv) = randn(&[n], 10 + s as u64);
+        for op in FLOAT_UNARY {
+            let (x, xv) = if domain_positive(op) {
+                (x.abs().unwrap().add_scalar(0.1).unwrap(), xv.iter().map(|v| (v.abs() as f32 + 0.1f32) as f64).collect())
+            } else {
+                (x.clone(), xv.clone())
+            };
+            let got = x.unary(op).unwrap().to_f64_vec().unwrap();
+            let want: Vec<f64> = xv.iter().map(|&v| unary_ref(op, v)).collect();
+            assert_close(&got, &want, 2e-6, 2e-6, &format!("{op:?} n={n}"));
+        }
+    }
+}
+
+#[test]
+fn unary_half_types_compute_in_f32_and_round_once() {
+    for dtype in [DType::F16, DType::BF16] {
+        let (x, _) = randn(&[1000], 3);
+        let xh = x.cast(dtype).unwrap();
+        let xv = xh.to_f64_vec().unwrap();
+        for op in [UnaryOp::Exp, UnaryOp::GeluErf, UnaryOp::Tanh, UnaryOp::Silu] {
+            let got = xh.unary(op).unwrap();
+            assert_eq!(got.dtype(), dtype);
+            let want: Vec<f64> = xv.iter().map(|&v| unary_ref(op, v)).collect();
+            let tol = if dtype == DType::F16 { 1e-3 } else { 8e-3 };
+            assert_close(&got.to_f64_vec().unwrap(), &want, tol, tol, &format!("{op:?} {dtype}"));
+        }
+    }
+}
+
+fn binary_ref(op: BinaryOp, a: f64, b: f64) -> f64 {
+    use BinaryOp::*;
+    match op {
+        Add => a + b,
+        Sub => a - b,
+        Mul => a * b,
+        Div => a / b,
+        Maximum => a.max(b),
+        Minimum => a.min(b),
+        Lt => (a < b) as u8 as f64,
+        Ge => (a >= b) as u8 as f64,
+        Eq => (a == b) as u8 as f64,
+        _ => f64::NAN,
+    }
+}
+
+#[test]
+fn binary_ops_broadcast_like_numpy() {
+    let cases: [(&[usize], &[usize]); 6] = [
+        (&[4099], &[4099]),
+        (&[7, 77], &[77]),
+        (&[77, 1], &[1, 7]),
+        (&[1000], &[]),
+        (&[3, 1, 5], &[4, 1]),
+        (&[2, 300, 129], &[300, 1]),
+    ];
+    for (c, (sa, sb)) in cases.iter().enumerate() {
+        let (a, av) = randn(sa, 100 + c as u64);
+        let (b, bv) = randn(sb, 200 + c as u64);
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Lt, BinaryOp::Ge] {
+            let y = a.binary(op, &b).unwrap();
+            let shape = y.shape().to_vec();
+            let got = y.to_f64_vec().unwrap();
+            let want: Vec<f64> = indices(&shape)
+                .iter()
+                .map(|i| binary_ref(op, bcast_at(&av, sa, i), bcast_at(&bv, sb, i)))
+                .collect();
+            assert_close(&got, &want, 1e-6, 1e-6, &format!("{op:?} {sa:?} {sb:?}"));
+        }
+    }
+}
+
+#[test]
+fn pow_where_and_casts() {
+    let (a, av) = randn(&[77], 1);
+    let a = a.abs().unwrap().add_scalar(0.5).unwrap();
+    let av: Vec<f64> = av.iter().map(|v| (v.abs() as f32 + 0.5) as f64).collect();
+    let p = a.pow_scalar(1.7).unwrap().to_f64_vec().unwrap();
+    assert_close(&p, &av.iter().map(|v| v.powf(1.7)).collect::<Vec<_>>(), 1e-5, 2e-6, "pow");
+
+    let (b, bv) = randn(&[77], 2);
+    let cond = a.gt_scalar(1.0).unwrap();
+    let w = Tensor::where_cond(&cond, &a, &b).unwrap().to_f64_vec().unwrap();
+    let want: Vec<f64> = av.iter().zip(&bv).map(|(&x, &y)| if x > 1.0 { x } else { y }).collect();
+    assert_close(&w, &want, 0.0, 0.0, "where");
+
+    let i = b.mul_scalar(100.0).unwrap().cast(DType::I32).unwrap().to_vec::<i32>().unwrap();
+    let want: Vec<i32> = bv.iter().map(|v| (*v as f32 * 100.0) as i32).collect();
+    assert_eq!(i, want, "f32 -> i32 truncates");
+    let back = Tensor::from_slice(&[3i64, -7, 1 << 40], &[3]).unwrap().cast(DType::F64).unwrap().to_vec::<f64>().unwrap();
+    assert_eq!(back, vec![3.0, -7.0, (1u64 << 40) as f64]);
+    let ints = Tensor::from_slice(&[7i64, -9, 100], &[3]).unwrap();
+    let q = ints.div(&Tensor::from_slice(&[2i64, 2, 7], &[3]).unwrap()).unwrap().to_vec::<i64>().unwrap();
+    assert_eq!(q, vec![3, -4, 14], "integer division truncates toward zero");
+}
+
+#[test]
+fn special_values_propagate() {
+    let x = Tensor::from_slice(&[f32::NEG_INFINITY, f32::INFINITY, f32::NAN, 0.0, -0.0], &[5]).unwrap();
+    let e = x.exp().unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(e[0], 0.0);
+    assert_eq!(e[1], f32::INFINITY);
+    assert!(e[2].is_nan());
+    assert_eq!(e[3], 1.0);
+    let t = x.tanh().unwrap().to_vec::<f32>().unwrap();
+    assert_eq!((t[0], t[1]), (-1.0, 1.0));
+}
+
+#[test]
+fn shape_and_dtype_errors_are_values_not_panics() {
+    let a = Tensor::zeros(&[2, 3], DType::F32);
+    let b = Tensor::zeros(&[4], DType::F32);
+    let e = a.add(&b).unwrap_err().to_string();
+    assert!(e.contains("[binary]") && e.contains("[2, 3]") && e.contains("[4]"), "{e}");
+    let c = Tensor::zeros(&[2, 3], DType::F16);
+    assert!(a.add(&c).unwrap_err().to_string().contains("cast"));
+    let i = Tensor::zeros(&[3], DType::I32);
+    assert!(i.exp().is_err());
+    assert!(a.to_vec::<f64>().is_err());
+    assert!(Tensor::from_slice(&[1.0f32; 5], &[2, 3]).is_err());
+}

@@ -1,0 +1,129 @@
+//! eval frees ancestry; compiled plans agree with eager evaluation.
+
+mod common;
+use common::*;
+use emily::{compile, memory, DType, Tensor};
+use proptest::prelude::*;
+
+#[test]
+fn eval_loop_keeps_memory_flat() {
+    let mut x = Tensor::zeros(&[256, 256], DType::F32).eval().unwrap();
+    for _ in 0..10 {
+        x = x.add_scalar(1.0).unwrap().eval().unwrap();
+    }
+    let before = memory::stats();
+    for _ in 0..1000 {
+        x = x.add_scalar(1.0).unwrap().eval().unwrap();
+    }
+    let after = memory::stats();
+    assert_eq!(x.to_vec::<f32>().unwrap()[0], 1010.0);
+    // Other tests run in parallel threads; allow a little slack but no growth per step.
+    assert!(after.active_bytes <= before.active_bytes + (4 << 20), "{before:?} -> {after:?}");
+}
+
+#[test]
+fn fused_chain_matches_eager_bitwise() {
+    let (x, _) = randn(&[3, 1000], 1);
+    let (w, _) = randn(&[1000], 2);
+    let (b, _) = randn(&[3, 1], 3);
+    let f = |xs: &[Tensor]| -> emily::Result<Vec<Tensor>> {
+        let y = xs[0].mul(&xs[1])?.add(&xs[2])?.gelu()?;
+        let z = y.tanh()?.mul_scalar(0.5)?.add(&xs[0])?.exp()?;
+        Ok(vec![z, y])
+    };
+    let eager = f(&[x.clone(), w.clone(), b.clone()]).unwrap();
+    let c = compile(f);
+    let plan = c.plan(&[x.clone(), w.clone(), b.clone()]).unwrap();
+    assert!(plan.num_steps() <= 2, "chain fused into {} kernels", plan.num_steps());
+    let got = c.call(&[x, w, b]).unwrap();
+    for (g, e) in got.iter().zip(&eager) {
+        assert_eq!(g.to_vec::<f32>().unwrap(), e.to_vec::<f32>().unwrap());
+    }
+}
+
+#[test]
+fn compile_caches_by_signature_and_captures_constants() {
+    let w = Tensor::randn(&[8], 0.0, 1.0, 4, DType::F32).unwrap();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let c = compile(|xs: &[Tensor]| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(vec![xs[0].mul(&w)?.sum(&[-1], false)?])
+    });
+    let a = Tensor::ones(&[2, 8], DType::F32);
+    let r1 = c.call(&[a.clone()]).unwrap();
+    let r2 = c.call(&[a.mul_scalar(2.0).unwrap()]).unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1, "second call replays");
+    let s: f32 = w.sum(&[], false).unwrap().to_scalar().unwrap();
+    assert!((r1[0].to_vec::<f32>().unwrap()[0] - s).abs() < 1e-5);
+    assert!((r2[0].to_vec::<f32>().unwrap()[0] - 2.0 * s).abs() < 1e-5);
+    c.call(&[Tensor::ones(&[3, 8], DType::F32)]).unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 2, "new shape retraces");
+    let e = c.call(&[Tensor::ones(&[3, 7], DType::F32)]).unwrap_err().to_string();
+    assert!(e.contains("broadcast"), "{e}");
+}
+
+#[test]
+fn reading_data_while_tracing_is_an_error() {
+    let c = compile(|xs: &[Tensor]| {
+        let _ = xs[0].to_vec::<f32>()?;
+        Ok(vec![xs[0].clone()])
+    });
+    assert!(c.call(&[Tensor::ones(&[2], DType::F32)]).is_err());
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Unary(u8),
+    BinaryWithInput(u8, usize),
+    BinaryWithRow(u8),
+    Reduce(bool),
+    Scalar(u8, f32),
+}
+
+fn apply(t: &Tensor, s: &Step, inputs: &[Tensor], row: &Tensor) -> emily::Result<Tensor> {
+    use emily::ops::{BinaryOp::*, UnaryOp::*};
+    let un = [Neg, Abs, Tanh, Sigmoid, GeluErf, Silu, Sin, Square];
+    let bin = [Add, Sub, Mul, Maximum, Minimum];
+    Ok(match s {
+        Step::Unary(u) => t.unary(un[*u as usize % un.len()])?,
+        Step::BinaryWithInput(b, i) => t.binary(bin[*b as usize % bin.len()], &inputs[i % inputs.len()])?,
+        Step::BinaryWithRow(b) => t.binary(bin[*b as usize % bin.len()], row)?,
+        Step::Reduce(mean) => {
+            let r = if *mean { t.mean(&[-1], true)? } else { t.max(&[-1], true)? };
+            t.sub(&r)?
+        }
+        Step::Scalar(b, v) => t.binary_scalar(bin[*b as usize % bin.len()], *v as f64)?,
+    })
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        any::<u8>().prop_map(Step::Unary),
+        (any::<u8>(), 0usize..3).prop_map(|(b, i)| Step::BinaryWithInput(b, i)),
+        any::<u8>().prop_map(Step::BinaryWithRow),
+        any::<bool>().prop_map(Step::Reduce),
+        (any::<u8>(), -2.0f32..2.0).prop_map(|(b, v)| Step::Scalar(b, v)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn compiled_equals_eager(steps in proptest::collection::vec(step(), 1..24), rows in 1usize..9, cols in 1usize..300, seed in 0u64..1000) {
+        let inputs: Vec<Tensor> = (0..3).map(|i| Tensor::randn(&[rows, cols], 0.0, 1.0, seed + i, DType::F32).unwrap()).collect();
+        let row = Tensor::randn(&[cols], 0.0, 1.0, seed + 9, DType::F32).unwrap();
+        let f = |xs: &[Tensor]| -> emily::Result<Vec<Tensor>> {
+            let mut t = xs[0].clone();
+            for s in &steps {
+                t = apply(&t, s, &xs[..3], &xs[3])?;
+            }
+            Ok(vec![t])
+        };
+        let mut args = inputs.clone();
+        args.push(row);
+        let eager = f(&args).unwrap()[0].to_vec::<f32>().unwrap();
+        let compiled = compile(f).call(&args).unwrap()[0].to_vec::<f32>().unwrap();
+        let same = eager.iter().zip(&compiled).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+        prop_assert!(same, "compiled differs from eager");
+    }
+}
