@@ -7,6 +7,7 @@
 //! time through [`simd`], and split work over the global `rayon` pool only above
 //! a size threshold ([`parallel`]).
 
+pub mod binary;
 pub mod fast;
 pub mod math;
 pub mod parallel;

@@ -108,7 +108,7 @@ fn exp_scaled<const FMA: bool>(x: f32, scale: i32) -> f32 {
     let r = mad::<FMA>(-k, LN2_HI, x);
     let r = mad::<FMA>(-k, LN2_LO, r);
     let p = horner!(FMA, r; 1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2,
-        1.666_666_5e-1, 5.000_000_1e-1);
+        1.666_666_5e-1, 0.5);
     let p = mad::<FMA>(p, r * r, r) + 1.0;
     // Scale by 2^k in two halves so neither overflows the exponent field
     // (k = 128) nor underflows it (k < -126 gives a subnormal result).
@@ -173,8 +173,10 @@ fn exp_neg_sq<const FMA: bool>(a: f32, c: f32) -> f32 {
     exp_scaled::<FMA>((-c * hi).max(-126.0), 0) * mad::<FMA>(-c, lo, 1.0)
 }
 
-/// `erf(y) / y` for `y^2 = z <= 1` (fitted polynomial, error ~1e-9).
+/// `erf(y) / y` for `y^2 = z <= 1` (fitted polynomial, error ~1e-9; the
+/// constant term is fitted, one f32 ulp below 2/√π).
 #[inline(always)]
+#[allow(clippy::approx_constant)]
 fn erf_small<const FMA: bool>(z: f32) -> f32 {
     horner!(FMA, z; 7.875_875e-5, -8.016_864_3e-4, 5.189_087_2e-3, -2.685_421_1e-2,
         1.128_359_4e-1, -3.761_262_6e-1, 1.128_379_1)
@@ -391,7 +393,7 @@ fn reduce_half_pi(x: f32) -> (f32, i64) {
 fn sin_cos_poly<const FMA: bool>(r: f32) -> (f32, f32) {
     let z = r * r;
     let s = horner!(FMA, z; 2.755_731_9e-6, -1.984_127e-4, 8.333_334e-3, -1.666_666_7e-1);
-    let c = horner!(FMA, z; -2.755_731_9e-7, 2.480_158_7e-5, -1.388_888_9e-3, 4.166_666_8e-2);
+    let c = horner!(FMA, z; -2.755_732e-7, 2.480_158_7e-5, -1.388_888_9e-3, 4.166_666_8e-2);
     (
         mad::<FMA>(r * z, s, r),
         mad::<FMA>(z * z, c, mad::<FMA>(-0.5, z, 1.0)),
@@ -434,6 +436,99 @@ pub fn cos_with<const FMA: bool>(x: f32) -> f32 {
     let v = if q & 1 == 0 { c } else { s };
     let v = if (q + 1) & 2 == 0 { v } else { -v };
     v.clamp(-1.0, 1.0)
+}
+
+/// `x^y` with C99 `pow` special values: `pow(x, ±0) = 1` and `pow(1, y) = 1`
+/// (even for NaN), NaN for a finite negative base with a finite non-integer
+/// exponent, a negative result for a negative base (or -0, -inf) with an odd
+/// integer exponent, `pow(-1, ±inf) = 1`. Computed as `e^{y ln|x|}` in `f64`
+/// (error ~1e-13 before the final rounding), so it is correctly rounded
+/// except in rare near-halfway cases.
+#[inline(always)]
+pub fn pow(x: f32, y: f32) -> f32 {
+    let ax = x.abs();
+    let mag = exp_f64(y as f64 * ln_f64(ax as f64)) as f32;
+    // Parity of y: below 2^23 read it off y + 2^23; in [2^23, 2^24) every
+    // float is an integer whose low mantissa bit is its parity; above, even.
+    let ay = y.abs();
+    let t = ay + 8_388_608.0;
+    let small = ay < 8_388_608.0;
+    let is_int = !small || t - 8_388_608.0 == ay;
+    let low_bit = (if small { t.to_bits() } else { ay.to_bits() }) & 1 == 1;
+    let odd = is_int && ay < 16_777_216.0 && low_bit;
+    let r = if x.is_sign_negative() && odd {
+        -mag
+    } else {
+        mag
+    };
+    let r = if x < 0.0 && x.is_finite() && !is_int && y.is_finite() {
+        f32::NAN
+    } else {
+        r
+    };
+    let one = y == 0.0 || x == 1.0 || (ax == 1.0 && y.is_infinite());
+    if one {
+        1.0
+    } else {
+        r
+    }
+}
+
+/// ln 2 as `hi + lo` in `f64`, `hi` with 33 significant bits (so `k * hi`
+/// is exact for |k| < 2^20).
+const LN2_F64: (f64, f64) = (0.693_147_180_485_539_1, 7.440_617_110_012_397e-11);
+
+/// `ln x` in `f64` for `x` an f32 widened (so normal, zero, inf or NaN), to
+/// ~1e-16; vectorisable (the same split as [`log`], with a longer series).
+#[inline(always)]
+fn ln_f64(x: f64) -> f64 {
+    const SQRT_HALF: i64 = 0x3fe6_a09e_667f_3bcd;
+    let ix = (x.to_bits() as i64).wrapping_sub(SQRT_HALF);
+    let e = (ix >> 52) as f64;
+    let (ln2_hi, ln2_lo) = LN2_F64;
+    let f = f64::from_bits(((ix & 0x000f_ffff_ffff_ffff) + SQRT_HALF) as u64) - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let r = 2.0 / 13.0;
+    let r = r * z + 2.0 / 11.0;
+    let r = r * z + 2.0 / 9.0;
+    let r = r * z + 2.0 / 7.0;
+    let r = r * z + 2.0 / 5.0;
+    let r = (r * z + 2.0 / 3.0) * z;
+    let hfsq = 0.5 * f * f;
+    let y = e * ln2_hi + (f - (hfsq - (s * (hfsq + r) + e * ln2_lo)));
+    let y = if x == 0.0 { f64::NEG_INFINITY } else { y };
+    if x == f64::INFINITY || x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
+/// `e^y` in `f64` to ~1e-15 relative for results in the f32 range (the
+/// argument is clamped to [-200, 200]; callers round to f32); vectorisable.
+#[inline(always)]
+fn exp_f64(y: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    let yc = y.clamp(-200.0, 200.0);
+    let t = yc * std::f64::consts::LOG2_E + MAGIC;
+    let k = t - MAGIC;
+    let ki = (t.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);
+    let (ln2_hi, ln2_lo) = LN2_F64;
+    let r = (yc - k * ln2_hi) - k * ln2_lo;
+    // Taylor series to r^12 / 12! (|r| <= ln2 / 2).
+    let p = 1.0 / 479_001_600.0;
+    let p = p * r + 1.0 / 39_916_800.0;
+    let p = p * r + 1.0 / 3_628_800.0;
+    let p = p * r + 1.0 / 362_880.0;
+    let p = p * r + 1.0 / 40_320.0;
+    let p = p * r + 1.0 / 5_040.0;
+    let p = p * r + 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = ((p * r + 0.5) * r + 1.0) * r + 1.0;
+    p * f64::from_bits(((ki + 1023) << 52) as u64)
 }
 
 /// Scalar `f64` error function (error ~1e-16), the reference for the `f32`

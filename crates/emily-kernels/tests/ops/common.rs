@@ -81,7 +81,7 @@ pub fn assert_close<T: Copy + std::fmt::Debug>(
     let mut worst = (0.0, 0);
     for i in 0..got.len() {
         let e = err(got[i], want[i]);
-        if !(e <= worst.0) {
+        if e > worst.0 || e.is_nan() {
             worst = (e, i);
         }
     }
