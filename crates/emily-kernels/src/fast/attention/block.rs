@@ -13,7 +13,7 @@ use super::mask;
 use super::microkernel::{Avx2, Avx512};
 use super::microkernel::{MicroKernels, Portable};
 use super::plan::{Block, Plan};
-use super::softmax::{online_update, LOG2E};
+use super::softmax::LOG2E;
 use super::{Mask, SdpaParams};
 use crate::fast::layout::SharedOut;
 use crate::simd::{isa, Isa};
@@ -60,7 +60,7 @@ pub(super) fn run(ctx: &Ctx<'_, '_>, u: usize, s: &mut Scratch) {
         // SAFETY: `isa()` reported AVX2 + FMA on this CPU.
         Isa::Avx2 => unsafe { run_avx2(ctx, &blk, s, narrow) },
         // SAFETY: the portable kernels run anywhere.
-        _ => unsafe { process::<Portable<2, 4>, 8>(ctx, &blk, s) },
+        _ => unsafe { process::<Portable<2, 4>>(ctx, &blk, s) },
     }
 }
 
@@ -68,9 +68,9 @@ pub(super) fn run(ctx: &Ctx<'_, '_>, u: usize, s: &mut Scratch) {
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
 unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, narrow: bool) {
     if narrow {
-        process::<Avx512<1, 8>, 16>(ctx, blk, s)
+        process::<Avx512<1, 8>>(ctx, blk, s)
     } else {
-        process::<Avx512<2, 8>, 32>(ctx, blk, s)
+        process::<Avx512<2, 8>>(ctx, blk, s)
     }
 }
 
@@ -78,29 +78,24 @@ unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, narrow: bo
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run_avx2(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, narrow: bool) {
     if narrow {
-        process::<Avx2<1, 8>, 8>(ctx, blk, s)
+        process::<Avx2<1, 8>>(ctx, blk, s)
     } else {
-        process::<Avx2<2, 6>, 16>(ctx, blk, s)
+        process::<Avx2<2, 6>>(ctx, blk, s)
     }
 }
 
-/// The flash loop of one block with the micro-kernels `K` (`NR == K::NR` lanes).
+/// The flash loop of one block with the micro-kernels `K`.
 ///
 /// # Safety
 /// The CPU must support `K`'s ISA; `ctx` must describe buffers that passed
 /// `SdpaParams::validate`, and no other worker may write this block's rows.
 #[inline(always)]
-unsafe fn process<K: MicroKernels, const NR: usize>(
-    ctx: &Ctx<'_, '_>,
-    blk: &Block,
-    s: &mut Scratch,
-) {
-    debug_assert_eq!(K::NR, NR);
-    let mr = K::MR;
+unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch) {
+    let (nr, mr) = (K::NR, K::MR);
     let (p, plan) = (ctx.p, ctx.plan);
     let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
     let rows = blk.rows();
-    let lanes = rows.next_multiple_of(NR);
+    let lanes = rows.next_multiple_of(nr);
     let head = |g: usize| blk.hk * plan.group + g;
 
     // Per-row bookkeeping and the scaled, transposed, zero-padded queries.
@@ -148,7 +143,7 @@ unsafe fn process<K: MicroKernels, const NR: usize>(
         }
         let keys = plan.key_tile.min(kv_len - j0);
         let st = s.st.as_mut_ptr();
-        for rc in (0..lanes).step_by(NR) {
+        for rc in (0..lanes).step_by(nr) {
             for kg in (0..keys).step_by(mr) {
                 let k_ptr = k_base.add((j0 + kg) * ldk);
                 let nk = mr.min(keys - kg);
@@ -169,19 +164,19 @@ unsafe fn process<K: MicroKernels, const NR: usize>(
             }
             _ => {}
         }
-        for rc in (0..lanes).step_by(NR) {
-            online_update::<NR>(
-                &mut tile[rc..],
+        for rc in (0..lanes).step_by(nr) {
+            K::softmax(
+                s.st.as_mut_ptr().add(rc),
                 lanes,
                 keys,
-                (&mut s.m[rc..rc + NR]).try_into().unwrap(),
-                (&mut s.l[rc..rc + NR]).try_into().unwrap(),
-                (&mut s.alpha[rc..rc + NR]).try_into().unwrap(),
+                s.m.as_mut_ptr().add(rc),
+                s.l.as_mut_ptr().add(rc),
+                s.alpha.as_mut_ptr().add(rc),
             );
         }
         let pt = s.st.as_ptr();
         let ot = s.ot.as_mut_ptr();
-        for rc in (0..lanes).step_by(NR) {
+        for rc in (0..lanes).step_by(nr) {
             for dv0 in (0..dv).step_by(mr) {
                 let v_ptr = v_base.add(j0 * ldv + dv0);
                 let nv = mr.min(dv - dv0);

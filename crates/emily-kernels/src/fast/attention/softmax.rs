@@ -39,50 +39,40 @@ pub(super) fn exp2_nonpos(x: f32) -> f32 {
     }
 }
 
-/// One online-softmax step over a tile chunk: `st` holds `keys` rows of `NR`
-/// score lanes at stride `ldst`. Turns the scores into unnormalised
-/// probabilities `2^(s - m_new)` in place, sets `alpha = 2^(m_old - m_new)`, and
-/// updates `m` and `l` (`l = alpha * l + sum(p)`).
+/// One online-softmax step over a chunk of `lanes` query lanes (the portable
+/// version; the x86 micro-kernels implement the same contract with
+/// intrinsics). `st` holds `keys` rows of score lanes at stride `ldst`; the
+/// scores become unnormalised probabilities `2^(s - m_new)` in place,
+/// `alpha = 2^(m_old - m_new)`, `l = alpha * l + sum(p)` and `m = m_new`, where
+/// `m_new` is the running maximum including this tile.
 ///
 /// A lane whose maximum is still `-inf` (nothing visible yet) subtracts 0
 /// instead, so it produces zeros rather than NaN.
-#[inline(always)]
-pub(super) fn online_update<const NR: usize>(
+pub(super) fn online_update(
     st: &mut [f32],
     ldst: usize,
     keys: usize,
-    m: &mut [f32; NR],
-    l: &mut [f32; NR],
-    alpha: &mut [f32; NR],
+    m: &mut [f32],
+    l: &mut [f32],
+    alpha: &mut [f32],
 ) {
-    let mut mx = *m;
-    for j in 0..keys {
-        let row: &[f32; NR] = st[j * ldst..][..NR].try_into().unwrap();
-        for n in 0..NR {
-            mx[n] = if row[n] > mx[n] { row[n] } else { mx[n] };
+    let lanes = m.len();
+    for n in 0..lanes {
+        let mut mx = m[n];
+        for j in 0..keys {
+            let s = st[j * ldst + n];
+            mx = if s > mx { s } else { mx };
         }
-    }
-    let mut safe = [0.0f32; NR];
-    for n in 0..NR {
-        safe[n] = if mx[n] == f32::NEG_INFINITY {
-            0.0
-        } else {
-            mx[n]
-        };
-        alpha[n] = exp2_nonpos(m[n] - safe[n]);
-    }
-    let mut sum = [0.0f32; NR];
-    for j in 0..keys {
-        let row: &mut [f32; NR] = (&mut st[j * ldst..][..NR]).try_into().unwrap();
-        for n in 0..NR {
-            let p = exp2_nonpos(row[n] - safe[n]);
-            row[n] = p;
-            sum[n] += p;
+        let safe = if mx == f32::NEG_INFINITY { 0.0 } else { mx };
+        alpha[n] = exp2_nonpos(m[n] - safe);
+        let mut sum = 0.0f32;
+        for j in 0..keys {
+            let p = exp2_nonpos(st[j * ldst + n] - safe);
+            st[j * ldst + n] = p;
+            sum += p;
         }
-    }
-    for n in 0..NR {
-        l[n] = l[n] * alpha[n] + sum[n];
-        m[n] = mx[n];
+        l[n] = l[n] * alpha[n] + sum;
+        m[n] = mx;
     }
 }
 

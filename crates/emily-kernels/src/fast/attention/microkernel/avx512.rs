@@ -92,3 +92,90 @@ pub(super) unsafe fn values<const NV: usize, const MR: usize>(
         }
     }
 }
+
+/// `2^x` lane-wise for `x <= 0` (relative error ~2e-7); below -126 (and at
+/// `-inf`) exactly 0; NaN stays NaN.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn exp2(x: __m512) -> __m512 {
+    // `max(c, x)` returns `x` when it is NaN.
+    let xc = _mm512_max_ps(_mm512_set1_ps(-127.0), x);
+    let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(xc);
+    let r = _mm512_mul_ps(_mm512_sub_ps(xc, k), _mm512_set1_ps(std::f32::consts::LN_2));
+    // e^r on |r| <= ln(2)/2, the Cephes expf polynomial.
+    let mut p = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let one = _mm512_set1_ps(1.0);
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, one));
+    let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, _mm512_set1_ps(-126.0));
+    _mm512_maskz_scalef_ps(keep, p, k)
+}
+
+/// Independent running maxima / sums per vector (hides the add latency).
+const U: usize = 4;
+
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn softmax<const NV: usize>(
+    st: *mut f32,
+    ldst: usize,
+    keys: usize,
+    m: *mut f32,
+    l: *mut f32,
+    alpha: *mut f32,
+) {
+    let neg_inf = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut mx = [[neg_inf; NV]; U];
+    for x in 0..NV {
+        mx[0][x] = _mm512_loadu_ps(m.add(x * L));
+    }
+    let full = keys / U * U;
+    for j in (0..full).step_by(U) {
+        for u in 0..U {
+            for x in 0..NV {
+                let s = _mm512_loadu_ps(st.add((j + u) * ldst + x * L));
+                mx[u][x] = _mm512_max_ps(mx[u][x], s);
+            }
+        }
+    }
+    for j in full..keys {
+        for x in 0..NV {
+            mx[0][x] = _mm512_max_ps(mx[0][x], _mm512_loadu_ps(st.add(j * ldst + x * L)));
+        }
+    }
+    let mut safe = [neg_inf; NV];
+    for x in 0..NV {
+        let mut v = mx[0][x];
+        for row in mx.iter().skip(1) {
+            v = _mm512_max_ps(v, row[x]);
+        }
+        mx[0][x] = v;
+        let unseen = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, neg_inf);
+        safe[x] = _mm512_mask_blend_ps(unseen, v, _mm512_setzero_ps());
+        let old = _mm512_loadu_ps(m.add(x * L));
+        _mm512_storeu_ps(alpha.add(x * L), exp2(_mm512_sub_ps(old, safe[x])));
+    }
+    let mut sum = [[_mm512_setzero_ps(); NV]; 2];
+    for j in 0..keys {
+        for x in 0..NV {
+            let ptr = st.add(j * ldst + x * L);
+            let p = exp2(_mm512_sub_ps(_mm512_loadu_ps(ptr), safe[x]));
+            _mm512_storeu_ps(ptr, p);
+            sum[j & 1][x] = _mm512_add_ps(sum[j & 1][x], p);
+        }
+    }
+    for x in 0..NV {
+        let a = _mm512_loadu_ps(alpha.add(x * L));
+        let s = _mm512_add_ps(sum[0][x], sum[1][x]);
+        let lv = _mm512_fmadd_ps(_mm512_loadu_ps(l.add(x * L)), a, s);
+        _mm512_storeu_ps(l.add(x * L), lv);
+        _mm512_storeu_ps(m.add(x * L), mx[0][x]);
+    }
+}

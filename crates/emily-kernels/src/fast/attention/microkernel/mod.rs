@@ -4,11 +4,12 @@
 //! of queries and neither K nor V is ever packed or transposed:
 //!
 //! - scores: `S^T[key][lane] = sum_d K[key][d] * Q^T[d][lane]`
+//! - softmax: the online-softmax step of [`super::softmax::online_update`] on a
+//!   score tile, lane-wise (no horizontal reductions)
 //! - values: `O^T[dv][lane] = alpha[lane] * O^T[dv][lane] + sum_j V[j][dv] * P^T[j][lane]`
 //!
 //! Each call computes an `MR x NR` register tile (`MR` keys or value features by
-//! `NR` query lanes); the softmax statistics then also run lane-wise (no
-//! horizontal reductions). Rows past the valid keys / features reuse the last
+//! `NR` query lanes). Rows past the valid keys / features reuse the last
 //! valid row and are not stored, so no input is ever read out of bounds.
 //!
 //! The x86 kernels use explicit intrinsics: LLVM's auto-vectoriser does not
@@ -43,6 +44,22 @@ pub(super) trait MicroKernels {
         depth: usize,
         st: *mut f32,
         ldst: usize,
+    );
+
+    /// The online-softmax step of [`super::softmax::online_update`] on `NR` lanes:
+    /// `st` holds `keys` rows of `NR` scores at stride `ldst`; `m`, `l` and
+    /// `alpha` address `NR` floats each.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA, and the pointers must address
+    /// disjoint buffers of the sizes above.
+    unsafe fn softmax(
+        st: *mut f32,
+        ldst: usize,
+        keys: usize,
+        m: *mut f32,
+        l: *mut f32,
+        alpha: *mut f32,
     );
 
     /// Updates `MR` rows of `O^T`: for `m < nv`,
@@ -94,6 +111,18 @@ macro_rules! kernels {
                 ldst: usize,
             ) {
                 $module::scores::<NV, MR>(qt, ldq, k, ldk, nk, depth, st, ldst)
+            }
+
+            #[inline(always)]
+            unsafe fn softmax(
+                st: *mut f32,
+                ldst: usize,
+                keys: usize,
+                m: *mut f32,
+                l: *mut f32,
+                alpha: *mut f32,
+            ) {
+                $module::softmax::<NV>(st, ldst, keys, m, l, alpha)
             }
 
             #[inline(always)]

@@ -67,3 +67,27 @@ pub(super) unsafe fn values<const NV: usize, const MR: usize>(
         }
     }
 }
+
+pub(super) unsafe fn softmax<const NV: usize>(
+    st: *mut f32,
+    ldst: usize,
+    keys: usize,
+    m: *mut f32,
+    l: *mut f32,
+    alpha: *mut f32,
+) {
+    let lanes = NV * L;
+    let rows = if keys == 0 {
+        0
+    } else {
+        (keys - 1) * ldst + lanes
+    };
+    crate::fast::attention::softmax::online_update(
+        std::slice::from_raw_parts_mut(st, rows),
+        ldst,
+        keys,
+        std::slice::from_raw_parts_mut(m, lanes),
+        std::slice::from_raw_parts_mut(l, lanes),
+        std::slice::from_raw_parts_mut(alpha, lanes),
+    )
+}
