@@ -137,6 +137,32 @@ fn unmasked_at_odd_shapes_and_head_dims() {
 }
 
 #[test]
+fn every_block_height_and_kernel_layout() {
+    // Blocks of 1..=8 rows take the rows (decode) layout with AVX-512, 9..=16
+    // the half-width lanes layout, more the full-width one; heights that are
+    // not a multiple of the row group / lane count exercise the tails.
+    for (i, q_len) in [1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 33, 40]
+        .into_iter()
+        .enumerate()
+    {
+        for (kv_len, d) in [(13, 72), (600, 64)] {
+            let mut p = SdpaParams::new(1, 1, 1, q_len, kv_len, d);
+            assert_close(
+                &p,
+                80 + i as u64,
+                &format!("rows {q_len} kv {kv_len} d {d}"),
+            );
+            p.mask = Mask::Causal;
+            assert_close(
+                &p,
+                90 + i as u64,
+                &format!("causal rows {q_len} kv {kv_len}"),
+            );
+        }
+    }
+}
+
+#[test]
 fn whisper_encoder_length() {
     let p = SdpaParams::new(1, 2, 2, 1500, 1500, 64);
     assert_close(&p, 7, "1x2x1500x1500x64");

@@ -1,14 +1,16 @@
 //! One work unit of attention: a block of query rows against all visible keys,
-//! tile by tile with the online softmax, in the transposed layout of
-//! [`microkernel`] (query rows on the lanes).
+//! tile by tile with the online softmax.
 //!
-//! Per block: pack `Q^T` once, pre-multiplied by `scale * log2(e)`; then per key
-//! tile: `S^T = K Q^T` (micro-kernel), mask, online softmax, `O^T = alpha O^T +
-//! V^T P^T` (micro-kernel); finally `out = O / l`, transposed back. Causal
-//! tiles past every row's last visible key are never computed, and tiles
-//! entirely before every row's limit are not masked.
+//! Two layouts share the bookkeeping here: the *lanes* layout of
+//! [`microkernel`] (query rows on the SIMD lanes, used for blocks of many rows)
+//! and the *rows* layout of [`super::decode`] (features on the lanes, for the
+//! few rows of a decoding step). Per block: pack the queries once,
+//! pre-multiplied by `scale * log2(e)`; then per key tile: scores, mask,
+//! online softmax, accumulate values; finally `out = O / l`. Causal tiles past
+//! every row's last visible key are never computed, and tiles entirely before
+//! every row's limit are not masked.
 
-use super::mask;
+use super::mask::{self, TileStrides};
 #[cfg(target_arch = "x86_64")]
 use super::microkernel::{Avx2, Avx512};
 use super::microkernel::{MicroKernels, Portable};
@@ -31,34 +33,35 @@ pub(super) struct Ctx<'p, 'a> {
 /// Per-worker buffers, grown on demand and reused across units.
 #[derive(Default)]
 pub(super) struct Scratch {
-    /// `Q^T`, `head_dim x lanes`.
-    qt: Vec<f32>,
-    /// Score / probability tile `S^T`, `key_tile x lanes`.
-    st: Vec<f32>,
-    /// Output accumulator `O^T`, `v_head_dim x lanes`.
-    ot: Vec<f32>,
+    /// Packed, scaled queries (`head_dim x lanes` or `rows x head_dim`).
+    pub qt: Vec<f32>,
+    /// Score / probability tile.
+    pub st: Vec<f32>,
+    /// Output accumulator (`v_head_dim x lanes` or `rows x v_head_dim`).
+    pub ot: Vec<f32>,
     /// Running maximum, running denominator, and per-tile rescale factor.
-    m: Vec<f32>,
-    l: Vec<f32>,
-    alpha: Vec<f32>,
+    pub m: Vec<f32>,
+    pub l: Vec<f32>,
+    pub alpha: Vec<f32>,
     /// Per row: offset of its `(b, h, q, 0)` mask entry.
-    mask_base: Vec<usize>,
+    pub mask_base: Vec<usize>,
     /// Per row: last visible key under the causal mask.
-    last_visible: Vec<isize>,
+    pub last_visible: Vec<isize>,
 }
 
-/// Runs unit `u` with the best micro-kernels of this CPU: full-width lanes, or
-/// half-width ones for blocks of few rows (decoding).
+/// Runs unit `u` with the best kernels of this CPU: the rows layout for a
+/// handful of rows (AVX-512), else the lanes layout with full- or half-width
+/// tiles.
 pub(super) fn run(ctx: &Ctx<'_, '_>, u: usize, s: &mut Scratch) {
     let blk = ctx.plan.block(u);
-    let narrow = blk.rows() <= 16;
+    let rows = blk.rows();
     match isa() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa()` reported AVX-512 on this CPU.
-        Isa::Avx512 => unsafe { run_avx512(ctx, &blk, s, narrow) },
+        Isa::Avx512 => unsafe { run_avx512(ctx, &blk, s, rows) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa()` reported AVX2 + FMA on this CPU.
-        Isa::Avx2 => unsafe { run_avx2(ctx, &blk, s, narrow) },
+        Isa::Avx2 => unsafe { run_avx2(ctx, &blk, s, rows) },
         // SAFETY: the portable kernels run anywhere.
         _ => unsafe { process::<Portable<2, 4>>(ctx, &blk, s) },
     }
@@ -66,8 +69,10 @@ pub(super) fn run(ctx: &Ctx<'_, '_>, u: usize, s: &mut Scratch) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
-unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, narrow: bool) {
-    if narrow {
+unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, rows: usize) {
+    if rows <= super::decode::MAX_ROWS {
+        super::decode::process_rows(ctx, blk, s)
+    } else if rows <= 16 {
         process::<Avx512<1, 8>>(ctx, blk, s)
     } else {
         process::<Avx512<2, 8>>(ctx, blk, s)
@@ -76,45 +81,46 @@ unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, narrow: bo
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn run_avx2(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, narrow: bool) {
-    if narrow {
+unsafe fn run_avx2(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, rows: usize) {
+    if rows <= 8 {
         process::<Avx2<1, 8>>(ctx, blk, s)
     } else {
         process::<Avx2<2, 6>>(ctx, blk, s)
     }
 }
 
-/// The flash loop of one block with the micro-kernels `K`.
-///
-/// # Safety
-/// The CPU must support `K`'s ISA; `ctx` must describe buffers that passed
-/// `SdpaParams::validate`, and no other worker may write this block's rows.
-#[inline(always)]
-unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch) {
-    let (nr, mr) = (K::NR, K::MR);
+/// Resets the scratch for a block of `blk.rows()` rows padded to `lanes`, packs
+/// the scaled queries with feature `i` of row `r` at `qt[r * rs + i * fs]`, and
+/// fills the per-row statistics (sinks), causal limits and mask offsets.
+/// Returns the smallest and largest causal limit over the rows.
+pub(super) fn init_rows(
+    ctx: &Ctx<'_, '_>,
+    blk: &Block,
+    s: &mut Scratch,
+    lanes: usize,
+    (rs, fs): (usize, usize),
+    tile_len: usize,
+) -> (isize, isize) {
     let (p, plan) = (ctx.p, ctx.plan);
-    let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
-    let rows = blk.rows();
-    let lanes = rows.next_multiple_of(nr);
+    let (d, dv) = (p.head_dim, p.v_head_dim);
     let head = |g: usize| blk.hk * plan.group + g;
-
-    // Per-row bookkeeping and the scaled, transposed, zero-padded queries.
     s.qt.clear();
     s.qt.resize(d * lanes, 0.0);
     s.ot.clear();
     s.ot.resize(dv * lanes, 0.0);
-    s.st.resize(plan.key_tile * lanes, 0.0);
+    s.st.resize(tile_len, 0.0);
     s.m.clear();
     s.l.clear();
+    s.alpha.clear();
     s.alpha.resize(lanes, 1.0);
     s.mask_base.clear();
     s.last_visible.clear();
     let qscale = p.scale * LOG2E;
-    for r in 0..rows {
+    for r in 0..blk.rows() {
         let (g, t) = blk.row(r);
         let src = &ctx.q[p.q_strides.offset(blk.b, head(g), t)..][..d];
         for (i, &x) in src.iter().enumerate() {
-            s.qt[i * lanes + r] = x * qscale;
+            s.qt[r * rs + i * fs] = x * qscale;
         }
         let (m0, l0) = match p.sinks {
             Some(sinks) if sinks[head(g)] != f32::NEG_INFINITY => (sinks[head(g)] * LOG2E, 1.0),
@@ -130,17 +136,81 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
     }
     s.m.resize(lanes, f32::NEG_INFINITY);
     s.l.resize(lanes, 0.0);
-    let first_limit = *s.last_visible.iter().min().unwrap_or(&0);
-    let last_limit = *s.last_visible.iter().max().unwrap_or(&0);
+    let first = *s.last_visible.iter().min().unwrap_or(&0);
+    let last = *s.last_visible.iter().max().unwrap_or(&0);
+    (first, last)
+}
+
+/// Applies the call's mask to a score tile of `keys` keys from `j0`, laid out
+/// as `t`. Causal masking is skipped when every key of the tile is at or
+/// before `first_limit`, every row's last visible key.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn apply_mask(
+    p: &SdpaParams<'_>,
+    tile: &mut [f32],
+    t: TileStrides,
+    keys: usize,
+    j0: usize,
+    mask_base: &[usize],
+    last_visible: &[isize],
+    first_limit: isize,
+) {
+    match p.mask {
+        Mask::Additive { data, strides } => {
+            mask::add_bias(tile, t, keys, j0, data, mask_base, strides.k)
+        }
+        Mask::Boolean { data, strides } => {
+            mask::keep_only(tile, t, keys, j0, data, mask_base, strides.k)
+        }
+        Mask::Causal if (j0 + keys - 1) as isize > first_limit => {
+            mask::causal(tile, t, keys, j0, last_visible)
+        }
+        _ => {}
+    }
+}
+
+/// Writes `out = O / l` for every row of the block, reading feature `i` of row
+/// `r` of the accumulator at `ot[r * rs + i * fs]`; rows that saw no key (and
+/// no sink) get zeros.
+///
+/// # Safety
+/// `ctx.out` must be valid for the validated output strides, and no other
+/// worker may write this block's rows.
+pub(super) unsafe fn finish(ctx: &Ctx<'_, '_>, blk: &Block, s: &Scratch, (rs, fs): (usize, usize)) {
+    let p = ctx.p;
+    for r in 0..blk.rows() {
+        let (g, t) = blk.row(r);
+        let h = blk.hk * ctx.plan.group + g;
+        let inv = if s.l[r] == 0.0 { 0.0 } else { 1.0 / s.l[r] };
+        // SAFETY: validated in bounds and non-aliasing; this unit owns row (g, t).
+        let o = ctx
+            .out
+            .slice(p.out_strides.offset(blk.b, h, t), p.v_head_dim);
+        for (i, x) in o.iter_mut().enumerate() {
+            *x = s.ot[r * rs + i * fs] * inv;
+        }
+    }
+}
+
+/// The flash loop of one block in the lanes layout with the micro-kernels `K`.
+///
+/// # Safety
+/// The CPU must support `K`'s ISA; `ctx` must describe buffers that passed
+/// `SdpaParams::validate`, and no other worker may write this block's rows.
+#[inline(always)]
+unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch) {
+    let (nr, mr) = (K::NR, K::MR);
+    let (p, plan) = (ctx.p, ctx.plan);
+    let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
+    let lanes = blk.rows().next_multiple_of(nr);
+    let layout = (1, lanes); // row r, feature i at i * lanes + r
+    let (first_limit, last_limit) = init_rows(ctx, blk, s, lanes, layout, plan.key_tile * lanes);
 
     let k_base = ctx.k.as_ptr().add(p.k_strides.offset(blk.b, blk.hk, 0));
     let v_base = ctx.v.as_ptr().add(p.v_strides.offset(blk.b, blk.hk, 0));
     let (ldk, ldv) = (p.k_strides.seq, p.v_strides.seq);
     let mut j0 = 0;
-    while j0 < kv_len {
-        if j0 as isize > last_limit {
-            break; // causal: no row sees this tile or any later one
-        }
+    while j0 < kv_len && j0 as isize <= last_limit {
         let keys = plan.key_tile.min(kv_len - j0);
         let st = s.st.as_mut_ptr();
         for rc in (0..lanes).step_by(nr) {
@@ -152,18 +222,17 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
             }
         }
         let tile = &mut s.st[..keys * lanes];
-        match p.mask {
-            Mask::Additive { data, strides } => {
-                mask::add_bias(tile, lanes, keys, j0, data, &s.mask_base, strides.k)
-            }
-            Mask::Boolean { data, strides } => {
-                mask::keep_only(tile, lanes, keys, j0, data, &s.mask_base, strides.k)
-            }
-            Mask::Causal if (j0 + keys - 1) as isize > first_limit => {
-                mask::causal(tile, lanes, keys, j0, &s.last_visible)
-            }
-            _ => {}
-        }
+        let t = TileStrides { rs: 1, ks: lanes };
+        apply_mask(
+            p,
+            tile,
+            t,
+            keys,
+            j0,
+            &s.mask_base,
+            &s.last_visible,
+            first_limit,
+        );
         for rc in (0..lanes).step_by(nr) {
             K::softmax(
                 s.st.as_mut_ptr().add(rc),
@@ -187,15 +256,5 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         }
         j0 += keys;
     }
-
-    // out = O / l, or zeros for a row that saw nothing.
-    for r in 0..rows {
-        let (g, t) = blk.row(r);
-        let inv = if s.l[r] == 0.0 { 0.0 } else { 1.0 / s.l[r] };
-        // SAFETY: validated in bounds and non-aliasing; this unit owns row (g, t).
-        let o = ctx.out.slice(p.out_strides.offset(blk.b, head(g), t), dv);
-        for (i, x) in o.iter_mut().enumerate() {
-            *x = s.ot[i * lanes + r] * inv;
-        }
-    }
+    finish(ctx, blk, s, layout);
 }

@@ -1,15 +1,23 @@
-//! Applying an attention mask to one transposed score tile `S^T[key][row]`
-//! (keys `j0..j0 + keys`, the block's query rows on the lanes, row stride
-//! `ldst`). Scores are in the base-2 domain, so additive biases are scaled by
-//! `log2(e)`; masked-out entries become `-inf`.
+//! Applying an attention mask to one score tile of a block. Entry `(r, jj)` —
+//! query row `r` of the block, key `j0 + jj` — lives at `st[r * rs + jj * ks]`
+//! (the transposed lanes layout has `rs = 1`, the row layout `ks = 1`). Scores
+//! are in the base-2 domain, so additive biases are scaled by `log2(e)`;
+//! masked-out entries become `-inf`.
 
 use super::softmax::LOG2E;
 
-/// Adds `data[base[r] + (j0 + jj) * k_stride] * log2(e)` to `st[jj][r]`.
+/// Where a tile's entries live: row stride and key stride.
+#[derive(Clone, Copy)]
+pub(super) struct TileStrides {
+    pub rs: usize,
+    pub ks: usize,
+}
+
+/// Adds `data[base[r] + (j0 + jj) * k_stride] * log2(e)` to entry `(r, jj)`.
 #[inline(always)]
 pub(super) fn add_bias(
     st: &mut [f32],
-    ldst: usize,
+    t: TileStrides,
     keys: usize,
     j0: usize,
     data: &[f32],
@@ -20,22 +28,22 @@ pub(super) fn add_bias(
         let start = b + j0 * k_stride;
         if k_stride == 1 {
             for (jj, &bias) in data[start..start + keys].iter().enumerate() {
-                st[jj * ldst + r] += bias * LOG2E;
+                st[r * t.rs + jj * t.ks] += bias * LOG2E;
             }
         } else {
             for jj in 0..keys {
-                st[jj * ldst + r] += data[start + jj * k_stride] * LOG2E;
+                st[r * t.rs + jj * t.ks] += data[start + jj * k_stride] * LOG2E;
             }
         }
     }
 }
 
-/// Sets `st[jj][r]` to `-inf` where the keep-mask byte
+/// Sets entry `(r, jj)` to `-inf` where the keep-mask byte
 /// `data[base[r] + (j0 + jj) * k_stride]` is 0.
 #[inline(always)]
 pub(super) fn keep_only(
     st: &mut [f32],
-    ldst: usize,
+    t: TileStrides,
     keys: usize,
     j0: usize,
     data: &[u8],
@@ -46,21 +54,27 @@ pub(super) fn keep_only(
         let start = b + j0 * k_stride;
         for jj in 0..keys {
             if data[start + jj * k_stride] == 0 {
-                st[jj * ldst + r] = f32::NEG_INFINITY;
+                st[r * t.rs + jj * t.ks] = f32::NEG_INFINITY;
             }
         }
     }
 }
 
-/// Sets `st[jj][r]` to `-inf` where key `j0 + jj` lies after `last_visible[r]`,
-/// the last key row `r` may attend to (negative: none).
+/// Sets entry `(r, jj)` to `-inf` where key `j0 + jj` lies after
+/// `last_visible[r]`, the last key row `r` may attend to (negative: none).
 #[inline(always)]
-pub(super) fn causal(st: &mut [f32], ldst: usize, keys: usize, j0: usize, last_visible: &[isize]) {
+pub(super) fn causal(
+    st: &mut [f32],
+    t: TileStrides,
+    keys: usize,
+    j0: usize,
+    last_visible: &[isize],
+) {
     for (r, &last) in last_visible.iter().enumerate() {
         // First masked key index within the tile.
         let first_masked = (last + 1 - j0 as isize).clamp(0, keys as isize) as usize;
         for jj in first_masked..keys {
-            st[jj * ldst + r] = f32::NEG_INFINITY;
+            st[r * t.rs + jj * t.ks] = f32::NEG_INFINITY;
         }
     }
 }

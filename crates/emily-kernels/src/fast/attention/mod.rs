@@ -21,6 +21,8 @@
 //! value vector).
 
 mod block;
+#[cfg(target_arch = "x86_64")]
+mod decode;
 mod mask;
 mod microkernel;
 mod plan;

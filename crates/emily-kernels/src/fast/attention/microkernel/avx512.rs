@@ -97,7 +97,7 @@ pub(super) unsafe fn values<const NV: usize, const MR: usize>(
 /// `-inf`) exactly 0; NaN stays NaN.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn exp2(x: __m512) -> __m512 {
+pub(super) unsafe fn exp2(x: __m512) -> __m512 {
     // `max(c, x)` returns `x` when it is NaN.
     let xc = _mm512_max_ps(_mm512_set1_ps(-127.0), x);
     let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(xc);

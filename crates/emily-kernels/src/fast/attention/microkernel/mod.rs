@@ -19,6 +19,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub(super) mod avx512_rows;
 mod portable;
 
 /// One instruction set's pair of micro-kernels, with its tile shape.

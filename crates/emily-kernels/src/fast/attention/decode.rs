@@ -1,0 +1,83 @@
+//! The rows layout for blocks of a few query rows (a decoding step: `q_len` 1
+//! with all the query heads that share a kv head): features on the lanes, so a
+//! single query keeps every lane busy, and K/V are read once per block. The
+//! bookkeeping (queries, sinks, masks, output) is shared with the lanes layout
+//! in [`super::block`]; the kernels are in `microkernel::avx512_rows`.
+
+use super::block::{apply_mask, finish, init_rows, Ctx, Scratch};
+use super::mask::TileStrides;
+use super::microkernel::avx512_rows::{dots, rows_pv, softmax_row};
+use super::plan::Block;
+
+/// Blocks of at most this many rows take the rows layout (with AVX-512).
+pub(super) const MAX_ROWS: usize = 8;
+
+/// Row-group height of the kernels.
+const GROUP: usize = 4;
+
+/// The flash loop of one block in the rows layout.
+///
+/// # Safety
+/// AVX-512F CPU; `ctx` must describe buffers that passed
+/// `SdpaParams::validate`, and no other worker may write this block's rows.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch) {
+    let (p, plan) = (ctx.p, ctx.plan);
+    let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
+    let rows = blk.rows();
+    let tile = plan.key_tile;
+    let (first_limit, last_limit) = init_rows(ctx, blk, s, rows, (d, 1), rows * tile);
+
+    let k_base = ctx.k.as_ptr().add(p.k_strides.offset(blk.b, blk.hk, 0));
+    let v_base = ctx.v.as_ptr().add(p.v_strides.offset(blk.b, blk.hk, 0));
+    let (ldk, ldv) = (p.k_strides.seq, p.v_strides.seq);
+    let mut j0 = 0;
+    while j0 < kv_len && j0 as isize <= last_limit {
+        let keys = tile.min(kv_len - j0);
+        let (k_ptr, v_ptr) = (k_base.add(j0 * ldk), v_base.add(j0 * ldv));
+        let st = s.st.as_mut_ptr();
+        for r0 in (0..rows).step_by(GROUP) {
+            let n = GROUP.min(rows - r0);
+            let (q, out) = (s.qt.as_ptr().add(r0 * d), st.add(r0 * keys));
+            match n {
+                1 => dots::<1, 8>(q, d, n, k_ptr, ldk, keys, d, out, keys),
+                2 => dots::<2, 4>(q, d, n, k_ptr, ldk, keys, d, out, keys),
+                _ => dots::<4, 2>(q, d, n, k_ptr, ldk, keys, d, out, keys),
+            }
+        }
+        let t = TileStrides { rs: keys, ks: 1 };
+        let scores = &mut s.st[..rows * keys];
+        apply_mask(
+            p,
+            scores,
+            t,
+            keys,
+            j0,
+            &s.mask_base,
+            &s.last_visible,
+            first_limit,
+        );
+        for r in 0..rows {
+            let (m, l, a) = (s.m.as_mut_ptr(), s.l.as_mut_ptr(), s.alpha.as_mut_ptr());
+            softmax_row(
+                s.st.as_mut_ptr().add(r * keys),
+                keys,
+                m.add(r),
+                l.add(r),
+                a.add(r),
+            );
+        }
+        for r0 in (0..rows).step_by(GROUP) {
+            let n = GROUP.min(rows - r0);
+            let pr = s.st.as_ptr().add(r0 * keys);
+            let (a, o) = (s.alpha.as_ptr().add(r0), s.ot.as_mut_ptr().add(r0 * dv));
+            match n {
+                1 => rows_pv::<1>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
+                2 => rows_pv::<2>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
+                _ => rows_pv::<4>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
+            }
+        }
+        j0 += keys;
+    }
+    finish(ctx, blk, s, (dv, 1));
+}
