@@ -1,0 +1,453 @@
+//! Building a model: bind a parameter store and a mode, and compile the
+//! forward through `emily::compile` (one plan per input signature; weights
+//! and prepared tables are plan constants).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use emily::{Compiled, DType, Tensor};
+
+use crate::error::{Error, Result};
+use crate::exec::{ExtraKind, ExtraSpec, Program, Recorder, Supplied};
+use crate::fast_kernels::KeptComposed;
+use crate::graph::Model;
+use crate::layers::{self, Locals};
+use crate::node::Op;
+use crate::params::ParamStore;
+
+/// Whether a forward trains or infers. Training enables dropout (and keeps
+/// attention that drops probabilities on its composed form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Dropout is the identity.
+    Inference,
+    /// Dropout is active (noise drawn per call).
+    Train,
+}
+
+type Traced = Box<dyn Fn(&[Tensor]) -> emily::Result<Vec<Tensor>> + Send + Sync>;
+type Signature = Vec<(Vec<usize>, DType)>;
+
+thread_local! {
+    /// The node-level error of the last failed trace on this thread (the
+    /// compiled function can only return core errors).
+    static TRACE_ERROR: RefCell<Option<Error>> = const { RefCell::new(None) };
+}
+
+impl Model {
+    /// Binds `params` (checked against every node's parameter specs; the
+    /// store is read, never changed) and compiles the forward for `mode`.
+    ///
+    /// Nodes set to [`crate::Implementation::Fused`] run `emily::fast` ops,
+    /// except attention with dropout in [`Mode::Train`], which runs composed
+    /// and is listed by [`Forward::kept_composed`].
+    pub fn build(&self, params: &ParamStore, mode: Mode) -> Result<Forward> {
+        let locals = bind(self, params)?;
+        let (program, kept) = Program::new(self.clone(), locals, mode);
+        for k in &kept {
+            tracing::warn!(target: "emily_nn::build", node = %k.node, op = k.op, reason = %k.reason, "fused node runs composed");
+        }
+        Ok(Forward::new(program, kept))
+    }
+}
+
+/// Looks up and checks every node's parameters, and prepares its constants.
+pub(crate) fn bind(model: &Model, params: &ParamStore) -> Result<Vec<Locals>> {
+    model
+        .nodes()
+        .iter()
+        .map(|node| {
+            let mut locals = Locals::new();
+            for spec in layers::param_specs(node.op()) {
+                let key = spec.key(node.name());
+                let t = params.get(&key).ok_or_else(|| Error::MissingParam {
+                    node: node.name().into(),
+                    param: key.clone(),
+                })?;
+                if t.shape() != spec.shape {
+                    return Err(Error::ParamShape {
+                        node: node.name().into(),
+                        param: key,
+                        expected: spec.shape,
+                        actual: t.shape().to_vec(),
+                    });
+                }
+                if !t.dtype().is_float() {
+                    return Err(Error::ParamDType {
+                        node: node.name().into(),
+                        param: key,
+                        dtype: t.dtype(),
+                    });
+                }
+                locals.insert(spec.local, t.clone());
+            }
+            let consts = layers::constants(node.op(), true).map_err(|source| Error::Node {
+                node: node.name().into(),
+                op: node.label(),
+                source,
+            })?;
+            locals.extend(consts);
+            Ok(locals)
+        })
+        .collect()
+}
+
+/// A compiled forward: call it with named inputs. Plans are cached per
+/// input signature, so repeated calls with the same shapes replay without
+/// re-tracing. Cheap to share across threads.
+pub struct Forward {
+    program: Arc<Program>,
+    compiled: Compiled<Traced>,
+    extras: Mutex<HashMap<Signature, Arc<Vec<ExtraSpec>>>>,
+    has_extras: bool,
+    seed: AtomicU64,
+    calls: AtomicU64,
+    kept: Vec<KeptComposed>,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("mode", &self.program.mode)
+            .field("nodes", &self.program.model.len())
+            .field("kept_composed", &self.kept)
+            .finish()
+    }
+}
+
+impl Forward {
+    fn new(program: Program, kept: Vec<KeptComposed>) -> Forward {
+        let has_extras = program.model.nodes().iter().any(|n| {
+            matches!(n.op(), Op::KvCache(_))
+                || matches!(n.op(), Op::Attention(o) if o.cache.is_some())
+                || layers::uses_dropout(n.op(), program.mode)
+        });
+        let program = Arc::new(program);
+        let p = program.clone();
+        let n = p.inputs.len();
+        let traced: Traced = Box::new(move |args: &[Tensor]| {
+            let mut supplied = Supplied::new(&args[n..]);
+            match p.run(&args[..n], &mut supplied) {
+                Ok(mut outs) => {
+                    outs.extend(supplied.updates);
+                    Ok(outs)
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    TRACE_ERROR.with(|c| *c.borrow_mut() = Some(e));
+                    Err(emily::Error::Invalid {
+                        op: "emily-nn",
+                        msg,
+                    })
+                }
+            }
+        });
+        Forward {
+            program,
+            compiled: emily::compile(traced),
+            extras: Mutex::new(HashMap::new()),
+            has_extras,
+            seed: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            kept,
+        }
+    }
+
+    /// The mode this forward was built for.
+    pub fn mode(&self) -> Mode {
+        self.program.mode
+    }
+
+    /// The model this forward runs.
+    pub fn model(&self) -> &Model {
+        &self.program.model
+    }
+
+    /// Fused nodes that run composed in this mode, and why.
+    pub fn kept_composed(&self) -> &[KeptComposed] {
+        &self.kept
+    }
+
+    /// Seeds the dropout noise of later calls (training).
+    pub fn set_seed(&self, seed: u64) {
+        self.seed.store(seed, Ordering::Relaxed);
+        self.calls.store(0, Ordering::Relaxed);
+    }
+
+    /// Runs the model on named inputs. A model with KV caches starts from
+    /// empty (zero) caches and the updated caches are dropped; use
+    /// [`Forward::call_with_state`] to keep them.
+    pub fn call(&self, inputs: &[(&str, &Tensor)]) -> Result<Outputs> {
+        self.call_with_state(inputs, &mut State::new())
+    }
+
+    /// Runs the model, reading and updating `state` (the KV caches). An empty
+    /// state is filled with zero caches shaped for these inputs.
+    pub fn call_with_state(
+        &self,
+        inputs: &[(&str, &Tensor)],
+        state: &mut State,
+    ) -> Result<Outputs> {
+        let mut args = self.order_inputs(inputs)?;
+        let specs = self.extra_specs(&args)?;
+        let state_specs: Vec<(&String, &ExtraSpec)> = specs
+            .iter()
+            .filter_map(|s| match &s.kind {
+                ExtraKind::State(name) => Some((name, s)),
+                ExtraKind::Noise(_) => None,
+            })
+            .collect();
+        if state.is_empty() {
+            state.entries = state_specs
+                .iter()
+                .map(|(n, s)| ((*n).clone(), Tensor::zeros(&s.shape, s.dtype)))
+                .collect();
+        } else {
+            check_state(state, &state_specs)?;
+        }
+        let mut states = state.entries.iter().map(|(_, t)| t.clone());
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let seed = self.seed.load(Ordering::Relaxed);
+        for (i, spec) in specs.iter().enumerate() {
+            match &spec.kind {
+                ExtraKind::State(_) => args.push(states.next().expect("checked state")),
+                ExtraKind::Noise(_) => {
+                    let s = mix(seed, call, i as u64);
+                    args.push(Tensor::rand_uniform(&spec.shape, 0.0, 1.0, s, DType::F32)?);
+                }
+            }
+        }
+        let mut outs = self.compiled.call(&args).map_err(|e| {
+            TRACE_ERROR
+                .with(|c| c.borrow_mut().take())
+                .unwrap_or(Error::Core(e))
+        })?;
+        let n_out = self.program.model.output_indices().len();
+        let updates = outs.split_off(n_out);
+        for ((_, t), u) in state.entries.iter_mut().zip(updates) {
+            *t = u;
+        }
+        let names = self
+            .program
+            .model
+            .outputs()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Ok(Outputs {
+            names,
+            tensors: outs,
+        })
+    }
+
+    /// Number of kernels the compiled plan for these inputs runs (traces it
+    /// if new). Compares base and rewritten models at the plan level.
+    pub fn num_kernels(&self, inputs: &[(&str, &Tensor)]) -> Result<usize> {
+        let mut args = self.order_inputs(inputs)?;
+        for spec in self.extra_specs(&args)?.iter() {
+            args.push(Tensor::zeros(&spec.shape, spec.dtype));
+        }
+        let plan = self.compiled.plan(&args).map_err(|e| {
+            TRACE_ERROR
+                .with(|c| c.borrow_mut().take())
+                .unwrap_or(Error::Core(e))
+        })?;
+        Ok(plan.num_steps())
+    }
+
+    /// The model inputs in graph order, checked against their declarations.
+    fn order_inputs(&self, inputs: &[(&str, &Tensor)]) -> Result<Vec<Tensor>> {
+        let nodes = self.program.model.nodes();
+        for (name, _) in inputs {
+            let is_input = self
+                .program
+                .inputs
+                .iter()
+                .any(|&i| nodes[i].name() == *name);
+            if !is_input {
+                return Err(Error::UnexpectedInput(name.to_string()));
+            }
+        }
+        self.program
+            .inputs
+            .iter()
+            .map(|&i| {
+                let node = &nodes[i];
+                let (_, t) = inputs
+                    .iter()
+                    .find(|(n, _)| *n == node.name())
+                    .ok_or_else(|| Error::MissingInput(node.name().to_string()))?;
+                let Op::Input(decl) = node.op() else {
+                    unreachable!("inputs are input nodes")
+                };
+                if !decl.accepts(t.shape(), t.dtype()) {
+                    return Err(Error::InputMismatch {
+                        name: node.name().to_string(),
+                        actual_shape: t.shape().to_vec(),
+                        actual_dtype: t.dtype(),
+                        declared: decl.describe(),
+                    });
+                }
+                Ok((*t).clone())
+            })
+            .collect()
+    }
+
+    /// The state and noise a call with these inputs needs (a lazy dry run
+    /// per new input signature; nothing is computed).
+    fn extra_specs(&self, args: &[Tensor]) -> Result<Arc<Vec<ExtraSpec>>> {
+        if !self.has_extras {
+            return Ok(Arc::new(Vec::new()));
+        }
+        let sig: Signature = args
+            .iter()
+            .map(|t| (t.shape().to_vec(), t.dtype()))
+            .collect();
+        if let Some(s) = self
+            .extras
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sig)
+        {
+            return Ok(s.clone());
+        }
+        let mut rec = Recorder::default();
+        self.program.run(args, &mut rec)?;
+        let specs = Arc::new(rec.specs);
+        self.extras
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sig, specs.clone());
+        Ok(specs)
+    }
+}
+
+fn check_state(state: &State, specs: &[(&String, &ExtraSpec)]) -> Result<()> {
+    if state.entries.len() != specs.len() {
+        return Err(Error::State {
+            name: "<all>".into(),
+            msg: format!(
+                "holds {} entries, the model has {}",
+                state.entries.len(),
+                specs.len()
+            ),
+        });
+    }
+    for ((name, t), (want, spec)) in state.entries.iter().zip(specs) {
+        if name != *want || t.shape() != spec.shape || t.dtype() != spec.dtype {
+            return Err(Error::State {
+                name: name.clone(),
+                msg: format!(
+                    "is {:?} {} (as `{name}`), this call needs `{want}` {:?} {}",
+                    t.shape(),
+                    t.dtype(),
+                    spec.shape,
+                    spec.dtype
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A per-call, per-site noise seed.
+fn mix(seed: u64, call: u64, site: u64) -> u64 {
+    let mut z =
+        seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ site.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The KV caches of a model with cached attention, carried between calls
+/// of [`Forward::call_with_state`]. Entries are named `"{node}.{slot}"`.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    entries: Vec<(String, Tensor)>,
+}
+
+impl State {
+    /// An empty state (filled with zero caches by the first call).
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// True if no cache has been allocated yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entry called `name`.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// Entries in model order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.entries.iter().map(|(n, t)| (n.as_str(), t))
+    }
+
+    /// Drops every cache (the next call starts from zeros).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// The outputs of a forward call, by output node name.
+#[derive(Clone, Debug)]
+pub struct Outputs {
+    names: Vec<String>,
+    tensors: Vec<Tensor>,
+}
+
+impl Outputs {
+    /// The output of node `name`.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| &self.tensors[i])
+    }
+
+    /// Output names in declaration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    /// The tensors in declaration order.
+    pub fn tensors(&self) -> &[Tensor] {
+        &self.tensors
+    }
+
+    /// The tensors, consuming the outputs.
+    pub fn into_tensors(self) -> Vec<Tensor> {
+        self.tensors
+    }
+
+    /// Number of outputs.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// True if there are none (never, for a built model).
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for Outputs {
+    type Output = Tensor;
+
+    /// The output of node `name`; panics if the model has no such output.
+    fn index(&self, name: &str) -> &Tensor {
+        self.get(name)
+            .unwrap_or_else(|| panic!("`{name}` is not an output of the model"))
+    }
+}
