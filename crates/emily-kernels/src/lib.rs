@@ -11,5 +11,6 @@ pub mod binary;
 pub mod fast;
 pub mod math;
 pub mod parallel;
+pub mod reduce;
 pub mod simd;
 pub mod unary;
