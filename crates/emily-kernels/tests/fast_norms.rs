@@ -126,6 +126,25 @@ fn layer_norm_matches_f64() {
 }
 
 #[test]
+fn outputs_large_enough_to_stream_match_f64() {
+    // Outputs of 16 MiB and more are written with non-temporal stores through
+    // a row buffer: wide rows (one per buffer) and narrow ones (many per buffer,
+    // with a partial last buffer).
+    for (rows, cols) in [(1025, 4099), (600_001, 7)] {
+        let x = randn(rows * cols, 70 + cols as u64);
+        let w: Vec<f32> = randn(cols, 71).iter().map(|v| 1.0 + 0.1 * v).collect();
+        let b: Vec<f32> = randn(cols, 72).iter().map(|v| 0.1 * v).collect();
+        let mut out = vec![f32::NAN; x.len()];
+        rms_norm_f32(&x, Some(&w), 1e-6, cols, &mut out);
+        let err = max_err(&out, &rms_ref(&x, Some(&w), 1e-6, cols));
+        assert!(err < 2e-6, "rms_norm {rows}x{cols}: err {err:e}");
+        layer_norm_f32(&x, Some(&w), Some(&b), 1e-5, cols, &mut out);
+        let err = max_err(&out, &ln_ref(&x, Some(&w), Some(&b), 1e-5, cols));
+        assert!(err < 1e-5, "layer_norm {rows}x{cols}: err {err:e}");
+    }
+}
+
+#[test]
 fn half_precision_entry_points_match_f64() {
     let (rows, cols) = (9, 77);
     let x32 = randn(rows * cols, 60);

@@ -36,8 +36,8 @@ fn rope_ref(x: &[f32], p: &RopeParams<'_>) -> Vec<f64> {
                 };
                 let row = &x[p.x_strides.offset(b, h, t)..][..p.head_dim];
                 let mut o: Vec<f64> = row.iter().map(|&v| v as f64).collect();
-                for i in 0..half {
-                    let theta = pos * p.scale as f64 * inv[i];
+                for (i, &f) in inv.iter().enumerate() {
+                    let theta = pos * p.scale as f64 * f;
                     let (s, c) = theta.sin_cos();
                     let (ia, ib) = if p.traditional {
                         (2 * i, 2 * i + 1)

@@ -7,11 +7,11 @@
 //! the centred sum, `mean = m + c` with `c = mean(x - m)`, and `x - mean` is
 //! formed as `(x - m) - c`: `x - m` is exact for values near the mean, so rows
 //! with a large common offset keep full `f32` accuracy. Rows are split across
-//! the pool.
+//! the pool; outputs too large for the cache are written with streaming stores.
 
 use half::{bf16, f16};
 
-use super::{lanes, widen};
+use super::{lanes, stream, widen};
 use crate::parallel;
 
 /// LayerNorm of each length-`cols` row of `x` into `out`:
@@ -40,9 +40,16 @@ pub fn layer_norm_f32(
     if cols == 0 || x.is_empty() {
         return;
     }
+    let streaming = stream::should_stream(out.len());
     parallel::for_each_row_block_mut(out, cols, cols, |row0, block| {
         let src = &x[row0 * cols..row0 * cols + block.len()];
-        ln_rows(src, weight, bias, eps, cols, block);
+        if streaming {
+            stream::stream_rows(block, cols, |r, buf| {
+                ln_rows(&src[r * cols..][..buf.len()], weight, bias, eps, cols, buf)
+            });
+        } else {
+            ln_rows(src, weight, bias, eps, cols, block);
+        }
     });
 }
 

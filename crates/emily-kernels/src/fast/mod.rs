@@ -21,6 +21,7 @@ mod layer_norm;
 mod layout;
 mod rms_norm;
 mod rope;
+mod stream;
 mod widen;
 
 pub use attention::{sdpa_f32, Mask, MaskStrides, SdpaParams};

@@ -1,11 +1,12 @@
 //! RMSNorm over the last axis: `out = x / sqrt(mean(x^2) + eps) * weight`.
 //!
 //! Each row is read twice while it sits in L1 (sum of squares, then the scaled
-//! write with the weight multiply fused in); rows are split across the pool.
+//! write with the weight multiply fused in); rows are split across the pool;
+//! outputs too large for the cache are written with streaming stores.
 
 use half::{bf16, f16};
 
-use super::{lanes, widen};
+use super::{lanes, stream, widen};
 use crate::parallel;
 
 /// RMSNorm of each length-`cols` row of `x` into `out`:
@@ -22,9 +23,16 @@ pub fn rms_norm_f32(x: &[f32], weight: Option<&[f32]>, eps: f32, cols: usize, ou
     if cols == 0 || x.is_empty() {
         return;
     }
+    let streaming = stream::should_stream(out.len());
     parallel::for_each_row_block_mut(out, cols, cols, |row0, block| {
         let src = &x[row0 * cols..row0 * cols + block.len()];
-        rms_rows(src, weight, eps, cols, block);
+        if streaming {
+            stream::stream_rows(block, cols, |r, buf| {
+                rms_rows(&src[r * cols..][..buf.len()], weight, eps, cols, buf)
+            });
+        } else {
+            rms_rows(src, weight, eps, cols, block);
+        }
     });
 }
 

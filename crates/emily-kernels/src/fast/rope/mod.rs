@@ -2,18 +2,25 @@
 //!
 //! For each position the `dims/2` rotation angles `pos * scale * inv_freq[i]` are
 //! turned into `(cos, sin)` once (accurately, see [`sincos`]) and applied to every
-//! head at that position. Positions are processed in chunks of at most
-//! [`CHUNK_POSITIONS`], whose small `(cos, sin)` table (a few KiB) stays in L1
-//! while each head streams through its contiguous rows — never a full
-//! `(seq, dims)` temporary. Chunks are spread across the pool.
+//! head at that position. Positions are processed in chunks whose `(cos, sin)`
+//! table holds at most [`TABLE_FLOATS`] values each (64 KiB, cache-resident)
+//! while each head streams through a long contiguous run of rows — never a
+//! full `(seq, dims)` temporary. Chunks are spread across the pool.
 
 mod sincos;
 
 use super::layout::{HeadStrides, SharedOut};
 use crate::parallel;
 
-/// Most positions whose `(cos, sin)` table is kept at once.
-const CHUNK_POSITIONS: usize = 64;
+/// Most entries of each of the `cos` and `sin` tables of one chunk.
+const TABLE_FLOATS: usize = 16 * 1024;
+
+/// Positions per chunk: as many as the table allows (long per-head runs keep
+/// the hardware prefetchers streaming), but at least a few chunks per call so
+/// the pool has work to share.
+fn chunk_positions(seq: usize, half: usize) -> usize {
+    (TABLE_FLOATS / half.max(1)).min(seq.div_ceil(4)).max(16)
+}
 
 /// Where the rotation angle of each `(batch, seq)` index comes from.
 #[derive(Clone, Copy, Debug)]
@@ -176,58 +183,115 @@ pub fn rope_f32(x: &[f32], out: &mut [f32], params: &RopeParams<'_>) {
     }
     let half = p.dims / 2;
     let inv = sincos::inv_freqs(p.dims, p.base, p.freqs);
-    let chunks_per_batch = p.seq.div_ceil(CHUNK_POSITIONS);
+    let chunk = chunk_positions(p.seq, half);
+    let chunks_per_batch = p.seq.div_ceil(chunk);
     let dst = SharedOut(out.as_mut_ptr());
-    let cost = CHUNK_POSITIONS * p.heads * p.head_dim;
+    let cost = chunk * p.heads * p.head_dim;
     parallel::for_each_range(p.batch * chunks_per_batch, cost, |first, last| {
-        let mut cos = vec![0.0f32; CHUNK_POSITIONS * half];
-        let mut sin = vec![0.0f32; CHUNK_POSITIONS * half];
+        let mut table = Table {
+            cos: vec![0.0f32; chunk.min(p.seq) * half],
+            sin: vec![0.0f32; chunk.min(p.seq) * half],
+        };
         for unit in first..last {
             let b = unit / chunks_per_batch;
-            let t0 = (unit % chunks_per_batch) * CHUNK_POSITIONS;
-            let n = CHUNK_POSITIONS.min(p.seq - t0);
+            let t0 = (unit % chunks_per_batch) * chunk;
+            let n = chunk.min(p.seq - t0);
             for i in 0..n {
                 let pos = p.position(b, t0 + i);
-                let (c, s) = (&mut cos[i * half..][..half], &mut sin[i * half..][..half]);
+                let c = &mut table.cos[i * half..][..half];
+                let s = &mut table.sin[i * half..][..half];
                 sincos::fill_cos_sin(pos, &inv, c, s);
             }
-            for h in 0..p.heads {
-                for i in 0..n {
-                    let t = t0 + i;
-                    let src = &x[p.x_strides.offset(b, h, t)..][..p.head_dim];
-                    // SAFETY: `validate` checked that the output strides stay in
-                    // bounds and never alias, and each (b, h, t) row belongs to
-                    // exactly one unit.
-                    let o = unsafe { dst.slice(p.out_strides.offset(b, h, t), p.head_dim) };
-                    let (c, s) = (&cos[i * half..][..half], &sin[i * half..][..half]);
-                    rotate_row(src, o, c, s, p.dims, p.traditional);
-                }
-            }
+            // `validate` checked that the output strides stay in bounds and never
+            // alias, and each (b, h, t) row belongs to exactly one unit.
+            rotate_chunk(x, dst, p, b, t0, n, &table);
         }
     });
 }
 
+/// The `(cos, sin)` table of a chunk, `dims/2` entries per position.
+struct Table {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
 crate::simd_dispatch! {
-    /// Rotates the first `dims` features of one row by the angles whose cosines
-    /// and sines are `c`, `s` (`dims/2` each) and copies the rest.
-    fn rotate_row(x: &[f32], out: &mut [f32], c: &[f32], s: &[f32], dims: usize, traditional: bool) {
-        let half = dims / 2;
-        if traditional {
-            let pairs = x[..dims].chunks_exact(2).zip(out[..dims].chunks_exact_mut(2));
-            for ((xp, op), (c, s)) in pairs.zip(c.iter().zip(s)) {
-                let (a, b) = (xp[0], xp[1]);
-                op[0] = a * *c - b * *s;
-                op[1] = b * *c + a * *s;
-            }
-        } else {
-            let (x1, x2) = x[..dims].split_at(half);
-            let (o1, o2) = out[..dims].split_at_mut(half);
-            for i in 0..half.min(c.len()).min(s.len()) {
-                let (a, b) = (x1[i], x2[i]);
-                o1[i] = a * c[i] - b * s[i];
-                o2[i] = b * c[i] + a * s[i];
+    /// Rotates every head's rows at positions `t0..t0 + n` of batch entry `b`
+    /// with the chunk's `(cos, sin)` table. Private contract (the function is
+    /// only called from [`rope_f32`]): `dst` is valid for the validated
+    /// `p.out_strides`, and no one else writes these rows.
+    fn rotate_chunk(
+        x: &[f32],
+        dst: SharedOut,
+        p: &RopeParams<'_>,
+        b: usize,
+        t0: usize,
+        n: usize,
+        table: &Table,
+    ) {
+        let half = p.dims / 2;
+        for h in 0..p.heads {
+            for i in 0..n {
+                let t = t0 + i;
+                let src = &x[p.x_strides.offset(b, h, t)..][..p.head_dim];
+                // SAFETY: the contract above.
+                let o = unsafe { dst.slice(p.out_strides.offset(b, h, t), p.head_dim) };
+                let c = &table.cos[i * half..][..half];
+                let s = &table.sin[i * half..][..half];
+                rotate_row(src, o, c, s, p.dims, p.traditional);
             }
         }
-        out[dims..].copy_from_slice(&x[dims..]);
     }
+}
+
+/// Lanes per step of [`rotate_row`]: all loads of a step happen before its
+/// stores, so the step vectorises without run-time alias checks.
+const STEP: usize = 16;
+
+/// Rotates the first `dims` features of one row by the angles whose cosines
+/// and sines are `c`, `s` (`dims/2` each) and copies the rest.
+#[inline(always)]
+fn rotate_row(x: &[f32], out: &mut [f32], c: &[f32], s: &[f32], dims: usize, traditional: bool) {
+    let half = dims / 2;
+    let (c, s) = (&c[..half], &s[..half]);
+    if traditional {
+        let (xs, os) = (&x[..dims], &mut out[..dims]);
+        let steps = xs.chunks_exact(2 * STEP).zip(os.chunks_exact_mut(2 * STEP));
+        let trig = c.chunks_exact(STEP).zip(s.chunks_exact(STEP));
+        for ((xp, op), (cc, ss)) in steps.zip(trig) {
+            let mut r = [0.0f32; 2 * STEP];
+            for i in 0..STEP {
+                let (a, b) = (xp[2 * i], xp[2 * i + 1]);
+                r[2 * i] = a * cc[i] - b * ss[i];
+                r[2 * i + 1] = b * cc[i] + a * ss[i];
+            }
+            op.copy_from_slice(&r);
+        }
+        for i in half / STEP * STEP..half {
+            let (a, b) = (x[2 * i], x[2 * i + 1]);
+            out[2 * i] = a * c[i] - b * s[i];
+            out[2 * i + 1] = b * c[i] + a * s[i];
+        }
+    } else {
+        let (x1, x2) = x[..dims].split_at(half);
+        let (o1, o2) = out[..dims].split_at_mut(half);
+        let xs = x1.chunks_exact(STEP).zip(x2.chunks_exact(STEP));
+        let os = o1.chunks_exact_mut(STEP).zip(o2.chunks_exact_mut(STEP));
+        let trig = c.chunks_exact(STEP).zip(s.chunks_exact(STEP));
+        for (((xa, xb), (oa, ob)), (cc, ss)) in xs.zip(os).zip(trig) {
+            let (mut ra, mut rb) = ([0.0f32; STEP], [0.0f32; STEP]);
+            for i in 0..STEP {
+                ra[i] = xa[i] * cc[i] - xb[i] * ss[i];
+                rb[i] = xb[i] * cc[i] + xa[i] * ss[i];
+            }
+            oa.copy_from_slice(&ra);
+            ob.copy_from_slice(&rb);
+        }
+        for i in half / STEP * STEP..half {
+            let (a, b) = (x1[i], x2[i]);
+            o1[i] = a * c[i] - b * s[i];
+            o2[i] = b * c[i] + a * s[i];
+        }
+    }
+    out[dims..].copy_from_slice(&x[dims..]);
 }
