@@ -3,7 +3,7 @@
 //! and prepared tables are plan constants).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -101,6 +101,7 @@ pub struct Forward {
     program: Arc<Program>,
     compiled: Compiled<Traced>,
     extras: Mutex<HashMap<Signature, Arc<Vec<ExtraSpec>>>>,
+    signatures: Mutex<HashSet<Signature>>,
     has_extras: bool,
     seed: AtomicU64,
     calls: AtomicU64,
@@ -148,6 +149,7 @@ impl Forward {
             program,
             compiled: emily::compile(traced),
             extras: Mutex::new(HashMap::new()),
+            signatures: Mutex::new(HashSet::new()),
             has_extras,
             seed: AtomicU64::new(0),
             calls: AtomicU64::new(0),
@@ -257,6 +259,15 @@ impl Forward {
         Ok(plan.num_steps())
     }
 
+    /// Number of plans compiled so far: one per distinct input signature
+    /// (state and noise shapes follow from the inputs).
+    pub fn num_plans(&self) -> usize {
+        self.signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     /// The model inputs in graph order, checked against their declarations.
     fn order_inputs(&self, inputs: &[(&str, &Tensor)]) -> Result<Vec<Tensor>> {
         let nodes = self.program.model.nodes();
@@ -298,13 +309,17 @@ impl Forward {
     /// The state and noise a call with these inputs needs (a lazy dry run
     /// per new input signature; nothing is computed).
     fn extra_specs(&self, args: &[Tensor]) -> Result<Arc<Vec<ExtraSpec>>> {
-        if !self.has_extras {
-            return Ok(Arc::new(Vec::new()));
-        }
         let sig: Signature = args
             .iter()
             .map(|t| (t.shape().to_vec(), t.dtype()))
             .collect();
+        self.signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sig.clone());
+        if !self.has_extras {
+            return Ok(Arc::new(Vec::new()));
+        }
         if let Some(s) = self
             .extras
             .lock()
