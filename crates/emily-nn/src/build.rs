@@ -221,6 +221,7 @@ impl Forward {
                 }
             }
         }
+        TRACE_ERROR.with(|c| c.borrow_mut().take());
         let mut outs = self.compiled.call(&args).map_err(|e| {
             TRACE_ERROR
                 .with(|c| c.borrow_mut().take())

@@ -33,6 +33,8 @@
 //! # Ok::<(), emily_nn::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod build;
 mod builder;
 mod error;

@@ -174,6 +174,31 @@ fn forward_checks_inputs_and_state() {
 }
 
 #[test]
+fn shape_errors_while_tracing_name_the_node() {
+    let mut b = ModelBuilder::new();
+    let x = b.input("x", &[None, None], DType::F32).unwrap();
+    let y = b.dense("fc", &x, DenseOptions::new(8, 4)).unwrap();
+    b.output(&y).unwrap();
+    let model = b.build().unwrap();
+    let f = model
+        .build(
+            &ParamStore::random(&model, 0, DType::F32).unwrap(),
+            Mode::Inference,
+        )
+        .unwrap();
+    let e = f.call(&[("x", &randn(&[2, 7], 1))]).unwrap_err();
+    assert!(
+        matches!(&e, Error::Node { node, op: "dense", .. } if node == "fc"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("[2, 7]"), "{e}");
+    assert_eq!(
+        f.call(&[("x", &randn(&[2, 8], 1))]).unwrap()["fc"].shape(),
+        &[2, 4]
+    );
+}
+
+#[test]
 fn map_nodes_rewrites_options_but_never_names_or_edges() {
     let model = whisper_encoder_layer(D).unwrap();
     let eps = model
