@@ -96,7 +96,7 @@ fn two_minutes_of_repeated_speech_transcribe_in_order() {
 fn bad_inputs_fail_cleanly() {
     let w = fused();
     let opts = TranscribeOptions::default();
-    let garbage = scratch("garbage.wav");
+    let garbage = scratch("whisper_bad_inputs").join("garbage.wav");
     std::fs::write(&garbage, b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk").unwrap();
     let e = w.transcribe_file(&garbage, &opts).unwrap_err().to_string();
     assert!(e.contains("garbage.wav"), "{e}");
