@@ -13,4 +13,5 @@ pub mod math;
 pub mod parallel;
 pub mod reduce;
 pub mod simd;
+pub mod softmax;
 pub mod unary;

@@ -98,6 +98,14 @@ pub fn exp_with<const FMA: bool>(x: f32) -> f32 {
     }
 }
 
+/// `e^x` for `x <= 0`, without [`exp`]'s special-value handling (faster; for
+/// softmax-style `exp(x - max)`): -inf and anything below -104 give 0, NaN
+/// must not occur (it gives a finite value).
+#[inline(always)]
+pub fn exp_nonpos_with<const FMA: bool>(x: f32) -> f32 {
+    exp_scaled::<FMA>(x.max(-104.0), 0)
+}
+
 /// `e^x * 2^scale` for `x` in [-126, 88.75] and `0 <= scale <= 32` (no
 /// special-value handling): the scale lets callers keep tiny results normal.
 #[inline(always)]

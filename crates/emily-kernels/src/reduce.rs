@@ -1,8 +1,8 @@
 //! Reductions over the last axis of a `(rows, cols)` array and over the middle
 //! axis of an `(outer, len, inner)` array (vectorised across `inner`).
 //!
-//! Sums accumulate in 32 independent f32 lanes over blocks of 4096 elements,
-//! and the block sums in `f64`; products accumulate in `f64`. A long row is
+//! Sums accumulate in 32 independent f32 lanes over blocks of 256 elements,
+//! then in 32 `f64` lanes; products accumulate in `f64`. A long row is
 //! cut into fixed 65536-element segments whose partial results combine in
 //! order, so results do not depend on the number of threads. Semantics:
 //! Max / Min propagate NaN; ArgMax / ArgMin give the first index of the
@@ -69,17 +69,17 @@ impl ReduceOp {
 }
 
 /// Independent accumulators (a multiple of every vector width).
-const LANES: usize = 32;
+pub(crate) const LANES: usize = 32;
 /// Elements summed in f32 lanes before the block sum joins the f64 total.
-const BLOCK: usize = 4096;
+pub(crate) const BLOCK: usize = 256;
 /// A long row splits over threads in segments of this many elements.
 const SEGMENT: usize = 1 << 16;
 /// Columns per middle-axis pass (each row contributes one contiguous run of
 /// this length; the accumulators stay in L1/L2), the granularity at which
 /// columns split over threads, and the rows summed in f32 before f64.
-const WIDE: usize = 2048;
-const COL_UNIT: usize = 64;
-const TILE_ROWS: usize = 64;
+pub(crate) const WIDE: usize = 2048;
+pub(crate) const COL_UNIT: usize = 64;
+pub(crate) const TILE_ROWS: usize = 64;
 
 #[inline(always)]
 fn max_nan(a: f32, v: f32) -> f32 {
@@ -136,37 +136,58 @@ pub(crate) fn extreme<const MAX: bool>(x: &[f32]) -> f32 {
     acc.iter().fold(init, |a, &v| step(a, v))
 }
 
-/// `sum(x)`, or `sum(exp(x - m))` when `EXP`, with f32 lanes per block and
-/// f64 across blocks. (No closure carries the exp: a closure that LLVM
+/// `sum(x)`, or `sum(exp(x - m))` for a finite `m >= x` when `EXP`, with f32
+/// lanes per block and f64 lanes across blocks. (No closure carries the exp: a closure that LLVM
 /// declines to inline is compiled without the caller's target features.)
 #[inline(always)]
 pub(crate) fn sum_exp<const EXP: bool, const FMA: bool>(x: &[f32], m: f32) -> f64 {
-    let mut total = 0.0f64;
-    for b in x.chunks(BLOCK) {
-        let mut acc = [0.0f32; LANES];
+    // Plain sums are memory-bound and tolerate longer f32 runs.
+    let block = if EXP { BLOCK } else { 16 * BLOCK };
+    let mut acc64 = [0.0f64; LANES];
+    let mut acc = [0.0f32; LANES];
+    for b in x.chunks(block) {
         let mut chunks = b.chunks_exact(LANES);
         for c in &mut chunks {
             for i in 0..LANES {
                 acc[i] += if EXP {
-                    math::exp_with::<FMA>(c[i] - m)
+                    math::exp_nonpos_with::<FMA>(c[i] - m)
                 } else {
                     c[i]
                 };
             }
         }
         for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
-            *a += if EXP { math::exp_with::<FMA>(v - m) } else { v };
+            *a += if EXP {
+                math::exp_nonpos_with::<FMA>(v - m)
+            } else {
+                v
+            };
         }
-        let mut w = LANES;
-        while w > 1 {
-            w /= 2;
-            for i in 0..w {
-                acc[i] += acc[i + w];
-            }
-        }
-        total += acc[0] as f64;
+        flush(&mut acc64, &mut acc);
     }
-    total
+    fold_lanes(acc64)
+}
+
+/// Adds the f32 lanes into the f64 lanes and clears them.
+#[inline(always)]
+pub(crate) fn flush(acc64: &mut [f64; LANES], acc: &mut [f32; LANES]) {
+    for i in 0..LANES {
+        acc64[i] += acc[i] as f64;
+        acc[i] = 0.0;
+    }
+}
+
+/// Pairwise sum of the lanes.
+#[inline(always)]
+pub(crate) fn fold_lanes(mut acc: [f64; LANES]) -> f64 {
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            acc[i] += acc[i + w];
+        }
+    }
+    acc[0]
 }
 
 #[inline(always)]

@@ -240,3 +240,22 @@ fn sin_cos_full_range() {
     }
     assert!(math::sin(-0.0).is_sign_negative());
 }
+
+#[test]
+fn exp_nonpos_matches_exp() {
+    let xs: Vec<f32> = all_inputs(-110.0, 0.0, 11)
+        .into_iter()
+        .filter(|&x| x <= 0.0)
+        .collect();
+    check(
+        "exp_nonpos",
+        [
+            math::exp_nonpos_with::<false>,
+            math::exp_nonpos_with::<true>,
+        ],
+        f64::exp,
+        &xs,
+        1.5,
+    );
+    assert_eq!(math::exp_nonpos_with::<false>(f32::NEG_INFINITY), 0.0);
+}
