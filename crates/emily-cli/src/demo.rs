@@ -39,16 +39,27 @@ fn median_ms(w: &Whisper, audio: &[f32], runs: usize) -> Result<(String, f64)> {
 /// Runs the demo.
 pub fn run(a: Args) -> Result<()> {
     let dir = a.model.unwrap_or_else(crate::default_model_dir);
-    let audio = emily_models::audio::load_audio(&a.audio).with_context(|| format!("reading {}", a.audio.display()))?;
-    println!("Whisper {} on {} ({:.1} s)", dir.display(), a.audio.display(), audio.len() as f64 / 16000.0);
-    let base = Whisper::load(&dir, Kernels::Composed).with_context(|| format!("loading {}", dir.display()))?;
+    let audio = emily_models::audio::load_audio(&a.audio)
+        .with_context(|| format!("reading {}", a.audio.display()))?;
+    println!(
+        "Whisper {} on {} ({:.1} s)",
+        dir.display(),
+        a.audio.display(),
+        audio.len() as f64 / 16000.0
+    );
+    let base = Whisper::load(&dir, Kernels::Composed)
+        .with_context(|| format!("loading {}", dir.display()))?;
     let fast = Whisper::load(&dir, Kernels::Fused)?;
     let (t_base, ms_base) = median_ms(&base, &audio, a.runs)?;
     let (t_fast, ms_fast) = median_ms(&fast, &audio, a.runs)?;
     println!("baseline:     {t_base}");
     println!("fast kernels: {t_fast}");
     println!("identical text: {}", t_base == t_fast);
-    println!("baseline {ms_base:.1} ms, fast kernels {ms_fast:.1} ms, speedup {:.2}x (median of {})", ms_base / ms_fast, a.runs);
+    println!(
+        "baseline {ms_base:.1} ms, fast kernels {ms_fast:.1} ms, speedup {:.2}x (median of {})",
+        ms_base / ms_fast,
+        a.runs
+    );
     ensure!(t_base == t_fast, "the two servings disagree");
     Ok(())
 }

@@ -17,7 +17,13 @@ pub enum Format {
 
 fn clock(seconds: f64, sep: char) -> String {
     let ms = (seconds * 1000.0).round() as u64;
-    format!("{:02}:{:02}:{:02}{sep}{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 /// Renders a transcript.
@@ -26,20 +32,42 @@ pub fn render(t: &Transcript, format: Format, timestamps: bool) -> String {
         Format::Txt if timestamps => t
             .segments
             .iter()
-            .map(|s| format!("[{} --> {}]{}\n", clock(s.start, '.'), clock(s.end, '.'), s.text))
+            .map(|s| {
+                format!(
+                    "[{} --> {}]{}\n",
+                    clock(s.start, '.'),
+                    clock(s.end, '.'),
+                    s.text
+                )
+            })
             .collect(),
         Format::Txt => format!("{}\n", t.text.trim()),
         Format::Srt => t
             .segments
             .iter()
             .enumerate()
-            .map(|(i, s)| format!("{}\n{} --> {}\n{}\n\n", i + 1, clock(s.start, ','), clock(s.end, ','), s.text.trim()))
+            .map(|(i, s)| {
+                format!(
+                    "{}\n{} --> {}\n{}\n\n",
+                    i + 1,
+                    clock(s.start, ','),
+                    clock(s.end, ','),
+                    s.text.trim()
+                )
+            })
             .collect(),
         Format::Vtt => {
             let body: String = t
                 .segments
                 .iter()
-                .map(|s| format!("{} --> {}\n{}\n\n", clock(s.start, '.'), clock(s.end, '.'), s.text.trim()))
+                .map(|s| {
+                    format!(
+                        "{} --> {}\n{}\n\n",
+                        clock(s.start, '.'),
+                        clock(s.end, '.'),
+                        s.text.trim()
+                    )
+                })
                 .collect();
             format!("WEBVTT\n\n{body}")
         }

@@ -38,9 +38,14 @@ pub struct Args {
 /// Runs the command.
 pub fn run(a: Args, verbose: bool) -> Result<()> {
     let dir = a.model.unwrap_or_else(crate::default_model_dir);
-    let kernels = if a.no_fast_kernels { Kernels::Composed } else { Kernels::Fused };
+    let kernels = if a.no_fast_kernels {
+        Kernels::Composed
+    } else {
+        Kernels::Fused
+    };
     let t0 = std::time::Instant::now();
-    let whisper = Whisper::load(&dir, kernels).with_context(|| format!("loading model {}", dir.display()))?;
+    let whisper =
+        Whisper::load(&dir, kernels).with_context(|| format!("loading model {}", dir.display()))?;
     if verbose {
         eprintln!("model loaded in {:.0} ms", t0.elapsed().as_secs_f64() * 1e3);
     }
@@ -48,12 +53,18 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
     let opts = TranscribeOptions {
         timestamps,
         language: a.language,
-        task: if a.translate { Task::Translate } else { Task::Transcribe },
+        task: if a.translate {
+            Task::Translate
+        } else {
+            Task::Transcribe
+        },
         ..TranscribeOptions::default()
     };
     for f in &a.files {
         let t = std::time::Instant::now();
-        let tr = whisper.transcribe_file(f, &opts).with_context(|| format!("transcribing {}", f.display()))?;
+        let tr = whisper
+            .transcribe_file(f, &opts)
+            .with_context(|| format!("transcribing {}", f.display()))?;
         if a.files.len() > 1 {
             println!("== {}", f.display());
         }

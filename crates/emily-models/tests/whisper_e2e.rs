@@ -13,17 +13,29 @@ const JFK: &str = " And so my fellow Americans ask not what your country can do 
 
 fn fused() -> &'static Whisper {
     static W: OnceLock<Whisper> = OnceLock::new();
-    W.get_or_init(|| Whisper::load(&model_dir("whisper-tiny.en"), Kernels::Fused).expect("run `make models` first"))
+    W.get_or_init(|| {
+        Whisper::load(&model_dir("whisper-tiny.en"), Kernels::Fused)
+            .expect("run `make models` first")
+    })
 }
 
 fn golden_ids() -> Vec<u32> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(goldens().join("jfk_tokens.json")).unwrap()).unwrap();
-    v["transformers"]["generated_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(goldens().join("jfk_tokens.json")).unwrap())
+            .unwrap();
+    v["transformers"]["generated_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
 fn jfk_transcript_and_tokens_match_the_reference() {
-    let t = fused().transcribe(&jfk_samples_reference(), &TranscribeOptions::default()).unwrap();
+    let t = fused()
+        .transcribe(&jfk_samples_reference(), &TranscribeOptions::default())
+        .unwrap();
     assert_eq!(t.text, JFK);
     assert_eq!(t.segments.len(), 1);
     assert_eq!(t.segments[0].tokens, golden_ids());
@@ -52,13 +64,21 @@ fn encoder_and_first_logits_match_goldens() {
     let want = read_npy(&goldens().join("jfk_step0_logits.npy")).unwrap();
     let d = max_abs_diff(&logits, &want.data);
     assert!(d <= 1e-3, "step-0 logits max abs diff {d}");
-    let argmax = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    let argmax = logits
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
     assert_eq!(argmax, 843);
 }
 
 #[test]
 fn timestamps_split_jfk_into_two_segments() {
-    let opts = TranscribeOptions { timestamps: true, ..Default::default() };
+    let opts = TranscribeOptions {
+        timestamps: true,
+        ..Default::default()
+    };
     let t = fused().transcribe(&jfk_samples_reference(), &opts).unwrap();
     assert_eq!(t.segments.len(), 2, "{:?}", t.segments);
     let split = t.segments[0].end;
@@ -66,7 +86,9 @@ fn timestamps_split_jfk_into_two_segments() {
     assert_eq!(t.segments[0].start, 0.0);
     assert!(t.segments[1].start >= split - 1e-9 && t.segments[1].end <= 11.0 + 1e-9);
     assert!(t.segments[0].text.contains("ask not what your country"));
-    assert!(t.segments[1].text.contains("ask what you can do for your country"));
+    assert!(t.segments[1]
+        .text
+        .contains("ask what you can do for your country"));
 }
 
 #[test]
@@ -80,13 +102,20 @@ fn two_minutes_of_repeated_speech_transcribe_in_order() {
         audio.extend_from_slice(&silence);
         reps += 1;
     }
-    let opts = TranscribeOptions { timestamps: true, ..Default::default() };
+    let opts = TranscribeOptions {
+        timestamps: true,
+        ..Default::default()
+    };
     let t = fused().transcribe(&audio, &opts).unwrap();
     let found = t.text.matches("your country can do for you").count();
     assert_eq!(found, reps, "every repetition transcribed: {}", t.text);
     let mut last = 0.0;
     for s in &t.segments {
-        assert!(s.start >= last - 1e-9 && s.end >= s.start, "monotone: {:?}", t.segments);
+        assert!(
+            s.start >= last - 1e-9 && s.end >= s.start,
+            "monotone: {:?}",
+            t.segments
+        );
         last = s.end;
     }
     assert!(last <= audio.len() as f64 / 16000.0 + 0.5);
@@ -101,7 +130,10 @@ fn bad_inputs_fail_cleanly() {
     let e = w.transcribe_file(&garbage, &opts).unwrap_err().to_string();
     assert!(e.contains("garbage.wav"), "{e}");
     assert!(w.transcribe(&[], &opts).is_err());
-    let missing = w.transcribe_file(std::path::Path::new("/nonexistent/a.wav"), &opts).unwrap_err().to_string();
+    let missing = w
+        .transcribe_file(std::path::Path::new("/nonexistent/a.wav"), &opts)
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("/nonexistent/a.wav"), "{missing}");
     assert!(Whisper::load(std::path::Path::new("/nonexistent-model"), Kernels::Fused).is_err());
 }

@@ -75,10 +75,15 @@ impl Array {
 
     /// An array reading `len` bytes of `owner` at `offset` without copying
     /// (copied into a host buffer if the bytes are misaligned for `dtype`).
-    pub fn from_external(owner: ExternalBytes, offset: usize, shape: &[usize], dtype: DType) -> Array {
+    pub fn from_external(
+        owner: ExternalBytes,
+        offset: usize,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Array {
         let len = numel(shape) * dtype.size_in_bytes();
         let bytes = &(*owner).as_ref()[offset..offset + len];
-        if (bytes.as_ptr() as usize) % dtype.size_in_bytes() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(dtype.size_in_bytes()) {
             let mut a = Array::uninit(shape, dtype);
             a.bytes_mut().unwrap().copy_from_slice(bytes);
             return a;

@@ -79,9 +79,8 @@ fn run_node(t: &Tensor) -> Result<()> {
         .into_iter()
         .map(take_ready)
         .collect::<Result<Vec<Array>>>();
-    let result = arrays.and_then(|arrays| {
-        backend::get(t.device()).execute(&op, arrays, t.shape(), t.dtype())
-    });
+    let result = arrays
+        .and_then(|arrays| backend::get(t.device()).execute(&op, arrays, t.shape(), t.dtype()));
     let mut st = t.state();
     match result {
         Ok(a) => {

@@ -176,7 +176,17 @@ mod tests {
 
     #[test]
     fn size_classes_bound_slack_to_a_quarter() {
-        for bytes in [1, 255, 257, 1000, 4096, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
+        for bytes in [
+            1,
+            255,
+            257,
+            1000,
+            4096,
+            4097,
+            1 << 20,
+            (1 << 20) + 1,
+            123_456_789,
+        ] {
             let c = size_class(bytes);
             assert!(c >= bytes);
             assert!(c <= bytes.max(256) + bytes / 4 + 1, "{bytes} -> {c}");

@@ -21,18 +21,21 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
-            _ => {
-                return Err(shape_err(
-                    op,
-                    format!("cannot broadcast {a:?} with {b:?}"),
-                ))
-            }
+            _ => return Err(shape_err(op, format!("cannot broadcast {a:?} with {b:?}"))),
         };
     }
     Ok(out)
@@ -59,7 +62,10 @@ pub fn normalize_axis(op: &'static str, axis: isize, rank: usize) -> Result<usiz
     let r = rank as isize;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r.max(1) || (rank == 0 && a != 0) {
-        return Err(invalid(op, format!("axis {axis} out of range for rank {rank}")));
+        return Err(invalid(
+            op,
+            format!("axis {axis} out of range for rank {rank}"),
+        ));
     }
     Ok(a as usize)
 }
@@ -119,9 +125,14 @@ mod tests {
 
     #[test]
     fn broadcasting_follows_numpy() {
-        assert_eq!(broadcast_shapes("t", &[4, 1, 3], &[5, 1]).unwrap(), vec![4, 5, 3]);
+        assert_eq!(
+            broadcast_shapes("t", &[4, 1, 3], &[5, 1]).unwrap(),
+            vec![4, 5, 3]
+        );
         assert_eq!(broadcast_shapes("t", &[], &[2]).unwrap(), vec![2]);
-        let e = broadcast_shapes("add", &[2, 3], &[4]).unwrap_err().to_string();
+        let e = broadcast_shapes("add", &[2, 3], &[4])
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "[add] cannot broadcast [2, 3] with [4]");
     }
 

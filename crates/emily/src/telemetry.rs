@@ -37,7 +37,10 @@ pub fn strict_fallbacks() -> bool {
 /// Records a fallback of `op` to its composed form; an error in strict mode.
 pub(crate) fn fallback(op: &'static str, reason: &str) -> Result<()> {
     if strict_fallbacks() {
-        return Err(Error::Fallback { op, reason: reason.to_string() });
+        return Err(Error::Fallback {
+            op,
+            reason: reason.to_string(),
+        });
     }
     FALLBACKS.fetch_add(1, Ordering::Relaxed);
     if !WARNED.swap(true, Ordering::Relaxed) {

@@ -109,7 +109,12 @@ impl Tensor {
     }
 
     /// A symbolic placeholder for tracing.
-    pub(crate) fn symbolic(index: usize, shape: Vec<usize>, dtype: DType, device: Device) -> Tensor {
+    pub(crate) fn symbolic(
+        index: usize,
+        shape: Vec<usize>,
+        dtype: DType,
+        device: Device,
+    ) -> Tensor {
         Tensor::new(shape, dtype, device, State::Symbolic { index })
     }
 

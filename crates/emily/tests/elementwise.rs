@@ -25,7 +25,10 @@ fn unary_ref(op: UnaryOp, x: f64) -> f64 {
         Tanh => x.tanh(),
         Erf => erf64(x),
         GeluErf => 0.5 * x * (1.0 + erf64(x / std::f64::consts::SQRT_2)),
-        GeluTanh => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()),
+        GeluTanh => {
+            0.5 * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+        }
         Silu => x / (1.0 + (-x).exp()),
         Sigmoid => 1.0 / (1.0 + (-x).exp()),
         Relu => x.max(0.0),
@@ -35,13 +38,30 @@ fn unary_ref(op: UnaryOp, x: f64) -> f64 {
 }
 
 const FLOAT_UNARY: [UnaryOp; 17] = [
-    UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Exp, UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Rsqrt, UnaryOp::Recip,
-    UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Tanh, UnaryOp::Erf, UnaryOp::GeluErf, UnaryOp::GeluTanh,
-    UnaryOp::Silu, UnaryOp::Sigmoid, UnaryOp::Relu, UnaryOp::Square,
+    UnaryOp::Neg,
+    UnaryOp::Abs,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Rsqrt,
+    UnaryOp::Recip,
+    UnaryOp::Sin,
+    UnaryOp::Cos,
+    UnaryOp::Tanh,
+    UnaryOp::Erf,
+    UnaryOp::GeluErf,
+    UnaryOp::GeluTanh,
+    UnaryOp::Silu,
+    UnaryOp::Sigmoid,
+    UnaryOp::Relu,
+    UnaryOp::Square,
 ];
 
 fn domain_positive(op: UnaryOp) -> bool {
-    matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip)
+    matches!(
+        op,
+        UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Recip
+    )
 }
 
 #[test]
@@ -50,7 +70,12 @@ fn unary_f32_matches_f64_at_odd_sizes() {
         let (x, xv) = randn(&[n], 10 + s as u64);
         for op in FLOAT_UNARY {
             let (x, xv) = if domain_positive(op) {
-                (x.abs().unwrap().add_scalar(0.1).unwrap(), xv.iter().map(|v| (v.abs() as f32 + 0.1f32) as f64).collect())
+                (
+                    x.abs().unwrap().add_scalar(0.1).unwrap(),
+                    xv.iter()
+                        .map(|v| (v.abs() as f32 + 0.1f32) as f64)
+                        .collect(),
+                )
             } else {
                 (x.clone(), xv.clone())
             };
@@ -72,7 +97,13 @@ fn unary_half_types_compute_in_f32_and_round_once() {
             assert_eq!(got.dtype(), dtype);
             let want: Vec<f64> = xv.iter().map(|&v| unary_ref(op, v)).collect();
             let tol = if dtype == DType::F16 { 1e-3 } else { 8e-3 };
-            assert_close(&got.to_f64_vec().unwrap(), &want, tol, tol, &format!("{op:?} {dtype}"));
+            assert_close(
+                &got.to_f64_vec().unwrap(),
+                &want,
+                tol,
+                tol,
+                &format!("{op:?} {dtype}"),
+            );
         }
     }
 }
@@ -106,7 +137,16 @@ fn binary_ops_broadcast_like_numpy() {
     for (c, (sa, sb)) in cases.iter().enumerate() {
         let (a, av) = randn(sa, 100 + c as u64);
         let (b, bv) = randn(sb, 200 + c as u64);
-        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Lt, BinaryOp::Ge] {
+        for op in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Maximum,
+            BinaryOp::Minimum,
+            BinaryOp::Lt,
+            BinaryOp::Ge,
+        ] {
             let y = a.binary(op, &b).unwrap();
             let shape = y.shape().to_vec();
             let got = y.to_f64_vec().unwrap();
@@ -125,27 +165,59 @@ fn pow_where_and_casts() {
     let a = a.abs().unwrap().add_scalar(0.5).unwrap();
     let av: Vec<f64> = av.iter().map(|v| (v.abs() as f32 + 0.5) as f64).collect();
     let p = a.pow_scalar(1.7).unwrap().to_f64_vec().unwrap();
-    assert_close(&p, &av.iter().map(|v| v.powf(1.7)).collect::<Vec<_>>(), 1e-5, 2e-6, "pow");
+    assert_close(
+        &p,
+        &av.iter().map(|v| v.powf(1.7)).collect::<Vec<_>>(),
+        1e-5,
+        2e-6,
+        "pow",
+    );
 
     let (b, bv) = randn(&[77], 2);
     let cond = a.gt_scalar(1.0).unwrap();
-    let w = Tensor::where_cond(&cond, &a, &b).unwrap().to_f64_vec().unwrap();
-    let want: Vec<f64> = av.iter().zip(&bv).map(|(&x, &y)| if x > 1.0 { x } else { y }).collect();
+    let w = Tensor::where_cond(&cond, &a, &b)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
+    let want: Vec<f64> = av
+        .iter()
+        .zip(&bv)
+        .map(|(&x, &y)| if x > 1.0 { x } else { y })
+        .collect();
     assert_close(&w, &want, 0.0, 0.0, "where");
 
-    let i = b.mul_scalar(100.0).unwrap().cast(DType::I32).unwrap().to_vec::<i32>().unwrap();
+    let i = b
+        .mul_scalar(100.0)
+        .unwrap()
+        .cast(DType::I32)
+        .unwrap()
+        .to_vec::<i32>()
+        .unwrap();
     let want: Vec<i32> = bv.iter().map(|v| (*v as f32 * 100.0) as i32).collect();
     assert_eq!(i, want, "f32 -> i32 truncates");
-    let back = Tensor::from_slice(&[3i64, -7, 1 << 40], &[3]).unwrap().cast(DType::F64).unwrap().to_vec::<f64>().unwrap();
+    let back = Tensor::from_slice(&[3i64, -7, 1 << 40], &[3])
+        .unwrap()
+        .cast(DType::F64)
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap();
     assert_eq!(back, vec![3.0, -7.0, (1u64 << 40) as f64]);
     let ints = Tensor::from_slice(&[7i64, -9, 100], &[3]).unwrap();
-    let q = ints.div(&Tensor::from_slice(&[2i64, 2, 7], &[3]).unwrap()).unwrap().to_vec::<i64>().unwrap();
+    let q = ints
+        .div(&Tensor::from_slice(&[2i64, 2, 7], &[3]).unwrap())
+        .unwrap()
+        .to_vec::<i64>()
+        .unwrap();
     assert_eq!(q, vec![3, -4, 14], "integer division truncates toward zero");
 }
 
 #[test]
 fn special_values_propagate() {
-    let x = Tensor::from_slice(&[f32::NEG_INFINITY, f32::INFINITY, f32::NAN, 0.0, -0.0], &[5]).unwrap();
+    let x = Tensor::from_slice(
+        &[f32::NEG_INFINITY, f32::INFINITY, f32::NAN, 0.0, -0.0],
+        &[5],
+    )
+    .unwrap();
     let e = x.exp().unwrap().to_vec::<f32>().unwrap();
     assert_eq!(e[0], 0.0);
     assert_eq!(e[1], f32::INFINITY);
@@ -160,7 +232,10 @@ fn shape_and_dtype_errors_are_values_not_panics() {
     let a = Tensor::zeros(&[2, 3], DType::F32);
     let b = Tensor::zeros(&[4], DType::F32);
     let e = a.add(&b).unwrap_err().to_string();
-    assert!(e.contains("[binary]") && e.contains("[2, 3]") && e.contains("[4]"), "{e}");
+    assert!(
+        e.contains("[binary]") && e.contains("[2, 3]") && e.contains("[4]"),
+        "{e}"
+    );
     let c = Tensor::zeros(&[2, 3], DType::F16);
     assert!(a.add(&c).unwrap_err().to_string().contains("cast"));
     let i = Tensor::zeros(&[3], DType::I32);

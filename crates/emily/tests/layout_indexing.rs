@@ -12,19 +12,29 @@ fn permute_slice_concat_pad() {
     assert_eq!(p.shape(), &[5, 3, 4]);
     let pv = p.to_f64_vec().unwrap();
     for i in indices(&[5, 3, 4]) {
-        assert_eq!(pv[flat(&i, &[5, 3, 4])], xv[flat(&[i[1], i[2], i[0]], &shape)]);
+        assert_eq!(
+            pv[flat(&i, &[5, 3, 4])],
+            xv[flat(&[i[1], i[2], i[0]], &shape)]
+        );
     }
     let s = x.slice(&[1, 0, 1], &[3, 4, 5], &[1, 2, 3]).unwrap();
     assert_eq!(s.shape(), &[2, 2, 2]);
     let sv = s.to_f64_vec().unwrap();
     for i in indices(&[2, 2, 2]) {
-        assert_eq!(sv[flat(&i, &[2, 2, 2])], xv[flat(&[1 + i[0], 2 * i[1], 1 + 3 * i[2]], &shape)]);
+        assert_eq!(
+            sv[flat(&i, &[2, 2, 2])],
+            xv[flat(&[1 + i[0], 2 * i[1], 1 + 3 * i[2]], &shape)]
+        );
     }
     let c = Tensor::concat(&[&x, &x.mul_scalar(2.0).unwrap()], 1).unwrap();
     assert_eq!(c.shape(), &[3, 8, 5]);
     let cv = c.to_f64_vec().unwrap();
     for i in indices(&[3, 8, 5]) {
-        let want = if i[1] < 4 { xv[flat(&i, &shape)] } else { 2.0 * xv[flat(&[i[0], i[1] - 4, i[2]], &shape)] };
+        let want = if i[1] < 4 {
+            xv[flat(&i, &shape)]
+        } else {
+            2.0 * xv[flat(&[i[0], i[1] - 4, i[2]], &shape)]
+        };
         assert_eq!(cv[flat(&i, &[3, 8, 5])], want);
     }
     let pd = x.pad(&[(0, 0), (1, 2), (0, 1)], -3.0).unwrap();
@@ -32,13 +42,23 @@ fn permute_slice_concat_pad() {
     let pdv = pd.to_f64_vec().unwrap();
     for i in indices(&[3, 7, 6]) {
         let inside = (1..5).contains(&i[1]) && i[2] < 5;
-        let want = if inside { xv[flat(&[i[0], i[1] - 1, i[2]], &shape)] } else { -3.0 };
+        let want = if inside {
+            xv[flat(&[i[0], i[1] - 1, i[2]], &shape)]
+        } else {
+            -3.0
+        };
         assert_eq!(pdv[flat(&i, &[3, 7, 6])], want);
     }
     let st = Tensor::stack(&[&x, &x], 0).unwrap();
     assert_eq!(st.shape(), &[2, 3, 4, 5]);
-    let b = Tensor::from_slice(&[1.0f32, 2.0], &[2, 1]).unwrap().broadcast_to(&[2, 3]).unwrap();
-    assert_eq!(b.to_vec::<f32>().unwrap(), vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    let b = Tensor::from_slice(&[1.0f32, 2.0], &[2, 1])
+        .unwrap()
+        .broadcast_to(&[2, 3])
+        .unwrap();
+    assert_eq!(
+        b.to_vec::<f32>().unwrap(),
+        vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+    );
     assert!(x.reshape(&[7, -1]).is_err());
     assert_eq!(x.reshape(&[-1, 5]).unwrap().shape(), &[12, 5]);
 }
@@ -54,14 +74,26 @@ fn gather_and_slice_update() {
         assert_eq!(&gv[k * 4..k * 4 + 4], &tv[r * 4..r * 4 + 4]);
     }
     let bad = Tensor::from_slice(&[10i64], &[1]).unwrap();
-    let e = table.gather(&bad, 0).unwrap().eval().unwrap_err().to_string();
+    let e = table
+        .gather(&bad, 0)
+        .unwrap()
+        .eval()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("out of range"), "{e}");
 
     let cache = Tensor::zeros(&[1, 6, 2], DType::F32);
     let upd = Tensor::ones(&[1, 2, 2], DType::F32);
     let off = Tensor::from_slice(&[3i32], &[]).unwrap();
-    let c = cache.slice_update(&upd, &off, 1).unwrap().to_vec::<f32>().unwrap();
+    let c = cache
+        .slice_update(&upd, &off, 1)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     assert_eq!(c, vec![0., 0., 0., 0., 0., 0., 1., 1., 1., 1., 0., 0.]);
     let off = Tensor::from_slice(&[5i32], &[]).unwrap();
-    assert!(cache.slice_update(&upd, &off, 1).unwrap().eval().is_err(), "out of range offset");
+    assert!(
+        cache.slice_update(&upd, &off, 1).unwrap().eval().is_err(),
+        "out of range offset"
+    );
 }

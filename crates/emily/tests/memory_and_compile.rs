@@ -18,7 +18,10 @@ fn eval_loop_keeps_memory_flat() {
     let after = memory::stats();
     assert_eq!(x.to_vec::<f32>().unwrap()[0], 1010.0);
     // Other tests run in parallel threads; allow a little slack but no growth per step.
-    assert!(after.active_bytes <= before.active_bytes + (4 << 20), "{before:?} -> {after:?}");
+    assert!(
+        after.active_bytes <= before.active_bytes + (4 << 20),
+        "{before:?} -> {after:?}"
+    );
 }
 
 #[test]
@@ -34,7 +37,11 @@ fn fused_chain_matches_eager_bitwise() {
     let eager = f(&[x.clone(), w.clone(), b.clone()]).unwrap();
     let c = compile(f);
     let plan = c.plan(&[x.clone(), w.clone(), b.clone()]).unwrap();
-    assert!(plan.num_steps() <= 2, "chain fused into {} kernels", plan.num_steps());
+    assert!(
+        plan.num_steps() <= 2,
+        "chain fused into {} kernels",
+        plan.num_steps()
+    );
     let got = c.call(&[x, w, b]).unwrap();
     for (g, e) in got.iter().zip(&eager) {
         assert_eq!(g.to_vec::<f32>().unwrap(), e.to_vec::<f32>().unwrap());
@@ -50,15 +57,26 @@ fn compile_caches_by_signature_and_captures_constants() {
         Ok(vec![xs[0].mul(&w)?.sum(&[-1], false)?])
     });
     let a = Tensor::ones(&[2, 8], DType::F32);
-    let r1 = c.call(&[a.clone()]).unwrap();
+    let r1 = c.call(std::slice::from_ref(&a)).unwrap();
     let r2 = c.call(&[a.mul_scalar(2.0).unwrap()]).unwrap();
-    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1, "second call replays");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "second call replays"
+    );
     let s: f32 = w.sum(&[], false).unwrap().to_scalar().unwrap();
     assert!((r1[0].to_vec::<f32>().unwrap()[0] - s).abs() < 1e-5);
     assert!((r2[0].to_vec::<f32>().unwrap()[0] - 2.0 * s).abs() < 1e-5);
     c.call(&[Tensor::ones(&[3, 8], DType::F32)]).unwrap();
-    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 2, "new shape retraces");
-    let e = c.call(&[Tensor::ones(&[3, 7], DType::F32)]).unwrap_err().to_string();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "new shape retraces"
+    );
+    let e = c
+        .call(&[Tensor::ones(&[3, 7], DType::F32)])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("broadcast"), "{e}");
 }
 
@@ -86,10 +104,16 @@ fn apply(t: &Tensor, s: &Step, inputs: &[Tensor], row: &Tensor) -> emily::Result
     let bin = [Add, Sub, Mul, Maximum, Minimum];
     Ok(match s {
         Step::Unary(u) => t.unary(un[*u as usize % un.len()])?,
-        Step::BinaryWithInput(b, i) => t.binary(bin[*b as usize % bin.len()], &inputs[i % inputs.len()])?,
+        Step::BinaryWithInput(b, i) => {
+            t.binary(bin[*b as usize % bin.len()], &inputs[i % inputs.len()])?
+        }
         Step::BinaryWithRow(b) => t.binary(bin[*b as usize % bin.len()], row)?,
         Step::Reduce(mean) => {
-            let r = if *mean { t.mean(&[-1], true)? } else { t.max(&[-1], true)? };
+            let r = if *mean {
+                t.mean(&[-1], true)?
+            } else {
+                t.max(&[-1], true)?
+            };
             t.sub(&r)?
         }
         Step::Scalar(b, v) => t.binary_scalar(bin[*b as usize % bin.len()], *v as f64)?,

@@ -5,10 +5,18 @@ use common::*;
 use emily::{DType, Tensor};
 
 fn reduce_ref(v: &[f64], shape: &[usize], axes: &[usize], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
-    let out_shape: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+    let out_shape: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect();
     let mut groups: Vec<Vec<f64>> = vec![Vec::new(); out_shape.iter().product()];
     for idx in indices(shape) {
-        let o: Vec<usize> = idx.iter().enumerate().map(|(i, &x)| if axes.contains(&i) { 0 } else { x }).collect();
+        let o: Vec<usize> = idx
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if axes.contains(&i) { 0 } else { x })
+            .collect();
         groups[flat(&o, &out_shape)].push(v[flat(&idx, shape)]);
     }
     groups.iter().map(|g| f(g)).collect()
@@ -22,17 +30,56 @@ fn reductions_over_any_axes() {
         let m = g.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         m + g.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
     };
-    for axes in [vec![0], vec![1], vec![2], vec![0, 2], vec![0, 1, 2], vec![1, 2]] {
+    for axes in [
+        vec![0],
+        vec![1],
+        vec![2],
+        vec![0, 2],
+        vec![0, 1, 2],
+        vec![1, 2],
+    ] {
         let ax: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
         let checks: [(&str, Tensor, Vec<f64>); 5] = [
-            ("sum", x.sum(&ax, true).unwrap(), reduce_ref(&xv, &shape, &axes, |g| g.iter().sum())),
-            ("mean", x.mean(&ax, true).unwrap(), reduce_ref(&xv, &shape, &axes, |g| g.iter().sum::<f64>() / g.len() as f64)),
-            ("max", x.max(&ax, true).unwrap(), reduce_ref(&xv, &shape, &axes, |g| g.iter().cloned().fold(f64::MIN, f64::max))),
-            ("min", x.min(&ax, true).unwrap(), reduce_ref(&xv, &shape, &axes, |g| g.iter().cloned().fold(f64::MAX, f64::min))),
-            ("logsumexp", x.logsumexp(&ax, true).unwrap(), reduce_ref(&xv, &shape, &axes, lse)),
+            (
+                "sum",
+                x.sum(&ax, true).unwrap(),
+                reduce_ref(&xv, &shape, &axes, |g| g.iter().sum()),
+            ),
+            (
+                "mean",
+                x.mean(&ax, true).unwrap(),
+                reduce_ref(&xv, &shape, &axes, |g| {
+                    g.iter().sum::<f64>() / g.len() as f64
+                }),
+            ),
+            (
+                "max",
+                x.max(&ax, true).unwrap(),
+                reduce_ref(&xv, &shape, &axes, |g| {
+                    g.iter().cloned().fold(f64::MIN, f64::max)
+                }),
+            ),
+            (
+                "min",
+                x.min(&ax, true).unwrap(),
+                reduce_ref(&xv, &shape, &axes, |g| {
+                    g.iter().cloned().fold(f64::MAX, f64::min)
+                }),
+            ),
+            (
+                "logsumexp",
+                x.logsumexp(&ax, true).unwrap(),
+                reduce_ref(&xv, &shape, &axes, lse),
+            ),
         ];
         for (name, got, want) in checks {
-            assert_close(&got.to_f64_vec().unwrap(), &want, 1e-5, 1e-5, &format!("{name} {axes:?}"));
+            assert_close(
+                &got.to_f64_vec().unwrap(),
+                &want,
+                1e-5,
+                1e-5,
+                &format!("{name} {axes:?}"),
+            );
         }
     }
     let s = x.sum(&[1], false).unwrap();
@@ -45,7 +92,10 @@ fn sums_are_accurate_at_large_sizes() {
         let (x, xv) = randn(&[n], 77);
         let got = x.sum(&[], false).unwrap().to_f64_vec().unwrap()[0];
         let want: f64 = xv.iter().sum();
-        assert!((got - want).abs() <= 1e-5 * (n as f64).sqrt() + 1e-6, "n={n}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-5 * (n as f64).sqrt() + 1e-6,
+            "n={n}: {got} vs {want}"
+        );
     }
 }
 
@@ -55,25 +105,44 @@ fn argmax_and_softmax() {
     let am = x.argmax(-1, false).unwrap().to_vec::<i64>().unwrap();
     for (r, &a) in am.iter().enumerate() {
         let row = &xv[r * 1000..(r + 1) * 1000];
-        let best = row.iter().cloned().enumerate().fold((0, f64::MIN), |b, (i, v)| if v > b.1 { (i, v) } else { b });
+        let best = row
+            .iter()
+            .cloned()
+            .enumerate()
+            .fold((0, f64::MIN), |b, (i, v)| if v > b.1 { (i, v) } else { b });
         assert_eq!(a as usize, best.0);
     }
     for axis in [-1isize, 0] {
         let sm = x.softmax(axis).unwrap().to_f64_vec().unwrap();
         let ax = if axis < 0 { 1 } else { 0 };
         let want = {
-            let m = reduce_ref(&xv, &[33, 1000], &[ax], |g| g.iter().cloned().fold(f64::MIN, f64::max));
-            let exps: Vec<f64> = indices(&[33, 1000]).iter().map(|i| {
-                let o = if ax == 1 { i[0] } else { i[1] };
-                (xv[flat(i, &[33, 1000])] - m[o]).exp()
-            }).collect();
+            let m = reduce_ref(&xv, &[33, 1000], &[ax], |g| {
+                g.iter().cloned().fold(f64::MIN, f64::max)
+            });
+            let exps: Vec<f64> = indices(&[33, 1000])
+                .iter()
+                .map(|i| {
+                    let o = if ax == 1 { i[0] } else { i[1] };
+                    (xv[flat(i, &[33, 1000])] - m[o]).exp()
+                })
+                .collect();
             let s = reduce_ref(&exps, &[33, 1000], &[ax], |g| g.iter().sum());
-            indices(&[33, 1000]).iter().map(|i| exps[flat(i, &[33, 1000])] / s[if ax == 1 { i[0] } else { i[1] }]).collect::<Vec<_>>()
+            indices(&[33, 1000])
+                .iter()
+                .map(|i| exps[flat(i, &[33, 1000])] / s[if ax == 1 { i[0] } else { i[1] }])
+                .collect::<Vec<_>>()
         };
         assert_close(&sm, &want, 1e-7, 1e-5, &format!("softmax axis {axis}"));
     }
-    let masked = Tensor::from_slice(&[f32::NEG_INFINITY; 4], &[1, 4]).unwrap().softmax(-1).unwrap();
-    assert_eq!(masked.to_vec::<f32>().unwrap(), vec![0.0; 4], "an all -inf row softmaxes to zeros");
+    let masked = Tensor::from_slice(&[f32::NEG_INFINITY; 4], &[1, 4])
+        .unwrap()
+        .softmax(-1)
+        .unwrap();
+    assert_eq!(
+        masked.to_vec::<f32>().unwrap(),
+        vec![0.0; 4],
+        "an all -inf row softmaxes to zeros"
+    );
 }
 
 fn matmul_ref(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
@@ -95,7 +164,13 @@ fn matmul_batched_transposed_and_broadcast() {
     let got = y.to_f64_vec().unwrap();
     for bi in 0..3 {
         let want = matmul_ref(&av[bi * 77 * 65..(bi + 1) * 77 * 65], &bv, 77, 65, 33);
-        assert_close(&got[bi * 77 * 33..(bi + 1) * 77 * 33], &want, 1e-4, 1e-4, "batched");
+        assert_close(
+            &got[bi * 77 * 33..(bi + 1) * 77 * 33],
+            &want,
+            1e-4,
+            1e-4,
+            "batched",
+        );
     }
     // b stored transposed (n, k) and read through strides.
     let (bt, btv) = randn(&[33, 65], 3);
@@ -104,13 +179,27 @@ fn matmul_batched_transposed_and_broadcast() {
     let want = matmul_ref(&av[..77 * 65], &btt, 77, 65, 33);
     assert_close(&y[..77 * 33], &want, 1e-4, 1e-4, "transposed rhs");
     for dtype in [DType::F16, DType::BF16, DType::F64] {
-        let y = a.cast(dtype).unwrap().matmul(&b.cast(dtype).unwrap()).unwrap();
+        let y = a
+            .cast(dtype)
+            .unwrap()
+            .matmul(&b.cast(dtype).unwrap())
+            .unwrap();
         assert_eq!(y.dtype(), dtype);
         let tol = if dtype == DType::F64 { 1e-10 } else { 0.15 };
         let want = matmul_ref(&av[..77 * 65], &bv, 77, 65, 33);
-        assert_close(&y.to_f64_vec().unwrap()[..77 * 33], &want, tol, tol, &format!("matmul {dtype}"));
+        assert_close(
+            &y.to_f64_vec().unwrap()[..77 * 33],
+            &want,
+            tol,
+            tol,
+            &format!("matmul {dtype}"),
+        );
     }
-    assert!(a.matmul(&a).unwrap_err().to_string().contains("inner dimensions"));
+    assert!(a
+        .matmul(&a)
+        .unwrap_err()
+        .to_string()
+        .contains("inner dimensions"));
 }
 
 #[test]
@@ -134,7 +223,10 @@ fn conv1d_matches_direct_convolution() {
                         }
                     }
                     let g = got[(b * 6 + o) * lout + t];
-                    assert!((g - s).abs() < 1e-4, "conv s{stride} p{padding} d{dilation}: {g} vs {s}");
+                    assert!(
+                        (g - s).abs() < 1e-4,
+                        "conv s{stride} p{padding} d{dilation}: {g} vs {s}"
+                    );
                 }
             }
         }

@@ -60,7 +60,12 @@ fn softmax_row(floor: f64) -> Result<()> {
         x.softmax(-1).unwrap().eval().unwrap();
     });
     let gbs = 2.0 * (1500 * 1500 * 4) as f64 / secs / 1e9;
-    println!("softmax rows 1500x1500 f32: {:.3} ms, {:.1} GB/s = {:.0}% of copy floor", secs * 1e3, gbs, 100.0 * gbs / floor);
+    println!(
+        "softmax rows 1500x1500 f32: {:.3} ms, {:.1} GB/s = {:.0}% of copy floor",
+        secs * 1e3,
+        gbs,
+        100.0 * gbs / floor
+    );
     Ok(())
 }
 

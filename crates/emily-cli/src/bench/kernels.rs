@@ -68,17 +68,43 @@ pub fn run() -> Result<()> {
         let w = randn(&[d], 2)?;
         let b = randn(&[d], 3)?;
         let bytes = 2.0 * x.numel() as f64 * 4.0;
-        bandwidth_row(&format!("rms_norm {shape:?}"), &[x.clone(), w.clone()], bytes, floor, |a| fast::rms_norm(&a[0], Some(&a[1]), 1e-5))?;
-        bandwidth_row(&format!("layer_norm {shape:?}"), &[x, w, b], bytes, floor, |a| fast::layer_norm(&a[0], Some(&a[1]), Some(&a[2]), 1e-5))?;
+        bandwidth_row(
+            &format!("rms_norm {shape:?}"),
+            &[x.clone(), w.clone()],
+            bytes,
+            floor,
+            |a| fast::rms_norm(&a[0], Some(&a[1]), 1e-5),
+        )?;
+        bandwidth_row(
+            &format!("layer_norm {shape:?}"),
+            &[x, w, b],
+            bytes,
+            floor,
+            |a| fast::layer_norm(&a[0], Some(&a[1]), Some(&a[2]), 1e-5),
+        )?;
     }
     let x = randn(&[1, 32, 2048, 128], 4)?;
     let bytes = 2.0 * x.numel() as f64 * 4.0;
-    bandwidth_row("rope [1, 32, 2048, 128]", &[x], bytes, floor, |a| fast::rope(&a[0], RopeOptions::new(128)))?;
+    bandwidth_row("rope [1, 32, 2048, 128]", &[x], bytes, floor, |a| {
+        fast::rope(&a[0], RopeOptions::new(128))
+    })?;
     let sdpa: [(&str, [usize; 4], usize, usize, bool); 4] = [
         ("sdpa [2, 8, 128, 64]", [2, 8, 128, 64], 8, 128, false),
         ("sdpa [1, 6, 1500, 64]", [1, 6, 1500, 64], 6, 1500, false),
-        ("sdpa [1, 8, 2048, 64] causal", [1, 8, 2048, 64], 8, 2048, true),
-        ("sdpa decode [1,32,1,128] kv2048 gqa8", [1, 32, 1, 128], 8, 2048, false),
+        (
+            "sdpa [1, 8, 2048, 64] causal",
+            [1, 8, 2048, 64],
+            8,
+            2048,
+            true,
+        ),
+        (
+            "sdpa decode [1,32,1,128] kv2048 gqa8",
+            [1, 32, 1, 128],
+            8,
+            2048,
+            false,
+        ),
     ];
     for (name, q, kvh, kvl, causal) in sdpa {
         let qt = randn(&q, 5)?;
@@ -88,10 +114,20 @@ pub fn run() -> Result<()> {
         if causal {
             flop /= 2.0;
             flops_row(name, &[qt, k, v], flop, peak, |a| {
-                fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], SdpaOptions { mask: SdpaMask::Causal, ..Default::default() })
+                fast::scaled_dot_product_attention(
+                    &a[0],
+                    &a[1],
+                    &a[2],
+                    SdpaOptions {
+                        mask: SdpaMask::Causal,
+                        ..Default::default()
+                    },
+                )
             })?;
         } else {
-            flops_row(name, &[qt, k, v], flop, peak, |a| fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], SdpaOptions::default()))?;
+            flops_row(name, &[qt, k, v], flop, peak, |a| {
+                fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], SdpaOptions::default())
+            })?;
         }
     }
     Ok(())

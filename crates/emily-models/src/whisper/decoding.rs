@@ -49,17 +49,29 @@ pub fn apply_timestamp_rules(logits: &mut [f32], generated: &[u32], sp: &Special
         }
     }
     if let Some(&last) = generated.iter().rev().find(|&&t| is_ts(t)) {
-        let bound = if last_ts && !penult_ts { last as usize } else { last as usize + 1 };
+        let bound = if last_ts && !penult_ts {
+            last as usize
+        } else {
+            last as usize + 1
+        };
         fill(logits, tb, bound);
     }
     if n == 0 {
         fill(logits, 0, tb);
-        fill(logits, tb + MAX_INITIAL_TIMESTAMP_STEPS as usize + 1, usize::MAX);
+        fill(
+            logits,
+            tb + MAX_INITIAL_TIMESTAMP_STEPS as usize + 1,
+            usize::MAX,
+        );
     }
     // If the timestamps together are likelier than any text token, emit a timestamp.
     let lse_all = log_sum_exp(logits);
     let ts_lse = log_sum_exp(&logits[tb..]) - lse_all;
-    let max_text = logits[..tb].iter().cloned().fold(f32::NEG_INFINITY, f32::max) - lse_all;
+    let max_text = logits[..tb]
+        .iter()
+        .cloned()
+        .fold(f32::NEG_INFINITY, f32::max)
+        - lse_all;
     if ts_lse > max_text {
         fill(logits, 0, tb);
     }
@@ -90,13 +102,25 @@ pub struct RawSegment {
 /// Splits a window's timestamped tokens into segments (OpenAI's rules) and
 /// returns them with how far to advance, in timestamp steps (`None` = the
 /// whole window).
-pub fn split_segments(tokens: &[u32], sp: &SpecialTokens, window_seconds: f64) -> (Vec<RawSegment>, Option<u32>) {
+pub fn split_segments(
+    tokens: &[u32],
+    sp: &SpecialTokens,
+    window_seconds: f64,
+) -> (Vec<RawSegment>, Option<u32>) {
     let tb = sp.timestamp_begin;
     let is_ts = |t: u32| t >= tb;
-    let text = |s: &[u32]| s.iter().cloned().filter(|&t| t < sp.eot).collect::<Vec<_>>();
+    let text = |s: &[u32]| {
+        s.iter()
+            .cloned()
+            .filter(|&t| t < sp.eot)
+            .collect::<Vec<_>>()
+    };
     let n = tokens.len();
-    let single_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]) || n == 1 && is_ts(tokens[0]);
-    let mut cuts: Vec<usize> = (1..n).filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i])).collect();
+    let single_ending =
+        n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]) || n == 1 && is_ts(tokens[0]);
+    let mut cuts: Vec<usize> = (1..n)
+        .filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i]))
+        .collect();
     let mut segs = Vec::new();
     if !cuts.is_empty() {
         if single_ending {
@@ -109,7 +133,11 @@ pub fn split_segments(tokens: &[u32], sp: &SpecialTokens, window_seconds: f64) -
             let end = (s[s.len() - 1].saturating_sub(tb)) as f64 * SECONDS_PER_TOKEN;
             let t = text(s);
             if !t.is_empty() {
-                segs.push(RawSegment { start, end, tokens: t });
+                segs.push(RawSegment {
+                    start,
+                    end,
+                    tokens: t,
+                });
             }
             last = c;
         }
@@ -127,7 +155,11 @@ pub fn split_segments(tokens: &[u32], sp: &SpecialTokens, window_seconds: f64) -
         }
         let t = text(tokens);
         if !t.is_empty() {
-            segs.push(RawSegment { start: 0.0, end, tokens: t });
+            segs.push(RawSegment {
+                start: 0.0,
+                end,
+                tokens: t,
+            });
         }
         (segs, None)
     }

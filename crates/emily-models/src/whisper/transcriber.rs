@@ -17,7 +17,9 @@ use super::decoding::{self, RawSegment};
 use super::model::{Kernels, ModelError, WhisperModel};
 use super::{load_whisper, GenerationSettings, LoadError};
 use crate::audio::{load_audio, AudioError};
-use crate::log_mel::{LogMelError, LogMelFeaturizer, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE};
+use crate::log_mel::{
+    LogMelError, LogMelFeaturizer, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE,
+};
 use crate::tokenizer::{SpecialTokens, Task, TokenizerError, WhisperTokenizer};
 
 type Graph = Box<dyn Fn(&[Tensor]) -> emily::Result<Vec<Tensor>> + Send + Sync>;
@@ -142,7 +144,9 @@ impl Whisper {
         let m = model.clone();
         let step: Graph = Box::new(move |xs| {
             let n = m.decoder.num_layers();
-            let (logits, caches) = m.decoder.step(&xs[0], &xs[1], &xs[2..2 + 2 * n], &xs[2 + 2 * n..], kernels)?;
+            let (logits, caches) =
+                m.decoder
+                    .step(&xs[0], &xs[1], &xs[2..2 + 2 * n], &xs[2 + 2 * n..], kernels)?;
             let mut out = vec![logits];
             out.extend(caches);
             Ok(out)
@@ -175,7 +179,11 @@ impl Whisper {
     }
 
     /// Transcribes an audio file (any supported format, rate and channel count).
-    pub fn transcribe_file(&self, path: &Path, opts: &TranscribeOptions) -> Result<Transcript, WhisperError> {
+    pub fn transcribe_file(
+        &self,
+        path: &Path,
+        opts: &TranscribeOptions,
+    ) -> Result<Transcript, WhisperError> {
         let samples = load_audio(path)?;
         if samples.is_empty() {
             return Err(WhisperError::Empty(path.display().to_string()));
@@ -193,20 +201,32 @@ impl Whisper {
     /// Raw logits of the last prompt position for encoder output `enc`.
     pub fn prompt_logits(&self, enc: &Tensor, prompt: &[u32]) -> Result<Vec<f32>, WhisperError> {
         let mut state = Decoding::new(self, enc)?;
-        Ok(state.feed(self, prompt)?)
+        state.feed(self, prompt)
     }
 
     /// Transcribes 16 kHz mono samples.
-    pub fn transcribe(&self, samples: &[f32], opts: &TranscribeOptions) -> Result<Transcript, WhisperError> {
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        opts: &TranscribeOptions,
+    ) -> Result<Transcript, WhisperError> {
         if samples.is_empty() {
             return Err(WhisperError::Empty("samples".into()));
         }
         let mut timings = Timings::default();
         let t0 = Instant::now();
         let long = samples.len() > CHUNK_SAMPLES;
-        let mel = if long { self.featurizer.compute_long(samples)? } else { self.featurizer.compute(samples)? };
+        let mel = if long {
+            self.featurizer.compute_long(samples)?
+        } else {
+            self.featurizer.compute(samples)?
+        };
         timings.features = t0.elapsed();
-        let content = if long { mel.n_frames - CHUNK_FRAMES } else { samples.len().div_ceil(HOP_LENGTH) };
+        let content = if long {
+            mel.n_frames - CHUNK_FRAMES
+        } else {
+            samples.len().div_ceil(HOP_LENGTH)
+        };
         let sp = self.tokenizer.special().clone();
         let mut language = opts.language.clone();
         let mut segments = Vec::new();
@@ -235,7 +255,12 @@ impl Whisper {
                 prompt.push(sp.sot_prev);
                 prompt.extend_from_slice(&previous[previous.len() - keep..]);
             }
-            let sot = self.tokenizer.sot_sequence(self.multilingual, language.as_deref(), opts.task, opts.timestamps)?;
+            let sot = self.tokenizer.sot_sequence(
+                self.multilingual,
+                language.as_deref(),
+                opts.task,
+                opts.timestamps,
+            )?;
             prompt.extend_from_slice(&sot);
             let td = Instant::now();
             let (tokens, steps) = self.decode_window(&enc, &prompt, opts, &sp)?;
@@ -246,21 +271,41 @@ impl Whisper {
                 decoding::split_segments(&tokens, &sp, window_s)
             } else {
                 let text: Vec<u32> = tokens.iter().cloned().filter(|&t| t < sp.eot).collect();
-                (vec![RawSegment { start: 0.0, end: window_s, tokens: text }], None)
+                (
+                    vec![RawSegment {
+                        start: 0.0,
+                        end: window_s,
+                        tokens: text,
+                    }],
+                    None,
+                )
             };
             for r in raw {
                 let text = self.tokenizer.decode(&r.tokens)?;
-                segments.push(Segment { start: offset_s + r.start, end: offset_s + r.end.min(window_s), text, tokens: r.tokens });
+                segments.push(Segment {
+                    start: offset_s + r.start,
+                    end: offset_s + r.end.min(window_s),
+                    text,
+                    tokens: r.tokens,
+                });
             }
             previous.extend(tokens.iter().cloned().filter(|&t| t < sp.eot));
-            let adv = advance.map(|a| a as usize * 2).filter(|&f| f > 0).unwrap_or(size);
+            let adv = advance
+                .map(|a| a as usize * 2)
+                .filter(|&f| f > 0)
+                .unwrap_or(size);
             seek += adv;
             if !long {
                 break;
             }
         }
         let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
-        Ok(Transcript { segments, text, language, timings })
+        Ok(Transcript {
+            segments,
+            text,
+            language,
+            timings,
+        })
     }
 
     fn detect_language(&self, enc: &Tensor) -> Result<String, WhisperError> {
@@ -277,7 +322,13 @@ impl Whisper {
 
     /// Greedy decoding of one window; returns the generated tokens (no prompt,
     /// no EOT) and the number of decoder steps.
-    fn decode_window(&self, enc: &Tensor, prompt: &[u32], opts: &TranscribeOptions, sp: &SpecialTokens) -> Result<(Vec<u32>, usize), WhisperError> {
+    fn decode_window(
+        &self,
+        enc: &Tensor,
+        prompt: &[u32],
+        opts: &TranscribeOptions,
+        sp: &SpecialTokens,
+    ) -> Result<(Vec<u32>, usize), WhisperError> {
         let mut state = Decoding::new(self, enc)?;
         let ctx = self.model.decoder.context();
         let mut generated: Vec<u32> = Vec::new();
@@ -296,7 +347,9 @@ impl Whisper {
                 break;
             }
             generated.push(next);
-            if generated.len() >= opts.max_tokens_per_window || prompt.len() + generated.len() >= ctx {
+            if generated.len() >= opts.max_tokens_per_window
+                || prompt.len() + generated.len() >= ctx
+            {
                 break;
             }
             logits = state.feed(self, &[next])?;

@@ -17,7 +17,11 @@ pub trait Backend: Send + Sync {
 
     /// Whether a fused kernel handles `op` for inputs of these shapes/dtypes;
     /// `Err(reason)` makes the op fall back to its decomposition.
-    fn supports_fast(&self, op: &FastOp, inputs: &[(&[usize], DType)]) -> std::result::Result<(), String>;
+    fn supports_fast(
+        &self,
+        op: &FastOp,
+        inputs: &[(&[usize], DType)],
+    ) -> std::result::Result<(), String>;
 }
 
 /// The backend of a device.

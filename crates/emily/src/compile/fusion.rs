@@ -65,7 +65,10 @@ pub(crate) fn fuse_elementwise(g: &mut Graph) -> usize {
         members.sort_unstable();
         let (prog, ext) = build_program(g, &members);
         removed += members.len() - 1;
-        g.values[root].kind = Kind::Node { op: Op::Fused(Arc::new(prog)), inputs: ext };
+        g.values[root].kind = Kind::Node {
+            op: Op::Fused(Arc::new(prog)),
+            inputs: ext,
+        };
     }
     super::passes::dead_code(g);
     removed
@@ -74,7 +77,8 @@ pub(crate) fn fuse_elementwise(g: &mut Graph) -> usize {
 /// Builds the register program for `members` (sorted topologically; the last is
 /// the root) and returns it with its external inputs.
 fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
-    let in_group: HashMap<usize, usize> = members.iter().enumerate().map(|(p, &m)| (m, p)).collect();
+    let in_group: HashMap<usize, usize> =
+        members.iter().enumerate().map(|(p, &m)| (m, p)).collect();
     // Last position inside the group where each member is read.
     let mut last_read = vec![0usize; members.len()];
     for (p, &m) in members.iter().enumerate() {
@@ -93,7 +97,9 @@ fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
     let mut num_regs = 0;
     let mut instrs = Vec::with_capacity(members.len());
     for (p, &m) in members.iter().enumerate() {
-        let Kind::Node { op, inputs } = &g.values[m].kind else { unreachable!() };
+        let Kind::Node { op, inputs } = &g.values[m].kind else {
+            unreachable!()
+        };
         let operands: Vec<Operand> = inputs
             .iter()
             .map(|j| match in_group.get(j) {
@@ -122,17 +128,49 @@ fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
         }
         let dtype = g.values[m].dtype;
         instrs.push(match op {
-            Op::Unary(u) => FusedInstr::Unary { op: *u, src: operands[0], dst, dtype },
-            Op::Binary(b) => FusedInstr::Binary { op: *b, a: operands[0], b: operands[1], dst, dtype },
-            Op::Where => FusedInstr::Where { cond: operands[0], a: operands[1], b: operands[2], dst, dtype },
-            Op::Cast => FusedInstr::Cast { src: operands[0], dst, dtype },
+            Op::Unary(u) => FusedInstr::Unary {
+                op: *u,
+                src: operands[0],
+                dst,
+                dtype,
+            },
+            Op::Binary(b) => FusedInstr::Binary {
+                op: *b,
+                a: operands[0],
+                b: operands[1],
+                dst,
+                dtype,
+            },
+            Op::Where => FusedInstr::Where {
+                cond: operands[0],
+                a: operands[1],
+                b: operands[2],
+                dst,
+                dtype,
+            },
+            Op::Cast => FusedInstr::Cast {
+                src: operands[0],
+                dst,
+                dtype,
+            },
             other => unreachable!("{other:?} is not elementwise"),
         });
     }
     let inputs = ext
         .iter()
-        .map(|&j| FusedInput { shape: g.values[j].shape.clone(), dtype: g.values[j].dtype })
+        .map(|&j| FusedInput {
+            shape: g.values[j].shape.clone(),
+            dtype: g.values[j].dtype,
+        })
         .collect();
     let output = Operand::Reg(reg_of[members.len() - 1]);
-    (FusedProgram { inputs, instrs, num_regs, output }, ext)
+    (
+        FusedProgram {
+            inputs,
+            instrs,
+            num_regs,
+            output,
+        },
+        ext,
+    )
 }

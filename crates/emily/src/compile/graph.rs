@@ -40,7 +40,8 @@ impl Graph {
     pub fn from_outputs(outputs: &[Tensor]) -> Result<Graph> {
         let mut g = Graph::default();
         let mut ids: HashMap<u64, usize> = HashMap::new();
-        let mut stack: Vec<(Tensor, bool)> = outputs.iter().rev().map(|t| (t.clone(), false)).collect();
+        let mut stack: Vec<(Tensor, bool)> =
+            outputs.iter().rev().map(|t| (t.clone(), false)).collect();
         while let Some((t, expanded)) = stack.pop() {
             if ids.contains_key(&t.id()) {
                 continue;
@@ -50,13 +51,25 @@ impl Graph {
                 match &*st {
                     State::Ready(a) => Some(Kind::Const(a.clone())),
                     State::Symbolic { index } => Some(Kind::Input(*index)),
-                    State::Failed(m) => return Err(Error::Invalid { op: "compile", msg: m.clone() }),
+                    State::Failed(m) => {
+                        return Err(Error::Invalid {
+                            op: "compile",
+                            msg: m.clone(),
+                        })
+                    }
                     State::Pending { op, inputs } => {
                         if expanded {
                             let ins = inputs.iter().map(|i| ids[&i.id()]).collect();
-                            Some(Kind::Node { op: op.clone(), inputs: ins })
+                            Some(Kind::Node {
+                                op: op.clone(),
+                                inputs: ins,
+                            })
                         } else {
-                            let pending: Vec<Tensor> = inputs.iter().filter(|i| !ids.contains_key(&i.id())).cloned().collect();
+                            let pending: Vec<Tensor> = inputs
+                                .iter()
+                                .filter(|i| !ids.contains_key(&i.id()))
+                                .cloned()
+                                .collect();
                             drop(st);
                             stack.push((t.clone(), true));
                             stack.extend(pending.into_iter().rev().map(|i| (i, false)));
@@ -67,7 +80,11 @@ impl Graph {
             };
             if let Some(kind) = kind {
                 ids.insert(t.id(), g.values.len());
-                g.values.push(Value { kind, shape: t.shape().to_vec(), dtype: t.dtype() });
+                g.values.push(Value {
+                    kind,
+                    shape: t.shape().to_vec(),
+                    dtype: t.dtype(),
+                });
             }
         }
         g.outputs = outputs.iter().map(|t| ids[&t.id()]).collect();
@@ -76,7 +93,10 @@ impl Graph {
 
     /// Number of op nodes (kernels a replay launches).
     pub fn num_nodes(&self) -> usize {
-        self.values.iter().filter(|v| matches!(v.kind, Kind::Node { .. })).count()
+        self.values
+            .iter()
+            .filter(|v| matches!(v.kind, Kind::Node { .. }))
+            .count()
     }
 
     /// Number of consumers of each value (outputs count as consumers).

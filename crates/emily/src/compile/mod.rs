@@ -54,7 +54,10 @@ pub fn compile<F>(f: F) -> Compiled<F>
 where
     F: Fn(&[Tensor]) -> Result<Vec<Tensor>>,
 {
-    Compiled { f, plans: Mutex::new(HashMap::new()) }
+    Compiled {
+        f,
+        plans: Mutex::new(HashMap::new()),
+    }
 }
 
 impl<F> Compiled<F>
@@ -68,7 +71,10 @@ where
 
     /// The plan for these arguments' signature (traced and built if new).
     pub fn plan(&self, args: &[Tensor]) -> Result<Arc<Plan>> {
-        let sig: Signature = args.iter().map(|t| (t.shape().to_vec(), t.dtype(), t.device())).collect();
+        let sig: Signature = args
+            .iter()
+            .map(|t| (t.shape().to_vec(), t.dtype(), t.device()))
+            .collect();
         if let Some(p) = self.plans.lock().unwrap().get(&sig) {
             telemetry::compile_lookup(true);
             return Ok(p.clone());

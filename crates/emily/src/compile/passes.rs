@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::graph::{Graph, Kind};
 use crate::backend;
 use crate::error::Result;
-use crate::{Device, Array};
+use crate::{Array, Device};
 
 /// Constants larger than this (bytes) are not produced by folding when they
 /// are bigger than their inputs (a broadcast would bloat the plan).
@@ -60,7 +60,9 @@ pub(crate) fn common_subexpressions(g: &mut Graph) {
 pub(crate) fn fold_constants(g: &mut Graph, device: Device) -> Result<()> {
     let be = backend::get(device);
     for i in 0..g.values.len() {
-        let Kind::Node { op, inputs } = &g.values[i].kind else { continue };
+        let Kind::Node { op, inputs } = &g.values[i].kind else {
+            continue;
+        };
         let consts: Option<Vec<Array>> = inputs
             .iter()
             .map(|&j| match &g.values[j].kind {

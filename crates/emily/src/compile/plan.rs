@@ -59,11 +59,25 @@ impl Plan {
                         .enumerate()
                         .map(|(p, &j)| last_use[j] == s && !inputs[p + 1..].contains(&j))
                         .collect();
-                    steps.push(Step { op, inputs, last, out: i, shape: v.shape, dtype: v.dtype });
+                    steps.push(Step {
+                        op,
+                        inputs,
+                        last,
+                        out: i,
+                        shape: v.shape,
+                        dtype: v.dtype,
+                    });
                 }
             }
         }
-        Plan { num_values: last_use.len(), params, consts, steps, outputs: g.outputs, device }
+        Plan {
+            num_values: last_use.len(),
+            params,
+            consts,
+            steps,
+            outputs: g.outputs,
+            device,
+        }
     }
 
     /// Number of kernels a replay runs.
@@ -84,15 +98,23 @@ impl Plan {
         for s in &self.steps {
             let mut ins = Vec::with_capacity(s.inputs.len());
             for (&j, &last) in s.inputs.iter().zip(&s.last) {
-                let a = if last { vals[j].take() } else { vals[j].clone() };
-                ins.push(a.ok_or_else(|| invalid("compile", "plan read a value before it was computed"))?);
+                let a = if last {
+                    vals[j].take()
+                } else {
+                    vals[j].clone()
+                };
+                ins.push(a.ok_or_else(|| {
+                    invalid("compile", "plan read a value before it was computed")
+                })?);
             }
             vals[s.out] = Some(be.execute(&s.op, ins, &s.shape, s.dtype)?);
         }
         self.outputs
             .iter()
             .map(|&o| {
-                let a = vals[o].clone().ok_or_else(|| invalid("compile", "plan output missing"))?;
+                let a = vals[o]
+                    .clone()
+                    .ok_or_else(|| invalid("compile", "plan output missing"))?;
                 Ok(Tensor::from_array(a, self.device))
             })
             .collect()

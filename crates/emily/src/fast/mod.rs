@@ -112,11 +112,17 @@ impl FastOp {
     pub fn decompose(&self, inputs: &[Tensor]) -> Result<Tensor> {
         match self {
             FastOp::RmsNorm { eps, .. } => rms_norm::decompose(*eps, inputs),
-            FastOp::LayerNorm { eps, has_weight, has_bias } => {
-                layer_norm::decompose(*eps, *has_weight, *has_bias, inputs)
-            }
+            FastOp::LayerNorm {
+                eps,
+                has_weight,
+                has_bias,
+            } => layer_norm::decompose(*eps, *has_weight, *has_bias, inputs),
             FastOp::Rope { .. } => rope::decompose(self, inputs),
-            FastOp::Sdpa { scale, mask, has_sinks } => sdpa::decompose(*scale, *mask, *has_sinks, inputs),
+            FastOp::Sdpa {
+                scale,
+                mask,
+                has_sinks,
+            } => sdpa::decompose(*scale, *mask, *has_sinks, inputs),
         }
     }
 }
@@ -146,7 +152,12 @@ pub fn fast_policy() -> FastPolicy {
 }
 
 /// Adds a fast node, or its decomposition when the policy or backend says so.
-pub(crate) fn build(op: FastOp, inputs: Vec<Tensor>, shape: Vec<usize>, dtype: DType) -> Result<Tensor> {
+pub(crate) fn build(
+    op: FastOp,
+    inputs: Vec<Tensor>,
+    shape: Vec<usize>,
+    dtype: DType,
+) -> Result<Tensor> {
     let device = inputs[0].device();
     if fast_policy() == FastPolicy::Composed {
         return op.decompose(&inputs);

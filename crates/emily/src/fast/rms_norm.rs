@@ -8,20 +8,39 @@ use crate::Tensor;
 /// axis's size. Computed in f32 for half inputs; output has `x`'s dtype.
 pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Tensor> {
     if !x.dtype().is_float() || x.rank() == 0 {
-        return Err(dtype_err("rms_norm", x.dtype(), format!(" or rank-0 input {:?}", x.shape())));
+        return Err(dtype_err(
+            "rms_norm",
+            x.dtype(),
+            format!(" or rank-0 input {:?}", x.shape()),
+        ));
     }
     let d = x.shape()[x.rank() - 1];
     let mut inputs = vec![x.clone()];
     if let Some(w) = weight {
         if w.numel() != d || w.rank() != 1 {
-            return Err(shape_err("rms_norm", format!("weight has shape {:?}, x's last axis is {d}", w.shape())));
+            return Err(shape_err(
+                "rms_norm",
+                format!("weight has shape {:?}, x's last axis is {d}", w.shape()),
+            ));
         }
         if w.dtype() != x.dtype() {
-            return Err(dtype_err("rms_norm", w.dtype(), format!(" for the weight, x is {}", x.dtype())));
+            return Err(dtype_err(
+                "rms_norm",
+                w.dtype(),
+                format!(" for the weight, x is {}", x.dtype()),
+            ));
         }
         inputs.push(w.clone());
     }
-    build(FastOp::RmsNorm { eps, has_weight: weight.is_some() }, inputs, x.shape().to_vec(), x.dtype())
+    build(
+        FastOp::RmsNorm {
+            eps,
+            has_weight: weight.is_some(),
+        },
+        inputs,
+        x.shape().to_vec(),
+        x.dtype(),
+    )
 }
 
 pub(super) fn decompose(eps: f32, inputs: &[Tensor]) -> Result<Tensor> {

@@ -36,7 +36,13 @@ pub struct RopeOptions {
 impl RopeOptions {
     /// Split-half RoPE over `dims` features, base 10000, scale 1, offset 0.
     pub fn new(dims: usize) -> RopeOptions {
-        RopeOptions { dims, traditional: false, base: 10000.0, scale: 1.0, offset: RopeOffset::Static(0) }
+        RopeOptions {
+            dims,
+            traditional: false,
+            base: 10000.0,
+            scale: 1.0,
+            offset: RopeOffset::Static(0),
+        }
     }
 }
 
@@ -56,25 +62,48 @@ fn build_rope(x: &Tensor, freqs: Option<&Tensor>, opts: RopeOptions) -> Result<T
         return Err(dtype_err("rope", x.dtype(), ", expected a float type"));
     }
     if x.rank() < 2 {
-        return Err(shape_err("rope", format!("x must be (…, T, D), got {:?}", x.shape())));
+        return Err(shape_err(
+            "rope",
+            format!("x must be (…, T, D), got {:?}", x.shape()),
+        ));
     }
     let (t, d) = (x.shape()[x.rank() - 2], x.shape()[x.rank() - 1]);
-    if opts.dims == 0 || opts.dims % 2 != 0 || opts.dims > d {
-        return Err(invalid("rope", format!("dims {} must be even, positive and <= the last axis {d}", opts.dims)));
+    if opts.dims == 0 || !opts.dims.is_multiple_of(2) || opts.dims > d {
+        return Err(invalid(
+            "rope",
+            format!(
+                "dims {} must be even, positive and <= the last axis {d}",
+                opts.dims
+            ),
+        ));
     }
     let mut inputs = vec![x.clone()];
     let positions = match &opts.offset {
         RopeOffset::Static(o) => PositionsKind::Offset(*o),
         RopeOffset::Scalar(o) => {
             if o.numel() != 1 || !matches!(o.dtype(), DType::I32 | DType::I64) {
-                return Err(shape_err("rope", format!("offset must be a one-element i32/i64 tensor, got {:?} {}", o.shape(), o.dtype())));
+                return Err(shape_err(
+                    "rope",
+                    format!(
+                        "offset must be a one-element i32/i64 tensor, got {:?} {}",
+                        o.shape(),
+                        o.dtype()
+                    ),
+                ));
             }
             inputs.push(o.clone());
             PositionsKind::OffsetTensor
         }
         RopeOffset::Positions(p) => {
             if p.shape() != [t] || !matches!(p.dtype(), DType::I32 | DType::I64) {
-                return Err(shape_err("rope", format!("positions must be i32/i64 of shape [{t}], got {:?} {}", p.shape(), p.dtype())));
+                return Err(shape_err(
+                    "rope",
+                    format!(
+                        "positions must be i32/i64 of shape [{t}], got {:?} {}",
+                        p.shape(),
+                        p.dtype()
+                    ),
+                ));
             }
             inputs.push(p.clone());
             PositionsKind::PerToken
@@ -82,7 +111,15 @@ fn build_rope(x: &Tensor, freqs: Option<&Tensor>, opts: RopeOptions) -> Result<T
     };
     if let Some(f) = freqs {
         if f.shape() != [opts.dims / 2] || !f.dtype().is_float() {
-            return Err(shape_err("rope", format!("freqs must be float of shape [{}], got {:?} {}", opts.dims / 2, f.shape(), f.dtype())));
+            return Err(shape_err(
+                "rope",
+                format!(
+                    "freqs must be float of shape [{}], got {:?} {}",
+                    opts.dims / 2,
+                    f.shape(),
+                    f.dtype()
+                ),
+            ));
         }
         inputs.push(f.clone());
     }
@@ -100,7 +137,15 @@ fn build_rope(x: &Tensor, freqs: Option<&Tensor>, opts: RopeOptions) -> Result<T
 /// Composed RoPE. Angles, cosines and sines are computed in f64 then rounded
 /// to f32, so large positions stay accurate.
 pub(super) fn decompose(op: &FastOp, inputs: &[Tensor]) -> Result<Tensor> {
-    let FastOp::Rope { dims, traditional, base, scale, positions, has_freqs } = *op else {
+    let FastOp::Rope {
+        dims,
+        traditional,
+        base,
+        scale,
+        positions,
+        has_freqs,
+    } = *op
+    else {
         unreachable!("rope::decompose called with {op:?}")
     };
     let x0 = &inputs[0];
@@ -111,7 +156,9 @@ pub(super) fn decompose(op: &FastOp, inputs: &[Tensor]) -> Result<Tensor> {
     let arange_t = Tensor::arange(t, DType::F64);
     let pos = match positions {
         PositionsKind::Offset(o) => arange_t.add_scalar(o as f64)?,
-        PositionsKind::OffsetTensor => arange_t.add(&inputs[1].cast(DType::F64)?.reshape_to(&[])?)?,
+        PositionsKind::OffsetTensor => {
+            arange_t.add(&inputs[1].cast(DType::F64)?.reshape_to(&[])?)?
+        }
         PositionsKind::PerToken => inputs[1].cast(DType::F64)?,
     };
     let inv = if has_freqs {
@@ -120,10 +167,17 @@ pub(super) fn decompose(op: &FastOp, inputs: &[Tensor]) -> Result<Tensor> {
         let k = -2.0 * (base as f64).ln() / dims as f64;
         Tensor::arange(half, DType::F64).mul_scalar(k)?.exp()?
     };
-    let angle = pos.reshape_to(&[t, 1])?.mul_scalar(scale as f64)?.mul(&inv.reshape_to(&[1, half])?)?;
+    let angle = pos
+        .reshape_to(&[t, 1])?
+        .mul_scalar(scale as f64)?
+        .mul(&inv.reshape_to(&[1, half])?)?;
     let cos = angle.cos()?.cast(x.dtype())?;
     let sin = angle.sin()?.cast(x.dtype())?;
-    let xr = if dims < d { x.narrow(-1, 0, dims)? } else { x.clone() };
+    let xr = if dims < d {
+        x.narrow(-1, 0, dims)?
+    } else {
+        x.clone()
+    };
     let rotated = if traditional {
         let mut pairs_shape = xr.shape().to_vec();
         pairs_shape[r - 1] = half;

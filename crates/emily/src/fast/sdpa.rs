@@ -40,17 +40,44 @@ pub struct SdpaOptions {
 
 /// `softmax(q·kᵀ·scale + mask) · v` for q `(B, Hq, Tq, D)`, k `(B, Hkv, Tk, D)`,
 /// v `(B, Hkv, Tk, Dv)`; output `(B, Hq, Tq, Dv)`.
-pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: SdpaOptions) -> Result<Tensor> {
+pub fn scaled_dot_product_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    opts: SdpaOptions,
+) -> Result<Tensor> {
     const OP: &str = "scaled_dot_product_attention";
     if !q.dtype().is_float() || k.dtype() != q.dtype() || v.dtype() != q.dtype() {
-        return Err(dtype_err(OP, k.dtype(), format!("; q, k, v must share a float dtype, got {} {} {}", q.dtype(), k.dtype(), v.dtype())));
+        return Err(dtype_err(
+            OP,
+            k.dtype(),
+            format!(
+                "; q, k, v must share a float dtype, got {} {} {}",
+                q.dtype(),
+                k.dtype(),
+                v.dtype()
+            ),
+        ));
     }
     if q.rank() != 4 || k.rank() != 4 || v.rank() != 4 {
-        return Err(shape_err(OP, format!("q, k, v must be (B, H, T, D), got {:?} {:?} {:?}", q.shape(), k.shape(), v.shape())));
+        return Err(shape_err(
+            OP,
+            format!(
+                "q, k, v must be (B, H, T, D), got {:?} {:?} {:?}",
+                q.shape(),
+                k.shape(),
+                v.shape()
+            ),
+        ));
     }
     let (qs, ks, vs) = (q.shape(), k.shape(), v.shape());
-    let ok = qs[0] == ks[0] && ks[0] == vs[0] && ks[1] == vs[1] && ks[2] == vs[2] && qs[3] == ks[3]
-        && ks[1] > 0 && qs[1] % ks[1] == 0;
+    let ok = qs[0] == ks[0]
+        && ks[0] == vs[0]
+        && ks[1] == vs[1]
+        && ks[2] == vs[2]
+        && qs[3] == ks[3]
+        && ks[1] > 0
+        && qs[1] % ks[1] == 0;
     if !ok {
         return Err(shape_err(OP, format!("incompatible q {qs:?}, k {ks:?}, v {vs:?} (batch, kv heads dividing q heads, seq and head_dim must agree)")));
     }
@@ -69,30 +96,59 @@ pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: Sd
                 return Err(dtype_err(OP, m.dtype(), " for an additive mask"));
             }
             if m.rank() > 4 || broadcast_shapes(OP, m.shape(), &full)? != full {
-                return Err(shape_err(OP, format!("mask {:?} does not broadcast to {full:?}", m.shape())));
+                return Err(shape_err(
+                    OP,
+                    format!("mask {:?} does not broadcast to {full:?}", m.shape()),
+                ));
             }
-            let m = if !boolean && m.dtype() != q.dtype() { m.cast(q.dtype())? } else { m.clone() };
+            let m = if !boolean && m.dtype() != q.dtype() {
+                m.cast(q.dtype())?
+            } else {
+                m.clone()
+            };
             inputs.push(m);
-            if boolean { MaskKind::Boolean } else { MaskKind::Additive }
+            if boolean {
+                MaskKind::Boolean
+            } else {
+                MaskKind::Additive
+            }
         }
     };
     if let Some(s) = &opts.sinks {
         if s.shape() != [qs[1]] || !s.dtype().is_float() {
-            return Err(shape_err(OP, format!("sinks must be float of shape [{}], got {:?}", qs[1], s.shape())));
+            return Err(shape_err(
+                OP,
+                format!(
+                    "sinks must be float of shape [{}], got {:?}",
+                    qs[1],
+                    s.shape()
+                ),
+            ));
         }
         inputs.push(s.cast(q.dtype())?);
     }
-    let op = FastOp::Sdpa { scale, mask, has_sinks: opts.sinks.is_some() };
+    let op = FastOp::Sdpa {
+        scale,
+        mask,
+        has_sinks: opts.sinks.is_some(),
+    };
     build(op, inputs, vec![qs[0], qs[1], qs[2], vs[3]], q.dtype())
 }
 
 /// Composed attention: grouped scores by broadcasting matmul, f32 softmax.
-pub(super) fn decompose(scale: f32, mask: MaskKind, has_sinks: bool, inputs: &[Tensor]) -> Result<Tensor> {
+pub(super) fn decompose(
+    scale: f32,
+    mask: MaskKind,
+    has_sinks: bool,
+    inputs: &[Tensor],
+) -> Result<Tensor> {
     let (q0, k0, v0) = (&inputs[0], &inputs[1], &inputs[2]);
     let (b, hq, tq, d) = (q0.shape()[0], q0.shape()[1], q0.shape()[2], q0.shape()[3]);
     let (hkv, tk, dv) = (k0.shape()[1], k0.shape()[2], v0.shape()[3]);
     let g = hq / hkv;
-    let q = to_compute(q0)?.mul_scalar(scale as f64)?.reshape_to(&[b, hkv, g, tq, d])?;
+    let q = to_compute(q0)?
+        .mul_scalar(scale as f64)?
+        .reshape_to(&[b, hkv, g, tq, d])?;
     let k = to_compute(k0)?.reshape_to(&[b, hkv, 1, tk, d])?;
     let v = to_compute(v0)?.reshape_to(&[b, hkv, 1, tk, dv])?;
     let mut scores = q.matmul(&k.t()?)?;
@@ -112,7 +168,8 @@ pub(super) fn decompose(scale: f32, mask: MaskKind, has_sinks: bool, inputs: &[T
     match mask {
         MaskKind::None => {}
         MaskKind::Causal => {
-            let qi = Tensor::iota(&[tq, tk], 0, DType::I64)?.add_scalar((tk as i64 - tq as i64) as f64)?;
+            let qi = Tensor::iota(&[tq, tk], 0, DType::I64)?
+                .add_scalar((tk as i64 - tq as i64) as f64)?;
             let kj = Tensor::iota(&[tq, tk], 1, DType::I64)?;
             scores = Tensor::where_cond(&kj.le(&qi)?, &scores, &neg_inf)?;
         }
@@ -127,5 +184,8 @@ pub(super) fn decompose(scale: f32, mask: MaskKind, has_sinks: bool, inputs: &[T
     } else {
         scores.softmax(-1)?
     };
-    probs.matmul(&v)?.reshape_to(&[b, hq, tq, dv])?.cast(q0.dtype())
+    probs
+        .matmul(&v)?
+        .reshape_to(&[b, hq, tq, dv])?
+        .cast(q0.dtype())
 }

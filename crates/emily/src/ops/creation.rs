@@ -18,7 +18,10 @@ impl Tensor {
                 format!("{} elements cannot have shape {shape:?}", data.len()),
             ));
         }
-        Ok(Tensor::from_array(Array::from_slice(data, shape), Device::Cpu))
+        Ok(Tensor::from_array(
+            Array::from_slice(data, shape),
+            Device::Cpu,
+        ))
     }
 
     /// A tensor taking `data` with `shape`.
@@ -32,7 +35,10 @@ impl Tensor {
         if bytes.len() != want {
             return Err(invalid(
                 "from_bytes",
-                format!("{} bytes cannot hold {shape:?} of {dtype} ({want} bytes)", bytes.len()),
+                format!(
+                    "{} bytes cannot hold {shape:?} of {dtype} ({want} bytes)",
+                    bytes.len()
+                ),
             ));
         }
         let mut a = Array::uninit(shape, dtype);
@@ -58,9 +64,18 @@ impl Tensor {
     /// Each element is its index along `axis`.
     pub fn iota(shape: &[usize], axis: usize, dtype: DType) -> Result<Tensor> {
         if axis >= shape.len() {
-            return Err(invalid("iota", format!("axis {axis} out of range for {shape:?}")));
+            return Err(invalid(
+                "iota",
+                format!("axis {axis} out of range for {shape:?}"),
+            ));
         }
-        Ok(Tensor::from_op(Op::Iota { axis }, vec![], shape.to_vec(), dtype, Device::Cpu))
+        Ok(Tensor::from_op(
+            Op::Iota { axis },
+            vec![],
+            shape.to_vec(),
+            dtype,
+            Device::Cpu,
+        ))
     }
 
     /// `[0, 1, …, n-1]`.
@@ -72,15 +87,26 @@ impl Tensor {
     pub fn randn(shape: &[usize], mean: f64, std: f64, seed: u64, dtype: DType) -> Result<Tensor> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let v: Vec<f64> = (0..numel(shape))
-            .map(|_| mean + std * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng))
+            .map(|_| {
+                mean + std
+                    * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+            })
             .collect();
         Tensor::from_slice(&v, shape)?.cast(dtype)
     }
 
     /// Seeded uniform samples in `[low, high)`.
-    pub fn rand_uniform(shape: &[usize], low: f64, high: f64, seed: u64, dtype: DType) -> Result<Tensor> {
+    pub fn rand_uniform(
+        shape: &[usize],
+        low: f64,
+        high: f64,
+        seed: u64,
+        dtype: DType,
+    ) -> Result<Tensor> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let v: Vec<f64> = (0..numel(shape)).map(|_| rng.gen_range(low..high)).collect();
+        let v: Vec<f64> = (0..numel(shape))
+            .map(|_| rng.gen_range(low..high))
+            .collect();
         Tensor::from_slice(&v, shape)?.cast(dtype)
     }
 
@@ -104,7 +130,10 @@ impl Tensor {
     /// The single element of a one-element tensor.
     pub fn to_scalar<T: Element>(&self) -> Result<T> {
         if self.numel() != 1 {
-            return Err(invalid("to_scalar", format!("tensor of shape {:?} is not a scalar", self.shape())));
+            return Err(invalid(
+                "to_scalar",
+                format!("tensor of shape {:?} is not a scalar", self.shape()),
+            ));
         }
         Ok(self.to_vec::<T>()?[0])
     }

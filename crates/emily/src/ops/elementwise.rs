@@ -52,7 +52,11 @@ impl Tensor {
             return Err(dtype_err(
                 "binary",
                 other.dtype(),
-                format!(" for {op:?}: operands are {} and {} (cast one)", self.dtype(), other.dtype()),
+                format!(
+                    " for {op:?}: operands are {} and {} (cast one)",
+                    self.dtype(),
+                    other.dtype()
+                ),
             ));
         }
         let shape = broadcast_shapes("binary", self.shape(), other.shape())?;
@@ -70,10 +74,18 @@ impl Tensor {
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let device = common_device("where", &[cond, a, b])?;
         if cond.dtype() != DType::Bool {
-            return Err(dtype_err("where", cond.dtype(), " for the condition, expected bool"));
+            return Err(dtype_err(
+                "where",
+                cond.dtype(),
+                " for the condition, expected bool",
+            ));
         }
         if a.dtype() != b.dtype() {
-            return Err(dtype_err("where", b.dtype(), format!(", branches are {} and {}", a.dtype(), b.dtype())));
+            return Err(dtype_err(
+                "where",
+                b.dtype(),
+                format!(", branches are {} and {}", a.dtype(), b.dtype()),
+            ));
         }
         let s = broadcast_shapes("where", cond.shape(), a.shape())?;
         let s = broadcast_shapes("where", &s, b.shape())?;

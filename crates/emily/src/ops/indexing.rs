@@ -13,19 +13,32 @@ impl Tensor {
     pub fn gather(&self, indices: &Tensor, axis: isize) -> Result<Tensor> {
         let device = common_device("gather", &[self, indices])?;
         if !matches!(indices.dtype(), DType::I32 | DType::I64 | DType::U8) {
-            return Err(dtype_err("gather", indices.dtype(), " for indices, expected an integer type"));
+            return Err(dtype_err(
+                "gather",
+                indices.dtype(),
+                " for indices, expected an integer type",
+            ));
         }
         let a = normalize_axis("gather", axis, self.rank())?;
         let mut shape = self.shape()[..a].to_vec();
         shape.extend_from_slice(indices.shape());
         shape.extend_from_slice(&self.shape()[a + 1..]);
-        Ok(Tensor::from_op(Op::Gather { axis: a }, vec![self.clone(), indices.clone()], shape, self.dtype(), device))
+        Ok(Tensor::from_op(
+            Op::Gather { axis: a },
+            vec![self.clone(), indices.clone()],
+            shape,
+            self.dtype(),
+            device,
+        ))
     }
 
     /// Rows of a 2-d table by 1-d indices (an embedding lookup).
     pub fn index_select(&self, indices: &Tensor, axis: isize) -> Result<Tensor> {
         if indices.rank() != 1 {
-            return Err(shape_err("index_select", format!("indices must be 1-d, got {:?}", indices.shape())));
+            return Err(shape_err(
+                "index_select",
+                format!("indices must be 1-d, got {:?}", indices.shape()),
+            ));
         }
         self.gather(indices, axis)
     }
@@ -37,15 +50,39 @@ impl Tensor {
         let device = common_device("slice_update", &[self, update, offset])?;
         let a = normalize_axis("slice_update", axis, self.rank())?;
         if update.dtype() != self.dtype() {
-            return Err(dtype_err("slice_update", update.dtype(), format!(", target is {}", self.dtype())));
+            return Err(dtype_err(
+                "slice_update",
+                update.dtype(),
+                format!(", target is {}", self.dtype()),
+            ));
         }
         if !matches!(offset.dtype(), DType::I32 | DType::I64) || offset.numel() != 1 {
-            return Err(shape_err("slice_update", format!("offset must be a one-element i32/i64 tensor, got {:?} {}", offset.shape(), offset.dtype())));
+            return Err(shape_err(
+                "slice_update",
+                format!(
+                    "offset must be a one-element i32/i64 tensor, got {:?} {}",
+                    offset.shape(),
+                    offset.dtype()
+                ),
+            ));
         }
         let fits = update.rank() == self.rank()
-            && (0..self.rank()).all(|i| if i == a { update.shape()[i] <= self.shape()[i] } else { update.shape()[i] == self.shape()[i] });
+            && (0..self.rank()).all(|i| {
+                if i == a {
+                    update.shape()[i] <= self.shape()[i]
+                } else {
+                    update.shape()[i] == self.shape()[i]
+                }
+            });
         if !fits {
-            return Err(shape_err("slice_update", format!("update {:?} does not fit target {:?} along axis {a}", update.shape(), self.shape())));
+            return Err(shape_err(
+                "slice_update",
+                format!(
+                    "update {:?} does not fit target {:?} along axis {a}",
+                    update.shape(),
+                    self.shape()
+                ),
+            ));
         }
         Ok(Tensor::from_op(
             Op::SliceUpdate { axis: a },

@@ -31,19 +31,33 @@ impl Tensor {
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
         let device = common_device("matmul", &[self, other])?;
         if self.dtype() != other.dtype() {
-            return Err(dtype_err("matmul", other.dtype(), format!(", operands are {} and {}", self.dtype(), other.dtype())));
+            return Err(dtype_err(
+                "matmul",
+                other.dtype(),
+                format!(", operands are {} and {}", self.dtype(), other.dtype()),
+            ));
         }
         if !self.dtype().is_float() {
             return Err(dtype_err("matmul", self.dtype(), ", expected a float type"));
         }
         if self.rank() < 2 || other.rank() < 2 {
-            return Err(shape_err("matmul", format!("operands must have rank >= 2, got {:?} and {:?}", self.shape(), other.shape())));
+            return Err(shape_err(
+                "matmul",
+                format!(
+                    "operands must have rank >= 2, got {:?} and {:?}",
+                    self.shape(),
+                    other.shape()
+                ),
+            ));
         }
         let (a, b) = (self.shape(), other.shape());
         let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
         let (k2, n) = (b[b.len() - 2], b[b.len() - 1]);
         if k != k2 {
-            return Err(shape_err("matmul", format!("inner dimensions differ: {a:?} @ {b:?}")));
+            return Err(shape_err(
+                "matmul",
+                format!("inner dimensions differ: {a:?} @ {b:?}"),
+            ));
         }
         let mut shape = broadcast_shapes("matmul", &a[..a.len() - 2], &b[..b.len() - 2])?;
         shape.extend([m, n]);
@@ -56,7 +70,10 @@ impl Tensor {
             None => (other.clone(), false),
         };
         Ok(Tensor::from_op(
-            Op::Matmul { transpose_a: ta, transpose_b: tb },
+            Op::Matmul {
+                transpose_a: ta,
+                transpose_b: tb,
+            },
             vec![ia, ib],
             shape,
             self.dtype(),
@@ -66,28 +83,56 @@ impl Tensor {
 
     /// 1-D convolution: input (N, C_in, L), weight (C_out, C_in/groups, K),
     /// output (N, C_out, (L + 2·padding − dilation·(K−1) − 1)/stride + 1).
-    pub fn conv1d(&self, weight: &Tensor, stride: usize, padding: usize, dilation: usize, groups: usize) -> Result<Tensor> {
+    pub fn conv1d(
+        &self,
+        weight: &Tensor,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+        groups: usize,
+    ) -> Result<Tensor> {
         let device = common_device("conv1d", &[self, weight])?;
         if self.dtype() != weight.dtype() || !self.dtype().is_float() {
-            return Err(dtype_err("conv1d", weight.dtype(), format!(", input is {}", self.dtype())));
+            return Err(dtype_err(
+                "conv1d",
+                weight.dtype(),
+                format!(", input is {}", self.dtype()),
+            ));
         }
         let (x, w) = (self.shape(), weight.shape());
         if x.len() != 3 || w.len() != 3 {
             return Err(shape_err("conv1d", format!("expected input (N, C, L) and weight (C_out, C_in/groups, K), got {x:?} and {w:?}")));
         }
         if stride == 0 || dilation == 0 || groups == 0 {
-            return Err(invalid("conv1d", "stride, dilation and groups must be positive"));
+            return Err(invalid(
+                "conv1d",
+                "stride, dilation and groups must be positive",
+            ));
         }
         if x[1] % groups != 0 || w[0] % groups != 0 || x[1] / groups != w[1] {
-            return Err(shape_err("conv1d", format!("channels do not match: input {x:?}, weight {w:?}, groups {groups}")));
+            return Err(shape_err(
+                "conv1d",
+                format!("channels do not match: input {x:?}, weight {w:?}, groups {groups}"),
+            ));
         }
         let span = dilation * (w[2] - 1) + 1;
         if x[2] + 2 * padding < span {
-            return Err(shape_err("conv1d", format!("input length {} (+2*{padding} padding) shorter than the kernel span {span}", x[2])));
+            return Err(shape_err(
+                "conv1d",
+                format!(
+                    "input length {} (+2*{padding} padding) shorter than the kernel span {span}",
+                    x[2]
+                ),
+            ));
         }
         let l_out = (x[2] + 2 * padding - span) / stride + 1;
         Ok(Tensor::from_op(
-            Op::Conv1d { stride, padding, dilation, groups },
+            Op::Conv1d {
+                stride,
+                padding,
+                dilation,
+                groups,
+            },
             vec![self.clone(), weight.clone()],
             vec![x[0], w[0], l_out],
             self.dtype(),

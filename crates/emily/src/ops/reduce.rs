@@ -60,7 +60,11 @@ impl Tensor {
             })
             .collect();
         Ok(Tensor::from_op(
-            Op::Reduce { op, axes, keep_dims },
+            Op::Reduce {
+                op,
+                axes,
+                keep_dims,
+            },
             vec![self.clone()],
             shape,
             dtype,
@@ -106,7 +110,11 @@ impl Tensor {
     /// Softmax along `axis`. A row of all `-inf` gives zeros.
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
         if !self.dtype().is_float() {
-            return Err(dtype_err("softmax", self.dtype(), ", expected a float type"));
+            return Err(dtype_err(
+                "softmax",
+                self.dtype(),
+                ", expected a float type",
+            ));
         }
         let axis = normalize_axis("softmax", axis, self.rank())?;
         Ok(Tensor::from_op(

@@ -8,7 +8,10 @@ pub const SIZES: [usize; 6] = [1, 7, 77, 1000, 4099, 70_001];
 
 /// Seeded standard-normal f32 tensor and its values as f64.
 pub fn randn(shape: &[usize], seed: u64) -> (Tensor, Vec<f64>) {
-    let t = Tensor::randn(shape, 0.0, 1.0, seed, DType::F32).unwrap().eval().unwrap();
+    let t = Tensor::randn(shape, 0.0, 1.0, seed, DType::F32)
+        .unwrap()
+        .eval()
+        .unwrap();
     let v = t.to_f64_vec().unwrap();
     (t, v)
 }
@@ -25,7 +28,10 @@ pub fn assert_close(got: &[f64], want: &[f64], atol: f64, rtol: f64, what: &str)
             assert_eq!(g, w, "{what}[{i}]");
             continue;
         }
-        assert!((g - w).abs() <= atol + rtol * w.abs(), "{what}[{i}]: got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= atol + rtol * w.abs(),
+            "{what}[{i}]: got {g}, want {w}"
+        );
     }
 }
 
@@ -52,6 +58,10 @@ pub fn indices(shape: &[usize]) -> Vec<Vec<usize>> {
 /// Value of a broadcast operand at an output multi-index.
 pub fn bcast_at(v: &[f64], shape: &[usize], out_idx: &[usize]) -> f64 {
     let off = out_idx.len() - shape.len();
-    let idx: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if d == 1 { 0 } else { out_idx[i + off] }).collect();
+    let idx: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if d == 1 { 0 } else { out_idx[i + off] })
+        .collect();
     v[flat(&idx, shape)]
 }

@@ -98,12 +98,19 @@ impl DecoderWeights {
         let (b, d) = (enc.shape()[0], enc.shape()[2]);
         let hd = d / self.heads;
         let zeros = Tensor::zeros(&[b, self.heads, self.ctx, hd], DType::F32).eval()?;
-        let mut st = DecoderState { k_cache: vec![], v_cache: vec![], cross_k: vec![], cross_v: vec![] };
+        let mut st = DecoderState {
+            k_cache: vec![],
+            v_cache: vec![],
+            cross_k: vec![],
+            cross_v: vec![],
+        };
         for blk in &self.blocks {
             st.k_cache.push(zeros.clone());
             st.v_cache.push(zeros.clone());
-            st.cross_k.push(split_heads(&blk.ck.forward(enc)?, self.heads)?.eval()?);
-            st.cross_v.push(split_heads(&blk.cv.forward(enc)?, self.heads)?.eval()?);
+            st.cross_k
+                .push(split_heads(&blk.ck.forward(enc)?, self.heads)?.eval()?);
+            st.cross_v
+                .push(split_heads(&blk.cv.forward(enc)?, self.heads)?.eval()?);
         }
         Ok(st)
     }
@@ -111,11 +118,21 @@ impl DecoderWeights {
     /// One step over `tokens` (B, T) i64 at positions `offset..offset+T`
     /// (`offset` a one-element i64 tensor): returns the last position's logits
     /// (B, vocab) and the updated caches (k then v per layer).
-    pub fn step(&self, tokens: &Tensor, offset: &Tensor, caches: &[Tensor], cross: &[Tensor], kern: Kernels) -> emily::Result<(Tensor, Vec<Tensor>)> {
+    pub fn step(
+        &self,
+        tokens: &Tensor,
+        offset: &Tensor,
+        caches: &[Tensor],
+        cross: &[Tensor],
+        kern: Kernels,
+    ) -> emily::Result<(Tensor, Vec<Tensor>)> {
         let (b, t) = (tokens.shape()[0], tokens.shape()[1]);
         let off = offset.reshape_to(&[])?;
         let pos = Tensor::arange(t, DType::I64).add(&off)?;
-        let x = self.embed.gather(&tokens.flatten()?, 0)?.reshape_to(&[b, t, self.embed.shape()[1]])?;
+        let x =
+            self.embed
+                .gather(&tokens.flatten()?, 0)?
+                .reshape_to(&[b, t, self.embed.shape()[1]])?;
         let mut x = x.add(&self.positions.gather(&pos, 0)?)?;
         // Query i (absolute position offset+i) sees cache slots j <= offset+i.
         let qi = Tensor::iota(&[t, self.ctx], 0, DType::I64)?.add(&off)?;
@@ -141,9 +158,16 @@ impl DecoderWeights {
             x = x.add(&blk.mlp.forward(&blk.mlp_ln.forward(&x, kern)?)?)?;
         }
         let last = x.narrow(1, t - 1, 1)?;
-        let logits = self.ln.forward(&last, kern)?.matmul(&self.embed.t()?)?.reshape_to(&[b, self.embed.shape()[0]])?;
+        let logits = self
+            .ln
+            .forward(&last, kern)?
+            .matmul(&self.embed.t()?)?
+            .reshape_to(&[b, self.embed.shape()[0]])?;
         // Reorder caches as k_0..k_n-1, v_0..v_n-1.
-        let (ks, vs): (Vec<_>, Vec<_>) = new_caches.chunks(2).map(|c| (c[0].clone(), c[1].clone())).unzip();
+        let (ks, vs): (Vec<_>, Vec<_>) = new_caches
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .unzip();
         Ok((logits, ks.into_iter().chain(vs).collect()))
     }
 }

@@ -62,8 +62,14 @@ impl EncoderWeights {
 
     /// mel (B, n_mels, 3000) → hidden states (B, 1500, d).
     pub fn forward(&self, mel: &Tensor, k: Kernels) -> emily::Result<Tensor> {
-        let x = mel.conv1d(&self.conv1_w, 1, 1, 1, 1)?.add(&self.conv1_b)?.gelu()?;
-        let x = x.conv1d(&self.conv2_w, 2, 1, 1, 1)?.add(&self.conv2_b)?.gelu()?;
+        let x = mel
+            .conv1d(&self.conv1_w, 1, 1, 1, 1)?
+            .add(&self.conv1_b)?
+            .gelu()?;
+        let x = x
+            .conv1d(&self.conv2_w, 2, 1, 1, 1)?
+            .add(&self.conv2_b)?
+            .gelu()?;
         let mut x = x.transpose(1, 2)?.add(&self.positions)?;
         for b in &self.blocks {
             let h = b.attn_ln.forward(&x, k)?;

@@ -18,7 +18,11 @@ impl Linear {
     pub fn load(w: &Weights, name: &str, bias: bool) -> std::result::Result<Linear, ModelError> {
         Ok(Linear {
             w: param(w, &format!("{name}.weight"))?,
-            b: if bias { Some(param(w, &format!("{name}.bias"))?) } else { None },
+            b: if bias {
+                Some(param(w, &format!("{name}.bias"))?)
+            } else {
+                None
+            },
         })
     }
 
@@ -42,7 +46,10 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Loads `{name}.weight` / `{name}.bias`.
     pub fn load(w: &Weights, name: &str) -> std::result::Result<LayerNorm, ModelError> {
-        Ok(LayerNorm { w: param(w, &format!("{name}.weight"))?, b: param(w, &format!("{name}.bias"))? })
+        Ok(LayerNorm {
+            w: param(w, &format!("{name}.weight"))?,
+            b: param(w, &format!("{name}.bias"))?,
+        })
     }
 
     /// Normalises `x`.
@@ -53,7 +60,9 @@ impl LayerNorm {
                 let mean = x.mean(&[-1], true)?;
                 let xc = x.sub(&mean)?;
                 let var = xc.square()?.mean(&[-1], true)?;
-                xc.mul(&var.add_scalar(1e-5)?.rsqrt()?)?.mul(&self.w)?.add(&self.b)
+                xc.mul(&var.add_scalar(1e-5)?.rsqrt()?)?
+                    .mul(&self.w)?
+                    .add(&self.b)
             }
         }
     }
@@ -72,12 +81,29 @@ pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Attention of q (B,H,Tq,D) over k, v (B,H,Tk,D) with an optional Bool keep-mask (Tq, Tk).
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, keep: Option<&Tensor>, kernels: Kernels) -> Result<Tensor> {
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    keep: Option<&Tensor>,
+    kernels: Kernels,
+) -> Result<Tensor> {
     let scale = 1.0 / (q.shape()[3] as f64).sqrt();
     match kernels {
         Kernels::Fused => {
-            let mask = keep.map(|m| SdpaMask::Boolean(m.clone())).unwrap_or_default();
-            fast::scaled_dot_product_attention(q, k, v, SdpaOptions { scale: Some(scale as f32), mask, sinks: None })
+            let mask = keep
+                .map(|m| SdpaMask::Boolean(m.clone()))
+                .unwrap_or_default();
+            fast::scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                SdpaOptions {
+                    scale: Some(scale as f32),
+                    mask,
+                    sinks: None,
+                },
+            )
         }
         Kernels::Composed => {
             let mut scores = q.mul_scalar(scale)?.matmul(&k.t()?)?;
@@ -100,7 +126,10 @@ pub struct Mlp {
 impl Mlp {
     /// Loads `{prefix}.fc1` and `{prefix}.fc2`.
     pub fn load(w: &Weights, prefix: &str) -> std::result::Result<Mlp, ModelError> {
-        Ok(Mlp { fc1: Linear::load(w, &format!("{prefix}.fc1"), true)?, fc2: Linear::load(w, &format!("{prefix}.fc2"), true)? })
+        Ok(Mlp {
+            fc1: Linear::load(w, &format!("{prefix}.fc1"), true)?,
+            fc2: Linear::load(w, &format!("{prefix}.fc2"), true)?,
+        })
     }
 
     /// Applies the MLP.

@@ -3,19 +3,43 @@
 use super::{convert, matmul::matmul};
 use crate::{Array, DType};
 
+/// Stride, padding, dilation and groups of a convolution.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvParams {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
 /// Convolution of x (N, C_in, L) with w (C_out, C_in/groups, K) into `shape`.
-pub(crate) fn conv1d(x: &Array, w: &Array, stride: usize, padding: usize, dilation: usize, groups: usize, shape: &[usize], dtype: DType) -> Array {
-    let cdt = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+pub(crate) fn conv1d(x: &Array, w: &Array, p: ConvParams, shape: &[usize], dtype: DType) -> Array {
+    let cdt = if dtype == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
     let (x, w) = (convert(x, cdt), convert(w, cdt));
     let out = match cdt {
-        DType::F64 => typed::<f64>(&x, &w, stride, padding, dilation, groups, shape, cdt),
-        _ => typed::<f32>(&x, &w, stride, padding, dilation, groups, shape, cdt),
+        DType::F64 => typed::<f64>(&x, &w, p, shape, cdt),
+        _ => typed::<f32>(&x, &w, p, shape, cdt),
     };
     convert(&out, dtype)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn typed<T: crate::Element + Default>(x: &Array, w: &Array, stride: usize, padding: usize, dilation: usize, groups: usize, shape: &[usize], dtype: DType) -> Array {
+fn typed<T: crate::Element + Default>(
+    x: &Array,
+    w: &Array,
+    p: ConvParams,
+    shape: &[usize],
+    dtype: DType,
+) -> Array {
+    let ConvParams {
+        stride,
+        padding,
+        dilation,
+        groups,
+    } = p;
     let (n, cin, l) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     let (cout, cg, k) = (w.shape()[0], w.shape()[1], w.shape()[2]);
     let lout = shape[2];
@@ -39,7 +63,10 @@ fn typed<T: crate::Element + Default>(x: &Array, w: &Array, stride: usize, paddi
                 }
             }
             let cols = Array::from_slice(&cols, &[cg * k, lout]);
-            let wg = Array::from_slice(&w.as_slice::<T>()[g * og * cg * k..][..og * cg * k], &[og, cg * k]);
+            let wg = Array::from_slice(
+                &w.as_slice::<T>()[g * og * cg * k..][..og * cg * k],
+                &[og, cg * k],
+            );
             outs.push(matmul(&wg, &cols, false, false, &[og, lout], dtype));
         }
     }

@@ -2,7 +2,9 @@
 //! Half-precision inputs are widened to f32 for RoPE and attention (norms have
 //! native f16/bf16 entry points) and the result is narrowed back.
 
-use emily_kernels::fast::{self as k, HeadStrides, Mask, MaskStrides, Positions, RopeParams, SdpaParams};
+use emily_kernels::fast::{
+    self as k, HeadStrides, Mask, MaskStrides, Positions, RopeParams, SdpaParams,
+};
 
 use super::convert;
 use crate::error::{invalid, Result};
@@ -12,7 +14,10 @@ use crate::{Array, DType};
 
 /// Whether a fused CPU kernel handles `op` for these inputs (every float
 /// dtype and shape the op accepts).
-pub(crate) fn supports(op: &FastOp, inputs: &[(&[usize], DType)]) -> std::result::Result<(), String> {
+pub(crate) fn supports(
+    op: &FastOp,
+    inputs: &[(&[usize], DType)],
+) -> std::result::Result<(), String> {
     match inputs[0].1 {
         DType::F32 | DType::F16 | DType::BF16 => Ok(()),
         d => Err(format!("no fused CPU {} kernel for {d}", op.name())),
@@ -24,7 +29,12 @@ fn f32s(a: &Array) -> Array {
 }
 
 /// Runs a supported fast op.
-pub(crate) fn execute(op: &FastOp, inputs: &[Array], shape: &[usize], dtype: DType) -> Result<Array> {
+pub(crate) fn execute(
+    op: &FastOp,
+    inputs: &[Array],
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Array> {
     let x = &inputs[0];
     let cols = *shape.last().unwrap_or(&1);
     match *op {
@@ -32,10 +42,20 @@ pub(crate) fn execute(op: &FastOp, inputs: &[Array], shape: &[usize], dtype: DTy
             let x = f32s(x);
             let w = has_weight.then(|| f32s(&inputs[1]));
             let mut out = Array::uninit(shape, DType::F32);
-            k::rms_norm_f32(x.as_slice(), w.as_ref().map(|w| w.as_slice()), eps, cols, out.as_mut_slice().unwrap());
+            k::rms_norm_f32(
+                x.as_slice(),
+                w.as_ref().map(|w| w.as_slice()),
+                eps,
+                cols,
+                out.as_mut_slice().unwrap(),
+            );
             Ok(convert(&out, dtype))
         }
-        FastOp::LayerNorm { eps, has_weight, has_bias } => {
+        FastOp::LayerNorm {
+            eps,
+            has_weight,
+            has_bias,
+        } => {
             let x = f32s(x);
             let w = has_weight.then(|| f32s(&inputs[1]));
             let b = has_bias.then(|| f32s(&inputs[1 + has_weight as usize]));
@@ -50,7 +70,14 @@ pub(crate) fn execute(op: &FastOp, inputs: &[Array], shape: &[usize], dtype: DTy
             );
             Ok(convert(&out, dtype))
         }
-        FastOp::Rope { dims, traditional, base, scale, positions, has_freqs } => {
+        FastOp::Rope {
+            dims,
+            traditional,
+            base,
+            scale,
+            positions,
+            has_freqs,
+        } => {
             let r = shape.len();
             let (t, d) = (shape[r - 2], shape[r - 1]);
             let batch = numel(shape) / (t * d).max(1);
@@ -82,7 +109,11 @@ pub(crate) fn execute(op: &FastOp, inputs: &[Array], shape: &[usize], dtype: DTy
             k::rope_f32(x.as_slice(), out.as_mut_slice().unwrap(), &p);
             Ok(convert(&out, dtype))
         }
-        FastOp::Sdpa { scale, mask, has_sinks } => {
+        FastOp::Sdpa {
+            scale,
+            mask,
+            has_sinks,
+        } => {
             let (q, kk, v) = (f32s(x), f32s(&inputs[1]), f32s(&inputs[2]));
             let (qs, ks, vs) = (q.shape(), kk.shape(), v.shape());
             let mut p = SdpaParams::new(qs[0], qs[1], ks[1], qs[2], ks[2], qs[3]);
@@ -113,13 +144,25 @@ pub(crate) fn execute(op: &FastOp, inputs: &[Array], shape: &[usize], dtype: DTy
             p.mask = match mask {
                 MaskKind::None => Mask::None,
                 MaskKind::Causal => Mask::Causal,
-                MaskKind::Additive => Mask::Additive { data: mask_f32.as_ref().unwrap().as_slice(), strides: mask_strides.unwrap() },
-                MaskKind::Boolean => Mask::Boolean { data: bytemuck::cast_slice(m.unwrap().bytes()), strides: mask_strides.unwrap() },
+                MaskKind::Additive => Mask::Additive {
+                    data: mask_f32.as_ref().unwrap().as_slice(),
+                    strides: mask_strides.unwrap(),
+                },
+                MaskKind::Boolean => Mask::Boolean {
+                    data: bytemuck::cast_slice(m.unwrap().bytes()),
+                    strides: mask_strides.unwrap(),
+                },
             };
             let sinks = has_sinks.then(|| f32s(&inputs[inputs.len() - 1]));
             p.sinks = sinks.as_ref().map(|s| s.as_slice());
             let mut out = Array::uninit(shape, DType::F32);
-            k::sdpa_f32(q.as_slice(), kk.as_slice(), v.as_slice(), out.as_mut_slice().unwrap(), &p);
+            k::sdpa_f32(
+                q.as_slice(),
+                kk.as_slice(),
+                v.as_slice(),
+                out.as_mut_slice().unwrap(),
+                &p,
+            );
             Ok(convert(&out, dtype))
         }
     }

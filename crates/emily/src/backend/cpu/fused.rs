@@ -24,7 +24,8 @@ pub(crate) const CHUNK: usize = 1024;
 
 /// Runs `prog` over `inputs`, producing an array of `shape`/`dtype`.
 pub(crate) fn run(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Array {
-    let wide = !f32_exact(dtype) || inputs.iter().any(|a| !f32_exact(a.dtype())) || prog_needs_f64(prog);
+    let wide =
+        !f32_exact(dtype) || inputs.iter().any(|a| !f32_exact(a.dtype())) || prog_needs_f64(prog);
     if wide {
         run_typed::<f64>(prog, inputs, shape, dtype)
     } else {
@@ -69,7 +70,12 @@ impl InPtrs {
 unsafe impl Send for InPtrs {}
 unsafe impl Sync for InPtrs {}
 
-fn run_typed<C: Compute>(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Array {
+fn run_typed<C: Compute>(
+    prog: &FusedProgram,
+    inputs: Vec<Array>,
+    shape: &[usize],
+    dtype: DType,
+) -> Array {
     let n = numel(shape);
     let mut strides = vec![contiguous_strides(shape)];
     strides.extend(inputs.iter().map(|a| broadcast_strides(a.shape(), shape)));
@@ -79,14 +85,18 @@ fn run_typed<C: Compute>(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize
 
     // Donate the first unique, unbroadcast input of the output's byte size.
     let out_bytes = n * dtype.size_in_bytes();
-    let donor = inputs.iter().position(|a| {
-        a.shape() == shape && a.numel() * a.dtype().size_in_bytes() == out_bytes
-    });
+    let donor = inputs
+        .iter()
+        .position(|a| a.shape() == shape && a.numel() * a.dtype().size_in_bytes() == out_bytes);
     let donor = donor.filter(|_| matches!(prog.output, Operand::Reg(_)));
     let raws = InPtrs(
         inputs
             .iter()
-            .map(|a| Raw { ptr: a.bytes().as_ptr(), elem: a.dtype().size_in_bytes(), dtype: a.dtype() })
+            .map(|a| Raw {
+                ptr: a.bytes().as_ptr(),
+                elem: a.dtype().size_in_bytes(),
+                dtype: a.dtype(),
+            })
             .collect(),
     );
     let mut out = None;
@@ -133,7 +143,9 @@ fn run_typed<C: Compute>(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize
                 let bcast = cstrides[j + 1][cstrides[j + 1].len() - 1] == 0;
                 let count = if bcast { 1 } else { len };
                 // SAFETY: offset/count lie inside input j (strides come from its shape).
-                let bytes = unsafe { std::slice::from_raw_parts(raw.ptr.add(off * raw.elem), count * raw.elem) };
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(raw.ptr.add(off * raw.elem), count * raw.elem)
+                };
                 let direct = !bcast && C::direct(bytes, raw.dtype).is_some();
                 if !direct {
                     loads[j].resize(len, C::default());
@@ -146,7 +158,9 @@ fn run_typed<C: Compute>(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize
                 if direct {
                     let raw = &raws.all()[j];
                     // SAFETY: as above; the slice is dropped before this chunk's store.
-                    let bytes = unsafe { std::slice::from_raw_parts(raw.ptr.add(off * raw.elem), len * raw.elem) };
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts(raw.ptr.add(off * raw.elem), len * raw.elem)
+                    };
                     C::direct(bytes, raw.dtype).unwrap()
                 } else {
                     &loads[j][..len]
@@ -161,7 +175,9 @@ fn run_typed<C: Compute>(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize
             };
             let o = offset(0);
             // SAFETY: each unit writes its own disjoint range of the output.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(o * out_elem), len * out_elem) };
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(out_ptr.get().add(o * out_elem), len * out_elem)
+            };
             C::store(result, dst, dtype);
         }
     });
@@ -169,10 +185,12 @@ fn run_typed<C: Compute>(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize
     out
 }
 
-fn execute<'a, C: Compute>(ins: &FusedInstr, regs: &mut [Vec<C>], input: &dyn Fn(usize) -> &'a [C], len: usize)
-where
-    C: 'a,
-{
+fn execute<'a, C: Compute + 'a>(
+    ins: &FusedInstr,
+    regs: &mut [Vec<C>],
+    input: &dyn Fn(usize) -> &'a [C],
+    len: usize,
+) {
     let dst_idx = match ins {
         FusedInstr::Unary { dst, .. }
         | FusedInstr::Binary { dst, .. }
@@ -193,11 +211,15 @@ where
                 C::unary(*op, get(src), out);
                 C::round_to(*dtype, out);
             }
-            FusedInstr::Binary { op, a, b, dtype, .. } => {
+            FusedInstr::Binary {
+                op, a, b, dtype, ..
+            } => {
                 C::binary(*op, get(a), get(b), out);
                 C::round_to(*dtype, out);
             }
-            FusedInstr::Where { cond, a, b, dtype, .. } => {
+            FusedInstr::Where {
+                cond, a, b, dtype, ..
+            } => {
                 C::select(get(cond), get(a), get(b), out);
                 C::round_to(*dtype, out);
             }

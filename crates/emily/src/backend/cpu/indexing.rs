@@ -18,7 +18,10 @@ pub(crate) fn gather(x: &Array, idx: &Array, axis: usize, shape: &[usize]) -> Re
     let ids = indices_of(idx);
     let dim = x.shape()[axis];
     if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as usize >= dim) {
-        return Err(invalid("gather", format!("index {bad} out of range for axis {axis} of size {dim}")));
+        return Err(invalid(
+            "gather",
+            format!("index {bad} out of range for axis {axis} of size {dim}"),
+        ));
     }
     let elem = x.dtype().size_in_bytes();
     let outer = numel(&x.shape()[..axis]);
@@ -38,11 +41,19 @@ pub(crate) fn gather(x: &Array, idx: &Array, axis: usize, shape: &[usize]) -> Re
 }
 
 /// `target` with `update` written at the run-time `offset` along `axis`.
-pub(crate) fn slice_update(target: Array, update: &Array, offset: &Array, axis: usize) -> Result<Array> {
+pub(crate) fn slice_update(
+    target: Array,
+    update: &Array,
+    offset: &Array,
+    axis: usize,
+) -> Result<Array> {
     let off = indices_of(offset)[0];
     let (dim, len) = (target.shape()[axis], update.shape()[axis]);
     if off < 0 || off as usize + len > dim {
-        return Err(invalid("slice_update", format!("offset {off} + update length {len} exceeds axis {axis} of size {dim}")));
+        return Err(invalid(
+            "slice_update",
+            format!("offset {off} + update length {len} exceeds axis {axis} of size {dim}"),
+        ));
     }
     let shape = target.shape().to_vec();
     let mut out = match target.donate(&shape, update.dtype()) {
@@ -55,6 +66,14 @@ pub(crate) fn slice_update(target: Array, update: &Array, offset: &Array, axis: 
     };
     let ds = contiguous_strides(&shape);
     let us = contiguous_strides(update.shape());
-    super::layout::strided_copy(update, 0, &us, update.shape(), out.bytes_mut().unwrap(), off as usize * ds[axis], &ds);
+    super::layout::strided_copy(
+        update,
+        0,
+        &us,
+        update.shape(),
+        out.bytes_mut().unwrap(),
+        off as usize * ds[axis],
+        &ds,
+    );
     Ok(out)
 }

@@ -20,10 +20,42 @@ pub(crate) fn strided_copy(
 ) {
     let elem = src.dtype().size_in_bytes();
     match elem {
-        1 => copy_typed::<u8>(src.bytes(), offset, strides, shape, dst, dst_offset, dst_strides),
-        2 => copy_typed::<u16>(src.bytes(), offset, strides, shape, dst, dst_offset, dst_strides),
-        4 => copy_typed::<u32>(src.bytes(), offset, strides, shape, dst, dst_offset, dst_strides),
-        8 => copy_typed::<u64>(src.bytes(), offset, strides, shape, dst, dst_offset, dst_strides),
+        1 => copy_typed::<u8>(
+            src.bytes(),
+            offset,
+            strides,
+            shape,
+            dst,
+            dst_offset,
+            dst_strides,
+        ),
+        2 => copy_typed::<u16>(
+            src.bytes(),
+            offset,
+            strides,
+            shape,
+            dst,
+            dst_offset,
+            dst_strides,
+        ),
+        4 => copy_typed::<u32>(
+            src.bytes(),
+            offset,
+            strides,
+            shape,
+            dst,
+            dst_offset,
+            dst_strides,
+        ),
+        8 => copy_typed::<u64>(
+            src.bytes(),
+            offset,
+            strides,
+            shape,
+            dst,
+            dst_offset,
+            dst_strides,
+        ),
         _ => unreachable!("element size {elem}"),
     }
 }
@@ -121,7 +153,15 @@ pub(crate) fn concat(inputs: &[Array], axis: usize, shape: &[usize], dtype: DTyp
     let mut at = 0;
     let bytes = out.bytes_mut().unwrap();
     for x in inputs {
-        strided_copy(x, 0, &contiguous_strides(x.shape()), x.shape(), bytes, at * ds[axis], &ds);
+        strided_copy(
+            x,
+            0,
+            &contiguous_strides(x.shape()),
+            x.shape(),
+            bytes,
+            at * ds[axis],
+            &ds,
+        );
         at += x.shape()[axis];
     }
     out
@@ -132,6 +172,14 @@ pub(crate) fn pad(x: &Array, pads: &[(usize, usize)], value: f64, shape: &[usize
     let mut out = super::creation::full(shape, value, x.dtype());
     let ds = contiguous_strides(shape);
     let off = pads.iter().zip(&ds).map(|((b, _), s)| b * s).sum();
-    strided_copy(x, 0, &contiguous_strides(x.shape()), x.shape(), out.bytes_mut().unwrap(), off, &ds);
+    strided_copy(
+        x,
+        0,
+        &contiguous_strides(x.shape()),
+        x.shape(),
+        out.bytes_mut().unwrap(),
+        off,
+        &ds,
+    );
     out
 }

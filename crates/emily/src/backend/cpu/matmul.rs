@@ -24,7 +24,14 @@ impl<T> Ptr<T> {
 }
 
 /// `a @ b` with output `shape` (…, m, n).
-pub(crate) fn matmul(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize], dtype: DType) -> Array {
+pub(crate) fn matmul(
+    a: &Array,
+    b: &Array,
+    ta: bool,
+    tb: bool,
+    shape: &[usize],
+    dtype: DType,
+) -> Array {
     match dtype {
         DType::F32 => typed::<f32>(a, b, ta, tb, shape, dtype),
         DType::F64 => typed::<f64>(a, b, ta, tb, shape, dtype),
@@ -37,19 +44,38 @@ pub(crate) fn matmul(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize], 
     }
 }
 
-fn typed<T: crate::Element + Copy + 'static>(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize], dtype: DType) -> Array {
+fn typed<T: crate::Element + Copy + 'static>(
+    a: &Array,
+    b: &Array,
+    ta: bool,
+    tb: bool,
+    shape: &[usize],
+    dtype: DType,
+) -> Array {
     let r = shape.len();
     let (m, n) = (shape[r - 2], shape[r - 1]);
     let (ar, br) = (a.shape().len(), b.shape().len());
-    let k = if ta { a.shape()[ar - 2] } else { a.shape()[ar - 1] };
+    let k = if ta {
+        a.shape()[ar - 2]
+    } else {
+        a.shape()[ar - 1]
+    };
     let batch = &shape[..r - 2];
     let nb = numel(batch);
     // Batch strides in units of whole matrices.
     let a_bs = broadcast_strides(&a.shape()[..ar - 2], batch);
     let b_bs = broadcast_strides(&b.shape()[..br - 2], batch);
     let (a_mat, b_mat) = (m * k, k * n);
-    let (a_rs, a_cs) = if ta { (1isize, m as isize) } else { (k as isize, 1isize) };
-    let (b_rs, b_cs) = if tb { (1isize, k as isize) } else { (n as isize, 1isize) };
+    let (a_rs, a_cs) = if ta {
+        (1isize, m as isize)
+    } else {
+        (k as isize, 1isize)
+    };
+    let (b_rs, b_cs) = if tb {
+        (1isize, k as isize)
+    } else {
+        (n as isize, 1isize)
+    };
     let mut out = Array::uninit(shape, dtype);
     if nb == 0 || m == 0 || n == 0 {
         return out;
@@ -73,12 +99,25 @@ fn typed<T: crate::Element + Copy + 'static>(a: &Array, b: &Array, ta: bool, tb:
         // SAFETY: offsets and strides stay inside a, b and out (shapes were validated).
         unsafe {
             gemm::gemm(
-                m, n, k,
-                op.get().add(i * m * n), 1, n as isize, false,
-                ap.get().add(ao), a_cs, a_rs,
-                bp.get().add(bo), b_cs, b_rs,
-                T::from_f64(0.0), T::from_f64(1.0),
-                false, false, false, par,
+                m,
+                n,
+                k,
+                op.get().add(i * m * n),
+                1,
+                n as isize,
+                false,
+                ap.get().add(ao),
+                a_cs,
+                a_rs,
+                bp.get().add(bo),
+                b_cs,
+                b_rs,
+                T::from_f64(0.0),
+                T::from_f64(1.0),
+                false,
+                false,
+                false,
+                par,
             )
         }
     };
@@ -88,9 +127,15 @@ fn typed<T: crate::Element + Copy + 'static>(a: &Array, b: &Array, ta: bool, tb:
             out_zero::<T>(op.get(), nb * m * n);
         } else if nb > 1 && m * n * k < SMALL_GEMM && threads > 1 {
             use rayon::prelude::*;
-            (0..nb).into_par_iter().for_each(|i| one(i, Parallelism::None));
+            (0..nb)
+                .into_par_iter()
+                .for_each(|i| one(i, Parallelism::None));
         } else {
-            let par = if m * n * k < (1 << 15) || threads == 1 { Parallelism::None } else { Parallelism::Rayon(threads) };
+            let par = if m * n * k < (1 << 15) || threads == 1 {
+                Parallelism::None
+            } else {
+                Parallelism::Rayon(threads)
+            };
             for i in 0..nb {
                 one(i, par);
             }

@@ -23,7 +23,13 @@ pub struct CpuBackend;
 /// A one-instruction program over `inputs` (how eager elementwise ops run).
 fn single(instr: FusedInstr, inputs: &[Array]) -> FusedProgram {
     FusedProgram {
-        inputs: inputs.iter().map(|a| FusedInput { shape: a.shape().to_vec(), dtype: a.dtype() }).collect(),
+        inputs: inputs
+            .iter()
+            .map(|a| FusedInput {
+                shape: a.shape().to_vec(),
+                dtype: a.dtype(),
+            })
+            .collect(),
         instrs: vec![instr],
         num_regs: 1,
         output: Operand::Reg(0),
@@ -35,7 +41,14 @@ pub(crate) fn convert(a: &Array, dtype: DType) -> Array {
     if a.dtype() == dtype {
         return a.clone();
     }
-    let prog = single(FusedInstr::Cast { src: Operand::Input(0), dst: 0, dtype }, std::slice::from_ref(a));
+    let prog = single(
+        FusedInstr::Cast {
+            src: Operand::Input(0),
+            dst: 0,
+            dtype,
+        },
+        std::slice::from_ref(a),
+    );
     fused::run(&prog, vec![a.clone()], a.shape(), dtype)
 }
 
@@ -46,19 +59,39 @@ impl Backend for CpuBackend {
             Op::Full { value } => creation::full(shape, *value, dtype),
             Op::Iota { axis } => creation::iota(shape, *axis, dtype),
             Op::Unary(u) => {
-                let p = single(FusedInstr::Unary { op: *u, src: Operand::Input(0), dst: 0, dtype }, &inputs);
+                let p = single(
+                    FusedInstr::Unary {
+                        op: *u,
+                        src: Operand::Input(0),
+                        dst: 0,
+                        dtype,
+                    },
+                    &inputs,
+                );
                 fused::run(&p, inputs, shape, dtype)
             }
             Op::Binary(b) => {
                 let p = single(
-                    FusedInstr::Binary { op: *b, a: Operand::Input(0), b: Operand::Input(1), dst: 0, dtype },
+                    FusedInstr::Binary {
+                        op: *b,
+                        a: Operand::Input(0),
+                        b: Operand::Input(1),
+                        dst: 0,
+                        dtype,
+                    },
                     &inputs,
                 );
                 fused::run(&p, inputs, shape, dtype)
             }
             Op::Where => {
                 let p = single(
-                    FusedInstr::Where { cond: Operand::Input(0), a: Operand::Input(1), b: Operand::Input(2), dst: 0, dtype },
+                    FusedInstr::Where {
+                        cond: Operand::Input(0),
+                        a: Operand::Input(1),
+                        b: Operand::Input(2),
+                        dst: 0,
+                        dtype,
+                    },
                     &inputs,
                 );
                 fused::run(&p, inputs, shape, dtype)
@@ -67,12 +100,27 @@ impl Backend for CpuBackend {
             Op::Fused(p) => fused::run(p, inputs, shape, dtype),
             Op::Reduce { op, axes, .. } => reduce::reduce(x(), *op, axes, shape, dtype),
             Op::Softmax { axis } => reduce::softmax(x(), *axis, dtype),
-            Op::Matmul { transpose_a, transpose_b } => {
-                matmul::matmul(x(), &inputs[1], *transpose_a, *transpose_b, shape, dtype)
-            }
-            Op::Conv1d { stride, padding, dilation, groups } => {
-                conv::conv1d(x(), &inputs[1], *stride, *padding, *dilation, *groups, shape, dtype)
-            }
+            Op::Matmul {
+                transpose_a,
+                transpose_b,
+            } => matmul::matmul(x(), &inputs[1], *transpose_a, *transpose_b, shape, dtype),
+            Op::Conv1d {
+                stride,
+                padding,
+                dilation,
+                groups,
+            } => conv::conv1d(
+                x(),
+                &inputs[1],
+                conv::ConvParams {
+                    stride: *stride,
+                    padding: *padding,
+                    dilation: *dilation,
+                    groups: *groups,
+                },
+                shape,
+                dtype,
+            ),
             Op::Reshape => x().reshaped(shape),
             Op::Permute { perm } => layout::permute(x(), perm, shape),
             Op::Broadcast => layout::broadcast(x(), shape),
@@ -89,7 +137,11 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn supports_fast(&self, op: &FastOp, inputs: &[(&[usize], DType)]) -> std::result::Result<(), String> {
+    fn supports_fast(
+        &self,
+        op: &FastOp,
+        inputs: &[(&[usize], DType)],
+    ) -> std::result::Result<(), String> {
         fast::supports(op, inputs)
     }
 }

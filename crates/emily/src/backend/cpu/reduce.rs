@@ -17,7 +17,13 @@ fn compute_type(dtype: DType) -> DType {
 }
 
 /// Reduces `x` over the sorted `axes`.
-pub(crate) fn reduce(x: &Array, op: Reduction, axes: &[usize], shape: &[usize], dtype: DType) -> Array {
+pub(crate) fn reduce(
+    x: &Array,
+    op: Reduction,
+    axes: &[usize],
+    shape: &[usize],
+    dtype: DType,
+) -> Array {
     let cdt = compute_type(x.dtype());
     let mut cur = convert(x, cdt);
     let mut cur_shape = x.shape().to_vec();
@@ -72,8 +78,16 @@ pub(crate) fn reduce(x: &Array, op: Reduction, axes: &[usize], shape: &[usize], 
         let count: usize = axes.iter().map(|&a| x.shape()[a]).product();
         let scale = 1.0 / count.max(1) as f64;
         match cdt {
-            DType::F32 => cur.as_mut_slice::<f32>().unwrap().iter_mut().for_each(|v| *v *= scale as f32),
-            _ => cur.as_mut_slice::<f64>().unwrap().iter_mut().for_each(|v| *v *= scale),
+            DType::F32 => cur
+                .as_mut_slice::<f32>()
+                .unwrap()
+                .iter_mut()
+                .for_each(|v| *v *= scale as f32),
+            _ => cur
+                .as_mut_slice::<f64>()
+                .unwrap()
+                .iter_mut()
+                .for_each(|v| *v *= scale),
         }
     }
     convert(&cur.reshaped(shape), dtype)
@@ -96,8 +110,18 @@ pub(crate) fn softmax(x: &Array, axis: usize, dtype: DType) -> Array {
     let rows = xc.numel() / cols;
     let mut out = Array::uninit(x.shape(), cdt);
     match cdt {
-        DType::F32 => softmax::softmax_last_axis_f32(xc.as_slice::<f32>(), rows, cols, out.as_mut_slice::<f32>().unwrap()),
-        _ => softmax::softmax_last_axis_f64(xc.as_slice::<f64>(), rows, cols, out.as_mut_slice::<f64>().unwrap()),
+        DType::F32 => softmax::softmax_last_axis_f32(
+            xc.as_slice::<f32>(),
+            rows,
+            cols,
+            out.as_mut_slice::<f32>().unwrap(),
+        ),
+        _ => softmax::softmax_last_axis_f64(
+            xc.as_slice::<f64>(),
+            rows,
+            cols,
+            out.as_mut_slice::<f64>().unwrap(),
+        ),
     }
     convert(&out, dtype)
 }
