@@ -54,8 +54,8 @@ fn shape_str(s: &[Option<usize>]) -> String {
 }
 
 impl fmt::Display for Model {
-    /// A table of nodes (index, name, op label, inputs, output shape where
-    /// known — `?` for free dims —, parameter count), the outputs, and the
+    /// A table of nodes (index, name, op label, output shape where known —
+    /// `?` for free dims —, parameter count, inputs), the outputs, and the
     /// op frequencies.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let specs = self.param_specs();
@@ -88,13 +88,13 @@ impl fmt::Display for Model {
                     i.to_string(),
                     n.name().to_string(),
                     n.label().to_string(),
-                    inputs,
                     shape,
                     grouped(params),
+                    inputs,
                 ]
             })
             .collect();
-        let header = ["#", "node", "op", "inputs", "shape", "params"];
+        let header = ["#", "node", "op", "shape", "params", "inputs"];
         let mut width = header.map(str::len);
         for r in &rows {
             for (w, c) in width.iter_mut().zip(r) {
@@ -104,7 +104,7 @@ impl fmt::Display for Model {
         let line = |f: &mut fmt::Formatter<'_>, r: &[String; 6]| {
             writeln!(
                 f,
-                "  {:>w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {:>w5$}",
+                "  {:>w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}  {}",
                 r[0],
                 r[1],
                 r[2],
@@ -115,8 +115,7 @@ impl fmt::Display for Model {
                 w1 = width[1],
                 w2 = width[2],
                 w3 = width[3],
-                w4 = width[4],
-                w5 = width[5]
+                w4 = width[4]
             )
         };
         line(f, &header.map(String::from))?;
