@@ -8,6 +8,7 @@
 //! a size threshold ([`parallel`]).
 
 pub mod binary;
+pub mod cast;
 pub mod fast;
 pub mod math;
 pub mod parallel;

@@ -52,21 +52,6 @@ pub fn ulp_err(got: f32, want: f64) -> f64 {
     (got as f64 - want).abs() / ulp_at(want)
 }
 
-/// Relative error with an absolute floor, NaN/inf-aware as [`ulp_err`].
-pub fn rel_err(got: f64, want: f64, floor: f64) -> f64 {
-    if want.is_nan() || got.is_nan() {
-        return if want.is_nan() && got.is_nan() {
-            0.0
-        } else {
-            f64::INFINITY
-        };
-    }
-    if want.is_infinite() || got.is_infinite() {
-        return if got == want { 0.0 } else { f64::INFINITY };
-    }
-    (got - want).abs() / want.abs().max(floor)
-}
-
 /// Asserts every `got[i]` is within `tol` of `want[i]` under `err`, naming the
 /// worst element on failure.
 pub fn assert_close<T: Copy + std::fmt::Debug>(
