@@ -181,6 +181,9 @@ impl Tensor {
 
     /// The materialised array (evaluating first).
     pub fn array(&self) -> Result<Array> {
+        if let State::Ready(a) = &*self.state() {
+            return Ok(a.clone());
+        }
         crate::eval::eval(&[self])?;
         match &*self.state() {
             State::Ready(a) => Ok(a.clone()),

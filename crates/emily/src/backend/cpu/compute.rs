@@ -5,7 +5,6 @@
 //! get if it were stored, so fused programs match op-by-op evaluation exactly.
 
 use emily_kernels::{binary, unary};
-use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 use crate::ops::{BinaryOp, UnaryOp};
@@ -58,8 +57,8 @@ impl Compute for f32 {
         let one = src.len() == dtype.size_in_bytes() && dst.len() != 1;
         match dtype {
             DType::F32 => load_as!(src, dst, f32, |x| x),
-            DType::F16 if !one => bytemuck::cast_slice::<u8, f16>(src).convert_to_f32_slice(dst),
-            DType::BF16 if !one => bytemuck::cast_slice::<u8, bf16>(src).convert_to_f32_slice(dst),
+            DType::F16 if !one => emily_kernels::cast::f16_to_f32(bytemuck::cast_slice(src), dst),
+            DType::BF16 if !one => emily_kernels::cast::bf16_to_f32(bytemuck::cast_slice(src), dst),
             DType::F16 => load_as!(src, dst, f16, |x: f16| x.to_f32()),
             DType::BF16 => load_as!(src, dst, bf16, |x: bf16| x.to_f32()),
             DType::F64 => load_as!(src, dst, f64, |x: f64| x as f32),
@@ -76,8 +75,8 @@ impl Compute for f32 {
     fn store(src: &[f32], dst: &mut [u8], dtype: DType) {
         match dtype {
             DType::F32 => bytemuck::cast_slice_mut::<u8, f32>(dst).copy_from_slice(src),
-            DType::F16 => bytemuck::cast_slice_mut::<u8, f16>(dst).convert_from_f32_slice(src),
-            DType::BF16 => bytemuck::cast_slice_mut::<u8, bf16>(dst).convert_from_f32_slice(src),
+            DType::F16 => emily_kernels::cast::f32_to_f16(src, bytemuck::cast_slice_mut(dst)),
+            DType::BF16 => emily_kernels::cast::f32_to_bf16(src, bytemuck::cast_slice_mut(dst)),
             DType::F64 => store_as!(src, dst, f64, |x: f32| x as f64),
             DType::I32 => store_as!(src, dst, i32, |x: f32| x as i32),
             DType::I64 => store_as!(src, dst, i64, |x: f32| x as i64),

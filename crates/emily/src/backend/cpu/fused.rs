@@ -120,8 +120,10 @@ fn run_typed<C: Compute>(
     let units = rows * per_row;
     let cost = CHUNK.min(inner) * (prog.instrs.len() + 1);
     parallel::for_each_range(units, cost, |start, end| {
-        let mut regs: Vec<Vec<C>> = vec![vec![C::default(); CHUNK]; prog.num_regs];
+        let width = CHUNK.min(inner);
+        let mut regs: Vec<Vec<C>> = vec![vec![C::default(); width]; prog.num_regs];
         let mut loads: Vec<Vec<C>> = vec![Vec::new(); raws.all().len()];
+        let mut views: Vec<(usize, bool)> = Vec::with_capacity(raws.all().len());
         let mut idx = vec![0usize; outer_shape.len()];
         for u in start..end {
             let (row, c0) = (u / per_row, (u % per_row) * CHUNK);
@@ -137,7 +139,7 @@ fn run_typed<C: Compute>(
                 idx.iter().zip(s).map(|(i, st)| i * st).sum::<usize>() + c0 * s[s.len() - 1]
             };
             // Resolve inputs: (is_direct, element offset, broadcast).
-            let mut views: Vec<(usize, bool)> = Vec::with_capacity(raws.all().len());
+            views.clear();
             for (j, raw) in raws.all().iter().enumerate() {
                 let off = offset(j + 1);
                 let bcast = cstrides[j + 1][cstrides[j + 1].len() - 1] == 0;
