@@ -3,9 +3,43 @@
 //! accumulators) and a multiply-add that becomes one FMA instruction where the
 //! ISA has it.
 
-/// Independent accumulators per reduction: two AVX-512 vectors, enough to hide
-/// the add latency.
-pub(crate) const LANES: usize = 32;
+/// Independent accumulators per reduction: four AVX-512 vectors, enough to hide
+/// the add / FMA latency.
+pub(crate) const LANES: usize = 64;
+
+/// Like [`crate::simd_dispatch!`], but the body is generic over
+/// `const FMA: bool`, true in the versions compiled for an ISA with fused
+/// multiply-add (and on aarch64), so it can use [`fmadd`]. Private functions
+/// only.
+macro_rules! fma_dispatch {
+    ($(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<const FMA: bool>($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v4($($arg: $ty),*) { body::<true>($($arg),*) }
+                #[target_feature(enable = "avx2,fma,f16c")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v3($($arg: $ty),*) { body::<true>($($arg),*) }
+                match $crate::simd::isa() {
+                    // SAFETY: `isa()` reported these features present on this CPU.
+                    $crate::simd::Isa::Avx512 => return unsafe { v4($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::simd::Isa::Avx2 => return unsafe { v3($($arg),*) },
+                    $crate::simd::Isa::Baseline => {}
+                }
+            }
+            body::<{ cfg!(target_arch = "aarch64") }>($($arg),*)
+        }
+    };
+}
+pub(crate) use fma_dispatch;
 
 /// `a * b + c`, as a single fused instruction when `FMA` (the caller's ISA has
 /// FMA), else as a multiply and an add (`mul_add` without hardware FMA would be
@@ -38,13 +72,13 @@ pub(crate) fn sum(x: &[f32]) -> f32 {
 
 /// Sum of `x^2`, accumulated in [`LANES`] independent partial sums.
 #[inline(always)]
-pub(crate) fn sum_sq(x: &[f32]) -> f32 {
+pub(crate) fn sum_sq<const FMA: bool>(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder();
     for c in chunks {
         for l in 0..LANES {
-            acc[l] += c[l] * c[l];
+            acc[l] = fmadd::<FMA>(c[l], c[l], acc[l]);
         }
     }
     for (a, v) in acc.iter_mut().zip(tail) {
@@ -56,7 +90,7 @@ pub(crate) fn sum_sq(x: &[f32]) -> f32 {
 /// `(sum(x - shift), sum((x - shift)^2))`, each accumulated in [`LANES`]
 /// independent partial sums.
 #[inline(always)]
-pub(crate) fn sums_shifted(x: &[f32], shift: f32) -> (f32, f32) {
+pub(crate) fn sums_shifted<const FMA: bool>(x: &[f32], shift: f32) -> (f32, f32) {
     let mut acc = [0.0f32; LANES];
     let mut acc2 = [0.0f32; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -65,7 +99,7 @@ pub(crate) fn sums_shifted(x: &[f32], shift: f32) -> (f32, f32) {
         for l in 0..LANES {
             let d = c[l] - shift;
             acc[l] += d;
-            acc2[l] += d * d;
+            acc2[l] = fmadd::<FMA>(d, d, acc2[l]);
         }
     }
     for ((a, a2), v) in acc.iter_mut().zip(acc2.iter_mut()).zip(tail) {
@@ -76,15 +110,21 @@ pub(crate) fn sums_shifted(x: &[f32], shift: f32) -> (f32, f32) {
     (fold(acc), fold(acc2))
 }
 
-/// Pairwise sum of the lane accumulators.
+/// Pairwise sum of the lane accumulators (constant trip counts, so each
+/// halving step is a few vector adds).
 #[inline(always)]
-fn fold(mut acc: [f32; LANES]) -> f32 {
-    let mut n = LANES / 2;
-    while n > 0 {
-        for l in 0..n {
-            acc[l] += acc[l + n];
-        }
-        n /= 2;
+fn fold(acc: [f32; LANES]) -> f32 {
+    let mut a = [0.0f32; LANES / 2];
+    for l in 0..LANES / 2 {
+        a[l] = acc[l] + acc[l + LANES / 2];
     }
-    acc[0]
+    let mut b = [0.0f32; LANES / 4];
+    for l in 0..LANES / 4 {
+        b[l] = a[l] + a[l + LANES / 4];
+    }
+    let mut c = [0.0f32; LANES / 8];
+    for l in 0..LANES / 8 {
+        c[l] = b[l] + b[l + LANES / 8];
+    }
+    c.iter().sum()
 }

@@ -11,7 +11,8 @@
 
 use half::{bf16, f16};
 
-use super::{lanes, stream, widen};
+use super::lanes::{self, fma_dispatch, fmadd};
+use super::{stream, widen};
 use crate::parallel;
 
 /// LayerNorm of each length-`cols` row of `x` into `out`:
@@ -130,10 +131,10 @@ fn check(x_len: usize, w_len: Option<usize>, b_len: Option<usize>, cols: usize, 
 /// the plain first-pass estimate, `c` its correction) and the variance comes
 /// from the corrected two-pass formula.
 #[inline(always)]
-fn moments(row: &[f32], eps: f32) -> (f32, f32, f32) {
+fn moments<const FMA: bool>(row: &[f32], eps: f32) -> (f32, f32, f32) {
     let n = row.len() as f32;
     let m = lanes::sum(row) / n;
-    let (s1, s2) = lanes::sums_shifted(row, m);
+    let (s1, s2) = lanes::sums_shifted::<FMA>(row, m);
     let c = s1 / n;
     let var = (s2 / n - c * c).max(0.0);
     (m, c, 1.0 / (var + eps).sqrt())
@@ -141,7 +142,7 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32, f32) {
 
 /// Writes `((src - m) - c) * inv * weight + bias` into `dst`.
 #[inline(always)]
-fn affine(
+fn affine<const FMA: bool>(
     src: &[f32],
     (m, c, inv): (f32, f32, f32),
     weight: Option<&[f32]>,
@@ -151,7 +152,7 @@ fn affine(
     match (weight, bias) {
         (Some(w), Some(b)) => {
             for (((o, v), w), b) in dst.iter_mut().zip(src).zip(w).zip(b) {
-                *o = ((*v - m) - c) * inv * *w + *b;
+                *o = fmadd::<FMA>(((*v - m) - c) * inv, *w, *b);
             }
         }
         (Some(w), None) => {
@@ -172,7 +173,7 @@ fn affine(
     }
 }
 
-crate::simd_dispatch! {
+fma_dispatch! {
     /// Normalises the whole rows of `x` into `out` (same length, multiple of `cols`).
     fn ln_rows(
         x: &[f32],
@@ -183,15 +184,15 @@ crate::simd_dispatch! {
         out: &mut [f32],
     ) {
         for (src, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-            affine(src, moments(src, eps), weight, bias, dst);
+            affine::<FMA>(src, moments::<FMA>(src, eps), weight, bias, dst);
         }
     }
 }
 
-crate::simd_dispatch! {
+fma_dispatch! {
     /// Normalises one `f32` row in place (the f16/bf16 paths).
     fn ln_row_inplace(row: &mut [f32], weight: Option<&[f32]>, bias: Option<&[f32]>, eps: f32) {
-        let stats = moments(row, eps);
+        let stats = moments::<FMA>(row, eps);
         let n = row.len();
         // `affine` reads and writes disjoint slices; go through a small stack
         // buffer so the in-place update stays vectorised.
@@ -201,7 +202,7 @@ crate::simd_dispatch! {
             let end = (start + buf.len()).min(n);
             let chunk = &mut buf[..end - start];
             chunk.copy_from_slice(&row[start..end]);
-            affine(
+            affine::<FMA>(
                 chunk,
                 stats,
                 weight.map(|w| &w[start..end]),

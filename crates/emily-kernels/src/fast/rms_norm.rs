@@ -6,7 +6,8 @@
 
 use half::{bf16, f16};
 
-use super::{lanes, stream, widen};
+use super::lanes::{self, fma_dispatch};
+use super::{stream, widen};
 use crate::parallel;
 
 /// RMSNorm of each length-`cols` row of `x` into `out`:
@@ -79,15 +80,15 @@ fn check(x_len: usize, w_len: Option<usize>, cols: usize, out_len: usize) {
 
 /// `1 / sqrt(mean(x^2) + eps)` of one row.
 #[inline(always)]
-fn inv_rms(row: &[f32], eps: f32) -> f32 {
-    1.0 / (lanes::sum_sq(row) / row.len() as f32 + eps).sqrt()
+fn inv_rms<const FMA: bool>(row: &[f32], eps: f32) -> f32 {
+    1.0 / (lanes::sum_sq::<FMA>(row) / row.len() as f32 + eps).sqrt()
 }
 
-crate::simd_dispatch! {
+fma_dispatch! {
     /// Normalises the whole rows of `x` into `out` (same length, multiple of `cols`).
     fn rms_rows(x: &[f32], weight: Option<&[f32]>, eps: f32, cols: usize, out: &mut [f32]) {
         for (src, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-            let inv = inv_rms(src, eps);
+            let inv = inv_rms::<FMA>(src, eps);
             match weight {
                 Some(w) => {
                     for ((o, v), w) in dst.iter_mut().zip(src).zip(w) {
@@ -104,10 +105,10 @@ crate::simd_dispatch! {
     }
 }
 
-crate::simd_dispatch! {
+fma_dispatch! {
     /// Normalises one `f32` row in place (the f16/bf16 paths).
     fn rms_row_inplace(row: &mut [f32], weight: Option<&[f32]>, eps: f32) {
-        let inv = inv_rms(row, eps);
+        let inv = inv_rms::<FMA>(row, eps);
         match weight {
             Some(w) => {
                 for (v, w) in row.iter_mut().zip(w) {

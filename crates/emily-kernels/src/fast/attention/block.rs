@@ -211,7 +211,10 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
     let (ldk, ldv) = (p.k_strides.seq, p.v_strides.seq);
     let mut j0 = 0;
     while j0 < kv_len && j0 as isize <= last_limit {
-        let keys = plan.key_tile.min(kv_len - j0);
+        let keys = plan
+            .key_tile
+            .min(kv_len - j0)
+            .min((last_limit + 1 - j0 as isize) as usize); // causal frontier of the block
         let st = s.st.as_mut_ptr();
         for rc in (0..lanes).step_by(nr) {
             for kg in (0..keys).step_by(mr) {

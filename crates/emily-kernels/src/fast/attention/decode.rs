@@ -33,7 +33,9 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
     let (ldk, ldv) = (p.k_strides.seq, p.v_strides.seq);
     let mut j0 = 0;
     while j0 < kv_len && j0 as isize <= last_limit {
-        let keys = tile.min(kv_len - j0);
+        let keys = tile
+            .min(kv_len - j0)
+            .min((last_limit + 1 - j0 as isize) as usize); // causal frontier of the block
         let (k_ptr, v_ptr) = (k_base.add(j0 * ldk), v_base.add(j0 * ldv));
         let st = s.st.as_mut_ptr();
         for r0 in (0..rows).step_by(GROUP) {
