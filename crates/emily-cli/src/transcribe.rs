@@ -80,6 +80,9 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
                 tm.decoder.as_secs_f64() * 1e3,
                 tm.decoder_steps
             );
+            for (op, secs, runs) in emily::telemetry::take_op_profile().iter().take(12) {
+                eprintln!("  {op:<32} {:>8.1} ms  {runs:>6} runs", secs * 1e3);
+            }
         }
     }
     Ok(())

@@ -97,7 +97,7 @@ fn run_node(t: &Tensor) -> Result<()> {
 
 /// The array of a ready input; moved out of the node when this handle is the
 /// last one, so the kernel may reuse its buffer.
-fn take_ready(t: Tensor) -> Result<Array> {
+pub(crate) fn take_ready(t: Tensor) -> Result<Array> {
     match std::sync::Arc::try_unwrap(t.0) {
         Ok(mut node) => match std::mem::replace(
             node.state.get_mut().unwrap_or_else(|e| e.into_inner()),

@@ -79,3 +79,47 @@ pub fn counters() -> Counters {
         compile_misses: COMPILE_MISSES.load(Ordering::Relaxed),
     }
 }
+
+static PROFILE: AtomicU8 = AtomicU8::new(2); // 0 off, 1 on, 2 read env
+
+/// Whether per-op kernel timing is on (`EMILY_PROFILE=1` or [`set_profiling`]).
+pub fn profiling() -> bool {
+    match PROFILE.load(Ordering::Relaxed) {
+        0 => false,
+        1 => true,
+        _ => {
+            let on = std::env::var("EMILY_PROFILE").is_ok_and(|v| v == "1");
+            PROFILE.store(on as u8, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns per-op kernel timing on or off.
+pub fn set_profiling(on: bool) {
+    PROFILE.store(on as u8, Ordering::Relaxed);
+}
+
+static OP_TIMES: std::sync::Mutex<Vec<(&'static str, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds one kernel run of `op` taking `nanos` to the profile.
+pub(crate) fn record_op(op: &'static str, nanos: u64) {
+    let mut t = OP_TIMES.lock().unwrap();
+    match t.iter_mut().find(|e| e.0 == op) {
+        Some(e) => {
+            e.1 += nanos;
+            e.2 += 1;
+        }
+        None => t.push((op, nanos, 1)),
+    }
+}
+
+/// Per-op totals since the last call: (op, total seconds, runs), slowest first.
+pub fn take_op_profile() -> Vec<(&'static str, f64, u64)> {
+    let mut t: Vec<_> = std::mem::take(&mut *OP_TIMES.lock().unwrap())
+        .into_iter()
+        .map(|(op, ns, n)| (op, ns as f64 * 1e-9, n))
+        .collect();
+    t.sort_by(|a, b| b.1.total_cmp(&a.1));
+    t
+}

@@ -151,3 +151,17 @@ proptest! {
         prop_assert!(same, "compiled differs from eager");
     }
 }
+
+#[test]
+fn owned_arguments_are_updated_in_place() {
+    let c = compile(|xs: &[Tensor]| Ok(vec![xs[0].slice_update(&xs[1], &xs[2], 0)?]));
+    let cache = Tensor::zeros(&[64, 4], DType::F32).eval().unwrap();
+    let upd = Tensor::ones(&[1, 4], DType::F32);
+    let off = Tensor::from_slice(&[5i64], &[1]).unwrap();
+    // Warm the plan, then check the buffer identity survives a call.
+    let cache = c.call_owned(vec![cache, upd.clone(), off.clone()]).unwrap().remove(0);
+    let before = cache.array().unwrap().buffer_id();
+    let cache = c.call_owned(vec![cache, upd, off]).unwrap().remove(0);
+    assert_eq!(cache.array().unwrap().buffer_id(), before, "cache updated in place");
+    assert_eq!(cache.to_vec::<f32>().unwrap()[20..24], [1.0; 4]);
+}

@@ -386,8 +386,7 @@ impl Decoding {
         args.extend(std::mem::take(&mut self.caches));
         args.extend(self.cross.iter().cloned());
         let n = 2 * w.model.decoder.num_layers();
-        let mut out = w.step.call(&args)?;
-        drop(args);
+        let mut out = w.step.call_owned(args)?;
         self.caches = out.drain(1..1 + n).collect();
         self.offset += tokens.len();
         Ok(out[0].cast(DType::F32)?.to_vec::<f32>()?)

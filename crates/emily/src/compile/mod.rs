@@ -69,6 +69,13 @@ where
         self.plan(args)?.run(args)
     }
 
+    /// Like [`Compiled::call`], but takes the arguments by value so buffers
+    /// nobody else holds can be updated in place (a KV cache passed in and
+    /// returned).
+    pub fn call_owned(&self, args: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        self.plan(&args)?.run_owned(args)
+    }
+
     /// The plan for these arguments' signature (traced and built if new).
     pub fn plan(&self, args: &[Tensor]) -> Result<Arc<Plan>> {
         let sig: Signature = args

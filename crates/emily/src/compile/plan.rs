@@ -7,7 +7,7 @@ use super::graph::{Graph, Kind};
 use crate::backend;
 use crate::error::{invalid, Result};
 use crate::ops::Op;
-use crate::{Array, DType, Device, Tensor};
+use crate::{telemetry, Array, DType, Device, Tensor};
 
 struct Step {
     op: Op,
@@ -87,14 +87,37 @@ impl Plan {
 
     /// Runs the plan on `args` (evaluated first if pending).
     pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        let arrays = args.iter().map(|t| t.array()).collect::<Result<Vec<_>>>()?;
+        self.run_arrays(arrays)
+    }
+
+    /// Runs the plan taking ownership of `args`: an argument held by nobody
+    /// else hands its buffer to the plan, so e.g. a KV cache passed in and
+    /// returned updated is written in place instead of copied.
+    pub fn run_owned(&self, args: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let mut arrays = Vec::with_capacity(args.len());
+        for t in args {
+            t.array()?; // evaluate if pending
+            arrays.push(crate::eval::take_ready(t)?);
+        }
+        self.run_arrays(arrays)
+    }
+
+    fn run_arrays(&self, mut args: Vec<Array>) -> Result<Vec<Tensor>> {
         let be = backend::get(self.device);
         let mut vals: Vec<Option<Array>> = vec![None; self.num_values];
+        let mut uses = vec![0usize; args.len()];
+        for &(_, k) in &self.params {
+            uses[k] += 1;
+        }
         for &(i, k) in &self.params {
-            vals[i] = Some(args[k].array()?);
+            uses[k] -= 1;
+            vals[i] = Some(if uses[k] == 0 { std::mem::replace(&mut args[k], Array::uninit(&[0], DType::U8)) } else { args[k].clone() });
         }
         for (i, a) in &self.consts {
             vals[*i] = Some(a.clone());
         }
+        let profile = telemetry::profiling();
         for s in &self.steps {
             let mut ins = Vec::with_capacity(s.inputs.len());
             for (&j, &last) in s.inputs.iter().zip(&s.last) {
@@ -107,7 +130,14 @@ impl Plan {
                     invalid("compile", "plan read a value before it was computed")
                 })?);
             }
-            vals[s.out] = Some(be.execute(&s.op, ins, &s.shape, s.dtype)?);
+            vals[s.out] = Some(if profile {
+                let t = std::time::Instant::now();
+                let r = be.execute(&s.op, ins, &s.shape, s.dtype)?;
+                telemetry::record_op(s.op.name(), t.elapsed().as_nanos() as u64);
+                r
+            } else {
+                be.execute(&s.op, ins, &s.shape, s.dtype)?
+            });
         }
         self.outputs
             .iter()
