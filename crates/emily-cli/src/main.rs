@@ -37,6 +37,18 @@ enum Command {
         #[arg(value_enum, default_value = "all")]
         suite: bench::Suite,
     },
+    /// (internal) one Whisper benchmark configuration, run by `bench whisper`.
+    #[command(hide = true)]
+    BenchWhisperChild {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        audio: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        #[arg(long)]
+        composed: bool,
+    },
     /// Convert a CTranslate2 Whisper directory to the Hugging Face layout.
     Convert {
         /// CTranslate2 directory (model.bin, config.json, tokenizer.json).
@@ -71,6 +83,9 @@ fn main() -> Result<()> {
         Command::Transcribe(a) => transcribe::run(a, cli.verbose),
         Command::Demo(a) => demo::run(a),
         Command::Bench { suite } => bench::run(suite),
+        Command::BenchWhisperChild { model, audio, runs, composed } => {
+            bench::whisper::run_child(&model, &audio, runs, composed)
+        }
         Command::Convert { from, to } => {
             emily_models::hf::convert_ct2_to_hf(&from, &to)?;
             println!("wrote {}", to.display());

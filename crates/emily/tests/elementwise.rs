@@ -6,35 +6,9 @@ use common::*;
 use emily::ops::{BinaryOp, UnaryOp};
 use emily::{DType, Tensor};
 
-fn erf64(x: f64) -> f64 {
-    emily_kernels::math::erf_f64(x)
-}
-
+/// The f64 reference of every unary op (std math; erf from the kernels' f64 erf).
 fn unary_ref(op: UnaryOp, x: f64) -> f64 {
-    use UnaryOp::*;
-    match op {
-        Neg => -x,
-        Abs => x.abs(),
-        Exp => x.exp(),
-        Log => x.ln(),
-        Sqrt => x.sqrt(),
-        Rsqrt => 1.0 / x.sqrt(),
-        Recip => 1.0 / x,
-        Sin => x.sin(),
-        Cos => x.cos(),
-        Tanh => x.tanh(),
-        Erf => erf64(x),
-        GeluErf => 0.5 * x * (1.0 + erf64(x / std::f64::consts::SQRT_2)),
-        GeluTanh => {
-            0.5 * x
-                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
-        }
-        Silu => x / (1.0 + (-x).exp()),
-        Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        Relu => x.max(0.0),
-        Square => x * x,
-        _ => f64::NAN,
-    }
+    emily_kernels::unary::unary_scalar_f64(op, x)
 }
 
 const FLOAT_UNARY: [UnaryOp; 17] = [

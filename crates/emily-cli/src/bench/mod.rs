@@ -5,6 +5,7 @@ mod core;
 mod floor;
 mod kernels;
 mod timer;
+pub mod whisper;
 
 use anyhow::Result;
 
@@ -15,6 +16,8 @@ pub enum Suite {
     Core,
     /// Fused vs composed transformer kernels.
     Kernels,
+    /// Whisper transcription at 1 and 2 threads, composed vs fused, and peers.
+    Whisper,
     /// Everything.
     All,
 }
@@ -29,6 +32,7 @@ pub fn run(suite: Suite) -> Result<()> {
     match suite {
         Suite::Core => core::run(),
         Suite::Kernels => kernels::run(),
+        Suite::Whisper => whisper::run(&crate::default_model_dir(), std::path::Path::new("samples/jfk.wav"), 7),
         Suite::All => {
             core::run()?;
             kernels::run()
