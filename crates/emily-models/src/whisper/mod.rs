@@ -10,6 +10,7 @@ pub use checkpoint::{
 pub use dims::WhisperDims;
 
 pub mod decoding;
+pub mod graph;
 pub mod model;
 mod transcriber;
 

@@ -1,0 +1,103 @@
+//! One decoder step as an `emily-nn` graph: token embedding plus learned
+//! positions read at a run-time offset, pre-LN blocks of causal
+//! self-attention over a static-size KV cache, cross-attention over the
+//! window's precomputed keys and values, a GELU MLP, the final layer norm,
+//! and logits through the tied token embedding (`proj_out`).
+
+use emily::DType;
+use emily_nn::{
+    AttentionCoreOptions, AttentionOptions, DenseOptions, EmbeddingOptions, LayerNormOptions,
+    Model, ModelBuilder, PositionalEmbeddingOptions, Result,
+};
+
+use super::blocks::{mlp_block, projection_bias};
+use super::names::{cross_keys, cross_values, decoder_layer, INPUT_IDS, LOGITS, OFFSET};
+use crate::whisper::WhisperDims;
+
+/// The decoder step. Inputs: [`INPUT_IDS`] `(B, T)` i64, [`OFFSET`] `[1]`
+/// i64 (the position of the first token), and per layer the cross keys and
+/// values `(B, H, 1500, d/H)` named [`cross_keys`]/[`cross_values`]. Output
+/// [`LOGITS`] `(B, T, vocab)`. The self-attention nodes hold static caches of
+/// `n_text_ctx` positions as model state (`"{node}.key_cache"`,
+/// `"{node}.value_cache"`), written at the offset, so every step with the
+/// same `T` replays one compiled plan.
+pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
+    let (d, h) = (dims.d_model, dims.n_text_heads);
+    let hd = d / h;
+    let mut b = ModelBuilder::new();
+    let ids = b.input(INPUT_IDS, &[None, None], DType::I64)?;
+    let offset = b.input(OFFSET, &[Some(1)], DType::I64)?;
+    let x = b.embedding(
+        "model.decoder.embed_tokens",
+        &ids,
+        EmbeddingOptions::new(dims.n_vocab, d),
+    )?;
+    let mut x = b.positional_embedding(
+        "model.decoder.embed_positions",
+        &x,
+        Some(&offset),
+        PositionalEmbeddingOptions::learned(dims.n_text_ctx, d),
+    )?;
+    for i in 0..dims.n_text_layers {
+        let p = decoder_layer(i);
+        let n = b.layer_norm(
+            &format!("{p}.self_attn_layer_norm"),
+            &x,
+            LayerNormOptions::new(d),
+        )?;
+        let a = b.self_attention(
+            &format!("{p}.self_attn"),
+            &n,
+            None,
+            Some(&offset),
+            AttentionOptions::new(d, h)
+                .causal()
+                .cache(dims.n_text_ctx)
+                .bias(projection_bias()),
+        )?;
+        let x1 = b.add(&format!("{p}.self_attn_residual"), &x, &a)?;
+
+        let n = b.layer_norm(
+            &format!("{p}.encoder_attn_layer_norm"),
+            &x1,
+            LayerNormOptions::new(d),
+        )?;
+        let keys = b.input(&cross_keys(i), &[None, Some(h), None, Some(hd)], DType::F32)?;
+        let values = b.input(
+            &cross_values(i),
+            &[None, Some(h), None, Some(hd)],
+            DType::F32,
+        )?;
+        let q = b.dense(
+            &format!("{p}.encoder_attn.q_proj"),
+            &n,
+            DenseOptions::new(d, d),
+        )?;
+        let q = b.split_heads(&format!("{p}.encoder_attn.query_heads"), &q, h)?;
+        let a = b.attention_core(
+            &format!("{p}.encoder_attn.core"),
+            &q,
+            &keys,
+            &values,
+            None,
+            None,
+            AttentionCoreOptions::new(),
+        )?;
+        let a = b.merge_heads(&format!("{p}.encoder_attn.merge_heads"), &a)?;
+        let a = b.dense(
+            &format!("{p}.encoder_attn.out_proj"),
+            &a,
+            DenseOptions::new(d, d),
+        )?;
+        let x2 = b.add(&format!("{p}.encoder_attn_residual"), &x1, &a)?;
+        x = mlp_block(&mut b, &p, &x2, d, dims.ffn_dim)?;
+    }
+    let x = b.layer_norm("model.decoder.layer_norm", &x, LayerNormOptions::new(d))?;
+    let logits = b.dense(
+        LOGITS,
+        &x,
+        DenseOptions::new(d, dims.n_vocab).without_bias(),
+    )?;
+    b.output(&logits)?;
+    b.build()
+}

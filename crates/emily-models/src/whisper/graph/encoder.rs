@@ -1,0 +1,64 @@
+//! The audio encoder as an `emily-nn` graph: two GELU convolutions, learned
+//! (stored sinusoidal) positions, pre-LN self-attention blocks with GELU
+//! MLPs, and a final layer norm.
+
+use emily::DType;
+use emily_nn::{
+    AttentionOptions, Conv1dOptions, LayerNormOptions, Model, ModelBuilder,
+    PositionalEmbeddingOptions, Result,
+};
+
+use super::blocks::{mlp_block, projection_bias};
+use super::names::{encoder_layer, ENCODER_OUTPUT, INPUT_FEATURES};
+use crate::whisper::WhisperDims;
+
+/// The encoder: input [`INPUT_FEATURES`] `(B, n_mels, 2·n_audio_ctx)`,
+/// output [`ENCODER_OUTPUT`] `(B, n_audio_ctx, d)`.
+pub fn encoder_model(dims: &WhisperDims) -> Result<Model> {
+    let (d, ctx) = (dims.d_model, dims.n_audio_ctx);
+    let mut b = ModelBuilder::new();
+    let mel = b.input(
+        INPUT_FEATURES,
+        &[None, Some(dims.n_mels), Some(2 * ctx)],
+        DType::F32,
+    )?;
+    let x = b.conv1d(
+        "model.encoder.conv1",
+        &mel,
+        Conv1dOptions::new(dims.n_mels, d, 3).padding(1),
+    )?;
+    let x = b.gelu("model.encoder.conv1_gelu", &x)?;
+    let x = b.conv1d(
+        "model.encoder.conv2",
+        &x,
+        Conv1dOptions::new(d, d, 3).stride(2).padding(1),
+    )?;
+    let x = b.gelu("model.encoder.conv2_gelu", &x)?;
+    let x = b.transpose("model.encoder.time_major", &x, &[0, 2, 1])?;
+    let mut x = b.positional_embedding(
+        "model.encoder.embed_positions",
+        &x,
+        None,
+        PositionalEmbeddingOptions::learned(ctx, d),
+    )?;
+    for i in 0..dims.n_audio_layers {
+        let p = encoder_layer(i);
+        let h = b.layer_norm(
+            &format!("{p}.self_attn_layer_norm"),
+            &x,
+            LayerNormOptions::new(d),
+        )?;
+        let a = b.self_attention(
+            &format!("{p}.self_attn"),
+            &h,
+            None,
+            None,
+            AttentionOptions::new(d, dims.n_audio_heads).bias(projection_bias()),
+        )?;
+        let x1 = b.add(&format!("{p}.self_attn_residual"), &x, &a)?;
+        x = mlp_block(&mut b, &p, &x1, d, dims.ffn_dim)?;
+    }
+    let y = b.layer_norm(ENCODER_OUTPUT, &x, LayerNormOptions::new(d))?;
+    b.output(&y)?;
+    b.build()
+}

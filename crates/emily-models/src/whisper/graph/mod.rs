@@ -1,0 +1,247 @@
+//! Whisper as `emily-nn` graphs: the encoder, the decoder's cross-attention
+//! K/V projections (once per window) and the decoder step (static KV caches,
+//! offset, tied-embedding logits), all on one [`ParamStore`] keyed by Hugging
+//! Face names.
+//!
+//! [`WhisperGraph::new`] builds the composed graphs (norms and attention
+//! written from primitive ops); [`WhisperGraph::with_fast_kernels`] rewrites
+//! them with [`emily_nn::fast_kernels::apply`] — same nodes, edges and
+//! parameters, fused implementations — and serves them from the same store.
+
+mod blocks;
+mod cross_kv;
+mod decoder;
+mod encoder;
+pub mod names;
+mod params;
+mod state;
+
+pub use cross_kv::cross_kv_model;
+pub use decoder::decoder_step_model;
+pub use encoder::encoder_model;
+pub use params::{checkpoint_name, param_store, TIED_OUTPUT, TOKEN_EMBEDDING};
+pub use state::GraphDecoderState;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use emily::{DType, Tensor};
+use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
+
+use super::{WhisperCheckpoint, WhisperDims};
+use crate::weights::WeightsError;
+use names::{cross_keys, cross_values, ENCODER_HIDDEN_STATES, INPUT_FEATURES, INPUT_IDS, OFFSET};
+
+/// Errors of the Whisper graphs; each names the node, tensor or input.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// Building or running a graph.
+    #[error(transparent)]
+    Nn(#[from] emily_nn::Error),
+    /// A tensor op outside the graphs.
+    #[error(transparent)]
+    Tensor(#[from] emily::Error),
+    /// A checkpoint tensor is missing or misshapen.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// An input of the wrong shape.
+    #[error("whisper graph: {0}")]
+    Input(String),
+}
+
+/// One `emily-nn` model, compiled over the shared store.
+struct Served {
+    model: Model,
+    forward: Forward,
+}
+
+impl Served {
+    fn new(model: Model, params: &ParamStore) -> Result<Served, GraphError> {
+        let forward = model.build(params, Mode::Inference)?;
+        Ok(Served { model, forward })
+    }
+}
+
+/// Whisper's encoder, cross-K/V and decoder-step graphs with their shared
+/// parameter store and compiled forwards. Cheap to share across threads.
+pub struct WhisperGraph {
+    dims: WhisperDims,
+    params: ParamStore,
+    encoder: Served,
+    cross_kv: Served,
+    decoder: Served,
+    fast: Option<Vec<Report>>,
+}
+
+impl WhisperGraph {
+    /// Builds the composed graphs for `ck` and binds its weights.
+    pub fn new(ck: &WhisperCheckpoint) -> Result<WhisperGraph, GraphError> {
+        let dims = ck.dims;
+        let models = [
+            encoder_model(&dims)?,
+            cross_kv_model(&dims)?,
+            decoder_step_model(&dims)?,
+        ];
+        let params = param_store(ck, &models.iter().collect::<Vec<_>>())?;
+        let [encoder, cross_kv, decoder] = models;
+        Ok(WhisperGraph {
+            dims,
+            encoder: Served::new(encoder, &params)?,
+            cross_kv: Served::new(cross_kv, &params)?,
+            decoder: Served::new(decoder, &params)?,
+            params,
+            fast: None,
+        })
+    }
+
+    /// The same graphs rewritten by [`fast_kernels::apply`] (layer norms and
+    /// attention fused), served from the same parameter store.
+    pub fn with_fast_kernels(&self) -> Result<WhisperGraph, GraphError> {
+        let rewrite = |s: &Served| -> Result<(Served, Report), GraphError> {
+            let r = fast_kernels::apply(&s.model)?;
+            Ok((Served::new(r.model, &self.params)?, r.report))
+        };
+        let (encoder, r0) = rewrite(&self.encoder)?;
+        let (cross_kv, r1) = rewrite(&self.cross_kv)?;
+        let (decoder, r2) = rewrite(&self.decoder)?;
+        Ok(WhisperGraph {
+            dims: self.dims,
+            params: self.params.clone(),
+            encoder,
+            cross_kv,
+            decoder,
+            fast: Some(vec![r0, r1, r2]),
+        })
+    }
+
+    /// Model sizes.
+    pub fn dims(&self) -> &WhisperDims {
+        &self.dims
+    }
+
+    /// The shared parameter store (Hugging Face names).
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// The encoder graph.
+    pub fn encoder_model(&self) -> &Model {
+        &self.encoder.model
+    }
+
+    /// The decoder's cross-attention K/V graph (run once per window).
+    pub fn cross_kv_model(&self) -> &Model {
+        &self.cross_kv.model
+    }
+
+    /// The decoder-step graph.
+    pub fn decoder_model(&self) -> &Model {
+        &self.decoder.model
+    }
+
+    /// The three graphs, named: `encoder`, `decoder.cross_kv`, `decoder.step`.
+    pub fn models(&self) -> [(&'static str, &Model); 3] {
+        [
+            ("encoder", &self.encoder.model),
+            ("decoder.cross_kv", &self.cross_kv.model),
+            ("decoder.step", &self.decoder.model),
+        ]
+    }
+
+    /// The fast-kernels reports (encoder, cross-K/V, step), if rewritten.
+    pub fn fast_kernel_reports(&self) -> Option<&[Report]> {
+        self.fast.as_deref()
+    }
+
+    /// Op frequencies over all three graphs, most frequent first (ties by name).
+    pub fn op_frequencies(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, m) in self.models() {
+            for (op, n) in m.op_frequencies() {
+                *counts.entry(op).or_default() += n;
+            }
+        }
+        let mut v: Vec<_> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+
+    /// The `Display` summary of every graph, each under its name.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        for (name, m) in self.models() {
+            let _ = writeln!(s, "== {name} ==\n{m}\n");
+        }
+        if let Some(reports) = &self.fast {
+            for ((name, _), r) in self.models().iter().zip(reports) {
+                let _ = writeln!(s, "{name}: {r}");
+            }
+        }
+        s.trim_end().to_string()
+    }
+
+    /// Log-mel features `(B, n_mels, 3000)` → encoder output `(B, 1500, d)`.
+    pub fn encode(&self, mel: &Tensor) -> Result<Tensor, GraphError> {
+        let out = self.encoder.forward.call(&[(INPUT_FEATURES, mel)])?;
+        Ok(out.into_tensors().remove(0))
+    }
+
+    /// Decoder state for encoder output `enc` `(B, 1500, d)`: the window's
+    /// cross keys and values, and empty self-attention caches.
+    pub fn start(&self, enc: &Tensor) -> Result<GraphDecoderState, GraphError> {
+        let out = self
+            .cross_kv
+            .forward
+            .call(&[(ENCODER_HIDDEN_STATES, enc)])?;
+        let cross = out
+            .names()
+            .map(str::to_string)
+            .zip(out.tensors().iter().cloned())
+            .collect();
+        Ok(GraphDecoderState {
+            caches: State::new(),
+            cross,
+        })
+    }
+
+    /// One decoder step over `tokens` `(B, T)` i64 at positions
+    /// `offset..offset+T` (`offset` a one-element i64 tensor): updates the
+    /// caches in `state` and returns the last position's logits `(B, vocab)`.
+    pub fn step(
+        &self,
+        tokens: &Tensor,
+        offset: &Tensor,
+        state: &mut GraphDecoderState,
+    ) -> Result<Tensor, GraphError> {
+        if tokens.rank() != 2 || tokens.shape()[1] == 0 {
+            return Err(GraphError::Input(format!(
+                "tokens must be (B, T) with T > 0, got {:?}",
+                tokens.shape()
+            )));
+        }
+        let offset = if offset.shape() == [1] && offset.dtype() == DType::I64 {
+            offset.clone()
+        } else {
+            offset.cast(DType::I64)?.reshape_to(&[1])?
+        };
+        let mut inputs: Vec<(&str, &Tensor)> = vec![(INPUT_IDS, tokens), (OFFSET, &offset)];
+        inputs.extend(state.cross.iter().map(|(n, t)| (n.as_str(), t)));
+        let out = self
+            .decoder
+            .forward
+            .call_with_state(&inputs, &mut state.caches)?;
+        let logits = out.into_tensors().remove(0);
+        let (b, t, v) = (tokens.shape()[0], tokens.shape()[1], self.dims.n_vocab);
+        let last = if t == 1 {
+            logits
+        } else {
+            logits.narrow(1, t - 1, 1)?
+        };
+        Ok(last.reshape_to(&[b, v])?)
+    }
+
+    /// Names of the decoder step's cross inputs for layer `i` (keys, values).
+    pub fn cross_input_names(i: usize) -> (String, String) {
+        (cross_keys(i), cross_values(i))
+    }
+}
