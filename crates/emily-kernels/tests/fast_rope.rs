@@ -1,6 +1,7 @@
 //! RoPE kernel against a float64 reference.
 
-use emily_kernels::fast::{rope_f32, HeadStrides, Positions, RopeParams};
+use emily_kernels::fast::{rope_bf16, rope_f16, rope_f32, HeadStrides, Positions, RopeParams};
+use half::{bf16, f16};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
@@ -192,6 +193,42 @@ fn large_call_takes_the_parallel_path() {
     let p = RopeParams::new(1, heads, seq, head_dim);
     let err = run(&x, &p);
     assert!(err < TOL, "1x8x1500x64: {err:e}");
+}
+
+#[test]
+fn half_precision_entry_points() {
+    // Each output is the f64 rotation of the widened inputs, rounded once: the
+    // error is at most half an ulp of the result plus the f32 arithmetic.
+    let (batch, heads, seq, head_dim) = (2, 3, 70, 80);
+    let x = randn(batch * heads * seq * head_dim, 12);
+    let mut p = RopeParams::new(batch, heads, seq, head_dim);
+    p.dims = 64;
+    p.positions = Positions::Offset(100);
+    p.x_strides = HeadStrides::bshd(heads, seq, head_dim);
+    for traditional in [false, true] {
+        p.traditional = traditional;
+        let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let mut out = vec![f16::ZERO; xh.len()];
+        rope_f16(&xh, &mut out, &p);
+        let want = rope_ref(&xh.iter().map(|v| v.to_f32()).collect::<Vec<_>>(), &p);
+        let worst = out
+            .iter()
+            .zip(&want)
+            .map(|(g, &w)| (g.to_f64() - w).abs() / (w.abs().max(1e-2) * 4.9e-4 + 1e-7))
+            .fold(0.0, f64::max);
+        assert!(worst <= 1.01, "f16 trad={traditional}: {worst} half-ulps");
+
+        let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+        let mut out = vec![bf16::ZERO; xb.len()];
+        rope_bf16(&xb, &mut out, &p);
+        let want = rope_ref(&xb.iter().map(|v| v.to_f32()).collect::<Vec<_>>(), &p);
+        let worst = out
+            .iter()
+            .zip(&want)
+            .map(|(g, &w)| (g.to_f64() - w).abs() / (w.abs().max(1e-2) * 3.9e-3 + 1e-7))
+            .fold(0.0, f64::max);
+        assert!(worst <= 1.01, "bf16 trad={traditional}: {worst} half-ulps");
+    }
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Scaled-dot-product attention kernel against a float64 reference, over every
 //! mask kind, sinks, grouped-query heads, decode shapes and both layouts.
 
-use emily_kernels::fast::{sdpa_f32, Mask, MaskStrides, SdpaParams};
+use emily_kernels::fast::{sdpa_bf16, sdpa_f16, sdpa_f32, Mask, MaskStrides, SdpaParams};
+use half::{bf16, f16};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
@@ -350,6 +351,84 @@ fn bshd_layout_matches() {
         }
         assert_close(&p, 60, &format!("bshd causal={mask_causal}"));
     }
+}
+
+/// Runs the f16 and bf16 entry points on rounded random data; each output must
+/// be the f64 result on the rounded inputs to within one rounding of the
+/// output (plus f32 arithmetic).
+fn check_half(p: &SdpaParams<'_>, seed: u64, what: &str) {
+    let ql = p
+        .q_strides
+        .required_len(p.batch, p.q_heads, p.q_len, p.head_dim);
+    let kl = p
+        .k_strides
+        .required_len(p.batch, p.kv_heads, p.kv_len, p.head_dim);
+    let vl = p
+        .v_strides
+        .required_len(p.batch, p.kv_heads, p.kv_len, p.v_head_dim);
+    let ol = p
+        .out_strides
+        .required_len(p.batch, p.q_heads, p.q_len, p.v_head_dim);
+    let (q, k, v) = (randn(ql, seed), randn(kl, seed + 1), randn(vl, seed + 2));
+    let read = |out: &[f64]| {
+        let mut got = Vec::new();
+        for b in 0..p.batch {
+            for h in 0..p.q_heads {
+                for t in 0..p.q_len {
+                    got.extend_from_slice(&out[p.out_strides.offset(b, h, t)..][..p.v_head_dim]);
+                }
+            }
+        }
+        got
+    };
+    for (half_ulp, name) in [(4.9e-4, "f16"), (3.9e-3, "bf16")] {
+        let round = |x: &[f32]| -> Vec<f32> {
+            x.iter()
+                .map(|&v| {
+                    if name == "f16" {
+                        f16::from_f32(v).to_f32()
+                    } else {
+                        bf16::from_f32(v).to_f32()
+                    }
+                })
+                .collect()
+        };
+        let (qr, kr, vr) = (round(&q), round(&k), round(&v));
+        let out: Vec<f64> = if name == "f16" {
+            let h = |x: &[f32]| x.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>();
+            let mut o = vec![f16::NAN; ol];
+            sdpa_f16(&h(&qr), &h(&kr), &h(&vr), &mut o, p);
+            o.iter().map(|x| x.to_f64()).collect()
+        } else {
+            let h = |x: &[f32]| x.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>();
+            let mut o = vec![bf16::NAN; ol];
+            sdpa_bf16(&h(&qr), &h(&kr), &h(&vr), &mut o, p);
+            o.iter().map(|x| x.to_f64()).collect()
+        };
+        let want = sdpa_ref(&qr, &kr, &vr, p);
+        let worst = read(&out)
+            .iter()
+            .zip(&want)
+            .map(|(&g, &w)| (g - w).abs() / (w.abs() * half_ulp + 2e-5))
+            .fold(0.0, f64::max);
+        assert!(worst <= 1.0, "{what} {name}: {worst} x tolerance");
+    }
+}
+
+#[test]
+fn half_precision_entry_points() {
+    let p = SdpaParams::new(2, 4, 2, 70, 600, 64);
+    check_half(&p, 200, "gqa 70x600");
+    let mut p = SdpaParams::new(1, 8, 2, 1, 300, 128).with_bshd_layout();
+    p.mask = Mask::Causal;
+    check_half(&p, 210, "decode bshd causal");
+    let bias = randn(9 * 40, 220);
+    let mut p = SdpaParams::new(1, 2, 2, 9, 40, 80);
+    p.mask = Mask::Additive {
+        data: &bias,
+        strides: MaskStrides::broadcast([1, 1, 9, 40]),
+    };
+    check_half(&p, 230, "additive 9x40");
 }
 
 #[test]

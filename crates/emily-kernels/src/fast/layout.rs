@@ -80,23 +80,29 @@ impl HeadStrides {
 /// A raw output pointer shared by the workers of one kernel call, each of which
 /// writes a disjoint set of elements (checked with [`HeadStrides::is_disjoint`]
 /// before the call).
-#[derive(Clone, Copy)]
-pub(crate) struct SharedOut(pub(crate) *mut f32);
+pub(crate) struct SharedOut<T = f32>(pub(crate) *mut T);
+
+impl<T> Clone for SharedOut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedOut<T> {}
 
 // SAFETY: the kernels only write through this pointer at offsets that no other
-// worker writes, inside the bounds of the `&mut [f32]` it was made from.
-unsafe impl Send for SharedOut {}
+// worker writes, inside the bounds of the `&mut [T]` it was made from.
+unsafe impl<T: Send> Send for SharedOut<T> {}
 // SAFETY: as above.
-unsafe impl Sync for SharedOut {}
+unsafe impl<T: Send> Sync for SharedOut<T> {}
 
-impl SharedOut {
+impl<T> SharedOut<T> {
     /// The `len` elements at `offset` as a mutable slice.
     ///
     /// # Safety
     /// `offset + len` must lie inside the original buffer, and no other live
     /// reference may overlap this range.
     #[inline(always)]
-    pub(crate) unsafe fn slice<'a>(self, offset: usize, len: usize) -> &'a mut [f32] {
+    pub(crate) unsafe fn slice<'a>(self, offset: usize, len: usize) -> &'a mut [T] {
         std::slice::from_raw_parts_mut(self.0.add(offset), len)
     }
 }

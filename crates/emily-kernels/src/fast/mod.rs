@@ -24,8 +24,8 @@ mod rope;
 mod stream;
 mod widen;
 
-pub use attention::{sdpa_f32, Mask, MaskStrides, SdpaParams};
+pub use attention::{sdpa_bf16, sdpa_f16, sdpa_f32, Mask, MaskStrides, SdpaParams};
 pub use layer_norm::{layer_norm_bf16, layer_norm_f16, layer_norm_f32};
 pub use layout::HeadStrides;
 pub use rms_norm::{rms_norm_bf16, rms_norm_f16, rms_norm_f32};
-pub use rope::{rope_f32, Positions, RopeParams};
+pub use rope::{rope_bf16, rope_f16, rope_f32, Positions, RopeParams};

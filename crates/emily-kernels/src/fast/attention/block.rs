@@ -10,6 +10,7 @@
 //! every row's last visible key are never computed, and tiles entirely before
 //! every row's limit are not masked.
 
+use super::io::{Dst, Src};
 use super::mask::{self, TileStrides};
 #[cfg(target_arch = "x86_64")]
 use super::microkernel::{Avx2, Avx512};
@@ -17,17 +18,16 @@ use super::microkernel::{MicroKernels, Portable};
 use super::plan::{Block, Plan};
 use super::softmax::LOG2E;
 use super::{Mask, SdpaParams};
-use crate::fast::layout::SharedOut;
 use crate::simd::{isa, Isa};
 
 /// Everything a unit reads, shared by all workers.
 pub(super) struct Ctx<'p, 'a> {
     pub p: &'p SdpaParams<'a>,
     pub plan: &'p Plan,
-    pub q: &'p [f32],
-    pub k: &'p [f32],
-    pub v: &'p [f32],
-    pub out: SharedOut,
+    pub q: Src<'p>,
+    pub k: Src<'p>,
+    pub v: Src<'p>,
+    pub out: Dst,
 }
 
 /// Per-worker buffers, grown on demand and reused across units.
@@ -47,6 +47,34 @@ pub(super) struct Scratch {
     pub mask_base: Vec<usize>,
     /// Per row: last visible key under the causal mask.
     pub last_visible: Vec<isize>,
+    /// Widened f16/bf16 data: one query or output row, a K tile, a V tile.
+    pub row: Vec<f32>,
+    pub kbuf: Vec<f32>,
+    pub vbuf: Vec<f32>,
+}
+
+impl Scratch {
+    /// Keys `j0..j0 + keys` of kv head `(b, hk)` as `f32` rows: `(K, ldk, V, ldv)`.
+    pub fn kv_tile<'s>(
+        &'s mut self,
+        ctx: &'s Ctx<'_, '_>,
+        b: usize,
+        hk: usize,
+        j0: usize,
+        keys: usize,
+    ) -> (&'s [f32], usize, &'s [f32], usize) {
+        let p = ctx.p;
+        let (ks, vs) = (p.k_strides, p.v_strides);
+        let k_start = ks.offset(b, hk, j0);
+        let (k, ldk) = ctx
+            .k
+            .rows_f32(k_start, ks.seq, keys, p.head_dim, &mut self.kbuf);
+        let v_start = vs.offset(b, hk, j0);
+        let (v, ldv) = ctx
+            .v
+            .rows_f32(v_start, vs.seq, keys, p.v_head_dim, &mut self.vbuf);
+        (k, ldk, v, ldv)
+    }
 }
 
 /// Runs unit `u` with the best kernels of this CPU: the rows layout for a
@@ -118,7 +146,8 @@ pub(super) fn init_rows(
     let qscale = p.scale * LOG2E;
     for r in 0..blk.rows() {
         let (g, t) = blk.row(r);
-        let src = &ctx.q[p.q_strides.offset(blk.b, head(g), t)..][..d];
+        let start = p.q_strides.offset(blk.b, head(g), t);
+        let (src, _) = ctx.q.rows_f32(start, 0, 1, d, &mut s.row);
         for (i, &x) in src.iter().enumerate() {
             s.qt[r * rs + i * fs] = x * qscale;
         }
@@ -176,19 +205,23 @@ pub(super) fn apply_mask(
 /// # Safety
 /// `ctx.out` must be valid for the validated output strides, and no other
 /// worker may write this block's rows.
-pub(super) unsafe fn finish(ctx: &Ctx<'_, '_>, blk: &Block, s: &Scratch, (rs, fs): (usize, usize)) {
+pub(super) unsafe fn finish(
+    ctx: &Ctx<'_, '_>,
+    blk: &Block,
+    s: &mut Scratch,
+    (rs, fs): (usize, usize),
+) {
     let p = ctx.p;
     for r in 0..blk.rows() {
         let (g, t) = blk.row(r);
         let h = blk.hk * ctx.plan.group + g;
         let inv = if s.l[r] == 0.0 { 0.0 } else { 1.0 / s.l[r] };
+        let ot = &s.ot;
+        let offset = p.out_strides.offset(blk.b, h, t);
         // SAFETY: validated in bounds and non-aliasing; this unit owns row (g, t).
-        let o = ctx
-            .out
-            .slice(p.out_strides.offset(blk.b, h, t), p.v_head_dim);
-        for (i, x) in o.iter_mut().enumerate() {
-            *x = s.ot[r * rs + i * fs] * inv;
-        }
+        ctx.out.write_row(offset, p.v_head_dim, &mut s.row, |i| {
+            ot[r * rs + i * fs] * inv
+        });
     }
 }
 
@@ -206,19 +239,18 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
     let layout = (1, lanes); // row r, feature i at i * lanes + r
     let (first_limit, last_limit) = init_rows(ctx, blk, s, lanes, layout, plan.key_tile * lanes);
 
-    let k_base = ctx.k.as_ptr().add(p.k_strides.offset(blk.b, blk.hk, 0));
-    let v_base = ctx.v.as_ptr().add(p.v_strides.offset(blk.b, blk.hk, 0));
-    let (ldk, ldv) = (p.k_strides.seq, p.v_strides.seq);
     let mut j0 = 0;
     while j0 < kv_len && j0 as isize <= last_limit {
         let keys = plan
             .key_tile
             .min(kv_len - j0)
             .min((last_limit + 1 - j0 as isize) as usize); // causal frontier of the block
+        let (k, ldk, v, ldv) = s.kv_tile(ctx, blk.b, blk.hk, j0, keys);
+        let (k_base, v_base) = (k.as_ptr(), v.as_ptr());
         let st = s.st.as_mut_ptr();
         for rc in (0..lanes).step_by(nr) {
             for kg in (0..keys).step_by(mr) {
-                let k_ptr = k_base.add((j0 + kg) * ldk);
+                let k_ptr = k_base.add(kg * ldk);
                 let nk = mr.min(keys - kg);
                 let out = st.add(kg * lanes + rc);
                 K::scores(s.qt.as_ptr().add(rc), lanes, k_ptr, ldk, nk, d, out, lanes);
@@ -250,7 +282,7 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         let ot = s.ot.as_mut_ptr();
         for rc in (0..lanes).step_by(nr) {
             for dv0 in (0..dv).step_by(mr) {
-                let v_ptr = v_base.add(j0 * ldv + dv0);
+                let v_ptr = v_base.add(dv0);
                 let nv = mr.min(dv - dv0);
                 let alpha = s.alpha.as_ptr().add(rc);
                 let acc = ot.add(dv0 * lanes + rc);

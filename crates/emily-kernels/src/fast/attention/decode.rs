@@ -28,15 +28,13 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
     let tile = plan.key_tile;
     let (first_limit, last_limit) = init_rows(ctx, blk, s, rows, (d, 1), rows * tile);
 
-    let k_base = ctx.k.as_ptr().add(p.k_strides.offset(blk.b, blk.hk, 0));
-    let v_base = ctx.v.as_ptr().add(p.v_strides.offset(blk.b, blk.hk, 0));
-    let (ldk, ldv) = (p.k_strides.seq, p.v_strides.seq);
     let mut j0 = 0;
     while j0 < kv_len && j0 as isize <= last_limit {
         let keys = tile
             .min(kv_len - j0)
             .min((last_limit + 1 - j0 as isize) as usize); // causal frontier of the block
-        let (k_ptr, v_ptr) = (k_base.add(j0 * ldk), v_base.add(j0 * ldv));
+        let (k, ldk, v, ldv) = s.kv_tile(ctx, blk.b, blk.hk, j0, keys);
+        let (k_ptr, v_ptr) = (k.as_ptr(), v.as_ptr());
         let st = s.st.as_mut_ptr();
         for r0 in (0..rows).step_by(GROUP) {
             let n = GROUP.min(rows - r0);

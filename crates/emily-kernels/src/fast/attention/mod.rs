@@ -23,12 +23,16 @@
 mod block;
 #[cfg(target_arch = "x86_64")]
 mod decode;
+mod io;
 mod mask;
 mod microkernel;
 mod plan;
 mod softmax;
 
+use half::{bf16, f16};
 use rayon::prelude::*;
+
+use io::{Dst, Src};
 
 use super::layout::{HeadStrides, SharedOut};
 use crate::parallel;
@@ -233,8 +237,55 @@ impl<'a> SdpaParams<'a> {
 /// If `kv_heads` does not divide `q_heads`, a buffer is shorter than its
 /// strides address, the output strides alias, or `sinks` has the wrong length.
 pub fn sdpa_f32(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], params: &SdpaParams<'_>) {
-    params.validate(q.len(), k.len(), v.len(), out.len());
-    let p = params;
+    let dst = Dst::F32(SharedOut(out.as_mut_ptr()));
+    run(
+        Src::F32(q),
+        Src::F32(k),
+        Src::F32(v),
+        dst,
+        out.len(),
+        params,
+    );
+}
+
+/// [`sdpa_f32`] for `f16` tensors: queries, keys and values are widened to
+/// `f32` (per query row and per key tile), everything accumulates in `f32`, and
+/// each output element is rounded once. Mask and sinks stay `f32` / bytes.
+///
+/// # Panics
+/// As [`sdpa_f32`].
+pub fn sdpa_f16(q: &[f16], k: &[f16], v: &[f16], out: &mut [f16], params: &SdpaParams<'_>) {
+    let dst = Dst::F16(SharedOut(out.as_mut_ptr()));
+    run(
+        Src::F16(q),
+        Src::F16(k),
+        Src::F16(v),
+        dst,
+        out.len(),
+        params,
+    );
+}
+
+/// [`sdpa_f32`] for `bf16` tensors, as [`sdpa_f16`].
+///
+/// # Panics
+/// As [`sdpa_f32`].
+pub fn sdpa_bf16(q: &[bf16], k: &[bf16], v: &[bf16], out: &mut [bf16], params: &SdpaParams<'_>) {
+    let dst = Dst::Bf16(SharedOut(out.as_mut_ptr()));
+    run(
+        Src::Bf16(q),
+        Src::Bf16(k),
+        Src::Bf16(v),
+        dst,
+        out.len(),
+        params,
+    );
+}
+
+/// Validates, plans and runs one call; `out` is a pointer into a buffer of
+/// `out_len` elements that the caller holds exclusively.
+fn run(q: Src<'_>, k: Src<'_>, v: Src<'_>, out: Dst, out_len: usize, p: &SdpaParams<'_>) {
+    p.validate(q.len(), k.len(), v.len(), out_len);
     if p.batch == 0 || p.q_heads == 0 || p.q_len == 0 || p.v_head_dim == 0 {
         return;
     }
@@ -245,7 +296,7 @@ pub fn sdpa_f32(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], params: &SdpaP
         q,
         k,
         v,
-        out: SharedOut(out.as_mut_ptr()),
+        out,
     };
     let units = plan.units();
     if units == 1 || parallel::chunks_for(plan.work_per_unit().saturating_mul(units)) <= 1 {

@@ -7,7 +7,11 @@
 //! while each head streams through a long contiguous run of rows — never a
 //! full `(seq, dims)` temporary. Chunks are spread across the pool.
 
+mod half;
+mod rotate;
 mod sincos;
+
+pub use half::{rope_bf16, rope_f16};
 
 use super::layout::{HeadStrides, SharedOut};
 use crate::parallel;
@@ -177,7 +181,18 @@ impl<'a> RopeParams<'a> {
 /// buffer is shorter than its strides address, or the output strides alias.
 pub fn rope_f32(x: &[f32], out: &mut [f32], params: &RopeParams<'_>) {
     params.validate(x.len(), out.len());
-    let p = params;
+    let dst = SharedOut(out.as_mut_ptr());
+    for_each_chunk(params, |b, t0, n, table| {
+        // `validate` checked that the output strides stay in bounds and never
+        // alias, and each (b, h, t) row belongs to exactly one chunk.
+        rotate::rotate_chunk(x, dst, params, b, t0, n, table);
+    });
+}
+
+/// Splits the `(batch, seq)` positions into chunks, fills each chunk's
+/// `(cos, sin)` table and calls `apply(b, t0, n, table)` for positions
+/// `t0..t0 + n` of batch entry `b`, in parallel on the pool.
+fn for_each_chunk(p: &RopeParams<'_>, apply: impl Fn(usize, usize, usize, &Table) + Sync) {
     if p.batch == 0 || p.heads == 0 || p.seq == 0 || p.head_dim == 0 {
         return;
     }
@@ -185,7 +200,6 @@ pub fn rope_f32(x: &[f32], out: &mut [f32], params: &RopeParams<'_>) {
     let inv = sincos::inv_freqs(p.dims, p.base, p.freqs);
     let chunk = chunk_positions(p.seq, half);
     let chunks_per_batch = p.seq.div_ceil(chunk);
-    let dst = SharedOut(out.as_mut_ptr());
     let cost = chunk * p.heads * p.head_dim;
     parallel::for_each_range(p.batch * chunks_per_batch, cost, |first, last| {
         let mut table = Table {
@@ -202,9 +216,7 @@ pub fn rope_f32(x: &[f32], out: &mut [f32], params: &RopeParams<'_>) {
                 let s = &mut table.sin[i * half..][..half];
                 sincos::fill_cos_sin(pos, &inv, c, s);
             }
-            // `validate` checked that the output strides stay in bounds and never
-            // alias, and each (b, h, t) row belongs to exactly one unit.
-            rotate_chunk(x, dst, p, b, t0, n, &table);
+            apply(b, t0, n, &table);
         }
     });
 }
@@ -215,83 +227,9 @@ struct Table {
     sin: Vec<f32>,
 }
 
-crate::simd_dispatch! {
-    /// Rotates every head's rows at positions `t0..t0 + n` of batch entry `b`
-    /// with the chunk's `(cos, sin)` table. Private contract (the function is
-    /// only called from [`rope_f32`]): `dst` is valid for the validated
-    /// `p.out_strides`, and no one else writes these rows.
-    fn rotate_chunk(
-        x: &[f32],
-        dst: SharedOut,
-        p: &RopeParams<'_>,
-        b: usize,
-        t0: usize,
-        n: usize,
-        table: &Table,
-    ) {
-        let half = p.dims / 2;
-        for h in 0..p.heads {
-            for i in 0..n {
-                let t = t0 + i;
-                let src = &x[p.x_strides.offset(b, h, t)..][..p.head_dim];
-                // SAFETY: the contract above.
-                let o = unsafe { dst.slice(p.out_strides.offset(b, h, t), p.head_dim) };
-                let c = &table.cos[i * half..][..half];
-                let s = &table.sin[i * half..][..half];
-                rotate_row(src, o, c, s, p.dims, p.traditional);
-            }
-        }
+impl Table {
+    /// `(cos, sin)` of position `i` of the chunk.
+    fn row(&self, i: usize, half: usize) -> (&[f32], &[f32]) {
+        (&self.cos[i * half..][..half], &self.sin[i * half..][..half])
     }
-}
-
-/// Lanes per step of [`rotate_row`]: all loads of a step happen before its
-/// stores, so the step vectorises without run-time alias checks.
-const STEP: usize = 16;
-
-/// Rotates the first `dims` features of one row by the angles whose cosines
-/// and sines are `c`, `s` (`dims/2` each) and copies the rest.
-#[inline(always)]
-fn rotate_row(x: &[f32], out: &mut [f32], c: &[f32], s: &[f32], dims: usize, traditional: bool) {
-    let half = dims / 2;
-    let (c, s) = (&c[..half], &s[..half]);
-    if traditional {
-        let (xs, os) = (&x[..dims], &mut out[..dims]);
-        let steps = xs.chunks_exact(2 * STEP).zip(os.chunks_exact_mut(2 * STEP));
-        let trig = c.chunks_exact(STEP).zip(s.chunks_exact(STEP));
-        for ((xp, op), (cc, ss)) in steps.zip(trig) {
-            let mut r = [0.0f32; 2 * STEP];
-            for i in 0..STEP {
-                let (a, b) = (xp[2 * i], xp[2 * i + 1]);
-                r[2 * i] = a * cc[i] - b * ss[i];
-                r[2 * i + 1] = b * cc[i] + a * ss[i];
-            }
-            op.copy_from_slice(&r);
-        }
-        for i in half / STEP * STEP..half {
-            let (a, b) = (x[2 * i], x[2 * i + 1]);
-            out[2 * i] = a * c[i] - b * s[i];
-            out[2 * i + 1] = b * c[i] + a * s[i];
-        }
-    } else {
-        let (x1, x2) = x[..dims].split_at(half);
-        let (o1, o2) = out[..dims].split_at_mut(half);
-        let xs = x1.chunks_exact(STEP).zip(x2.chunks_exact(STEP));
-        let os = o1.chunks_exact_mut(STEP).zip(o2.chunks_exact_mut(STEP));
-        let trig = c.chunks_exact(STEP).zip(s.chunks_exact(STEP));
-        for (((xa, xb), (oa, ob)), (cc, ss)) in xs.zip(os).zip(trig) {
-            let (mut ra, mut rb) = ([0.0f32; STEP], [0.0f32; STEP]);
-            for i in 0..STEP {
-                ra[i] = xa[i] * cc[i] - xb[i] * ss[i];
-                rb[i] = xb[i] * cc[i] + xa[i] * ss[i];
-            }
-            oa.copy_from_slice(&ra);
-            ob.copy_from_slice(&rb);
-        }
-        for i in half / STEP * STEP..half {
-            let (a, b) = (x1[i], x2[i]);
-            o1[i] = a * c[i] - b * s[i];
-            o2[i] = b * c[i] + a * s[i];
-        }
-    }
-    out[dims..].copy_from_slice(&x[dims..]);
 }

@@ -1,0 +1,113 @@
+//! Element types at the boundary of an attention call. `f32` tensors are read
+//! in place; `f16`/`bf16` ones are widened into `f32` scratch — once per query
+//! row and once per key/value tile of a block — and the output is rounded once
+//! per element. All arithmetic is `f32`.
+
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+
+use crate::fast::layout::SharedOut;
+
+/// A read-only input tensor.
+#[derive(Clone, Copy)]
+pub(super) enum Src<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+    Bf16(&'a [bf16]),
+}
+
+impl Src<'_> {
+    /// Elements in the buffer.
+    pub fn len(&self) -> usize {
+        match self {
+            Src::F32(x) => x.len(),
+            Src::F16(x) => x.len(),
+            Src::Bf16(x) => x.len(),
+        }
+    }
+
+    /// `rows` rows of `width` elements, the first at `start` and the others
+    /// `stride` apart, as `f32`: the returned slice holds row `r` at
+    /// `r * row_stride`, where `(slice, row_stride)` is the result. `f32` data is
+    /// returned in place; half data is widened into `buf`.
+    pub fn rows_f32<'b>(
+        &'b self,
+        start: usize,
+        stride: usize,
+        rows: usize,
+        width: usize,
+        buf: &'b mut Vec<f32>,
+    ) -> (&'b [f32], usize) {
+        if rows == 0 {
+            return (&[], width);
+        }
+        match self {
+            Src::F32(x) => (&x[start..start + (rows - 1) * stride + width], stride),
+            Src::F16(x) => (widen(x, start, stride, rows, width, buf), width),
+            Src::Bf16(x) => (widen(x, start, stride, rows, width, buf), width),
+        }
+    }
+}
+
+fn widen<'b, T>(
+    x: &[T],
+    start: usize,
+    stride: usize,
+    rows: usize,
+    width: usize,
+    buf: &'b mut Vec<f32>,
+) -> &'b [f32]
+where
+    [T]: HalfFloatSliceExt,
+{
+    buf.resize(rows * width, 0.0);
+    for (r, dst) in buf.chunks_exact_mut(width.max(1)).enumerate().take(rows) {
+        x[start + r * stride..][..width].convert_to_f32_slice(dst);
+    }
+    &buf[..rows * width]
+}
+
+/// The output tensor, written row by row by the workers.
+#[derive(Clone, Copy)]
+pub(super) enum Dst {
+    F32(SharedOut<f32>),
+    F16(SharedOut<f16>),
+    Bf16(SharedOut<bf16>),
+}
+
+impl Dst {
+    /// Writes `row(i)` for `i < len` to the `len` elements at `offset`, through
+    /// `buf` (and a single rounding) for half outputs.
+    ///
+    /// # Safety
+    /// `offset + len` must lie inside the output buffer, and no other worker may
+    /// be writing these elements.
+    pub unsafe fn write_row(
+        &self,
+        offset: usize,
+        len: usize,
+        buf: &mut Vec<f32>,
+        row: impl Fn(usize) -> f32,
+    ) {
+        match self {
+            Dst::F32(o) => {
+                for (i, x) in o.slice(offset, len).iter_mut().enumerate() {
+                    *x = row(i);
+                }
+            }
+            Dst::F16(o) => {
+                fill(buf, len, row);
+                o.slice(offset, len).convert_from_f32_slice(buf);
+            }
+            Dst::Bf16(o) => {
+                fill(buf, len, row);
+                o.slice(offset, len).convert_from_f32_slice(buf);
+            }
+        }
+    }
+}
+
+fn fill(buf: &mut Vec<f32>, len: usize, row: impl Fn(usize) -> f32) {
+    buf.clear();
+    buf.extend((0..len).map(row));
+}
