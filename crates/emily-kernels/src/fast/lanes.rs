@@ -53,20 +53,32 @@ pub(crate) fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
+/// Calls `f` on every full [`LANES`]-chunk of `x`, then once on the tail padded
+/// with `pad` (if there is a tail). Every chunk has the same constant length, so
+/// accumulators indexed by lane stay in registers.
+#[inline(always)]
+fn for_each_chunk(x: &[f32], pad: f32, mut f: impl FnMut(&[f32; LANES])) {
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        f(c.try_into().unwrap());
+    }
+    if !tail.is_empty() {
+        let mut last = [pad; LANES];
+        last[..tail.len()].copy_from_slice(tail);
+        f(&last);
+    }
+}
+
 /// Sum of `x`, accumulated in [`LANES`] independent partial sums.
 #[inline(always)]
 pub(crate) fn sum(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
+    for_each_chunk(x, 0.0, |c| {
         for l in 0..LANES {
             acc[l] += c[l];
         }
-    }
-    for (a, v) in acc.iter_mut().zip(tail) {
-        *a += *v;
-    }
+    });
     fold(acc)
 }
 
@@ -74,16 +86,11 @@ pub(crate) fn sum(x: &[f32]) -> f32 {
 #[inline(always)]
 pub(crate) fn sum_sq<const FMA: bool>(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
+    for_each_chunk(x, 0.0, |c| {
         for l in 0..LANES {
             acc[l] = fmadd::<FMA>(c[l], c[l], acc[l]);
         }
-    }
-    for (a, v) in acc.iter_mut().zip(tail) {
-        *a += *v * *v;
-    }
+    });
     fold(acc)
 }
 
@@ -93,20 +100,14 @@ pub(crate) fn sum_sq<const FMA: bool>(x: &[f32]) -> f32 {
 pub(crate) fn sums_shifted<const FMA: bool>(x: &[f32], shift: f32) -> (f32, f32) {
     let mut acc = [0.0f32; LANES];
     let mut acc2 = [0.0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
+    // Padding with `shift` makes the padded lanes contribute exactly 0.
+    for_each_chunk(x, shift, |c| {
         for l in 0..LANES {
             let d = c[l] - shift;
             acc[l] += d;
             acc2[l] = fmadd::<FMA>(d, d, acc2[l]);
         }
-    }
-    for ((a, a2), v) in acc.iter_mut().zip(acc2.iter_mut()).zip(tail) {
-        let d = *v - shift;
-        *a += d;
-        *a2 += d * d;
-    }
+    });
     (fold(acc), fold(acc2))
 }
 

@@ -2,7 +2,7 @@
 //! tile by tile with the online softmax.
 //!
 //! Two layouts share the bookkeeping here: the *lanes* layout of
-//! [`microkernel`] (query rows on the SIMD lanes, used for blocks of many rows)
+//! [`super::microkernel`] (query rows on the SIMD lanes, used for blocks of many rows)
 //! and the *rows* layout of [`super::decode`] (features on the lanes, for the
 //! few rows of a decoding step). Per block: pack the queries once,
 //! pre-multiplied by `scale * log2(e)`; then per key tile: scores, mask,
