@@ -33,12 +33,17 @@ pub(super) struct Ctx<'p, 'a> {
 /// Per-worker buffers, grown on demand and reused across units.
 #[derive(Default)]
 pub(super) struct Scratch {
-    /// Packed, scaled queries (`head_dim x lanes` or `rows x head_dim`).
+    /// The block's scaled queries, row-major (`rows x head_dim`).
+    pub qrows: Vec<f32>,
+    /// The same transposed for the lanes layout (`head_dim x lanes`).
     pub qt: Vec<f32>,
     /// Score / probability tile.
     pub st: Vec<f32>,
     /// Output accumulator (`v_head_dim x lanes` or `rows x v_head_dim`).
     pub ot: Vec<f32>,
+    /// Final output rows (`rows x v_head_dim`) and `1 / l` per row.
+    pub orows: Vec<f32>,
+    pub inv: Vec<f32>,
     /// Running maximum, running denominator, and per-tile rescale factor.
     pub m: Vec<f32>,
     pub l: Vec<f32>,
@@ -117,23 +122,22 @@ unsafe fn run_avx2(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, rows: usize)
     }
 }
 
-/// Resets the scratch for a block of `blk.rows()` rows padded to `lanes`, packs
-/// the scaled queries with feature `i` of row `r` at `qt[r * rs + i * fs]`, and
-/// fills the per-row statistics (sinks), causal limits and mask offsets.
-/// Returns the smallest and largest causal limit over the rows.
+/// Resets the scratch for a block of `blk.rows()` rows padded to `lanes`, with
+/// a score tile of `tile_len` floats, packs the
+/// scaled queries row-major into `s.qrows`, and fills the per-row statistics
+/// (sinks), causal limits and mask offsets. Returns the smallest and largest
+/// causal limit over the rows.
 pub(super) fn init_rows(
     ctx: &Ctx<'_, '_>,
     blk: &Block,
     s: &mut Scratch,
     lanes: usize,
-    (rs, fs): (usize, usize),
     tile_len: usize,
 ) -> (isize, isize) {
     let (p, plan) = (ctx.p, ctx.plan);
     let (d, dv) = (p.head_dim, p.v_head_dim);
     let head = |g: usize| blk.hk * plan.group + g;
-    s.qt.clear();
-    s.qt.resize(d * lanes, 0.0);
+    s.qrows.clear();
     s.ot.clear();
     s.ot.resize(dv * lanes, 0.0);
     s.st.resize(tile_len, 0.0);
@@ -148,9 +152,7 @@ pub(super) fn init_rows(
         let (g, t) = blk.row(r);
         let start = p.q_strides.offset(blk.b, head(g), t);
         let (src, _) = ctx.q.rows_f32(start, 0, 1, d, &mut s.row);
-        for (i, &x) in src.iter().enumerate() {
-            s.qt[r * rs + i * fs] = x * qscale;
-        }
+        s.qrows.extend(src.iter().map(|&x| x * qscale));
         let (m0, l0) = match p.sinks {
             Some(sinks) if sinks[head(g)] != f32::NEG_INFINITY => (sinks[head(g)] * LOG2E, 1.0),
             _ => (f32::NEG_INFINITY, 0.0),
@@ -198,30 +200,29 @@ pub(super) fn apply_mask(
     }
 }
 
-/// Writes `out = O / l` for every row of the block, reading feature `i` of row
-/// `r` of the accumulator at `ot[r * rs + i * fs]`; rows that saw no key (and
-/// no sink) get zeros.
+/// Fills `s.inv` with `1 / l` for each of the block's rows, 0 for a row that
+/// saw no key (and no sink), so that row outputs zeros.
+pub(super) fn inverse_denominators(s: &mut Scratch, rows: usize) {
+    s.inv.clear();
+    let inv = s.l[..rows]
+        .iter()
+        .map(|&l| if l == 0.0 { 0.0 } else { 1.0 / l });
+    s.inv.extend(inv);
+}
+
+/// Writes the block's finished rows, `s.orows` (`rows x v_head_dim`), to the
+/// output.
 ///
 /// # Safety
 /// `ctx.out` must be valid for the validated output strides, and no other
 /// worker may write this block's rows.
-pub(super) unsafe fn finish(
-    ctx: &Ctx<'_, '_>,
-    blk: &Block,
-    s: &mut Scratch,
-    (rs, fs): (usize, usize),
-) {
-    let p = ctx.p;
+pub(super) unsafe fn write_out(ctx: &Ctx<'_, '_>, blk: &Block, s: &Scratch) {
+    let (p, dv) = (ctx.p, ctx.p.v_head_dim);
     for r in 0..blk.rows() {
         let (g, t) = blk.row(r);
-        let h = blk.hk * ctx.plan.group + g;
-        let inv = if s.l[r] == 0.0 { 0.0 } else { 1.0 / s.l[r] };
-        let ot = &s.ot;
-        let offset = p.out_strides.offset(blk.b, h, t);
+        let offset = p.out_strides.offset(blk.b, blk.hk * ctx.plan.group + g, t);
         // SAFETY: validated in bounds and non-aliasing; this unit owns row (g, t).
-        ctx.out.write_row(offset, p.v_head_dim, &mut s.row, |i| {
-            ot[r * rs + i * fs] * inv
-        });
+        ctx.out.write_slice(offset, &s.orows[r * dv..][..dv]);
     }
 }
 
@@ -236,8 +237,20 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
     let (p, plan) = (ctx.p, ctx.plan);
     let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
     let lanes = blk.rows().next_multiple_of(nr);
-    let layout = (1, lanes); // row r, feature i at i * lanes + r
-    let (first_limit, last_limit) = init_rows(ctx, blk, s, lanes, layout, plan.key_tile * lanes);
+    let rows = blk.rows();
+    let (first_limit, last_limit) = init_rows(ctx, blk, s, lanes, plan.key_tile * lanes);
+    // Q^T: feature i of row r at i * lanes + r; padded lanes stay zero.
+    s.qt.clear();
+    s.qt.resize(d * lanes, 0.0);
+    K::transpose(
+        s.qrows.as_ptr(),
+        d,
+        rows,
+        d,
+        s.qt.as_mut_ptr(),
+        lanes,
+        &[1.0],
+    );
 
     let mut j0 = 0;
     while j0 < kv_len && j0 as isize <= last_limit {
@@ -291,5 +304,18 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         }
         j0 += keys;
     }
-    finish(ctx, blk, s, layout);
+    // out = O / l, transposed back to rows.
+    inverse_denominators(s, rows);
+    s.orows.clear();
+    s.orows.resize(rows * dv, 0.0);
+    K::transpose(
+        s.ot.as_ptr(),
+        lanes,
+        dv,
+        rows,
+        s.orows.as_mut_ptr(),
+        dv,
+        &s.inv,
+    );
+    write_out(ctx, blk, s);
 }

@@ -4,7 +4,7 @@
 //! bookkeeping (queries, sinks, masks, output) is shared with the lanes layout
 //! in [`super::block`]; the kernels are in `microkernel::avx512_rows`.
 
-use super::block::{apply_mask, finish, init_rows, Ctx, Scratch};
+use super::block::{apply_mask, init_rows, inverse_denominators, write_out, Ctx, Scratch};
 use super::mask::TileStrides;
 use super::microkernel::avx512_rows::{dots, rows_pv, softmax_row};
 use super::plan::Block;
@@ -26,7 +26,7 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
     let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
     let rows = blk.rows();
     let tile = plan.key_tile;
-    let (first_limit, last_limit) = init_rows(ctx, blk, s, rows, (d, 1), rows * tile);
+    let (first_limit, last_limit) = init_rows(ctx, blk, s, rows, rows * tile);
 
     let mut j0 = 0;
     while j0 < kv_len && j0 as isize <= last_limit {
@@ -38,7 +38,7 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
         let st = s.st.as_mut_ptr();
         for r0 in (0..rows).step_by(GROUP) {
             let n = GROUP.min(rows - r0);
-            let (q, out) = (s.qt.as_ptr().add(r0 * d), st.add(r0 * keys));
+            let (q, out) = (s.qrows.as_ptr().add(r0 * d), st.add(r0 * keys));
             match n {
                 1 => dots::<1, 8>(q, d, n, k_ptr, ldk, keys, d, out, keys),
                 2 => dots::<2, 4>(q, d, n, k_ptr, ldk, keys, d, out, keys),
@@ -79,5 +79,11 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
         }
         j0 += keys;
     }
-    finish(ctx, blk, s, (dv, 1));
+    // out = O / l.
+    inverse_denominators(s, rows);
+    s.orows.clear();
+    let (ot, inv) = (&s.ot, &s.inv);
+    s.orows
+        .extend((0..rows * dv).map(|n| ot[n] * inv[n / dv.max(1)]));
+    write_out(ctx, blk, s);
 }

@@ -76,38 +76,17 @@ pub(super) enum Dst {
 }
 
 impl Dst {
-    /// Writes `row(i)` for `i < len` to the `len` elements at `offset`, through
-    /// `buf` (and a single rounding) for half outputs.
+    /// Writes `vals` to the `vals.len()` elements at `offset` (rounding once
+    /// for half outputs).
     ///
     /// # Safety
-    /// `offset + len` must lie inside the output buffer, and no other worker may
-    /// be writing these elements.
-    pub unsafe fn write_row(
-        &self,
-        offset: usize,
-        len: usize,
-        buf: &mut Vec<f32>,
-        row: impl Fn(usize) -> f32,
-    ) {
+    /// `offset + vals.len()` must lie inside the output buffer, and no other
+    /// worker may be writing these elements.
+    pub unsafe fn write_slice(&self, offset: usize, vals: &[f32]) {
         match self {
-            Dst::F32(o) => {
-                for (i, x) in o.slice(offset, len).iter_mut().enumerate() {
-                    *x = row(i);
-                }
-            }
-            Dst::F16(o) => {
-                fill(buf, len, row);
-                o.slice(offset, len).convert_from_f32_slice(buf);
-            }
-            Dst::Bf16(o) => {
-                fill(buf, len, row);
-                o.slice(offset, len).convert_from_f32_slice(buf);
-            }
+            Dst::F32(o) => o.slice(offset, vals.len()).copy_from_slice(vals),
+            Dst::F16(o) => o.slice(offset, vals.len()).convert_from_f32_slice(vals),
+            Dst::Bf16(o) => o.slice(offset, vals.len()).convert_from_f32_slice(vals),
         }
     }
-}
-
-fn fill(buf: &mut Vec<f32>, len: usize, row: impl Fn(usize) -> f32) {
-    buf.clear();
-    buf.extend((0..len).map(row));
 }

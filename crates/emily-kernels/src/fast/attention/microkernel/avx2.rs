@@ -5,6 +5,7 @@
 // is what lets the accumulator tile live in registers.
 #![allow(clippy::needless_range_loop)]
 
+pub(super) use super::transpose_scalar as transpose;
 use std::arch::x86_64::*;
 
 const L: usize = 8;

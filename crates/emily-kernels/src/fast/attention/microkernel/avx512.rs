@@ -179,3 +179,83 @@ pub(super) unsafe fn softmax<const NV: usize>(
         _mm512_storeu_ps(m.add(x * L), mx[0][x]);
     }
 }
+
+/// Mask of the first `n` (`<= 16`) lanes.
+#[inline(always)]
+fn lanes_mask(n: usize) -> __mmask16 {
+    ((1u32 << n.min(L)) - 1) as __mmask16
+}
+
+/// Transposes 16 vectors (a 16x16 tile) in registers: 64 shuffles.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn transpose16(r: &[__m512; L]) -> [__m512; L] {
+    let z = _mm512_setzero_ps();
+    // Interleave row pairs, then row-pair pairs: u[4k + j] holds, in 128-bit
+    // lane q, column 4q + j of rows 4k..4k + 4.
+    let mut t = [z; L];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    let mut u = [z; L];
+    for k in 0..4 {
+        let a0 = _mm512_castps_pd(t[4 * k]);
+        let a1 = _mm512_castps_pd(t[4 * k + 1]);
+        let b0 = _mm512_castps_pd(t[4 * k + 2]);
+        let b1 = _mm512_castps_pd(t[4 * k + 3]);
+        u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, b0));
+        u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, b0));
+        u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, b1));
+        u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, b1));
+    }
+    // Gather lane q of u[j], u[4 + j], u[8 + j], u[12 + j] into output 4q + j.
+    let mut out = [z; L];
+    for j in 0..4 {
+        let lo = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+        let hi = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+        let lo2 = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
+        let hi2 = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
+        out[j] = _mm512_shuffle_f32x4::<0x88>(lo, lo2);
+        out[4 + j] = _mm512_shuffle_f32x4::<0xDD>(lo, lo2);
+        out[8 + j] = _mm512_shuffle_f32x4::<0x88>(hi, hi2);
+        out[12 + j] = _mm512_shuffle_f32x4::<0xDD>(hi, hi2);
+    }
+    out
+}
+
+/// `MicroKernels::transpose` in 16x16 register tiles (masked at the edges).
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn transpose(
+    src: *const f32,
+    lds: usize,
+    rows: usize,
+    cols: usize,
+    dst: *mut f32,
+    ldd: usize,
+    scale: &[f32],
+) {
+    for r0 in (0..rows).step_by(L) {
+        let nr = L.min(rows - r0);
+        let store_mask = lanes_mask(nr);
+        for c0 in (0..cols).step_by(L) {
+            let nc = L.min(cols - c0);
+            let load_mask = lanes_mask(nc);
+            let mut tile = [_mm512_setzero_ps(); L];
+            for (k, v) in tile.iter_mut().enumerate().take(nr) {
+                *v = _mm512_maskz_loadu_ps(load_mask, src.add((r0 + k) * lds + c0));
+            }
+            let cols_t = transpose16(&tile);
+            for (k, v) in cols_t.iter().enumerate().take(nc) {
+                let sc = if scale.len() == 1 {
+                    scale[0]
+                } else {
+                    scale[c0 + k]
+                };
+                let v = _mm512_mul_ps(*v, _mm512_set1_ps(sc));
+                _mm512_mask_storeu_ps(dst.add((c0 + k) * ldd + r0), store_mask, v);
+            }
+        }
+    }
+}

@@ -88,6 +88,48 @@ pub(super) trait MicroKernels {
 
     /// Rows per register tile (keys for `scores`, value features for `values`).
     const MR: usize;
+
+    /// Scaled transpose: `dst[c * ldd + r] = src[r * lds + c] * scale[c]` for
+    /// `r < rows`, `c < cols` (`scale` may instead hold one value for every
+    /// column). Packs the queries and unpacks the output.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA; `src` must address `rows` rows of
+    /// `cols` floats at stride `lds`, `dst` `cols` writable rows of `rows`
+    /// floats at stride `ldd`, disjoint from `src`; `scale` has 1 or `cols`
+    /// entries.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn transpose(
+        src: *const f32,
+        lds: usize,
+        rows: usize,
+        cols: usize,
+        dst: *mut f32,
+        ldd: usize,
+        scale: &[f32],
+    );
+}
+
+/// The scalar [`MicroKernels::transpose`].
+///
+/// # Safety
+/// As [`MicroKernels::transpose`], minus the ISA.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn transpose_scalar(
+    src: *const f32,
+    lds: usize,
+    rows: usize,
+    cols: usize,
+    dst: *mut f32,
+    ldd: usize,
+    scale: &[f32],
+) {
+    for r in 0..rows {
+        for c in 0..cols {
+            let sc = if scale.len() == 1 { scale[0] } else { scale[c] };
+            *dst.add(c * ldd + r) = *src.add(r * lds + c) * sc;
+        }
+    }
 }
 
 /// Defines a zero-sized [`MicroKernels`] implementation that forwards to a
@@ -128,6 +170,19 @@ macro_rules! kernels {
             }
 
             #[inline(always)]
+            unsafe fn transpose(
+                src: *const f32,
+                lds: usize,
+                rows: usize,
+                cols: usize,
+                dst: *mut f32,
+                ldd: usize,
+                scale: &[f32],
+            ) {
+                $module::transpose(src, lds, rows, cols, dst, ldd, scale)
+            }
+
+            #[inline(always)]
             unsafe fn values(
                 pt: *const f32,
                 ldp: usize,
@@ -165,3 +220,55 @@ kernels!(
     portable,
     4
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector transposes agree with the scalar one at full tiles and edges.
+    #[test]
+    fn transposes_match_scalar() {
+        for (rows, cols) in [(1, 1), (16, 16), (5, 70), (33, 17), (64, 64), (70, 3)] {
+            let (lds, ldd) = (cols + 3, rows + 5);
+            let src: Vec<f32> = (0..rows * lds).map(|i| i as f32 * 0.25 - 7.0).collect();
+            let scale: Vec<f32> = (0..cols).map(|c| 1.0 + c as f32).collect();
+            for sc in [&scale[..], &[0.5][..]] {
+                let mut want = vec![-1.0f32; cols * ldd];
+                // SAFETY: the buffers have the documented sizes.
+                unsafe {
+                    transpose_scalar(src.as_ptr(), lds, rows, cols, want.as_mut_ptr(), ldd, sc)
+                };
+                let mut got = vec![-1.0f32; cols * ldd];
+                #[cfg(target_arch = "x86_64")]
+                if crate::simd::isa() == crate::simd::Isa::Avx512 {
+                    // SAFETY: AVX-512 present; sizes as above.
+                    unsafe {
+                        Avx512::<2, 8>::transpose(
+                            src.as_ptr(),
+                            lds,
+                            rows,
+                            cols,
+                            got.as_mut_ptr(),
+                            ldd,
+                            sc,
+                        )
+                    };
+                    assert_eq!(got, want, "{rows}x{cols}");
+                }
+                // SAFETY: portable kernels run anywhere.
+                unsafe {
+                    Portable::<2, 4>::transpose(
+                        src.as_ptr(),
+                        lds,
+                        rows,
+                        cols,
+                        got.as_mut_ptr(),
+                        ldd,
+                        sc,
+                    )
+                };
+                assert_eq!(got, want, "{rows}x{cols}");
+            }
+        }
+    }
+}

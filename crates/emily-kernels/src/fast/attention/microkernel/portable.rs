@@ -2,6 +2,7 @@
 //! baseline ISA and non-x86 targets). Same contracts as the
 //! [`super::MicroKernels`] methods.
 
+pub(super) use super::transpose_scalar as transpose;
 use crate::fast::lanes::fmadd;
 
 const L: usize = 4;
