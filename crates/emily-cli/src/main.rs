@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod format;
+mod inspect;
 mod transcribe;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
     Transcribe(transcribe::Args),
     /// The fast-kernels demo: JFK with and without fused kernels, side by side.
     Demo(demo::Args),
+    /// Print a model's dimensions and its compiled graphs' op frequencies.
+    Inspect(inspect::Args),
     /// Benchmarks printed side by side with ratios and machine floors.
     Bench {
         /// Which suite.
@@ -82,6 +85,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Transcribe(a) => transcribe::run(a, cli.verbose),
         Command::Demo(a) => demo::run(a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Bench { suite } => bench::run(suite),
         Command::BenchWhisperChild { model, audio, runs, composed } => {
             bench::whisper::run_child(&model, &audio, runs, composed)

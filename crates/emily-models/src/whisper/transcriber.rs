@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use emily::compile::Plan;
 use emily::{compile, Compiled, DType, Tensor};
 
 use super::decoding::{self, RawSegment};
@@ -176,6 +177,23 @@ impl Whisper {
     /// Which kernels the graphs use.
     pub fn kernels(&self) -> Kernels {
         self.kernels
+    }
+
+    /// The compiled plans of the encoder and of a one-token decoder step
+    /// (traced on placeholder inputs if not yet run).
+    pub fn plans(&self) -> Result<(Arc<Plan>, Arc<Plan>), WhisperError> {
+        let d = self.model.dims;
+        let mel = Tensor::zeros(&[1, d.n_mels, CHUNK_FRAMES], DType::F32);
+        let enc = self.encoder.plan(&[mel])?;
+        let hd = d.d_model / d.n_text_heads;
+        let mut args = vec![Tensor::zeros(&[1, 1], DType::I64), Tensor::zeros(&[1], DType::I64)];
+        for _ in 0..2 * d.n_text_layers {
+            args.push(Tensor::zeros(&[1, d.n_text_heads, d.n_text_ctx, hd], DType::F32));
+        }
+        for _ in 0..2 * d.n_text_layers {
+            args.push(Tensor::zeros(&[1, d.n_text_heads, d.n_audio_ctx, hd], DType::F32));
+        }
+        Ok((enc, self.step.plan(&args)?))
     }
 
     /// Transcribes an audio file (any supported format, rate and channel count).

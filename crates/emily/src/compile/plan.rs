@@ -80,6 +80,19 @@ impl Plan {
         }
     }
 
+    /// How many kernels of each op a replay runs, most frequent first.
+    pub fn op_frequencies(&self) -> Vec<(&'static str, usize)> {
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for s in &self.steps {
+            match counts.iter_mut().find(|c| c.0 == s.op.name()) {
+                Some(c) => c.1 += 1,
+                None => counts.push((s.op.name(), 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        counts
+    }
+
     /// Number of kernels a replay runs.
     pub fn num_steps(&self) -> usize {
         self.steps.len()
