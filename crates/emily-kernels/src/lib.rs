@@ -10,6 +10,7 @@
 pub mod binary;
 pub mod cast;
 pub mod fast;
+pub mod gemv;
 pub mod math;
 pub mod parallel;
 pub mod reduce;

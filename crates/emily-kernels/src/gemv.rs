@@ -1,0 +1,464 @@
+//! Matrix-vector products with half-precision (or f32) weights and f32
+//! activations, for decoding steps where a few activation rows meet a large
+//! weight matrix and the product is bound by memory bandwidth.
+//!
+//! The weights are row-major `(n, k)` (PyTorch `Linear` layout: out features ×
+//! in features); `x` holds `m` row-major activation rows of length `k`; the
+//! result is row-major `(m, n)`:
+//! `out[i * n + r] = Σ_j w[r * k + j] as f32 * x[i * k + j]`, accumulated in f32.
+//!
+//! Weight rows are streamed one after another (a single sequential stream, which
+//! the hardware prefetcher follows best), each read from memory once and
+//! multiplied by every activation row while it is still in L1 (activation rows
+//! are taken in register-sized chunks of up to 8). Weights are widened in registers (F16C
+//! for f16, a shift for bf16), multiplied with FMA into several independent f32
+//! accumulators, and the `n` rows are split over the global pool above
+//! [`crate::parallel::MIN_PARALLEL_ELEMS`] units of work.
+
+use half::{bf16, f16};
+
+use crate::parallel;
+use crate::simd::{self, Isa};
+
+/// Element type tags (const-generic parameters of the kernels).
+const F16: u8 = 0;
+const BF16: u8 = 1;
+const F32: u8 = 2;
+
+/// Activation rows per register-resident chunk.
+const M_CHUNK: usize = 8;
+
+/// `out = x · wᵀ` with f16 weights: `w` is `(n, k)` row-major, `x` is `(m, k)`,
+/// `out` is `(m, n)`; products and sums in f32.
+///
+/// # Panics
+/// If `w.len() != n * k`, `x.len() != m * k` or `out.len() != m * n`.
+pub fn gemv_f16(w: &[f16], n: usize, k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    check(w.len(), n, k, x.len(), m, out.len());
+    // SAFETY: f16 is a 2-byte plain-old-data type; lengths were checked.
+    unsafe { run::<F16>(w.as_ptr().cast(), n, k, x, m, out) }
+}
+
+/// `out = x · wᵀ` with bf16 weights; see [`gemv_f16`] for the layout.
+///
+/// # Panics
+/// If `w.len() != n * k`, `x.len() != m * k` or `out.len() != m * n`.
+pub fn gemv_bf16(w: &[bf16], n: usize, k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    check(w.len(), n, k, x.len(), m, out.len());
+    // SAFETY: bf16 is a 2-byte plain-old-data type; lengths were checked.
+    unsafe { run::<BF16>(w.as_ptr().cast(), n, k, x, m, out) }
+}
+
+/// `out = x · wᵀ` with f32 weights; see [`gemv_f16`] for the layout.
+///
+/// # Panics
+/// If `w.len() != n * k`, `x.len() != m * k` or `out.len() != m * n`.
+pub fn gemv_f32(w: &[f32], n: usize, k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    check(w.len(), n, k, x.len(), m, out.len());
+    // SAFETY: lengths were checked.
+    unsafe { run::<F32>(w.as_ptr().cast(), n, k, x, m, out) }
+}
+
+fn check(wl: usize, n: usize, k: usize, xl: usize, m: usize, ol: usize) {
+    assert_eq!(
+        wl,
+        n * k,
+        "gemv: weights have {wl} elements, expected n*k = {n}*{k}"
+    );
+    assert_eq!(
+        xl,
+        m * k,
+        "gemv: x has {xl} elements, expected m*k = {m}*{k}"
+    );
+    assert_eq!(
+        ol,
+        m * n,
+        "gemv: out has {ol} elements, expected m*n = {m}*{n}"
+    );
+}
+
+/// Shares the output pointer with the worker threads; each writes a disjoint
+/// set of columns `r0..r1` of every output row.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: workers write disjoint elements (their own row range `r0..r1`).
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Same for the weight pointer (read-only).
+#[derive(Clone, Copy)]
+struct WPtr(*const u8);
+// SAFETY: read-only access to data borrowed for the whole call.
+unsafe impl Send for WPtr {}
+// SAFETY: as above.
+unsafe impl Sync for WPtr {}
+impl WPtr {
+    fn get(self) -> *const u8 {
+        self.0
+    }
+}
+
+/// Arguments shared by every row range of one call.
+#[derive(Clone, Copy)]
+struct Job {
+    w: *const u8,
+    n: usize,
+    k: usize,
+    x: *const f32,
+    m: usize,
+    out: *mut f32,
+}
+
+/// # Safety
+/// `w` points at `n * k` elements of type `DT`; `x.len() == m * k`;
+/// `out.len() == m * n`.
+unsafe fn run<const DT: u8>(
+    w: *const u8,
+    n: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
+    if n == 0 || m == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let isa = simd::isa();
+    let (wp, op) = (WPtr(w), OutPtr(out.as_mut_ptr()));
+    // Cost of one weight row: its k elements, plus the FMAs for m > 1.
+    let cost = k.saturating_mul(1 + m / 2);
+    parallel::for_each_range(n, cost, |r0, r1| {
+        let job = Job {
+            w: wp.get(),
+            n,
+            k,
+            x: x.as_ptr(),
+            m,
+            out: op.get(),
+        };
+        // SAFETY: the caller's contract; `r0..r1` is within `0..n` and disjoint
+        // from every other range.
+        unsafe { rows::<DT>(isa, job, r0, r1) }
+    });
+}
+
+/// Computes output columns `r0..r1` of every output row.
+///
+/// # Safety
+/// As [`run`], with `r0 <= r1 <= n`.
+unsafe fn rows<const DT: u8>(isa: Isa, job: Job, r0: usize, r1: usize) {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // SAFETY: `isa()` reported these features; the caller's contract.
+        Isa::Avx512 => return unsafe { x86::rows512::<DT>(job, r0, r1) },
+        // SAFETY: as above.
+        Isa::Avx2 => return unsafe { x86::rows256::<DT>(job, r0, r1) },
+        Isa::Baseline => {}
+    }
+    let _ = isa;
+    // SAFETY: the caller's contract.
+    unsafe { rows_baseline::<DT>(job, r0, r1) }
+}
+
+/// Portable fallback: widens a chunk of one weight row into a stack buffer and
+/// dots it with every activation row (plain loops that LLVM vectorises).
+///
+/// # Safety
+/// As [`rows`].
+unsafe fn rows_baseline<const DT: u8>(job: Job, r0: usize, r1: usize) {
+    use half::slice::HalfFloatSliceExt;
+    const CH: usize = 512;
+    let Job { w, n, k, x, m, out } = job;
+    // SAFETY: the caller's contract on `x`.
+    let x = unsafe { std::slice::from_raw_parts(x, m * k) };
+    let mut buf = [0f32; CH];
+    for r in r0..r1 {
+        for i in 0..m {
+            // SAFETY: `i * n + r < m * n`.
+            unsafe { *out.add(i * n + r) = 0.0 };
+        }
+        let mut j0 = 0;
+        while j0 < k {
+            let len = CH.min(k - j0);
+            let wr: &[f32] = match DT {
+                // SAFETY: `r * k + j0 + len <= n * k` elements of the right type.
+                F16 => unsafe {
+                    let s = std::slice::from_raw_parts(w.cast::<f16>().add(r * k + j0), len);
+                    s.convert_to_f32_slice(&mut buf[..len]);
+                    &buf[..len]
+                },
+                // SAFETY: as above.
+                BF16 => unsafe {
+                    let s = std::slice::from_raw_parts(w.cast::<bf16>().add(r * k + j0), len);
+                    s.convert_to_f32_slice(&mut buf[..len]);
+                    &buf[..len]
+                },
+                // SAFETY: as above.
+                _ => unsafe { std::slice::from_raw_parts(w.cast::<f32>().add(r * k + j0), len) },
+            };
+            for i in 0..m {
+                let d = dot(wr, &x[i * k + j0..i * k + j0 + len]);
+                // SAFETY: `i * n + r < m * n`.
+                unsafe { *out.add(i * n + r) += d };
+            }
+            j0 += len;
+        }
+    }
+}
+
+/// Dot product with 8 independent partial sums.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (p, q) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += p[l] * q[l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (p, q) in ra.iter().zip(rb) {
+        s += p * q;
+    }
+    s
+}
+
+/// Widens one weight element of type `DT` (for scalar tails).
+///
+/// # Safety
+/// `w` points at more than `idx` elements of type `DT`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn weight_scalar<const DT: u8>(w: *const u8, idx: usize) -> f32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match DT {
+            F16 => (*w.cast::<f16>().add(idx)).to_f32(),
+            BF16 => (*w.cast::<bf16>().add(idx)).to_f32(),
+            _ => *w.cast::<f32>().add(idx),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{weight_scalar, Job, BF16, F16, M_CHUNK};
+
+    /// Walks weight rows `r0..r1` one at a time (so the weights are one
+    /// sequential stream, which the hardware prefetcher follows; interleaving
+    /// several rows' short streams halves the bandwidth) and multiplies each
+    /// row with every chunk of up to [`M_CHUNK`] activation rows while it is in
+    /// L1. `$kern::<DT, M, U>` does one row × M x-rows with U independent
+    /// accumulators per x-row.
+    macro_rules! row_driver {
+        ($name:ident, $feat:literal, $kern:ident, [$($mm:literal => $uu:literal),*]) => {
+            /// # Safety
+            /// The CPU has the listed features; as [`super::rows`].
+            #[target_feature(enable = $feat)]
+            pub unsafe fn $name<const DT: u8>(job: Job, r0: usize, r1: usize) {
+                for r in r0..r1 {
+                    let mut i = 0;
+                    while i < job.m {
+                        let mc = M_CHUNK.min(job.m - i);
+                        // SAFETY: row `r` and x rows `i..i + mc` are in range.
+                        unsafe {
+                            match mc {
+                                $($mm => $kern::<DT, $mm, $uu>(job, r, i),)*
+                                _ => unreachable!(),
+                            }
+                        }
+                        i += mc;
+                    }
+                }
+            }
+        };
+    }
+
+    row_driver!(
+        rows512,
+        "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c",
+        row512,
+        [1 => 4, 2 => 2, 3 => 2, 4 => 2, 5 => 1, 6 => 1, 7 => 1, 8 => 1]
+    );
+    row_driver!(
+        rows256,
+        "avx2,fma,f16c",
+        row256,
+        [1 => 4, 2 => 2, 3 => 1, 4 => 1, 5 => 1, 6 => 1, 7 => 1, 8 => 1]
+    );
+
+    /// 16 weights of type `DT` from `w + j` (elements), widened to f32.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
+    unsafe fn load16<const DT: u8>(w: *const u8, j: usize) -> __m512 {
+        // SAFETY: the caller guarantees 16 readable elements.
+        unsafe {
+            match DT {
+                F16 => _mm512_cvtph_ps(_mm256_loadu_si256(w.cast::<u16>().add(j).cast())),
+                BF16 => {
+                    let h = _mm256_loadu_si256(w.cast::<u16>().add(j).cast());
+                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+                }
+                _ => _mm512_loadu_ps(w.cast::<f32>().add(j)),
+            }
+        }
+    }
+
+    /// [`load16`] of the lanes set in `mask` (others 0; masked lanes are not read).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
+    unsafe fn load16_mask<const DT: u8>(w: *const u8, j: usize, mask: __mmask16) -> __m512 {
+        // SAFETY: the caller guarantees the masked lanes are readable.
+        unsafe {
+            match DT {
+                F16 => _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w.cast::<i16>().add(j))),
+                BF16 => {
+                    let h = _mm256_maskz_loadu_epi16(mask, w.cast::<i16>().add(j));
+                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+                }
+                _ => _mm512_maskz_loadu_ps(mask, w.cast::<f32>().add(j)),
+            }
+        }
+    }
+
+    /// Weight row `r` times activation rows `i0..i0 + M` (U accumulators each),
+    /// written to `out[(i0 + i) * n + r]`.
+    ///
+    /// # Safety
+    /// AVX-512 present; the rows are in range.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
+    unsafe fn row512<const DT: u8, const M: usize, const U: usize>(job: Job, r: usize, i0: usize) {
+        let Job {
+            w, n, k, x, out, ..
+        } = job;
+        let x = x.wrapping_add(i0 * k);
+        let wo = r * k;
+        let mut acc = [[_mm512_setzero_ps(); M]; U];
+        let mut j = 0;
+        // SAFETY: every load below is within row `r` of w (k elements) or row
+        // `i0 + i` of x (k elements); the tail is masked to `j..k`.
+        unsafe {
+            while j + 16 * U <= k {
+                for (u, acc) in acc.iter_mut().enumerate() {
+                    let jj = j + 16 * u;
+                    let wv = load16::<DT>(w, wo + jj);
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x.add(i * k + jj)), *a);
+                    }
+                }
+                j += 16 * U;
+            }
+            while j + 16 <= k {
+                let wv = load16::<DT>(w, wo + j);
+                for (i, a) in acc[0].iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x.add(i * k + j)), *a);
+                }
+                j += 16;
+            }
+            if j < k {
+                let mask = ((1u32 << (k - j)) - 1) as __mmask16;
+                let wv = load16_mask::<DT>(w, wo + j, mask);
+                for (i, a) in acc[0].iter_mut().enumerate() {
+                    let xv = _mm512_maskz_loadu_ps(mask, x.add(i * k + j));
+                    *a = _mm512_fmadd_ps(wv, xv, *a);
+                }
+            }
+            for i in 0..M {
+                let mut s = acc[0][i];
+                for a in &acc[1..] {
+                    s = _mm512_add_ps(s, a[i]);
+                }
+                *out.add((i0 + i) * n + r) = _mm512_reduce_add_ps(s);
+            }
+        }
+    }
+
+    /// 8 weights of type `DT` from `w + j` (elements), widened to f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8<const DT: u8>(w: *const u8, j: usize) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable elements.
+        unsafe {
+            match DT {
+                F16 => _mm256_cvtph_ps(_mm_loadu_si128(w.cast::<u16>().add(j).cast())),
+                BF16 => {
+                    let h = _mm_loadu_si128(w.cast::<u16>().add(j).cast());
+                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+                }
+                _ => _mm256_loadu_ps(w.cast::<f32>().add(j)),
+            }
+        }
+    }
+
+    /// Sum of the 8 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum256(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// AVX2 version of [`row512`] (scalar tail).
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C present; the rows are in range.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn row256<const DT: u8, const M: usize, const U: usize>(job: Job, r: usize, i0: usize) {
+        let Job {
+            w, n, k, x, out, ..
+        } = job;
+        let x = x.wrapping_add(i0 * k);
+        let wo = r * k;
+        let mut acc = [[_mm256_setzero_ps(); M]; U];
+        let mut j = 0;
+        // SAFETY: every load below is within row `r` of w (k elements) or row
+        // `i0 + i` of x (k elements).
+        unsafe {
+            while j + 8 * U <= k {
+                for (u, acc) in acc.iter_mut().enumerate() {
+                    let jj = j + 8 * u;
+                    let wv = load8::<DT>(w, wo + jj);
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.add(i * k + jj)), *a);
+                    }
+                }
+                j += 8 * U;
+            }
+            while j + 8 <= k {
+                let wv = load8::<DT>(w, wo + j);
+                for (i, a) in acc[0].iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.add(i * k + j)), *a);
+                }
+                j += 8;
+            }
+            for i in 0..M {
+                let mut v = acc[0][i];
+                for a in &acc[1..] {
+                    v = _mm256_add_ps(v, a[i]);
+                }
+                let mut s = hsum256(v);
+                for jj in j..k {
+                    s += weight_scalar::<DT>(w, wo + jj) * *x.add(i * k + jj);
+                }
+                *out.add((i0 + i) * n + r) = s;
+            }
+        }
+    }
+}
