@@ -126,6 +126,32 @@ fn layer_norm_matches_f64() {
 }
 
 #[test]
+fn layer_norm_rows_whose_first_element_is_far_from_the_mean() {
+    // The kernel shifts by the first element when that is close enough to the
+    // mean and falls back to the exact two-pass formula otherwise: cover both,
+    // with a large common offset (where a poor shift would cancel badly).
+    for (ci, &cols) in COLS.iter().enumerate().skip(1) {
+        let rows = 6;
+        let mut x: Vec<f32> = randn(rows * cols, 80 + ci as u64)
+            .iter()
+            .map(|v| 1000.0 + v)
+            .collect();
+        for (r, row) in x.chunks_mut(cols).enumerate() {
+            row[0] = match r {
+                0 => 1000.0 + 40.0, // outlier: takes the fallback
+                1 => -5.0e4,        // huge outlier
+                2 => 1000.0 - 2.9,  // just inside the accepted band
+                _ => row[0],
+            };
+        }
+        let mut out = vec![f32::NAN; x.len()];
+        layer_norm_f32(&x, None, None, 1e-5, cols, &mut out);
+        let err = max_err(&out, &ln_ref(&x, None, None, 1e-5, cols));
+        assert!(err < 1e-5, "layer_norm outliers cols={cols}: err {err:e}");
+    }
+}
+
+#[test]
 fn outputs_large_enough_to_stream_match_f64() {
     // Outputs of 16 MiB and more are written with non-temporal stores through
     // a row buffer: wide rows (one per buffer) and narrow ones (many per buffer,

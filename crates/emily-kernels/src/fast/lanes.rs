@@ -53,28 +53,33 @@ pub(crate) fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// Calls `f` on every full [`LANES`]-chunk of `x`, then once on the tail padded
-/// with `pad` (if there is a tail). Every chunk has the same constant length, so
-/// accumulators indexed by lane stay in registers.
-#[inline(always)]
-fn for_each_chunk(x: &[f32], pad: f32, mut f: impl FnMut(&[f32; LANES])) {
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        f(c.try_into().unwrap());
-    }
-    if !tail.is_empty() {
-        let mut last = [pad; LANES];
-        last[..tail.len()].copy_from_slice(tail);
-        f(&last);
-    }
+/// Runs `body` with `$c: &[f32; LANES]` bound to every full chunk of `x`, then
+/// once to the tail padded with `pad` (if there is a tail). Every chunk has the
+/// same constant length, so accumulators indexed by lane stay in registers. A
+/// macro rather than a closure-taking function: the body must be compiled
+/// inside the caller's ISA-specific copy (see [`fma_dispatch`]).
+macro_rules! for_each_chunk {
+    ($x:expr, $pad:expr, |$c:ident| $body:block) => {{
+        let chunks = $x.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for chunk in chunks {
+            let $c: &[f32; LANES] = chunk.try_into().unwrap();
+            $body
+        }
+        if !tail.is_empty() {
+            let mut last = [$pad; LANES];
+            last[..tail.len()].copy_from_slice(tail);
+            let $c = &last;
+            $body
+        }
+    }};
 }
 
 /// Sum of `x`, accumulated in [`LANES`] independent partial sums.
 #[inline(always)]
 pub(crate) fn sum(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
-    for_each_chunk(x, 0.0, |c| {
+    for_each_chunk!(x, 0.0, |c| {
         for l in 0..LANES {
             acc[l] += c[l];
         }
@@ -86,7 +91,7 @@ pub(crate) fn sum(x: &[f32]) -> f32 {
 #[inline(always)]
 pub(crate) fn sum_sq<const FMA: bool>(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
-    for_each_chunk(x, 0.0, |c| {
+    for_each_chunk!(x, 0.0, |c| {
         for l in 0..LANES {
             acc[l] = fmadd::<FMA>(c[l], c[l], acc[l]);
         }
@@ -101,7 +106,7 @@ pub(crate) fn sums_shifted<const FMA: bool>(x: &[f32], shift: f32) -> (f32, f32)
     let mut acc = [0.0f32; LANES];
     let mut acc2 = [0.0f32; LANES];
     // Padding with `shift` makes the padded lanes contribute exactly 0.
-    for_each_chunk(x, shift, |c| {
+    for_each_chunk!(x, shift, |c| {
         for l in 0..LANES {
             let d = c[l] - shift;
             acc[l] += d;

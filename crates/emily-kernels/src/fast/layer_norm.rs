@@ -1,13 +1,16 @@
 //! LayerNorm over the last axis: `out = (x - mean) / sqrt(var + eps) * weight + bias`
 //! with the biased variance.
 //!
-//! The variance is the corrected two-pass formula over a row that stays in L1
-//! (three reads of the row: sum; centred sums; scaled write), never the
-//! cancellation-prone `E[x^2] - E[x]^2`. The first-pass mean `m` is refined by
-//! the centred sum, `mean = m + c` with `c = mean(x - m)`, and `x - mean` is
-//! formed as `(x - m) - c`: `x - m` is exact for values near the mean, so rows
-//! with a large common offset keep full `f32` accuracy. Rows are split across
-//! the pool; outputs too large for the cache are written with streaming stores.
+//! The statistics come from sums of `x - m` for a shift `m` near the mean,
+//! never from the cancellation-prone `E[x^2] - E[x]^2`: with `c = mean(x - m)`,
+//! `mean = m + c` and `var = mean((x - m)^2) - c^2`, and `x - mean` is formed
+//! as `(x - m) - c` (`x - m` is exact for values near `m`), so rows with a
+//! large common offset keep full `f32` accuracy. The shift is first the row's
+//! first element (one pass for the sums); if that leaves `c^2` large against
+//! the variance (an outlier first element), the row is redone with the mean
+//! itself as the shift (the corrected two-pass formula). Either way the row is
+//! read from memory once and then from L1. Rows are split across the pool;
+//! outputs too large for the cache are written with streaming stores.
 
 use half::{bf16, f16};
 
@@ -127,17 +130,35 @@ fn check(x_len: usize, w_len: Option<usize>, b_len: Option<usize>, cols: usize, 
     }
 }
 
-/// `(m, c, 1 / sqrt(var + eps))` of one row, where `m + c` is the mean (`m`
-/// the plain first-pass estimate, `c` its correction) and the variance comes
-/// from the corrected two-pass formula.
+/// Largest `c^2 / var` accepted from the first-element shift: `var` is then a
+/// difference of terms at most `1 + WELL_SHIFTED` times its size, losing at
+/// most a few bits more than the exact-mean shift.
+const WELL_SHIFTED: f32 = 8.0;
+
+/// `(m, c, 1 / sqrt(var + eps))` of one row, where `m` is the shift and
+/// `m + c` the mean (see the module docs).
 #[inline(always)]
 fn moments<const FMA: bool>(row: &[f32], eps: f32) -> (f32, f32, f32) {
+    let m = row[0];
+    let (c, var) = shifted_moments::<FMA>(row, m);
+    // `!(a > b)` rather than `a <= b`: a NaN row takes the fallback and stays NaN.
+    if !(c * c > WELL_SHIFTED * var) {
+        return (m, c, 1.0 / (var + eps).sqrt());
+    }
+    let m = lanes::sum(row) / row.len() as f32;
+    let (c, var) = shifted_moments::<FMA>(row, m);
+    (m, c, 1.0 / (var + eps).sqrt())
+}
+
+/// `(mean(x - m), mean((x - m)^2) - mean(x - m)^2)` of one row. (A function,
+/// not a closure: closures are not inlined reliably into the ISA-specific
+/// copies, and `FMA` code outside them would call a software `fma`.)
+#[inline(always)]
+fn shifted_moments<const FMA: bool>(row: &[f32], m: f32) -> (f32, f32) {
     let n = row.len() as f32;
-    let m = lanes::sum(row) / n;
     let (s1, s2) = lanes::sums_shifted::<FMA>(row, m);
     let c = s1 / n;
-    let var = (s2 / n - c * c).max(0.0);
-    (m, c, 1.0 / (var + eps).sqrt())
+    (c, (s2 / n - c * c).max(0.0))
 }
 
 /// Writes `((src - m) - c) * inv * weight + bias` into `dst`.
