@@ -141,8 +141,8 @@ const WELL_SHIFTED: f32 = 8.0;
 fn moments<const FMA: bool>(row: &[f32], eps: f32) -> (f32, f32, f32) {
     let m = row[0];
     let (c, var) = shifted_moments::<FMA>(row, m);
-    // `!(a > b)` rather than `a <= b`: a NaN row takes the fallback and stays NaN.
-    if !(c * c > WELL_SHIFTED * var) {
+    // A NaN row fails the test and takes the fallback (and stays NaN).
+    if c * c <= WELL_SHIFTED * var {
         return (m, c, 1.0 / (var + eps).sqrt());
     }
     let m = lanes::sum(row) / row.len() as f32;
