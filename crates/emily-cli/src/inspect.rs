@@ -20,13 +20,20 @@ pub struct Args {
 /// Runs the command.
 pub fn run(a: Args) -> Result<()> {
     let dir = a.model.unwrap_or_else(crate::default_model_dir);
-    let kernels = if a.no_fast_kernels { Kernels::Composed } else { Kernels::Fused };
+    let kernels = if a.no_fast_kernels {
+        Kernels::Composed
+    } else {
+        Kernels::Fused
+    };
     let w = Whisper::load(&dir, kernels).with_context(|| format!("loading {}", dir.display()))?;
     let d = w.model().dims;
     println!("{}: {d:?}", dir.display());
     let (enc, step) = w.plans()?;
     for (name, plan) in [("encoder", &enc), ("decoder step", &step)] {
-        println!("{name} ({kernels:?} kernels): {} kernels per call", plan.num_steps());
+        println!(
+            "{name} ({kernels:?} kernels): {} kernels per call",
+            plan.num_steps()
+        );
         for (op, n) in plan.op_frequencies().iter().take(10) {
             println!("  {op:<32} {n:>5}");
         }

@@ -87,9 +87,12 @@ fn main() -> Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Bench { suite } => bench::run(suite),
-        Command::BenchWhisperChild { model, audio, runs, composed } => {
-            bench::whisper::run_child(&model, &audio, runs, composed)
-        }
+        Command::BenchWhisperChild {
+            model,
+            audio,
+            runs,
+            composed,
+        } => bench::whisper::run_child(&model, &audio, runs, composed),
         Command::Convert { from, to } => {
             emily_models::hf::convert_ct2_to_hf(&from, &to)?;
             println!("wrote {}", to.display());

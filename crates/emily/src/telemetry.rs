@@ -100,7 +100,8 @@ pub fn set_profiling(on: bool) {
     PROFILE.store(on as u8, Ordering::Relaxed);
 }
 
-static OP_TIMES: std::sync::Mutex<Vec<(&'static str, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+static OP_TIMES: std::sync::Mutex<Vec<(&'static str, u64, u64)>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// Adds one kernel run of `op` taking `nanos` to the profile.
 pub(crate) fn record_op(op: &'static str, nanos: u64) {

@@ -159,9 +159,16 @@ fn owned_arguments_are_updated_in_place() {
     let upd = Tensor::ones(&[1, 4], DType::F32);
     let off = Tensor::from_slice(&[5i64], &[1]).unwrap();
     // Warm the plan, then check the buffer identity survives a call.
-    let cache = c.call_owned(vec![cache, upd.clone(), off.clone()]).unwrap().remove(0);
+    let cache = c
+        .call_owned(vec![cache, upd.clone(), off.clone()])
+        .unwrap()
+        .remove(0);
     let before = cache.array().unwrap().buffer_id();
     let cache = c.call_owned(vec![cache, upd, off]).unwrap().remove(0);
-    assert_eq!(cache.array().unwrap().buffer_id(), before, "cache updated in place");
+    assert_eq!(
+        cache.array().unwrap().buffer_id(),
+        before,
+        "cache updated in place"
+    );
     assert_eq!(cache.to_vec::<f32>().unwrap()[20..24], [1.0; 4]);
 }

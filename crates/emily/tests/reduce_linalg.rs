@@ -232,3 +232,31 @@ fn conv1d_matches_direct_convolution() {
         }
     }
 }
+
+#[test]
+fn mixed_precision_matmul_streams_half_weights() {
+    for (rows, dtype) in [(1usize, DType::F16), (3, DType::BF16), (20, DType::F16)] {
+        let (x, xv) = randn(&[rows, 385], 30);
+        let (w, _) = randn(&[77, 385], 31);
+        let wh = w.cast(dtype).unwrap();
+        let whv = wh.to_f64_vec().unwrap();
+        let y = x.matmul(&wh.t().unwrap()).unwrap();
+        assert_eq!(y.dtype(), DType::F32);
+        let got = y.to_f64_vec().unwrap();
+        for i in 0..rows {
+            for r in 0..77 {
+                let want: f64 = (0..385).map(|j| xv[i * 385 + j] * whv[r * 385 + j]).sum();
+                assert!(
+                    (got[i * 77 + r] - want).abs() < 1e-4,
+                    "{dtype} rows={rows}: {} vs {want}",
+                    got[i * 77 + r]
+                );
+            }
+        }
+    }
+    let h = Tensor::zeros(&[2, 3], DType::F16);
+    assert!(
+        h.matmul(&Tensor::zeros(&[3, 2], DType::F32)).is_err(),
+        "half activations with f32 weights are rejected"
+    );
+}

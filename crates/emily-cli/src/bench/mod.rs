@@ -32,7 +32,11 @@ pub fn run(suite: Suite) -> Result<()> {
     match suite {
         Suite::Core => core::run(),
         Suite::Kernels => kernels::run(),
-        Suite::Whisper => whisper::run(&crate::default_model_dir(), std::path::Path::new("samples/jfk.wav"), 7),
+        Suite::Whisper => whisper::run(
+            &crate::default_model_dir(),
+            std::path::Path::new("samples/jfk.wav"),
+            7,
+        ),
         Suite::All => {
             core::run()?;
             kernels::run()

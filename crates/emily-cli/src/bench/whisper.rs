@@ -27,7 +27,11 @@ pub fn peak_rss_mb() -> f64 {
 
 /// One measurement in this process: prints a result line.
 pub fn run_child(model: &Path, audio: &Path, runs: usize, composed: bool) -> Result<()> {
-    let kernels = if composed { Kernels::Composed } else { Kernels::Fused };
+    let kernels = if composed {
+        Kernels::Composed
+    } else {
+        Kernels::Fused
+    };
     let w = Whisper::load(model, kernels)?;
     let samples = emily_models::audio::load_audio(audio)?;
     let opts = TranscribeOptions::default();
@@ -59,15 +63,25 @@ pub fn run_child(model: &Path, audio: &Path, runs: usize, composed: bool) -> Res
 /// Runs every configuration in child processes, then the peers.
 pub fn run(model: &Path, audio: &Path, runs: usize) -> Result<()> {
     let exe = std::env::current_exe()?;
-    println!("Whisper {} on {}, warm, model load excluded, median of {runs}", model.display(), audio.display());
+    println!(
+        "Whisper {} on {}, warm, model load excluded, median of {runs}",
+        model.display(),
+        audio.display()
+    );
     for threads in [1, 2] {
         for composed in [true, false] {
             let mut cmd = Command::new(&exe);
-            cmd.args(["--threads", &threads.to_string(), "bench-whisper-child", "--runs", &runs.to_string()])
-                .arg("--model")
-                .arg(model)
-                .arg("--audio")
-                .arg(audio);
+            cmd.args([
+                "--threads",
+                &threads.to_string(),
+                "bench-whisper-child",
+                "--runs",
+                &runs.to_string(),
+            ])
+            .arg("--model")
+            .arg(model)
+            .arg("--audio")
+            .arg(audio);
             if composed {
                 cmd.arg("--composed");
             }
@@ -84,7 +98,9 @@ pub fn run(model: &Path, audio: &Path, runs: usize) -> Result<()> {
             .args(["--runs", &runs.to_string()])
             .status();
         if !matches!(st, Ok(s) if s.success()) {
-            println!("peer faster-whisper: not run (python3 -m pip install faster-whisper to compare)");
+            println!(
+                "peer faster-whisper: not run (python3 -m pip install faster-whisper to compare)"
+            );
         }
     }
     Ok(())

@@ -125,7 +125,11 @@ impl Plan {
         }
         for &(i, k) in &self.params {
             uses[k] -= 1;
-            vals[i] = Some(if uses[k] == 0 { std::mem::replace(&mut args[k], Array::uninit(&[0], DType::U8)) } else { args[k].clone() });
+            vals[i] = Some(if uses[k] == 0 {
+                std::mem::replace(&mut args[k], Array::uninit(&[0], DType::U8))
+            } else {
+                args[k].clone()
+            });
         }
         for (i, a) in &self.consts {
             vals[*i] = Some(a.clone());

@@ -4,7 +4,7 @@ use super::{common_device, Op};
 use crate::error::{dtype_err, invalid, shape_err, Result};
 use crate::shape::broadcast_shapes;
 use crate::tensor::State;
-use crate::Tensor;
+use crate::{DType, Tensor};
 
 /// If `t` is a pending swap of its last two axes, the tensor it swaps.
 fn swapped_source(t: &Tensor) -> Option<Tensor> {
@@ -30,7 +30,10 @@ impl Tensor {
     /// is a pending `transpose` of its last two axes is read in place (no copy).
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
         let device = common_device("matmul", &[self, other])?;
-        if self.dtype() != other.dtype() {
+        // Mixed precision: f32 activations times f16/bf16 weights gives f32
+        // (weights stay half in memory; decode-sized products stream them).
+        let mixed = self.dtype() == DType::F32 && matches!(other.dtype(), DType::F16 | DType::BF16);
+        if self.dtype() != other.dtype() && !mixed {
             return Err(dtype_err(
                 "matmul",
                 other.dtype(),

@@ -5,7 +5,7 @@
 use emily::{DType, Tensor};
 
 use super::layers::{attention, merge_heads, split_heads, LayerNorm, Linear, Mlp};
-use super::{param, Kernels, ModelError};
+use super::{param, param_stored, Kernels, ModelError};
 use crate::weights::Weights;
 use crate::whisper::WhisperDims;
 
@@ -54,7 +54,7 @@ impl DecoderWeights {
         let blocks = (0..dims.n_text_layers)
             .map(|i| {
                 let p = format!("model.decoder.layers.{i}");
-                let lin = |n: &str, b: bool| Linear::load(w, &format!("{p}.{n}"), b);
+                let lin = |n: &str, b: bool| Linear::load_stored(w, &format!("{p}.{n}"), b);
                 Ok(Block {
                     self_ln: LayerNorm::load(w, &format!("{p}.self_attn_layer_norm"))?,
                     sq: lin("self_attn.q_proj", true)?,
@@ -67,12 +67,12 @@ impl DecoderWeights {
                     cv: lin("encoder_attn.v_proj", true)?,
                     co: lin("encoder_attn.out_proj", true)?,
                     mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
-                    mlp: Mlp::load(w, &p)?,
+                    mlp: Mlp::load(w, &p, true)?,
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(DecoderWeights {
-            embed: param(w, "model.decoder.embed_tokens.weight")?,
+            embed: param_stored(w, "model.decoder.embed_tokens.weight")?,
             positions: param(w, "model.decoder.embed_positions.weight")?,
             blocks,
             ln: LayerNorm::load(w, "model.decoder.layer_norm")?,
@@ -129,10 +129,11 @@ impl DecoderWeights {
         let (b, t) = (tokens.shape()[0], tokens.shape()[1]);
         let off = offset.reshape_to(&[])?;
         let pos = Tensor::arange(t, DType::I64).add(&off)?;
-        let x =
-            self.embed
-                .gather(&tokens.flatten()?, 0)?
-                .reshape_to(&[b, t, self.embed.shape()[1]])?;
+        let x = self
+            .embed
+            .gather(&tokens.flatten()?, 0)?
+            .reshape_to(&[b, t, self.embed.shape()[1]])?
+            .cast(DType::F32)?;
         let mut x = x.add(&self.positions.gather(&pos, 0)?)?;
         // Query i (absolute position offset+i) sees cache slots j <= offset+i.
         let qi = Tensor::iota(&[t, self.ctx], 0, DType::I64)?.add(&off)?;

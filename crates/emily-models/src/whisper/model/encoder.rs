@@ -43,7 +43,7 @@ impl EncoderWeights {
                     v: Linear::load(w, &format!("{p}.self_attn.v_proj"), true)?,
                     o: Linear::load(w, &format!("{p}.self_attn.out_proj"), true)?,
                     mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
-                    mlp: Mlp::load(w, &p)?,
+                    mlp: Mlp::load(w, &p, false)?,
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;

@@ -3,7 +3,7 @@
 use emily::fast::{self, SdpaMask, SdpaOptions};
 use emily::{Result, Tensor};
 
-use super::{param, Kernels, ModelError};
+use super::{param, param_stored, Kernels, ModelError};
 use crate::weights::Weights;
 
 /// A linear layer `x · Wᵀ + b` (W stored (out, in) as in PyTorch).
@@ -16,14 +16,31 @@ pub struct Linear {
 impl Linear {
     /// Loads `{name}.weight` and, if `bias`, `{name}.bias`.
     pub fn load(w: &Weights, name: &str, bias: bool) -> std::result::Result<Linear, ModelError> {
-        Ok(Linear {
-            w: param(w, &format!("{name}.weight"))?,
-            b: if bias {
-                Some(param(w, &format!("{name}.bias"))?)
-            } else {
-                None
-            },
-        })
+        Self::with_weight(w, param(w, &format!("{name}.weight"))?, name, bias)
+    }
+
+    /// Like [`Linear::load`], keeping the weight matrix in its stored precision
+    /// (for decode-sized inputs; see [`super::param_stored`]).
+    pub fn load_stored(
+        w: &Weights,
+        name: &str,
+        bias: bool,
+    ) -> std::result::Result<Linear, ModelError> {
+        Self::with_weight(w, param_stored(w, &format!("{name}.weight"))?, name, bias)
+    }
+
+    fn with_weight(
+        w: &Weights,
+        weight: Tensor,
+        name: &str,
+        bias: bool,
+    ) -> std::result::Result<Linear, ModelError> {
+        let b = if bias {
+            Some(param(w, &format!("{name}.bias"))?)
+        } else {
+            None
+        };
+        Ok(Linear { w: weight, b })
     }
 
     /// Applies the layer (the transpose is read in place by matmul).
@@ -124,11 +141,16 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// Loads `{prefix}.fc1` and `{prefix}.fc2`.
-    pub fn load(w: &Weights, prefix: &str) -> std::result::Result<Mlp, ModelError> {
+    /// Loads `{prefix}.fc1` and `{prefix}.fc2` (weights as f32, or as stored if `stored`).
+    pub fn load(w: &Weights, prefix: &str, stored: bool) -> std::result::Result<Mlp, ModelError> {
+        let lin = if stored {
+            Linear::load_stored
+        } else {
+            Linear::load
+        };
         Ok(Mlp {
-            fc1: Linear::load(w, &format!("{prefix}.fc1"), true)?,
-            fc2: Linear::load(w, &format!("{prefix}.fc2"), true)?,
+            fc1: lin(w, &format!("{prefix}.fc1"), true)?,
+            fc2: lin(w, &format!("{prefix}.fc2"), true)?,
         })
     }
 

@@ -54,7 +54,20 @@ pub struct WhisperModel {
 /// Reads one weight as an f32 tensor.
 pub(crate) fn param(w: &Weights, name: &str) -> Result<Tensor, ModelError> {
     let r = w.get(name)?;
-    Ok(Tensor::from_slice(&r.to_f32_vec(), r.shape())?.cast(DType::F32)?)
+    Ok(Tensor::from_slice(&r.to_f32_vec(), r.shape())?)
+}
+
+/// Reads one weight in half precision when it is stored so (f16 checkpoints),
+/// else as f32. Decoder matrices stay half: a decode step streams them through
+/// the mixed-precision GEMV (f32 activations, f32 accumulation), halving the
+/// bytes read per token; the values are exactly the stored ones.
+pub(crate) fn param_stored(w: &Weights, name: &str) -> Result<Tensor, ModelError> {
+    let r = w.get(name)?;
+    match r.dtype() {
+        crate::weights::DType::F16 => Ok(Tensor::from_bytes(r.bytes(), r.shape(), DType::F16)?),
+        crate::weights::DType::BF16 => Ok(Tensor::from_bytes(r.bytes(), r.shape(), DType::BF16)?),
+        _ => param(w, name),
+    }
 }
 
 impl WhisperModel {

@@ -32,6 +32,9 @@ pub(crate) fn matmul(
     shape: &[usize],
     dtype: DType,
 ) -> Array {
+    if a.dtype() != b.dtype() {
+        return mixed(a, b, ta, tb, shape);
+    }
     match dtype {
         DType::F32 => typed::<f32>(a, b, ta, tb, shape, dtype),
         DType::F64 => typed::<f64>(a, b, ta, tb, shape, dtype),
@@ -148,3 +151,31 @@ fn out_zero<T: crate::Element>(p: *mut T, n: usize) {
     // SAFETY: p points at n elements of the freshly allocated output.
     unsafe { std::slice::from_raw_parts_mut(p, n).fill(T::from_f64(0.0)) }
 }
+
+/// f32 activations times half-precision weights. Decode-sized products (a few
+/// rows against weights stored (n, k), i.e. `x · Wᵀ`) stream the half weights
+/// through a GEMV kernel; anything else widens the weights and uses GEMM.
+fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Array {
+    let r = shape.len();
+    let (m, n) = (shape[r - 2], shape[r - 1]);
+    let rows = numel(&shape[..r - 2]) * m;
+    let k = if ta {
+        a.shape()[a.shape().len() - 2]
+    } else {
+        a.shape()[a.shape().len() - 1]
+    };
+    if tb && !ta && b.shape().len() == 2 && rows <= GEMV_MAX_ROWS {
+        let mut out = Array::uninit(shape, DType::F32);
+        let o = out.as_mut_slice::<f32>().unwrap();
+        let x = a.as_slice::<f32>();
+        match b.dtype() {
+            DType::F16 => emily_kernels::gemv::gemv_f16(b.as_slice(), n, k, x, rows, o),
+            _ => emily_kernels::gemv::gemv_bf16(b.as_slice(), n, k, x, rows, o),
+        }
+        return out;
+    }
+    typed::<f32>(a, &convert(b, DType::F32), ta, tb, shape, DType::F32)
+}
+
+/// Most activation rows for which the GEMV path beats widening + GEMM.
+const GEMV_MAX_ROWS: usize = 8;
