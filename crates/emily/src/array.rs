@@ -168,6 +168,22 @@ impl Array {
         }
     }
 
+    /// The value of a one-element array as f64 (`None` for larger arrays).
+    pub fn scalar_f64(&self) -> Option<f64> {
+        if self.numel() != 1 {
+            return None;
+        }
+        Some(match self.dtype {
+            DType::F32 => self.as_slice::<f32>()[0] as f64,
+            DType::F64 => self.as_slice::<f64>()[0],
+            DType::F16 => self.as_slice::<half::f16>()[0].to_f64(),
+            DType::BF16 => self.as_slice::<half::bf16>()[0].to_f64(),
+            DType::I32 => self.as_slice::<i32>()[0] as f64,
+            DType::I64 => self.as_slice::<i64>()[0] as f64,
+            DType::U8 | DType::Bool => self.bytes()[0] as f64,
+        })
+    }
+
     /// Identity of the underlying buffer (for tests of buffer reuse).
     pub fn buffer_id(&self) -> usize {
         Arc::as_ptr(&self.storage) as *const u8 as usize

@@ -90,6 +90,8 @@ fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
             }
         }
     }
+    let mut constants: Vec<u64> = Vec::new();
+    let mut const_pos: HashMap<usize, usize> = HashMap::new();
     let mut ext: Vec<usize> = Vec::new();
     let mut ext_pos: HashMap<usize, usize> = HashMap::new();
     let mut reg_of = vec![usize::MAX; members.len()];
@@ -102,9 +104,17 @@ fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
         };
         let operands: Vec<Operand> = inputs
             .iter()
-            .map(|j| match in_group.get(j) {
-                Some(&q) => Operand::Reg(reg_of[q]),
-                None => {
+            .map(|j| match (in_group.get(j), &g.values[*j].kind) {
+                (Some(&q), _) => Operand::Reg(reg_of[q]),
+                (None, Kind::Const(a)) if a.numel() == 1 => {
+                    let v = a.scalar_f64().expect("one element").to_bits();
+                    let n = constants.len();
+                    Operand::Const(*const_pos.entry(*j).or_insert_with(|| {
+                        constants.push(v);
+                        n
+                    }))
+                }
+                (None, _) => {
                     let n = ext.len();
                     Operand::Input(*ext_pos.entry(*j).or_insert_with(|| {
                         ext.push(*j);
@@ -170,6 +180,7 @@ fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
             instrs,
             num_regs,
             output,
+            constants,
         },
         ext,
     )

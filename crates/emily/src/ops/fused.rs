@@ -11,6 +11,8 @@ pub enum Operand {
     Input(usize),
     /// A register written by an earlier instruction.
     Reg(usize),
+    /// The program's `i`-th scalar constant (broadcast to every element).
+    Const(usize),
 }
 
 /// One input of a fused program.
@@ -86,6 +88,10 @@ pub struct FusedProgram {
     pub num_regs: usize,
     /// The register holding the result.
     pub output: Operand,
+    /// Scalar constants folded into the program, as f64 bit patterns (so the
+    /// program stays `Eq + Hash`); each was a one-element constant of the
+    /// input's dtype, so the value is exact in the compute type.
+    pub constants: Vec<u64>,
 }
 
 impl FusedProgram {

@@ -25,6 +25,8 @@ pub(crate) trait Compute: Copy + Default + Send + Sync + PartialEq + 'static {
     fn binary(op: BinaryOp, a: &[Self], b: &[Self], out: &mut [Self]);
     /// `out = c != 0 ? a : b`.
     fn select(c: &[Self], a: &[Self], b: &[Self], out: &mut [Self]);
+    /// The compute-type value of an f64 constant.
+    fn from_f64(v: f64) -> Self;
     /// Rounds values as storing them as `dtype` would.
     fn round_to(dtype: DType, x: &mut [Self]);
 }
@@ -97,6 +99,10 @@ impl Compute for f32 {
         binary::where_f32(c, a, b, out)
     }
 
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
+
     fn round_to(dtype: DType, x: &mut [f32]) {
         match dtype {
             DType::F16 => x.iter_mut().for_each(|v| *v = f16::from_f32(*v).to_f32()),
@@ -151,6 +157,10 @@ impl Compute for f64 {
         for i in 0..out.len() {
             out[i] = if c[i] != 0.0 { a[i] } else { b[i] };
         }
+    }
+
+    fn from_f64(v: f64) -> f64 {
+        v
     }
 
     fn round_to(dtype: DType, x: &mut [f64]) {

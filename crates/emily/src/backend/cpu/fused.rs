@@ -122,6 +122,7 @@ fn run_typed<C: Compute>(
     parallel::for_each_range(units, cost, |start, end| {
         let width = CHUNK.min(inner);
         let mut regs: Vec<Vec<C>> = vec![vec![C::default(); width]; prog.num_regs];
+        let consts: Vec<Vec<C>> = prog.constants.iter().map(|&b| vec![C::from_f64(f64::from_bits(b)); width]).collect();
         let mut loads: Vec<Vec<C>> = vec![Vec::new(); raws.all().len()];
         let mut views: Vec<(usize, bool)> = Vec::with_capacity(raws.all().len());
         let mut idx = vec![0usize; outer_shape.len()];
@@ -168,12 +169,20 @@ fn run_typed<C: Compute>(
                     &loads[j][..len]
                 }
             };
+            let operand = |o: Operand, regs: &'_ [Vec<C>]| -> *const C {
+                match o {
+                    Operand::Input(j) => input(j).as_ptr(),
+                    Operand::Reg(r) => regs[r].as_ptr(),
+                    Operand::Const(c) => consts[c].as_ptr(),
+                }
+            };
             for ins in &prog.instrs {
-                execute(ins, &mut regs, &input, len);
+                execute(ins, &mut regs, &operand, len);
             }
             let result: &[C] = match prog.output {
                 Operand::Reg(r) => &regs[r][..len],
                 Operand::Input(j) => input(j),
+                Operand::Const(c) => &consts[c][..len],
             };
             let o = offset(0);
             // SAFETY: each unit writes its own disjoint range of the output.
@@ -187,10 +196,10 @@ fn run_typed<C: Compute>(
     out
 }
 
-fn execute<'a, C: Compute + 'a>(
+fn execute<C: Compute>(
     ins: &FusedInstr,
     regs: &mut [Vec<C>],
-    input: &dyn Fn(usize) -> &'a [C],
+    operand: &dyn Fn(Operand, &[Vec<C>]) -> *const C,
     len: usize,
 ) {
     let dst_idx = match ins {
@@ -201,27 +210,21 @@ fn execute<'a, C: Compute + 'a>(
     };
     let mut dst = std::mem::take(&mut regs[dst_idx]);
     {
-        let get = |o: &Operand| -> &[C] {
-            match *o {
-                Operand::Input(j) => input(j),
-                Operand::Reg(r) => &regs[r][..len],
-            }
-        };
+        // SAFETY: every operand points at `len` valid elements (an input view,
+        // a register other than `dst` — the compiler never aliases them — or a
+        // constant), alive for this call.
+        let get = |o: &Operand| -> &[C] { unsafe { std::slice::from_raw_parts(operand(*o, regs), len) } };
         let out = &mut dst[..len];
         match ins {
             FusedInstr::Unary { op, src, dtype, .. } => {
                 C::unary(*op, get(src), out);
                 C::round_to(*dtype, out);
             }
-            FusedInstr::Binary {
-                op, a, b, dtype, ..
-            } => {
+            FusedInstr::Binary { op, a, b, dtype, .. } => {
                 C::binary(*op, get(a), get(b), out);
                 C::round_to(*dtype, out);
             }
-            FusedInstr::Where {
-                cond, a, b, dtype, ..
-            } => {
+            FusedInstr::Where { cond, a, b, dtype, .. } => {
                 C::select(get(cond), get(a), get(b), out);
                 C::round_to(*dtype, out);
             }

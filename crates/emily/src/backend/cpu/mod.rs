@@ -33,6 +33,7 @@ fn single(instr: FusedInstr, inputs: &[Array]) -> FusedProgram {
         instrs: vec![instr],
         num_regs: 1,
         output: Operand::Reg(0),
+        constants: Vec::new(),
     }
 }
 
