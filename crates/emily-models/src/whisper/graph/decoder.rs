@@ -1,8 +1,9 @@
 //! One decoder step as an `emily-nn` graph: token embedding plus learned
 //! positions read at a run-time offset, pre-LN blocks of causal
 //! self-attention over a static-size KV cache, cross-attention over the
-//! window's precomputed keys and values, a GELU MLP, the final layer norm,
-//! and logits through the tied token embedding (`proj_out`).
+//! window's precomputed keys and values, and a GELU MLP. The final layer norm
+//! and the logits live in the head graph (see [`super::decoder_head_model`]),
+//! so a prompt of `T` tokens pays for one row of logits, not `T`.
 
 use emily::DType;
 use emily_nn::{
@@ -11,13 +12,13 @@ use emily_nn::{
 };
 
 use super::blocks::{mlp_block, projection_bias};
-use super::names::{cross_keys, cross_values, decoder_layer, INPUT_IDS, LOGITS, OFFSET};
+use super::names::{cross_keys, cross_values, decoder_layer, INPUT_IDS, OFFSET};
 use crate::whisper::WhisperDims;
 
 /// The decoder step. Inputs: [`INPUT_IDS`] `(B, T)` i64, [`OFFSET`] `[1]`
 /// i64 (the position of the first token), and per layer the cross keys and
-/// values `(B, H, 1500, d/H)` named [`cross_keys`]/[`cross_values`]. Output
-/// [`LOGITS`] `(B, T, vocab)`. The self-attention nodes hold static caches of
+/// values `(B, H, 1500, d/H)` named [`cross_keys`]/[`cross_values`]. Output:
+/// the last block's residual sum, `(B, T, d)`. The self-attention nodes hold static caches of
 /// `n_text_ctx` positions as model state (`"{node}.key_cache"`,
 /// `"{node}.value_cache"`), written at the offset, so every step with the
 /// same `T` replays one compiled plan.
@@ -92,12 +93,6 @@ pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
         let x2 = b.add(&format!("{p}.encoder_attn_residual"), &x1, &a)?;
         x = mlp_block(&mut b, &p, &x2, d, dims.ffn_dim)?;
     }
-    let x = b.layer_norm("model.decoder.layer_norm", &x, LayerNormOptions::new(d))?;
-    let logits = b.dense(
-        LOGITS,
-        &x,
-        DenseOptions::new(d, dims.n_vocab).without_bias(),
-    )?;
-    b.output(&logits)?;
+    b.output(&x)?;
     b.build()
 }

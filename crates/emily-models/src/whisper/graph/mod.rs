@@ -1,6 +1,7 @@
 //! Whisper as `emily-nn` graphs: the encoder, the decoder's cross-attention
-//! K/V projections (once per window) and the decoder step (static KV caches,
-//! offset, tied-embedding logits), all on one [`ParamStore`] keyed by Hugging
+//! K/V projections (once per window), the decoder step (static KV caches
+//! written at an offset) and the decoder head (final norm, tied-embedding
+//! logits of the last position), all on one [`ParamStore`] keyed by Hugging
 //! Face names.
 //!
 //! [`WhisperGraph::new`] builds the composed graphs (norms and attention
@@ -12,6 +13,7 @@ mod blocks;
 mod cross_kv;
 mod decoder;
 mod encoder;
+mod head;
 pub mod names;
 mod params;
 mod state;
@@ -19,6 +21,7 @@ mod state;
 pub use cross_kv::cross_kv_model;
 pub use decoder::decoder_step_model;
 pub use encoder::encoder_model;
+pub use head::decoder_head_model;
 pub use params::{checkpoint_name, param_store, TIED_OUTPUT, TOKEN_EMBEDDING};
 pub use state::GraphDecoderState;
 
@@ -30,7 +33,10 @@ use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
 
 use super::{WhisperCheckpoint, WhisperDims};
 use crate::weights::WeightsError;
-use names::{cross_keys, cross_values, ENCODER_HIDDEN_STATES, INPUT_FEATURES, INPUT_IDS, OFFSET};
+use names::{
+    cross_keys, cross_values, DECODER_HIDDEN_STATES, ENCODER_HIDDEN_STATES, INPUT_FEATURES,
+    INPUT_IDS, OFFSET,
+};
 
 /// Errors of the Whisper graphs; each names the node, tensor or input.
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +68,16 @@ impl Served {
     }
 }
 
-/// Whisper's encoder, cross-K/V and decoder-step graphs with their shared
-/// parameter store and compiled forwards. Cheap to share across threads.
+/// Whisper's encoder, cross-K/V, decoder-step and decoder-head graphs with
+/// their shared parameter store and compiled forwards. Share it across
+/// threads by reference or `Arc`.
 pub struct WhisperGraph {
     dims: WhisperDims,
     params: ParamStore,
     encoder: Served,
     cross_kv: Served,
     decoder: Served,
+    head: Served,
     fast: Option<Vec<Report>>,
 }
 
@@ -81,14 +89,16 @@ impl WhisperGraph {
             encoder_model(&dims)?,
             cross_kv_model(&dims)?,
             decoder_step_model(&dims)?,
+            decoder_head_model(&dims)?,
         ];
         let params = param_store(ck, &models.iter().collect::<Vec<_>>())?;
-        let [encoder, cross_kv, decoder] = models;
+        let [encoder, cross_kv, decoder, head] = models;
         Ok(WhisperGraph {
             dims,
             encoder: Served::new(encoder, &params)?,
             cross_kv: Served::new(cross_kv, &params)?,
             decoder: Served::new(decoder, &params)?,
+            head: Served::new(head, &params)?,
             params,
             fast: None,
         })
@@ -104,13 +114,15 @@ impl WhisperGraph {
         let (encoder, r0) = rewrite(&self.encoder)?;
         let (cross_kv, r1) = rewrite(&self.cross_kv)?;
         let (decoder, r2) = rewrite(&self.decoder)?;
+        let (head, r3) = rewrite(&self.head)?;
         Ok(WhisperGraph {
             dims: self.dims,
             params: self.params.clone(),
             encoder,
             cross_kv,
             decoder,
-            fast: Some(vec![r0, r1, r2]),
+            head,
+            fast: Some(vec![r0, r1, r2, r3]),
         })
     }
 
@@ -139,21 +151,28 @@ impl WhisperGraph {
         &self.decoder.model
     }
 
-    /// The three graphs, named: `encoder`, `decoder.cross_kv`, `decoder.step`.
-    pub fn models(&self) -> [(&'static str, &Model); 3] {
+    /// The decoder-head graph (final norm and logits).
+    pub fn head_model(&self) -> &Model {
+        &self.head.model
+    }
+
+    /// The four graphs, named: `encoder`, `decoder.cross_kv`, `decoder.step`,
+    /// `decoder.head`.
+    pub fn models(&self) -> [(&'static str, &Model); 4] {
         [
             ("encoder", &self.encoder.model),
             ("decoder.cross_kv", &self.cross_kv.model),
             ("decoder.step", &self.decoder.model),
+            ("decoder.head", &self.head.model),
         ]
     }
 
-    /// The fast-kernels reports (encoder, cross-K/V, step), if rewritten.
+    /// The fast-kernels reports (in [`WhisperGraph::models`] order), if rewritten.
     pub fn fast_kernel_reports(&self) -> Option<&[Report]> {
         self.fast.as_deref()
     }
 
-    /// Op frequencies over all three graphs, most frequent first (ties by name).
+    /// Op frequencies over all four graphs, most frequent first (ties by name).
     pub fn op_frequencies(&self) -> Vec<(String, usize)> {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (_, m) in self.models() {
@@ -230,14 +249,15 @@ impl WhisperGraph {
             .decoder
             .forward
             .call_with_state(&inputs, &mut state.caches)?;
-        let logits = out.into_tensors().remove(0);
+        let hidden = out.into_tensors().remove(0);
         let (b, t, v) = (tokens.shape()[0], tokens.shape()[1], self.dims.n_vocab);
         let last = if t == 1 {
-            logits
+            hidden
         } else {
-            logits.narrow(1, t - 1, 1)?
+            hidden.narrow(1, t - 1, 1)?
         };
-        Ok(last.reshape_to(&[b, v])?)
+        let out = self.head.forward.call(&[(DECODER_HIDDEN_STATES, &last)])?;
+        Ok(out.into_tensors().remove(0).reshape_to(&[b, v])?)
     }
 
     /// Names of the decoder step's cross inputs for layer `i` (keys, values).

@@ -15,7 +15,10 @@ pub const ENCODER_HIDDEN_STATES: &str = "encoder_hidden_states";
 pub const INPUT_IDS: &str = "input_ids";
 /// Decoder step input: the position of the first token, `[1]` i64.
 pub const OFFSET: &str = "offset";
-/// Decoder step output node: logits `(B, T, vocab)` through the tied embedding.
+/// Decoder head input: hidden states `(B, T, d)` (the step's output at the
+/// positions that need logits).
+pub const DECODER_HIDDEN_STATES: &str = "decoder_hidden_states";
+/// Decoder head output node: logits `(B, T, vocab)` through the tied embedding.
 pub const LOGITS: &str = "proj_out";
 
 /// `model.encoder.layers.{i}`.
