@@ -25,6 +25,11 @@ pub(crate) trait Compute: Copy + Default + Send + Sync + PartialEq + 'static {
     fn binary(op: BinaryOp, a: &[Self], b: &[Self], out: &mut [Self]);
     /// `out = c != 0 ? a : b`.
     fn select(c: &[Self], a: &[Self], b: &[Self], out: &mut [Self]);
+    /// Like [`Compute::store`], bypassing the caches where the types allow it
+    /// (large outputs nobody reads soon).
+    fn store_streaming(src: &[Self], dst: &mut [u8], dtype: DType) {
+        Self::store(src, dst, dtype)
+    }
     /// The compute-type value of an f64 constant.
     fn from_f64(v: f64) -> Self;
     /// Rounds values as storing them as `dtype` would.
@@ -97,6 +102,26 @@ impl Compute for f32 {
 
     fn select(c: &[f32], a: &[f32], b: &[f32], out: &mut [f32]) {
         binary::where_f32(c, a, b, out)
+    }
+
+    fn store_streaming(src: &[f32], dst: &mut [u8], dtype: DType) {
+        #[cfg(target_arch = "x86_64")]
+        if dtype == DType::F32 && (dst.as_ptr() as usize).is_multiple_of(16) {
+            use std::arch::x86_64::{_mm_loadu_ps, _mm_sfence, _mm_stream_ps};
+            let d: &mut [f32] = bytemuck::cast_slice_mut(dst);
+            let body = src.len() / 4 * 4;
+            // SAFETY: SSE is baseline on x86-64; `d` is 16-byte aligned and holds
+            // `src.len()` elements; the fence orders the streaming stores.
+            unsafe {
+                for i in (0..body).step_by(4) {
+                    _mm_stream_ps(d.as_mut_ptr().add(i), _mm_loadu_ps(src.as_ptr().add(i)));
+                }
+                _mm_sfence();
+            }
+            d[body..].copy_from_slice(&src[body..]);
+            return;
+        }
+        Self::store(src, dst, dtype)
     }
 
     fn from_f64(v: f64) -> f32 {

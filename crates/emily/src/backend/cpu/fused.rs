@@ -115,6 +115,8 @@ fn run_typed<C: Compute>(
     let out_ptr = OutPtr(out.bytes_mut().expect("output is unique").as_mut_ptr());
     let out_elem = dtype.size_in_bytes();
 
+    // Outputs much larger than the caches bypass them (no read-for-ownership).
+    let stream = out_bytes >= STREAM_BYTES;
     let per_row = inner.div_ceil(CHUNK);
     let rows = numel(outer_shape).max(1);
     let units = rows * per_row;
@@ -122,7 +124,11 @@ fn run_typed<C: Compute>(
     parallel::for_each_range(units, cost, |start, end| {
         let width = CHUNK.min(inner);
         let mut regs: Vec<Vec<C>> = vec![vec![C::default(); width]; prog.num_regs];
-        let consts: Vec<Vec<C>> = prog.constants.iter().map(|&b| vec![C::from_f64(f64::from_bits(b)); width]).collect();
+        let consts: Vec<Vec<C>> = prog
+            .constants
+            .iter()
+            .map(|&b| vec![C::from_f64(f64::from_bits(b)); width])
+            .collect();
         let mut loads: Vec<Vec<C>> = vec![Vec::new(); raws.all().len()];
         let mut views: Vec<(usize, bool)> = Vec::with_capacity(raws.all().len());
         let mut idx = vec![0usize; outer_shape.len()];
@@ -155,6 +161,14 @@ fn run_typed<C: Compute>(
                     C::load(bytes, raw.dtype, &mut loads[j][..len]);
                 }
                 views.push((off, direct));
+                if !bcast && c0 + len < inner {
+                    // Start fetching this input's next chunk while this one computes.
+                    // SAFETY: prefetching never faults; the address is computed, not read.
+                    prefetch(
+                        unsafe { raw.ptr.add((off + len) * raw.elem) },
+                        CHUNK.min(inner - c0 - len) * raw.elem,
+                    );
+                }
             }
             let input = |j: usize| -> &[C] {
                 let (off, direct) = views[j];
@@ -189,11 +203,34 @@ fn run_typed<C: Compute>(
             let dst = unsafe {
                 std::slice::from_raw_parts_mut(out_ptr.get().add(o * out_elem), len * out_elem)
             };
-            C::store(result, dst, dtype);
+            if stream {
+                C::store_streaming(result, dst, dtype);
+            } else {
+                C::store(result, dst, dtype);
+            }
         }
     });
     drop(kept);
     out
+}
+
+/// Outputs of at least this many bytes are written with streaming stores.
+const STREAM_BYTES: usize = 8 << 20;
+
+/// Hints the CPU to bring `bytes` bytes at `p` into cache.
+#[inline]
+fn prefetch(p: *const u8, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..bytes).step_by(64) {
+        // SAFETY: `_mm_prefetch` is SSE (baseline on x86-64) and never faults.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                p.wrapping_add(off) as *const i8,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, bytes);
 }
 
 fn execute<C: Compute>(
@@ -213,18 +250,23 @@ fn execute<C: Compute>(
         // SAFETY: every operand points at `len` valid elements (an input view,
         // a register other than `dst` — the compiler never aliases them — or a
         // constant), alive for this call.
-        let get = |o: &Operand| -> &[C] { unsafe { std::slice::from_raw_parts(operand(*o, regs), len) } };
+        let get =
+            |o: &Operand| -> &[C] { unsafe { std::slice::from_raw_parts(operand(*o, regs), len) } };
         let out = &mut dst[..len];
         match ins {
             FusedInstr::Unary { op, src, dtype, .. } => {
                 C::unary(*op, get(src), out);
                 C::round_to(*dtype, out);
             }
-            FusedInstr::Binary { op, a, b, dtype, .. } => {
+            FusedInstr::Binary {
+                op, a, b, dtype, ..
+            } => {
                 C::binary(*op, get(a), get(b), out);
                 C::round_to(*dtype, out);
             }
-            FusedInstr::Where { cond, a, b, dtype, .. } => {
+            FusedInstr::Where {
+                cond, a, b, dtype, ..
+            } => {
                 C::select(get(cond), get(a), get(b), out);
                 C::round_to(*dtype, out);
             }
