@@ -118,6 +118,10 @@ fn the_graph_encoder_matches_the_direct_implementation_and_the_golden() {
     let d = max_abs_diff(&got, &golden("jfk_encoder_out.npy"));
     assert!(d <= 1e-3, "graph vs golden: max abs diff {d}");
 
+    let short = Tensor::zeros(&[1, 80, 100], emily::DType::F32);
+    let e = base().encode(&short).unwrap_err().to_string();
+    assert!(e.contains("input_features"), "{e}");
+
     let mel = read_npy(&goldens().join("jfk_logmel.npy")).unwrap();
     let direct = Whisper::load(&model_dir("whisper-tiny.en"), Kernels::Composed).unwrap();
     let want = direct.encode(&mel.data).unwrap().to_vec::<f32>().unwrap();
@@ -168,10 +172,23 @@ fn the_rewrite_keeps_topology_and_params_and_fuses_norms_and_attention() {
         fast().params().get(TOKEN_EMBEDDING).unwrap().id(),
         "one parameter store serves both"
     );
+    // The tied output projection holds the token embedding's values (in the
+    // stored half precision for the GEMV; the lookup table is f32).
+    let (out, table) = (
+        base().params().get(TIED_OUTPUT).unwrap(),
+        base().params().get(TOKEN_EMBEDDING).unwrap(),
+    );
+    assert_eq!(out.shape(), table.shape());
+    assert_eq!(table.dtype(), emily::DType::F32);
+    let out = out
+        .cast(emily::DType::F32)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     assert_eq!(
-        base().params().get(TIED_OUTPUT).unwrap().id(),
-        base().params().get(TOKEN_EMBEDDING).unwrap().id(),
-        "the output projection is the token embedding, not a copy"
+        out,
+        table.to_vec::<f32>().unwrap(),
+        "proj_out is the token embedding"
     );
     // Every store key is a checkpoint (Hugging Face) name, except the tied output.
     for (key, _) in base().params().iter() {
@@ -218,4 +235,7 @@ fn greedy_decoding_through_the_graph_gives_the_reference_tokens() {
     let want = golden_ids();
     assert_eq!(greedy(fast()), want, "fused");
     assert_eq!(greedy(base()), want, "composed");
+    // The step compiled once for the prompt and once for all single tokens.
+    assert_eq!(fast().decoder_step_plans(), 2);
+    assert_eq!(base().decoder_step_plans(), 2);
 }

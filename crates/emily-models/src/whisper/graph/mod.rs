@@ -22,7 +22,9 @@ pub use cross_kv::cross_kv_model;
 pub use decoder::decoder_step_model;
 pub use encoder::encoder_model;
 pub use head::decoder_head_model;
-pub use params::{checkpoint_name, param_store, TIED_OUTPUT, TOKEN_EMBEDDING};
+pub use params::{
+    checkpoint_name, keeps_stored_precision, param_store, TIED_OUTPUT, TOKEN_EMBEDDING,
+};
 pub use state::GraphDecoderState;
 
 use std::collections::BTreeMap;
@@ -33,10 +35,7 @@ use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
 
 use super::{WhisperCheckpoint, WhisperDims};
 use crate::weights::WeightsError;
-use names::{
-    cross_keys, cross_values, DECODER_HIDDEN_STATES, ENCODER_HIDDEN_STATES, INPUT_FEATURES,
-    INPUT_IDS, OFFSET,
-};
+use names::{DECODER_HIDDEN_STATES, ENCODER_HIDDEN_STATES, INPUT_FEATURES, INPUT_IDS, OFFSET};
 
 /// Errors of the Whisper graphs; each names the node, tensor or input.
 #[derive(Debug, thiserror::Error)]
@@ -260,8 +259,9 @@ impl WhisperGraph {
         Ok(out.into_tensors().remove(0).reshape_to(&[b, v])?)
     }
 
-    /// Names of the decoder step's cross inputs for layer `i` (keys, values).
-    pub fn cross_input_names(i: usize) -> (String, String) {
-        (cross_keys(i), cross_values(i))
+    /// Plans the decoder step has compiled: one per distinct `(B, T)` (a
+    /// prompt, then one for every single-token step at any offset).
+    pub fn decoder_step_plans(&self) -> usize {
+        self.decoder.forward.num_plans()
     }
 }

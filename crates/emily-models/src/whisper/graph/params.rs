@@ -1,13 +1,23 @@
 //! The Whisper graphs' parameter store, read from a checkpoint. Every store
 //! key is a Hugging Face name; the one key a checkpoint does not hold,
-//! `proj_out.weight`, is the token embedding (tied), shared, not copied.
+//! `proj_out.weight`, is the token embedding (tied).
+//!
+//! Precision follows the direct implementation: the decoder's projection
+//! matrices (and `proj_out`) keep their stored precision (f16 for the
+//! shipped checkpoints), so a decode step streams half the bytes through the
+//! core's mixed-precision GEMV (f32 activations, f32 accumulation); every
+//! other parameter is f32. The token embedding's lookup table is f32 even
+//! when the tied `proj_out` copy is f16: an `emily-nn` embedding returns rows
+//! in the table's dtype and the graph has no cast node, so an f16 table would
+//! turn the decoder's residual stream into f16.
 
 use std::collections::HashMap;
 
-use emily::Tensor;
+use emily::{DType, Tensor};
 use emily_nn::{Model, ParamStore};
 
 use super::GraphError;
+use crate::weights::DType as StoredDType;
 use crate::whisper::WhisperCheckpoint;
 
 /// The tied output projection's store key.
@@ -24,10 +34,18 @@ pub fn checkpoint_name(key: &str) -> &str {
     }
 }
 
-/// Every parameter `models` need, as f32 tensors from `ck` (checked against
-/// each node's expected shape; errors name the tensor and the file).
+/// Whether the parameter under `key` (of rank `rank`) keeps its stored
+/// precision: the decoder's projection matrices and the tied output.
+pub fn keeps_stored_precision(key: &str, rank: usize) -> bool {
+    key == TIED_OUTPUT
+        || (rank == 2 && key.starts_with("model.decoder.layers.") && key.ends_with(".weight"))
+}
+
+/// Every parameter `models` need, from `ck` (checked against each node's
+/// expected shape; errors name the tensor and the file). A checkpoint tensor
+/// read twice at one precision is one tensor in the store.
 pub fn param_store(ck: &WhisperCheckpoint, models: &[&Model]) -> Result<ParamStore, GraphError> {
-    let mut loaded: HashMap<String, Tensor> = HashMap::new();
+    let mut loaded: HashMap<(String, bool), Tensor> = HashMap::new();
     let mut store = ParamStore::new();
     for model in models {
         for (key, spec) in model.param_specs() {
@@ -35,12 +53,13 @@ pub fn param_store(ck: &WhisperCheckpoint, models: &[&Model]) -> Result<ParamSto
                 continue;
             }
             let name = checkpoint_name(&key);
-            let tensor = match loaded.get(name) {
+            let stored = keeps_stored_precision(&key, spec.shape.len());
+            let id = (name.to_string(), stored);
+            let tensor = match loaded.get(&id) {
                 Some(t) => t.clone(),
                 None => {
-                    let record = ck.weights.get_shaped(name, &spec.shape)?;
-                    let t = Tensor::from_slice(&record.to_f32_vec(), record.shape())?.eval()?;
-                    loaded.insert(name.to_string(), t.clone());
+                    let t = read(ck, name, &spec.shape, stored)?;
+                    loaded.insert(id, t.clone());
                     t
                 }
             };
@@ -48,4 +67,24 @@ pub fn param_store(ck: &WhisperCheckpoint, models: &[&Model]) -> Result<ParamSto
         }
     }
     Ok(store)
+}
+
+/// One checkpoint tensor as f32, or in its stored half precision if `stored`.
+fn read(
+    ck: &WhisperCheckpoint,
+    name: &str,
+    shape: &[usize],
+    stored: bool,
+) -> Result<Tensor, GraphError> {
+    let record = ck.weights.get_shaped(name, shape)?;
+    let half = match record.dtype() {
+        StoredDType::F16 if stored => Some(DType::F16),
+        StoredDType::BF16 if stored => Some(DType::BF16),
+        _ => None,
+    };
+    let tensor = match half {
+        Some(dtype) => Tensor::from_bytes(record.bytes(), record.shape(), dtype)?,
+        None => Tensor::from_slice(&record.to_f32_vec(), record.shape())?,
+    };
+    Ok(tensor.eval()?)
 }
