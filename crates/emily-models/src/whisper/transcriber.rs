@@ -186,12 +186,21 @@ impl Whisper {
         let mel = Tensor::zeros(&[1, d.n_mels, CHUNK_FRAMES], DType::F32);
         let enc = self.encoder.plan(&[mel])?;
         let hd = d.d_model / d.n_text_heads;
-        let mut args = vec![Tensor::zeros(&[1, 1], DType::I64), Tensor::zeros(&[1], DType::I64)];
+        let mut args = vec![
+            Tensor::zeros(&[1, 1], DType::I64),
+            Tensor::zeros(&[1], DType::I64),
+        ];
         for _ in 0..2 * d.n_text_layers {
-            args.push(Tensor::zeros(&[1, d.n_text_heads, d.n_text_ctx, hd], DType::F32));
+            args.push(Tensor::zeros(
+                &[1, d.n_text_heads, d.n_text_ctx, hd],
+                DType::F32,
+            ));
         }
         for _ in 0..2 * d.n_text_layers {
-            args.push(Tensor::zeros(&[1, d.n_text_heads, d.n_audio_ctx, hd], DType::F32));
+            args.push(Tensor::zeros(
+                &[1, d.n_text_heads, d.n_audio_ctx, hd],
+                DType::F32,
+            ));
         }
         Ok((enc, self.step.plan(&args)?))
     }
