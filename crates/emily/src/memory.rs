@@ -82,13 +82,36 @@ pub fn size_class(bytes: usize) -> usize {
     bytes.div_ceil(quarter) * quarter
 }
 
+/// Buffers of at least this size start at a rotating offset ("colour") inside
+/// a slightly larger allocation, so that large same-sized arrays (which the
+/// allocator would place at the same address modulo 4 KiB) do not alias in
+/// the caches and the load/store unit: streaming several of them at once, as a
+/// fused elementwise kernel does, would otherwise stall on 4K aliasing.
+const COLOR_MIN: usize = 64 << 10;
+/// Extra bytes allocated for colouring; colours are multiples of 256 below it.
+const COLOR_SPAN: usize = 4096;
+
 fn layout(class: usize) -> Layout {
-    Layout::from_size_align(class, ALIGN).expect("buffer size overflows a Layout")
+    let slack = if class >= COLOR_MIN { COLOR_SPAN } else { 0 };
+    Layout::from_size_align(class + slack, ALIGN).expect("buffer size overflows a Layout")
+}
+
+/// The next colour offset for a buffer of `class` bytes.
+fn color(class: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    if class < COLOR_MIN {
+        0
+    } else {
+        (NEXT.fetch_add(1, Ordering::Relaxed) % (COLOR_SPAN / 256)) * 256 + 64 * (class % 3)
+    }
 }
 
 /// An aligned, pooled host allocation of at least `len` bytes. Contents start
 /// uninitialised (kernels always write their whole output).
 pub struct HostBuffer {
+    /// Start of the allocation (what the pool and the allocator see).
+    base: NonNull<u8>,
+    /// Start of the data: `base` plus the colour offset.
     ptr: NonNull<u8>,
     len: usize,
     class: usize,
@@ -121,7 +144,9 @@ impl HostBuffer {
         let active = ACTIVE_BYTES.fetch_add(class, Ordering::Relaxed) + class;
         PEAK_BYTES.fetch_max(active, Ordering::Relaxed);
         ACTIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
-        HostBuffer { ptr, len, class }
+        // SAFETY: the allocation has COLOR_SPAN bytes of slack for every colour.
+        let data = unsafe { NonNull::new_unchecked(ptr.as_ptr().add(color(class))) };
+        HostBuffer { base: ptr, ptr: data, len, class }
     }
 
     /// A zero-filled buffer.
@@ -161,11 +186,11 @@ impl Drop for HostBuffer {
         if CACHED_BYTES.load(Ordering::Relaxed) + self.class <= CACHE_LIMIT {
             let mut guard = FREE.lock().unwrap();
             let lists = guard.get_or_insert_with(|| FreeLists(HashMap::new()));
-            lists.0.entry(self.class).or_default().push(self.ptr);
+            lists.0.entry(self.class).or_default().push(self.base);
             CACHED_BYTES.fetch_add(self.class, Ordering::Relaxed);
         } else {
             // SAFETY: allocated with this layout in `new`.
-            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout(self.class)) };
+            unsafe { std::alloc::dealloc(self.base.as_ptr(), layout(self.class)) };
         }
     }
 }
@@ -196,9 +221,10 @@ mod tests {
     #[test]
     fn freed_buffers_are_reused() {
         let a = HostBuffer::new(777_777);
-        let p = a.ptr;
+        let p = a.base;
         drop(a);
         let b = HostBuffer::new(777_000);
-        assert_eq!(b.ptr, p, "same size class should reuse the freed buffer");
+        assert_eq!(b.base, p, "same size class should reuse the freed buffer");
+        assert_eq!(b.ptr.as_ptr() as usize % ALIGN, 0, "colours keep the alignment");
     }
 }

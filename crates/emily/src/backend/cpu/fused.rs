@@ -161,14 +161,6 @@ fn run_typed<C: Compute>(
                     C::load(bytes, raw.dtype, &mut loads[j][..len]);
                 }
                 views.push((off, direct));
-                if !bcast && c0 + len < inner {
-                    // Start fetching this input's next chunk while this one computes.
-                    // SAFETY: prefetching never faults; the address is computed, not read.
-                    prefetch(
-                        unsafe { raw.ptr.add((off + len) * raw.elem) },
-                        CHUNK.min(inner - c0 - len) * raw.elem,
-                    );
-                }
             }
             let input = |j: usize| -> &[C] {
                 let (off, direct) = views[j];
@@ -216,22 +208,6 @@ fn run_typed<C: Compute>(
 
 /// Outputs of at least this many bytes are written with streaming stores.
 const STREAM_BYTES: usize = 8 << 20;
-
-/// Hints the CPU to bring `bytes` bytes at `p` into cache.
-#[inline]
-fn prefetch(p: *const u8, bytes: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for off in (0..bytes).step_by(64) {
-        // SAFETY: `_mm_prefetch` is SSE (baseline on x86-64) and never faults.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                p.wrapping_add(off) as *const i8,
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, bytes);
-}
 
 fn execute<C: Compute>(
     ins: &FusedInstr,
