@@ -98,7 +98,10 @@ pub(crate) fn execute(
                     Positions::PerTokenI64(&ids)
                 }
             };
-            let mut p = RopeParams::new(batch, 1, t, d);
+            // Positions are shared by every leading index, so all of them are
+            // "heads" of one batch entry: the kernel computes each position's
+            // sin/cos once and applies it to every head.
+            let mut p = RopeParams::new(1, batch, t, d);
             p.dims = dims;
             p.traditional = traditional;
             p.base = base;
