@@ -12,6 +12,11 @@ import statistics
 import subprocess
 import sys
 import time
+import os
+
+# This file shares the package's name: keep its own folder off the import path.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 
 def child(a):
