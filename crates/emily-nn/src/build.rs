@@ -209,7 +209,15 @@ impl Forward {
         } else {
             check_state(state, &state_specs)?;
         }
-        let mut states = state.entries.iter().map(|(_, t)| t.clone());
+        // Move the state into the arguments: a cache nobody else holds is then
+        // updated in place by the plan instead of copied every step. (If the
+        // call fails the state is reset and the next call starts from zeros.)
+        let mut states = state
+            .entries
+            .iter_mut()
+            .map(|(_, t)| std::mem::replace(t, Tensor::zeros(&[0], DType::F32)))
+            .collect::<Vec<_>>()
+            .into_iter();
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         let seed = self.seed.load(Ordering::Relaxed);
         for (i, spec) in specs.iter().enumerate() {
@@ -222,7 +230,8 @@ impl Forward {
             }
         }
         TRACE_ERROR.with(|c| c.borrow_mut().take());
-        let mut outs = self.compiled.call(&args).map_err(|e| {
+        let mut outs = self.compiled.call_owned(args).map_err(|e| {
+            state.entries.clear();
             TRACE_ERROR
                 .with(|c| c.borrow_mut().take())
                 .unwrap_or(Error::Core(e))

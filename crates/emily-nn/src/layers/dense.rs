@@ -82,11 +82,15 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> emily::Resul
     }
     let lead = &x.shape()[..x.rank() - 1];
     let rows: usize = lead.iter().product();
-    let mut y = x.reshape_to(&[rows, in_f])?.matmul(&w.t()?)?;
-    if let Some(b) = b {
-        y = y.add(b)?;
-    }
     let mut shape = lead.to_vec();
     shape.push(out_f);
-    y.reshape_to(&shape)
+    // Reshape before the bias add, so the add fuses with what follows.
+    let y = x
+        .reshape_to(&[rows, in_f])?
+        .matmul(&w.t()?)?
+        .reshape_to(&shape)?;
+    match b {
+        Some(b) => y.add(b),
+        None => Ok(y),
+    }
 }
