@@ -62,9 +62,30 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
     };
     for f in &a.files {
         let t = std::time::Instant::now();
+        let samples = emily_models::audio::load_audio(f)
+            .with_context(|| format!("reading {}", f.display()))?;
+        let bar = (samples.len() > 30 * 16000).then(|| {
+            let b = indicatif::ProgressBar::new(samples.len() as u64 / 16000);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} s ({eta} left)",
+                )
+                .expect("valid template"),
+            );
+            b.set_message(f.display().to_string());
+            b
+        });
+        let mut progress = |done: f64, _total: f64| {
+            if let Some(b) = &bar {
+                b.set_position(done as u64);
+            }
+        };
         let tr = whisper
-            .transcribe_file(f, &opts)
+            .transcribe_with_progress(&samples, &opts, &mut progress)
             .with_context(|| format!("transcribing {}", f.display()))?;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
         if a.files.len() > 1 {
             println!("== {}", f.display());
         }

@@ -237,6 +237,17 @@ impl Whisper {
         samples: &[f32],
         opts: &TranscribeOptions,
     ) -> Result<Transcript, WhisperError> {
+        self.transcribe_with_progress(samples, opts, &mut |_, _| {})
+    }
+
+    /// [`Whisper::transcribe`], calling `progress(done_seconds, total_seconds)`
+    /// after each 30-second window (for progress bars on long audio).
+    pub fn transcribe_with_progress(
+        &self,
+        samples: &[f32],
+        opts: &TranscribeOptions,
+        progress: &mut dyn FnMut(f64, f64),
+    ) -> Result<Transcript, WhisperError> {
         if samples.is_empty() {
             return Err(WhisperError::Empty("samples".into()));
         }
@@ -322,6 +333,8 @@ impl Whisper {
                 .filter(|&f| f > 0)
                 .unwrap_or(size);
             seek += adv;
+            let secs = |frames: usize| frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+            progress(secs(seek.min(content)), secs(content));
             if !long {
                 break;
             }
