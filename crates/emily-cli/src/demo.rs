@@ -73,7 +73,7 @@ pub fn run(a: Args) -> Result<()> {
             None => freq.push((op, n)),
         }
     }
-    freq.sort_by(|a, b| b.1.cmp(&a.1));
+    freq.sort_by_key(|f| std::cmp::Reverse(f.1));
     for (op, n) in freq.iter().take(10) {
         println!("  {op:<32} {n:>5}");
     }
