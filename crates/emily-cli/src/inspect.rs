@@ -26,17 +26,11 @@ pub fn run(a: Args) -> Result<()> {
         Kernels::Fused
     };
     let w = Whisper::load(&dir, kernels).with_context(|| format!("loading {}", dir.display()))?;
-    let d = w.model().dims;
-    println!("{}: {d:?}", dir.display());
-    let (enc, step) = w.plans()?;
-    for (name, plan) in [("encoder", &enc), ("decoder step", &step)] {
-        println!(
-            "{name} ({kernels:?} kernels): {} kernels per call",
-            plan.num_steps()
-        );
-        for (op, n) in plan.op_frequencies().iter().take(10) {
-            println!("  {op:<32} {n:>5}");
-        }
+    println!("{}: {:?}", dir.display(), w.dims());
+    println!("{}", w.graph().summary());
+    println!("top-10 op frequencies ({kernels:?}):");
+    for (op, n) in w.graph().op_frequencies().iter().take(10) {
+        println!("  {op:<32} {n:>5}");
     }
     Ok(())
 }

@@ -8,22 +8,19 @@
 //! previous window's text as the prompt.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use emily::compile::Plan;
-use emily::{compile, Compiled, DType, Tensor};
+use emily::{DType, Tensor};
 
 use super::decoding::{self, RawSegment};
-use super::model::{Kernels, ModelError, WhisperModel};
-use super::{load_whisper, GenerationSettings, LoadError};
+use super::graph::{GraphDecoderState, GraphError, WhisperGraph};
+use super::model::Kernels;
+use super::{load_whisper, GenerationSettings, LoadError, WhisperDims};
 use crate::audio::{load_audio, AudioError};
 use crate::log_mel::{
     LogMelError, LogMelFeaturizer, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE,
 };
 use crate::tokenizer::{SpecialTokens, Task, TokenizerError, WhisperTokenizer};
-
-type Graph = Box<dyn Fn(&[Tensor]) -> emily::Result<Vec<Tensor>> + Send + Sync>;
 
 /// Everything that can fail while transcribing; each names its input.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +37,9 @@ pub enum WhisperError {
     /// The tokenizer.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
-    /// The network.
+    /// The network graphs.
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(#[from] GraphError),
     /// The empty input.
     #[error("{0}: no audio samples")]
     Empty(String),
@@ -50,7 +47,7 @@ pub enum WhisperError {
 
 impl From<emily::Error> for WhisperError {
     fn from(e: emily::Error) -> Self {
-        WhisperError::Model(ModelError::Tensor(e))
+        WhisperError::Model(GraphError::Tensor(e))
     }
 }
 
@@ -121,14 +118,16 @@ pub struct Transcript {
 }
 
 /// A loaded Whisper model ready to transcribe; share it with `Arc` across threads.
+///
+/// The network is the `emily-nn` graphs of [`WhisperGraph`]: composed for
+/// [`Kernels::Composed`], rewritten by `fast_kernels::apply` for
+/// [`Kernels::Fused`] (same nodes, same parameters).
 pub struct Whisper {
-    model: Arc<WhisperModel>,
+    graph: WhisperGraph,
     tokenizer: WhisperTokenizer,
     featurizer: LogMelFeaturizer,
     generation: GenerationSettings,
     kernels: Kernels,
-    encoder: Compiled<Graph>,
-    step: Compiled<Graph>,
     multilingual: bool,
 }
 
@@ -137,30 +136,19 @@ impl Whisper {
     pub fn load(dir: &Path, kernels: Kernels) -> Result<Whisper, WhisperError> {
         let ck = load_whisper(dir)?;
         let tokenizer = WhisperTokenizer::from_file(&ck.tokenizer_path)?;
-        let model = Arc::new(WhisperModel::from_checkpoint(&ck)?);
         let featurizer = LogMelFeaturizer::new(ck.dims.n_mels)?;
-        let multilingual = ck.dims.n_vocab >= 51865;
-        let m = model.clone();
-        let encoder: Graph = Box::new(move |xs| Ok(vec![m.encoder.forward(&xs[0], kernels)?]));
-        let m = model.clone();
-        let step: Graph = Box::new(move |xs| {
-            let n = m.decoder.num_layers();
-            let (logits, caches) =
-                m.decoder
-                    .step(&xs[0], &xs[1], &xs[2..2 + 2 * n], &xs[2 + 2 * n..], kernels)?;
-            let mut out = vec![logits];
-            out.extend(caches);
-            Ok(out)
-        });
+        let base = WhisperGraph::new(&ck)?;
+        let graph = match kernels {
+            Kernels::Composed => base,
+            Kernels::Fused => base.with_fast_kernels()?,
+        };
         Ok(Whisper {
-            model,
+            graph,
             tokenizer,
             featurizer,
             generation: ck.generation,
             kernels,
-            encoder: compile(encoder),
-            step: compile(step),
-            multilingual,
+            multilingual: ck.dims.is_multilingual(),
         })
     }
 
@@ -169,40 +157,19 @@ impl Whisper {
         &self.tokenizer
     }
 
-    /// The network.
-    pub fn model(&self) -> &WhisperModel {
-        &self.model
+    /// The network graphs.
+    pub fn graph(&self) -> &WhisperGraph {
+        &self.graph
+    }
+
+    /// Model sizes.
+    pub fn dims(&self) -> &WhisperDims {
+        self.graph.dims()
     }
 
     /// Which kernels the graphs use.
     pub fn kernels(&self) -> Kernels {
         self.kernels
-    }
-
-    /// The compiled plans of the encoder and of a one-token decoder step
-    /// (traced on placeholder inputs if not yet run).
-    pub fn plans(&self) -> Result<(Arc<Plan>, Arc<Plan>), WhisperError> {
-        let d = self.model.dims;
-        let mel = Tensor::zeros(&[1, d.n_mels, CHUNK_FRAMES], DType::F32);
-        let enc = self.encoder.plan(&[mel])?;
-        let hd = d.d_model / d.n_text_heads;
-        let mut args = vec![
-            Tensor::zeros(&[1, 1], DType::I64),
-            Tensor::zeros(&[1], DType::I64),
-        ];
-        for _ in 0..2 * d.n_text_layers {
-            args.push(Tensor::zeros(
-                &[1, d.n_text_heads, d.n_text_ctx, hd],
-                DType::F32,
-            ));
-        }
-        for _ in 0..2 * d.n_text_layers {
-            args.push(Tensor::zeros(
-                &[1, d.n_text_heads, d.n_audio_ctx, hd],
-                DType::F32,
-            ));
-        }
-        Ok((enc, self.step.plan(&args)?))
     }
 
     /// Transcribes an audio file (any supported format, rate and channel count).
@@ -222,7 +189,7 @@ impl Whisper {
     pub fn encode(&self, mel: &[f32]) -> Result<Tensor, WhisperError> {
         let n_mels = self.featurizer.n_mels();
         let x = Tensor::from_slice(mel, &[1, n_mels, CHUNK_FRAMES])?;
-        Ok(self.encoder.call(&[x])?.remove(0))
+        Ok(self.graph.encode(&x)?)
     }
 
     /// Raw logits of the last prompt position for encoder output `enc`.
@@ -289,7 +256,7 @@ impl Whisper {
             }
             let mut prompt = Vec::new();
             if opts.condition_on_previous_text && !previous.is_empty() {
-                let keep = (self.model.decoder.context() / 2 - 1).min(previous.len());
+                let keep = (self.dims().n_text_ctx / 2 - 1).min(previous.len());
                 prompt.push(sp.sot_prev);
                 prompt.extend_from_slice(&previous[previous.len() - keep..]);
             }
@@ -370,7 +337,7 @@ impl Whisper {
         sp: &SpecialTokens,
     ) -> Result<(Vec<u32>, usize), WhisperError> {
         let mut state = Decoding::new(self, enc)?;
-        let ctx = self.model.decoder.context();
+        let ctx = self.dims().n_text_ctx;
         let mut generated: Vec<u32> = Vec::new();
         let mut logits = state.feed(self, prompt)?;
         let mut steps = 1;
@@ -401,17 +368,14 @@ impl Whisper {
 
 /// The running decoder state of one window.
 struct Decoding {
-    caches: Vec<Tensor>,
-    cross: Vec<Tensor>,
+    state: GraphDecoderState,
     offset: usize,
 }
 
 impl Decoding {
     fn new(w: &Whisper, enc: &Tensor) -> Result<Decoding, WhisperError> {
-        let st = w.model.decoder.start(enc, w.kernels)?;
         Ok(Decoding {
-            caches: st.k_cache.into_iter().chain(st.v_cache).collect(),
-            cross: st.cross_k.into_iter().chain(st.cross_v).collect(),
+            state: w.graph.start(enc)?,
             offset: 0,
         })
     }
@@ -419,16 +383,10 @@ impl Decoding {
     /// Feeds tokens, returns the logits after the last one.
     fn feed(&mut self, w: &Whisper, tokens: &[u32]) -> Result<Vec<f32>, WhisperError> {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let mut args = vec![
-            Tensor::from_slice(&ids, &[1, ids.len()])?,
-            Tensor::from_slice(&[self.offset as i64], &[1])?,
-        ];
-        args.extend(std::mem::take(&mut self.caches));
-        args.extend(self.cross.iter().cloned());
-        let n = 2 * w.model.decoder.num_layers();
-        let mut out = w.step.call_owned(args)?;
-        self.caches = out.drain(1..1 + n).collect();
+        let ids = Tensor::from_slice(&ids, &[1, ids.len()])?;
+        let offset = Tensor::from_slice(&[self.offset as i64], &[1])?;
+        let logits = w.graph.step(&ids, &offset, &mut self.state)?;
         self.offset += tokens.len();
-        Ok(out[0].cast(DType::F32)?.to_vec::<f32>()?)
+        Ok(logits.cast(DType::F32)?.to_vec::<f32>()?)
     }
 }
