@@ -146,7 +146,12 @@ impl HostBuffer {
         ACTIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the allocation has COLOR_SPAN bytes of slack for every colour.
         let data = unsafe { NonNull::new_unchecked(ptr.as_ptr().add(color(class))) };
-        HostBuffer { base: ptr, ptr: data, len, class }
+        HostBuffer {
+            base: ptr,
+            ptr: data,
+            len,
+            class,
+        }
     }
 
     /// A zero-filled buffer.
@@ -225,6 +230,10 @@ mod tests {
         drop(a);
         let b = HostBuffer::new(777_000);
         assert_eq!(b.base, p, "same size class should reuse the freed buffer");
-        assert_eq!(b.ptr.as_ptr() as usize % ALIGN, 0, "colours keep the alignment");
+        assert_eq!(
+            b.ptr.as_ptr() as usize % ALIGN,
+            0,
+            "colours keep the alignment"
+        );
     }
 }
