@@ -49,26 +49,29 @@ fn typed<T: crate::Element + Default>(
     for b in 0..n {
         for g in 0..groups {
             // cols[(c*k + t), o] = x[b, g*cg + c, o*stride + t*dilation - padding]
-            let mut cols = vec![T::default(); cg * k * lout];
-            for c in 0..cg {
-                let row = &xs[(b * cin + g * cg + c) * l..][..l];
-                for t in 0..k {
-                    let dst = &mut cols[(c * k + t) * lout..][..lout];
-                    for (o, d) in dst.iter_mut().enumerate() {
-                        let pos = (o * stride + t * dilation) as isize - padding as isize;
-                        if pos >= 0 && (pos as usize) < l {
-                            *d = row[pos as usize];
-                        }
-                    }
+            let mut cols_arr = Array::uninit(&[cg * k, lout], dtype);
+            let cols = cols_arr.as_mut_slice::<T>().expect("fresh array");
+            let base = (b * cin + g * cg) * l;
+            emily_kernels::parallel::for_each_row_block_mut(cols, lout, lout, |first, block| {
+                for (i, dst) in block.chunks_mut(lout).enumerate() {
+                    let (c, t) = ((first + i) / k, (first + i) % k);
+                    im2col_row(&xs[base + c * l..][..l], t * dilation, stride, padding, dst);
                 }
-            }
-            let cols = Array::from_slice(&cols, &[cg * k, lout]);
-            let wg = Array::from_slice(
-                &w.as_slice::<T>()[g * og * cg * k..][..og * cg * k],
-                &[og, cg * k],
-            );
+            });
+            let cols = cols_arr;
+            let wg = if groups == 1 {
+                w.reshaped(&[og, cg * k])
+            } else {
+                Array::from_slice(
+                    &w.as_slice::<T>()[g * og * cg * k..][..og * cg * k],
+                    &[og, cg * k],
+                )
+            };
             outs.push(matmul(&wg, &cols, false, false, &[og, lout], dtype));
         }
+    }
+    if outs.len() == 1 {
+        return outs.pop().expect("one output").reshaped(shape);
     }
     let mut out = Array::uninit(shape, dtype);
     let dst = out.as_mut_slice::<T>().unwrap();
@@ -76,4 +79,33 @@ fn typed<T: crate::Element + Default>(
         dst[i * og * lout..][..og * lout].copy_from_slice(o.as_slice::<T>());
     }
     out
+}
+
+/// One row of the im2col matrix: `dst[o] = row[o*stride + shift - padding]`,
+/// zero outside the row. The in-range span is found first, so stride-1 rows
+/// are one contiguous copy.
+fn im2col_row<T: crate::Element + Default>(
+    row: &[T],
+    shift: usize,
+    stride: usize,
+    padding: usize,
+    dst: &mut [T],
+) {
+    let l = row.len() as isize;
+    let pos = |o: usize| (o * stride + shift) as isize - padding as isize;
+    // First and one-past-last outputs whose source position lies in the row.
+    let lo = (0..dst.len()).find(|&o| pos(o) >= 0).unwrap_or(dst.len());
+    let hi = (lo..dst.len()).find(|&o| pos(o) >= l).unwrap_or(dst.len());
+    dst[..lo].fill(T::default());
+    dst[hi..].fill(T::default());
+    if lo < hi {
+        let start = pos(lo) as usize;
+        if stride == 1 {
+            dst[lo..hi].copy_from_slice(&row[start..start + (hi - lo)]);
+        } else {
+            for (i, d) in dst[lo..hi].iter_mut().enumerate() {
+                *d = row[start + i * stride];
+            }
+        }
+    }
 }
