@@ -31,7 +31,7 @@ pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
     let x = b.embedding(
         "model.decoder.embed_tokens",
         &ids,
-        EmbeddingOptions::new(dims.n_vocab, d),
+        EmbeddingOptions::new(dims.n_vocab, d).with_output_dtype(DType::F32),
     )?;
     let mut x = b.positional_embedding(
         "model.decoder.embed_positions",

@@ -35,9 +35,11 @@ pub fn checkpoint_name(key: &str) -> &str {
 }
 
 /// Whether the parameter under `key` (of rank `rank`) keeps its stored
-/// precision: the decoder's projection matrices and the tied output.
+/// precision: the decoder's projection matrices and the token embedding with
+/// its tied output projection (one shared half-precision table).
 pub fn keeps_stored_precision(key: &str, rank: usize) -> bool {
     key == TIED_OUTPUT
+        || key == TOKEN_EMBEDDING
         || (rank == 2 && key.starts_with("model.decoder.layers.") && key.ends_with(".weight"))
 }
 
