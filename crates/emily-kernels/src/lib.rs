@@ -7,6 +7,8 @@
 //! time through [`simd`], and split work over the global `rayon` pool only above
 //! a size threshold ([`parallel`]).
 
+#![deny(missing_docs)]
+
 pub mod binary;
 pub mod cast;
 pub mod fast;

@@ -12,6 +12,8 @@
 //! - [`tokenizer`] wraps `tokenizer.json` with Whisper's special tokens.
 //! - [`npy`] reads NumPy `.npy` files (reference data in tests).
 
+#![deny(missing_docs)]
+
 pub mod audio;
 pub mod ct2;
 pub mod hf;

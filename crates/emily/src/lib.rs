@@ -9,6 +9,8 @@
 //! # Ok::<(), emily::Error>(())
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod array;
 pub mod backend;
 pub mod compile;
