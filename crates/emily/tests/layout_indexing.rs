@@ -97,3 +97,35 @@ fn gather_and_slice_update() {
         "out of range offset"
     );
 }
+
+#[test]
+fn empty_tensors_flow_through_every_op_family() {
+    let e = Tensor::zeros(&[0, 3], DType::F32);
+    assert_eq!(
+        e.add_scalar(1.0)
+            .unwrap()
+            .exp()
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap(),
+        Vec::<f32>::new()
+    );
+    assert_eq!(
+        e.sum(&[0], false).unwrap().to_vec::<f32>().unwrap(),
+        vec![0.0; 3]
+    );
+    assert_eq!(e.softmax(-1).unwrap().shape(), &[0, 3]);
+    let m = e.matmul(&Tensor::ones(&[3, 2], DType::F32)).unwrap();
+    assert_eq!(m.to_vec::<f32>().unwrap(), Vec::<f32>::new());
+    let k0 = Tensor::ones(&[2, 0], DType::F32)
+        .matmul(&Tensor::ones(&[0, 2], DType::F32))
+        .unwrap();
+    assert_eq!(
+        k0.to_vec::<f32>().unwrap(),
+        vec![0.0; 4],
+        "an empty inner dimension sums to zero"
+    );
+    let c = Tensor::concat(&[&e, &Tensor::ones(&[2, 3], DType::F32)], 0).unwrap();
+    assert_eq!(c.to_vec::<f32>().unwrap(), vec![1.0; 6]);
+    assert!(Tensor::zeros(&[0], DType::F32).to_scalar::<f32>().is_err());
+}
