@@ -4,7 +4,9 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{goldens, jfk_samples_reference, jfk_wav, max_abs_diff, model_dir, scratch};
+use common::{
+    golden_ids, goldens, jfk_samples_reference, jfk_wav, max_abs_diff, model_dir, scratch,
+};
 use emily_models::npy::read_npy;
 use emily_models::whisper::model::Kernels;
 use emily_models::whisper::{TranscribeOptions, Whisper};
@@ -17,18 +19,6 @@ fn fused() -> &'static Whisper {
         Whisper::load(&model_dir("whisper-tiny.en"), Kernels::Fused)
             .expect("run `make models` first")
     })
-}
-
-fn golden_ids() -> Vec<u32> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(goldens().join("jfk_tokens.json")).unwrap())
-            .unwrap();
-    v["transformers"]["generated_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 #[test]

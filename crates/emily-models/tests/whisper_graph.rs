@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use common::{goldens, max_abs_diff, model_dir};
+use common::{golden_ids, goldens, max_abs_diff, model_dir};
 use emily::Tensor;
 use emily_models::npy::read_npy;
 use emily_models::tokenizer::WhisperTokenizer;
@@ -51,18 +51,6 @@ fn encoded(g: &'static WhisperGraph) -> &'static Tensor {
 
 fn golden(name: &str) -> Vec<f32> {
     read_npy(&goldens().join(name)).unwrap().data
-}
-
-fn golden_ids() -> Vec<u32> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(goldens().join("jfk_tokens.json")).unwrap())
-            .unwrap();
-    v["transformers"]["generated_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 fn feed(g: &WhisperGraph, state: &mut GraphDecoderState, at: usize, tokens: &[u32]) -> Vec<f32> {

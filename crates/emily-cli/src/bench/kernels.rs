@@ -37,22 +37,26 @@ fn randn(shape: &[usize], seed: u64) -> Result<Tensor> {
     Ok(Tensor::randn(shape, 0.0, 1.0, seed, DType::F32)?.eval()?)
 }
 
-fn bandwidth_row(name: &str, args: &[Tensor], bytes: f64, floor: f64, build: Build) -> Result<()> {
-    let (tc, tf, diff) = pair(args, build)?;
-    let gbs = bytes / tf / 1e9;
-    println!(
-        "{name:<34} composed {:>8.3} ms  fused {:>8.3} ms  speedup {:>5.2}x  {:>5.1} GB/s = {:>3.0}% of copy  max|diff| {diff:.1e}",
-        tc * 1e3, tf * 1e3, tc / tf, gbs, 100.0 * gbs / floor
-    );
-    Ok(())
+/// The floor a row is compared with: the measured copy bandwidth (work in
+/// bytes) or the measured GEMM throughput (work in FLOP).
+#[derive(Clone, Copy)]
+enum Floor {
+    Copy(f64),
+    Gemm(f64),
 }
 
-fn flops_row(name: &str, args: &[Tensor], flop: f64, peak: f64, build: Build) -> Result<()> {
+fn row(name: &str, args: &[Tensor], work: f64, floor: Floor, build: Build) -> Result<()> {
     let (tc, tf, diff) = pair(args, build)?;
-    let gf = flop / tf / 1e9;
+    let rate = work / tf / 1e9;
+    let vs = match floor {
+        Floor::Copy(f) => format!("{rate:>5.1} GB/s = {:>3.0}% of copy", 100.0 * rate / f),
+        Floor::Gemm(f) => format!("{rate:>5.1} GFLOP/s = {:>3.0}% of GEMM", 100.0 * rate / f),
+    };
     println!(
-        "{name:<34} composed {:>8.3} ms  fused {:>8.3} ms  speedup {:>5.2}x  {:>5.1} GFLOP/s = {:>3.0}% of GEMM  max|diff| {diff:.1e}",
-        tc * 1e3, tf * 1e3, tc / tf, gf, 100.0 * gf / peak
+        "{name:<34} composed {:>8.3} ms  fused {:>8.3} ms  speedup {:>5.2}x  {vs}  max|diff| {diff:.1e}",
+        tc * 1e3,
+        tf * 1e3,
+        tc / tf
     );
     Ok(())
 }
@@ -68,26 +72,30 @@ pub fn run() -> Result<()> {
         let w = randn(&[d], 2)?;
         let b = randn(&[d], 3)?;
         let bytes = 2.0 * x.numel() as f64 * 4.0;
-        bandwidth_row(
+        row(
             &format!("rms_norm {shape:?}"),
             &[x.clone(), w.clone()],
             bytes,
-            floor,
+            Floor::Copy(floor),
             |a| fast::rms_norm(&a[0], Some(&a[1]), 1e-5),
         )?;
-        bandwidth_row(
+        row(
             &format!("layer_norm {shape:?}"),
             &[x, w, b],
             bytes,
-            floor,
+            Floor::Copy(floor),
             |a| fast::layer_norm(&a[0], Some(&a[1]), Some(&a[2]), 1e-5),
         )?;
     }
     let x = randn(&[1, 32, 2048, 128], 4)?;
     let bytes = 2.0 * x.numel() as f64 * 4.0;
-    bandwidth_row("rope [1, 32, 2048, 128]", &[x], bytes, floor, |a| {
-        fast::rope(&a[0], RopeOptions::new(128))
-    })?;
+    row(
+        "rope [1, 32, 2048, 128]",
+        &[x],
+        bytes,
+        Floor::Copy(floor),
+        |a| fast::rope(&a[0], RopeOptions::new(128)),
+    )?;
     let sdpa: [(&str, [usize; 4], usize, usize, bool); 4] = [
         ("sdpa [2, 8, 128, 64]", [2, 8, 128, 64], 8, 128, false),
         ("sdpa [1, 6, 1500, 64]", [1, 6, 1500, 64], 6, 1500, false),
@@ -113,7 +121,7 @@ pub fn run() -> Result<()> {
         let mut flop = 4.0 * (q[0] * q[1] * q[2] * kvl * q[3]) as f64;
         if causal {
             flop /= 2.0;
-            flops_row(name, &[qt, k, v], flop, peak, |a| {
+            row(name, &[qt, k, v], flop, Floor::Gemm(peak), |a| {
                 fast::scaled_dot_product_attention(
                     &a[0],
                     &a[1],
@@ -125,7 +133,7 @@ pub fn run() -> Result<()> {
                 )
             })?;
         } else {
-            flops_row(name, &[qt, k, v], flop, peak, |a| {
+            row(name, &[qt, k, v], flop, Floor::Gemm(peak), |a| {
                 fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], SdpaOptions::default())
             })?;
         }

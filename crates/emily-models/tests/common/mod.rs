@@ -63,3 +63,16 @@ pub fn jfk_samples_reference() -> Vec<f32> {
         .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
         .collect()
 }
+
+/// The reference greedy token ids for JFK (transformers, no timestamps), from
+/// `jfk_tokens.json`.
+pub fn golden_ids() -> Vec<u32> {
+    let text = std::fs::read_to_string(goldens().join("jfk_tokens.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["transformers"]["generated_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
