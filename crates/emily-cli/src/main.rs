@@ -63,11 +63,22 @@ enum Command {
     },
 }
 
-/// The default model directory: `$EMILY_MODEL_DIR` or `models/whisper-tiny.en`.
+/// The default model directory: `$EMILY_MODEL_DIR`, else `models/whisper-tiny.en`
+/// under the current directory, else under the checkout the binary was built in
+/// (`target/release/emily` → `../../models/…`), so `emily` works from anywhere.
 pub fn default_model_dir() -> PathBuf {
-    std::env::var_os("EMILY_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("models/whisper-tiny.en"))
+    if let Some(dir) = std::env::var_os("EMILY_MODEL_DIR") {
+        return PathBuf::from(dir);
+    }
+    let rel = PathBuf::from("models/whisper-tiny.en");
+    if rel.is_dir() {
+        return rel;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(&rel)))
+        .filter(|p| p.is_dir())
+        .unwrap_or(rel)
 }
 
 fn main() -> Result<()> {
