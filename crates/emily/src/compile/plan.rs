@@ -116,20 +116,22 @@ impl Plan {
         self.run_arrays(arrays)
     }
 
-    fn run_arrays(&self, mut args: Vec<Array>) -> Result<Vec<Tensor>> {
+    fn run_arrays(&self, args: Vec<Array>) -> Result<Vec<Tensor>> {
         let be = backend::get(self.device);
         let mut vals: Vec<Option<Array>> = vec![None; self.num_values];
         let mut uses = vec![0usize; args.len()];
         for &(_, k) in &self.params {
             uses[k] += 1;
         }
+        // The last placeholder reading an argument takes it (so it can be donated).
+        let mut args: Vec<Option<Array>> = args.into_iter().map(Some).collect();
         for &(i, k) in &self.params {
             uses[k] -= 1;
-            vals[i] = Some(if uses[k] == 0 {
-                std::mem::replace(&mut args[k], Array::uninit(&[0], DType::U8))
+            vals[i] = if uses[k] == 0 {
+                args[k].take()
             } else {
                 args[k].clone()
-            });
+            };
         }
         for (i, a) in &self.consts {
             vals[*i] = Some(a.clone());
