@@ -242,9 +242,10 @@ impl Whisper {
             for m in 0..mel.n_mels {
                 let row = &mel.data[m * mel.n_frames..(m + 1) * mel.n_frames];
                 let dst = &mut window[m * CHUNK_FRAMES..(m + 1) * CHUNK_FRAMES];
-                let avail = row.len().saturating_sub(seek).min(CHUNK_FRAMES);
-                dst[..avail].copy_from_slice(&row[seek..seek + avail]);
-                dst[avail..].fill(row.iter().cloned().fold(f32::INFINITY, f32::min));
+                // Always a full window: short audio has exactly CHUNK_FRAMES
+                // frames and one window; long audio carries 30 s of padding
+                // frames past `content`, and `seek < content`.
+                dst.copy_from_slice(&row[seek..seek + CHUNK_FRAMES]);
             }
             let size = (content - seek).min(CHUNK_FRAMES);
             let offset_s = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
