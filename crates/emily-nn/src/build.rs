@@ -212,12 +212,9 @@ impl Forward {
         // Move the state into the arguments: a cache nobody else holds is then
         // updated in place by the plan instead of copied every step. (If the
         // call fails the state is reset and the next call starts from zeros.)
-        let mut states = state
-            .entries
-            .iter_mut()
-            .map(|(_, t)| std::mem::replace(t, Tensor::zeros(&[0], DType::F32)))
-            .collect::<Vec<_>>()
-            .into_iter();
+        let (state_names, state_tensors): (Vec<String>, Vec<Tensor>) =
+            std::mem::take(&mut state.entries).into_iter().unzip();
+        let mut states = state_tensors.into_iter();
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         let seed = self.seed.load(Ordering::Relaxed);
         for (i, spec) in specs.iter().enumerate() {
@@ -231,16 +228,13 @@ impl Forward {
         }
         TRACE_ERROR.with(|c| c.borrow_mut().take());
         let mut outs = self.compiled.call_owned(args).map_err(|e| {
-            state.entries.clear();
             TRACE_ERROR
                 .with(|c| c.borrow_mut().take())
                 .unwrap_or(Error::Core(e))
         })?;
         let n_out = self.program.model.output_indices().len();
         let updates = outs.split_off(n_out);
-        for ((_, t), u) in state.entries.iter_mut().zip(updates) {
-            *t = u;
-        }
+        state.entries = state_names.into_iter().zip(updates).collect();
         let names = self
             .program
             .model
