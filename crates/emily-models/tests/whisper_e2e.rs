@@ -1,4 +1,4 @@
-//! Whisper tiny.en end to end against the reference outputs in `../shared/goldens`.
+//! Whisper tiny.en end to end against the reference outputs in `testdata/goldens`.
 
 mod common;
 

@@ -231,8 +231,8 @@ fn attention_masks_gqa_sinks_fused_match_composed() {
 #[test]
 fn goldens_pass_through_the_fast_ops() {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/goldens/kernels.safetensors");
-    let bytes = std::fs::read(&path).expect("../shared/goldens/kernels.safetensors");
+        .join("../../testdata/goldens/kernels.safetensors");
+    let bytes = std::fs::read(&path).expect("testdata/goldens/kernels.safetensors");
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let get = |name: &str| -> Tensor {
         let v = st.tensor(name).unwrap();

@@ -20,16 +20,16 @@ pub fn model_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The golden reference data directory (`../shared/goldens` beside the workspace).
+/// The golden reference data directory (`testdata/goldens` in the repository).
 pub fn goldens() -> PathBuf {
-    let dir = workspace_root().join("../shared/goldens");
+    let dir = workspace_root().join("testdata/goldens");
     assert!(dir.is_dir(), "golden data missing at {}", dir.display());
     dir
 }
 
-/// The JFK clip (`../shared/data/jfk.wav`).
+/// The JFK clip (`samples/jfk.wav`).
 pub fn jfk_wav() -> PathBuf {
-    workspace_root().join("../shared/data/jfk.wav")
+    workspace_root().join("samples/jfk.wav")
 }
 
 /// A fresh scratch directory under the target directory, unique per test name.
