@@ -106,7 +106,7 @@ fn the_graph_encoder_matches_the_direct_implementation_and_the_golden() {
     let d = max_abs_diff(&got, &golden("jfk_encoder_out.npy"));
     assert!(d <= 1e-3, "graph vs golden: max abs diff {d}");
 
-    let short = Tensor::zeros(&[1, 80, 100], emily::DType::F32);
+    let short = Tensor::zeros(&[1, 80, 100], emily::DType::F32).unwrap();
     let e = base().encode(&short).unwrap_err().to_string();
     assert!(e.contains("input_features"), "{e}");
 

@@ -204,8 +204,8 @@ impl Forward {
         if state.is_empty() {
             state.entries = state_specs
                 .iter()
-                .map(|(n, s)| ((*n).clone(), Tensor::zeros(&s.shape, s.dtype)))
-                .collect();
+                .map(|(n, s)| Ok(((*n).clone(), Tensor::zeros(&s.shape, s.dtype)?)))
+                .collect::<Result<_>>()?;
         } else {
             check_state(state, &state_specs)?;
         }
@@ -253,7 +253,7 @@ impl Forward {
     pub fn num_kernels(&self, inputs: &[(&str, &Tensor)]) -> Result<usize> {
         let mut args = self.order_inputs(inputs)?;
         for spec in self.extra_specs(&args)?.iter() {
-            args.push(Tensor::zeros(&spec.shape, spec.dtype));
+            args.push(Tensor::zeros(&spec.shape, spec.dtype)?);
         }
         let plan = self.compiled.plan(&args).map_err(|e| {
             TRACE_ERROR

@@ -28,7 +28,7 @@
 //!
 //! let params = ParamStore::random(&model, 0, DType::F32)?;
 //! let forward = model.build(&params, Mode::Inference)?;
-//! let out = forward.call(&[("x", &Tensor::ones(&[3, 8], DType::F32))])?;
+//! let out = forward.call(&[("x", &Tensor::ones(&[3, 8], DType::F32)?)])?;
 //! assert_eq!(out["norm"].shape(), &[3, 8]);
 //! # Ok::<(), emily_nn::Error>(())
 //! ```

@@ -71,7 +71,7 @@ impl Model {
                 if decl.dtype.is_float() && float.is_none() {
                     float = Some(decl.dtype);
                 }
-                args.push(Tensor::zeros(&shape, decl.dtype));
+                args.push(Tensor::zeros(&shape, decl.dtype)?);
             }
         }
         let dtype = float.unwrap_or(DType::F32);
@@ -81,7 +81,7 @@ impl Model {
             .map(|n| {
                 let mut l: Locals = HashMap::new();
                 for spec in layers::param_specs(n.op()) {
-                    l.insert(spec.local.clone(), Tensor::zeros(&spec.shape, dtype));
+                    l.insert(spec.local.clone(), Tensor::zeros(&spec.shape, dtype)?);
                 }
                 let consts = layers::constants(n.op(), false).map_err(|source| Error::Node {
                     node: n.name().into(),

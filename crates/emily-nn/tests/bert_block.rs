@@ -128,7 +128,7 @@ fn padding_mask_hides_padded_keys_in_both_implementations() {
         };
         assert!(max_abs_diff(&real(&a[OUT]), &real(&b[OUT])) <= 1e-5);
         // ... while without the mask they do change.
-        let ones = Tensor::ones(&[2, 7], DType::I64);
+        let ones = Tensor::ones(&[2, 7], DType::I64).unwrap();
         let c = f
             .call(&[("hidden_states", &x2), ("attention_mask", &ones)])
             .unwrap();

@@ -91,7 +91,7 @@ fn binding_checks_every_parameter_and_names_the_node() {
     let mut wrong = good.clone();
     wrong.insert(
         "encoder.layers.0.self_attn.q_proj.weight",
-        Tensor::zeros(&[32, 31], DType::F32),
+        Tensor::zeros(&[32, 31], DType::F32).unwrap(),
     );
     let e = model.build(&wrong, Mode::Inference).unwrap_err();
     assert!(
@@ -102,7 +102,7 @@ fn binding_checks_every_parameter_and_names_the_node() {
     let mut ints = good.clone();
     ints.insert(
         "encoder.layers.0.final_layer_norm.weight",
-        Tensor::zeros(&[32], DType::I32),
+        Tensor::zeros(&[32], DType::I32).unwrap(),
     );
     assert!(matches!(
         model.build(&ints, Mode::Inference),

@@ -509,7 +509,7 @@ fn conv1d_embedding_and_position_embeddings_match_references() {
         let y = f64s(&run_both(
             &m,
             &ParamStore::new(),
-            &[("x", &Tensor::zeros(&[1, 3, 8], DType::F32))],
+            &[("x", &Tensor::zeros(&[1, 3, 8], DType::F32).unwrap())],
         ));
         let row0: Vec<f64> = match layout {
             SinusoidalLayout::Concatenated => vec![0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0],

@@ -18,7 +18,10 @@ const ATTN: &str = "encoder.layer.0.attention";
 const OUT: &str = "encoder.layer.0.output.LayerNorm";
 
 fn inputs() -> (Tensor, Tensor) {
-    (randn(&[2, 6, 32], 9), Tensor::ones(&[2, 6], DType::I64))
+    (
+        randn(&[2, 6, 32], 9),
+        Tensor::ones(&[2, 6], DType::I64).unwrap(),
+    )
 }
 
 #[test]

@@ -11,7 +11,7 @@ use emily::{compile, DType, Result, Tensor};
 
 fn iota(shape: &[usize], div: f64) -> Result<Tensor> {
     let n: usize = shape.iter().product();
-    Tensor::arange(n, DType::F32)
+    Tensor::arange(n, DType::F32)?
         .div_scalar(div)?
         .reshape_to(shape)?
         .eval()
@@ -34,7 +34,7 @@ fn ms_per_call(f: impl Fn() -> Result<()>) -> Result<f64> {
 fn main() -> Result<()> {
     // RMSNorm, composed exactly as the notebook writes it.
     let x = iota(&[4, 128, 1024], 100.0)?;
-    let w = Tensor::ones(&[1024], DType::F32).eval()?;
+    let w = Tensor::ones(&[1024], DType::F32)?.eval()?;
     let (w1, w2) = (w.clone(), w.clone());
     let composed = compile(move |xs: &[Tensor]| {
         let x = &xs[0];

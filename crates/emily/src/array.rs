@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::error::{invalid, Result};
 use crate::memory::HostBuffer;
-use crate::shape::numel;
+use crate::shape::{checked_bytes, numel};
 use crate::{DType, Element};
 
 /// Bytes owned by something else (a memory map, a loaded file) that a tensor
@@ -53,46 +54,74 @@ impl std::fmt::Debug for Array {
 }
 
 impl Array {
-    /// A new uninitialised host array; callers must write every element.
-    pub fn uninit(shape: &[usize], dtype: DType) -> Array {
-        let bytes = numel(shape) * dtype.size_in_bytes();
-        Array {
-            storage: Arc::new(Storage::Host(HostBuffer::new(bytes))),
+    /// A new host array with uninitialised contents: the caller must write
+    /// every element before anything reads it (crate-private for that reason;
+    /// kernels use it so outputs are not zeroed twice). An error when the shape
+    /// is too large or the memory is refused.
+    pub(crate) fn uninit(shape: &[usize], dtype: DType) -> Result<Array> {
+        let bytes = checked_bytes("alloc", shape, dtype)?;
+        Ok(Array {
+            storage: Arc::new(Storage::Host(HostBuffer::new(bytes)?)),
             shape: shape.into(),
             dtype,
+        })
+    }
+
+    /// A host array holding a copy of `data` (an error when `data` does not
+    /// have `shape`'s element count).
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Array> {
+        Array::from_bytes(bytemuck::cast_slice(data), shape, T::DTYPE)
+    }
+
+    /// A host array holding a copy of `bytes`, little-endian elements of
+    /// `dtype` (an error when the length does not match the shape).
+    pub fn from_bytes(bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Array> {
+        let want = checked_bytes("from_bytes", shape, dtype)?;
+        if bytes.len() != want {
+            return Err(invalid(
+                "from_bytes",
+                format!(
+                    "{} bytes cannot hold {shape:?} of {dtype} ({want} bytes)",
+                    bytes.len()
+                ),
+            ));
         }
+        let mut a = Array::uninit(shape, dtype)?;
+        a.bytes_mut().expect("fresh array").copy_from_slice(bytes);
+        Ok(a)
     }
 
-    /// A host array holding a copy of `data`.
-    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Array {
-        assert_eq!(data.len(), numel(shape), "data length does not match shape");
-        let mut a = Array::uninit(shape, T::DTYPE);
-        a.as_mut_slice::<T>()
-            .expect("fresh array is unique")
-            .copy_from_slice(data);
-        a
-    }
-
-    /// An array reading `len` bytes of `owner` at `offset` without copying
-    /// (copied into a host buffer if the bytes are misaligned for `dtype`).
+    /// An array reading `shape`'s bytes of `owner` at `offset` without copying
+    /// (copied into a host buffer if the bytes are misaligned for `dtype`). An
+    /// error when the range does not lie inside `owner`.
     pub fn from_external(
         owner: ExternalBytes,
         offset: usize,
         shape: &[usize],
         dtype: DType,
-    ) -> Array {
-        let len = numel(shape) * dtype.size_in_bytes();
-        let bytes = &(*owner).as_ref()[offset..offset + len];
+    ) -> Result<Array> {
+        let len = checked_bytes("from_external", shape, dtype)?;
+        let all = (*owner).as_ref();
+        let bytes = offset
+            .checked_add(len)
+            .and_then(|end| all.get(offset..end))
+            .ok_or_else(|| {
+                invalid(
+                    "from_external",
+                    format!(
+                        "{len} bytes at offset {offset} exceed the {} bytes owned",
+                        all.len()
+                    ),
+                )
+            })?;
         if !(bytes.as_ptr() as usize).is_multiple_of(dtype.size_in_bytes()) {
-            let mut a = Array::uninit(shape, dtype);
-            a.bytes_mut().unwrap().copy_from_slice(bytes);
-            return a;
+            return Array::from_bytes(bytes, shape, dtype);
         }
-        Array {
+        Ok(Array {
             storage: Arc::new(Storage::External { owner, offset, len }),
             shape: shape.into(),
             dtype,
-        }
+        })
     }
 
     /// Shape.

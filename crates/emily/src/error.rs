@@ -48,6 +48,12 @@ pub enum Error {
         /// The device.
         device: String,
     },
+    /// A buffer could not be allocated (the system refused the memory).
+    #[error("cannot allocate a buffer of {bytes} bytes")]
+    OutOfMemory {
+        /// The bytes requested.
+        bytes: usize,
+    },
     /// Reading data of a symbolic tensor while tracing for `compile`.
     #[error("cannot evaluate a traced (symbolic) tensor inside a compiled function")]
     Traced,

@@ -13,6 +13,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::error::{Error, Result};
+
 /// Alignment of every buffer (one cache line; enough for AVX-512 loads).
 pub const ALIGN: usize = 64;
 /// Upper bound on bytes kept in the free lists.
@@ -91,9 +93,16 @@ const COLOR_MIN: usize = 64 << 10;
 /// Extra bytes allocated for colouring; colours are multiples of 256 below it.
 const COLOR_SPAN: usize = 4096;
 
-fn layout(class: usize) -> Layout {
+/// The allocation layout of a size class (`None` when it exceeds what an
+/// allocation can hold).
+fn try_layout(class: usize) -> Option<Layout> {
     let slack = if class >= COLOR_MIN { COLOR_SPAN } else { 0 };
-    Layout::from_size_align(class + slack, ALIGN).expect("buffer size overflows a Layout")
+    Layout::from_size_align(class.checked_add(slack)?, ALIGN).ok()
+}
+
+/// The layout of a class that was allocated (so it is valid).
+fn layout(class: usize) -> Layout {
+    try_layout(class).expect("a class that was allocated has a valid layout")
 }
 
 /// The next colour offset for a buffer of `class` bytes.
@@ -106,8 +115,10 @@ fn color(class: usize) -> usize {
     }
 }
 
-/// An aligned, pooled host allocation of at least `len` bytes. Contents start
-/// uninitialised (kernels always write their whole output).
+/// An aligned, pooled host allocation of at least `len` bytes. Outside the
+/// crate a buffer is only made by [`HostBuffer::zeroed`]; inside, kernels take
+/// uninitialised ones from [`HostBuffer::new`] and always write their whole
+/// output before anything reads it.
 pub struct HostBuffer {
     /// Start of the allocation (what the pool and the allocator see).
     base: NonNull<u8>,
@@ -122,9 +133,17 @@ unsafe impl Send for HostBuffer {}
 unsafe impl Sync for HostBuffer {}
 
 impl HostBuffer {
-    /// Takes a buffer of `len` bytes from the pool (or the allocator).
-    pub fn new(len: usize) -> HostBuffer {
+    /// Takes a buffer of `len` bytes from the pool (or the allocator), with
+    /// uninitialised contents: the caller must write every byte before reading
+    /// (crate-private for that reason). An error when the system refuses the
+    /// memory or `len` exceeds `isize::MAX`.
+    pub(crate) fn new(len: usize) -> Result<HostBuffer> {
+        let oom = || Error::OutOfMemory { bytes: len };
+        if len > isize::MAX as usize {
+            return Err(oom());
+        }
         let class = size_class(len);
+        let lay = try_layout(class).ok_or_else(oom)?;
         let reused = FREE
             .lock()
             .unwrap()
@@ -137,8 +156,8 @@ impl HostBuffer {
             }
             None => {
                 // SAFETY: class > 0 and the layout is valid.
-                let p = unsafe { std::alloc::alloc(layout(class)) };
-                NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout(class)))
+                let p = unsafe { std::alloc::alloc(lay) };
+                NonNull::new(p).ok_or_else(oom)?
             }
         };
         let active = ACTIVE_BYTES.fetch_add(class, Ordering::Relaxed) + class;
@@ -146,19 +165,19 @@ impl HostBuffer {
         ACTIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the allocation has COLOR_SPAN bytes of slack for every colour.
         let data = unsafe { NonNull::new_unchecked(ptr.as_ptr().add(color(class))) };
-        HostBuffer {
+        Ok(HostBuffer {
             base: ptr,
             ptr: data,
             len,
             class,
-        }
+        })
     }
 
-    /// A zero-filled buffer.
-    pub fn zeroed(len: usize) -> HostBuffer {
-        let mut b = HostBuffer::new(len);
+    /// A zero-filled buffer of `len` bytes (an error when the memory is refused).
+    pub fn zeroed(len: usize) -> Result<HostBuffer> {
+        let mut b = HostBuffer::new(len)?;
         b.bytes_mut().fill(0);
-        b
+        Ok(b)
     }
 
     /// Length in bytes as requested.
@@ -225,15 +244,30 @@ mod tests {
 
     #[test]
     fn freed_buffers_are_reused() {
-        let a = HostBuffer::new(777_777);
+        let a = HostBuffer::new(777_777).unwrap();
         let p = a.base;
         drop(a);
-        let b = HostBuffer::new(777_000);
+        let b = HostBuffer::new(777_000).unwrap();
         assert_eq!(b.base, p, "same size class should reuse the freed buffer");
         assert_eq!(
             b.ptr.as_ptr() as usize % ALIGN,
             0,
             "colours keep the alignment"
         );
+    }
+
+    #[test]
+    fn refused_memory_is_an_error() {
+        for len in [usize::MAX, isize::MAX as usize, 1 << 60] {
+            assert!(
+                matches!(HostBuffer::new(len), Err(Error::OutOfMemory { bytes }) if bytes == len),
+                "{len}"
+            );
+        }
+        assert!(HostBuffer::zeroed(1000)
+            .unwrap()
+            .bytes()
+            .iter()
+            .all(|&b| b == 0));
     }
 }

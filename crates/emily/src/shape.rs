@@ -1,10 +1,54 @@
 //! Shape arithmetic: element counts, strides, broadcasting, axis normalisation.
 
 use crate::error::{invalid, shape_err, Result};
+use crate::DType;
 
-/// Number of elements of a shape (1 for a scalar).
+/// Number of elements of a shape (1 for a scalar). Only for shapes that were
+/// validated (every tensor's and array's shape was, by [`checked_bytes`]);
+/// shapes from callers go through [`checked_numel`].
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// Number of elements of `shape`, or an [`crate::Error::Shape`] naming `op`
+/// when the product overflows `usize`.
+pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            shape_err(
+                op,
+                format!("shape {shape:?} has more elements than usize holds"),
+            )
+        })
+}
+
+/// Bytes of a `dtype` array of `shape`, or an [`crate::Error::Shape`] naming
+/// `op` when the count overflows or exceeds `isize::MAX` (the most any
+/// allocation or slice can hold). Every shape a tensor or array takes passes
+/// through here, so element counts of existing tensors never overflow.
+pub fn checked_bytes(op: &'static str, shape: &[usize], dtype: DType) -> Result<usize> {
+    let n = checked_numel(op, shape)?;
+    match n.checked_mul(dtype.size_in_bytes()) {
+        Some(b) if b <= isize::MAX as usize => Ok(b),
+        _ => Err(shape_err(
+            op,
+            format!("shape {shape:?} of {dtype} needs more than isize::MAX bytes"),
+        )),
+    }
+}
+
+/// `a + b` for a dimension size, or an [`crate::Error::Shape`] naming `op`.
+pub fn checked_add(op: &'static str, a: usize, b: usize) -> Result<usize> {
+    a.checked_add(b)
+        .ok_or_else(|| shape_err(op, format!("size {a} + {b} overflows usize")))
+}
+
+/// `a * b` for a dimension size, or an [`crate::Error::Shape`] naming `op`.
+pub fn checked_mul(op: &'static str, a: usize, b: usize) -> Result<usize> {
+    a.checked_mul(b)
+        .ok_or_else(|| shape_err(op, format!("size {a} * {b} overflows usize")))
 }
 
 /// Row-major strides (in elements) of a contiguous array.

@@ -97,15 +97,25 @@ impl Tensor {
         Tensor::new(shape, dtype, device, State::Ready(array))
     }
 
-    /// Adds a pending node. Callers (the op catalogue) have validated shapes.
+    /// Adds a pending node. Callers (the op catalogue) have validated the
+    /// inputs and computed `shape` with checked arithmetic; here the shape's
+    /// byte size is checked once for every op (an [`Error::Shape`] naming the
+    /// op when it overflows or exceeds `isize::MAX`), so element counts of
+    /// tensors never overflow downstream.
     pub(crate) fn from_op(
         op: Op,
         inputs: Vec<Tensor>,
         shape: Vec<usize>,
         dtype: DType,
         device: Device,
-    ) -> Tensor {
-        Tensor::new(shape, dtype, device, State::Pending { op, inputs })
+    ) -> Result<Tensor> {
+        crate::shape::checked_bytes(op.name(), &shape, dtype)?;
+        Ok(Tensor::new(
+            shape,
+            dtype,
+            device,
+            State::Pending { op, inputs },
+        ))
     }
 
     /// A symbolic placeholder for tracing.

@@ -7,7 +7,10 @@ use proptest::prelude::*;
 
 #[test]
 fn eval_loop_keeps_memory_flat() {
-    let mut x = Tensor::zeros(&[256, 256], DType::F32).eval().unwrap();
+    let mut x = Tensor::zeros(&[256, 256], DType::F32)
+        .unwrap()
+        .eval()
+        .unwrap();
     for _ in 0..10 {
         x = x.add_scalar(1.0).unwrap().eval().unwrap();
     }
@@ -56,7 +59,7 @@ fn compile_caches_by_signature_and_captures_constants() {
         calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(vec![xs[0].mul(&w)?.sum(&[-1], false)?])
     });
-    let a = Tensor::ones(&[2, 8], DType::F32);
+    let a = Tensor::ones(&[2, 8], DType::F32).unwrap();
     let r1 = c.call(std::slice::from_ref(&a)).unwrap();
     let r2 = c.call(&[a.mul_scalar(2.0).unwrap()]).unwrap();
     assert_eq!(
@@ -67,14 +70,15 @@ fn compile_caches_by_signature_and_captures_constants() {
     let s: f32 = w.sum(&[], false).unwrap().to_scalar().unwrap();
     assert!((r1[0].to_vec::<f32>().unwrap()[0] - s).abs() < 1e-5);
     assert!((r2[0].to_vec::<f32>().unwrap()[0] - 2.0 * s).abs() < 1e-5);
-    c.call(&[Tensor::ones(&[3, 8], DType::F32)]).unwrap();
+    c.call(&[Tensor::ones(&[3, 8], DType::F32).unwrap()])
+        .unwrap();
     assert_eq!(
         calls.load(std::sync::atomic::Ordering::Relaxed),
         2,
         "new shape retraces"
     );
     let e = c
-        .call(&[Tensor::ones(&[3, 7], DType::F32)])
+        .call(&[Tensor::ones(&[3, 7], DType::F32).unwrap()])
         .unwrap_err()
         .to_string();
     assert!(e.contains("broadcast"), "{e}");
@@ -86,7 +90,7 @@ fn reading_data_while_tracing_is_an_error() {
         let _ = xs[0].to_vec::<f32>()?;
         Ok(vec![xs[0].clone()])
     });
-    assert!(c.call(&[Tensor::ones(&[2], DType::F32)]).is_err());
+    assert!(c.call(&[Tensor::ones(&[2], DType::F32).unwrap()]).is_err());
 }
 
 #[derive(Clone, Debug)]
@@ -155,8 +159,8 @@ proptest! {
 #[test]
 fn owned_arguments_are_updated_in_place() {
     let c = compile(|xs: &[Tensor]| Ok(vec![xs[0].slice_update(&xs[1], &xs[2], 0)?]));
-    let cache = Tensor::zeros(&[64, 4], DType::F32).eval().unwrap();
-    let upd = Tensor::ones(&[1, 4], DType::F32);
+    let cache = Tensor::zeros(&[64, 4], DType::F32).unwrap().eval().unwrap();
+    let upd = Tensor::ones(&[1, 4], DType::F32).unwrap();
     let off = Tensor::from_slice(&[5i64], &[1]).unwrap();
     // Warm the plan, then check the buffer identity survives a call.
     let cache = c

@@ -254,9 +254,10 @@ fn mixed_precision_matmul_streams_half_weights() {
             }
         }
     }
-    let h = Tensor::zeros(&[2, 3], DType::F16);
+    let h = Tensor::zeros(&[2, 3], DType::F16).unwrap();
     assert!(
-        h.matmul(&Tensor::zeros(&[3, 2], DType::F32)).is_err(),
+        h.matmul(&Tensor::zeros(&[3, 2], DType::F32).unwrap())
+            .is_err(),
         "half activations with f32 weights are rejected"
     );
 }

@@ -200,7 +200,7 @@ pub(crate) fn attend(
                 let m = if m.dtype() == DType::Bool {
                     m.clone()
                 } else {
-                    m.ne(&Tensor::full(&[], 0.0, m.dtype(), m.device()))?
+                    m.ne(&m.scalar_like(0.0))?
                 };
                 Some(m.reshape_to(&[b, 1, 1, tk])?)
             }
@@ -226,7 +226,7 @@ pub(crate) fn attend(
             });
         }
     }
-    let neg_inf = Tensor::full(&[], f64::NEG_INFINITY, q.dtype(), q.device());
+    let neg_inf = q.scalar_like(f64::NEG_INFINITY);
     if fused {
         let mask = match (keep, additive) {
             (None, None) if a.causal => SdpaMask::Causal,

@@ -39,7 +39,7 @@ pub(crate) fn check_rate(rate: f32) -> Result<(), String> {
 /// `x · (noise ≥ rate) / (1 − rate)` with `noise` uniform in `[0, 1)`.
 pub(crate) fn apply(x: &Tensor, noise: &Tensor, rate: f32) -> emily::Result<Tensor> {
     let keep = noise.ge_scalar(rate as f64)?;
-    let scale = Tensor::full(&[], 1.0 / (1.0 - rate as f64), x.dtype(), x.device());
-    let zero = Tensor::full(&[], 0.0, x.dtype(), x.device());
+    let scale = x.scalar_like(1.0 / (1.0 - rate as f64));
+    let zero = x.scalar_like(0.0);
     x.mul(&Tensor::where_cond(&keep, &scale, &zero)?)
 }

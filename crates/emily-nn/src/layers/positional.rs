@@ -96,7 +96,7 @@ impl PositionalEmbeddingOptions {
         if !eager {
             return Ok(vec![(
                 "table".to_string(),
-                Tensor::zeros(&[self.max_len, self.dim], DType::F32),
+                Tensor::zeros(&[self.max_len, self.dim], DType::F32)?,
             )]);
         }
         let table = sinusoids(self.max_len, self.dim, layout);
@@ -122,7 +122,7 @@ impl PositionalEmbeddingOptions {
         }
         let t = x.shape()[x.rank() - 2];
         let rows = if self.offset {
-            let idx = Tensor::arange(t, DType::I64).add(&offset_scalar(&ctx.inputs[1])?)?;
+            let idx = Tensor::arange(t, DType::I64)?.add(&offset_scalar(&ctx.inputs[1])?)?;
             table.gather(&idx, 0)?
         } else {
             if t > self.max_len {

@@ -109,13 +109,13 @@ impl RopeConfig {
         let (n, d, half) = (self.max_positions, self.dims, self.dims / 2);
         if !eager {
             let mut out = vec![
-                (format!("{prefix}.cos"), Tensor::zeros(&[n, d], DType::F32)),
-                (format!("{prefix}.sin"), Tensor::zeros(&[n, d], DType::F32)),
+                (format!("{prefix}.cos"), Tensor::zeros(&[n, d], DType::F32)?),
+                (format!("{prefix}.sin"), Tensor::zeros(&[n, d], DType::F32)?),
             ];
             if self.inv_freq.is_some() {
                 out.push((
                     format!("{prefix}.inv_freq"),
-                    Tensor::zeros(&[half], DType::F32),
+                    Tensor::zeros(&[half], DType::F32)?,
                 ));
             }
             return Ok(out);
@@ -278,7 +278,7 @@ pub(crate) fn apply(
                 tab.narrow(0, s, t)
             }
             Positions::Offset(o) => {
-                tab.gather(&Tensor::arange(t, DType::I64).add(&offset_scalar(o)?)?, 0)
+                tab.gather(&Tensor::arange(t, DType::I64)?.add(&offset_scalar(o)?)?, 0)
             }
             Positions::Ids(p) => tab.gather(p, 0),
         }

@@ -164,7 +164,7 @@ pub(crate) fn build(
     }
     let shapes: Vec<(&[usize], DType)> = inputs.iter().map(|t| (t.shape(), t.dtype())).collect();
     match backend::get(device).supports_fast(&op, &shapes) {
-        Ok(()) => Ok(Tensor::from_op(Op::Fast(op), inputs, shape, dtype, device)),
+        Ok(()) => Tensor::from_op(Op::Fast(op), inputs, shape, dtype, device),
         Err(reason) => {
             telemetry::fallback(op.name(), &reason)?;
             op.decompose(&inputs)

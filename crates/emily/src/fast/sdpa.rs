@@ -164,7 +164,7 @@ pub(super) fn decompose(
             m.reshape_to(&[s[0], 1, 1, s[2], s[3]])
         }
     };
-    let neg_inf = Tensor::full(&[], f64::NEG_INFINITY, scores.dtype(), scores.device());
+    let neg_inf = scores.scalar_like(f64::NEG_INFINITY);
     match mask {
         MaskKind::None => {}
         MaskKind::Causal => {

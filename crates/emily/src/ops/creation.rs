@@ -5,21 +5,38 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use super::Op;
-use crate::error::{dtype_err, invalid, Result};
-use crate::shape::numel;
+use crate::error::{dtype_err, invalid, Error, Result};
+use crate::shape::{checked_bytes, checked_numel};
 use crate::{Array, DType, Device, Element, Tensor};
+
+/// `shape`'s element count of f64 samples drawn by `sample` into a host
+/// vector; an error (not an abort) when the shape is too large or the memory
+/// is refused.
+fn host_samples(
+    op: &'static str,
+    shape: &[usize],
+    sample: impl FnMut(usize) -> f64,
+) -> Result<Vec<f64>> {
+    let bytes = checked_bytes(op, shape, DType::F64)?;
+    let n = bytes / DType::F64.size_in_bytes();
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfMemory { bytes })?;
+    v.extend((0..n).map(sample));
+    Ok(v)
+}
 
 impl Tensor {
     /// A tensor holding a copy of `data` with `shape`.
     pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Tensor> {
-        if data.len() != numel(shape) {
+        if data.len() != checked_numel("from_slice", shape)? {
             return Err(invalid(
                 "from_slice",
                 format!("{} elements cannot have shape {shape:?}", data.len()),
             ));
         }
         Ok(Tensor::from_array(
-            Array::from_slice(data, shape),
+            Array::from_slice(data, shape)?,
             Device::Cpu,
         ))
     }
@@ -31,34 +48,31 @@ impl Tensor {
 
     /// A tensor from raw little-endian bytes of `dtype`.
     pub fn from_bytes(bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let want = numel(shape) * dtype.size_in_bytes();
-        if bytes.len() != want {
-            return Err(invalid(
-                "from_bytes",
-                format!(
-                    "{} bytes cannot hold {shape:?} of {dtype} ({want} bytes)",
-                    bytes.len()
-                ),
-            ));
-        }
-        let mut a = Array::uninit(shape, dtype);
-        a.bytes_mut().expect("fresh array").copy_from_slice(bytes);
-        Ok(Tensor::from_array(a, Device::Cpu))
+        Ok(Tensor::from_array(
+            Array::from_bytes(bytes, shape, dtype)?,
+            Device::Cpu,
+        ))
     }
 
     /// A tensor whose every element is `value` (lazy: no buffer until eval).
-    pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Tensor {
+    /// An error when the shape is too large to address.
+    pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
         Tensor::from_op(Op::Full { value }, vec![], shape.to_vec(), dtype, device)
     }
 
     /// Zeros.
-    pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
+    pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::full(shape, 0.0, dtype, Device::Cpu)
     }
 
     /// Ones.
-    pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
+    pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::full(shape, 1.0, dtype, Device::Cpu)
+    }
+
+    /// A 0-d tensor holding `value`.
+    pub fn scalar(value: f64, dtype: DType, device: Device) -> Tensor {
+        Tensor::full(&[], value, dtype, device).expect("a scalar always has a valid shape")
     }
 
     /// Each element is its index along `axis`.
@@ -69,30 +83,27 @@ impl Tensor {
                 format!("axis {axis} out of range for {shape:?}"),
             ));
         }
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Iota { axis },
             vec![],
             shape.to_vec(),
             dtype,
             Device::Cpu,
-        ))
+        )
     }
 
     /// `[0, 1, …, n-1]`.
-    pub fn arange(n: usize, dtype: DType) -> Tensor {
-        Tensor::iota(&[n], 0, dtype).expect("axis 0 of a 1-d shape")
+    pub fn arange(n: usize, dtype: DType) -> Result<Tensor> {
+        Tensor::iota(&[n], 0, dtype)
     }
 
     /// Seeded standard-normal samples scaled to `mean`/`std` (deterministic for a seed).
     pub fn randn(shape: &[usize], mean: f64, std: f64, seed: u64, dtype: DType) -> Result<Tensor> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let v: Vec<f64> = (0..numel(shape))
-            .map(|_| {
-                mean + std
-                    * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
-            })
-            .collect();
-        Tensor::from_slice(&v, shape)?.cast(dtype)
+        let normal = |_| {
+            mean + std * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+        };
+        Tensor::from_slice(&host_samples("randn", shape, normal)?, shape)?.cast(dtype)
     }
 
     /// Seeded uniform samples in `[low, high)`.
@@ -104,10 +115,8 @@ impl Tensor {
         dtype: DType,
     ) -> Result<Tensor> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let v: Vec<f64> = (0..numel(shape))
-            .map(|_| rng.gen_range(low..high))
-            .collect();
-        Tensor::from_slice(&v, shape)?.cast(dtype)
+        let uniform = |_| rng.gen_range(low..high);
+        Tensor::from_slice(&host_samples("rand_uniform", shape, uniform)?, shape)?.cast(dtype)
     }
 
     /// The elements in row-major order (evaluates). `T` must match the dtype.

@@ -36,13 +36,13 @@ impl Tensor {
         if !unary_accepts(op, self.dtype()) {
             return Err(dtype_err("unary", self.dtype(), format!(" for {op:?}")));
         }
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Unary(op),
             vec![self.clone()],
             self.shape().to_vec(),
             self.dtype(),
             self.device(),
-        ))
+        )
     }
 
     /// Applies a binary function elementwise with numpy broadcasting.
@@ -61,13 +61,13 @@ impl Tensor {
         }
         let shape = broadcast_shapes("binary", self.shape(), other.shape())?;
         let dtype = binary_out_dtype(op, self.dtype())?;
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Binary(op),
             vec![self.clone(), other.clone()],
             shape,
             dtype,
             device,
-        ))
+        )
     }
 
     /// `cond ? a : b` elementwise with broadcasting; `cond` is Bool.
@@ -89,13 +89,13 @@ impl Tensor {
         }
         let s = broadcast_shapes("where", cond.shape(), a.shape())?;
         let s = broadcast_shapes("where", &s, b.shape())?;
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Where,
             vec![cond.clone(), a.clone(), b.clone()],
             s,
             a.dtype(),
             device,
-        ))
+        )
     }
 
     /// Converts to `dtype` (floats round to nearest, float→int truncates,
@@ -104,18 +104,18 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Cast,
             vec![self.clone()],
             self.shape().to_vec(),
             dtype,
             self.device(),
-        ))
+        )
     }
 
     /// A 0-d tensor holding `value` in this tensor's dtype and device.
     pub fn scalar_like(&self, value: f64) -> Tensor {
-        Tensor::full(&[], value, self.dtype(), self.device())
+        Tensor::scalar(value, self.dtype(), self.device())
     }
 
     /// Applies `op` with a scalar right operand.

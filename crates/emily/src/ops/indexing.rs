@@ -23,13 +23,13 @@ impl Tensor {
         let mut shape = self.shape()[..a].to_vec();
         shape.extend_from_slice(indices.shape());
         shape.extend_from_slice(&self.shape()[a + 1..]);
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Gather { axis: a },
             vec![self.clone(), indices.clone()],
             shape,
             self.dtype(),
             device,
-        ))
+        )
     }
 
     /// Rows of a 2-d table by 1-d indices (an embedding lookup).
@@ -84,12 +84,12 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::SliceUpdate { axis: a },
             vec![self.clone(), update.clone(), offset.clone()],
             self.shape().to_vec(),
             self.dtype(),
             device,
-        ))
+        )
     }
 }

@@ -3,18 +3,13 @@
 
 use super::{common_device, Op};
 use crate::error::{dtype_err, invalid, shape_err, Result};
-use crate::shape::{broadcast_shapes, normalize_axis, numel};
+use crate::shape::{broadcast_shapes, checked_add, checked_numel, normalize_axis};
 use crate::Tensor;
 
 impl Tensor {
     /// Same elements, new shape; one entry may be -1 (inferred). Free on
     /// materialised tensors (the buffer is shared).
     pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
-        let known: usize = shape
-            .iter()
-            .filter(|&&d| d >= 0)
-            .map(|&d| d as usize)
-            .product();
         let inferred = shape.iter().filter(|&&d| d < 0).count();
         if inferred > 1 || shape.iter().any(|&d| d < -1) {
             return Err(invalid(
@@ -22,6 +17,16 @@ impl Tensor {
                 format!("invalid target shape {shape:?}"),
             ));
         }
+        let known = shape
+            .iter()
+            .filter(|&&d| d >= 0)
+            .try_fold(1usize, |n, &d| n.checked_mul(d as usize))
+            .ok_or_else(|| {
+                shape_err(
+                    "reshape",
+                    format!("target shape {shape:?} has more elements than usize holds"),
+                )
+            })?;
         let out: Vec<usize> = shape
             .iter()
             .map(|&d| {
@@ -32,7 +37,7 @@ impl Tensor {
                 }
             })
             .collect();
-        if numel(&out) != self.numel() {
+        if checked_numel("reshape", &out)? != self.numel() {
             return Err(shape_err(
                 "reshape",
                 format!(
@@ -47,7 +52,7 @@ impl Tensor {
 
     /// Reshape to an explicit shape.
     pub fn reshape_to(&self, shape: &[usize]) -> Result<Tensor> {
-        if numel(shape) != self.numel() {
+        if checked_numel("reshape", shape)? != self.numel() {
             return Err(shape_err(
                 "reshape",
                 format!("cannot reshape {:?} to {shape:?}", self.shape()),
@@ -56,13 +61,13 @@ impl Tensor {
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Reshape,
             vec![self.clone()],
             shape.to_vec(),
             self.dtype(),
             self.device(),
-        ))
+        )
     }
 
     /// Permutes axes: output axis i is input axis `perm[i]`.
@@ -83,7 +88,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let shape = perm.iter().map(|&p| self.shape()[p]).collect();
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Permute {
                 perm: perm.to_vec(),
             },
@@ -91,7 +96,7 @@ impl Tensor {
             shape,
             self.dtype(),
             self.device(),
-        ))
+        )
     }
 
     /// Swaps two axes.
@@ -122,13 +127,13 @@ impl Tensor {
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Broadcast,
             vec![self.clone()],
             shape.to_vec(),
             self.dtype(),
             self.device(),
-        ))
+        )
     }
 
     /// Strided slice: per axis `start..end` by `step` (all positive; `end` clamps).
@@ -160,7 +165,7 @@ impl Tensor {
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Slice {
                 starts: starts.to_vec(),
                 steps: steps.to_vec(),
@@ -169,13 +174,16 @@ impl Tensor {
             shape,
             self.dtype(),
             self.device(),
-        ))
+        )
     }
 
     /// `len` elements of `axis` starting at `start`.
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor> {
         let a = normalize_axis("narrow", axis, self.rank())?;
-        if start + len > self.shape()[a] {
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.shape()[a])
+        {
             return Err(invalid(
                 "narrow",
                 format!("{start}+{len} exceeds axis {a} of {:?}", self.shape()),
@@ -217,18 +225,18 @@ impl Tensor {
                     ),
                 ));
             }
-            shape[a] += t.shape()[a];
+            shape[a] = checked_add("concat", shape[a], t.shape()[a])?;
         }
         if tensors.len() == 1 {
             return Ok((*first).clone());
         }
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Concat { axis: a },
             tensors.iter().map(|t| (*t).clone()).collect(),
             shape,
             first.dtype(),
             device,
-        ))
+        )
     }
 
     /// Stacks equal-shaped tensors along a new `axis`.
@@ -263,9 +271,9 @@ impl Tensor {
             .shape()
             .iter()
             .zip(pads)
-            .map(|(d, (b, a))| d + b + a)
-            .collect();
-        Ok(Tensor::from_op(
+            .map(|(&d, &(b, a))| checked_add("pad", d, b).and_then(|n| checked_add("pad", n, a)))
+            .collect::<Result<Vec<usize>>>()?;
+        Tensor::from_op(
             Op::Pad {
                 pads: pads.to_vec(),
                 value,
@@ -274,7 +282,7 @@ impl Tensor {
             shape,
             self.dtype(),
             self.device(),
-        ))
+        )
     }
 
     /// Inserts a size-1 axis at `axis`.

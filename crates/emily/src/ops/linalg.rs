@@ -2,7 +2,7 @@
 
 use super::{common_device, Op};
 use crate::error::{dtype_err, invalid, shape_err, Result};
-use crate::shape::broadcast_shapes;
+use crate::shape::{broadcast_shapes, checked_add, checked_mul};
 use crate::tensor::State;
 use crate::{DType, Tensor};
 
@@ -72,7 +72,7 @@ impl Tensor {
             Some(s) => (s, true),
             None => (other.clone(), false),
         };
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Matmul {
                 transpose_a: ta,
                 transpose_b: tb,
@@ -81,7 +81,7 @@ impl Tensor {
             shape,
             self.dtype(),
             device,
-        ))
+        )
     }
 
     /// 1-D convolution: input (N, C_in, L), weight (C_out, C_in/groups, K),
@@ -118,8 +118,24 @@ impl Tensor {
                 format!("channels do not match: input {x:?}, weight {w:?}, groups {groups}"),
             ));
         }
-        let span = dilation * (w[2] - 1) + 1;
-        if x[2] + 2 * padding < span {
+        if w[2] == 0 {
+            return Err(shape_err(
+                "conv1d",
+                format!("weight {w:?} has an empty kernel"),
+            ));
+        }
+        let span = checked_add("conv1d", checked_mul("conv1d", dilation, w[2] - 1)?, 1)?;
+        let padded = checked_add("conv1d", x[2], checked_mul("conv1d", 2, padding)?)?;
+        if padded > isize::MAX as usize {
+            return Err(shape_err(
+                "conv1d",
+                format!(
+                    "input length {} + 2*{padding} padding exceeds isize::MAX",
+                    x[2]
+                ),
+            ));
+        }
+        if padded < span {
             return Err(shape_err(
                 "conv1d",
                 format!(
@@ -128,8 +144,8 @@ impl Tensor {
                 ),
             ));
         }
-        let l_out = (x[2] + 2 * padding - span) / stride + 1;
-        Ok(Tensor::from_op(
+        let l_out = (padded - span) / stride + 1;
+        Tensor::from_op(
             Op::Conv1d {
                 stride,
                 padding,
@@ -140,6 +156,6 @@ impl Tensor {
             vec![x[0], w[0], l_out],
             self.dtype(),
             device,
-        ))
+        )
     }
 }

@@ -59,7 +59,7 @@ impl Tensor {
                 (true, false) => None,
             })
             .collect();
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Reduce {
                 op,
                 axes,
@@ -69,7 +69,7 @@ impl Tensor {
             shape,
             dtype,
             self.device(),
-        ))
+        )
     }
 
     /// Sum over `axes`.
@@ -117,12 +117,12 @@ impl Tensor {
             ));
         }
         let axis = normalize_axis("softmax", axis, self.rank())?;
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             Op::Softmax { axis },
             vec![self.clone()],
             self.shape().to_vec(),
             self.dtype(),
             self.device(),
-        ))
+        )
     }
 }

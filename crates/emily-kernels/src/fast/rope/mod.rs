@@ -95,7 +95,7 @@ impl<'a> RopeParams<'a> {
     /// The position (already times `scale`) of sequence index `t` of batch entry `b`.
     fn position(&self, b: usize, t: usize) -> f64 {
         let pos = match self.positions {
-            Positions::Offset(o) => (o + t) as f64,
+            Positions::Offset(o) => o as f64 + t as f64,
             Positions::PerToken(p) => {
                 p[if p.len() == self.seq {
                     t

@@ -1,6 +1,8 @@
 //! 1-D convolution as im2col + GEMM.
 
 use super::{convert, matmul::matmul};
+use crate::error::Result;
+use crate::shape::numel;
 use crate::{Array, DType};
 
 /// Stride, padding, dilation and groups of a convolution.
@@ -13,16 +15,25 @@ pub(crate) struct ConvParams {
 }
 
 /// Convolution of x (N, C_in, L) with w (C_out, C_in/groups, K) into `shape`.
-pub(crate) fn conv1d(x: &Array, w: &Array, p: ConvParams, shape: &[usize], dtype: DType) -> Array {
+pub(crate) fn conv1d(
+    x: &Array,
+    w: &Array,
+    p: ConvParams,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Array> {
+    if numel(shape) == 0 {
+        return Array::uninit(shape, dtype);
+    }
     let cdt = if dtype == DType::F64 {
         DType::F64
     } else {
         DType::F32
     };
-    let (x, w) = (convert(x, cdt), convert(w, cdt));
+    let (x, w) = (convert(x, cdt)?, convert(w, cdt)?);
     let out = match cdt {
-        DType::F64 => typed::<f64>(&x, &w, p, shape, cdt),
-        _ => typed::<f32>(&x, &w, p, shape, cdt),
+        DType::F64 => typed::<f64>(&x, &w, p, shape, cdt)?,
+        _ => typed::<f32>(&x, &w, p, shape, cdt)?,
     };
     convert(&out, dtype)
 }
@@ -33,7 +44,7 @@ fn typed<T: crate::Element + Default>(
     p: ConvParams,
     shape: &[usize],
     dtype: DType,
-) -> Array {
+) -> Result<Array> {
     let ConvParams {
         stride,
         padding,
@@ -49,7 +60,7 @@ fn typed<T: crate::Element + Default>(
     for b in 0..n {
         for g in 0..groups {
             // cols[(c*k + t), o] = x[b, g*cg + c, o*stride + t*dilation - padding]
-            let mut cols_arr = Array::uninit(&[cg * k, lout], dtype);
+            let mut cols_arr = Array::uninit(&[cg * k, lout], dtype)?;
             let cols = cols_arr.as_mut_slice::<T>().expect("fresh array");
             let base = (b * cin + g * cg) * l;
             emily_kernels::parallel::for_each_row_block_mut(cols, lout, lout, |first, block| {
@@ -65,20 +76,20 @@ fn typed<T: crate::Element + Default>(
                 Array::from_slice(
                     &w.as_slice::<T>()[g * og * cg * k..][..og * cg * k],
                     &[og, cg * k],
-                )
+                )?
             };
-            outs.push(matmul(&wg, &cols, false, false, &[og, lout], dtype));
+            outs.push(matmul(&wg, &cols, false, false, &[og, lout], dtype)?);
         }
     }
     if outs.len() == 1 {
-        return outs.pop().expect("one output").reshaped(shape);
+        return Ok(outs.pop().expect("one output").reshaped(shape));
     }
-    let mut out = Array::uninit(shape, dtype);
+    let mut out = Array::uninit(shape, dtype)?;
     let dst = out.as_mut_slice::<T>().unwrap();
     for (i, o) in outs.iter().enumerate() {
         dst[i * og * lout..][..og * lout].copy_from_slice(o.as_slice::<T>());
     }
-    out
+    Ok(out)
 }
 
 /// One row of the im2col matrix: `dst[o] = row[o*stride + shift - padding]`,

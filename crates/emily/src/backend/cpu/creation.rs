@@ -2,12 +2,13 @@
 
 use half::{bf16, f16};
 
+use crate::error::Result;
 use crate::shape::{contiguous_strides, numel};
 use crate::{Array, DType};
 
-fn fill_with(shape: &[usize], dtype: DType, f: impl Fn(usize) -> f64) -> Array {
+fn fill_with(shape: &[usize], dtype: DType, f: impl Fn(usize) -> f64) -> Result<Array> {
     let n = numel(shape);
-    let mut out = Array::uninit(shape, dtype);
+    let mut out = Array::uninit(shape, dtype)?;
     let b = out.bytes_mut().unwrap();
     macro_rules! fill {
         ($t:ty, $conv:expr) => {{
@@ -27,16 +28,16 @@ fn fill_with(shape: &[usize], dtype: DType, f: impl Fn(usize) -> f64) -> Array {
         DType::U8 => fill!(u8, |v: f64| v as u8),
         DType::Bool => fill!(u8, |v: f64| (v != 0.0) as u8),
     }
-    out
+    Ok(out)
 }
 
 /// Every element `value`.
-pub(crate) fn full(shape: &[usize], value: f64, dtype: DType) -> Array {
+pub(crate) fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Array> {
     fill_with(shape, dtype, |_| value)
 }
 
 /// Each element is its index along `axis`.
-pub(crate) fn iota(shape: &[usize], axis: usize, dtype: DType) -> Array {
+pub(crate) fn iota(shape: &[usize], axis: usize, dtype: DType) -> Result<Array> {
     let strides = contiguous_strides(shape);
     let (st, dim) = (strides[axis], shape[axis]);
     fill_with(shape, dtype, |i| ((i / st) % dim) as f64)

@@ -24,7 +24,7 @@ pub(crate) fn supports(
     }
 }
 
-fn f32s(a: &Array) -> Array {
+fn f32s(a: &Array) -> Result<Array> {
     convert(a, DType::F32)
 }
 
@@ -39,9 +39,9 @@ pub(crate) fn execute(
     let cols = *shape.last().unwrap_or(&1);
     match *op {
         FastOp::RmsNorm { eps, has_weight } => {
-            let x = f32s(x);
-            let w = has_weight.then(|| f32s(&inputs[1]));
-            let mut out = Array::uninit(shape, DType::F32);
+            let x = f32s(x)?;
+            let w = has_weight.then(|| f32s(&inputs[1])).transpose()?;
+            let mut out = Array::uninit(shape, DType::F32)?;
             k::rms_norm_f32(
                 x.as_slice(),
                 w.as_ref().map(|w| w.as_slice()),
@@ -49,17 +49,19 @@ pub(crate) fn execute(
                 cols,
                 out.as_mut_slice().unwrap(),
             );
-            Ok(convert(&out, dtype))
+            convert(&out, dtype)
         }
         FastOp::LayerNorm {
             eps,
             has_weight,
             has_bias,
         } => {
-            let x = f32s(x);
-            let w = has_weight.then(|| f32s(&inputs[1]));
-            let b = has_bias.then(|| f32s(&inputs[1 + has_weight as usize]));
-            let mut out = Array::uninit(shape, DType::F32);
+            let x = f32s(x)?;
+            let w = has_weight.then(|| f32s(&inputs[1])).transpose()?;
+            let b = has_bias
+                .then(|| f32s(&inputs[1 + has_weight as usize]))
+                .transpose()?;
+            let mut out = Array::uninit(shape, DType::F32)?;
             k::layer_norm_f32(
                 x.as_slice(),
                 w.as_ref().map(|w| w.as_slice()),
@@ -68,7 +70,7 @@ pub(crate) fn execute(
                 cols,
                 out.as_mut_slice().unwrap(),
             );
-            Ok(convert(&out, dtype))
+            convert(&out, dtype)
         }
         FastOp::Rope {
             dims,
@@ -81,8 +83,10 @@ pub(crate) fn execute(
             let r = shape.len();
             let (t, d) = (shape[r - 2], shape[r - 1]);
             let batch = numel(shape) / (t * d).max(1);
-            let x = f32s(x);
-            let freqs = has_freqs.then(|| f32s(&inputs[inputs.len() - 1]));
+            let x = f32s(x)?;
+            let freqs = has_freqs
+                .then(|| f32s(&inputs[inputs.len() - 1]))
+                .transpose()?;
             let ids: Vec<i64>;
             let pos = match positions {
                 PositionsKind::Offset(o) => Positions::Offset(o),
@@ -108,16 +112,16 @@ pub(crate) fn execute(
             p.scale = scale;
             p.positions = pos;
             p.freqs = freqs.as_ref().map(|f| f.as_slice());
-            let mut out = Array::uninit(shape, DType::F32);
+            let mut out = Array::uninit(shape, DType::F32)?;
             k::rope_f32(x.as_slice(), out.as_mut_slice().unwrap(), &p);
-            Ok(convert(&out, dtype))
+            convert(&out, dtype)
         }
         FastOp::Sdpa {
             scale,
             mask,
             has_sinks,
         } => {
-            let (q, kk, v) = (f32s(x), f32s(&inputs[1]), f32s(&inputs[2]));
+            let (q, kk, v) = (f32s(x)?, f32s(&inputs[1])?, f32s(&inputs[2])?);
             let (qs, ks, vs) = (q.shape(), kk.shape(), v.shape());
             let mut p = SdpaParams::new(qs[0], qs[1], ks[1], qs[2], ks[2], qs[3]);
             p.v_head_dim = vs[3];
@@ -126,7 +130,9 @@ pub(crate) fn execute(
             p.out_strides = HeadStrides::bhsd(qs[1], qs[2], vs[3]);
             let full = [qs[0], qs[1], qs[2], ks[2]];
             let m = matches!(mask, MaskKind::Additive | MaskKind::Boolean).then(|| &inputs[3]);
-            let mask_f32 = (mask == MaskKind::Additive).then(|| f32s(m.unwrap()));
+            let mask_f32 = (mask == MaskKind::Additive)
+                .then(|| f32s(m.unwrap()))
+                .transpose()?;
             let mask_strides = m.map(|m| {
                 let mut s = [1usize; 4];
                 s[4 - m.shape().len()..].copy_from_slice(m.shape());
@@ -156,9 +162,11 @@ pub(crate) fn execute(
                     strides: mask_strides.unwrap(),
                 },
             };
-            let sinks = has_sinks.then(|| f32s(&inputs[inputs.len() - 1]));
+            let sinks = has_sinks
+                .then(|| f32s(&inputs[inputs.len() - 1]))
+                .transpose()?;
             p.sinks = sinks.as_ref().map(|s| s.as_slice());
-            let mut out = Array::uninit(shape, DType::F32);
+            let mut out = Array::uninit(shape, DType::F32)?;
             k::sdpa_f32(
                 q.as_slice(),
                 kk.as_slice(),
@@ -166,7 +174,7 @@ pub(crate) fn execute(
                 out.as_mut_slice().unwrap(),
                 &p,
             );
-            Ok(convert(&out, dtype))
+            convert(&out, dtype)
         }
     }
 }

@@ -14,6 +14,7 @@
 use emily_kernels::parallel;
 
 use super::compute::{f32_exact, Compute};
+use crate::error::Result;
 use crate::ops::{FusedInstr, FusedProgram, Operand};
 use crate::shape::{broadcast_strides, collapse_dims, contiguous_strides, numel};
 use crate::{Array, DType};
@@ -25,7 +26,12 @@ use crate::{Array, DType};
 pub(crate) const CHUNK: usize = 512;
 
 /// Runs `prog` over `inputs`, producing an array of `shape`/`dtype`.
-pub(crate) fn run(prog: &FusedProgram, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Array {
+pub(crate) fn run(
+    prog: &FusedProgram,
+    inputs: Vec<Array>,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Array> {
     let wide =
         !f32_exact(dtype) || inputs.iter().any(|a| !f32_exact(a.dtype())) || prog_needs_f64(prog);
     if wide {
@@ -77,7 +83,7 @@ fn run_typed<C: Compute>(
     inputs: Vec<Array>,
     shape: &[usize],
     dtype: DType,
-) -> Array {
+) -> Result<Array> {
     let n = numel(shape);
     let mut strides = vec![contiguous_strides(shape)];
     strides.extend(inputs.iter().map(|a| broadcast_strides(a.shape(), shape)));
@@ -113,7 +119,10 @@ fn run_typed<C: Compute>(
             kept.push(a);
         }
     }
-    let mut out = out.unwrap_or_else(|| Array::uninit(shape, dtype));
+    let mut out = match out {
+        Some(out) => out,
+        None => Array::uninit(shape, dtype)?,
+    };
     let out_ptr = OutPtr(out.bytes_mut().expect("output is unique").as_mut_ptr());
     let out_elem = dtype.size_in_bytes();
 
@@ -205,7 +214,7 @@ fn run_typed<C: Compute>(
         }
     });
     drop(kept);
-    out
+    Ok(out)
 }
 
 /// Outputs of at least this many bytes are written with streaming stores.

@@ -26,7 +26,7 @@ pub(crate) fn gather(x: &Array, idx: &Array, axis: usize, shape: &[usize]) -> Re
     let elem = x.dtype().size_in_bytes();
     let outer = numel(&x.shape()[..axis]);
     let inner = numel(&x.shape()[axis + 1..]) * elem;
-    let mut out = Array::uninit(shape, x.dtype());
+    let mut out = Array::uninit(shape, x.dtype())?;
     let src = x.bytes();
     let dst = out.bytes_mut().unwrap();
     let mut at = 0;
@@ -59,7 +59,7 @@ pub(crate) fn slice_update(
     let mut out = match target.donate(&shape, update.dtype()) {
         Ok(a) => a,
         Err(t) => {
-            let mut a = Array::uninit(&shape, t.dtype());
+            let mut a = Array::uninit(&shape, t.dtype())?;
             a.bytes_mut().unwrap().copy_from_slice(t.bytes());
             a
         }

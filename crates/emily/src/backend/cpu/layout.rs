@@ -3,6 +3,7 @@
 
 use emily_kernels::parallel;
 
+use crate::error::Result;
 use crate::shape::{broadcast_strides, collapse_dims, contiguous_strides, numel};
 use crate::{Array, DType};
 
@@ -120,35 +121,45 @@ fn copy_typed<T: bytemuck::Pod + Send + Sync>(
 }
 
 /// Output axis i is input axis `perm[i]`.
-pub(crate) fn permute(x: &Array, perm: &[usize], shape: &[usize]) -> Array {
+pub(crate) fn permute(x: &Array, perm: &[usize], shape: &[usize]) -> Result<Array> {
     let own = contiguous_strides(x.shape());
     let strides: Vec<usize> = perm.iter().map(|&p| own[p]).collect();
     copy_view(x, 0, &strides, shape)
 }
 
 /// Numpy broadcast to `shape`.
-pub(crate) fn broadcast(x: &Array, shape: &[usize]) -> Array {
+pub(crate) fn broadcast(x: &Array, shape: &[usize]) -> Result<Array> {
     copy_view(x, 0, &broadcast_strides(x.shape(), shape), shape)
 }
 
 /// Strided slice.
-pub(crate) fn slice(x: &Array, starts: &[usize], steps: &[usize], shape: &[usize]) -> Array {
+pub(crate) fn slice(
+    x: &Array,
+    starts: &[usize],
+    steps: &[usize],
+    shape: &[usize],
+) -> Result<Array> {
     let own = contiguous_strides(x.shape());
     let offset = starts.iter().zip(&own).map(|(s, o)| s * o).sum();
     let strides: Vec<usize> = steps.iter().zip(&own).map(|(s, o)| s * o).collect();
     copy_view(x, offset, &strides, shape)
 }
 
-fn copy_view(x: &Array, offset: usize, strides: &[usize], shape: &[usize]) -> Array {
-    let mut out = Array::uninit(shape, x.dtype());
+fn copy_view(x: &Array, offset: usize, strides: &[usize], shape: &[usize]) -> Result<Array> {
+    let mut out = Array::uninit(shape, x.dtype())?;
     let ds = contiguous_strides(shape);
     strided_copy(x, offset, strides, shape, out.bytes_mut().unwrap(), 0, &ds);
-    out
+    Ok(out)
 }
 
 /// Concatenation along `axis`.
-pub(crate) fn concat(inputs: &[Array], axis: usize, shape: &[usize], dtype: DType) -> Array {
-    let mut out = Array::uninit(shape, dtype);
+pub(crate) fn concat(
+    inputs: &[Array],
+    axis: usize,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Array> {
+    let mut out = Array::uninit(shape, dtype)?;
     let ds = contiguous_strides(shape);
     let mut at = 0;
     let bytes = out.bytes_mut().unwrap();
@@ -164,12 +175,17 @@ pub(crate) fn concat(inputs: &[Array], axis: usize, shape: &[usize], dtype: DTyp
         );
         at += x.shape()[axis];
     }
-    out
+    Ok(out)
 }
 
 /// Constant padding.
-pub(crate) fn pad(x: &Array, pads: &[(usize, usize)], value: f64, shape: &[usize]) -> Array {
-    let mut out = super::creation::full(shape, value, x.dtype());
+pub(crate) fn pad(
+    x: &Array,
+    pads: &[(usize, usize)],
+    value: f64,
+    shape: &[usize],
+) -> Result<Array> {
+    let mut out = super::creation::full(shape, value, x.dtype())?;
     let ds = contiguous_strides(shape);
     let off = pads.iter().zip(&ds).map(|((b, _), s)| b * s).sum();
     strided_copy(
@@ -181,5 +197,5 @@ pub(crate) fn pad(x: &Array, pads: &[(usize, usize)], value: f64, shape: &[usize
         off,
         &ds,
     );
-    out
+    Ok(out)
 }

@@ -6,6 +6,7 @@ use gemm::Parallelism;
 use half::f16;
 
 use super::convert;
+use crate::error::Result;
 use crate::shape::{broadcast_strides, numel};
 use crate::{Array, DType};
 
@@ -31,7 +32,7 @@ pub(crate) fn matmul(
     tb: bool,
     shape: &[usize],
     dtype: DType,
-) -> Array {
+) -> Result<Array> {
     if a.dtype() != b.dtype() {
         return mixed(a, b, ta, tb, shape);
     }
@@ -40,8 +41,8 @@ pub(crate) fn matmul(
         DType::F64 => typed::<f64>(a, b, ta, tb, shape, dtype),
         DType::F16 => typed::<f16>(a, b, ta, tb, shape, dtype),
         _ => {
-            let (a32, b32) = (convert(a, DType::F32), convert(b, DType::F32));
-            let out = typed::<f32>(&a32, &b32, ta, tb, shape, DType::F32);
+            let (a32, b32) = (convert(a, DType::F32)?, convert(b, DType::F32)?);
+            let out = typed::<f32>(&a32, &b32, ta, tb, shape, DType::F32)?;
             convert(&out, dtype)
         }
     }
@@ -54,7 +55,7 @@ fn typed<T: crate::Element + Copy + 'static>(
     tb: bool,
     shape: &[usize],
     dtype: DType,
-) -> Array {
+) -> Result<Array> {
     let r = shape.len();
     let (m, n) = (shape[r - 2], shape[r - 1]);
     let (ar, br) = (a.shape().len(), b.shape().len());
@@ -79,9 +80,9 @@ fn typed<T: crate::Element + Copy + 'static>(
     } else {
         (n as isize, 1isize)
     };
-    let mut out = Array::uninit(shape, dtype);
+    let mut out = Array::uninit(shape, dtype)?;
     if nb == 0 || m == 0 || n == 0 {
-        return out;
+        return Ok(out);
     }
     let av = a.as_slice::<T>().as_ptr();
     let bv = b.as_slice::<T>().as_ptr();
@@ -144,7 +145,7 @@ fn typed<T: crate::Element + Copy + 'static>(
             }
         }
     });
-    out
+    Ok(out)
 }
 
 fn out_zero<T: crate::Element>(p: *mut T, n: usize) {
@@ -155,7 +156,7 @@ fn out_zero<T: crate::Element>(p: *mut T, n: usize) {
 /// f32 activations times half-precision weights. Decode-sized products (a few
 /// rows against weights stored (n, k), i.e. `x · Wᵀ`) stream the half weights
 /// through a GEMV kernel; anything else widens the weights and uses GEMM.
-fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Array {
+fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Result<Array> {
     let r = shape.len();
     let (m, n) = (shape[r - 2], shape[r - 1]);
     let rows = numel(&shape[..r - 2]) * m;
@@ -165,16 +166,16 @@ fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Array {
         a.shape()[a.shape().len() - 1]
     };
     if tb && !ta && b.shape().len() == 2 && rows <= GEMV_MAX_ROWS {
-        let mut out = Array::uninit(shape, DType::F32);
+        let mut out = Array::uninit(shape, DType::F32)?;
         let o = out.as_mut_slice::<f32>().unwrap();
         let x = a.as_slice::<f32>();
         match b.dtype() {
             DType::F16 => emily_kernels::gemv::gemv_f16(b.as_slice(), n, k, x, rows, o),
             _ => emily_kernels::gemv::gemv_bf16(b.as_slice(), n, k, x, rows, o),
         }
-        return out;
+        return Ok(out);
     }
-    typed::<f32>(a, &convert(b, DType::F32), ta, tb, shape, DType::F32)
+    typed::<f32>(a, &convert(b, DType::F32)?, ta, tb, shape, DType::F32)
 }
 
 /// Most activation rows for which the GEMV path beats widening + GEMM.

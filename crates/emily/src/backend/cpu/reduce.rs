@@ -5,6 +5,7 @@ use emily_kernels::reduce::{self as k, ReduceOp};
 use emily_kernels::softmax;
 
 use super::convert;
+use crate::error::Result;
 use crate::ops::Reduction;
 use crate::shape::numel;
 use crate::{Array, DType};
@@ -23,9 +24,9 @@ pub(crate) fn reduce(
     axes: &[usize],
     shape: &[usize],
     dtype: DType,
-) -> Array {
+) -> Result<Array> {
     let cdt = compute_type(x.dtype());
-    let mut cur = convert(x, cdt);
+    let mut cur = convert(x, cdt)?;
     let mut cur_shape = x.shape().to_vec();
     // Reduce contiguous blocks of axes from the last block to the first.
     let mut blocks: Vec<(usize, usize)> = Vec::new();
@@ -52,7 +53,7 @@ pub(crate) fn reduce(
         for d in next_shape.iter_mut().take(a1 + 1).skip(a0) {
             *d = 1;
         }
-        let mut out = Array::uninit(&next_shape, cdt);
+        let mut out = Array::uninit(&next_shape, cdt)?;
         match cdt {
             DType::F32 => {
                 let (xs, os) = (cur.as_slice::<f32>(), out.as_mut_slice::<f32>().unwrap());
@@ -94,21 +95,21 @@ pub(crate) fn reduce(
 }
 
 /// Softmax along `axis` (moved last and back when it is not the last axis).
-pub(crate) fn softmax(x: &Array, axis: usize, dtype: DType) -> Array {
+pub(crate) fn softmax(x: &Array, axis: usize, dtype: DType) -> Result<Array> {
     let r = x.shape().len();
     if axis + 1 != r {
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(axis, r - 1);
         let pshape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
-        let moved = super::layout::permute(x, &perm, &pshape);
-        let y = softmax(&moved, r - 1, dtype);
+        let moved = super::layout::permute(x, &perm, &pshape)?;
+        let y = softmax(&moved, r - 1, dtype)?;
         return super::layout::permute(&y, &perm, x.shape());
     }
     let cdt = compute_type(x.dtype());
-    let xc = convert(x, cdt);
+    let xc = convert(x, cdt)?;
     let cols = x.shape()[r - 1].max(1);
     let rows = xc.numel() / cols;
-    let mut out = Array::uninit(x.shape(), cdt);
+    let mut out = Array::uninit(x.shape(), cdt)?;
     match cdt {
         DType::F32 => softmax::softmax_last_axis_f32(
             xc.as_slice::<f32>(),
