@@ -12,6 +12,7 @@
 pub mod binary;
 pub mod cast;
 pub mod fast;
+pub mod gemm;
 pub mod gemv;
 pub mod math;
 pub mod parallel;

@@ -1,0 +1,230 @@
+//! The AMX tile program: 32 × 32 output blocks from two A tiles and two B
+//! tiles per 16 words of depth, over the same packed B as every engine.
+//!
+//! Tile registers: 0–3 accumulate the four 16 × 16 quarters of the output
+//! block, 4–5 hold A (rows 0–15 and 16–31: 16 rows × 64 bytes of
+//! consecutive words, read from the AMX A layout), 6–7 hold B (16 word rows
+//! × 16 columns, read from the packed panel at a 128-byte stride). Every
+//! tile is configured 16 rows × 64 bytes, so one configuration serves the
+//! whole call. The program is written once against [`TileOps`]: the
+//! hardware implementation issues the instructions through `asm!`, and
+//! [`super::amx_emulated`] models them in plain Rust so the same blocking,
+//! addressing and configuration are tested on CPUs without AMX.
+
+use super::kernel_portable::Tile;
+use super::pack_a::AMX_ROWS;
+use super::packed::NR;
+use super::Precision;
+
+/// Words of depth per tile step (64 bytes of an A row).
+pub(crate) const STEP: usize = 16;
+
+/// The 64-byte tile configuration: palette 1, tiles 0–7 of 16 rows × 64 bytes.
+#[repr(C, align(64))]
+pub(crate) struct TileConfig(pub [u8; 64]);
+
+impl TileConfig {
+    pub(crate) fn all_16x64() -> Self {
+        let mut c = [0u8; 64];
+        c[0] = 1; // palette
+        for t in 0..8 {
+            c[16 + 2 * t..18 + 2 * t].copy_from_slice(&64u16.to_le_bytes()); // bytes per row
+            c[48 + t] = 16; // rows
+        }
+        TileConfig(c)
+    }
+}
+
+/// The AMX operations the program uses, on tile registers `0..8`.
+pub(crate) trait TileOps {
+    /// `ldtilecfg`.
+    unsafe fn configure(&mut self, cfg: &TileConfig);
+    /// `tilezero tmmT`.
+    unsafe fn zero<const T: u8>(&mut self);
+    /// `tileloadd tmmT, [p + stride·row]` (16 rows × 64 bytes).
+    unsafe fn load<const T: u8>(&mut self, p: *const u8, stride: usize);
+    /// `tilestored [p + stride·row], tmmT` (the program stores tiles 0–3 only).
+    unsafe fn store<const T: u8>(&mut self, p: *mut u8, stride: usize);
+    /// `tdpbf16ps` / `tdpbusd tmmC, tmmA, tmmB`.
+    unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, p: Precision);
+    /// `tilerelease`.
+    unsafe fn release(&mut self);
+}
+
+/// One output block `out (32 × 32 words, row stride 32) = A · B` over
+/// `steps × STEP` words of depth: `a` is a 32-row micro-panel with rows of
+/// `a_stride` words, `b` the packed panel at its first word row.
+///
+/// # Safety
+/// The tiles are configured with [`TileConfig::all_16x64`]; `a` addresses 32
+/// rows of `steps × STEP` words at stride `a_stride`; `b` addresses
+/// `steps × STEP` rows of `NR` words.
+pub(crate) unsafe fn block<O: TileOps>(
+    ops: &mut O,
+    p: Precision,
+    a: *const u32,
+    a_stride: usize,
+    b: *const u32,
+    steps: usize,
+    out: &mut [u32; AMX_ROWS * NR],
+) {
+    // SAFETY: the caller's contract; every address below is inside `a`, `b` or `out`.
+    unsafe {
+        ops.zero::<0>();
+        ops.zero::<1>();
+        ops.zero::<2>();
+        ops.zero::<3>();
+        for s in 0..steps {
+            let ak = a.add(s * STEP);
+            ops.load::<4>(ak.cast(), a_stride * 4);
+            ops.load::<5>(ak.add(16 * a_stride).cast(), a_stride * 4);
+            let bk = b.add(s * STEP * NR);
+            ops.load::<6>(bk.cast(), NR * 4);
+            ops.load::<7>(bk.add(16).cast(), NR * 4);
+            ops.dot::<0, 4, 6>(p);
+            ops.dot::<1, 4, 7>(p);
+            ops.dot::<2, 5, 6>(p);
+            ops.dot::<3, 5, 7>(p);
+        }
+        let o = out.as_mut_ptr();
+        ops.store::<0>(o.cast(), NR * 4);
+        ops.store::<1>(o.add(16).cast(), NR * 4);
+        ops.store::<2>(o.add(16 * NR).cast(), NR * 4);
+        ops.store::<3>(o.add(16 * NR + 16).cast(), NR * 4);
+    }
+}
+
+/// Runs the tile program over `rows` rows of an A block in the AMX layout
+/// (`t.a`, rows of `t.kg` words, `t.kg` a multiple of [`STEP`]) against one
+/// B panel, writing (or adding) `rows × t.nc` outputs at `t.c`.
+///
+/// # Safety
+/// `ops` may execute tile instructions on this thread; the pointers address
+/// the regions in [`Tile`] with the A block holding `ceil(rows / 32) × 32` rows.
+pub(crate) unsafe fn rows<O: TileOps>(ops: &mut O, t: Tile, rows: usize) {
+    debug_assert_eq!(t.kg % STEP, 0);
+    let mut out = Box::new([0u32; AMX_ROWS * NR]);
+    // SAFETY: the caller's contract.
+    unsafe {
+        ops.configure(&TileConfig::all_16x64());
+        for r0 in (0..rows).step_by(AMX_ROWS) {
+            block(
+                ops,
+                t.precision,
+                t.a.add(r0 * t.kg),
+                t.kg,
+                t.b,
+                t.kg / STEP,
+                &mut out,
+            );
+            for r in 0..AMX_ROWS.min(rows - r0) {
+                let dst = std::slice::from_raw_parts_mut(t.c.add((r0 + r) * t.ldc), t.nc);
+                let src = &out[r * NR..][..t.nc];
+                match (t.accumulate, t.precision) {
+                    (false, _) => dst.copy_from_slice(src),
+                    (true, Precision::Bf16) => {
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            *d = (f32::from_bits(*d) + f32::from_bits(s)).to_bits();
+                        }
+                    }
+                    (true, Precision::Int8) => {
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            *d = d.wrapping_add(s);
+                        }
+                    }
+                }
+            }
+        }
+        ops.release();
+    }
+}
+
+/// The real tile unit, through `asm!`. Only constructed after
+/// [`super::Engine::Amx`] was found usable (CPUID and the kernel's permission).
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct Hardware;
+
+#[cfg(target_arch = "x86_64")]
+impl TileOps for Hardware {
+    unsafe fn configure(&mut self, cfg: &TileConfig) {
+        // SAFETY: the tile-data permission was granted; `cfg` is a valid palette-1 configuration.
+        unsafe {
+            std::arch::asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly))
+        }
+    }
+
+    unsafe fn zero<const T: u8>(&mut self) {
+        // SAFETY: tiles are configured.
+        unsafe {
+            match T {
+                0 => std::arch::asm!("tilezero tmm0", options(nostack, nomem)),
+                1 => std::arch::asm!("tilezero tmm1", options(nostack, nomem)),
+                2 => std::arch::asm!("tilezero tmm2", options(nostack, nomem)),
+                3 => std::arch::asm!("tilezero tmm3", options(nostack, nomem)),
+                4 => std::arch::asm!("tilezero tmm4", options(nostack, nomem)),
+                5 => std::arch::asm!("tilezero tmm5", options(nostack, nomem)),
+                6 => std::arch::asm!("tilezero tmm6", options(nostack, nomem)),
+                7 => std::arch::asm!("tilezero tmm7", options(nostack, nomem)),
+                _ => unreachable!("tile register out of range"),
+            }
+        }
+    }
+
+    unsafe fn load<const T: u8>(&mut self, p: *const u8, stride: usize) {
+        // SAFETY: tiles are configured; the caller guarantees 16 rows of 64 bytes.
+        unsafe {
+            macro_rules! ld {
+                ($($n:literal),*) => {
+                    match T {
+                        $($n => std::arch::asm!(concat!("tileloadd tmm", $n, ", [{0} + {1}*1]"),
+                            in(reg) p, in(reg) stride, options(nostack, readonly)),)*
+                        _ => unreachable!("tile register out of range"),
+                    }
+                };
+            }
+            ld!(0, 1, 2, 3, 4, 5, 6, 7)
+        }
+    }
+
+    unsafe fn store<const T: u8>(&mut self, p: *mut u8, stride: usize) {
+        // SAFETY: tiles are configured; the caller guarantees 16 writable rows of 64 bytes.
+        unsafe {
+            macro_rules! st {
+                ($($n:literal),*) => {
+                    match T {
+                        $($n => std::arch::asm!(concat!("tilestored [{0} + {1}*1], tmm", $n),
+                            in(reg) p, in(reg) stride, options(nostack)),)*
+                        _ => unreachable!("tile register out of range"),
+                    }
+                };
+            }
+            st!(0, 1, 2, 3)
+        }
+    }
+
+    unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, p: Precision) {
+        // SAFETY: tiles are configured and loaded; the program uses only the
+        // combinations below (C in 0..4, A in 4..6, B in 6..8).
+        unsafe {
+            macro_rules! dp {
+                ($op:literal; $(($c:literal, $a:literal, $b:literal)),*) => {
+                    match (C, A, B) {
+                        $(($c, $a, $b) => std::arch::asm!(
+                            concat!($op, " tmm", $c, ", tmm", $a, ", tmm", $b),
+                            options(nostack, nomem)),)*
+                        _ => unreachable!("tile combination not used by the program"),
+                    }
+                };
+            }
+            match p {
+                Precision::Bf16 => dp!("tdpbf16ps"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
+                Precision::Int8 => dp!("tdpbusd"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
+            }
+        }
+    }
+
+    unsafe fn release(&mut self) {
+        // SAFETY: releasing tile state is always valid once configured.
+        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) }
+    }
+}

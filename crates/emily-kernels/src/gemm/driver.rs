@@ -1,0 +1,209 @@
+//! Cache blocking and threading, shared by every engine.
+//!
+//! The output is cut into jobs of up to [`MC`] rows × a range of B panels;
+//! jobs run on the one rayon pool. A job walks the depth in chunks (`KC`
+//! words): it packs its A rows for the chunk into the engine's layout (L2
+//! sized), then for each B panel (its chunk, 16 KiB, stays in L1 while every
+//! micro-panel of A passes over it) runs the engine over all its rows. The
+//! first chunk writes the output, later chunks add to it; after the last
+//! chunk an optional epilogue (the int8 corrections and scales) rewrites the
+//! finished rows of the panel while they are in cache.
+
+use rayon::prelude::*;
+
+use super::amx;
+use super::engine::Engine;
+use super::kernel_portable::{self, Tile};
+use super::pack_a::{ALayout, APacker, ASource};
+use super::packed::{PanelLayout, NR};
+use super::Precision;
+use crate::parallel;
+
+/// Rows of A per job (a multiple of every engine's micro-panel height).
+const MC: usize = 192;
+
+/// Below this many multiply-adds the product runs on the calling thread.
+const MIN_PARALLEL_MACS: usize = 1 << 21;
+
+/// Rewrites finished outputs: called with a row, the first column and that
+/// row's words for the columns of one panel.
+pub(crate) type Epilogue<'a> = &'a (dyn Fn(usize, usize, &mut [u32]) + Sync);
+
+/// Everything one GEMM call needs.
+pub(crate) struct Gemm<'a> {
+    pub engine: Engine,
+    pub precision: Precision,
+    /// Rows of A and of the output.
+    pub m: usize,
+    pub a: &'a dyn ASource,
+    pub b_layout: PanelLayout,
+    pub b: &'a [u32],
+    pub epilogue: Option<Epilogue<'a>>,
+}
+
+/// Output pointer shared by the jobs (each writes disjoint rows × columns).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut u32);
+// SAFETY: jobs write disjoint regions of the output.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl Gemm<'_> {
+    fn layout(&self) -> ALayout {
+        match self.engine {
+            Engine::Amx | Engine::AmxEmulated => ALayout::Tiles,
+            Engine::Avx512 => ALayout::Broadcast { mr: mr_avx512() },
+            Engine::Avx2 | Engine::Portable => ALayout::Broadcast {
+                mr: kernel_portable::MR,
+            },
+        }
+    }
+
+    /// Depth words per chunk, and the depth this engine walks (AMX reads the
+    /// zero padding up to a whole tile step; the others stop at the data).
+    fn depth(&self) -> (usize, usize) {
+        match self.engine {
+            Engine::Amx | Engine::AmxEmulated => (256, self.b_layout.groups),
+            _ => (128, self.b_layout.real_groups()),
+        }
+    }
+
+    /// Runs the product into `out` (`m × n` words, row-major).
+    pub fn run(&self, out: &mut [u32]) {
+        let (m, n) = (self.m, self.b_layout.n);
+        assert_eq!(
+            out.len(),
+            m * n,
+            "gemm: output has {} elements, expected {m}x{n}",
+            out.len()
+        );
+        if m == 0 || n == 0 {
+            return;
+        }
+        let panels = self.b_layout.panels;
+        let row_blocks = m.div_ceil(MC);
+        let macs = m.saturating_mul(n).saturating_mul(self.b_layout.k);
+        let threads = parallel::num_threads();
+        let splits = if macs < MIN_PARALLEL_MACS || threads == 1 {
+            1
+        } else {
+            (3 * threads).div_ceil(row_blocks).clamp(1, panels)
+        };
+        let jobs = row_blocks * splits;
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        let job = |j: usize| {
+            let (rb, s) = (j / splits, j % splits);
+            let i0 = rb * MC;
+            let rows = MC.min(m - i0);
+            let (p0, p1) = (s * panels / splits, (s + 1) * panels / splits);
+            let o = out_ptr;
+            // SAFETY: this job alone writes rows i0..i0+rows, panels p0..p1.
+            unsafe { self.job(o.0, i0, rows, p0, p1) };
+        };
+        if jobs == 1 {
+            job(0);
+        } else {
+            parallel::pool().install(|| (0..jobs).into_par_iter().for_each(job));
+        }
+    }
+
+    /// Rows `i0 .. i0 + rows` × panels `p0 .. p1`.
+    ///
+    /// # Safety
+    /// `out` addresses the `m × n` output; no other job touches this region.
+    unsafe fn job(&self, out: *mut u32, i0: usize, rows: usize, p0: usize, p1: usize) {
+        let n = self.b_layout.n;
+        let layout = self.layout();
+        let (kc, depth) = self.depth();
+        let mut packer = APacker::default();
+        let mut emulated =
+            matches!(self.engine, Engine::AmxEmulated).then(super::amx_emulated::Emulated::new);
+        let chunks = depth.div_ceil(kc).max(1);
+        for ci in 0..chunks {
+            let g0 = ci * kc;
+            let gn = kc.min(depth - g0.min(depth));
+            let abuf = packer.pack(self.a, layout, (i0, rows), (g0, gn));
+            for p in p0..p1 {
+                let j0 = p * NR;
+                let nc = NR.min(n - j0);
+                let t = Tile {
+                    precision: self.precision,
+                    mr: 0,
+                    kg: gn,
+                    a: abuf.as_ptr(),
+                    b: self.b[self.b_layout.offset(p, g0)..].as_ptr(),
+                    // SAFETY: (i0, j0) is inside the output.
+                    c: unsafe { out.add(i0 * n + j0) },
+                    ldc: n,
+                    nc,
+                    accumulate: ci > 0,
+                };
+                // SAFETY: the packed A block, the B panel chunk and the
+                // output region match `t`; the engine runs on this CPU.
+                unsafe {
+                    match (&mut emulated, self.engine) {
+                        (Some(em), _) => amx::rows(em, t, rows),
+                        #[cfg(target_arch = "x86_64")]
+                        (None, Engine::Amx) => amx::rows(&mut amx::Hardware, t, rows),
+                        (None, _) => self.vector_rows(t, rows),
+                    }
+                }
+                if ci + 1 == chunks {
+                    if let Some(epi) = self.epilogue {
+                        for r in 0..rows {
+                            // SAFETY: row i0 + r, columns j0..j0+nc belong to this job.
+                            let row = unsafe {
+                                std::slice::from_raw_parts_mut(out.add((i0 + r) * n + j0), nc)
+                            };
+                            epi(i0 + r, j0, row);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The vector engines: one micro-kernel call per micro-panel of rows.
+    ///
+    /// # Safety
+    /// As [`Self::job`]; `t.a` is the broadcast-layout block of `rows` rows.
+    unsafe fn vector_rows(&self, t: Tile, rows: usize) {
+        let mr = match self.layout() {
+            ALayout::Broadcast { mr } => mr,
+            ALayout::Tiles => unreachable!("AMX blocks run in amx::rows"),
+        };
+        for r0 in (0..rows).step_by(mr) {
+            let tile = Tile {
+                mr: mr.min(rows - r0),
+                // SAFETY: micro-panel r0 starts at word r0 * kg of the block.
+                a: unsafe { t.a.add(r0 * t.kg) },
+                // SAFETY: row r0 of the tile's output region.
+                c: unsafe { t.c.add(r0 * t.ldc) },
+                ..t
+            };
+            // SAFETY: forwarded; the engine was checked to run on this CPU.
+            unsafe {
+                match self.engine {
+                    #[cfg(target_arch = "x86_64")]
+                    Engine::Avx512 => super::kernel_avx512::tile(tile),
+                    #[cfg(target_arch = "x86_64")]
+                    Engine::Avx2 => kernel_portable::tile_avx2(tile),
+                    _ => kernel_portable::tile_portable(tile),
+                }
+            }
+        }
+    }
+}
+
+/// Micro-panel height of the AVX-512 engine.
+fn mr_avx512() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::kernel_avx512::MR
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        kernel_portable::MR
+    }
+}

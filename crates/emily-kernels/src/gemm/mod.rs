@@ -1,0 +1,281 @@
+//! Low-precision GEMM engines: bf16 × bf16 → f32 and u8 × s8 → i32, with
+//! run-time dispatch over AMX tiles, AVX-512 (`vdpbf16ps`, `vpdpbusd`), AVX2
+//! and portable code.
+//!
+//! The B operand (weights) is packed once into a [`PackedBf16`] or
+//! [`PackedInt8`] (at model load or plan compile time) and read by every
+//! engine; the A operand (activations) is packed per call, converting f32 to
+//! bf16 or quantizing it on the fly. Outputs are row-major `m × n`.
+//!
+//! Numerics:
+//! - bf16: products of bf16 values are exact in f32; sums are f32 (the
+//!   order differs per engine, so results agree to f32 round-off, not bit
+//!   for bit). f32 A values are rounded to bf16 (nearest, ties to even).
+//! - int8: [`gemm_u8s8`] is exact, `Σ (a − zero_point_row) · b` in i32
+//!   (wrapping only for `k > 66,000`-ish worst cases, which the API refuses).
+//!   [`gemm_int8`] quantizes each row of f32 activations to u8 with its own
+//!   scale and zero point ([`quantize_row_u8`]) and dequantizes with the
+//!   weights' per-column scales: `out = s_a · s_b · (Σ q_a·q_b − zp·Σ q_b)`.
+//!
+//! Engine choice: [`Engine::best`] (fastest that runs here, capped by
+//! `EMILY_ISA`); the `*_on` functions take an explicit engine (tests run
+//! every engine this CPU has, plus [`Engine::AmxEmulated`]).
+
+mod amx;
+mod amx_emulated;
+mod amx_os;
+mod driver;
+mod engine;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512;
+mod kernel_portable;
+mod matrix;
+mod pack_a;
+mod packed;
+mod quantize;
+
+use half::bf16;
+
+pub use engine::{Engine, Precision};
+pub use matrix::MatRef;
+pub use packed::{PackedBf16, PackedInt8, NR};
+pub use quantize::{bf16_bits, quantize_columns_s8, quantize_row_u8, RowQuant};
+
+use driver::Gemm;
+use pack_a::{ASource, I8Shifted, U8Quads};
+
+/// Largest depth the int8 engines accept: `k · 255 · 127` stays below 2³¹.
+pub const MAX_INT8_DEPTH: usize = 65_536;
+
+/// An A operand type the bf16 engines read (f32 is rounded to bf16 while packing).
+pub trait Bf16Input: Copy + Sync + sealed::Sealed {}
+
+impl Bf16Input for f32 {}
+impl Bf16Input for bf16 {}
+
+mod sealed {
+    use super::pack_a::{ASource, Bf16Pairs, F32AsBf16};
+    use super::MatRef;
+
+    /// How an element type becomes packable words.
+    pub trait Sealed: Sized {
+        fn source(a: MatRef<'_, Self>) -> Box<dyn ASource + '_>;
+    }
+
+    impl Sealed for f32 {
+        fn source(a: MatRef<'_, Self>) -> Box<dyn ASource + '_> {
+            Box::new(F32AsBf16(a))
+        }
+    }
+
+    impl Sealed for half::bf16 {
+        fn source(a: MatRef<'_, Self>) -> Box<dyn ASource + '_> {
+            Box::new(Bf16Pairs(a))
+        }
+    }
+}
+
+fn check_engine(engine: Engine, p: Precision) {
+    assert!(
+        engine.runs_here(p),
+        "gemm: engine {} cannot run {p:?} on this CPU",
+        engine.name()
+    );
+}
+
+fn check_shapes(what: &str, m: usize, k: usize, bk: usize, n: usize, out: usize) {
+    assert_eq!(k, bk, "{what}: A has {k} columns but B has {bk} rows");
+    assert_eq!(
+        out,
+        m * n,
+        "{what}: output has {out} elements, expected {m}x{n}"
+    );
+}
+
+/// `out (m × n) = a (m × k) · b (k × n)` in bf16 with f32 sums, on the best engine.
+///
+/// # Panics
+/// If the shapes disagree.
+pub fn gemm_bf16<A: Bf16Input>(a: MatRef<'_, A>, b: &PackedBf16, out: &mut [f32]) {
+    gemm_bf16_on(Engine::best(Precision::Bf16), a, b, out)
+}
+
+/// [`gemm_bf16`] on a given engine.
+///
+/// # Panics
+/// If the shapes disagree or the engine does not run on this CPU.
+pub fn gemm_bf16_on<A: Bf16Input>(
+    engine: Engine,
+    a: MatRef<'_, A>,
+    b: &PackedBf16,
+    out: &mut [f32],
+) {
+    check_engine(engine, Precision::Bf16);
+    check_shapes("gemm_bf16", a.rows(), a.cols(), b.k(), b.n(), out.len());
+    let src = <A as sealed::Sealed>::source(a);
+    Gemm {
+        engine,
+        precision: Precision::Bf16,
+        m: a.rows(),
+        a: &*src,
+        b_layout: b.layout,
+        b: b.data.as_slice(),
+        epilogue: None,
+    }
+    .run(bytemuck::cast_slice_mut(out));
+}
+
+/// Exact integer product `out[i][j] = Σ_k (a[i][k] − zero_points[i]) · b[k][j]`
+/// with u8 activations and the s8 values of `b` (its scales are not applied),
+/// on the best engine.
+///
+/// # Panics
+/// If the shapes disagree, `zero_points.len() != m` or `k > MAX_INT8_DEPTH`.
+pub fn gemm_u8s8(a: MatRef<'_, u8>, zero_points: &[i32], b: &PackedInt8, out: &mut [i32]) {
+    gemm_u8s8_on(Engine::best(Precision::Int8), a, zero_points, b, out)
+}
+
+/// [`gemm_u8s8`] on a given engine.
+///
+/// # Panics
+/// As [`gemm_u8s8`], or if the engine does not run on this CPU.
+pub fn gemm_u8s8_on(
+    engine: Engine,
+    a: MatRef<'_, u8>,
+    zero_points: &[i32],
+    b: &PackedInt8,
+    out: &mut [i32],
+) {
+    assert_eq!(
+        zero_points.len(),
+        a.rows(),
+        "gemm_u8s8: one zero point per row"
+    );
+    int8_integer(engine, &U8Quads(a), a.rows(), a.cols(), zero_points, b, out);
+}
+
+/// Exact integer product of signed activations: `out = a · b` with s8 `a`
+/// (packed as `a + 128` in u8, the shift removed by the zero-point correction).
+///
+/// # Panics
+/// As [`gemm_u8s8_on`].
+pub fn gemm_s8s8_on(engine: Engine, a: MatRef<'_, i8>, b: &PackedInt8, out: &mut [i32]) {
+    let zp = vec![128; a.rows()];
+    int8_integer(engine, &I8Shifted(a), a.rows(), a.cols(), &zp, b, out);
+}
+
+fn int8_integer(
+    engine: Engine,
+    src: &dyn ASource,
+    m: usize,
+    k: usize,
+    zero_points: &[i32],
+    b: &PackedInt8,
+    out: &mut [i32],
+) {
+    check_engine(engine, Precision::Int8);
+    check_shapes("gemm_u8s8", m, k, b.k(), b.n(), out.len());
+    assert!(
+        k <= MAX_INT8_DEPTH,
+        "gemm_u8s8: depth {k} exceeds {MAX_INT8_DEPTH}"
+    );
+    let sums = &b.col_sums;
+    let epilogue = |i: usize, j0: usize, row: &mut [u32]| {
+        let zp = zero_points[i];
+        for (v, &s) in row.iter_mut().zip(&sums[j0..]) {
+            *v = (*v as i32).wrapping_sub(zp.wrapping_mul(s)) as u32;
+        }
+    };
+    Gemm {
+        engine,
+        precision: Precision::Int8,
+        m,
+        a: src,
+        b_layout: b.layout,
+        b: b.data.as_slice(),
+        epilogue: Some(&epilogue),
+    }
+    .run(bytemuck::cast_slice_mut(out));
+}
+
+/// `out ≈ a · b` for f32 activations and int8 weights: each row of `a` is
+/// quantized to u8 with its own scale and zero point, the integer product is
+/// exact, and `out[i][j] = s_a[i] · s_b[j] · (Σ q_a·q_b − zp[i] · Σ q_b)`;
+/// on the best engine.
+///
+/// # Panics
+/// If the shapes disagree or `k > MAX_INT8_DEPTH`.
+pub fn gemm_int8(a: MatRef<'_, f32>, b: &PackedInt8, out: &mut [f32]) {
+    gemm_int8_on(Engine::best(Precision::Int8), a, b, out)
+}
+
+/// [`gemm_int8`] on a given engine.
+///
+/// # Panics
+/// As [`gemm_int8`], or if the engine does not run on this CPU.
+pub fn gemm_int8_on(engine: Engine, a: MatRef<'_, f32>, b: &PackedInt8, out: &mut [f32]) {
+    check_engine(engine, Precision::Int8);
+    let (m, k) = (a.rows(), a.cols());
+    check_shapes("gemm_int8", m, k, b.k(), b.n(), out.len());
+    assert!(
+        k <= MAX_INT8_DEPTH,
+        "gemm_int8: depth {k} exceeds {MAX_INT8_DEPTH}"
+    );
+    let (q, quant) = quantize_rows(a);
+    let (sums, scales) = (&b.col_sums, &b.scales);
+    let epilogue = |i: usize, j0: usize, row: &mut [u32]| {
+        let RowQuant { scale, zero_point } = quant[i];
+        for ((v, &s), &sb) in row.iter_mut().zip(&sums[j0..]).zip(&scales[j0..]) {
+            let acc = (*v as i32).wrapping_sub(zero_point.wrapping_mul(s));
+            *v = (acc as f32 * (scale * sb)).to_bits();
+        }
+    };
+    Gemm {
+        engine,
+        precision: Precision::Int8,
+        m,
+        a: &U8Quads(MatRef::row_major(&q, m, k)),
+        b_layout: b.layout,
+        b: b.data.as_slice(),
+        epilogue: Some(&epilogue),
+    }
+    .run(bytemuck::cast_slice_mut(out));
+}
+
+/// Quantizes every row of `a` (in parallel above the size threshold).
+fn quantize_rows(a: MatRef<'_, f32>) -> (Vec<u8>, Vec<RowQuant>) {
+    use rayon::prelude::*;
+    let (m, k) = (a.rows(), a.cols());
+    let mut q = vec![0u8; m * k];
+    let unit = RowQuant {
+        scale: 1.0,
+        zero_point: 0,
+    };
+    let mut quant = vec![unit; m];
+    if k == 0 {
+        return (q, quant);
+    }
+    let one = |(i, (qi, rq)): (usize, (&mut [u8], &mut RowQuant))| {
+        *rq = match a.row_slice(i) {
+            Some(row) => quantize_row_u8(row, qi),
+            None => {
+                let row: Vec<f32> = (0..k).map(|j| a.get(i, j)).collect();
+                quantize_row_u8(&row, qi)
+            }
+        };
+    };
+    if m * k < crate::parallel::MIN_PARALLEL_ELEMS {
+        q.chunks_mut(k)
+            .zip(quant.iter_mut())
+            .enumerate()
+            .for_each(one);
+    } else {
+        crate::parallel::pool().install(|| {
+            q.par_chunks_mut(k)
+                .zip(quant.par_iter_mut())
+                .enumerate()
+                .for_each(one)
+        });
+    }
+    (q, quant)
+}

@@ -1,0 +1,233 @@
+//! Packed B operands (weights): prepared once, read by every engine.
+//!
+//! Layout: the `n` columns are cut into panels of [`NR`] columns; within a
+//! panel, `k` is cut into groups of 2 (bf16) or 4 (int8) consecutive
+//! elements, and each group of one column is one 32-bit word (the operand of
+//! `vdpbf16ps` / `vpdpbusd` lanes and of AMX B-tile rows). Word
+//! `(panel, g, c)` sits at `(panel · groups + g) · NR + c`. The group count is
+//! padded with zeros to a multiple of 16 (an AMX tile's depth) and the last
+//! panel's missing columns are zeros, so every engine reads whole rows of
+//! `NR` words without bounds checks; storage is 64-byte aligned.
+
+use half::bf16;
+
+use super::quantize::{bf16_bits, quantize_columns_s8};
+use super::MatRef;
+use crate::parallel;
+
+/// Columns per packed panel (two AVX-512 vectors, two AMX tiles).
+pub const NR: usize = 32;
+
+/// Group counts are padded to a multiple of this (the depth of an AMX tile).
+pub(crate) const GROUP_ALIGN: usize = 16;
+
+/// One 64-byte cache line of words.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Line([u32; 16]);
+
+/// Zero-initialised, 64-byte aligned `u32` storage.
+#[derive(Clone, Debug)]
+pub(crate) struct Words {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl Words {
+    pub(crate) fn zeroed(len: usize) -> Self {
+        Words {
+            lines: vec![Line([0; 16]); len.div_ceil(16)],
+            len,
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        // SAFETY: `lines` holds at least `len` contiguous, initialised u32s.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.len) }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u32] {
+        // SAFETY: as above, uniquely borrowed.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+/// The shape of a packed operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PanelLayout {
+    /// Logical rows (the GEMM's k).
+    pub k: usize,
+    /// Logical columns (the GEMM's n).
+    pub n: usize,
+    /// Elements per word: 2 (bf16) or 4 (int8).
+    pub per_word: usize,
+    /// Word rows per panel: `ceil(k / per_word)` padded to [`GROUP_ALIGN`].
+    pub groups: usize,
+    /// Number of panels: `ceil(n / NR)`.
+    pub panels: usize,
+}
+
+impl PanelLayout {
+    fn new(k: usize, n: usize, per_word: usize) -> Self {
+        PanelLayout {
+            k,
+            n,
+            per_word,
+            groups: k.div_ceil(per_word).div_ceil(GROUP_ALIGN) * GROUP_ALIGN,
+            panels: n.div_ceil(NR),
+        }
+    }
+
+    /// Groups that hold data (the rest of `groups` is zero padding).
+    pub fn real_groups(&self) -> usize {
+        self.k.div_ceil(self.per_word)
+    }
+
+    fn words(&self) -> usize {
+        self.panels
+            .checked_mul(self.groups)
+            .and_then(|w| w.checked_mul(NR))
+            .expect("packed GEMM operand size overflows usize")
+    }
+
+    /// Word offset of `(panel, group, column 0)`.
+    #[inline]
+    pub fn offset(&self, panel: usize, group: usize) -> usize {
+        (panel * self.groups + group) * NR
+    }
+}
+
+/// Packs `k × n` elements into the panel layout; `bits(i, j)` gives the
+/// `16`- or `8`-bit pattern of element `(i, j)`.
+fn pack(layout: PanelLayout, bits: impl Fn(usize, usize) -> u32 + Sync) -> Words {
+    let mut words = Words::zeroed(layout.words());
+    if layout.words() == 0 {
+        return words;
+    }
+    let width = 32 / layout.per_word;
+    let panel_len = layout.groups * NR;
+    let cost = layout.groups * NR * layout.per_word;
+    parallel::for_each_row_block_mut(words.as_mut_slice(), panel_len, cost, |first, block| {
+        for (pi, panel) in block.chunks_mut(panel_len).enumerate() {
+            let j0 = (first + pi) * NR;
+            let nc = NR.min(layout.n - j0);
+            for g in 0..layout.real_groups() {
+                let row = &mut panel[g * NR..][..NR];
+                for l in 0..layout.per_word {
+                    let i = g * layout.per_word + l;
+                    if i >= layout.k {
+                        break;
+                    }
+                    for (c, w) in row[..nc].iter_mut().enumerate() {
+                        *w |= bits(i, j0 + c) << (l * width);
+                    }
+                }
+            }
+        }
+    });
+    words
+}
+
+/// A `k × n` bf16 B operand packed for the bf16 GEMM engines.
+#[derive(Clone, Debug)]
+pub struct PackedBf16 {
+    pub(crate) layout: PanelLayout,
+    pub(crate) data: Words,
+}
+
+impl PackedBf16 {
+    /// Packs bf16 values (`b` is the `k × n` view; use [`MatRef::transposed`]
+    /// for weights stored `n × k`).
+    pub fn from_bf16(b: MatRef<'_, bf16>) -> Self {
+        let layout = PanelLayout::new(b.rows(), b.cols(), 2);
+        let data = pack(layout, |i, j| b.get(i, j).to_bits() as u32);
+        PackedBf16 { layout, data }
+    }
+
+    /// Rounds f32 values to bf16 (nearest, ties to even) and packs them.
+    pub fn from_f32(b: MatRef<'_, f32>) -> Self {
+        let layout = PanelLayout::new(b.rows(), b.cols(), 2);
+        let data = pack(layout, |i, j| bf16_bits(b.get(i, j)) as u32);
+        PackedBf16 { layout, data }
+    }
+
+    /// Rows of the logical matrix (the GEMM's k).
+    pub fn k(&self) -> usize {
+        self.layout.k
+    }
+
+    /// Columns of the logical matrix (the GEMM's n).
+    pub fn n(&self) -> usize {
+        self.layout.n
+    }
+
+    /// Bytes of packed storage.
+    pub fn size_in_bytes(&self) -> usize {
+        self.data.as_slice().len() * 4
+    }
+}
+
+/// A `k × n` s8 B operand packed for the int8 GEMM engines, with one scale
+/// per column (output channel) and the column sums the zero-point
+/// correction needs.
+#[derive(Clone, Debug)]
+pub struct PackedInt8 {
+    pub(crate) layout: PanelLayout,
+    pub(crate) data: Words,
+    pub(crate) col_sums: Vec<i32>,
+    pub(crate) scales: Vec<f32>,
+}
+
+impl PackedInt8 {
+    /// Quantizes each column of `b` (`k × n`) symmetrically to s8 with scale
+    /// `max|column| / 127`, and packs it.
+    pub fn quantize(b: MatRef<'_, f32>) -> Self {
+        let (q, scales) = quantize_columns_s8(b);
+        Self::from_i8(MatRef::row_major(&q, b.rows(), b.cols()), scales)
+    }
+
+    /// Packs s8 values with their per-column `scales` (`b ≈ scale[j] · q`).
+    ///
+    /// # Panics
+    /// If `scales.len() != b.cols()`.
+    pub fn from_i8(b: MatRef<'_, i8>, scales: Vec<f32>) -> Self {
+        assert_eq!(
+            scales.len(),
+            b.cols(),
+            "PackedInt8: {} scales for {} columns",
+            scales.len(),
+            b.cols()
+        );
+        let layout = PanelLayout::new(b.rows(), b.cols(), 4);
+        let data = pack(layout, |i, j| b.get(i, j) as u8 as u32);
+        let col_sums = (0..b.cols())
+            .map(|j| (0..b.rows()).map(|i| b.get(i, j) as i32).sum())
+            .collect();
+        PackedInt8 {
+            layout,
+            data,
+            col_sums,
+            scales,
+        }
+    }
+
+    /// Rows of the logical matrix (the GEMM's k).
+    pub fn k(&self) -> usize {
+        self.layout.k
+    }
+
+    /// Columns of the logical matrix (the GEMM's n).
+    pub fn n(&self) -> usize {
+        self.layout.n
+    }
+
+    /// The per-column scales.
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// Bytes of packed storage (values, scales and column sums).
+    pub fn size_in_bytes(&self) -> usize {
+        self.data.as_slice().len() * 4 + self.scales.len() * 8
+    }
+}
