@@ -16,6 +16,7 @@ pub mod gemm;
 pub mod gemv;
 pub mod math;
 pub mod parallel;
+pub mod quant;
 pub mod reduce;
 pub mod simd;
 pub mod softmax;

@@ -1,0 +1,137 @@
+//! Activation rows quantized to 8-bit blocks of 32, the other operand of the
+//! integer dot products.
+//!
+//! Each block of 32 values gets an f32 scale `d = max|x| / 127` and codes
+//! `q = round(x / d)` in −127..=127 (so `|x − d·q| ≤ d/2`). Next to them the
+//! kernels need the scaled sums `d·Σq` of each block and of each half-block of
+//! 16 (for formats whose codes carry an offset or a min), stored as f32. A
+//! block holding NaN or infinity gets a NaN scale, so it poisons the products
+//! as it would in float arithmetic.
+
+use crate::parallel;
+
+/// `m` activation rows of `k` values (k a multiple of 32) as 8-bit blocks.
+#[derive(Clone, Debug, Default)]
+pub struct Q8Activations {
+    /// Values per row.
+    pub k: usize,
+    /// Rows.
+    pub m: usize,
+    /// Codes, row-major `(m, k)`.
+    pub qs: Vec<i8>,
+    /// Per-block scales, row-major `(m, k / 32)`.
+    pub d: Vec<f32>,
+    /// `d · Σq` per block, row-major `(m, k / 32)`.
+    pub sum32: Vec<f32>,
+    /// `d · Σq` per half-block of 16, row-major `(m, k / 16)`.
+    pub sum16: Vec<f32>,
+}
+
+impl Q8Activations {
+    /// Quantizes `x` (`m` rows of `k` values, row-major; `k % 32 == 0`).
+    ///
+    /// # Panics
+    /// If `k` is not a multiple of 32 or `x.len() != m * k`.
+    pub fn quantize(x: &[f32], m: usize, k: usize) -> Q8Activations {
+        let mut a = Q8Activations::default();
+        a.requantize(x, m, k);
+        a
+    }
+
+    /// As [`Q8Activations::quantize`], reusing this value's buffers.
+    pub fn requantize(&mut self, x: &[f32], m: usize, k: usize) {
+        assert!(
+            k.is_multiple_of(32),
+            "activation rows of {k} values are not whole 32-blocks"
+        );
+        assert_eq!(
+            x.len(),
+            m * k,
+            "activations: {} values for {m} rows of {k}",
+            x.len()
+        );
+        self.k = k;
+        self.m = m;
+        self.qs.resize(m * k, 0);
+        self.d.resize(m * k / 32, 0.0);
+        self.sum32.resize(m * k / 32, 0.0);
+        self.sum16.resize(m * k / 16, 0.0);
+        let blocks = m * k / 32;
+        let ptrs = (
+            SendPtr(self.qs.as_mut_ptr()),
+            SendPtr(self.d.as_mut_ptr()),
+            SendPtr(self.sum32.as_mut_ptr()),
+            SendPtr(self.sum16.as_mut_ptr()),
+        );
+        parallel::for_each_range(blocks, 32 * 4, |b0, b1| {
+            let n = b1 - b0;
+            // SAFETY: each range writes its own disjoint blocks `b0..b1` of
+            // the buffers sized above, which outlive the call.
+            let out = unsafe {
+                BlockOut {
+                    qs: std::slice::from_raw_parts_mut(ptrs.0.get().add(b0 * 32), n * 32),
+                    d: std::slice::from_raw_parts_mut(ptrs.1.get().add(b0), n),
+                    sum32: std::slice::from_raw_parts_mut(ptrs.2.get().add(b0), n),
+                    sum16: std::slice::from_raw_parts_mut(ptrs.3.get().add(b0 * 2), n * 2),
+                }
+            };
+            quantize_blocks(&x[b0 * 32..b1 * 32], out);
+        });
+    }
+
+    /// Codes of row `i`.
+    pub fn row_qs(&self, i: usize) -> &[i8] {
+        &self.qs[i * self.k..(i + 1) * self.k]
+    }
+}
+
+/// A raw pointer the worker closures may share (they write disjoint ranges).
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only used for disjoint writes within one `for_each_range` call.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Output slices of a run of blocks.
+struct BlockOut<'a> {
+    qs: &'a mut [i8],
+    d: &'a mut [f32],
+    sum32: &'a mut [f32],
+    sum16: &'a mut [f32],
+}
+
+crate::simd_dispatch! {
+    /// Quantizes whole 32-blocks of `x` into codes, scales and sums.
+    fn quantize_blocks(x: &[f32], out: BlockOut<'_>) {
+        let blocks = x
+            .chunks_exact(32)
+            .zip(out.qs.chunks_exact_mut(32))
+            .zip(out.d.iter_mut().zip(out.sum32.iter_mut()))
+            .zip(out.sum16.chunks_exact_mut(2));
+        for (((x, q), (d, s32)), s16) in blocks {
+            let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let finite = x.iter().all(|v| v.is_finite());
+            let scale = if finite { amax / 127.0 } else { f32::NAN };
+            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            let mut sums = [0i32; 2];
+            for (h, (x, q)) in x.chunks_exact(16).zip(q.chunks_exact_mut(16)).enumerate() {
+                for (q, &v) in q.iter_mut().zip(x) {
+                    // |v · inv| <= 127 up to rounding; `as` maps NaN to 0.
+                    let c = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                    *q = c;
+                    sums[h] += c as i32;
+                }
+            }
+            *d = scale;
+            s16[0] = scale * sums[0] as f32;
+            s16[1] = scale * sums[1] as f32;
+            *s32 = scale * (sums[0] + sums[1]) as f32;
+        }
+    }
+}

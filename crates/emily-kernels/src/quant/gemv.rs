@@ -1,0 +1,111 @@
+//! Decode-size products: `out = x · wᵀ` for a few activation rows, with the
+//! activations quantized to 8-bit blocks and integer dot products, each
+//! weight row streamed from memory once, output columns split over the pool.
+
+use super::activation::Q8Activations;
+use super::{BlockFormat, QuantError, QuantIsa};
+use crate::parallel;
+
+/// A pointer the workers share; each writes its own output columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: workers write disjoint columns `r0..r1` of every output row.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Checks the sizes of a product of `n` weight rows in `format` with
+/// `m` activation rows of `k`, writing `out_len` floats.
+pub(crate) fn check_product(
+    format: BlockFormat,
+    w_len: usize,
+    n: usize,
+    k: usize,
+    m: usize,
+    out_len: usize,
+) -> Result<(), QuantError> {
+    let row = format.row_bytes(k)?;
+    let want = row
+        .checked_mul(n)
+        .ok_or(QuantError::Overflow { format, elems: k })?;
+    if w_len != want {
+        return Err(QuantError::ByteLength {
+            format,
+            bytes: w_len,
+            elems: n.saturating_mul(k),
+        });
+    }
+    if m.checked_mul(n) != Some(out_len) {
+        return Err(QuantError::OutputLength { m, n, len: out_len });
+    }
+    Ok(())
+}
+
+/// `out = act · wᵀ` with the best kernel of this CPU ([`QuantIsa::detected`]):
+/// `w` holds `n` rows of `act.k` elements in `format`, `out` is row-major
+/// `(act.m, n)`.
+pub fn gemv_q8(
+    format: BlockFormat,
+    w: &[u8],
+    n: usize,
+    act: &Q8Activations,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    gemv_q8_with(QuantIsa::detected(), format, w, n, act, out)
+}
+
+/// [`gemv_q8`] with a given implementation (to test and time each one);
+/// an error if this CPU lacks it.
+pub fn gemv_q8_with(
+    isa: QuantIsa,
+    format: BlockFormat,
+    w: &[u8],
+    n: usize,
+    act: &Q8Activations,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    check_product(format, w.len(), n, act.k, act.m, out.len())?;
+    if !isa.available() {
+        return Err(QuantError::UnavailableIsa(isa.name()));
+    }
+    if act.m == 0 || n == 0 {
+        return Ok(());
+    }
+    let o = OutPtr(out.as_mut_ptr());
+    // A weight row costs its bytes' worth of work, plus the dots per x row.
+    let cost = (w.len() / n).saturating_mul(1 + act.m / 2);
+    parallel::for_each_range(n, cost, |r0, r1| {
+        // SAFETY: sizes were checked above; `r0..r1` is this worker's own
+        // range of output columns; `isa` is available.
+        unsafe { gemv_rows(isa, format, w, act, o.get(), n, r0, r1) }
+    });
+    Ok(())
+}
+
+/// # Safety
+/// As the per-ISA `gemv_rows`: sizes checked, `r0..r1` owned, `isa` available.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemv_rows(
+    isa: QuantIsa,
+    format: BlockFormat,
+    w: &[u8],
+    act: &Q8Activations,
+    out: *mut f32,
+    n: usize,
+    r0: usize,
+    r1: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa != QuantIsa::Portable {
+        // SAFETY: the caller's contract.
+        return unsafe { super::x86::gemv_rows(isa, format, w.as_ptr(), act, out, n, r0, r1) };
+    }
+    let _ = isa;
+    // SAFETY: the caller's contract.
+    unsafe { super::portable::gemv_rows(format, w, act, out, n, r0, r1) }
+}

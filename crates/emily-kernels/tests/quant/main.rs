@@ -1,0 +1,7 @@
+//! Quantized formats and kernels against independent float64 readings of
+//! random blocks, on every kernel implementation this CPU has.
+
+mod blocks;
+mod gemv;
+mod product;
+mod reference;
