@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use emily_models::whisper::model::Kernels;
+use emily::Kernels;
 use emily_models::whisper::{TranscribeOptions, Whisper};
 
 /// Arguments of `emily demo`.

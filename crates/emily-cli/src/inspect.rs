@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use emily_models::whisper::model::Kernels;
+use emily::Kernels;
 use emily_models::whisper::Whisper;
 
 /// Arguments of `emily inspect`.

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use emily::Kernels;
 use emily_models::tokenizer::Task;
-use emily_models::whisper::model::Kernels;
 use emily_models::whisper::{TranscribeOptions, Whisper};
 
 use crate::format::{render, Format};

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use common::{
     golden_ids, goldens, jfk_samples_reference, jfk_wav, max_abs_diff, model_dir, scratch,
 };
+use emily::Kernels;
 use emily_models::npy::read_npy;
-use emily_models::whisper::model::Kernels;
 use emily_models::whisper::{TranscribeOptions, Whisper};
 
 const JFK: &str = " And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
@@ -34,6 +34,11 @@ fn jfk_transcript_and_tokens_match_the_reference() {
 #[test]
 fn composed_and_fused_servings_give_identical_text() {
     let base = Whisper::load(&model_dir("whisper-tiny.en"), Kernels::Composed).unwrap();
+    // Each encoder layer runs two fused layer norms and one fused attention;
+    // the composed graphs none.
+    let layers = fused().dims().n_audio_layers;
+    assert_eq!(fused().graph().encoder_fast_ops().unwrap(), 3 * layers + 1);
+    assert_eq!(base.graph().encoder_fast_ops().unwrap(), 0);
     let opts = TranscribeOptions::default();
     let a = base.transcribe_file(&jfk_wav(), &opts).unwrap();
     let b = fused().transcribe_file(&jfk_wav(), &opts).unwrap();

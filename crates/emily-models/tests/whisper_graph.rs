@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use common::{golden_ids, goldens, max_abs_diff, model_dir};
+use emily::Kernels;
 use emily::Tensor;
 use emily_models::npy::read_npy;
 use emily_models::tokenizer::WhisperTokenizer;
 use emily_models::whisper::graph::{GraphDecoderState, WhisperGraph, TIED_OUTPUT, TOKEN_EMBEDDING};
-use emily_models::whisper::model::Kernels;
 use emily_models::whisper::{decoding, load_whisper, Whisper, WhisperCheckpoint};
 
 const PROMPT: [u32; 2] = [50257, 50362];

@@ -40,7 +40,7 @@ impl Model {
     /// Binds `params` (checked against every node's parameter specs; the
     /// store is read, never changed) and compiles the forward for `mode`.
     ///
-    /// Nodes set to [`crate::Implementation::Fused`] run `emily::fast` ops,
+    /// Nodes set to [`emily::Kernels::Fused`] run `emily::fast` ops,
     /// except attention with dropout in [`Mode::Train`], which runs composed
     /// and is listed by [`Forward::kept_composed`].
     pub fn build(&self, params: &ParamStore, mode: Mode) -> Result<Forward> {
@@ -251,16 +251,27 @@ impl Forward {
     /// Number of kernels the compiled plan for these inputs runs (traces it
     /// if new). Compares base and rewritten models at the plan level.
     pub fn num_kernels(&self, inputs: &[(&str, &Tensor)]) -> Result<usize> {
+        Ok(self.plan_for(inputs)?.num_steps())
+    }
+
+    /// Number of fused `emily::fast` kernels the compiled plan for these
+    /// inputs runs (0 for a model whose nodes are all composed): proof that
+    /// a fused model really runs the fused kernels.
+    pub fn num_fast_ops(&self, inputs: &[(&str, &Tensor)]) -> Result<usize> {
+        Ok(self.plan_for(inputs)?.num_fast_ops())
+    }
+
+    /// The compiled plan for these inputs (traced if new).
+    fn plan_for(&self, inputs: &[(&str, &Tensor)]) -> Result<std::sync::Arc<emily::compile::Plan>> {
         let mut args = self.order_inputs(inputs)?;
         for spec in self.extra_specs(&args)?.iter() {
             args.push(Tensor::zeros(&spec.shape, spec.dtype)?);
         }
-        let plan = self.compiled.plan(&args).map_err(|e| {
+        self.compiled.plan(&args).map_err(|e| {
             TRACE_ERROR
                 .with(|c| c.borrow_mut().take())
                 .unwrap_or(Error::Core(e))
-        })?;
-        Ok(plan.num_steps())
+        })
     }
 
     /// Number of plans compiled so far: one per distinct input signature

@@ -8,7 +8,9 @@ use crate::build::Mode;
 use crate::error::{Error, Result};
 use crate::graph::Model;
 use crate::layers::{self, Ctx, Locals};
-use crate::node::{Implementation, Op};
+use emily::Kernels;
+
+use crate::node::Op;
 
 /// State (KV caches) and dropout noise a run reads besides the model inputs.
 pub(crate) trait Extras {
@@ -154,7 +156,7 @@ impl Program {
             .nodes()
             .iter()
             .map(|n| {
-                let want = n.implementation() == Some(Implementation::Fused);
+                let want = n.implementation() == Some(Kernels::Fused);
                 if want
                     && matches!(n.op(), Op::Attention(_) | Op::AttentionCore(_))
                     && layers::uses_dropout(n.op(), mode)

@@ -12,7 +12,9 @@ use std::fmt;
 use crate::build::Mode;
 use crate::error::Result;
 use crate::graph::Model;
-use crate::node::{Implementation, Node, Op};
+use emily::Kernels;
+
+use crate::node::{Node, Op};
 
 /// A node left on (or put back to) its composed implementation, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +76,7 @@ pub struct Rewrite {
     pub report: Report,
 }
 
-/// Switches every eligible node of `model` to [`Implementation::Fused`] for
+/// Switches every eligible node of `model` to [`Kernels::Fused`] for
 /// inference (see [`apply_for`]); `model` itself is unchanged, and the same
 /// [`crate::ParamStore`] serves both.
 ///
@@ -109,7 +111,7 @@ pub fn apply(model: &Model) -> Result<Rewrite> {
     apply_for(model, Mode::Inference)
 }
 
-/// Switches every eligible node to [`Implementation::Fused`] for `mode`:
+/// Switches every eligible node to [`Kernels::Fused`] for `mode`:
 /// layer/RMS norms over the last axis, rotary embeddings, attention and
 /// attention cores — except attention with dropout > 0 when `mode` is
 /// [`Mode::Train`]. Ineligible nodes stay composed and are reported.
@@ -122,7 +124,7 @@ pub fn apply_for(model: &Model, mode: Mode) -> Result<Rewrite> {
             None => node,
             Some(Ok(())) => {
                 report.fused.push(node.name().to_string());
-                node.with_implementation(Implementation::Fused)
+                node.with_implementation(Kernels::Fused)
             }
             Some(Err(reason)) => {
                 report.kept.push(KeptComposed {
@@ -130,7 +132,7 @@ pub fn apply_for(model: &Model, mode: Mode) -> Result<Rewrite> {
                     op: node.op().name(),
                     reason,
                 });
-                node.with_implementation(Implementation::Composed)
+                node.with_implementation(Kernels::Composed)
             }
         }
     })?;

@@ -3,9 +3,9 @@
 //!
 //! A [`Model`] is a DAG of [`Node`]s, each with a unique name, an [`Op`] with
 //! its options, its input nodes and — for layer norm, RMS norm, rotary
-//! embedding and attention — an [`Implementation`]: `Composed` (written from
-//! primitive ops as a model library ships it) or `Fused` (one `emily::fast`
-//! node). Weights live in a [`ParamStore`] keyed by `"{node}.{param}"`
+//! embedding and attention — an implementation, [`emily::Kernels`]: `Composed`
+//! (written from primitive ops as a model library ships it) or `Fused` (one
+//! `emily::fast` node). Weights live in a [`ParamStore`] keyed by `"{node}.{param}"`
 //! (Hugging Face names, e.g. `"model.layers.0.self_attn.q_proj.weight"`).
 //! [`Model::build`] binds a store and a [`Mode`] into a [`Forward`] compiled
 //! through `emily::compile` (one plan per input signature, weights as plan
@@ -61,5 +61,5 @@ pub use layers::{
     RmsNormOptions, RopeConfig, RotaryOptions, RotaryPositions, SinusoidalLayout,
     SplitHeadsOptions, TransposeOptions,
 };
-pub use node::{Implementation, Node, Op};
+pub use node::{Node, Op};
 pub use params::{ParamInit, ParamSpec, ParamStore};

@@ -1,34 +1,14 @@
 //! A layer node: a unique name, an op with its options, the nodes it reads,
 //! and — where the op has both — the implementation that runs it.
 
+use emily::Kernels;
+
 use crate::layers::{
     Activation, AttentionCoreOptions, AttentionOptions, Conv1dOptions, DenseOptions,
     DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LayerNormOptions,
     PositionalEmbeddingOptions, ReshapeOptions, RmsNormOptions, RotaryOptions, SplitHeadsOptions,
     TransposeOptions,
 };
-
-/// Which implementation runs a node whose op has a composed and a fused form
-/// (layer norm, RMS norm, rotary embedding, attention, attention core).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Implementation {
-    /// Written from primitive ops the way a model library ships it
-    /// (mean/variance/rsqrt; cos/sin tables and rotate-half; matmul + softmax
-    /// + matmul with masks).
-    Composed,
-    /// One `emily::fast` node: the backend's fused kernel where it has one,
-    /// else the core's own lowering.
-    Fused,
-}
-
-impl std::fmt::Display for Implementation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Implementation::Composed => "composed",
-            Implementation::Fused => "fused",
-        })
-    }
-}
 
 /// A layer op and its options. Inputs are positional; [`Op::input_roles`]
 /// names them.
@@ -103,9 +83,9 @@ impl Op {
     }
 
     /// The name with `fast.` prepended when `implementation` is
-    /// [`Implementation::Fused`] (`"fast.rms_norm"`).
-    pub fn label(&self, implementation: Option<Implementation>) -> &'static str {
-        if implementation != Some(Implementation::Fused) {
+    /// [`Kernels::Fused`] (`"fast.rms_norm"`).
+    pub fn label(&self, implementation: Option<Kernels>) -> &'static str {
+        if implementation != Some(Kernels::Fused) {
             return self.name();
         }
         match self {
@@ -207,13 +187,13 @@ pub struct Node {
     name: String,
     op: Op,
     inputs: Vec<String>,
-    implementation: Option<Implementation>,
+    implementation: Option<Kernels>,
 }
 
 impl Node {
-    /// A node; ops with a fused form start [`Implementation::Composed`].
+    /// A node; ops with a fused form start [`Kernels::Composed`].
     pub(crate) fn new(name: String, op: Op, inputs: Vec<String>) -> Node {
-        let implementation = op.has_fused().then_some(Implementation::Composed);
+        let implementation = op.has_fused().then_some(Kernels::Composed);
         Node {
             name,
             op,
@@ -243,19 +223,19 @@ impl Node {
     }
 
     /// The implementation, for ops that have a choice; `None` otherwise.
-    pub fn implementation(&self) -> Option<Implementation> {
+    pub fn implementation(&self) -> Option<Kernels> {
         self.implementation
     }
 
     /// Sets the implementation; ignored for ops without a fused form.
-    pub fn set_implementation(&mut self, implementation: Implementation) {
+    pub fn set_implementation(&mut self, implementation: Kernels) {
         if self.op.has_fused() {
             self.implementation = Some(implementation);
         }
     }
 
     /// `self` with the implementation set (see [`Node::set_implementation`]).
-    pub fn with_implementation(mut self, implementation: Implementation) -> Node {
+    pub fn with_implementation(mut self, implementation: Kernels) -> Node {
         self.set_implementation(implementation);
         self
     }

@@ -14,18 +14,19 @@ impl Model {
     ///
     /// ```
     /// use emily::DType;
-    /// use emily_nn::{Implementation, ModelBuilder, Op, RmsNormOptions};
+    /// use emily::Kernels;
+    /// use emily_nn::{ModelBuilder, Op, RmsNormOptions};
     /// let mut b = ModelBuilder::new();
     /// let x = b.input("x", &[None, Some(8)], DType::F32)?;
     /// let y = b.rms_norm("norm", &x, RmsNormOptions::new(8))?;
     /// b.output(&y)?;
     /// let model = b.build()?;
     /// let fast = model.map_nodes(|n| match n.op() {
-    ///     Op::RmsNorm(_) => n.with_implementation(Implementation::Fused),
+    ///     Op::RmsNorm(_) => n.with_implementation(Kernels::Fused),
     ///     _ => n,
     /// })?;
-    /// assert_eq!(fast.node("norm").unwrap().implementation(), Some(Implementation::Fused));
-    /// assert_eq!(model.node("norm").unwrap().implementation(), Some(Implementation::Composed));
+    /// assert_eq!(fast.node("norm").unwrap().implementation(), Some(Kernels::Fused));
+    /// assert_eq!(model.node("norm").unwrap().implementation(), Some(Kernels::Composed));
     /// # Ok::<(), emily_nn::Error>(())
     /// ```
     pub fn map_nodes<F: FnMut(Node) -> Node>(&self, mut f: F) -> Result<Model> {

@@ -7,8 +7,9 @@ mod common;
 
 use common::blocks::{bert_layer, Dims};
 use common::{freq, max_abs_diff, randn, snapshot};
+use emily::Kernels;
 use emily::{DType, Tensor};
-use emily_nn::{fast_kernels, Implementation, Mode, ParamStore};
+use emily_nn::{fast_kernels, Mode, ParamStore};
 
 const D: Dims = Dims {
     hidden: 32,
@@ -69,7 +70,7 @@ fn rewrite_keeps_topology_and_params_and_switches_exactly_the_norms_and_attentio
     assert!(model
         .nodes()
         .iter()
-        .all(|n| n.implementation() != Some(Implementation::Fused)));
+        .all(|n| n.implementation() != Some(Kernels::Fused)));
 
     let base = model.build(&params, Mode::Inference).unwrap();
     let fused = fast.model.build(&params, Mode::Inference).unwrap();

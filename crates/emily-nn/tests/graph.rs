@@ -5,11 +5,10 @@ mod common;
 
 use common::blocks::{llama_layer, whisper_encoder_layer, Dims};
 use common::{position, randn};
-use emily::{DType, Tensor};
+use emily::{DType, Kernels, Tensor};
 use emily_nn::{
-    fast_kernels, AttentionOptions, DenseOptions, Error, Forward, Implementation, KvCacheOptions,
-    LayerNormOptions, Mode, ModelBuilder, Op, ParamStore, RopeConfig, RotaryOptions,
-    RotaryPositions, State,
+    fast_kernels, AttentionOptions, DenseOptions, Error, Forward, KvCacheOptions, LayerNormOptions,
+    Mode, ModelBuilder, Op, ParamStore, RopeConfig, RotaryOptions, RotaryPositions, State,
 };
 
 const D: Dims = Dims {
@@ -234,7 +233,7 @@ fn map_nodes_rewrites_options_but_never_names_or_edges() {
         .node("encoder.layers.0.fc1")
         .unwrap()
         .clone()
-        .with_implementation(Implementation::Fused);
+        .with_implementation(Kernels::Fused);
     assert_eq!(dense.implementation(), None);
     assert_eq!(dense.label(), "dense");
 }

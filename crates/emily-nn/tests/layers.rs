@@ -42,24 +42,23 @@ fn one_layer(
     b.build().unwrap()
 }
 
-/// Runs the composed and the fused (fast_kernels) model; checks they agree and
-/// returns the composed output.
+/// Runs the composed and the fused (fast_kernels) model; checks that the
+/// fused plan runs one fused kernel per fused node and the composed plan none,
+/// that they agree, and returns the composed output.
 fn run_both(model: &Model, params: &ParamStore, inputs: &[(&str, &Tensor)]) -> Tensor {
     let name = model.outputs()[0].to_string();
-    let y0 = model
-        .build(params, Mode::Inference)
-        .unwrap()
-        .call(inputs)
-        .unwrap()[name.as_str()]
-    .clone();
+    let base = model.build(params, Mode::Inference).unwrap();
     let fast = fast_kernels::apply(model).unwrap();
-    let y1 = fast
-        .model
-        .build(params, Mode::Inference)
-        .unwrap()
-        .call(inputs)
-        .unwrap()[name.as_str()]
-    .clone();
+    let fused = fast.model.build(params, Mode::Inference).unwrap();
+    assert_eq!(base.num_fast_ops(inputs).unwrap(), 0, "{name}");
+    assert_eq!(
+        fused.num_fast_ops(inputs).unwrap(),
+        fast.report.fused.len(),
+        "{name}: fused nodes in the plan ({})",
+        fast.report
+    );
+    let y0 = base.call(inputs).unwrap()[name.as_str()].clone();
+    let y1 = fused.call(inputs).unwrap()[name.as_str()].clone();
     let diff = max_abs_diff(&y0, &y1);
     assert!(
         diff <= 1e-5,

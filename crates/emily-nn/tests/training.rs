@@ -5,8 +5,9 @@ mod common;
 
 use common::blocks::{bert_layer, Dims};
 use common::{freq, max_abs_diff, randn};
+use emily::Kernels;
 use emily::{DType, Tensor};
-use emily_nn::{fast_kernels, Implementation, Mode, ParamStore};
+use emily_nn::{fast_kernels, Mode, ParamStore};
 
 const D: Dims = Dims {
     hidden: 32,
@@ -39,7 +40,7 @@ fn rewriting_for_training_keeps_attention_with_dropout_composed_and_reports_it()
     assert!(r.report.to_string().contains(ATTN));
     assert_eq!(
         r.model.node(ATTN).unwrap().implementation(),
-        Some(Implementation::Composed)
+        Some(Kernels::Composed)
     );
     let f = freq(&r.model);
     assert_eq!(
@@ -56,7 +57,7 @@ fn rewriting_for_training_keeps_attention_with_dropout_composed_and_reports_it()
     assert!(inf.report.kept.is_empty());
     assert_eq!(
         inf.model.node(ATTN).unwrap().implementation(),
-        Some(Implementation::Fused)
+        Some(Kernels::Fused)
     );
 
     // Without dropout, training can fuse it.

@@ -26,8 +26,9 @@ pub mod telemetry;
 mod tensor;
 
 pub use array::Array;
-pub use compile::{compile, Compiled};
+pub use compile::{compile, compile_with, CompileOptions, Compiled};
 pub use device::Device;
 pub use dtype::{Bool, DType, Element};
 pub use error::{Error, Result};
+pub use fast::Kernels;
 pub use tensor::{eval_all, Tensor};

@@ -1,29 +1,34 @@
 //! `emily::fast` through the graph: fused nodes against their decompositions
-//! (the composed policy) on random inputs, and against the float64 goldens.
+//! (compiled with `Kernels::Composed`) on random inputs, and against the
+//! float64 goldens.
 
 mod common;
 use common::*;
-use emily::fast::{self, FastPolicy, RopeOffset, RopeOptions, SdpaMask, SdpaOptions};
-use emily::{compile, DType, Result, Tensor};
+use emily::fast::{self, RopeOffset, RopeOptions, SdpaMask, SdpaOptions};
+use emily::{compile, compile_with, CompileOptions, DType, Kernels, Result, Tensor};
+
+/// Builds the op under test from its inputs.
+type Build = fn(&[Tensor]) -> Result<Tensor>;
 
 /// A named case: inputs and the op under test.
-type Case = (&'static str, Vec<Tensor>, fn(&[Tensor]) -> Result<Tensor>);
+type Case = (&'static str, Vec<Tensor>, Build);
 
 /// Builds `f` once with fused kernels and once composed (compiled both ways),
-/// returns the max abs difference and the fused result.
-fn fused_vs_composed(args: &[Tensor], f: fn(&[Tensor]) -> Result<Tensor>) -> (f32, Vec<f64>) {
+/// checks that the fused plan really runs one fused kernel and the composed
+/// plan none, and returns the max abs difference and the fused result.
+fn fused_vs_composed(args: &[Tensor], f: Build) -> (f32, Vec<f64>) {
     let g = move |xs: &[Tensor]| Ok(vec![f(xs)?]);
-    let fused_graph = f(args).unwrap();
-    assert!(!fused_graph.is_ready());
-    let fused = compile(g).call(args).unwrap().remove(0);
-    // The policy is read while tracing; this test binary runs one test at a time
-    // through this helper's lock so other tests never see the composed policy.
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap();
-    fast::set_fast_policy(FastPolicy::Composed);
-    let composed = compile(g).call(args);
-    fast::set_fast_policy(FastPolicy::Auto);
-    let composed = composed.unwrap().remove(0);
+    let fused_plan = compile(g);
+    let composed_plan = compile_with(
+        g,
+        CompileOptions {
+            kernels: Kernels::Composed,
+        },
+    );
+    assert_eq!(fused_plan.plan(args).unwrap().num_fast_ops(), 1);
+    assert_eq!(composed_plan.plan(args).unwrap().num_fast_ops(), 0);
+    let fused = fused_plan.call(args).unwrap().remove(0);
+    let composed = composed_plan.call(args).unwrap().remove(0);
     let d = fused
         .cast(DType::F32)
         .unwrap()
@@ -226,6 +231,51 @@ fn attention_masks_gqa_sinks_fused_match_composed() {
         fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], SdpaOptions::default())
     });
     assert!(e <= 1e-5, "whisper encoder shape: {e}");
+}
+
+#[test]
+fn eager_composed_forms_build_no_fast_node_and_match() {
+    let (x, _) = randn(&[3, 77], 30);
+    let (w, _) = randn(&[77], 31);
+    let (q, _) = randn(&[1, 4, 9, 16], 32);
+    let cases: [(Vec<Tensor>, Build, Build); 4] = [
+        (
+            vec![x.clone(), w.clone()],
+            |a| fast::rms_norm(&a[0], Some(&a[1]), 1e-6),
+            |a| fast::composed::rms_norm(&a[0], Some(&a[1]), 1e-6),
+        ),
+        (
+            vec![x, w.clone(), w],
+            |a| fast::layer_norm(&a[0], Some(&a[1]), Some(&a[2]), 1e-5),
+            |a| fast::composed::layer_norm(&a[0], Some(&a[1]), Some(&a[2]), 1e-5),
+        ),
+        (
+            vec![q.clone()],
+            |a| fast::rope(&a[0], RopeOptions::new(16)),
+            |a| fast::composed::rope(&a[0], RopeOptions::new(16)),
+        ),
+        (
+            vec![q.clone(), q.mul_scalar(0.3).unwrap(), q],
+            |a| fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], SdpaOptions::default()),
+            |a| {
+                fast::composed::scaled_dot_product_attention(
+                    &a[0],
+                    &a[1],
+                    &a[2],
+                    SdpaOptions::default(),
+                )
+            },
+        ),
+    ];
+    for (args, fused, composed) in cases {
+        let fused_fast = compile(move |xs: &[Tensor]| Ok(vec![fused(xs)?]));
+        let composed_fast = compile(move |xs: &[Tensor]| Ok(vec![composed(xs)?]));
+        assert_eq!(fused_fast.plan(&args).unwrap().num_fast_ops(), 1);
+        assert_eq!(composed_fast.plan(&args).unwrap().num_fast_ops(), 0);
+        let a = fused(&args).unwrap().to_f64_vec().unwrap();
+        let b = composed(&args).unwrap().to_f64_vec().unwrap();
+        assert_close(&a, &b, 1e-5, 1e-5, "eager fused vs composed");
+    }
 }
 
 #[test]

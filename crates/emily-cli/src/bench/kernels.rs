@@ -5,23 +5,26 @@
 //! attention.
 
 use anyhow::Result;
-use emily::fast::{self, FastPolicy, RopeOptions, SdpaMask, SdpaOptions};
-use emily::{compile, DType, Tensor};
+use emily::fast::{self, RopeOptions, SdpaMask, SdpaOptions};
+use emily::{compile_with, CompileOptions, DType, Kernels, Tensor};
 
 use super::floor::{copy_bandwidth_gbs, gemm_gflops};
 use super::timer::median_secs;
 
 type Build = fn(&[Tensor]) -> emily::Result<Tensor>;
 
-/// Times `build` compiled with the composed policy and with fused kernels.
+/// Times `build` compiled composed and with fused kernels; checks first that
+/// the fused plan runs a fused kernel and the composed plan none.
 fn pair(args: &[Tensor], build: Build) -> Result<(f64, f64, f32)> {
     let f = move |xs: &[Tensor]| Ok(vec![build(xs)?]);
-    let composed = compile(f);
-    let fused = compile(f);
-    fast::set_fast_policy(FastPolicy::Composed);
-    let a = composed.call(args);
-    fast::set_fast_policy(FastPolicy::Auto);
-    let a = a?.remove(0);
+    let with = |kernels| compile_with(f, CompileOptions { kernels });
+    let (composed, fused) = (with(Kernels::Composed), with(Kernels::Fused));
+    let fast_ops = |c: &emily::Compiled<_>| -> Result<usize> { Ok(c.plan(args)?.num_fast_ops()) };
+    anyhow::ensure!(
+        fast_ops(&fused)? > 0 && fast_ops(&composed)? == 0,
+        "the fused plan must run a fused kernel and the composed plan none"
+    );
+    let a = composed.call(args)?.remove(0);
     let b = fused.call(args)?.remove(0);
     let diff = a.sub(&b)?.abs()?.max(&[], false)?.to_scalar::<f32>()?;
     let tc = median_secs(1.0, || {

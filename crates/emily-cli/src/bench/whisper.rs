@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use emily_models::whisper::model::Kernels;
+use emily::Kernels;
 use emily_models::whisper::{TranscribeOptions, Whisper};
 
 /// Peak resident set size of this process in MB (Linux `VmHWM`).

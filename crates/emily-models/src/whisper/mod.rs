@@ -11,7 +11,6 @@ pub use dims::WhisperDims;
 
 pub mod decoding;
 pub mod graph;
-pub mod model;
 mod transcriber;
 
 pub use transcriber::{Segment, Timings, TranscribeOptions, Transcript, Whisper, WhisperError};

@@ -14,13 +14,13 @@ use emily::{DType, Tensor};
 
 use super::decoding::{self, RawSegment};
 use super::graph::{GraphDecoderState, GraphError, WhisperGraph};
-use super::model::Kernels;
 use super::{load_whisper, GenerationSettings, LoadError, WhisperDims};
 use crate::audio::{load_audio, AudioError};
 use crate::log_mel::{
     LogMelError, LogMelFeaturizer, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE,
 };
 use crate::tokenizer::{SpecialTokens, Task, TokenizerError, WhisperTokenizer};
+use emily::Kernels;
 
 /// Everything that can fail while transcribing; each names its input.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
+use crate::fast::Kernels;
 use crate::ops::Op;
 use crate::tensor::{State, Tensor};
 use crate::{Array, DType};
@@ -36,10 +37,14 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    /// Builds the graph reachable from `outputs` (iteratively: graphs can be deep).
-    pub fn from_outputs(outputs: &[Tensor]) -> Result<Graph> {
+    /// Builds the graph reachable from `outputs` (iteratively: graphs can be
+    /// deep). With [`Kernels::Composed`] every fast-op node is replaced by its
+    /// decomposition (built over the same inputs while walking).
+    pub fn from_outputs(outputs: &[Tensor], kernels: Kernels) -> Result<Graph> {
         let mut g = Graph::default();
         let mut ids: HashMap<u64, usize> = HashMap::new();
+        // Fast nodes lowered to their decompositions, by node id.
+        let mut lowered: HashMap<u64, Tensor> = HashMap::new();
         let mut stack: Vec<(Tensor, bool)> =
             outputs.iter().rev().map(|t| (t.clone(), false)).collect();
         while let Some((t, expanded)) = stack.pop() {
@@ -56,6 +61,23 @@ impl Graph {
                             op: "compile",
                             msg: m.clone(),
                         })
+                    }
+                    State::Pending {
+                        op: Op::Fast(fast),
+                        inputs,
+                    } if kernels == Kernels::Composed => {
+                        if expanded {
+                            let value = ids[&lowered[&t.id()].id()];
+                            ids.insert(t.id(), value);
+                        } else {
+                            let (fast, inputs) = (fast.clone(), inputs.clone());
+                            drop(st);
+                            let d = fast.decompose(&inputs)?;
+                            stack.push((t.clone(), true));
+                            stack.push((d.clone(), false));
+                            lowered.insert(t.id(), d);
+                        }
+                        None
                     }
                     State::Pending { op, inputs } => {
                         if expanded {

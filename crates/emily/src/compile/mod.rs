@@ -27,14 +27,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::{invalid, Result};
+use crate::fast::Kernels;
 use crate::{telemetry, DType, Device, Tensor};
 use graph::Graph;
 
 type Signature = Vec<(Vec<usize>, DType, Device)>;
 
+/// How [`compile_with`] builds plans.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Fused fast-op nodes ([`Kernels::Fused`], the default) or every fast op
+    /// lowered to its decomposition ([`Kernels::Composed`]).
+    pub kernels: Kernels,
+}
+
 /// A function compiled by [`compile`]; cheap to share across threads.
 pub struct Compiled<F> {
     f: F,
+    options: CompileOptions,
     plans: Mutex<HashMap<Signature, Arc<Plan>>>,
 }
 
@@ -54,8 +64,29 @@ pub fn compile<F>(f: F) -> Compiled<F>
 where
     F: Fn(&[Tensor]) -> Result<Vec<Tensor>>,
 {
+    compile_with(f, CompileOptions::default())
+}
+
+/// Compiles `f` with `options` (e.g. every fast op composed, for comparing
+/// against the fused plan of the same function).
+///
+/// ```
+/// use emily::{compile, compile_with, fast, CompileOptions, DType, Kernels, Tensor};
+/// let f = |xs: &[Tensor]| Ok(vec![fast::rms_norm(&xs[0], None, 1e-5)?]);
+/// let x = Tensor::randn(&[2, 64], 0.0, 1.0, 1, DType::F32)?;
+/// let fused = compile(f);
+/// let composed = compile_with(f, CompileOptions { kernels: Kernels::Composed });
+/// assert_eq!(fused.plan(&[x.clone()])?.num_fast_ops(), 1);
+/// assert_eq!(composed.plan(&[x])?.num_fast_ops(), 0);
+/// # Ok::<(), emily::Error>(())
+/// ```
+pub fn compile_with<F>(f: F, options: CompileOptions) -> Compiled<F>
+where
+    F: Fn(&[Tensor]) -> Result<Vec<Tensor>>,
+{
     Compiled {
         f,
+        options,
         plans: Mutex::new(HashMap::new()),
     }
 }
@@ -104,7 +135,7 @@ where
         if outputs.is_empty() {
             return Err(invalid("compile", "the function returned no tensors"));
         }
-        let mut g = Graph::from_outputs(&outputs)?;
+        let mut g = Graph::from_outputs(&outputs, self.options.kernels)?;
         drop(outputs);
         drop(symbols);
         let traced = g.num_nodes();

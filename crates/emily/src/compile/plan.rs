@@ -93,6 +93,14 @@ impl Plan {
         counts
     }
 
+    /// Number of fused fast-op kernels (norms, RoPE, attention) a replay runs.
+    pub fn num_fast_ops(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.op, Op::Fast(_)))
+            .count()
+    }
+
     /// Number of kernels a replay runs.
     pub fn num_steps(&self) -> usize {
         self.steps.len()

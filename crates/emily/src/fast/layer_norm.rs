@@ -1,12 +1,22 @@
 //! LayerNorm: `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis.
 
-use super::{build, to_compute, FastOp};
+use super::{build, to_compute, FastOp, Kernels};
 use crate::error::{dtype_err, shape_err, Result};
 use crate::Tensor;
 
 /// Layer normalisation over the last axis (biased variance), with optional
 /// weight and bias of the last axis's size. Computed in f32 for half inputs.
 pub fn layer_norm(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<Tensor> {
+    build_layer_norm(Kernels::Fused, x, weight, bias, eps)
+}
+
+pub(super) fn build_layer_norm(
+    kernels: Kernels,
     x: &Tensor,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
@@ -44,7 +54,7 @@ pub fn layer_norm(
         has_weight: weight.is_some(),
         has_bias: bias.is_some(),
     };
-    build(op, inputs, x.shape().to_vec(), x.dtype())
+    build(kernels, op, inputs, x.shape().to_vec(), x.dtype())
 }
 
 pub(super) fn decompose(

@@ -7,19 +7,22 @@
 //! [`FastOp::decompose`] — the same math from primitive ops, which is also the
 //! numerics spec (reductions and softmax in f32 for half inputs) — and a
 //! fallback event is emitted (an error in strict mode, see [`crate::telemetry`]).
-//! [`set_fast_policy`]`(FastPolicy::Composed)` forces the decomposition.
+//! There is no global switch: [`composed`] builds the decompositions eagerly,
+//! and [`crate::compile_with`] with [`Kernels::Composed`] lowers every fast
+//! node of a compiled function to its decomposition.
 
+pub mod composed;
+mod kernels;
 mod layer_norm;
 mod rms_norm;
 mod rope;
 mod sdpa;
 
+pub use kernels::Kernels;
 pub use layer_norm::layer_norm;
 pub use rms_norm::rms_norm;
 pub use rope::{rope, rope_with_freqs, RopeOffset, RopeOptions};
 pub use sdpa::{scaled_dot_product_attention, SdpaMask, SdpaOptions};
-
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::Result;
 use crate::ops::Op;
@@ -127,41 +130,20 @@ impl FastOp {
     }
 }
 
-/// Whether fast ops may use fused kernels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FastPolicy {
-    /// Fused kernel where the backend has one, else the decomposition.
-    Auto,
-    /// Always the decomposition (debugging, autodiff).
-    Composed,
-}
-
-static POLICY: AtomicU8 = AtomicU8::new(0);
-
-/// Sets the process-wide fast-op policy.
-pub fn set_fast_policy(policy: FastPolicy) {
-    POLICY.store(policy as u8, Ordering::Relaxed);
-}
-
-/// The current fast-op policy.
-pub fn fast_policy() -> FastPolicy {
-    match POLICY.load(Ordering::Relaxed) {
-        1 => FastPolicy::Composed,
-        _ => FastPolicy::Auto,
-    }
-}
-
-/// Adds a fast node, or its decomposition when the policy or backend says so.
+/// Adds a fast node (for [`Kernels::Fused`]) or its decomposition (for
+/// [`Kernels::Composed`], or when the backend has no fused kernel for these
+/// inputs: a fallback).
 pub(crate) fn build(
+    kernels: Kernels,
     op: FastOp,
     inputs: Vec<Tensor>,
     shape: Vec<usize>,
     dtype: DType,
 ) -> Result<Tensor> {
-    let device = inputs[0].device();
-    if fast_policy() == FastPolicy::Composed {
+    if kernels == Kernels::Composed {
         return op.decompose(&inputs);
     }
+    let device = inputs[0].device();
     let shapes: Vec<(&[usize], DType)> = inputs.iter().map(|t| (t.shape(), t.dtype())).collect();
     match backend::get(device).supports_fast(&op, &shapes) {
         Ok(()) => Tensor::from_op(Op::Fast(op), inputs, shape, dtype, device),

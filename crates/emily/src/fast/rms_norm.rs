@@ -1,12 +1,21 @@
 //! RMSNorm: `x / sqrt(mean(x²) + eps) * weight` over the last axis.
 
-use super::{build, to_compute, FastOp};
+use super::{build, to_compute, FastOp, Kernels};
 use crate::error::{dtype_err, shape_err, Result};
 use crate::Tensor;
 
 /// RMS normalisation over the last axis, with an optional weight of the last
 /// axis's size. Computed in f32 for half inputs; output has `x`'s dtype.
 pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    build_rms_norm(Kernels::Fused, x, weight, eps)
+}
+
+pub(super) fn build_rms_norm(
+    kernels: Kernels,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    eps: f32,
+) -> Result<Tensor> {
     if !x.dtype().is_float() || x.rank() == 0 {
         return Err(dtype_err(
             "rms_norm",
@@ -33,6 +42,7 @@ pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Tensor>
         inputs.push(w.clone());
     }
     build(
+        kernels,
         FastOp::RmsNorm {
             eps,
             has_weight: weight.is_some(),

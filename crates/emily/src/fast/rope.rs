@@ -1,6 +1,6 @@
 //! Rotary position embedding over the last axis of `(…, T, D)`.
 
-use super::{build, to_compute, FastOp, PositionsKind};
+use super::{build, to_compute, FastOp, Kernels, PositionsKind};
 use crate::error::{dtype_err, invalid, shape_err, Result};
 use crate::{DType, Tensor};
 
@@ -48,16 +48,21 @@ impl RopeOptions {
 
 /// Rotates `x` `(…, T, D)` by angle `position · scale · base^(-2i/dims)`.
 pub fn rope(x: &Tensor, opts: RopeOptions) -> Result<Tensor> {
-    build_rope(x, None, opts)
+    build_rope(Kernels::Fused, x, None, opts)
 }
 
 /// RoPE with precomputed inverse frequencies `freqs` (`dims/2` of them; Llama-3,
 /// linear or dynamic scaling); `opts.base` is ignored.
 pub fn rope_with_freqs(x: &Tensor, freqs: &Tensor, opts: RopeOptions) -> Result<Tensor> {
-    build_rope(x, Some(freqs), opts)
+    build_rope(Kernels::Fused, x, Some(freqs), opts)
 }
 
-fn build_rope(x: &Tensor, freqs: Option<&Tensor>, opts: RopeOptions) -> Result<Tensor> {
+pub(super) fn build_rope(
+    kernels: Kernels,
+    x: &Tensor,
+    freqs: Option<&Tensor>,
+    opts: RopeOptions,
+) -> Result<Tensor> {
     if !x.dtype().is_float() {
         return Err(dtype_err("rope", x.dtype(), ", expected a float type"));
     }
@@ -131,7 +136,7 @@ fn build_rope(x: &Tensor, freqs: Option<&Tensor>, opts: RopeOptions) -> Result<T
         positions,
         has_freqs: freqs.is_some(),
     };
-    build(op, inputs, x.shape().to_vec(), x.dtype())
+    build(kernels, op, inputs, x.shape().to_vec(), x.dtype())
 }
 
 /// Composed RoPE. Angles, cosines and sines are computed in f64 then rounded

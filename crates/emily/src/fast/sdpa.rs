@@ -8,7 +8,7 @@
 //! materialised. A query row whose keys are all masked (and has no sink)
 //! outputs zeros, in the fused kernels and the decomposition alike.
 
-use super::{build, to_compute, FastOp, MaskKind};
+use super::{build, to_compute, FastOp, Kernels, MaskKind};
 use crate::error::{dtype_err, shape_err, Result};
 use crate::shape::broadcast_shapes;
 use crate::{DType, Tensor};
@@ -41,6 +41,16 @@ pub struct SdpaOptions {
 /// `softmax(q·kᵀ·scale + mask) · v` for q `(B, Hq, Tq, D)`, k `(B, Hkv, Tk, D)`,
 /// v `(B, Hkv, Tk, Dv)`; output `(B, Hq, Tq, Dv)`.
 pub fn scaled_dot_product_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    opts: SdpaOptions,
+) -> Result<Tensor> {
+    build_sdpa(Kernels::Fused, q, k, v, opts)
+}
+
+pub(super) fn build_sdpa(
+    kernels: Kernels,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -132,7 +142,13 @@ pub fn scaled_dot_product_attention(
         mask,
         has_sinks: opts.sinks.is_some(),
     };
-    build(op, inputs, vec![qs[0], qs[1], qs[2], vs[3]], q.dtype())
+    build(
+        kernels,
+        op,
+        inputs,
+        vec![qs[0], qs[1], qs[2], vs[3]],
+        q.dtype(),
+    )
 }
 
 /// Composed attention: grouped scores by broadcasting matmul, f32 softmax.

@@ -16,8 +16,12 @@ const PIO2_HI: f64 = 1.570_796_326_734_125_6;
 /// ... and the rest of it.
 const PIO2_LO: f64 = 6.077_100_506_506_192e-11;
 
+/// Largest |angle| [`cos_sin`] reduces accurately (`k * PIO2_HI` stays exact).
+const REDUCE_LIMIT: f64 = (1u64 << 20) as f64;
+
 /// `(cos a, sin a)`, each within ~1e-9 absolute of the exact value before the
-/// final rounding to `f32` for |a| < 2^20 (and degrading gracefully beyond).
+/// final rounding to `f32` for |a| < [`REDUCE_LIMIT`] (callers use the
+/// standard library beyond it).
 #[inline(always)]
 pub(crate) fn cos_sin(a: f64) -> (f32, f32) {
     let k = (a * FRAC_2_PI).round_ties_even();
@@ -63,11 +67,19 @@ pub(crate) fn inv_freqs(dims: usize, base: f32, freqs: Option<&[f32]>) -> Vec<f6
 crate::simd_dispatch! {
     /// Fills `cos[i], sin[i]` with the cosine and sine of `pos * inv[i]`
     /// (`pos` already multiplied by the RoPE scale).
+    /// Angles beyond the fast reduction's range (positions near `usize::MAX`,
+    /// hostile frequencies) take the standard library's full range reduction.
     pub(crate) fn fill_cos_sin(pos: f64, inv: &[f64], cos: &mut [f32], sin: &mut [f32]) {
-        for ((f, c), s) in inv.iter().zip(cos.iter_mut()).zip(sin.iter_mut()) {
-            let (cv, sv) = cos_sin(pos * *f);
-            *c = cv;
-            *s = sv;
+        let pairs = inv.iter().zip(cos.iter_mut()).zip(sin.iter_mut());
+        if inv.iter().all(|f| (pos * *f).abs() < REDUCE_LIMIT) {
+            for ((f, c), s) in pairs {
+                (*c, *s) = cos_sin(pos * *f);
+            }
+        } else {
+            for ((f, c), s) in pairs {
+                let (sv, cv) = (pos * *f).sin_cos();
+                (*c, *s) = (cv as f32, sv as f32);
+            }
         }
     }
 }
@@ -88,5 +100,19 @@ mod tests {
             a += 0.377;
         }
         assert!(worst < 1e-7, "worst abs error {worst}");
+    }
+
+    #[test]
+    fn huge_angles_use_full_range_reduction() {
+        let inv = [1.0, 0.1, 1e-4, 3.0];
+        let (mut c, mut s) = ([0f32; 4], [0f32; 4]);
+        for pos in [1e6, 2e6, 1.8e19, -5e12] {
+            fill_cos_sin(pos, &inv, &mut c, &mut s);
+            for (i, f) in inv.iter().enumerate() {
+                let a = pos * f;
+                assert!((c[i] as f64 - a.cos()).abs() < 1e-6, "cos {a}");
+                assert!((s[i] as f64 - a.sin()).abs() < 1e-6, "sin {a}");
+            }
+        }
     }
 }

@@ -204,6 +204,18 @@ impl WhisperGraph {
         Ok(out.into_tensors().remove(0))
     }
 
+    /// Number of fused `emily::fast` kernels the encoder's compiled plan runs
+    /// (0 for the composed graphs): proof that the fast-kernel graphs really
+    /// run fused kernels.
+    pub fn encoder_fast_ops(&self) -> Result<usize, GraphError> {
+        let shape = [1, self.dims.n_mels, 2 * self.dims.n_audio_ctx];
+        let mel = Tensor::zeros(&shape, DType::F32)?;
+        Ok(self
+            .encoder
+            .forward
+            .num_fast_ops(&[(INPUT_FEATURES, &mel)])?)
+    }
+
     /// Decoder state for encoder output `enc` `(B, 1500, d)`: the window's
     /// cross keys and values, and empty self-attention caches.
     pub fn start(&self, enc: &Tensor) -> Result<GraphDecoderState, GraphError> {
