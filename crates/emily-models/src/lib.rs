@@ -16,6 +16,7 @@
 
 pub mod audio;
 pub mod ct2;
+pub mod gguf;
 pub mod hf;
 pub mod log_mel;
 pub mod npy;

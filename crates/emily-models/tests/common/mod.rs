@@ -1,6 +1,8 @@
 //! Paths shared by the integration tests: the fetched models and the goldens.
 #![allow(dead_code)]
 
+pub mod llm;
+
 use std::path::PathBuf;
 
 /// The workspace root (two levels above this crate).
