@@ -18,6 +18,7 @@ pub mod audio;
 pub mod ct2;
 pub mod gguf;
 pub mod hf;
+pub mod llm;
 pub mod log_mel;
 pub mod npy;
 pub mod tokenizer;
