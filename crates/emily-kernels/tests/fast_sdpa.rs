@@ -35,6 +35,13 @@ fn sdpa_ref(q: &[f32], k: &[f32], v: &[f32], p: &SdpaParams<'_>) -> Vec<f64> {
                                 x = f64::NEG_INFINITY;
                             }
                         }
+                        Mask::CausalBand { shift, window } => {
+                            let last = i as isize + shift;
+                            let first = window.map_or(isize::MIN, |w| last + 1 - w as isize);
+                            if (j as isize) > last || (j as isize) < first {
+                                x = f64::NEG_INFINITY;
+                            }
+                        }
                         Mask::Additive { data, strides } => {
                             x += data[b * strides.batch
                                 + h * strides.head
@@ -200,6 +207,56 @@ fn causal_square_rectangular_and_overlong_queries() {
             );
         }
     }
+}
+
+#[test]
+fn causal_band_at_a_cache_offset_with_and_without_a_window() {
+    // (q_len, kv_len, shift, window): prefill at offset 0 of a larger cache,
+    // decode steps, windows inside one tile and across key tiles, a window
+    // wider than the cache, and a negative shift (rows with nothing visible).
+    let cases: [(usize, usize, isize, Option<usize>); 12] = [
+        (7, 16, 0, None),
+        (1, 16, 6, None),
+        (1, 1000, 700, None),
+        (5, 77, 30, Some(7)),
+        (1, 77, 76, Some(1)),
+        (1, 1000, 999, Some(300)),
+        (77, 1000, 600, Some(256)),
+        (70, 600, 0, Some(33)),
+        (3, 9, 2, Some(100)),
+        (4, 9, -2, Some(3)),
+        (1, 513, 512, Some(512)),
+        (66, 100, 10, Some(0)),
+    ];
+    for (i, &(tq, tk, shift, window)) in cases.iter().enumerate() {
+        for (hq, hkv) in [(6, 2), (3, 3), (8, 1)] {
+            let mut p = SdpaParams::new(2, hq, hkv, tq, tk, 24);
+            p.mask = Mask::CausalBand { shift, window };
+            let got = assert_close(&p, 900 + i as u64, &format!("case {i} heads {hq}/{hkv}"));
+            assert!(got.iter().all(|x| x.is_finite()));
+        }
+    }
+    // The band equals the same mask given as a boolean tensor.
+    let (tq, tk, shift, w) = (9, 40, 20, 5usize);
+    let keep: Vec<u8> = (0..tq * tk)
+        .map(|e| {
+            let (i, j) = ((e / tk) as isize, (e % tk) as isize);
+            (j <= i + shift && j > i + shift - w as isize) as u8
+        })
+        .collect();
+    let mut band = SdpaParams::new(1, 4, 2, tq, tk, 16);
+    band.mask = Mask::CausalBand {
+        shift,
+        window: Some(w),
+    };
+    let mut boolean = band;
+    boolean.mask = Mask::Boolean {
+        data: &keep,
+        strides: MaskStrides::broadcast([1, 1, tq, tk]),
+    };
+    let (a, b) = (check(&band, 5).1, check(&boolean, 5).1);
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(diff < 1e-6, "band vs boolean {diff}");
 }
 
 #[test]

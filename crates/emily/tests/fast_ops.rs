@@ -279,6 +279,68 @@ fn eager_composed_forms_build_no_fast_node_and_match() {
 }
 
 #[test]
+fn causal_band_masks_fused_match_composed() {
+    // A static cache of 40 positions, queries at offsets given as a tensor
+    // argument (so one compiled plan serves every offset), with and without
+    // a sliding window; grouped-query heads.
+    let (k, _) = randn(&[2, 3, 40, 32], 31);
+    let (v, _) = randn(&[2, 3, 40, 32], 32);
+    for (tq, offset) in [(7usize, 0i64), (1, 0), (1, 17), (5, 35), (1, 39)] {
+        let (q, _) = randn(&[2, 6, tq, 32], 33 + offset as u64);
+        let off = Tensor::from_slice(&[offset], &[1]).unwrap();
+        let args = vec![q, k.clone(), v.clone(), off];
+        let cases: [Case; 3] = [
+            ("no window", args.clone(), |a| {
+                let mask = SdpaMask::CausalBand {
+                    offset: a[3].clone(),
+                    window: None,
+                };
+                let o = SdpaOptions { mask, ..Default::default() };
+                fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], o)
+            }),
+            ("window 4", args.clone(), |a| {
+                let mask = SdpaMask::CausalBand {
+                    offset: a[3].clone(),
+                    window: Some(4),
+                };
+                let o = SdpaOptions { mask, ..Default::default() };
+                fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], o)
+            }),
+            ("window 1", args.clone(), |a| {
+                let mask = SdpaMask::CausalBand {
+                    offset: a[3].clone(),
+                    window: Some(1),
+                };
+                let o = SdpaOptions { mask, ..Default::default() };
+                fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], o)
+            }),
+        ];
+        for (name, args, f) in cases {
+            let (e, out) = fused_vs_composed(&args, f);
+            assert!(e <= 1e-5, "band {name} tq={tq} offset={offset}: {e}");
+            if name == "window 1" {
+                // Each query sees exactly its own key: the output is that value row.
+                let vals = v.to_f64_vec().unwrap();
+                let (b, h, t) = (1, 4, tq - 1);
+                let pos = offset as usize + t;
+                let row = &out[((b * 6 + h) * tq + t) * 32..][..32];
+                let want = &vals[((b * 3 + h / 2) * 40 + pos) * 32..][..32];
+                for (x, y) in row.iter().zip(want) {
+                    assert!((x - y).abs() < 1e-5);
+                }
+            }
+        }
+    }
+    let q = Tensor::zeros(&[1, 2, 1, 8], DType::F32).unwrap();
+    let bad = SdpaMask::CausalBand {
+        offset: Tensor::zeros(&[2], DType::I64).unwrap(),
+        window: None,
+    };
+    let o = SdpaOptions { mask: bad, ..Default::default() };
+    assert!(fast::scaled_dot_product_attention(&q, &q, &q, o).is_err());
+}
+
+#[test]
 fn goldens_pass_through_the_fast_ops() {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/goldens/kernels.safetensors");

@@ -39,6 +39,12 @@ pub enum MaskKind {
     Additive,
     /// A Bool keep-mask (true = attend).
     Boolean,
+    /// Query i sees keys `offset + i - window < j <= offset + i`, the offset a
+    /// scalar integer input (a static KV cache); no window = plain causal.
+    CausalBand {
+        /// Keys each query sees, ending at its own position.
+        window: Option<usize>,
+    },
 }
 
 /// How a RoPE node gets its positions.
@@ -54,7 +60,7 @@ pub enum PositionsKind {
 
 /// A fused op and its parameters. Inputs, in order:
 /// RmsNorm `[x, weight?]`; LayerNorm `[x, weight?, bias?]`;
-/// Rope `[x, offset/positions?, freqs?]`; Sdpa `[q, k, v, mask?, sinks?]`.
+/// Rope `[x, offset/positions?, freqs?]`; Sdpa `[q, k, v, mask or offset?, sinks?]`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FastOp {
     /// `x / sqrt(mean(x²) + eps) * weight` over the last axis.

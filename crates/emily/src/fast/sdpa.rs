@@ -25,6 +25,17 @@ pub enum SdpaMask {
     Additive(Tensor),
     /// Bool keep-mask (true = attend), broadcastable to `(B, H, q, k)`.
     Boolean(Tensor),
+    /// Causal with the queries at key positions `offset..offset + q` (a
+    /// static KV cache filled up to `offset + q`; `offset` is a one-element
+    /// integer tensor), each query seeing only the last `window` keys up to
+    /// its own when a window is given (sliding-window attention). No mask
+    /// tensor is built; the fused kernel skips keys outside the band.
+    CausalBand {
+        /// Key position of the first query.
+        offset: Tensor,
+        /// Keys each query sees (ending at its own position).
+        window: Option<usize>,
+    },
 }
 
 /// Attention options.
@@ -97,6 +108,20 @@ pub(super) fn build_sdpa(
     let mask = match &opts.mask {
         SdpaMask::None => MaskKind::None,
         SdpaMask::Causal => MaskKind::Causal,
+        SdpaMask::CausalBand { offset, window } => {
+            if offset.numel() != 1 || !offset.dtype().is_int() {
+                return Err(shape_err(
+                    OP,
+                    format!(
+                        "a causal band offset must be a one-element integer tensor, got {:?} {}",
+                        offset.shape(),
+                        offset.dtype()
+                    ),
+                ));
+            }
+            inputs.push(offset.cast(DType::I64)?.reshape_to(&[])?);
+            MaskKind::CausalBand { window: *window }
+        }
         SdpaMask::Additive(m) | SdpaMask::Boolean(m) => {
             let boolean = matches!(opts.mask, SdpaMask::Boolean(_));
             if boolean && m.dtype() != DType::Bool {
@@ -191,6 +216,15 @@ pub(super) fn decompose(
         }
         MaskKind::Additive => scores = scores.add(&to_compute(&grouped(&inputs[3])?)?)?,
         MaskKind::Boolean => scores = Tensor::where_cond(&grouped(&inputs[3])?, &scores, &neg_inf)?,
+        MaskKind::CausalBand { window } => {
+            let qi = Tensor::iota(&[tq, tk], 0, DType::I64)?.add(&inputs[3])?;
+            let kj = Tensor::iota(&[tq, tk], 1, DType::I64)?;
+            let mut keep = kj.le(&qi)?;
+            if let Some(w) = window {
+                keep = keep.logical_and(&kj.gt(&qi.add_scalar(-(w as f64))?)?)?;
+            }
+            scores = Tensor::where_cond(&keep, &scores, &neg_inf)?;
+        }
     }
     let probs = if has_sinks {
         let sinks = to_compute(&inputs[inputs.len() - 1])?.reshape_to(&[1, hkv, g, 1, 1])?;

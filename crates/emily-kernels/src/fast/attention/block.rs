@@ -196,6 +196,14 @@ pub(super) fn apply_mask(
         Mask::Causal if (j0 + keys - 1) as isize > first_limit => {
             mask::causal(tile, t, keys, j0, last_visible)
         }
+        Mask::CausalBand { window, .. } => {
+            if (j0 + keys - 1) as isize > first_limit {
+                mask::causal(tile, t, keys, j0, last_visible)
+            }
+            if let Some(w) = window {
+                mask::window(tile, t, keys, j0, last_visible, w)
+            }
+        }
         _ => {}
     }
 }
@@ -252,7 +260,7 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         &[1.0],
     );
 
-    let mut j0 = 0;
+    let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
         let keys = plan
             .key_tile

@@ -28,7 +28,7 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
     let tile = plan.key_tile;
     let (first_limit, last_limit) = init_rows(ctx, blk, s, rows, rows * tile);
 
-    let mut j0 = 0;
+    let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
         let keys = tile
             .min(kv_len - j0)

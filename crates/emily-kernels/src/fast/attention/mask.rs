@@ -78,3 +78,24 @@ pub(super) fn causal(
         }
     }
 }
+
+/// Sets entry `(r, jj)` to `-inf` where key `j0 + jj` lies before the
+/// `window` keys ending at `last_visible[r]` (sliding-window attention).
+#[inline(always)]
+pub(super) fn window(
+    st: &mut [f32],
+    t: TileStrides,
+    keys: usize,
+    j0: usize,
+    last_visible: &[isize],
+    window: usize,
+) {
+    let window = window.min(isize::MAX as usize / 4) as isize;
+    for (r, &last) in last_visible.iter().enumerate() {
+        // Keys before `last + 1 - window` are outside the window.
+        let first_kept = (last + 1 - window - j0 as isize).clamp(0, keys as isize) as usize;
+        for jj in 0..first_kept {
+            st[r * t.rs + jj * t.ks] = f32::NEG_INFINITY;
+        }
+    }
+}

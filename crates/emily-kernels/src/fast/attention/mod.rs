@@ -83,6 +83,17 @@ pub enum Mask<'a> {
     /// Query `i` sees keys `j <= i + kv_len - q_len` (aligned to the end, as when
     /// decoding with a KV cache; top-left aligned when `q_len == kv_len`).
     Causal,
+    /// Query `i` sees keys `i + shift - window < j <= i + shift`: causal with
+    /// the queries at key positions `shift..shift + q_len` (a static KV cache
+    /// filled up to `shift + q_len`), limited to the last `window` keys when
+    /// given (sliding-window attention). Keys outside the band are never
+    /// computed, so the cost follows the visible keys, not the cache size.
+    CausalBand {
+        /// Key position of query 0.
+        shift: isize,
+        /// How many keys (ending at its own position) each query sees.
+        window: Option<usize>,
+    },
     /// A bias added to the scaled scores, indexed by `(batch, query head, q, k)`
     /// through `strides`; `-inf` entries mask a key out.
     Additive {
@@ -214,7 +225,7 @@ impl<'a> SdpaParams<'a> {
         let (len, strides) = match p.mask {
             Mask::Additive { data, strides } => (data.len(), strides),
             Mask::Boolean { data, strides } => (data.len(), strides),
-            Mask::None | Mask::Causal => return,
+            Mask::None | Mask::Causal | Mask::CausalBand { .. } => return,
         };
         if p.batch > 0 && p.q_heads > 0 && p.q_len > 0 && p.kv_len > 0 {
             let need = strides.offset(p.batch - 1, p.q_heads - 1, p.q_len - 1, p.kv_len - 1) + 1;

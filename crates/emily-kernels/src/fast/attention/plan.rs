@@ -31,6 +31,8 @@ pub(super) struct Plan {
     pub key_tile: usize,
     /// Last key index visible to query position `t` is `t + causal_shift`.
     pub causal_shift: isize,
+    /// Keys each query sees, ending at its last visible one (sliding window).
+    pub window: Option<isize>,
     kv_heads: usize,
     batch: usize,
     q_len: usize,
@@ -79,22 +81,36 @@ impl Plan {
         } else {
             KEY_TILE
         };
-        let causal = matches!(p.mask, Mask::Causal);
         Self {
             group,
             heads_per_block,
             pos_blocks,
             blocks_per_group,
             key_tile,
-            causal_shift: if causal {
-                p.kv_len as isize - p.q_len as isize
-            } else {
-                isize::MAX / 2
+            causal_shift: match p.mask {
+                Mask::Causal => p.kv_len as isize - p.q_len as isize,
+                Mask::CausalBand { shift, .. } => shift.clamp(-(isize::MAX / 4), isize::MAX / 4),
+                _ => isize::MAX / 2,
+            },
+            window: match p.mask {
+                Mask::CausalBand {
+                    window: Some(w), ..
+                } => Some(w.min(isize::MAX as usize / 4) as isize),
+                _ => None,
             },
             kv_heads: p.kv_heads,
             batch: p.batch,
             q_len: p.q_len,
             work_per_row: p.kv_len * (p.head_dim + p.v_head_dim).max(1),
+        }
+    }
+
+    /// The first key a block whose rows' smallest causal limit is
+    /// `first_limit` can see (0 without a window).
+    pub fn first_key(&self, first_limit: isize) -> usize {
+        match self.window {
+            Some(w) => (first_limit + 1 - w).max(0) as usize,
+            None => 0,
         }
     }
 

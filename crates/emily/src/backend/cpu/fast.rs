@@ -161,6 +161,11 @@ pub(crate) fn execute(
                     data: bytemuck::cast_slice(m.unwrap().bytes()),
                     strides: mask_strides.unwrap(),
                 },
+                MaskKind::CausalBand { window } => Mask::CausalBand {
+                    shift: scalar_i64(&inputs[3]).clamp(isize::MIN as i64, isize::MAX as i64)
+                        as isize,
+                    window,
+                },
             };
             let sinks = has_sinks
                 .then(|| f32s(&inputs[inputs.len() - 1]))
