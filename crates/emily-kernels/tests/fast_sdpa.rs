@@ -255,7 +255,11 @@ fn causal_band_at_a_cache_offset_with_and_without_a_window() {
         strides: MaskStrides::broadcast([1, 1, tq, tk]),
     };
     let (a, b) = (check(&band, 5).1, check(&boolean, 5).1);
-    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
     assert!(diff < 1e-6, "band vs boolean {diff}");
 }
 

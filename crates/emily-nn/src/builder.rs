@@ -8,7 +8,7 @@ use emily::DType;
 use crate::error::{Error, Result};
 use crate::graph::Model;
 use crate::layers::{
-    Activation, AttentionCoreOptions, AttentionOptions, Conv1dOptions, DenseOptions,
+    Activation, AttentionCoreOptions, AttentionOptions, CastOptions, Conv1dOptions, DenseOptions,
     DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LayerNormOptions,
     PositionalEmbeddingOptions, ReshapeOptions, RmsNormOptions, RotaryOptions, SplitHeadsOptions,
     TransposeOptions,
@@ -288,6 +288,16 @@ impl ModelBuilder {
     /// Dropout with probability `rate` (training only).
     pub fn dropout(&mut self, name: &str, x: &NodeRef, rate: f32) -> Result<NodeRef> {
         self.add_node(name, Op::Dropout(DropoutOptions { rate }), &[x])
+    }
+
+    /// Converts `x` to `dtype`.
+    pub fn cast(&mut self, name: &str, x: &NodeRef, dtype: DType) -> Result<NodeRef> {
+        self.add_node(name, Op::Cast(CastOptions::new(dtype)), &[x])
+    }
+
+    /// The last position of `x (B, T, …)` as `(B, 1, …)`.
+    pub fn last_position(&mut self, name: &str, x: &NodeRef) -> Result<NodeRef> {
+        self.add_node(name, Op::LastPosition, &[x])
     }
 
     /// Declares `node` an output (outputs keep declaration order).

@@ -55,8 +55,8 @@ pub use error::{Error, Result};
 pub use fast_kernels::{KeptComposed, Report, Rewrite};
 pub use graph::Model;
 pub use layers::{
-    Activation, AttentionCoreOptions, AttentionMask, AttentionOptions, Conv1dOptions, DenseOptions,
-    DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LayerNormOptions,
+    Activation, AttentionCoreOptions, AttentionMask, AttentionOptions, CastOptions, Conv1dOptions,
+    DenseOptions, DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LayerNormOptions,
     PositionalEmbeddingOptions, PositionalKind, ProjectionBias, ProjectionNames, ReshapeOptions,
     RmsNormOptions, RopeConfig, RotaryOptions, RotaryPositions, SinusoidalLayout,
     SplitHeadsOptions, TransposeOptions,

@@ -4,7 +4,7 @@
 use emily::Kernels;
 
 use crate::layers::{
-    Activation, AttentionCoreOptions, AttentionOptions, Conv1dOptions, DenseOptions,
+    Activation, AttentionCoreOptions, AttentionOptions, CastOptions, Conv1dOptions, DenseOptions,
     DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LayerNormOptions,
     PositionalEmbeddingOptions, ReshapeOptions, RmsNormOptions, RotaryOptions, SplitHeadsOptions,
     TransposeOptions,
@@ -54,6 +54,11 @@ pub enum Op {
     MergeHeads,
     /// Dropout (identity in inference).
     Dropout(DropoutOptions),
+    /// Converts the element type.
+    Cast(CastOptions),
+    /// The last position along the sequence axis of `(B, T, …)`, kept as
+    /// `(B, 1, …)` (a prompt step projects only its last row to logits).
+    LastPosition,
 }
 
 impl Op {
@@ -79,6 +84,8 @@ impl Op {
             Op::SplitHeads(_) => "split_heads",
             Op::MergeHeads => "merge_heads",
             Op::Dropout(_) => "dropout",
+            Op::Cast(_) => "cast",
+            Op::LastPosition => "last_position",
         }
     }
 
@@ -174,7 +181,10 @@ impl Op {
             Op::Transpose(o) => o.validate(),
             Op::SplitHeads(o) => o.validate(),
             Op::Dropout(o) => o.validate(),
-            Op::Activation(_) | Op::Add | Op::Multiply | Op::MergeHeads => Ok(()),
+            Op::Activation(_) | Op::Add | Op::Multiply | Op::MergeHeads | Op::LastPosition => {
+                Ok(())
+            }
+            Op::Cast(_) => Ok(()),
         }
     }
 }

@@ -295,7 +295,10 @@ fn causal_band_masks_fused_match_composed() {
                     offset: a[3].clone(),
                     window: None,
                 };
-                let o = SdpaOptions { mask, ..Default::default() };
+                let o = SdpaOptions {
+                    mask,
+                    ..Default::default()
+                };
                 fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], o)
             }),
             ("window 4", args.clone(), |a| {
@@ -303,7 +306,10 @@ fn causal_band_masks_fused_match_composed() {
                     offset: a[3].clone(),
                     window: Some(4),
                 };
-                let o = SdpaOptions { mask, ..Default::default() };
+                let o = SdpaOptions {
+                    mask,
+                    ..Default::default()
+                };
                 fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], o)
             }),
             ("window 1", args.clone(), |a| {
@@ -311,7 +317,10 @@ fn causal_band_masks_fused_match_composed() {
                     offset: a[3].clone(),
                     window: Some(1),
                 };
-                let o = SdpaOptions { mask, ..Default::default() };
+                let o = SdpaOptions {
+                    mask,
+                    ..Default::default()
+                };
                 fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], o)
             }),
         ];
@@ -336,7 +345,10 @@ fn causal_band_masks_fused_match_composed() {
         offset: Tensor::zeros(&[2], DType::I64).unwrap(),
         window: None,
     };
-    let o = SdpaOptions { mask: bad, ..Default::default() };
+    let o = SdpaOptions {
+        mask: bad,
+        ..Default::default()
+    };
     assert!(fast::scaled_dot_product_attention(&q, &q, &q, o).is_err());
 }
 

@@ -319,6 +319,7 @@ impl AttentionOptions {
         let a = Attend {
             scale,
             causal: self.causal,
+            window: None,
             offset,
             mask,
             dropout,

@@ -54,6 +54,9 @@ pub struct AttentionCoreOptions {
     pub scale: Option<f32>,
     /// Dropout on the probabilities in training.
     pub dropout: f32,
+    /// Sliding window (with `causal`): each query sees only the last
+    /// `window` keys up to its own position.
+    pub window: Option<usize>,
 }
 
 impl AttentionCoreOptions {
@@ -86,7 +89,18 @@ impl AttentionCoreOptions {
         self
     }
 
+    /// Limits each query to the last `window` keys (sliding-window attention; causal only).
+    pub fn window(mut self, window: usize) -> AttentionCoreOptions {
+        self.window = Some(window);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
+        match self.window {
+            Some(0) => return Err("a sliding window needs at least one key".into()),
+            Some(_) if !self.causal => return Err("a sliding window needs causal attention".into()),
+            _ => {}
+        }
         dropout::check_rate(self.dropout)
     }
 
@@ -114,6 +128,7 @@ impl AttentionCoreOptions {
             Attend {
                 scale,
                 causal: self.causal,
+                window: self.window,
                 offset,
                 mask,
                 dropout,
@@ -129,6 +144,8 @@ pub(crate) struct Attend<'a> {
     pub scale: f32,
     /// Causal masking.
     pub causal: bool,
+    /// Sliding window of the causal mask.
+    pub window: Option<usize>,
     /// Keys are a static cache valid up to `offset + Tq`.
     pub offset: Option<&'a Tensor>,
     /// A mask input and its kind.
@@ -174,15 +191,23 @@ pub(crate) fn attend(
     let mut keep: Option<Tensor> = None;
     let kj = || Tensor::iota(&[tq, tk], 1, DType::I64);
     let qi = || Tensor::iota(&[tq, tk], 0, DType::I64);
-    if let Some(off) = a.offset {
-        let off = offset_scalar(off)?;
-        keep = Some(if a.causal {
-            kj()?.le(&qi()?.add(&off)?)?
-        } else {
-            kj()?.lt(&off.add_scalar(tq as f64)?)?
-        });
-    } else if a.causal && (!fused || a.mask.is_some()) {
-        keep = Some(kj()?.le(&qi()?.add_scalar(tk as f64 - tq as f64)?)?);
+    // Key position of query 0 under the causal mask.
+    let shift = match a.offset {
+        Some(off) => offset_scalar(off)?,
+        None => Tensor::from_slice(&[tk as i64 - tq as i64], &[])?,
+    };
+    // Causal masks (at an offset, with a window) go to the fused kernel as a
+    // band, without a mask tensor, unless another mask joins them.
+    let band = fused && a.causal && a.mask.is_none() && (a.offset.is_some() || a.window.is_some());
+    if a.causal && !band && (!fused || a.mask.is_some() || a.offset.is_some()) {
+        let last = qi()?.add(&shift)?;
+        let mut k = kj()?.le(&last)?;
+        if let Some(w) = a.window {
+            k = k.logical_and(&kj()?.gt(&last.add_scalar(-(w as f64))?)?)?;
+        }
+        keep = Some(k);
+    } else if let (false, Some(off)) = (a.causal, a.offset) {
+        keep = Some(kj()?.lt(&offset_scalar(off)?.add_scalar(tq as f64)?)?);
     }
     let mut additive = None;
     if let Some((kind, m)) = a.mask {
@@ -229,6 +254,10 @@ pub(crate) fn attend(
     let neg_inf = q.scalar_like(f64::NEG_INFINITY);
     if fused {
         let mask = match (keep, additive) {
+            (None, None) if band => SdpaMask::CausalBand {
+                offset: shift,
+                window: a.window,
+            },
             (None, None) if a.causal => SdpaMask::Causal,
             (None, None) => SdpaMask::None,
             (Some(k), None) => SdpaMask::Boolean(k),

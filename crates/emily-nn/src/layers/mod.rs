@@ -5,6 +5,7 @@
 mod activation;
 mod attention;
 mod attention_core;
+mod cast;
 mod conv1d;
 mod dense;
 mod dropout;
@@ -21,6 +22,7 @@ mod rotary;
 pub use activation::Activation;
 pub use attention::{AttentionOptions, ProjectionBias, ProjectionNames};
 pub use attention_core::{AttentionCoreOptions, AttentionMask};
+pub use cast::CastOptions;
 pub use conv1d::Conv1dOptions;
 pub use dense::DenseOptions;
 pub use dropout::DropoutOptions;
@@ -203,5 +205,7 @@ pub(crate) fn forward(op: &Op, ctx: &mut Ctx<'_>) -> emily::Result<Tensor> {
         Op::SplitHeads(o) => o.forward(&ctx.inputs[0]),
         Op::MergeHeads => reshape::merge_heads(&ctx.inputs[0]),
         Op::Dropout(o) => o.forward(ctx),
+        Op::Cast(o) => o.forward(&ctx.inputs[0]),
+        Op::LastPosition => cast::last_position(&ctx.inputs[0]),
     }
 }
