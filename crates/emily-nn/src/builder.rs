@@ -9,9 +9,9 @@ use crate::error::{Error, Result};
 use crate::graph::Model;
 use crate::layers::{
     Activation, AttentionCoreOptions, AttentionOptions, CastOptions, Conv1dOptions, DenseOptions,
-    DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LayerNormOptions,
-    PositionalEmbeddingOptions, ReshapeOptions, RmsNormOptions, RotaryOptions, SplitHeadsOptions,
-    TransposeOptions,
+    DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LastPositionOptions,
+    LayerNormOptions, PositionalEmbeddingOptions, ReshapeOptions, RmsNormOptions, RotaryOptions,
+    SplitHeadsOptions, TransposeOptions,
 };
 use crate::node::{Node, Op};
 
@@ -295,9 +295,19 @@ impl ModelBuilder {
         self.add_node(name, Op::Cast(CastOptions::new(dtype)), &[x])
     }
 
-    /// The last position of `x (B, T, …)` as `(B, 1, …)`.
-    pub fn last_position(&mut self, name: &str, x: &NodeRef) -> Result<NodeRef> {
-        self.add_node(name, Op::LastPosition, &[x])
+    /// The last position of `x (B, T, …)` as `(B, 1, …)`: position `T − 1`,
+    /// or `lengths[b] − 1` of each row when a `lengths (B,)` input is given.
+    pub fn last_position(
+        &mut self,
+        name: &str,
+        x: &NodeRef,
+        lengths: Option<&NodeRef>,
+    ) -> Result<NodeRef> {
+        let opts = LastPositionOptions {
+            lengths: lengths.is_some(),
+        };
+        let inputs: Vec<&NodeRef> = std::iter::once(x).chain(lengths).collect();
+        self.add_node(name, Op::LastPosition(opts), &inputs)
     }
 
     /// Declares `node` an output (outputs keep declaration order).

@@ -56,10 +56,10 @@ pub use fast_kernels::{KeptComposed, Report, Rewrite};
 pub use graph::Model;
 pub use layers::{
     Activation, AttentionCoreOptions, AttentionMask, AttentionOptions, CastOptions, Conv1dOptions,
-    DenseOptions, DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LayerNormOptions,
-    PositionalEmbeddingOptions, PositionalKind, ProjectionBias, ProjectionNames, ReshapeOptions,
-    RmsNormOptions, RopeConfig, RotaryOptions, RotaryPositions, SinusoidalLayout,
-    SplitHeadsOptions, TransposeOptions,
+    DenseOptions, DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions,
+    LastPositionOptions, LayerNormOptions, PositionalEmbeddingOptions, PositionalKind,
+    ProjectionBias, ProjectionNames, ReshapeOptions, RmsNormOptions, RopeConfig, RotaryOptions,
+    RotaryPositions, SinusoidalLayout, SplitHeadsOptions, TransposeOptions,
 };
 pub use node::{Node, Op};
 pub use params::{ParamInit, ParamSpec, ParamStore};

@@ -5,9 +5,9 @@ use emily::Kernels;
 
 use crate::layers::{
     Activation, AttentionCoreOptions, AttentionOptions, CastOptions, Conv1dOptions, DenseOptions,
-    DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LayerNormOptions,
-    PositionalEmbeddingOptions, ReshapeOptions, RmsNormOptions, RotaryOptions, SplitHeadsOptions,
-    TransposeOptions,
+    DropoutOptions, EmbeddingOptions, InputOptions, KvCacheOptions, LastPositionOptions,
+    LayerNormOptions, PositionalEmbeddingOptions, ReshapeOptions, RmsNormOptions, RotaryOptions,
+    SplitHeadsOptions, TransposeOptions,
 };
 
 /// A layer op and its options. Inputs are positional; [`Op::input_roles`]
@@ -58,7 +58,7 @@ pub enum Op {
     Cast(CastOptions),
     /// The last position along the sequence axis of `(B, T, …)`, kept as
     /// `(B, 1, …)` (a prompt step projects only its last row to logits).
-    LastPosition,
+    LastPosition(LastPositionOptions),
 }
 
 impl Op {
@@ -85,7 +85,7 @@ impl Op {
             Op::MergeHeads => "merge_heads",
             Op::Dropout(_) => "dropout",
             Op::Cast(_) => "cast",
-            Op::LastPosition => "last_position",
+            Op::LastPosition(_) => "last_position",
         }
     }
 
@@ -157,6 +157,12 @@ impl Op {
                 }
             }
             Op::KvCache(_) => r.extend(["update", "offset"]),
+            Op::LastPosition(o) => {
+                r.push("x");
+                if o.lengths {
+                    r.push("lengths");
+                }
+            }
             Op::Add | Op::Multiply => r.extend(["a", "b"]),
             _ => r.push("x"),
         }
@@ -181,7 +187,7 @@ impl Op {
             Op::Transpose(o) => o.validate(),
             Op::SplitHeads(o) => o.validate(),
             Op::Dropout(o) => o.validate(),
-            Op::Activation(_) | Op::Add | Op::Multiply | Op::MergeHeads | Op::LastPosition => {
+            Op::Activation(_) | Op::Add | Op::Multiply | Op::MergeHeads | Op::LastPosition(_) => {
                 Ok(())
             }
             Op::Cast(_) => Ok(()),

@@ -15,7 +15,7 @@ fn cast_and_last_position() {
     let mut b = ModelBuilder::new();
     let x = b.input("x", &[None, None, Some(5)], DType::F32).unwrap();
     let h = b.cast("half", &x, DType::F16).unwrap();
-    let last = b.last_position("last", &h).unwrap();
+    let last = b.last_position("last", &h, None).unwrap();
     let back = b.cast("back", &last, DType::F32).unwrap();
     b.output(&h).unwrap();
     b.output(&back).unwrap();

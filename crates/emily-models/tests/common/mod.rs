@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod llm;
+pub mod tiny_llm;
 
 use std::path::PathBuf;
 

@@ -17,6 +17,8 @@ pub struct EmbeddingOptions {
     /// tied output projection feeding an f32 network); `None` keeps the
     /// table's dtype.
     pub output_dtype: Option<DType>,
+    /// Multiply the looked-up rows by this (Gemma's √dim); `None` = 1.
+    pub scale: Option<f32>,
 }
 
 impl EmbeddingOptions {
@@ -26,6 +28,7 @@ impl EmbeddingOptions {
             vocab_size,
             dim,
             output_dtype: None,
+            scale: None,
         }
     }
 
@@ -35,7 +38,16 @@ impl EmbeddingOptions {
         self
     }
 
+    /// The same table, its rows multiplied by `scale` after the lookup.
+    pub fn with_scale(mut self, scale: f32) -> EmbeddingOptions {
+        self.scale = Some(scale);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.scale.is_some_and(|s| !s.is_finite()) {
+            return Err(format!("scale {:?} is not finite", self.scale));
+        }
         if self.vocab_size == 0 || self.dim == 0 {
             return Err("vocab_size and dim must be positive".into());
         }
@@ -51,9 +63,12 @@ impl EmbeddingOptions {
     }
 
     pub(crate) fn forward(&self, ctx: &mut Ctx<'_>) -> emily::Result<Tensor> {
-        let rows = ctx.local("weight")?.gather(&ctx.inputs[0], 0)?;
-        match self.output_dtype {
-            Some(d) => rows.cast(d),
+        let mut rows = ctx.local("weight")?.gather(&ctx.inputs[0], 0)?;
+        if let Some(d) = self.output_dtype {
+            rows = rows.cast(d)?;
+        }
+        match self.scale {
+            Some(s) => rows.mul_scalar(s as f64),
             None => Ok(rows),
         }
     }

@@ -22,7 +22,7 @@ mod rotary;
 pub use activation::Activation;
 pub use attention::{AttentionOptions, ProjectionBias, ProjectionNames};
 pub use attention_core::{AttentionCoreOptions, AttentionMask};
-pub use cast::CastOptions;
+pub use cast::{CastOptions, LastPositionOptions};
 pub use conv1d::Conv1dOptions;
 pub use dense::DenseOptions;
 pub use dropout::DropoutOptions;
@@ -206,6 +206,8 @@ pub(crate) fn forward(op: &Op, ctx: &mut Ctx<'_>) -> emily::Result<Tensor> {
         Op::MergeHeads => reshape::merge_heads(&ctx.inputs[0]),
         Op::Dropout(o) => o.forward(ctx),
         Op::Cast(o) => o.forward(&ctx.inputs[0]),
-        Op::LastPosition => cast::last_position(&ctx.inputs[0]),
+        Op::LastPosition(o) => {
+            cast::last_position(&ctx.inputs[0], ctx.inputs.get(1).filter(|_| o.lengths))
+        }
     }
 }

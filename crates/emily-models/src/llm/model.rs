@@ -1,0 +1,306 @@
+//! A loaded language model: configuration, tokenizer, chat template,
+//! parameters and the compiled decoder graphs. Share it across threads with
+//! `Arc`; every generation keeps its own KV caches ([`Generator`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use emily::Tensor;
+use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
+
+use super::config::LlmConfig;
+use super::graph::{decoder_model, names, GraphOptions};
+use super::params::param_store;
+use super::{ChatTemplate, LlmError, LlmTokenizer};
+use crate::gguf::GgufFile;
+
+/// Loading options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Positions of the static KV cache (prompt plus generated tokens);
+    /// `None` = the model's context length, at most 4096.
+    pub context: Option<usize>,
+    /// Run norms, RoPE and attention as fused kernels
+    /// (`emily_nn::fast_kernels::apply`); `false` keeps the composed graph.
+    pub fast_kernels: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            context: None,
+            fast_kernels: true,
+        }
+    }
+}
+
+/// A graph variant built and compiled on first use.
+struct Variant {
+    model: Model,
+    forward: Forward,
+}
+
+/// A loaded GGUF language model.
+pub struct LlmModel {
+    path: PathBuf,
+    config: LlmConfig,
+    tokenizer: LlmTokenizer,
+    template: Option<ChatTemplate>,
+    params: ParamStore,
+    options: LoadOptions,
+    cache: usize,
+    step: Variant,
+    report: Option<Report>,
+    all_positions: OnceLock<Result<Variant, String>>,
+    padded_batch: OnceLock<Result<Variant, String>>,
+}
+
+impl std::fmt::Debug for LlmModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmModel")
+            .field("path", &self.path)
+            .field("config", &self.config)
+            .field("cache", &self.cache)
+            .field("fast_kernels", &self.options.fast_kernels)
+            .finish()
+    }
+}
+
+impl LlmModel {
+    /// Loads the GGUF file at `path`.
+    pub fn load(path: impl AsRef<Path>, options: LoadOptions) -> Result<LlmModel, LlmError> {
+        let file = GgufFile::open(path.as_ref())?;
+        LlmModel::from_gguf(&file, options)
+    }
+
+    /// Builds the model from a parsed file (tensors stay borrowed from its
+    /// bytes where their type allows).
+    pub fn from_gguf(file: &GgufFile, options: LoadOptions) -> Result<LlmModel, LlmError> {
+        let config = LlmConfig::from_gguf(file)?;
+        let cache = options.context.unwrap_or(config.context.min(4096));
+        if cache == 0 {
+            return Err(LlmError::Input(
+                "the context must hold at least one token".into(),
+            ));
+        }
+        let tokenizer = LlmTokenizer::from_gguf(file)?;
+        let text = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.token(i))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let template = match tokenizer.chat_template() {
+            Some(src) => Some(ChatTemplate::new(
+                src,
+                &text(tokenizer.bos()),
+                &text(tokenizer.eos()),
+            )?),
+            None => None,
+        };
+        let base = decoder_model(&config, GraphOptions::step(cache))?;
+        let params = param_store(file, &[&base])?;
+        let (model, report) = if options.fast_kernels {
+            let r = fast_kernels::apply(&base)?;
+            (r.model, Some(r.report))
+        } else {
+            (base, None)
+        };
+        let forward = model.build(&params, Mode::Inference)?;
+        Ok(LlmModel {
+            path: file.path().to_path_buf(),
+            config,
+            tokenizer,
+            template,
+            params,
+            options,
+            cache,
+            step: Variant { model, forward },
+            report,
+            all_positions: OnceLock::new(),
+            padded_batch: OnceLock::new(),
+        })
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sizes and options.
+    pub fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &LlmTokenizer {
+        &self.tokenizer
+    }
+
+    /// The chat template, if the file has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.template.as_ref()
+    }
+
+    /// Positions of the KV cache.
+    pub fn context(&self) -> usize {
+        self.cache
+    }
+
+    /// Whether the graphs run fused kernels.
+    pub fn fast_kernels(&self) -> bool {
+        self.options.fast_kernels
+    }
+
+    /// The generation-step graph.
+    pub fn step_model(&self) -> &Model {
+        &self.step.model
+    }
+
+    /// What the fast-kernels rewrite did, if applied.
+    pub fn fast_kernels_report(&self) -> Option<&Report> {
+        self.report.as_ref()
+    }
+
+    /// The parameters (GGUF tensor names).
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// Plans the step graph has compiled (one per prompt bucket, one for decoding).
+    pub fn step_plans(&self) -> usize {
+        self.step.forward.num_plans()
+    }
+
+    fn variant<'a>(
+        &'a self,
+        slot: &'a OnceLock<Result<Variant, String>>,
+        opts: GraphOptions,
+    ) -> Result<&'a Variant, LlmError> {
+        let v = slot.get_or_init(|| {
+            let build = || -> Result<Variant, LlmError> {
+                let base = decoder_model(&self.config, opts)?;
+                let model = if self.options.fast_kernels {
+                    fast_kernels::apply(&base)?.model
+                } else {
+                    base
+                };
+                let forward = model.build(&self.params, Mode::Inference)?;
+                Ok(Variant { model, forward })
+            };
+            build().map_err(|e| e.to_string())
+        });
+        v.as_ref().map_err(|e| LlmError::Input(e.clone()))
+    }
+
+    /// Runs the step graph on `tokens` (one row) at cache position `offset`,
+    /// the real tokens being the first `len`; returns the logits of
+    /// position `len − 1`.
+    pub(crate) fn step(
+        &self,
+        tokens: &[u32],
+        len: usize,
+        offset: usize,
+        state: &mut State,
+    ) -> Result<Vec<f32>, LlmError> {
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let ids = Tensor::from_slice(&ids, &[1, tokens.len()])?;
+        let off = Tensor::from_slice(&[offset as i64], &[])?;
+        let lens = Tensor::from_slice(&[len as i64], &[1])?;
+        let out = self.step.forward.call_with_state(
+            &[
+                (names::INPUT_IDS, &ids),
+                (names::OFFSET, &off),
+                (names::LENGTHS, &lens),
+            ],
+            state,
+        )?;
+        Ok(out[names::LOGITS].to_vec::<f32>()?)
+    }
+
+    /// Logits at every position of `tokens` (teacher forcing), `(T, vocab)`
+    /// row-major: row `t` predicts token `t + 1`.
+    pub fn logits_all(&self, tokens: &[u32]) -> Result<Vec<f32>, LlmError> {
+        self.check_prompt(tokens.len())?;
+        let v = self.variant(&self.all_positions, GraphOptions::all_positions(self.cache))?;
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let ids = Tensor::from_slice(&ids, &[1, tokens.len()])?;
+        let off = Tensor::from_slice(&[0i64], &[])?;
+        let out = v
+            .forward
+            .call(&[(names::INPUT_IDS, &ids), (names::OFFSET, &off)])?;
+        Ok(out[names::LOGITS].to_vec::<f32>()?)
+    }
+
+    /// Mean negative log-likelihood (nats per token) of `tokens[1..]` given
+    /// their prefixes.
+    pub fn mean_nll(&self, tokens: &[u32]) -> Result<f64, LlmError> {
+        if tokens.len() < 2 {
+            return Err(LlmError::Input("scoring needs at least two tokens".into()));
+        }
+        let logits = self.logits_all(tokens)?;
+        let v = self.config.vocab;
+        let mut total = 0.0;
+        for t in 0..tokens.len() - 1 {
+            let row = &logits[t * v..(t + 1) * v];
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = row
+                .iter()
+                .map(|&x| (x as f64 - max).exp())
+                .sum::<f64>()
+                .ln()
+                + max;
+            total += lse - row[tokens[t + 1] as usize] as f64;
+        }
+        Ok(total / (tokens.len() - 1) as f64)
+    }
+
+    /// Runs the padded-batch graph: `rows` token rows of equal length,
+    /// left-padded, `pads[b]` pad positions in row `b`; returns `(B, vocab)`.
+    pub(crate) fn batch_step(
+        &self,
+        rows: &[Vec<u32>],
+        pads: &[usize],
+        offset: usize,
+        state: &mut State,
+    ) -> Result<Vec<f32>, LlmError> {
+        let v = self.variant(&self.padded_batch, GraphOptions::padded_batch(self.cache))?;
+        let (b, t) = (rows.len(), rows[0].len());
+        let ids: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();
+        let ids = Tensor::from_slice(&ids, &[b, t])?;
+        let off = Tensor::from_slice(&[offset as i64], &[])?;
+        let mut keep = vec![1i64; b * self.cache];
+        for (row, &p) in pads.iter().enumerate() {
+            keep[row * self.cache..row * self.cache + p].fill(0);
+        }
+        let keep = Tensor::from_slice(&keep, &[b, self.cache])?;
+        let out = v.forward.call_with_state(
+            &[
+                (names::INPUT_IDS, &ids),
+                (names::OFFSET, &off),
+                (names::KEY_PADDING, &keep),
+            ],
+            state,
+        )?;
+        Ok(out[names::LOGITS].to_vec::<f32>()?)
+    }
+
+    pub(crate) fn check_prompt(&self, len: usize) -> Result<(), LlmError> {
+        if len == 0 {
+            return Err(LlmError::Input("the prompt is empty".into()));
+        }
+        if len > self.cache {
+            return Err(LlmError::Input(format!(
+                "the prompt has {len} tokens, the context holds {}",
+                self.cache
+            )));
+        }
+        Ok(())
+    }
+
+    /// The smallest prompt bucket (a power of two, at least 8, at most the
+    /// cache) holding `len` tokens: prompts are right-padded to it so the
+    /// step graph compiles a handful of plans, not one per length.
+    pub(crate) fn bucket(&self, len: usize) -> usize {
+        len.next_power_of_two().max(8).min(self.cache).max(len)
+    }
+}

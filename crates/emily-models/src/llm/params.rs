@@ -1,0 +1,107 @@
+//! Binding a GGUF file's tensors to a decoder graph's parameters. Plain
+//! float tensors (F32, F16, BF16) are read in place from the memory map;
+//! block-quantised types are not read yet.
+
+use std::collections::HashMap;
+
+use emily::{Array, DType, Device, Tensor};
+use emily_nn::{Model, ParamStore};
+
+use super::LlmError;
+use crate::gguf::{GgmlType, GgufFile, TensorInfo};
+
+/// The graph's tied output projection and the tensor it falls back to.
+const OUTPUT: &str = "output.weight";
+const TOKEN_EMBEDDING: &str = "token_embd.weight";
+
+/// The GGUF tensor behind parameter `key`: the token embedding serves as the
+/// output projection when the file has no `output.weight` (tied weights).
+pub fn tensor_name<'a>(file: &GgufFile, key: &'a str) -> &'a str {
+    if key == OUTPUT && !file.has_tensor(OUTPUT) {
+        TOKEN_EMBEDDING
+    } else {
+        key
+    }
+}
+
+/// Every parameter of `models` from `file`, checked against the shapes the
+/// graph expects; a tensor read by two parameters (tied embedding) is one
+/// tensor in the store.
+pub fn param_store(file: &GgufFile, models: &[&Model]) -> Result<ParamStore, LlmError> {
+    let mut loaded: HashMap<String, Tensor> = HashMap::new();
+    let mut store = ParamStore::new();
+    for model in models {
+        for (key, spec) in model.param_specs() {
+            if store.contains(&key) {
+                continue;
+            }
+            let name = tensor_name(file, &key);
+            let info = file.tensor(name)?;
+            if info.shape() != spec.shape {
+                return Err(tensor_error(
+                    file,
+                    info,
+                    format!(
+                        "has shape {:?}, the model needs {:?}",
+                        info.shape(),
+                        spec.shape
+                    ),
+                ));
+            }
+            let t = match loaded.get(name) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = load_tensor(file, info)?;
+                    loaded.insert(name.to_string(), t.clone());
+                    t
+                }
+            };
+            store.insert(key, t);
+        }
+    }
+    Ok(store)
+}
+
+fn tensor_error(file: &GgufFile, info: &TensorInfo, msg: String) -> LlmError {
+    LlmError::Gguf(crate::gguf::GgufError::Tensor {
+        path: file.path().to_path_buf(),
+        name: info.name.clone(),
+        msg,
+    })
+}
+
+/// One tensor as an `emily` tensor: float types borrowed from the mapping,
+/// quantised types dequantised to f32.
+pub fn load_tensor(file: &GgufFile, info: &TensorInfo) -> Result<Tensor, LlmError> {
+    let shape = info.shape();
+    let plain = match info.ggml_type {
+        GgmlType::F32 => Some(DType::F32),
+        GgmlType::F16 => Some(DType::F16),
+        GgmlType::BF16 => Some(DType::BF16),
+        _ => None,
+    };
+    let array = match plain {
+        Some(dtype) => Array::from_external(
+            file.bytes().clone(),
+            file.tensor_file_offset(info),
+            &shape,
+            dtype,
+        )?,
+        None => {
+            let values = dequantize(file, info)?;
+            Array::from_slice(&values, &shape)?
+        }
+    };
+    Ok(Tensor::from_array(array, Device::Cpu))
+}
+
+/// A quantised tensor's values in f32.
+fn dequantize(file: &GgufFile, info: &TensorInfo) -> Result<Vec<f32>, LlmError> {
+    Err(LlmError::Unsupported {
+        path: file.path().to_path_buf(),
+        what: format!(
+            "tensor `{}` of block-quantised type {} (this build reads F32, F16 and BF16 tensors)",
+            info.name, info.ggml_type
+        ),
+    })
+}

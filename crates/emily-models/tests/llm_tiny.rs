@@ -1,0 +1,285 @@
+//! The four architectures' graphs on small random-weight GGUF files written
+//! with our writer, against an independent float64 forward pass: logits at
+//! every position, greedy tokens, base vs fast-kernel graphs, batched vs
+//! single generation, sampling, stops, and the chat template.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::tiny_llm::{gguf, reference_greedy, reference_logits, stored, weights, Tiny};
+use emily_models::gguf::GgufFile;
+use emily_models::llm::{
+    ChatMessage, FinishReason, GenerateOptions, LlmModel, LoadOptions, SamplingOptions,
+};
+
+const PROMPT: [u32; 7] = [3, 257, 40, 100, 257, 7, 99];
+
+fn load(t: &Tiny, half: bool, fast: bool, seed: u64) -> (LlmModel, common::tiny_llm::Weights) {
+    let (tokens, _, _) = common::tiny_llm::vocab();
+    let w = weights(t, tokens.len(), seed);
+    let file = GgufFile::parse(Arc::new(gguf(t, &w, half)), format!("{}.gguf", t.arch)).unwrap();
+    let opts = LoadOptions {
+        context: Some(32),
+        fast_kernels: fast,
+    };
+    (LlmModel::from_gguf(&file, opts).unwrap(), stored(&w, half))
+}
+
+fn check_against_reference(t: Tiny, half: bool, seed: u64) {
+    for fast in [false, true] {
+        let (m, w) = load(&t, half, fast, seed);
+        let want = reference_logits(&t, &w, &PROMPT);
+        let got = m.logits_all(&PROMPT).unwrap();
+        let vocab = m.config().vocab;
+        let tol = if half { 2e-3 } else { 2e-4 };
+        for (pos, row) in want.iter().enumerate() {
+            for (i, &r) in row.iter().enumerate() {
+                let g = got[pos * vocab + i] as f64;
+                assert!(
+                    (g - r).abs() <= tol * (1.0 + r.abs()),
+                    "{} fast={fast} pos {pos} logit {i}: {g} vs {r}",
+                    t.arch
+                );
+            }
+        }
+        let greedy = reference_greedy(&t, &w, &PROMPT, 8);
+        let opts = GenerateOptions {
+            max_tokens: 8,
+            model_stop_tokens: false,
+            ..GenerateOptions::default()
+        };
+        let mut streamed = Vec::new();
+        let g = m
+            .generator(&PROMPT, &opts)
+            .unwrap()
+            .run(|ev| {
+                streamed.push(ev.id);
+                true
+            })
+            .unwrap();
+        assert_eq!(g.tokens, greedy, "{} fast={fast}", t.arch);
+        assert_eq!(streamed, greedy);
+        assert_eq!(g.finish, FinishReason::Length);
+        // Prefill (one bucket) and the decode step: two plans.
+        assert_eq!(m.step_plans(), 2, "{}", t.arch);
+    }
+}
+
+#[test]
+fn qwen3_matches_the_float64_reference() {
+    check_against_reference(Tiny::qwen3(), false, 1);
+}
+
+#[test]
+fn llama_with_interleaved_rope_matches_the_float64_reference() {
+    check_against_reference(Tiny::llama(), false, 2);
+}
+
+#[test]
+fn qwen2_with_biases_and_f16_weights_matches_the_float64_reference() {
+    check_against_reference(Tiny::qwen2(), true, 3);
+}
+
+#[test]
+fn gemma3_with_sliding_windows_matches_the_float64_reference() {
+    check_against_reference(Tiny::gemma3(), false, 4);
+}
+
+#[test]
+fn the_wrong_rope_layout_is_caught() {
+    // The llama reference with split-half RoPE disagrees with the graph.
+    let t = Tiny::llama();
+    let (m, w) = load(&t, false, true, 2);
+    let want = reference_logits(
+        &Tiny { arch: "qwen2", ..t },
+        &w_with_zero_bias(&t, &w),
+        &PROMPT,
+    );
+    let got = m.logits_all(&PROMPT).unwrap();
+    let vocab = m.config().vocab;
+    let worst = want
+        .iter()
+        .enumerate()
+        .flat_map(|(p, row)| row.iter().enumerate().map(move |(i, r)| (p, i, *r)))
+        .map(|(p, i, r)| (got[p * vocab + i] as f64 - r).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst > 1e-2,
+        "split-half RoPE should change the logits: {worst}"
+    );
+}
+
+/// `w` plus zero q/k/v biases, so the qwen2 reference (split-half RoPE) can
+/// run llama's weights.
+fn w_with_zero_bias(t: &Tiny, w: &common::tiny_llm::Weights) -> common::tiny_llm::Weights {
+    let mut w = w.clone();
+    for il in 0..t.layers {
+        for (n, len) in [
+            ("attn_q.bias", t.heads * t.head_dim),
+            ("attn_k.bias", t.kv_heads * t.head_dim),
+            ("attn_v.bias", t.kv_heads * t.head_dim),
+        ] {
+            w.insert(format!("blk.{il}.{n}"), (vec![len], vec![0.0; len]));
+        }
+    }
+    w
+}
+
+#[test]
+fn batched_generation_matches_one_prompt_at_a_time() {
+    let (m, _) = load(&Tiny::qwen3(), false, true, 5);
+    let prompts = vec![PROMPT.to_vec(), vec![5, 6], vec![260, 2, 9, 11, 30]];
+    let opts = GenerateOptions {
+        max_tokens: 6,
+        model_stop_tokens: false,
+        ..GenerateOptions::default()
+    };
+    let mut events = vec![0usize; 3];
+    let batch = m
+        .generate_batch(&prompts, &opts, |b, _| events[b] += 1)
+        .unwrap();
+    assert_eq!(events, vec![6, 6, 6]);
+    for (p, g) in prompts.iter().zip(&batch) {
+        let single = m.generator(p, &opts).unwrap().run(|_| true).unwrap();
+        assert_eq!(g.tokens, single.tokens, "prompt {p:?}");
+    }
+}
+
+#[test]
+fn sampling_is_seeded_and_stops_are_honoured() {
+    let (m, _) = load(&Tiny::qwen3(), false, true, 6);
+    let sampled = |seed| {
+        let opts = GenerateOptions {
+            max_tokens: 12,
+            model_stop_tokens: false,
+            sampling: SamplingOptions {
+                temperature: 1.5,
+                top_k: 40,
+                top_p: 0.95,
+                min_p: 0.01,
+                repetition_penalty: 1.3,
+                seed,
+                ..SamplingOptions::default()
+            },
+            ..GenerateOptions::default()
+        };
+        m.generator(&PROMPT, &opts).unwrap().run(|_| true).unwrap()
+    };
+    let (a, b, c) = (sampled(7), sampled(7), sampled(8));
+    assert_eq!(a.tokens, b.tokens);
+    assert_ne!(a.tokens, c.tokens, "another seed gives other tokens");
+
+    // A stop token ends generation and is not part of the output.
+    let stop = a.tokens[3];
+    let first = a.tokens.iter().position(|&t| t == stop).unwrap();
+    let opts = GenerateOptions {
+        max_tokens: 12,
+        stop_tokens: vec![stop],
+        model_stop_tokens: false,
+        sampling: SamplingOptions {
+            temperature: 1.5,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.01,
+            repetition_penalty: 1.3,
+            seed: 7,
+            ..SamplingOptions::default()
+        },
+        ..GenerateOptions::default()
+    };
+    let g = m.generator(&PROMPT, &opts).unwrap().run(|_| true).unwrap();
+    assert_eq!(g.tokens, a.tokens[..first]);
+    assert_eq!(g.finish, FinishReason::StopToken(stop));
+
+    // A stop string is cut from the text, and no streamed piece shows it.
+    let full = m.tokenizer().decode(&a.tokens, true).unwrap();
+    let cut: String = full.chars().skip(2).take(2).collect();
+    let mut opts = opts.clone();
+    opts.stop_tokens.clear();
+    opts.stop_strings = vec![cut.clone()];
+    let mut streamed = String::new();
+    let g = m
+        .generator(&PROMPT, &opts)
+        .unwrap()
+        .run(|ev| {
+            streamed.push_str(&ev.text);
+            true
+        })
+        .unwrap();
+    let at = full.find(&cut).unwrap();
+    assert_eq!(g.text, full[..at]);
+    assert_eq!(streamed, g.text);
+    assert_eq!(g.finish, FinishReason::StopString(cut));
+}
+
+#[test]
+fn chat_template_prompt_and_bad_requests() {
+    let (m, _) = load(&Tiny::qwen3(), false, false, 9);
+    let ids = m.chat_prompt(&[ChatMessage::user("the ab")]).unwrap();
+    let text = m.tokenizer().decode(&ids, false).unwrap();
+    assert_eq!(text, "<|user|>the ab\n<|assistant|>");
+    let opts = GenerateOptions {
+        max_tokens: 3,
+        ..GenerateOptions::default()
+    };
+    let g = m.chat(&[ChatMessage::user("hi")], &opts, |_| true).unwrap();
+    assert!(g.tokens.len() <= 3);
+    // An empty prompt, a prompt past the context, tokens outside the
+    // vocabulary and bad sampling options are errors.
+    assert!(m.generator(&[], &opts).is_err());
+    assert!(m.generator(&[1; 33], &opts).is_err());
+    assert!(m.generator(&[1, 999_999], &opts).is_err());
+    let bad = GenerateOptions {
+        sampling: SamplingOptions {
+            top_p: 0.0,
+            temperature: 1.0,
+            ..SamplingOptions::default()
+        },
+        ..opts.clone()
+    };
+    assert!(m.generator(&[1, 2], &bad).is_err());
+    // Generation stops when the cache is full.
+    let long = GenerateOptions {
+        max_tokens: 100,
+        model_stop_tokens: false,
+        ..GenerateOptions::default()
+    };
+    let g = m.generator(&[1; 30], &long).unwrap().run(|_| true).unwrap();
+    assert_eq!(g.finish, FinishReason::ContextFull);
+    assert_eq!(g.tokens.len(), 3);
+}
+
+#[test]
+fn a_loaded_model_is_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<LlmModel>();
+    let (m, _) = load(&Tiny::qwen3(), false, true, 10);
+    let m = Arc::new(m);
+    let opts = GenerateOptions {
+        max_tokens: 5,
+        model_stop_tokens: false,
+        ..GenerateOptions::default()
+    };
+    let want = m
+        .generator(&PROMPT, &opts)
+        .unwrap()
+        .run(|_| true)
+        .unwrap()
+        .tokens;
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (m, o) = (m.clone(), opts.clone());
+            std::thread::spawn(move || {
+                m.generator(&PROMPT, &o)
+                    .unwrap()
+                    .run(|_| true)
+                    .unwrap()
+                    .tokens
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), want);
+    }
+}
