@@ -164,7 +164,8 @@ impl LlmConfig {
                 c.rope_dims, c.head_dim
             ));
         }
-        if !(c.eps > 0.0) || !(c.rope_base > 0.0) || !(c.rope_scale > 0.0) {
+        let positive = |v: f32| v.is_finite() && v > 0.0;
+        if !positive(c.eps) || !positive(c.rope_base) || !positive(c.rope_scale) {
             return Err(format!(
                 "eps {}, rope base {}, rope scale {}",
                 c.eps, c.rope_base, c.rope_scale
