@@ -217,3 +217,36 @@ fn greedy_decoding_through_the_graph_gives_the_reference_tokens() {
     assert_eq!(fast().decoder_step_plans(), 2);
     assert_eq!(base().decoder_step_plans(), 2);
 }
+
+/// Whether the parameter behind `key` reads its checkpoint bytes in place.
+fn shares_the_map(ck: &WhisperCheckpoint, g: &WhisperGraph, key: &str, name: &str) -> bool {
+    let record = ck.weights.get(name).unwrap();
+    let table = g.params().get(key).unwrap().array().unwrap();
+    assert!(
+        !table.clone().is_unique(),
+        "weights are never written in place"
+    );
+    table.host_bytes().unwrap().as_ptr() == record.bytes().as_ptr()
+}
+
+#[test]
+fn stored_precision_weights_are_read_from_the_map_in_place() {
+    // CTranslate2 packs tensors at odd offsets: an f16 weight there is
+    // misaligned, so it is copied; an aligned one is used in place.
+    let ck = checkpoint();
+    let record = ck.weights.get(TOKEN_EMBEDDING).unwrap();
+    let aligned = (record.bytes().as_ptr() as usize).is_multiple_of(2);
+    assert_eq!(
+        shares_the_map(ck, base(), TIED_OUTPUT, TOKEN_EMBEDDING),
+        aligned
+    );
+    // Safetensors data is aligned: every half weight of the converted
+    // checkpoint is read from its memory map without a copy.
+    let dir = common::scratch("mapped-weights");
+    emily_models::hf::convert_ct2_to_hf(&model_dir("whisper-tiny.en"), &dir).unwrap();
+    let hf = load_whisper(&dir).unwrap();
+    let g = WhisperGraph::new(&hf).unwrap();
+    assert!(shares_the_map(&hf, &g, TIED_OUTPUT, TOKEN_EMBEDDING));
+    let q = "model.decoder.layers.0.self_attn.q_proj.weight";
+    assert!(shares_the_map(&hf, &g, q, q));
+}

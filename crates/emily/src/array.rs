@@ -1,42 +1,15 @@
 //! Materialised data: a contiguous row-major buffer with a shape and dtype.
+//! The buffer belongs to a backend (see [`crate::storage`]); only that
+//! backend reads it in place, everyone else reads a host copy.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::error::{invalid, Result};
 use crate::memory::HostBuffer;
 use crate::shape::{checked_bytes, numel};
-use crate::{DType, Element};
-
-/// Bytes owned by something else (a memory map, a loaded file) that a tensor
-/// can read without copying.
-pub type ExternalBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
-
-/// Where an array's bytes live.
-pub enum Storage {
-    /// A pooled host buffer.
-    Host(HostBuffer),
-    /// Borrowed bytes (e.g. memory-mapped weights), read-only, at a byte offset.
-    External {
-        /// The owner of the bytes.
-        owner: ExternalBytes,
-        /// Byte offset of the array's first element.
-        offset: usize,
-        /// Length in bytes.
-        len: usize,
-    },
-}
-
-impl Storage {
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
-        match self {
-            Storage::Host(b) => b.bytes(),
-            Storage::External { owner, offset, len } => {
-                &(**owner).as_ref()[*offset..*offset + *len]
-            }
-        }
-    }
-}
+pub use crate::storage::{BackendBuffer, ExternalBytes, Storage};
+use crate::{DType, Device, Element};
 
 /// A materialised tensor value: contiguous, row-major, immutable once shared.
 /// Cloning is cheap (an `Arc`).
@@ -49,7 +22,13 @@ pub struct Array {
 
 impl std::fmt::Debug for Array {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Array({:?}, {})", self.shape, self.dtype)
+        write!(
+            f,
+            "Array({:?}, {}, {})",
+            self.shape,
+            self.dtype,
+            self.device()
+        )
     }
 }
 
@@ -91,9 +70,10 @@ impl Array {
         Ok(a)
     }
 
-    /// An array reading `shape`'s bytes of `owner` at `offset` without copying
-    /// (copied into a host buffer if the bytes are misaligned for `dtype`). An
-    /// error when the range does not lie inside `owner`.
+    /// An array reading the bytes of `owner` at byte `offset` in place (a
+    /// memory-mapped weight file: no copy). The bytes are copied into a host
+    /// buffer only if they are misaligned for `dtype`. Errors if the range
+    /// lies outside `owner`.
     pub fn from_external(
         owner: ExternalBytes,
         offset: usize,
@@ -118,7 +98,32 @@ impl Array {
             return Array::from_bytes(bytes, shape, dtype);
         }
         Ok(Array {
-            storage: Arc::new(Storage::External { owner, offset, len }),
+            storage: Arc::new(Storage::Mapped { owner, offset, len }),
+            shape: shape.into(),
+            dtype,
+        })
+    }
+
+    /// An array over a backend's own buffer, which must hold
+    /// `dtype.storage_bytes(shape)` bytes.
+    pub fn from_buffer(
+        buffer: Box<dyn BackendBuffer>,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Array> {
+        let want = checked_bytes("from_buffer", shape, dtype)?;
+        if buffer.len_bytes() != want {
+            return Err(invalid(
+                "from_buffer",
+                format!(
+                    "a {}-byte {} buffer cannot hold {shape:?} of {dtype} ({want} bytes)",
+                    buffer.len_bytes(),
+                    buffer.device()
+                ),
+            ));
+        }
+        Ok(Array {
+            storage: Arc::new(Storage::Backend(buffer)),
             shape: shape.into(),
             dtype,
         })
@@ -139,35 +144,84 @@ impl Array {
         numel(&self.shape)
     }
 
-    /// The raw bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.storage.bytes()
+    /// The device whose backend owns the buffer.
+    pub fn device(&self) -> Device {
+        self.storage.device()
     }
 
-    /// The raw bytes, mutably, if this array is the only owner of a host buffer.
-    pub fn bytes_mut(&mut self) -> Option<&mut [u8]> {
-        match Arc::get_mut(&mut self.storage)? {
-            Storage::Host(b) => Some(b.bytes_mut()),
-            Storage::External { .. } => None,
+    /// The storage behind this array.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Size of the buffer in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.storage.len_bytes()
+    }
+
+    /// The bytes in place when the buffer is plain host memory (pooled or
+    /// mapped); `None` for a backend's own buffer.
+    pub fn host_bytes(&self) -> Option<&[u8]> {
+        self.storage.host_bytes()
+    }
+
+    /// The bytes as little-endian row-major host data, read through the
+    /// owning backend (borrowed for host memory, a copy otherwise).
+    pub fn to_host_bytes(&self) -> Result<Cow<'_, [u8]>> {
+        self.storage.to_host()
+    }
+
+    /// The backend buffer of type `B` behind this array, if it is one (how a
+    /// backend reads its own buffers).
+    pub fn buffer<B: BackendBuffer>(&self) -> Option<&B> {
+        match &*self.storage {
+            Storage::Backend(b) => b.as_any().downcast_ref(),
+            _ => None,
         }
     }
 
-    /// The elements as `T` (panics if `T` is not this array's dtype: callers
-    /// dispatch on dtype first).
-    pub fn as_slice<T: Element>(&self) -> &[T] {
+    /// The backend buffer of type `B`, mutably, if this array is its only
+    /// holder (in-place updates by the owning backend).
+    pub fn buffer_mut<B: BackendBuffer>(&mut self) -> Option<&mut B> {
+        match Arc::get_mut(&mut self.storage)? {
+            Storage::Backend(b) => b.as_any_mut().downcast_mut(),
+            _ => None,
+        }
+    }
+
+    /// The host bytes of a CPU array (pooled or mapped). The CPU backend
+    /// checks at entry that every input is one, so this never fails there.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.storage
+            .host_bytes()
+            .expect("CPU kernels only see host arrays (checked at backend entry)")
+    }
+
+    /// The raw bytes, mutably, if this array is the only owner of a host buffer.
+    pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        match Arc::get_mut(&mut self.storage)? {
+            Storage::Host(b) => Some(b.bytes_mut()),
+            _ => None,
+        }
+    }
+
+    /// The host elements as `T` (panics if `T` is not this array's dtype:
+    /// callers dispatch on dtype first).
+    pub(crate) fn as_slice<T: Element>(&self) -> &[T] {
         assert_eq!(T::DTYPE, self.dtype, "array dtype mismatch");
         bytemuck::cast_slice(self.bytes())
     }
 
-    /// The elements as `&mut [T]` if this array is uniquely owned.
-    pub fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
+    /// The host elements as `&mut [T]` if this array is uniquely owned.
+    pub(crate) fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
         assert_eq!(T::DTYPE, self.dtype, "array dtype mismatch");
         self.bytes_mut().map(bytemuck::cast_slice_mut)
     }
 
-    /// True if no other handle shares this array's buffer (so it can be written in place).
+    /// True if no other handle shares this array's buffer and the buffer is
+    /// writable (so it can be updated in place; mapped bytes never are).
     pub fn is_unique(&mut self) -> bool {
-        Arc::get_mut(&mut self.storage).is_some_and(|s| matches!(s, Storage::Host(_)))
+        Arc::get_mut(&mut self.storage).is_some_and(|s| !matches!(s, Storage::Mapped { .. }))
     }
 
     /// The same buffer viewed with another shape of equal element count.
@@ -184,8 +238,9 @@ impl Array {
     /// and the byte sizes match (buffer donation for in-place kernels); gives the
     /// array back otherwise.
     pub fn donate(mut self, shape: &[usize], dtype: DType) -> std::result::Result<Array, Array> {
-        let same_bytes =
-            numel(shape) * dtype.size_in_bytes() == self.numel() * self.dtype.size_in_bytes();
+        let same_bytes = dtype
+            .storage_bytes(shape)
+            .is_ok_and(|b| b == self.storage.len_bytes());
         if same_bytes && self.is_unique() {
             Ok(Array {
                 storage: self.storage,
@@ -197,19 +252,22 @@ impl Array {
         }
     }
 
-    /// The value of a one-element array as f64 (`None` for larger arrays).
+    /// The value of a one-element array as f64 (`None` for larger arrays or
+    /// a buffer its backend cannot read back).
     pub fn scalar_f64(&self) -> Option<f64> {
         if self.numel() != 1 {
             return None;
         }
+        let bytes = self.to_host_bytes().ok()?;
+        let b = bytes.get(..self.dtype.size_in_bytes())?;
         Some(match self.dtype {
-            DType::F32 => self.as_slice::<f32>()[0] as f64,
-            DType::F64 => self.as_slice::<f64>()[0],
-            DType::F16 => self.as_slice::<half::f16>()[0].to_f64(),
-            DType::BF16 => self.as_slice::<half::bf16>()[0].to_f64(),
-            DType::I32 => self.as_slice::<i32>()[0] as f64,
-            DType::I64 => self.as_slice::<i64>()[0] as f64,
-            DType::U8 | DType::Bool => self.bytes()[0] as f64,
+            DType::F32 => f32::from_le_bytes(b.try_into().ok()?) as f64,
+            DType::F64 => f64::from_le_bytes(b.try_into().ok()?),
+            DType::F16 => half::f16::from_le_bytes(b.try_into().ok()?).to_f64(),
+            DType::BF16 => half::bf16::from_le_bytes(b.try_into().ok()?).to_f64(),
+            DType::I32 => i32::from_le_bytes(b.try_into().ok()?) as f64,
+            DType::I64 => i64::from_le_bytes(b.try_into().ok()?) as f64,
+            DType::U8 | DType::Bool => b[0] as f64,
         })
     }
 

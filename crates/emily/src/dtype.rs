@@ -2,11 +2,14 @@
 
 use half::{bf16, f16};
 
+use crate::error::{shape_err, Result};
+
 /// The element type of a tensor.
 ///
 /// Floating types compute in `f32` on the CPU except `F64`, which exists for
 /// float64 reference computations in tests. Block-quantised weight types (GGUF
-/// Q4/Q8 blocks) will join as further variants whose `size_in_bytes` is per block.
+/// Q4/Q8 blocks) join as further variants: their buffer size comes from
+/// [`DType::storage_bytes`], the one place that turns a shape into bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
     /// 32-bit IEEE float (the default compute type).
@@ -28,7 +31,28 @@ pub enum DType {
 }
 
 impl DType {
-    /// Bytes per element.
+    /// Bytes a contiguous row-major array of `shape` takes in this dtype, or
+    /// an `Error::Shape` when the element count overflows `usize` or the
+    /// bytes exceed `isize::MAX` (the most any allocation can hold).
+    ///
+    /// Every buffer size in the crate comes from here (never from
+    /// `numel * size_in_bytes`; [`crate::shape::checked_bytes`] is this with
+    /// the op's name in the error): a block-quantised dtype stores whole
+    /// blocks of elements along the last axis, so its size is
+    /// `rows * ceil(last / block) * bytes_per_block`, and only this function
+    /// needs to know.
+    pub fn storage_bytes(self, shape: &[usize]) -> Result<usize> {
+        let n = crate::shape::checked_numel("storage", shape)?;
+        match n.checked_mul(self.size_in_bytes()) {
+            Some(b) if b <= isize::MAX as usize => Ok(b),
+            _ => Err(shape_err(
+                "storage",
+                format!("shape {shape:?} of {self} needs more than isize::MAX bytes"),
+            )),
+        }
+    }
+
+    /// Bytes per element (the element stride of strided kernels).
     pub fn size_in_bytes(self) -> usize {
         match self {
             DType::F64 | DType::I64 => 8,

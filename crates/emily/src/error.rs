@@ -1,6 +1,6 @@
 //! The one error type of the core crate.
 
-use crate::DType;
+use crate::{DType, Device};
 
 /// Everything that can go wrong building or evaluating tensors. Messages name
 /// the op and the shapes/dtypes involved.
@@ -40,13 +40,16 @@ pub enum Error {
         /// Why the fused kernel could not be used.
         reason: String,
     },
-    /// A backend lacks an op.
-    #[error("[{op}] not supported on device {device}")]
-    Unsupported {
+    /// An op was handed an input that lives on another device than the
+    /// backend running it (move it first with `Tensor::to_device`).
+    #[error("[{op}] input on device {found}, but the op runs on {device} (use to_device)")]
+    Device {
         /// The op.
-        op: String,
-        /// The device.
-        device: String,
+        op: &'static str,
+        /// The device whose backend runs the op.
+        device: Device,
+        /// The device the offending input lives on.
+        found: Device,
     },
     /// A buffer could not be allocated (the system refused the memory).
     #[error("cannot allocate a buffer of {bytes} bytes")]

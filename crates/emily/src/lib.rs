@@ -22,6 +22,7 @@ pub mod fast;
 pub mod memory;
 pub mod ops;
 pub mod shape;
+pub mod storage;
 pub mod telemetry;
 mod tensor;
 

@@ -1,6 +1,6 @@
 //! Shape arithmetic: element counts, strides, broadcasting, axis normalisation.
 
-use crate::error::{invalid, shape_err, Result};
+use crate::error::{invalid, shape_err, Error, Result};
 use crate::DType;
 
 /// Number of elements of a shape (1 for a scalar). Only for shapes that were
@@ -24,19 +24,16 @@ pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
         })
 }
 
-/// Bytes of a `dtype` array of `shape`, or an [`crate::Error::Shape`] naming
-/// `op` when the count overflows or exceeds `isize::MAX` (the most any
-/// allocation or slice can hold). Every shape a tensor or array takes passes
-/// through here, so element counts of existing tensors never overflow.
+/// Bytes of a `dtype` array of `shape` ([`DType::storage_bytes`], the one
+/// size rule), or an [`crate::Error::Shape`] naming `op` when the count
+/// overflows or exceeds `isize::MAX` (the most any allocation or slice can
+/// hold). Every shape a tensor or array takes passes through here, so
+/// element counts of existing tensors never overflow.
 pub fn checked_bytes(op: &'static str, shape: &[usize], dtype: DType) -> Result<usize> {
-    let n = checked_numel(op, shape)?;
-    match n.checked_mul(dtype.size_in_bytes()) {
-        Some(b) if b <= isize::MAX as usize => Ok(b),
-        _ => Err(shape_err(
-            op,
-            format!("shape {shape:?} of {dtype} needs more than isize::MAX bytes"),
-        )),
-    }
+    dtype.storage_bytes(shape).map_err(|e| match e {
+        Error::Shape { msg, .. } => shape_err(op, msg),
+        other => other,
+    })
 }
 
 /// `a + b` for a dimension size, or an [`crate::Error::Shape`] naming `op`.

@@ -90,10 +90,11 @@ impl Tensor {
         }))
     }
 
-    /// Wraps a materialised array.
-    pub fn from_array(array: Array, device: Device) -> Tensor {
+    /// Wraps a materialised array (on the device that owns its buffer).
+    pub fn from_array(array: Array) -> Tensor {
         let shape = array.shape().to_vec();
         let dtype = array.dtype();
+        let device = array.device();
         Tensor::new(shape, dtype, device, State::Ready(array))
     }
 

@@ -171,6 +171,15 @@ impl TensorRecord {
         }
     }
 
+    /// The owner of the bytes and their range in it, so a tensor can read
+    /// them in place (the memory map itself for mapped records).
+    pub fn shared_bytes(&self) -> (Arc<dyn AsRef<[u8]> + Send + Sync>, Range<usize>) {
+        match &self.storage {
+            Storage::Mapped { map, range } => (map.clone(), range.clone()),
+            Storage::Owned(bytes) => (Arc::new(bytes.clone()), 0..bytes.len()),
+        }
+    }
+
     /// Whether the bytes are borrowed from a memory-mapped file (no copy was made).
     pub fn is_mapped(&self) -> bool {
         matches!(self.storage, Storage::Mapped { .. })

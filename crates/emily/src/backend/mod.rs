@@ -1,18 +1,36 @@
 //! Backends implement the op catalogue on a device. They know nothing of the
 //! compiler or of each other.
+//!
+//! The seam a backend plugs into: it owns the buffers of its device (see
+//! [`crate::storage`]: pooled host memory for the CPU, a [`BackendBuffer`]
+//! of its own otherwise), imports host data ([`Backend::upload`]), runs
+//! ops on arrays of its device ([`Backend::execute`], rejecting inputs from
+//! any other device), and answers the compiler's questions: which fast ops
+//! have a fused kernel ([`Backend::supports_fast`]) and which elementwise
+//! ops it can fuse into one pass ([`Backend::can_fuse`]).
+//!
+//! [`BackendBuffer`]: crate::storage::BackendBuffer
 
 pub mod cpu;
+pub mod reference;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fast::FastOp;
 use crate::ops::Op;
 use crate::{Array, DType, Device};
 
 /// A device's implementation of the op catalogue.
 pub trait Backend: Send + Sync {
+    /// The device this backend runs.
+    fn device(&self) -> Device;
+
+    /// An array of this device holding `bytes` (little-endian, row-major host
+    /// data of exactly `dtype.storage_bytes(shape)` bytes).
+    fn upload(&self, bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Array>;
+
     /// Computes `op` on materialised inputs, producing an array of `shape`/`dtype`.
     /// Inputs are passed by value: a uniquely owned input buffer may be reused
-    /// for the output.
+    /// for the output. An input on another device is an [`Error::Device`].
     fn execute(&self, op: &Op, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Result<Array>;
 
     /// Whether a fused kernel handles `op` for inputs of these shapes/dtypes;
@@ -22,11 +40,30 @@ pub trait Backend: Send + Sync {
         op: &FastOp,
         inputs: &[(&[usize], DType)],
     ) -> std::result::Result<(), String>;
+
+    /// Whether the elementwise `op` (unary, binary, where or cast) with
+    /// inputs of `inputs` dtypes and an `output` dtype may join a fused
+    /// elementwise program ([`Op::Fused`]) that this backend runs in one pass.
+    fn can_fuse(&self, op: &Op, inputs: &[DType], output: DType) -> bool;
 }
 
 /// The backend of a device.
 pub fn get(device: Device) -> &'static dyn Backend {
     match device {
         Device::Cpu => &cpu::CpuBackend,
+        Device::Reference => &reference::ReferenceBackend,
+    }
+}
+
+/// The first input of `op` that does not live on `device`, as an
+/// [`Error::Device`] naming the op and both devices.
+pub(crate) fn check_inputs(op: &Op, device: Device, inputs: &[Array]) -> Result<()> {
+    match inputs.iter().find(|a| a.device() != device) {
+        Some(a) => Err(Error::Device {
+            op: op.name(),
+            device,
+            found: a.device(),
+        }),
+        None => Ok(()),
     }
 }

@@ -10,23 +10,25 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::graph::{Graph, Kind};
-use crate::ops::fusable_dtype as cpu_exact_f32;
+use crate::backend::Backend;
 use crate::ops::{FusedInput, FusedInstr, FusedProgram, Op, Operand};
+use crate::DType;
 
-fn fusable(g: &Graph, i: usize) -> bool {
+/// Whether value `i` is an elementwise node the backend can fuse.
+fn fusable(g: &Graph, i: usize, backend: &dyn Backend) -> bool {
     let v = &g.values[i];
     match &v.kind {
-        Kind::Node { op, inputs } => {
-            op.is_elementwise()
-                && cpu_exact_f32(v.dtype)
-                && inputs.iter().all(|&j| cpu_exact_f32(g.values[j].dtype))
+        Kind::Node { op, inputs } if op.is_elementwise() => {
+            let dtypes: Vec<DType> = inputs.iter().map(|&j| g.values[j].dtype).collect();
+            backend.can_fuse(op, &dtypes, v.dtype)
         }
         _ => false,
     }
 }
 
-/// Fuses elementwise chains; returns the number of nodes fused away.
-pub(crate) fn fuse_elementwise(g: &mut Graph) -> usize {
+/// Fuses the elementwise chains `backend` can run as one program; returns
+/// the number of nodes fused away.
+pub(crate) fn fuse_elementwise(g: &mut Graph, backend: &dyn Backend) -> usize {
     let uses = g.use_counts();
     let is_output: Vec<bool> = {
         let mut o = vec![false; g.values.len()];
@@ -36,7 +38,7 @@ pub(crate) fn fuse_elementwise(g: &mut Graph) -> usize {
     let mut group_of = vec![usize::MAX; g.values.len()];
     let mut removed = 0;
     for root in (0..g.values.len()).rev() {
-        if group_of[root] != usize::MAX || !fusable(g, root) {
+        if group_of[root] != usize::MAX || !fusable(g, root, backend) {
             continue;
         }
         group_of[root] = root;
@@ -48,7 +50,7 @@ pub(crate) fn fuse_elementwise(g: &mut Graph) -> usize {
             if let Kind::Node { inputs, .. } = &g.values[m].kind {
                 for &j in inputs {
                     if group_of[j] == usize::MAX
-                        && fusable(g, j)
+                        && fusable(g, j, backend)
                         && uses[j] == 1
                         && !is_output[j]
                         && g.values[j].shape == g.values[root].shape

@@ -5,7 +5,8 @@
 //! `f` on symbolic placeholders, builds the graph of what `f` did, and runs the
 //! passes: common-subexpression elimination, constant folding (captured
 //! tensors — weights — are constants), dead-code elimination, and fusion of
-//! elementwise chains into single-pass kernels. The resulting [`Plan`] is
+//! elementwise chains into single-pass kernels (the chains the backend of the
+//! arguments' device says it can fuse, see `Backend::can_fuse`). The resulting [`Plan`] is
 //! cached; later calls with that signature replay it without calling `f`.
 //! Buffers are planned by last use: each intermediate returns to the pool after
 //! its last consumer, which receives it by value and may update it in place.
@@ -142,7 +143,7 @@ where
         passes::common_subexpressions(&mut g);
         passes::fold_constants(&mut g, device)?;
         let before = g.num_nodes();
-        let fused_away = fusion::fuse_elementwise(&mut g);
+        let fused_away = fusion::fuse_elementwise(&mut g, crate::backend::get(device));
         let after = g.num_nodes();
         tracing::debug!(
             target: "emily::compile",

@@ -72,8 +72,8 @@ pub(crate) fn fold_constants(g: &mut Graph, device: Device) -> Result<()> {
             .collect();
         let Some(consts) = consts else { continue };
         let v = &g.values[i];
-        let out_bytes = crate::shape::numel(&v.shape) * v.dtype.size_in_bytes();
-        let in_bytes: usize = consts.iter().map(|a| a.bytes().len()).sum();
+        let out_bytes = v.dtype.storage_bytes(&v.shape)?;
+        let in_bytes: usize = consts.iter().map(|a| a.len_bytes()).sum();
         if out_bytes > FOLD_LIMIT && out_bytes > in_bytes {
             continue;
         }

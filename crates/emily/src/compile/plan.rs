@@ -172,7 +172,7 @@ impl Plan {
                 let a = vals[o]
                     .clone()
                     .ok_or_else(|| invalid("compile", "plan output missing"))?;
-                Ok(Tensor::from_array(a, self.device))
+                Ok(Tensor::from_array(a))
             })
             .collect()
     }

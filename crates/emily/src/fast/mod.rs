@@ -146,10 +146,10 @@ pub(crate) fn build(
     shape: Vec<usize>,
     dtype: DType,
 ) -> Result<Tensor> {
+    let device = crate::ops::common_device(op.name(), &inputs.iter().collect::<Vec<_>>())?;
     if kernels == Kernels::Composed {
         return op.decompose(&inputs);
     }
-    let device = inputs[0].device();
     let shapes: Vec<(&[usize], DType)> = inputs.iter().map(|t| (t.shape(), t.dtype())).collect();
     match backend::get(device).supports_fast(&op, &shapes) {
         Ok(()) => Tensor::from_op(Op::Fast(op), inputs, shape, dtype, device),

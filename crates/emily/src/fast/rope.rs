@@ -158,7 +158,7 @@ pub(super) fn decompose(op: &FastOp, inputs: &[Tensor]) -> Result<Tensor> {
     let r = x.rank();
     let (t, d) = (x.shape()[r - 2], x.shape()[r - 1]);
     let half = dims / 2;
-    let arange_t = Tensor::arange(t, DType::F64)?;
+    let arange_t = Tensor::arange_on(t, DType::F64, x.device())?;
     let pos = match positions {
         PositionsKind::Offset(o) => arange_t.add_scalar(o as f64)?,
         PositionsKind::OffsetTensor => {
@@ -170,7 +170,9 @@ pub(super) fn decompose(op: &FastOp, inputs: &[Tensor]) -> Result<Tensor> {
         inputs[inputs.len() - 1].cast(DType::F64)?
     } else {
         let k = -2.0 * (base as f64).ln() / dims as f64;
-        Tensor::arange(half, DType::F64)?.mul_scalar(k)?.exp()?
+        Tensor::arange_on(half, DType::F64, x.device())?
+            .mul_scalar(k)?
+            .exp()?
     };
     let angle = pos
         .reshape_to(&[t, 1])?

@@ -209,9 +209,10 @@ pub(super) fn decompose(
     match mask {
         MaskKind::None => {}
         MaskKind::Causal => {
-            let qi = Tensor::iota(&[tq, tk], 0, DType::I64)?
+            let device = scores.device();
+            let qi = Tensor::iota_on(&[tq, tk], 0, DType::I64, device)?
                 .add_scalar((tk as i64 - tq as i64) as f64)?;
-            let kj = Tensor::iota(&[tq, tk], 1, DType::I64)?;
+            let kj = Tensor::iota_on(&[tq, tk], 1, DType::I64, device)?;
             scores = Tensor::where_cond(&kj.le(&qi)?, &scores, &neg_inf)?;
         }
         MaskKind::Additive => scores = scores.add(&to_compute(&grouped(&inputs[3])?)?)?,

@@ -105,12 +105,3 @@ impl FusedProgram {
         self.instrs.is_empty()
     }
 }
-
-/// Dtypes the compiler fuses: those whose values pass exactly through f32
-/// registers (f32, f16, bf16, bool, u8). f64 and wide integers run op by op.
-pub fn fusable_dtype(dtype: DType) -> bool {
-    matches!(
-        dtype,
-        DType::F32 | DType::F16 | DType::BF16 | DType::Bool | DType::U8
-    )
-}

@@ -8,15 +8,15 @@
 
 mod creation;
 mod elementwise;
+mod functions;
 mod fused;
 mod indexing;
 mod layout;
 mod linalg;
 mod reduce;
 
-pub use emily_kernels::binary::BinaryOp;
-pub use emily_kernels::unary::UnaryOp;
-pub use fused::{fusable_dtype, FusedInput, FusedInstr, FusedProgram, Operand};
+pub use functions::{BinaryOp, UnaryOp};
+pub use fused::{FusedInput, FusedInstr, FusedProgram, Operand};
 pub use reduce::Reduction;
 
 use std::sync::Arc;

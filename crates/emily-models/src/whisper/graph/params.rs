@@ -79,14 +79,23 @@ fn read(
     stored: bool,
 ) -> Result<Tensor, GraphError> {
     let record = ck.weights.get_shaped(name, shape)?;
-    let half = match record.dtype() {
+    let in_place = match record.dtype() {
         StoredDType::F16 if stored => Some(DType::F16),
         StoredDType::BF16 if stored => Some(DType::BF16),
+        StoredDType::F32 => Some(DType::F32),
         _ => None,
     };
-    let tensor = match half {
-        Some(dtype) => Tensor::from_bytes(record.bytes(), record.shape(), dtype)?,
-        None => Tensor::from_slice(&record.to_f32_vec(), record.shape())?,
-    };
-    Ok(tensor.eval()?)
+    match in_place {
+        // Read from the memory map in place (no copy of the weight).
+        Some(dtype) => {
+            let (owner, range) = record.shared_bytes();
+            Ok(Tensor::from_external(
+                owner,
+                range.start,
+                record.shape(),
+                dtype,
+            )?)
+        }
+        None => Ok(Tensor::from_slice(&record.to_f32_vec(), record.shape())?.eval()?),
+    }
 }

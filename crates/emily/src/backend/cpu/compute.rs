@@ -93,11 +93,11 @@ impl Compute for f32 {
     }
 
     fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
-        unary::unary_f32(op, x, out)
+        unary::unary_f32(kernel_unary(op), x, out)
     }
 
     fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) {
-        binary::binary_f32(op, a, b, out)
+        binary::binary_f32(kernel_binary(op), a, b, out)
     }
 
     fn select(c: &[f32], a: &[f32], b: &[f32], out: &mut [f32]) {
@@ -171,11 +171,11 @@ impl Compute for f64 {
     }
 
     fn unary(op: UnaryOp, x: &[f64], out: &mut [f64]) {
-        unary::unary_f64(op, x, out)
+        unary::unary_f64(kernel_unary(op), x, out)
     }
 
     fn binary(op: BinaryOp, a: &[f64], b: &[f64], out: &mut [f64]) {
-        binary::binary_f64(op, a, b, out)
+        binary::binary_f64(kernel_binary(op), a, b, out)
     }
 
     fn select(c: &[f64], a: &[f64], b: &[f64], out: &mut [f64]) {
@@ -202,4 +202,63 @@ impl Compute for f64 {
     }
 }
 
-pub(crate) use crate::ops::fusable_dtype as f32_exact;
+/// Dtypes whose values pass exactly through f32 registers (f32, f16, bf16,
+/// bool, u8): the ones the f32 engine computes and the compiler fuses. f64
+/// and wide integers run op by op in the f64 engine.
+pub(crate) fn f32_exact(dtype: DType) -> bool {
+    matches!(
+        dtype,
+        DType::F32 | DType::F16 | DType::BF16 | DType::Bool | DType::U8
+    )
+}
+
+/// The kernel crate's unary op for a catalogue op.
+fn kernel_unary(op: UnaryOp) -> unary::UnaryOp {
+    use unary::UnaryOp as K;
+    match op {
+        UnaryOp::Neg => K::Neg,
+        UnaryOp::Abs => K::Abs,
+        UnaryOp::Exp => K::Exp,
+        UnaryOp::Log => K::Log,
+        UnaryOp::Sqrt => K::Sqrt,
+        UnaryOp::Rsqrt => K::Rsqrt,
+        UnaryOp::Recip => K::Recip,
+        UnaryOp::Sin => K::Sin,
+        UnaryOp::Cos => K::Cos,
+        UnaryOp::Tanh => K::Tanh,
+        UnaryOp::Erf => K::Erf,
+        UnaryOp::GeluErf => K::GeluErf,
+        UnaryOp::GeluTanh => K::GeluTanh,
+        UnaryOp::Silu => K::Silu,
+        UnaryOp::Sigmoid => K::Sigmoid,
+        UnaryOp::Relu => K::Relu,
+        UnaryOp::Square => K::Square,
+        UnaryOp::Floor => K::Floor,
+        UnaryOp::Ceil => K::Ceil,
+        UnaryOp::Round => K::Round,
+        UnaryOp::Sign => K::Sign,
+        UnaryOp::LogicalNot => K::LogicalNot,
+    }
+}
+
+/// The kernel crate's binary op for a catalogue op.
+fn kernel_binary(op: BinaryOp) -> binary::BinaryOp {
+    use binary::BinaryOp as K;
+    match op {
+        BinaryOp::Add => K::Add,
+        BinaryOp::Sub => K::Sub,
+        BinaryOp::Mul => K::Mul,
+        BinaryOp::Div => K::Div,
+        BinaryOp::Pow => K::Pow,
+        BinaryOp::Maximum => K::Maximum,
+        BinaryOp::Minimum => K::Minimum,
+        BinaryOp::Eq => K::Eq,
+        BinaryOp::Ne => K::Ne,
+        BinaryOp::Lt => K::Lt,
+        BinaryOp::Le => K::Le,
+        BinaryOp::Gt => K::Gt,
+        BinaryOp::Ge => K::Ge,
+        BinaryOp::LogicalAnd => K::LogicalAnd,
+        BinaryOp::LogicalOr => K::LogicalOr,
+    }
+}

@@ -84,7 +84,6 @@ fn run_typed<C: Compute>(
     shape: &[usize],
     dtype: DType,
 ) -> Result<Array> {
-    let n = numel(shape);
     let mut strides = vec![contiguous_strides(shape)];
     strides.extend(inputs.iter().map(|a| broadcast_strides(a.shape(), shape)));
     let (cshape, cstrides) = collapse_dims(shape, &strides);
@@ -92,10 +91,10 @@ fn run_typed<C: Compute>(
     let outer_shape = &cshape[..cshape.len() - 1];
 
     // Donate the first unique, unbroadcast input of the output's byte size.
-    let out_bytes = n * dtype.size_in_bytes();
+    let out_bytes = dtype.storage_bytes(shape)?;
     let donor = inputs
         .iter()
-        .position(|a| a.shape() == shape && a.numel() * a.dtype().size_in_bytes() == out_bytes);
+        .position(|a| a.shape() == shape && a.len_bytes() == out_bytes);
     let donor = donor.filter(|_| matches!(prog.output, Operand::Reg(_)));
     let raws = InPtrs(
         inputs

@@ -12,11 +12,11 @@ mod matmul;
 mod reduce;
 
 use super::Backend;
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::fast::FastOp;
 use crate::ops::{FusedInput, FusedInstr, FusedProgram, Op, Operand};
 use crate::shape::numel;
-use crate::{Array, DType};
+use crate::{Array, DType, Device};
 
 /// The CPU backend (stateless; the pool and caches are global).
 pub struct CpuBackend;
@@ -55,7 +55,22 @@ pub(crate) fn convert(a: &Array, dtype: DType) -> Result<Array> {
 }
 
 impl Backend for CpuBackend {
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn upload(&self, bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Array> {
+        Array::from_bytes(bytes, shape, dtype)
+    }
+
     fn execute(&self, op: &Op, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Result<Array> {
+        super::check_inputs(op, Device::Cpu, &inputs)?;
+        if inputs.iter().any(|a| a.host_bytes().is_none()) {
+            return Err(invalid(
+                op.name(),
+                "the CPU backend cannot read this kind of buffer in place",
+            ));
+        }
         let x = || &inputs[0];
         // An empty output needs no kernel (its inputs may still have huge axes,
         // e.g. a (0, 2^60) reduction); indexing ops still check their indices.
@@ -150,5 +165,11 @@ impl Backend for CpuBackend {
         inputs: &[(&[usize], DType)],
     ) -> std::result::Result<(), String> {
         fast::supports(op, inputs)
+    }
+
+    fn can_fuse(&self, op: &Op, inputs: &[DType], output: DType) -> bool {
+        op.is_elementwise()
+            && compute::f32_exact(output)
+            && inputs.iter().all(|&d| compute::f32_exact(d))
     }
 }

@@ -1,0 +1,81 @@
+//! Matrix products and 1-D convolution as triple loops with f64 dot products.
+
+use super::element::offset;
+use super::{Out, View};
+use crate::error::Result;
+use crate::shape::{broadcast_strides, numel};
+use crate::DType;
+
+/// `a @ b` into `shape` (…, m, n). A transposed operand is stored with its
+/// last two axes swapped; batch axes broadcast.
+pub(super) fn matmul(
+    a: &View,
+    b: &View,
+    ta: bool,
+    tb: bool,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Out> {
+    let r = shape.len();
+    let (m, n) = (shape[r - 2], shape[r - 1]);
+    let (ar, br) = (a.shape.len(), b.shape.len());
+    let k = if ta { a.shape[ar - 2] } else { a.shape[ar - 1] };
+    let batch = &shape[..r - 2];
+    let a_bs = broadcast_strides(&a.shape[..ar - 2], batch);
+    let b_bs = broadcast_strides(&b.shape[..br - 2], batch);
+    // Element (row, col) of each operand's logical matrix inside its batch entry.
+    let a_at = |i: usize, p: usize| if ta { p * m + i } else { i * k + p };
+    let b_at = |p: usize, j: usize| if tb { j * k + p } else { p * n + j };
+    let mut out = Out::new(shape, dtype)?;
+    for e in 0..numel(batch) {
+        let a0 = offset(e, batch, &a_bs) * m * k;
+        let b0 = offset(e, batch, &b_bs) * k * n;
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|p| a.get(a0 + a_at(i, p)) * b.get(b0 + b_at(p, j)))
+                    .sum();
+                out.set((e * m + i) * n + j, dot);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Convolution of x (N, C_in, L) with w (C_out, C_in/groups, K) into
+/// `shape` (N, C_out, L_out); `params` = [stride, padding, dilation, groups].
+pub(super) fn conv1d(
+    x: &View,
+    w: &View,
+    params: [usize; 4],
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Out> {
+    let [stride, padding, dilation, groups] = params;
+    let (cin, l) = (x.shape[1], x.shape[2]);
+    let (cout, cg, k) = (w.shape[0], w.shape[1], w.shape[2]);
+    let (batch, lout) = (shape[0], shape[2]);
+    let per_group = cout / groups;
+    let mut out = Out::new(shape, dtype)?;
+    for bi in 0..batch {
+        for o in 0..cout {
+            let g = o / per_group;
+            for t in 0..lout {
+                let mut acc = 0.0f64;
+                for c in 0..cg {
+                    for tap in 0..k {
+                        // Input position, with `padding` zeros on both sides.
+                        let pos = (t * stride + tap * dilation) as isize - padding as isize;
+                        if pos < 0 || pos >= l as isize {
+                            continue;
+                        }
+                        let xi = (bi * cin + g * cg + c) * l + pos as usize;
+                        acc += x.get(xi) * w.get((o * cg + c) * k + tap);
+                    }
+                }
+                out.set((bi * cout + o) * lout + t, acc);
+            }
+        }
+    }
+    Ok(out)
+}
