@@ -4,16 +4,7 @@ mod common;
 use common::*;
 use emily::{DType, Tensor};
 
-const ALL: [DType; 8] = [
-    DType::F32,
-    DType::F64,
-    DType::F16,
-    DType::BF16,
-    DType::I32,
-    DType::I64,
-    DType::U8,
-    DType::Bool,
-];
+const ALL: [DType; 8] = ALL_DTYPES;
 
 /// Seeded values representable in `dtype` (small integers for integer types).
 fn values(shape: &[usize], dtype: DType, seed: u64) -> (Tensor, Vec<f64>) {

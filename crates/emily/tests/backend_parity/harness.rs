@@ -8,16 +8,7 @@ use emily::{Bool, DType, Device, Result, Tensor};
 use rand::{Rng, SeedableRng};
 
 /// Every dtype of the catalogue.
-pub const ALL: [DType; 8] = [
-    DType::F32,
-    DType::F64,
-    DType::F16,
-    DType::BF16,
-    DType::I32,
-    DType::I64,
-    DType::U8,
-    DType::Bool,
-];
+pub const ALL: [DType; 8] = super::common::ALL_DTYPES;
 /// The float dtypes.
 pub const FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
 /// Every dtype arithmetic accepts (all but Bool).

@@ -3,6 +3,8 @@
 //! every dtype each op accepts. The families take the device under test: a
 //! new backend adds one `#[test]` per family calling them with its device.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod elementwise;
 mod fast;
 mod harness;

@@ -194,7 +194,10 @@ fn storage_sizes_are_checked() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("f64") && e.contains("isize::MAX"), "{e}");
-    let e = DType::U8.storage_bytes(&[1 << 40, 1 << 40]).unwrap_err().to_string();
+    let e = DType::U8
+        .storage_bytes(&[1 << 40, 1 << 40])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("more elements than usize holds"), "{e}");
     let bytes = [0u8; 12];
     assert!(Tensor::from_bytes_on(&bytes, &[2], DType::F32, REF).is_err());
