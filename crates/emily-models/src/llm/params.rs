@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use emily::{Array, DType, Device, Tensor};
+use emily::{Array, DType, Tensor};
 use emily_nn::{Model, ParamStore};
 
 use super::LlmError;
@@ -92,7 +92,7 @@ pub fn load_tensor(file: &GgufFile, info: &TensorInfo) -> Result<Tensor, LlmErro
             Array::from_slice(&values, &shape)?
         }
     };
-    Ok(Tensor::from_array(array, Device::Cpu))
+    Ok(Tensor::from_array(array))
 }
 
 /// A quantised tensor's values in f32.
