@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Transcribe audio files (WAV, FLAC, MP3, OGG).
+    /// Transcribe audio files (WAV, FLAC, MP3, OGG) or standard input (`-`).
     Transcribe(transcribe::Args),
     /// The fast-kernels demo: JFK with and without fused kernels, side by side.
     Demo(demo::Args),

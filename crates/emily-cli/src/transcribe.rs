@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use emily::Kernels;
+use emily_models::audio::AudioSource;
 use emily_models::tokenizer::Task;
 use emily_models::whisper::{TranscribeOptions, Whisper};
 
@@ -12,7 +13,8 @@ use crate::format::{render, Format};
 /// Arguments of `emily transcribe`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Audio files.
+    /// Audio files; `-` reads standard input (e.g. `ffmpeg -i x.mp4 -f wav - | emily transcribe -`).
+    /// Every input is attempted; the exit status is non-zero if any failed.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Model directory (CTranslate2 or Hugging Face layout).
@@ -37,7 +39,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(a: Args, verbose: bool) -> Result<()> {
-    let dir = a.model.unwrap_or_else(crate::default_model_dir);
+    let dir = a.model.clone().unwrap_or_else(crate::default_model_dir);
     let kernels = if a.no_fast_kernels {
         Kernels::Composed
     } else {
@@ -52,7 +54,7 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
     let timestamps = a.timestamps || matches!(a.format, Format::Srt | Format::Vtt);
     let opts = TranscribeOptions {
         timestamps,
-        language: a.language,
+        language: a.language.clone(),
         task: if a.translate {
             Task::Translate
         } else {
@@ -60,50 +62,76 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
         },
         ..TranscribeOptions::default()
     };
+    let mut failed = Vec::new();
     for f in &a.files {
-        let t = std::time::Instant::now();
-        let samples = emily_models::audio::load_audio(f)
-            .with_context(|| format!("reading {}", f.display()))?;
-        let bar = (samples.len() > 30 * 16000).then(|| {
-            let b = indicatif::ProgressBar::new(samples.len() as u64 / 16000);
+        let mut source = AudioSource::from_arg(f);
+        if let Err(e) = transcribe_one(&whisper, &mut source, &opts, &a, timestamps, verbose) {
+            eprintln!("error: {e:#}");
+            failed.push(source.name().to_string());
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} inputs failed: {}",
+            failed.len(),
+            a.files.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Transcribes one input and prints its transcript.
+fn transcribe_one(
+    whisper: &Whisper,
+    source: &mut AudioSource<'_>,
+    opts: &TranscribeOptions,
+    a: &Args,
+    timestamps: bool,
+    verbose: bool,
+) -> Result<()> {
+    let name = source.name().to_string();
+    let t = std::time::Instant::now();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut progress = |done: f64, total: f64| {
+        if total <= 30.0 {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{msg} [{bar:40}] {pos}/{len} s ({eta} left)",
                 )
                 .expect("valid template"),
             );
-            b.set_message(f.display().to_string());
+            b.set_message(name.clone());
             b
         });
-        let mut progress = |done: f64, _total: f64| {
-            if let Some(b) = &bar {
-                b.set_position(done as u64);
-            }
-        };
-        let tr = whisper
-            .transcribe_with_progress(&samples, &opts, &mut progress)
-            .with_context(|| format!("transcribing {}", f.display()))?;
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
-        if a.files.len() > 1 {
-            println!("== {}", f.display());
-        }
-        print!("{}", render(&tr, a.format, timestamps));
-        if verbose {
-            let tm = &tr.timings;
-            eprintln!(
-                "{}: total {:.0} ms (features {:.0} ms, encoder {:.0} ms, decoder {:.0} ms / {} steps)",
-                f.display(),
-                t.elapsed().as_secs_f64() * 1e3,
-                tm.features.as_secs_f64() * 1e3,
-                tm.encoder.as_secs_f64() * 1e3,
-                tm.decoder.as_secs_f64() * 1e3,
-                tm.decoder_steps
-            );
-            for (op, secs, runs) in emily::telemetry::take_op_profile().iter().take(12) {
-                eprintln!("  {op:<32} {:>8.1} ms  {runs:>6} runs", secs * 1e3);
-            }
+        b.set_position(done as u64);
+    };
+    let tr = whisper
+        .transcribe_source(source, opts, &mut progress)
+        .with_context(|| format!("transcribing {name}"))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if a.files.len() > 1 {
+        println!("== {name}");
+    }
+    print!("{}", render(&tr, a.format, timestamps));
+    if verbose {
+        let tm = &tr.timings;
+        eprintln!(
+            "{name}: total {:.0} ms (features {:.0} ms, encoder {:.0} ms, decoder {:.0} ms / {} steps)",
+            t.elapsed().as_secs_f64() * 1e3,
+            tm.features.as_secs_f64() * 1e3,
+            tm.encoder.as_secs_f64() * 1e3,
+            tm.decoder.as_secs_f64() * 1e3,
+            tm.decoder_steps
+        );
+        for (op, secs, runs) in emily::telemetry::take_op_profile().iter().take(12) {
+            eprintln!("  {op:<32} {:>8.1} ms  {runs:>6} runs", secs * 1e3);
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! The `emily` binary end to end: transcription output formats and errors.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -16,6 +17,82 @@ fn emily(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run emily")
+}
+
+/// `emily ARGS` with `input` written to its standard input.
+fn emily_with_stdin(args: &[&str], input: Vec<u8>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emily"))
+        .current_dir(root())
+        .env("EMILY_MODEL_DIR", root().join("models/whisper-tiny.en"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run emily");
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from a thread, as a pipe from another program would be.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("emily ran");
+    writer.join().unwrap();
+    out
+}
+
+const JFK: &str = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
+
+/// The JFK WAV as a program writing to a pipe emits it: RIFF and data chunk
+/// lengths are 0xFFFFFFFF (unknown), as `ffmpeg ... -f wav -` writes them.
+fn jfk_streamed_wav() -> Vec<u8> {
+    let mut wav = std::fs::read(root().join("samples/jfk.wav")).unwrap();
+    wav[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let data = wav.windows(4).position(|w| w == b"data").unwrap();
+    wav[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    wav
+}
+
+#[test]
+fn transcribes_standard_input() {
+    let jfk = std::fs::read(root().join("samples/jfk.wav")).unwrap();
+    for (what, input) in [("jfk.wav", jfk), ("streamed header", jfk_streamed_wav())] {
+        let out = emily_with_stdin(&["transcribe", "-"], input);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), JFK, "{what}");
+    }
+    let out = emily_with_stdin(&["transcribe", "-"], b"not audio".to_vec());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-: not a recognised audio file"));
+}
+
+#[test]
+fn one_bad_file_does_not_stop_a_batch() {
+    let dir = std::env::temp_dir().join("emily-cli-batch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.wav");
+    std::fs::write(&bad, b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();
+    let out = emily(&[
+        "transcribe",
+        "samples/jfk.wav",
+        bad.to_str().unwrap(),
+        "samples/jfk.wav",
+    ]);
+    assert!(
+        !out.status.success(),
+        "a failed input makes the exit status non-zero"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.matches(JFK).count(),
+        2,
+        "both good files transcribed: {text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.wav") && err.contains("1 of 3 inputs failed"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,17 +1,17 @@
-//! Decoding audio files with `symphonia` (WAV, FLAC, MP3, OGG/Vorbis).
+//! Decoding audio with `symphonia` (WAV, FLAC, MP3, OGG/Vorbis), packet by packet.
 
 use std::fs::File;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::Path;
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, TrackType};
-use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
-use super::AudioError;
+use super::{check_sample_rate, AudioError};
 
 /// Decoded audio at its original rate and channel count.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,30 +43,26 @@ impl DecodedAudio {
 /// audio stream has no defined end, so an MP3 without such a header that is cut at
 /// a frame boundary decodes to the audio that is present.
 pub fn decode_file(path: &Path) -> Result<DecodedAudio, AudioError> {
-    let name = path.display().to_string();
-    let io_err = |source| AudioError::Io {
-        file: name.clone(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    if file.metadata().map_err(io_err)?.len() == 0 {
-        return Err(AudioError::Empty { file: name });
-    }
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
-    decode_source(Box::new(file), &hint, &name)
+    collect(PacketReader::open_path(path)?)
 }
 
 /// Decode an in-memory audio file; `name` labels it in errors.
 pub fn decode_bytes(bytes: Vec<u8>, name: &str) -> Result<DecodedAudio, AudioError> {
-    if bytes.is_empty() {
-        return Err(AudioError::Empty {
-            file: name.to_string(),
-        });
+    collect(PacketReader::open_bytes(bytes, name)?)
+}
+
+/// Every packet of `reader`, interleaved into one buffer.
+fn collect(mut reader: PacketReader) -> Result<DecodedAudio, AudioError> {
+    let mut samples = Vec::new();
+    while let Some(packet) = reader.next_packet()? {
+        samples.extend_from_slice(packet.samples);
     }
-    decode_source(Box::new(std::io::Cursor::new(bytes)), &Hint::new(), name)
+    let (sample_rate, channels) = reader.spec().expect("a stream that ended has a spec");
+    Ok(DecodedAudio {
+        samples,
+        sample_rate,
+        channels,
+    })
 }
 
 /// An I/O error that means the data stopped early.
@@ -74,126 +70,267 @@ fn is_eof(err: &SymphoniaError) -> bool {
     matches!(err, SymphoniaError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof)
 }
 
-fn decode_source(
-    source: Box<dyn MediaSource>,
-    hint: &Hint,
-    name: &str,
-) -> Result<DecodedAudio, AudioError> {
-    let file = || name.to_string();
-    let stream = MediaSourceStream::new(source, Default::default());
-    let mut format = symphonia::default::get_probe()
-        .probe(
-            hint,
-            stream,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| {
-            if is_eof(&e) {
-                AudioError::Truncated {
-                    file: file(),
-                    reason: "the file ends inside its headers or before its last page".into(),
-                }
-            } else {
-                AudioError::NotAudio {
-                    file: file(),
-                    reason: e.to_string(),
-                }
-            }
-        })?;
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::Unsupported {
-            file: file(),
-            reason: "no audio track".into(),
-        })?;
-    let (track_id, declared_frames) = (track.id, track.num_frames);
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| AudioError::Unsupported {
-            file: file(),
-            reason: "the audio track has no codec parameters".into(),
-        })?;
-    let options = AudioDecoderOptions::default().verify(true);
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(params, &options)
-        .map_err(|e| AudioError::Unsupported {
-            file: file(),
-            reason: e.to_string(),
-        })?;
+/// One decoded packet.
+pub(crate) struct Packet<'r> {
+    /// Interleaved samples.
+    pub(crate) samples: &'r [f32],
+    /// Sample rate (Hz).
+    pub(crate) rate: u32,
+    /// Channels.
+    pub(crate) channels: usize,
+    /// The input's label in errors.
+    pub(crate) name: &'r str,
+}
 
-    let corrupt = |reason: String| AudioError::Corrupt {
-        file: file(),
-        reason,
-    };
-    let truncated = |reason: String| AudioError::Truncated {
-        file: file(),
-        reason,
-    };
-    let mut samples: Vec<f32> = Vec::new();
-    let mut packet_samples: Vec<f32> = Vec::new();
-    let mut spec: Option<(u32, usize)> = None;
-    for index in 0usize.. {
-        let packet = match format.next_packet() {
-            Ok(Some(packet)) => packet,
-            Ok(None) | Err(SymphoniaError::ResetRequired) => break,
-            Err(e) if is_eof(&e) => {
-                return Err(truncated(format!("the stream ends inside packet {index}")))
-            }
-            Err(e) => return Err(corrupt(format!("packet {index}: {e}"))),
+/// One audio track decoded packet by packet into interleaved f32.
+///
+/// Every packet has the same rate (checked to be in [`super::MIN_SAMPLE_RATE`] ..=
+/// [`super::MAX_SAMPLE_RATE`]) and channel count. After the last packet the
+/// stream's checksum (FLAC's MD5) and its declared length are verified; for a
+/// stream read from a pipe a declared length is only a hint (writers that cannot
+/// seek back leave a placeholder) and is not enforced.
+pub(crate) struct PacketReader {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    declared_frames: Option<u64>,
+    enforce_declared_length: bool,
+    spec: Option<(u32, usize)>,
+    frames: u64,
+    index: usize,
+    finished: bool,
+    packet: Vec<f32>,
+    name: String,
+}
+
+impl PacketReader {
+    /// Open the file at `path`: a regular file, or a pipe or device read once.
+    pub(crate) fn open_path(path: &Path) -> Result<Self, AudioError> {
+        let name = path.display().to_string();
+        let io_err = |source| AudioError::Io {
+            file: name.clone(),
+            source,
         };
-        if packet.track_id != track_id {
-            continue;
+        let file = File::open(path).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        let mut hint = Hint::new();
+        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+            hint.with_extension(ext);
         }
-        let buffer = decoder.decode(&packet).map_err(|e| {
-            if is_eof(&e) {
-                truncated(format!("packet {index} is cut short"))
-            } else {
-                corrupt(format!("packet {index}: {e}"))
+        if meta.is_file() {
+            if meta.len() == 0 {
+                return Err(AudioError::Empty { file: name });
             }
-        })?;
-        let this_spec = (buffer.spec().rate(), buffer.spec().channels().count());
-        match spec {
-            None => spec = Some(this_spec),
-            Some(first) if first != this_spec => {
-                return Err(AudioError::Unsupported {
+            Self::open(Box::new(file), &hint, &name, true)
+        } else {
+            Self::open_reader(Box::new(file), &hint, &name)
+        }
+    }
+
+    /// Open an in-memory file; `name` labels it in errors.
+    pub(crate) fn open_bytes(bytes: Vec<u8>, name: &str) -> Result<Self, AudioError> {
+        if bytes.is_empty() {
+            return Err(AudioError::Empty {
+                file: name.to_string(),
+            });
+        }
+        let cursor = Box::new(std::io::Cursor::new(bytes));
+        Self::open(cursor, &Hint::new(), name, true)
+    }
+
+    /// Open a stream read once from its start (standard input, a pipe).
+    pub(crate) fn open_reader(
+        reader: Box<dyn Read + Send + Sync>,
+        hint: &Hint,
+        name: &str,
+    ) -> Result<Self, AudioError> {
+        Self::open(Box::new(ReadOnlySource::new(reader)), hint, name, false)
+    }
+
+    fn open(
+        source: Box<dyn MediaSource>,
+        hint: &Hint,
+        name: &str,
+        enforce_declared_length: bool,
+    ) -> Result<Self, AudioError> {
+        let file = || name.to_string();
+        let stream = MediaSourceStream::new(source, Default::default());
+        let format = symphonia::default::get_probe()
+            .probe(
+                hint,
+                stream,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+            .map_err(|e| {
+                if is_eof(&e) {
+                    AudioError::Truncated {
+                        file: file(),
+                        reason: "the file ends inside its headers or before its last page".into(),
+                    }
+                } else {
+                    AudioError::NotAudio {
+                        file: file(),
+                        reason: e.to_string(),
+                    }
+                }
+            })?;
+        let track =
+            format
+                .default_track(TrackType::Audio)
+                .ok_or_else(|| AudioError::Unsupported {
                     file: file(),
-                    reason: format!(
-                    "the stream changes from {} Hz x {} to {} Hz x {} channels at packet {index}",
-                    first.0, first.1, this_spec.0, this_spec.1
-                ),
-                })
+                    reason: "no audio track".into(),
+                })?;
+        let (track_id, declared_frames) = (track.id, track.num_frames);
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or_else(|| AudioError::Unsupported {
+                file: file(),
+                reason: "the audio track has no codec parameters".into(),
+            })?;
+        if let Some(rate) = params.sample_rate {
+            check_sample_rate(rate, name)?;
+        }
+        let options = AudioDecoderOptions::default().verify(true);
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(params, &options)
+            .map_err(|e| AudioError::Unsupported {
+                file: file(),
+                reason: e.to_string(),
+            })?;
+        Ok(PacketReader {
+            format,
+            decoder,
+            track_id,
+            declared_frames,
+            enforce_declared_length,
+            spec: None,
+            frames: 0,
+            index: 0,
+            finished: false,
+            packet: Vec::new(),
+            name: name.to_string(),
+        })
+    }
+
+    /// The input's label in errors.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `(sample rate, channels)` once the first packet is decoded.
+    pub(crate) fn spec(&self) -> Option<(u32, usize)> {
+        self.spec
+    }
+
+    /// The next packet's interleaved samples, or `None` after the last one (when
+    /// the whole stream has been checked).
+    pub(crate) fn next_packet(&mut self) -> Result<Option<Packet<'_>>, AudioError> {
+        loop {
+            if self.finished {
+                return Ok(None);
             }
-            Some(_) => {}
+            let index = self.index;
+            let packet = match self.format.next_packet() {
+                Ok(Some(packet)) => packet,
+                Ok(None) | Err(SymphoniaError::ResetRequired) => {
+                    self.finish()?;
+                    return Ok(None);
+                }
+                // A pipe ends where its writer stopped, whatever length the header
+                // promised (nothing is lost: packet reads return what is there).
+                Err(e) if is_eof(&e) && !self.enforce_declared_length => {
+                    self.finish()?;
+                    return Ok(None);
+                }
+                Err(e) if is_eof(&e) => {
+                    return Err(self.truncated(format!("the stream ends inside packet {index}")))
+                }
+                Err(e) => return Err(self.corrupt(format!("packet {index}: {e}"))),
+            };
+            self.index += 1;
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let buffer = match self.decoder.decode(&packet) {
+                Ok(buffer) => buffer,
+                Err(e) if is_eof(&e) => {
+                    return Err(self.truncated(format!("packet {index} is cut short")))
+                }
+                Err(e) => return Err(self.corrupt(format!("packet {index}: {e}"))),
+            };
+            let this_spec = (buffer.spec().rate(), buffer.spec().channels().count());
+            buffer.copy_to_vec_interleaved(&mut self.packet);
+            match self.spec {
+                None => {
+                    check_sample_rate(this_spec.0, &self.name)?;
+                    if this_spec.1 == 0 {
+                        return Err(AudioError::Unsupported {
+                            file: self.name.clone(),
+                            reason: "the stream has no channels".into(),
+                        });
+                    }
+                    self.spec = Some(this_spec);
+                }
+                Some(first) if first != this_spec => {
+                    return Err(AudioError::Unsupported {
+                        file: self.name.clone(),
+                        reason: format!(
+                        "the stream changes from {} Hz x {} to {} Hz x {} channels at packet {index}",
+                        first.0, first.1, this_spec.0, this_spec.1
+                    ),
+                    })
+                }
+                Some(_) => {}
+            }
+            if self.packet.is_empty() {
+                continue;
+            }
+            self.frames += (self.packet.len() / this_spec.1) as u64;
+            return Ok(Some(Packet {
+                samples: &self.packet,
+                rate: this_spec.0,
+                channels: this_spec.1,
+                name: &self.name,
+            }));
         }
-        buffer.copy_to_vec_interleaved(&mut packet_samples);
-        samples.extend_from_slice(&packet_samples);
     }
-    if decoder.finalize().verify_ok == Some(false) {
-        return Err(corrupt(
-            "the decoded audio fails the stream's checksum".into(),
-        ));
-    }
-    let Some((sample_rate, channels)) = spec.filter(|&(rate, ch)| rate > 0 && ch > 0) else {
-        return Err(AudioError::Empty { file: file() });
-    };
-    if samples.is_empty() {
-        return Err(AudioError::Empty { file: file() });
-    }
-    let decoded = DecodedAudio {
-        samples,
-        sample_rate,
-        channels,
-    };
-    if let Some(declared) = declared_frames {
-        if (decoded.frames() as u64) < declared {
-            return Err(truncated(format!(
-                "{} of the {declared} declared frames are present",
-                decoded.frames()
-            )));
+
+    /// End-of-stream checks: checksum, presence of audio, declared length.
+    fn finish(&mut self) -> Result<(), AudioError> {
+        self.finished = true;
+        if self.decoder.finalize().verify_ok == Some(false) {
+            return Err(self.corrupt("the decoded audio fails the stream's checksum".into()));
+        }
+        if self.spec.is_none() || self.frames == 0 {
+            return Err(AudioError::Empty {
+                file: self.name.clone(),
+            });
+        }
+        match self.declared_frames {
+            Some(declared) if self.enforce_declared_length && self.frames < declared => Err(self
+                .truncated(format!(
+                    "{} of the {declared} declared frames are present",
+                    self.frames
+                ))),
+            _ => Ok(()),
         }
     }
-    Ok(decoded)
+
+    fn corrupt(&self, reason: String) -> AudioError {
+        AudioError::Corrupt {
+            file: self.name.clone(),
+            reason,
+        }
+    }
+
+    fn truncated(&self, reason: String) -> AudioError {
+        AudioError::Truncated {
+            file: self.name.clone(),
+            reason,
+        }
+    }
 }

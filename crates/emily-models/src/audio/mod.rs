@@ -1,4 +1,4 @@
-//! Audio input for Whisper: any file or sample buffer to 16 kHz mono f32.
+//! Audio input for Whisper: any file, pipe or sample buffer to 16 kHz mono f32.
 //!
 //! - [`decode_file`] / [`decode_bytes`] decode WAV (8/16/24/32-bit integer PCM,
 //!   32-bit float), FLAC, MP3 and OGG/Vorbis with `symphonia` into interleaved f32
@@ -6,21 +6,48 @@
 //!   (16-bit: `i16 / 32768.0` exactly, the golden convention).
 //! - [`mix_to_mono`] averages any number of channels.
 //! - [`resample`] converts any rate with `rubato`'s band-limited FFT resampler.
-//! - [`load_audio`] does all three for a file; [`prepare_samples`] for raw samples.
+//! - [`AudioStream`] does all three packet by packet, yielding 16 kHz mono chunks
+//!   in bounded memory whatever the duration; [`AudioSource`] names an input (a
+//!   file, standard input, a pipe) that can be streamed more than once.
+//! - [`load_audio`] collects a whole file's stream; [`prepare_samples`] converts
+//!   raw samples.
 //!
-//! Empty, truncated, corrupt and non-audio inputs are errors naming the file;
+//! Empty, truncated, corrupt and non-audio inputs, and sample rates outside
+//! [`MIN_SAMPLE_RATE`] ..= [`MAX_SAMPLE_RATE`], are errors naming the input;
 //! nothing here panics on bad input.
 
 mod decode;
 mod resample;
+mod source;
+mod stream;
 
 pub use decode::{decode_bytes, decode_file, DecodedAudio};
 pub use resample::resample;
+pub use source::AudioSource;
+pub use stream::{AudioStream, SampleChunks, SliceChunks};
 
 use std::path::Path;
 
 /// The sample rate Whisper expects.
 pub const WHISPER_SAMPLE_RATE: u32 = 16_000;
+/// The lowest input sample rate accepted (Hz); below it a header is taken as hostile
+/// or broken (1 Hz would make the resampler produce 16000 samples per input sample).
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+/// The highest input sample rate accepted (Hz).
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+
+/// `Ok` if `rate` lies in [`MIN_SAMPLE_RATE`] ..= [`MAX_SAMPLE_RATE`], else an
+/// [`AudioError::SampleRate`] naming `file`.
+pub fn check_sample_rate(rate: u32, file: &str) -> Result<(), AudioError> {
+    if (MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+        Ok(())
+    } else {
+        Err(AudioError::SampleRate {
+            file: file.to_string(),
+            rate,
+        })
+    }
+}
 
 /// Errors reading or converting audio; `file` names the input (a path, or the label
 /// given to [`decode_bytes`] / `"samples"` for raw buffers).
@@ -80,6 +107,22 @@ pub enum AudioError {
         /// What is wrong.
         reason: String,
     },
+    /// The sample rate is outside [`MIN_SAMPLE_RATE`] ..= [`MAX_SAMPLE_RATE`].
+    #[error("{file}: sample rate {rate} Hz is outside the supported {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} Hz (a broken or hostile header?)")]
+    SampleRate {
+        /// The input.
+        file: String,
+        /// The rate claimed.
+        rate: u32,
+    },
+    /// The input changed between two reads (a file rewritten while being transcribed).
+    #[error("{file}: the audio changed while it was being read ({reason})")]
+    Changed {
+        /// The input.
+        file: String,
+        /// What differed.
+        reason: String,
+    },
     /// The resampler rejected the rates or failed.
     #[error("{file}: cannot resample from {from_rate} Hz to {to_rate} Hz: {reason}")]
     Resample {
@@ -97,15 +140,23 @@ pub enum AudioError {
 /// Average interleaved `channels`-channel samples into one channel. A trailing
 /// partial frame is ignored; one channel is returned as is.
 pub fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
+    let mut mono = Vec::new();
+    mix_into(interleaved, channels, &mut mono);
+    mono
+}
+
+/// [`mix_to_mono`], appending to `out`.
+fn mix_into(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
     match channels {
-        0 => Vec::new(),
-        1 => interleaved.to_vec(),
+        0 => {}
+        1 => out.extend_from_slice(interleaved),
         n => {
             let scale = 1.0 / n as f32;
-            interleaved
-                .chunks_exact(n)
-                .map(|frame| frame.iter().sum::<f32>() * scale)
-                .collect()
+            out.extend(
+                interleaved
+                    .chunks_exact(n)
+                    .map(|frame| frame.iter().sum::<f32>() * scale),
+            )
         }
     }
 }
@@ -122,9 +173,10 @@ pub fn prepare_samples(
         file: file.to_string(),
         reason,
     };
-    if channels == 0 || sample_rate == 0 {
+    if channels == 0 {
         return Err(invalid(format!("{channels} channels at {sample_rate} Hz")));
     }
+    check_sample_rate(sample_rate, file)?;
     if !interleaved.len().is_multiple_of(channels) {
         return Err(invalid(format!(
             "{} samples are not a whole number of {channels}-channel frames",
@@ -138,16 +190,16 @@ pub fn prepare_samples(
     resample(&mono, sample_rate, WHISPER_SAMPLE_RATE, file)
 }
 
-/// Decode the audio file at `path` and convert it to 16 kHz mono f32.
+/// Decode the audio file at `path` and convert it to 16 kHz mono f32, all in
+/// memory (about 64 KB per second of audio): for short inputs. Long inputs are
+/// better streamed with [`AudioStream`]; this collects the same stream.
 pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
-    let decoded = decode_file(path)?;
-    let file = path.display().to_string();
-    prepare_samples(
-        &decoded.samples,
-        decoded.sample_rate,
-        decoded.channels,
-        &file,
-    )
+    let mut stream = AudioStream::open_path(path)?;
+    let mut samples = Vec::new();
+    while let Some(chunk) = stream.next_chunk()? {
+        samples.extend_from_slice(chunk);
+    }
+    Ok(samples)
 }
 
 #[cfg(test)]
@@ -164,6 +216,13 @@ mod tests {
     fn raw_sample_errors() {
         assert!(prepare_samples(&[0.0; 3], 16000, 2, "buf").is_err());
         assert!(prepare_samples(&[0.0; 4], 0, 2, "buf").is_err());
+        for rate in [0, 1, 999, 384_001, u32::MAX] {
+            let err = prepare_samples(&[0.0; 4], rate, 1, "buf").unwrap_err();
+            assert!(matches!(err, AudioError::SampleRate { .. }), "{err}");
+            assert!(err
+                .to_string()
+                .contains(&format!("buf: sample rate {rate} Hz")));
+        }
         let err = prepare_samples(&[0.0, f32::NAN], 16000, 1, "buf").unwrap_err();
         assert!(err.to_string().starts_with("buf:"), "{err}");
         assert_eq!(

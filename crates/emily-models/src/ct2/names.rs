@@ -224,12 +224,15 @@ pub(crate) fn ct2_to_hf(vars: &Weights, path: &Path) -> Result<Weights, Ct2Error
             || record.shape().is_empty()
             || record.numel() <= 1;
         if !known {
+            let reason = if name.ends_with("_scale") {
+                "an int8 quantization scale: quantized models are not supported"
+            } else {
+                "not a variable of a float Whisper model (quantized models are not supported)"
+            };
             return Err(Ct2Error::Mapping {
                 path: path.to_path_buf(),
                 tensor: name.to_string(),
-                reason:
-                    "not a variable of a float Whisper model (quantized models are not supported)"
-                        .into(),
+                reason: reason.into(),
             });
         }
     }

@@ -10,11 +10,17 @@
 //!
 //! The FFT comes from `realfft`; frames are computed in parallel with rayon, and
 //! frames that lie wholly in the zero padding skip the FFT (their power is zero).
+//!
+//! Long audio need not be held whole: [`LogMelFeaturizer::loudness_scan`] and
+//! [`LogMelFeaturizer::long_windows`] give [`compute_long`](LogMelFeaturizer::compute_long)'s
+//! windows, bit for bit, from two streamed passes in bounded memory.
 
 mod filters;
 mod stft;
+mod windows;
 
 pub use filters::mel_filters;
+pub use windows::{Loudness, LoudnessScan, MelWindows};
 
 use filters::SparseFilters;
 use stft::MelStft;
@@ -48,6 +54,15 @@ pub enum LogMelError {
         samples: usize,
         /// Samples in a window.
         max: usize,
+    },
+    /// A window was asked for out of order, before its samples, or into a
+    /// buffer of the wrong size ([`MelWindows::window`]).
+    #[error("log-mel: window at frame {seek}: {reason}")]
+    Window {
+        /// The window's first frame.
+        seek: usize,
+        /// What was wrong.
+        reason: String,
     },
     /// A sample is NaN or infinite.
     #[error("log-mel: sample {index} is {value} (audio must be finite)")]

@@ -12,6 +12,11 @@ use super::filters::SparseFilters;
 /// Smallest mel power before the logarithm.
 const LOG_FLOOR: f32 = 1e-10;
 
+/// `log10` of [`LOG_FLOOR`]: the value of a silent frame, the smallest there is.
+pub(crate) fn log_floor() -> f32 {
+    LOG_FLOOR.log10()
+}
+
 /// Frames per rayon task: large enough to amortise the scratch buffers.
 const FRAMES_PER_TASK: usize = 64;
 
@@ -56,8 +61,41 @@ impl MelStft {
         padded_len: usize,
         n_frames: usize,
     ) -> Vec<f32> {
+        let mut out = vec![0f32; n_frames * self.n_mels];
+        self.log_mel_frames_at(samples, 0, padded_len, 0, &mut out);
+        out
+    }
+
+    /// Number of mel bins per frame.
+    pub(crate) fn n_mels(&self) -> usize {
+        self.n_mels
+    }
+
+    /// Hop between frames, in samples.
+    pub(crate) fn hop(&self) -> usize {
+        self.hop
+    }
+
+    /// Samples each side of a frame's centre (`n_fft / 2`).
+    pub(crate) fn half_window(&self) -> usize {
+        self.n_fft / 2
+    }
+
+    /// [`log_mel_frames`](Self::log_mel_frames) for frames `first_frame ..
+    /// first_frame + out.len() / n_mels` of a signal of which `samples` holds the
+    /// part starting at sample `origin` (everything before it that the frames
+    /// need must be held; everything after it is zero).
+    pub(crate) fn log_mel_frames_at(
+        &self,
+        samples: &[f32],
+        origin: usize,
+        padded_len: usize,
+        first_frame: usize,
+        out: &mut [f32],
+    ) {
         let half = (self.n_fft / 2) as isize;
         let last = padded_len as isize - 1;
+        let origin = origin as isize;
         let at = |i: isize| -> f32 {
             let j = if i < 0 {
                 -i
@@ -66,10 +104,14 @@ impl MelStft {
             } else {
                 i
             };
-            samples.get(j as usize).copied().unwrap_or(0.0)
+            debug_assert!(j >= origin, "sample {j} was dropped (held from {origin})");
+            usize::try_from(j - origin)
+                .ok()
+                .and_then(|k| samples.get(k))
+                .copied()
+                .unwrap_or(0.0)
         };
-        let floor = LOG_FLOOR.log10();
-        let mut out = vec![floor; n_frames * self.n_mels];
+        out.fill(log_floor());
         out.par_chunks_mut(FRAMES_PER_TASK * self.n_mels)
             .enumerate()
             .for_each(|(task, chunk)| {
@@ -78,7 +120,7 @@ impl MelStft {
                 let mut scratch = self.fft.make_scratch_vec();
                 let mut power = vec![0f32; spectrum.len()];
                 for (k, mel) in chunk.chunks_mut(self.n_mels).enumerate() {
-                    let t = task * FRAMES_PER_TASK + k;
+                    let t = first_frame + task * FRAMES_PER_TASK + k;
                     let start = (t * self.hop) as isize - half;
                     let mut silent = true;
                     for (n, (x, w)) in frame.iter_mut().zip(&self.window).enumerate() {
@@ -102,6 +144,5 @@ impl MelStft {
                     }
                 }
             });
-        out
     }
 }

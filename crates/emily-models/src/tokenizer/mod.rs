@@ -99,6 +99,12 @@ impl WhisperTokenizer {
         &self.special
     }
 
+    /// Entries in the vocabulary, added (special) tokens included; timestamp
+    /// tokens, which `tokenizer.json` does not list, are not counted.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// The file this tokenizer was loaded from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -63,6 +63,17 @@ pub enum LoadError {
     /// Reading a Hugging Face directory failed.
     #[error(transparent)]
     Hf(#[from] HfError),
+    /// The files of the directory disagree (a tokenizer from another model, an
+    /// id outside the vocabulary, sizes Whisper cannot run).
+    #[error("{file}: {field}: {reason}")]
+    Inconsistent {
+        /// The file holding the offending field.
+        file: PathBuf,
+        /// The field, token or tensor.
+        field: String,
+        /// What disagrees with what.
+        reason: String,
+    },
 }
 
 /// Load a Whisper model directory in either format: `model.safetensors` (Hugging Face)

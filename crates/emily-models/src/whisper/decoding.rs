@@ -77,6 +77,12 @@ pub fn apply_timestamp_rules(logits: &mut [f32], generated: &[u32], sp: &Special
     }
 }
 
+/// The first position holding NaN or an infinity, if any (raw logits are always
+/// finite; suppression sets -inf only afterwards).
+pub fn first_non_finite(logits: &[f32]) -> Option<usize> {
+    logits.iter().position(|v| !v.is_finite())
+}
+
 /// Index of the largest logit.
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;

@@ -80,7 +80,16 @@ impl WhisperDims {
             }
         }
         for (name, shape) in dims.tensor_shapes() {
-            weights.get_shaped(&name, &shape)?;
+            let record = weights.get_shaped(&name, &shape)?;
+            if !record.dtype().is_float() {
+                return Err(WeightsError::Inconsistent {
+                    source_file: weights.source_file().to_path_buf(),
+                    reason: format!(
+                        "`{name}` holds {} integers with no scale to turn them into weights (quantized models are not supported)",
+                        record.dtype()
+                    ),
+                });
+            }
         }
         Ok(dims)
     }

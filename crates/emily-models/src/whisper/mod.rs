@@ -2,7 +2,9 @@
 //! weights, decoding settings and the tokenizer path, whatever the file format.
 
 mod checkpoint;
+mod consistency;
 mod dims;
+mod features;
 
 pub use checkpoint::{
     load_whisper, CheckpointFormat, GenerationSettings, LoadError, WhisperCheckpoint,

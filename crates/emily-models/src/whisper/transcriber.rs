@@ -2,23 +2,24 @@
 //! (suppression, timestamp rules) → segments, over 30-second windows.
 //!
 //! Audio of at most 30 s is one window padded to 30 s before the log-mel (the
-//! reference implementations' behaviour). Longer audio is featurised once with
-//! 30 s of trailing padding and decoded window by window, each window starting
-//! where the last complete timestamped segment ended (OpenAI's seek), with the
-//! previous window's text as the prompt.
+//! reference implementations' behaviour). Longer audio is featurised as if
+//! whole with 30 s of trailing padding, but streamed: each window's features
+//! are computed when it is decoded ([`super::features`]), so memory does not
+//! grow with the duration. Windows start where the last complete timestamped
+//! segment ended (OpenAI's seek), with the previous window's text as the prompt.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use emily::{DType, Tensor};
 
+use super::consistency::check_tokenizer;
 use super::decoding::{self, RawSegment};
+use super::features::Features;
 use super::graph::{GraphDecoderState, GraphError, WhisperGraph};
-use super::{load_whisper, GenerationSettings, LoadError, WhisperDims};
-use crate::audio::{load_audio, AudioError};
-use crate::log_mel::{
-    LogMelError, LogMelFeaturizer, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, SAMPLE_RATE,
-};
+use super::{load_whisper, GenerationSettings, LoadError, WhisperCheckpoint, WhisperDims};
+use crate::audio::{AudioError, AudioSource};
+use crate::log_mel::{LogMelError, LogMelFeaturizer, CHUNK_FRAMES, HOP_LENGTH, SAMPLE_RATE};
 use crate::tokenizer::{SpecialTokens, Task, TokenizerError, WhisperTokenizer};
 use emily::Kernels;
 
@@ -43,6 +44,19 @@ pub enum WhisperError {
     /// The empty input.
     #[error("{0}: no audio samples")]
     Empty(String),
+    /// The decoder produced a NaN or infinite logit: the weights (or the
+    /// arithmetic) are broken, and its argmax would be garbage text.
+    #[error("{input}: the decoder produced a non-finite logit ({value} for token {token}) in the window at {window_start:.2} s; the model's weights may be corrupt")]
+    NonFiniteLogits {
+        /// The input being transcribed.
+        input: String,
+        /// Start of the window, in seconds.
+        window_start: f64,
+        /// The first token id whose logit is not finite.
+        token: usize,
+        /// Its value.
+        value: f32,
+    },
 }
 
 impl From<emily::Error> for WhisperError {
@@ -134,10 +148,20 @@ pub struct Whisper {
 impl Whisper {
     /// Loads a model directory (CTranslate2 or Hugging Face layout).
     pub fn load(dir: &Path, kernels: Kernels) -> Result<Whisper, WhisperError> {
-        let ck = load_whisper(dir)?;
+        Self::from_checkpoint(&load_whisper(dir)?, kernels)
+    }
+
+    /// Builds a model from a loaded checkpoint (for example one whose weights
+    /// were replaced in memory). The tokenizer at `ck.tokenizer_path` is checked
+    /// against the model's vocabulary and sizes.
+    pub fn from_checkpoint(
+        ck: &WhisperCheckpoint,
+        kernels: Kernels,
+    ) -> Result<Whisper, WhisperError> {
         let tokenizer = WhisperTokenizer::from_file(&ck.tokenizer_path)?;
+        check_tokenizer(ck, &tokenizer)?;
         let featurizer = LogMelFeaturizer::new(ck.dims.n_mels)?;
-        let base = WhisperGraph::new(&ck)?;
+        let base = WhisperGraph::new(ck)?;
         let graph = match kernels {
             Kernels::Composed => base,
             Kernels::Fused => base.with_fast_kernels()?,
@@ -146,7 +170,7 @@ impl Whisper {
             graph,
             tokenizer,
             featurizer,
-            generation: ck.generation,
+            generation: ck.generation.clone(),
             kernels,
             multilingual: ck.dims.is_multilingual(),
         })
@@ -172,17 +196,14 @@ impl Whisper {
         self.kernels
     }
 
-    /// Transcribes an audio file (any supported format, rate and channel count).
+    /// Transcribes an audio file (any supported format, rate and channel count;
+    /// a regular file or a pipe), streaming it.
     pub fn transcribe_file(
         &self,
         path: &Path,
         opts: &TranscribeOptions,
     ) -> Result<Transcript, WhisperError> {
-        let samples = load_audio(path)?;
-        if samples.is_empty() {
-            return Err(WhisperError::Empty(path.display().to_string()));
-        }
-        self.transcribe(&samples, opts)
+        self.transcribe_source(&mut AudioSource::path(path), opts, &mut |_, _| {})
     }
 
     /// Runs the encoder on a (n_mels, 3000) window.
@@ -215,49 +236,60 @@ impl Whisper {
         opts: &TranscribeOptions,
         progress: &mut dyn FnMut(f64, f64),
     ) -> Result<Transcript, WhisperError> {
-        if samples.is_empty() {
-            return Err(WhisperError::Empty("samples".into()));
-        }
+        let mut source = AudioSource::from_samples(samples, "samples");
+        self.transcribe_source(&mut source, opts, progress)
+    }
+
+    /// Transcribes any [`AudioSource`] (a file, standard input, a pipe, samples in
+    /// memory) in memory bounded by one 30 s window whatever its duration,
+    /// calling `progress(done_seconds, total_seconds)` after each window.
+    pub fn transcribe_source(
+        &self,
+        source: &mut AudioSource<'_>,
+        opts: &TranscribeOptions,
+        progress: &mut dyn FnMut(f64, f64),
+    ) -> Result<Transcript, WhisperError> {
+        let input = source.name().to_string();
         let mut timings = Timings::default();
         let t0 = Instant::now();
-        let long = samples.len() > CHUNK_SAMPLES;
-        let mel = if long {
-            self.featurizer.compute_long(samples)?
-        } else {
-            self.featurizer.compute(samples)?
-        };
+        let mut features = Features::open(&self.featurizer, source)?;
         timings.features = t0.elapsed();
-        let content = if long {
-            mel.n_frames - CHUNK_FRAMES
-        } else {
-            samples.len().div_ceil(HOP_LENGTH)
-        };
+        let content = features.content_frames();
         let sp = self.tokenizer.special().clone();
         let mut language = opts.language.clone();
         let mut segments = Vec::new();
+        // The previous windows' text tokens; a prompt takes at most the last
+        // n_text_ctx / 2 - 1 of them.
+        let keep_previous = (self.dims().n_text_ctx / 2).saturating_sub(1);
         let mut previous: Vec<u32> = Vec::new();
         let mut seek = 0usize;
-        let mut window = vec![0f32; mel.n_mels * CHUNK_FRAMES];
+        let mut window = vec![0f32; self.featurizer.n_mels() * CHUNK_FRAMES];
         while seek < content {
-            for m in 0..mel.n_mels {
-                let row = &mel.data[m * mel.n_frames..(m + 1) * mel.n_frames];
-                let dst = &mut window[m * CHUNK_FRAMES..(m + 1) * CHUNK_FRAMES];
-                // Always a full window: short audio has exactly CHUNK_FRAMES
-                // frames and one window; long audio carries 30 s of padding
-                // frames past `content`, and `seek < content`.
-                dst.copy_from_slice(&row[seek..seek + CHUNK_FRAMES]);
-            }
+            let tf = Instant::now();
+            features.window(seek, &mut window)?;
+            timings.features += tf.elapsed();
             let size = (content - seek).min(CHUNK_FRAMES);
             let offset_s = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
             let te = Instant::now();
             let enc = self.encode(&window)?;
             timings.encoder += te.elapsed();
+            let at = |e: WhisperError| match e {
+                WhisperError::NonFiniteLogits { token, value, .. } => {
+                    WhisperError::NonFiniteLogits {
+                        input: input.clone(),
+                        window_start: offset_s,
+                        token,
+                        value,
+                    }
+                }
+                other => other,
+            };
             if self.multilingual && language.is_none() {
-                language = Some(self.detect_language(&enc)?);
+                language = Some(self.detect_language(&enc).map_err(at)?);
             }
             let mut prompt = Vec::new();
             if opts.condition_on_previous_text && !previous.is_empty() {
-                let keep = (self.dims().n_text_ctx / 2 - 1).min(previous.len());
+                let keep = keep_previous.min(previous.len());
                 prompt.push(sp.sot_prev);
                 prompt.extend_from_slice(&previous[previous.len() - keep..]);
             }
@@ -269,7 +301,7 @@ impl Whisper {
             )?;
             prompt.extend_from_slice(&sot);
             let td = Instant::now();
-            let (tokens, steps) = self.decode_window(&enc, &prompt, opts, &sp)?;
+            let (tokens, steps) = self.decode_window(&enc, &prompt, opts, &sp).map_err(at)?;
             timings.decoder += td.elapsed();
             timings.decoder_steps += steps;
             let window_s = size as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
@@ -296,6 +328,8 @@ impl Whisper {
                 });
             }
             previous.extend(tokens.iter().cloned().filter(|&t| t < sp.eot));
+            let excess = previous.len().saturating_sub(keep_previous);
+            previous.drain(..excess);
             let adv = advance
                 .map(|a| a as usize * 2)
                 .filter(|&f| f > 0)
@@ -303,7 +337,7 @@ impl Whisper {
             seek += adv;
             let secs = |frames: usize| frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
             progress(secs(seek.min(content)), secs(content));
-            if !long {
+            if !features.is_long() {
                 break;
             }
         }
@@ -381,13 +415,23 @@ impl Decoding {
         })
     }
 
-    /// Feeds tokens, returns the logits after the last one.
+    /// Feeds tokens, returns the logits after the last one (all finite, else
+    /// [`WhisperError::NonFiniteLogits`], whose input and window the caller fills).
     fn feed(&mut self, w: &Whisper, tokens: &[u32]) -> Result<Vec<f32>, WhisperError> {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let ids = Tensor::from_slice(&ids, &[1, ids.len()])?;
         let offset = Tensor::from_slice(&[self.offset as i64], &[1])?;
         let logits = w.graph.step(&ids, &offset, &mut self.state)?;
         self.offset += tokens.len();
-        Ok(logits.cast(DType::F32)?.to_vec::<f32>()?)
+        let logits = logits.cast(DType::F32)?.to_vec::<f32>()?;
+        if let Some(token) = decoding::first_non_finite(&logits) {
+            return Err(WhisperError::NonFiniteLogits {
+                input: "decoder".into(),
+                window_start: 0.0,
+                token,
+                value: logits[token],
+            });
+        }
+        Ok(logits)
     }
 }

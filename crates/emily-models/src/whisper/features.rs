@@ -1,0 +1,149 @@
+//! The transcriber's input: 30 s log-mel windows from any [`AudioSource`], in
+//! memory bounded by a window whatever the duration.
+//!
+//! Audio of at most 30 s is one window padded to 30 s
+//! ([`LogMelFeaturizer::compute`]). Longer audio is read twice: a loudness scan,
+//! then windows computed as the samples arrive ([`MelWindows`]), equal bit for
+//! bit to slices of [`LogMelFeaturizer::compute_long`] of the whole audio.
+
+use crate::audio::{AudioError, AudioSource, SampleChunks};
+use crate::log_mel::{
+    LogMel, LogMelError, LogMelFeaturizer, MelWindows, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH,
+};
+
+use super::WhisperError;
+
+/// 30 s feature windows of one input.
+pub(crate) enum Features<'s> {
+    /// At most 30 s of audio: one padded window.
+    Short { mel: LogMel, samples: usize },
+    /// Longer audio, featurised window by window.
+    Long {
+        windows: MelWindows<'s>,
+        chunks: Box<dyn SampleChunks + 's>,
+        /// Samples pushed into `windows` so far, and how many the scan counted.
+        pushed: usize,
+        expected: usize,
+    },
+}
+
+/// A log-mel error on `name`'s samples, naming the input.
+fn named(err: LogMelError, name: &str) -> WhisperError {
+    match err {
+        LogMelError::NonFinite { index, value } => AudioError::InvalidSamples {
+            file: name.to_string(),
+            reason: format!("sample {index} is {value}"),
+        }
+        .into(),
+        other => other.into(),
+    }
+}
+
+impl<'s> Features<'s> {
+    /// Read `source` once to size and scan it; long audio is then streamed again
+    /// window by window.
+    pub(crate) fn open(
+        featurizer: &'s LogMelFeaturizer,
+        source: &'s mut AudioSource<'_>,
+    ) -> Result<Features<'s>, WhisperError> {
+        let name = source.name().to_string();
+        let mut head: Vec<f32> = Vec::new();
+        let mut scan = featurizer.loudness_scan();
+        let mut long = false;
+        {
+            let mut chunks = source.stream()?;
+            while let Some(chunk) = chunks.next_chunk()? {
+                if long {
+                    scan.push(chunk).map_err(|e| named(e, &name))?;
+                    continue;
+                }
+                head.extend_from_slice(chunk);
+                if head.len() > CHUNK_SAMPLES {
+                    long = true;
+                    scan.push(&head).map_err(|e| named(e, &name))?;
+                    head = Vec::new();
+                }
+            }
+        }
+        if !long {
+            if head.is_empty() {
+                return Err(WhisperError::Empty(name));
+            }
+            let mel = featurizer.compute(&head).map_err(|e| named(e, &name))?;
+            return Ok(Features::Short {
+                mel,
+                samples: head.len(),
+            });
+        }
+        let loudness = scan.finish();
+        Ok(Features::Long {
+            windows: featurizer.long_windows(&loudness),
+            chunks: source.stream()?,
+            pushed: 0,
+            expected: loudness.samples,
+        })
+    }
+
+    /// Whether the input is longer than one window.
+    pub(crate) fn is_long(&self) -> bool {
+        matches!(self, Features::Long { .. })
+    }
+
+    /// Frames (100 per second) that hold audio: windows start before this.
+    pub(crate) fn content_frames(&self) -> usize {
+        match self {
+            Features::Short { samples, .. } => samples.div_ceil(HOP_LENGTH),
+            Features::Long { windows, .. } => windows.content_frames(),
+        }
+    }
+
+    /// The `(n_mels, 3000)` window starting at frame `seek` (non-decreasing
+    /// from call to call) into `out`.
+    pub(crate) fn window(&mut self, seek: usize, out: &mut [f32]) -> Result<(), WhisperError> {
+        match self {
+            Features::Short { mel, .. } => {
+                if seek != 0 || out.len() != mel.data.len() {
+                    return Err(LogMelError::Window {
+                        seek,
+                        reason: "audio of at most 30 s has one window".into(),
+                    }
+                    .into());
+                }
+                out.copy_from_slice(&mel.data);
+                debug_assert_eq!(mel.n_frames, CHUNK_FRAMES);
+            }
+            Features::Long {
+                windows,
+                chunks,
+                pushed,
+                expected,
+            } => {
+                let name = chunks.name().to_string();
+                let changed = |reason: String| AudioError::Changed { file: name, reason };
+                while !windows.ready(seek) {
+                    match chunks.next_chunk()? {
+                        Some(chunk) => {
+                            *pushed += chunk.len();
+                            if *pushed > *expected {
+                                return Err(changed(format!(
+                                    "more than the {expected} samples of the first read"
+                                ))
+                                .into());
+                            }
+                            windows.push(chunk)?;
+                        }
+                        None if *pushed < *expected => {
+                            return Err(changed(format!(
+                                "{pushed} samples, {expected} in the first read"
+                            ))
+                            .into())
+                        }
+                        None => windows.end(),
+                    }
+                }
+                windows.window(seek, out)?;
+            }
+        }
+        Ok(())
+    }
+}
