@@ -271,6 +271,16 @@ impl Array {
         })
     }
 
+    /// Bytes of host memory only this array keeps alive (0 when the buffer is
+    /// shared with another array or borrowed): what a compiled plan holding
+    /// it as a constant costs.
+    pub(crate) fn sole_host_bytes(&self) -> usize {
+        match &*self.storage {
+            Storage::Host(b) if Arc::strong_count(&self.storage) == 1 => b.len(),
+            _ => 0,
+        }
+    }
+
     /// Identity of the underlying buffer (for tests of buffer reuse).
     pub fn buffer_id(&self) -> usize {
         Arc::as_ptr(&self.storage) as *const u8 as usize

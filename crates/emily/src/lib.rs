@@ -27,7 +27,7 @@ pub mod telemetry;
 mod tensor;
 
 pub use array::Array;
-pub use compile::{compile, compile_with, CompileOptions, Compiled};
+pub use compile::{compile, compile_with, CompileOptions, Compiled, PlanCacheLimits};
 pub use device::Device;
 pub use dtype::{Bool, DType, Element};
 pub use error::{Error, Result};

@@ -24,6 +24,8 @@ static ACTIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ACTIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 static CACHED_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PLAN_CACHE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PLAN_CACHE_ENTRIES: AtomicUsize = AtomicUsize::new(0);
 
 struct FreeLists(HashMap<usize, Vec<NonNull<u8>>>);
 // SAFETY: the pointers are owned allocations with no thread affinity.
@@ -42,6 +44,11 @@ pub struct MemoryStats {
     pub active_buffers: usize,
     /// Bytes parked in the pool's free lists.
     pub cached_bytes: usize,
+    /// Bytes of compiled plans held by every compiled function's plan cache
+    /// (see [`crate::compile::PlanCacheLimits`]).
+    pub plan_cache_bytes: usize,
+    /// Number of compiled plans held by the plan caches.
+    pub plan_cache_entries: usize,
 }
 
 /// Current memory statistics.
@@ -51,7 +58,21 @@ pub fn stats() -> MemoryStats {
         peak_bytes: PEAK_BYTES.load(Ordering::Relaxed),
         active_buffers: ACTIVE_BUFFERS.load(Ordering::Relaxed),
         cached_bytes: CACHED_BYTES.load(Ordering::Relaxed),
+        plan_cache_bytes: PLAN_CACHE_BYTES.load(Ordering::Relaxed),
+        plan_cache_entries: PLAN_CACHE_ENTRIES.load(Ordering::Relaxed),
     }
+}
+
+/// Counts a plan of `bytes` entering a plan cache.
+pub(crate) fn plan_cache_added(bytes: usize) {
+    PLAN_CACHE_BYTES.fetch_add(bytes, Ordering::Relaxed);
+    PLAN_CACHE_ENTRIES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a plan of `bytes` leaving a plan cache.
+pub(crate) fn plan_cache_removed(bytes: usize) {
+    PLAN_CACHE_BYTES.fetch_sub(bytes, Ordering::Relaxed);
+    PLAN_CACHE_ENTRIES.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Resets the peak to the current active bytes.

@@ -23,6 +23,7 @@ fn fused_vs_composed(args: &[Tensor], f: Build) -> (f32, Vec<f64>) {
         g,
         CompileOptions {
             kernels: Kernels::Composed,
+            ..Default::default()
         },
     );
     assert_eq!(fused_plan.plan(args).unwrap().num_fast_ops(), 1);

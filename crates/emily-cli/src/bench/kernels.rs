@@ -17,7 +17,13 @@ type Build = fn(&[Tensor]) -> emily::Result<Tensor>;
 /// the fused plan runs a fused kernel and the composed plan none.
 fn pair(args: &[Tensor], build: Build) -> Result<(f64, f64, f32)> {
     let f = move |xs: &[Tensor]| Ok(vec![build(xs)?]);
-    let with = |kernels| compile_with(f, CompileOptions { kernels });
+    let with = |kernels| {
+        let options = CompileOptions {
+            kernels,
+            ..Default::default()
+        };
+        compile_with(f, options)
+    };
     let (composed, fused) = (with(Kernels::Composed), with(Kernels::Fused));
     let fast_ops = |c: &emily::Compiled<_>| -> Result<usize> { Ok(c.plan(args)?.num_fast_ops()) };
     anyhow::ensure!(

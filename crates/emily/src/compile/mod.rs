@@ -8,6 +8,8 @@
 //! elementwise chains into single-pass kernels (the chains the backend of the
 //! arguments' device says it can fuse, see `Backend::can_fuse`). The resulting [`Plan`] is
 //! cached; later calls with that signature replay it without calling `f`.
+//! The cache is bounded ([`PlanCacheLimits`]: least recently used plans are
+//! evicted and traced again if their signature returns).
 //! Buffers are planned by last use: each intermediate returns to the pool after
 //! its last consumer, which receives it by value and may update it in place.
 //!
@@ -16,14 +18,15 @@
 //! exactly: fused chains compute each op with the same kernels and round every
 //! intermediate to its dtype; no pass reassociates arithmetic.
 
+mod cache;
 mod fusion;
 mod graph;
 mod passes;
 mod plan;
 
+pub use cache::PlanCacheLimits;
 pub use plan::Plan;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -31,6 +34,8 @@ use crate::error::{invalid, Result};
 use crate::fast::Kernels;
 use crate::{telemetry, DType, Device, Tensor};
 use graph::Graph;
+
+use cache::PlanCache;
 
 type Signature = Vec<(Vec<usize>, DType, Device)>;
 
@@ -40,13 +45,15 @@ pub struct CompileOptions {
     /// Fused fast-op nodes ([`Kernels::Fused`], the default) or every fast op
     /// lowered to its decomposition ([`Kernels::Composed`]).
     pub kernels: Kernels,
+    /// How many plans (one per input signature) the function keeps.
+    pub plan_cache: PlanCacheLimits,
 }
 
 /// A function compiled by [`compile`]; cheap to share across threads.
 pub struct Compiled<F> {
     f: F,
     options: CompileOptions,
-    plans: Mutex<HashMap<Signature, Arc<Plan>>>,
+    plans: Mutex<PlanCache>,
 }
 
 /// Compiles `f`; see the module docs.
@@ -76,7 +83,7 @@ where
 /// let f = |xs: &[Tensor]| Ok(vec![fast::rms_norm(&xs[0], None, 1e-5)?]);
 /// let x = Tensor::randn(&[2, 64], 0.0, 1.0, 1, DType::F32)?;
 /// let fused = compile(f);
-/// let composed = compile_with(f, CompileOptions { kernels: Kernels::Composed });
+/// let composed = compile_with(f, CompileOptions { kernels: Kernels::Composed, ..Default::default() });
 /// assert_eq!(fused.plan(&[x.clone()])?.num_fast_ops(), 1);
 /// assert_eq!(composed.plan(&[x])?.num_fast_ops(), 0);
 /// # Ok::<(), emily::Error>(())
@@ -88,7 +95,7 @@ where
     Compiled {
         f,
         options,
-        plans: Mutex::new(HashMap::new()),
+        plans: Mutex::new(PlanCache::new(options.plan_cache)),
     }
 }
 
@@ -114,14 +121,27 @@ where
             .iter()
             .map(|t| (t.shape().to_vec(), t.dtype(), t.device()))
             .collect();
-        if let Some(p) = self.plans.lock().unwrap().get(&sig) {
+        if let Some(p) = self.cache().get(&sig) {
             telemetry::compile_lookup(true);
-            return Ok(p.clone());
+            return Ok(p);
         }
         telemetry::compile_lookup(false);
         let plan = Arc::new(self.trace(args)?);
-        self.plans.lock().unwrap().insert(sig, plan.clone());
-        Ok(plan)
+        Ok(self.cache().insert(sig, plan))
+    }
+
+    /// Number of plans cached now (at most [`PlanCacheLimits::max_plans`]).
+    pub fn cached_plans(&self) -> usize {
+        self.cache().len()
+    }
+
+    /// Bytes of the plans cached now ([`Plan::bytes`] summed).
+    pub fn cached_plan_bytes(&self) -> usize {
+        self.cache().bytes()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, PlanCache> {
+        self.plans.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn trace(&self, args: &[Tensor]) -> Result<Plan> {

@@ -9,6 +9,29 @@ use crate::error::{invalid, Result};
 use crate::ops::Op;
 use crate::{telemetry, Array, DType, Device, Tensor};
 
+/// See [`Plan::bytes`]; steps are counted by their own size and their vectors.
+fn plan_bytes(consts: &[(usize, Array)], steps: &[Step]) -> usize {
+    let word = std::mem::size_of::<usize>();
+    let consts: usize = consts
+        .iter()
+        .map(|(_, a)| a.sole_host_bytes() + std::mem::size_of::<(usize, Array)>())
+        .sum();
+    let steps: usize = steps
+        .iter()
+        .map(|s| {
+            let program = match &s.op {
+                Op::Fused(p) => {
+                    p.instrs.len() * std::mem::size_of::<crate::ops::FusedInstr>()
+                        + p.inputs.iter().map(|i| i.shape.len() * word).sum::<usize>()
+                }
+                _ => 0,
+            };
+            std::mem::size_of::<Step>() + (s.inputs.len() + s.shape.len()) * word + program
+        })
+        .sum();
+    consts + steps
+}
+
 struct Step {
     op: Op,
     inputs: Vec<usize>,
@@ -27,6 +50,7 @@ pub struct Plan {
     steps: Vec<Step>,
     outputs: Vec<usize>,
     device: Device,
+    bytes: usize,
 }
 
 impl Plan {
@@ -70,6 +94,7 @@ impl Plan {
                 }
             }
         }
+        let bytes = plan_bytes(&consts, &steps);
         Plan {
             num_values: last_use.len(),
             params,
@@ -77,7 +102,15 @@ impl Plan {
             steps,
             outputs: g.outputs,
             device,
+            bytes,
         }
+    }
+
+    /// Bytes this plan keeps alive: constants it alone holds (folded
+    /// constants; captured weights are shared with their owner and not
+    /// counted) and its steps. What the plan cache budgets.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// How many kernels of each op a replay runs, most frequent first.
