@@ -4,6 +4,7 @@
 mod core;
 mod floor;
 mod kernels;
+mod quant;
 mod timer;
 pub mod whisper;
 
@@ -16,6 +17,8 @@ pub enum Suite {
     Core,
     /// Fused vs composed transformer kernels.
     Kernels,
+    /// Quantized-weight kernels: decode GEMV bandwidth and prefill GEMM per format.
+    Quant,
     /// Whisper transcription at 1 and 2 threads, composed vs fused, and peers.
     Whisper,
     /// Everything.
@@ -32,6 +35,7 @@ pub fn run(suite: Suite) -> Result<()> {
     match suite {
         Suite::Core => core::run(),
         Suite::Kernels => kernels::run(),
+        Suite::Quant => quant::run(),
         Suite::Whisper => whisper::run(
             &crate::default_model_dir(),
             std::path::Path::new("samples/jfk.wav"),
@@ -39,7 +43,8 @@ pub fn run(suite: Suite) -> Result<()> {
         ),
         Suite::All => {
             core::run()?;
-            kernels::run()
+            kernels::run()?;
+            quant::run()
         }
     }
 }

@@ -52,6 +52,16 @@ pub enum QuantError {
         /// Elements given.
         len: usize,
     },
+    /// An activation buffer of the wrong size.
+    #[error("quantized matmul: activations have {len} elements, expected m*k = {m}*{k}")]
+    InputLength {
+        /// Activation rows.
+        m: usize,
+        /// Values per row.
+        k: usize,
+        /// Elements given.
+        len: usize,
+    },
     /// A kernel implementation this CPU does not have.
     #[error("quantized matmul: this CPU cannot run the {0} kernels")]
     UnavailableIsa(&'static str),

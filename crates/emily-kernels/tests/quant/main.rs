@@ -2,6 +2,7 @@
 //! random blocks, on every kernel implementation this CPU has.
 
 mod blocks;
+mod gemm;
 mod gemv;
 mod product;
 mod reference;

@@ -1,0 +1,111 @@
+//! Prefill-size products: `out = x · wᵀ` for many activation rows, in f32.
+//!
+//! The weight rows are split into panels of [`PANEL_ROWS`] over the pool; a
+//! worker dequantizes its panel one depth slice of [`DEPTH`] at a time into
+//! an L2-resident f32 tile and multiplies every activation row with it
+//! through the `gemm` crate's f32 kernel, accumulating into the output. Each
+//! weight block is thus dequantized once per call and reused by all `m`
+//! rows, and no more than one tile per thread of the weights is ever f32.
+//! The activations stay f32, so the result is the exact product with the
+//! dequantized weights up to f32 round-off.
+
+use gemm::Parallelism;
+
+use super::gemv::check_product;
+use super::row::dequantize_row;
+use super::{BlockFormat, QuantError};
+use crate::parallel;
+
+/// Weight rows per panel.
+const PANEL_ROWS: usize = 96;
+/// Depth (elements along k) per dequantized tile: a multiple of every block.
+const DEPTH: usize = 512;
+
+/// A pointer the workers share; each writes its own output columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: workers write disjoint column ranges of the output.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `out = x · wᵀ` in f32: `w` holds `n` rows of `k` elements in `format`,
+/// `x` is row-major `(m, k)`, `out` row-major `(m, n)`.
+pub fn gemm_f32(
+    format: BlockFormat,
+    w: &[u8],
+    n: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    check_product(format, w.len(), n, k, m, out.len())?;
+    if x.len() != m * k {
+        return Err(QuantError::InputLength { m, k, len: x.len() });
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        out.fill(0.0);
+        return Ok(());
+    }
+    let row_bytes = w.len() / n;
+    let panels = n.div_ceil(PANEL_ROWS);
+    let o = OutPtr(out.as_mut_ptr());
+    let cost = PANEL_ROWS.saturating_mul(k).saturating_mul(m);
+    parallel::for_each_range(panels, cost, |p0, p1| {
+        let mut tile = vec![0f32; PANEL_ROWS * DEPTH.min(k)];
+        for p in p0..p1 {
+            let r0 = p * PANEL_ROWS;
+            let rows = PANEL_ROWS.min(n - r0);
+            let mut k0 = 0;
+            while k0 < k {
+                let depth = DEPTH.min(k - k0);
+                let (b0, b1) = (
+                    k0 / format.block_elems() * format.block_bytes(),
+                    (k0 + depth) / format.block_elems() * format.block_bytes(),
+                );
+                for r in 0..rows {
+                    let wr = &w[(r0 + r) * row_bytes..(r0 + r + 1) * row_bytes];
+                    dequantize_row(format, &wr[b0..b1], &mut tile[r * depth..(r + 1) * depth])
+                        .expect("tile sizes are whole blocks");
+                }
+                // SAFETY: `x` is (m, k) and `out` (m, n) (checked above); the
+                // tile holds `rows` rows of `depth`; this worker alone writes
+                // output columns r0..r0 + rows.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        rows,
+                        depth,
+                        o.get().add(r0),
+                        1,
+                        n as isize,
+                        k0 > 0,
+                        x.as_ptr().add(k0),
+                        1,
+                        k as isize,
+                        tile.as_ptr(),
+                        depth as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+                k0 += depth;
+            }
+        }
+    });
+    Ok(())
+}
