@@ -17,13 +17,16 @@ use crate::layers::{self, Locals};
 use crate::node::Op;
 use crate::params::ParamStore;
 
-/// Whether a forward trains or infers. Training enables dropout (and keeps
-/// attention that drops probabilities on its composed form).
+/// Whether a forward trains or infers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
-    /// Dropout is the identity.
+    /// Dropout is the identity; parameters are constants of the plan.
     Inference,
-    /// Dropout is active (noise drawn per call).
+    /// Parameters are arguments of the plan (differentiable inputs: new
+    /// values replay the same plan, see [`Forward::call_with_params`] and
+    /// [`Forward::train_step`]); dropout is active, its noise drawn by the
+    /// graph from a per-call seed; attention that drops probabilities keeps
+    /// its composed form.
     Train,
 }
 
@@ -99,6 +102,9 @@ pub(crate) fn bind(model: &Model, params: &ParamStore) -> Result<Vec<Locals>> {
 /// re-tracing. Cheap to share across threads.
 pub struct Forward {
     program: Arc<Program>,
+    /// The parameters bound at build, passed as the plan's leading
+    /// arguments in training mode (empty in inference).
+    params: Vec<Tensor>,
     compiled: Compiled<Traced>,
     extras: Mutex<HashMap<Signature, Arc<Vec<ExtraSpec>>>>,
     signatures: Mutex<HashSet<Signature>>,
@@ -125,12 +131,29 @@ impl Forward {
                 || matches!(n.op(), Op::Attention(o) if o.cache.is_some())
                 || layers::uses_dropout(n.op(), program.mode)
         });
+        let params: Vec<Tensor> = match program.mode {
+            Mode::Inference => Vec::new(),
+            Mode::Train => program
+                .params
+                .iter()
+                .map(|s| program.locals[s.node][&s.local].clone())
+                .collect(),
+        };
         let program = Arc::new(program);
         let p = program.clone();
-        let n = p.inputs.len();
+        let (np, n) = (params.len(), p.inputs.len());
         let traced: Traced = Box::new(move |args: &[Tensor]| {
-            let mut supplied = Supplied::new(&args[n..]);
-            match p.run(&args[..n], &mut supplied) {
+            let mut supplied = Supplied::new(&args[np + n..]);
+            let run = if np == 0 {
+                p.run(&args[..n], &mut supplied)
+            } else {
+                p.run_with(
+                    &p.locals_with(&args[..np]),
+                    &args[np..np + n],
+                    &mut supplied,
+                )
+            };
+            match run {
                 Ok(mut outs) => {
                     outs.extend(supplied.updates);
                     Ok(outs)
@@ -147,6 +170,7 @@ impl Forward {
         });
         Forward {
             program,
+            params,
             compiled: emily::compile(traced),
             extras: Mutex::new(HashMap::new()),
             signatures: Mutex::new(HashSet::new()),
@@ -192,13 +216,82 @@ impl Forward {
         inputs: &[(&str, &Tensor)],
         state: &mut State,
     ) -> Result<Outputs> {
-        let mut args = self.order_inputs(inputs)?;
-        let specs = self.extra_specs(&args)?;
+        self.call_inner(&self.params, inputs, state)
+    }
+
+    /// Runs a training-mode forward with other parameter values (same
+    /// names and shapes as the store it was built with): the plan is
+    /// replayed, not re-traced.
+    pub fn call_with_params(
+        &self,
+        params: &ParamStore,
+        inputs: &[(&str, &Tensor)],
+    ) -> Result<Outputs> {
+        let values = self.param_values(params)?;
+        self.call_inner(&values, inputs, &mut State::new())
+    }
+
+    /// The store's tensors in the order of the plan's parameter arguments,
+    /// checked against the model (training mode only).
+    pub(crate) fn param_values(&self, params: &ParamStore) -> Result<Vec<Tensor>> {
+        if self.program.mode != Mode::Train {
+            return Err(Error::Mode(
+                "parameters are plan constants in inference mode; build with Mode::Train",
+            ));
+        }
+        self.program
+            .params
+            .iter()
+            .zip(&self.params)
+            .map(|(slot, bound)| {
+                let node = self.program.model.nodes()[slot.node].name();
+                let t = params.get(&slot.key).ok_or_else(|| Error::MissingParam {
+                    node: node.into(),
+                    param: slot.key.clone(),
+                })?;
+                if t.shape() != bound.shape() {
+                    return Err(Error::ParamShape {
+                        node: node.into(),
+                        param: slot.key.clone(),
+                        expected: bound.shape().to_vec(),
+                        actual: t.shape().to_vec(),
+                    });
+                }
+                if t.dtype() != bound.dtype() {
+                    return Err(Error::Train {
+                        what: "parameters",
+                        msg: format!(
+                            "`{}` is {}, the forward was built with {}",
+                            slot.key,
+                            t.dtype(),
+                            bound.dtype()
+                        ),
+                    });
+                }
+                Ok(t.clone())
+            })
+            .collect()
+    }
+
+    pub(crate) fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
+    fn call_inner(
+        &self,
+        params: &[Tensor],
+        inputs: &[(&str, &Tensor)],
+        state: &mut State,
+    ) -> Result<Outputs> {
+        let inputs = self.order_inputs(inputs)?;
+        let specs = self.extra_specs(&inputs)?;
+        let mut args = params.to_vec();
+        args.extend(inputs);
         let state_specs: Vec<(&String, &ExtraSpec)> = specs
             .iter()
             .filter_map(|s| match &s.kind {
                 ExtraKind::State(name) => Some((name, s)),
-                ExtraKind::Noise(_) => None,
+                ExtraKind::Seed => None,
             })
             .collect();
         if state.is_empty() {
@@ -217,13 +310,10 @@ impl Forward {
         let mut states = state_tensors.into_iter();
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         let seed = self.seed.load(Ordering::Relaxed);
-        for (i, spec) in specs.iter().enumerate() {
+        for spec in specs.iter() {
             match &spec.kind {
                 ExtraKind::State(_) => args.push(states.next().expect("checked state")),
-                ExtraKind::Noise(_) => {
-                    let s = mix(seed, call, i as u64);
-                    args.push(Tensor::rand_uniform(&spec.shape, 0.0, 1.0, s, DType::F32)?);
-                }
+                ExtraKind::Seed => args.push(seed_tensor(mix(seed, call))?),
             }
         }
         TRACE_ERROR.with(|c| c.borrow_mut().take());
@@ -263,8 +353,11 @@ impl Forward {
 
     /// The compiled plan for these inputs (traced if new).
     fn plan_for(&self, inputs: &[(&str, &Tensor)]) -> Result<std::sync::Arc<emily::compile::Plan>> {
-        let mut args = self.order_inputs(inputs)?;
-        for spec in self.extra_specs(&args)?.iter() {
+        let inputs = self.order_inputs(inputs)?;
+        let specs = self.extra_specs(&inputs)?;
+        let mut args = self.params.clone();
+        args.extend(inputs);
+        for spec in specs.iter() {
             args.push(Tensor::zeros(&spec.shape, spec.dtype)?);
         }
         self.compiled.plan(&args).map_err(|e| {
@@ -284,7 +377,7 @@ impl Forward {
     }
 
     /// The model inputs in graph order, checked against their declarations.
-    fn order_inputs(&self, inputs: &[(&str, &Tensor)]) -> Result<Vec<Tensor>> {
+    pub(crate) fn order_inputs(&self, inputs: &[(&str, &Tensor)]) -> Result<Vec<Tensor>> {
         let nodes = self.program.model.nodes();
         for (name, _) in inputs {
             let is_input = self
@@ -323,7 +416,7 @@ impl Forward {
 
     /// The state and noise a call with these inputs needs (a lazy dry run
     /// per new input signature; nothing is computed).
-    fn extra_specs(&self, args: &[Tensor]) -> Result<Arc<Vec<ExtraSpec>>> {
+    pub(crate) fn extra_specs(&self, args: &[Tensor]) -> Result<Arc<Vec<ExtraSpec>>> {
         let sig: Signature = args
             .iter()
             .map(|t| (t.shape().to_vec(), t.dtype()))
@@ -382,10 +475,14 @@ fn check_state(state: &State, specs: &[(&String, &ExtraSpec)]) -> Result<()> {
     Ok(())
 }
 
-/// A per-call, per-site noise seed.
-fn mix(seed: u64, call: u64, site: u64) -> u64 {
-    let mut z =
-        seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ site.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+/// The dropout seed argument of a call: a scalar i64 tensor.
+pub(crate) fn seed_tensor(seed: u64) -> Result<Tensor> {
+    Ok(Tensor::from_slice(&[seed as i64], &[])?)
+}
+
+/// A per-call noise seed.
+pub(crate) fn mix(seed: u64, call: u64) -> u64 {
+    let mut z = seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -438,6 +535,10 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    pub(crate) fn new(names: Vec<String>, tensors: Vec<Tensor>) -> Outputs {
+        Outputs { names, tensors }
+    }
+
     /// The output of node `name`.
     pub fn get(&self, name: &str) -> Option<&Tensor> {
         self.names

@@ -121,6 +121,26 @@ pub enum Error {
         /// What changed.
         msg: String,
     },
+    /// An operation needs the other [`crate::Mode`].
+    #[error("{0}")]
+    Mode(&'static str),
+    /// A training component (parameters, gradients, optimizer state, loss
+    /// scaler) got something it cannot use.
+    #[error("{what}: {msg}")]
+    Train {
+        /// The component.
+        what: &'static str,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A checkpoint could not be written or read back.
+    #[error("checkpoint `{path}`: {msg}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What went wrong (the tensor or field named).
+        msg: String,
+    },
     /// A core error not attributable to one node (e.g. evaluating a plan).
     #[error(transparent)]
     Core(#[from] emily::Error),

@@ -24,7 +24,8 @@ pub(crate) trait Extras {
     ) -> emily::Result<Tensor>;
     /// The new value of the state slot read last.
     fn update_state(&mut self, value: Tensor);
-    /// Uniform `[0, 1)` f32 noise of `shape` for `node`'s dropout.
+    /// Uniform `[0, 1)` f32 noise of `shape` for `node`'s dropout, drawn by
+    /// the graph from the call's seed (one stream per use site).
     fn noise(&mut self, node: &str, shape: &[usize]) -> emily::Result<Tensor>;
 }
 
@@ -33,8 +34,9 @@ pub(crate) trait Extras {
 pub(crate) enum ExtraKind {
     /// A state slot: its name `"{node}.{slot}"`.
     State(String),
-    /// Dropout noise for a node.
-    Noise(String),
+    /// The seed of the call's dropout noise (an i64 scalar; every dropout
+    /// site draws its own stream from it inside the graph).
+    Seed,
 }
 
 /// An extra argument's kind, shape and dtype.
@@ -49,6 +51,7 @@ pub(crate) struct ExtraSpec {
 #[derive(Default)]
 pub(crate) struct Recorder {
     pub specs: Vec<ExtraSpec>,
+    seeded: bool,
 }
 
 impl Extras for Recorder {
@@ -69,12 +72,14 @@ impl Extras for Recorder {
 
     fn update_state(&mut self, _value: Tensor) {}
 
-    fn noise(&mut self, node: &str, shape: &[usize]) -> emily::Result<Tensor> {
-        self.specs.push(ExtraSpec {
-            kind: ExtraKind::Noise(node.to_string()),
-            shape: shape.to_vec(),
-            dtype: DType::F32,
-        });
+    fn noise(&mut self, _node: &str, shape: &[usize]) -> emily::Result<Tensor> {
+        if !std::mem::replace(&mut self.seeded, true) {
+            self.specs.push(ExtraSpec {
+                kind: ExtraKind::Seed,
+                shape: Vec::new(),
+                dtype: DType::I64,
+            });
+        }
         Tensor::zeros(shape, DType::F32)
     }
 }
@@ -83,6 +88,9 @@ impl Extras for Recorder {
 pub(crate) struct Supplied<'a> {
     args: &'a [Tensor],
     next: usize,
+    /// The dropout seed, once taken, and the next site's stream.
+    seed: Option<Tensor>,
+    stream: u64,
     pub updates: Vec<Tensor>,
 }
 
@@ -91,8 +99,15 @@ impl<'a> Supplied<'a> {
         Supplied {
             args,
             next: 0,
+            seed: None,
+            stream: 0,
             updates: Vec::new(),
         }
+    }
+
+    /// How many supplied tensors the run has taken.
+    pub(crate) fn consumed(&self) -> usize {
+        self.next
     }
 
     fn take(&mut self, what: &str, shape: &[usize]) -> emily::Result<Tensor> {
@@ -128,8 +143,25 @@ impl Extras for Supplied<'_> {
     }
 
     fn noise(&mut self, node: &str, shape: &[usize]) -> emily::Result<Tensor> {
-        self.take(&format!("dropout noise of `{node}`"), shape)
+        let seed = match &self.seed {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.take(&format!("the dropout seed (first used by `{node}`)"), &[])?;
+                self.seed = Some(s.clone());
+                s
+            }
+        };
+        self.stream += 1;
+        Tensor::random_uniform(shape, &seed, self.stream, DType::F32)
     }
+}
+
+/// Where a parameter is bound: node index, local name, store key.
+#[derive(Clone, Debug)]
+pub(crate) struct ParamSlot {
+    pub node: usize,
+    pub local: String,
+    pub key: String,
 }
 
 /// A model bound to its parameters, constants, mode and per-node implementation.
@@ -139,6 +171,9 @@ pub(crate) struct Program {
     pub fused: Vec<bool>,
     pub mode: Mode,
     pub inputs: Vec<usize>,
+    /// Every parameter, in model order (the order of a training forward's
+    /// leading arguments).
+    pub params: Vec<ParamSlot>,
 }
 
 impl Program {
@@ -178,6 +213,20 @@ impl Program {
             .filter(|(_, n)| matches!(n.op(), Op::Input(_)))
             .map(|(i, _)| i)
             .collect();
+        let params = model
+            .nodes()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| {
+                layers::param_specs(n.op())
+                    .into_iter()
+                    .map(move |spec| ParamSlot {
+                        node: i,
+                        key: spec.key(n.name()),
+                        local: spec.local,
+                    })
+            })
+            .collect();
         (
             Program {
                 model,
@@ -185,13 +234,34 @@ impl Program {
                 fused,
                 mode,
                 inputs,
+                params,
             },
             kept,
         )
     }
 
+    /// The bound locals with every parameter replaced by `values` (one per
+    /// [`Program::params`] slot, in order).
+    pub(crate) fn locals_with(&self, values: &[Tensor]) -> Vec<Locals> {
+        let mut locals = self.locals.clone();
+        for (slot, v) in self.params.iter().zip(values) {
+            locals[slot.node].insert(slot.local.clone(), v.clone());
+        }
+        locals
+    }
+
     /// Every node's value for `args` (one per model input, in order).
     pub(crate) fn run_all(&self, args: &[Tensor], extras: &mut dyn Extras) -> Result<Vec<Tensor>> {
+        self.run_all_with(&self.locals, args, extras)
+    }
+
+    /// [`Program::run_all`] with other bound locals (parameters as inputs).
+    pub(crate) fn run_all_with(
+        &self,
+        locals: &[Locals],
+        args: &[Tensor],
+        extras: &mut dyn Extras,
+    ) -> Result<Vec<Tensor>> {
         let nodes = self.model.nodes();
         let mut values: Vec<Option<Tensor>> = vec![None; nodes.len()];
         for (k, &i) in self.inputs.iter().enumerate() {
@@ -212,7 +282,7 @@ impl Program {
             let mut ctx = Ctx {
                 name: node.name(),
                 inputs,
-                locals: &self.locals[i],
+                locals: &locals[i],
                 mode: self.mode,
                 fused: self.fused[i],
                 extras,
@@ -232,7 +302,17 @@ impl Program {
 
     /// The model outputs for `args`.
     pub(crate) fn run(&self, args: &[Tensor], extras: &mut dyn Extras) -> Result<Vec<Tensor>> {
-        let all = self.run_all(args, extras)?;
+        self.run_with(&self.locals, args, extras)
+    }
+
+    /// [`Program::run`] with other bound locals (parameters as inputs).
+    pub(crate) fn run_with(
+        &self,
+        locals: &[Locals],
+        args: &[Tensor],
+        extras: &mut dyn Extras,
+    ) -> Result<Vec<Tensor>> {
+        let all = self.run_all_with(locals, args, extras)?;
         Ok(self
             .model
             .output_indices()

@@ -48,6 +48,7 @@ mod params;
 mod rewrite;
 mod shapes;
 mod summary;
+pub mod train;
 
 pub use build::{Forward, Mode, Outputs, State};
 pub use builder::{ModelBuilder, NodeRef};

@@ -19,6 +19,7 @@ pub mod dtype;
 pub mod error;
 mod eval;
 pub mod fast;
+pub mod grad;
 pub mod memory;
 pub mod ops;
 pub mod shape;

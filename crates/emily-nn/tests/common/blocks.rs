@@ -74,10 +74,20 @@ pub fn bert_layer(d: Dims, dropout: f32) -> emily_nn::Result<Model> {
 /// RMSNorm, SiLU-gated MLP, residual. Inputs `hidden_states` and, with a
 /// cache, `position` (i64 scalar offset). Output `model.layers.0.mlp_residual`.
 pub fn llama_layer(d: Dims, cache: Option<usize>, max_positions: usize) -> emily_nn::Result<Model> {
+    llama_layer_in(d, cache, max_positions, DType::F32)
+}
+
+/// [`llama_layer`] taking `hidden_states` of `dtype` (f64 for gradient checks).
+pub fn llama_layer_in(
+    d: Dims,
+    cache: Option<usize>,
+    max_positions: usize,
+    dtype: DType,
+) -> emily_nn::Result<Model> {
     let p = "model.layers.0";
     let hd = d.head_dim();
     let mut b = ModelBuilder::new();
-    let x = b.input("hidden_states", &[None, None, Some(d.hidden)], DType::F32)?;
+    let x = b.input("hidden_states", &[None, None, Some(d.hidden)], dtype)?;
     let offset = match cache {
         Some(_) => Some(b.input("position", &[], DType::I64)?),
         None => None,

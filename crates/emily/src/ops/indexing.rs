@@ -1,5 +1,6 @@
-//! Indexing: gather / index_select (embeddings) and the dynamic slice update
-//! used by static-size KV caches.
+//! Indexing: gather / index_select (embeddings), its transpose scatter-add
+//! (embedding gradients), and the dynamic slice update used by static-size
+//! KV caches.
 
 use super::{common_device, Op};
 use crate::error::{dtype_err, shape_err, Result};
@@ -27,6 +28,50 @@ impl Tensor {
             Op::Gather { axis: a },
             vec![self.clone(), indices.clone()],
             shape,
+            self.dtype(),
+            device,
+        )
+    }
+
+    /// `self` with `updates` added at `indices` along `axis`; `updates` has
+    /// the shape `gather(indices, axis)` would give
+    /// (`self[..axis] + indices.shape + self[axis+1..]`). Repeated indices
+    /// accumulate; out-of-range indices are an error at eval.
+    pub fn scatter_add(&self, indices: &Tensor, updates: &Tensor, axis: isize) -> Result<Tensor> {
+        let device = common_device("scatter_add", &[self, indices, updates])?;
+        if !matches!(indices.dtype(), DType::I32 | DType::I64 | DType::U8) {
+            return Err(dtype_err(
+                "scatter_add",
+                indices.dtype(),
+                " for indices, expected an integer type",
+            ));
+        }
+        if updates.dtype() != self.dtype() || self.dtype() == DType::Bool {
+            return Err(dtype_err(
+                "scatter_add",
+                updates.dtype(),
+                format!(" for updates, target is {}", self.dtype()),
+            ));
+        }
+        let a = normalize_axis("scatter_add", axis, self.rank())?;
+        let mut want = self.shape()[..a].to_vec();
+        want.extend_from_slice(indices.shape());
+        want.extend_from_slice(&self.shape()[a + 1..]);
+        if updates.shape() != want.as_slice() {
+            return Err(shape_err(
+                "scatter_add",
+                format!(
+                    "updates {:?} do not match target {:?} indexed by {:?} along axis {a} (expected {want:?})",
+                    updates.shape(),
+                    self.shape(),
+                    indices.shape()
+                ),
+            ));
+        }
+        Tensor::from_op(
+            Op::ScatterAdd { axis: a },
+            vec![self.clone(), indices.clone(), updates.clone()],
+            self.shape().to_vec(),
             self.dtype(),
             device,
         )

@@ -13,6 +13,7 @@ mod fused;
 mod indexing;
 mod layout;
 mod linalg;
+mod random;
 mod reduce;
 
 pub use functions::{BinaryOp, UnaryOp};
@@ -121,6 +122,20 @@ pub enum Op {
         /// The axis the offset applies to.
         axis: usize,
     },
+    /// `target` with `updates` added at `indices` along `axis` (inputs:
+    /// target, indices, updates; updates shaped like `gather`'s output).
+    /// Repeated indices accumulate. The transpose of [`Op::Gather`].
+    ScatterAdd {
+        /// The indexed axis.
+        axis: usize,
+    },
+    /// Uniform `[0, 1)` numbers from a counter-based generator keyed by a
+    /// one-element integer tensor (input 0): the same key gives the same
+    /// numbers, so a compiled plan draws fresh ones per call from a fresh key.
+    RandomUniform {
+        /// Selects an independent sequence for the same key (one per use site).
+        stream: u64,
+    },
     /// A fused transformer kernel (see [`crate::fast`]).
     Fast(FastOp),
     /// A chain of elementwise ops fused by the compiler into one pass.
@@ -149,6 +164,8 @@ impl Op {
             Op::Pad { .. } => "pad",
             Op::Gather { .. } => "gather",
             Op::SliceUpdate { .. } => "slice_update",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::RandomUniform { .. } => "random_uniform",
             Op::Fast(f) => f.name(),
             Op::Fused(_) => "fused",
         }

@@ -77,3 +77,87 @@ pub(crate) fn slice_update(
     );
     Ok(out)
 }
+
+/// `target` with `updates` added at `idx` along `axis` (repeated indices
+/// accumulate, in index order). Half types accumulate in f32.
+pub(crate) fn scatter_add(
+    target: Array,
+    idx: &Array,
+    updates: &Array,
+    axis: usize,
+) -> Result<Array> {
+    let ids = indices_of(idx);
+    let dim = target.shape()[axis];
+    if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as usize >= dim) {
+        return Err(invalid(
+            "scatter_add",
+            format!("index {bad} out of range for axis {axis} of size {dim}"),
+        ));
+    }
+    let shape = target.shape().to_vec();
+    let dtype = target.dtype();
+    let outer = numel(&shape[..axis]);
+    let inner = numel(&shape[axis + 1..]);
+    let lay = ScatterLayout {
+        ids: &ids,
+        outer,
+        dim,
+        inner,
+    };
+    Ok(match dtype {
+        DType::F16 | DType::BF16 => {
+            let t = super::convert(&target, DType::F32)?;
+            drop(target);
+            let out = lay.run::<f32>(t, &super::convert(updates, DType::F32)?)?;
+            super::convert(&out, dtype)?
+        }
+        DType::F32 => lay.run::<f32>(target, updates)?,
+        DType::F64 => lay.run::<f64>(target, updates)?,
+        DType::I32 => lay.run::<i32>(target, updates)?,
+        DType::I64 => lay.run::<i64>(target, updates)?,
+        DType::U8 => lay.run::<u8>(target, updates)?,
+        DType::Bool => unreachable!("bool scatter_add rejected at build"),
+    })
+}
+
+/// The index arithmetic of a scatter-add.
+struct ScatterLayout<'a> {
+    ids: &'a [i64],
+    outer: usize,
+    dim: usize,
+    inner: usize,
+}
+
+impl ScatterLayout<'_> {
+    fn run<T: crate::Element + Copy + std::ops::AddAssign>(
+        &self,
+        target: Array,
+        updates: &Array,
+    ) -> Result<Array> {
+        let shape = target.shape().to_vec();
+        let mut out = match target.donate(&shape, T::DTYPE) {
+            Ok(a) => a,
+            Err(t) => {
+                let mut a = Array::uninit(&shape, T::DTYPE)?;
+                a.bytes_mut().unwrap().copy_from_slice(t.bytes());
+                a
+            }
+        };
+        let dst = out.as_mut_slice::<T>().expect("unique output");
+        let src = updates.as_slice::<T>();
+        let n = self.ids.len();
+        for o in 0..self.outer {
+            for (j, &i) in self.ids.iter().enumerate() {
+                let d = (o * self.dim + i as usize) * self.inner;
+                let s = (o * n + j) * self.inner;
+                for (a, &b) in dst[d..d + self.inner]
+                    .iter_mut()
+                    .zip(&src[s..s + self.inner])
+                {
+                    *a += b;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

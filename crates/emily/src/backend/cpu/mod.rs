@@ -9,6 +9,7 @@ mod fused;
 mod indexing;
 mod layout;
 mod matmul;
+mod random;
 mod reduce;
 
 use super::Backend;
@@ -74,7 +75,12 @@ impl Backend for CpuBackend {
         let x = || &inputs[0];
         // An empty output needs no kernel (its inputs may still have huge axes,
         // e.g. a (0, 2^60) reduction); indexing ops still check their indices.
-        if numel(shape) == 0 && !matches!(op, Op::Gather { .. } | Op::SliceUpdate { .. }) {
+        if numel(shape) == 0
+            && !matches!(
+                op,
+                Op::Gather { .. } | Op::SliceUpdate { .. } | Op::ScatterAdd { .. }
+            )
+        {
             return Array::uninit(shape, dtype);
         }
         match op {
@@ -155,6 +161,12 @@ impl Backend for CpuBackend {
                 let (t, u, o) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
                 indexing::slice_update(t, &u, &o, *axis)
             }
+            Op::ScatterAdd { axis } => {
+                let mut it = inputs.into_iter();
+                let (t, i, u) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+                indexing::scatter_add(t, &i, &u, *axis)
+            }
+            Op::RandomUniform { stream } => random::uniform(x(), *stream, shape, dtype),
             Op::Fast(f) => fast::execute(f, &inputs, shape, dtype),
         }
     }

@@ -1,0 +1,345 @@
+//! Optimizers over a [`ParamStore`]: SGD with momentum, Adam and AdamW.
+//!
+//! Each update is an elementwise program compiled once per parameter shape
+//! (so it runs as a few fused passes), its scalars (learning rate, bias
+//! corrections) passed as tensors so a new rate replays the same plan. The
+//! parameter and its state are handed over by value, so their buffers are
+//! updated in place. Parameters and state are f32 masters whatever the
+//! compute dtype of the forward.
+
+use std::collections::BTreeMap;
+
+use emily::{compile, Compiled, DType, Tensor};
+
+use crate::error::{Error, Result};
+use crate::params::ParamStore;
+
+type Update = Compiled<Box<dyn Fn(&[Tensor]) -> emily::Result<Vec<Tensor>> + Send + Sync>>;
+
+/// An optimizer's state for checkpoints: its kind, the step count and
+/// named tensors (`"{slot}.{param}"`, e.g. `"exp_avg.fc.weight"`).
+#[derive(Clone, Debug, Default)]
+pub struct OptimizerState {
+    /// `"sgd"`, `"adam"` or `"adamw"`.
+    pub kind: String,
+    /// Updates applied so far.
+    pub step: u64,
+    /// The state tensors.
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+/// Updates parameters from gradients.
+pub trait Optimizer: Send {
+    /// Applies one update at learning rate `lr` to every parameter that has
+    /// a gradient (same key, shape and dtype).
+    fn step(&mut self, params: &mut ParamStore, grads: &ParamStore, lr: f64) -> Result<()>;
+    /// The state, for a checkpoint.
+    fn state(&self) -> OptimizerState;
+    /// Restores the state from a checkpoint (kind and shapes checked).
+    fn load_state(&mut self, state: OptimizerState) -> Result<()>;
+}
+
+/// The `(param, grad)` pairs of an update, checked.
+fn pairs(params: &ParamStore, grads: &ParamStore) -> Result<Vec<(String, Tensor)>> {
+    grads
+        .iter()
+        .map(|(k, g)| {
+            let p = params.get(k).ok_or_else(|| Error::Train {
+                what: "optimizer",
+                msg: format!("gradient `{k}` has no parameter"),
+            })?;
+            if p.shape() != g.shape() || p.dtype() != DType::F32 || g.dtype() != DType::F32 {
+                return Err(Error::Train {
+                    what: "optimizer",
+                    msg: format!(
+                        "`{k}`: parameter {:?} {} and gradient {:?} {} must be f32 of one shape",
+                        p.shape(),
+                        p.dtype(),
+                        g.shape(),
+                        g.dtype()
+                    ),
+                });
+            }
+            Ok((k.to_string(), g.clone()))
+        })
+        .collect()
+}
+
+fn scalar(v: f64) -> emily::Result<Tensor> {
+    Tensor::from_slice(&[v as f32], &[])
+}
+
+fn state_slot(slots: &mut BTreeMap<String, Tensor>, key: &str, like: &Tensor) -> Result<Tensor> {
+    match slots.remove(key) {
+        Some(t) => Ok(t),
+        None => Ok(Tensor::zeros(like.shape(), DType::F32)?),
+    }
+}
+
+/// Checks and installs loaded state tensors for `slots` of `params`.
+fn load_slots(
+    kind: &str,
+    state: OptimizerState,
+    slots: &[&str],
+) -> Result<(u64, BTreeMap<String, Tensor>)> {
+    if state.kind != kind {
+        return Err(Error::Train {
+            what: "optimizer state",
+            msg: format!("is for `{}`, this optimizer is `{kind}`", state.kind),
+        });
+    }
+    for (k, t) in &state.tensors {
+        let known = slots.iter().any(|s| k.starts_with(&format!("{s}.")));
+        if !known || t.dtype() != DType::F32 {
+            return Err(Error::Train {
+                what: "optimizer state",
+                msg: format!(
+                    "unexpected tensor `{k}` ({:?} {}) for `{kind}`",
+                    t.shape(),
+                    t.dtype()
+                ),
+            });
+        }
+    }
+    Ok((state.step, state.tensors))
+}
+
+/// Stochastic gradient descent with momentum and (L2) weight decay:
+/// `b = μ·b + g + λ·p; p −= lr·b`.
+pub struct Sgd {
+    momentum: f64,
+    weight_decay: f64,
+    step: u64,
+    buffers: BTreeMap<String, Tensor>,
+    update: Update,
+}
+
+impl Sgd {
+    /// SGD with `momentum` (0 for plain SGD) and no weight decay.
+    pub fn new(momentum: f64) -> Sgd {
+        let update: Update = compile(Box::new(|a: &[Tensor]| {
+            // a: p, g, buf, lr, momentum, weight_decay
+            let (p, g, b, lr, mu, wd) = (&a[0], &a[1], &a[2], &a[3], &a[4], &a[5]);
+            let b = b.mul(mu)?.add(g)?.add(&p.mul(wd)?)?;
+            let p = p.sub(&b.mul(lr)?)?;
+            Ok(vec![p, b])
+        }));
+        Sgd {
+            momentum,
+            weight_decay: 0.0,
+            step: 0,
+            buffers: BTreeMap::new(),
+            update,
+        }
+    }
+
+    /// Adds L2 weight decay `λ`.
+    pub fn weight_decay(mut self, wd: f64) -> Sgd {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, params: &mut ParamStore, grads: &ParamStore, lr: f64) -> Result<()> {
+        for (k, g) in pairs(params, grads)? {
+            let p = params.remove(&k).expect("checked");
+            let slot = format!("momentum_buffer.{k}");
+            let b = state_slot(&mut self.buffers, &slot, &p)?;
+            let out = self.update.call_owned(vec![
+                p,
+                g,
+                b,
+                scalar(lr)?,
+                scalar(self.momentum)?,
+                scalar(self.weight_decay)?,
+            ])?;
+            let mut out = out.into_iter();
+            params.insert(k, out.next().expect("two outputs"));
+            self.buffers.insert(slot, out.next().expect("two outputs"));
+        }
+        self.step += 1;
+        Ok(())
+    }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState {
+            kind: "sgd".into(),
+            step: self.step,
+            tensors: self.buffers.clone(),
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        (self.step, self.buffers) = load_slots("sgd", state, &["momentum_buffer"])?;
+        Ok(())
+    }
+}
+
+/// Adam, or AdamW with decoupled weight decay:
+/// `m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²;
+/// p −= lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε)` and, for AdamW, `p −= lr·λ·p`
+/// first (Adam adds `λ·p` to the gradient instead).
+pub struct Adam {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    decoupled: bool,
+    step: u64,
+    moments: BTreeMap<String, Tensor>,
+    update: Update,
+}
+
+impl Adam {
+    /// Adam with β = (0.9, 0.999), ε = 1e-8, no weight decay.
+    pub fn new() -> Adam {
+        let update: Update = compile(Box::new(|a: &[Tensor]| {
+            // a: p, g, m, v, step_size, inv_bc2_sqrt, decay, l2, b1, b2, eps
+            let (p, g, m, v) = (&a[0], &a[1], &a[2], &a[3]);
+            let (step, inv_bc2, decay, l2, b1, b2, eps) =
+                (&a[4], &a[5], &a[6], &a[7], &a[8], &a[9], &a[10]);
+            let g = g.add(&p.mul(l2)?)?;
+            let one = Tensor::scalar(1.0, DType::F32, p.device());
+            let m = m.mul(b1)?.add(&g.mul(&one.sub(b1)?)?)?;
+            let v = v.mul(b2)?.add(&g.square()?.mul(&one.sub(b2)?)?)?;
+            let denom = v.sqrt()?.mul(inv_bc2)?.add(eps)?;
+            let p = p.mul(decay)?.sub(&m.div(&denom)?.mul(step)?)?;
+            Ok(vec![p, m, v])
+        }));
+        Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            step: 0,
+            moments: BTreeMap::new(),
+            update,
+        }
+    }
+
+    /// AdamW: decoupled weight decay `λ`.
+    pub fn adamw(weight_decay: f64) -> Adam {
+        let mut a = Adam::new();
+        a.weight_decay = weight_decay;
+        a.decoupled = true;
+        a
+    }
+
+    /// Sets β₁, β₂.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Adam {
+        self.beta1 = beta1;
+        self.beta2 = beta2;
+        self
+    }
+
+    /// Sets ε.
+    pub fn eps(mut self, eps: f64) -> Adam {
+        self.eps = eps;
+        self
+    }
+
+    /// Sets the weight decay (L2 for Adam, decoupled for AdamW).
+    pub fn weight_decay(mut self, wd: f64) -> Adam {
+        self.weight_decay = wd;
+        self
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.decoupled {
+            "adamw"
+        } else {
+            "adam"
+        }
+    }
+}
+
+impl Default for Adam {
+    fn default() -> Adam {
+        Adam::new()
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: &mut ParamStore, grads: &ParamStore, lr: f64) -> Result<()> {
+        let pairs = pairs(params, grads)?;
+        self.step += 1;
+        let t = self.step as i32;
+        let bc1 = 1.0 - self.beta1.powi(t);
+        let bc2 = 1.0 - self.beta2.powi(t);
+        let (decay, l2) = if self.decoupled {
+            (1.0 - lr * self.weight_decay, 0.0)
+        } else {
+            (1.0, self.weight_decay)
+        };
+        for (k, g) in pairs {
+            let p = params.remove(&k).expect("checked");
+            let (mk, vk) = (format!("exp_avg.{k}"), format!("exp_avg_sq.{k}"));
+            let m = state_slot(&mut self.moments, &mk, &p)?;
+            let v = state_slot(&mut self.moments, &vk, &p)?;
+            let out = self.update.call_owned(vec![
+                p,
+                g,
+                m,
+                v,
+                scalar(lr / bc1)?,
+                scalar(1.0 / bc2.sqrt())?,
+                scalar(decay)?,
+                scalar(l2)?,
+                scalar(self.beta1)?,
+                scalar(self.beta2)?,
+                scalar(self.eps)?,
+            ])?;
+            let mut out = out.into_iter();
+            params.insert(k, out.next().expect("three outputs"));
+            self.moments.insert(mk, out.next().expect("three outputs"));
+            self.moments.insert(vk, out.next().expect("three outputs"));
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState {
+            kind: self.kind().into(),
+            step: self.step,
+            tensors: self.moments.clone(),
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        (self.step, self.moments) = load_slots(self.kind(), state, &["exp_avg", "exp_avg_sq"])?;
+        Ok(())
+    }
+}
+
+/// The global L2 norm of all gradients, `√Σ g²` (inf or NaN if any
+/// gradient is not finite).
+pub fn global_norm(grads: &ParamStore) -> Result<f64> {
+    let mut total: Option<Tensor> = None;
+    for (_, g) in grads.iter() {
+        let s = g.cast(DType::F32)?.square()?.sum(&[], false)?;
+        total = Some(match total {
+            Some(t) => t.add(&s)?,
+            None => s,
+        });
+    }
+    Ok(match total {
+        Some(t) => (t.to_scalar::<f32>()? as f64).sqrt(),
+        None => 0.0,
+    })
+}
+
+/// Scales every gradient by `max_norm / norm` when their global norm
+/// `norm` exceeds `max_norm`; returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut ParamStore, max_norm: f64, norm: f64) -> Result<f64> {
+    if norm.is_finite() && norm > max_norm {
+        let factor = max_norm / (norm + 1e-6);
+        let keys: Vec<String> = grads.iter().map(|(k, _)| k.to_string()).collect();
+        for k in keys {
+            let g = grads.remove(&k).expect("listed");
+            grads.insert(k, g.mul_scalar(factor)?.eval()?);
+        }
+    }
+    Ok(norm)
+}
