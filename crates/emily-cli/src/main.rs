@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod format;
 mod inspect;
+mod train;
 mod transcribe;
 
 use std::path::PathBuf;
@@ -52,6 +53,9 @@ enum Command {
         #[arg(long)]
         composed: bool,
     },
+    /// Train a recipe on real data (digits classifier or byte LM), evaluate
+    /// held out, save and reload the parameters.
+    Train(train::Args),
     /// Convert a CTranslate2 Whisper directory to the Hugging Face layout.
     Convert {
         /// CTranslate2 directory (model.bin, config.json, tokenizer.json).
@@ -98,6 +102,7 @@ fn main() -> Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Bench { suite } => bench::run(suite),
+        Command::Train(a) => train::run(a),
         Command::BenchWhisperChild {
             model,
             audio,

@@ -11,6 +11,7 @@
 //! - [`log_mel`] computes Whisper's log-mel features.
 //! - [`tokenizer`] wraps `tokenizer.json` with Whisper's special tokens.
 //! - [`npy`] reads NumPy `.npy` files (reference data in tests).
+//! - [`training`] trains a digits classifier and a byte language model on real data.
 
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod llm;
 pub mod log_mel;
 pub mod npy;
 pub mod tokenizer;
+pub mod training;
 pub mod weights;
 pub mod whisper;
 
