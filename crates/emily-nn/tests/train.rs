@@ -217,7 +217,12 @@ fn checkpoint_round_trips_bit_for_bit_and_resuming_equals_continuing() {
     assert_eq!(back.step, 3);
     let bytes = |s: &ParamStore| -> Vec<(String, Vec<u8>)> {
         s.iter()
-            .map(|(k, t)| (k.to_string(), t.array().unwrap().bytes().to_vec()))
+            .map(|(k, t)| {
+                (
+                    k.to_string(),
+                    t.array().unwrap().to_host_bytes().unwrap().to_vec(),
+                )
+            })
             .collect()
     };
     assert_eq!(bytes(&back.params), bytes(&params));
@@ -227,8 +232,8 @@ fn checkpoint_round_trips_bit_for_bit_and_resuming_equals_continuing() {
     assert_eq!(o1.tensors.len(), 8);
     for (k, v) in &o1.tensors {
         assert_eq!(
-            v.array().unwrap().bytes(),
-            o2.tensors[k].array().unwrap().bytes(),
+            v.array().unwrap().to_host_bytes().unwrap(),
+            o2.tensors[k].array().unwrap().to_host_bytes().unwrap(),
             "{k}"
         );
     }

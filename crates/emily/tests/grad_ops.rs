@@ -3,7 +3,7 @@
 //! strided and transposed forms included).
 
 use emily::ops::{BinaryOp, Reduction, UnaryOp};
-use emily::{grad, DType, Result, Tensor};
+use emily::{grad, DType, Device, Result, Tensor};
 
 /// Seeded standard-normal f64 tensor.
 fn randn(shape: &[usize], seed: u64) -> Tensor {
@@ -22,10 +22,26 @@ fn uniform(shape: &[usize], low: f64, high: f64, seed: u64) -> Tensor {
 }
 
 /// Checks `vjp(f)` against central differences of `sum(f(x) · c)` for a
-/// random cotangent `c`, for every element of every input.
+/// random cotangent `c`, for every element of every input, on the CPU and
+/// on the reference backend.
 fn check(what: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) {
+    for device in [Device::Cpu, Device::Reference] {
+        let inputs: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| t.to_device(device).unwrap())
+            .collect();
+        check_on(&format!("{what} on {device}"), &f, &inputs, device);
+    }
+}
+
+fn check_on(
+    what: &str,
+    f: &impl Fn(&[Tensor]) -> Result<Tensor>,
+    inputs: &[Tensor],
+    device: Device,
+) {
     let y = f(inputs).unwrap();
-    let c = randn(y.shape(), 999);
+    let c = randn(y.shape(), 999).to_device(device).unwrap();
     let (_, grads) = grad::vjp(|xs| Ok(vec![f(xs)?]), inputs, std::slice::from_ref(&c)).unwrap();
     let objective = |xs: &[Tensor]| -> f64 {
         let y = f(xs).unwrap();
@@ -33,20 +49,21 @@ fn check(what: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor])
             .unwrap()
             .sum(&[], false)
             .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
+            .to_f64_vec()
+            .unwrap()[0]
     };
     let h = 1e-6;
     for (k, x) in inputs.iter().enumerate() {
-        let base = x.to_vec::<f64>().unwrap();
-        let got = grads[k].to_vec::<f64>().unwrap();
+        let base = x.to_f64_vec().unwrap();
+        let got = grads[k].to_f64_vec().unwrap();
         assert_eq!(grads[k].shape(), x.shape(), "{what}: gradient {k} shape");
+        assert_eq!(grads[k].device(), device, "{what}: gradient {k} device");
         for i in 0..base.len() {
             let at = |d: f64| {
                 let mut v = base.clone();
                 v[i] += d;
                 let mut xs = inputs.to_vec();
-                xs[k] = Tensor::from_slice(&v, x.shape()).unwrap();
+                xs[k] = Tensor::from_slice_on(&v, x.shape(), device).unwrap();
                 objective(&xs)
             };
             let want = (at(h) - at(-h)) / (2.0 * h);
@@ -113,7 +130,7 @@ fn where_with_a_broadcast_condition() {
     let cond = randn(&[3, 1], 1).gt_scalar(0.0).unwrap().eval().unwrap();
     check(
         "where",
-        |xs| Tensor::where_cond(&cond, &xs[0], &xs[1]),
+        |xs| Tensor::where_cond(&cond.to_device(xs[0].device())?, &xs[0], &xs[1]),
         &[randn(&[3, 4], 2), randn(&[4], 3)],
     );
 }
@@ -265,16 +282,20 @@ fn layout_ops() {
 fn gather_and_scatter_add() {
     let table = randn(&[5, 3], 1);
     let ids = Tensor::from_slice(&[4i64, 0, 4, 2, 4, 1], &[2, 3]).unwrap();
-    check("gather axis 0", |xs| xs[0].gather(&ids, 0), &[table]);
+    check(
+        "gather axis 0",
+        |xs| xs[0].gather(&ids.to_device(xs[0].device())?, 0),
+        &[table],
+    );
     let ids1 = Tensor::from_slice(&[2i32, 2, 0], &[3]).unwrap();
     check(
         "gather axis 1",
-        |xs| xs[0].gather(&ids1, 1),
+        |xs| xs[0].gather(&ids1.to_device(xs[0].device())?, 1),
         &[randn(&[2, 4, 3], 2)],
     );
     check(
         "scatter_add",
-        |xs| xs[0].scatter_add(&ids, &xs[1], 0),
+        |xs| xs[0].scatter_add(&ids.to_device(xs[0].device())?, &xs[1], 0),
         &[randn(&[5, 3], 3), randn(&[2, 3, 3], 4)],
     );
 }
@@ -309,7 +330,7 @@ fn slice_update_target_and_update() {
     let offset = Tensor::from_slice(&[2i64], &[]).unwrap();
     check(
         "slice_update",
-        |xs| xs[0].slice_update(&xs[1], &offset, 1),
+        |xs| xs[0].slice_update(&xs[1], &offset.to_device(xs[0].device())?, 1),
         &[randn(&[2, 7, 3], 1), randn(&[2, 3, 3], 2)],
     );
 }

@@ -6,6 +6,7 @@ mod floor;
 mod kernels;
 mod quant;
 mod timer;
+mod train;
 pub mod whisper;
 
 use anyhow::Result;
@@ -21,6 +22,9 @@ pub enum Suite {
     Quant,
     /// Whisper transcription at 1 and 2 threads, composed vs fused, and peers.
     Whisper,
+    /// Training steps of the digits classifier and the byte LM; compiled vs
+    /// eager backward (threads: `--threads`; PyTorch: bench/peers/torch_train.py).
+    Train,
     /// Everything.
     All,
 }
@@ -41,6 +45,7 @@ pub fn run(suite: Suite) -> Result<()> {
             std::path::Path::new("samples/jfk.wav"),
             7,
         ),
+        Suite::Train => train::run(),
         Suite::All => {
             core::run()?;
             kernels::run()?;

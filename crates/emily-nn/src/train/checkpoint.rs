@@ -73,10 +73,15 @@ fn write(path: &Path, tensors: Vec<(String, Tensor)>, meta: HashMap<String, Stri
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.array()?)))
         .collect::<Result<Vec<_>>>()?;
+    let bytes = arrays
+        .iter()
+        .map(|(_, a)| a.to_host_bytes())
+        .collect::<emily::Result<Vec<_>>>()?;
     let views = arrays
         .iter()
-        .map(|(k, a)| {
-            TensorView::new(to_st(a.dtype()), a.shape().to_vec(), a.bytes())
+        .zip(&bytes)
+        .map(|((k, a), b)| {
+            TensorView::new(to_st(a.dtype()), a.shape().to_vec(), b)
                 .map(|v| (k.clone(), v))
                 .map_err(|e| err(path, format!("tensor `{k}`: {e}")))
         })

@@ -32,7 +32,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let past_end = Tensor::scalar((rows * classes) as f64, DType::I64, t.device());
     let at = Tensor::where_cond(
         &valid,
-        &Tensor::arange(rows, DType::I64)?
+        &Tensor::arange_on(rows, DType::I64, t.device())?
             .mul_scalar(classes as f64)?
             .add(&t)?,
         &past_end,

@@ -18,6 +18,7 @@ use crate::params::ParamStore;
 /// tensor).
 pub type LossFn = Arc<dyn Fn(&Outputs, &[Tensor]) -> emily::Result<Tensor> + Send + Sync>;
 
+type TracedFn = Arc<dyn Fn(&[Tensor]) -> emily::Result<Vec<Tensor>> + Send + Sync>;
 type Traced = Box<dyn Fn(&[Tensor]) -> emily::Result<Vec<Tensor>> + Send + Sync>;
 
 thread_local! {
@@ -60,6 +61,7 @@ impl StepOutput {
 /// A compiled training step; see [`Forward::train_step`].
 pub struct TrainStep {
     forward: Forward,
+    traced: TracedFn,
     compiled: Compiled<Traced>,
     precision: Precision,
     seed: AtomicU64,
@@ -91,7 +93,7 @@ impl Forward {
             .collect();
         let scaled = precision == Precision::MixedBf16;
         let lead = usize::from(scaled);
-        let traced: Traced = Box::new(move |args: &[Tensor]| {
+        let traced: TracedFn = Arc::new(move |args: &[Tensor]| {
             let scale = scaled.then(|| args[0].clone());
             let params = &args[lead..lead + np];
             let inputs = &args[lead + np..lead + np + n];
@@ -164,9 +166,12 @@ impl Forward {
             };
             Ok([loss, sq].into_iter().chain(grads).collect())
         });
+        let f = traced.clone();
+        let boxed: Traced = Box::new(move |args: &[Tensor]| f(args));
         Ok(TrainStep {
             forward: self,
-            compiled: emily::compile(traced),
+            traced,
+            compiled: emily::compile(boxed),
             precision,
             seed: AtomicU64::new(0),
             calls: AtomicU64::new(0),
@@ -202,6 +207,45 @@ impl TrainStep {
         targets: &[&Tensor],
         loss_scale: f64,
     ) -> Result<StepOutput> {
+        let args = self.args(params, inputs, targets, loss_scale)?;
+        TRACE_ERROR.with(|c| c.borrow_mut().take());
+        let out = self.compiled.call(&args).map_err(|e| {
+            TRACE_ERROR
+                .with(|c| c.borrow_mut().take())
+                .unwrap_or(Error::Core(e))
+        })?;
+        Ok(self.unpack(out))
+    }
+
+    /// [`TrainStep::run`] without the compiler: the same forward, loss and
+    /// backward graph built on the concrete tensors and evaluated op by op
+    /// (the baseline the compiled plan is measured against).
+    pub fn run_eager(
+        &self,
+        params: &ParamStore,
+        inputs: &[(&str, &Tensor)],
+        targets: &[&Tensor],
+        loss_scale: f64,
+    ) -> Result<StepOutput> {
+        let args = self.args(params, inputs, targets, loss_scale)?;
+        TRACE_ERROR.with(|c| c.borrow_mut().take());
+        let out = (self.traced)(&args).map_err(|e| {
+            TRACE_ERROR
+                .with(|c| c.borrow_mut().take())
+                .unwrap_or(Error::Core(e))
+        })?;
+        emily::eval_all(&out.iter().collect::<Vec<_>>())?;
+        Ok(self.unpack(out))
+    }
+
+    /// The plan's arguments: scale, parameters, inputs, extras, targets.
+    fn args(
+        &self,
+        params: &ParamStore,
+        inputs: &[(&str, &Tensor)],
+        targets: &[&Tensor],
+        loss_scale: f64,
+    ) -> Result<Vec<Tensor>> {
         let values = self.forward.param_values(params)?;
         let master =
             |d: DType| d == DType::F32 || (self.precision == Precision::Full && d == DType::F64);
@@ -227,12 +271,10 @@ impl TrainStep {
             });
         }
         args.extend(targets.iter().map(|t| (*t).clone()));
-        TRACE_ERROR.with(|c| c.borrow_mut().take());
-        let out = self.compiled.call(&args).map_err(|e| {
-            TRACE_ERROR
-                .with(|c| c.borrow_mut().take())
-                .unwrap_or(Error::Core(e))
-        })?;
+        Ok(args)
+    }
+
+    fn unpack(&self, out: Vec<Tensor>) -> StepOutput {
         let mut it = out.into_iter();
         let loss = it.next().expect("loss");
         let grad_sq_norm = it.next().expect("norm");
@@ -244,10 +286,10 @@ impl TrainStep {
             .map(|s| s.key.clone())
             .zip(it)
             .collect();
-        Ok(StepOutput {
+        StepOutput {
             loss,
             grads,
             grad_sq_norm,
-        })
+        }
     }
 }

@@ -13,7 +13,7 @@ mod fused;
 mod indexing;
 mod layout;
 mod linalg;
-mod random;
+pub(crate) mod random;
 mod reduce;
 
 pub use functions::{BinaryOp, UnaryOp};

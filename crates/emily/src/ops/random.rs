@@ -44,3 +44,40 @@ impl Tensor {
         )
     }
 }
+
+/// SplitMix64's finaliser: a bijective 64-bit mix.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The key of one (key, stream) pair: every backend draws element `i` as
+/// [`uniform_value`]`(stream_key(key, stream), i, dtype)`.
+pub(crate) fn stream_key(key: i64, stream: u64) -> u64 {
+    mix(key as u64 ^ mix(stream.wrapping_add(0x2545_F491_4F6C_DD1D)))
+}
+
+/// Element `i` of a uniform `[0, 1)` draw under `key` (from [`stream_key`]),
+/// exactly representable in `dtype` and below one: 24 random bits for
+/// f32/f16/bf16 (rounded, then clamped below one for the half types), 53
+/// for f64.
+pub(crate) fn uniform_value(key: u64, i: usize, dtype: DType) -> f64 {
+    let bits = mix(mix(key ^ 0x5851_F42D_4C95_7F2D)
+        .wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    match dtype {
+        DType::F64 => (bits >> 11) as f64 / (1u64 << 53) as f64,
+        _ => {
+            let v = (bits >> 40) as f32 / (1u64 << 24) as f32;
+            match dtype {
+                DType::F16 => half::f16::from_f32(v)
+                    .min(half::f16::from_f32(1.0 - 1.0 / 2048.0))
+                    .to_f64(),
+                DType::BF16 => half::bf16::from_f32(v)
+                    .min(half::bf16::from_f32(1.0 - 1.0 / 256.0))
+                    .to_f64(),
+                _ => v as f64,
+            }
+        }
+    }
+}

@@ -91,3 +91,48 @@ pub fn slice_update(device: Device) {
         );
     }
 }
+
+/// Scatter-add (repeated indices accumulate) on every arithmetic dtype and
+/// index dtype, and its range check.
+pub fn scatter_add(device: Device) {
+    for dtype in ALL.into_iter().filter(|d| *d != DType::Bool) {
+        let target = input(&[5, 7, 3], dtype, 40, Values::Normal);
+        let updates = input(&[5, 2, 3, 3], dtype, 41, Values::Normal);
+        for idx_dtype in [DType::I32, DType::I64, DType::U8] {
+            let ids = Tensor::from_slice(&[4i64, 0, 4, 2, 4, 1], &[2, 3])
+                .and_then(|t| t.cast(idx_dtype))
+                .unwrap();
+            let what = format!("scatter_add {dtype} by {idx_dtype}");
+            check(
+                device,
+                &what,
+                &[target.clone(), ids, updates.clone()],
+                |t| t[0].scatter_add(&t[1], &t[2], 1),
+            );
+        }
+        let bad = Tensor::from_slice(&[0i64, 7], &[2]).unwrap();
+        check_error(
+            device,
+            &format!("scatter_add {dtype} out of range"),
+            &[
+                target.clone(),
+                bad,
+                input(&[5, 2, 3], dtype, 42, Values::Normal),
+            ],
+            |t| t[0].scatter_add(&t[1], &t[2], 1),
+        );
+    }
+}
+
+/// The keyed generator gives the same numbers on every backend.
+pub fn random_uniform(device: Device) {
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        for (key, stream) in [(0i64, 0u64), (7, 3), (-5, 1 << 40)] {
+            let k = Tensor::from_slice(&[key], &[]).unwrap();
+            let what = format!("random_uniform {dtype} key {key} stream {stream}");
+            check(device, &what, &[k], |t| {
+                Tensor::random_uniform(&[3, 77], &t[0], stream, dtype)
+            });
+        }
+    }
+}

@@ -69,6 +69,12 @@ fn cpu_gather_and_slice_update_match_reference() {
 }
 
 #[test]
+fn cpu_scatter_add_and_random_uniform_match_reference() {
+    layout::scatter_add(CPU);
+    layout::random_uniform(CPU);
+}
+
+#[test]
 fn cpu_norms_match_reference() {
     fast::norms(CPU);
 }

@@ -115,3 +115,45 @@ pub(super) fn slice_update(
     }
     Ok(out)
 }
+
+/// `target` with `updates` added at `idx` along `axis` (repeated indices
+/// accumulate), summed in f64 and rounded once.
+pub(super) fn scatter_add(target: &View, idx: &View, updates: &View, axis: usize) -> Result<Out> {
+    let dim = target.shape[axis];
+    let k = idx.shape.len();
+    let mut acc: Vec<f64> = (0..target.numel()).map(|i| target.get(i)).collect();
+    for u in 0..updates.numel() {
+        let ui = unravel(u, updates.shape);
+        let i = idx.index(ravel(&ui[axis..axis + k], idx.shape));
+        if i < 0 || i as usize >= dim {
+            return Err(invalid(
+                "scatter_add",
+                format!("index {i} out of range for axis {axis} of size {dim}"),
+            ));
+        }
+        let mut ti = ui[..axis].to_vec();
+        ti.push(i as usize);
+        ti.extend_from_slice(&ui[axis + k..]);
+        acc[ravel(&ti, target.shape)] += updates.get(u);
+    }
+    let mut out = Out::new(target.shape, target.dtype)?;
+    for (i, v) in acc.into_iter().enumerate() {
+        out.set(i, v);
+    }
+    Ok(out)
+}
+
+/// Uniform `[0, 1)` samples: the catalogue's generator, element by element.
+pub(super) fn random_uniform(
+    key: &View,
+    stream: u64,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Out> {
+    let k = crate::ops::random::stream_key(key.index(0), stream);
+    let mut out = Out::new(shape, dtype)?;
+    for i in 0..numel(shape) {
+        out.set(i, crate::ops::random::uniform_value(k, i, dtype));
+    }
+    Ok(out)
+}

@@ -125,6 +125,8 @@ impl Backend for ReferenceBackend {
             Op::Pad { pads, value } => layout::pad(&v[0], pads, *value, shape)?,
             Op::Gather { axis } => layout::gather(&v[0], &v[1], *axis, shape)?,
             Op::SliceUpdate { axis } => layout::slice_update(&v[0], &v[1], &v[2], *axis)?,
+            Op::ScatterAdd { axis } => layout::scatter_add(&v[0], &v[1], &v[2], *axis)?,
+            Op::RandomUniform { stream } => layout::random_uniform(&v[0], *stream, shape, dtype)?,
             Op::Fast(f) => fast::execute(f, v, shape, dtype)?,
         };
         out.finish()

@@ -39,7 +39,8 @@ pub(super) fn slice_update(
     let gu = needs[1]
         .then(|| {
             let start = offset.cast(DType::I64)?.reshape_to(&[])?;
-            let rows = Tensor::arange(update.shape()[axis], DType::I64)?.add(&start)?;
+            let rows =
+                Tensor::arange_on(update.shape()[axis], DType::I64, g.device())?.add(&start)?;
             g.gather(&rows, a)
         })
         .transpose()?;

@@ -90,7 +90,7 @@ pub(super) fn conv1d(
                 .permute(&[0, 2, 1, 3])?
                 .reshape_to(&[cin, cout_g, k])?;
             let rev: Vec<i64> = (0..k as i64).rev().collect();
-            let flipped = wt.gather(&Tensor::from_slice(&rev, &[k])?, 2)?;
+            let flipped = wt.gather(&Tensor::from_slice_on(&rev, &[k], w.device())?, 2)?;
             gp.conv1d(&flipped, 1, 0, p.dilation, groups)?
                 .narrow(2, p.padding, l)
         })

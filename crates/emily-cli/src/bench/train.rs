@@ -1,0 +1,82 @@
+//! `emily bench train`: milliseconds per training step of the two `emily
+//! train` recipes (forward, backward and AdamW update; f32), and the byte
+//! LM's compiled (traced, fused, replayed) step against the same forward +
+//! backward graph evaluated eagerly op by op. Thread count: `--threads`.
+
+use anyhow::Result;
+use emily::{DType, Tensor};
+use emily_models::training::{bytelm, digits};
+use emily_nn::train::{cross_entropy, Adam, Constant, Precision, Trainer};
+use emily_nn::{Mode, ParamStore};
+
+use super::timer::median_secs;
+
+/// Runs the suite.
+pub fn run() -> Result<()> {
+    println!("\n## training steps (f32, AdamW, ms per step)");
+    println!("{:<34} {:>10}", "step", "ms");
+
+    // Digits MLP, batch 64 (random pixels: the data does not change the work).
+    let recipe = digits::Recipe::default();
+    let model = digits::classifier(recipe.hidden, recipe.dropout)?;
+    let mut params = ParamStore::random(&model, 0, DType::F32)?;
+    let step = model.build(&params, Mode::Train)?.train_step(
+        |o, t| cross_entropy(&o[digits::LOGITS], &t[0]),
+        Precision::Full,
+    )?;
+    let mut trainer = Trainer::new(step, Adam::adamw(1e-4), Constant(1e-3)).clip_grad_norm(5.0);
+    let x =
+        Tensor::rand_uniform(&[recipe.batch, digits::PIXELS], 0.0, 1.0, 1, DType::F32)?.eval()?;
+    let y = Tensor::from_vec(
+        (0..recipe.batch as i64).map(|i| i % 10).collect(),
+        &[recipe.batch],
+    )?;
+    let ms = median_secs(1.0, || {
+        trainer
+            .step(&mut params, &[(digits::INPUT, &x)], &[&y])
+            .expect("digits step");
+    }) * 1e3;
+    println!("{:<34} {ms:>10.3}", format!("digits MLP b{}", recipe.batch));
+
+    // Byte LM, batch 16 × 64 bytes.
+    let r = bytelm::Recipe::default();
+    let model = bytelm::model(&r.config)?;
+    let mut params = ParamStore::random(&model, 0, DType::F32)?;
+    let make_step = |params: &ParamStore| -> Result<emily_nn::train::TrainStep> {
+        Ok(model.build(params, Mode::Train)?.train_step(
+            |o, t| cross_entropy(&o[bytelm::LOGITS], &t[0]),
+            Precision::Full,
+        )?)
+    };
+    let ids: Vec<u8> = (0..r.batch * (r.seq_len + 1))
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let starts: Vec<usize> = (0..r.batch).map(|i| i * (r.seq_len + 1)).collect();
+    let (x, y) = bytelm::windows(&ids, &starts, r.seq_len)?;
+    let mut trainer =
+        Trainer::new(make_step(&params)?, Adam::adamw(0.01), Constant(1e-3)).clip_grad_norm(1.0);
+    let ms = median_secs(1.0, || {
+        trainer
+            .step(&mut params, &[(bytelm::INPUT, &x)], &[&y])
+            .expect("bytelm step");
+    }) * 1e3;
+    println!(
+        "{:<34} {ms:>10.3}",
+        format!("byte LM b{}x{}", r.batch, r.seq_len)
+    );
+
+    // The same loss + gradients: compiled plan vs eager evaluation.
+    let step = make_step(&params)?;
+    let ins = [(bytelm::INPUT, &x)];
+    let compiled = median_secs(1.0, || {
+        step.run(&params, &ins, &[&y], 1.0).expect("compiled step");
+    }) * 1e3;
+    let eager = median_secs(1.0, || {
+        step.run_eager(&params, &ins, &[&y], 1.0)
+            .expect("eager step");
+    }) * 1e3;
+    println!("{:<34} {compiled:>10.3}", "byte LM grad, compiled (fused)");
+    println!("{:<34} {eager:>10.3}", "byte LM grad, eager");
+    println!("{:<34} {:>9.2}x", "compiled speed-up", eager / compiled);
+    Ok(())
+}
