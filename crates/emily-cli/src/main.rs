@@ -4,7 +4,9 @@
 mod bench;
 mod demo;
 mod format;
+mod generate;
 mod inspect;
+mod quantize;
 mod train;
 mod transcribe;
 
@@ -31,6 +33,12 @@ struct Cli {
 enum Command {
     /// Transcribe audio files (WAV, FLAC, MP3, OGG) or standard input (`-`).
     Transcribe(transcribe::Args),
+    /// Generate text after a prompt with a GGUF language model (streams to stdout).
+    Generate(generate::Args),
+    /// Chat with a GGUF language model: one user turn per line of stdin.
+    Chat(generate::ChatArgs),
+    /// Rewrite a GGUF model's weight matrices as q8_0, q4_0 or int4-g64.
+    Quantize(quantize::Args),
     /// The fast-kernels demo: JFK with and without fused kernels, side by side.
     Demo(demo::Args),
     /// Print a model's dimensions and its compiled graphs' op frequencies.
@@ -99,6 +107,9 @@ fn main() -> Result<()> {
     }
     match cli.command {
         Command::Transcribe(a) => transcribe::run(a, cli.verbose),
+        Command::Generate(a) => generate::run(a, cli.verbose),
+        Command::Chat(a) => generate::chat(a, cli.verbose),
+        Command::Quantize(a) => quantize::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Bench { suite } => bench::run(suite),

@@ -283,3 +283,68 @@ fn a_loaded_model_is_shared_across_threads() {
         assert_eq!(h.join().unwrap(), want);
     }
 }
+
+#[test]
+fn quantized_copies_load_and_stay_close_to_the_f32_model() {
+    use emily_models::llm::quantize::{quantize_gguf, QuantType};
+    // Rows of 64 and 128 features: whole blocks of every format.
+    let t = Tiny {
+        hidden: 64,
+        ffn: 128,
+        ..Tiny::qwen3()
+    };
+    let (tokens, _, _) = common::tiny_llm::vocab();
+    let w = weights(&t, tokens.len(), 11);
+    let bytes = gguf(&t, &w, false);
+    let f32_file = GgufFile::parse(Arc::new(bytes), "tiny.gguf").unwrap();
+    let opts = LoadOptions {
+        context: Some(32),
+        fast_kernels: true,
+    };
+    let want = LlmModel::from_gguf(&f32_file, opts)
+        .unwrap()
+        .logits_all(&PROMPT)
+        .unwrap();
+    let scale = want.iter().map(|x| x.abs()).fold(0.0, f32::max);
+    let mut diffs: Vec<f32> = Vec::new();
+    // Max logit error relative to the largest logit.
+    for (ty, tol) in [
+        (QuantType::Q8_0, 0.03),
+        (QuantType::Q4_0, 0.3),
+        (QuantType::Int4G64, 0.3),
+    ] {
+        let (writer, report) = quantize_gguf(&f32_file, ty).unwrap();
+        // Every 2-D matrix (rows of whole blocks) is converted; norms are copied.
+        assert!(report.quantized >= 7 * t.layers, "{ty:?}: {report:?}");
+        assert!(report.bytes_out * 2 < report.bytes_in, "{ty:?}: {report:?}");
+        let q = GgufFile::parse(Arc::new(writer.to_bytes().unwrap()), "q.gguf").unwrap();
+        assert_eq!(
+            q.tensor("blk.0.attn_q.weight").unwrap().ggml_type,
+            ty.ggml_type()
+        );
+        assert_eq!(
+            q.tensor("blk.0.attn_norm.weight").unwrap().ggml_type,
+            emily_models::gguf::GgmlType::F32
+        );
+        let got = LlmModel::from_gguf(&q, opts)
+            .unwrap()
+            .logits_all(&PROMPT)
+            .unwrap();
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+            / scale;
+        assert!(
+            diff > 0.0 && diff < tol,
+            "{ty:?}: max logit diff {diff} of the largest logit"
+        );
+        diffs.push(diff);
+    }
+    assert!(
+        diffs[0] < diffs[1] && diffs[0] < diffs[2],
+        "8 bits beat 4: {diffs:?}"
+    );
+    assert!(QuantType::from_name("q5_k").is_none());
+}

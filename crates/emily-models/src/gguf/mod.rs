@@ -16,7 +16,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use reader::{FileBytes, GgufFile, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
-pub use types::GgmlType;
+pub use types::{GgmlType, INT4_G64_ID};
 pub use value::{Array, Value, ValueType};
 pub use writer::GgufWriter;
 

@@ -1,6 +1,10 @@
 //! GGML tensor types as GGUF numbers them: the element or block layout of a
 //! tensor's bytes.
 
+/// The tensor type number emily uses for [`GgmlType::Int4G64`] (far from
+/// GGML's own numbers).
+pub const INT4_G64_ID: u32 = 0x454D_0040;
+
 /// A tensor's storage type. Block-quantised types pack `block_size()`
 /// consecutive elements of the innermost dimension into `type_size()` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,11 +30,14 @@ pub enum GgmlType {
     I64,
     F64,
     BF16,
+    /// Emily's affine 4-bit groups of 64 (f16 scale, f16 bias, 32 bytes of
+    /// nibbles): not a GGML type; llama.cpp does not read it.
+    Int4G64,
 }
 
 impl GgmlType {
     /// Every type this reader knows.
-    pub const ALL: [GgmlType; 20] = [
+    pub const ALL: [GgmlType; 21] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -51,6 +58,7 @@ impl GgmlType {
         GgmlType::I64,
         GgmlType::F64,
         GgmlType::BF16,
+        GgmlType::Int4G64,
     ];
 
     /// The type's number in a GGUF file (`ggml_type`).
@@ -76,6 +84,7 @@ impl GgmlType {
             GgmlType::I64 => 27,
             GgmlType::F64 => 28,
             GgmlType::BF16 => 30,
+            GgmlType::Int4G64 => INT4_G64_ID,
         }
     }
 
@@ -99,6 +108,7 @@ impl GgmlType {
             | GgmlType::Q5_K
             | GgmlType::Q6_K
             | GgmlType::Q8_K => 256,
+            GgmlType::Int4G64 => 64,
             _ => 1,
         }
     }
@@ -122,6 +132,7 @@ impl GgmlType {
             GgmlType::Q5_K => 176,
             GgmlType::Q6_K => 210,
             GgmlType::Q8_K => 292,
+            GgmlType::Int4G64 => 36,
         }
     }
 
@@ -162,6 +173,7 @@ impl GgmlType {
             GgmlType::I64 => "I64",
             GgmlType::F64 => "F64",
             GgmlType::BF16 => "BF16",
+            GgmlType::Int4G64 => "INT4_G64",
         }
     }
 }

@@ -13,6 +13,7 @@ mod generate;
 pub mod graph;
 mod model;
 pub mod params;
+pub mod quantize;
 pub mod sampling;
 mod sequence;
 pub mod tokenizer;

@@ -3,7 +3,7 @@
 //! `Arc`; every generation keeps its own KV caches ([`Generator`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use emily::Tensor;
 use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
@@ -44,8 +44,8 @@ struct Variant {
 pub struct LlmModel {
     path: PathBuf,
     config: LlmConfig,
-    tokenizer: LlmTokenizer,
-    template: Option<ChatTemplate>,
+    tokenizer: Arc<LlmTokenizer>,
+    template: Option<Arc<ChatTemplate>>,
     params: ParamStore,
     options: LoadOptions,
     cache: usize,
@@ -90,15 +90,54 @@ impl LlmModel {
                 .to_string()
         };
         let template = match tokenizer.chat_template() {
-            Some(src) => Some(ChatTemplate::new(
+            Some(src) => Some(Arc::new(ChatTemplate::new(
                 src,
                 &text(tokenizer.bos()),
                 &text(tokenizer.eos()),
-            )?),
+            )?)),
             None => None,
         };
         let base = decoder_model(&config, GraphOptions::step(cache))?;
         let params = param_store(file, &[&base])?;
+        LlmModel::assemble(
+            file.path().to_path_buf(),
+            config,
+            Arc::new(tokenizer),
+            template,
+            params,
+            LoadOptions {
+                context: Some(cache),
+                ..options
+            },
+        )
+    }
+
+    /// The same model and weights (shared, not copied) with the fused
+    /// kernels switched on or off.
+    pub fn with_fast_kernels(&self, fast_kernels: bool) -> Result<LlmModel, LlmError> {
+        LlmModel::assemble(
+            self.path.clone(),
+            self.config.clone(),
+            self.tokenizer.clone(),
+            self.template.clone(),
+            self.params.clone(),
+            LoadOptions {
+                fast_kernels,
+                ..self.options
+            },
+        )
+    }
+
+    fn assemble(
+        path: PathBuf,
+        config: LlmConfig,
+        tokenizer: Arc<LlmTokenizer>,
+        template: Option<Arc<ChatTemplate>>,
+        params: ParamStore,
+        options: LoadOptions,
+    ) -> Result<LlmModel, LlmError> {
+        let cache = options.context.unwrap_or(config.context.min(4096));
+        let base = decoder_model(&config, GraphOptions::step(cache))?;
         let (model, report) = if options.fast_kernels {
             let r = fast_kernels::apply(&base)?;
             (r.model, Some(r.report))
@@ -107,7 +146,7 @@ impl LlmModel {
         };
         let forward = model.build(&params, Mode::Inference)?;
         Ok(LlmModel {
-            path: file.path().to_path_buf(),
+            path,
             config,
             tokenizer,
             template,
@@ -138,7 +177,7 @@ impl LlmModel {
 
     /// The chat template, if the file has one.
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
-        self.template.as_ref()
+        self.template.as_deref()
     }
 
     /// Positions of the KV cache.

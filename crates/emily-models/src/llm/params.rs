@@ -1,6 +1,7 @@
 //! Binding a GGUF file's tensors to a decoder graph's parameters. Plain
 //! float tensors (F32, F16, BF16) are read in place from the memory map;
-//! block-quantised types are not read yet.
+//! block-quantised tensors are expanded to f32 with the kernels'
+//! dequantisers (`emily_kernels::quant`), until the core keeps them quantised.
 
 use std::collections::HashMap;
 
@@ -95,13 +96,42 @@ pub fn load_tensor(file: &GgufFile, info: &TensorInfo) -> Result<Tensor, LlmErro
     Ok(Tensor::from_array(array))
 }
 
-/// A quantised tensor's values in f32.
+/// The kernels' block format of a GGUF tensor type, if it is block-quantised.
+pub fn block_format(ty: GgmlType) -> Option<emily_kernels::quant::BlockFormat> {
+    use emily_kernels::quant::BlockFormat;
+    match ty {
+        GgmlType::Int4G64 => Some(BlockFormat::Int4G64),
+        t => BlockFormat::from_ggml_type(t.id()),
+    }
+}
+
+/// A tensor's values in f32: float types widened, block-quantised types
+/// through the kernels' dequantisers.
+pub fn tensor_f32(file: &GgufFile, info: &TensorInfo) -> Result<Vec<f32>, LlmError> {
+    let bytes = file.tensor_bytes(info);
+    let halves = |f: fn([u8; 2]) -> f32| -> Vec<f32> {
+        bytes.chunks_exact(2).map(|c| f([c[0], c[1]])).collect()
+    };
+    match info.ggml_type {
+        GgmlType::F32 => Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()),
+        GgmlType::F16 => Ok(halves(|b| half::f16::from_le_bytes(b).to_f32())),
+        GgmlType::BF16 => Ok(halves(|b| half::bf16::from_le_bytes(b).to_f32())),
+        _ => dequantize(file, info),
+    }
+}
+
+/// A quantised tensor's values in f32, through the kernels' dequantisers.
 fn dequantize(file: &GgufFile, info: &TensorInfo) -> Result<Vec<f32>, LlmError> {
-    Err(LlmError::Unsupported {
-        path: file.path().to_path_buf(),
-        what: format!(
-            "tensor `{}` of block-quantised type {} (this build reads F32, F16 and BF16 tensors)",
-            info.name, info.ggml_type
-        ),
-    })
+    let format = block_format(info.ggml_type).ok_or_else(|| {
+        tensor_error(
+            file,
+            info,
+            format!("tensor type {} is not supported", info.ggml_type),
+        )
+    })?;
+    emily_kernels::quant::dequantize(format, file.tensor_bytes(info))
+        .map_err(|e| tensor_error(file, info, e.to_string()))
 }

@@ -1,0 +1,154 @@
+//! The real GGUF models against the float64 goldens in
+//! `testdata/goldens/llm` (weights dequantised to f32, activations f32):
+//! greedy tokens, last-position logits, the paragraph's mean NLL (which the
+//! wrong RoPE layout raises by ~0.9 nats), base vs fast-kernel graphs, and
+//! a chat turn. SmolLM2 runs in CI; Qwen2.5 and Gemma 3 are `#[ignore]`d.
+
+mod common;
+
+use std::sync::{Arc, OnceLock};
+
+use common::llm::{golden_json, ids, llm_goldens, llm_model, GEMMA3, QWEN25, SMOLLM2};
+use emily_models::llm::{ChatMessage, FinishReason, GenerateOptions, LlmModel, LoadOptions};
+use emily_models::npy::read_npy;
+
+/// The fast-kernel SmolLM2 (loaded once per test binary: its f32 weights
+/// take about half a gigabyte).
+fn smollm2() -> Option<Arc<LlmModel>> {
+    static M: OnceLock<Option<Arc<LlmModel>>> = OnceLock::new();
+    M.get_or_init(|| {
+        let path = llm_model(SMOLLM2)?;
+        let opts = LoadOptions {
+            context: Some(256),
+            fast_kernels: true,
+        };
+        Some(Arc::new(LlmModel::load(path, opts).unwrap()))
+    })
+    .clone()
+}
+
+fn greedy(n: usize) -> GenerateOptions {
+    GenerateOptions {
+        max_tokens: n,
+        model_stop_tokens: false,
+        ..GenerateOptions::default()
+    }
+}
+
+/// Greedy ids, last logits and paragraph NLL of `m` against golden `key`.
+fn check_goldens(m: &LlmModel, key: &str) {
+    let g = golden_json(key);
+    let prompt = ids(&g, "prompt_ids");
+    let want = ids(&g, "greedy_ids");
+    let got = m
+        .generator(&prompt, &greedy(want.len()))
+        .unwrap()
+        .run(|_| true)
+        .unwrap();
+    assert_eq!(got.tokens, want, "{key}: greedy ids");
+    assert_eq!(got.text, g["greedy_text"].as_str().unwrap());
+
+    let all = m.logits_all(&prompt).unwrap();
+    let vocab = m.config().vocab;
+    let last = &all[(prompt.len() - 1) * vocab..];
+    let golden = read_npy(&llm_goldens().join(format!("{key}_last_logits.npy")))
+        .unwrap()
+        .data;
+    assert_eq!(golden.len(), vocab);
+    let diff = last
+        .iter()
+        .zip(&golden)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(diff <= 1e-2, "{key}: last logits max |diff| {diff}");
+
+    let nll = m.mean_nll(&ids(&g, "paragraph_ids")).unwrap();
+    let want_nll = g["nll_mean"].as_f64().unwrap();
+    let wrong = g["nll_mean_wrong_rope"].as_f64().unwrap();
+    assert!(
+        (nll - want_nll).abs() <= 1e-3,
+        "{key}: mean NLL {nll} vs golden {want_nll} (wrong RoPE layout gives {wrong})"
+    );
+}
+
+#[test]
+fn smollm2_matches_the_goldens() {
+    let Some(m) = smollm2() else { return };
+    check_goldens(&m, "smollm2");
+}
+
+#[test]
+fn smollm2_base_and_fast_graphs_give_the_same_tokens() {
+    let Some(fast) = smollm2() else { return };
+    let base = fast.with_fast_kernels(false).unwrap();
+    assert!(!base.fast_kernels() && fast.fast_kernels());
+    let report = fast.fast_kernels_report().unwrap();
+    assert!(report.kept.is_empty(), "{report}");
+    let prompt = fast
+        .tokenizer()
+        .encode("Once upon a time, in a small village,", true)
+        .unwrap();
+    let a = fast
+        .generator(&prompt, &greedy(16))
+        .unwrap()
+        .run(|_| true)
+        .unwrap();
+    let b = base
+        .generator(&prompt, &greedy(16))
+        .unwrap()
+        .run(|_| true)
+        .unwrap();
+    assert_eq!(a.tokens, b.tokens);
+    assert_eq!(a.tokens.len(), 16);
+}
+
+#[test]
+fn smollm2_answers_a_chat_turn_through_its_template() {
+    let Some(m) = smollm2() else { return };
+    let messages = [ChatMessage::user("What is the capital of France?")];
+    let opts = GenerateOptions {
+        max_tokens: 48,
+        ..GenerateOptions::default()
+    };
+    let mut streamed = String::new();
+    let g = m
+        .chat(&messages, &opts, |ev| {
+            streamed.push_str(&ev.text);
+            true
+        })
+        .unwrap();
+    let end = m.tokenizer().token_id("<|im_end|>").unwrap();
+    assert_eq!(g.finish, FinishReason::StopToken(end), "{:?}", g.text);
+    assert_eq!(streamed, g.text);
+    assert!(g.text.contains("Paris"), "{:?}", g.text);
+}
+
+#[test]
+#[ignore = "needs models/llm/qwen2.5-coder-0.5b-instruct.gguf: run scripts/fetch-models.sh llm-all"]
+fn qwen25_matches_the_goldens() {
+    let path = llm_model(QWEN25).expect("run scripts/fetch-models.sh llm-all");
+    let m = LlmModel::load(
+        path,
+        LoadOptions {
+            context: Some(128),
+            fast_kernels: true,
+        },
+    )
+    .unwrap();
+    check_goldens(&m, "qwen25");
+}
+
+#[test]
+#[ignore = "needs models/llm/gemma-3-270m-q4_k_m.gguf: run scripts/fetch-models.sh llm-all"]
+fn gemma3_matches_the_goldens() {
+    let path = llm_model(GEMMA3).expect("run scripts/fetch-models.sh llm-all");
+    let m = LlmModel::load(
+        path,
+        LoadOptions {
+            context: Some(128),
+            fast_kernels: true,
+        },
+    )
+    .unwrap();
+    check_goldens(&m, "gemma3");
+}
