@@ -64,6 +64,16 @@ enum Command {
     /// Train a recipe on real data (digits classifier or byte LM), evaluate
     /// held out, save and reload the parameters.
     Train(train::Args),
+    /// (internal) one LLM benchmark configuration, run by `bench llm`.
+    #[command(hide = true)]
+    BenchLlmChild {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long)]
+        composed: bool,
+    },
     /// Convert a CTranslate2 Whisper directory to the Hugging Face layout.
     Convert {
         /// CTranslate2 directory (model.bin, config.json, tokenizer.json).
@@ -120,6 +130,11 @@ fn main() -> Result<()> {
             runs,
             composed,
         } => bench::whisper::run_child(&model, &audio, runs, composed),
+        Command::BenchLlmChild {
+            model,
+            runs,
+            composed,
+        } => bench::llm::run_child(&model, composed, runs),
         Command::Convert { from, to } => {
             emily_models::hf::convert_ct2_to_hf(&from, &to)?;
             println!("wrote {}", to.display());

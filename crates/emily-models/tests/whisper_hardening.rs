@@ -6,8 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{jfk_samples_reference, model_dir, scratch};
-use emily_models::weights::{DType, TensorRecord, WeightsError};
 use emily::Kernels;
+use emily_models::weights::{DType, TensorRecord, WeightsError};
 use emily_models::whisper::{load_whisper, TranscribeOptions, Whisper, WhisperDims, WhisperError};
 
 /// A scratch copy of tiny.en (model.bin linked, small files copied) whose

@@ -4,6 +4,7 @@
 mod core;
 mod floor;
 mod kernels;
+pub mod llm;
 mod quant;
 mod timer;
 mod train;
@@ -25,6 +26,8 @@ pub enum Suite {
     /// Training steps of the digits classifier and the byte LM; compiled vs
     /// eager backward (threads: `--threads`; PyTorch: bench/peers/torch_train.py).
     Train,
+    /// LLM prefill and decode tok/s at 1 and 2 threads, base vs fast graphs, and llama.cpp.
+    Llm,
     /// Everything.
     All,
 }
@@ -46,6 +49,7 @@ pub fn run(suite: Suite) -> Result<()> {
             7,
         ),
         Suite::Train => train::run(),
+        Suite::Llm => llm::run(3),
         Suite::All => {
             core::run()?;
             kernels::run()?;

@@ -1,0 +1,123 @@
+//! LLM benchmark: prefill tok/s on a 128-token prompt and decode tok/s over
+//! 128 tokens, base vs fast-kernel graphs, at 1 and 2 threads (each in a
+//! child process, since the thread pool is sized once per process), with
+//! peak RSS and the decode floor (weight bytes read per token ÷ measured
+//! copy bandwidth); then llama.cpp (`bench/peers/llama_cpp.sh`) when built.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use emily_models::llm::{GenerateOptions, LlmModel, LoadOptions};
+
+use super::whisper::peak_rss_mb;
+
+/// Prompt and generated tokens.
+const TOKENS: usize = 128;
+/// KV-cache positions (prompt + generated), as llama.cpp's `-c 512`.
+const CONTEXT: usize = 512;
+
+const TEXT: &str = "The old lighthouse stood at the edge of the cliff, its white paint peeling in the salt wind. Every night for a hundred years it had turned its lamp toward the sea, guiding fishing boats safely home through fog and storm. ";
+
+/// The models benchmarked: the fetched GGUF files that exist.
+fn models() -> Vec<PathBuf> {
+    [
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "qwen2.5-coder-0.5b-instruct.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+    ]
+    .iter()
+    .map(|f| Path::new("models/llm").join(f))
+    .filter(|p| p.is_file())
+    .collect()
+}
+
+/// One configuration in this process: prints a result line.
+pub fn run_child(model: &Path, composed: bool, runs: usize) -> Result<()> {
+    let opts = LoadOptions {
+        context: Some(CONTEXT),
+        fast_kernels: !composed,
+    };
+    let m = LlmModel::load(model, opts)?;
+    let mut prompt = m.tokenizer().encode(&TEXT.repeat(8), false)?;
+    prompt.truncate(TOKENS);
+    let gen = GenerateOptions {
+        max_tokens: TOKENS + 1,
+        model_stop_tokens: false,
+        ..GenerateOptions::default()
+    };
+    // Warm-up: compiles the prefill and decode plans.
+    m.generator(&prompt, &gen)?.run(|_| true)?;
+    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        let g = m.generator(&prompt, &gen)?.run(|_| true)?;
+        prefill.push(g.timings.prefill_tokens_per_second());
+        decode.push(g.timings.decode_tokens_per_second());
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let weight_mb: f64 = m
+        .params()
+        .iter()
+        .map(|(_, t)| (t.numel() * t.dtype().size_in_bytes()) as f64 / 1e6)
+        .sum();
+    println!(
+        "emily {:<8} threads {}: prefill {:>7.1} tok/s, decode {:>6.1} tok/s, peak RSS {:>5.0} MB, weights read per token {:>6.0} MB",
+        if composed { "base" } else { "fast" },
+        emily_kernels::parallel::num_threads(),
+        med(&mut prefill),
+        med(&mut decode),
+        peak_rss_mb(),
+        weight_mb
+    );
+    Ok(())
+}
+
+/// Runs every model and configuration in child processes, then llama.cpp.
+pub fn run(runs: usize) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let models = models();
+    if models.is_empty() {
+        println!("no models/llm/*.gguf: run scripts/fetch-models.sh llm (or llm-all)");
+        return Ok(());
+    }
+    let bw = super::floor::copy_bandwidth_gbs();
+    println!(
+        "LLM: {TOKENS}-token prompt, {TOKENS} decoded tokens, context {CONTEXT}, median of {runs}; copy bandwidth {bw:.1} GB/s"
+    );
+    for model in &models {
+        let file = emily_models::gguf::GgufFile::open(model)?;
+        let gguf_mb = file.tensors().iter().map(|t| t.size as f64).sum::<f64>() / 1e6;
+        println!(
+            "== {} ({gguf_mb:.0} MB of GGUF tensors: decode floor {:.1} tok/s if read once per token) ==",
+            model.display(),
+            bw * 1e3 / gguf_mb
+        );
+        for threads in [1, 2] {
+            for composed in [true, false] {
+                let mut cmd = Command::new(&exe);
+                cmd.args(["--threads", &threads.to_string(), "bench-llm-child"])
+                    .args(["--runs", &runs.to_string()])
+                    .arg("--model")
+                    .arg(model);
+                if composed {
+                    cmd.arg("--composed");
+                }
+                let st = cmd.status().context("running the benchmark child")?;
+                anyhow::ensure!(st.success(), "benchmark child failed");
+            }
+        }
+        let peer = Path::new("bench/peers/llama_cpp.sh");
+        let st = Command::new("bash")
+            .arg(peer)
+            .arg("run")
+            .arg(model)
+            .status();
+        if !matches!(st, Ok(s) if s.success()) {
+            println!("peer llama.cpp: not run (bash bench/peers/llama_cpp.sh build)");
+        }
+    }
+    Ok(())
+}
