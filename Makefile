@@ -1,5 +1,5 @@
 # The two commands a newcomer runs (see README.md).
-.PHONY: demo test models bench
+.PHONY: demo test models bench fuzz
 
 # Main job: fetch Whisper tiny.en if missing, build in release, transcribe the JFK clip.
 demo: models
@@ -16,3 +16,9 @@ models:
 
 bench:
 	cargo run --release -p emily-cli --bin emily -- bench all
+
+# Fuzz every parser (cargo fuzz, nightly) for FUZZ_SECONDS each; crashes land in
+# fuzz/artifacts/<target>/ (keep each as testdata/fuzz-regressions/<target>/...).
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -12,11 +12,13 @@
 //! - [`tokenizer`] wraps `tokenizer.json` with Whisper's special tokens.
 //! - [`npy`] reads NumPy `.npy` files (reference data in tests).
 //! - [`training`] trains a digits classifier and a byte language model on real data.
+//! - [`fuzzing`] holds the parsers' fuzz entry points (`make fuzz`).
 
 #![deny(missing_docs)]
 
 pub mod audio;
 pub mod ct2;
+pub mod fuzzing;
 pub mod gguf;
 pub mod hf;
 pub mod llm;
