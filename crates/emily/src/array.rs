@@ -281,6 +281,13 @@ impl Array {
         }
     }
 
+    /// A weak handle on this array's buffer. It identifies the buffer while
+    /// the buffer lives (caches of derived forms, such as packed GEMM weights,
+    /// key on it) and, while held, keeps in-place writes off the buffer.
+    pub(crate) fn buffer_handle(&self) -> std::sync::Weak<Storage> {
+        Arc::downgrade(&self.storage)
+    }
+
     /// Identity of the underlying buffer (for tests of buffer reuse).
     pub fn buffer_id(&self) -> usize {
         Arc::as_ptr(&self.storage) as *const u8 as usize

@@ -151,6 +151,16 @@ impl PackedBf16 {
         PackedBf16 { layout, data }
     }
 
+    /// Packs the `k × n` matrix whose element `(i, j)` is `f(i, j)` (rounded
+    /// to bf16): a B operand computed while packing, e.g. the im2col matrix of
+    /// a convolution, with no intermediate copy. `f` is called once per
+    /// element, from the pool's threads.
+    pub fn from_fn(k: usize, n: usize, f: impl Fn(usize, usize) -> f32 + Sync) -> Self {
+        let layout = PanelLayout::new(k, n, 2);
+        let data = pack(layout, |i, j| bf16_bits(f(i, j)) as u32);
+        PackedBf16 { layout, data }
+    }
+
     /// Rows of the logical matrix (the GEMM's k).
     pub fn k(&self) -> usize {
         self.layout.k

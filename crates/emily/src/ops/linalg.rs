@@ -28,6 +28,12 @@ impl Tensor {
     /// Batched matrix product `(…, m, k) @ (…, k, n) -> (…, m, n)`; batch axes
     /// broadcast; 1-d operands are not promoted (reshape them). An operand that
     /// is a pending `transpose` of its last two axes is read in place (no copy).
+    ///
+    /// Dtypes: equal float operands give that dtype; f32 activations times
+    /// f16/bf16 weights give f32. bf16 products (either form) run on the CPU's
+    /// bf16 matrix engine where it has more than a few rows: products exact,
+    /// sums in f32, the f32 activations rounded to bf16 (a bf16 output is
+    /// rounded once at the end). f16 weights are widened to f32 exactly.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
         let device = common_device("matmul", &[self, other])?;
         // Mixed precision: f32 activations times f16/bf16 weights gives f32
@@ -84,8 +90,70 @@ impl Tensor {
         )
     }
 
+    /// `self · weight` with 8-bit integer products: `self` is f32 activations
+    /// `(…, m, k)`, `weight` a 2-D float matrix `(k, n)` (or the pending
+    /// transpose of an `(n, k)` matrix, read in place: `x.matmul_int8(&w.t()?)`
+    /// for `Linear` weights); the output is f32 `(…, m, n)`.
+    ///
+    /// Numerics (approximate by design): each activation row is quantized to
+    /// u8 with its own scale and zero point (range widened to include 0), each
+    /// weight column symmetrically to s8 with scale `max|w| / 127` (once per
+    /// weight buffer on the CPU), the integer products are exact, and
+    /// `out = s_x · s_w · (Σ q_x·q_w − zp_x · Σ q_w)`. The error per output is
+    /// at most `Σ_k (|x|·s_w + |q_w·s_w|·s_x) / 2`. On the CPU it runs on the
+    /// int8 matrix engine (AMX, AVX512-VNNI, AVX2 or portable).
+    pub fn matmul_int8(&self, weight: &Tensor) -> Result<Tensor> {
+        let device = common_device("matmul_int8", &[self, weight])?;
+        if self.dtype() != DType::F32 {
+            return Err(dtype_err(
+                "matmul_int8",
+                self.dtype(),
+                ", activations must be f32",
+            ));
+        }
+        if !weight.dtype().is_float() || weight.dtype() == DType::F64 {
+            return Err(dtype_err(
+                "matmul_int8",
+                weight.dtype(),
+                ", weights must be f32, f16 or bf16",
+            ));
+        }
+        let (a, b) = (self.shape(), weight.shape());
+        if a.len() < 2 || b.len() != 2 || a[a.len() - 1] != b[0] {
+            return Err(shape_err(
+                "matmul_int8",
+                format!("expected x (…, m, k) and a 2-D weight (k, n), got {a:?} and {b:?}"),
+            ));
+        }
+        if b[0] > emily_kernels::gemm::MAX_INT8_DEPTH {
+            return Err(shape_err(
+                "matmul_int8",
+                format!(
+                    "depth {} exceeds the int8 engines' limit {}",
+                    b[0],
+                    emily_kernels::gemm::MAX_INT8_DEPTH
+                ),
+            ));
+        }
+        let mut shape = a.to_vec();
+        *shape.last_mut().expect("rank >= 2") = b[1];
+        let (iw, tb) = match swapped_source(weight) {
+            Some(s) => (s, true),
+            None => (weight.clone(), false),
+        };
+        Tensor::from_op(
+            Op::MatmulInt8 { transpose_b: tb },
+            vec![self.clone(), iw],
+            shape,
+            DType::F32,
+            device,
+        )
+    }
+
     /// 1-D convolution: input (N, C_in, L), weight (C_out, C_in/groups, K),
     /// output (N, C_out, (L + 2·padding − dilation·(K−1) − 1)/stride + 1).
+    /// Input and weight share a float dtype, or an f32 input meets bf16
+    /// weights (f32 output, computed on the bf16 engine like `matmul`).
     pub fn conv1d(
         &self,
         weight: &Tensor,
@@ -95,7 +163,8 @@ impl Tensor {
         groups: usize,
     ) -> Result<Tensor> {
         let device = common_device("conv1d", &[self, weight])?;
-        if self.dtype() != weight.dtype() || !self.dtype().is_float() {
+        let mixed = self.dtype() == DType::F32 && weight.dtype() == DType::BF16;
+        if (self.dtype() != weight.dtype() && !mixed) || !self.dtype().is_float() {
             return Err(dtype_err(
                 "conv1d",
                 weight.dtype(),

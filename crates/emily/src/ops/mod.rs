@@ -70,6 +70,14 @@ pub enum Op {
         /// Input 1 is stored as (…, n, k).
         transpose_b: bool,
     },
+    /// Quantized product of f32 activations (…, m, k) and a 2-D float weight
+    /// (k, n) (inputs: x, weight): activation rows quantized to u8 on the
+    /// fly, weight columns to s8 once, integer products, f32 output. See
+    /// [`Tensor::matmul_int8`](crate::Tensor::matmul_int8).
+    MatmulInt8 {
+        /// Input 1 is stored as (n, k).
+        transpose_b: bool,
+    },
     /// 1-D convolution, input (N, C_in, L), weight (C_out, C_in/groups, K).
     Conv1d {
         /// Step between windows.
@@ -155,6 +163,7 @@ impl Op {
             Op::Reduce { .. } => "reduce",
             Op::Softmax { .. } => "softmax",
             Op::Matmul { .. } => "matmul",
+            Op::MatmulInt8 { .. } => "matmul_int8",
             Op::Conv1d { .. } => "conv1d",
             Op::Reshape => "reshape",
             Op::Permute { .. } => "permute",

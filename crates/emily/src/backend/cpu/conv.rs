@@ -25,6 +25,10 @@ pub(crate) fn conv1d(
     if numel(shape) == 0 {
         return Array::uninit(shape, dtype);
     }
+    if w.dtype() == DType::BF16 {
+        let out = bf16_engine(&convert(x, DType::F32)?, w, p, shape)?;
+        return convert(&out, dtype);
+    }
     let cdt = if dtype == DType::F64 {
         DType::F64
     } else {
@@ -88,6 +92,42 @@ fn typed<T: crate::Element + Default>(
     let dst = out.as_mut_slice::<T>().unwrap();
     for (i, o) in outs.iter().enumerate() {
         dst[i * og * lout..][..og * lout].copy_from_slice(o.as_slice::<T>());
+    }
+    Ok(out)
+}
+
+/// Convolution with bf16 weights on the bf16 GEMM engine: the im2col matrix
+/// is computed straight into the engine's packed B layout (no intermediate
+/// copy), and `W_g (og × cg·K) · cols` lands in the output's rows; f32 out.
+fn bf16_engine(x: &Array, w: &Array, p: ConvParams, shape: &[usize]) -> Result<Array> {
+    use emily_kernels::gemm::{gemm_bf16, MatRef, PackedBf16};
+    let ConvParams {
+        stride,
+        padding,
+        dilation,
+        groups,
+    } = p;
+    let (n, cin, l) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let (cout, cg, k) = (w.shape()[0], w.shape()[1], w.shape()[2]);
+    let (lout, og) = (shape[2], cout / groups);
+    let (xs, ws) = (x.as_slice::<f32>(), w.as_slice::<half::bf16>());
+    let mut out = Array::uninit(shape, DType::F32)?;
+    let o = out.as_mut_slice::<f32>().expect("fresh array");
+    for b in 0..n {
+        for g in 0..groups {
+            let base = (b * cin + g * cg) * l;
+            // cols[(c*k + t), o] = x[b, g*cg + c, o*stride + t*dilation - padding]
+            let cols = PackedBf16::from_fn(cg * k, lout, |row, col| {
+                let (c, t) = (row / k, row % k);
+                (col * stride + t * dilation)
+                    .checked_sub(padding)
+                    .filter(|&pos| pos < l)
+                    .map_or(0.0, |pos| xs[base + c * l + pos])
+            });
+            let wg = MatRef::row_major(&ws[g * og * cg * k..][..og * cg * k], og, cg * k);
+            let dst = &mut o[(b * cout + g * og) * lout..][..og * lout];
+            gemm_bf16(wg, &cols, dst);
+        }
     }
     Ok(out)
 }

@@ -4,7 +4,7 @@
 use emily_kernels::parallel;
 use gemm::Parallelism;
 
-use super::convert;
+use super::{convert, lowp};
 use crate::error::Result;
 use crate::shape::{broadcast_strides, numel};
 use crate::{Array, DType};
@@ -34,6 +34,9 @@ pub(crate) fn matmul(
 ) -> Result<Array> {
     if a.dtype() != b.dtype() {
         return mixed(a, b, ta, tb, shape);
+    }
+    if dtype == DType::BF16 {
+        return lowp::bf16_matmul(a, b, (ta, tb), shape, dtype, false);
     }
     match dtype {
         DType::F32 => typed::<f32>(a, b, ta, tb, shape, dtype),
@@ -156,7 +159,9 @@ fn out_zero<T: crate::Element>(p: *mut T, n: usize) {
 
 /// f32 activations times half-precision weights. Decode-sized products (a few
 /// rows against weights stored (n, k), i.e. `x · Wᵀ`) stream the half weights
-/// through a GEMV kernel; anything else widens the weights and uses GEMM.
+/// through a GEMV kernel; larger products with bf16 weights run on the bf16
+/// engine with the weights packed once ([`lowp`]); f16 weights are widened
+/// to f32 for GEMM (exactly: the bf16 engine would drop 3 mantissa bits).
 fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Result<Array> {
     let r = shape.len();
     let (m, n) = (shape[r - 2], shape[r - 1]);
@@ -176,8 +181,11 @@ fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Result<Ar
         }
         return Ok(out);
     }
+    if b.dtype() == DType::BF16 {
+        return lowp::bf16_matmul(a, b, (ta, tb), shape, DType::F32, b.shape().len() == 2);
+    }
     typed::<f32>(a, &convert(b, DType::F32)?, ta, tb, shape, DType::F32)
 }
 
 /// Most activation rows for which the GEMV path beats widening + GEMM.
-const GEMV_MAX_ROWS: usize = 8;
+pub(crate) const GEMV_MAX_ROWS: usize = 8;

@@ -8,7 +8,9 @@ mod fast;
 mod fused;
 mod indexing;
 mod layout;
+mod lowp;
 mod matmul;
+mod packed_weights;
 mod random;
 mod reduce;
 
@@ -132,6 +134,9 @@ impl Backend for CpuBackend {
                 transpose_a,
                 transpose_b,
             } => matmul::matmul(x(), &inputs[1], *transpose_a, *transpose_b, shape, dtype),
+            Op::MatmulInt8 { transpose_b } => {
+                lowp::int8_matmul(x(), &inputs[1], *transpose_b, shape)
+            }
             Op::Conv1d {
                 stride,
                 padding,

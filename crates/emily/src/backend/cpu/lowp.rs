@@ -1,0 +1,127 @@
+//! Matrix products on the low-precision GEMM engines of
+//! [`emily_kernels::gemm`] (AMX, AVX512-BF16/VNNI, AVX2, portable; chosen at
+//! run time).
+//!
+//! The rules (what `Tensor::matmul` promises for these dtypes):
+//! - **f32 × bf16** (activations × weights) with more than
+//!   [`super::matmul::GEMV_MAX_ROWS`] activation rows: A is rounded to bf16
+//!   while it is packed, B is packed once per weight buffer
+//!   ([`super::packed_weights`]), products are exact and sums are f32; the
+//!   output is f32. (Fewer rows stream the weights through the GEMV kernel.)
+//! - **bf16 × bf16**: the same engine with B packed per call; the f32 sums are
+//!   rounded once to the bf16 output.
+//! - **int8** (`Tensor::matmul_int8`): activation rows quantized on the fly,
+//!   the weight quantized per column and packed once per weight buffer.
+
+use std::sync::Arc;
+
+use emily_kernels::gemm::{gemm_bf16, gemm_int8, Bf16Input, MatRef, PackedBf16};
+use half::bf16;
+
+use super::{convert, packed_weights};
+use crate::error::Result;
+use crate::shape::{broadcast_strides, numel};
+use crate::{Array, DType, Element};
+
+/// `a @ b` (A f32 or bf16, B bf16) on the bf16 engine, output `dtype` (f32 or bf16).
+/// `cache_b`: B is a weight whose packed form is kept (see [`packed_weights`]).
+pub(crate) fn bf16_matmul(
+    a: &Array,
+    b: &Array,
+    (ta, tb): (bool, bool),
+    shape: &[usize],
+    dtype: DType,
+    cache_b: bool,
+) -> Result<Array> {
+    let mut out = Array::uninit(shape, DType::F32)?;
+    let o = out.as_mut_slice::<f32>().expect("fresh array");
+    match a.dtype() {
+        DType::BF16 => products::<bf16>(a, b, (ta, tb), shape, cache_b, o)?,
+        _ => products::<f32>(a, b, (ta, tb), shape, cache_b, o)?,
+    }
+    if dtype == DType::F32 {
+        Ok(out)
+    } else {
+        convert(&out, dtype)
+    }
+}
+
+/// The `k × n` view of one B matrix (`b` at element offset `off`, stored
+/// `(k, n)`, or `(n, k)` when `tb`).
+fn b_view(b: &[bf16], off: usize, k: usize, n: usize, tb: bool) -> MatRef<'_, bf16> {
+    let data = &b[off..off + k * n];
+    if tb {
+        MatRef::transposed(data, k, n)
+    } else {
+        MatRef::row_major(data, k, n)
+    }
+}
+
+fn products<T: Element + Bf16Input>(
+    a: &Array,
+    b: &Array,
+    (ta, tb): (bool, bool),
+    shape: &[usize],
+    cache_b: bool,
+    out: &mut [f32],
+) -> Result<()> {
+    let r = shape.len();
+    let (m, n) = (shape[r - 2], shape[r - 1]);
+    let (ar, br) = (a.shape().len(), b.shape().len());
+    let k = if ta {
+        a.shape()[ar - 2]
+    } else {
+        a.shape()[ar - 1]
+    };
+    let batch = &shape[..r - 2];
+    let nb = numel(batch);
+    let (av, bv) = (a.as_slice::<T>(), b.as_slice::<bf16>());
+    // A weight against contiguous rows: one product over every batch row.
+    if br == 2 && !ta && a.numel() == nb * m * k {
+        let packed = if cache_b {
+            packed_weights::bf16_weights(b, tb)?
+        } else {
+            Arc::new(PackedBf16::from_bf16(b_view(bv, 0, k, n, tb)))
+        };
+        gemm_bf16(MatRef::row_major(av, nb * m, k), &packed, out);
+        return Ok(());
+    }
+    let a_bs = broadcast_strides(&a.shape()[..ar - 2], batch);
+    let b_bs = broadcast_strides(&b.shape()[..br - 2], batch);
+    let offset = |idx: usize, bs: &[usize]| -> usize {
+        let (mut rem, mut off) = (idx, 0);
+        for d in (0..batch.len()).rev() {
+            off += (rem % batch[d]) * bs[d];
+            rem /= batch[d];
+        }
+        off
+    };
+    for (i, o) in out.chunks_mut((m * n).max(1)).enumerate().take(nb) {
+        let (ao, bo) = (offset(i, &a_bs) * m * k, offset(i, &b_bs) * k * n);
+        let a_data = &av[ao..ao + m * k];
+        let a_view = if ta {
+            MatRef::transposed(a_data, m, k)
+        } else {
+            MatRef::row_major(a_data, m, k)
+        };
+        let packed = PackedBf16::from_bf16(b_view(bv, bo, k, n, tb));
+        gemm_bf16(a_view, &packed, o);
+    }
+    Ok(())
+}
+
+/// `x @ w` with int8 products (x f32 `(…, m, k)`, w 2-D float, `(n, k)` when
+/// `tb`); f32 output of `shape`.
+pub(crate) fn int8_matmul(x: &Array, w: &Array, tb: bool, shape: &[usize]) -> Result<Array> {
+    let k = x.shape()[x.shape().len() - 1];
+    let n = shape[shape.len() - 1];
+    let rows = numel(&shape[..shape.len() - 1]);
+    let mut out = Array::uninit(shape, DType::F32)?;
+    if rows == 0 || n == 0 {
+        return Ok(out);
+    }
+    let packed = packed_weights::int8_weights(w, tb)?;
+    let o = out.as_mut_slice::<f32>().expect("fresh array");
+    gemm_int8(MatRef::row_major(x.as_slice::<f32>(), rows, k), &packed, o);
+    Ok(out)
+}

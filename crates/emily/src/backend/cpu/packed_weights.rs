@@ -1,0 +1,128 @@
+//! Packed GEMM weights, prepared once per weight buffer.
+//!
+//! A half-precision B operand next to f32 activations is a weight (the
+//! matmul dtype rule); the low-precision engines read it packed
+//! ([`PackedBf16`], [`PackedInt8`]). The packed form is computed at the first
+//! product that needs it and kept while the weight's buffer lives: entries
+//! hold a weak handle on the buffer, which identifies it (the address cannot
+//! be reused while the handle exists) and keeps in-place writes off it, so a
+//! cached form can never go stale. Entries of dropped buffers are pruned on
+//! insert. Compiled plans hold their weights as constants, so a plan's
+//! weights are packed on its first run and reused by every later run.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use emily_kernels::gemm::{MatRef, PackedBf16, PackedInt8};
+use half::{bf16, f16};
+
+use crate::array::Storage;
+use crate::error::{dtype_err, Result};
+use crate::{Array, DType};
+
+/// What a cache entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Form {
+    Bf16,
+    Int8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    buffer: usize,
+    shape: Vec<usize>,
+    transposed: bool,
+    form: Form,
+}
+
+struct Entry {
+    buffer: Weak<Storage>,
+    packed: Arc<dyn Any + Send + Sync>,
+}
+
+fn cache() -> &'static Mutex<HashMap<Key, Entry>> {
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<Key, Entry>>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The `k × n` view of a 2-D weight `w`: `w` itself, or `wᵀ` when
+/// `transposed` (weights stored `(n, k)`, PyTorch `Linear` layout).
+fn view<'a, T: Copy>(data: &'a [T], shape: &[usize], transposed: bool) -> MatRef<'a, T> {
+    let (r, c) = (shape[0], shape[1]);
+    if transposed {
+        MatRef::transposed(data, c, r)
+    } else {
+        MatRef::row_major(data, r, c)
+    }
+}
+
+/// The cached packed form of `w`, computed by `make` on a miss.
+fn get_or_pack<P: Any + Send + Sync>(
+    w: &Array,
+    transposed: bool,
+    form: Form,
+    make: impl FnOnce() -> Result<P>,
+) -> Result<Arc<P>> {
+    let handle = w.buffer_handle();
+    let key = Key {
+        buffer: handle.as_ptr() as *const u8 as usize,
+        shape: w.shape().to_vec(),
+        transposed,
+        form,
+    };
+    if let Some(e) = cache().lock().expect("packed-weight cache").get(&key) {
+        if e.buffer.ptr_eq(&handle) && e.buffer.strong_count() > 0 {
+            if let Ok(p) = e.packed.clone().downcast::<P>() {
+                return Ok(p);
+            }
+        }
+    }
+    let packed = Arc::new(make()?);
+    let mut c = cache().lock().expect("packed-weight cache");
+    c.retain(|_, e| e.buffer.strong_count() > 0);
+    c.insert(
+        key,
+        Entry {
+            buffer: handle,
+            packed: packed.clone(),
+        },
+    );
+    Ok(packed)
+}
+
+/// `w` (2-D, bf16) packed for the bf16 engines, as its `k × n` view.
+pub(crate) fn bf16_weights(w: &Array, transposed: bool) -> Result<Arc<PackedBf16>> {
+    get_or_pack(w, transposed, Form::Bf16, || match w.dtype() {
+        DType::BF16 => Ok(PackedBf16::from_bf16(view(
+            w.as_slice::<bf16>(),
+            w.shape(),
+            transposed,
+        ))),
+        other => Err(dtype_err(
+            "matmul",
+            other,
+            ", bf16 engine weights must be bf16",
+        )),
+    })
+}
+
+/// `w` (2-D, any float type) quantized per output column to s8 and packed
+/// for the int8 engines, as its `k × n` view.
+pub(crate) fn int8_weights(w: &Array, transposed: bool) -> Result<Arc<PackedInt8>> {
+    get_or_pack(w, transposed, Form::Int8, || {
+        let f: Vec<f32> = match w.dtype() {
+            DType::F32 => w.as_slice::<f32>().to_vec(),
+            DType::F16 => w.as_slice::<f16>().iter().map(|v| v.to_f32()).collect(),
+            DType::BF16 => w.as_slice::<bf16>().iter().map(|v| v.to_f32()).collect(),
+            other => {
+                return Err(dtype_err(
+                    "matmul_int8",
+                    other,
+                    ", weights must be f32, f16 or bf16",
+                ))
+            }
+        };
+        Ok(PackedInt8::quantize(view(&f, w.shape(), transposed)))
+    })
+}
