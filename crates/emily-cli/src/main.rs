@@ -60,6 +60,8 @@ enum Command {
         runs: usize,
         #[arg(long)]
         composed: bool,
+        #[arg(long, default_value = "f32", value_parser = transcribe::parse_compute_type)]
+        compute_type: emily_models::whisper::ComputeType,
     },
     /// Train a recipe on real data (digits classifier or byte LM), evaluate
     /// held out, save and reload the parameters.
@@ -129,7 +131,8 @@ fn main() -> Result<()> {
             audio,
             runs,
             composed,
-        } => bench::whisper::run_child(&model, &audio, runs, composed),
+            compute_type,
+        } => bench::whisper::run_child(&model, &audio, runs, composed, compute_type),
         Command::BenchLlmChild {
             model,
             runs,

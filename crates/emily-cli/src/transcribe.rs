@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use emily::Kernels;
 use emily_models::audio::AudioSource;
 use emily_models::tokenizer::Task;
-use emily_models::whisper::{TranscribeOptions, Whisper};
+use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 
 use crate::format::{render, Format};
 
@@ -35,6 +35,23 @@ pub struct Args {
     /// Translate to English instead of transcribing (multilingual models).
     #[arg(long)]
     translate: bool,
+    /// Number type of the encoder's matrix products: auto (the fastest this
+    /// CPU runs on a matrix engine), f32, bf16 or int8.
+    #[arg(long, default_value = "auto", value_parser = parse_compute_type)]
+    compute_type: ComputeType,
+}
+
+/// Parses `--compute-type`.
+pub fn parse_compute_type(s: &str) -> Result<ComputeType, String> {
+    match s {
+        "auto" => Ok(ComputeType::Auto),
+        "f32" => Ok(ComputeType::F32),
+        "bf16" => Ok(ComputeType::Bf16),
+        "int8" => Ok(ComputeType::Int8),
+        _ => Err(format!(
+            "unknown compute type `{s}` (auto, f32, bf16, int8)"
+        )),
+    }
 }
 
 /// Runs the command.
@@ -46,10 +63,14 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
         Kernels::Fused
     };
     let t0 = std::time::Instant::now();
-    let whisper =
-        Whisper::load(&dir, kernels).with_context(|| format!("loading model {}", dir.display()))?;
+    let whisper = Whisper::load_with(&dir, kernels, a.compute_type)
+        .with_context(|| format!("loading model {}", dir.display()))?;
     if verbose {
-        eprintln!("model loaded in {:.0} ms", t0.elapsed().as_secs_f64() * 1e3);
+        eprintln!(
+            "model loaded in {:.0} ms (compute type {})",
+            t0.elapsed().as_secs_f64() * 1e3,
+            a.compute_type.resolve().name()
+        );
     }
     let timestamps = a.timestamps || matches!(a.format, Format::Srt | Format::Vtt);
     let opts = TranscribeOptions {

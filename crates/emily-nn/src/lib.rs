@@ -45,6 +45,7 @@ mod init;
 pub mod layers;
 mod node;
 mod params;
+pub mod quantize;
 mod rewrite;
 mod shapes;
 mod summary;

@@ -1,6 +1,8 @@
 //! Core-engine benchmarks (issue: core engine): matmul through emily vs the
-//! gemm crate directly; a fused elementwise chain vs eager; softmax rows; the
-//! overhead of replaying a cached plan.
+//! gemm crate directly; the bf16 and int8 matrix engines next to f32 at the
+//! Whisper and LLM-prefill shapes, with PyTorch as a peer; a fused
+//! elementwise chain vs eager; softmax rows; the overhead of replaying a
+//! cached plan.
 
 use anyhow::Result;
 use emily::{compile, DType, Tensor};
@@ -110,6 +112,7 @@ pub fn run() -> Result<()> {
     println!("copy bandwidth floor: {floor:.1} GB/s");
     matmul_row(1024, 1024, 1024)?;
     matmul_row(1500, 384, 1536)?;
+    super::engines::run()?;
     elementwise_row(floor)?;
     softmax_row(floor)?;
     replay_row()

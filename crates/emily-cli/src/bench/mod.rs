@@ -2,6 +2,7 @@
 //! the machine's floors (copy bandwidth, GEMM throughput).
 
 mod core;
+mod engines;
 mod floor;
 mod kernels;
 pub mod llm;
@@ -15,7 +16,7 @@ use anyhow::Result;
 /// Which benchmark to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Suite {
-    /// Core engine: matmul vs gemm, fused vs eager elementwise, softmax, plan replay.
+    /// Core engine: matmul vs gemm, bf16/int8 engines vs f32 (and PyTorch), fused vs eager elementwise, softmax, plan replay.
     Core,
     /// Fused vs composed transformer kernels.
     Kernels,

@@ -1,7 +1,7 @@
 //! Whisper benchmark (issue: Whisper): JFK transcription, model load excluded,
 //! one warm-up, median of N runs, at 1 and 2 threads (each in a child process,
 //! since the thread pool is sized once per process), composed vs fused kernels,
-//! with peak RSS; then the peers in `bench/peers/` if their Python packages are
+//! the fused graphs in every encoder compute type (f32, bf16, int8), with peak RSS; then the peers in `bench/peers/` if their Python packages are
 //! installed, on the same audio and thread counts.
 
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use emily::Kernels;
-use emily_models::whisper::{TranscribeOptions, Whisper};
+use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 
 /// Peak resident set size of this process in MB (Linux `VmHWM`).
 pub fn peak_rss_mb() -> f64 {
@@ -26,13 +26,19 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 /// One measurement in this process: prints a result line.
-pub fn run_child(model: &Path, audio: &Path, runs: usize, composed: bool) -> Result<()> {
+pub fn run_child(
+    model: &Path,
+    audio: &Path,
+    runs: usize,
+    composed: bool,
+    compute: ComputeType,
+) -> Result<()> {
     let kernels = if composed {
         Kernels::Composed
     } else {
         Kernels::Fused
     };
-    let w = Whisper::load(model, kernels)?;
+    let w = Whisper::load_with(model, kernels, compute)?;
     let samples = emily_models::audio::load_audio(audio)?;
     let opts = TranscribeOptions::default();
     let first = w.transcribe(&samples, &opts)?;
@@ -50,12 +56,14 @@ pub fn run_child(model: &Path, audio: &Path, runs: usize, composed: bool) -> Res
         v[v.len() / 2]
     };
     println!(
-        "emily {:<8} threads {}: median {:>7.1} ms (encoder {:>6.1} ms), peak RSS {:>5.0} MB",
+        "emily {:<8} {:<4} threads {}: median {:>7.1} ms (encoder {:>6.1} ms), peak RSS {:>5.0} MB  {:?}",
         if composed { "composed" } else { "fused" },
+        compute.resolve().name(),
         emily_kernels::parallel::num_threads(),
         med(&mut total),
         med(&mut enc),
-        peak_rss_mb()
+        peak_rss_mb(),
+        first.text.trim()
     );
     Ok(())
 }
@@ -68,8 +76,14 @@ pub fn run(model: &Path, audio: &Path, runs: usize) -> Result<()> {
         model.display(),
         audio.display()
     );
+    let configs = [
+        (true, "f32"),
+        (false, "f32"),
+        (false, "bf16"),
+        (false, "int8"),
+    ];
     for threads in [1, 2] {
-        for composed in [true, false] {
+        for (composed, compute) in configs {
             let mut cmd = Command::new(&exe);
             cmd.args([
                 "--threads",
@@ -85,6 +99,7 @@ pub fn run(model: &Path, audio: &Path, runs: usize) -> Result<()> {
             if composed {
                 cmd.arg("--composed");
             }
+            cmd.args(["--compute-type", compute]);
             let st = cmd.status().context("running the benchmark child")?;
             anyhow::ensure!(st.success(), "benchmark child failed");
         }

@@ -2,6 +2,7 @@
 //! weights, decoding settings and the tokenizer path, whatever the file format.
 
 mod checkpoint;
+mod compute;
 mod consistency;
 mod dims;
 mod features;
@@ -9,6 +10,7 @@ mod features;
 pub use checkpoint::{
     load_whisper, CheckpointFormat, GenerationSettings, LoadError, WhisperCheckpoint,
 };
+pub use compute::ComputeType;
 pub use dims::WhisperDims;
 
 pub mod decoding;

@@ -17,6 +17,7 @@ use super::consistency::check_tokenizer;
 use super::decoding::{self, RawSegment};
 use super::features::Features;
 use super::graph::{GraphDecoderState, GraphError, WhisperGraph};
+use super::ComputeType;
 use super::{load_whisper, GenerationSettings, LoadError, WhisperCheckpoint, WhisperDims};
 use crate::audio::{AudioError, AudioSource};
 use crate::log_mel::{LogMelError, LogMelFeaturizer, CHUNK_FRAMES, HOP_LENGTH, SAMPLE_RATE};
@@ -146,9 +147,18 @@ pub struct Whisper {
 }
 
 impl Whisper {
-    /// Loads a model directory (CTranslate2 or Hugging Face layout).
+    /// Loads a model directory (CTranslate2 or Hugging Face layout), f32 compute.
     pub fn load(dir: &Path, kernels: Kernels) -> Result<Whisper, WhisperError> {
-        Self::from_checkpoint(&load_whisper(dir)?, kernels)
+        Self::load_with(dir, kernels, ComputeType::F32)
+    }
+
+    /// [`Whisper::load`] with the encoder in `compute` (see [`ComputeType`]).
+    pub fn load_with(
+        dir: &Path,
+        kernels: Kernels,
+        compute: ComputeType,
+    ) -> Result<Whisper, WhisperError> {
+        Self::from_checkpoint_with(&load_whisper(dir)?, kernels, compute)
     }
 
     /// Builds a model from a loaded checkpoint (for example one whose weights
@@ -158,10 +168,19 @@ impl Whisper {
         ck: &WhisperCheckpoint,
         kernels: Kernels,
     ) -> Result<Whisper, WhisperError> {
+        Self::from_checkpoint_with(ck, kernels, ComputeType::F32)
+    }
+
+    /// [`Whisper::from_checkpoint`] with the encoder in `compute`.
+    pub fn from_checkpoint_with(
+        ck: &WhisperCheckpoint,
+        kernels: Kernels,
+        compute: ComputeType,
+    ) -> Result<Whisper, WhisperError> {
         let tokenizer = WhisperTokenizer::from_file(&ck.tokenizer_path)?;
         check_tokenizer(ck, &tokenizer)?;
         let featurizer = LogMelFeaturizer::new(ck.dims.n_mels)?;
-        let base = WhisperGraph::new(ck)?;
+        let base = WhisperGraph::with_compute(ck, compute)?;
         let graph = match kernels {
             Kernels::Composed => base,
             Kernels::Fused => base.with_fast_kernels()?,

@@ -120,6 +120,9 @@ pub struct AttentionOptions {
     pub bias: ProjectionBias,
     /// Projection names.
     pub names: ProjectionNames,
+    /// The q/k/v/out projections multiply with 8-bit integer products
+    /// (`Tensor::matmul_int8`; see [`crate::layers::DenseOptions::quantized`]).
+    pub quantized: bool,
 }
 
 impl AttentionOptions {
@@ -141,6 +144,7 @@ impl AttentionOptions {
             scale: None,
             bias: ProjectionBias::all(),
             names: ProjectionNames::default(),
+            quantized: false,
         }
     }
 
@@ -294,7 +298,7 @@ impl AttentionOptions {
                 } else {
                     None
                 };
-                split_heads(&linear(input, w, b)?, heads)
+                split_heads(&linear(input, w, b, self.quantized)?, heads)
             };
         let mut q = project(&self.names.q, self.bias.q, x, self.num_heads)?;
         let mut k = project(&self.names.k, self.bias.k, context, self.num_kv_heads)?;
@@ -331,7 +335,7 @@ impl AttentionOptions {
         } else {
             None
         };
-        linear(&out, wo, bo)
+        linear(&out, wo, bo, self.quantized)
     }
 }
 

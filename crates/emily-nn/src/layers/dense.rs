@@ -15,6 +15,10 @@ pub struct DenseOptions {
     pub out_features: usize,
     /// Whether a bias is added.
     pub bias: bool,
+    /// Multiply with 8-bit integer products (`Tensor::matmul_int8`):
+    /// activation rows quantized on the fly, the weight per output channel
+    /// (once per weight buffer); approximate, f32 output. Off by default.
+    pub quantized: bool,
 }
 
 impl DenseOptions {
@@ -24,6 +28,7 @@ impl DenseOptions {
             in_features,
             out_features,
             bias: true,
+            quantized: false,
         }
     }
 
@@ -66,13 +71,20 @@ impl DenseOptions {
             &ctx.inputs[0],
             ctx.local("weight")?,
             ctx.local_opt("bias", self.bias)?,
+            self.quantized,
         )
     }
 }
 
 /// `x · wᵀ + b` for `x (…, in)`, `w (out, in)`: the leading axes are folded
-/// into one GEMM and `wᵀ` is read in place.
-pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> emily::Result<Tensor> {
+/// into one GEMM and `wᵀ` is read in place; with 8-bit integer products when
+/// `quantized`.
+pub(crate) fn linear(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    quantized: bool,
+) -> emily::Result<Tensor> {
     let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
     if x.rank() == 0 || x.shape()[x.rank() - 1] != in_f {
         return Err(shape_err(
@@ -85,10 +97,13 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> emily::Resul
     let mut shape = lead.to_vec();
     shape.push(out_f);
     // Reshape before the bias add, so the add fuses with what follows.
-    let y = x
-        .reshape_to(&[rows, in_f])?
-        .matmul(&w.t()?)?
-        .reshape_to(&shape)?;
+    let x2 = x.reshape_to(&[rows, in_f])?;
+    let y = if quantized {
+        x2.matmul_int8(&w.t()?)?
+    } else {
+        x2.matmul(&w.t()?)?
+    }
+    .reshape_to(&shape)?;
     match b {
         Some(b) => y.add(b),
         None => Ok(y),

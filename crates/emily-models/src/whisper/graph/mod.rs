@@ -23,7 +23,8 @@ pub use decoder::decoder_step_model;
 pub use encoder::encoder_model;
 pub use head::decoder_head_model;
 pub use params::{
-    checkpoint_name, keeps_stored_precision, param_store, TIED_OUTPUT, TOKEN_EMBEDDING,
+    checkpoint_name, encoder_bf16, keeps_stored_precision, param_store, TIED_OUTPUT,
+    TOKEN_EMBEDDING,
 };
 pub use state::GraphDecoderState;
 
@@ -33,6 +34,7 @@ use std::fmt::Write as _;
 use emily::{DType, Tensor};
 use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
 
+use super::ComputeType;
 use super::{WhisperCheckpoint, WhisperDims};
 use crate::weights::WeightsError;
 use names::{DECODER_HIDDEN_STATES, ENCODER_HIDDEN_STATES, INPUT_FEATURES, INPUT_IDS, OFFSET};
@@ -83,14 +85,29 @@ pub struct WhisperGraph {
 impl WhisperGraph {
     /// Builds the composed graphs for `ck` and binds its weights.
     pub fn new(ck: &WhisperCheckpoint) -> Result<WhisperGraph, GraphError> {
+        Self::with_compute(ck, ComputeType::F32)
+    }
+
+    /// [`WhisperGraph::new`] with the encoder prepared for `compute`
+    /// (`Auto` is resolved for this CPU): bf16 matrices at load, or int8
+    /// projections (`emily_nn::quantize::int8_projections`).
+    pub fn with_compute(
+        ck: &WhisperCheckpoint,
+        compute: ComputeType,
+    ) -> Result<WhisperGraph, GraphError> {
+        let compute = compute.resolve();
         let dims = ck.dims;
+        let mut encoder = encoder_model(&dims)?;
+        if compute == ComputeType::Int8 {
+            encoder = emily_nn::quantize::int8_projections(&encoder)?.0;
+        }
         let models = [
-            encoder_model(&dims)?,
+            encoder,
             cross_kv_model(&dims)?,
             decoder_step_model(&dims)?,
             decoder_head_model(&dims)?,
         ];
-        let params = param_store(ck, &models.iter().collect::<Vec<_>>())?;
+        let params = param_store(ck, &models.iter().collect::<Vec<_>>(), compute)?;
         let [encoder, cross_kv, decoder, head] = models;
         Ok(WhisperGraph {
             dims,

@@ -18,6 +18,7 @@ use emily_nn::{Model, ParamStore};
 
 use super::GraphError;
 use crate::weights::DType as StoredDType;
+use crate::whisper::ComputeType;
 use crate::whisper::WhisperCheckpoint;
 
 /// The tied output projection's store key.
@@ -43,10 +44,27 @@ pub fn keeps_stored_precision(key: &str, rank: usize) -> bool {
         || (rank == 2 && key.starts_with("model.decoder.layers.") && key.ends_with(".weight"))
 }
 
+/// Whether the encoder parameter under `key` (of rank `rank`) is prepared in
+/// bf16 for `compute` (a concrete type): every encoder matrix for `Bf16`, the
+/// convolutions for `Int8` (its projections quantize f32 weights).
+pub fn encoder_bf16(key: &str, rank: usize, compute: ComputeType) -> bool {
+    let encoder_weight = key.starts_with("model.encoder.") && key.ends_with(".weight");
+    match compute {
+        ComputeType::Bf16 => encoder_weight && rank >= 2,
+        ComputeType::Int8 => encoder_weight && rank == 3,
+        _ => false,
+    }
+}
+
 /// Every parameter `models` need, from `ck` (checked against each node's
-/// expected shape; errors name the tensor and the file). A checkpoint tensor
+/// expected shape; errors name the tensor and the file), with the encoder's
+/// matrices prepared for the concrete `compute` type. A checkpoint tensor
 /// read twice at one precision is one tensor in the store.
-pub fn param_store(ck: &WhisperCheckpoint, models: &[&Model]) -> Result<ParamStore, GraphError> {
+pub fn param_store(
+    ck: &WhisperCheckpoint,
+    models: &[&Model],
+    compute: ComputeType,
+) -> Result<ParamStore, GraphError> {
     let mut loaded: HashMap<(String, bool), Tensor> = HashMap::new();
     let mut store = ParamStore::new();
     for model in models {
@@ -60,7 +78,10 @@ pub fn param_store(ck: &WhisperCheckpoint, models: &[&Model]) -> Result<ParamSto
             let tensor = match loaded.get(&id) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = read(ck, name, &spec.shape, stored)?;
+                    let mut t = read(ck, name, &spec.shape, stored)?;
+                    if encoder_bf16(&key, spec.shape.len(), compute) {
+                        t = t.cast(DType::BF16)?.eval()?;
+                    }
                     loaded.insert(id, t.clone());
                     t
                 }

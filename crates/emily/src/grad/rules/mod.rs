@@ -70,8 +70,14 @@ pub(super) fn vjp(
         Op::ScatterAdd { axis } => indexing::scatter_add(&inputs[1], *axis, g, needs),
         Op::SliceUpdate { axis } => indexing::slice_update(inputs, *axis, g, needs),
         Op::Fast(f) => fast::vjp(f, inputs, g, needs),
-        Op::Full { .. } | Op::Iota { .. } | Op::RandomUniform { .. } | Op::Fused(_) => Err(
-            invalid("grad", format!("no gradient rule for `{}`", op.name())),
-        ),
+        // Quantized products are an inference path: no gradient through them.
+        Op::Full { .. }
+        | Op::Iota { .. }
+        | Op::RandomUniform { .. }
+        | Op::Fused(_)
+        | Op::MatmulInt8 { .. } => Err(invalid(
+            "grad",
+            format!("no gradient rule for `{}`", op.name()),
+        )),
     }
 }
