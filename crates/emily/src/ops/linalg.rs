@@ -30,10 +30,11 @@ impl Tensor {
     /// is a pending `transpose` of its last two axes is read in place (no copy).
     ///
     /// Dtypes: equal float operands give that dtype; f32 activations times
-    /// f16/bf16 weights give f32. bf16 products (either form) run on the CPU's
-    /// bf16 matrix engine where it has more than a few rows: products exact,
-    /// sums in f32, the f32 activations rounded to bf16 (a bf16 output is
-    /// rounded once at the end). f16 weights are widened to f32 exactly.
+    /// f16/bf16 weights give f32. With bf16 weights the f32 activations are
+    /// rounded to bf16 (bf16 weights mean bf16 products: exact products, f32
+    /// sums; on the CPU's bf16 matrix engine above a few rows); a bf16 × bf16
+    /// output is rounded once at the end. f16 weights are widened to f32
+    /// exactly.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
         let device = common_device("matmul", &[self, other])?;
         // Mixed precision: f32 activations times f16/bf16 weights gives f32

@@ -103,6 +103,17 @@ pub fn matmul(device: Device) {
             check(device, &what, &[x, w.t().unwrap()], |t| t[0].matmul(&t[1]));
         }
     }
+    // 8-bit integer products: the reference applies the same quantization.
+    for (rows, k, n) in [(1, 7, 5), (9, 77, 13), (40, 33, 65)] {
+        let x = input(&[rows, k], DType::F32, 74, Values::Normal);
+        let w = input(&[n, k], DType::F32, 75, Values::Normal);
+        check(
+            device,
+            &format!("matmul_int8 {rows}x{k}x{n}"),
+            &[x, w],
+            |t| t[0].matmul_int8(&t[1].t()?),
+        );
+    }
 }
 
 /// 1-D convolutions: stride, padding, dilation and groups.
@@ -124,6 +135,15 @@ pub fn conv1d(device: Device) {
                 90 + s as u64,
                 Values::Normal,
             );
+            if dtype == DType::F32 {
+                let (xb, wb) = (x.clone(), w.cast(DType::BF16).unwrap());
+                check(
+                    device,
+                    &format!("conv1d f32 x bf16 case {s}"),
+                    &[xb, wb],
+                    |t| t[0].conv1d(&t[1], stride, pad, dil, groups),
+                );
+            }
             let what = format!("conv1d {dtype} case {s}");
             check(device, &what, &[x, w], |t| {
                 t[0].conv1d(&t[1], stride, pad, dil, groups)

@@ -162,6 +162,7 @@ fn out_zero<T: crate::Element>(p: *mut T, n: usize) {
 /// through a GEMV kernel; larger products with bf16 weights run on the bf16
 /// engine with the weights packed once ([`lowp`]); f16 weights are widened
 /// to f32 for GEMM (exactly: the bf16 engine would drop 3 mantissa bits).
+/// With bf16 weights the activations are rounded to bf16 on both paths.
 fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Result<Array> {
     let r = shape.len();
     let (m, n) = (shape[r - 2], shape[r - 1]);
@@ -171,13 +172,21 @@ fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Result<Ar
     } else {
         a.shape()[a.shape().len() - 1]
     };
-    if tb && !ta && b.shape().len() == 2 && rows <= GEMV_MAX_ROWS {
+    let gemv = tb && !ta && b.shape().len() == 2 && rows <= GEMV_MAX_ROWS;
+    if gemv {
         let mut out = Array::uninit(shape, DType::F32)?;
-        let o = out.as_mut_slice::<f32>().unwrap();
+        let o = out.as_mut_slice::<f32>().expect("fresh array");
         let x = a.as_slice::<f32>();
         match b.dtype() {
             DType::F16 => emily_kernels::gemv::gemv_f16(b.as_slice(), n, k, x, rows, o),
-            _ => emily_kernels::gemv::gemv_bf16(b.as_slice(), n, k, x, rows, o),
+            _ => {
+                // The bf16 rule: activations rounded to bf16, as on the engine.
+                let xr: Vec<f32> = x
+                    .iter()
+                    .map(|&v| half::bf16::from_f32(v).to_f32())
+                    .collect();
+                emily_kernels::gemv::gemv_bf16(b.as_slice(), n, k, &xr, rows, o)
+            }
         }
         return Ok(out);
     }

@@ -106,6 +106,9 @@ impl Backend for ReferenceBackend {
                 transpose_a,
                 transpose_b,
             } => linalg::matmul(&v[0], &v[1], *transpose_a, *transpose_b, shape, dtype)?,
+            Op::MatmulInt8 { transpose_b } => {
+                linalg::matmul_int8(&v[0], &v[1], *transpose_b, shape)?
+            }
             Op::Conv1d {
                 stride,
                 padding,
