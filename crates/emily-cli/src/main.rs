@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "emily", version, about)]
 struct Cli {
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: `EMILY_NUM_THREADS`, else all cores). 0 is an
+    /// error; more than 4 per core is clamped to that, with a warning.
     #[arg(long, global = true)]
     threads: Option<usize>,
     /// Log per-stage timings and compiler events.
@@ -107,9 +108,16 @@ pub fn default_model_dir() -> PathBuf {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
-        // Read once by the thread pool on first use, before any tensor work.
-        std::env::set_var("EMILY_NUM_THREADS", n.to_string());
+    // Size the one thread pool before any tensor work (and refuse `--threads 0`
+    // or an unparsable EMILY_NUM_THREADS instead of ignoring them).
+    let threads = emily_kernels::parallel::configure(cli.threads)?;
+    if let Some(asked) = threads.clamped_from {
+        eprintln!(
+            "warning: {asked} threads requested; using {} ({} per core on {} cores)",
+            threads.threads,
+            emily_kernels::parallel::MAX_THREADS_PER_CORE,
+            emily_kernels::parallel::available_cores()
+        );
     }
     if cli.verbose {
         tracing_subscriber::fmt()

@@ -151,3 +151,64 @@ fn bad_input_exits_nonzero_naming_the_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-model-dir"));
 }
+
+/// `emily ARGS` with `EMILY_NUM_THREADS` set to `threads`.
+fn emily_with_threads_env(threads: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_emily"))
+        .current_dir(root())
+        .env("EMILY_NUM_THREADS", threads)
+        .args(args)
+        .output()
+        .expect("run emily")
+}
+
+#[test]
+fn thread_counts_are_checked() {
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let jfk = ["transcribe", "samples/jfk.wav"];
+    let out = emily(&[&["--threads", "0"][..], &jfk].concat());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--threads: 0 threads requested"),
+        "{}",
+        stderr(&out)
+    );
+    for bad in ["abc", "0", "-2", ""] {
+        let out = emily_with_threads_env(bad, &jfk);
+        assert!(!out.status.success(), "EMILY_NUM_THREADS={bad}");
+        assert!(
+            stderr(&out).contains("EMILY_NUM_THREADS"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+    // Far above the cores: clamped with a warning (the command then fails on
+    // its missing model, so the idle pool never runs work).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for huge in ["100000", &usize::MAX.to_string()] {
+        let out = emily(&[
+            "--threads",
+            huge,
+            "inspect",
+            "--model",
+            "/nonexistent-model",
+        ]);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "warning: {huge} threads requested; using {}",
+                4 * cores
+            )),
+            "{err}"
+        );
+    }
+    let out = emily_with_threads_env("100000", &["inspect", "--model", "/nonexistent-model"]);
+    assert!(
+        stderr(&out).contains(&format!(
+            "warning: 100000 threads requested; using {}",
+            4 * cores
+        )),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -7,24 +7,165 @@ use std::sync::OnceLock;
 /// below this the fork/join overhead (~2-5 µs) exceeds the gain.
 pub const MIN_PARALLEL_ELEMS: usize = 1 << 15;
 
-/// The global pool, sized by `EMILY_NUM_THREADS` (default: available cores).
+/// Most threads per available core a pool may have: more only adds context
+/// switches to compute-bound kernels (1000 threads on 2 cores ran Whisper 38×
+/// slower), so larger requests are clamped to this many per core.
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
+/// The environment variable that sizes the pool.
+pub const THREADS_ENV: &str = "EMILY_NUM_THREADS";
+
+/// A thread count that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThreadsError {
+    /// Zero threads requested.
+    #[error("{origin}: 0 threads requested; use at least 1")]
+    Zero {
+        /// Where the count came from (`--threads`, `EMILY_NUM_THREADS`).
+        origin: &'static str,
+    },
+    /// A value that is not a positive integer.
+    #[error("{origin}: `{value}` is not a thread count (a positive integer)")]
+    Unparsable {
+        /// Where the value came from.
+        origin: &'static str,
+        /// The value as given.
+        value: String,
+    },
+    /// The pool already runs with another size.
+    #[error(
+        "the thread pool already runs {running} threads; set {requested} before any tensor work"
+    )]
+    AlreadyStarted {
+        /// Threads the pool has.
+        running: usize,
+        /// Threads requested.
+        requested: usize,
+    },
+}
+
+/// A validated pool size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadCount {
+    /// Threads the pool gets.
+    pub threads: usize,
+    /// The larger count that was asked for, when it was clamped to
+    /// [`MAX_THREADS_PER_CORE`] × cores.
+    pub clamped_from: Option<usize>,
+}
+
+/// Cores this process may use (1 if unknown).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Checks a requested thread count against `cores`: 0 is an error, more than
+/// [`MAX_THREADS_PER_CORE`] × `cores` is clamped to that.
+pub fn validate_threads(
+    requested: usize,
+    origin: &'static str,
+    cores: usize,
+) -> Result<ThreadCount, ThreadsError> {
+    if requested == 0 {
+        return Err(ThreadsError::Zero { origin });
+    }
+    let limit = MAX_THREADS_PER_CORE.saturating_mul(cores.max(1));
+    Ok(if requested > limit {
+        ThreadCount {
+            threads: limit,
+            clamped_from: Some(requested),
+        }
+    } else {
+        ThreadCount {
+            threads: requested,
+            clamped_from: None,
+        }
+    })
+}
+
+/// Parses and checks a thread count given as text (an environment value).
+pub fn parse_threads(
+    value: &str,
+    origin: &'static str,
+    cores: usize,
+) -> Result<ThreadCount, ThreadsError> {
+    let n = value
+        .trim()
+        .parse::<u128>()
+        .map_err(|_| ThreadsError::Unparsable {
+            origin,
+            value: value.to_string(),
+        })?;
+    validate_threads(usize::try_from(n).unwrap_or(usize::MAX), origin, cores)
+}
+
+/// The pool size `requested` (e.g. a `--threads` flag) asks for, else
+/// `EMILY_NUM_THREADS` if set, else one thread per available core; checked
+/// by [`validate_threads`] / [`parse_threads`].
+pub fn threads_for(requested: Option<usize>) -> Result<ThreadCount, ThreadsError> {
+    let cores = available_cores();
+    if let Some(n) = requested {
+        return validate_threads(n, "--threads", cores);
+    }
+    match std::env::var(THREADS_ENV) {
+        Ok(v) => parse_threads(&v, THREADS_ENV, cores),
+        Err(std::env::VarError::NotUnicode(v)) => Err(ThreadsError::Unparsable {
+            origin: THREADS_ENV,
+            value: v.to_string_lossy().into_owned(),
+        }),
+        Err(std::env::VarError::NotPresent) => validate_threads(cores, "cores", cores),
+    }
+}
+
+static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+
+fn build_pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("emily-{i}"))
+        .build()
+        .expect("failed to build the emily thread pool")
+}
+
+/// Sizes the pool now (see [`threads_for`]); call it before any tensor work,
+/// as the `emily` binary does with `--threads`. Returns the size, which may
+/// have been clamped. An error for 0, an unparsable `EMILY_NUM_THREADS`, or
+/// a pool already running with another size.
+pub fn configure(requested: Option<usize>) -> Result<ThreadCount, ThreadsError> {
+    let count = threads_for(requested)?;
+    let pool = POOL.get_or_init(|| build_pool(count.threads));
+    if pool.current_num_threads() != count.threads {
+        return Err(ThreadsError::AlreadyStarted {
+            running: pool.current_num_threads(),
+            requested: count.threads,
+        });
+    }
+    Ok(count)
+}
+
+/// The global pool. Unless [`configure`] sized it first, it is sized on first
+/// use by `EMILY_NUM_THREADS` (default: available cores); a bad value there
+/// cannot be returned as an error from a kernel, so it is reported on stderr
+/// once and the default is used (the `emily` binary refuses it up front).
 pub fn pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let n = std::env::var("EMILY_NUM_THREADS")
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            });
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("emily-{i}"))
-            .build()
-            .expect("failed to build the emily thread pool")
+        let count = threads_for(None).unwrap_or_else(|e| {
+            eprintln!("emily: {e}; using one thread per core");
+            let cores = available_cores();
+            ThreadCount {
+                threads: cores,
+                clamped_from: None,
+            }
+        });
+        if let Some(asked) = count.clamped_from {
+            eprintln!(
+                "emily: {THREADS_ENV}={asked} clamped to {} threads ({MAX_THREADS_PER_CORE} per core)",
+                count.threads
+            );
+        }
+        build_pool(count.threads)
     })
 }
 
@@ -90,4 +231,70 @@ pub fn for_each_row_block_mut<T: Send>(
             }
         })
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_counts_are_validated() {
+        let ok = |n| ThreadCount {
+            threads: n,
+            clamped_from: None,
+        };
+        assert_eq!(validate_threads(1, "t", 2), Ok(ok(1)));
+        assert_eq!(validate_threads(8, "t", 2), Ok(ok(8)));
+        assert_eq!(
+            validate_threads(9, "t", 2),
+            Ok(ThreadCount {
+                threads: 8,
+                clamped_from: Some(9)
+            })
+        );
+        assert_eq!(
+            validate_threads(usize::MAX, "t", 2).unwrap().threads,
+            8,
+            "usize::MAX once started 65,535 threads"
+        );
+        assert_eq!(
+            validate_threads(0, "--threads", 2),
+            Err(ThreadsError::Zero {
+                origin: "--threads"
+            })
+        );
+        assert_eq!(parse_threads(" 3 ", "e", 2), Ok(ok(3)));
+        assert_eq!(parse_threads("1000", "e", 2).unwrap().threads, 8);
+        assert_eq!(
+            parse_threads("99999999999999999999999", "e", 2)
+                .unwrap()
+                .threads,
+            8
+        );
+        for bad in ["abc", "", "-1", "2.5", "0x4"] {
+            let e = parse_threads(bad, THREADS_ENV, 2).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("EMILY_NUM_THREADS: `{bad}` is not a thread count (a positive integer)")
+            );
+        }
+        assert!(matches!(
+            parse_threads("0", THREADS_ENV, 2),
+            Err(ThreadsError::Zero { .. })
+        ));
+    }
+
+    #[test]
+    fn a_running_pool_refuses_another_size() {
+        let running = num_threads();
+        assert_eq!(configure(Some(running)).unwrap().threads, running);
+        let other = if running == 1 { 2 } else { 1 };
+        assert_eq!(
+            configure(Some(other)),
+            Err(ThreadsError::AlreadyStarted {
+                running,
+                requested: other
+            })
+        );
+    }
 }
