@@ -268,6 +268,7 @@ impl Array {
             DType::I32 => i32::from_le_bytes(b.try_into().ok()?) as f64,
             DType::I64 => i64::from_le_bytes(b.try_into().ok()?) as f64,
             DType::U8 | DType::Bool => b[0] as f64,
+            DType::Quantized(_) => return None,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Element types.
 
+use emily_kernels::quant::BlockFormat;
 use half::{bf16, f16};
 
 use crate::error::{shape_err, Result};
@@ -7,9 +8,10 @@ use crate::error::{shape_err, Result};
 /// The element type of a tensor.
 ///
 /// Floating types compute in `f32` on the CPU except `F64`, which exists for
-/// float64 reference computations in tests. Block-quantised weight types (GGUF
-/// Q4/Q8 blocks) join as further variants: their buffer size comes from
-/// [`DType::storage_bytes`], the one place that turns a shape into bytes.
+/// float64 reference computations in tests. Block-quantised weights
+/// ([`DType::Quantized`]: GGUF's Q4/Q5/Q6/Q8 blocks and the affine int4/int8
+/// groups) store whole blocks along the last axis; their buffer size comes
+/// from [`DType::storage_bytes`], the one place that turns a shape into bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
     /// 32-bit IEEE float (the default compute type).
@@ -28,9 +30,26 @@ pub enum DType {
     U8,
     /// Boolean, stored as one byte (0 or 1).
     Bool,
+    /// Block-quantised weights: each row (the last axis, a multiple of the
+    /// format's block) is a run of blocks in `BlockFormat`'s byte layout.
+    /// Such tensors are the weight of `matmul` (as `x · wᵀ`), the table of
+    /// `gather`, and the input or output of `cast`; other ops refuse them.
+    Quantized(BlockFormat),
 }
 
 impl DType {
+    /// Every dtype with one value per element (all but the quantised ones).
+    pub const ELEMENTS: [DType; 8] = [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::Bool,
+    ];
+
     /// Bytes a contiguous row-major array of `shape` takes in this dtype, or
     /// an `Error::Shape` when the element count overflows `usize` or the
     /// bytes exceed `isize::MAX` (the most any allocation can hold).
@@ -43,6 +62,9 @@ impl DType {
     /// needs to know.
     pub fn storage_bytes(self, shape: &[usize]) -> Result<usize> {
         let n = crate::shape::checked_numel("storage", shape)?;
+        if let DType::Quantized(format) = self {
+            return quantized_bytes(format, shape, n);
+        }
         match n.checked_mul(self.size_in_bytes()) {
             Some(b) if b <= isize::MAX as usize => Ok(b),
             _ => Err(shape_err(
@@ -52,14 +74,30 @@ impl DType {
         }
     }
 
-    /// Bytes per element (the element stride of strided kernels).
+    /// Bytes per element (the element stride of strided kernels). Quantised
+    /// types have no per-element stride (a block holds many elements in a few
+    /// bytes); they report 1, the alignment their blocks need, and every size
+    /// of theirs comes from [`DType::storage_bytes`].
     pub fn size_in_bytes(self) -> usize {
         match self {
             DType::F64 | DType::I64 => 8,
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
-            DType::U8 | DType::Bool => 1,
+            DType::U8 | DType::Bool | DType::Quantized(_) => 1,
         }
+    }
+
+    /// The block format of a quantised type.
+    pub fn block_format(self) -> Option<BlockFormat> {
+        match self {
+            DType::Quantized(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// True for the block-quantised types.
+    pub fn is_quantized(self) -> bool {
+        matches!(self, DType::Quantized(_))
     }
 
     /// True for F32, F64, F16 and BF16.
@@ -88,7 +126,45 @@ impl DType {
             DType::I64 => "i64",
             DType::U8 => "u8",
             DType::Bool => "bool",
+            DType::Quantized(f) => f.name(),
         }
+    }
+
+    /// The dtype named `name` as [`DType::name`] spells it (`f32`, `q4_0`,
+    /// `int4-g64` ...).
+    pub fn from_name(name: &str) -> Option<DType> {
+        DType::ELEMENTS
+            .into_iter()
+            .find(|d| d.name() == name)
+            .or_else(|| BlockFormat::from_name(name).map(DType::Quantized))
+    }
+}
+
+/// Bytes of `shape` (`n` elements) stored as rows of `format` blocks: the
+/// last axis must be a whole number of blocks.
+fn quantized_bytes(format: BlockFormat, shape: &[usize], n: usize) -> Result<usize> {
+    let Some(&last) = shape.last() else {
+        return Err(shape_err(
+            "storage",
+            format!("a {format} tensor needs at least one axis (blocks run along the last)"),
+        ));
+    };
+    let row = format.row_bytes(last).map_err(|_| {
+        shape_err(
+            "storage",
+            format!(
+                "shape {shape:?} of {format}: the last axis must be a multiple of the {}-element block",
+                format.block_elems()
+            ),
+        )
+    })?;
+    let rows = n.checked_div(last).unwrap_or(0);
+    match rows.checked_mul(row) {
+        Some(b) if b <= isize::MAX as usize => Ok(b),
+        _ => Err(shape_err(
+            "storage",
+            format!("shape {shape:?} of {format} needs more than isize::MAX bytes"),
+        )),
     }
 }
 

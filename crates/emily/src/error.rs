@@ -15,7 +15,7 @@ pub enum Error {
         msg: String,
     },
     /// A dtype an op does not accept.
-    #[error("[{op}] unsupported dtype {dtype:?}{detail}")]
+    #[error("[{op}] unsupported dtype {dtype}{detail}")]
     DType {
         /// The op that rejected the dtype.
         op: &'static str,

@@ -31,6 +31,7 @@ pub use array::Array;
 pub use compile::{compile, compile_with, CompileOptions, Compiled, PlanCacheLimits};
 pub use device::Device;
 pub use dtype::{Bool, DType, Element};
+pub use emily_kernels::quant::BlockFormat;
 pub use error::{Error, Result};
 pub use fast::Kernels;
 pub use tensor::{eval_all, Tensor};

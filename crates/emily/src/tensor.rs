@@ -110,7 +110,12 @@ impl Tensor {
         dtype: DType,
         device: Device,
     ) -> Result<Tensor> {
-        crate::shape::checked_bytes(op.name(), &shape, dtype)?;
+        crate::ops::check_quantized(&op, &inputs, dtype)?;
+        // A quantised `wᵀ` is only matmul's view of w, never stored, so its
+        // swapped shape need not be whole blocks along its last axis.
+        if !(dtype.is_quantized() && matches!(op, Op::Permute { .. })) {
+            crate::shape::checked_bytes(op.name(), &shape, dtype)?;
+        }
         Ok(Tensor::new(
             shape,
             dtype,

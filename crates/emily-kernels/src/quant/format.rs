@@ -15,7 +15,7 @@ pub const QK_K: usize = 256;
 /// elements stores an f16 scale `d` and an f16 bias `m`, and element
 /// `x = d * q + m` with an unsigned code `q`), made from f16/bf16/f32 weights
 /// on load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockFormat {
     /// GGML `Q8_0`: 32 elements, f16 scale, 32 signed 8-bit codes (34 bytes).
     Q8_0,

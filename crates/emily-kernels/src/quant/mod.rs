@@ -32,4 +32,4 @@ pub use gemm::gemm_f32;
 pub use gemv::{gemv_q8, gemv_q8_with};
 pub use isa::QuantIsa;
 pub use matmul::{matmul, GEMV_MAX_ROWS};
-pub use row::{dequantize, dequantize_row, quantize, quantize_row};
+pub use row::{dequantize, dequantize_into, dequantize_row, quantize, quantize_into, quantize_row};

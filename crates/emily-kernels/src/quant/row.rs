@@ -114,14 +114,24 @@ pub fn dequantize(format: BlockFormat, bytes: &[u8]) -> Result<Vec<f32>, QuantEr
             format,
             elems: blocks,
         })?;
-    check_sizes(format, bytes.len(), elems)?;
     let mut out = vec![0f32; elems];
+    dequantize_into(format, bytes, &mut out)?;
+    Ok(out)
+}
+
+/// [`dequantize_row`] for any size, split over the pool when large.
+pub fn dequantize_into(
+    format: BlockFormat,
+    bytes: &[u8],
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    check_sizes(format, bytes.len(), out.len())?;
     let (be, bb) = (format.block_elems(), format.block_bytes());
-    parallel::for_each_row_block_mut(&mut out, be, be, |first, y| {
+    parallel::for_each_row_block_mut(out, be, be, |first, y| {
         let b = &bytes[first * bb..first * bb + (y.len() / be) * bb];
         dequantize_blocks(format, b, y);
     });
-    Ok(out)
+    Ok(())
 }
 
 /// Quantizes `x` (a whole number of blocks) into a new byte vector in
@@ -129,10 +139,18 @@ pub fn dequantize(format: BlockFormat, bytes: &[u8]) -> Result<Vec<f32>, QuantEr
 pub fn quantize(format: BlockFormat, x: &[f32]) -> Result<Vec<u8>, QuantError> {
     let bytes = format.row_bytes(x.len())?;
     let mut out = vec![0u8; bytes];
+    quantize_into(format, x, &mut out)?;
+    Ok(out)
+}
+
+/// [`quantize_row`] for any size, split over the pool when large; the error
+/// names the first bad block.
+pub fn quantize_into(format: BlockFormat, x: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
+    check_sizes(format, out.len(), x.len())?;
     let (be, bb) = (format.block_elems(), format.block_bytes());
     let first_error = std::sync::Mutex::new(None::<QuantError>);
     // Quantizing costs a few times more per element than a copy.
-    parallel::for_each_row_block_mut(&mut out, bb, be * 4, |first, b| {
+    parallel::for_each_row_block_mut(out, bb, be * 4, |first, b| {
         let blocks = b.len() / bb;
         let xs = &x[first * be..(first + blocks) * be];
         if let Err(e) = quantize_blocks(format, xs, b, first) {
@@ -146,6 +164,6 @@ pub fn quantize(format: BlockFormat, x: &[f32]) -> Result<Vec<u8>, QuantError> {
     });
     match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => Ok(()),
     }
 }

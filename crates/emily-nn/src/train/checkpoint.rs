@@ -33,8 +33,10 @@ pub struct Checkpoint {
     pub loss_scale: Option<(f64, u64)>,
 }
 
-fn to_st(d: DType) -> Dtype {
-    match d {
+/// The safetensors dtype of `d` (`None` for block-quantised weights, which
+/// training never produces and safetensors cannot hold).
+fn to_st(d: DType) -> Option<Dtype> {
+    Some(match d {
         DType::F32 => Dtype::F32,
         DType::F64 => Dtype::F64,
         DType::F16 => Dtype::F16,
@@ -43,7 +45,8 @@ fn to_st(d: DType) -> Dtype {
         DType::I64 => Dtype::I64,
         DType::U8 => Dtype::U8,
         DType::Bool => Dtype::BOOL,
-    }
+        DType::Quantized(_) => return None,
+    })
 }
 
 fn from_st(d: Dtype) -> Option<DType> {
@@ -81,7 +84,13 @@ fn write(path: &Path, tensors: Vec<(String, Tensor)>, meta: HashMap<String, Stri
         .iter()
         .zip(&bytes)
         .map(|((k, a), b)| {
-            TensorView::new(to_st(a.dtype()), a.shape().to_vec(), b)
+            let dtype = to_st(a.dtype()).ok_or_else(|| {
+                err(
+                    path,
+                    format!("tensor `{k}`: {} cannot be checkpointed", a.dtype()),
+                )
+            })?;
+            TensorView::new(dtype, a.shape().to_vec(), b)
                 .map(|v| (k.clone(), v))
                 .map_err(|e| err(path, format!("tensor `{k}`: {e}")))
         })

@@ -3,7 +3,7 @@
 //! KV caches.
 
 use super::{common_device, Op};
-use crate::error::{dtype_err, shape_err, Result};
+use crate::error::{dtype_err, invalid, shape_err, Result};
 use crate::shape::normalize_axis;
 use crate::{DType, Tensor};
 
@@ -24,11 +24,23 @@ impl Tensor {
         let mut shape = self.shape()[..a].to_vec();
         shape.extend_from_slice(indices.shape());
         shape.extend_from_slice(&self.shape()[a + 1..]);
+        // A block-quantised table gives f32 rows; its blocks run along the
+        // last axis, so whole rows are all it can gather.
+        let dtype = match self.dtype() {
+            DType::Quantized(f) if a + 1 == self.rank() => {
+                return Err(invalid(
+                    "gather",
+                    format!("a {f} table gathers whole rows: axis {a} is its block axis"),
+                ))
+            }
+            DType::Quantized(_) => DType::F32,
+            d => d,
+        };
         Tensor::from_op(
             Op::Gather { axis: a },
             vec![self.clone(), indices.clone()],
             shape,
-            self.dtype(),
+            dtype,
             device,
         )
     }

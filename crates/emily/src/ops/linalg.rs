@@ -1,6 +1,6 @@
 //! Matrix products and convolution.
 
-use super::{common_device, Op};
+use super::{common_device, is_last_two_swap, Op};
 use crate::error::{dtype_err, invalid, shape_err, Result};
 use crate::shape::{broadcast_shapes, checked_add, checked_mul};
 use crate::tensor::State;
@@ -8,20 +8,67 @@ use crate::{DType, Tensor};
 
 /// If `t` is a pending swap of its last two axes, the tensor it swaps.
 fn swapped_source(t: &Tensor) -> Option<Tensor> {
-    let r = t.rank();
     match &*t.state() {
         State::Pending {
             op: Op::Permute { perm },
             inputs,
-        } if r >= 2
-            && perm[r - 2] == r - 1
-            && perm[r - 1] == r - 2
-            && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p) =>
-        {
-            Some(inputs[0].clone())
-        }
+        } if is_last_two_swap(perm) => Some(inputs[0].clone()),
         _ => None,
     }
+}
+
+/// `x · wᵀ` with `w_t` a pending transpose of block-quantised weights
+/// `w (n, k)` and `x (…, m, k)` f32: an f32 `(…, m, n)` node whose kernel
+/// dequantises `w` in registers.
+fn quantized_matmul(x: &Tensor, w_t: &Tensor, device: crate::Device) -> Result<Tensor> {
+    let q = w_t.dtype();
+    let Some(w) = swapped_source(w_t).filter(|w| w.rank() == 2) else {
+        return Err(dtype_err(
+            "matmul",
+            q,
+            format!(
+                " weights of shape {:?} must be the transposed right operand, x.matmul(&w.t()) with w of shape (n, k)",
+                w_t.shape()
+            ),
+        ));
+    };
+    if x.dtype() != DType::F32 {
+        return Err(dtype_err(
+            "matmul",
+            x.dtype(),
+            format!(", {q} weights take f32 activations"),
+        ));
+    }
+    if x.rank() < 2 {
+        return Err(shape_err(
+            "matmul",
+            format!("operands must have rank >= 2, got {:?}", x.shape()),
+        ));
+    }
+    let (n, k) = (w.shape()[0], w.shape()[1]);
+    let a = x.shape();
+    if a[a.len() - 1] != k {
+        return Err(shape_err(
+            "matmul",
+            format!("inner dimensions differ: {a:?} @ {:?} ({q} weights of shape ({n}, {k}), transposed)", w_t.shape()),
+        ));
+    }
+    let (ix, ta) = match swapped_source(x) {
+        Some(s) => (s, true),
+        None => (x.clone(), false),
+    };
+    let mut shape = a.to_vec();
+    *shape.last_mut().expect("rank >= 2") = n;
+    Tensor::from_op(
+        Op::Matmul {
+            transpose_a: ta,
+            transpose_b: true,
+        },
+        vec![ix, w],
+        shape,
+        DType::F32,
+        device,
+    )
 }
 
 impl Tensor {
@@ -37,6 +84,9 @@ impl Tensor {
     /// exactly.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
         let device = common_device("matmul", &[self, other])?;
+        if other.dtype().is_quantized() {
+            return quantized_matmul(self, other, device);
+        }
         // Mixed precision: f32 activations times f16/bf16 weights gives f32
         // (weights stay half in memory; decode-sized products stream them).
         let mixed = self.dtype() == DType::F32 && matches!(other.dtype(), DType::F16 | DType::BF16);

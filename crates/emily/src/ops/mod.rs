@@ -13,11 +13,13 @@ mod fused;
 mod indexing;
 mod layout;
 mod linalg;
+mod quantized;
 pub(crate) mod random;
 mod reduce;
 
 pub use functions::{BinaryOp, UnaryOp};
 pub use fused::{FusedInput, FusedInstr, FusedProgram, Operand};
+pub(crate) use quantized::{check_node as check_quantized, is_last_two_swap};
 pub use reduce::Reduction;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@ mod elementwise;
 mod fast;
 mod harness;
 mod layout;
+mod quantized;
 mod reduce_linalg;
 mod seam;
 
@@ -92,4 +93,14 @@ fn cpu_attention_matches_reference() {
 #[test]
 fn cpu_compiled_plans_match_reference() {
     fast::compiled(CPU);
+}
+
+#[test]
+fn cpu_quantized_matmul_matches_reference() {
+    quantized::matmul(CPU);
+}
+
+#[test]
+fn cpu_quantized_rows_and_casts_match_reference() {
+    quantized::gather_and_cast(CPU);
 }

@@ -3,17 +3,9 @@
 
 use emily::{DType, Tensor};
 
-/// Every dtype of the catalogue.
-pub const ALL_DTYPES: [DType; 8] = [
-    DType::F32,
-    DType::F64,
-    DType::F16,
-    DType::BF16,
-    DType::I32,
-    DType::I64,
-    DType::U8,
-    DType::Bool,
-];
+/// Every element dtype of the catalogue (block-quantised weights have their
+/// own tests: `quantized.rs`, `backend_parity/quantized.rs`).
+pub const ALL_DTYPES: [DType; 8] = DType::ELEMENTS;
 
 /// Odd sizes that break SIMD tails and cross the parallel threshold.
 pub const SIZES: [usize; 6] = [1, 7, 77, 1000, 4099, 70_001];

@@ -72,6 +72,7 @@ impl Compute for f32 {
             DType::I32 => load_as!(src, dst, i32, |x: i32| x as f32),
             DType::I64 => load_as!(src, dst, i64, |x: i64| x as f32),
             DType::U8 | DType::Bool => load_as!(src, dst, u8, |x: u8| x as f32),
+            DType::Quantized(f) => unreachable!("{f} data is routed to the quantized kernels"),
         }
     }
 
@@ -89,6 +90,7 @@ impl Compute for f32 {
             DType::I64 => store_as!(src, dst, i64, |x: f32| x as i64),
             DType::U8 => store_as!(src, dst, u8, |x: f32| x as u8),
             DType::Bool => store_as!(src, dst, u8, |x: f32| (x != 0.0) as u8),
+            DType::Quantized(f) => unreachable!("{f} data is routed to the quantized kernels"),
         }
     }
 
@@ -136,6 +138,7 @@ impl Compute for f32 {
             DType::U8 => x.iter_mut().for_each(|v| *v = *v as u8 as f32),
             DType::I32 | DType::I64 => x.iter_mut().for_each(|v| *v = v.trunc()),
             DType::F32 | DType::F64 => {}
+            DType::Quantized(f) => unreachable!("{f} data is routed to the quantized kernels"),
         }
     }
 }
@@ -150,6 +153,7 @@ impl Compute for f64 {
             DType::I32 => load_as!(src, dst, i32, |x: i32| x as f64),
             DType::I64 => load_as!(src, dst, i64, |x: i64| x as f64),
             DType::U8 | DType::Bool => load_as!(src, dst, u8, |x: u8| x as f64),
+            DType::Quantized(f) => unreachable!("{f} data is routed to the quantized kernels"),
         }
     }
 
@@ -167,6 +171,7 @@ impl Compute for f64 {
             DType::I64 => store_as!(src, dst, i64, |x: f64| x as i64),
             DType::U8 => store_as!(src, dst, u8, |x: f64| x as u8),
             DType::Bool => store_as!(src, dst, u8, |x: f64| (x != 0.0) as u8),
+            DType::Quantized(f) => unreachable!("{f} data is routed to the quantized kernels"),
         }
     }
 
@@ -198,6 +203,7 @@ impl Compute for f64 {
             DType::I32 => x.iter_mut().for_each(|v| *v = *v as i32 as f64),
             DType::I64 => x.iter_mut().for_each(|v| *v = v.trunc()),
             DType::F64 => {}
+            DType::Quantized(f) => unreachable!("{f} data is routed to the quantized kernels"),
         }
     }
 }

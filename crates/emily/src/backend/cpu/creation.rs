@@ -27,6 +27,7 @@ fn fill_with(shape: &[usize], dtype: DType, f: impl Fn(usize) -> f64) -> Result<
         DType::I64 => fill!(i64, |v: f64| v as i64),
         DType::U8 => fill!(u8, |v: f64| v as u8),
         DType::Bool => fill!(u8, |v: f64| (v != 0.0) as u8),
+        DType::Quantized(f) => unreachable!("full/iota of {f} is refused when the node is built"),
     }
     Ok(out)
 }

@@ -1,5 +1,7 @@
 //! Gather along an axis and the dynamic slice update.
 
+use emily_kernels::quant::{dequantize_row, BlockFormat};
+
 use crate::error::{invalid, Result};
 use crate::shape::{contiguous_strides, numel};
 use crate::{Array, DType};
@@ -23,6 +25,9 @@ pub(crate) fn gather(x: &Array, idx: &Array, axis: usize, shape: &[usize]) -> Re
             format!("index {bad} out of range for axis {axis} of size {dim}"),
         ));
     }
+    if let DType::Quantized(format) = x.dtype() {
+        return gather_rows_quantized(x, format, &ids, axis, shape);
+    }
     let elem = x.dtype().size_in_bytes();
     let outer = numel(&x.shape()[..axis]);
     let inner = numel(&x.shape()[axis + 1..]) * elem;
@@ -35,6 +40,35 @@ pub(crate) fn gather(x: &Array, idx: &Array, axis: usize, shape: &[usize]) -> Re
             let s = (o * dim + i as usize) * inner;
             dst[at..at + inner].copy_from_slice(&src[s..s + inner]);
             at += inner;
+        }
+    }
+    Ok(out)
+}
+
+/// Rows of a block-quantised `x` gathered along `axis` (before the block
+/// axis) and dequantised to f32: only the looked-up rows are touched.
+fn gather_rows_quantized(
+    x: &Array,
+    format: BlockFormat,
+    ids: &[i64],
+    axis: usize,
+    shape: &[usize],
+) -> Result<Array> {
+    let xs = x.shape();
+    let (dim, last) = (xs[axis], xs[xs.len() - 1]);
+    let outer = numel(&xs[..axis]);
+    // One gathered entry: the rows of x[.., i, ..] (whole rows of blocks).
+    let elems = numel(&xs[axis + 1..]);
+    let bytes = DType::Quantized(format).storage_bytes(&xs[axis + 1..])?;
+    let mut out = Array::uninit(shape, DType::F32)?;
+    let (src, dst) = (x.bytes(), out.as_mut_slice::<f32>().expect("fresh array"));
+    let mut at = 0;
+    for o in 0..outer {
+        for &i in ids {
+            let s = (o * dim + i as usize) * bytes;
+            dequantize_row(format, &src[s..s + bytes], &mut dst[at..at + elems])
+                .map_err(|e| invalid("gather", format!("rows of {last}: {e}")))?;
+            at += elems;
         }
     }
     Ok(out)
@@ -116,7 +150,9 @@ pub(crate) fn scatter_add(
         DType::I32 => lay.run::<i32>(target, updates)?,
         DType::I64 => lay.run::<i64>(target, updates)?,
         DType::U8 => lay.run::<u8>(target, updates)?,
-        DType::Bool => unreachable!("bool scatter_add rejected at build"),
+        DType::Bool | DType::Quantized(_) => {
+            unreachable!("{dtype} scatter_add rejected at build")
+        }
     })
 }
 

@@ -11,6 +11,7 @@ mod layout;
 mod lowp;
 mod matmul;
 mod packed_weights;
+mod quant;
 mod random;
 mod reduce;
 
@@ -73,6 +74,9 @@ impl Backend for CpuBackend {
                 op.name(),
                 "the CPU backend cannot read this kind of buffer in place",
             ));
+        }
+        if quant::involved(&inputs, dtype) {
+            return quant::execute(op, &inputs, shape, dtype);
         }
         let x = || &inputs[0];
         // An empty output needs no kernel (its inputs may still have huge axes,
@@ -184,6 +188,7 @@ impl Backend for CpuBackend {
         fast::supports(op, inputs)
     }
 
+    /// Quantised types never fuse: `f32_exact` is false for them.
     fn can_fuse(&self, op: &Op, inputs: &[DType], output: DType) -> bool {
         op.is_elementwise()
             && compute::f32_exact(output)

@@ -34,7 +34,10 @@ impl<'a> View<'a> {
 
     /// Element `i` (row-major) as f64.
     pub fn get(&self, i: usize) -> f64 {
-        decode(self.raw(i), self.dtype)
+        match self.dtype {
+            DType::Quantized(f) => super::quant::get(self.bytes, self.shape, f, i),
+            _ => decode(self.raw(i), self.dtype),
+        }
     }
 
     /// The bytes of element `i`.
@@ -125,6 +128,7 @@ pub(crate) fn decode(b: &[u8], dtype: DType) -> f64 {
         DType::I64 => i64::from_le_bytes(eight()) as f64,
         DType::U8 => b[0] as f64,
         DType::Bool => (b[0] != 0) as u8 as f64,
+        DType::Quantized(f) => unreachable!("{f} elements are read by block (View::get)"),
     }
 }
 
@@ -140,6 +144,7 @@ pub(crate) fn encode(v: f64, dtype: DType, out: &mut [u8]) {
         DType::I64 => out.copy_from_slice(&(v as i64).to_le_bytes()),
         DType::U8 => out[0] = v as u8,
         DType::Bool => out[0] = (v != 0.0) as u8,
+        DType::Quantized(f) => unreachable!("{f} is written a block at a time (cast)"),
     }
 }
 

@@ -68,10 +68,17 @@ pub(super) fn pad(x: &View, pads: &[(usize, usize)], value: f64, shape: &[usize]
     Ok(out)
 }
 
-/// `x` indexed along `axis` by the integer tensor `idx`.
-pub(super) fn gather(x: &View, idx: &View, axis: usize, shape: &[usize]) -> Result<Out> {
+/// `x` indexed along `axis` by the integer tensor `idx`, into `dtype` (x's
+/// own, or f32 for a block-quantised table: its rows are dequantised).
+pub(super) fn gather(
+    x: &View,
+    idx: &View,
+    axis: usize,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Out> {
     let dim = x.shape[axis];
-    let mut out = Out::new(shape, x.dtype)?;
+    let mut out = Out::new(shape, dtype)?;
     let k = idx.shape.len();
     for o in 0..numel(shape) {
         let oi = unravel(o, shape);
@@ -87,7 +94,12 @@ pub(super) fn gather(x: &View, idx: &View, axis: usize, shape: &[usize]) -> Resu
         let mut xi = oi[..axis].to_vec();
         xi.push(i as usize);
         xi.extend_from_slice(&oi[axis + k..]);
-        out.set_raw(o, x.raw(ravel(&xi, x.shape)));
+        let at = ravel(&xi, x.shape);
+        if x.dtype.is_quantized() {
+            out.set(o, x.get(at));
+        } else {
+            out.set_raw(o, x.raw(at));
+        }
     }
     Ok(out)
 }

@@ -18,6 +18,7 @@ mod elementwise;
 mod fast;
 mod layout;
 mod linalg;
+mod quant;
 mod reduce;
 pub mod scalar;
 
@@ -86,6 +87,7 @@ impl Backend for ReferenceBackend {
 
     fn execute(&self, op: &Op, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Result<Array> {
         super::check_inputs(op, Device::Reference, &inputs)?;
+        quant::check_op(op, &inputs)?;
         let views = inputs
             .iter()
             .map(|a| Ok(View::new(bytes_of(op, a)?, a.shape(), a.dtype())))
@@ -98,7 +100,10 @@ impl Backend for ReferenceBackend {
             Op::Unary(u) => elementwise::unary(*u, &v[0], shape, dtype)?,
             Op::Binary(b) => elementwise::binary(*b, &v[0], &v[1], shape, dtype)?,
             Op::Where => elementwise::select(&v[0], &v[1], &v[2], shape, dtype)?,
-            Op::Cast => elementwise::cast(&v[0], dtype)?,
+            Op::Cast => match dtype {
+                DType::Quantized(f) => return quant::quantize(&v[0], f, shape),
+                _ => elementwise::cast(&v[0], dtype)?,
+            },
             Op::Fused(p) => elementwise::fused(p, v, shape, dtype)?,
             Op::Reduce { op, axes, .. } => reduce::reduce(*op, &v[0], axes, shape, dtype)?,
             Op::Softmax { axis } => reduce::softmax(&v[0], *axis, dtype)?,
@@ -126,7 +131,7 @@ impl Backend for ReferenceBackend {
             Op::Slice { starts, steps } => layout::slice(&v[0], starts, steps, shape)?,
             Op::Concat { axis } => layout::concat(v, *axis, shape, dtype)?,
             Op::Pad { pads, value } => layout::pad(&v[0], pads, *value, shape)?,
-            Op::Gather { axis } => layout::gather(&v[0], &v[1], *axis, shape)?,
+            Op::Gather { axis } => layout::gather(&v[0], &v[1], *axis, shape, dtype)?,
             Op::SliceUpdate { axis } => layout::slice_update(&v[0], &v[1], &v[2], *axis)?,
             Op::ScatterAdd { axis } => layout::scatter_add(&v[0], &v[1], &v[2], *axis)?,
             Op::RandomUniform { stream } => layout::random_uniform(&v[0], *stream, shape, dtype)?,
@@ -148,8 +153,9 @@ impl Backend for ReferenceBackend {
     }
 
     /// Every elementwise op fuses: a fused program is interpreted element by
-    /// element, each instruction rounded to its node's dtype.
-    fn can_fuse(&self, op: &Op, _inputs: &[DType], _output: DType) -> bool {
-        op.is_elementwise()
+    /// element, each instruction rounded to its node's dtype. Casts from or to
+    /// block-quantised types run on their own (blocks are not elements).
+    fn can_fuse(&self, op: &Op, inputs: &[DType], output: DType) -> bool {
+        op.is_elementwise() && !output.is_quantized() && !inputs.iter().any(|d| d.is_quantized())
     }
 }

@@ -1,0 +1,90 @@
+//! Block-quantised tensors on the CPU: `x · wᵀ` through the quantised GEMV /
+//! GEMM kernels (weights dequantised in registers or one tile at a time,
+//! never as a whole), and casts that dequantise or quantise. (Row gathers
+//! live with the other gathers in `indexing`.)
+
+use emily_kernels::quant::{self, BlockFormat, QuantError};
+
+use super::{convert, layout};
+use crate::error::{dtype_err, invalid, Error, Result};
+use crate::ops::Op;
+use crate::shape::numel;
+use crate::{Array, DType};
+
+/// A kernel error as an op error.
+fn op_err(op: &'static str, e: QuantError) -> Error {
+    invalid(op, e.to_string())
+}
+
+/// Whether `op` over `inputs` producing `dtype` touches a quantised type.
+pub(super) fn involved(inputs: &[Array], dtype: DType) -> bool {
+    dtype.is_quantized() || inputs.iter().any(|a| a.dtype().is_quantized())
+}
+
+/// Runs an op that involves a quantised type (its node passed the build
+/// rules, so only matmul, gather's f32 rows and casts arrive here).
+pub(super) fn execute(op: &Op, inputs: &[Array], shape: &[usize], dtype: DType) -> Result<Array> {
+    match op {
+        Op::Matmul { transpose_a, .. } => {
+            let format = inputs[1].dtype().block_format().expect("quantised weight");
+            matmul(&inputs[0], *transpose_a, &inputs[1], format, shape)
+        }
+        Op::Gather { axis } => super::indexing::gather(&inputs[0], &inputs[1], *axis, shape),
+        Op::Cast => match (inputs[0].dtype(), dtype) {
+            (DType::Quantized(f), to) => dequantize(&inputs[0], f, to),
+            (_, DType::Quantized(f)) => quantize(&inputs[0], f, shape),
+            _ => unreachable!("a cast reaching here involves a quantised type"),
+        },
+        _ => {
+            let q = inputs
+                .iter()
+                .map(|a| a.dtype())
+                .chain([dtype])
+                .find(|d| d.is_quantized())
+                .expect("a quantised type is involved");
+            Err(dtype_err(
+                op.name(),
+                q,
+                ": the CPU backend runs block-quantised tensors only through matmul, gather and cast",
+            ))
+        }
+    }
+}
+
+/// `x · wᵀ`: `x` (…, m, k) f32 (stored (…, k, m) when `ta`), `w` (n, k).
+fn matmul(x: &Array, ta: bool, w: &Array, format: BlockFormat, shape: &[usize]) -> Result<Array> {
+    let x = if ta {
+        let r = x.shape().len();
+        let mut perm: Vec<usize> = (0..r).collect();
+        perm.swap(r - 2, r - 1);
+        let mut logical = x.shape().to_vec();
+        logical.swap(r - 2, r - 1);
+        layout::permute(x, &perm, &logical)?
+    } else {
+        x.clone()
+    };
+    let (n, k) = (w.shape()[0], w.shape()[1]);
+    let rows = numel(&x.shape()[..x.shape().len() - 1]);
+    let mut out = Array::uninit(shape, DType::F32)?;
+    let o = out.as_mut_slice::<f32>().expect("fresh array");
+    quant::matmul(format, w.bytes(), n, k, x.as_slice::<f32>(), rows, o)
+        .map_err(|e| op_err("matmul", e))?;
+    Ok(out)
+}
+
+/// A quantised array as `to` (f32 directly, other floats through f32).
+fn dequantize(x: &Array, format: BlockFormat, to: DType) -> Result<Array> {
+    let mut out = Array::uninit(x.shape(), DType::F32)?;
+    let o = out.as_mut_slice::<f32>().expect("fresh array");
+    quant::dequantize_into(format, x.bytes(), o).map_err(|e| op_err("cast", e))?;
+    convert(&out, to)
+}
+
+/// A float array quantised to `format` blocks along its last axis.
+fn quantize(x: &Array, format: BlockFormat, shape: &[usize]) -> Result<Array> {
+    let x32 = convert(x, DType::F32)?;
+    let mut out = Array::uninit(shape, DType::Quantized(format))?;
+    let o = out.bytes_mut().expect("fresh array");
+    quant::quantize_into(format, x32.as_slice::<f32>(), o).map_err(|e| op_err("cast", e))?;
+    Ok(out)
+}
