@@ -13,11 +13,15 @@
 mod config;
 pub mod model_bin;
 mod names;
+mod quantized;
+mod writer;
 
 use std::path::{Path, PathBuf};
 
 pub use config::Ct2Config;
 pub use model_bin::{read_model_bin, Ct2ModelBin};
+pub use quantized::quantize_int8;
+pub use writer::{write_int8_model, write_model_bin};
 
 use crate::weights::WeightsError;
 use crate::whisper::{CheckpointFormat, GenerationSettings, WhisperCheckpoint, WhisperDims};
@@ -120,10 +124,14 @@ pub fn load_ct2_dir(dir: &Path) -> Result<WhisperCheckpoint, Ct2Error> {
             reason: format!("spec `{}` is not a Whisper model", bin.spec_name),
         });
     }
-    let weights = names::ct2_to_hf(&bin.variables, &bin_path)?;
+    // Quantized models (int8 / int16 codes with scales) become float tensors
+    // of the model's float type here; `--compute-type int8` requantizes them.
+    let (variables, _quantized) =
+        quantized::dequantize_variables(&bin.variables, &bin.aliases, &bin_path)?;
+    let weights = names::ct2_to_hf(&variables, &bin_path)?;
     let heads = |side: &str| -> Result<usize, Ct2Error> {
         let name = format!("{side}/num_heads");
-        let value = bin.variables.get(&name)?.first_as_i64();
+        let value = variables.get(&name)?.first_as_i64();
         match value {
             Some(h) if h > 0 => Ok(h as usize),
             _ => Err(Ct2Error::Mapping {

@@ -172,7 +172,7 @@ impl Renamer<'_> {
 ///
 /// Fails, naming the variable, if a Whisper tensor is missing, a setting describes a
 /// different architecture, or a variable is not understood (for example the
-/// `weight_scale` of a quantized model, which this loader does not support).
+/// `weight_zero` of an asymmetric quantization).
 pub(crate) fn ct2_to_hf(vars: &Weights, path: &Path) -> Result<Weights, Ct2Error> {
     let mut r = Renamer {
         vars,
@@ -224,15 +224,10 @@ pub(crate) fn ct2_to_hf(vars: &Weights, path: &Path) -> Result<Weights, Ct2Error
             || record.shape().is_empty()
             || record.numel() <= 1;
         if !known {
-            let reason = if name.ends_with("_scale") {
-                "an int8 quantization scale: quantized models are not supported"
-            } else {
-                "not a variable of a float Whisper model (quantized models are not supported)"
-            };
             return Err(Ct2Error::Mapping {
                 path: path.to_path_buf(),
                 tensor: name.to_string(),
-                reason: reason.into(),
+                reason: "not a variable of a Whisper model".into(),
             });
         }
     }

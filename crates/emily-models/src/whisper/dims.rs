@@ -85,7 +85,7 @@ impl WhisperDims {
                 return Err(WeightsError::Inconsistent {
                     source_file: weights.source_file().to_path_buf(),
                     reason: format!(
-                        "`{name}` holds {} integers with no scale to turn them into weights (quantized models are not supported)",
+                        "`{name}` holds {} integers with no scale to turn them into weights (a quantized weight needs its scale)",
                         record.dtype()
                     ),
                 });

@@ -1,0 +1,286 @@
+//! CTranslate2's quantized weights.
+//!
+//! CTranslate2's converter (`--quantization int8`, `int8_float16`,
+//! `int8_float32`, `int8_bfloat16`) stores every linear, convolution and
+//! embedding `…/weight` as `i8` codes with a float32 `…/weight_scale`, one
+//! scale per output row (a convolution's `(out, in, k)` counts as `out` rows
+//! of `in·k`):
+//!
+//! ```text
+//! amax  = max |w| over the row   (0 -> 127, so an all-zero row gets scale 1)
+//! scale = 127 / amax             (f32)
+//! q     = rint(w · scale)        (round half to even, i8)
+//! w     = q / scale              (dequantized)
+//! ```
+//!
+//! `int16` stores `i16` codes with one scalar scale `2^10 / max|w|` over the
+//! whole tensor. Every other float tensor is kept in the model's float type
+//! (`int8_float16`: f16). [`dequantize_variables`] turns each quantized
+//! variable back into a float tensor of the model's float type, which the
+//! rest of the loader treats like any other: with `--compute-type int8` the
+//! matrices are requantized per output row for the int8 engines, which
+//! recovers these very codes (`max|q| = 127` in every row, and the float
+//! round trip is far below half a step). [`quantize_int8`] is the converter's
+//! rule, for writing such models ([`super::write_model_bin`]).
+
+use std::path::Path;
+
+use half::f16;
+
+use super::Ct2Error;
+use crate::weights::{DType, TensorRecord, Weights};
+
+/// The suffix of a quantization scale's name.
+const SCALE: &str = "_scale";
+
+/// `vars` with every quantized variable (an integer tensor `X` next to a
+/// float `X_scale`) replaced by its dequantized values in the model's float
+/// type (f16 if any float tensor of the file is f16, else f32), and the
+/// scales and the `aliases` (alias, target) left out: an alias is its target
+/// (CTranslate2 writes the tied `decoder/projection/weight` as an alias of
+/// the embedding, without a scale of its own). Returns the new store and how
+/// many variables were dequantized. Errors name the variable: a scale
+/// without its tensor, a scale of the wrong size or a non-positive /
+/// non-finite scale, an asymmetric (`_zero`) quantization, which CTranslate2
+/// only uses for other model families.
+pub(crate) fn dequantize_variables(
+    vars: &Weights,
+    aliases: &[(String, String)],
+    path: &Path,
+) -> Result<(Weights, usize), Ct2Error> {
+    let bad = |tensor: &str, reason: String| Ct2Error::Mapping {
+        path: path.to_path_buf(),
+        tensor: tensor.to_string(),
+        reason,
+    };
+    let float = if vars.iter().any(|(_, r)| r.dtype() == DType::F16) {
+        DType::F16
+    } else {
+        DType::F32
+    };
+    let mut out = Weights::new(path);
+    let mut count = 0;
+    for (name, record) in vars.iter() {
+        if aliases.iter().any(|(alias, _)| alias == name) {
+            continue;
+        }
+        if name.ends_with("_zero") && record.numel() > 1 {
+            return Err(bad(
+                name,
+                "asymmetric (zero-point) quantization is not supported".into(),
+            ));
+        }
+        if let Some(base) = name.strip_suffix(SCALE) {
+            if !vars.contains(base) {
+                return Err(bad(name, format!("a quantization scale without `{base}`")));
+            }
+            continue;
+        }
+        let scale_name = format!("{name}{SCALE}");
+        let quantized = matches!(record.dtype(), DType::I8 | DType::I16) && record.numel() > 1;
+        match (quantized, vars.contains(&scale_name)) {
+            (true, true) => {
+                let scales = vars.get(&scale_name)?;
+                let values = dequantize(name, record, scales).map_err(|r| bad(&scale_name, r))?;
+                out.insert(name, float_record(name, record.shape(), &values, float)?);
+                count += 1;
+            }
+            (false, true) => {
+                return Err(bad(
+                    name,
+                    format!("has a quantization scale but is {}", record.dtype()),
+                ))
+            }
+            (true, false) if name.ends_with("/weight") => {
+                return Err(bad(
+                    name,
+                    format!("{} weights need `{scale_name}`", record.dtype()),
+                ))
+            }
+            _ => out.insert(name, record.clone()),
+        }
+    }
+    Ok((out, count))
+}
+
+/// The float values `q / scale` of quantized `codes` (per first-axis row for
+/// one scale per row, the whole tensor for a single scale); an error message
+/// for a bad scale tensor.
+fn dequantize(name: &str, codes: &TensorRecord, scales: &TensorRecord) -> Result<Vec<f32>, String> {
+    if !scales.dtype().is_float() {
+        return Err(format!("scales of `{name}` are {}", scales.dtype()));
+    }
+    let scale = scales.to_f32_vec();
+    if let Some(s) = scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return Err(format!("scale {s} is not a positive finite number"));
+    }
+    let rows = codes.shape().first().copied().unwrap_or(1).max(1);
+    let row_len = codes.numel() / rows;
+    let per_row = match scale.len() {
+        1 => row_len * rows,
+        n if n == rows => row_len,
+        n => {
+            return Err(format!(
+                "{n} scales for `{name}` of shape {:?} (expected 1 or {rows})",
+                codes.shape()
+            ))
+        }
+    };
+    let q = codes.to_f32_vec();
+    let mut values = vec![0f32; q.len()];
+    for ((out, q), s) in values
+        .chunks_mut(per_row.max(1))
+        .zip(q.chunks(per_row.max(1)))
+        .zip(&scale)
+    {
+        for (o, &c) in out.iter_mut().zip(q) {
+            *o = c / s;
+        }
+    }
+    Ok(values)
+}
+
+fn float_record(
+    name: &str,
+    shape: &[usize],
+    values: &[f32],
+    dtype: DType,
+) -> Result<TensorRecord, Ct2Error> {
+    let bytes: Vec<u8> = match dtype {
+        DType::F16 => values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect(),
+        _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    };
+    Ok(TensorRecord::from_bytes(
+        name,
+        shape.to_vec(),
+        dtype,
+        bytes,
+    )?)
+}
+
+/// CTranslate2's int8 rule for one weight (`rows` rows of the flattened
+/// values): per row `scale = 127 / max|w|` (a zero row gets `amax = 127`),
+/// `q = rint(w · scale)` with ties to even. Returns the codes and the scales.
+pub fn quantize_int8(values: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
+    let row_len = values.len().checked_div(rows).unwrap_or(0);
+    let mut codes = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(rows);
+    for row in values.chunks(row_len.max(1)).take(rows) {
+        let mut amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if amax == 0.0 {
+            amax = 127.0;
+        }
+        let amax = amax.max(127.0 / f32::MAX);
+        let scale = 127.0 / amax;
+        scales.push(scale);
+        codes.extend(
+            row.iter()
+                .map(|&v| (v * scale).round_ties_even().clamp(-128.0, 127.0) as i8),
+        );
+    }
+    (codes, scales)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, shape: Vec<usize>, dtype: DType, bytes: Vec<u8>) -> TensorRecord {
+        TensorRecord::from_bytes(name, shape, dtype, bytes).unwrap()
+    }
+
+    fn f32s(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn int8_rule_matches_the_converter() {
+        // Row 0: amax 2 -> scale 63.5; 0.5*63.5 = 31.75 -> 32, -2 -> -127,
+        // 1/127 * 63.5 = 0.5 -> 0 (ties to even). Row 1 is all zero.
+        let (q, s) = quantize_int8(&[0.5, -2.0, 1.0 / 127.0, 0.0, 0.0, 0.0], 2);
+        assert_eq!(q, [32, -127, 0, 0, 0, 0]);
+        assert_eq!(s, [63.5, 1.0]);
+    }
+
+    #[test]
+    fn dequantizes_per_row_and_drops_scales() {
+        let w: Vec<f32> = (0..12)
+            .map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5)
+            .collect();
+        let (q, s) = quantize_int8(&w, 3);
+        let mut vars = Weights::new("m.bin");
+        let bytes = q.iter().map(|&c| c as u8).collect();
+        vars.insert("l/weight", record("l/weight", vec![3, 4], DType::I8, bytes));
+        vars.insert("l/weight_scale", record("s", vec![3], DType::F32, f32s(&s)));
+        vars.insert(
+            "l/bias",
+            record("b", vec![3], DType::F32, f32s(&[1.0, 2.0, 3.0])),
+        );
+        let (out, n) = dequantize_variables(&vars, &[], Path::new("m.bin")).unwrap();
+        assert_eq!(n, 1);
+        assert!(!out.contains("l/weight_scale"));
+        // An alias of a quantized tensor (no scale of its own) is left out.
+        vars.insert("tied/weight", vars.get("l/weight").unwrap().clone());
+        let aliases = [("tied/weight".to_string(), "l/weight".to_string())];
+        let (with_alias, _) = dequantize_variables(&vars, &aliases, Path::new("m.bin")).unwrap();
+        assert!(!with_alias.contains("tied/weight") && with_alias.contains("l/weight"));
+        let got = out.get("l/weight").unwrap();
+        assert_eq!(got.dtype(), DType::F32);
+        for (r, (a, b)) in got.to_f32_vec().iter().zip(&w).enumerate() {
+            // Within half a quantization step of the row.
+            assert!((a - b).abs() <= 0.5 / s[r / 4] + 1e-6, "{r}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn bad_scales_are_errors_naming_the_variable() {
+        let codes = || record("w", vec![2, 2], DType::I8, vec![1, 2, 3, 4]);
+        let cases: [(&str, TensorRecord, &str); 3] = [
+            (
+                "wrong count",
+                record("s", vec![3], DType::F32, f32s(&[1.0; 3])),
+                "3 scales",
+            ),
+            (
+                "zero",
+                record("s", vec![2], DType::F32, f32s(&[1.0, 0.0])),
+                "not a positive",
+            ),
+            (
+                "nan",
+                record("s", vec![2], DType::F32, f32s(&[f32::NAN, 1.0])),
+                "not a positive",
+            ),
+        ];
+        for (what, scale, want) in cases {
+            let mut vars = Weights::new("m.bin");
+            vars.insert("x/weight", codes());
+            vars.insert("x/weight_scale", scale);
+            let err = dequantize_variables(&vars, &[], Path::new("m.bin"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("x/weight_scale") && err.contains(want),
+                "{what}: {err}"
+            );
+        }
+        let mut vars = Weights::new("m.bin");
+        vars.insert("x/weight", codes());
+        let err = dequantize_variables(&vars, &[], Path::new("m.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x/weight") && err.contains("need"), "{err}");
+        let mut vars = Weights::new("m.bin");
+        vars.insert(
+            "y/weight_scale",
+            record("s", vec![2], DType::F32, f32s(&[1.0, 1.0])),
+        );
+        let err = dequantize_variables(&vars, &[], Path::new("m.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without `y/weight`"), "{err}");
+    }
+}
