@@ -1,6 +1,7 @@
 //! `emily`: transcribe audio with Whisper, run the fast-kernels demo, inspect
 //! and convert models, benchmark.
 
+mod batch;
 mod bench;
 mod demo;
 mod format;

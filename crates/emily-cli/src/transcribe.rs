@@ -8,6 +8,7 @@ use emily_models::audio::AudioSource;
 use emily_models::tokenizer::Task;
 use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 
+use crate::batch::{self, Shard};
 use crate::format::{render, Format};
 
 /// Arguments of `emily transcribe`.
@@ -15,8 +16,26 @@ use crate::format::{render, Format};
 pub struct Args {
     /// Audio files; `-` reads standard input (e.g. `ffmpeg -i x.mp4 -f wav - | emily transcribe -`).
     /// Every input is attempted; the exit status is non-zero if any failed.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "manifest")]
     files: Vec<PathBuf>,
+    /// Batch mode: a text file listing audio files, one per line (relative
+    /// paths from the manifest's folder; `#` comments). Each transcript is
+    /// written under --output-dir; inputs whose transcript exists are skipped.
+    #[arg(long, requires = "output_dir", conflicts_with = "files")]
+    manifest: Option<PathBuf>,
+    /// Batch mode: where the transcripts go (input paths mirrored, extension
+    /// of --format).
+    #[arg(long, requires = "manifest")]
+    output_dir: Option<PathBuf>,
+    /// Batch mode: transcribe only entries i, i+n, i+2n, … of the manifest
+    /// (0-based), e.g. `--shard $JOB_COMPLETION_INDEX/8` in a Kubernetes
+    /// indexed Job or `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
+    #[arg(long, value_parser = batch::parse_shard, requires = "manifest")]
+    shard: Option<Shard>,
+    /// Batch mode: files transcribed at once (sharing the loaded model and
+    /// the --threads pool). Default 1.
+    #[arg(long, requires = "manifest")]
+    jobs: Option<usize>,
     /// Model directory (CTranslate2 or Hugging Face layout).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -83,6 +102,9 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
         },
         ..TranscribeOptions::default()
     };
+    if let Some(manifest) = &a.manifest {
+        return run_manifest(&whisper, manifest, &opts, &a, timestamps);
+    }
     let mut failed = Vec::new();
     for f in &a.files {
         let mut source = AudioSource::from_arg(f);
@@ -98,6 +120,49 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
             a.files.len(),
             failed.join(", ")
         );
+    }
+    Ok(())
+}
+
+/// Batch mode: the manifest's shard, each transcript to its own file.
+fn run_manifest(
+    whisper: &Whisper,
+    manifest: &std::path::Path,
+    opts: &TranscribeOptions,
+    a: &Args,
+    timestamps: bool,
+) -> Result<()> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("reading manifest {}", manifest.display()))?;
+    let out_dir = a.output_dir.as_deref().expect("clap requires --output-dir");
+    let extension = match a.format {
+        Format::Txt => "txt",
+        Format::Srt => "srt",
+        Format::Vtt => "vtt",
+        Format::Json => "json",
+    };
+    let jobs = batch::plan(
+        manifest,
+        &text,
+        out_dir,
+        extension,
+        a.shard.unwrap_or(Shard::ALL),
+    )?;
+    let summary = batch::run(&jobs, a.jobs.unwrap_or(1), |input| {
+        let tr = whisper
+            .transcribe_source(&mut AudioSource::path(input), opts, &mut |_, _| {})
+            .with_context(|| format!("transcribing {}", input.display()))?;
+        Ok(render(&tr, a.format, timestamps))
+    });
+    eprintln!(
+        "{} written, {} already done, {} failed (of {} in this shard)",
+        summary.done,
+        summary.skipped,
+        summary.failed.len(),
+        jobs.len()
+    );
+    if !summary.failed.is_empty() {
+        anyhow::bail!("{} of {} inputs failed", summary.failed.len(), jobs.len());
     }
     Ok(())
 }
