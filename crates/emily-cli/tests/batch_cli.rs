@@ -2,23 +2,18 @@
 //! partial run, a bad entry among good ones.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const JFK: &str = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn emily(args: &[&str]) -> std::process::Output {
-    let model = root().join("models/whisper-tiny.en");
-    assert!(model.join("model.bin").is_file(), "run `make models` first");
-    Command::new(env!("CARGO_BIN_EXE_emily"))
-        .current_dir(root())
-        .env("EMILY_MODEL_DIR", &model)
-        .args(args)
-        .output()
-        .expect("run emily")
+use common::{emily, root};
+
+/// `emily transcribe --manifest LIST --output-dir OUT EXTRA…`.
+fn batch(list: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["transcribe", "--manifest", s(list), "--output-dir", s(out)];
+    args.extend_from_slice(extra);
+    emily(&args)
 }
 
 fn stderr(out: &std::process::Output) -> String {
@@ -51,15 +46,7 @@ fn s(p: &Path) -> &str {
 fn manifest_shards_cover_the_list_once_and_runs_resume() {
     let (list, out) = setup("emily-batch-shards", false);
     for shard in ["0/2", "1/2"] {
-        let o = emily(&[
-            "transcribe",
-            "--manifest",
-            s(&list),
-            "--output-dir",
-            s(&out),
-            "--shard",
-            shard,
-        ]);
+        let o = batch(&list, &out, &["--shard", shard]);
         assert!(o.status.success(), "shard {shard}: {}", stderr(&o));
         assert!(
             stderr(&o).contains("1 written, 0 already done, 0 failed"),
@@ -72,15 +59,7 @@ fn manifest_shards_cover_the_list_once_and_runs_resume() {
         assert_eq!(text.trim(), JFK, "{file}");
     }
     // Everything exists: a rerun of the whole list skips both.
-    let o = emily(&[
-        "transcribe",
-        "--manifest",
-        s(&list),
-        "--output-dir",
-        s(&out),
-        "--jobs",
-        "2",
-    ]);
+    let o = batch(&list, &out, &["--jobs", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("0 written, 2 already done"),
@@ -90,13 +69,7 @@ fn manifest_shards_cover_the_list_once_and_runs_resume() {
     // A lost output (and a stale partial file) is redone on the next run.
     std::fs::remove_file(out.join("sub/a.txt")).unwrap();
     std::fs::write(out.join("sub/.a.txt.999.partial"), "half").unwrap();
-    let o = emily(&[
-        "transcribe",
-        "--manifest",
-        s(&list),
-        "--output-dir",
-        s(&out),
-    ]);
+    let o = batch(&list, &out, &[]);
     assert!(
         stderr(&o).contains("1 written, 1 already done"),
         "{}",
@@ -113,17 +86,7 @@ fn manifest_shards_cover_the_list_once_and_runs_resume() {
 #[test]
 fn manifest_with_a_bad_entry_writes_the_rest_and_fails() {
     let (list, out) = setup("emily-batch-bad", true);
-    let o = emily(&[
-        "transcribe",
-        "--manifest",
-        s(&list),
-        "--output-dir",
-        s(&out),
-        "--jobs",
-        "2",
-        "--format",
-        "srt",
-    ]);
+    let o = batch(&list, &out, &["--jobs", "2", "--format", "srt"]);
     assert!(
         !o.status.success(),
         "a failed entry makes the exit status non-zero"
@@ -145,15 +108,7 @@ fn manifest_flags_are_checked() {
     let o = emily(&["transcribe", "--manifest", s(&list)]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--output-dir"), "{}", stderr(&o));
-    let o = emily(&[
-        "transcribe",
-        "--manifest",
-        s(&list),
-        "--output-dir",
-        s(&out),
-        "--shard",
-        "2/2",
-    ]);
+    let o = batch(&list, &out, &["--shard", "2/2"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("need 0 <= i < n"), "{}", stderr(&o));
     let o = emily(&[

@@ -1,23 +1,11 @@
 //! The `emily` binary end to end: transcription output formats and errors.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn emily(args: &[&str]) -> std::process::Output {
-    let model = root().join("models/whisper-tiny.en");
-    assert!(model.join("model.bin").is_file(), "run `make models` first");
-    Command::new(env!("CARGO_BIN_EXE_emily"))
-        .current_dir(root())
-        .env("EMILY_MODEL_DIR", &model)
-        .args(args)
-        .output()
-        .expect("run emily")
-}
+use common::{emily, root};
 
 /// `emily ARGS` with `input` written to its standard input.
 fn emily_with_stdin(args: &[&str], input: Vec<u8>) -> std::process::Output {
