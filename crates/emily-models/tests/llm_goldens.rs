@@ -1,8 +1,20 @@
 //! The real GGUF models against the float64 goldens in
-//! `testdata/goldens/llm` (weights dequantised to f32, activations f32):
-//! greedy tokens, last-position logits, the paragraph's mean NLL (which the
-//! wrong RoPE layout raises by ~0.9 nats), base vs fast-kernel graphs, and
-//! a chat turn. SmolLM2 runs in CI; Qwen2.5 and Gemma 3 are `#[ignore]`d.
+//! `testdata/goldens/llm` (made from the dequantised weights with float64
+//! activations): greedy tokens, last-position logits, the paragraph's mean
+//! NLL (which the wrong RoPE layout raises by ~0.9 nats), base vs
+//! fast-kernel graphs, and a chat turn. SmolLM2 runs in CI; Qwen2.5 and
+//! Gemma 3 are `#[ignore]`d.
+//!
+//! The weights stay in their GGUF blocks. Products of more than
+//! `emily_kernels::quant::GEMV_MAX_ROWS` rows (the 45-token paragraph) keep
+//! the activations in f32 and are exact to round-off, so the NLL holds to
+//! 1e-3. Decode-sized products (the 5-token prompt, every generated token)
+//! quantise the activations to 8-bit blocks as llama.cpp does; there the
+//! goldens' README gives the tolerances: last logits within 1.5 with the
+//! same argmax (SmolLM2 measured 0.69, llama.cpp 0.75), and greedy ids equal
+//! up to the first step whose golden top-1/top-2 margin is below 0.5 logits
+//! (SmolLM2 step 6, margin 0.22: there we print " The United States has",
+//! as llama.cpp does on the same file).
 
 mod common;
 
@@ -12,8 +24,7 @@ use common::llm::{golden_json, ids, llm_goldens, llm_model, GEMMA3, QWEN25, SMOL
 use emily_models::llm::{ChatMessage, FinishReason, GenerateOptions, LlmModel, LoadOptions};
 use emily_models::npy::read_npy;
 
-/// The fast-kernel SmolLM2 (loaded once per test binary: its f32 weights
-/// take about half a gigabyte).
+/// The fast-kernel SmolLM2 (loaded once per test binary).
 fn smollm2() -> Option<Arc<LlmModel>> {
     static M: OnceLock<Option<Arc<LlmModel>>> = OnceLock::new();
     M.get_or_init(|| {
@@ -45,8 +56,21 @@ fn check_goldens(m: &LlmModel, key: &str) {
         .unwrap()
         .run(|_| true)
         .unwrap();
-    assert_eq!(got.tokens, want, "{key}: greedy ids");
-    assert_eq!(got.text, g["greedy_text"].as_str().unwrap());
+    let margins = g["greedy_top1_minus_top2_logit"].as_array().unwrap();
+    let robust = margins
+        .iter()
+        .take_while(|v| v.as_f64().unwrap() >= 0.5)
+        .count();
+    assert!(
+        robust >= 1,
+        "{key}: the first greedy step has a wide margin"
+    );
+    assert_eq!(got.tokens.len(), want.len());
+    assert_eq!(
+        got.tokens[..robust],
+        want[..robust],
+        "{key}: greedy ids up to step {robust} (margins {margins:?})"
+    );
 
     let all = m.logits_all(&prompt).unwrap();
     let vocab = m.config().vocab;
@@ -60,7 +84,9 @@ fn check_goldens(m: &LlmModel, key: &str) {
         .zip(&golden)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
-    assert!(diff <= 1e-2, "{key}: last logits max |diff| {diff}");
+    assert!(diff <= 1.5, "{key}: last logits max |diff| {diff}");
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap();
+    assert_eq!(argmax(last), argmax(&golden), "{key}: last logits argmax");
 
     let nll = m.mean_nll(&ids(&g, "paragraph_ids")).unwrap();
     let want_nll = g["nll_mean"].as_f64().unwrap();
@@ -105,7 +131,13 @@ fn smollm2_base_and_fast_graphs_give_the_same_tokens() {
 #[test]
 fn smollm2_answers_a_chat_turn_through_its_template() {
     let Some(m) = smollm2() else { return };
-    let messages = [ChatMessage::user("What is the capital of France?")];
+    // Without a system message SmolLM2's first reply token is a near tie
+    // ("The" 25.33 vs "L" 25.24 logits on the exact product), which 8-bit
+    // activations can flip (into French); the system turn settles it.
+    let messages = [
+        ChatMessage::system("You are a helpful assistant."),
+        ChatMessage::user("What is the capital of France?"),
+    ];
     let opts = GenerateOptions {
         max_tokens: 48,
         ..GenerateOptions::default()

@@ -47,7 +47,7 @@ impl Model {
     /// except attention with dropout in [`Mode::Train`], which runs composed
     /// and is listed by [`Forward::kept_composed`].
     pub fn build(&self, params: &ParamStore, mode: Mode) -> Result<Forward> {
-        let locals = bind(self, params)?;
+        let locals = bind(self, params, mode)?;
         let (program, kept) = Program::new(self.clone(), locals, mode);
         for k in &kept {
             tracing::warn!(target: "emily_nn::build", node = %k.node, op = k.op, reason = %k.reason, "fused node runs composed");
@@ -57,7 +57,10 @@ impl Model {
 }
 
 /// Looks up and checks every node's parameters, and prepares its constants.
-pub(crate) fn bind(model: &Model, params: &ParamStore) -> Result<Vec<Locals>> {
+/// Parameters are float tensors; in inference the weight of a dense or
+/// embedding node may also be block-quantised (multiplied or gathered
+/// through the quantised kernels).
+pub(crate) fn bind(model: &Model, params: &ParamStore, mode: Mode) -> Result<Vec<Locals>> {
     model
         .nodes()
         .iter()
@@ -77,7 +80,11 @@ pub(crate) fn bind(model: &Model, params: &ParamStore) -> Result<Vec<Locals>> {
                         actual: t.shape().to_vec(),
                     });
                 }
-                if !t.dtype().is_float() {
+                let quantized_weight = t.dtype().is_quantized()
+                    && mode == Mode::Inference
+                    && spec.local == "weight"
+                    && matches!(node.op(), Op::Dense(_) | Op::Embedding(_));
+                if !t.dtype().is_float() && !quantized_weight {
                     return Err(Error::ParamDType {
                         node: node.name().into(),
                         param: key,

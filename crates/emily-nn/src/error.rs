@@ -77,8 +77,9 @@ pub enum Error {
         /// The stored shape.
         actual: Vec<usize>,
     },
-    /// A parameter is not a float tensor.
-    #[error("node `{node}`: parameter `{param}` has dtype {dtype}, expected a float type")]
+    /// A parameter is not a float tensor (nor a block-quantised weight of a
+    /// dense or embedding node in inference).
+    #[error("node `{node}`: parameter `{param}` has dtype {dtype}, expected a float type (block-quantised only as the weight of a dense or embedding node in inference)")]
     ParamDType {
         /// The node.
         node: String,

@@ -5,10 +5,11 @@ mod common;
 
 use common::blocks::{llama_layer, whisper_encoder_layer, Dims};
 use common::{position, randn};
-use emily::{DType, Kernels, Tensor};
+use emily::{BlockFormat, DType, Kernels, Tensor};
 use emily_nn::{
-    fast_kernels, AttentionOptions, DenseOptions, Error, Forward, KvCacheOptions, LayerNormOptions,
-    Mode, ModelBuilder, Op, ParamStore, RopeConfig, RotaryOptions, RotaryPositions, State,
+    fast_kernels, AttentionOptions, DenseOptions, EmbeddingOptions, Error, Forward, KvCacheOptions,
+    LayerNormOptions, Mode, ModelBuilder, Op, ParamStore, RmsNormOptions, RopeConfig,
+    RotaryOptions, RotaryPositions, State,
 };
 
 const D: Dims = Dims {
@@ -321,4 +322,64 @@ fn forwards_are_shareable_across_threads() {
     assert_send_sync::<Forward>();
     assert_send_sync::<emily_nn::Model>();
     assert_send_sync::<ParamStore>();
+}
+
+#[test]
+fn block_quantised_weights_bind_to_dense_and_embedding_in_inference_only() {
+    let mut b = ModelBuilder::new();
+    let ids = b.input("ids", &[None, None], DType::I64).unwrap();
+    let h = b
+        .embedding("embed", &ids, EmbeddingOptions::new(11, 64))
+        .unwrap();
+    let h = b
+        .rms_norm("norm", &h, RmsNormOptions::new(64).eps(1e-5))
+        .unwrap();
+    let y = b
+        .dense("proj", &h, DenseOptions::new(64, 7).without_bias())
+        .unwrap();
+    b.output(&y).unwrap();
+    let model = b.build().unwrap();
+    let exact = ParamStore::random(&model, 3, DType::F32).unwrap();
+    let q8 = |t: &Tensor| t.quantize(BlockFormat::Q8_0).unwrap().eval().unwrap();
+    let mut quant = exact.clone();
+    for key in ["embed.weight", "proj.weight"] {
+        quant.insert(key, q8(exact.get(key).unwrap()));
+    }
+    // The f32 model over the same (dequantised) weights.
+    let mut dequant = exact.clone();
+    for key in ["embed.weight", "proj.weight"] {
+        let back = quant.get(key).unwrap().cast(DType::F32).unwrap();
+        dequant.insert(key, back.eval().unwrap());
+    }
+    let ids = Tensor::from_slice(&[3i64, 0, 10, 7], &[2, 2]).unwrap();
+    let run = |p: &ParamStore| {
+        let f = model.build(p, Mode::Inference).unwrap();
+        f.call(&[("ids", &ids)]).unwrap()["proj"].clone()
+    };
+    let (yq, yd) = (run(&quant), run(&dequant));
+    assert_eq!(yq.dtype(), DType::F32);
+    assert_eq!(yq.shape(), &[2, 2, 7]);
+    // 4 rows: 8-bit activations, error well under 2% of the output scale.
+    let scale = yd
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()));
+    let diff = common::max_abs_diff(&yq, &yd);
+    assert!(
+        diff > 0.0 && diff <= 0.02 * scale,
+        "{diff} vs scale {scale}"
+    );
+    // Training takes float parameters only.
+    assert!(matches!(
+        model.build(&quant, Mode::Train),
+        Err(Error::ParamDType { param, .. }) if param == "embed.weight"
+    ));
+    // A norm's weight is never a matmul or gather operand.
+    let mut norm = exact.clone();
+    norm.insert("norm.weight", q8(exact.get("norm.weight").unwrap()));
+    assert!(matches!(
+        model.build(&norm, Mode::Inference),
+        Err(Error::ParamDType { param, .. }) if param == "norm.weight"
+    ));
 }

@@ -58,10 +58,15 @@ pub fn run_child(model: &Path, composed: bool, runs: usize) -> Result<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    // Every matrix is read once per token; the token embedding only row by
+    // row (unless it is also the tied output projection); a tied tensor
+    // counts once.
+    let mut seen = std::collections::HashSet::new();
     let weight_mb: f64 = m
         .params()
         .iter()
-        .map(|(_, t)| (t.numel() * t.dtype().size_in_bytes()) as f64 / 1e6)
+        .filter(|(k, t)| *k != "token_embd.weight" && seen.insert(t.id()))
+        .map(|(_, t)| t.dtype().storage_bytes(t.shape()).unwrap_or(0) as f64 / 1e6)
         .sum();
     println!(
         "emily {:<8} threads {}: prefill {:>7.1} tok/s, decode {:>6.1} tok/s, peak RSS {:>5.0} MB, weights read per token {:>6.0} MB",

@@ -1,7 +1,9 @@
-//! Binding a GGUF file's tensors to a decoder graph's parameters. Plain
-//! float tensors (F32, F16, BF16) are read in place from the memory map;
-//! block-quantised tensors are expanded to f32 with the kernels'
-//! dequantisers (`emily_kernels::quant`), until the core keeps them quantised.
+//! Binding a GGUF file's tensors to a decoder graph's parameters. Every
+//! tensor is read in place from the memory map: plain floats (F32, F16,
+//! BF16) as themselves, block-quantised ones (Q4_0 … Q6_K, int4-g64) as
+//! [`DType::Quantized`], which `matmul` multiplies through the quantised
+//! kernels and `gather` (the embedding) expands row by row; no weight is
+//! ever copied to f32 as a whole.
 
 use std::collections::HashMap;
 
@@ -71,29 +73,31 @@ fn tensor_error(file: &GgufFile, info: &TensorInfo, msg: String) -> LlmError {
     })
 }
 
-/// One tensor as an `emily` tensor: float types borrowed from the mapping,
-/// quantised types dequantised to f32.
+/// One tensor as an `emily` tensor borrowed from the mapping: float types
+/// as themselves, block-quantised types in their blocks.
 pub fn load_tensor(file: &GgufFile, info: &TensorInfo) -> Result<Tensor, LlmError> {
-    let shape = info.shape();
-    let plain = match info.ggml_type {
-        GgmlType::F32 => Some(DType::F32),
-        GgmlType::F16 => Some(DType::F16),
-        GgmlType::BF16 => Some(DType::BF16),
-        _ => None,
+    let dtype = match info.ggml_type {
+        GgmlType::F32 => DType::F32,
+        GgmlType::F16 => DType::F16,
+        GgmlType::BF16 => DType::BF16,
+        ty => DType::Quantized(block_format(ty).ok_or_else(|| unsupported(file, info))?),
     };
-    let array = match plain {
-        Some(dtype) => Array::from_external(
-            file.bytes().clone(),
-            file.tensor_file_offset(info),
-            &shape,
-            dtype,
-        )?,
-        None => {
-            let values = dequantize(file, info)?;
-            Array::from_slice(&values, &shape)?
-        }
-    };
+    let array = Array::from_external(
+        file.bytes().clone(),
+        file.tensor_file_offset(info),
+        &info.shape(),
+        dtype,
+    )
+    .map_err(|e| tensor_error(file, info, e.to_string()))?;
     Ok(Tensor::from_array(array))
+}
+
+fn unsupported(file: &GgufFile, info: &TensorInfo) -> LlmError {
+    tensor_error(
+        file,
+        info,
+        format!("tensor type {} is not supported", info.ggml_type),
+    )
 }
 
 /// The kernels' block format of a GGUF tensor type, if it is block-quantised.
@@ -125,13 +129,7 @@ pub fn tensor_f32(file: &GgufFile, info: &TensorInfo) -> Result<Vec<f32>, LlmErr
 
 /// A quantised tensor's values in f32, through the kernels' dequantisers.
 fn dequantize(file: &GgufFile, info: &TensorInfo) -> Result<Vec<f32>, LlmError> {
-    let format = block_format(info.ggml_type).ok_or_else(|| {
-        tensor_error(
-            file,
-            info,
-            format!("tensor type {} is not supported", info.ggml_type),
-        )
-    })?;
+    let format = block_format(info.ggml_type).ok_or_else(|| unsupported(file, info))?;
     emily_kernels::quant::dequantize(format, file.tensor_bytes(info))
         .map_err(|e| tensor_error(file, info, e.to_string()))
 }
