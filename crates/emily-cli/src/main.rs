@@ -8,6 +8,7 @@ mod format;
 mod generate;
 mod inspect;
 mod quantize;
+mod serve;
 mod train;
 mod transcribe;
 
@@ -43,6 +44,8 @@ enum Command {
     Quantize(quantize::Args),
     /// The fast-kernels demo: JFK with and without fused kernels, side by side.
     Demo(demo::Args),
+    /// Serve models over HTTP (OpenAI-compatible routes, web page at /).
+    Serve(serve::Args),
     /// Print a model's dimensions and its compiled graphs' op frequencies.
     Inspect(inspect::Args),
     /// Benchmarks printed side by side with ratios and machine floors.
@@ -133,6 +136,7 @@ fn main() -> Result<()> {
         Command::Quantize(a) => quantize::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Bench { suite } => bench::run(suite),
         Command::Train(a) => train::run(a),
         Command::BenchWhisperChild {

@@ -8,8 +8,10 @@ use emily_models::audio::AudioSource;
 use emily_models::tokenizer::Task;
 use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 
+use emily_models::whisper::render::{render, TranscriptFormat};
+
 use crate::batch::{self, Shard};
-use crate::format::{render, Format};
+use crate::format::Format;
 
 /// Arguments of `emily transcribe`.
 #[derive(clap::Args)]
@@ -91,7 +93,7 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
             a.compute_type.resolve().name()
         );
     }
-    let timestamps = a.timestamps || matches!(a.format, Format::Srt | Format::Vtt);
+    let timestamps = a.timestamps || TranscriptFormat::from(a.format).needs_timestamps();
     let opts = TranscribeOptions {
         timestamps,
         language: a.language.clone(),
@@ -152,7 +154,7 @@ fn run_manifest(
         let tr = whisper
             .transcribe_source(&mut AudioSource::path(input), opts, &mut |_, _| {})
             .with_context(|| format!("transcribing {}", input.display()))?;
-        Ok(render(&tr, a.format, timestamps))
+        Ok(render(&tr, a.format.into(), timestamps))
     });
     eprintln!(
         "{} written, {} already done, {} failed (of {} in this shard)",
@@ -205,7 +207,7 @@ fn transcribe_one(
     if a.files.len() > 1 {
         println!("== {name}");
     }
-    print!("{}", render(&tr, a.format, timestamps));
+    print!("{}", render(&tr, a.format.into(), timestamps));
     if verbose {
         let tm = &tr.timings;
         eprintln!(

@@ -532,6 +532,16 @@ impl State {
     pub fn clear(&mut self) {
         self.entries.clear();
     }
+
+    /// A state of named entries (e.g. caches rearranged by the caller).
+    pub fn from_entries(entries: Vec<(String, Tensor)>) -> State {
+        State { entries }
+    }
+
+    /// Takes the entries out, leaving the state empty.
+    pub fn into_entries(self) -> Vec<(String, Tensor)> {
+        self.entries
+    }
 }
 
 /// The outputs of a forward call, by output node name.

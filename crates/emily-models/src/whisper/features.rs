@@ -17,6 +17,8 @@ use super::WhisperError;
 pub(crate) enum Features<'s> {
     /// At most 30 s of audio: one padded window.
     Short { mel: LogMel, samples: usize },
+    /// Longer audio in memory, featurised at once (`compute_long`).
+    Whole { mel: LogMel, content: usize },
     /// Longer audio, featurised window by window.
     Long {
         windows: MelWindows<'s>,
@@ -36,6 +38,32 @@ fn named(err: LogMelError, name: &str) -> WhisperError {
         }
         .into(),
         other => other.into(),
+    }
+}
+
+impl Features<'static> {
+    /// The windows of 16 kHz mono `samples` in memory, all computed now (the
+    /// same features as [`Features::open`] on them); `name` labels errors.
+    pub(crate) fn from_samples(
+        featurizer: &LogMelFeaturizer,
+        samples: &[f32],
+        name: &str,
+    ) -> Result<Features<'static>, WhisperError> {
+        if samples.is_empty() {
+            return Err(WhisperError::Empty(name.to_string()));
+        }
+        if samples.len() <= CHUNK_SAMPLES {
+            let mel = featurizer.compute(samples).map_err(|e| named(e, name))?;
+            return Ok(Features::Short {
+                mel,
+                samples: samples.len(),
+            });
+        }
+        let mel = featurizer
+            .compute_long(samples)
+            .map_err(|e| named(e, name))?;
+        let content = mel.n_frames - CHUNK_FRAMES;
+        Ok(Features::Whole { mel, content })
     }
 }
 
@@ -86,13 +114,14 @@ impl<'s> Features<'s> {
 
     /// Whether the input is longer than one window.
     pub(crate) fn is_long(&self) -> bool {
-        matches!(self, Features::Long { .. })
+        !matches!(self, Features::Short { .. })
     }
 
     /// Frames (100 per second) that hold audio: windows start before this.
     pub(crate) fn content_frames(&self) -> usize {
         match self {
             Features::Short { samples, .. } => samples.div_ceil(HOP_LENGTH),
+            Features::Whole { content, .. } => *content,
             Features::Long { windows, .. } => windows.content_frames(),
         }
     }
@@ -111,6 +140,23 @@ impl<'s> Features<'s> {
                 }
                 out.copy_from_slice(&mel.data);
                 debug_assert_eq!(mel.n_frames, CHUNK_FRAMES);
+            }
+            Features::Whole { mel, content } => {
+                let (n_frames, n_mels) = (mel.n_frames, mel.n_mels);
+                // 30 s of padding frames follow `content`: a window starting
+                // before it is whole.
+                if seek >= *content || out.len() != n_mels * CHUNK_FRAMES {
+                    return Err(LogMelError::Window {
+                        seek,
+                        reason: format!("the audio has {content} frames"),
+                    }
+                    .into());
+                }
+                for m in 0..n_mels {
+                    let row = &mel.data[m * n_frames..(m + 1) * n_frames];
+                    out[m * CHUNK_FRAMES..(m + 1) * CHUNK_FRAMES]
+                        .copy_from_slice(&row[seek..seek + CHUNK_FRAMES]);
+                }
             }
             Features::Long {
                 windows,

@@ -15,6 +15,10 @@ pub use dims::WhisperDims;
 
 pub mod decoding;
 pub mod graph;
+pub mod render;
+mod session;
 mod transcriber;
+
+pub use session::{CancelFlag, Session, WindowDecoder};
 
 pub use transcriber::{Segment, Timings, TranscribeOptions, Transcript, Whisper, WhisperError};

@@ -1,12 +1,8 @@
 //! The speech-to-text pipeline: audio → log-mel → encoder → greedy decoding
-//! (suppression, timestamp rules) → segments, over 30-second windows.
-//!
-//! Audio of at most 30 s is one window padded to 30 s before the log-mel (the
-//! reference implementations' behaviour). Longer audio is featurised as if
-//! whole with 30 s of trailing padding, but streamed: each window's features
-//! are computed when it is decoded ([`super::features`]), so memory does not
-//! grow with the duration. Windows start where the last complete timestamped
-//! segment ended (OpenAI's seek), with the previous window's text as the prompt.
+//! (suppression, timestamp rules) → segments, over 30-second windows. The
+//! window loop is [`super::Session`]; its features come from
+//! [`super::features`], streamed window by window for long input so that
+//! memory does not grow with the duration.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,14 +10,14 @@ use std::time::{Duration, Instant};
 use emily::{DType, Tensor};
 
 use super::consistency::check_tokenizer;
-use super::decoding::{self, RawSegment};
-use super::features::Features;
+use super::decoding;
 use super::graph::{GraphDecoderState, GraphError, WhisperGraph};
+use super::session::{CancelFlag, Session};
 use super::ComputeType;
 use super::{load_whisper, GenerationSettings, LoadError, WhisperCheckpoint, WhisperDims};
 use crate::audio::{AudioError, AudioSource};
-use crate::log_mel::{LogMelError, LogMelFeaturizer, CHUNK_FRAMES, HOP_LENGTH, SAMPLE_RATE};
-use crate::tokenizer::{SpecialTokens, Task, TokenizerError, WhisperTokenizer};
+use crate::log_mel::{LogMelError, LogMelFeaturizer, CHUNK_FRAMES};
+use crate::tokenizer::{Task, TokenizerError, WhisperTokenizer};
 use emily::Kernels;
 
 /// Everything that can fail while transcribing; each names its input.
@@ -58,6 +54,9 @@ pub enum WhisperError {
         /// Its value.
         value: f32,
     },
+    /// The options' [`CancelFlag`] was set.
+    #[error("transcription cancelled")]
+    Cancelled,
 }
 
 impl From<emily::Error> for WhisperError {
@@ -79,6 +78,15 @@ pub struct TranscribeOptions {
     pub max_tokens_per_window: usize,
     /// Prompt each window with the previous window's text.
     pub condition_on_previous_text: bool,
+    /// Text that precedes the audio (names, spelling, style), given to the
+    /// first window as previous text (OpenAI's `initial_prompt`).
+    pub initial_prompt: Option<String>,
+    /// 0 = greedy; above 0, tokens are sampled from `softmax(logits / t)`.
+    pub temperature: f32,
+    /// Seed of the sampler (with `temperature > 0`).
+    pub seed: u64,
+    /// Stops the transcription when set (checked between windows and steps).
+    pub cancel: Option<CancelFlag>,
 }
 
 impl Default for TranscribeOptions {
@@ -89,6 +97,10 @@ impl Default for TranscribeOptions {
             task: Task::Transcribe,
             max_tokens_per_window: 224,
             condition_on_previous_text: true,
+            initial_prompt: None,
+            temperature: 0.0,
+            seed: 0,
+            cancel: None,
         }
     }
 }
@@ -215,6 +227,21 @@ impl Whisper {
         self.kernels
     }
 
+    /// The log-mel featurizer.
+    pub fn featurizer(&self) -> &LogMelFeaturizer {
+        &self.featurizer
+    }
+
+    /// Decoding settings from the checkpoint (suppressed tokens).
+    pub fn generation(&self) -> &GenerationSettings {
+        &self.generation
+    }
+
+    /// Whether the model is multilingual (language tokens, translation).
+    pub fn is_multilingual(&self) -> bool {
+        self.multilingual
+    }
+
     /// Transcribes an audio file (any supported format, rate and channel count;
     /// a regular file or a pipe), streaming it.
     pub fn transcribe_file(
@@ -234,8 +261,22 @@ impl Whisper {
 
     /// Raw logits of the last prompt position for encoder output `enc`.
     pub fn prompt_logits(&self, enc: &Tensor, prompt: &[u32]) -> Result<Vec<f32>, WhisperError> {
+        self.logits_after(enc, prompt, "prompt", 0.0)
+    }
+
+    /// [`Whisper::prompt_logits`], a non-finite logit reported on `input`'s
+    /// window at `window_start` seconds.
+    fn logits_after(
+        &self,
+        enc: &Tensor,
+        prompt: &[u32],
+        input: &str,
+        window_start: f64,
+    ) -> Result<Vec<f32>, WhisperError> {
         let mut state = Decoding::new(self, enc)?;
-        state.feed(self, prompt)
+        let logits = state.feed(self, prompt)?;
+        check_finite(&logits, input, window_start)?;
+        Ok(logits)
     }
 
     /// Transcribes 16 kHz mono samples.
@@ -268,110 +309,36 @@ impl Whisper {
         opts: &TranscribeOptions,
         progress: &mut dyn FnMut(f64, f64),
     ) -> Result<Transcript, WhisperError> {
-        let input = source.name().to_string();
-        let mut timings = Timings::default();
-        let t0 = Instant::now();
-        let mut features = Features::open(&self.featurizer, source)?;
-        timings.features = t0.elapsed();
-        let content = features.content_frames();
-        let sp = self.tokenizer.special().clone();
-        let mut language = opts.language.clone();
-        let mut segments = Vec::new();
-        // The previous windows' text tokens; a prompt takes at most the last
-        // n_text_ctx / 2 - 1 of them.
-        let keep_previous = (self.dims().n_text_ctx / 2).saturating_sub(1);
-        let mut previous: Vec<u32> = Vec::new();
-        let mut seek = 0usize;
-        let mut window = vec![0f32; self.featurizer.n_mels() * CHUNK_FRAMES];
-        while seek < content {
-            let tf = Instant::now();
-            features.window(seek, &mut window)?;
-            timings.features += tf.elapsed();
-            let size = (content - seek).min(CHUNK_FRAMES);
-            let offset_s = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
-            let te = Instant::now();
-            let enc = self.encode(&window)?;
-            timings.encoder += te.elapsed();
-            let at = |e: WhisperError| match e {
-                WhisperError::NonFiniteLogits { token, value, .. } => {
-                    WhisperError::NonFiniteLogits {
-                        input: input.clone(),
-                        window_start: offset_s,
-                        token,
-                        value,
-                    }
-                }
-                other => other,
-            };
-            if self.multilingual && language.is_none() {
-                language = Some(self.detect_language(&enc).map_err(at)?);
-            }
-            let mut prompt = Vec::new();
-            if opts.condition_on_previous_text && !previous.is_empty() {
-                let keep = keep_previous.min(previous.len());
-                prompt.push(sp.sot_prev);
-                prompt.extend_from_slice(&previous[previous.len() - keep..]);
-            }
-            let sot = self.tokenizer.sot_sequence(
-                self.multilingual,
-                language.as_deref(),
-                opts.task,
-                opts.timestamps,
-            )?;
-            prompt.extend_from_slice(&sot);
-            let td = Instant::now();
-            let (tokens, steps) = self.decode_window(&enc, &prompt, opts, &sp).map_err(at)?;
-            timings.decoder += td.elapsed();
-            timings.decoder_steps += steps;
-            let window_s = size as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
-            let (raw, advance) = if opts.timestamps {
-                decoding::split_segments(&tokens, &sp, window_s)
-            } else {
-                let text: Vec<u32> = tokens.iter().cloned().filter(|&t| t < sp.eot).collect();
-                (
-                    vec![RawSegment {
-                        start: 0.0,
-                        end: window_s,
-                        tokens: text,
-                    }],
-                    None,
-                )
-            };
-            for r in raw {
-                let text = self.tokenizer.decode(&r.tokens)?;
-                segments.push(Segment {
-                    start: offset_s + r.start,
-                    end: offset_s + r.end.min(window_s),
-                    text,
-                    tokens: r.tokens,
-                });
-            }
-            previous.extend(tokens.iter().cloned().filter(|&t| t < sp.eot));
-            let excess = previous.len().saturating_sub(keep_previous);
-            previous.drain(..excess);
-            let adv = advance
-                .map(|a| a as usize * 2)
-                .filter(|&f| f > 0)
-                .unwrap_or(size);
-            seek += adv;
-            let secs = |frames: usize| frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
-            progress(secs(seek.min(content)), secs(content));
-            if !features.is_long() {
+        let mut session = Session::from_source(self, source, opts)?;
+        loop {
+            session.check_cancelled()?;
+            let Some(window) = session.next_window()? else {
                 break;
-            }
+            };
+            let te = Instant::now();
+            let enc = self.encode(window)?;
+            let encoder = te.elapsed();
+            let prompt = session.prompt(self, &enc)?;
+            let td = Instant::now();
+            let (tokens, steps) = self.decode_window(&session, &enc, &prompt)?;
+            session.add_timings(encoder, td.elapsed());
+            session.finish_window(self, &tokens, steps)?;
+            let (done, total) = session.progress();
+            progress(done, total);
         }
-        let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
-        Ok(Transcript {
-            segments,
-            text,
-            language,
-            timings,
-        })
+        Ok(session.finish())
     }
 
-    fn detect_language(&self, enc: &Tensor) -> Result<String, WhisperError> {
+    /// The most likely language of the window whose encoder output is `enc`.
+    /// A non-finite logit is reported on `input`'s window at `window_start` s.
+    pub(crate) fn detect_language(
+        &self,
+        enc: &Tensor,
+        input: &str,
+        window_start: f64,
+    ) -> Result<String, WhisperError> {
         let sp = self.tokenizer.special();
-        let logits = self.prompt_logits(enc, &[sp.sot])?;
+        let logits = self.logits_after(enc, &[sp.sot], input, window_start)?;
         let best = sp
             .languages
             .iter()
@@ -385,38 +352,20 @@ impl Whisper {
     /// no EOT) and the number of decoder steps.
     fn decode_window(
         &self,
+        session: &Session,
         enc: &Tensor,
         prompt: &[u32],
-        opts: &TranscribeOptions,
-        sp: &SpecialTokens,
     ) -> Result<(Vec<u32>, usize), WhisperError> {
         let mut state = Decoding::new(self, enc)?;
-        let ctx = self.dims().n_text_ctx;
-        let mut generated: Vec<u32> = Vec::new();
+        let mut picker = session.window_decoder(self, prompt);
         let mut logits = state.feed(self, prompt)?;
         let mut steps = 1;
-        loop {
-            decoding::suppress(&mut logits, &self.generation.suppress_tokens);
-            if generated.is_empty() {
-                decoding::suppress(&mut logits, &self.generation.begin_suppress_tokens);
-            }
-            if opts.timestamps {
-                decoding::apply_timestamp_rules(&mut logits, &generated, sp);
-            }
-            let next = decoding::argmax(&logits);
-            if next == sp.eot {
-                break;
-            }
-            generated.push(next);
-            if generated.len() >= opts.max_tokens_per_window
-                || prompt.len() + generated.len() >= ctx
-            {
-                break;
-            }
+        while let Some(next) = picker.next_token(self, &mut logits)? {
+            session.check_cancelled()?;
             logits = state.feed(self, &[next])?;
             steps += 1;
         }
-        Ok((generated, steps))
+        Ok((picker.generated().to_vec(), steps))
     }
 }
 
@@ -434,23 +383,32 @@ impl Decoding {
         })
     }
 
-    /// Feeds tokens, returns the logits after the last one (all finite, else
-    /// [`WhisperError::NonFiniteLogits`], whose input and window the caller fills).
+    /// Feeds tokens, returns the logits after the last one (the token choice
+    /// checks that they are finite).
     fn feed(&mut self, w: &Whisper, tokens: &[u32]) -> Result<Vec<f32>, WhisperError> {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let ids = Tensor::from_slice(&ids, &[1, ids.len()])?;
         let offset = Tensor::from_slice(&[self.offset as i64], &[1])?;
         let logits = w.graph.step(&ids, &offset, &mut self.state)?;
         self.offset += tokens.len();
-        let logits = logits.cast(DType::F32)?.to_vec::<f32>()?;
-        if let Some(token) = decoding::first_non_finite(&logits) {
-            return Err(WhisperError::NonFiniteLogits {
-                input: "decoder".into(),
-                window_start: 0.0,
-                token,
-                value: logits[token],
-            });
-        }
-        Ok(logits)
+        Ok(logits.cast(DType::F32)?.to_vec::<f32>()?)
+    }
+}
+
+/// [`WhisperError::NonFiniteLogits`] on `input`'s window at `window_start`
+/// seconds if a logit is NaN or infinite (its argmax would be garbage text).
+pub(crate) fn check_finite(
+    logits: &[f32],
+    input: &str,
+    window_start: f64,
+) -> Result<(), WhisperError> {
+    match decoding::first_non_finite(logits) {
+        Some(token) => Err(WhisperError::NonFiniteLogits {
+            input: input.to_string(),
+            window_start,
+            token,
+            value: logits[token],
+        }),
+        None => Ok(()),
     }
 }

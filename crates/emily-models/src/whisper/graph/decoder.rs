@@ -7,12 +7,14 @@
 
 use emily::DType;
 use emily_nn::{
-    AttentionCoreOptions, AttentionOptions, DenseOptions, EmbeddingOptions, LayerNormOptions,
-    Model, ModelBuilder, PositionalEmbeddingOptions, Result,
+    AttentionCoreOptions, AttentionMask, AttentionOptions, DenseOptions, EmbeddingOptions,
+    LayerNormOptions, Model, ModelBuilder, PositionalEmbeddingOptions, Result,
 };
 
 use super::blocks::{mlp_block, projection_bias};
-use super::names::{cross_keys, cross_values, decoder_layer, INPUT_IDS, OFFSET};
+use super::names::{
+    cross_keys, cross_values, decoder_layer, INPUT_IDS, KEY_MASK, OFFSET, POSITION_IDS,
+};
 use crate::whisper::WhisperDims;
 
 /// The decoder step. Inputs: [`INPUT_IDS`] `(B, T)` i64, [`OFFSET`] `[1]`
@@ -23,6 +25,21 @@ use crate::whisper::WhisperDims;
 /// `"{node}.value_cache"`), written at the offset, so every step with the
 /// same `T` replays one compiled plan.
 pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
+    decoder_model(dims, false)
+}
+
+/// The decoder step for a batch of sequences that share one cache write
+/// offset but not their positions: row `r`'s tokens occupy cache slots
+/// `start_r..`, so rows that joined the batch at different times decode in
+/// one step. Inputs as [`decoder_step_model`], plus [`POSITION_IDS`] `(B, T)`
+/// i64 (each token's position in its own sequence) and [`KEY_MASK`]
+/// `(B, n_text_ctx)` bool (the cache slots that belong to the row). Same
+/// nodes and parameters otherwise.
+pub fn decoder_batch_step_model(dims: &WhisperDims) -> Result<Model> {
+    decoder_model(dims, true)
+}
+
+fn decoder_model(dims: &WhisperDims, per_row: bool) -> Result<Model> {
     let (d, h) = (dims.d_model, dims.n_text_heads);
     let hd = d / h;
     let mut b = ModelBuilder::new();
@@ -33,12 +50,30 @@ pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
         &ids,
         EmbeddingOptions::new(dims.n_vocab, d).with_output_dtype(DType::F32),
     )?;
-    let mut x = b.positional_embedding(
-        "model.decoder.embed_positions",
-        &x,
-        Some(&offset),
-        PositionalEmbeddingOptions::learned(dims.n_text_ctx, d),
-    )?;
+    let (mut x, key_mask) = if per_row {
+        let positions = b.input(POSITION_IDS, &[None, None], DType::I64)?;
+        let key_mask = b.input(KEY_MASK, &[None, Some(dims.n_text_ctx)], DType::Bool)?;
+        // The learned position table read by id: the same parameter as the
+        // offset form's `model.decoder.embed_positions.weight`.
+        let p = b.embedding(
+            "model.decoder.embed_positions",
+            &positions,
+            EmbeddingOptions::new(dims.n_text_ctx, d).with_output_dtype(DType::F32),
+        )?;
+        (b.add("model.decoder.embed_sum", &x, &p)?, Some(key_mask))
+    } else {
+        let x = b.positional_embedding(
+            "model.decoder.embed_positions",
+            &x,
+            Some(&offset),
+            PositionalEmbeddingOptions::learned(dims.n_text_ctx, d),
+        )?;
+        (x, None)
+    };
+    let self_attention = |o: AttentionOptions| match key_mask {
+        Some(_) => o.mask(AttentionMask::KeyPadding),
+        None => o,
+    };
     for i in 0..dims.n_text_layers {
         let p = decoder_layer(i);
         let n = b.layer_norm(
@@ -49,12 +84,14 @@ pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
         let a = b.self_attention(
             &format!("{p}.self_attn"),
             &n,
-            None,
+            key_mask.as_ref(),
             Some(&offset),
-            AttentionOptions::new(d, h)
-                .causal()
-                .cache(dims.n_text_ctx)
-                .bias(projection_bias()),
+            self_attention(
+                AttentionOptions::new(d, h)
+                    .causal()
+                    .cache(dims.n_text_ctx)
+                    .bias(projection_bias()),
+            ),
         )?;
         let x1 = b.add(&format!("{p}.self_attn_residual"), &x, &a)?;
 

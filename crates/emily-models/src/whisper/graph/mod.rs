@@ -9,6 +9,7 @@
 //! them with [`emily_nn::fast_kernels::apply`] — same nodes, edges and
 //! parameters, fused implementations — and serves them from the same store.
 
+mod batch;
 mod blocks;
 mod cross_kv;
 mod decoder;
@@ -19,7 +20,8 @@ mod params;
 mod state;
 
 pub use cross_kv::cross_kv_model;
-pub use decoder::decoder_step_model;
+pub use batch::BatchDecoderState;
+pub use decoder::{decoder_batch_step_model, decoder_step_model};
 pub use encoder::encoder_model;
 pub use head::decoder_head_model;
 pub use params::{
@@ -78,6 +80,8 @@ pub struct WhisperGraph {
     encoder: Served,
     cross_kv: Served,
     decoder: Served,
+    /// The decoder step over rows at different positions ([`batch`]).
+    decoder_batch: Served,
     head: Served,
     fast: Option<Vec<Report>>,
 }
@@ -106,14 +110,16 @@ impl WhisperGraph {
             cross_kv_model(&dims)?,
             decoder_step_model(&dims)?,
             decoder_head_model(&dims)?,
+            decoder_batch_step_model(&dims)?,
         ];
         let params = param_store(ck, &models.iter().collect::<Vec<_>>(), compute)?;
-        let [encoder, cross_kv, decoder, head] = models;
+        let [encoder, cross_kv, decoder, head, decoder_batch] = models;
         Ok(WhisperGraph {
             dims,
             encoder: Served::new(encoder, &params)?,
             cross_kv: Served::new(cross_kv, &params)?,
             decoder: Served::new(decoder, &params)?,
+            decoder_batch: Served::new(decoder_batch, &params)?,
             head: Served::new(head, &params)?,
             params,
             fast: None,
@@ -131,12 +137,14 @@ impl WhisperGraph {
         let (cross_kv, r1) = rewrite(&self.cross_kv)?;
         let (decoder, r2) = rewrite(&self.decoder)?;
         let (head, r3) = rewrite(&self.head)?;
+        let (decoder_batch, _) = rewrite(&self.decoder_batch)?;
         Ok(WhisperGraph {
             dims: self.dims,
             params: self.params.clone(),
             encoder,
             cross_kv,
             decoder,
+            decoder_batch,
             head,
             fast: Some(vec![r0, r1, r2, r3]),
         })
@@ -278,14 +286,27 @@ impl WhisperGraph {
             .forward
             .call_with_state(&inputs, &mut state.caches)?;
         let hidden = out.into_tensors().remove(0);
-        let (b, t, v) = (tokens.shape()[0], tokens.shape()[1], self.dims.n_vocab);
+        self.logits_of_last(hidden, tokens.shape()[0], tokens.shape()[1])
+    }
+
+    /// The head on the last position of a step's hidden states `(B, T, d)`:
+    /// logits `(B, vocab)`.
+    fn logits_of_last(&self, hidden: Tensor, b: usize, t: usize) -> Result<Tensor, GraphError> {
         let last = if t == 1 {
             hidden
         } else {
             hidden.narrow(1, t - 1, 1)?
         };
         let out = self.head.forward.call(&[(DECODER_HIDDEN_STATES, &last)])?;
-        Ok(out.into_tensors().remove(0).reshape_to(&[b, v])?)
+        Ok(out
+            .into_tensors()
+            .remove(0)
+            .reshape_to(&[b, self.dims.n_vocab])?)
+    }
+
+    /// The batched decoder-step graph (rows at different positions).
+    pub fn decoder_batch_model(&self) -> &Model {
+        &self.decoder_batch.model
     }
 
     /// Plans the decoder step has compiled: one per distinct `(B, T)` (a

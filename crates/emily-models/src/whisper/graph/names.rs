@@ -15,6 +15,12 @@ pub const ENCODER_HIDDEN_STATES: &str = "encoder_hidden_states";
 pub const INPUT_IDS: &str = "input_ids";
 /// Decoder step input: the position of the first token, `[1]` i64.
 pub const OFFSET: &str = "offset";
+/// Batched decoder step input: each token's position in its own sequence,
+/// `(B, T)` i64.
+pub const POSITION_IDS: &str = "position_ids";
+/// Batched decoder step input: which cache slots hold each row's tokens,
+/// `(B, n_text_ctx)` bool.
+pub const KEY_MASK: &str = "key_mask";
 /// Decoder head input: hidden states `(B, T, d)` (the step's output at the
 /// positions that need logits).
 pub const DECODER_HIDDEN_STATES: &str = "decoder_hidden_states";

@@ -1,0 +1,384 @@
+//! One transcription as a state machine over 30-second windows, so that a
+//! caller can drive it window by window ([`super::Whisper::transcribe`] runs
+//! one to the end; a server runs several at once, encoding their windows
+//! together and stepping their decoders in one batch).
+//!
+//! Audio of at most 30 s is one window padded to 30 s before the log-mel (the
+//! reference implementations' behaviour). Longer audio is featurised as if
+//! whole with 30 s of trailing padding ([`super::features`]: streamed window
+//! by window from an [`AudioSource`], or at once from samples in memory) and
+//! decoded window by window, each window starting where the last complete
+//! timestamped segment ended (OpenAI's seek), with the previous window's text
+//! as the prompt.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use emily::Tensor;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::decoding::{self, RawSegment};
+use super::features::Features;
+use super::transcriber::{
+    check_finite, Segment, Timings, TranscribeOptions, Transcript, Whisper, WhisperError,
+};
+use crate::audio::AudioSource;
+use crate::log_mel::{CHUNK_FRAMES, HOP_LENGTH, SAMPLE_RATE};
+
+/// A flag another thread sets to stop a transcription; checked between
+/// windows and between decoder steps. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// A flag that is not set.
+    pub fn new() -> CancelFlag {
+        CancelFlag::default()
+    }
+
+    /// Asks the transcription to stop ([`WhisperError::Cancelled`]).
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`CancelFlag::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn frames_to_seconds(frames: usize) -> f64 {
+    frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64
+}
+
+/// A transcription in progress: its feature windows, the windows decoded so
+/// far. `'s` is the borrow of a streamed input (`'static` for samples given
+/// to [`Session::from_samples`]).
+pub struct Session<'s> {
+    /// The input's label in errors.
+    input: String,
+    opts: TranscribeOptions,
+    features: Features<'s>,
+    /// Frames of real audio (windows start before this).
+    content: usize,
+    seek: usize,
+    /// The current window's frames (`n_mels × 3000`), valid after `next_window`.
+    window: Vec<f32>,
+    language: Option<String>,
+    /// The previous windows' text tokens (at most `keep_previous`, the most a
+    /// prompt takes).
+    previous: Vec<u32>,
+    keep_previous: usize,
+    /// Windows finished so far.
+    windows: u64,
+    segments: Vec<Segment>,
+    timings: Timings,
+    done: bool,
+}
+
+impl Session<'static> {
+    /// A transcription of 16 kHz mono `samples` in memory, featurised at once
+    /// (the session does not borrow them).
+    pub fn from_samples(
+        w: &Whisper,
+        samples: &[f32],
+        opts: &TranscribeOptions,
+    ) -> Result<Session<'static>, WhisperError> {
+        let t0 = Instant::now();
+        let features = Features::from_samples(w.featurizer(), samples, "samples")?;
+        Session::start(w, "samples", features, t0, opts)
+    }
+}
+
+impl<'s> Session<'s> {
+    /// A transcription of `source` (a file, standard input, a pipe, samples),
+    /// read once to size it; long input is then featurised as windows are
+    /// decoded, in memory bounded by one window.
+    pub fn from_source(
+        w: &'s Whisper,
+        source: &'s mut AudioSource<'_>,
+        opts: &TranscribeOptions,
+    ) -> Result<Session<'s>, WhisperError> {
+        let t0 = Instant::now();
+        let input = source.name().to_string();
+        let features = Features::open(w.featurizer(), source)?;
+        Session::start(w, &input, features, t0, opts)
+    }
+
+    fn start(
+        w: &Whisper,
+        input: &str,
+        features: Features<'s>,
+        t0: Instant,
+        opts: &TranscribeOptions,
+    ) -> Result<Session<'s>, WhisperError> {
+        let keep_previous = (w.dims().n_text_ctx / 2).saturating_sub(1);
+        let mut previous = match opts.initial_prompt.as_deref().map(str::trim) {
+            Some(p) if !p.is_empty() => w.tokenizer().encode(&format!(" {p}"))?,
+            _ => Vec::new(),
+        };
+        previous.drain(..previous.len().saturating_sub(keep_previous));
+        let timings = Timings {
+            features: t0.elapsed(),
+            ..Timings::default()
+        };
+        Ok(Session {
+            input: input.to_string(),
+            opts: opts.clone(),
+            window: vec![0f32; w.featurizer().n_mels() * CHUNK_FRAMES],
+            content: features.content_frames(),
+            features,
+            seek: 0,
+            language: opts.language.clone(),
+            previous,
+            keep_previous,
+            windows: 0,
+            segments: Vec::new(),
+            timings,
+            done: false,
+        })
+    }
+
+    /// The options this session decodes with.
+    pub fn options(&self) -> &TranscribeOptions {
+        &self.opts
+    }
+
+    /// Fails with [`WhisperError::Cancelled`] once the options' flag is set.
+    pub fn check_cancelled(&self) -> Result<(), WhisperError> {
+        match &self.opts.cancel {
+            Some(c) if c.is_cancelled() => Err(WhisperError::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    /// The next window's log-mel frames (`n_mels × 3000`, row-major), or
+    /// `None` when the audio is done.
+    pub fn next_window(&mut self) -> Result<Option<&[f32]>, WhisperError> {
+        if self.done || self.seek >= self.content {
+            self.done = true;
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        self.features.window(self.seek, &mut self.window)?;
+        self.timings.features += t0.elapsed();
+        Ok(Some(&self.window))
+    }
+
+    /// Start of the current window, in seconds.
+    fn window_start(&self) -> f64 {
+        frames_to_seconds(self.seek)
+    }
+
+    /// The decoder prompt of the current window whose encoder output is
+    /// `enc` (detects the language first on a multilingual model without one).
+    pub fn prompt(&mut self, w: &Whisper, enc: &Tensor) -> Result<Vec<u32>, WhisperError> {
+        if w.is_multilingual() && self.language.is_none() {
+            let start = self.window_start();
+            self.language = Some(w.detect_language(enc, &self.input, start)?);
+        }
+        let sp = w.tokenizer().special();
+        let mut prompt = Vec::new();
+        // The initial prompt always reaches the first window; later windows
+        // see previous text only when conditioning on it.
+        let first = self.windows == 0;
+        if (self.opts.condition_on_previous_text || first) && !self.previous.is_empty() {
+            let keep = self.keep_previous.min(self.previous.len());
+            prompt.push(sp.sot_prev);
+            prompt.extend_from_slice(&self.previous[self.previous.len() - keep..]);
+        }
+        prompt.extend(w.tokenizer().sot_sequence(
+            w.is_multilingual(),
+            self.language.as_deref(),
+            self.opts.task,
+            self.opts.timestamps,
+        )?);
+        Ok(prompt)
+    }
+
+    /// Starts the greedy decoding of the current window after `prompt`.
+    pub fn window_decoder(&self, w: &Whisper, prompt: &[u32]) -> WindowDecoder {
+        let sampler = (self.opts.temperature > 0.0).then(|| Sampler {
+            temperature: self.opts.temperature,
+            rng: StdRng::seed_from_u64(self.opts.seed.wrapping_add(self.windows)),
+        });
+        WindowDecoder {
+            input: self.input.clone(),
+            window_start: self.window_start(),
+            timestamps: self.opts.timestamps,
+            sampler,
+            max_tokens: self
+                .opts
+                .max_tokens_per_window
+                .min(w.dims().n_text_ctx.saturating_sub(prompt.len())),
+            generated: Vec::new(),
+        }
+    }
+
+    /// Adds time spent in the encoder and decoder (for [`Transcript::timings`]).
+    pub fn add_timings(&mut self, encoder: std::time::Duration, decoder: std::time::Duration) {
+        self.timings.encoder += encoder;
+        self.timings.decoder += decoder;
+    }
+
+    /// Records the current window's generated tokens (no prompt, no EOT) and
+    /// `steps` decoder steps, and seeks to the next window.
+    pub fn finish_window(
+        &mut self,
+        w: &Whisper,
+        tokens: &[u32],
+        steps: usize,
+    ) -> Result<(), WhisperError> {
+        let sp = w.tokenizer().special();
+        self.timings.decoder_steps += steps;
+        let size = (self.content - self.seek).min(CHUNK_FRAMES);
+        let offset_s = frames_to_seconds(self.seek);
+        let window_s = frames_to_seconds(size);
+        let (raw, advance) = if self.opts.timestamps {
+            decoding::split_segments(tokens, sp, window_s)
+        } else {
+            let text: Vec<u32> = tokens.iter().cloned().filter(|&t| t < sp.eot).collect();
+            (
+                vec![RawSegment {
+                    start: 0.0,
+                    end: window_s,
+                    tokens: text,
+                }],
+                None,
+            )
+        };
+        for r in raw {
+            let text = w.tokenizer().decode(&r.tokens)?;
+            self.segments.push(Segment {
+                start: offset_s + r.start,
+                end: offset_s + r.end.min(window_s),
+                text,
+                tokens: r.tokens,
+            });
+        }
+        self.previous
+            .extend(tokens.iter().cloned().filter(|&t| t < sp.eot));
+        let excess = self.previous.len().saturating_sub(self.keep_previous);
+        self.previous.drain(..excess);
+        let adv = advance
+            .map(|a| a as usize * 2)
+            .filter(|&f| f > 0)
+            .unwrap_or(size);
+        self.seek += adv;
+        self.windows += 1;
+        if !self.opts.condition_on_previous_text {
+            self.previous.clear();
+        }
+        if !self.features.is_long() {
+            self.done = true;
+        }
+        Ok(())
+    }
+
+    /// `(seconds done, seconds in all)`.
+    pub fn progress(&self) -> (f64, f64) {
+        (
+            frames_to_seconds(self.seek.min(self.content)),
+            frames_to_seconds(self.content),
+        )
+    }
+
+    /// Seconds of audio (without padding).
+    pub fn duration_seconds(&self) -> f64 {
+        frames_to_seconds(self.content)
+    }
+
+    /// The transcript of the windows decoded so far.
+    pub fn finish(self) -> Transcript {
+        let text = self
+            .segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<String>();
+        Transcript {
+            segments: self.segments,
+            text,
+            language: self.language,
+            timings: self.timings,
+        }
+    }
+}
+
+/// Temperature sampling state of one window.
+struct Sampler {
+    temperature: f32,
+    rng: StdRng,
+}
+
+impl Sampler {
+    /// Draws an index from `softmax(logits / temperature)` (`-inf` never).
+    fn sample(&mut self, logits: &[f32]) -> u32 {
+        let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let weights: Vec<f64> = logits
+            .iter()
+            .map(|&l| (((l - m) / self.temperature) as f64).exp())
+            .collect();
+        let total: f64 = weights.iter().sum();
+        if !total.is_finite() || total <= 0.0 {
+            return decoding::argmax(logits);
+        }
+        let mut u = self.rng.gen::<f64>() * total;
+        for (i, w) in weights.iter().enumerate() {
+            if u < *w {
+                return i as u32;
+            }
+            u -= w;
+        }
+        decoding::argmax(logits)
+    }
+}
+
+/// Token choice for one window: suppression, timestamp rules, argmax (or
+/// temperature sampling) and the stop conditions.
+pub struct WindowDecoder {
+    /// The input and window start, for errors.
+    input: String,
+    window_start: f64,
+    timestamps: bool,
+    sampler: Option<Sampler>,
+    max_tokens: usize,
+    generated: Vec<u32>,
+}
+
+impl WindowDecoder {
+    /// Applies the rules to the logits after the last fed token and returns
+    /// the next token to feed, or `None` when the window is done; a NaN or
+    /// infinite logit is [`WhisperError::NonFiniteLogits`].
+    pub fn next_token(
+        &mut self,
+        w: &Whisper,
+        logits: &mut [f32],
+    ) -> Result<Option<u32>, WhisperError> {
+        check_finite(logits, &self.input, self.window_start)?;
+        let generation = w.generation();
+        let sp = w.tokenizer().special();
+        decoding::suppress(logits, &generation.suppress_tokens);
+        if self.generated.is_empty() {
+            decoding::suppress(logits, &generation.begin_suppress_tokens);
+        }
+        if self.timestamps {
+            decoding::apply_timestamp_rules(logits, &self.generated, sp);
+        }
+        let next = match &mut self.sampler {
+            Some(s) => s.sample(logits),
+            None => decoding::argmax(logits),
+        };
+        if next == sp.eot {
+            return Ok(None);
+        }
+        self.generated.push(next);
+        Ok((self.generated.len() < self.max_tokens).then_some(next))
+    }
+
+    /// The tokens generated so far (no prompt, no EOT).
+    pub fn generated(&self) -> &[u32] {
+        &self.generated
+    }
+}

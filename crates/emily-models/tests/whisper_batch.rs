@@ -1,0 +1,135 @@
+//! Batched decoding: sequences that join a running batch at different times,
+//! with prompts of different lengths, generate exactly the tokens they
+//! generate alone; a row dropped midway leaves the others untouched.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{jfk_samples_reference, model_dir};
+use emily_models::whisper::graph::BatchDecoderState;
+use emily::Kernels;
+use emily_models::whisper::{Session, TranscribeOptions, Whisper, WindowDecoder};
+
+fn model() -> &'static Whisper {
+    static W: OnceLock<Whisper> = OnceLock::new();
+    W.get_or_init(|| {
+        Whisper::load(&model_dir("whisper-tiny.en"), Kernels::Fused)
+            .expect("run `make models` first")
+    })
+}
+
+struct Seq {
+    picker: WindowDecoder,
+    next: Option<u32>,
+    expected: Vec<u32>,
+}
+
+/// A JFK session's window: its encoder output, prompt, picker and the
+/// tokens `transcribe` generates for it.
+fn sequence(opts: TranscribeOptions) -> (emily::Tensor, Vec<u32>, Seq) {
+    let w = model();
+    let audio = jfk_samples_reference();
+    let mut s = Session::from_samples(w, &audio, &opts).unwrap();
+    let enc = w.encode(s.next_window().unwrap().unwrap()).unwrap();
+    let prompt = s.prompt(w, &enc).unwrap();
+    let picker = s.window_decoder(w, &prompt);
+    let alone = w.transcribe(&audio, &opts).unwrap();
+    let expected = alone.segments.iter().flat_map(|s| s.tokens.clone()).collect();
+    (
+        enc,
+        prompt,
+        Seq {
+            picker,
+            next: None,
+            expected,
+        },
+    )
+}
+
+fn text_only(tokens: &[u32]) -> Vec<u32> {
+    let sp = model().tokenizer().special();
+    tokens.iter().cloned().filter(|&t| t < sp.eot).collect()
+}
+
+#[test]
+fn rows_joining_a_running_batch_decode_as_they_do_alone() {
+    let w = model();
+    let g = w.graph();
+    let plain = TranscribeOptions::default();
+    let timed = TranscribeOptions {
+        timestamps: true,
+        ..Default::default()
+    };
+    let prompted = TranscribeOptions {
+        initial_prompt: Some("President Kennedy, January 1961.".into()),
+        ..Default::default()
+    };
+    let mut batch = BatchDecoderState::new();
+    let mut rows: Vec<Seq> = Vec::new();
+    let mut waiting = vec![sequence(plain), sequence(timed), sequence(prompted)];
+    waiting.reverse();
+    let mut steps = 0;
+    let mut done: Vec<Seq> = Vec::new();
+    while !(rows.is_empty() && waiting.is_empty()) {
+        // A new row every 4 steps.
+        if steps % 4 == 0 {
+            if let Some((enc, prompt, mut seq)) = waiting.pop() {
+                let mut logits = g
+                    .batch_join(&mut batch, &enc, &prompt, 224)
+                    .unwrap()
+                    .expect("room in the batch");
+                seq.next = seq.picker.next_token(w, &mut logits).unwrap();
+                rows.push(seq);
+            }
+        }
+        // Rows that are done leave the batch.
+        let keep: Vec<bool> = rows.iter().map(|r| r.next.is_some()).collect();
+        batch.retain(&keep).unwrap();
+        let (live, finished): (Vec<Seq>, Vec<Seq>) =
+            rows.into_iter().partition(|r| r.next.is_some());
+        done.extend(finished);
+        rows = live;
+        assert_eq!(batch.len(), rows.len());
+        if rows.is_empty() {
+            steps += 1;
+            continue;
+        }
+        let tokens: Vec<u32> = rows.iter().map(|r| r.next.unwrap()).collect();
+        let logits = g.batch_step(&mut batch, &tokens).unwrap();
+        for (r, mut l) in rows.iter_mut().zip(logits) {
+            r.next = r.picker.next_token(w, &mut l).unwrap();
+        }
+        steps += 1;
+    }
+    assert_eq!(done.len(), 3);
+    for s in &done {
+        assert_eq!(text_only(s.picker.generated()), s.expected);
+    }
+}
+
+#[test]
+fn a_dropped_row_leaves_the_others_exact() {
+    let w = model();
+    let g = w.graph();
+    let mut batch = BatchDecoderState::new();
+    let (enc_a, prompt_a, mut a) = sequence(TranscribeOptions::default());
+    let (enc_b, prompt_b, mut b) = sequence(TranscribeOptions::default());
+    let mut la = g.batch_join(&mut batch, &enc_a, &prompt_a, 224).unwrap().unwrap();
+    a.next = a.picker.next_token(w, &mut la).unwrap();
+    let mut lb = g.batch_join(&mut batch, &enc_b, &prompt_b, 224).unwrap().unwrap();
+    b.next = b.picker.next_token(w, &mut lb).unwrap();
+    for _ in 0..3 {
+        let l = g.batch_step(&mut batch, &[a.next.unwrap(), b.next.unwrap()]).unwrap();
+        let mut l = l.into_iter();
+        a.next = a.picker.next_token(w, &mut l.next().unwrap()).unwrap();
+        b.next = b.picker.next_token(w, &mut l.next().unwrap()).unwrap();
+    }
+    // `a` is cancelled: only `b` goes on.
+    batch.retain(&[false, true]).unwrap();
+    while let Some(t) = b.next {
+        let mut l = g.batch_step(&mut batch, &[t]).unwrap();
+        b.next = b.picker.next_token(w, &mut l[0]).unwrap();
+    }
+    assert_eq!(text_only(b.picker.generated()), b.expected);
+}

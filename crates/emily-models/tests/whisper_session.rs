@@ -1,0 +1,99 @@
+//! The window-by-window transcription session: driving it by hand gives what
+//! `transcribe` gives; cancellation, the initial prompt and temperature
+//! sampling do what they say.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{jfk_samples_reference, model_dir};
+use emily::Kernels;
+use emily_models::whisper::{CancelFlag, Session, TranscribeOptions, Whisper, WhisperError};
+
+fn model() -> &'static Whisper {
+    static W: OnceLock<Whisper> = OnceLock::new();
+    W.get_or_init(|| {
+        Whisper::load(&model_dir("whisper-tiny.en"), Kernels::Fused)
+            .expect("run `make models` first")
+    })
+}
+
+#[test]
+fn a_session_driven_by_hand_matches_transcribe() {
+    let w = model();
+    let audio = jfk_samples_reference();
+    let opts = TranscribeOptions {
+        timestamps: true,
+        ..Default::default()
+    };
+    let mut s = Session::from_samples(w, &audio, &opts).unwrap();
+    let mut windows = 0;
+    while let Some(mel) = s.next_window().unwrap() {
+        let enc = w.encode(mel).unwrap();
+        let prompt = s.prompt(w, &enc).unwrap();
+        let mut picker = s.window_decoder(w, &prompt);
+        let mut logits = w.prompt_logits(&enc, &prompt).unwrap();
+        let mut fed = prompt.clone();
+        while let Some(t) = picker.next_token(w, &mut logits).unwrap() {
+            fed.push(t);
+            logits = w.prompt_logits(&enc, &fed).unwrap();
+        }
+        let tokens = picker.generated().to_vec();
+        s.finish_window(w, &tokens, tokens.len() + 1).unwrap();
+        windows += 1;
+    }
+    assert_eq!(windows, 1);
+    assert_eq!(s.progress(), (11.0, 11.0));
+    let by_hand = s.finish();
+    let t = w.transcribe(&audio, &opts).unwrap();
+    assert_eq!(by_hand.segments, t.segments);
+    assert_eq!(by_hand.text, t.text);
+}
+
+#[test]
+fn a_set_cancel_flag_stops_the_transcription() {
+    let cancel = CancelFlag::new();
+    cancel.cancel();
+    let opts = TranscribeOptions {
+        cancel: Some(cancel),
+        ..Default::default()
+    };
+    let r = model().transcribe(&jfk_samples_reference(), &opts);
+    assert!(matches!(r, Err(WhisperError::Cancelled)), "{r:?}");
+}
+
+#[test]
+fn the_initial_prompt_precedes_the_first_window() {
+    let w = model();
+    let audio = jfk_samples_reference();
+    let opts = TranscribeOptions {
+        initial_prompt: Some("  Kennedy's inaugural address.  ".into()),
+        ..Default::default()
+    };
+    let mut s = Session::from_samples(w, &audio, &opts).unwrap();
+    let mel = s.next_window().unwrap().unwrap().to_vec();
+    let enc = w.encode(&mel).unwrap();
+    let prompt = s.prompt(w, &enc).unwrap();
+    let sp = w.tokenizer().special();
+    let text = w.tokenizer().encode(" Kennedy's inaugural address.").unwrap();
+    assert_eq!(prompt[0], sp.sot_prev);
+    assert_eq!(&prompt[1..1 + text.len()], &text[..]);
+    assert_eq!(prompt[1 + text.len()], sp.sot);
+    let t = w.transcribe(&audio, &opts).unwrap();
+    assert!(t.text.contains("ask not what your country"), "{}", t.text);
+}
+
+#[test]
+fn sampling_is_seeded_and_still_transcribes() {
+    let w = model();
+    let audio = jfk_samples_reference();
+    let opts = |seed| TranscribeOptions {
+        temperature: 0.2,
+        seed,
+        ..Default::default()
+    };
+    let a = w.transcribe(&audio, &opts(7)).unwrap();
+    let b = w.transcribe(&audio, &opts(7)).unwrap();
+    assert_eq!(a.text, b.text, "same seed, same text");
+    assert!(a.text.to_lowercase().contains("your country"), "{}", a.text);
+}

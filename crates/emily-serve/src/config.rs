@@ -1,0 +1,88 @@
+//! What a server is told at start: where the models are, where to listen,
+//! how much work to accept.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use emily::Kernels;
+
+/// Server settings (the `emily serve` flags).
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Whisper model directory (CTranslate2 or Hugging Face layout).
+    pub whisper: PathBuf,
+    /// Which kernels the Whisper graphs use.
+    pub kernels: Kernels,
+    /// Address to bind (loopback unless told otherwise).
+    pub host: IpAddr,
+    /// Port to bind (0 = any free port).
+    pub port: u16,
+    /// Inference workers; each owns its per-request state and shares the weights.
+    pub workers: usize,
+    /// Requests that may wait for a worker; more are answered 429.
+    pub queue: usize,
+    /// Most requests one worker decodes together in one batch.
+    pub max_batch: usize,
+    /// Bearer token every `/v1` request must carry, if set.
+    pub api_key: Option<String>,
+    /// Largest request body accepted (bytes); larger is 413.
+    pub max_body_bytes: usize,
+    /// Longest a request may take from arrival to answer; then 504.
+    pub timeout: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults for a model directory: 127.0.0.1:8080, one worker, a queue of
+    /// 64, batches of up to 8, 25 MB bodies (OpenAI's limit), 300 s timeout.
+    pub fn new(whisper: PathBuf) -> ServeConfig {
+        ServeConfig {
+            whisper,
+            kernels: Kernels::Fused,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8080,
+            workers: 1,
+            queue: 64,
+            max_batch: 8,
+            api_key: None,
+            max_body_bytes: 25 * 1024 * 1024,
+            timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// The socket address to bind.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// The served Whisper model's id (its directory name).
+    pub fn whisper_id(&self) -> String {
+        self.whisper
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "whisper".into())
+    }
+
+    /// Checks the numbers; a clear message names the bad setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.workers == 0 || self.workers > 64 {
+            return Err(format!("--workers must be 1..=64, got {}", self.workers));
+        }
+        if self.max_batch == 0 || self.max_batch > 64 {
+            return Err(format!("--max-batch must be 1..=64, got {}", self.max_batch));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(format!(
+                "--max-body-mb gives {} bytes; at least 1 KiB is needed",
+                self.max_body_bytes
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout-s must be positive".into());
+        }
+        if matches!(&self.api_key, Some(k) if k.is_empty()) {
+            return Err("--api-key must not be empty".into());
+        }
+        Ok(())
+    }
+}

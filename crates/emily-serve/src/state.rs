@@ -1,0 +1,67 @@
+//! What every handler shares: the settings, the metrics, and the engine once
+//! the models are loaded.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::config::ServeConfig;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+
+/// The shared server state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServeConfig,
+    metrics: Arc<Metrics>,
+    engine: OnceLock<Engine>,
+    load_error: OnceLock<String>,
+}
+
+impl AppState {
+    /// State for `config` with no model loaded yet.
+    pub fn new(config: ServeConfig) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                metrics: Arc::new(Metrics::new()),
+                engine: OnceLock::new(),
+                load_error: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServeConfig {
+        &self.inner.config
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The engine, once the models are loaded.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.inner.engine.get()
+    }
+
+    /// Installs the engine (the server becomes ready).
+    pub fn set_engine(&self, engine: Engine) {
+        if self.inner.engine.set(engine).is_err() {
+            tracing::error!("the engine was installed twice");
+        }
+    }
+
+    /// Records why loading failed (reported by `/health`).
+    pub fn set_load_error(&self, e: String) {
+        let _ = self.inner.load_error.set(e);
+    }
+
+    /// Why loading failed, if it did.
+    pub fn load_error(&self) -> Option<&str> {
+        self.inner.load_error.get().map(String::as_str)
+    }
+}
