@@ -7,8 +7,8 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{jfk_samples_reference, model_dir};
-use emily_models::whisper::graph::BatchDecoderState;
 use emily::Kernels;
+use emily_models::whisper::graph::BatchDecoderState;
 use emily_models::whisper::{Session, TranscribeOptions, Whisper, WindowDecoder};
 
 fn model() -> &'static Whisper {
@@ -35,7 +35,11 @@ fn sequence(opts: TranscribeOptions) -> (emily::Tensor, Vec<u32>, Seq) {
     let prompt = s.prompt(w, &enc).unwrap();
     let picker = s.window_decoder(w, &prompt);
     let alone = w.transcribe(&audio, &opts).unwrap();
-    let expected = alone.segments.iter().flat_map(|s| s.tokens.clone()).collect();
+    let expected = alone
+        .segments
+        .iter()
+        .flat_map(|s| s.tokens.clone())
+        .collect();
     (
         enc,
         prompt,
@@ -120,7 +124,9 @@ fn a_dropped_row_leaves_the_others_exact() {
     let mut lb = g.batch_join(&mut batch, &enc_b, &prompt_b, 224).unwrap().unwrap();
     b.next = b.picker.next_token(w, &mut lb).unwrap();
     for _ in 0..3 {
-        let l = g.batch_step(&mut batch, &[a.next.unwrap(), b.next.unwrap()]).unwrap();
+        let l = g
+            .batch_step(&mut batch, &[a.next.unwrap(), b.next.unwrap()])
+            .unwrap();
         let mut l = l.into_iter();
         a.next = a.picker.next_token(w, &mut l.next().unwrap()).unwrap();
         b.next = b.picker.next_token(w, &mut l.next().unwrap()).unwrap();

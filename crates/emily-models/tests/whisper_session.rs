@@ -75,7 +75,10 @@ fn the_initial_prompt_precedes_the_first_window() {
     let enc = w.encode(&mel).unwrap();
     let prompt = s.prompt(w, &enc).unwrap();
     let sp = w.tokenizer().special();
-    let text = w.tokenizer().encode(" Kennedy's inaugural address.").unwrap();
+    let text = w
+        .tokenizer()
+        .encode(" Kennedy's inaugural address.")
+        .unwrap();
     assert_eq!(prompt[0], sp.sot_prev);
     assert_eq!(&prompt[1..1 + text.len()], &text[..]);
     assert_eq!(prompt[1 + text.len()], sp.sot);

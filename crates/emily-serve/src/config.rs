@@ -69,7 +69,10 @@ impl ServeConfig {
             return Err(format!("--workers must be 1..=64, got {}", self.workers));
         }
         if self.max_batch == 0 || self.max_batch > 64 {
-            return Err(format!("--max-batch must be 1..=64, got {}", self.max_batch));
+            return Err(format!(
+                "--max-batch must be 1..=64, got {}",
+                self.max_batch
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(format!(

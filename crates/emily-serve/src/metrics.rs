@@ -82,7 +82,7 @@ impl Metrics {
         );
         let in_flight = Gauge::default();
         registry.register("jobs_in_flight", "Jobs being decoded", in_flight.clone());
-        let batch_size = Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0].into_iter());
+        let batch_size = Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]);
         registry.register(
             "decoder_batch_size",
             "Sequences in each batched decoder step",

@@ -32,7 +32,7 @@ pub enum ServeError {
         /// The model directory.
         path: String,
         /// The error.
-        source: WhisperError,
+        source: Box<WhisperError>,
     },
 }
 
@@ -75,7 +75,10 @@ impl Server {
 
     /// Loads the model, serves until `shutdown` completes, then stops
     /// accepting, answers every accepted request and stops the workers.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let Server {
             state, listener, ..
         } = self;
@@ -84,12 +87,11 @@ impl Server {
             let state = state.clone();
             tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
                 let c = state.config();
-                let loaded = Whisper::load(&c.whisper, c.kernels).map_err(|source| {
-                    ServeError::Load {
+                let loaded =
+                    Whisper::load(&c.whisper, c.kernels).map_err(|source| ServeError::Load {
                         path: c.whisper.display().to_string(),
-                        source,
-                    }
-                });
+                        source: Box::new(source),
+                    });
                 match loaded {
                     Ok(w) => {
                         let engine = Engine::start(

@@ -76,7 +76,10 @@ async fn json_and_text_give_the_cli_text() {
 
 #[tokio::test]
 async fn subtitles_match_the_cli_and_verbose_json_has_segments() {
-    for (fmt, cli) in [("srt", TranscriptFormat::Srt), ("vtt", TranscriptFormat::Vtt)] {
+    for (fmt, cli) in [
+        ("srt", TranscriptFormat::Srt),
+        ("vtt", TranscriptFormat::Vtt),
+    ] {
         let r = transcribe(
             "/v1/audio/transcriptions",
             form(jfk_wav(), &[("response_format", fmt)]),
@@ -107,7 +110,10 @@ async fn subtitles_match_the_cli_and_verbose_json_has_segments() {
     assert_eq!(segs.len(), 2, "{v}");
     assert_eq!(segs[0]["start"], 0.0);
     assert!(segs[1]["end"].as_f64().unwrap() <= 11.0);
-    assert!(v["text"].as_str().unwrap().contains("ask not what your country"));
+    assert!(v["text"]
+        .as_str()
+        .unwrap()
+        .contains("ask not what your country"));
 }
 
 #[tokio::test]
@@ -146,9 +152,18 @@ async fn models_health_and_metrics() {
     )
     .unwrap_or(0.0);
     assert!(ok >= 1.0, "{m}");
-    assert!(metric(&m, "emily_audio_seconds_total").unwrap_or(0.0) >= 11.0, "{m}");
-    assert!(metric(&m, "emily_tokens_total{model=\"whisper\"}").unwrap_or(0.0) >= 20.0, "{m}");
-    assert!(m.contains("emily_http_request_duration_seconds_bucket"), "{m}");
+    assert!(
+        metric(&m, "emily_audio_seconds_total").unwrap_or(0.0) >= 11.0,
+        "{m}"
+    );
+    assert!(
+        metric(&m, "emily_tokens_total{model=\"whisper\"}").unwrap_or(0.0) >= 20.0,
+        "{m}"
+    );
+    assert!(
+        m.contains("emily_http_request_duration_seconds_bucket"),
+        "{m}"
+    );
     assert!(m.contains("emily_queue_depth"), "{m}");
     let page = c.get(server().url("/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -213,7 +228,10 @@ async fn bad_requests_are_400_naming_the_problem() {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    assert!(msg.contains("translation needs a multilingual model"), "{msg}");
+    assert!(
+        msg.contains("translation needs a multilingual model"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]

@@ -32,7 +32,10 @@ async fn metrics(url: String) -> String {
 async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "timed out waiting: {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "timed out waiting: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -104,7 +107,11 @@ async fn a_client_that_disconnects_cancels_its_work() {
     let r = post(s.url("/v1/audio/transcriptions"), jfk_wav()).await;
     assert_eq!(r.status(), StatusCode::OK);
     let text = metrics(s.url("/metrics")).await;
-    assert_eq!(metric(&text, "emily_jobs_cancelled_total"), Some(1.0), "{text}");
+    assert_eq!(
+        metric(&text, "emily_jobs_cancelled_total"),
+        Some(1.0),
+        "{text}"
+    );
     s.stop().unwrap();
 }
 
@@ -135,4 +142,40 @@ async fn shutdown_answers_every_accepted_request_then_exits() {
         .send()
         .await;
     assert!(after.is_err(), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_decode_in_one_batch_with_exact_text() {
+    let mut s = start(config(16));
+    let url = s.url("/v1/audio/transcriptions");
+    let short: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(post(url.clone(), jfk_wav())))
+        .collect();
+    let long_wav = long_jfk_wav(45);
+    let long = tokio::spawn(post(url.clone(), long_wav.clone()));
+    for r in short {
+        let r = r.await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["text"], JFK);
+    }
+    let r = long.await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = r.json().await.unwrap();
+    // Exactly what the model gives this file alone (windows decoded one by one).
+    let d = emily_models::audio::decode_bytes(long_wav, "long.wav").unwrap();
+    let samples =
+        emily_models::audio::prepare_samples(&d.samples, d.sample_rate, d.channels, "long.wav")
+            .unwrap();
+    let w = s.state.engine().unwrap().whisper().clone();
+    let alone = tokio::task::spawn_blocking(move || w.transcribe(&samples, &Default::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v["text"], alone.text.trim());
+    let m = metrics(s.url("/metrics")).await;
+    let sum = metric(&m, "emily_decoder_batch_size_sum").unwrap();
+    let count = metric(&m, "emily_decoder_batch_size_count").unwrap();
+    assert!(sum / count > 1.5, "mean batch {} in {m}", sum / count);
+    s.stop().unwrap();
 }

@@ -154,6 +154,12 @@ impl<'s> Session<'s> {
         }
     }
 
+    /// Whether every window is decoded (the next [`Session::next_window`]
+    /// is `None`).
+    pub fn is_done(&self) -> bool {
+        self.done || self.seek >= self.content
+    }
+
     /// The next window's log-mel frames (`n_mels × 3000`, row-major), or
     /// `None` when the audio is done.
     pub fn next_window(&mut self) -> Result<Option<&[f32]>, WhisperError> {
@@ -375,6 +381,11 @@ impl WindowDecoder {
         }
         self.generated.push(next);
         Ok((self.generated.len() < self.max_tokens).then_some(next))
+    }
+
+    /// The most tokens this window may generate.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
     }
 
     /// The tokens generated so far (no prompt, no EOT).

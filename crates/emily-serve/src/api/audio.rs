@@ -85,9 +85,10 @@ pub async fn run_job(
             ),
         )
         .retry_after(1),
-        PushError::Closed(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down")
-        }
+        PushError::Closed(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        ),
     })?;
     let left = state.config().timeout.saturating_sub(started.elapsed());
     let result = match tokio::time::timeout(left, rx).await {
@@ -117,7 +118,11 @@ pub async fn run_job(
 
 /// 503 while the models load.
 pub fn not_ready() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the models are still loading").retry_after(5)
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the models are still loading",
+    )
+    .retry_after(5)
 }
 
 async fn handle(state: AppState, mp: Multipart, task: Task) -> Result<Response, ApiError> {

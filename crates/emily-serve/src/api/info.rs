@@ -48,10 +48,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 /// Prometheus metrics.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(engine) = state.engine() {
-        state
-            .metrics()
-            .queue_depth
-            .set(engine.queue_depth() as i64);
+        state.metrics().queue_depth.set(engine.queue_depth() as i64);
     }
     (
         [(

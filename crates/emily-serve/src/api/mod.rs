@@ -53,10 +53,8 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .unwrap_or_else(|| "other".into());
     let t0 = Instant::now();
     let resp = next.run(req).await;
-    state.metrics().observe_request(
-        &route,
-        resp.status().as_u16(),
-        t0.elapsed().as_secs_f64(),
-    );
+    state
+        .metrics()
+        .observe_request(&route, resp.status().as_u16(), t0.elapsed().as_secs_f64());
     resp.into_response()
 }

@@ -1,11 +1,27 @@
-//! A worker thread: takes jobs from the queue and transcribes them.
+//! A worker thread: continuous batching of transcription jobs.
+//!
+//! Each loop turn the worker (1) takes new jobs while it has room (up to
+//! `max_batch` sequences), (2) encodes the windows that need it — several
+//! requests' windows in one encoder call —, (3) joins them to the decoder
+//! batch, (4) runs one batched decoder step for every sequence, and (5)
+//! finishes the windows whose sequences ended: the next window of a long
+//! file goes back to (2), a finished transcript is sent to its handler.
+//! Cancelled jobs leave at the next turn. The weights are shared; the
+//! sessions, caches and cross keys/values are this worker's own.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use emily_models::whisper::{Whisper, WhisperError};
+use emily::Tensor;
+use emily_models::log_mel::CHUNK_FRAMES;
+use emily_models::whisper::graph::{BatchDecoderState, GraphError};
+use emily_models::whisper::{Session, Transcript, Whisper, WhisperError, WindowDecoder};
 
 use super::{JobQueue, TranscriptionJob};
 use crate::metrics::Metrics;
+
+/// Most windows encoded in one call (bounds the encoder's activations).
+const ENCODER_BATCH: usize = 4;
 
 /// What a worker shares with the engine.
 pub(crate) struct WorkerContext {
@@ -15,33 +31,352 @@ pub(crate) struct WorkerContext {
     pub max_batch: usize,
 }
 
-/// Runs jobs until the queue is closed and drained.
+/// A job with its session.
+struct Task {
+    job: TranscriptionJob,
+    session: Session<'static>,
+    encoder: Duration,
+    decoder: Duration,
+}
+
+impl Task {
+    fn cancelled(&self) -> bool {
+        self.job.is_cancelled()
+    }
+}
+
+/// A task whose current window is encoded and waits to join the batch.
+struct Ready {
+    task: Task,
+    enc: Tensor,
+    prompt: Vec<u32>,
+}
+
+/// A task decoding in the batch.
+struct Active {
+    task: Task,
+    picker: WindowDecoder,
+    next: Option<u32>,
+    /// Set when choosing the next token failed (the row then leaves).
+    error: Option<WhisperError>,
+    steps: usize,
+}
+
+struct Worker {
+    ctx: WorkerContext,
+    batch: BatchDecoderState,
+    /// In batch row order.
+    active: Vec<Active>,
+    ready: Vec<Ready>,
+    to_encode: Vec<Task>,
+}
+
+/// Runs jobs until the queue is closed and everything accepted is answered.
 pub(crate) fn run(ctx: WorkerContext) {
-    while let Some(job) = ctx.queue.pop() {
-        ctx.metrics.queue_depth.set(ctx.queue.len() as i64);
-        if job.is_cancelled() {
-            ctx.metrics.cancelled.inc();
-            let _ = job.reply.send(Err(WhisperError::Cancelled));
-            continue;
+    let mut w = Worker {
+        ctx,
+        batch: BatchDecoderState::new(),
+        active: Vec::new(),
+        ready: Vec::new(),
+        to_encode: Vec::new(),
+    };
+    while w.admit() {
+        w.drop_cancelled();
+        w.encode();
+        w.join();
+        w.step();
+    }
+}
+
+impl Worker {
+    fn sequences(&self) -> usize {
+        self.active.len() + self.ready.len() + self.to_encode.len()
+    }
+
+    /// Takes new jobs while there is room; blocks when idle. False once the
+    /// queue is closed and nothing is left to do.
+    fn admit(&mut self) -> bool {
+        let room = self.ctx.max_batch.saturating_sub(self.sequences());
+        let mut jobs = self.ctx.queue.take_waiting(room);
+        if jobs.is_empty() && self.sequences() == 0 {
+            match self.ctx.queue.pop() {
+                Some(j) => jobs.push(j),
+                None => return false,
+            }
         }
-        ctx.metrics.in_flight.inc();
-        let result = ctx.whisper.transcribe(&job.samples, &job.opts);
-        ctx.metrics.in_flight.dec();
+        self.ctx
+            .metrics
+            .queue_depth
+            .set(self.ctx.queue.len() as i64);
+        for job in jobs {
+            self.start(job);
+        }
+        true
+    }
+
+    /// Computes a job's features and queues its first window for encoding.
+    fn start(&mut self, job: TranscriptionJob) {
+        if job.is_cancelled() {
+            self.ctx.metrics.cancelled.inc();
+            let _ = job.reply.send(Err(WhisperError::Cancelled));
+            return;
+        }
+        match Session::from_samples(&self.ctx.whisper, &job.samples, &job.opts) {
+            Ok(session) => {
+                self.ctx.metrics.in_flight.inc();
+                self.to_encode.push(Task {
+                    job,
+                    session,
+                    encoder: Duration::ZERO,
+                    decoder: Duration::ZERO,
+                });
+            }
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Answers a task and updates the counters.
+    fn finish(&self, task: Task, result: Result<Transcript, WhisperError>) {
+        let seconds = task.session.duration_seconds();
+        self.answer(task.job, seconds, result);
+    }
+
+    /// Answers an admitted job of `seconds` of audio.
+    fn answer(
+        &self,
+        job: TranscriptionJob,
+        seconds: f64,
+        result: Result<Transcript, WhisperError>,
+    ) {
+        self.ctx.metrics.in_flight.dec();
         match &result {
             Ok(t) => {
-                ctx.metrics
-                    .audio_seconds
-                    .inc_by(job.samples.len() as f64 / 16_000.0);
+                self.ctx.metrics.audio_seconds.inc_by(seconds);
                 let tokens: usize = t.segments.iter().map(|s| s.tokens.len()).sum();
-                ctx.metrics.add_tokens("whisper", tokens as u64);
+                self.ctx.metrics.add_tokens("whisper", tokens as u64);
             }
             Err(WhisperError::Cancelled) => {
-                ctx.metrics.cancelled.inc();
+                self.ctx.metrics.cancelled.inc();
             }
             Err(_) => {}
         }
-        // The handler may have gone (client disconnected): nothing to do.
+        // The handler may be gone (client disconnected): nothing to do.
         let _ = job.reply.send(result);
     }
-    let _ = ctx.max_batch;
+
+    /// Removes cancelled tasks wherever they are.
+    fn drop_cancelled(&mut self) {
+        let (gone, keep): (Vec<Task>, Vec<Task>) = std::mem::take(&mut self.to_encode)
+            .into_iter()
+            .partition(Task::cancelled);
+        self.to_encode = keep;
+        for t in gone {
+            self.finish(t, Err(WhisperError::Cancelled));
+        }
+        let (gone, keep): (Vec<Ready>, Vec<Ready>) = std::mem::take(&mut self.ready)
+            .into_iter()
+            .partition(|r| r.task.cancelled());
+        self.ready = keep;
+        for r in gone {
+            self.finish(r.task, Err(WhisperError::Cancelled));
+        }
+        let keep: Vec<bool> = self.active.iter().map(|a| !a.task.cancelled()).collect();
+        if keep.iter().all(|&k| k) {
+            return;
+        }
+        if let Err(e) = self.batch.retain(&keep) {
+            self.fail_batch(e.into());
+            return;
+        }
+        let mut flags = keep.into_iter();
+        let (stay, gone): (Vec<Active>, Vec<Active>) = std::mem::take(&mut self.active)
+            .into_iter()
+            .partition(|_| flags.next().unwrap_or(false));
+        self.active = stay;
+        for a in gone {
+            self.finish(a.task, Err(WhisperError::Cancelled));
+        }
+    }
+
+    /// Encodes waiting windows, several per encoder call.
+    fn encode(&mut self) {
+        while !self.to_encode.is_empty() {
+            let n = self.to_encode.len().min(ENCODER_BATCH);
+            let t0 = Instant::now();
+            let mut tasks = Vec::with_capacity(n);
+            let mut mel = Vec::new();
+            for mut task in self.to_encode.drain(..n).collect::<Vec<_>>() {
+                match task.session.next_window() {
+                    Ok(Some(window)) => {
+                        mel.extend_from_slice(window);
+                        tasks.push(task);
+                    }
+                    Ok(None) => {
+                        let e = model_error("a finished session has no window");
+                        self.finish(task, Err(WhisperError::Model(e)));
+                    }
+                    Err(e) => self.finish(task, Err(e)),
+                }
+            }
+            if tasks.is_empty() {
+                continue;
+            }
+            let encoded = encode_windows(&self.ctx.whisper, &mel, tasks.len());
+            let per_task = t0.elapsed() / tasks.len() as u32;
+            match encoded {
+                Ok(encs) => {
+                    for (mut task, enc) in tasks.into_iter().zip(encs) {
+                        task.encoder += per_task;
+                        match task.session.prompt(&self.ctx.whisper, &enc) {
+                            Ok(prompt) => self.ready.push(Ready { task, enc, prompt }),
+                            Err(e) => self.finish(task, Err(e)),
+                        }
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for t in tasks {
+                        self.finish(t, Err(WhisperError::Model(model_error(&msg))));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves encoded windows into the decoder batch while it has room.
+    fn join(&mut self) {
+        let w = self.ctx.whisper.clone();
+        let mut waiting = Vec::new();
+        for r in std::mem::take(&mut self.ready) {
+            let picker = r.task.session.window_decoder(&w, &r.prompt);
+            let t0 = Instant::now();
+            match w
+                .graph()
+                .batch_join(&mut self.batch, &r.enc, &r.prompt, picker.max_tokens())
+            {
+                Ok(Some(mut logits)) => {
+                    let mut picker = picker;
+                    let (next, error) = match picker.next_token(&w, &mut logits) {
+                        Ok(next) => (next, None),
+                        Err(e) => (None, Some(e)),
+                    };
+                    let mut task = r.task;
+                    task.decoder += t0.elapsed();
+                    self.active.push(Active {
+                        task,
+                        picker,
+                        next,
+                        error,
+                        steps: 1,
+                    });
+                }
+                Ok(None) => waiting.push(r),
+                Err(e) => self.finish(r.task, Err(e.into())),
+            }
+        }
+        self.ready = waiting;
+        self.retire_finished();
+    }
+
+    /// One batched decoder step for every active sequence.
+    fn step(&mut self) {
+        if self.active.is_empty() {
+            return;
+        }
+        let tokens: Vec<u32> = self
+            .active
+            .iter()
+            .map(|a| a.next.unwrap_or_default())
+            .collect();
+        self.ctx.metrics.batch_size.observe(tokens.len() as f64);
+        let w = self.ctx.whisper.clone();
+        let t0 = Instant::now();
+        match w.graph().batch_step(&mut self.batch, &tokens) {
+            Ok(rows) => {
+                let share = t0.elapsed() / tokens.len() as u32;
+                for (a, mut logits) in self.active.iter_mut().zip(rows) {
+                    match a.picker.next_token(&w, &mut logits) {
+                        Ok(next) => a.next = next,
+                        Err(e) => {
+                            a.next = None;
+                            a.error = Some(e);
+                        }
+                    }
+                    a.steps += 1;
+                    a.task.decoder += share;
+                }
+            }
+            Err(e) => {
+                self.fail_batch(e.into());
+                return;
+            }
+        }
+        self.retire_finished();
+    }
+
+    /// Finishes the windows whose sequences ended and drops their rows.
+    fn retire_finished(&mut self) {
+        let keep: Vec<bool> = self.active.iter().map(|a| a.next.is_some()).collect();
+        if keep.iter().all(|&k| k) {
+            return;
+        }
+        if let Err(e) = self.batch.retain(&keep) {
+            self.fail_batch(e.into());
+            return;
+        }
+        let mut flags = keep.into_iter();
+        let (stay, done): (Vec<Active>, Vec<Active>) = std::mem::take(&mut self.active)
+            .into_iter()
+            .partition(|_| flags.next().unwrap_or(false));
+        self.active = stay;
+        let w = self.ctx.whisper.clone();
+        for a in done {
+            let mut task = a.task;
+            if let Some(e) = a.error {
+                self.finish(task, Err(e));
+                continue;
+            }
+            task.session.add_timings(task.encoder, task.decoder);
+            task.encoder = Duration::ZERO;
+            task.decoder = Duration::ZERO;
+            if let Err(e) = task
+                .session
+                .finish_window(&w, a.picker.generated(), a.steps)
+            {
+                self.finish(task, Err(e));
+                continue;
+            }
+            if task.session.is_done() {
+                let seconds = task.session.duration_seconds();
+                self.answer(task.job, seconds, Ok(task.session.finish()));
+            } else {
+                self.to_encode.push(task);
+            }
+        }
+    }
+
+    /// A batch-wide failure: every active sequence gets the error.
+    fn fail_batch(&mut self, e: WhisperError) {
+        let msg = e.to_string();
+        self.batch = BatchDecoderState::new();
+        for a in std::mem::take(&mut self.active) {
+            self.finish(a.task, Err(WhisperError::Model(model_error(&msg))));
+        }
+    }
+}
+
+/// A model error carrying `msg` (errors do not clone; a batch-wide failure
+/// is reported to each of its requests).
+fn model_error(msg: &str) -> GraphError {
+    GraphError::Input(msg.to_string())
+}
+
+/// Encodes `n` windows (`mel`: `n × n_mels × 3000` frames) in one encoder
+/// call; returns each window's encoder output `(1, frames, d)`.
+fn encode_windows(w: &Whisper, mel: &[f32], n: usize) -> Result<Vec<Tensor>, WhisperError> {
+    let x = Tensor::from_slice(mel, &[n, w.dims().n_mels, CHUNK_FRAMES])?;
+    let enc = w.graph().encode(&x)?.eval()?;
+    (0..n).map(|i| Ok(enc.narrow(0, i, 1)?.eval()?)).collect()
 }

@@ -92,7 +92,10 @@ impl Running {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        self.done.take().map(|h| h.join().unwrap()).unwrap_or(Ok(()))
+        self.done
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or(Ok(()))
     }
 
     /// Starts graceful shutdown without waiting.
@@ -104,7 +107,10 @@ impl Running {
 
     /// Waits for the server thread to exit.
     pub fn join(&mut self) -> Result<(), String> {
-        self.done.take().map(|h| h.join().unwrap()).unwrap_or(Ok(()))
+        self.done
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or(Ok(()))
     }
 }
 

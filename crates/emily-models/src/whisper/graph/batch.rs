@@ -44,7 +44,10 @@ fn shape_err(msg: String) -> GraphError {
 }
 
 /// Stacks `a` and `b` (same names, same order) along the batch axis.
-fn stack(a: Vec<(String, Tensor)>, b: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, GraphError> {
+fn stack(
+    a: Vec<(String, Tensor)>,
+    b: Vec<(String, Tensor)>,
+) -> Result<Vec<(String, Tensor)>, GraphError> {
     if a.is_empty() {
         return Ok(b);
     }
@@ -141,7 +144,12 @@ impl BatchDecoderState {
     /// The write slot a row with a `len`-token prompt and `max_new` tokens to
     /// generate can join at, shifting the batch if that makes room; `None`
     /// when it must wait for rows to finish.
-    fn make_room(&mut self, len: usize, max_new: usize, ctx: usize) -> Result<Option<usize>, GraphError> {
+    fn make_room(
+        &mut self,
+        len: usize,
+        max_new: usize,
+        ctx: usize,
+    ) -> Result<Option<usize>, GraphError> {
         if self.rows.is_empty() {
             self.caches.clear();
             self.cross.clear();
@@ -171,23 +179,28 @@ fn key_mask(rows: &[Row], ctx: usize) -> Result<Tensor, GraphError> {
     Ok(Tensor::from_slice(&m, &[rows.len(), ctx])?.cast(DType::Bool)?)
 }
 
+/// The tokens of one batched call: ids and positions, both `(B, len)`.
+struct StepTokens<'a> {
+    ids: &'a [i64],
+    positions: &'a [i64],
+    len: usize,
+}
+
 impl WhisperGraph {
-    /// Runs the batched step graph on `tokens` `(B, T)` at `positions`,
-    /// writing slot `offset`, and returns the last position's logits `(B, vocab)`.
+    /// Runs the batched step graph on `tokens`, writing slot `offset`, and
+    /// returns the last position's logits `(B, vocab)`.
     fn batch_call(
         &self,
-        tokens: &[i64],
-        positions: &[i64],
-        t: usize,
+        tokens: StepTokens<'_>,
         offset: usize,
         rows: &[Row],
         caches: &mut State,
         cross: &[(String, Tensor)],
     ) -> Result<Tensor, GraphError> {
-        let b = rows.len();
+        let (b, t) = (rows.len(), tokens.len);
         let ctx = self.dims.n_text_ctx;
-        let ids = Tensor::from_slice(tokens, &[b, t])?;
-        let pos = Tensor::from_slice(positions, &[b, t])?;
+        let ids = Tensor::from_slice(tokens.ids, &[b, t])?;
+        let pos = Tensor::from_slice(tokens.positions, &[b, t])?;
         let off = Tensor::from_slice(&[offset as i64], &[1])?;
         let mask = key_mask(rows, ctx)?;
         let mut inputs: Vec<(&str, &Tensor)> = vec![
@@ -197,7 +210,10 @@ impl WhisperGraph {
             (KEY_MASK, &mask),
         ];
         inputs.extend(cross.iter().map(|(n, t)| (n.as_str(), t)));
-        let out = self.decoder_batch.forward.call_with_state(&inputs, caches)?;
+        let out = self
+            .decoder_batch
+            .forward
+            .call_with_state(&inputs, caches)?;
         self.logits_of_last(out.into_tensors().remove(0), b, t)
     }
 
@@ -233,7 +249,17 @@ impl WhisperGraph {
         let tokens: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
         let positions: Vec<i64> = (0..len as i64).collect();
         let mut caches = State::new();
-        let logits = self.batch_call(&tokens, &positions, len, start, &[row], &mut caches, &cross)?;
+        let logits = self.batch_call(
+            StepTokens {
+                ids: &tokens,
+                positions: &positions,
+                len,
+            },
+            start,
+            &[row],
+            &mut caches,
+            &cross,
+        )?;
         let logits = logits.cast(DType::F32)?.to_vec::<f32>()?;
         state.caches = stack(std::mem::take(&mut state.caches), caches.into_entries())?;
         state.cross = stack(std::mem::take(&mut state.cross), cross)?;
@@ -261,7 +287,17 @@ impl WhisperGraph {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let positions: Vec<i64> = state.rows.iter().map(|r| r.fed as i64).collect();
         let mut caches = State::from_entries(std::mem::take(&mut state.caches));
-        let result = self.batch_call(&ids, &positions, 1, state.offset, &state.rows, &mut caches, &state.cross);
+        let result = self.batch_call(
+            StepTokens {
+                ids: &ids,
+                positions: &positions,
+                len: 1,
+            },
+            state.offset,
+            &state.rows,
+            &mut caches,
+            &state.cross,
+        );
         state.caches = caches.into_entries();
         let logits = result?.cast(DType::F32)?.to_vec::<f32>()?;
         state.offset += 1;

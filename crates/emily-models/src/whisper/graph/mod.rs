@@ -19,8 +19,8 @@ pub mod names;
 mod params;
 mod state;
 
-pub use cross_kv::cross_kv_model;
 pub use batch::BatchDecoderState;
+pub use cross_kv::cross_kv_model;
 pub use decoder::{decoder_batch_step_model, decoder_step_model};
 pub use encoder::encoder_model;
 pub use head::decoder_head_model;
