@@ -4,6 +4,7 @@ pub mod audio;
 pub mod error;
 pub mod form;
 mod info;
+pub mod live;
 
 use std::time::Instant;
 
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audio/transcriptions", post(audio::transcriptions))
         .route("/v1/audio/translations", post(audio::translations))
         .route("/v1/models", get(info::models))
+        .route("/v1/audio/live", get(live::live))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
