@@ -119,9 +119,15 @@ fn a_dropped_row_leaves_the_others_exact() {
     let mut batch = BatchDecoderState::new();
     let (enc_a, prompt_a, mut a) = sequence(TranscribeOptions::default());
     let (enc_b, prompt_b, mut b) = sequence(TranscribeOptions::default());
-    let mut la = g.batch_join(&mut batch, &enc_a, &prompt_a, 224).unwrap().unwrap();
+    let mut la = g
+        .batch_join(&mut batch, &enc_a, &prompt_a, 224)
+        .unwrap()
+        .unwrap();
     a.next = a.picker.next_token(w, &mut la).unwrap();
-    let mut lb = g.batch_join(&mut batch, &enc_b, &prompt_b, 224).unwrap().unwrap();
+    let mut lb = g
+        .batch_join(&mut batch, &enc_b, &prompt_b, 224)
+        .unwrap()
+        .unwrap();
     b.next = b.picker.next_token(w, &mut lb).unwrap();
     for _ in 0..3 {
         let l = g
