@@ -182,20 +182,7 @@ impl Worker {
         for r in gone {
             self.finish(r.task, Err(WhisperError::Cancelled));
         }
-        let keep: Vec<bool> = self.active.iter().map(|a| !a.task.cancelled()).collect();
-        if keep.iter().all(|&k| k) {
-            return;
-        }
-        if let Err(e) = self.batch.retain(&keep) {
-            self.fail_batch(e.into());
-            return;
-        }
-        let mut flags = keep.into_iter();
-        let (stay, gone): (Vec<Active>, Vec<Active>) = std::mem::take(&mut self.active)
-            .into_iter()
-            .partition(|_| flags.next().unwrap_or(false));
-        self.active = stay;
-        for a in gone {
+        for a in self.remove_active(|a| a.task.cancelled()) {
             self.finish(a.task, Err(WhisperError::Cancelled));
         }
     }
@@ -318,19 +305,7 @@ impl Worker {
 
     /// Finishes the windows whose sequences ended and drops their rows.
     fn retire_finished(&mut self) {
-        let keep: Vec<bool> = self.active.iter().map(|a| a.next.is_some()).collect();
-        if keep.iter().all(|&k| k) {
-            return;
-        }
-        if let Err(e) = self.batch.retain(&keep) {
-            self.fail_batch(e.into());
-            return;
-        }
-        let mut flags = keep.into_iter();
-        let (stay, done): (Vec<Active>, Vec<Active>) = std::mem::take(&mut self.active)
-            .into_iter()
-            .partition(|_| flags.next().unwrap_or(false));
-        self.active = stay;
+        let done = self.remove_active(|a| a.next.is_none());
         let w = self.ctx.whisper.clone();
         for a in done {
             let mut task = a.task;
@@ -355,6 +330,25 @@ impl Worker {
                 self.to_encode.push(task);
             }
         }
+    }
+
+    /// Takes the active sequences that `leaves` picks out of the batch (their
+    /// rows dropped); none if the batch failed (then every sequence got the error).
+    fn remove_active(&mut self, leaves: impl Fn(&Active) -> bool) -> Vec<Active> {
+        let keep: Vec<bool> = self.active.iter().map(|a| !leaves(a)).collect();
+        if keep.iter().all(|&k| k) {
+            return Vec::new();
+        }
+        if let Err(e) = self.batch.retain(&keep) {
+            self.fail_batch(e.into());
+            return Vec::new();
+        }
+        let mut flags = keep.into_iter();
+        let (stay, gone): (Vec<Active>, Vec<Active>) = std::mem::take(&mut self.active)
+            .into_iter()
+            .partition(|_| flags.next().unwrap_or(false));
+        self.active = stay;
+        gone
     }
 
     /// A batch-wide failure: every active sequence gets the error.
