@@ -1,14 +1,69 @@
-//! AVX-512 micro-kernels: tiles of `MR` rows by `NV` 16-lane vectors. Same
-//! contracts as the [`super::MicroKernels`] methods, plus an AVX-512F CPU.
-
-// Index loops over the tile keep every access a compile-time constant, which
-// is what lets the accumulator tile live in registers.
-#![allow(clippy::needless_range_loop)]
+//! AVX-512 micro-kernels: tiles of `MR` rows by `NV` 16-lane vectors, the
+//! bodies of [`super::tile`] on `__m512`, and a 16x16 register transpose.
+//! Same contracts as the [`super::MicroKernels`] methods, plus an AVX-512F CPU.
 
 use std::arch::x86_64::*;
 
+use super::tile::{self, F32Vector};
+
 const L: usize = 16;
 
+impl F32Vector for __m512 {
+    const L: usize = L;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        _mm512_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        _mm512_set1_ps(x)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        _mm512_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm512_storeu_ps(p, self)
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        _mm512_add_ps(self, o)
+    }
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        _mm512_sub_ps(self, o)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        _mm512_mul_ps(self, o)
+    }
+    #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        _mm512_max_ps(self, o)
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn round(self) -> Self {
+        _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self)
+    }
+    /// `scalef`, with lanes whose exponent was below -126 zeroed.
+    #[inline(always)]
+    unsafe fn scale_pow2(self, k: Self, x: Self) -> Self {
+        let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, _mm512_set1_ps(-126.0));
+        _mm512_maskz_scalef_ps(keep, self, k)
+    }
+    #[inline(always)]
+    unsafe fn zero_if_neg_inf(self) -> Self {
+        let unseen = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self, _mm512_set1_ps(f32::NEG_INFINITY));
+        _mm512_mask_blend_ps(unseen, self, _mm512_setzero_ps())
+    }
+}
+
+/// `MicroKernels::scores` (see [`tile::scores`]).
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn scores<const NV: usize, const MR: usize>(
@@ -21,32 +76,10 @@ pub(super) unsafe fn scores<const NV: usize, const MR: usize>(
     st: *mut f32,
     ldst: usize,
 ) {
-    let mut rows = [k; MR];
-    for (m, row) in rows.iter_mut().enumerate() {
-        *row = k.add(m.min(nk - 1) * ldk);
-    }
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    for d in 0..depth {
-        let mut q = [_mm512_setzero_ps(); NV];
-        for (x, qv) in q.iter_mut().enumerate() {
-            *qv = _mm512_loadu_ps(qt.add(d * ldq + x * L));
-        }
-        for m in 0..MR {
-            let kb = _mm512_set1_ps(*rows[m].add(d));
-            for x in 0..NV {
-                acc[m][x] = _mm512_fmadd_ps(kb, q[x], acc[m][x]);
-            }
-        }
-    }
-    for m in 0..MR {
-        if m < nk {
-            for x in 0..NV {
-                _mm512_storeu_ps(st.add(m * ldst + x * L), acc[m][x]);
-            }
-        }
-    }
+    tile::scores::<__m512, NV, MR>(qt, ldq, k, ldk, nk, depth, st, ldst)
 }
 
+/// `MicroKernels::values` (see [`tile::values`]).
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn values<const NV: usize, const MR: usize>(
@@ -60,68 +93,10 @@ pub(super) unsafe fn values<const NV: usize, const MR: usize>(
     ot: *mut f32,
     ldo: usize,
 ) {
-    let mut cols = [0usize; MR];
-    for (m, c) in cols.iter_mut().enumerate() {
-        *c = m.min(nv - 1);
-    }
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    for x in 0..NV {
-        let a = _mm512_loadu_ps(alpha.add(x * L));
-        for m in 0..MR {
-            acc[m][x] = _mm512_mul_ps(_mm512_loadu_ps(ot.add(cols[m] * ldo + x * L)), a);
-        }
-    }
-    for j in 0..nkeys {
-        let mut p = [_mm512_setzero_ps(); NV];
-        for (x, pv) in p.iter_mut().enumerate() {
-            *pv = _mm512_loadu_ps(pt.add(j * ldp + x * L));
-        }
-        let vr = v.add(j * ldv);
-        for m in 0..MR {
-            let vb = _mm512_set1_ps(*vr.add(cols[m]));
-            for x in 0..NV {
-                acc[m][x] = _mm512_fmadd_ps(vb, p[x], acc[m][x]);
-            }
-        }
-    }
-    for m in 0..MR {
-        if m < nv {
-            for x in 0..NV {
-                _mm512_storeu_ps(ot.add(m * ldo + x * L), acc[m][x]);
-            }
-        }
-    }
+    tile::values::<__m512, NV, MR>(pt, ldp, nkeys, v, ldv, nv, alpha, ot, ldo)
 }
 
-/// `2^x` lane-wise for `x <= 0` (relative error ~2e-7); below -126 (and at
-/// `-inf`) exactly 0; NaN stays NaN.
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(super) unsafe fn exp2(x: __m512) -> __m512 {
-    // `max(c, x)` returns `x` when it is NaN.
-    let xc = _mm512_max_ps(_mm512_set1_ps(-127.0), x);
-    let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(xc);
-    let r = _mm512_mul_ps(_mm512_sub_ps(xc, k), _mm512_set1_ps(std::f32::consts::LN_2));
-    // e^r on |r| <= ln(2)/2, the Cephes expf polynomial.
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    }
-    let one = _mm512_set1_ps(1.0);
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, one));
-    let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, _mm512_set1_ps(-126.0));
-    _mm512_maskz_scalef_ps(keep, p, k)
-}
-
-/// Independent running maxima / sums per vector (hides the add latency).
-const U: usize = 4;
-
+/// `MicroKernels::softmax` (see [`tile::softmax`]).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn softmax<const NV: usize>(
     st: *mut f32,
@@ -131,53 +106,14 @@ pub(super) unsafe fn softmax<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    let neg_inf = _mm512_set1_ps(f32::NEG_INFINITY);
-    let mut mx = [[neg_inf; NV]; U];
-    for x in 0..NV {
-        mx[0][x] = _mm512_loadu_ps(m.add(x * L));
-    }
-    let full = keys / U * U;
-    for j in (0..full).step_by(U) {
-        for u in 0..U {
-            for x in 0..NV {
-                let s = _mm512_loadu_ps(st.add((j + u) * ldst + x * L));
-                mx[u][x] = _mm512_max_ps(mx[u][x], s);
-            }
-        }
-    }
-    for j in full..keys {
-        for x in 0..NV {
-            mx[0][x] = _mm512_max_ps(mx[0][x], _mm512_loadu_ps(st.add(j * ldst + x * L)));
-        }
-    }
-    let mut safe = [neg_inf; NV];
-    for x in 0..NV {
-        let mut v = mx[0][x];
-        for row in mx.iter().skip(1) {
-            v = _mm512_max_ps(v, row[x]);
-        }
-        mx[0][x] = v;
-        let unseen = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, neg_inf);
-        safe[x] = _mm512_mask_blend_ps(unseen, v, _mm512_setzero_ps());
-        let old = _mm512_loadu_ps(m.add(x * L));
-        _mm512_storeu_ps(alpha.add(x * L), exp2(_mm512_sub_ps(old, safe[x])));
-    }
-    let mut sum = [[_mm512_setzero_ps(); NV]; 2];
-    for j in 0..keys {
-        for x in 0..NV {
-            let ptr = st.add(j * ldst + x * L);
-            let p = exp2(_mm512_sub_ps(_mm512_loadu_ps(ptr), safe[x]));
-            _mm512_storeu_ps(ptr, p);
-            sum[j & 1][x] = _mm512_add_ps(sum[j & 1][x], p);
-        }
-    }
-    for x in 0..NV {
-        let a = _mm512_loadu_ps(alpha.add(x * L));
-        let s = _mm512_add_ps(sum[0][x], sum[1][x]);
-        let lv = _mm512_fmadd_ps(_mm512_loadu_ps(l.add(x * L)), a, s);
-        _mm512_storeu_ps(l.add(x * L), lv);
-        _mm512_storeu_ps(m.add(x * L), mx[0][x]);
-    }
+    tile::softmax::<__m512, NV>(st, ldst, keys, m, l, alpha)
+}
+
+/// `2^x` lane-wise for `x <= 0` (see [`tile::exp2`]), for the row kernels.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn exp2(x: __m512) -> __m512 {
+    tile::exp2(x)
 }
 
 /// Mask of the first `n` (`<= 16`) lanes.

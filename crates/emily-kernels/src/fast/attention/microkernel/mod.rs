@@ -22,6 +22,8 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx512_rows;
 mod portable;
+#[cfg(target_arch = "x86_64")]
+mod tile;
 
 /// One instruction set's pair of micro-kernels, with its tile shape.
 pub(super) trait MicroKernels {
