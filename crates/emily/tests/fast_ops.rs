@@ -72,6 +72,24 @@ fn half_precision_norms_and_attention() {
         let x = x.cast(dtype).unwrap();
         let (e, _) = fused_vs_composed(&[x], |a| fast::layer_norm(&a[0], None, None, 1e-5));
         assert!(e <= 0.02, "{dtype} layer_norm {e}");
+        // Weights and biases in the same half type, at sizes that break SIMD tails.
+        for d in [1usize, 7, 77, 1000] {
+            let half = |shape: &[usize], seed| randn(shape, seed).0.cast(dtype).unwrap();
+            let (x, w, b) = (half(&[3, d], 10), half(&[d], 11), half(&[d], 12));
+            let (e, _) = fused_vs_composed(&[x.clone(), w.clone()], |a| {
+                fast::rms_norm(&a[0], Some(&a[1]), 1e-6)
+            });
+            assert!(e <= 0.02, "{dtype} rms_norm d={d}: {e}");
+            let (e, _) = fused_vs_composed(&[x, w, b], |a| {
+                fast::layer_norm(&a[0], Some(&a[1]), Some(&a[2]), 1e-5)
+            });
+            assert!(e <= 0.02, "{dtype} layer_norm d={d}: {e}");
+        }
+        let (r, _) = randn(&[2, 3, 7, 16], 5);
+        let (e, _) = fused_vs_composed(&[r.cast(dtype).unwrap()], |a| {
+            fast::rope(&a[0], RopeOptions::new(16))
+        });
+        assert!(e <= 0.02, "{dtype} rope {e}");
         let (q, _) = randn(&[1, 2, 9, 16], 2);
         let args = [
             q.cast(dtype).unwrap(),

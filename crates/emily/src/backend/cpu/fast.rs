@@ -1,16 +1,64 @@
 //! Glue from fast-op nodes to the fused CPU kernels in `emily_kernels::fast`.
-//! Half-precision inputs are widened to f32 for RoPE and attention (norms have
-//! native f16/bf16 entry points) and the result is narrowed back.
+//! Each op runs in its tensors' own float type through the kernel's f32, f16
+//! or bf16 entry point ([`FusedFloat`]): half-precision tensors are widened a
+//! row at a time inside the kernel and rounded once, never converted whole.
+//! Masks, sinks and RoPE frequencies are read as f32.
 
 use emily_kernels::fast::{
     self as k, HeadStrides, Mask, MaskStrides, Positions, RopeParams, SdpaParams,
 };
+use half::{bf16, f16};
 
 use super::convert;
 use crate::error::{invalid, Result};
 use crate::fast::{FastOp, MaskKind, PositionsKind};
 use crate::shape::numel;
-use crate::{Array, DType};
+use crate::{Array, DType, Element};
+
+/// A float type with an entry point for each fused kernel.
+trait FusedFloat: Element {
+    fn rms_norm(x: &[Self], w: Option<&[Self]>, eps: f32, cols: usize, out: &mut [Self]);
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm(
+        x: &[Self],
+        w: Option<&[Self]>,
+        b: Option<&[Self]>,
+        eps: f32,
+        cols: usize,
+        out: &mut [Self],
+    );
+    fn rope(x: &[Self], out: &mut [Self], p: &RopeParams<'_>);
+    fn sdpa(q: &[Self], k: &[Self], v: &[Self], out: &mut [Self], p: &SdpaParams<'_>);
+}
+
+macro_rules! fused_float {
+    ($t:ty, $rms:ident, $ln:ident, $rope:ident, $sdpa:ident) => {
+        impl FusedFloat for $t {
+            fn rms_norm(x: &[$t], w: Option<&[$t]>, eps: f32, cols: usize, out: &mut [$t]) {
+                k::$rms(x, w, eps, cols, out)
+            }
+            fn layer_norm(
+                x: &[$t],
+                w: Option<&[$t]>,
+                b: Option<&[$t]>,
+                eps: f32,
+                cols: usize,
+                out: &mut [$t],
+            ) {
+                k::$ln(x, w, b, eps, cols, out)
+            }
+            fn rope(x: &[$t], out: &mut [$t], p: &RopeParams<'_>) {
+                k::$rope(x, out, p)
+            }
+            fn sdpa(q: &[$t], kk: &[$t], v: &[$t], out: &mut [$t], p: &SdpaParams<'_>) {
+                k::$sdpa(q, kk, v, out, p)
+            }
+        }
+    };
+}
+fused_float!(f32, rms_norm_f32, layer_norm_f32, rope_f32, sdpa_f32);
+fused_float!(f16, rms_norm_f16, layer_norm_f16, rope_f16, sdpa_f16);
+fused_float!(bf16, rms_norm_bf16, layer_norm_bf16, rope_bf16, sdpa_bf16);
 
 /// Whether a fused CPU kernel handles `op` for these inputs (every float
 /// dtype and shape the op accepts).
@@ -28,41 +76,57 @@ fn f32s(a: &Array) -> Result<Array> {
     convert(a, DType::F32)
 }
 
-/// Runs a supported fast op.
+/// Runs a supported fast op in `dtype` (`x`'s type, which the weights share).
 pub(crate) fn execute(
     op: &FastOp,
     inputs: &[Array],
     shape: &[usize],
     dtype: DType,
 ) -> Result<Array> {
+    match dtype {
+        DType::F16 => run::<f16>(op, inputs, shape, dtype),
+        DType::BF16 => run::<bf16>(op, inputs, shape, dtype),
+        _ => run::<f32>(op, inputs, shape, DType::F32).and_then(|out| convert(&out, dtype)),
+    }
+}
+
+/// [`execute`] with every float tensor as `T` (a no-op conversion when it
+/// already is).
+fn run<T: FusedFloat>(
+    op: &FastOp,
+    inputs: &[Array],
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Array> {
+    let as_t = |a: &Array| convert(a, dtype);
     let x = &inputs[0];
     let cols = *shape.last().unwrap_or(&1);
     match *op {
         FastOp::RmsNorm { eps, has_weight } => {
-            let x = f32s(x)?;
-            let w = has_weight.then(|| f32s(&inputs[1])).transpose()?;
-            let mut out = Array::uninit(shape, DType::F32)?;
-            k::rms_norm_f32(
+            let x = as_t(x)?;
+            let w = has_weight.then(|| as_t(&inputs[1])).transpose()?;
+            let mut out = Array::uninit(shape, dtype)?;
+            T::rms_norm(
                 x.as_slice(),
                 w.as_ref().map(|w| w.as_slice()),
                 eps,
                 cols,
                 out.as_mut_slice().unwrap(),
             );
-            convert(&out, dtype)
+            Ok(out)
         }
         FastOp::LayerNorm {
             eps,
             has_weight,
             has_bias,
         } => {
-            let x = f32s(x)?;
-            let w = has_weight.then(|| f32s(&inputs[1])).transpose()?;
+            let x = as_t(x)?;
+            let w = has_weight.then(|| as_t(&inputs[1])).transpose()?;
             let b = has_bias
-                .then(|| f32s(&inputs[1 + has_weight as usize]))
+                .then(|| as_t(&inputs[1 + has_weight as usize]))
                 .transpose()?;
-            let mut out = Array::uninit(shape, DType::F32)?;
-            k::layer_norm_f32(
+            let mut out = Array::uninit(shape, dtype)?;
+            T::layer_norm(
                 x.as_slice(),
                 w.as_ref().map(|w| w.as_slice()),
                 b.as_ref().map(|b| b.as_slice()),
@@ -70,7 +134,7 @@ pub(crate) fn execute(
                 cols,
                 out.as_mut_slice().unwrap(),
             );
-            convert(&out, dtype)
+            Ok(out)
         }
         FastOp::Rope {
             dims,
@@ -83,7 +147,7 @@ pub(crate) fn execute(
             let r = shape.len();
             let (t, d) = (shape[r - 2], shape[r - 1]);
             let batch = numel(shape) / (t * d).max(1);
-            let x = f32s(x)?;
+            let x = as_t(x)?;
             let freqs = has_freqs
                 .then(|| f32s(&inputs[inputs.len() - 1]))
                 .transpose()?;
@@ -112,16 +176,16 @@ pub(crate) fn execute(
             p.scale = scale;
             p.positions = pos;
             p.freqs = freqs.as_ref().map(|f| f.as_slice());
-            let mut out = Array::uninit(shape, DType::F32)?;
-            k::rope_f32(x.as_slice(), out.as_mut_slice().unwrap(), &p);
-            convert(&out, dtype)
+            let mut out = Array::uninit(shape, dtype)?;
+            T::rope(x.as_slice(), out.as_mut_slice().unwrap(), &p);
+            Ok(out)
         }
         FastOp::Sdpa {
             scale,
             mask,
             has_sinks,
         } => {
-            let (q, kk, v) = (f32s(x)?, f32s(&inputs[1])?, f32s(&inputs[2])?);
+            let (q, kk, v) = (as_t(x)?, as_t(&inputs[1])?, as_t(&inputs[2])?);
             let (qs, ks, vs) = (q.shape(), kk.shape(), v.shape());
             let mut p = SdpaParams::new(qs[0], qs[1], ks[1], qs[2], ks[2], qs[3]);
             p.v_head_dim = vs[3];
@@ -171,15 +235,15 @@ pub(crate) fn execute(
                 .then(|| f32s(&inputs[inputs.len() - 1]))
                 .transpose()?;
             p.sinks = sinks.as_ref().map(|s| s.as_slice());
-            let mut out = Array::uninit(shape, DType::F32)?;
-            k::sdpa_f32(
+            let mut out = Array::uninit(shape, dtype)?;
+            T::sdpa(
                 q.as_slice(),
                 kk.as_slice(),
                 v.as_slice(),
                 out.as_mut_slice().unwrap(),
                 &p,
             );
-            convert(&out, dtype)
+            Ok(out)
         }
     }
 }
