@@ -4,13 +4,15 @@
 //! must return, never panic, whatever the bytes; errors are the expected
 //! outcome for almost every input.
 //!
-//! [`TARGETS`] lists them by name; a new parser (GGUF) is one function here and
-//! one entry there (plus its `fuzz_targets/<name>.rs` calling [`run`]).
+//! [`TARGETS`] lists them by name; a new parser is one function here and one
+//! entry there (plus its `fuzz_targets/<name>.rs` calling [`run`]).
 
 use std::path::Path;
 
 use crate::audio::{AudioStream, SampleChunks};
+use crate::gguf::GgufFile;
 use crate::hf::load_hf_dir;
+use crate::llm::{LlmModel, LlmTokenizer, LoadOptions};
 use crate::tokenizer::WhisperTokenizer;
 
 /// A fuzz target's entry point.
@@ -22,6 +24,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("ct2_model_bin", ct2_model_bin),
     ("hf_safetensors", hf_safetensors),
     ("tokenizer_json", tokenizer_json),
+    ("gguf", gguf),
 ];
 
 /// Run target `name` on `data`; `false` if there is no such target.
@@ -111,4 +114,25 @@ pub fn tokenizer_json(data: &[u8]) {
         let _ = tokenizer.decode(&[sp.eot, sp.sot, sp.timestamp_begin, u32::MAX]);
         let _ = tokenizer.id_to_token(u32::MAX);
     }
+}
+
+/// Any bytes as a GGUF language model: the container, the tokenizer (which
+/// must then encode and decode) and the whole model (config checks, every
+/// tensor read) with a small KV cache.
+pub fn gguf(data: &[u8]) {
+    let Ok(file) = GgufFile::parse(std::sync::Arc::new(data.to_vec()), "fuzz.gguf") else {
+        return;
+    };
+    if let Ok(tokenizer) = LlmTokenizer::from_gguf(&file) {
+        if let Ok(ids) = tokenizer.encode("And so, my fellow Americans: ask not", true) {
+            let _ = tokenizer.decode(&ids, false);
+            let _ = tokenizer.decode(&ids, true);
+        }
+        let _ = tokenizer.decode(&[u32::MAX, 0], false);
+    }
+    let options = LoadOptions {
+        context: Some(8),
+        ..LoadOptions::default()
+    };
+    let _ = LlmModel::from_gguf(&file, options);
 }

@@ -75,4 +75,13 @@ fn seeds_run_and_the_model_seeds_load() {
     std::fs::write(&tok, seed("tokenizer_json", "whisper_cut.json")).unwrap();
     let t = emily_models::tokenizer::WhisperTokenizer::from_file(&tok).unwrap();
     assert!(!t.encode(" the").unwrap().is_empty());
+    for f in ["tiny_qwen3.gguf", "tiny_gemma3.gguf"] {
+        let file =
+            emily_models::gguf::GgufFile::parse(std::sync::Arc::new(seed("gguf", f)), f).unwrap();
+        let options = emily_models::llm::LoadOptions {
+            context: Some(8),
+            ..Default::default()
+        };
+        emily_models::llm::LlmModel::from_gguf(&file, options).unwrap();
+    }
 }

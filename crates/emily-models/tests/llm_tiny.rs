@@ -348,3 +348,27 @@ fn quantized_copies_load_and_stay_close_to_the_f32_model() {
     );
     assert!(QuantType::from_name("q5_k").is_none());
 }
+
+/// The GGUF fuzzer's seeds (`fuzz/seeds/gguf/`) are these tiny models, so the
+/// fuzzer starts from files that load completely; `EMILY_WRITE_SEEDS=1`
+/// rewrites them after a change to the writer or the tiny models.
+#[test]
+fn gguf_fuzz_seeds_are_the_tiny_models() {
+    let dir = common::workspace_root().join("fuzz/seeds/gguf");
+    let (tokens, _, _) = common::tiny_llm::vocab();
+    for t in [Tiny::qwen3(), Tiny::gemma3()] {
+        let bytes = gguf(&t, &weights(&t, tokens.len(), 11), true);
+        let path = dir.join(format!("tiny_{}.gguf", t.arch));
+        if std::env::var_os("EMILY_WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let seed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            seed == bytes,
+            "{} differs from the tiny {} model: run EMILY_WRITE_SEEDS=1 cargo test --release -p emily-models --test llm_tiny gguf_fuzz_seeds",
+            path.display(),
+            t.arch
+        );
+    }
+}
