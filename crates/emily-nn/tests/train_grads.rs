@@ -1,10 +1,11 @@
-//! Whole-model gradients: a Llama block (GQA, RoPE, causal attention)
-//! against finite differences, fused forward vs composed forward, bf16
+//! Whole-model gradients: a Llama block (GQA, RoPE, causal attention) and a
+//! Whisper encoder block (LayerNorm, biased attention, GELU MLP) against
+//! finite differences, fused forward vs composed forward, bf16
 //! mixed precision vs f32, and dropout drawn by the graph.
 
 mod common;
 
-use common::blocks::{llama_layer, llama_layer_in, Dims};
+use common::blocks::{llama_layer, llama_layer_in, whisper_encoder_layer_in, Dims};
 use emily::{DType, Tensor};
 use emily_nn::train::{Precision, StepOutput};
 use emily_nn::{fast_kernels, Mode, Model, ParamStore};
@@ -17,12 +18,14 @@ const D: Dims = Dims {
 };
 const OUT: &str = "model.layers.0.mlp_residual";
 
-/// `sum(out · c)`: every output element matters.
-fn weighted_sum(
+/// `sum(out[name] · c)`: every output element matters.
+#[allow(clippy::too_many_arguments)]
+fn weighted_sum_of(
     model: &Model,
     params: &ParamStore,
     x: &Tensor,
     c: &Tensor,
+    name: &'static str,
     p: Precision,
 ) -> StepOutput {
     let c = c.clone();
@@ -31,7 +34,7 @@ fn weighted_sum(
         .unwrap()
         .train_step(
             move |out, _| {
-                let y = &out[OUT];
+                let y = &out[name];
                 y.mul(&c.cast(y.dtype())?)?.sum(&[], false)
             },
             p,
@@ -40,19 +43,31 @@ fn weighted_sum(
     step.run(params, &[("hidden_states", x)], &[], 1.0).unwrap()
 }
 
-#[test]
-fn llama_block_gradient_matches_finite_differences() {
-    let model = llama_layer_in(D, None, 16, DType::F64).unwrap();
-    let params = ParamStore::random(&model, 3, DType::F64).unwrap();
-    let x = Tensor::randn(&[2, 5, 16], 0.0, 1.0, 4, DType::F64).unwrap();
-    let c = Tensor::randn(&[2, 5, 16], 0.0, 1.0, 5, DType::F64).unwrap();
-    let out = weighted_sum(&model, &params, &x, &c, Precision::Full);
+/// [`weighted_sum_of`] the Llama block's output.
+fn weighted_sum(
+    model: &Model,
+    params: &ParamStore,
+    x: &Tensor,
+    c: &Tensor,
+    p: Precision,
+) -> StepOutput {
+    weighted_sum_of(model, params, x, c, OUT, p)
+}
+
+/// Checks the analytic gradient of `sum(out[name] · c)` against central
+/// finite differences (float64) at three coordinates of every parameter;
+/// returns how many coordinates were checked.
+fn check_finite_differences(model: &Model, name: &'static str, seed: u64, hidden: usize) -> usize {
+    let params = ParamStore::random(model, seed, DType::F64).unwrap();
+    let x = Tensor::randn(&[2, 5, hidden], 0.0, 1.0, seed + 1, DType::F64).unwrap();
+    let c = Tensor::randn(&[2, 5, hidden], 0.0, 1.0, seed + 2, DType::F64).unwrap();
+    let out = weighted_sum_of(model, &params, &x, &c, name, Precision::Full);
     let forward = model.build(&params, Mode::Train).unwrap();
     let objective = |p: &ParamStore| -> f64 {
         let y = forward
             .call_with_params(p, &[("hidden_states", &x)])
             .unwrap();
-        y[OUT]
+        y[name]
             .mul(&c)
             .unwrap()
             .sum(&[], false)
@@ -62,15 +77,9 @@ fn llama_block_gradient_matches_finite_differences() {
     };
     let h = 1e-6;
     let mut checked = 0;
-    for key in [
-        "model.layers.0.input_layernorm.weight",
-        "model.layers.0.self_attn.q_proj.weight",
-        "model.layers.0.self_attn.k_proj.weight",
-        "model.layers.0.self_attn.v_proj.weight",
-        "model.layers.0.self_attn.o_proj.weight",
-        "model.layers.0.mlp.gate_proj.weight",
-        "model.layers.0.mlp.down_proj.weight",
-    ] {
+    let mut keys: Vec<String> = out.grads.iter().map(|(k, _)| k.to_string()).collect();
+    keys.sort();
+    for key in &keys {
         let base = params.get(key).unwrap().to_vec::<f64>().unwrap();
         let got = out.grads.get(key).unwrap().to_vec::<f64>().unwrap();
         for i in [0, base.len() / 3, base.len() - 1] {
@@ -93,7 +102,24 @@ fn llama_block_gradient_matches_finite_differences() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 21);
+    checked
+}
+
+#[test]
+fn llama_block_gradient_matches_finite_differences() {
+    let model = llama_layer_in(D, None, 16, DType::F64).unwrap();
+    // Two norms, four attention projections, three MLP projections.
+    assert_eq!(check_finite_differences(&model, OUT, 3, D.hidden), 9 * 3);
+}
+
+#[test]
+fn whisper_encoder_block_gradient_matches_finite_differences() {
+    let model = whisper_encoder_layer_in(D, DType::F64).unwrap();
+    // Two LayerNorms (weight, bias), q/v/o with biases and k without, fc1/fc2 with biases.
+    assert_eq!(
+        check_finite_differences(&model, "encoder.layers.0.residual2", 21, D.hidden),
+        15 * 3
+    );
 }
 
 fn max_rel(a: &Tensor, b: &Tensor) -> f32 {

@@ -247,9 +247,15 @@ pub fn llama_layer_mha(
 /// without bias), residual, LayerNorm, GELU MLP, residual. Input
 /// `hidden_states`; output `encoder.layers.0.residual2`.
 pub fn whisper_encoder_layer(d: Dims) -> emily_nn::Result<Model> {
+    whisper_encoder_layer_in(d, DType::F32)
+}
+
+/// [`whisper_encoder_layer`] taking `hidden_states` of `dtype` (f64 for
+/// gradient checks).
+pub fn whisper_encoder_layer_in(d: Dims, dtype: DType) -> emily_nn::Result<Model> {
     let p = "encoder.layers.0";
     let mut b = ModelBuilder::new();
-    let x = b.input("hidden_states", &[None, None, Some(d.hidden)], DType::F32)?;
+    let x = b.input("hidden_states", &[None, None, Some(d.hidden)], dtype)?;
     let h = b.layer_norm(
         &format!("{p}.self_attn_layer_norm"),
         &x,
