@@ -3,7 +3,9 @@
 #
 #   1. the official OpenAI Python client (`pip install openai` into a venv
 #      under target/serve-clients/venv) transcribes the JFK clip through
-#      client.audio.transcriptions.create, in json, text and srt;
+#      client.audio.transcriptions.create, in json, text and srt, and streams
+#      a chat completion from SmolLM2 (the `openai_python_client` test in
+#      `cargo test` runs the same script);
 #   2. the web page in headless Chromium (Debian's chromium, driven by
 #      playwright-core from the npm registry) with a fake microphone that plays
 #      samples/jfk.wav: the live mode shows the JFK sentence; a screenshot is
@@ -21,7 +23,8 @@ emily="$root/target/release/emily"
 [ -x "$emily" ] || cargo build --release -p emily-cli --bin emily
 
 log="$work/server.log"
-"$emily" serve --port 0 --api-key client-test-key >"$log" 2>&1 &
+llm="$root/models/llm/SmolLM2-135M-Instruct.Q4_1.gguf"
+"$emily" serve --port 0 --api-key client-test-key --llm "$llm" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 url=""
@@ -40,7 +43,7 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check openai
-EMILY_URL="$url" "$venv/bin/python" crates/emily-serve/tests/clients/openai_client.py
+EMILY_URL="$url" EMILY_LLM_ID="$(basename "$llm" .gguf)" "$venv/bin/python" crates/emily-serve/tests/clients/openai_client.py
 
 # 2. The web page in headless Chromium.
 if ! command -v chromium >/dev/null 2>&1; then

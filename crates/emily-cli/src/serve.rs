@@ -15,6 +15,12 @@ pub struct Args {
     /// Whisper model directory (default: the tiny.en model `make demo` fetches).
     #[arg(long)]
     whisper: Option<PathBuf>,
+    /// GGUF language model for /v1/chat/completions and /v1/completions.
+    #[arg(long)]
+    llm: Option<PathBuf>,
+    /// KV-cache positions per generation (prompt plus reply).
+    #[arg(long, default_value_t = 2048)]
+    llm_context: usize,
     /// Address to listen on (loopback unless told otherwise).
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
@@ -47,6 +53,8 @@ pub struct Args {
 /// Runs the server until Ctrl-C or SIGTERM, then drains.
 pub fn run(a: Args) -> Result<()> {
     let mut config = ServeConfig::new(a.whisper.unwrap_or_else(crate::default_model_dir));
+    config.llm = a.llm;
+    config.llm_context = a.llm_context;
     config.host = a.host;
     config.port = a.port;
     config.workers = a.workers;

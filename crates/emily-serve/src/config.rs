@@ -12,6 +12,10 @@ use emily::Kernels;
 pub struct ServeConfig {
     /// Whisper model directory (CTranslate2 or Hugging Face layout).
     pub whisper: PathBuf,
+    /// GGUF language model for the chat and completion routes, if any.
+    pub llm: Option<PathBuf>,
+    /// KV-cache positions per generation (prompt plus reply).
+    pub llm_context: usize,
     /// Which kernels the Whisper graphs use.
     pub kernels: Kernels,
     /// Address to bind (loopback unless told otherwise).
@@ -38,6 +42,8 @@ impl ServeConfig {
     pub fn new(whisper: PathBuf) -> ServeConfig {
         ServeConfig {
             whisper,
+            llm: None,
+            llm_context: 2048,
             kernels: Kernels::Fused,
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8080,
@@ -63,6 +69,23 @@ impl ServeConfig {
             .unwrap_or_else(|| "whisper".into())
     }
 
+    /// The served language model's id (its file name without `.gguf`).
+    pub fn llm_id(&self) -> Option<String> {
+        let p = self.llm.as_ref()?;
+        Some(
+            p.file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "llm".into()),
+        )
+    }
+
+    /// The ids of every served model.
+    pub fn model_ids(&self) -> Vec<String> {
+        std::iter::once(self.whisper_id())
+            .chain(self.llm_id())
+            .collect()
+    }
+
     /// Checks the numbers; a clear message names the bad setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.workers == 0 || self.workers > 64 {
@@ -78,6 +101,12 @@ impl ServeConfig {
             return Err(format!(
                 "--max-body-mb gives {} bytes; at least 1 KiB is needed",
                 self.max_body_bytes
+            ));
+        }
+        if self.llm_context < 16 {
+            return Err(format!(
+                "--llm-context must be at least 16, got {}",
+                self.llm_context
             ));
         }
         if self.timeout.is_zero() {

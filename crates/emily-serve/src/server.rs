@@ -4,12 +4,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use emily::Kernels;
+use emily_models::llm::{LlmError, LlmModel, LoadOptions};
 use emily_models::whisper::{Whisper, WhisperError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ServeConfig;
-use crate::engine::Engine;
+use crate::engine::{Engine, LlmEngine};
 use crate::state::AppState;
 
 /// Why the server could not start or stopped with an error.
@@ -25,6 +27,14 @@ pub enum ServeError {
         addr: SocketAddr,
         /// The error.
         source: std::io::Error,
+    },
+    /// Loading the language model.
+    #[error("loading {path}: {source}")]
+    LoadLlm {
+        /// The GGUF file.
+        path: String,
+        /// The error.
+        source: Box<LlmError>,
     },
     /// Loading the model.
     #[error("loading {path}: {source}")]
@@ -86,25 +96,8 @@ impl Server {
         let loader = {
             let state = state.clone();
             tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
-                let c = state.config();
-                let loaded =
-                    Whisper::load(&c.whisper, c.kernels).map_err(|source| ServeError::Load {
-                        path: c.whisper.display().to_string(),
-                        source: Box::new(source),
-                    });
-                match loaded {
-                    Ok(w) => {
-                        let engine = Engine::start(
-                            Arc::new(w),
-                            c.workers,
-                            c.queue,
-                            c.max_batch,
-                            state.metrics().clone(),
-                        );
-                        state.set_engine(engine);
-                        tracing::info!("model {} loaded; ready", c.whisper.display());
-                        Ok(())
-                    }
+                match load_models(&state) {
+                    Ok(()) => Ok(()),
                     Err(e) => {
                         state.set_load_error(e.to_string());
                         let _ = failed_tx.send(true);
@@ -133,6 +126,9 @@ impl Server {
                 if let Some(e) = state.engine() {
                     e.shutdown()
                 }
+                if let Some(e) = state.llm() {
+                    e.shutdown()
+                }
             })
             .await;
             let _ = engine;
@@ -143,6 +139,46 @@ impl Server {
             source,
         })
     }
+}
+
+/// Loads the language model (if any), then Whisper, and starts their
+/// workers; the server is ready once Whisper's engine is installed.
+fn load_models(state: &AppState) -> Result<(), ServeError> {
+    let c = state.config();
+    if let Some(path) = &c.llm {
+        let opts = LoadOptions {
+            context: Some(c.llm_context),
+            fast_kernels: matches!(c.kernels, Kernels::Fused),
+        };
+        let model = LlmModel::load(path, opts).map_err(|source| ServeError::LoadLlm {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })?;
+        let id = c.llm_id().unwrap_or_default();
+        let llm = LlmEngine::start(
+            Arc::new(model),
+            id,
+            c.workers,
+            c.queue,
+            state.metrics().clone(),
+        );
+        state.set_llm(llm);
+        tracing::info!("language model {} loaded", path.display());
+    }
+    let w = Whisper::load(&c.whisper, c.kernels).map_err(|source| ServeError::Load {
+        path: c.whisper.display().to_string(),
+        source: Box::new(source),
+    })?;
+    let engine = Engine::start(
+        Arc::new(w),
+        c.workers,
+        c.queue,
+        c.max_batch,
+        state.metrics().clone(),
+    );
+    state.set_engine(engine);
+    tracing::info!("model {} loaded; ready", c.whisper.display());
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::config::ServeConfig;
-use crate::engine::Engine;
+use crate::engine::{Engine, LlmEngine};
 use crate::metrics::Metrics;
 
 /// The shared server state (cheap to clone).
@@ -17,6 +17,7 @@ struct Inner {
     config: ServeConfig,
     metrics: Arc<Metrics>,
     engine: OnceLock<Engine>,
+    llm: OnceLock<LlmEngine>,
     load_error: OnceLock<String>,
 }
 
@@ -28,6 +29,7 @@ impl AppState {
                 config,
                 metrics: Arc::new(Metrics::new()),
                 engine: OnceLock::new(),
+                llm: OnceLock::new(),
                 load_error: OnceLock::new(),
             }),
         }
@@ -48,7 +50,20 @@ impl AppState {
         self.inner.engine.get()
     }
 
-    /// Installs the engine (the server becomes ready).
+    /// The language-model engine, once loaded (`None` without `--llm`).
+    pub fn llm(&self) -> Option<&LlmEngine> {
+        self.inner.llm.get()
+    }
+
+    /// Installs the language-model engine (before [`AppState::set_engine`]).
+    pub fn set_llm(&self, llm: LlmEngine) {
+        if self.inner.llm.set(llm).is_err() {
+            tracing::error!("the LLM engine was installed twice");
+        }
+    }
+
+    /// Installs the engine (the server becomes ready: any language model is
+    /// installed first).
     pub fn set_engine(&self, engine: Engine) {
         if self.inner.engine.set(engine).is_err() {
             tracing::error!("the engine was installed twice");

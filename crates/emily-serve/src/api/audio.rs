@@ -13,7 +13,7 @@ use emily_models::whisper::{TranscribeOptions, Transcript, WhisperError};
 
 use super::error::ApiError;
 use super::form::{AudioForm, ResponseFormat};
-use crate::engine::{PushError, TranscriptionJob};
+use crate::engine::TranscriptionJob;
 use crate::state::AppState;
 
 /// `POST /v1/audio/transcriptions`.
@@ -76,20 +76,9 @@ pub async fn run_job(
     let engine = state.engine().ok_or_else(not_ready)?;
     let (job, rx, cancel) = TranscriptionJob::new(samples, opts);
     let mut guard = CancelOnDrop(Some(cancel));
-    engine.submit(job).map_err(|e| match e {
-        PushError::Full(_) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "the server is busy ({} requests waiting); retry later",
-                engine.queue_depth()
-            ),
-        )
-        .retry_after(1),
-        PushError::Closed(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is shutting down",
-        ),
-    })?;
+    engine
+        .submit(job)
+        .map_err(|e| ApiError::refused(&e, engine.queue_depth()))?;
     let left = state.config().timeout.saturating_sub(started.elapsed());
     let result = match tokio::time::timeout(left, rx).await {
         Err(_) => {

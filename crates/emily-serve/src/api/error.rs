@@ -5,6 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::engine::PushError;
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -41,6 +43,22 @@ impl ApiError {
     pub fn retry_after(mut self, seconds: u64) -> ApiError {
         self.retry_after = Some(seconds);
         self
+    }
+
+    /// A job the queue refused: 429 with `Retry-After` when `depth` jobs
+    /// wait, 503 while shutting down.
+    pub fn refused<T>(e: &PushError<T>, depth: usize) -> ApiError {
+        match e {
+            PushError::Full(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("the server is busy ({depth} requests waiting); retry later"),
+            )
+            .retry_after(1),
+            PushError::Closed(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+            ),
+        }
     }
 
     fn kind(&self) -> &'static str {

@@ -11,12 +11,14 @@ use crate::state::AppState;
 pub async fn models(State(state): State<AppState>) -> Response {
     let mut data = Vec::new();
     if state.engine().is_some() {
-        data.push(serde_json::json!({
-            "id": state.config().whisper_id(),
-            "object": "model",
-            "created": 0,
-            "owned_by": "emily",
-        }));
+        for id in state.config().model_ids() {
+            data.push(serde_json::json!({
+                "id": id,
+                "object": "model",
+                "created": 0,
+                "owned_by": "emily",
+            }));
+        }
     }
     Json(serde_json::json!({ "object": "list", "data": data })).into_response()
 }
@@ -33,7 +35,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     match state.engine() {
         Some(engine) => Json(serde_json::json!({
             "status": "ok",
-            "models": [state.config().whisper_id()],
+            "models": state.config().model_ids(),
             "queue_depth": engine.queue_depth(),
         }))
         .into_response(),

@@ -1,10 +1,12 @@
 //! The HTTP routes and the router that joins them.
 
 pub mod audio;
+pub mod chat;
 pub mod error;
 pub mod form;
 mod info;
 pub mod live;
+pub mod openai;
 
 use std::time::Instant;
 
@@ -29,6 +31,8 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/audio/transcriptions", post(audio::transcriptions))
         .route("/v1/audio/translations", post(audio::translations))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(chat::completions))
         .route("/v1/models", get(info::models))
         .route("/v1/audio/live", get(live::live))
         .route_layer(middleware::from_fn_with_state(

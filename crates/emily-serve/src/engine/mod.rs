@@ -3,18 +3,21 @@
 //! owns its per-request state (features, decoder caches); the weights and
 //! compiled plans are shared.
 
+mod llm;
+mod pool;
 mod queue;
 mod worker;
 
+pub use llm::{GenerationJob, LlmEngine, LlmEvent, Prompt};
 pub use queue::{JobQueue, PushError};
 
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
 use emily_models::whisper::{CancelFlag, TranscribeOptions, Transcript, Whisper, WhisperError};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
+use pool::WorkerPool;
 
 /// One transcription request, queued for a worker.
 pub struct TranscriptionJob {
@@ -59,8 +62,7 @@ impl TranscriptionJob {
 /// The running workers and their queue.
 pub struct Engine {
     whisper: Arc<Whisper>,
-    queue: Arc<JobQueue<TranscriptionJob>>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    pool: WorkerPool<TranscriptionJob>,
     metrics: Arc<Metrics>,
 }
 
@@ -74,26 +76,20 @@ impl Engine {
         max_batch: usize,
         metrics: Arc<Metrics>,
     ) -> Engine {
-        let queue = Arc::new(JobQueue::new(queue));
-        let workers = (0..workers)
-            .map(|i| {
-                let ctx = worker::WorkerContext {
+        let pool = {
+            let (whisper, metrics) = (whisper.clone(), metrics.clone());
+            WorkerPool::start("emily-worker", workers, queue, move |queue| {
+                worker::run(worker::WorkerContext {
                     whisper: whisper.clone(),
-                    queue: queue.clone(),
+                    queue,
                     metrics: metrics.clone(),
                     max_batch,
-                };
-                std::thread::Builder::new()
-                    .name(format!("emily-worker-{i}"))
-                    .spawn(move || worker::run(ctx))
-                    .unwrap_or_else(|e| panic!("cannot start a worker thread: {e}"))
+                })
             })
-            .collect();
-        let workers = Mutex::new(workers);
+        };
         Engine {
             whisper,
-            queue,
-            workers,
+            pool,
             metrics,
         }
     }
@@ -105,31 +101,19 @@ impl Engine {
 
     /// Queues a job; a full or closed queue hands it back.
     pub fn submit(&self, job: TranscriptionJob) -> Result<(), PushError<TranscriptionJob>> {
-        self.queue.push(job)?;
-        self.metrics.queue_depth.set(self.queue.len() as i64);
+        self.pool.queue().push(job)?;
+        self.metrics.queue_depth.set(self.pool.queue().len() as i64);
         Ok(())
     }
 
     /// Jobs waiting for a worker.
     pub fn queue_depth(&self) -> usize {
-        self.queue.len()
+        self.pool.queue().len()
     }
 
     /// Refuses new jobs, lets the workers finish every accepted one, and
     /// waits for them.
     pub fn shutdown(&self) {
-        self.queue.close();
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
-        for w in workers {
-            if w.join().is_err() {
-                tracing::error!("a worker thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.queue.close();
+        self.pool.shutdown();
     }
 }

@@ -17,6 +17,16 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The question the chat tests ask.
+pub const QUESTION: &str = "What is the capital of France?";
+
+/// The fetched SmolLM2 GGUF file.
+pub fn llm_path() -> PathBuf {
+    let p = root().join("models/llm/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.is_file(), "run `make models` first");
+    p
+}
+
 /// The fetched tiny.en model directory.
 pub fn model_dir() -> PathBuf {
     let d = root().join("models/whisper-tiny.en");
