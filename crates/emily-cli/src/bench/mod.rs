@@ -7,6 +7,7 @@ mod floor;
 mod kernels;
 pub mod llm;
 mod quant;
+mod serve;
 mod timer;
 mod train;
 pub mod whisper;
@@ -29,6 +30,9 @@ pub enum Suite {
     Train,
     /// LLM prefill and decode tok/s at 1 and 2 threads, base vs fast graphs, and llama.cpp.
     Llm,
+    /// `emily serve` under 1, 2, 4, 8 concurrent clients (req/s, latency
+    /// percentiles, vs in process), then 10x overload (EMILY_BENCH_SERVE_OVERLOAD_S).
+    Serve,
     /// Everything.
     All,
 }
@@ -51,6 +55,7 @@ pub fn run(suite: Suite) -> Result<()> {
         ),
         Suite::Train => train::run(),
         Suite::Llm => llm::run(3),
+        Suite::Serve => serve::run(),
         Suite::All => {
             core::run()?;
             kernels::run()?;

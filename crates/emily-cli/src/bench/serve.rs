@@ -1,0 +1,330 @@
+//! `emily bench serve`: `emily serve` (a child process on a loopback port)
+//! under C = 1, 2, 4, 8 concurrent clients each sending the JFK clip in a
+//! closed loop: requests/s, audio seconds/s, p50/p95/p99 latency and the
+//! ratio to one client, next to the same transcription in process (what
+//! `emily transcribe` does); then 10× overload: no crash, RSS bounded, every
+//! accepted request answered with the right text, the rest 429.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use emily::Kernels;
+use emily_models::whisper::{TranscribeOptions, Whisper};
+use tokio::task::JoinSet;
+
+/// Requests each client sends per concurrency level.
+const PER_CLIENT: usize = 3;
+/// Concurrency levels.
+const LEVELS: [usize; 4] = [1, 2, 4, 8];
+/// The overload run: queue size, clients per queue slot, default seconds.
+const OVERLOAD_QUEUE: usize = 4;
+const OVERLOAD_FACTOR: usize = 10;
+const OVERLOAD_SECONDS: u64 = 30;
+
+/// A server child process.
+struct ServerChild {
+    child: Child,
+    url: String,
+    /// Kept open: the server prints a last line when it stops.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl ServerChild {
+    /// Starts `emily serve --port 0` and waits until `/health` is 200.
+    fn start(model: &Path, queue: usize, rt: &tokio::runtime::Runtime) -> Result<ServerChild> {
+        let exe = std::env::current_exe().context("locating the emily binary")?;
+        let mut child = Command::new(exe)
+            .arg("serve")
+            .arg("--whisper")
+            .arg(model)
+            .args(["--port", "0", "--queue", &queue.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting emily serve")?;
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let mut line = String::new();
+        let mut stdout = BufReader::new(stdout);
+        stdout
+            .read_line(&mut line)
+            .context("reading the server's address")?;
+        let Some(url) = line.trim().strip_prefix("emily serve: listening on ") else {
+            let _ = child.kill();
+            bail!("emily serve did not start: {line:?}");
+        };
+        let server = ServerChild {
+            child,
+            url: url.to_string(),
+            _stdout: stdout,
+        };
+        let health = format!("{}/health", server.url);
+        let t0 = Instant::now();
+        loop {
+            let ok = rt.block_on(async {
+                reqwest::get(&health)
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            });
+            if ok {
+                return Ok(server);
+            }
+            ensure!(
+                t0.elapsed() < Duration::from_secs(120),
+                "the server never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A `/proc/PID/status` field in MB (`VmRSS`, `VmHWM`).
+    fn memory_mb(&self, field: &str) -> f64 {
+        let path = format!("/proc/{}/status", self.child.id());
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// SIGTERM (graceful drain), then waits; true if it exited cleanly.
+    fn stop(mut self) -> Result<bool> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        Ok(self.child.wait()?.success())
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One request's outcome.
+struct Outcome {
+    status: u16,
+    seconds: f64,
+    text: Option<String>,
+}
+
+/// Posts the clip to the transcription route.
+async fn transcribe(client: &reqwest::Client, url: &str, wav: &[u8]) -> Result<Outcome> {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(wav.to_vec()).file_name("jfk.wav"),
+        )
+        .text("model", "whisper-1");
+    let t0 = Instant::now();
+    let r = client
+        .post(format!("{url}/v1/audio/transcriptions"))
+        .multipart(form)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await?;
+    Ok(Outcome {
+        status,
+        seconds: t0.elapsed().as_secs_f64(),
+        text: body["text"].as_str().map(str::to_string),
+    })
+}
+
+/// The `q` quantile of sorted `v`.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+/// `clients` clients, each sending `per_client` requests back to back;
+/// returns the latencies (sorted) and the wall time.
+async fn closed_loop(
+    url: &str,
+    wav: Arc<Vec<u8>>,
+    clients: usize,
+    per_client: usize,
+    expected: &str,
+) -> Result<(Vec<f64>, f64)> {
+    let client = reqwest::Client::new();
+    let t0 = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..clients {
+        let (client, url, wav) = (client.clone(), url.to_string(), wav.clone());
+        set.spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..per_client {
+                out.push(transcribe(&client, &url, &wav).await?);
+            }
+            anyhow::Ok(out)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(r) = set.join_next().await {
+        for o in r?? {
+            ensure!(o.status == 200, "status {}", o.status);
+            ensure!(
+                o.text.as_deref() == Some(expected),
+                "wrong text: {:?}",
+                o.text
+            );
+            latencies.push(o.seconds);
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Ok((latencies, wall))
+}
+
+/// The same transcription in this process: median of 5 after a warm-up, in
+/// ms, and its text.
+fn in_process(model: &Path, audio: &Path) -> Result<(f64, String)> {
+    let w = Whisper::load(model, Kernels::Fused)?;
+    let samples = emily_models::audio::load_audio(audio)?;
+    let opts = TranscribeOptions::default();
+    let text = w.transcribe(&samples, &opts)?.text.trim().to_string();
+    let mut ms: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            w.transcribe(&samples, &opts)
+                .map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_, _>>()?;
+    ms.sort_by(f64::total_cmp);
+    Ok((ms[ms.len() / 2], text))
+}
+
+/// Runs the benchmark on the default model and `samples/jfk.wav`.
+pub fn run() -> Result<()> {
+    let model: PathBuf = crate::default_model_dir();
+    let audio = Path::new("samples/jfk.wav");
+    let wav = Arc::new(std::fs::read(audio).with_context(|| audio.display().to_string())?);
+    let audio_s = emily_models::audio::load_audio(audio)?.len() as f64 / 16_000.0;
+    let (cli_ms, expected) = in_process(&model, audio)?;
+    println!(
+        "serve: {} on {} ({audio_s:.1} s); in process (as `emily transcribe`): median {cli_ms:.0} ms",
+        model.display(),
+        audio.display()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let server = ServerChild::start(&model, 64, &rt)?;
+    rt.block_on(closed_loop(&server.url, wav.clone(), 1, 2, &expected))?;
+    println!(
+        "{:>3} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10}",
+        "C", "reqs", "req/s", "audio s/s", "p50 ms", "p95 ms", "p99 ms", "vs C=1", "p99/in-proc"
+    );
+    let mut base = None;
+    for c in LEVELS {
+        let (lat, wall) = rt.block_on(closed_loop(
+            &server.url,
+            wav.clone(),
+            c,
+            PER_CLIENT,
+            &expected,
+        ))?;
+        let rps = lat.len() as f64 / wall;
+        let base_rps = *base.get_or_insert(rps);
+        let p99 = quantile(&lat, 0.99) * 1e3;
+        println!(
+            "{c:>3} {:>5} {rps:>8.2} {:>9.1} {:>8.0} {:>8.0} {p99:>8.0} {:>9.2}x {:>10.2}",
+            lat.len(),
+            rps * audio_s,
+            quantile(&lat, 0.5) * 1e3,
+            quantile(&lat, 0.95) * 1e3,
+            rps / base_rps,
+            p99 / cli_ms
+        );
+    }
+    println!("server peak RSS {:.0} MB", server.memory_mb("VmHWM:"));
+    ensure!(server.stop()?, "the server did not exit cleanly on SIGTERM");
+    overload(&model, &rt, wav, &expected)
+}
+
+/// 10× more clients than the queue holds for `EMILY_BENCH_SERVE_OVERLOAD_S`
+/// seconds (default 30), each retrying 100 ms after a 429.
+fn overload(
+    model: &Path,
+    rt: &tokio::runtime::Runtime,
+    wav: Arc<Vec<u8>>,
+    expected: &str,
+) -> Result<()> {
+    let seconds = std::env::var("EMILY_BENCH_SERVE_OVERLOAD_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(OVERLOAD_SECONDS);
+    let clients = OVERLOAD_QUEUE * OVERLOAD_FACTOR;
+    let server = ServerChild::start(model, OVERLOAD_QUEUE, rt)?;
+    let start_rss = server.memory_mb("VmRSS:");
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let (ok, busy, other, wrong, max_rss) = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut set = JoinSet::new();
+        for _ in 0..clients {
+            let (client, url, wav) = (client.clone(), server.url.clone(), wav.clone());
+            set.spawn(async move {
+                let mut out = Vec::new();
+                while Instant::now() < until {
+                    match transcribe(&client, &url, &wav).await {
+                        Ok(o) => {
+                            let busy = o.status == 429;
+                            out.push((o.status, o.text));
+                            if busy {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                        Err(e) => out.push((0, Some(e.to_string()))),
+                    }
+                }
+                out
+            });
+        }
+        let mut max_rss: f64 = start_rss;
+        let (mut ok, mut busy, mut other, mut wrong) = (0, 0, 0, 0);
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                r = set.join_next() => match r {
+                    None => break,
+                    Some(r) => for (status, text) in r.unwrap_or_default() {
+                        match status {
+                            200 if text.as_deref() == Some(expected) => ok += 1,
+                            200 => wrong += 1,
+                            429 => busy += 1,
+                            _ => other += 1,
+                        }
+                    },
+                },
+                _ = ticker.tick() => max_rss = max_rss.max(server.memory_mb("VmRSS:")),
+            }
+        }
+        (ok, busy, other, wrong, max_rss)
+    });
+    let alive = rt.block_on(async {
+        reqwest::get(format!("{}/health", server.url))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    });
+    println!(
+        "overload: {clients} clients, queue {OVERLOAD_QUEUE}, {seconds} s: {ok} answered with the right text, \
+         {busy} x 429, {wrong} wrong text, {other} other; RSS {start_rss:.0} MB at start, max {max_rss:.0} MB; \
+         healthy after: {alive}"
+    );
+    let clean = server.stop()?;
+    ensure!(
+        alive && clean && wrong == 0 && other == 0 && ok > 0,
+        "overload failed (healthy {alive}, clean exit {clean}, wrong {wrong}, other {other})"
+    );
+    Ok(())
+}
