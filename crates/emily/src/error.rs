@@ -51,6 +51,19 @@ pub enum Error {
         /// The device the offending input lives on.
         found: Device,
     },
+    /// A backend could not run: its driver or libraries are missing, the
+    /// device refused a call, or a kernel reported bad input (e.g. `CUDA
+    /// driver not found`, a kernel that failed to compile, an index out of
+    /// range found on the device).
+    #[error("[{op}] {device}: {msg}")]
+    Backend {
+        /// The op or call that failed.
+        op: &'static str,
+        /// The device whose backend failed.
+        device: Device,
+        /// What went wrong.
+        msg: String,
+    },
     /// A buffer could not be allocated (the system refused the memory).
     #[error("cannot allocate a buffer of {bytes} bytes")]
     OutOfMemory {

@@ -12,6 +12,8 @@
 //! [`BackendBuffer`]: crate::storage::BackendBuffer
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Error, Result};
@@ -52,6 +54,10 @@ pub fn get(device: Device) -> &'static dyn Backend {
     match device {
         Device::Cpu => &cpu::CpuBackend,
         Device::Reference => &reference::ReferenceBackend,
+        #[cfg(feature = "cuda")]
+        Device::Cuda(n) => cuda::backend(n),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(n) => no_cuda(n),
     }
 }
 
@@ -65,5 +71,70 @@ pub(crate) fn check_inputs(op: &Op, device: Device, inputs: &[Array]) -> Result<
             found: a.device(),
         }),
         None => Ok(()),
+    }
+}
+
+/// The backend of `Device::Cuda(n)` in a build without the `cuda` feature:
+/// every use is an error saying how to get one.
+#[cfg(not(feature = "cuda"))]
+fn no_cuda(n: usize) -> &'static dyn Backend {
+    static NO_CUDA: std::sync::OnceLock<std::sync::Mutex<Vec<&'static NoCuda>>> =
+        std::sync::OnceLock::new();
+    let mut all = NO_CUDA
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = all.iter().find(|b| b.0 == n) {
+        return *b;
+    }
+    let b: &'static NoCuda = Box::leak(Box::new(NoCuda(n)));
+    all.push(b);
+    b
+}
+
+#[cfg(not(feature = "cuda"))]
+struct NoCuda(usize);
+
+#[cfg(not(feature = "cuda"))]
+impl NoCuda {
+    fn error(&self, op: &'static str) -> Error {
+        Error::Backend {
+            op,
+            device: Device::Cuda(self.0),
+            msg: "this build has no CUDA backend (build emily with feature `cuda`)".into(),
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+impl Backend for NoCuda {
+    fn device(&self) -> Device {
+        Device::Cuda(self.0)
+    }
+
+    fn upload(&self, _bytes: &[u8], _shape: &[usize], _dtype: DType) -> Result<Array> {
+        Err(self.error("upload"))
+    }
+
+    fn execute(
+        &self,
+        op: &Op,
+        _inputs: Vec<Array>,
+        _shape: &[usize],
+        _dtype: DType,
+    ) -> Result<Array> {
+        Err(self.error(op.name()))
+    }
+
+    fn supports_fast(
+        &self,
+        _op: &FastOp,
+        _inputs: &[(&[usize], DType)],
+    ) -> std::result::Result<(), String> {
+        Err(self.error("fast").to_string())
+    }
+
+    fn can_fuse(&self, _op: &Op, _inputs: &[DType], _output: DType) -> bool {
+        false
     }
 }

@@ -218,8 +218,8 @@ pub(super) fn decompose(
         MaskKind::Additive => scores = scores.add(&to_compute(&grouped(&inputs[3])?)?)?,
         MaskKind::Boolean => scores = Tensor::where_cond(&grouped(&inputs[3])?, &scores, &neg_inf)?,
         MaskKind::CausalBand { window } => {
-            let qi = Tensor::iota(&[tq, tk], 0, DType::I64)?.add(&inputs[3])?;
-            let kj = Tensor::iota(&[tq, tk], 1, DType::I64)?;
+            let qi = Tensor::iota_on(&[tq, tk], 0, DType::I64, scores.device())?.add(&inputs[3])?;
+            let kj = Tensor::iota_on(&[tq, tk], 1, DType::I64, scores.device())?;
             let mut keep = kj.le(&qi)?;
             if let Some(w) = window {
                 keep = keep.logical_and(&kj.gt(&qi.add_scalar(-(w as f64))?)?)?;

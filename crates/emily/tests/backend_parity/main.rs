@@ -5,6 +5,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod elementwise;
 mod fast;
 mod harness;
