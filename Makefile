@@ -8,6 +8,7 @@ demo: models
 # Every test, in release (the model tests need optimised code), with the real model.
 test: models
 	cargo test --release --workspace
+	bash scripts/gpu-nvrtc.sh
 
 models:
 	bash scripts/fetch-models.sh tiny.en

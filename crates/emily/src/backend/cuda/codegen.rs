@@ -26,18 +26,6 @@ pub(crate) enum Access {
     Strided,
 }
 
-/// Every dtype of the catalogue.
-pub(crate) const ALL_DTYPES: [DType; 8] = [
-    DType::F32,
-    DType::F64,
-    DType::F16,
-    DType::BF16,
-    DType::I32,
-    DType::I64,
-    DType::U8,
-    DType::Bool,
-];
-
 /// Most axes a strided access may have after collapsing.
 pub(crate) const MAX_RANK: usize = 8;
 
@@ -219,7 +207,7 @@ fn binary_name(op: BinaryOp) -> &'static str {
 pub(crate) fn representative_programs() -> Vec<(String, String)> {
     use crate::ops::FusedInput;
     let mut out = Vec::new();
-    for dtype in ALL_DTYPES {
+    for dtype in DType::ELEMENTS {
         let mut instrs = Vec::new();
         let mut reg = 0usize;
         let mut last = Operand::Input(0);
@@ -253,7 +241,7 @@ pub(crate) fn representative_programs() -> Vec<(String, String)> {
         });
         last = Operand::Reg(reg);
         reg += 1;
-        for to in ALL_DTYPES {
+        for to in DType::ELEMENTS {
             instrs.push(FusedInstr::Cast {
                 src: last,
                 dst: reg,

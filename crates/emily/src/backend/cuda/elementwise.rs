@@ -202,7 +202,7 @@ pub(crate) fn iota(gpu: &Arc<Gpu>, axis: usize, shape: &[usize], dtype: DType) -
 
 /// The fill and iota kernels of every dtype (for the NVRTC test).
 pub(crate) fn catalogue(push: &mut dyn FnMut(Kernel)) {
-    for d in super::codegen::ALL_DTYPES {
+    for d in DType::ELEMENTS {
         push(Kernel::new(
             &LAYOUT,
             "DEFINE_FILL",

@@ -165,6 +165,16 @@ impl Backend for CudaBackend {
         super::check_inputs(op, self.device(), &inputs)?;
         let gpu = self.gpu()?;
         let x = || &inputs[0];
+        let quantized = inputs.iter().map(|a| a.dtype()).chain([dtype]);
+        if let Some(q) = quantized.into_iter().find(|d| d.block_format().is_some()) {
+            if !matches!(op, Op::Reshape) {
+                return Err(Error::Backend {
+                    op: op.name(),
+                    device: self.device(),
+                    msg: format!("block-quantised {q} data is not supported by the CUDA backend"),
+                });
+            }
+        }
         if numel(shape) == 0
             && !matches!(
                 op,
@@ -195,6 +205,11 @@ impl Backend for CudaBackend {
                 shape,
                 dtype,
             ),
+            // Computed exactly in f32 (within the op's stated int8 error bound).
+            Op::MatmulInt8 { transpose_b } => {
+                let w = elementwise::convert(gpu, &inputs[1], DType::F32)?;
+                linalg::matmul(gpu, x(), &w, false, *transpose_b, shape, dtype)
+            }
             Op::Conv1d {
                 stride,
                 padding,

@@ -173,7 +173,7 @@ pub(crate) fn softmax(gpu: &Arc<Gpu>, x: &Array, axis: usize, dtype: DType) -> R
 /// same dtype, i64 for arg reductions), and every softmax.
 pub(crate) fn catalogue(push: &mut dyn FnMut(Kernel)) {
     use Reduction::*;
-    for t in super::codegen::ALL_DTYPES {
+    for t in DType::ELEMENTS {
         for op in [Sum, Max, Min, Prod, ArgMax, ArgMin, LogSumExp] {
             let o = if matches!(op, ArgMax | ArgMin) {
                 DType::I64

@@ -132,6 +132,9 @@ pub fn ctype(dtype: DType) -> &'static str {
         DType::I64 => "i64",
         DType::U8 => "u8",
         DType::Bool => "bool_t",
+        // Raw block bytes (the backend refuses ops on quantised data before
+        // any kernel is chosen).
+        DType::Quantized(_) => "u8",
     }
 }
 
