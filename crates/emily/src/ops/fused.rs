@@ -95,6 +95,24 @@ pub struct FusedProgram {
 }
 
 impl FusedProgram {
+    /// A one-instruction program over inputs of these shapes and dtypes (how
+    /// backends run an eager elementwise op through their fused engine).
+    pub fn single(instr: FusedInstr, inputs: &[crate::Array]) -> FusedProgram {
+        FusedProgram {
+            inputs: inputs
+                .iter()
+                .map(|a| FusedInput {
+                    shape: a.shape().to_vec(),
+                    dtype: a.dtype(),
+                })
+                .collect(),
+            instrs: vec![instr],
+            num_regs: 1,
+            output: Operand::Reg(0),
+            constants: Vec::new(),
+        }
+    }
+
     /// Number of original ops fused into this program.
     pub fn len(&self) -> usize {
         self.instrs.len()

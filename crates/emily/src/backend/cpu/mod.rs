@@ -18,36 +18,19 @@ mod reduce;
 use super::Backend;
 use crate::error::{invalid, Result};
 use crate::fast::FastOp;
-use crate::ops::{FusedInput, FusedInstr, FusedProgram, Op, Operand};
+use crate::ops::{FusedInstr, FusedProgram, Op, Operand};
 use crate::shape::numel;
 use crate::{Array, DType, Device};
 
 /// The CPU backend (stateless; the pool and caches are global).
 pub struct CpuBackend;
 
-/// A one-instruction program over `inputs` (how eager elementwise ops run).
-fn single(instr: FusedInstr, inputs: &[Array]) -> FusedProgram {
-    FusedProgram {
-        inputs: inputs
-            .iter()
-            .map(|a| FusedInput {
-                shape: a.shape().to_vec(),
-                dtype: a.dtype(),
-            })
-            .collect(),
-        instrs: vec![instr],
-        num_regs: 1,
-        output: Operand::Reg(0),
-        constants: Vec::new(),
-    }
-}
-
 /// `a` converted to `dtype` (shared, not copied, when it already is).
 pub(crate) fn convert(a: &Array, dtype: DType) -> Result<Array> {
     if a.dtype() == dtype {
         return Ok(a.clone());
     }
-    let prog = single(
+    let prog = FusedProgram::single(
         FusedInstr::Cast {
             src: Operand::Input(0),
             dst: 0,
@@ -93,7 +76,7 @@ impl Backend for CpuBackend {
             Op::Full { value } => creation::full(shape, *value, dtype),
             Op::Iota { axis } => creation::iota(shape, *axis, dtype),
             Op::Unary(u) => {
-                let p = single(
+                let p = FusedProgram::single(
                     FusedInstr::Unary {
                         op: *u,
                         src: Operand::Input(0),
@@ -105,7 +88,7 @@ impl Backend for CpuBackend {
                 fused::run(&p, inputs, shape, dtype)
             }
             Op::Binary(b) => {
-                let p = single(
+                let p = FusedProgram::single(
                     FusedInstr::Binary {
                         op: *b,
                         a: Operand::Input(0),
@@ -118,7 +101,7 @@ impl Backend for CpuBackend {
                 fused::run(&p, inputs, shape, dtype)
             }
             Op::Where => {
-                let p = single(
+                let p = FusedProgram::single(
                     FusedInstr::Where {
                         cond: Operand::Input(0),
                         a: Operand::Input(1),

@@ -9,7 +9,7 @@ use super::context::{arg, Gpu};
 use super::sources::{ctype, Kernel, LAYOUT};
 use super::{alloc, ptr};
 use crate::error::{invalid, Error, Result};
-use crate::ops::{FusedInput, FusedInstr, FusedProgram, Op, Operand};
+use crate::ops::{FusedInstr, FusedProgram, Op, Operand};
 use crate::shape::{broadcast_strides, collapse_dims, contiguous_strides, numel};
 use crate::{Array, DType};
 
@@ -51,19 +51,7 @@ pub(crate) fn eager(
         },
         _ => return Err(invalid(op.name(), "not an elementwise op")),
     };
-    let prog = FusedProgram {
-        inputs: inputs
-            .iter()
-            .map(|a| FusedInput {
-                shape: a.shape().to_vec(),
-                dtype: a.dtype(),
-            })
-            .collect(),
-        instrs: vec![instr],
-        num_regs: 1,
-        output: Operand::Reg(0),
-        constants: Vec::new(),
-    };
+    let prog = FusedProgram::single(instr, inputs);
     fused(gpu, &prog, inputs, shape, dtype)
 }
 

@@ -406,66 +406,44 @@ fn sdpa(
     let csize = if dtype == DType::F64 { 8 } else { 4 };
     let shared = ((16 * (d + 1) + 32 * (d + 1) + 32 * dv) * csize) as u32;
     let f = gpu.function("sdpa", &simt_kernel(dtype, dvpl))?;
-    if g * tq <= 16 {
-        // Decoding: the g heads x tq queries of a kv head in one block, keys split.
+    // Decoding (g heads x tq queries of a kv head fit one block): each key is
+    // read once per kv head and the keys are split across blocks, whose
+    // partial states `sdpa_combine` merges. Prefill: 16 queries a block.
+    let grouped = (g * tq <= 16) as i32;
+    let splits = if grouped == 1 {
         let per = (2 * gpu.sm_count as usize).div_ceil((b * hkv).max(1));
-        let splits = per.clamp(1, tk.div_ceil(64).max(1));
-        let p = sdpa_params(dims, window, ms, mask_kind, splits as i32, scale);
-        let slots = b * hkv * 16 * splits;
-        let (ws, wsp) = alloc(gpu, &[2 * slots + slots * dv], DType::F32)?;
-        let grouped = 1i32;
-        gpu.launch(
-            "sdpa",
-            &f,
-            (splits as u32, (b * hkv) as u32, 1),
-            512,
-            shared,
-            &mut [
-                arg(&o),
-                arg(&qp),
-                arg(&kp),
-                arg(&vp),
-                arg(&mp),
-                arg(&bp),
-                arg(&sp),
-                arg(&wsp),
-                p.as_ptr() as *mut _,
-                arg(&grouped),
-            ],
-        )?;
+        per.clamp(1, tk.div_ceil(64).max(1))
+    } else {
+        1
+    };
+    let p = sdpa_params(dims, window, ms, mask_kind, splits as i32, scale);
+    let slots = b * hkv * 16 * splits;
+    let ws = if grouped == 1 {
+        Some(alloc(gpu, &[2 * slots + slots * dv], DType::F32)?)
+    } else {
+        None
+    };
+    let wsp = ws.as_ref().map_or(0, |w| w.1);
+    let grid = if grouped == 1 {
+        (splits as u32, (b * hkv) as u32, 1)
+    } else {
+        (tq.div_ceil(16) as u32, (b * hq) as u32, 1)
+    };
+    let pp = p.as_ptr() as *mut std::ffi::c_void;
+    let mut args = [&o, &qp, &kp, &vp, &mp, &bp, &sp, &wsp].map(arg).to_vec();
+    args.extend([pp, arg(&grouped)]);
+    gpu.launch("sdpa", &f, grid, 512, shared, &mut args)?;
+    if grouped == 1 {
         let c = gpu.function("sdpa", &combine_kernel(dtype))?;
         let rows = b * hkv * g * tq;
+        let grid = (gpu.grid_for(rows * 32, 256), 1, 1);
         gpu.launch(
             "sdpa",
             &c,
-            (gpu.grid_for(rows * 32, 256), 1, 1),
+            grid,
             256,
             0,
-            &mut [arg(&o), arg(&wsp), arg(&sp), p.as_ptr() as *mut _],
-        )?;
-        drop(ws);
-    } else {
-        let p = sdpa_params(dims, window, ms, mask_kind, 1, scale);
-        let grouped = 0i32;
-        let wsp = 0u64;
-        gpu.launch(
-            "sdpa",
-            &f,
-            (tq.div_ceil(16) as u32, (b * hq) as u32, 1),
-            512,
-            shared,
-            &mut [
-                arg(&o),
-                arg(&qp),
-                arg(&kp),
-                arg(&vp),
-                arg(&mp),
-                arg(&bp),
-                arg(&sp),
-                arg(&wsp),
-                p.as_ptr() as *mut _,
-                arg(&grouped),
-            ],
+            &mut [arg(&o), arg(&wsp), arg(&sp), pp],
         )?;
     }
     Ok(out)
