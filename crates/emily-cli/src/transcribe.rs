@@ -56,8 +56,10 @@ pub struct Args {
     /// Translate to English instead of transcribing (multilingual models).
     #[arg(long)]
     translate: bool,
-    /// Number type of the encoder's matrix products: auto (the fastest this
-    /// CPU runs on a matrix engine), f32, bf16 or int8.
+    /// Number type of the matrix products: auto (the fastest encoder type
+    /// this CPU runs on a matrix engine), f32, bf16, int8-encoder (int8
+    /// encoder projections) or int8 (also int8 decoder weights, as
+    /// faster-whisper's int8).
     #[arg(long, default_value = "auto", value_parser = parse_compute_type)]
     compute_type: ComputeType,
 }
@@ -68,9 +70,10 @@ pub fn parse_compute_type(s: &str) -> Result<ComputeType, String> {
         "auto" => Ok(ComputeType::Auto),
         "f32" => Ok(ComputeType::F32),
         "bf16" => Ok(ComputeType::Bf16),
+        "int8-encoder" => Ok(ComputeType::Int8Encoder),
         "int8" => Ok(ComputeType::Int8),
         _ => Err(format!(
-            "unknown compute type `{s}` (auto, f32, bf16, int8)"
+            "unknown compute type `{s}` (auto, f32, bf16, int8-encoder, int8)"
         )),
     }
 }

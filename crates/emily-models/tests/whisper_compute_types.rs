@@ -57,7 +57,7 @@ fn bf16_encoder_keeps_the_jfk_text() {
 
 #[test]
 fn int8_encoder_keeps_the_jfk_text() {
-    check(ComputeType::Int8, 0.75, 0.04);
+    check(ComputeType::Int8Encoder, 0.75, 0.04);
 }
 
 #[test]

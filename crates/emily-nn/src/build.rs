@@ -82,8 +82,11 @@ pub(crate) fn bind(model: &Model, params: &ParamStore, mode: Mode) -> Result<Vec
                 }
                 let quantized_weight = t.dtype().is_quantized()
                     && mode == Mode::Inference
-                    && spec.local == "weight"
-                    && matches!(node.op(), Op::Dense(_) | Op::Embedding(_));
+                    && (spec.local == "weight"
+                        && matches!(node.op(), Op::Dense(_) | Op::Embedding(_))
+                        || spec.local.ends_with(".weight")
+                            && spec.shape.len() == 2
+                            && matches!(node.op(), Op::Attention(_)));
                 if !t.dtype().is_float() && !quantized_weight {
                     return Err(Error::ParamDType {
                         node: node.name().into(),

@@ -79,7 +79,7 @@ pub enum Error {
     },
     /// A parameter is not a float tensor (nor a block-quantised weight of a
     /// dense or embedding node in inference).
-    #[error("node `{node}`: parameter `{param}` has dtype {dtype}, expected a float type (block-quantised only as the weight of a dense or embedding node in inference)")]
+    #[error("node `{node}`: parameter `{param}` has dtype {dtype}, expected a float type (block-quantised only as the weight of a dense or embedding node, or an attention projection, in inference)")]
     ParamDType {
         /// The node.
         node: String,

@@ -360,16 +360,7 @@ fn block_quantised_weights_bind_to_dense_and_embedding_in_inference_only() {
     assert_eq!(yq.dtype(), DType::F32);
     assert_eq!(yq.shape(), &[2, 2, 7]);
     // 4 rows: 8-bit activations, error well under 2% of the output scale.
-    let scale = yd
-        .to_vec::<f32>()
-        .unwrap()
-        .iter()
-        .fold(0f32, |m, v| m.max(v.abs()));
-    let diff = common::max_abs_diff(&yq, &yd);
-    assert!(
-        diff > 0.0 && diff <= 0.02 * scale,
-        "{diff} vs scale {scale}"
-    );
+    assert_quantised_close(&yq, &yd, 0.02);
     // Training takes float parameters only.
     assert!(matches!(
         model.build(&quant, Mode::Train),
@@ -382,4 +373,57 @@ fn block_quantised_weights_bind_to_dense_and_embedding_in_inference_only() {
         model.build(&norm, Mode::Inference),
         Err(Error::ParamDType { param, .. }) if param == "norm.weight"
     ));
+}
+
+#[test]
+fn block_quantised_projections_bind_to_attention_in_inference() {
+    let mut b = ModelBuilder::new();
+    let x = b.input("x", &[None, None, Some(64)], DType::F32).unwrap();
+    let y = b
+        .self_attention("attn", &x, None, None, AttentionOptions::new(64, 4))
+        .unwrap();
+    b.output(&y).unwrap();
+    let model = b.build().unwrap();
+    let exact = ParamStore::random(&model, 5, DType::F32).unwrap();
+    let (mut quant, mut dequant) = (exact.clone(), exact.clone());
+    let keys: Vec<String> = exact
+        .iter()
+        .filter(|(k, t)| k.ends_with(".weight") && t.rank() == 2)
+        .map(|(k, _)| k.to_string())
+        .collect();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    for key in &keys {
+        let q = exact.get(key).unwrap().quantize(BlockFormat::Q8_0).unwrap();
+        let q = q.eval().unwrap();
+        dequant.insert(key, q.cast(DType::F32).unwrap().eval().unwrap());
+        quant.insert(key, q);
+    }
+    let x = randn(&[2, 3, 64], 9);
+    let run = |p: &ParamStore| {
+        let f = model.build(p, Mode::Inference).unwrap();
+        f.call(&[("x", &x)]).unwrap()["attn"].clone()
+    };
+    let (yq, yd) = (run(&quant), run(&dequant));
+    // 6 rows: 8-bit activations into every projection.
+    assert_quantised_close(&yq, &yd, 0.03);
+    // Training takes float parameters only.
+    assert!(matches!(
+        model.build(&quant, Mode::Train),
+        Err(Error::ParamDType { param, .. }) if param.starts_with("attn.")
+    ));
+}
+
+/// `quantised` differs from `exact` (8-bit products are not exact) by at
+/// most `fraction` of `exact`'s largest magnitude.
+fn assert_quantised_close(quantised: &Tensor, exact: &Tensor, fraction: f32) {
+    let scale = exact
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()));
+    let diff = common::max_abs_diff(quantised, exact);
+    assert!(
+        diff > 0.0 && diff <= fraction * scale,
+        "{diff} vs scale {scale}"
+    );
 }

@@ -80,6 +80,7 @@ pub fn run(model: &Path, audio: &Path, runs: usize) -> Result<()> {
         (true, "f32"),
         (false, "f32"),
         (false, "bf16"),
+        (false, "int8-encoder"),
         (false, "int8"),
     ];
     for threads in [1, 2] {

@@ -184,6 +184,32 @@ pub fn quantize_int8(values: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
     (codes, scales)
 }
 
+/// Elements of one GGML `Q8_0` block.
+const Q8_0_BLOCK: usize = 32;
+
+/// [`quantize_int8`] of `rows` rows laid out as GGML `Q8_0` blocks (per
+/// block: the f16 step `d`, then 32 `i8` codes; `w ≈ d·q`): every block of a
+/// row carries that row's codes and step `d = 1/scale` (rounded to f16, a
+/// relative change below 2⁻¹¹), so CTranslate2's int8 weights are kept as
+/// they are and multiplied by the quantized GEMV. `None` when the rows are
+/// not whole blocks of 32.
+pub fn int8_rows_as_q8_0(values: &[f32], rows: usize) -> Option<Vec<u8>> {
+    let row_len = values.len().checked_div(rows)?;
+    if row_len == 0 || row_len % Q8_0_BLOCK != 0 || row_len * rows != values.len() {
+        return None;
+    }
+    let (codes, scales) = quantize_int8(values, rows);
+    let mut out = Vec::with_capacity(values.len() / Q8_0_BLOCK * (Q8_0_BLOCK + 2));
+    for (row, scale) in codes.chunks(row_len).zip(&scales) {
+        let step = f16::from_f32(1.0 / scale).to_le_bytes();
+        for block in row.chunks(Q8_0_BLOCK) {
+            out.extend(step);
+            out.extend(block.iter().map(|&q| q as u8));
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +229,24 @@ mod tests {
         let (q, s) = quantize_int8(&[0.5, -2.0, 1.0 / 127.0, 0.0, 0.0, 0.0], 2);
         assert_eq!(q, [32, -127, 0, 0, 0, 0]);
         assert_eq!(s, [63.5, 1.0]);
+    }
+
+    #[test]
+    fn q8_0_blocks_carry_the_row_codes_and_step() {
+        let w: Vec<f32> = (0..128)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let (q, s) = quantize_int8(&w, 2);
+        let blocks = int8_rows_as_q8_0(&w, 2).unwrap();
+        assert_eq!(blocks.len(), 4 * 34);
+        for (b, block) in blocks.chunks(34).enumerate() {
+            let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+            assert!((d * s[b / 2] - 1.0).abs() < 1e-3, "block {b}: step {d}");
+            let codes: Vec<i8> = block[2..].iter().map(|&c| c as i8).collect();
+            assert_eq!(codes, q[b * 32..(b + 1) * 32]);
+        }
+        assert_eq!(int8_rows_as_q8_0(&w[..120], 2), None, "rows of 60");
+        assert_eq!(int8_rows_as_q8_0(&w, 0), None);
     }
 
     #[test]

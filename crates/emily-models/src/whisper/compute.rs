@@ -1,16 +1,23 @@
-//! The number type of the Whisper encoder's matrix products.
+//! The number type of the Whisper encoder's and decoder's matrix products.
 
-/// The number type the Whisper encoder's matrix products run in (the
-/// decoder, a few rows per step and bound by memory, keeps its stored
-/// half-precision weights and the f32 GEMV in every case).
+/// The number type Whisper's matrix products run in. The decoder, a few rows
+/// per step and bound by memory, keeps its stored half-precision weights and
+/// the f32 GEMV except under `Int8`.
 ///
 /// - `F32`: f32 weights, f32 GEMM (the reference).
 /// - `Bf16`: encoder matrices and convolutions in bf16 (prepared at load);
 ///   activations rounded to bf16 inside the GEMM, f32 sums.
-/// - `Int8`: encoder projections with 8-bit integer products (activation
-///   rows quantized on the fly, weights per output channel at first use),
-///   convolutions in bf16.
-/// - `Auto`: the fastest of these that this CPU runs on a matrix engine
+/// - `Int8Encoder`: encoder projections with 8-bit integer products
+///   (activation rows quantized on the fly, weights per output channel at
+///   first use), convolutions in bf16.
+/// - `Int8`: the whole model in int8, as faster-whisper's `int8`: the
+///   encoder as `Int8Encoder`, and the decoder's matrices and token embedding
+///   held as per-row int8 codes (CTranslate2's rule; an int8 CTranslate2
+///   model's own codes) in `Q8_0` blocks, multiplied by the quantized GEMV
+///   with activations in 8-bit blocks. Half the decoder's weight bytes; the
+///   JFK transcript can differ where greedy decoding is a near tie (one
+///   comma: 0.08 logits apart in f32).
+/// - `Auto`: the fastest of the encoder types that this CPU runs on a matrix engine
 ///   (AMX, AVX512-VNNI/BF16) and that keeps the JFK transcript exact and the
 ///   encoder output within the tolerance the tests state; see [`ComputeType::resolve`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -23,31 +30,39 @@ pub enum ComputeType {
     /// bf16 encoder GEMMs and convolutions.
     Bf16,
     /// int8 encoder projections, bf16 convolutions.
+    Int8Encoder,
+    /// int8 encoder projections and int8 decoder weights.
     Int8,
 }
 
 impl ComputeType {
-    /// The concrete type `Auto` stands for on this CPU: `Int8` when the int8
+    /// The concrete type `Auto` stands for on this CPU: `Int8Encoder` when the int8
     /// GEMM runs on a matrix engine, else `Bf16` when the bf16 GEMM does, else
     /// `F32`. Other values are returned as they are.
     pub fn resolve(self) -> ComputeType {
         use emily_kernels::gemm::{Engine, Precision};
         let engine = |p| matches!(Engine::best(p), Engine::Amx | Engine::Avx512);
         match self {
-            ComputeType::Auto if engine(Precision::Int8) => ComputeType::Int8,
+            ComputeType::Auto if engine(Precision::Int8) => ComputeType::Int8Encoder,
             ComputeType::Auto if engine(Precision::Bf16) => ComputeType::Bf16,
             ComputeType::Auto => ComputeType::F32,
             other => other,
         }
     }
 
-    /// Lowercase name (`auto`, `f32`, `bf16`, `int8`).
+    /// Lowercase name (`auto`, `f32`, `bf16`, `int8-encoder`, `int8`).
     pub fn name(self) -> &'static str {
         match self {
             ComputeType::Auto => "auto",
             ComputeType::F32 => "f32",
             ComputeType::Bf16 => "bf16",
+            ComputeType::Int8Encoder => "int8-encoder",
             ComputeType::Int8 => "int8",
         }
+    }
+
+    /// Whether the encoder's projections use 8-bit integer products.
+    pub fn int8_encoder(self) -> bool {
+        matches!(self, ComputeType::Int8Encoder | ComputeType::Int8)
     }
 }

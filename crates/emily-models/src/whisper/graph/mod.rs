@@ -102,7 +102,7 @@ impl WhisperGraph {
         let compute = compute.resolve();
         let dims = ck.dims;
         let mut encoder = encoder_model(&dims)?;
-        if compute == ComputeType::Int8 {
+        if compute.int8_encoder() {
             encoder = emily_nn::quantize::int8_projections(&encoder)?.0;
         }
         let models = [

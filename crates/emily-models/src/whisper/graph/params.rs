@@ -51,9 +51,20 @@ pub fn encoder_bf16(key: &str, rank: usize, compute: ComputeType) -> bool {
     let encoder_weight = key.starts_with("model.encoder.") && key.ends_with(".weight");
     match compute {
         ComputeType::Bf16 => encoder_weight && rank >= 2,
-        ComputeType::Int8 => encoder_weight && rank == 3,
+        ComputeType::Int8Encoder | ComputeType::Int8 => encoder_weight && rank == 3,
         _ => false,
     }
+}
+
+/// Whether the parameter under `key` of `shape` is held in int8 for
+/// `compute` (a concrete type): under `Int8` the matrices that otherwise keep
+/// their stored precision (the decoder's projections, the token embedding and
+/// its tied output projection), as CTranslate2's per-row int8 codes in `Q8_0`
+/// blocks ([`crate::ct2::int8_rows_as_q8_0`]; rows must be whole blocks).
+pub fn decoder_int8(key: &str, shape: &[usize], compute: ComputeType) -> bool {
+    compute == ComputeType::Int8
+        && keeps_stored_precision(key, shape.len())
+        && shape.last().is_some_and(|&k| k > 0 && k % 32 == 0)
 }
 
 /// Every parameter `models` need, from `ck` (checked against each node's
@@ -78,7 +89,11 @@ pub fn param_store(
             let tensor = match loaded.get(&id) {
                 Some(t) => t.clone(),
                 None => {
-                    let mut t = read(ck, name, &spec.shape, stored)?;
+                    let mut t = if decoder_int8(&key, &spec.shape, compute) {
+                        read_int8(ck, name, &spec.shape)?
+                    } else {
+                        read(ck, name, &spec.shape, stored)?
+                    };
                     if encoder_bf16(&key, spec.shape.len(), compute) {
                         t = t.cast(DType::BF16)?.eval()?;
                     }
@@ -90,6 +105,19 @@ pub fn param_store(
         }
     }
     Ok(store)
+}
+
+/// One checkpoint matrix as `Q8_0` blocks of its per-row int8 codes (those of
+/// a CTranslate2 int8 model, recovered exactly from its dequantized values).
+fn read_int8(ck: &WhisperCheckpoint, name: &str, shape: &[usize]) -> Result<Tensor, GraphError> {
+    let record = ck.weights.get_shaped(name, shape)?;
+    let blocks = crate::ct2::int8_rows_as_q8_0(&record.to_f32_vec(), shape[0])
+        .expect("decoder_int8 checked that the rows are whole blocks");
+    Ok(Tensor::from_bytes(
+        &blocks,
+        shape,
+        DType::Quantized(emily::BlockFormat::Q8_0),
+    )?)
 }
 
 /// One checkpoint tensor as f32, or in its stored half precision if `stored`.
