@@ -245,15 +245,17 @@ impl LlmModel {
         let ids = Tensor::from_slice(&ids, &[1, tokens.len()])?;
         let off = Tensor::from_slice(&[offset as i64], &[])?;
         let lens = Tensor::from_slice(&[len as i64], &[1])?;
-        let out = self.step.forward.call_with_state(
-            &[
-                (names::INPUT_IDS, &ids),
-                (names::OFFSET, &off),
-                (names::LENGTHS, &lens),
-            ],
-            state,
-        )?;
-        Ok(out[names::LOGITS].to_vec::<f32>()?)
+        on_pool(|| {
+            let out = self.step.forward.call_with_state(
+                &[
+                    (names::INPUT_IDS, &ids),
+                    (names::OFFSET, &off),
+                    (names::LENGTHS, &lens),
+                ],
+                state,
+            )?;
+            Ok(out[names::LOGITS].to_vec::<f32>()?)
+        })
     }
 
     /// Logits at every position of `tokens` (teacher forcing), `(T, vocab)`
@@ -264,10 +266,12 @@ impl LlmModel {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let ids = Tensor::from_slice(&ids, &[1, tokens.len()])?;
         let off = Tensor::from_slice(&[0i64], &[])?;
-        let out = v
-            .forward
-            .call(&[(names::INPUT_IDS, &ids), (names::OFFSET, &off)])?;
-        Ok(out[names::LOGITS].to_vec::<f32>()?)
+        on_pool(|| {
+            let out = v
+                .forward
+                .call(&[(names::INPUT_IDS, &ids), (names::OFFSET, &off)])?;
+            Ok(out[names::LOGITS].to_vec::<f32>()?)
+        })
     }
 
     /// Mean negative log-likelihood (nats per token) of `tokens[1..]` given
@@ -312,15 +316,17 @@ impl LlmModel {
             keep[row * self.cache..row * self.cache + p].fill(0);
         }
         let keep = Tensor::from_slice(&keep, &[b, self.cache])?;
-        let out = v.forward.call_with_state(
-            &[
-                (names::INPUT_IDS, &ids),
-                (names::OFFSET, &off),
-                (names::KEY_PADDING, &keep),
-            ],
-            state,
-        )?;
-        Ok(out[names::LOGITS].to_vec::<f32>()?)
+        on_pool(|| {
+            let out = v.forward.call_with_state(
+                &[
+                    (names::INPUT_IDS, &ids),
+                    (names::OFFSET, &off),
+                    (names::KEY_PADDING, &keep),
+                ],
+                state,
+            )?;
+            Ok(out[names::LOGITS].to_vec::<f32>()?)
+        })
     }
 
     pub(crate) fn check_prompt(&self, len: usize) -> Result<(), LlmError> {
@@ -342,4 +348,13 @@ impl LlmModel {
     pub(crate) fn bucket(&self, len: usize) -> usize {
         len.next_power_of_two().max(8).min(self.cache).max(len)
     }
+}
+
+/// Runs one forward pass on a worker of the kernels' pool. A pass issues
+/// hundreds of small parallel kernels; started from the caller's own thread
+/// each would hand its work to the pool and sleep until it is done (a
+/// thread wake-up per kernel, and with one thread all of them on the other
+/// side of a switch), while inside the pool they split in place.
+fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    emily_kernels::parallel::pool().install(f)
 }
