@@ -17,9 +17,17 @@ build)
     mkdir -p "$build"
     cd "$build"
     if [ ! -d src ]; then
-        python3 -m pip download --no-deps --no-binary :all: -q llama-cpp-python -d sdist
+        # Source of this one package only: `--no-binary :all:` would also
+        # build its build backends (cmake among them) from source.
+        python3 -m pip download --no-deps --no-binary llama-cpp-python -q llama-cpp-python -d sdist
         tar -xzf sdist/llama_cpp_python-*.tar.gz
         mv llama_cpp_python-*/vendor/llama.cpp src
+        rm -rf sdist llama_cpp_python-*
+    fi
+    if ! command -v cmake >/dev/null; then
+        # No system cmake: the cmake package's wheel, in a venv of its own.
+        [ -x venv/bin/cmake ] || { python3 -m venv venv && venv/bin/pip install -q cmake; }
+        PATH="$build/venv/bin:$PATH"
     fi
     flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     cmake -S src -B out -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
