@@ -3,6 +3,7 @@
 
 mod batch;
 mod bench;
+mod decode_args;
 mod demo;
 mod format;
 mod generate;

@@ -11,6 +11,7 @@ use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 use emily_models::whisper::render::{render, TranscriptFormat};
 
 use crate::batch::{self, Shard};
+use crate::decode_args::DecodeArgs;
 use crate::format::Format;
 
 /// Arguments of `emily transcribe`.
@@ -62,6 +63,8 @@ pub struct Args {
     /// faster-whisper's int8).
     #[arg(long, default_value = "auto", value_parser = parse_compute_type)]
     compute_type: ComputeType,
+    #[command(flatten)]
+    decode: Box<DecodeArgs>,
 }
 
 /// Parses `--compute-type`.
@@ -96,17 +99,17 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
             a.compute_type.resolve().name()
         );
     }
-    let timestamps = a.timestamps || TranscriptFormat::from(a.format).needs_timestamps();
-    let opts = TranscribeOptions {
-        timestamps,
+    let opts = a.decode.options(TranscribeOptions {
         language: a.language.clone(),
         task: if a.translate {
             Task::Translate
         } else {
             Task::Transcribe
         },
+        timestamps: a.timestamps || TranscriptFormat::from(a.format).needs_timestamps(),
         ..TranscribeOptions::default()
-    };
+    })?;
+    let timestamps = opts.timestamps;
     if let Some(manifest) = &a.manifest {
         return run_manifest(&whisper, manifest, &opts, &a, timestamps);
     }

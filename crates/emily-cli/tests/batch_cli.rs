@@ -3,15 +3,21 @@
 
 use std::path::{Path, PathBuf};
 
-const JFK: &str = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
-
 mod common;
 
-use common::{emily, root};
+use common::{emily, root, JFK};
 
 /// `emily transcribe --manifest LIST --output-dir OUT EXTRA…`.
 fn batch(list: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["transcribe", "--manifest", s(list), "--output-dir", s(out)];
+    let mut args = vec![
+        "transcribe",
+        "--compute-type",
+        "f32",
+        "--manifest",
+        s(list),
+        "--output-dir",
+        s(out),
+    ];
     args.extend_from_slice(extra);
     emily(&args)
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 mod common;
 
-use common::{emily, root};
+use common::{emily, root, JFK};
 
 /// `emily ARGS` with `input` written to its standard input.
 fn emily_with_stdin(args: &[&str], input: Vec<u8>) -> std::process::Output {
@@ -28,8 +28,6 @@ fn emily_with_stdin(args: &[&str], input: Vec<u8>) -> std::process::Output {
     out
 }
 
-const JFK: &str = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
-
 /// The JFK WAV as a program writing to a pipe emits it: RIFF and data chunk
 /// lengths are 0xFFFFFFFF (unknown), as `ffmpeg ... -f wav -` writes them.
 fn jfk_streamed_wav() -> Vec<u8> {
@@ -44,7 +42,7 @@ fn jfk_streamed_wav() -> Vec<u8> {
 fn transcribes_standard_input() {
     let jfk = std::fs::read(root().join("samples/jfk.wav")).unwrap();
     for (what, input) in [("jfk.wav", jfk), ("streamed header", jfk_streamed_wav())] {
-        let out = emily_with_stdin(&["transcribe", "-"], input);
+        let out = emily_with_stdin(&["transcribe", "--compute-type", "f32", "-"], input);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{what}: {err}");
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), JFK, "{what}");
@@ -62,6 +60,8 @@ fn one_bad_file_does_not_stop_a_batch() {
     std::fs::write(&bad, b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();
     let out = emily(&[
         "transcribe",
+        "--compute-type",
+        "f32",
         "samples/jfk.wav",
         bad.to_str().unwrap(),
         "samples/jfk.wav",
@@ -85,14 +85,28 @@ fn one_bad_file_does_not_stop_a_batch() {
 
 #[test]
 fn transcribes_jfk_as_text_and_srt() {
-    let out = emily(&["transcribe", "samples/jfk.wav"]);
+    let out = emily(&["transcribe", "samples/jfk.wav", "--compute-type", "f32"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.trim(), "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.");
+    assert_eq!(text.trim(), JFK);
+    // Greedy decoding without fallback: faster-whisper's greedy text.
+    let out = emily(&[
+        "transcribe",
+        "samples/jfk.wav",
+        "--beam-size",
+        "1",
+        "--temperature",
+        "0",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "And so my fellow Americans ask not what your country can do for you ask what you can do for your country."
+    );
 
     let out = emily(&["transcribe", "samples/jfk.wav", "--format", "srt"]);
     assert!(out.status.success());
@@ -118,6 +132,45 @@ fn json_output_has_segments() {
         .as_str()
         .unwrap()
         .contains("ask not what your country"));
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn word_timestamps_in_json_and_bad_decoding_flags() {
+    let out = emily(&[
+        "transcribe",
+        "samples/jfk.wav",
+        "--format",
+        "json",
+        "--word-timestamps",
+        "--compute-type",
+        "f32",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let segments = v["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2);
+    let words: Vec<&serde_json::Value> = segments
+        .iter()
+        .flat_map(|s| s["words"].as_array().unwrap())
+        .collect();
+    assert_eq!(words.len(), 22);
+    assert_eq!(words[1]["word"], " so,");
+    assert_eq!(words[21]["word"], " country.");
+    assert_eq!(words[21]["end"].as_f64(), Some(10.5));
+    for (flag, value) in [
+        ("--beam-size", "0"),
+        ("--temperature", "-1"),
+        ("--patience", "0"),
+        ("--log-prob-threshold", "x"),
+    ] {
+        let out = emily(&["transcribe", "samples/jfk.wav", flag, value]);
+        assert!(!out.status.success(), "{flag} {value}");
+        assert!(stderr(&out).contains(flag), "{flag}: {}", stderr(&out));
+    }
 }
 
 #[test]

@@ -29,7 +29,8 @@ use emily_models::ct2::{quantize_int8, read_model_bin, write_int8_model};
 use emily_models::weights::DType;
 use emily_models::whisper::{load_whisper, ComputeType, TranscribeOptions, Whisper};
 
-const JFK: &str = " And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
+/// faster-whisper's greedy JFK text (float32 and int8 alike).
+const JFK: &str = " And so my fellow Americans ask not what your country can do for you ask what you can do for your country.";
 
 /// FNV-1a 64 of `write_int8_model`'s conversion of tiny.en (see the top).
 const INT8_FNV: u64 = 0x74f2_5141_2e10_0b4b;
@@ -44,7 +45,7 @@ fn int8_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn jfk(w: &Whisper) -> String {
-    w.transcribe(&jfk_samples_reference(), &TranscribeOptions::default())
+    w.transcribe(&jfk_samples_reference(), &TranscribeOptions::greedy())
         .unwrap()
         .text
 }

@@ -91,7 +91,7 @@ fn sampling_is_seeded_and_still_transcribes() {
     let w = model();
     let audio = jfk_samples_reference();
     let opts = |seed| TranscribeOptions {
-        temperature: 0.2,
+        temperatures: vec![0.2],
         seed,
         ..Default::default()
     };

@@ -40,7 +40,8 @@ pub fn run_child(
     };
     let w = Whisper::load_with(model, kernels, compute)?;
     let samples = emily_models::audio::load_audio(audio)?;
-    let opts = TranscribeOptions::default();
+    // Greedy, as the peers are run (bench/peers/faster_whisper.py: beam 1).
+    let opts = TranscribeOptions::greedy();
     let first = w.transcribe(&samples, &opts)?;
     let mut total = Vec::new();
     let mut enc = Vec::new();

@@ -19,3 +19,8 @@ pub fn emily(args: &[&str]) -> std::process::Output {
         .output()
         .expect("run emily")
 }
+
+/// faster-whisper's beam-5 JFK text: what `emily transcribe` prints by
+/// default with `--compute-type f32` (the int8 encoder that `auto` picks on
+/// VNNI machines turns the full stop into a comma under beam search).
+pub const JFK: &str = "And so my fellow Americans ask not what your country can do for you. Ask what you can do for your country.";

@@ -1,5 +1,6 @@
-//! Greedy decoding rules: suppressed tokens, OpenAI's timestamp rules, and
-//! splitting timestamped token streams into segments.
+//! Decoding rules: suppressed tokens, OpenAI's timestamp rules (gathered in
+//! [`LogitFilter`]), log-probabilities, and splitting timestamped token
+//! streams into segments.
 
 use crate::tokenizer::SpecialTokens;
 
@@ -32,8 +33,20 @@ fn log_sum_exp(x: &[f32]) -> f32 {
     m + x.iter().map(|v| (v - m).exp()).sum::<f32>().ln()
 }
 
-/// OpenAI's `ApplyTimestampRules` for the tokens `generated` so far (after the prompt).
+/// OpenAI's `ApplyTimestampRules` for the tokens `generated` so far (after the
+/// prompt), with the first timestamp at most [`MAX_INITIAL_TIMESTAMP_STEPS`] in.
 pub fn apply_timestamp_rules(logits: &mut [f32], generated: &[u32], sp: &SpecialTokens) {
+    apply_timestamp_rules_with(logits, generated, sp, MAX_INITIAL_TIMESTAMP_STEPS);
+}
+
+/// [`apply_timestamp_rules`] with the latest first timestamp given in steps
+/// of 20 ms.
+pub fn apply_timestamp_rules_with(
+    logits: &mut [f32],
+    generated: &[u32],
+    sp: &SpecialTokens,
+    max_initial_timestamp_steps: u32,
+) {
     let tb = sp.timestamp_begin as usize;
     let eot = sp.eot as usize;
     logits[sp.no_timestamps as usize] = f32::NEG_INFINITY;
@@ -60,7 +73,7 @@ pub fn apply_timestamp_rules(logits: &mut [f32], generated: &[u32], sp: &Special
         fill(logits, 0, tb);
         fill(
             logits,
-            tb + MAX_INITIAL_TIMESTAMP_STEPS as usize + 1,
+            tb + max_initial_timestamp_steps as usize + 1,
             usize::MAX,
         );
     }
@@ -74,6 +87,54 @@ pub fn apply_timestamp_rules(logits: &mut [f32], generated: &[u32], sp: &Special
         - lse_all;
     if ts_lse > max_text {
         fill(logits, 0, tb);
+    }
+}
+
+/// The rules every decoding strategy applies to a row's logits before
+/// choosing its next token, in CTranslate2's order: suppressed tokens, blank
+/// and end-of-text at the first step (suppress-blank), timestamp rules.
+#[derive(Clone, Debug)]
+pub struct LogitFilter {
+    /// Never generated.
+    pub suppress: Vec<u32>,
+    /// Not generated at the first step.
+    pub suppress_begin: Vec<u32>,
+    /// Apply the timestamp rules (the prompt did not end in `<|notimestamps|>`).
+    pub timestamps: bool,
+    /// Latest first timestamp, in 20 ms steps.
+    pub max_initial_timestamp_steps: u32,
+    /// The tokenizer's special tokens.
+    pub special: SpecialTokens,
+}
+
+impl LogitFilter {
+    /// Applies the rules for a row that has generated `generated` so far.
+    pub fn apply(&self, logits: &mut [f32], generated: &[u32]) {
+        suppress(logits, &self.suppress);
+        if generated.is_empty() {
+            suppress(logits, &self.suppress_begin);
+        }
+        if self.timestamps {
+            apply_timestamp_rules_with(
+                logits,
+                generated,
+                &self.special,
+                self.max_initial_timestamp_steps,
+            );
+        }
+    }
+}
+
+/// `logits` turned into log-probabilities in place (`-inf` stays `-inf`).
+pub fn log_softmax(logits: &mut [f32]) {
+    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    if m == f32::NEG_INFINITY {
+        return;
+    }
+    let sum: f64 = logits.iter().map(|&v| ((v - m) as f64).exp()).sum();
+    let lse = m as f64 + sum.ln();
+    for v in logits.iter_mut() {
+        *v = (*v as f64 - lse) as f32;
     }
 }
 
@@ -103,6 +164,9 @@ pub struct RawSegment {
     pub end: f64,
     /// Text tokens (no timestamps).
     pub tokens: Vec<u32>,
+    /// The segment's tokens with its timestamps, as later windows' prompts
+    /// take them.
+    pub timed: Vec<u32>,
 }
 
 /// Splits a window's timestamped tokens into segments (OpenAI's rules) and
@@ -143,6 +207,7 @@ pub fn split_segments(
                     start,
                     end,
                     tokens: t,
+                    timed: s.to_vec(),
                 });
             }
             last = c;
@@ -165,6 +230,7 @@ pub fn split_segments(
                 start: 0.0,
                 end,
                 tokens: t,
+                timed: tokens.to_vec(),
             });
         }
         (segs, None)

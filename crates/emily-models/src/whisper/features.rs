@@ -5,6 +5,13 @@
 //! ([`LogMelFeaturizer::compute`]). Longer audio is read twice: a loudness scan,
 //! then windows computed as the samples arrive ([`MelWindows`]), equal bit for
 //! bit to slices of [`LogMelFeaturizer::compute_long`] of the whole audio.
+//!
+//! A window holds the frames of real audio from its start (at most 3000) and
+//! zeros after them, as OpenAI's and faster-whisper's `pad_or_trim` of the
+//! sliced log-mel: the model was trained on windows padded that way, and the
+//! padded region's value (0.0, not the log-mel floor of silent audio) changes
+//! the decoded text (see `testdata/goldens/README.md`). The audio holds
+//! `samples / 160` frames (rounded down, as both references count them).
 
 use crate::audio::{AudioError, AudioSource, SampleChunks};
 use crate::log_mel::{
@@ -112,40 +119,54 @@ impl<'s> Features<'s> {
         })
     }
 
-    /// Whether the input is longer than one window.
-    pub(crate) fn is_long(&self) -> bool {
-        !matches!(self, Features::Short { .. })
-    }
-
     /// Frames (100 per second) that hold audio: windows start before this.
     pub(crate) fn content_frames(&self) -> usize {
         match self {
-            Features::Short { samples, .. } => samples.div_ceil(HOP_LENGTH),
+            Features::Short { samples, .. } => samples / HOP_LENGTH,
             Features::Whole { content, .. } => *content,
             Features::Long { windows, .. } => windows.content_frames(),
         }
     }
 
     /// The `(n_mels, 3000)` window starting at frame `seek` (non-decreasing
-    /// from call to call) into `out`.
+    /// from call to call, below [`Features::content_frames`]) into `out`:
+    /// the audio's frames, then zeros.
     pub(crate) fn window(&mut self, seek: usize, out: &mut [f32]) -> Result<(), WhisperError> {
+        let content = self.content_frames();
+        if seek >= content {
+            return Err(LogMelError::Window {
+                seek,
+                reason: format!("the audio has {content} frames"),
+            }
+            .into());
+        }
         match self {
             Features::Short { mel, .. } => {
-                if seek != 0 || out.len() != mel.data.len() {
+                if out.len() != mel.data.len() {
                     return Err(LogMelError::Window {
                         seek,
-                        reason: "audio of at most 30 s has one window".into(),
+                        reason: format!(
+                            "a buffer of {} values for {} mel rows of {CHUNK_FRAMES} frames",
+                            out.len(),
+                            mel.n_mels
+                        ),
                     }
                     .into());
                 }
-                out.copy_from_slice(&mel.data);
                 debug_assert_eq!(mel.n_frames, CHUNK_FRAMES);
+                for (src, dst) in mel
+                    .data
+                    .chunks_exact(CHUNK_FRAMES)
+                    .zip(out.chunks_exact_mut(CHUNK_FRAMES))
+                {
+                    dst[..content - seek].copy_from_slice(&src[seek..content]);
+                }
             }
             Features::Whole { mel, content } => {
                 let (n_frames, n_mels) = (mel.n_frames, mel.n_mels);
                 // 30 s of padding frames follow `content`: a window starting
                 // before it is whole.
-                if seek >= *content || out.len() != n_mels * CHUNK_FRAMES {
+                if out.len() != n_mels * CHUNK_FRAMES {
                     return Err(LogMelError::Window {
                         seek,
                         reason: format!("the audio has {content} frames"),
@@ -189,6 +210,10 @@ impl<'s> Features<'s> {
                 }
                 windows.window(seek, out)?;
             }
+        }
+        let n = (content - seek).min(CHUNK_FRAMES);
+        for row in out.chunks_exact_mut(CHUNK_FRAMES) {
+            row[n..].fill(0.0);
         }
         Ok(())
     }

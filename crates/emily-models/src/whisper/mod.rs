@@ -14,11 +14,17 @@ pub use compute::ComputeType;
 pub use dims::WhisperDims;
 
 pub mod decoding;
+pub mod fallback;
 pub mod graph;
 pub mod render;
 mod session;
+mod options;
+mod search;
 mod transcriber;
+pub mod words;
 
 pub use session::{CancelFlag, Session, WindowDecoder};
 
-pub use transcriber::{Segment, Timings, TranscribeOptions, Transcript, Whisper, WhisperError};
+pub use options::TranscribeOptions;
+pub use transcriber::{Segment, Timings, Transcript, Whisper, WhisperError};
+pub use words::Word;

@@ -13,7 +13,8 @@ pub enum TranscriptFormat {
     Srt,
     /// WebVTT subtitles.
     Vtt,
-    /// Pretty JSON: text, language, and segments with times and tokens.
+    /// Pretty JSON: text, language, and segments with times, tokens and
+    /// (when aligned) words.
     Json,
 }
 
@@ -87,9 +88,22 @@ pub fn render(t: &Transcript, format: TranscriptFormat, timestamps: bool) -> Str
                 .segments
                 .iter()
                 .map(|s| {
-                    serde_json::json!({
+                    let mut v = serde_json::json!({
                         "start": s.start, "end": s.end, "text": s.text, "tokens": s.tokens
-                    })
+                    });
+                    if !s.words.is_empty() {
+                        v["words"] = s
+                            .words
+                            .iter()
+                            .map(|w| {
+                                serde_json::json!({
+                                    "word": w.word, "start": w.start, "end": w.end,
+                                    "probability": w.probability
+                                })
+                            })
+                            .collect();
+                    }
+                    v
                 })
                 .collect();
             let v = serde_json::json!({"text": t.text, "language": t.language, "segments": segs});
@@ -111,6 +125,11 @@ mod tests {
             end,
             text: text.into(),
             tokens: vec![1, 2],
+            words: Vec::new(),
+            avg_logprob: 0.0,
+            no_speech_prob: 0.0,
+            compression_ratio: 1.0,
+            temperature: 0.0,
         };
         Transcript {
             segments: vec![seg(0.0, 1.5, " Hello."), seg(1.5, 3661.2345, " World.")],

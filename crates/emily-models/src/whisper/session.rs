@@ -7,9 +7,14 @@
 //! reference implementations' behaviour). Longer audio is featurised as if
 //! whole with 30 s of trailing padding ([`super::features`]: streamed window
 //! by window from an [`AudioSource`], or at once from samples in memory) and
-//! decoded window by window, each window starting where the last complete
-//! timestamped segment ended (OpenAI's seek), with the previous window's text
-//! as the prompt.
+//! decoded window by window as faster-whisper's `generate_segments` does it:
+//! each window starts where the last complete segment of the previous one
+//! ended (the seek; a short clip whose first pass stops early is decoded on
+//! to its end), after a prompt of the earlier windows' tokens (timestamps
+//! kept), is skipped when it looks like silence, and gets word timings when
+//! asked for. A window is decoded either by the search with temperature
+//! fallback ([`Session::decode_window`]) or step by step by the caller
+//! ([`Session::window_decoder`], greedy or sampled, no fallback).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,11 +24,12 @@ use emily::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::decoding::{self, RawSegment};
+use super::decoding::{self, LogitFilter, RawSegment};
+use super::fallback::{compression_ratio, FallbackDecoder, WindowResult};
 use super::features::Features;
-use super::transcriber::{
-    check_finite, Segment, Timings, TranscribeOptions, Transcript, Whisper, WhisperError,
-};
+use super::transcriber::{check_finite, Segment, Timings, Transcript, Whisper, WhisperError};
+use super::words::{add_word_timestamps, WindowWords};
+use super::TranscribeOptions;
 use crate::audio::AudioSource;
 use crate::log_mel::{CHUNK_FRAMES, HOP_LENGTH, SAMPLE_RATE};
 
@@ -67,10 +73,20 @@ pub struct Session<'s> {
     /// The current window's frames (`n_mels × 3000`), valid after `next_window`.
     window: Vec<f32>,
     language: Option<String>,
-    /// The previous windows' text tokens (at most `keep_previous`, the most a
-    /// prompt takes).
-    previous: Vec<u32>,
+    /// The initial prompt's tokens, then every kept segment's tokens
+    /// (timestamps included).
+    all_tokens: Vec<u32>,
+    /// Prompts take `all_tokens` from here on (moved on when a window was
+    /// sampled hot, or when not conditioning on earlier text).
+    prompt_reset_since: usize,
+    /// The hotwords' tokens, given to every window.
+    hotwords: Vec<u32>,
+    /// The most tokens of earlier text a prompt takes.
     keep_previous: usize,
+    /// The rules every token choice of the search applies.
+    filter: LogitFilter,
+    /// End of the last word spoken (word timestamps), seconds.
+    last_speech: f64,
     /// Windows finished so far.
     windows: u64,
     segments: Vec<Segment>,
@@ -115,11 +131,30 @@ impl<'s> Session<'s> {
         opts: &TranscribeOptions,
     ) -> Result<Session<'s>, WhisperError> {
         let keep_previous = (w.dims().n_text_ctx / 2).saturating_sub(1);
-        let mut previous = match opts.initial_prompt.as_deref().map(str::trim) {
-            Some(p) if !p.is_empty() => w.tokenizer().encode(&format!(" {p}"))?,
-            _ => Vec::new(),
+        let tok = w.tokenizer();
+        let encode = |text: &Option<String>| -> Result<Vec<u32>, WhisperError> {
+            match text.as_deref().map(str::trim) {
+                Some(t) if !t.is_empty() => Ok(tok.encode(&format!(" {t}"))?),
+                _ => Ok(Vec::new()),
+            }
         };
-        previous.drain(..previous.len().saturating_sub(keep_previous));
+        let all_tokens = encode(&opts.initial_prompt)?;
+        let mut hotwords = encode(&opts.hotwords)?;
+        hotwords.truncate(keep_previous);
+        let filter = LogitFilter {
+            suppress: w.suppressed_tokens(&opts.suppress_tokens),
+            suppress_begin: if opts.suppress_blank {
+                w.generation().begin_suppress_tokens.clone()
+            } else {
+                Vec::new()
+            },
+            timestamps: opts.timestamps,
+            max_initial_timestamp_steps: (opts.max_initial_timestamp
+                / decoding::SECONDS_PER_TOKEN)
+                .round()
+                .clamp(0.0, u32::MAX as f64) as u32,
+            special: tok.special().clone(),
+        };
         let timings = Timings {
             features: t0.elapsed(),
             ..Timings::default()
@@ -132,8 +167,12 @@ impl<'s> Session<'s> {
             features,
             seek: 0,
             language: opts.language.clone(),
-            previous,
+            all_tokens,
+            prompt_reset_since: 0,
+            hotwords,
             keep_previous,
+            filter,
+            last_speech: 0.0,
             windows: 0,
             segments: Vec::new(),
             timings,
@@ -187,13 +226,12 @@ impl<'s> Session<'s> {
         }
         let sp = w.tokenizer().special();
         let mut prompt = Vec::new();
-        // The initial prompt always reaches the first window; later windows
-        // see previous text only when conditioning on it.
-        let first = self.windows == 0;
-        if (self.opts.condition_on_previous_text || first) && !self.previous.is_empty() {
-            let keep = self.keep_previous.min(self.previous.len());
+        let previous = &self.all_tokens[self.prompt_reset_since..];
+        if !previous.is_empty() || !self.hotwords.is_empty() {
             prompt.push(sp.sot_prev);
-            prompt.extend_from_slice(&self.previous[self.previous.len() - keep..]);
+            prompt.extend_from_slice(&self.hotwords);
+            let keep = previous.len().min(self.keep_previous);
+            prompt.extend_from_slice(&previous[previous.len() - keep..]);
         }
         prompt.extend(w.tokenizer().sot_sequence(
             w.is_multilingual(),
@@ -206,8 +244,9 @@ impl<'s> Session<'s> {
 
     /// Starts the greedy decoding of the current window after `prompt`.
     pub fn window_decoder(&self, w: &Whisper, prompt: &[u32]) -> WindowDecoder {
-        let sampler = (self.opts.temperature > 0.0).then(|| Sampler {
-            temperature: self.opts.temperature,
+        let temperature = self.opts.temperatures.first().copied().unwrap_or(0.0);
+        let sampler = (temperature > 0.0).then(|| Sampler {
+            temperature,
             rng: StdRng::seed_from_u64(self.opts.seed.wrapping_add(self.windows)),
         });
         WindowDecoder {
@@ -229,57 +268,153 @@ impl<'s> Session<'s> {
         self.timings.decoder += decoder;
     }
 
-    /// Records the current window's generated tokens (no prompt, no EOT) and
-    /// `steps` decoder steps, and seeks to the next window.
+    /// Decodes the current window, whose encoder output is `enc`, after
+    /// `prompt` by the search with temperature fallback; returns the result
+    /// and the decoder calls made.
+    pub(crate) fn decode_window(
+        &self,
+        w: &Whisper,
+        enc: &Tensor,
+        prompt: &[u32],
+    ) -> Result<(WindowResult, usize), WhisperError> {
+        let sot = w.tokenizer().special().sot;
+        let sot_index = prompt.iter().position(|&t| t == sot).unwrap_or(0);
+        let decoder = FallbackDecoder {
+            whisper: w,
+            opts: &self.opts,
+            filter: self.filter.clone(),
+            seed: self.opts.seed ^ self.windows.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        };
+        decoder
+            .decode(enc, prompt, sot_index)
+            .map_err(|e| e.in_window(&self.input, self.window_start()))
+    }
+
+    /// Records the current window's tokens decoded step by step (no prompt,
+    /// no EOT; [`Session::window_decoder`]) and `steps` decoder steps, and
+    /// seeks to the next window.
     pub fn finish_window(
         &mut self,
         w: &Whisper,
         tokens: &[u32],
         steps: usize,
     ) -> Result<(), WhisperError> {
+        let text = w.tokenizer().decode(tokens)?;
+        let result = WindowResult {
+            tokens: tokens.to_vec(),
+            avg_logprob: 0.0,
+            no_speech_prob: 0.0,
+            temperature: self.opts.temperatures.first().copied().unwrap_or(0.0),
+            compression_ratio: compression_ratio(text.trim()),
+        };
+        self.finish_result(w, None, result, steps)
+    }
+
+    /// Records the current window's result of [`Session::decode_window`]
+    /// (word timings aligned on `enc` when asked for) and seeks on.
+    pub(crate) fn finish_decoded(
+        &mut self,
+        w: &Whisper,
+        enc: &Tensor,
+        result: WindowResult,
+        steps: usize,
+    ) -> Result<(), WhisperError> {
+        self.finish_result(w, Some(enc), result, steps)
+    }
+
+    fn finish_result(
+        &mut self,
+        w: &Whisper,
+        enc: Option<&Tensor>,
+        result: WindowResult,
+        steps: usize,
+    ) -> Result<(), WhisperError> {
         let sp = w.tokenizer().special();
         self.timings.decoder_steps += steps;
         let size = (self.content - self.seek).min(CHUNK_FRAMES);
-        let offset_s = frames_to_seconds(self.seek);
+        let time_offset = self.window_start();
         let window_s = frames_to_seconds(size);
-        let (raw, advance) = if self.opts.timestamps {
-            decoding::split_segments(tokens, sp, window_s)
+        self.windows += 1;
+        if is_silence(&result, &self.opts) {
+            self.seek += size;
+            return Ok(());
+        }
+        let (mut raw, advance) = if self.opts.timestamps {
+            decoding::split_segments(&result.tokens, sp, window_s)
         } else {
-            let text: Vec<u32> = tokens.iter().cloned().filter(|&t| t < sp.eot).collect();
-            (
-                vec![RawSegment {
-                    start: 0.0,
-                    end: window_s,
-                    tokens: text,
-                }],
-                None,
-            )
+            let text: Vec<u32> = result
+                .tokens
+                .iter()
+                .copied()
+                .filter(|&t| t < sp.eot)
+                .collect();
+            let seg = RawSegment {
+                start: 0.0,
+                end: window_s,
+                tokens: text,
+                timed: result.tokens.clone(),
+            };
+            (vec![seg], None)
         };
-        for r in raw {
+        // Absolute times; like faster-whisper, a timestamp past the audio's
+        // end is kept as decoded.
+        for r in raw.iter_mut() {
+            r.start += time_offset;
+            r.end += time_offset;
+        }
+        let single_ending = advance.is_none();
+        let mut next_seek = self.seek
+            + advance
+                .map(|a| a as usize * 2)
+                .filter(|&f| f > 0)
+                .unwrap_or(size);
+        let mut words = Vec::new();
+        if let (true, Some(enc)) = (self.opts.word_timestamps, enc) {
+            let tw = Instant::now();
+            let ww = WindowWords {
+                time_offset,
+                num_frames: size,
+                language: self.language.as_deref(),
+            };
+            let (per_segment, speech) =
+                add_word_timestamps(w, enc, &mut raw, &ww, &self.opts, self.last_speech)
+                    .map_err(|e| e.in_window(&self.input, time_offset))?;
+            self.last_speech = speech;
+            words = per_segment;
+            self.timings.decoder += tw.elapsed();
+            if !single_ending {
+                // Restart after the last word that was aligned.
+                let last_end = words.iter().rev().find_map(|ws| ws.last()).map(|w| w.end);
+                if let Some(end) = last_end.filter(|&e| e > time_offset) {
+                    next_seek = ((end * 100.0).round() as usize).max(self.seek + 1);
+                }
+            }
+        }
+        words.resize_with(raw.len(), Vec::new);
+        for (r, ws) in raw.into_iter().zip(words) {
             let text = w.tokenizer().decode(&r.tokens)?;
+            if r.start == r.end || text.trim().is_empty() {
+                continue;
+            }
+            self.all_tokens.extend_from_slice(&r.timed);
             self.segments.push(Segment {
-                start: offset_s + r.start,
-                end: offset_s + r.end.min(window_s),
+                start: r.start,
+                end: r.end,
                 text,
                 tokens: r.tokens,
+                words: ws,
+                avg_logprob: result.avg_logprob,
+                no_speech_prob: result.no_speech_prob,
+                compression_ratio: result.compression_ratio,
+                temperature: result.temperature,
             });
         }
-        self.previous
-            .extend(tokens.iter().cloned().filter(|&t| t < sp.eot));
-        let excess = self.previous.len().saturating_sub(self.keep_previous);
-        self.previous.drain(..excess);
-        let adv = advance
-            .map(|a| a as usize * 2)
-            .filter(|&f| f > 0)
-            .unwrap_or(size);
-        self.seek += adv;
-        self.windows += 1;
-        if !self.opts.condition_on_previous_text {
-            self.previous.clear();
+        if !self.opts.condition_on_previous_text
+            || result.temperature > self.opts.prompt_reset_on_temperature
+        {
+            self.prompt_reset_since = self.all_tokens.len();
         }
-        if !self.features.is_long() {
-            self.done = true;
-        }
+        self.seek = next_seek;
         Ok(())
     }
 
@@ -310,6 +445,18 @@ impl<'s> Session<'s> {
             timings: self.timings,
         }
     }
+}
+
+/// faster-whisper's skip rule: a no-speech probability above the threshold,
+/// unless the text is probable enough.
+fn is_silence(result: &WindowResult, opts: &TranscribeOptions) -> bool {
+    let Some(threshold) = opts.no_speech_threshold else {
+        return false;
+    };
+    let probable = opts
+        .log_prob_threshold
+        .is_some_and(|min| result.avg_logprob > min);
+    result.no_speech_prob > threshold && !probable
 }
 
 /// Temperature sampling state of one window.

@@ -1,5 +1,6 @@
-//! The speech-to-text pipeline: audio → log-mel → encoder → greedy decoding
-//! (suppression, timestamp rules) → segments, over 30-second windows. The
+//! The speech-to-text pipeline: audio → log-mel → encoder → decoding (beam
+//! search or sampling with temperature fallback, [`super::fallback`]) →
+//! segments and words, over 30-second windows. The
 //! window loop is [`super::Session`]; its features come from
 //! [`super::features`], streamed window by window for long input so that
 //! memory does not grow with the duration.
@@ -12,12 +13,14 @@ use emily::{DType, Tensor};
 use super::consistency::check_tokenizer;
 use super::decoding;
 use super::graph::{GraphDecoderState, GraphError, WhisperGraph};
-use super::session::{CancelFlag, Session};
+use super::session::Session;
+use super::words::Word;
+use super::TranscribeOptions;
 use super::ComputeType;
 use super::{load_whisper, GenerationSettings, LoadError, WhisperCheckpoint, WhisperDims};
 use crate::audio::{AudioError, AudioSource};
 use crate::log_mel::{LogMelError, LogMelFeaturizer, CHUNK_FRAMES};
-use crate::tokenizer::{Task, TokenizerError, WhisperTokenizer};
+use crate::tokenizer::{TokenizerError, WhisperTokenizer};
 use emily::Kernels;
 
 /// Everything that can fail while transcribing; each names its input.
@@ -59,49 +62,25 @@ pub enum WhisperError {
     Cancelled,
 }
 
-impl From<emily::Error> for WhisperError {
-    fn from(e: emily::Error) -> Self {
-        WhisperError::Model(GraphError::Tensor(e))
+impl WhisperError {
+    /// Names the input and window of a non-finite logit (raised deep in
+    /// the decoder, where neither is known).
+    pub(crate) fn in_window(self, input: &str, window_start: f64) -> WhisperError {
+        match self {
+            WhisperError::NonFiniteLogits { token, value, .. } => WhisperError::NonFiniteLogits {
+                input: input.to_string(),
+                window_start,
+                token,
+                value,
+            },
+            other => other,
+        }
     }
 }
 
-/// Decoding options.
-#[derive(Clone, Debug)]
-pub struct TranscribeOptions {
-    /// Emit timestamped segments (else one segment per window).
-    pub timestamps: bool,
-    /// Language code for multilingual models (`None` = detect).
-    pub language: Option<String>,
-    /// Transcribe or translate (multilingual models).
-    pub task: Task,
-    /// Tokens generated per window at most.
-    pub max_tokens_per_window: usize,
-    /// Prompt each window with the previous window's text.
-    pub condition_on_previous_text: bool,
-    /// Text that precedes the audio (names, spelling, style), given to the
-    /// first window as previous text (OpenAI's `initial_prompt`).
-    pub initial_prompt: Option<String>,
-    /// 0 = greedy; above 0, tokens are sampled from `softmax(logits / t)`.
-    pub temperature: f32,
-    /// Seed of the sampler (with `temperature > 0`).
-    pub seed: u64,
-    /// Stops the transcription when set (checked between windows and steps).
-    pub cancel: Option<CancelFlag>,
-}
-
-impl Default for TranscribeOptions {
-    fn default() -> Self {
-        TranscribeOptions {
-            timestamps: false,
-            language: None,
-            task: Task::Transcribe,
-            max_tokens_per_window: 224,
-            condition_on_previous_text: true,
-            initial_prompt: None,
-            temperature: 0.0,
-            seed: 0,
-            cancel: None,
-        }
+impl From<emily::Error> for WhisperError {
+    fn from(e: emily::Error) -> Self {
+        WhisperError::Model(GraphError::Tensor(e))
     }
 }
 
@@ -116,6 +95,17 @@ pub struct Segment {
     pub text: String,
     /// Token ids (text only).
     pub tokens: Vec<u32>,
+    /// Timed words (with [`TranscribeOptions::word_timestamps`], else empty).
+    pub words: Vec<Word>,
+    /// Average log-probability of the window's tokens (0 when the window was
+    /// decoded step by step outside the search, as the server does).
+    pub avg_logprob: f64,
+    /// Probability of no speech in the window (0 when not measured).
+    pub no_speech_prob: f64,
+    /// zlib compression ratio of the window's text.
+    pub compression_ratio: f64,
+    /// Sampling temperature of the window's result (0 = beam search or greedy).
+    pub temperature: f32,
 }
 
 /// Per-stage wall times of one transcription.
@@ -320,9 +310,9 @@ impl Whisper {
             let encoder = te.elapsed();
             let prompt = session.prompt(self, &enc)?;
             let td = Instant::now();
-            let (tokens, steps) = self.decode_window(&session, &enc, &prompt)?;
+            let (result, steps) = session.decode_window(self, &enc, &prompt)?;
             session.add_timings(encoder, td.elapsed());
-            session.finish_window(self, &tokens, steps)?;
+            session.finish_decoded(self, &enc, result, steps)?;
             let (done, total) = session.progress();
             progress(done, total);
         }
@@ -348,24 +338,29 @@ impl Whisper {
         Ok(best)
     }
 
-    /// Greedy decoding of one window; returns the generated tokens (no prompt,
-    /// no EOT) and the number of decoder steps.
-    fn decode_window(
-        &self,
-        session: &Session,
-        enc: &Tensor,
-        prompt: &[u32],
-    ) -> Result<(Vec<u32>, usize), WhisperError> {
-        let mut state = Decoding::new(self, enc)?;
-        let mut picker = session.window_decoder(self, prompt);
-        let mut logits = state.feed(self, prompt)?;
-        let mut steps = 1;
-        while let Some(next) = picker.next_token(self, &mut logits)? {
-            session.check_cancelled()?;
-            logits = state.feed(self, &[next])?;
-            steps += 1;
+    /// The tokens never generated for a `--suppress-tokens` list: `-1`
+    /// stands for the model's own list; the control tokens (task, start of
+    /// transcript, previous text, language model) are added whenever the list
+    /// is not empty (faster-whisper's `get_suppressed_tokens`).
+    pub fn suppressed_tokens(&self, list: &[i64]) -> Vec<u32> {
+        if list.is_empty() {
+            return Vec::new();
         }
-        Ok((picker.generated().to_vec(), steps))
+        let sp = self.tokenizer.special();
+        let vocab = self.dims().n_vocab as i64;
+        let mut out: Vec<u32> = list
+            .iter()
+            .filter(|&&t| (0..vocab).contains(&t))
+            .map(|&t| t as u32)
+            .collect();
+        if list.contains(&-1) {
+            out.extend_from_slice(&self.generation.suppress_tokens);
+        }
+        out.extend([sp.transcribe, sp.translate, sp.sot, sp.sot_prev]);
+        out.extend(sp.sot_lm);
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 

@@ -140,7 +140,7 @@ async fn handle(state: AppState, mp: Multipart, task: Task) -> Result<Response, 
         language: form.language.clone(),
         task,
         initial_prompt: form.prompt.clone(),
-        temperature: form.temperature,
+        temperatures: vec![form.temperature],
         ..TranscribeOptions::default()
     };
     let t = run_job(&state, samples, opts, started).await?;

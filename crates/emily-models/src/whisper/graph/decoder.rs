@@ -25,7 +25,16 @@ use crate::whisper::WhisperDims;
 /// `"{node}.value_cache"`), written at the offset, so every step with the
 /// same `T` replays one compiled plan.
 pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, false)
+    decoder_model(dims, false, false)
+}
+
+/// The decoder step with more outputs, for word alignment: after the hidden
+/// states, every layer's cross-attention queries `(B, H, T, d/H)` (the
+/// `"{layer}.encoder_attn.query_heads"` nodes), from which the alignment
+/// heads' attention weights are computed outside the graph. Same nodes and
+/// parameters as [`decoder_step_model`].
+pub fn decoder_align_model(dims: &WhisperDims) -> Result<Model> {
+    decoder_model(dims, false, true)
 }
 
 /// The decoder step for a batch of sequences that share one cache write
@@ -36,10 +45,10 @@ pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
 /// `(B, n_text_ctx)` bool (the cache slots that belong to the row). Same
 /// nodes and parameters otherwise.
 pub fn decoder_batch_step_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, true)
+    decoder_model(dims, true, false)
 }
 
-fn decoder_model(dims: &WhisperDims, per_row: bool) -> Result<Model> {
+fn decoder_model(dims: &WhisperDims, per_row: bool, cross_queries: bool) -> Result<Model> {
     let (d, h) = (dims.d_model, dims.n_text_heads);
     let hd = d / h;
     let mut b = ModelBuilder::new();
@@ -74,6 +83,7 @@ fn decoder_model(dims: &WhisperDims, per_row: bool) -> Result<Model> {
         Some(_) => o.mask(AttentionMask::KeyPadding),
         None => o,
     };
+    let mut queries = Vec::new();
     for i in 0..dims.n_text_layers {
         let p = decoder_layer(i);
         let n = b.layer_norm(
@@ -112,6 +122,7 @@ fn decoder_model(dims: &WhisperDims, per_row: bool) -> Result<Model> {
             DenseOptions::new(d, d),
         )?;
         let q = b.split_heads(&format!("{p}.encoder_attn.query_heads"), &q, h)?;
+        queries.push(q.clone());
         let a = b.attention_core(
             &format!("{p}.encoder_attn.core"),
             &q,
@@ -131,5 +142,10 @@ fn decoder_model(dims: &WhisperDims, per_row: bool) -> Result<Model> {
         x = mlp_block(&mut b, &p, &x2, d, dims.ffn_dim)?;
     }
     b.output(&x)?;
+    if cross_queries {
+        for q in &queries {
+            b.output(q)?;
+        }
+    }
     b.build()
 }

@@ -21,7 +21,7 @@ mod state;
 
 pub use batch::BatchDecoderState;
 pub use cross_kv::cross_kv_model;
-pub use decoder::{decoder_batch_step_model, decoder_step_model};
+pub use decoder::{decoder_align_model, decoder_batch_step_model, decoder_step_model};
 pub use encoder::encoder_model;
 pub use head::decoder_head_model;
 pub use params::{
@@ -82,6 +82,9 @@ pub struct WhisperGraph {
     decoder: Served,
     /// The decoder step over rows at different positions ([`batch`]).
     decoder_batch: Served,
+    /// The decoder step with the cross-attention queries as outputs (word
+    /// alignment only).
+    decoder_align: Served,
     head: Served,
     fast: Option<Vec<Report>>,
 }
@@ -111,15 +114,17 @@ impl WhisperGraph {
             decoder_step_model(&dims)?,
             decoder_head_model(&dims)?,
             decoder_batch_step_model(&dims)?,
+            decoder_align_model(&dims)?,
         ];
         let params = param_store(ck, &models.iter().collect::<Vec<_>>(), compute)?;
-        let [encoder, cross_kv, decoder, head, decoder_batch] = models;
+        let [encoder, cross_kv, decoder, head, decoder_batch, decoder_align] = models;
         Ok(WhisperGraph {
             dims,
             encoder: Served::new(encoder, &params)?,
             cross_kv: Served::new(cross_kv, &params)?,
             decoder: Served::new(decoder, &params)?,
             decoder_batch: Served::new(decoder_batch, &params)?,
+            decoder_align: Served::new(decoder_align, &params)?,
             head: Served::new(head, &params)?,
             params,
             fast: None,
@@ -138,6 +143,7 @@ impl WhisperGraph {
         let (decoder, r2) = rewrite(&self.decoder)?;
         let (head, r3) = rewrite(&self.head)?;
         let (decoder_batch, _) = rewrite(&self.decoder_batch)?;
+        let (decoder_align, _) = rewrite(&self.decoder_align)?;
         Ok(WhisperGraph {
             dims: self.dims,
             params: self.params.clone(),
@@ -145,6 +151,7 @@ impl WhisperGraph {
             cross_kv,
             decoder,
             decoder_batch,
+            decoder_align,
             head,
             fast: Some(vec![r0, r1, r2, r3]),
         })
@@ -268,40 +275,77 @@ impl WhisperGraph {
         offset: &Tensor,
         state: &mut GraphDecoderState,
     ) -> Result<Tensor, GraphError> {
-        if tokens.rank() != 2 || tokens.shape()[1] == 0 {
-            return Err(GraphError::Input(format!(
-                "tokens must be (B, T) with T > 0, got {:?}",
-                tokens.shape()
-            )));
-        }
-        let offset = if offset.shape() == [1] && offset.dtype() == DType::I64 {
-            offset.clone()
+        let t = tokens.shape().get(1).copied().unwrap_or(0);
+        let logits = self.step_at(tokens, offset, state, &[t.saturating_sub(1)])?;
+        let (b, v) = (logits.shape()[0], self.dims.n_vocab);
+        Ok(logits.reshape_to(&[b, v])?)
+    }
+
+    /// [`WhisperGraph::step`] returning the logits `(B, P, vocab)` at the
+    /// token positions `positions` (indices into `0..T`, in any order).
+    pub fn step_at(
+        &self,
+        tokens: &Tensor,
+        offset: &Tensor,
+        state: &mut GraphDecoderState,
+        positions: &[usize],
+    ) -> Result<Tensor, GraphError> {
+        let t = tokens.shape().get(1).copied().unwrap_or(0);
+        let hidden = run_decoder(&self.decoder, tokens, offset, state, positions)?.remove(0);
+        self.logits_at(hidden, t, positions)
+    }
+
+    /// The head on the hidden states `(B, T, d)` at `positions`: `(B, P, vocab)`.
+    fn logits_at(
+        &self,
+        hidden: Tensor,
+        t: usize,
+        positions: &[usize],
+    ) -> Result<Tensor, GraphError> {
+        let picked = if positions.len() == t && positions.iter().enumerate().all(|(i, &p)| i == p) {
+            hidden
+        } else if let [p] = positions {
+            hidden.narrow(1, *p, 1)?
         } else {
-            offset.cast(DType::I64)?.reshape_to(&[1])?
+            let idx: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+            hidden.index_select(&Tensor::from_slice(&idx, &[idx.len()])?, 1)?
         };
-        let mut inputs: Vec<(&str, &Tensor)> = vec![(INPUT_IDS, tokens), (OFFSET, &offset)];
-        inputs.extend(state.cross.iter().map(|(n, t)| (n.as_str(), t)));
         let out = self
-            .decoder
+            .head
             .forward
-            .call_with_state(&inputs, &mut state.caches)?;
-        let hidden = out.into_tensors().remove(0);
-        self.logits_of_last(hidden, tokens.shape()[0], tokens.shape()[1])
+            .call(&[(DECODER_HIDDEN_STATES, &picked)])?;
+        Ok(out.into_tensors().remove(0))
+    }
+
+    /// The decoder over a whole token sequence `(1, T)` from position 0 in a
+    /// fresh `state`, for word alignment: the logits at every position
+    /// `(1, T, vocab)` and every layer's cross-attention queries
+    /// `(1, H, T, d/H)`.
+    pub fn align_forward(
+        &self,
+        tokens: &Tensor,
+        state: &mut GraphDecoderState,
+    ) -> Result<(Tensor, Vec<Tensor>), GraphError> {
+        let zero = Tensor::from_slice(&[0i64], &[1])?;
+        let t = tokens.shape().get(1).copied().unwrap_or(0);
+        let all: Vec<usize> = (0..t).collect();
+        let mut outs = run_decoder(&self.decoder_align, tokens, &zero, state, &all)?;
+        let hidden = outs.remove(0);
+        Ok((self.logits_at(hidden, t, &all)?, outs))
+    }
+
+    /// The decoder's cross-attention keys of layer `layer` in `state`
+    /// `(B, H, 1500, d/H)`.
+    pub fn cross_keys<'s>(&self, state: &'s GraphDecoderState, layer: usize) -> Option<&'s Tensor> {
+        let name = names::cross_keys(layer);
+        state.cross.iter().find(|(n, _)| *n == name).map(|(_, t)| t)
     }
 
     /// The head on the last position of a step's hidden states `(B, T, d)`:
     /// logits `(B, vocab)`.
     fn logits_of_last(&self, hidden: Tensor, b: usize, t: usize) -> Result<Tensor, GraphError> {
-        let last = if t == 1 {
-            hidden
-        } else {
-            hidden.narrow(1, t - 1, 1)?
-        };
-        let out = self.head.forward.call(&[(DECODER_HIDDEN_STATES, &last)])?;
-        Ok(out
-            .into_tensors()
-            .remove(0)
-            .reshape_to(&[b, self.dims.n_vocab])?)
+        let logits = self.logits_at(hidden, t, &[t.saturating_sub(1)])?;
+        Ok(logits.reshape_to(&[b, self.dims.n_vocab])?)
     }
 
     /// The batched decoder-step graph (rows at different positions).
@@ -314,4 +358,47 @@ impl WhisperGraph {
     pub fn decoder_step_plans(&self) -> usize {
         self.decoder.forward.num_plans()
     }
+}
+
+/// Runs a decoder step graph (`decoder` or `decoder_align`) on checked
+/// inputs; returns its outputs.
+fn run_decoder(
+    served: &Served,
+    tokens: &Tensor,
+    offset: &Tensor,
+    state: &mut GraphDecoderState,
+    positions: &[usize],
+) -> Result<Vec<Tensor>, GraphError> {
+    let (offset, _) = check_step_inputs(tokens, offset, positions)?;
+    let mut inputs: Vec<(&str, &Tensor)> = vec![(INPUT_IDS, tokens), (OFFSET, &offset)];
+    inputs.extend(state.cross.iter().map(|(n, t)| (n.as_str(), t)));
+    let out = served.forward.call_with_state(&inputs, &mut state.caches)?;
+    Ok(out.into_tensors())
+}
+
+/// Checks a step's `(B, T)` tokens and the positions wanted from them; returns
+/// the offset as a `[1]` i64 tensor and `T`.
+fn check_step_inputs(
+    tokens: &Tensor,
+    offset: &Tensor,
+    positions: &[usize],
+) -> Result<(Tensor, usize), GraphError> {
+    if tokens.rank() != 2 || tokens.shape()[1] == 0 {
+        return Err(GraphError::Input(format!(
+            "tokens must be (B, T) with T > 0, got {:?}",
+            tokens.shape()
+        )));
+    }
+    let t = tokens.shape()[1];
+    if positions.is_empty() || positions.iter().any(|&p| p >= t) {
+        return Err(GraphError::Input(format!(
+            "positions {positions:?} must be a non-empty list below T = {t}"
+        )));
+    }
+    let offset = if offset.shape() == [1] && offset.dtype() == DType::I64 {
+        offset.clone()
+    } else {
+        offset.cast(DType::I64)?.reshape_to(&[1])?
+    };
+    Ok((offset, t))
 }
