@@ -25,7 +25,8 @@ struct Seq {
     expected: Vec<u32>,
 }
 
-/// A JFK session's window: its encoder output, prompt, picker and the
+/// A JFK session's window (greedy: what a window decoded step by step
+/// does): its encoder output, prompt, picker and the
 /// tokens `transcribe` generates for it.
 fn sequence(opts: TranscribeOptions) -> (emily::Tensor, Vec<u32>, Seq) {
     let w = model();
@@ -60,14 +61,14 @@ fn text_only(tokens: &[u32]) -> Vec<u32> {
 fn rows_joining_a_running_batch_decode_as_they_do_alone() {
     let w = model();
     let g = w.graph();
-    let plain = TranscribeOptions::default();
+    let plain = TranscribeOptions::greedy();
     let timed = TranscribeOptions {
         timestamps: true,
-        ..Default::default()
+        ..TranscribeOptions::greedy()
     };
     let prompted = TranscribeOptions {
         initial_prompt: Some("President Kennedy, January 1961.".into()),
-        ..Default::default()
+        ..TranscribeOptions::greedy()
     };
     let mut batch = BatchDecoderState::new();
     let mut rows: Vec<Seq> = Vec::new();
@@ -117,8 +118,8 @@ fn a_dropped_row_leaves_the_others_exact() {
     let w = model();
     let g = w.graph();
     let mut batch = BatchDecoderState::new();
-    let (enc_a, prompt_a, mut a) = sequence(TranscribeOptions::default());
-    let (enc_b, prompt_b, mut b) = sequence(TranscribeOptions::default());
+    let (enc_a, prompt_a, mut a) = sequence(TranscribeOptions::greedy());
+    let (enc_b, prompt_b, mut b) = sequence(TranscribeOptions::greedy());
     let mut la = g
         .batch_join(&mut batch, &enc_a, &prompt_a, 224)
         .unwrap()

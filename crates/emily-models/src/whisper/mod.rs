@@ -16,10 +16,10 @@ pub use dims::WhisperDims;
 pub mod decoding;
 pub mod fallback;
 pub mod graph;
-pub mod render;
-mod session;
 mod options;
+pub mod render;
 mod search;
+mod session;
 mod transcriber;
 pub mod words;
 

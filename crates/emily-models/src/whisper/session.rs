@@ -149,8 +149,7 @@ impl<'s> Session<'s> {
                 Vec::new()
             },
             timestamps: opts.timestamps,
-            max_initial_timestamp_steps: (opts.max_initial_timestamp
-                / decoding::SECONDS_PER_TOKEN)
+            max_initial_timestamp_steps: (opts.max_initial_timestamp / decoding::SECONDS_PER_TOKEN)
                 .round()
                 .clamp(0.0, u32::MAX as f64) as u32,
             special: tok.special().clone(),
