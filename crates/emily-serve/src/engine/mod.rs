@@ -23,8 +23,9 @@ use pool::WorkerPool;
 pub struct TranscriptionJob {
     /// 16 kHz mono samples.
     pub samples: Vec<f32>,
-    /// Decoding options; `opts.cancel` is set when the client goes away.
-    pub opts: TranscribeOptions,
+    /// Decoding options; `opts.cancel` is set when the client goes away
+    /// (boxed: a job is moved through the queue and handed back when full).
+    pub opts: Box<TranscribeOptions>,
     /// Where the worker sends the result.
     pub reply: oneshot::Sender<Result<Transcript, WhisperError>>,
 }
@@ -46,7 +47,7 @@ impl TranscriptionJob {
         (
             TranscriptionJob {
                 samples,
-                opts,
+                opts: Box::new(opts),
                 reply,
             },
             rx,
