@@ -40,9 +40,10 @@ async fn transcribe(path: &str, body: reqwest::multipart::Form) -> reqwest::Resp
 /// What the CLI prints for JFK in `format` (same model, same options).
 fn cli_output(format: TranscriptFormat) -> String {
     let w = server().state.engine().unwrap().whisper().clone();
+    // Greedy: the server decodes each window step by step.
     let opts = TranscribeOptions {
         timestamps: format.needs_timestamps(),
-        ..Default::default()
+        ..TranscribeOptions::greedy()
     };
     let samples = emily_models::audio::load_audio(&common::root().join("samples/jfk.wav")).unwrap();
     render(&w.transcribe(&samples, &opts).unwrap(), format, false)

@@ -168,7 +168,9 @@ async fn concurrent_requests_decode_in_one_batch_with_exact_text() {
         emily_models::audio::prepare_samples(&d.samples, d.sample_rate, d.channels, "long.wav")
             .unwrap();
     let w = s.state.engine().unwrap().whisper().clone();
-    let alone = tokio::task::spawn_blocking(move || w.transcribe(&samples, &Default::default()))
+    // Greedy: the server decodes each window step by step.
+    let greedy = emily_models::whisper::TranscribeOptions::greedy();
+    let alone = tokio::task::spawn_blocking(move || w.transcribe(&samples, &greedy))
         .await
         .unwrap()
         .unwrap();

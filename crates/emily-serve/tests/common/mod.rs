@@ -9,8 +9,9 @@ use emily_serve::state::AppState;
 use emily_serve::{ServeConfig, Server};
 use tokio::sync::oneshot;
 
-/// The JFK sentence as `emily transcribe samples/jfk.wav` prints it.
-pub const JFK: &str = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
+/// The greedy JFK text (the server decodes windows step by step, greedily;
+/// faster-whisper's greedy text).
+pub const JFK: &str = "And so my fellow Americans ask not what your country can do for you ask what you can do for your country.";
 
 /// The workspace root.
 pub fn root() -> PathBuf {
