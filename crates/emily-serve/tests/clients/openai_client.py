@@ -11,7 +11,7 @@ import sys
 import openai
 from openai import OpenAI
 
-JFK = ("And so my fellow Americans ask not what your country can do for you, "
+JFK = ("And so my fellow Americans ask not what your country can do for you "
        "ask what you can do for your country.")
 
 base = os.environ["EMILY_URL"] + "/v1"
