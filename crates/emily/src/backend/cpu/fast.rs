@@ -198,21 +198,13 @@ fn run<T: FusedFloat>(
                 .then(|| f32s(m.unwrap()))
                 .transpose()?;
             let mask_strides = m.map(|m| {
-                let mut s = [1usize; 4];
-                s[4 - m.shape().len()..].copy_from_slice(m.shape());
-                let mut st = MaskStrides::broadcast(s);
-                // An axis of extent 1 broadcasts even where the full extent is 1 too.
-                for (i, f) in full.iter().enumerate() {
-                    if s[i] == 1 && *f == 1 {
-                        match i {
-                            0 => st.batch = 0,
-                            1 => st.head = 0,
-                            2 => st.q = 0,
-                            _ => st.k = 0,
-                        }
-                    }
+                let st = crate::shape::broadcast_strides(m.shape(), &full);
+                MaskStrides {
+                    batch: st[0],
+                    head: st[1],
+                    q: st[2],
+                    k: st[3],
                 }
-                st
             });
             p.mask = match mask {
                 MaskKind::None => Mask::None,

@@ -192,6 +192,19 @@ impl Gpu {
         .map_err(|e| self.err(op, e))
     }
 
+    /// Launches a grid-stride kernel over `n` items: a 1-D grid of
+    /// `block`-thread blocks from [`Gpu::grid_for`], no dynamic shared memory.
+    pub(crate) fn launch_over(
+        &self,
+        op: &'static str,
+        f: &CudaFunction,
+        n: usize,
+        block: u32,
+        args: &mut [*mut c_void],
+    ) -> Result<()> {
+        self.launch(op, f, (self.grid_for(n, block), 1, 1), block, 0, args)
+    }
+
     /// A grid of `block`-thread blocks covering `n` items (grid-stride loops
     /// take the rest), at most a few waves.
     pub(crate) fn grid_for(&self, n: usize, block: u32) -> u32 {

@@ -124,14 +124,7 @@ pub(crate) fn fused(
     let mut args = vec![arg(&op)];
     args.extend(ptrs.iter().map(arg));
     args.push(params.as_ptr() as *mut std::ffi::c_void);
-    gpu.launch(
-        "fused",
-        &f,
-        (gpu.grid_for(n, BLOCK), 1, 1),
-        BLOCK,
-        0,
-        &mut args,
-    )?;
+    gpu.launch_over("fused", &f, n, BLOCK, &mut args)?;
     Ok(out)
 }
 
@@ -153,14 +146,7 @@ pub(crate) fn fill(gpu: &Arc<Gpu>, p: u64, n: usize, value: f64, dtype: DType) -
     );
     let f = gpu.function("full", &k)?;
     let n64 = n as i64;
-    gpu.launch(
-        "full",
-        &f,
-        (gpu.grid_for(n, BLOCK), 1, 1),
-        BLOCK,
-        0,
-        &mut [arg(&p), arg(&n64), arg(&value)],
-    )
+    gpu.launch_over("full", &f, n, BLOCK, &mut [arg(&p), arg(&n64), arg(&value)])
 }
 
 /// The index along `axis`.
@@ -177,12 +163,11 @@ pub(crate) fn iota(gpu: &Arc<Gpu>, axis: usize, shape: &[usize], dtype: DType) -
     let f = gpu.function("iota", &k)?;
     let (out, p) = alloc(gpu, shape, dtype)?;
     let (n64, s64, d64) = (n as i64, stride.max(1) as i64, dim.max(1) as i64);
-    gpu.launch(
+    gpu.launch_over(
         "iota",
         &f,
-        (gpu.grid_for(n, BLOCK), 1, 1),
+        n,
         BLOCK,
-        0,
         &mut [arg(&p), arg(&n64), arg(&s64), arg(&d64)],
     )?;
     Ok(out)

@@ -221,12 +221,11 @@ fn rope(
     let log_step = -2.0 * (base as f64).ln() / dims as f64;
     let scale = scale as f64;
     let items = dims / 2 + (d - dims);
-    gpu.launch(
+    gpu.launch_over(
         "rope",
         &f,
-        (gpu.grid_for(t * items, 128), 1, 1),
+        t * items,
         128,
-        0,
         &mut [
             arg(&o),
             arg(&xp),
@@ -335,12 +334,7 @@ fn sdpa(
     let mut ms = [0usize; 4];
     let mut mask_arr = None;
     if let Some(m) = extra.filter(|_| mask_kind == 2 || mask_kind == 3) {
-        let mut s = [1usize; 4];
-        s[4 - m.shape().len()..].copy_from_slice(m.shape());
-        let st = crate::shape::contiguous_strides(&s);
-        for i in 0..4 {
-            ms[i] = if s[i] == 1 && full[i] != 0 { 0 } else { st[i] };
-        }
+        ms.copy_from_slice(&crate::shape::broadcast_strides(m.shape(), &full));
         mask_arr = Some(if mask_kind == 2 {
             convert(gpu, m, dtype)?
         } else {

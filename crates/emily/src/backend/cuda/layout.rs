@@ -61,12 +61,11 @@ fn copy(
         p[4 + 2 * MAX_RANK + d] = cst[1][d] as i64;
     }
     let f = gpu.function(op, &copy_kernel(dtype))?;
-    gpu.launch(
+    gpu.launch_over(
         op,
         &f,
-        (gpu.grid_for(n, BLOCK), 1, 1),
+        n,
         BLOCK,
-        0,
         &mut [arg(&dst), arg(&src), p.as_ptr() as *mut std::ffi::c_void],
     )
 }
@@ -214,12 +213,11 @@ pub(crate) fn gather(
     let (out, o) = alloc(gpu, shape, x.dtype())?;
     let (xp, ip) = (ptr("gather", x)?, ptr("gather", idx)?);
     let n = numel(shape);
-    gpu.launch(
+    gpu.launch_over(
         "gather",
         &f,
-        (gpu.grid_for(n, BLOCK), 1, 1),
+        n,
         BLOCK,
-        0,
         &mut [
             arg(&o),
             arg(&xp),
@@ -268,12 +266,11 @@ pub(crate) fn slice_update(
         ptr("slice_update", offset)?,
     );
     let n = update.numel();
-    gpu.launch(
+    gpu.launch_over(
         "slice_update",
         &f,
-        (gpu.grid_for(n.max(1), BLOCK), 1, 1),
+        n,
         BLOCK,
-        0,
         &mut [
             arg(&tp),
             arg(&up),
@@ -332,12 +329,11 @@ pub(crate) fn scatter_add(
         ptr("scatter_add", &u)?,
     );
     let n = (outer * inner) as usize;
-    gpu.launch(
+    gpu.launch_over(
         "scatter_add",
         &f,
-        (gpu.grid_for(n.max(1), BLOCK), 1, 1),
+        n,
         BLOCK,
-        0,
         &mut [
             arg(&tp),
             arg(&ip),
@@ -378,12 +374,11 @@ pub(crate) fn random_uniform(
     let (out, o) = alloc(gpu, shape, dtype)?;
     let kp = ptr("random_uniform", key)?;
     let n = numel(shape) as i64;
-    gpu.launch(
+    gpu.launch_over(
         "random_uniform",
         &f,
-        (gpu.grid_for(n as usize, BLOCK), 1, 1),
+        n as usize,
         BLOCK,
-        0,
         &mut [arg(&o), arg(&kp), arg(&stream), arg(&n), arg(&code)],
     )?;
     Ok(out)

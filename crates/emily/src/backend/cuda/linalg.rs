@@ -267,12 +267,11 @@ pub(crate) fn conv1d(
     ]
     .map(|v| v as i64);
     let total = numel(&cols_shape);
-    gpu.launch(
+    gpu.launch_over(
         "conv1d",
         &f,
-        (gpu.grid_for(total, 256), 1, 1),
+        total,
         256,
-        0,
         &mut [
             arg(&cp),
             arg(&xp),

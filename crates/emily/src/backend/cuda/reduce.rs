@@ -98,25 +98,21 @@ pub(crate) fn reduce(
             )
         } else {
             let f = gpu.function("reduce", &reduce_kernel("ROWS", op, t, dtype))?;
-            let grid = gpu.grid_for(rows * 32, 256);
-            gpu.launch(
+            gpu.launch_over(
                 "reduce",
                 &f,
-                (grid, 1, 1),
+                rows * 32,
                 256,
-                0,
                 &mut [arg(&o), arg(&xp), arg(&o64), arg(&l64), sarg],
             )
         }?;
     } else {
         let f = gpu.function("reduce", &reduce_kernel("COLS", op, t, dtype))?;
-        let grid = gpu.grid_for(outer * inner, 256);
-        gpu.launch(
+        gpu.launch_over(
             "reduce",
             &f,
-            (grid, 1, 1),
+            outer * inner,
             256,
-            0,
             &mut [arg(&o), arg(&xp), arg(&o64), arg(&l64), arg(&i64_), sarg],
         )?;
     }
@@ -139,13 +135,11 @@ pub(crate) fn softmax(gpu: &Arc<Gpu>, x: &Array, axis: usize, dtype: DType) -> R
             &[t, c],
         );
         let f = gpu.function("softmax", &k)?;
-        let grid = gpu.grid_for(outer * 32, 256);
-        gpu.launch(
+        gpu.launch_over(
             "softmax",
             &f,
-            (grid, 1, 1),
+            outer * 32,
             256,
-            0,
             &mut [arg(&o), arg(&xp), arg(&o64), arg(&l64)],
         )?;
     } else {
@@ -156,13 +150,11 @@ pub(crate) fn softmax(gpu: &Arc<Gpu>, x: &Array, axis: usize, dtype: DType) -> R
             &[t, c],
         );
         let f = gpu.function("softmax", &k)?;
-        let grid = gpu.grid_for(outer * inner, 256);
-        gpu.launch(
+        gpu.launch_over(
             "softmax",
             &f,
-            (grid, 1, 1),
+            outer * inner,
             256,
-            0,
             &mut [arg(&o), arg(&xp), arg(&o64), arg(&l64), arg(&i64_)],
         )?;
     }
