@@ -12,6 +12,7 @@
 //! read from memory once and then from L1. Rows are split across the pool;
 //! outputs too large for the cache are written with streaming stores.
 
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 use super::lanes::{self, fma_dispatch, fmadd};
@@ -70,17 +71,7 @@ pub fn layer_norm_f16(
     cols: usize,
     out: &mut [f16],
 ) {
-    check(
-        x.len(),
-        weight.map(<[f16]>::len),
-        bias.map(<[f16]>::len),
-        cols,
-        out.len(),
-    );
-    let (w, b) = (widen::widen(weight), widen::widen(bias));
-    widen::map_rows_widened(x, cols, out, |row| {
-        ln_row_inplace(row, w.as_deref(), b.as_deref(), eps)
-    });
+    layer_norm_half(x, weight, bias, eps, cols, out);
 }
 
 /// [`layer_norm_f32`] for `bf16` data: rows are widened to `f32`, normalised in
@@ -96,10 +87,25 @@ pub fn layer_norm_bf16(
     cols: usize,
     out: &mut [bf16],
 ) {
+    layer_norm_half(x, weight, bias, eps, cols, out);
+}
+
+/// The f16/bf16 entry points: rows widened to `f32`, normalised, rounded back.
+fn layer_norm_half<T>(
+    x: &[T],
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    eps: f32,
+    cols: usize,
+    out: &mut [T],
+) where
+    T: Copy + Send + Sync,
+    [T]: HalfFloatSliceExt,
+{
     check(
         x.len(),
-        weight.map(<[bf16]>::len),
-        bias.map(<[bf16]>::len),
+        weight.map(<[T]>::len),
+        bias.map(<[T]>::len),
         cols,
         out.len(),
     );
