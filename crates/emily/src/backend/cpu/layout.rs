@@ -20,43 +20,18 @@ pub(crate) fn strided_copy(
     dst_strides: &[usize],
 ) {
     let elem = src.dtype().size_in_bytes();
+    let bytes = src.bytes();
+    // One copy routine per element width: dtypes of equal size move alike.
+    macro_rules! copy_as {
+        ($t:ty) => {
+            copy_typed::<$t>(bytes, offset, strides, shape, dst, dst_offset, dst_strides)
+        };
+    }
     match elem {
-        1 => copy_typed::<u8>(
-            src.bytes(),
-            offset,
-            strides,
-            shape,
-            dst,
-            dst_offset,
-            dst_strides,
-        ),
-        2 => copy_typed::<u16>(
-            src.bytes(),
-            offset,
-            strides,
-            shape,
-            dst,
-            dst_offset,
-            dst_strides,
-        ),
-        4 => copy_typed::<u32>(
-            src.bytes(),
-            offset,
-            strides,
-            shape,
-            dst,
-            dst_offset,
-            dst_strides,
-        ),
-        8 => copy_typed::<u64>(
-            src.bytes(),
-            offset,
-            strides,
-            shape,
-            dst,
-            dst_offset,
-            dst_strides,
-        ),
+        1 => copy_as!(u8),
+        2 => copy_as!(u16),
+        4 => copy_as!(u32),
+        8 => copy_as!(u64),
         _ => unreachable!("element size {elem}"),
     }
 }
