@@ -4,8 +4,8 @@
 //! the emulated AMX tile program.
 
 use emily_kernels::gemm::{
-    bf16_bits, gemm_bf16_on, gemm_int8_on, gemm_s8s8_on, gemm_u8s8_on, quantize_columns_s8,
-    quantize_row_u8, Engine, MatRef, PackedBf16, PackedInt8, Precision,
+    bf16_bits, gemm_bf16_on, gemm_int8_on, gemm_s8s8_on, gemm_u8s8, gemm_u8s8_on,
+    quantize_columns_s8, quantize_row_u8, Engine, MatRef, PackedBf16, PackedInt8, Precision,
 };
 use half::bf16;
 use rand::rngs::StdRng;
@@ -277,6 +277,23 @@ fn emily_isa_forces_each_path() {
                 _ => best == Engine::available(p)[0],
             };
             assert!(ok, "EMILY_ISA={cap}: {p:?} chose {best:?}");
+        }
+        // The capped engine's int8 product is exact at an odd shape.
+        let (m, n, k) = (77, 33, 129);
+        let mut rng = StdRng::seed_from_u64(9);
+        let a: Vec<u8> = (0..m * k).map(|_| rng.gen()).collect();
+        let zp: Vec<i32> = (0..m).map(|_| rng.gen_range(0..=255)).collect();
+        let b: Vec<i8> = (0..k * n).map(|_| rng.gen_range(-128..=127)).collect();
+        let packed = PackedInt8::from_i8(MatRef::row_major(&b, k, n), vec![1.0; n]);
+        let mut out = vec![i32::MIN; m * n];
+        gemm_u8s8(MatRef::row_major(&a, m, k), &zp, &packed, &mut out);
+        for i in 0..m {
+            for j in 0..n {
+                let want: i64 = (0..k)
+                    .map(|kk| (a[i * k + kk] as i64 - zp[i] as i64) * b[kk * n + j] as i64)
+                    .sum();
+                assert_eq!(out[i * n + j] as i64, want, "EMILY_ISA={cap} ({i},{j})");
+            }
         }
         return;
     }

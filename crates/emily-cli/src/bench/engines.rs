@@ -46,8 +46,16 @@ fn cpu_line() -> String {
     format!("cpu: {} [{}]", field("model name"), wanted.join(" "))
 }
 
-/// Prints one shape's row.
-fn shape_row(m: usize, n: usize, k: usize) -> Result<()> {
+/// One shape's GFLOP/s: ours (f32, best bf16 engine, best int8 engine) and,
+/// once the peer has run, PyTorch's (f32, bf16, int8).
+struct Row {
+    shape: (usize, usize, usize),
+    ours: [f64; 3],
+    torch: Option<[f64; 3]>,
+}
+
+/// Prints one shape's row (every engine) and returns its figures.
+fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
     let a = Tensor::randn(&[m, k], 0.0, 1.0, 1, DType::F32)?.eval()?;
     let w = Tensor::randn(&[n, k], 0.0, 0.05, 2, DType::F32)?.eval()?;
     let (av, wv) = (a.to_vec::<f32>()?, w.to_vec::<f32>()?);
@@ -90,7 +98,89 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<()> {
         gf(op_bf16),
         gf(op_int8)
     );
-    Ok(())
+    Ok(Row {
+        shape: (m, n, k),
+        ours: [gf(f32s), gf(best[0]), gf(best[1])],
+        torch: None,
+    })
+}
+
+/// Runs the PyTorch peer, echoing its output, and returns its lines.
+fn torch_peer() -> Vec<String> {
+    let python = Path::new("bench/peers/.venv/bin/python");
+    if !python.is_file() {
+        println!("peer torch: not set up (bash bench/peers/setup-torch-venv.sh)");
+        return Vec::new();
+    }
+    let out = Command::new(python)
+        .arg("bench/peers/torch_gemm.py")
+        .arg(emily_kernels::parallel::num_threads().to_string())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            print!("{text}");
+            text.lines().map(str::to_string).collect()
+        }
+        Ok(o) => {
+            println!("peer torch: failed\n{}", String::from_utf8_lossy(&o.stderr));
+            Vec::new()
+        }
+        Err(e) => {
+            println!("peer torch: failed to start ({e})");
+            Vec::new()
+        }
+    }
+}
+
+/// PyTorch's f32, bf16 and int8 GFLOP/s for `(m, n, k)` from the peer's line
+/// `torch MxNxK: f32 X  bf16 Y  int8 Z GFLOP/s`.
+fn torch_figures(lines: &[String], (m, n, k): (usize, usize, usize)) -> Option<[f64; 3]> {
+    let prefix = format!("torch {m}x{n}x{k}:");
+    let line = lines.iter().find(|l| l.starts_with(&prefix))?;
+    let words: Vec<&str> = line[prefix.len()..].split_whitespace().collect();
+    let value = |name: &str| -> Option<f64> {
+        let i = words.iter().position(|w| *w == name)?;
+        words.get(i + 1)?.parse().ok()
+    };
+    Some([value("f32")?, value("bf16")?, value("int8")?])
+}
+
+/// The side-by-side table with the issue's ratios.
+fn summary(rows: &[Row]) {
+    println!(
+        "summary, GFLOP/s (best engines; targets: bf16 >= 1.6x our f32 without AMX, \
+         >= 0.9x torch bf16 with AMX; int8 >= 1.5x our bf16):"
+    );
+    println!(
+        "  {:<16} {:>7} {:>7} {:>7} {:>10} {:>10} {:>9} {:>10} {:>10}",
+        "shape",
+        "f32",
+        "bf16",
+        "int8",
+        "torch f32",
+        "torch bf16",
+        "bf16/f32",
+        "int8/bf16",
+        "bf16/torch"
+    );
+    for r in rows {
+        let (m, n, k) = r.shape;
+        let [f, b, i] = r.ours;
+        let (tf, tb) = match r.torch {
+            Some([tf, tb, _]) => (format!("{tf:.0}"), format!("{tb:.0}")),
+            None => ("-".into(), "-".into()),
+        };
+        let vs_torch = r
+            .torch
+            .map_or("-".into(), |[_, tb, _]| format!("{:.2}x", b / tb));
+        println!(
+            "  {:<16} {f:>7.0} {b:>7.0} {i:>7.0} {tf:>10} {tb:>10} {:>9} {:>10} {vs_torch:>10}",
+            format!("{m}x{n}x{k}"),
+            format!("{:.2}x", b / f),
+            format!("{:.2}x", i / b),
+        );
+    }
 }
 
 /// Runs the engine rows and the PyTorch peer.
@@ -103,20 +193,32 @@ pub fn run() -> Result<()> {
         Engine::available(Precision::Bf16),
         Engine::available(Precision::Int8)
     );
+    let mut rows = Vec::new();
     for (m, n, k) in SHAPES {
-        shape_row(m, n, k)?;
+        rows.push(shape_row(m, n, k)?);
     }
-    let python = Path::new("bench/peers/.venv/bin/python");
-    if python.is_file() {
-        let st = Command::new(python)
-            .arg("bench/peers/torch_gemm.py")
-            .arg(emily_kernels::parallel::num_threads().to_string())
-            .status();
-        if !matches!(st, Ok(s) if s.success()) {
-            println!("peer torch: failed");
-        }
-    } else {
-        println!("peer torch: not set up (bash bench/peers/setup-torch-venv.sh)");
+    let peer = torch_peer();
+    for r in &mut rows {
+        r.torch = torch_figures(&peer, r.shape);
     }
+    summary(&rows);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_peer_line_of_a_shape() {
+        let lines = vec![
+            "peer torch 2.9.1, 2 threads".to_string(),
+            "torch 128x1536x576: f32   210.5  bf16   380.0  int8   95.2 GFLOP/s".to_string(),
+        ];
+        assert_eq!(
+            torch_figures(&lines, (128, 1536, 576)),
+            Some([210.5, 380.0, 95.2])
+        );
+        assert_eq!(torch_figures(&lines, (1500, 1536, 384)), None);
+    }
 }

@@ -188,6 +188,10 @@ impl Gemm<'_> {
                     #[cfg(target_arch = "x86_64")]
                     Engine::Avx512 => super::kernel_avx512::tile(tile),
                     #[cfg(target_arch = "x86_64")]
+                    Engine::Avx2 if tile.precision == Precision::Int8 => {
+                        super::kernel_avx2::int8_tile(tile)
+                    }
+                    #[cfg(target_arch = "x86_64")]
                     Engine::Avx2 => kernel_portable::tile_avx2(tile),
                     _ => kernel_portable::tile_portable(tile),
                 }

@@ -2,8 +2,9 @@
 //!
 //! Order of preference: AMX tiles (only after Linux granted the tile-data
 //! permission), AVX-512 (`vdpbf16ps` for bf16, `vpdpbusd` for int8), AVX2
-//! (the portable kernels compiled for AVX2 + FMA), portable. `EMILY_ISA` caps
-//! the choice: `avx512` (no AMX), `avx2`, `baseline` (portable).
+//! (`vpmaddwd` for int8, the portable kernels compiled for AVX2 + FMA for
+//! bf16), portable. `EMILY_ISA` caps the choice: `avx512` (no AMX), `avx2`,
+//! `baseline` (portable).
 
 use std::sync::OnceLock;
 
@@ -14,7 +15,8 @@ pub enum Engine {
     Amx,
     /// AVX-512 with `vdpbf16ps` (AVX512-BF16) or `vpdpbusd` (AVX512-VNNI).
     Avx512,
-    /// The portable kernels compiled for AVX2 + FMA.
+    /// AVX2: `vpmaddwd` on widened operands for int8, the portable bf16
+    /// kernel compiled for AVX2 + FMA.
     Avx2,
     /// Plain Rust, any CPU.
     Portable,

@@ -1,4 +1,5 @@
-//! Portable micro-kernels, also compiled for AVX2 + FMA (the AVX2 engine).
+//! Portable micro-kernels, also compiled for AVX2 + FMA (the AVX2 engine's
+//! bf16 kernel; its int8 kernel is `kernel_avx2`).
 //!
 //! One call computes `C[0..mr, 0..nc] (+)= A · B` for one micro-panel of A
 //! (`mr ≤ MR` rows in the broadcast layout) and one packed B panel (`NR`

@@ -27,6 +27,8 @@ mod amx_os;
 mod driver;
 mod engine;
 #[cfg(target_arch = "x86_64")]
+mod kernel_avx2;
+#[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
 mod kernel_portable;
 mod matrix;

@@ -30,11 +30,7 @@ pub struct RowQuant {
 /// If `out.len() != x.len()`.
 pub fn quantize_row_u8(x: &[f32], out: &mut [u8]) -> RowQuant {
     assert_eq!(x.len(), out.len(), "quantize_row_u8: lengths differ");
-    let (mut lo, mut hi) = (0f32, 0f32);
-    for &v in x {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
+    let (lo, hi) = row_range(x);
     let range = hi - lo;
     if range == 0.0 || !range.is_finite() {
         // All zeros (or a non-finite value: the NaN propagates through the scale).
@@ -48,11 +44,44 @@ pub fn quantize_row_u8(x: &[f32], out: &mut [u8]) -> RowQuant {
     let scale = range / 255.0;
     let inv = 1.0 / scale;
     let zero_point = (-lo * inv).round().clamp(0.0, 255.0) as i32;
-    let zp = zero_point as f32;
-    for (q, &v) in out.iter_mut().zip(x) {
-        *q = (v * inv + zp).round().clamp(0.0, 255.0) as u8;
-    }
+    quantize_levels(x, inv, zero_point as f32, out);
     RowQuant { scale, zero_point }
+}
+
+/// Lanes of the vectorised range pass.
+const LANES: usize = 16;
+
+crate::simd_dispatch! {
+    /// `(min(0, x…), max(0, x…))`; NaNs are skipped (`f32::min`/`max`).
+    fn row_range(x: &[f32]) -> (f32, f32) {
+        let (mut lo, mut hi) = ([0f32; LANES], [0f32; LANES]);
+        let mut chunks = x.chunks_exact(LANES);
+        for c in &mut chunks {
+            for l in 0..LANES {
+                lo[l] = lo[l].min(c[l]);
+                hi[l] = hi[l].max(c[l]);
+            }
+        }
+        let (mut lo, mut hi) = (
+            lo.iter().fold(0f32, |a, &b| a.min(b)),
+            hi.iter().fold(0f32, |a, &b| a.max(b)),
+        );
+        for &v in chunks.remainder() {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        (lo, hi)
+    }
+}
+
+crate::simd_dispatch! {
+    /// `out[j] = clamp(round(x[j] · inv + zp), 0, 255)` (NaN → 0).
+    fn quantize_levels(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) {
+        for (q, &v) in out.iter_mut().zip(x) {
+            // Clamped first, so the i32 conversion is exact (NaN gives 0, as `as u8` would).
+            *q = (v * inv + zp).round().clamp(0.0, 255.0) as i32 as u8;
+        }
+    }
 }
 
 /// Quantizes each column of `w` (a `k × n` view) to s8 with its own scale
@@ -93,6 +122,49 @@ mod tests {
                 assert!(half::bf16::from_bits(ours).is_nan());
             } else {
                 assert_eq!(ours, theirs, "{f:e}");
+            }
+        }
+    }
+
+    /// The scalar definition the vectorised passes must reproduce bit for bit.
+    fn reference_row(x: &[f32]) -> (Vec<u8>, RowQuant) {
+        let (lo, hi) = x
+            .iter()
+            .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+        let scale = (hi - lo) / 255.0;
+        let inv = 1.0 / scale;
+        let zp = (-lo * inv).round().clamp(0.0, 255.0) as i32;
+        let q = x
+            .iter()
+            .map(|&v| (v * inv + zp as f32).round().clamp(0.0, 255.0) as u8)
+            .collect();
+        (
+            q,
+            RowQuant {
+                scale,
+                zero_point: zp,
+            },
+        )
+    }
+
+    #[test]
+    fn row_quantization_matches_the_scalar_definition() {
+        let mut s = 0x9e37_79b9u32;
+        for len in [1usize, 7, 16, 17, 77, 1000] {
+            for offset in [-3.0f32, 0.0, 2.5] {
+                let x: Vec<f32> = (0..len)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 17;
+                        s ^= s << 5;
+                        (s as f32 / u32::MAX as f32 - 0.5) * 7.0 + offset
+                    })
+                    .collect();
+                let mut q = vec![0u8; len];
+                let rq = quantize_row_u8(&x, &mut q);
+                let (want_q, want) = reference_row(&x);
+                assert_eq!(rq, want, "len {len} offset {offset}");
+                assert_eq!(q, want_q, "len {len} offset {offset}");
             }
         }
     }
