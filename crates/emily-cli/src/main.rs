@@ -83,6 +83,9 @@ enum Command {
         runs: usize,
         #[arg(long)]
         composed: bool,
+        /// Keep the activations of quantized products in f32.
+        #[arg(long)]
+        exact: bool,
     },
     /// Convert a CTranslate2 Whisper directory to the Hugging Face layout.
     Convert {
@@ -153,7 +156,10 @@ fn main() -> Result<()> {
             model,
             runs,
             composed,
-        } => bench::llm::run_child(&model, composed, runs),
+            exact,
+        } => emily_kernels::quant::with_exact_products(exact, || {
+            bench::llm::run_child(&model, composed, runs)
+        }),
         Command::Convert { from, to } => {
             emily_models::hf::convert_ct2_to_hf(&from, &to)?;
             println!("wrote {}", to.display());

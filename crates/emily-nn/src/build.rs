@@ -61,6 +61,8 @@ impl Model {
 /// embedding node may also be block-quantised (multiplied or gathered
 /// through the quantised kernels).
 pub(crate) fn bind(model: &Model, params: &ParamStore, mode: Mode) -> Result<Vec<Locals>> {
+    // Identical constants (every layer's RoPE table) are made once and shared.
+    let mut made = layers::SharedConstants::default();
     model
         .nodes()
         .iter()
@@ -96,7 +98,7 @@ pub(crate) fn bind(model: &Model, params: &ParamStore, mode: Mode) -> Result<Vec
                 }
                 locals.insert(spec.local, t.clone());
             }
-            let consts = layers::constants(node.op(), true).map_err(|source| Error::Node {
+            let consts = made.get(node.op()).map_err(|source| Error::Node {
                 node: node.name().into(),
                 op: node.label(),
                 source,

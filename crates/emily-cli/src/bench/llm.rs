@@ -1,5 +1,6 @@
 //! LLM benchmark: prefill tok/s on a 128-token prompt and decode tok/s over
-//! 128 tokens, base vs fast-kernel graphs, at 1 and 2 threads (each in a
+//! 128 tokens, base vs fast-kernel graphs (and the fast graph with f32
+//! activations in its quantized products), at 1 and 2 threads (each in a
 //! child process, since the thread pool is sized once per process), with
 //! peak RSS and the decode floor (weight bytes read per token ÷ measured
 //! copy bandwidth); then llama.cpp (`bench/peers/llama_cpp.sh`) when built.
@@ -69,8 +70,13 @@ pub fn run_child(model: &Path, composed: bool, runs: usize) -> Result<()> {
         .map(|(_, t)| t.dtype().storage_bytes(t.shape()).unwrap_or(0) as f64 / 1e6)
         .sum();
     println!(
-        "emily {:<8} threads {}: prefill {:>7.1} tok/s, decode {:>6.1} tok/s, peak RSS {:>5.0} MB, weights read per token {:>6.0} MB",
-        if composed { "base" } else { "fast" },
+        "emily {:<10} threads {}: prefill {:>7.1} tok/s, decode {:>6.1} tok/s, peak RSS {:>5.0} MB, weights read per token {:>6.0} MB",
+        match (composed, emily_kernels::quant::exact_products()) {
+            (true, false) => "base",
+            (false, false) => "fast",
+            (true, true) => "base exact",
+            (false, true) => "fast exact",
+        },
         emily_kernels::parallel::num_threads(),
         med(&mut prefill),
         med(&mut decode),
@@ -101,7 +107,9 @@ pub fn run(runs: usize) -> Result<()> {
             bw * 1e3 / gguf_mb
         );
         for threads in [1, 2] {
-            for composed in [true, false] {
+            // The fast graph also with f32 activations in the quantized
+            // products (the prefill kernel before 8-bit activations).
+            for (composed, exact) in [(true, false), (false, false), (false, true)] {
                 let mut cmd = Command::new(&exe);
                 cmd.args(["--threads", &threads.to_string(), "bench-llm-child"])
                     .args(["--runs", &runs.to_string()])
@@ -109,6 +117,9 @@ pub fn run(runs: usize) -> Result<()> {
                     .arg(model);
                 if composed {
                     cmd.arg("--composed");
+                }
+                if exact {
+                    cmd.arg("--exact");
                 }
                 let st = cmd.status().context("running the benchmark child")?;
                 anyhow::ensure!(st.success(), "benchmark child failed");

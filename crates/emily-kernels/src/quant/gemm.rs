@@ -45,16 +45,27 @@ pub fn gemm_f32(
     m: usize,
     out: &mut [f32],
 ) -> Result<(), QuantError> {
-    check_product(format, w.len(), n, k, m, out.len())?;
-    if x.len() != m * k {
-        return Err(QuantError::InputLength { m, k, len: x.len() });
-    }
+    check_product(format, w.len(), n, k, (m, x.len()), out.len())?;
+    gemm_f32_unchecked(format, w, n, k, x, m, out);
+    Ok(())
+}
+
+/// [`gemm_f32`] after [`check_product`].
+pub(crate) fn gemm_f32_unchecked(
+    format: BlockFormat,
+    w: &[u8],
+    n: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
     if m == 0 || n == 0 {
-        return Ok(());
+        return;
     }
     if k == 0 {
         out.fill(0.0);
-        return Ok(());
+        return;
     }
     let row_bytes = w.len() / n;
     let panels = n.div_ceil(PANEL_ROWS);
@@ -107,5 +118,4 @@ pub fn gemm_f32(
             }
         }
     });
-    Ok(())
 }

@@ -19,14 +19,14 @@ impl OutPtr {
     }
 }
 
-/// Checks the sizes of a product of `n` weight rows in `format` with
-/// `m` activation rows of `k`, writing `out_len` floats.
+/// Checks the sizes of a product of `n` weight rows in `format` with `m`
+/// activation rows of `k` given as `x_len` values, writing `out_len` floats.
 pub(crate) fn check_product(
     format: BlockFormat,
     w_len: usize,
     n: usize,
     k: usize,
-    m: usize,
+    (m, x_len): (usize, usize),
     out_len: usize,
 ) -> Result<(), QuantError> {
     let row = format.row_bytes(k)?;
@@ -40,8 +40,28 @@ pub(crate) fn check_product(
             elems: n.saturating_mul(k),
         });
     }
+    if m.checked_mul(k) != Some(x_len) {
+        return Err(QuantError::InputLength { m, k, len: x_len });
+    }
     if m.checked_mul(n) != Some(out_len) {
         return Err(QuantError::OutputLength { m, n, len: out_len });
+    }
+    Ok(())
+}
+
+/// Checks the sizes of a product with quantized activations and that this
+/// CPU runs `isa`.
+pub(crate) fn check_q8_product(
+    isa: QuantIsa,
+    format: BlockFormat,
+    w_len: usize,
+    n: usize,
+    act: &Q8Activations,
+    out_len: usize,
+) -> Result<(), QuantError> {
+    check_product(format, w_len, n, act.k, (act.m, act.qs.len()), out_len)?;
+    if !isa.available() {
+        return Err(QuantError::UnavailableIsa(isa.name()));
     }
     Ok(())
 }
@@ -69,22 +89,31 @@ pub fn gemv_q8_with(
     act: &Q8Activations,
     out: &mut [f32],
 ) -> Result<(), QuantError> {
-    check_product(format, w.len(), n, act.k, act.m, out.len())?;
-    if !isa.available() {
-        return Err(QuantError::UnavailableIsa(isa.name()));
-    }
+    check_q8_product(isa, format, w.len(), n, act, out.len())?;
+    gemv_q8_unchecked(isa, format, w, n, act, out);
+    Ok(())
+}
+
+/// [`gemv_q8_with`] after [`check_q8_product`].
+pub(crate) fn gemv_q8_unchecked(
+    isa: QuantIsa,
+    format: BlockFormat,
+    w: &[u8],
+    n: usize,
+    act: &Q8Activations,
+    out: &mut [f32],
+) {
     if act.m == 0 || n == 0 {
-        return Ok(());
+        return;
     }
     let o = OutPtr(out.as_mut_ptr());
     // A weight row costs its bytes' worth of work, plus the dots per x row.
     let cost = (w.len() / n).saturating_mul(1 + act.m / 2);
     parallel::for_each_range(n, cost, |r0, r1| {
-        // SAFETY: sizes were checked above; `r0..r1` is this worker's own
-        // range of output columns; `isa` is available.
+        // SAFETY: sizes were checked by the caller; `r0..r1` is this
+        // worker's own range of output columns; `isa` is available.
         unsafe { gemv_rows(isa, format, w, act, o.get(), n, r0, r1) }
     });
-    Ok(())
 }
 
 /// # Safety

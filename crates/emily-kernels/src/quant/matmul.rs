@@ -2,23 +2,27 @@
 //! of activation rows.
 
 use super::activation::Q8Activations;
-use super::gemm::gemm_f32;
-use super::gemv::{check_product, gemv_q8};
-use super::{BlockFormat, QuantError};
+use super::gemm::gemm_f32_unchecked;
+use super::gemm_q8::gemm_q8_unchecked;
+use super::gemv::{check_product, gemv_q8_unchecked};
+use super::{exact_products, BlockFormat, QuantError, QuantIsa};
 
 /// Most activation rows that take the integer GEMV (quantized activations,
-/// weights streamed once per tile of rows); more take the f32 GEMM.
+/// weights streamed once per tile of rows); more take the prefill kernel.
 pub const GEMV_MAX_ROWS: usize = 8;
 
 /// `out = x · wᵀ`: `w` holds `n` rows of `k` elements in `format` (the layout
 /// of a `Linear` weight, out × in), `x` is row-major `(m, k)` f32 and `out`
 /// row-major `(m, n)`.
 ///
-/// Up to [`GEMV_MAX_ROWS`] rows (decoding) quantize `x` to 8-bit blocks and
-/// use integer dot products ([`super::gemv_q8`]): the result is within
+/// By default `x` is quantized to 8-bit blocks and multiplied with integer
+/// dot products, as llama.cpp's CPU path does: up to [`GEMV_MAX_ROWS`] rows
+/// (decoding) by [`super::gemv_q8`], more (prefill) by [`super::gemm_q8`]
+/// where the CPU has AVX512-VNNI. The result is within
 /// `Σ_j |w_j| · d_j / 2` (d the activation block scales, ≈ max|x|/254 per
-/// block of 32) of the exact product, plus f32 round-off. More rows
-/// (prefill) keep `x` in f32 ([`gemm_f32`]) and are exact to round-off.
+/// block of 32) of the exact product, plus f32 round-off. Under
+/// [`super::with_exact_products`] — and for prefill on CPUs without
+/// AVX512-VNNI — `x` stays f32 ([`super::gemm_f32`]): exact to round-off.
 pub fn matmul(
     format: BlockFormat,
     w: &[u8],
@@ -28,13 +32,17 @@ pub fn matmul(
     m: usize,
     out: &mut [f32],
 ) -> Result<(), QuantError> {
-    check_product(format, w.len(), n, k, m, out.len())?;
-    if x.len() != m * k {
-        return Err(QuantError::InputLength { m, k, len: x.len() });
-    }
-    if m > GEMV_MAX_ROWS {
-        return gemm_f32(format, w, n, k, x, m, out);
+    check_product(format, w.len(), n, k, (m, x.len()), out.len())?;
+    let isa = QuantIsa::detected();
+    if exact_products() || (m > GEMV_MAX_ROWS && isa != QuantIsa::Avx512Vnni) {
+        gemm_f32_unchecked(format, w, n, k, x, m, out);
+        return Ok(());
     }
     let act = Q8Activations::quantize(x, m, k);
-    gemv_q8(format, w, n, &act, out)
+    if m > GEMV_MAX_ROWS {
+        gemm_q8_unchecked(isa, format, w, n, &act, out);
+    } else {
+        gemv_q8_unchecked(isa, format, w, n, &act, out);
+    }
+    Ok(())
 }

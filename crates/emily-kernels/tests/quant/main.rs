@@ -3,6 +3,7 @@
 
 mod blocks;
 mod gemm;
+mod gemm_q8;
 mod gemv;
 mod product;
 mod reference;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use emily::Tensor;
+use emily_kernels::quant;
 use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
 
 use super::config::LlmConfig;
@@ -259,14 +260,16 @@ impl LlmModel {
     }
 
     /// Logits at every position of `tokens` (teacher forcing), `(T, vocab)`
-    /// row-major: row `t` predicts token `t + 1`.
+    /// row-major: row `t` predicts token `t + 1`. Scoring keeps the
+    /// activations of quantized products in f32 (exact products with the
+    /// dequantized weights), where generation quantizes them to 8 bits.
     pub fn logits_all(&self, tokens: &[u32]) -> Result<Vec<f32>, LlmError> {
         self.check_prompt(tokens.len())?;
         let v = self.variant(&self.all_positions, GraphOptions::all_positions(self.cache))?;
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let ids = Tensor::from_slice(&ids, &[1, tokens.len()])?;
         let off = Tensor::from_slice(&[0i64], &[])?;
-        on_pool(|| {
+        on_pool_exact(true, || {
             let out = v
                 .forward
                 .call(&[(names::INPUT_IDS, &ids), (names::OFFSET, &off)])?;
@@ -354,7 +357,14 @@ impl LlmModel {
 /// hundreds of small parallel kernels; started from the caller's own thread
 /// each would hand its work to the pool and sleep until it is done (a
 /// thread wake-up per kernel, and with one thread all of them on the other
-/// side of a switch), while inside the pool they split in place.
+/// side of a switch), while inside the pool they split in place. The
+/// caller's choice of exact quantized products
+/// ([`emily_kernels::quant::with_exact_products`]) goes with the pass.
 fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    emily_kernels::parallel::pool().install(f)
+    on_pool_exact(quant::exact_products(), f)
+}
+
+/// [`on_pool`] with exact quantized products on or off.
+fn on_pool_exact<T: Send>(exact: bool, f: impl FnOnce() -> T + Send) -> T {
+    emily_kernels::parallel::pool().install(|| quant::with_exact_products(exact, f))
 }

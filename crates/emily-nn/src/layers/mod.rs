@@ -172,6 +172,34 @@ pub(crate) fn constants(op: &Op, eager: bool) -> emily::Result<Vec<(String, Tens
     }
 }
 
+/// The constants of a build's ops, made once per distinct RoPE
+/// configuration and shared by every node that has it (each layer of a
+/// decoder would otherwise hold its own identical cos/sin tables).
+#[derive(Default)]
+pub(crate) struct SharedConstants {
+    rope: Vec<(rotary::RopeConfig, Vec<(String, Tensor)>)>,
+}
+
+impl SharedConstants {
+    /// [`constants`] of `op` (eager), shared with earlier identical ones.
+    pub(crate) fn get(&mut self, op: &Op) -> emily::Result<Vec<(String, Tensor)>> {
+        let rope = match op {
+            Op::RotaryEmbedding(o) => Some(&o.rope),
+            Op::Attention(o) => o.rope.as_ref(),
+            _ => None,
+        };
+        let Some(rope) = rope else {
+            return constants(op, true);
+        };
+        if let Some((_, c)) = self.rope.iter().find(|(r, _)| r == rope) {
+            return Ok(c.clone());
+        }
+        let c = constants(op, true)?;
+        self.rope.push((rope.clone(), c.clone()));
+        Ok(c)
+    }
+}
+
 /// Whether a node of this op draws dropout noise in `mode`.
 pub(crate) fn uses_dropout(op: &Op, mode: Mode) -> bool {
     mode == Mode::Train

@@ -12,6 +12,8 @@
 
 mod kquants;
 mod legacy;
+pub(crate) mod tile;
+mod unpack;
 
 use std::arch::x86_64::*;
 
