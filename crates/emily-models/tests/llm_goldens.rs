@@ -185,3 +185,30 @@ fn gemma3_matches_the_goldens() {
     .unwrap();
     check_goldens(&m, "gemma3");
 }
+
+#[test]
+#[ignore = "needs models/llm/gemma-3-270m-q4_k_m.gguf: run scripts/fetch-models.sh llm-all"]
+fn gemma3_answers_a_chat_turn_through_the_builtin_template() {
+    // The file has no `tokenizer.chat_template`: Gemma's turns are built in.
+    let path = llm_model(GEMMA3).expect("run scripts/fetch-models.sh llm-all");
+    let opts = LoadOptions {
+        context: Some(128),
+        fast_kernels: true,
+    };
+    let m = LlmModel::load(path, opts).unwrap();
+    let messages = [ChatMessage::user("What is the capital of France?")];
+    let ids = m.chat_prompt(&messages).unwrap();
+    let text = m.tokenizer().decode(&ids, false).unwrap();
+    assert_eq!(
+        text,
+        "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
+    );
+    let opts = GenerateOptions {
+        max_tokens: 32,
+        ..GenerateOptions::default()
+    };
+    let g = m.chat(&messages, &opts, |_| true).unwrap();
+    let end = m.tokenizer().token_id("<end_of_turn>").unwrap();
+    assert_eq!(g.finish, FinishReason::StopToken(end), "{:?}", g.text);
+    assert!(g.text.contains("Paris"), "{:?}", g.text);
+}

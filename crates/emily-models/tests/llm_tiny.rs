@@ -7,7 +7,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::tiny_llm::{gguf, reference_greedy, reference_logits, stored, weights, Tiny};
+use common::tiny_llm::{
+    gguf, gguf_with_template, reference_greedy, reference_logits, stored, weights, Tiny,
+};
 use emily_models::gguf::GgufFile;
 use emily_models::llm::{
     ChatMessage, FinishReason, GenerateOptions, LlmModel, LoadOptions, SamplingOptions,
@@ -248,6 +250,55 @@ fn chat_template_prompt_and_bad_requests() {
     let g = m.generator(&[1; 30], &long).unwrap().run(|_| true).unwrap();
     assert_eq!(g.finish, FinishReason::ContextFull);
     assert_eq!(g.tokens.len(), 3);
+}
+
+#[test]
+fn a_file_without_a_chat_template_gets_its_architectures_builtin_one() {
+    let messages = [
+        ChatMessage::system(" Be brief. "),
+        ChatMessage::user("the ab "),
+        ChatMessage::assistant("ab"),
+        ChatMessage::user("the"),
+    ];
+    for (t, want) in [
+        (
+            Tiny::gemma3(),
+            "<start_of_turn>user\nBe brief.\n\nthe ab<end_of_turn>\n\
+             <start_of_turn>model\nab<end_of_turn>\n\
+             <start_of_turn>user\nthe<end_of_turn>\n<start_of_turn>model\n",
+        ),
+        (
+            Tiny::qwen3(),
+            "<|im_start|>system\n Be brief. <|im_end|>\n<|im_start|>user\nthe ab <|im_end|>\n\
+             <|im_start|>assistant\nab<|im_end|>\n<|im_start|>user\nthe<|im_end|>\n\
+             <|im_start|>assistant\n",
+        ),
+    ] {
+        let (tokens, _, _) = common::tiny_llm::vocab();
+        let w = weights(&t, tokens.len(), 5);
+        let bytes = gguf_with_template(&t, &w, false, None);
+        let file = GgufFile::parse(Arc::new(bytes), format!("{}.gguf", t.arch)).unwrap();
+        let opts = LoadOptions {
+            context: Some(64),
+            fast_kernels: true,
+        };
+        let m = LlmModel::from_gguf(&file, opts).unwrap();
+        let ids = m.chat_prompt(&messages).unwrap();
+        assert_eq!(
+            m.tokenizer().decode(&ids, false).unwrap(),
+            want,
+            "{}",
+            t.arch
+        );
+        let reply = GenerateOptions {
+            max_tokens: 2,
+            ..GenerateOptions::default()
+        };
+        let g = m
+            .chat(&[ChatMessage::user("ab")], &reply, |_| true)
+            .unwrap();
+        assert!(g.tokens.len() <= 2);
+    }
 }
 
 #[test]

@@ -1,9 +1,13 @@
 //! Chat templates: the Jinja template a GGUF file stores under
 //! `tokenizer.chat_template`, rendered with `minijinja` (Python-style string
-//! methods from `minijinja-contrib`) over a list of messages.
+//! methods from `minijinja-contrib`) over a list of messages; for a file
+//! without one, a built-in template chosen by architecture
+//! ([`builtin_template`]).
 
 use minijinja::{context, Environment, Error, ErrorKind};
 use serde::Serialize;
+
+use super::Arch;
 
 /// Work a template may do per render (bounds a hostile template's loops).
 const FUEL: u64 = 5_000_000;
@@ -39,6 +43,41 @@ impl ChatMessage {
     /// A system message.
     pub fn system(content: &str) -> ChatMessage {
         ChatMessage::new("system", content)
+    }
+}
+
+/// Gemma's turns (llama.cpp's built-in `gemma` template): the assistant is
+/// `model`, system text joins the next user turn, contents are trimmed.
+const GEMMA_TEMPLATE: &str = "\
+{%- set ns = namespace(system='') -%}\
+{%- for m in messages -%}\
+{%- if m.role == 'system' -%}\
+{%- set ns.system = ns.system ~ (m.content | trim) -%}\
+{%- else -%}\
+{%- set role = 'model' if m.role == 'assistant' else m.role -%}\
+{{- '<start_of_turn>' ~ role ~ '\\n' -}}\
+{%- if ns.system and role != 'model' -%}\
+{{- ns.system ~ '\\n\\n' -}}\
+{%- set ns.system = '' -%}\
+{%- endif -%}\
+{{- (m.content | trim) ~ '<end_of_turn>\\n' -}}\
+{%- endif -%}\
+{%- endfor -%}\
+{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}";
+
+/// ChatML (llama.cpp's default when a file has no template).
+const CHATML_TEMPLATE: &str = "\
+{%- for m in messages -%}\
+{{- '<|im_start|>' ~ m.role ~ '\\n' ~ m.content ~ '<|im_end|>\\n' -}}\
+{%- endfor -%}\
+{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}";
+
+/// The template for a model whose file stores none, as llama.cpp picks it:
+/// Gemma's turn markers for `gemma3`, ChatML for the other architectures.
+pub fn builtin_template(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Gemma3 => GEMMA_TEMPLATE,
+        Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => CHATML_TEMPLATE,
     }
 }
 

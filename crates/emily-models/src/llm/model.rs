@@ -9,6 +9,7 @@ use emily::Tensor;
 use emily_kernels::quant;
 use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
 
+use super::chat::builtin_template;
 use super::config::LlmConfig;
 use super::graph::{decoder_model, names, GraphOptions};
 use super::params::param_store;
@@ -90,14 +91,14 @@ impl LlmModel {
                 .unwrap_or_default()
                 .to_string()
         };
-        let template = match tokenizer.chat_template() {
-            Some(src) => Some(Arc::new(ChatTemplate::new(
-                src,
-                &text(tokenizer.bos()),
-                &text(tokenizer.eos()),
-            )?)),
-            None => None,
-        };
+        let source = tokenizer
+            .chat_template()
+            .unwrap_or_else(|| builtin_template(config.arch));
+        let template = Some(Arc::new(ChatTemplate::new(
+            source,
+            &text(tokenizer.bos()),
+            &text(tokenizer.eos()),
+        )?));
         let base = decoder_model(&config, GraphOptions::step(cache))?;
         let params = param_store(file, &[&base])?;
         LlmModel::assemble(
@@ -176,7 +177,8 @@ impl LlmModel {
         &self.tokenizer
     }
 
-    /// The chat template, if the file has one.
+    /// The chat template: the file's, else the built-in one for its
+    /// architecture ([`super::chat::builtin_template`]).
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
         self.template.as_deref()
     }

@@ -219,9 +219,17 @@ pub fn weights(t: &Tiny, vocab: usize, seed: u64) -> Weights {
     w
 }
 
+/// A small chat template for the tiny models' files.
+pub const TINY_TEMPLATE: &str = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+
 /// The GGUF file of `t` with weights `w` (stored as f32, or f16 for the
 /// matrices when `half` is set).
 pub fn gguf(t: &Tiny, w: &Weights, half: bool) -> Vec<u8> {
+    gguf_with_template(t, w, half, Some(TINY_TEMPLATE))
+}
+
+/// [`gguf`] with the given chat template, or none.
+pub fn gguf_with_template(t: &Tiny, w: &Weights, half: bool, template: Option<&str>) -> Vec<u8> {
     let (tokens, merges, types) = vocab();
     let mut g = GgufWriter::new();
     let a = t.arch;
@@ -255,12 +263,9 @@ pub fn gguf(t: &Tiny, w: &Weights, half: bool) -> Vec<u8> {
     g.add_metadata("tokenizer.ggml.merges", Value::Array(Array::String(merges)));
     g.add_metadata("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
     g.add_metadata("tokenizer.ggml.eos_token_id", u32v(tokens.len() - 1));
-    g.add_metadata(
-        "tokenizer.chat_template",
-        Value::String(
-            "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}".into(),
-        ),
-    );
+    if let Some(template) = template {
+        g.add_metadata("tokenizer.chat_template", Value::String(template.into()));
+    }
     let mut names: Vec<&String> = w.keys().collect();
     names.sort();
     for name in names {
