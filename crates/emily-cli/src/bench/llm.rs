@@ -83,6 +83,17 @@ pub fn run_child(model: &Path, composed: bool, runs: usize) -> Result<()> {
         peak_rss_mb(),
         weight_mb
     );
+    // What the buffer pool holds, to tell tensors from the mapped weights,
+    // the tokenizer and code in the peak RSS.
+    let mem = emily::memory::stats();
+    println!(
+        "  buffers: peak {:.0} MB, active {:.0} MB, cached {:.0} MB, plans {:.0} MB in {}",
+        mem.peak_bytes as f64 / 1e6,
+        mem.active_bytes as f64 / 1e6,
+        mem.cached_bytes as f64 / 1e6,
+        mem.plan_cache_bytes as f64 / 1e6,
+        mem.plan_cache_entries
+    );
     Ok(())
 }
 

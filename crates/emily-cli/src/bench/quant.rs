@@ -3,7 +3,9 @@
 //! f32 `gemm` crate at the LLM shapes.
 
 use anyhow::Result;
-use emily_kernels::quant::{gemm_f32, gemv_q8, quantize, BlockFormat, Q8Activations, QuantIsa};
+use emily_kernels::quant::{
+    gemm_f32, gemm_q8, gemv_q8, quantize, BlockFormat, Q8Activations, QuantIsa,
+};
 
 use super::floor::{copy_bandwidth_gbs, gemm_f32 as f32_gemm};
 use super::timer::median_secs;
@@ -64,7 +66,9 @@ fn gemv_rows(floor: f64) -> Result<()> {
 }
 
 /// Prefill GEMM at m = 128 for one (n, k): every format that divides k,
-/// against the f32 `gemm` crate at the same sizes.
+/// with f32 activations (`gemm_f32`) and with 8-bit activations (`gemm_q8`,
+/// quantizing the activations included), against the f32 `gemm` crate at
+/// the same sizes.
 fn gemm_row(n: usize, k: usize) -> Result<()> {
     let m = 128;
     let x = values(m * k, 1);
@@ -82,8 +86,17 @@ fn gemm_row(n: usize, k: usize) -> Result<()> {
         }
         let w = quantize(format, &wf)?;
         let secs = median_secs(0.5, || gemm_f32(format, &w, n, k, &x, m, &mut out).unwrap());
-        let rate = flop / secs / 1e9;
-        line += &format!(" {} {rate:.0} ({:.2}x)", format.name(), rate / f32_rate);
+        let q8_secs = median_secs(0.5, || {
+            let act = Q8Activations::quantize(&x, m, k);
+            gemm_q8(format, &w, n, &act, &mut out).unwrap()
+        });
+        let (rate, q8_rate) = (flop / secs / 1e9, flop / q8_secs / 1e9);
+        line += &format!(
+            " {} {rate:.0}/{q8_rate:.0} ({:.2}x/{:.2}x)",
+            format.name(),
+            rate / f32_rate,
+            q8_rate / f32_rate
+        );
     }
     println!("{line}");
     Ok(())
@@ -94,7 +107,7 @@ pub fn run() -> Result<()> {
     let floor = copy_bandwidth_gbs();
     println!("copy bandwidth floor: {floor:.1} GB/s (read + write)");
     gemv_rows(floor)?;
-    println!("prefill GEMM, m=128, GFLOP/s (ratio to f32 gemm):");
+    println!("prefill GEMM, m=128, GFLOP/s with f32/8-bit activations (ratios to the f32 gemm):");
     for (n, k) in [(1536, 576), (576, 1536), (4864, 896), (896, 4864)] {
         gemm_row(n, k)?;
     }
