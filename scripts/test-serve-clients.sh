@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Clients that are not Rust, against a real `emily serve` on a loopback port:
+# Clients that are not Rust, against a real `emily serve` binary on a loopback
+# port (by hand, e.g. after changing the server or the page):
 #
 #   1. the official OpenAI Python client (`pip install openai` into a venv
 #      under target/serve-clients/venv) transcribes the JFK clip through
 #      client.audio.transcriptions.create, in json, text and srt, and streams
-#      a chat completion from SmolLM2 (the `openai_python_client` test in
-#      `cargo test` runs the same script);
-#   2. the web page in headless Chromium (Debian's chromium, driven by
-#      playwright-core from the npm registry) with a fake microphone that plays
-#      samples/jfk.wav: the live mode shows the JFK sentence; a screenshot is
-#      saved as target/serve-page.png.
+#      a chat completion from SmolLM2;
+#   2. the web page in headless Chromium (Debian's chromium, installed with
+#      apt-get when missing; driven by puppeteer-core from the npm registry)
+#      with a fake microphone that plays samples/jfk.wav: the live mode shows
+#      the JFK sentence, a file upload shows its segments, the chat box
+#      streams a reply; a screenshot is saved as target/serve-page.png.
 #
-# Installs what it needs (pip, apt-get, npm), so it runs on a bare CI machine.
-# Run from `make test` after `cargo test --release` has built target/release/emily.
+# `make test` (and so CI) does not run this script: `cargo test` runs the same
+# two client scripts against an in-process server, in the `openai_python_client`
+# and `browser_page` tests of emily-serve, which install what they need the
+# same way (and fail, saying why, when they cannot).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,14 +51,14 @@ EMILY_URL="$url" EMILY_LLM_ID="$(basename "$llm" .gguf)" "$venv/bin/python" crat
 # 2. The web page in headless Chromium.
 if ! command -v chromium >/dev/null 2>&1; then
     apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 node_dir="$work/node"
 mkdir -p "$node_dir"
-if [ ! -d "$node_dir/node_modules/playwright-core" ]; then
-    (cd "$node_dir" && npm install --silent --no-audit --no-fund playwright-core@1 >/dev/null)
+if [ ! -f "$node_dir/node_modules/puppeteer-core/package.json" ]; then
+    (cd "$node_dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm install --silent --no-audit --no-fund --no-save puppeteer-core@25 >/dev/null)
 fi
-EMILY_URL="$url" EMILY_API_KEY=client-test-key JFK_WAV="$root/samples/jfk.wav" \
+EMILY_URL="$url" EMILY_API_KEY=client-test-key JFK_WAV="$root/samples/jfk.wav" QUESTION="Hello" \
     SCREENSHOT="$root/target/serve-page.png" NODE_PATH="$node_dir/node_modules" \
     node crates/emily-serve/tests/clients/page.mjs
 

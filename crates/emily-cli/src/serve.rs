@@ -45,6 +45,10 @@ pub struct Args {
     /// Per-request time limit in seconds (then 504, and the work stops).
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
+    /// Most MiB of freed tensor buffers kept for reuse (more go back to the
+    /// system; bounds the memory that batches of changing sizes leave).
+    #[arg(long, default_value_t = 256)]
+    pool_cache_mb: usize,
     /// Use the composed (unfused) norms and attention.
     #[arg(long)]
     no_fast_kernels: bool,
@@ -63,6 +67,7 @@ pub fn run(a: Args) -> Result<()> {
     config.api_key = a.api_key;
     config.max_body_bytes = a.max_body_mb.saturating_mul(1024 * 1024);
     config.timeout = Duration::from_secs(a.timeout_s);
+    config.pool_cache_bytes = a.pool_cache_mb.saturating_mul(1024 * 1024);
     if a.no_fast_kernels {
         config.kernels = Kernels::Composed;
     }

@@ -1,6 +1,7 @@
 //! Batched decoding: sequences that join a running batch at different times,
 //! with prompts of different lengths, generate exactly the tokens they
-//! generate alone; a row dropped midway leaves the others untouched.
+//! generate alone — joining one by one or several in one call; a row dropped
+//! midway leaves the others untouched.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::sync::OnceLock;
 
 use common::{jfk_samples_reference, model_dir};
 use emily::Kernels;
-use emily_models::whisper::graph::BatchDecoderState;
+use emily_models::whisper::graph::{BatchDecoderState, Joiner};
 use emily_models::whisper::{Session, TranscribeOptions, Whisper, WindowDecoder};
 
 fn model() -> &'static Whisper {
@@ -145,4 +146,76 @@ fn a_dropped_row_leaves_the_others_exact() {
         b.next = b.picker.next_token(w, &mut l[0]).unwrap();
     }
     assert_eq!(text_only(b.picker.generated()), b.expected);
+}
+
+#[test]
+fn rows_joining_together_with_prompts_of_different_lengths_decode_as_they_do_alone() {
+    let w = model();
+    let g = w.graph();
+    let mut batch = BatchDecoderState::new();
+    // One row already decoding, then three joining in one call: prompts of
+    // 3 (plain, twice) and more tokens (an initial prompt).
+    let (enc0, prompt0, mut first) = sequence(TranscribeOptions::greedy());
+    let mut l = g
+        .batch_join(&mut batch, &enc0, &prompt0, 224)
+        .unwrap()
+        .unwrap();
+    first.next = first.picker.next_token(w, &mut l).unwrap();
+    for _ in 0..2 {
+        let mut l = g.batch_step(&mut batch, &[first.next.unwrap()]).unwrap();
+        first.next = first.picker.next_token(w, &mut l[0]).unwrap();
+    }
+    let prompted = TranscribeOptions {
+        initial_prompt: Some("President Kennedy, January 1961.".into()),
+        ..TranscribeOptions::greedy()
+    };
+    let joining = [
+        sequence(TranscribeOptions::greedy()),
+        sequence(prompted),
+        sequence(TranscribeOptions {
+            timestamps: true,
+            ..TranscribeOptions::greedy()
+        }),
+    ];
+    assert!(joining[1].1.len() > joining[0].1.len());
+    let joiners: Vec<Joiner<'_>> = joining
+        .iter()
+        .map(|(enc, prompt, _)| Joiner {
+            enc,
+            prompt,
+            max_new: 224,
+        })
+        .collect();
+    let logits = g.batch_join_many(&mut batch, &joiners).unwrap();
+    drop(joiners);
+    let mut rows = vec![first];
+    for ((_, _, mut seq), l) in joining.into_iter().zip(logits) {
+        let mut l = l.expect("room in the batch");
+        seq.next = seq.picker.next_token(w, &mut l).unwrap();
+        rows.push(seq);
+    }
+    assert_eq!(batch.len(), 4);
+    let mut done = Vec::new();
+    while !rows.is_empty() {
+        let keep: Vec<bool> = rows.iter().map(|r| r.next.is_some()).collect();
+        batch.retain(&keep).unwrap();
+        let (live, finished): (Vec<Seq>, Vec<Seq>) =
+            rows.into_iter().partition(|r| r.next.is_some());
+        done.extend(finished);
+        rows = live;
+        if rows.is_empty() {
+            break;
+        }
+        let tokens: Vec<u32> = rows.iter().map(|r| r.next.unwrap()).collect();
+        for (r, mut l) in rows
+            .iter_mut()
+            .zip(g.batch_step(&mut batch, &tokens).unwrap())
+        {
+            r.next = r.picker.next_token(w, &mut l).unwrap();
+        }
+    }
+    assert_eq!(done.len(), 4);
+    for s in &done {
+        assert_eq!(text_only(s.picker.generated()), s.expected);
+    }
 }

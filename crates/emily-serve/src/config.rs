@@ -34,11 +34,16 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Longest a request may take from arrival to answer; then 504.
     pub timeout: Duration,
+    /// Most bytes of freed tensor buffers kept for reuse: more are returned
+    /// to the system between decoder steps (batches of changing sizes leave
+    /// buffers of many sizes behind).
+    pub pool_cache_bytes: usize,
 }
 
 impl ServeConfig {
     /// Defaults for a model directory: 127.0.0.1:8080, one worker, a queue of
-    /// 64, batches of up to 8, 25 MB bodies (OpenAI's limit), 300 s timeout.
+    /// 64, batches of up to 8, 25 MB bodies (OpenAI's limit), 300 s timeout,
+    /// 256 MiB of cached tensor buffers.
     pub fn new(whisper: PathBuf) -> ServeConfig {
         ServeConfig {
             whisper,
@@ -53,6 +58,7 @@ impl ServeConfig {
             api_key: None,
             max_body_bytes: 25 * 1024 * 1024,
             timeout: Duration::from_secs(300),
+            pool_cache_bytes: 256 << 20,
         }
     }
 

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub tokens: Family<TokenLabels, Counter>,
     /// Jobs stopped because their client went away or timed out.
     pub cancelled: Counter,
+    /// Bytes of live tensor buffers (set when rendered).
+    memory_active: Gauge,
+    /// Bytes of freed tensor buffers the pool keeps for reuse (set when rendered).
+    memory_cached: Gauge,
 }
 
 impl Metrics {
@@ -102,8 +106,22 @@ impl Metrics {
             "Jobs stopped because the client disconnected or timed out",
             cancelled.clone(),
         );
+        let memory_active = Gauge::default();
+        registry.register(
+            "memory_active_bytes",
+            "Bytes of live tensor buffers",
+            memory_active.clone(),
+        );
+        let memory_cached = Gauge::default();
+        registry.register(
+            "memory_cached_bytes",
+            "Bytes of freed tensor buffers kept for reuse (bounded by --pool-cache-mb)",
+            memory_cached.clone(),
+        );
         Metrics {
             registry,
+            memory_active,
+            memory_cached,
             requests,
             latency,
             queue_depth,
@@ -140,6 +158,9 @@ impl Metrics {
 
     /// The OpenMetrics text exposition (Prometheus reads it).
     pub fn render(&self) -> String {
+        let m = emily::memory::stats();
+        self.memory_active.set(m.active_bytes as i64);
+        self.memory_cached.set(m.cached_bytes as i64);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

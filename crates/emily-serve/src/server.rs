@@ -160,6 +160,7 @@ fn load_models(state: &AppState) -> Result<(), ServeError> {
             id,
             c.workers,
             c.queue,
+            c.pool_cache_bytes,
             state.metrics().clone(),
         );
         state.set_llm(llm);
@@ -174,6 +175,7 @@ fn load_models(state: &AppState) -> Result<(), ServeError> {
         c.workers,
         c.queue,
         c.max_batch,
+        c.pool_cache_bytes,
         state.metrics().clone(),
     );
     state.set_engine(engine);

@@ -166,6 +166,13 @@ async fn models_lists_both_and_bad_requests_are_400() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["whisper-tiny.en", "SmolLM2-135M-Instruct.Q4_1"]);
+    let tasks: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks, ["transcription", "chat"]);
     let long = "word ".repeat(400);
     for (path, body, param) in [
         ("/v1/chat/completions", json!({"messages": []}), "messages"),

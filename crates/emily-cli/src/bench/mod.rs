@@ -8,6 +8,7 @@ mod kernels;
 pub mod llm;
 mod quant;
 mod serve;
+mod serve_batch;
 mod timer;
 mod train;
 pub mod whisper;

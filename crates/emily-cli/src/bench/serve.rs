@@ -2,7 +2,8 @@
 //! under C = 1, 2, 4, 8 concurrent clients each sending the JFK clip in a
 //! closed loop: requests/s, audio seconds/s, p50/p95/p99 latency and the
 //! ratio to one client, next to the same transcription in process (what
-//! `emily transcribe` does); then 10× overload: no crash, RSS bounded, every
+//! `emily transcribe --beam-size 1` does: the server decodes greedily), after
+//! the batching rows of [`super::serve_batch`]; then 10× overload: no crash, RSS bounded, every
 //! accepted request answered with the right text, the rest 429.
 
 use std::io::{BufRead, BufReader};
@@ -186,12 +187,12 @@ async fn closed_loop(
     Ok((latencies, wall))
 }
 
-/// The same transcription in this process: median of 5 after a warm-up, in
-/// ms, and its text.
+/// The same transcription in this process (greedy, as the server decodes):
+/// median of 5 after a warm-up, in ms, and its text; then the batching rows.
 fn in_process(model: &Path, audio: &Path) -> Result<(f64, String)> {
     let w = Whisper::load(model, Kernels::Fused)?;
     let samples = emily_models::audio::load_audio(audio)?;
-    let opts = TranscribeOptions::default();
+    let opts = TranscribeOptions::greedy();
     let text = w.transcribe(&samples, &opts)?.text.trim().to_string();
     let mut ms: Vec<f64> = (0..5)
         .map(|_| {
@@ -201,6 +202,7 @@ fn in_process(model: &Path, audio: &Path) -> Result<(f64, String)> {
         })
         .collect::<Result<_, _>>()?;
     ms.sort_by(f64::total_cmp);
+    super::serve_batch::run(&w, &samples)?;
     Ok((ms[ms.len() / 2], text))
 }
 
@@ -212,7 +214,7 @@ pub fn run() -> Result<()> {
     let audio_s = emily_models::audio::load_audio(audio)?.len() as f64 / 16_000.0;
     let (cli_ms, expected) = in_process(&model, audio)?;
     println!(
-        "serve: {} on {} ({audio_s:.1} s); in process (as `emily transcribe`): median {cli_ms:.0} ms",
+        "serve: {} on {} ({audio_s:.1} s); in process, greedy: median {cli_ms:.0} ms",
         model.display(),
         audio.display()
     );

@@ -7,16 +7,21 @@ use axum::Json;
 
 use crate::state::AppState;
 
-/// The served models, OpenAI's list shape.
+/// The served models, OpenAI's list shape; each also says what it serves
+/// (`"task"`: `transcription` or `chat`), which the web page reads.
 pub async fn models(State(state): State<AppState>) -> Response {
     let mut data = Vec::new();
     if state.engine().is_some() {
-        for id in state.config().model_ids() {
+        let c = state.config();
+        let tasks = std::iter::once((c.whisper_id(), "transcription"))
+            .chain(c.llm_id().map(|id| (id, "chat")));
+        for (id, task) in tasks {
             data.push(serde_json::json!({
                 "id": id,
                 "object": "model",
                 "created": 0,
                 "owned_by": "emily",
+                "task": task,
             }));
         }
     }

@@ -68,12 +68,14 @@ pub struct LlmEngine {
 
 impl LlmEngine {
     /// Starts `workers` threads over `model` (served as `id`) with a queue of
-    /// `queue` waiting jobs.
+    /// `queue` waiting jobs, keeping at most `pool_cache_bytes` of freed
+    /// tensor buffers cached between jobs.
     pub fn start(
         model: Arc<LlmModel>,
         id: String,
         workers: usize,
         queue: usize,
+        pool_cache_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> LlmEngine {
         let pool = {
@@ -85,6 +87,7 @@ impl LlmEngine {
                 move |queue: Arc<JobQueue<Box<GenerationJob>>>| {
                     while let Some(job) = queue.pop() {
                         run_job(&model, &metrics, *job);
+                        super::bound_pool_cache(pool_cache_bytes);
                     }
                 },
             )

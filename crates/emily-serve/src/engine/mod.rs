@@ -69,12 +69,14 @@ pub struct Engine {
 
 impl Engine {
     /// Starts `workers` threads over `whisper` with a queue of `queue` waiting
-    /// jobs; each worker decodes up to `max_batch` jobs together.
+    /// jobs; each worker decodes up to `max_batch` jobs together and keeps
+    /// at most `pool_cache_bytes` of freed tensor buffers cached.
     pub fn start(
         whisper: Arc<Whisper>,
         workers: usize,
         queue: usize,
         max_batch: usize,
+        pool_cache_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Engine {
         let pool = {
@@ -85,6 +87,7 @@ impl Engine {
                     queue,
                     metrics: metrics.clone(),
                     max_batch,
+                    pool_cache_bytes,
                 })
             })
         };
@@ -116,5 +119,15 @@ impl Engine {
     /// waits for them.
     pub fn shutdown(&self) {
         self.pool.shutdown();
+    }
+}
+
+/// Returns the tensor-buffer pool's cached buffers to the system when they
+/// exceed `limit` bytes. The pool keeps freed buffers by size class so the
+/// next call of the same shape reuses warm pages; batches of changing sizes
+/// leave buffers of many sizes behind, which would otherwise only grow.
+pub(crate) fn bound_pool_cache(limit: usize) {
+    if emily::memory::stats().cached_bytes > limit {
+        emily::memory::clear_cache();
     }
 }

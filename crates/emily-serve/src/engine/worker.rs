@@ -1,9 +1,9 @@
 //! A worker thread: continuous batching of transcription jobs.
 //!
 //! Each loop turn the worker (1) takes new jobs while it has room (up to
-//! `max_batch` sequences), (2) encodes the windows that need it — several
-//! requests' windows in one encoder call —, (3) joins them to the decoder
-//! batch, (4) runs one batched decoder step for every sequence, and (5)
+//! `max_batch` sequences), (2) encodes the windows that need it (see
+//! [`ENCODER_BATCH`]), (3) joins them all to the decoder batch in one call,
+//! (4) runs one batched decoder step for every sequence, and (5)
 //! finishes the windows whose sequences ended: the next window of a long
 //! file goes back to (2), a finished transcript is sent to its handler.
 //! Cancelled jobs leave at the next turn. The weights are shared; the
@@ -14,14 +14,18 @@ use std::time::{Duration, Instant};
 
 use emily::Tensor;
 use emily_models::log_mel::CHUNK_FRAMES;
-use emily_models::whisper::graph::{BatchDecoderState, GraphError};
+use emily_models::whisper::graph::{BatchDecoderState, GraphError, Joiner};
 use emily_models::whisper::{Session, Transcript, Whisper, WhisperError, WindowDecoder};
 
 use super::{JobQueue, TranscriptionJob};
 use crate::metrics::Metrics;
 
-/// Most windows encoded in one call (bounds the encoder's activations).
-const ENCODER_BATCH: usize = 4;
+/// Most windows encoded in one call. One: the encoder is compute-bound (its
+/// matrix products have 1500 rows per window already), so `emily bench serve`
+/// measures the same CPU time per window with 1 or 4 windows per call, while
+/// 4 windows hold about 120 MB more activations and make the first of them
+/// wait for the other three.
+const ENCODER_BATCH: usize = 1;
 
 /// What a worker shares with the engine.
 pub(crate) struct WorkerContext {
@@ -29,6 +33,7 @@ pub(crate) struct WorkerContext {
     pub queue: Arc<JobQueue<TranscriptionJob>>,
     pub metrics: Arc<Metrics>,
     pub max_batch: usize,
+    pub pool_cache_bytes: usize,
 }
 
 /// A job with its session.
@@ -85,6 +90,7 @@ pub(crate) fn run(ctx: WorkerContext) {
         w.encode();
         w.join();
         w.step();
+        super::bound_pool_cache(w.ctx.pool_cache_bytes);
     }
 }
 
@@ -232,25 +238,48 @@ impl Worker {
         }
     }
 
-    /// Moves encoded windows into the decoder batch while it has room.
+    /// Moves encoded windows into the decoder batch while it has room, all
+    /// of them in one join (one cross-key/value call, one prefill per prompt
+    /// length, one copy of the batch's caches).
     fn join(&mut self) {
+        if self.ready.is_empty() {
+            return;
+        }
         let w = self.ctx.whisper.clone();
-        let mut waiting = Vec::new();
-        for r in std::mem::take(&mut self.ready) {
-            let picker = r.task.session.window_decoder(&w, &r.prompt);
-            let t0 = Instant::now();
-            match w
-                .graph()
-                .batch_join(&mut self.batch, &r.enc, &r.prompt, picker.max_tokens())
-            {
-                Ok(Some(mut logits)) => {
-                    let mut picker = picker;
+        let ready = std::mem::take(&mut self.ready);
+        let pickers: Vec<WindowDecoder> = ready
+            .iter()
+            .map(|r| r.task.session.window_decoder(&w, &r.prompt))
+            .collect();
+        let joiners: Vec<Joiner<'_>> = ready
+            .iter()
+            .zip(&pickers)
+            .map(|(r, p)| Joiner {
+                enc: &r.enc,
+                prompt: &r.prompt,
+                max_new: p.max_tokens(),
+            })
+            .collect();
+        let t0 = Instant::now();
+        let joined = w.graph().batch_join_many(&mut self.batch, &joiners);
+        drop(joiners);
+        let n_joined = joined
+            .as_ref()
+            .map_or(1, |j| j.iter().filter(|l| l.is_some()).count().max(1));
+        let share = t0.elapsed() / n_joined as u32;
+        match joined {
+            Ok(logits) => {
+                for ((r, mut picker), logits) in ready.into_iter().zip(pickers).zip(logits) {
+                    let Some(mut logits) = logits else {
+                        self.ready.push(r);
+                        continue;
+                    };
                     let (next, error) = match picker.next_token(&w, &mut logits) {
                         Ok(next) => (next, None),
                         Err(e) => (None, Some(e)),
                     };
                     let mut task = r.task;
-                    task.decoder += t0.elapsed();
+                    task.decoder += share;
                     self.active.push(Active {
                         task,
                         picker,
@@ -259,11 +288,14 @@ impl Worker {
                         steps: 1,
                     });
                 }
-                Ok(None) => waiting.push(r),
-                Err(e) => self.finish(r.task, Err(e.into())),
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for r in ready {
+                    self.finish(r.task, Err(WhisperError::Model(model_error(&msg))));
+                }
             }
         }
-        self.ready = waiting;
         self.retire_finished();
     }
 

@@ -43,24 +43,61 @@ fn shape_err(msg: String) -> GraphError {
     GraphError::Input(format!("batched decoder: {msg}"))
 }
 
-/// Stacks `a` and `b` (same names, same order) along the batch axis.
-fn stack(
-    a: Vec<(String, Tensor)>,
-    b: Vec<(String, Tensor)>,
+/// `base`'s rows followed by the rows `picks` names (`(source, row)`, in
+/// order) of `sources`, stacked along the batch axis in one copy per entry
+/// (all with the same names in the same order; an empty `base` is none).
+fn stack_rows(
+    base: Vec<(String, Tensor)>,
+    sources: &[Vec<(String, Tensor)>],
+    picks: &[(usize, usize)],
 ) -> Result<Vec<(String, Tensor)>, GraphError> {
-    if a.is_empty() {
-        return Ok(b);
+    // Consecutive rows of one source are taken as one slice.
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for &(src, row) in picks {
+        match runs.last_mut() {
+            Some((s, start, len)) if *s == src && *start + *len == row => *len += 1,
+            _ => runs.push((src, row, 1)),
+        }
     }
-    if a.len() != b.len() {
-        return Err(shape_err(format!("{} entries vs {}", a.len(), b.len())));
+    let Some(first) = sources.first() else {
+        return Ok(base);
+    };
+    if let Some(p) = sources.iter().find(|p| p.len() != first.len()) {
+        return Err(shape_err(format!("{} entries vs {}", first.len(), p.len())));
     }
-    a.into_iter()
-        .zip(b)
-        .map(|((na, ta), (nb, tb))| {
-            if na != nb {
-                return Err(shape_err(format!("entry `{na}` vs `{nb}`")));
+    if !base.is_empty() && base.len() != first.len() {
+        return Err(shape_err(format!(
+            "{} entries vs {}",
+            base.len(),
+            first.len()
+        )));
+    }
+    (0..first.len())
+        .map(|e| {
+            let name = &first[e].0;
+            let mut tensors: Vec<Tensor> = Vec::with_capacity(runs.len() + 1);
+            if let Some((n, t)) = base.get(e) {
+                if n != name {
+                    return Err(shape_err(format!("entry `{name}` vs `{n}`")));
+                }
+                tensors.push(t.clone());
             }
-            Ok((na, Tensor::concat(&[&ta, &tb], 0)?.eval()?))
+            for &(src, start, len) in &runs {
+                let (n, t) = &sources[src][e];
+                if n != name {
+                    return Err(shape_err(format!("entry `{name}` vs `{n}`")));
+                }
+                tensors.push(if start == 0 && len == t.shape()[0] {
+                    t.clone()
+                } else {
+                    t.narrow(0, start, len)?
+                });
+            }
+            let stacked = match tensors.as_slice() {
+                [one] => one.clone(),
+                many => Tensor::concat(&many.iter().collect::<Vec<_>>(), 0)?,
+            };
+            Ok((name.clone(), stacked.eval()?))
         })
         .collect()
 }
@@ -141,33 +178,57 @@ impl BatchDecoderState {
         Ok(())
     }
 
-    /// The write slot a row with a `len`-token prompt and `max_new` tokens to
-    /// generate can join at, shifting the batch if that makes room; `None`
-    /// when it must wait for rows to finish.
+    /// Shifts the batch so that its write slot leaves room for the longest
+    /// of the joining prompts and picks the joiners that fit (`(len,
+    /// max_new)` each, in order); returns the new write slot and which
+    /// joiners fit. Nothing changes when none fits.
     fn make_room(
         &mut self,
-        len: usize,
-        max_new: usize,
+        joiners: &[(usize, usize)],
         ctx: usize,
-    ) -> Result<Option<usize>, GraphError> {
+    ) -> Result<(usize, Vec<bool>), GraphError> {
         if self.rows.is_empty() {
             self.caches.clear();
             self.cross.clear();
-            self.offset = len;
-            return Ok((len + max_new <= ctx).then_some(len));
+            self.offset = 0;
         }
-        let min_start = self.rows.iter().map(|r| r.start).min().unwrap_or(0);
+        // As far left as the running rows allow.
+        let min_start = self
+            .rows
+            .iter()
+            .map(|r| r.start)
+            .min()
+            .unwrap_or(self.offset);
         let max_end = self.rows.iter().map(|r| r.end).max().unwrap_or(0);
-        // As far left as the rows allow, but with `len` slots for the prompt.
-        let target = (self.offset - min_start).max(len);
-        let shift = target as isize - self.offset as isize;
-        let fits = max_end as isize + shift <= ctx as isize && target + max_new <= ctx;
-        if !fits {
-            return Ok(None);
+        let base = self.offset - min_start;
+        let (mut target, mut max_new_all) = (base, 0);
+        let mut fits = vec![false; joiners.len()];
+        for (i, &(len, max_new)) in joiners.iter().enumerate() {
+            let t = target.max(len);
+            let m = max_new_all.max(max_new);
+            let shift = t as isize - self.offset as isize;
+            if max_end as isize + shift <= ctx as isize && t + m <= ctx {
+                (target, max_new_all) = (t, m);
+                fits[i] = true;
+            }
         }
-        self.shift(shift, ctx)?;
-        Ok(Some(self.offset))
+        if fits.iter().any(|&f| f) {
+            self.shift(target as isize - self.offset as isize, ctx)?;
+        }
+        Ok((target, fits))
     }
+}
+
+/// A sequence joining a batch: its window's encoder output `(1, frames, d)`,
+/// its prompt, and the most tokens it may generate.
+#[derive(Clone, Copy, Debug)]
+pub struct Joiner<'a> {
+    /// The window's encoder output `(1, frames, d)`.
+    pub enc: &'a Tensor,
+    /// The decoder prompt (not empty).
+    pub prompt: &'a [u32],
+    /// Most tokens the row may generate.
+    pub max_new: usize,
 }
 
 /// The key mask `(rows, ctx)`: slot `j` belongs to row `r` when `j ≥ start_r`.
@@ -228,43 +289,132 @@ impl WhisperGraph {
         prompt: &[u32],
         max_new: usize,
     ) -> Result<Option<Vec<f32>>, GraphError> {
+        let joiner = Joiner {
+            enc,
+            prompt,
+            max_new,
+        };
+        Ok(self.batch_join_many(state, &[joiner])?.remove(0))
+    }
+
+    /// Adds several sequences to `state` at once: one cross-key/value call
+    /// and one prefill for all of them (prompts of different lengths end at
+    /// the same slot, each row's earlier slots masked), and one copy of the
+    /// batch's caches. Returns each joiner's logits after its prompt, or
+    /// `None` for those the batch has no room for until some rows finish.
+    pub fn batch_join_many(
+        &self,
+        state: &mut BatchDecoderState,
+        joiners: &[Joiner<'_>],
+    ) -> Result<Vec<Option<Vec<f32>>>, GraphError> {
         let ctx = self.dims.n_text_ctx;
-        let len = prompt.len();
-        if len == 0 || enc.rank() != 3 || enc.shape()[0] != 1 {
-            return Err(shape_err(format!(
-                "a row needs a prompt and a (1, frames, d) encoder output; got {len} tokens, {:?}",
-                enc.shape()
-            )));
+        for j in joiners {
+            if j.prompt.is_empty() || j.enc.rank() != 3 || j.enc.shape()[0] != 1 {
+                return Err(shape_err(format!(
+                    "a row needs a prompt and a (1, frames, d) encoder output; got {} tokens, {:?}",
+                    j.prompt.len(),
+                    j.enc.shape()
+                )));
+            }
         }
-        let Some(offset) = state.make_room(len, max_new, ctx)? else {
-            return Ok(None);
+        let sizes: Vec<(usize, usize)> = joiners
+            .iter()
+            .map(|j| (j.prompt.len(), j.max_new))
+            .collect();
+        let (offset, fits) = state.make_room(&sizes, ctx)?;
+        let joining: Vec<&Joiner<'_>> = joiners
+            .iter()
+            .zip(&fits)
+            .filter_map(|(j, &f)| f.then_some(j))
+            .collect();
+        if joining.is_empty() {
+            return Ok(vec![None; joiners.len()]);
+        }
+        // Rows in the order they join: grouped by prompt length, so each
+        // group is prefilled in one call ending at `offset`.
+        let mut order: Vec<usize> = (0..joining.len()).collect();
+        order.sort_by_key(|&i| joining[i].prompt.len());
+        let encs: Vec<&Tensor> = order.iter().map(|&i| joining[i].enc).collect();
+        let enc = match encs.as_slice() {
+            [one] => (*one).clone(),
+            many => Tensor::concat(many, 0)?,
         };
-        let start = offset - len;
-        let row = Row {
-            start,
-            fed: len,
-            end: offset + max_new,
-        };
-        let cross = self.start(enc)?.cross;
-        let tokens: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
-        let positions: Vec<i64> = (0..len as i64).collect();
-        let mut caches = State::new();
-        let logits = self.batch_call(
-            StepTokens {
-                ids: &tokens,
-                positions: &positions,
-                len,
-            },
-            start,
-            &[row],
-            &mut caches,
-            &cross,
+        let mut cross = self.start(&enc)?.cross;
+        let mut parts = Vec::new();
+        let mut rows = vec![None; joining.len()];
+        // Where each joiner's caches are: (group, row in the group).
+        let mut cache_of = vec![(0, 0); joining.len()];
+        let mut logits = vec![None; joining.len()];
+        let mut first = 0;
+        while first < order.len() {
+            let len = joining[order[first]].prompt.len();
+            let group = order[first..]
+                .iter()
+                .take_while(|&&i| joining[i].prompt.len() == len)
+                .count();
+            let members = &order[first..first + group];
+            let group_rows: Vec<Row> = members
+                .iter()
+                .map(|&i| Row {
+                    start: offset - len,
+                    fed: len,
+                    end: offset + joining[i].max_new,
+                })
+                .collect();
+            let ids: Vec<i64> = members
+                .iter()
+                .flat_map(|&i| joining[i].prompt.iter().map(|&t| t as i64))
+                .collect();
+            let positions: Vec<i64> = members.iter().flat_map(|_| 0..len as i64).collect();
+            let group_cross: Vec<(String, Tensor)> = cross
+                .iter()
+                .map(|(n, t)| Ok((n.clone(), t.narrow(0, first, group)?)))
+                .collect::<Result<_, GraphError>>()?;
+            let mut caches = State::new();
+            let out = self.batch_call(
+                StepTokens {
+                    ids: &ids,
+                    positions: &positions,
+                    len,
+                },
+                offset - len,
+                &group_rows,
+                &mut caches,
+                &group_cross,
+            )?;
+            let out = out.cast(DType::F32)?.to_vec::<f32>()?;
+            for (k, ((&i, l), row)) in members
+                .iter()
+                .zip(out.chunks_exact(self.dims.n_vocab))
+                .zip(group_rows)
+                .enumerate()
+            {
+                logits[i] = Some(l.to_vec());
+                rows[i] = Some(row);
+                cache_of[i] = (parts.len(), k);
+            }
+            parts.push(caches.into_entries());
+            first += group;
+        }
+        // The batch keeps the joiners' order.
+        let mut sorted_pos = vec![0; joining.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            sorted_pos[i] = pos;
+        }
+        let cross_picks: Vec<(usize, usize)> = sorted_pos.iter().map(|&p| (0, p)).collect();
+        state.caches = stack_rows(std::mem::take(&mut state.caches), &parts, &cache_of)?;
+        state.cross = stack_rows(
+            std::mem::take(&mut state.cross),
+            &[std::mem::take(&mut cross)],
+            &cross_picks,
         )?;
-        let logits = logits.cast(DType::F32)?.to_vec::<f32>()?;
-        state.caches = stack(std::mem::take(&mut state.caches), caches.into_entries())?;
-        state.cross = stack(std::mem::take(&mut state.cross), cross)?;
-        state.rows.push(row);
-        Ok(Some(logits))
+        state.rows.extend(rows.into_iter().flatten());
+        state.offset = offset;
+        let mut joined = logits.into_iter();
+        Ok(fits
+            .iter()
+            .map(|&f| if f { joined.next().flatten() } else { None })
+            .collect())
     }
 
     /// One decoder step of every row: `tokens[r]` is row `r`'s next token.

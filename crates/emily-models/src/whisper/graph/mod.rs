@@ -19,7 +19,7 @@ pub mod names;
 mod params;
 mod state;
 
-pub use batch::BatchDecoderState;
+pub use batch::{BatchDecoderState, Joiner};
 pub use cross_kv::cross_kv_model;
 pub use decoder::{decoder_align_model, decoder_batch_step_model, decoder_step_model};
 pub use encoder::encoder_model;

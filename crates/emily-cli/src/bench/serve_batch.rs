@@ -1,0 +1,119 @@
+//! The server's batching, measured in process (`emily bench serve`'s first
+//! rows): the encoder with 1 vs 4 windows per call, a decoder join (cross
+//! keys/values + prompt) of 1 vs 4 rows, and one batched decoder step of 1,
+//! 4 and 8 rows — wall time and CPU time (all threads) per window or row.
+//! Batching pays where the per-row cost falls; the encoder's does not (it is
+//! compute-bound), so the encoder's share of a request bounds what batching
+//! can win.
+
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use emily::Tensor;
+use emily_models::log_mel::CHUNK_FRAMES;
+use emily_models::whisper::graph::{BatchDecoderState, Joiner};
+use emily_models::whisper::{Session, TranscribeOptions, Whisper};
+
+/// CPU seconds this process has run, all threads (from /proc; NaN elsewhere).
+pub fn process_cpu_secs() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    tasks
+        .filter_map(|t| {
+            let s = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+            s.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum::<f64>()
+        / 1e9
+}
+
+/// Wall and CPU milliseconds per unit of `f` (`units` units per call):
+/// one warm-up call, then the median wall time of `reps` calls and their
+/// mean CPU time.
+fn per_unit(units: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
+    f()?;
+    let cpu0 = process_cpu_secs();
+    let mut walls = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        f()?;
+        walls.push(t.elapsed().as_secs_f64());
+    }
+    let cpu = (process_cpu_secs() - cpu0) / reps as f64;
+    walls.sort_by(f64::total_cmp);
+    let u = units as f64;
+    Ok((walls[reps / 2] * 1e3 / u, cpu * 1e3 / u))
+}
+
+/// Prints the batching rows for `w` on the first window of `samples`.
+pub fn run(w: &Whisper, samples: &[f32]) -> Result<()> {
+    let opts = TranscribeOptions::greedy();
+    let mut session = Session::from_samples(w, samples, &opts)?;
+    let Some(window) = session.next_window()? else {
+        anyhow::bail!("the clip has no window");
+    };
+    let mel = window.to_vec();
+    let enc = w.encode(&mel)?.eval()?;
+    let prompt = session.prompt(w, &enc)?;
+    let n_mels = w.dims().n_mels;
+    println!(
+        "batching, in process (ms per window or row; cpu = all threads' CPU time):\n{:<34} {:>9} {:>9}",
+        "", "wall", "cpu"
+    );
+    for n in [1usize, 4] {
+        let x: Vec<f32> = mel.iter().copied().cycle().take(n * mel.len()).collect();
+        let x = Tensor::from_slice(&x, &[n, n_mels, CHUNK_FRAMES])?;
+        let (wall, cpu) = per_unit(n, 3, || {
+            w.graph().encode(&x)?.eval()?;
+            Ok(())
+        })?;
+        println!(
+            "{:<34} {wall:>9.1} {cpu:>9.1}",
+            format!("encoder, {n} window(s) per call")
+        );
+    }
+    for n in [1usize, 4] {
+        let joiners: Vec<Joiner<'_>> = (0..n)
+            .map(|_| Joiner {
+                enc: &enc,
+                prompt: &prompt,
+                max_new: 64,
+            })
+            .collect();
+        let (wall, cpu) = per_unit(n, 3, || {
+            let mut batch = BatchDecoderState::new();
+            let joined = w.graph().batch_join_many(&mut batch, &joiners)?;
+            ensure!(joined.iter().all(Option::is_some), "no room to join");
+            Ok(())
+        })?;
+        println!(
+            "{:<34} {wall:>9.1} {cpu:>9.1}",
+            format!("join {n} row(s) (cross K/V, prompt)")
+        );
+    }
+    let mut base = None;
+    for n in [1usize, 4, 8] {
+        let joiners: Vec<Joiner<'_>> = (0..n)
+            .map(|_| Joiner {
+                enc: &enc,
+                prompt: &prompt,
+                max_new: 200,
+            })
+            .collect();
+        let mut batch = BatchDecoderState::new();
+        w.graph().batch_join_many(&mut batch, &joiners)?;
+        let tokens = vec![prompt[prompt.len() - 1]; n];
+        let (wall, cpu) = per_unit(n, 40, || {
+            w.graph().batch_step(&mut batch, &tokens)?;
+            Ok(())
+        })?;
+        let b = *base.get_or_insert(wall);
+        println!(
+            "{:<34} {wall:>9.2} {cpu:>9.2}   {:.2}x the 1-row cost per row",
+            format!("decoder step, {n} row(s)"),
+            wall / b
+        );
+    }
+    Ok(())
+}
