@@ -26,7 +26,8 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Requests that may wait for a worker; more are answered 429.
     pub queue: usize,
-    /// Most requests one worker decodes together in one batch.
+    /// Most requests one worker decodes together in one batch (transcriptions
+    /// and generations alike).
     pub max_batch: usize,
     /// Bearer token every `/v1` request must carry, if set.
     pub api_key: Option<String>,

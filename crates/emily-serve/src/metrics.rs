@@ -48,6 +48,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Requests in each decoder batch step.
     pub batch_size: Histogram,
+    /// Generation jobs decoded together, per batch.
+    pub llm_batch_size: Histogram,
     /// Seconds of audio transcribed.
     pub audio_seconds: Counter<f64, AtomicU64>,
     /// Tokens generated.
@@ -92,6 +94,12 @@ impl Metrics {
             "Sequences in each batched decoder step",
             batch_size.clone(),
         );
+        let llm_batch_size = Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]);
+        registry.register(
+            "llm_batch_size",
+            "Generation jobs decoded together in one batch",
+            llm_batch_size.clone(),
+        );
         let audio_seconds = Counter::<f64, AtomicU64>::default();
         registry.register(
             "audio_seconds",
@@ -127,6 +135,7 @@ impl Metrics {
             queue_depth,
             in_flight,
             batch_size,
+            llm_batch_size,
             audio_seconds,
             tokens,
             cancelled,

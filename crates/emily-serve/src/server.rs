@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ServeConfig;
-use crate::engine::{Engine, LlmEngine};
+use crate::engine::{Engine, Limits, LlmEngine};
 use crate::state::AppState;
 
 /// Why the server could not start or stopped with an error.
@@ -155,14 +155,7 @@ fn load_models(state: &AppState) -> Result<(), ServeError> {
             source: Box::new(source),
         })?;
         let id = c.llm_id().unwrap_or_default();
-        let llm = LlmEngine::start(
-            Arc::new(model),
-            id,
-            c.workers,
-            c.queue,
-            c.pool_cache_bytes,
-            state.metrics().clone(),
-        );
+        let llm = LlmEngine::start(Arc::new(model), id, Limits::of(c), state.metrics().clone());
         state.set_llm(llm);
         tracing::info!("language model {} loaded", path.display());
     }
@@ -170,14 +163,7 @@ fn load_models(state: &AppState) -> Result<(), ServeError> {
         path: c.whisper.display().to_string(),
         source: Box::new(source),
     })?;
-    let engine = Engine::start(
-        Arc::new(w),
-        c.workers,
-        c.queue,
-        c.max_batch,
-        c.pool_cache_bytes,
-        state.metrics().clone(),
-    );
+    let engine = Engine::start(Arc::new(w), Limits::of(c), state.metrics().clone());
     state.set_engine(engine);
     tracing::info!("model {} loaded; ready", c.whisper.display());
     Ok(())

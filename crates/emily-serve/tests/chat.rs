@@ -20,6 +20,9 @@ fn server() -> &'static Running {
         let mut c = ServeConfig::new(model_dir());
         c.llm = Some(llm_path());
         c.llm_context = 256;
+        // One generation at a time: the replies are compared with the library's
+        // exactly (a batch may flip near ties; see llm_batching.rs).
+        c.max_batch = 1;
         start(c)
     })
 }

@@ -9,6 +9,7 @@ pub mod llm;
 mod quant;
 mod serve;
 mod serve_batch;
+mod serve_llm;
 mod timer;
 mod train;
 pub mod whisper;

@@ -1,10 +1,11 @@
 //! `emily bench serve`: `emily serve` (a child process on a loopback port)
 //! under C = 1, 2, 4, 8 concurrent clients each sending the JFK clip in a
 //! closed loop: requests/s, audio seconds/s, p50/p95/p99 latency and the
-//! ratio to one client, next to the same transcription in process (what
-//! `emily transcribe --beam-size 1` does: the server decodes greedily), after
-//! the batching rows of [`super::serve_batch`]; then 10× overload: no crash, RSS bounded, every
-//! accepted request answered with the right text, the rest 429.
+//! ratio to one client, next to the same transcription in process (greedy,
+//! as the server decodes), after the batching rows of [`super::serve_batch`];
+//! then chat completions with SmolLM2 at C = 1 and 4 ([`super::serve_llm`]);
+//! then 10× overload: no crash, RSS bounded, every accepted request answered
+//! with the right text, the rest 429.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,22 +28,29 @@ const OVERLOAD_FACTOR: usize = 10;
 const OVERLOAD_SECONDS: u64 = 30;
 
 /// A server child process.
-struct ServerChild {
+pub(super) struct ServerChild {
     child: Child,
-    url: String,
+    pub(super) url: String,
     /// Kept open: the server prints a last line when it stops.
     _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl ServerChild {
-    /// Starts `emily serve --port 0` and waits until `/health` is 200.
-    fn start(model: &Path, queue: usize, rt: &tokio::runtime::Runtime) -> Result<ServerChild> {
+    /// Starts `emily serve --port 0` (plus `extra` flags) and waits until
+    /// `/health` is 200.
+    pub(super) fn start(
+        model: &Path,
+        queue: usize,
+        extra: &[&std::ffi::OsStr],
+        rt: &tokio::runtime::Runtime,
+    ) -> Result<ServerChild> {
         let exe = std::env::current_exe().context("locating the emily binary")?;
         let mut child = Command::new(exe)
             .arg("serve")
             .arg("--whisper")
             .arg(model)
             .args(["--port", "0", "--queue", &queue.to_string()])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -82,7 +90,7 @@ impl ServerChild {
     }
 
     /// A `/proc/PID/status` field in MB (`VmRSS`, `VmHWM`).
-    fn memory_mb(&self, field: &str) -> f64 {
+    pub(super) fn memory_mb(&self, field: &str) -> f64 {
         let path = format!("/proc/{}/status", self.child.id());
         std::fs::read_to_string(path)
             .ok()
@@ -96,7 +104,7 @@ impl ServerChild {
     }
 
     /// SIGTERM (graceful drain), then waits; true if it exited cleanly.
-    fn stop(mut self) -> Result<bool> {
+    pub(super) fn stop(mut self) -> Result<bool> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
         Ok(self.child.wait()?.success())
@@ -143,7 +151,7 @@ async fn transcribe(client: &reqwest::Client, url: &str, wav: &[u8]) -> Result<O
 }
 
 /// The `q` quantile of sorted `v`.
-fn quantile(v: &[f64], q: f64) -> f64 {
+pub(super) fn quantile(v: &[f64], q: f64) -> f64 {
     let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
     v[i]
 }
@@ -221,7 +229,7 @@ pub fn run() -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let server = ServerChild::start(&model, 64, &rt)?;
+    let server = ServerChild::start(&model, 64, &[], &rt)?;
     rt.block_on(closed_loop(&server.url, wav.clone(), 1, 2, &expected))?;
     println!(
         "{:>3} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10}",
@@ -251,6 +259,7 @@ pub fn run() -> Result<()> {
     }
     println!("server peak RSS {:.0} MB", server.memory_mb("VmHWM:"));
     ensure!(server.stop()?, "the server did not exit cleanly on SIGTERM");
+    super::serve_llm::run(&model, &rt)?;
     overload(&model, &rt, wav, &expected)
 }
 
@@ -267,7 +276,7 @@ fn overload(
         .and_then(|s| s.parse().ok())
         .unwrap_or(OVERLOAD_SECONDS);
     let clients = OVERLOAD_QUEUE * OVERLOAD_FACTOR;
-    let server = ServerChild::start(model, OVERLOAD_QUEUE, rt)?;
+    let server = ServerChild::start(model, OVERLOAD_QUEUE, &[], rt)?;
     let start_rss = server.memory_mb("VmRSS:");
     let until = Instant::now() + Duration::from_secs(seconds);
     let (ok, busy, other, wrong, max_rss) = rt.block_on(async {

@@ -2,12 +2,13 @@
 //! decode step per token on the compiled single-token plan, the KV caches
 //! updated in place. [`Generator`] is an iterator of [`TokenEvent`]s;
 //! [`LlmModel::generate`] drives it with a callback; [`LlmModel::generate_batch`]
-//! runs several prompts as one left-padded batch.
+//! runs several prompts as one left-padded batch (see [`super::batch`]).
 
 use std::time::{Duration, Instant};
 
 use emily_nn::State;
 
+use super::batch::BatchRequest;
 use super::model::LlmModel;
 use super::sampling::SamplingOptions;
 use super::sequence::{FinishReason, Sequence, TokenEvent};
@@ -257,81 +258,21 @@ impl LlmModel {
         opts: &GenerateOptions,
         mut on_token: impl FnMut(usize, &TokenEvent),
     ) -> Result<Vec<Generation>, LlmError> {
-        opts.sampling.validate().map_err(LlmError::Input)?;
-        if prompts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-        if let Some(p) = prompts.iter().find(|p| p.is_empty()) {
-            self.check_prompt(p.len())?;
-        }
-        self.check_prompt(longest)?;
-        let width = self.bucket(longest);
-        let pads: Vec<usize> = prompts.iter().map(|p| width - p.len()).collect();
-        let rows: Vec<Vec<u32>> = prompts
-            .iter()
-            .map(|p| {
-                let mut r = vec![0; width - p.len()];
-                r.extend_from_slice(p);
-                r
-            })
-            .collect();
-        let mut seqs: Vec<Sequence<'_>> = prompts
+        let requests: Vec<BatchRequest> = prompts
             .iter()
             .enumerate()
             .map(|(b, p)| {
                 let mut o = opts.clone();
                 o.sampling.seed = o.sampling.seed.wrapping_add(b as u64);
-                Sequence::new(self.tokenizer(), p, &o)
+                BatchRequest {
+                    prompt: p.clone(),
+                    opts: o,
+                }
             })
             .collect();
-        let start = Instant::now();
-        let mut state = State::new();
-        let vocab = self.config().vocab;
-        let mut logits = self.batch_step(&rows, &pads, 0, &mut state)?;
-        let prefill = start.elapsed();
-        let (mut offset, mut steps, mut decode) = (width, 0, Duration::ZERO);
-        let mut last: Vec<u32> = vec![0; prompts.len()];
-        loop {
-            for (b, seq) in seqs.iter_mut().enumerate() {
-                if seq.finish.is_none() {
-                    let ev = seq.accept(&logits[b * vocab..(b + 1) * vocab])?;
-                    last[b] = ev.id;
-                    on_token(b, &ev);
-                }
-            }
-            if seqs.iter().all(|s| s.finish.is_some()) {
-                break;
-            }
-            if offset >= self.context() {
-                for (b, seq) in seqs.iter_mut().enumerate() {
-                    if seq.finish.is_none() {
-                        on_token(b, &seq.context_full(last[b]));
-                    }
-                }
-                break;
-            }
-            let t = Instant::now();
-            let feed: Vec<Vec<u32>> = last.iter().map(|&t| vec![t]).collect();
-            logits = self.batch_step(&feed, &pads, offset, &mut state)?;
-            decode += t.elapsed();
-            steps += 1;
-            offset += 1;
-        }
-        Ok(seqs
-            .into_iter()
-            .zip(prompts)
-            .map(|(s, p)| Generation {
-                tokens: s.generated.clone(),
-                text: s.text.clone(),
-                finish: s.finish.clone().unwrap_or(FinishReason::Length),
-                timings: Timings {
-                    prompt_tokens: p.len(),
-                    prefill,
-                    decode_steps: steps,
-                    decode,
-                },
-            })
-            .collect())
+        self.generate_each(&requests, |b, ev| {
+            on_token(b, ev);
+            true
+        })
     }
 }

@@ -7,6 +7,7 @@
 //! be shared (`Arc`) by many requests, each of which runs its own
 //! [`Generator`] (KV caches, sampler, text stream).
 
+mod batch;
 pub mod chat;
 pub mod config;
 mod generate;
@@ -20,6 +21,7 @@ pub mod tokenizer;
 
 use std::path::PathBuf;
 
+pub use batch::BatchRequest;
 pub use chat::{ChatMessage, ChatTemplate, ChatTemplateError};
 pub use config::{Arch, LlmConfig};
 pub use generate::{GenerateOptions, Generation, Generator, Timings};

@@ -60,6 +60,31 @@ impl TranscriptionJob {
     }
 }
 
+/// How much work an engine takes on.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Worker threads.
+    pub workers: usize,
+    /// Jobs that may wait for a worker.
+    pub queue: usize,
+    /// Most jobs one worker decodes together.
+    pub max_batch: usize,
+    /// Most bytes of freed tensor buffers kept cached (see [`bound_pool_cache`]).
+    pub pool_cache_bytes: usize,
+}
+
+impl Limits {
+    /// The limits `config` sets.
+    pub fn of(config: &crate::ServeConfig) -> Limits {
+        Limits {
+            workers: config.workers,
+            queue: config.queue,
+            max_batch: config.max_batch,
+            pool_cache_bytes: config.pool_cache_bytes,
+        }
+    }
+}
+
 /// The running workers and their queue.
 pub struct Engine {
     whisper: Arc<Whisper>,
@@ -68,26 +93,19 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts `workers` threads over `whisper` with a queue of `queue` waiting
-    /// jobs; each worker decodes up to `max_batch` jobs together and keeps
-    /// at most `pool_cache_bytes` of freed tensor buffers cached.
-    pub fn start(
-        whisper: Arc<Whisper>,
-        workers: usize,
-        queue: usize,
-        max_batch: usize,
-        pool_cache_bytes: usize,
-        metrics: Arc<Metrics>,
-    ) -> Engine {
+    /// Starts `limits.workers` threads over `whisper` with a queue of
+    /// `limits.queue` waiting jobs; each worker decodes up to
+    /// `limits.max_batch` jobs together.
+    pub fn start(whisper: Arc<Whisper>, limits: Limits, metrics: Arc<Metrics>) -> Engine {
         let pool = {
             let (whisper, metrics) = (whisper.clone(), metrics.clone());
-            WorkerPool::start("emily-worker", workers, queue, move |queue| {
+            WorkerPool::start("emily-worker", limits.workers, limits.queue, move |queue| {
                 worker::run(worker::WorkerContext {
                     whisper: whisper.clone(),
                     queue,
                     metrics: metrics.clone(),
-                    max_batch,
-                    pool_cache_bytes,
+                    max_batch: limits.max_batch,
+                    pool_cache_bytes: limits.pool_cache_bytes,
                 })
             })
         };
@@ -126,7 +144,7 @@ impl Engine {
 /// exceed `limit` bytes. The pool keeps freed buffers by size class so the
 /// next call of the same shape reuses warm pages; batches of changing sizes
 /// leave buffers of many sizes behind, which would otherwise only grow.
-pub(crate) fn bound_pool_cache(limit: usize) {
+pub fn bound_pool_cache(limit: usize) {
     if emily::memory::stats().cached_bytes > limit {
         emily::memory::clear_cache();
     }
