@@ -78,5 +78,13 @@ pub fn run() -> Result<()> {
     println!("{:<34} {compiled:>10.3}", "byte LM grad, compiled (fused)");
     println!("{:<34} {eager:>10.3}", "byte LM grad, eager");
     println!("{:<34} {:>9.2}x", "compiled speed-up", eager / compiled);
+    if emily::telemetry::profiling() {
+        // EMILY_PROFILE=1: where one compiled step's time goes, per op kind.
+        emily::telemetry::take_op_profile();
+        step.run(&params, &ins, &[&y], 1.0)?;
+        for (op, secs, runs) in emily::telemetry::take_op_profile().iter().take(16) {
+            println!("  {op:<32} {:>8.3} ms  {runs:>5} runs", secs * 1e3);
+        }
+    }
     Ok(())
 }

@@ -47,7 +47,7 @@ mod trainer;
 
 pub use checkpoint::{load_checkpoint, load_params, save_checkpoint, save_params, Checkpoint};
 pub use loss::{accuracy, cross_entropy, cross_entropy_with_probs, mse};
-pub use optim::{clip_grad_norm, global_norm, Adam, Optimizer, OptimizerState, Sgd};
+pub use optim::{clip_factor, clip_grad_norm, global_norm, Adam, Optimizer, OptimizerState, Sgd};
 pub use scaler::LossScaler;
 pub use schedule::{Constant, Schedule, WarmupCosine};
 pub use step::{LossFn, Precision, StepOutput, TrainStep};

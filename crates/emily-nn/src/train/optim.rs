@@ -1,9 +1,10 @@
 //! Optimizers over a [`ParamStore`]: SGD with momentum, Adam and AdamW.
 //!
-//! Each update is an elementwise program compiled once per parameter shape
-//! (so it runs as a few fused passes), its scalars (learning rate, bias
-//! corrections) passed as tensors so a new rate replays the same plan. The
-//! parameter and its state are handed over by value, so their buffers are
+//! Each update is one compiled plan over every parameter (traced once for
+//! the set of parameter shapes; a few fused passes per parameter, one call
+//! per step), its scalars (learning rate, bias corrections, the clipping
+//! factor) passed as tensors so a new rate replays the same plan. The
+//! parameters and their state are handed over by value, so their buffers are
 //! updated in place. Parameters and state are f32 masters whatever the
 //! compute dtype of the forward.
 
@@ -32,7 +33,19 @@ pub struct OptimizerState {
 pub trait Optimizer: Send {
     /// Applies one update at learning rate `lr` to every parameter that has
     /// a gradient (same key, shape and dtype).
-    fn step(&mut self, params: &mut ParamStore, grads: &ParamStore, lr: f64) -> Result<()>;
+    fn step(&mut self, params: &mut ParamStore, grads: &ParamStore, lr: f64) -> Result<()> {
+        self.step_scaled(params, grads, lr, 1.0)
+    }
+    /// [`Optimizer::step`] with every gradient first multiplied by
+    /// `grad_scale` (gradient clipping's factor), inside the update's own
+    /// pass: the same values as scaling the gradients beforehand.
+    fn step_scaled(
+        &mut self,
+        params: &mut ParamStore,
+        grads: &ParamStore,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<()>;
     /// The state, for a checkpoint.
     fn state(&self) -> OptimizerState;
     /// Restores the state from a checkpoint (kind and shapes checked).
@@ -118,11 +131,16 @@ impl Sgd {
     /// SGD with `momentum` (0 for plain SGD) and no weight decay.
     pub fn new(momentum: f64) -> Sgd {
         let update: Update = compile(Box::new(|a: &[Tensor]| {
-            // a: p, g, buf, lr, momentum, weight_decay
-            let (p, g, b, lr, mu, wd) = (&a[0], &a[1], &a[2], &a[3], &a[4], &a[5]);
-            let b = b.mul(mu)?.add(g)?.add(&p.mul(wd)?)?;
-            let p = p.sub(&b.mul(lr)?)?;
-            Ok(vec![p, b])
+            // a: lr, momentum, weight_decay, grad_scale, then (p, g, buf) per parameter
+            let (lr, mu, wd, gs) = (&a[0], &a[1], &a[2], &a[3]);
+            let mut out = Vec::with_capacity(a.len() - 4);
+            for t in a[4..].chunks(3) {
+                let (p, g, b) = (&t[0], &t[1], &t[2]);
+                let b = b.mul(mu)?.add(&g.mul(gs)?)?.add(&p.mul(wd)?)?;
+                out.push(p.sub(&b.mul(lr)?)?);
+                out.push(b);
+            }
+            Ok(out)
         }));
         Sgd {
             momentum,
@@ -141,22 +159,33 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn step(&mut self, params: &mut ParamStore, grads: &ParamStore, lr: f64) -> Result<()> {
-        for (k, g) in pairs(params, grads)? {
+    fn step_scaled(
+        &mut self,
+        params: &mut ParamStore,
+        grads: &ParamStore,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<()> {
+        let pairs = pairs(params, grads)?;
+        let mut args = vec![
+            scalar(lr)?,
+            scalar(self.momentum)?,
+            scalar(self.weight_decay)?,
+            scalar(grad_scale)?,
+        ];
+        let mut slots = Vec::with_capacity(pairs.len());
+        for (k, g) in pairs {
             let p = params.remove(&k).expect("checked");
             let slot = format!("momentum_buffer.{k}");
             let b = state_slot(&mut self.buffers, &slot, &p)?;
-            let out = self.update.call_owned(vec![
-                p,
-                g,
-                b,
-                scalar(lr)?,
-                scalar(self.momentum)?,
-                scalar(self.weight_decay)?,
-            ])?;
-            let mut out = out.into_iter();
-            params.insert(k, out.next().expect("two outputs"));
-            self.buffers.insert(slot, out.next().expect("two outputs"));
+            args.extend([p, g, b]);
+            slots.push((k, slot));
+        }
+        let mut out = self.update.call_owned(args)?.into_iter();
+        for (k, slot) in slots {
+            params.insert(k, out.next().expect("two outputs per parameter"));
+            self.buffers
+                .insert(slot, out.next().expect("two outputs per parameter"));
         }
         self.step += 1;
         Ok(())
@@ -195,17 +224,24 @@ impl Adam {
     /// Adam with β = (0.9, 0.999), ε = 1e-8, no weight decay.
     pub fn new() -> Adam {
         let update: Update = compile(Box::new(|a: &[Tensor]| {
-            // a: p, g, m, v, step_size, inv_bc2_sqrt, decay, l2, b1, b2, eps
-            let (p, g, m, v) = (&a[0], &a[1], &a[2], &a[3]);
-            let (step, inv_bc2, decay, l2, b1, b2, eps) =
-                (&a[4], &a[5], &a[6], &a[7], &a[8], &a[9], &a[10]);
-            let g = g.add(&p.mul(l2)?)?;
-            let one = Tensor::scalar(1.0, DType::F32, p.device());
-            let m = m.mul(b1)?.add(&g.mul(&one.sub(b1)?)?)?;
-            let v = v.mul(b2)?.add(&g.square()?.mul(&one.sub(b2)?)?)?;
-            let denom = v.sqrt()?.mul(inv_bc2)?.add(eps)?;
-            let p = p.mul(decay)?.sub(&m.div(&denom)?.mul(step)?)?;
-            Ok(vec![p, m, v])
+            // a: step_size, inv_bc2_sqrt, decay, l2, b1, b2, eps, grad_scale,
+            // then (p, g, m, v) per parameter
+            let (step, inv_bc2, decay, l2) = (&a[0], &a[1], &a[2], &a[3]);
+            let (b1, b2, eps, gs) = (&a[4], &a[5], &a[6], &a[7]);
+            let one = Tensor::scalar(1.0, DType::F32, a[0].device());
+            let (c1, c2) = (one.sub(b1)?, one.sub(b2)?);
+            let mut out = Vec::with_capacity((a.len() - 8) / 4 * 3);
+            for t in a[8..].chunks(4) {
+                let (p, g, m, v) = (&t[0], &t[1], &t[2], &t[3]);
+                let g = g.mul(gs)?.add(&p.mul(l2)?)?;
+                let m = m.mul(b1)?.add(&g.mul(&c1)?)?;
+                let v = v.mul(b2)?.add(&g.square()?.mul(&c2)?)?;
+                let denom = v.sqrt()?.mul(inv_bc2)?.add(eps)?;
+                out.push(p.mul(decay)?.sub(&m.div(&denom)?.mul(step)?)?);
+                out.push(m);
+                out.push(v);
+            }
+            Ok(out)
         }));
         Adam {
             beta1: 0.9,
@@ -262,7 +298,13 @@ impl Default for Adam {
 }
 
 impl Optimizer for Adam {
-    fn step(&mut self, params: &mut ParamStore, grads: &ParamStore, lr: f64) -> Result<()> {
+    fn step_scaled(
+        &mut self,
+        params: &mut ParamStore,
+        grads: &ParamStore,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<()> {
         let pairs = pairs(params, grads)?;
         self.step += 1;
         let t = self.step as i32;
@@ -273,28 +315,35 @@ impl Optimizer for Adam {
         } else {
             (1.0, self.weight_decay)
         };
+        let mut args = [
+            lr / bc1,
+            1.0 / bc2.sqrt(),
+            decay,
+            l2,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            grad_scale,
+        ]
+        .into_iter()
+        .map(scalar)
+        .collect::<emily::Result<Vec<_>>>()?;
+        let mut slots = Vec::with_capacity(pairs.len());
         for (k, g) in pairs {
             let p = params.remove(&k).expect("checked");
             let (mk, vk) = (format!("exp_avg.{k}"), format!("exp_avg_sq.{k}"));
             let m = state_slot(&mut self.moments, &mk, &p)?;
             let v = state_slot(&mut self.moments, &vk, &p)?;
-            let out = self.update.call_owned(vec![
-                p,
-                g,
-                m,
-                v,
-                scalar(lr / bc1)?,
-                scalar(1.0 / bc2.sqrt())?,
-                scalar(decay)?,
-                scalar(l2)?,
-                scalar(self.beta1)?,
-                scalar(self.beta2)?,
-                scalar(self.eps)?,
-            ])?;
-            let mut out = out.into_iter();
-            params.insert(k, out.next().expect("three outputs"));
-            self.moments.insert(mk, out.next().expect("three outputs"));
-            self.moments.insert(vk, out.next().expect("three outputs"));
+            args.extend([p, g, m, v]);
+            slots.push((k, mk, vk));
+        }
+        let mut out = self.update.call_owned(args)?.into_iter();
+        for (k, mk, vk) in slots {
+            params.insert(k, out.next().expect("three outputs per parameter"));
+            self.moments
+                .insert(mk, out.next().expect("three outputs per parameter"));
+            self.moments
+                .insert(vk, out.next().expect("three outputs per parameter"));
         }
         Ok(())
     }
@@ -330,11 +379,21 @@ pub fn global_norm(grads: &ParamStore) -> Result<f64> {
     })
 }
 
-/// Scales every gradient by `max_norm / norm` when their global norm
-/// `norm` exceeds `max_norm`; returns the norm before clipping.
-pub fn clip_grad_norm(grads: &mut ParamStore, max_norm: f64, norm: f64) -> Result<f64> {
+/// The factor gradient clipping multiplies every gradient by: `max_norm /
+/// (norm + 1e-6)` when the global norm `norm` exceeds `max_norm`, else 1.
+pub fn clip_factor(max_norm: f64, norm: f64) -> f64 {
     if norm.is_finite() && norm > max_norm {
-        let factor = max_norm / (norm + 1e-6);
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
+    }
+}
+
+/// Scales every gradient by [`clip_factor`] (when their global norm `norm`
+/// exceeds `max_norm`); returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut ParamStore, max_norm: f64, norm: f64) -> Result<f64> {
+    let factor = clip_factor(max_norm, norm);
+    if factor != 1.0 {
         let keys: Vec<String> = grads.iter().map(|(k, _)| k.to_string()).collect();
         for k in keys {
             let g = grads.remove(&k).expect("listed");

@@ -5,7 +5,7 @@
 use emily::Tensor;
 
 use super::checkpoint::Checkpoint;
-use super::optim::{clip_grad_norm, Optimizer};
+use super::optim::{clip_factor, Optimizer};
 use super::scaler::LossScaler;
 use super::schedule::Schedule;
 use super::step::{Precision, TrainStep};
@@ -105,11 +105,13 @@ impl Trainer {
         self.steps += 1;
         let loss = out.loss.to_f64_vec()?[0];
         if apply {
-            let mut grads = out.grads;
-            if let Some(max) = self.clip {
-                clip_grad_norm(&mut grads, max, grad_norm)?;
-            }
-            self.optimizer.step(params, &grads, lr)?;
+            // Clipping's factor is applied inside the optimizer's pass
+            // (what `clip_grad_norm` would do to the gradients first).
+            let scale = match self.clip {
+                Some(max) => clip_factor(max, grad_norm),
+                None => 1.0,
+            };
+            self.optimizer.step_scaled(params, &out.grads, lr, scale)?;
         }
         Ok(StepReport {
             loss,

@@ -7,6 +7,7 @@ use super::graph::{Graph, Kind};
 use crate::backend;
 use crate::error::{invalid, Result};
 use crate::ops::Op;
+use crate::shape::numel;
 use crate::{telemetry, Array, DType, Device, Tensor};
 
 /// See [`Plan::bytes`]; steps are counted by their own size and their vectors.
@@ -51,6 +52,19 @@ pub struct Plan {
     outputs: Vec<usize>,
     device: Device,
     bytes: usize,
+    /// Whether some kernel may use the CPU thread pool (see
+    /// [`uses_pool`]): then the replay runs on the pool.
+    pooled: bool,
+}
+
+/// Whether a CPU step may hand work to the thread pool: products, fast ops
+/// and anything large enough to be split. Plans of only small elementwise
+/// and layout steps (an optimizer's update) stay on the calling thread.
+fn uses_pool(s: &Step) -> bool {
+    matches!(
+        s.op,
+        Op::Matmul { .. } | Op::MatmulInt8 { .. } | Op::Conv1d { .. } | Op::Fast(_)
+    ) || numel(&s.shape) >= emily_kernels::parallel::MIN_PARALLEL_ELEMS
 }
 
 impl Plan {
@@ -95,7 +109,9 @@ impl Plan {
             }
         }
         let bytes = plan_bytes(&consts, &steps);
+        let pooled = device == Device::Cpu && steps.iter().any(uses_pool);
         Plan {
+            pooled,
             num_values: last_use.len(),
             params,
             consts,
@@ -158,6 +174,16 @@ impl Plan {
     }
 
     fn run_arrays(&self, args: Vec<Array>) -> Result<Vec<Tensor>> {
+        if self.pooled {
+            // The whole replay on one of the pool's threads: each kernel's
+            // own `install` is then a plain call instead of a hand-off to
+            // the pool and back (a futex wake and wait per kernel).
+            return emily_kernels::parallel::pool().install(|| self.replay(args));
+        }
+        self.replay(args)
+    }
+
+    fn replay(&self, args: Vec<Array>) -> Result<Vec<Tensor>> {
         let be = backend::get(self.device);
         let mut vals: Vec<Option<Array>> = vec![None; self.num_values];
         let mut uses = vec![0usize; args.len()];

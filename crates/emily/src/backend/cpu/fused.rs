@@ -127,12 +127,33 @@ fn run_typed<C: Compute>(
 
     // Outputs much larger than the caches bypass them (no read-for-ownership).
     let stream = out_bytes >= STREAM_BYTES;
-    let per_row = inner.div_ceil(CHUNK);
     let rows = numel(outer_shape).max(1);
-    let units = rows * per_row;
-    let cost = CHUNK.min(inner) * (prog.instrs.len() + 1);
+    // Short rows (a last axis under half a chunk, e.g. 64-wide heads with a
+    // per-row broadcast operand) are batched several to a unit, so the
+    // per-unit work (resolving inputs, one SIMD call per instruction) is
+    // paid per chunk of elements, not per row.
+    let rows_per = if inner == 0 {
+        1
+    } else {
+        (CHUNK / inner).max(1)
+    };
+    let (units, per_row) = if rows_per > 1 {
+        (rows.div_ceil(rows_per), 1)
+    } else {
+        let per_row = inner.div_ceil(CHUNK);
+        (rows * per_row, per_row)
+    };
+    let width = if rows_per > 1 {
+        rows_per * inner
+    } else {
+        CHUNK.min(inner)
+    };
+    // Inputs laid out exactly like the output: one contiguous run per unit.
+    let like_out: Vec<bool> = (1..cstrides.len())
+        .map(|k| cstrides[k] == cstrides[0])
+        .collect();
+    let cost = width * (prog.instrs.len() + 1);
     parallel::for_each_range(units, cost, |start, end| {
-        let width = CHUNK.min(inner);
         let mut regs: Vec<Vec<C>> = vec![vec![C::default(); width]; prog.num_regs];
         let consts: Vec<Vec<C>> = prog
             .constants
@@ -142,26 +163,50 @@ fn run_typed<C: Compute>(
         let mut loads: Vec<Vec<C>> = vec![Vec::new(); raws.all().len()];
         let mut views: Vec<(usize, bool)> = Vec::with_capacity(raws.all().len());
         let mut idx = vec![0usize; outer_shape.len()];
+        let mut ri = idx.clone();
         for u in start..end {
-            let (row, c0) = (u / per_row, (u % per_row) * CHUNK);
-            let len = CHUNK.min(inner - c0);
-            // Outer multi-index of this row.
-            let mut r = row;
-            for d in (0..outer_shape.len()).rev() {
-                idx[d] = r % outer_shape[d];
-                r /= outer_shape[d];
-            }
-            let offset = |k: usize| -> usize {
+            // This unit: rows row..row + nrows, columns c0..c0 + w of each.
+            let (row, c0, nrows, w) = if rows_per > 1 {
+                let row = u * rows_per;
+                (row, 0, rows_per.min(rows - row), inner)
+            } else {
+                let c0 = (u % per_row) * CHUNK;
+                (u / per_row, c0, 1, CHUNK.min(inner - c0))
+            };
+            let len = nrows * w;
+            unravel(row, outer_shape, &mut idx);
+            let offset = |k: usize, idx: &[usize]| -> usize {
                 let s = &cstrides[k];
                 idx.iter().zip(s).map(|(i, st)| i * st).sum::<usize>() + c0 * s[s.len() - 1]
             };
-            // Resolve inputs: (is_direct, element offset, broadcast).
+            // Resolve inputs: (element offset, used in place).
             views.clear();
             for (j, raw) in raws.all().iter().enumerate() {
-                let off = offset(j + 1);
+                let off = offset(j + 1, &idx);
                 let bcast = cstrides[j + 1][cstrides[j + 1].len() - 1] == 0;
+                if nrows > 1 && !like_out[j] {
+                    // Row by row into the scratch register (a broadcast row
+                    // is filled from its one element).
+                    loads[j].resize(len, C::default());
+                    let count = if bcast { 1 } else { w };
+                    ri.copy_from_slice(&idx);
+                    for r in 0..nrows {
+                        if r > 0 {
+                            step(&mut ri, outer_shape);
+                        }
+                        let o = offset(j + 1, &ri);
+                        // SAFETY: o/count lie inside input j (strides come from its shape).
+                        let bytes = unsafe {
+                            std::slice::from_raw_parts(raw.ptr.add(o * raw.elem), count * raw.elem)
+                        };
+                        C::load(bytes, raw.dtype, &mut loads[j][r * w..(r + 1) * w]);
+                    }
+                    views.push((off, false));
+                    continue;
+                }
                 let count = if bcast { 1 } else { len };
-                // SAFETY: offset/count lie inside input j (strides come from its shape).
+                // SAFETY: offset/count lie inside input j (strides come from
+                // its shape; a like-output input spans the unit's rows).
                 let bytes = unsafe {
                     std::slice::from_raw_parts(raw.ptr.add(off * raw.elem), count * raw.elem)
                 };
@@ -200,7 +245,7 @@ fn run_typed<C: Compute>(
                 Operand::Input(j) => input(j),
                 Operand::Const(c) => &consts[c][..len],
             };
-            let o = offset(0);
+            let o = offset(0, &idx);
             // SAFETY: each unit writes its own disjoint range of the output.
             let dst = unsafe {
                 std::slice::from_raw_parts_mut(out_ptr.get().add(o * out_elem), len * out_elem)
@@ -214,6 +259,26 @@ fn run_typed<C: Compute>(
     });
     drop(kept);
     Ok(out)
+}
+
+/// The multi-index of outer row `row` of `shape` (row-major), into `idx`.
+fn unravel(row: usize, shape: &[usize], idx: &mut [usize]) {
+    let mut r = row;
+    for d in (0..shape.len()).rev() {
+        idx[d] = r % shape[d];
+        r /= shape[d];
+    }
+}
+
+/// Advances the multi-index `idx` of `shape` to the next row (row-major).
+fn step(idx: &mut [usize], shape: &[usize]) {
+    for d in (0..shape.len()).rev() {
+        idx[d] += 1;
+        if idx[d] < shape[d] {
+            return;
+        }
+        idx[d] = 0;
+    }
 }
 
 /// Outputs of at least this many bytes are written with streaming stores.
