@@ -132,11 +132,7 @@ fn run_typed<C: Compute>(
     // per-row broadcast operand) are batched several to a unit, so the
     // per-unit work (resolving inputs, one SIMD call per instruction) is
     // paid per chunk of elements, not per row.
-    let rows_per = if inner == 0 {
-        1
-    } else {
-        (CHUNK / inner).max(1)
-    };
+    let rows_per = CHUNK.checked_div(inner).unwrap_or(1).max(1);
     let (units, per_row) = if rows_per > 1 {
         (rows.div_ceil(rows_per), 1)
     } else {
