@@ -176,3 +176,34 @@ fn owned_arguments_are_updated_in_place() {
     );
     assert_eq!(cache.to_vec::<f32>().unwrap()[20..24], [1.0; 4]);
 }
+
+#[test]
+fn shared_cheap_values_are_recomputed_and_broadcasts_read_through() {
+    let (x, _) = randn(&[5, 77], 11);
+    let (y, _) = randn(&[5, 77], 12);
+    let (r, _) = randn(&[5, 1], 13);
+    let f = |xs: &[Tensor]| -> emily::Result<Vec<Tensor>> {
+        let p = xs[0].mul(&xs[1])?; // cheap, read by both outputs
+        let e = xs[0].exp()?; // not cheap: stays one kernel
+        let rb = xs[2].broadcast_to(&[5, 77])?;
+        let a = p.add(&e)?.tanh()?.mul(&rb)?;
+        let b = p.sub(&e)?.mul(&xs[1])?;
+        Ok(vec![a, b])
+    };
+    let args = [x, y, r];
+    let eager = f(&args).unwrap();
+    let c = compile(f);
+    let plan = c.plan(&args).unwrap();
+    // exp, then one fused kernel per output (each recomputing x·y and
+    // reading r through the broadcast).
+    assert_eq!(plan.num_steps(), 3, "{:?}", plan.op_frequencies());
+    assert!(plan
+        .op_frequencies()
+        .iter()
+        .all(|(op, _)| *op != "broadcast"));
+    assert_eq!(plan.num_traced_ops(), 8);
+    let got = c.call(&args).unwrap();
+    for (g, e) in got.iter().zip(&eager) {
+        assert_eq!(g.to_vec::<f32>().unwrap(), e.to_vec::<f32>().unwrap());
+    }
+}

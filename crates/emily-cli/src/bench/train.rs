@@ -1,10 +1,12 @@
 //! `emily bench train`: milliseconds per training step of the two `emily
 //! train` recipes (forward, backward and AdamW update; f32), and the byte
 //! LM's compiled (traced, fused, replayed) step against the same forward +
-//! backward graph evaluated eagerly op by op. Thread count: `--threads`.
+//! backward graph evaluated eagerly op by op, with the kernels each runs per
+//! step and the memory each needs beyond the parameters. Thread count:
+//! `--threads`; `EMILY_PROFILE=1` adds the compiled step's time per op kind.
 
 use anyhow::Result;
-use emily::{DType, Tensor};
+use emily::{memory, DType, Tensor};
 use emily_models::training::{bytelm, digits};
 use emily_nn::train::{cross_entropy, Adam, Constant, Precision, Trainer};
 use emily_nn::{Mode, ParamStore};
@@ -78,6 +80,32 @@ pub fn run() -> Result<()> {
     println!("{:<34} {compiled:>10.3}", "byte LM grad, compiled (fused)");
     println!("{:<34} {eager:>10.3}", "byte LM grad, eager");
     println!("{:<34} {:>9.2}x", "compiled speed-up", eager / compiled);
+    let plan = step.plan(&params, &ins, &[&y])?;
+    println!(
+        "{:<34} {:>10}",
+        "kernels per step, compiled",
+        plan.num_steps()
+    );
+    println!(
+        "{:<34} {:>10}",
+        "kernels per step, eager",
+        plan.num_traced_ops()
+    );
+    let peak_mb = |f: &dyn Fn()| {
+        let base = memory::stats().active_bytes;
+        memory::reset_peak();
+        f();
+        memory::stats().peak_bytes.saturating_sub(base) as f64 / 1e6
+    };
+    let compiled_mb = peak_mb(&|| {
+        step.run(&params, &ins, &[&y], 1.0).expect("compiled step");
+    });
+    let eager_mb = peak_mb(&|| {
+        step.run_eager(&params, &ins, &[&y], 1.0)
+            .expect("eager step");
+    });
+    println!("{:<34} {compiled_mb:>10.1}", "peak working MB, compiled");
+    println!("{:<34} {eager_mb:>10.1}", "peak working MB, eager");
     if emily::telemetry::profiling() {
         // EMILY_PROFILE=1: where one compiled step's time goes, per op kind.
         emily::telemetry::take_op_profile();

@@ -217,6 +217,23 @@ impl TrainStep {
         Ok(self.unpack(out))
     }
 
+    /// The compiled plan these arguments replay (traced on first use): its
+    /// kernel counts say what compilation saves over [`TrainStep::run_eager`].
+    pub fn plan(
+        &self,
+        params: &ParamStore,
+        inputs: &[(&str, &Tensor)],
+        targets: &[&Tensor],
+    ) -> Result<Arc<emily::compile::Plan>> {
+        let args = self.args(params, inputs, targets, 1.0)?;
+        TRACE_ERROR.with(|c| c.borrow_mut().take());
+        self.compiled.plan(&args).map_err(|e| {
+            TRACE_ERROR
+                .with(|c| c.borrow_mut().take())
+                .unwrap_or(Error::Core(e))
+        })
+    }
+
     /// [`TrainStep::run`] without the compiler: the same forward, loss and
     /// backward graph built on the concrete tensors and evaluated op by op
     /// (the baseline the compiled plan is measured against).

@@ -1,18 +1,29 @@
 //! Elementwise fusion: chains of unary/binary/where/cast nodes of one output
 //! shape become one [`Op::Fused`] node whose program makes a single pass over
 //! memory. An intermediate joins its consumer's group when the consumer is its
-//! only user and it has the group's shape; everything else becomes a program
-//! input (broadcast as needed). Registers are assigned by liveness so a long
-//! chain still fits in L1. Intermediates are rounded to their own dtype inside
-//! the program, so results match op-by-op evaluation exactly.
+//! only user and it has the group's shape. A cheap intermediate (arithmetic,
+//! no transcendental) read by a few elementwise consumers of its shape, and
+//! nothing else, is recomputed inside each of their groups instead of being
+//! written out and read back (what a backward pass is full of: `x·y` reused
+//! by several gradient terms). Everything else becomes a program input
+//! (broadcast as needed); a materialised `broadcast_to` feeding a group is
+//! read through its source instead. Registers are assigned by liveness so a
+//! long chain still fits in L1. Intermediates are rounded to their own dtype
+//! inside the program, so results match op-by-op evaluation exactly.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::graph::{Graph, Kind};
 use crate::backend::Backend;
-use crate::ops::{FusedInput, FusedInstr, FusedProgram, Op, Operand};
+use crate::ops::{BinaryOp, FusedInput, FusedInstr, FusedProgram, Op, Operand, UnaryOp};
 use crate::DType;
+
+/// Most consumers a shared intermediate may be recomputed for.
+const MAX_RECOMPUTE_USERS: usize = 4;
+
+/// Most instructions a group grows to by taking in shared intermediates.
+const MAX_GROUP: usize = 48;
 
 /// Whether value `i` is an elementwise node the backend can fuse.
 fn fusable(g: &Graph, i: usize, backend: &dyn Backend) -> bool {
@@ -26,6 +37,19 @@ fn fusable(g: &Graph, i: usize, backend: &dyn Backend) -> bool {
     }
 }
 
+/// Ops cheap enough to compute more than once rather than store and reload.
+fn cheap(op: &Op) -> bool {
+    match op {
+        Op::Unary(u) => matches!(
+            u,
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Relu
+        ),
+        Op::Binary(b) => !matches!(b, BinaryOp::Pow),
+        Op::Where | Op::Cast => true,
+        _ => false,
+    }
+}
+
 /// Fuses the elementwise chains `backend` can run as one program; returns
 /// the number of nodes fused away.
 pub(crate) fn fuse_elementwise(g: &mut Graph, backend: &dyn Backend) -> usize {
@@ -35,45 +59,102 @@ pub(crate) fn fuse_elementwise(g: &mut Graph, backend: &dyn Backend) -> usize {
         g.outputs.iter().for_each(|&i| o[i] = true);
         o
     };
+    let ok: Vec<bool> = (0..g.values.len())
+        .map(|i| fusable(g, i, backend))
+        .collect();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); g.values.len()];
+    for (i, v) in g.values.iter().enumerate() {
+        if let Kind::Node { inputs, .. } = &v.kind {
+            for &j in inputs {
+                if !users[j].contains(&i) {
+                    users[j].push(i);
+                }
+            }
+        }
+    }
+    // Recomputable: cheap, fusable, not an output, read only by a few
+    // fusable nodes of its own shape (each of which will take it in).
+    let shared: Vec<bool> = (0..g.values.len())
+        .map(|j| {
+            let cheap_op = matches!(&g.values[j].kind, Kind::Node { op, .. } if cheap(op));
+            ok[j]
+                && cheap_op
+                && !is_output[j]
+                && uses[j] > 1
+                && uses[j] <= MAX_RECOMPUTE_USERS
+                && users[j]
+                    .iter()
+                    .all(|&u| ok[u] && g.values[u].shape == g.values[j].shape)
+        })
+        .collect();
     let mut group_of = vec![usize::MAX; g.values.len()];
-    let mut removed = 0;
+    // The group a value was last taken into (shared values join several).
+    let mut joined = vec![usize::MAX; g.values.len()];
+    let before = g.num_nodes();
     for root in (0..g.values.len()).rev() {
-        if group_of[root] != usize::MAX || !fusable(g, root, backend) {
+        if group_of[root] != usize::MAX || !ok[root] || joined[root] != usize::MAX {
             continue;
         }
         group_of[root] = root;
-        let mut members = vec![root];
+        joined[root] = root;
+        // (member, reached through a recomputed value)
+        let mut members = vec![(root, false)];
         let mut k = 0;
         while k < members.len() {
-            let m = members[k];
+            let (m, via_shared) = members[k];
             k += 1;
-            if let Kind::Node { inputs, .. } = &g.values[m].kind {
-                for &j in inputs {
-                    if group_of[j] == usize::MAX
-                        && fusable(g, j, backend)
-                        && uses[j] == 1
-                        && !is_output[j]
-                        && g.values[j].shape == g.values[root].shape
-                    {
-                        group_of[j] = root;
-                        members.push(j);
-                    }
+            let Kind::Node { inputs, .. } = &g.values[m].kind else {
+                continue;
+            };
+            for &j in inputs {
+                if joined[j] == root
+                    || !ok[j]
+                    || is_output[j]
+                    || g.values[j].shape != g.values[root].shape
+                {
+                    continue;
+                }
+                let own = uses[j] == 1 && group_of[j] == usize::MAX;
+                let cheap_j = matches!(&g.values[j].kind, Kind::Node { op, .. } if cheap(op));
+                let copy = members.len() < MAX_GROUP
+                    && (shared[j] || (via_shared && uses[j] == 1 && cheap_j));
+                if copy {
+                    // Computed again here; the original stays for any other
+                    // reader and is dropped as dead code if none is left.
+                    joined[j] = root;
+                    members.push((j, true));
+                } else if own && !via_shared {
+                    group_of[j] = root;
+                    joined[j] = root;
+                    members.push((j, false));
                 }
             }
         }
         if members.len() < 2 {
             continue;
         }
+        let mut members: Vec<usize> = members.into_iter().map(|(m, _)| m).collect();
         members.sort_unstable();
         let (prog, ext) = build_program(g, &members);
-        removed += members.len() - 1;
         g.values[root].kind = Kind::Node {
             op: Op::Fused(Arc::new(prog)),
             inputs: ext,
         };
     }
     super::passes::dead_code(g);
-    removed
+    before.saturating_sub(g.num_nodes())
+}
+
+/// The value a group reads for external input `j`: a materialised
+/// `broadcast_to` is read through its source (the program broadcasts it).
+fn through_broadcast(g: &Graph, j: usize) -> usize {
+    match &g.values[j].kind {
+        Kind::Node {
+            op: Op::Broadcast,
+            inputs,
+        } => inputs[0],
+        _ => j,
+    }
 }
 
 /// Builds the register program for `members` (sorted topologically; the last is
@@ -117,9 +198,10 @@ fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
                     }))
                 }
                 (None, _) => {
+                    let j = through_broadcast(g, *j);
                     let n = ext.len();
-                    Operand::Input(*ext_pos.entry(*j).or_insert_with(|| {
-                        ext.push(*j);
+                    Operand::Input(*ext_pos.entry(j).or_insert_with(|| {
+                        ext.push(j);
                         n
                     }))
                 }

@@ -174,6 +174,6 @@ where
             fused_away,
             "compiled plan"
         );
-        Ok(Plan::new(g, device))
+        Ok(Plan::new(g, device, traced))
     }
 }

@@ -52,6 +52,8 @@ pub struct Plan {
     outputs: Vec<usize>,
     device: Device,
     bytes: usize,
+    /// Nodes of the traced graph, before any pass.
+    traced: usize,
     /// Whether some kernel may use the CPU thread pool (see
     /// [`uses_pool`]): then the replay runs on the pool.
     pooled: bool,
@@ -68,8 +70,10 @@ fn uses_pool(s: &Step) -> bool {
 }
 
 impl Plan {
-    /// Lowers an optimised graph to steps with last-use information.
-    pub(crate) fn new(g: Graph, device: Device) -> Plan {
+    /// Lowers an optimised graph to steps with last-use information;
+    /// `traced` is the number of nodes the function traced (what eager
+    /// evaluation would run).
+    pub(crate) fn new(g: Graph, device: Device, traced: usize) -> Plan {
         let mut last_use = vec![usize::MAX; g.values.len()];
         let mut params = Vec::new();
         let mut consts = Vec::new();
@@ -112,6 +116,7 @@ impl Plan {
         let pooled = device == Device::Cpu && steps.iter().any(uses_pool);
         Plan {
             pooled,
+            traced,
             num_values: last_use.len(),
             params,
             consts,
@@ -153,6 +158,13 @@ impl Plan {
     /// Number of kernels a replay runs.
     pub fn num_steps(&self) -> usize {
         self.steps.len()
+    }
+
+    /// Number of ops the function traced, before common-subexpression
+    /// elimination, constant folding and fusion: the kernels evaluating the
+    /// same function eagerly runs.
+    pub fn num_traced_ops(&self) -> usize {
+        self.traced
     }
 
     /// Runs the plan on `args` (evaluated first if pending).
