@@ -61,6 +61,21 @@ fn int8_encoder_keeps_the_jfk_text() {
     check(ComputeType::Int8Encoder, 0.75, 0.04);
 }
 
+/// The int8 encoder's projection matrices stay in the checkpoint's stored
+/// precision (read in place; the engine packs its own int8 copy), not an f32
+/// copy; the f32 model keeps f32 matrices.
+#[test]
+fn int8_encoder_holds_no_f32_copy_of_its_projections() {
+    let dir = model_dir("whisper-tiny.en");
+    let key = "model.encoder.layers.0.fc1.weight";
+    let dtype = |compute| {
+        let w = Whisper::load_with(&dir, Kernels::Fused, compute).expect("run `make models` first");
+        w.graph().params().get(key).expect(key).dtype()
+    };
+    assert_eq!(dtype(ComputeType::F32), emily::DType::F32);
+    assert_ne!(dtype(ComputeType::Int8Encoder), emily::DType::F32);
+}
+
 #[test]
 fn auto_resolves_to_a_concrete_type() {
     let r = ComputeType::Auto.resolve();

@@ -7,9 +7,10 @@
 /// - `F32`: f32 weights, f32 GEMM (the reference).
 /// - `Bf16`: encoder matrices and convolutions in bf16 (prepared at load);
 ///   activations rounded to bf16 inside the GEMM, f32 sums.
-/// - `Int8Encoder`: encoder projections with 8-bit integer products
-///   (activation rows quantized on the fly, weights per output channel at
-///   first use), convolutions in bf16.
+/// - `Int8Encoder`: encoder projections and the decoder's cross-attention
+///   K/V projections (1500 encoder rows, once per window) with 8-bit integer
+///   products (activation rows quantized on the fly, weights per output
+///   channel at first use), convolutions in bf16.
 /// - `Int8`: the whole model in int8, as faster-whisper's `int8`: the
 ///   encoder as `Int8Encoder`, and the decoder's matrices and token embedding
 ///   held as per-row int8 codes (CTranslate2's rule; an int8 CTranslate2
@@ -29,7 +30,7 @@ pub enum ComputeType {
     F32,
     /// bf16 encoder GEMMs and convolutions.
     Bf16,
-    /// int8 encoder projections, bf16 convolutions.
+    /// int8 encoder and cross-attention K/V projections, bf16 convolutions.
     Int8Encoder,
     /// int8 encoder projections and int8 decoder weights.
     Int8,

@@ -14,7 +14,10 @@
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+mod matmul_dims;
 pub mod reference;
+
+pub(crate) use matmul_dims::MatmulDims;
 
 use crate::error::{Error, Result};
 use crate::fast::FastOp;

@@ -25,7 +25,7 @@ pub use decoder::{decoder_align_model, decoder_batch_step_model, decoder_step_mo
 pub use encoder::encoder_model;
 pub use head::decoder_head_model;
 pub use params::{
-    checkpoint_name, encoder_bf16, keeps_stored_precision, param_store, TIED_OUTPUT,
+    checkpoint_name, encoder_bf16, encoder_int8, keeps_stored_precision, param_store, TIED_OUTPUT,
     TOKEN_EMBEDDING,
 };
 pub use state::GraphDecoderState;
@@ -105,12 +105,19 @@ impl WhisperGraph {
         let compute = compute.resolve();
         let dims = ck.dims;
         let mut encoder = encoder_model(&dims)?;
+        let mut cross_kv = cross_kv_model(&dims)?;
         if compute.int8_encoder() {
             encoder = emily_nn::quantize::int8_projections(&encoder)?.0;
         }
+        if compute == ComputeType::Int8Encoder {
+            // The cross-attention K/V projections read all 1500 encoder rows
+            // once per window: a GEMM, on the int8 engine like the encoder's.
+            // (Under `Int8` their weights are CTranslate2's Q8_0 codes.)
+            cross_kv = emily_nn::quantize::int8_projections(&cross_kv)?.0;
+        }
         let models = [
             encoder,
-            cross_kv_model(&dims)?,
+            cross_kv,
             decoder_step_model(&dims)?,
             decoder_head_model(&dims)?,
             decoder_batch_step_model(&dims)?,

@@ -56,6 +56,18 @@ pub fn encoder_bf16(key: &str, rank: usize, compute: ComputeType) -> bool {
     }
 }
 
+/// Whether the parameter under `key` (of rank `rank`) is an encoder
+/// projection matrix that runs on the int8 engine under `compute` (a concrete
+/// type). It keeps its stored precision, read in place from the checkpoint's
+/// memory map: the engine packs its own int8 copy at first use, so an f32
+/// copy beside it would only add to the peak memory.
+pub fn encoder_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
+    compute.int8_encoder()
+        && rank == 2
+        && key.starts_with("model.encoder.layers.")
+        && key.ends_with(".weight")
+}
+
 /// Whether the parameter under `key` of `shape` is held in int8 for
 /// `compute` (a concrete type): under `Int8` the matrices that otherwise keep
 /// their stored precision (the decoder's projections, the token embedding and
@@ -84,7 +96,8 @@ pub fn param_store(
                 continue;
             }
             let name = checkpoint_name(&key);
-            let stored = keeps_stored_precision(&key, spec.shape.len());
+            let rank = spec.shape.len();
+            let stored = keeps_stored_precision(&key, rank) || encoder_int8(&key, rank, compute);
             let id = (name.to_string(), stored);
             let tensor = match loaded.get(&id) {
                 Some(t) => t.clone(),
@@ -146,5 +159,34 @@ fn read(
             )?)
         }
         None => Ok(Tensor::from_slice(&record.to_f32_vec(), record.shape())?.eval()?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_encoder_matrices_are_the_encoder_layers_projections() {
+        let fc1 = "model.encoder.layers.0.fc1.weight";
+        assert!(encoder_int8(fc1, 2, ComputeType::Int8Encoder));
+        assert!(encoder_int8(fc1, 2, ComputeType::Int8));
+        assert!(!encoder_int8(fc1, 2, ComputeType::F32));
+        assert!(!encoder_int8(fc1, 2, ComputeType::Bf16));
+        assert!(!encoder_int8(
+            "model.encoder.layers.0.fc1.bias",
+            1,
+            ComputeType::Int8
+        ));
+        assert!(!encoder_int8(
+            "model.encoder.embed_positions.weight",
+            2,
+            ComputeType::Int8
+        ));
+        assert!(!encoder_int8(
+            "model.encoder.conv1.weight",
+            3,
+            ComputeType::Int8
+        ));
     }
 }

@@ -19,8 +19,9 @@ use emily_kernels::gemm::{gemm_bf16, gemm_int8, Bf16Input, MatRef, PackedBf16};
 use half::bf16;
 
 use super::{convert, packed_weights};
+use crate::backend::MatmulDims;
 use crate::error::Result;
-use crate::shape::{broadcast_strides, numel};
+use crate::shape::numel;
 use crate::{Array, DType, Element};
 
 /// `a @ b` (A f32 or bf16, B bf16) on the bf16 engine, output `dtype` (f32 or bf16).
@@ -65,19 +66,11 @@ fn products<T: Element + Bf16Input>(
     cache_b: bool,
     out: &mut [f32],
 ) -> Result<()> {
-    let r = shape.len();
-    let (m, n) = (shape[r - 2], shape[r - 1]);
-    let (ar, br) = (a.shape().len(), b.shape().len());
-    let k = if ta {
-        a.shape()[ar - 2]
-    } else {
-        a.shape()[ar - 1]
-    };
-    let batch = &shape[..r - 2];
-    let nb = numel(batch);
+    let dims = MatmulDims::new(a.shape(), ta, shape);
+    let (m, n, k, nb) = (dims.m, dims.n, dims.k, dims.nb);
     let (av, bv) = (a.as_slice::<T>(), b.as_slice::<bf16>());
     // A weight against contiguous rows: one product over every batch row.
-    if br == 2 && !ta && a.numel() == nb * m * k {
+    if b.shape().len() == 2 && !ta && a.numel() == nb * m * k {
         let packed = if cache_b {
             packed_weights::bf16_weights(b, tb)?
         } else {
@@ -86,18 +79,13 @@ fn products<T: Element + Bf16Input>(
         gemm_bf16(MatRef::row_major(av, nb * m, k), &packed, out);
         return Ok(());
     }
-    let a_bs = broadcast_strides(&a.shape()[..ar - 2], batch);
-    let b_bs = broadcast_strides(&b.shape()[..br - 2], batch);
-    let offset = |idx: usize, bs: &[usize]| -> usize {
-        let (mut rem, mut off) = (idx, 0);
-        for d in (0..batch.len()).rev() {
-            off += (rem % batch[d]) * bs[d];
-            rem /= batch[d];
-        }
-        off
-    };
+    let a_bs = dims.batch_strides(a.shape());
+    let b_bs = dims.batch_strides(b.shape());
     for (i, o) in out.chunks_mut((m * n).max(1)).enumerate().take(nb) {
-        let (ao, bo) = (offset(i, &a_bs) * m * k, offset(i, &b_bs) * k * n);
+        let (ao, bo) = (
+            dims.batch_offset(i, &a_bs) * m * k,
+            dims.batch_offset(i, &b_bs) * k * n,
+        );
         let a_data = &av[ao..ao + m * k];
         let a_view = if ta {
             MatRef::transposed(a_data, m, k)

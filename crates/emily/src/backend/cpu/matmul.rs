@@ -5,8 +5,8 @@ use emily_kernels::parallel;
 use gemm::Parallelism;
 
 use super::{convert, lowp};
+use crate::backend::MatmulDims;
 use crate::error::Result;
-use crate::shape::{broadcast_strides, numel};
 use crate::{Array, DType};
 
 /// Below this many multiply-adds per matrix, batches run one GEMM per thread
@@ -60,19 +60,11 @@ fn typed<T: crate::Element + Copy + 'static>(
     shape: &[usize],
     dtype: DType,
 ) -> Result<Array> {
-    let r = shape.len();
-    let (m, n) = (shape[r - 2], shape[r - 1]);
-    let (ar, br) = (a.shape().len(), b.shape().len());
-    let k = if ta {
-        a.shape()[ar - 2]
-    } else {
-        a.shape()[ar - 1]
-    };
-    let batch = &shape[..r - 2];
-    let nb = numel(batch);
+    let dims = MatmulDims::new(a.shape(), ta, shape);
+    let (m, n, k, nb) = (dims.m, dims.n, dims.k, dims.nb);
     // Batch strides in units of whole matrices.
-    let a_bs = broadcast_strides(&a.shape()[..ar - 2], batch);
-    let b_bs = broadcast_strides(&b.shape()[..br - 2], batch);
+    let a_bs = dims.batch_strides(a.shape());
+    let b_bs = dims.batch_strides(b.shape());
     let (a_mat, b_mat) = (m * k, k * n);
     let (a_rs, a_cs) = if ta {
         (1isize, m as isize)
@@ -93,17 +85,11 @@ fn typed<T: crate::Element + Copy + 'static>(
     let (ap, bp) = (Ptr(av as *mut T), Ptr(bv as *mut T));
     let op = Ptr(out.as_mut_slice::<T>().unwrap().as_mut_ptr());
     let threads = parallel::num_threads();
-    let offset = |idx: usize, bs: &[usize]| -> usize {
-        let mut rem = idx;
-        let mut off = 0;
-        for d in (0..batch.len()).rev() {
-            off += (rem % batch[d]) * bs[d];
-            rem /= batch[d];
-        }
-        off
-    };
     let one = |i: usize, par: Parallelism| {
-        let (ao, bo) = (offset(i, &a_bs) * a_mat, offset(i, &b_bs) * b_mat);
+        let (ao, bo) = (
+            dims.batch_offset(i, &a_bs) * a_mat,
+            dims.batch_offset(i, &b_bs) * b_mat,
+        );
         // SAFETY: offsets and strides stay inside a, b and out (shapes were validated).
         unsafe {
             gemm::gemm(
@@ -164,14 +150,8 @@ fn out_zero<T: crate::Element>(p: *mut T, n: usize) {
 /// to f32 for GEMM (exactly: the bf16 engine would drop 3 mantissa bits).
 /// With bf16 weights the activations are rounded to bf16 on both paths.
 fn mixed(a: &Array, b: &Array, ta: bool, tb: bool, shape: &[usize]) -> Result<Array> {
-    let r = shape.len();
-    let (m, n) = (shape[r - 2], shape[r - 1]);
-    let rows = numel(&shape[..r - 2]) * m;
-    let k = if ta {
-        a.shape()[a.shape().len() - 2]
-    } else {
-        a.shape()[a.shape().len() - 1]
-    };
+    let dims = MatmulDims::new(a.shape(), ta, shape);
+    let (n, k, rows) = (dims.n, dims.k, dims.rows());
     let gemv = tb && !ta && b.shape().len() == 2 && rows <= GEMV_MAX_ROWS;
     if gemv {
         let mut out = Array::uninit(shape, DType::F32)?;

@@ -130,16 +130,9 @@ pub(crate) fn matmul(
     shape: &[usize],
     dtype: DType,
 ) -> Result<Array> {
-    let r = shape.len();
-    let (m, n) = (shape[r - 2], shape[r - 1]);
-    let ar = a.shape().len();
-    let k = if ta {
-        a.shape()[ar - 2]
-    } else {
-        a.shape()[ar - 1]
-    };
-    let batch_shape = &shape[..r - 2];
-    let batch = numel(batch_shape);
+    let dims = crate::backend::MatmulDims::new(a.shape(), ta, shape);
+    let (m, n, k) = (dims.m, dims.n, dims.k);
+    let (batch_shape, batch) = (dims.batch, dims.nb);
     let b_batch = numel(&b.shape()[..b.shape().len() - 2]);
     if a.dtype() != b.dtype() {
         // f32 activations x half weights: a GEMV kernel for a few rows.

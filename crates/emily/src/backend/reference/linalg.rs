@@ -1,9 +1,8 @@
 //! Matrix products and 1-D convolution as triple loops with f64 dot products.
 
-use super::element::offset;
 use super::{Out, View};
 use crate::error::Result;
-use crate::shape::{broadcast_strides, numel};
+use crate::shape::numel;
 use crate::DType;
 
 /// An f32 activation next to bf16 weights is rounded to bf16 (the dtype rule
@@ -29,21 +28,18 @@ pub(super) fn matmul(
     shape: &[usize],
     dtype: DType,
 ) -> Result<Out> {
-    let r = shape.len();
-    let (m, n) = (shape[r - 2], shape[r - 1]);
-    let (ar, br) = (a.shape.len(), b.shape.len());
-    let k = if ta { a.shape[ar - 2] } else { a.shape[ar - 1] };
-    let batch = &shape[..r - 2];
-    let a_bs = broadcast_strides(&a.shape[..ar - 2], batch);
-    let b_bs = broadcast_strides(&b.shape[..br - 2], batch);
+    let dims = crate::backend::MatmulDims::new(a.shape, ta, shape);
+    let (m, n, k) = (dims.m, dims.n, dims.k);
+    let a_bs = dims.batch_strides(a.shape);
+    let b_bs = dims.batch_strides(b.shape);
     // Element (row, col) of each operand's logical matrix inside its batch entry.
     let a_at = |i: usize, p: usize| if ta { p * m + i } else { i * k + p };
     let b_at = |p: usize, j: usize| if tb { j * k + p } else { p * n + j };
     let ra = bf16_rule(a, b);
     let mut out = Out::new(shape, dtype)?;
-    for e in 0..numel(batch) {
-        let a0 = offset(e, batch, &a_bs) * m * k;
-        let b0 = offset(e, batch, &b_bs) * k * n;
+    for e in 0..dims.nb {
+        let a0 = dims.batch_offset(e, &a_bs) * m * k;
+        let b0 = dims.batch_offset(e, &b_bs) * k * n;
         for i in 0..m {
             for j in 0..n {
                 let dot: f64 = (0..k)
