@@ -23,8 +23,15 @@ fn server() -> &'static Running {
     })
 }
 
+/// A client without connection reuse: the server answers some requests (401,
+/// 413) before reading their bodies and then closes the connection, and a
+/// pooled client may already have sent the next request on it (a race that
+/// made `keys_bodies_and_routes` fail now and then).
 fn client() -> reqwest::Client {
-    reqwest::Client::new()
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a reqwest client")
 }
 
 async fn transcribe(path: &str, body: reqwest::multipart::Form) -> reqwest::Response {
