@@ -250,3 +250,57 @@ fn stored_precision_weights_are_read_from_the_map_in_place() {
     let q = "model.decoder.layers.0.self_attn.q_proj.weight";
     assert!(shares_the_map(&hf, &g, q, q));
 }
+
+/// One single-token step of every row of `state` (`tokens[r]` to row `r`):
+/// the logits, row after row.
+fn step_rows(
+    g: &WhisperGraph,
+    state: &mut GraphDecoderState,
+    at: usize,
+    tokens: &[u32],
+) -> Vec<f32> {
+    let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+    let ids = Tensor::from_slice(&ids, &[ids.len(), 1]).unwrap();
+    let offset = Tensor::from_slice(&[at as i64], &[1]).unwrap();
+    let logits = g.step(&ids, &offset, state).unwrap();
+    assert_eq!(logits.shape(), &[tokens.len(), checkpoint().dims.n_vocab]);
+    logits.to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn rows_sharing_one_window_step_as_single_sequences_do() {
+    // Beams: three rows made from the prompt's one, each fed a token, then
+    // reordered (row 0 continues old row 2, rows 1 and 2 old row 0) and fed
+    // another; the rows share the window's one copy of the cross keys/values
+    // and move only the written cache positions.
+    let vocab = checkpoint().dims.n_vocab;
+    for g in [base(), fast()] {
+        let mut rows = g.start(encoded(g)).unwrap();
+        feed(g, &mut rows, 0, &PROMPT);
+        assert!(!rows.shares_cross());
+        rows.select_rows(&[0, 0, 0], PROMPT.len()).unwrap();
+        assert!(rows.shares_cross() && rows.rows() == 3);
+        let (first, second) = ([843u32, 400, 1649], [11u32, 523, 616]);
+        let a = step_rows(g, &mut rows, 2, &first);
+        let origins = [2usize, 0, 0];
+        rows.select_rows(&origins, 3).unwrap();
+        let b = step_rows(g, &mut rows, 3, &second);
+        for r in 0..3 {
+            let mut single = g.start(encoded(g)).unwrap();
+            feed(g, &mut single, 0, &PROMPT);
+            let a1 = feed(g, &mut single, 2, &[first[r]]);
+            let diff = max_abs_diff(&a[r * vocab..(r + 1) * vocab], &a1);
+            assert!(diff < 1e-3, "row {r} step 1: max |diff| {diff}");
+            let mut single = g.start(encoded(g)).unwrap();
+            feed(g, &mut single, 0, &PROMPT);
+            feed(g, &mut single, 2, &[first[origins[r]]]);
+            let b1 = feed(g, &mut single, 3, &[second[r]]);
+            let diff = max_abs_diff(&b[r * vocab..(r + 1) * vocab], &b1);
+            assert!(diff < 1e-3, "row {r} step 2: max |diff| {diff}");
+        }
+        // Bad selections are errors, not panics.
+        assert!(rows.select_rows(&[3], 4).is_err());
+        assert!(rows.select_rows(&[], 4).is_err());
+        assert!(rows.select_rows(&[0], 449).is_err());
+    }
+}

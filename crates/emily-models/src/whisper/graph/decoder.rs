@@ -25,7 +25,7 @@ use crate::whisper::WhisperDims;
 /// `"{node}.value_cache"`), written at the offset, so every step with the
 /// same `T` replays one compiled plan.
 pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, false, false)
+    decoder_model(dims, Variant::Step)
 }
 
 /// The decoder step with more outputs, for word alignment: after the hidden
@@ -34,7 +34,7 @@ pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
 /// heads' attention weights are computed outside the graph. Same nodes and
 /// parameters as [`decoder_step_model`].
 pub fn decoder_align_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, false, true)
+    decoder_model(dims, Variant::Align)
 }
 
 /// The decoder step for a batch of sequences that share one cache write
@@ -45,14 +45,40 @@ pub fn decoder_align_model(dims: &WhisperDims) -> Result<Model> {
 /// `(B, n_text_ctx)` bool (the cache slots that belong to the row). Same
 /// nodes and parameters otherwise.
 pub fn decoder_batch_step_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, true, false)
+    decoder_model(dims, Variant::Batch)
 }
 
-fn decoder_model(dims: &WhisperDims, per_row: bool, cross_queries: bool) -> Result<Model> {
+/// The single-token step of several rows of one window (beams, samples):
+/// inputs as [`decoder_step_model`] with `T` = 1, but the cross keys and
+/// values are the window's own `(1, H, 1500, d/H)`, shared by every row —
+/// the `B` queries attend to them as `B` query positions of one sequence, so
+/// the keys and values are read once per step, not once per row. Same nodes
+/// and parameters (and cache state) as [`decoder_step_model`].
+pub fn decoder_rows_step_model(dims: &WhisperDims) -> Result<Model> {
+    decoder_model(dims, Variant::Rows)
+}
+
+/// Which form of the decoder step to build.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// One row per sequence, positions from the offset.
+    Step,
+    /// [`Variant::Step`] with the cross-attention queries as outputs.
+    Align,
+    /// Rows at their own positions, with a key mask.
+    Batch,
+    /// Single-token rows of one window sharing its cross keys/values.
+    Rows,
+}
+
+fn decoder_model(dims: &WhisperDims, variant: Variant) -> Result<Model> {
     let (d, h) = (dims.d_model, dims.n_text_heads);
     let hd = d / h;
+    let per_row = variant == Variant::Batch;
+    let shared_cross = variant == Variant::Rows;
     let mut b = ModelBuilder::new();
-    let ids = b.input(INPUT_IDS, &[None, None], DType::I64)?;
+    let tokens = if shared_cross { Some(1) } else { None };
+    let ids = b.input(INPUT_IDS, &[None, tokens], DType::I64)?;
     let offset = b.input(OFFSET, &[Some(1)], DType::I64)?;
     let x = b.embedding(
         "model.decoder.embed_tokens",
@@ -110,12 +136,21 @@ fn decoder_model(dims: &WhisperDims, per_row: bool, cross_queries: bool) -> Resu
             &x1,
             LayerNormOptions::new(d),
         )?;
-        let keys = b.input(&cross_keys(i), &[None, Some(h), None, Some(hd)], DType::F32)?;
-        let values = b.input(
-            &cross_values(i),
-            &[None, Some(h), None, Some(hd)],
-            DType::F32,
-        )?;
+        let cross_rows = if shared_cross { Some(1) } else { None };
+        let kv_shape = [cross_rows, Some(h), None, Some(hd)];
+        let keys = b.input(&cross_keys(i), &kv_shape, DType::F32)?;
+        let values = b.input(&cross_values(i), &kv_shape, DType::F32)?;
+        // Shared keys/values: the rows' single tokens become the query
+        // positions of one sequence, `(B, 1, d)` → `(1, B, d)`.
+        let n = if shared_cross {
+            b.reshape(
+                &format!("{p}.encoder_attn.rows_as_queries"),
+                &n,
+                &[1, -1, d as isize],
+            )?
+        } else {
+            n
+        };
         let q = b.dense(
             &format!("{p}.encoder_attn.q_proj"),
             &n,
@@ -138,11 +173,20 @@ fn decoder_model(dims: &WhisperDims, per_row: bool, cross_queries: bool) -> Resu
             &a,
             DenseOptions::new(d, d),
         )?;
+        let a = if shared_cross {
+            b.reshape(
+                &format!("{p}.encoder_attn.queries_as_rows"),
+                &a,
+                &[-1, 1, d as isize],
+            )?
+        } else {
+            a
+        };
         let x2 = b.add(&format!("{p}.encoder_attn_residual"), &x1, &a)?;
         x = mlp_block(&mut b, &p, &x2, d, dims.ffn_dim)?;
     }
     b.output(&x)?;
-    if cross_queries {
+    if variant == Variant::Align {
         for q in &queries {
             b.output(q)?;
         }

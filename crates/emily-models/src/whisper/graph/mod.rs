@@ -21,7 +21,9 @@ mod state;
 
 pub use batch::{BatchDecoderState, Joiner};
 pub use cross_kv::cross_kv_model;
-pub use decoder::{decoder_align_model, decoder_batch_step_model, decoder_step_model};
+pub use decoder::{
+    decoder_align_model, decoder_batch_step_model, decoder_rows_step_model, decoder_step_model,
+};
 pub use encoder::encoder_model;
 pub use head::decoder_head_model;
 pub use params::{
@@ -34,7 +36,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use emily::{DType, Tensor};
-use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
+use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report};
 
 use super::ComputeType;
 use super::{WhisperCheckpoint, WhisperDims};
@@ -85,6 +87,9 @@ pub struct WhisperGraph {
     /// The decoder step with the cross-attention queries as outputs (word
     /// alignment only).
     decoder_align: Served,
+    /// The single-token step of several rows sharing one window's cross
+    /// keys and values (beams, samples).
+    decoder_rows: Served,
     head: Served,
     fast: Option<Vec<Report>>,
 }
@@ -122,9 +127,10 @@ impl WhisperGraph {
             decoder_head_model(&dims)?,
             decoder_batch_step_model(&dims)?,
             decoder_align_model(&dims)?,
+            decoder_rows_step_model(&dims)?,
         ];
         let params = param_store(ck, &models.iter().collect::<Vec<_>>(), compute)?;
-        let [encoder, cross_kv, decoder, head, decoder_batch, decoder_align] = models;
+        let [encoder, cross_kv, decoder, head, decoder_batch, decoder_align, decoder_rows] = models;
         Ok(WhisperGraph {
             dims,
             encoder: Served::new(encoder, &params)?,
@@ -132,6 +138,7 @@ impl WhisperGraph {
             decoder: Served::new(decoder, &params)?,
             decoder_batch: Served::new(decoder_batch, &params)?,
             decoder_align: Served::new(decoder_align, &params)?,
+            decoder_rows: Served::new(decoder_rows, &params)?,
             head: Served::new(head, &params)?,
             params,
             fast: None,
@@ -151,6 +158,7 @@ impl WhisperGraph {
         let (head, r3) = rewrite(&self.head)?;
         let (decoder_batch, _) = rewrite(&self.decoder_batch)?;
         let (decoder_align, _) = rewrite(&self.decoder_align)?;
+        let (decoder_rows, _) = rewrite(&self.decoder_rows)?;
         Ok(WhisperGraph {
             dims: self.dims,
             params: self.params.clone(),
@@ -159,6 +167,7 @@ impl WhisperGraph {
             decoder,
             decoder_batch,
             decoder_align,
+            decoder_rows,
             head,
             fast: Some(vec![r0, r1, r2, r3]),
         })
@@ -267,10 +276,7 @@ impl WhisperGraph {
             .map(str::to_string)
             .zip(out.tensors().iter().cloned())
             .collect();
-        Ok(GraphDecoderState {
-            caches: State::new(),
-            cross,
-        })
+        Ok(GraphDecoderState::new(cross))
     }
 
     /// One decoder step over `tokens` `(B, T)` i64 at positions
@@ -298,7 +304,25 @@ impl WhisperGraph {
         positions: &[usize],
     ) -> Result<Tensor, GraphError> {
         let t = tokens.shape().get(1).copied().unwrap_or(0);
-        let hidden = run_decoder(&self.decoder, tokens, offset, state, positions)?.remove(0);
+        let b = tokens.shape().first().copied().unwrap_or(0);
+        if b != state.rows() {
+            return Err(GraphError::Input(format!(
+                "{b} token rows for a decoder state of {} rows",
+                state.rows()
+            )));
+        }
+        // Rows that share the window's cross keys/values (one copy for all).
+        let served = if state.shares_cross() {
+            if t != 1 {
+                return Err(GraphError::Input(format!(
+                    "rows sharing a window step one token at a time, got {t}"
+                )));
+            }
+            &self.decoder_rows
+        } else {
+            &self.decoder
+        };
+        let hidden = run_decoder(served, tokens, offset, state, positions)?.remove(0);
         self.logits_at(hidden, t, positions)
     }
 

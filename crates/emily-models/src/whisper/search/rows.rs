@@ -74,7 +74,7 @@ impl<'w> Rows<'w> {
 
     /// Rearranges the rows: row `i` continues the old row `rows[i]`.
     pub fn select(&mut self, rows: &[usize]) -> Result<(), WhisperError> {
-        Ok(self.state.select_rows(rows)?)
+        Ok(self.state.select_rows(rows, self.offset)?)
     }
 
     fn call(
