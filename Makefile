@@ -12,6 +12,7 @@ test: models
 
 models:
 	bash scripts/fetch-models.sh tiny.en
+	bash scripts/fetch-models.sh base
 	bash scripts/fetch-models.sh llm
 	bash scripts/fetch-data.sh digits
 

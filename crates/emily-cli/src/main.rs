@@ -66,10 +66,10 @@ enum Command {
         audio: PathBuf,
         #[arg(long, default_value_t = 7)]
         runs: usize,
-        #[arg(long)]
-        composed: bool,
         #[arg(long, default_value = "f32", value_parser = transcribe::parse_compute_type)]
         compute_type: emily_models::whisper::ComputeType,
+        #[arg(long, default_value_t = 1)]
+        beam_size: usize,
     },
     /// Train a recipe on real data (digits classifier or byte LM), evaluate
     /// held out, save and reload the parameters.
@@ -149,9 +149,9 @@ fn main() -> Result<()> {
             model,
             audio,
             runs,
-            composed,
             compute_type,
-        } => bench::whisper::run_child(&model, &audio, runs, composed, compute_type),
+            beam_size,
+        } => bench::whisper::run_child(&model, &audio, runs, compute_type, beam_size),
         Command::BenchLlmChild {
             model,
             runs,

@@ -210,6 +210,9 @@ fn transcribe_one(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    if let (Some(code), Some(p)) = (&tr.language, tr.language_probability) {
+        eprintln!("{name}: detected language '{code}' with probability {p:.2}");
+    }
     if a.files.len() > 1 {
         println!("== {name}");
     }

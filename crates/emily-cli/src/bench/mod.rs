@@ -13,6 +13,7 @@ mod serve_llm;
 mod timer;
 mod train;
 pub mod whisper;
+mod whisper_procs;
 
 use anyhow::Result;
 
@@ -25,7 +26,9 @@ pub enum Suite {
     Kernels,
     /// Quantized-weight kernels: decode GEMV bandwidth and prefill GEMM per format.
     Quant,
-    /// Whisper transcription at 1 and 2 threads, composed vs fused, and peers.
+    /// Whisper transcription (f32, auto, int8, beam 5) vs faster-whisper and
+    /// whisper.cpp: tiny.en and base, JFK and 5 minutes, 1 and 2 threads
+    /// (EMILY_BENCH_WHISPER_{MODELS,INPUTS,THREADS,RUNS} narrow it).
     Whisper,
     /// Training steps of the digits classifier and the byte LM; compiled vs
     /// eager backward (threads: `--threads`; PyTorch: bench/peers/torch_train.py).
@@ -50,11 +53,7 @@ pub fn run(suite: Suite) -> Result<()> {
         Suite::Core => core::run(),
         Suite::Kernels => kernels::run(),
         Suite::Quant => quant::run(),
-        Suite::Whisper => whisper::run(
-            &crate::default_model_dir(),
-            std::path::Path::new("samples/jfk.wav"),
-            7,
-        ),
+        Suite::Whisper => whisper::run(&crate::default_model_dir(), whisper::runs()?),
         Suite::Train => train::run(),
         Suite::Llm => llm::run(3),
         Suite::Serve => serve::run(),

@@ -16,6 +16,7 @@ pub use dims::WhisperDims;
 pub mod decoding;
 pub mod fallback;
 pub mod graph;
+mod language;
 mod options;
 pub mod render;
 mod search;
@@ -25,6 +26,7 @@ pub mod words;
 
 pub use session::{CancelFlag, Session, WindowDecoder};
 
+pub use language::LanguageProbability;
 pub use options::TranscribeOptions;
 pub use transcriber::{Segment, Timings, Transcript, Whisper, WhisperError};
 pub use words::Word;

@@ -106,7 +106,12 @@ pub fn render(t: &Transcript, format: TranscriptFormat, timestamps: bool) -> Str
                     v
                 })
                 .collect();
-            let v = serde_json::json!({"text": t.text, "language": t.language, "segments": segs});
+            let v = serde_json::json!({
+                "text": t.text,
+                "language": t.language,
+                "language_probability": t.language_probability,
+                "segments": segs
+            });
             let pretty = serde_json::to_string_pretty(&v)
                 .unwrap_or_else(|_| unreachable!("a json! value always serialises"));
             format!("{pretty}\n")
@@ -135,6 +140,7 @@ mod tests {
             segments: vec![seg(0.0, 1.5, " Hello."), seg(1.5, 3661.2345, " World.")],
             text: " Hello. World.".into(),
             language: None,
+            language_probability: None,
             timings: Timings::default(),
         }
     }

@@ -73,6 +73,8 @@ pub struct Session<'s> {
     /// The current window's frames (`n_mels × 3000`), valid after `next_window`.
     window: Vec<f32>,
     language: Option<String>,
+    /// The detected language's probability (when it was detected).
+    language_probability: Option<f32>,
     /// The initial prompt's tokens, then every kept segment's tokens
     /// (timestamps included).
     all_tokens: Vec<u32>,
@@ -166,6 +168,7 @@ impl<'s> Session<'s> {
             features,
             seek: 0,
             language: opts.language.clone(),
+            language_probability: None,
             all_tokens,
             prompt_reset_since: 0,
             hotwords,
@@ -221,7 +224,11 @@ impl<'s> Session<'s> {
     pub fn prompt(&mut self, w: &Whisper, enc: &Tensor) -> Result<Vec<u32>, WhisperError> {
         if w.is_multilingual() && self.language.is_none() {
             let start = self.window_start();
-            self.language = Some(w.detect_language(enc, &self.input, start)?);
+            let best = w
+                .language_probabilities(enc, &self.input, start)?
+                .swap_remove(0);
+            self.language = Some(best.code);
+            self.language_probability = Some(best.probability);
         }
         let sp = w.tokenizer().special();
         let mut prompt = Vec::new();
@@ -441,6 +448,7 @@ impl<'s> Session<'s> {
             segments: self.segments,
             text,
             language: self.language,
+            language_probability: self.language_probability,
             timings: self.timings,
         }
     }

@@ -60,6 +60,10 @@ pub enum WhisperError {
     /// The options' [`CancelFlag`] was set.
     #[error("transcription cancelled")]
     Cancelled,
+    /// Something this model cannot do (language detection on an
+    /// English-only model).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl WhisperError {
@@ -130,6 +134,9 @@ pub struct Transcript {
     pub text: String,
     /// The language used (multilingual models).
     pub language: Option<String>,
+    /// The detected language's probability (`None` when the language was
+    /// given or the model is English-only).
+    pub language_probability: Option<f32>,
     /// Where the time went.
     pub timings: Timings,
 }
@@ -256,7 +263,7 @@ impl Whisper {
 
     /// [`Whisper::prompt_logits`], a non-finite logit reported on `input`'s
     /// window at `window_start` seconds.
-    fn logits_after(
+    pub(crate) fn logits_after(
         &self,
         enc: &Tensor,
         prompt: &[u32],
@@ -317,25 +324,6 @@ impl Whisper {
             progress(done, total);
         }
         Ok(session.finish())
-    }
-
-    /// The most likely language of the window whose encoder output is `enc`.
-    /// A non-finite logit is reported on `input`'s window at `window_start` s.
-    pub(crate) fn detect_language(
-        &self,
-        enc: &Tensor,
-        input: &str,
-        window_start: f64,
-    ) -> Result<String, WhisperError> {
-        let sp = self.tokenizer.special();
-        let logits = self.logits_after(enc, &[sp.sot], input, window_start)?;
-        let best = sp
-            .languages
-            .iter()
-            .max_by(|a, b| logits[a.1 as usize].total_cmp(&logits[b.1 as usize]))
-            .map(|(code, _)| code.clone())
-            .unwrap_or_else(|| "en".into());
-        Ok(best)
     }
 
     /// The tokens never generated for a `--suppress-tokens` list: `-1`
