@@ -10,6 +10,7 @@ mod generate;
 mod inspect;
 mod quantize;
 mod serve;
+mod subtitle_args;
 mod train;
 mod transcribe;
 

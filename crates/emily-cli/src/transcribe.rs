@@ -8,11 +8,12 @@ use emily_models::audio::AudioSource;
 use emily_models::tokenizer::Task;
 use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 
-use emily_models::whisper::render::{render, TranscriptFormat};
+use emily_models::whisper::render::{render_with, TranscriptFormat};
 
 use crate::batch::{self, Shard};
 use crate::decode_args::DecodeArgs;
 use crate::format::Format;
+use crate::subtitle_args::SubtitleArgs;
 
 /// Arguments of `emily transcribe`.
 #[derive(clap::Args)]
@@ -65,6 +66,8 @@ pub struct Args {
     compute_type: ComputeType,
     #[command(flatten)]
     decode: Box<DecodeArgs>,
+    #[command(flatten)]
+    subtitles: SubtitleArgs,
 }
 
 /// Parses `--compute-type`.
@@ -160,7 +163,12 @@ fn run_manifest(
         let tr = whisper
             .transcribe_source(&mut AudioSource::path(input), opts, &mut |_, _| {})
             .with_context(|| format!("transcribing {}", input.display()))?;
-        Ok(render(&tr, a.format.into(), timestamps))
+        Ok(render_with(
+            &tr,
+            a.format.into(),
+            timestamps,
+            &a.subtitles.layout(),
+        ))
     });
     eprintln!(
         "{} written, {} already done, {} failed (of {} in this shard)",
@@ -216,7 +224,8 @@ fn transcribe_one(
     if a.files.len() > 1 {
         println!("== {name}");
     }
-    print!("{}", render(&tr, a.format.into(), timestamps));
+    let layout = a.subtitles.layout();
+    print!("{}", render_with(&tr, a.format.into(), timestamps, &layout));
     if verbose {
         let tm = &tr.timings;
         eprintln!(

@@ -253,3 +253,55 @@ fn thread_counts_are_checked() {
         stderr(&out)
     );
 }
+
+#[test]
+fn subtitle_layout_flags_wrap_word_timed_cues() {
+    let out = emily(&[
+        "transcribe",
+        "samples/jfk.wav",
+        "--word-timestamps",
+        "--format",
+        "srt",
+        "--max-line-width",
+        "20",
+        "--max-line-count",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let srt = String::from_utf8(out.stdout).unwrap();
+    let cues: Vec<&str> = srt.trim_end().split("\n\n").collect();
+    assert!(cues.len() >= 3, "{srt}");
+    let mut words = 0;
+    for cue in cues {
+        let lines: Vec<&str> = cue.lines().skip(2).collect();
+        assert!((1..=2).contains(&lines.len()), "{cue:?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{cue:?}");
+        words += lines
+            .iter()
+            .map(|l| l.split_whitespace().count())
+            .sum::<usize>();
+    }
+    assert_eq!(words, 22, "{srt}");
+
+    let out = emily(&[
+        "transcribe",
+        "samples/jfk.wav",
+        "--word-timestamps",
+        "--format",
+        "vtt",
+        "--highlight-words",
+    ]);
+    assert!(out.status.success());
+    let vtt = String::from_utf8(out.stdout).unwrap();
+    assert!(vtt.starts_with("WEBVTT\n\n00:00.000 --> "), "{vtt}");
+    assert!(vtt.matches("<u>").count() >= 22, "{vtt}");
+
+    // As openai-whisper: the layout needs word timestamps.
+    let out = emily(&["transcribe", "samples/jfk.wav", "--max-line-width", "20"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--word-timestamps"));
+}

@@ -21,6 +21,7 @@ mod options;
 pub mod render;
 mod search;
 mod session;
+pub mod subtitles;
 mod transcriber;
 pub mod words;
 

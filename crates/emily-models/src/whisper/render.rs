@@ -1,6 +1,8 @@
 //! Transcript output formats shared by the CLI and the server: plain text,
-//! SubRip, WebVTT and JSON.
+//! SubRip, WebVTT (cues laid out by [`super::subtitles`], as openai-whisper's
+//! writers do) and JSON.
 
+use super::subtitles::{cues, SubtitleLayout};
 use super::Transcript;
 
 /// A transcript output format.
@@ -27,7 +29,11 @@ impl TranscriptFormat {
 
 /// `seconds` as `HH:MM:SS{sep}mmm`, rounded to the millisecond.
 pub fn clock(seconds: f64, sep: char) -> String {
-    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
+    clock_ms((seconds.max(0.0) * 1000.0).round() as u64, sep)
+}
+
+/// `ms` milliseconds as `HH:MM:SS{sep}mmm`.
+fn clock_ms(ms: u64, sep: char) -> String {
     format!(
         "{:02}:{:02}:{:02}{sep}{:03}",
         ms / 3_600_000,
@@ -37,9 +43,33 @@ pub fn clock(seconds: f64, sep: char) -> String {
     )
 }
 
+/// `milliseconds` as WebVTT writes them: `MM:SS.mmm`, with `HH:` in front
+/// from the first hour on (openai-whisper's VTT writer).
+fn vtt_clock(milliseconds: u64) -> String {
+    let full = clock_ms(milliseconds, '.');
+    if milliseconds < 3_600_000 {
+        full[3..].to_string()
+    } else {
+        full
+    }
+}
+
 /// Renders a transcript; `timestamps` switches plain text to one
 /// `[start --> end]text` line per segment (subtitles always have times).
+/// Subtitles of word-timed segments use the default layout (one cue per
+/// segment); see [`render_with`].
 pub fn render(t: &Transcript, format: TranscriptFormat, timestamps: bool) -> String {
+    render_with(t, format, timestamps, &SubtitleLayout::default())
+}
+
+/// [`render`] with SRT and VTT cues laid out by `layout` (word-timed
+/// segments only; other formats ignore it).
+pub fn render_with(
+    t: &Transcript,
+    format: TranscriptFormat,
+    timestamps: bool,
+    layout: &SubtitleLayout,
+) -> String {
     match format {
         TranscriptFormat::Text if timestamps => t
             .segments
@@ -54,30 +84,28 @@ pub fn render(t: &Transcript, format: TranscriptFormat, timestamps: bool) -> Str
             })
             .collect(),
         TranscriptFormat::Text => format!("{}\n", t.text.trim()),
-        TranscriptFormat::Srt => t
-            .segments
+        TranscriptFormat::Srt => cues(t, layout)
             .iter()
             .enumerate()
-            .map(|(i, s)| {
+            .map(|(i, c)| {
                 format!(
                     "{}\n{} --> {}\n{}\n\n",
                     i + 1,
-                    clock(s.start, ','),
-                    clock(s.end, ','),
-                    s.text.trim()
+                    clock_ms(c.start_ms, ','),
+                    clock_ms(c.end_ms, ','),
+                    c.text
                 )
             })
             .collect(),
         TranscriptFormat::Vtt => {
-            let body: String = t
-                .segments
+            let body: String = cues(t, layout)
                 .iter()
-                .map(|s| {
+                .map(|c| {
                     format!(
                         "{} --> {}\n{}\n\n",
-                        clock(s.start, '.'),
-                        clock(s.end, '.'),
-                        s.text.trim()
+                        vtt_clock(c.start_ms),
+                        vtt_clock(c.end_ms),
+                        c.text
                     )
                 })
                 .collect();
@@ -164,7 +192,9 @@ mod tests {
             "1\n00:00:00,000 --> 00:00:01,500\nHello.\n\n2\n00:00:01,500 --> 01:01:01,235\nWorld.\n\n"
         );
         assert!(render(&t, TranscriptFormat::Vtt, true)
-            .starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello.\n\n"));
+            .starts_with("WEBVTT\n\n00:00.000 --> 00:01.500\nHello.\n\n"));
+        assert!(render(&t, TranscriptFormat::Vtt, true)
+            .ends_with("00:01.500 --> 01:01:01.235\nWorld.\n\n"));
         let v: serde_json::Value =
             serde_json::from_str(&render(&t, TranscriptFormat::Json, true)).unwrap();
         assert_eq!(v["segments"].as_array().unwrap().len(), 2);
