@@ -193,6 +193,25 @@ fn bad_input_exits_nonzero_naming_the_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-model-dir"));
 }
 
+#[test]
+fn whisper_bench_names_a_model_path_without_a_model() {
+    let out = Command::new(env!("CARGO_BIN_EXE_emily"))
+        .current_dir(root())
+        .env(
+            "EMILY_BENCH_WHISPER_MODELS",
+            "models/whisper-tiny.en,/nonexistent-bench-model",
+        )
+        .args(["bench", "whisper"])
+        .output()
+        .expect("run emily");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("EMILY_BENCH_WHISPER_MODELS") && err.contains("/nonexistent-bench-model"),
+        "{err}"
+    );
+}
+
 /// `emily ARGS` with `EMILY_NUM_THREADS` set to `threads`.
 fn emily_with_threads_env(threads: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_emily"))

@@ -107,6 +107,12 @@ const TARGETS: [(&str, &[&str]); 4] = [
     ("emily f32 beam 5", &["faster-whisper float32 beam 5"]),
 ];
 
+/// The peak-memory comparisons: (ours, the peer of the same precision class).
+const RSS_TARGETS: [(&str, &str); 2] = [
+    ("emily auto", "whisper.cpp f16"),
+    ("emily int8", "whisper.cpp q8_0"),
+];
+
 /// Settings read from the environment.
 struct Plan {
     models: Vec<PathBuf>,
@@ -125,11 +131,21 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
 
 fn plan(default_model: &Path, runs: usize) -> Result<Plan> {
     let default_models = format!("{},models/whisper-base", default_model.display());
-    let models = env_list("EMILY_BENCH_WHISPER_MODELS", &default_models)
-        .into_iter()
-        .map(PathBuf::from)
-        .filter(|m| m.join("model.bin").is_file() || m.join("config.json").is_file())
-        .collect();
+    let given = std::env::var_os("EMILY_BENCH_WHISPER_MODELS").is_some();
+    let mut models = Vec::new();
+    for m in env_list("EMILY_BENCH_WHISPER_MODELS", &default_models) {
+        let m = PathBuf::from(m);
+        if m.join("model.bin").is_file() || m.join("model.safetensors").is_file() {
+            models.push(m);
+        } else if given {
+            anyhow::bail!(
+                "EMILY_BENCH_WHISPER_MODELS: {} holds no Whisper model (no model.bin or model.safetensors; `make models` fetches tiny.en and base)",
+                m.display()
+            );
+        } else {
+            println!("model {}: not fetched (make models), skipped", m.display());
+        }
+    }
     let mut inputs = Vec::new();
     for name in env_list("EMILY_BENCH_WHISPER_INPUTS", "jfk,long") {
         match name.as_str() {
@@ -361,11 +377,13 @@ fn print_table(model: &Path, input: &str, threads: usize, rows: &[Row]) {
             );
         }
     }
-    if let (Some(o), Some(p)) = (find("emily auto"), find("whisper.cpp f16")) {
-        println!(
-            "peak RSS emily auto / whisper.cpp f16: {:.2}× (target ≤ 1)",
-            o.rss_mb / p.rss_mb
-        );
+    for (ours, peer) in RSS_TARGETS {
+        if let (Some(o), Some(p)) = (find(ours), find(peer)) {
+            println!(
+                "peak RSS {ours} / {peer}: {:.2}× (target ≤ 1)",
+                o.rss_mb / p.rss_mb
+            );
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::Ct2Config;
 pub use model_bin::{read_model_bin, Ct2ModelBin};
-pub use quantized::{int8_rows_as_q8_0, quantize_int8};
+pub use quantized::{int8_rows_as_q8_0, quantize_int8, record_as_q8_0};
 pub use writer::{write_int8_model, write_model_bin};
 
 use crate::weights::WeightsError;

@@ -166,22 +166,55 @@ fn float_record(
 /// `q = rint(w · scale)` with ties to even. Returns the codes and the scales.
 pub fn quantize_int8(values: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
     let row_len = values.len().checked_div(rows).unwrap_or(0);
-    let mut codes = Vec::with_capacity(values.len());
+    let mut codes = vec![0i8; values.len()];
     let mut scales = Vec::with_capacity(rows);
-    for row in values.chunks(row_len.max(1)).take(rows) {
-        let mut amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-        if amax == 0.0 {
-            amax = 127.0;
-        }
-        let amax = amax.max(127.0 / f32::MAX);
-        let scale = 127.0 / amax;
-        scales.push(scale);
-        codes.extend(
-            row.iter()
-                .map(|&v| (v * scale).round_ties_even().clamp(-128.0, 127.0) as i8),
-        );
+    for (row, out) in values
+        .chunks(row_len.max(1))
+        .zip(codes.chunks_mut(row_len.max(1)))
+        .take(rows)
+    {
+        scales.push(quantize_row(row, out));
     }
+    codes.truncate(scales.len() * row_len);
     (codes, scales)
+}
+
+/// The int8 rule for one row: writes its codes to `out` (as long as `row`)
+/// and returns its scale.
+fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
+    let mut amax = abs_max(row);
+    if amax == 0.0 {
+        amax = 127.0;
+    }
+    let amax = amax.max(127.0 / f32::MAX);
+    let scale = 127.0 / amax;
+    for (q, &v) in out.iter_mut().zip(row) {
+        *q = round_ties_even_small(v * scale).clamp(-128.0, 127.0) as i8;
+    }
+    scale
+}
+
+/// `max |v|` over `row` (NaN ignored, as `f32::max` does), in independent
+/// lanes so that it vectorises.
+fn abs_max(row: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = row.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (m, v) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(v.abs());
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
+    lanes.iter().fold(tail, |m, &v| m.max(v))
+}
+
+/// `x.round_ties_even()` for `|x| ≤ 2²²` (and NaN, which stays NaN) without
+/// a libm call: adding and subtracting 1.5·2²³ rounds to an integer in the
+/// FPU's round-to-nearest-even mode, exactly, and vectorises. A row's
+/// `w · scale` is at most 127 in magnitude.
+fn round_ties_even_small(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0;
+    (x + SHIFT) - SHIFT
 }
 
 /// Elements of one GGML `Q8_0` block.
@@ -198,16 +231,50 @@ pub fn int8_rows_as_q8_0(values: &[f32], rows: usize) -> Option<Vec<u8>> {
     if row_len == 0 || row_len % Q8_0_BLOCK != 0 || row_len * rows != values.len() {
         return None;
     }
-    let (codes, scales) = quantize_int8(values, rows);
     let mut out = Vec::with_capacity(values.len() / Q8_0_BLOCK * (Q8_0_BLOCK + 2));
-    for (row, scale) in codes.chunks(row_len).zip(&scales) {
-        let step = f16::from_f32(1.0 / scale).to_le_bytes();
-        for block in row.chunks(Q8_0_BLOCK) {
-            out.extend(step);
-            out.extend(block.iter().map(|&q| q as u8));
+    let mut codes = vec![0i8; row_len];
+    for row in values.chunks(row_len) {
+        push_q8_0_row(row, &mut codes, &mut out);
+    }
+    Some(out)
+}
+
+/// [`int8_rows_as_q8_0`] of a 2-D float record (f32, f16 or bf16), widened a
+/// few rows at a time instead of as a whole (the 51,865-row token embedding
+/// would take 80 MB of f32). `None` when the record is not 2-D or its rows
+/// are not whole blocks of 32.
+pub fn record_as_q8_0(record: &TensorRecord) -> Option<Vec<u8>> {
+    let [rows, row_len] = record.shape() else {
+        return None;
+    };
+    let (rows, row_len) = (*rows, *row_len);
+    if row_len == 0 || row_len % Q8_0_BLOCK != 0 || !record.dtype().is_float() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(rows * row_len / Q8_0_BLOCK * (Q8_0_BLOCK + 2));
+    let mut codes = vec![0i8; row_len];
+    let mut values = Vec::new();
+    let row_bytes = row_len * record.dtype().size_in_bytes();
+    let batch = (64 * 1024 / row_len).max(1);
+    for bytes in record.bytes().chunks(batch * row_bytes) {
+        values.clear();
+        crate::weights::widen_to_f32(record.dtype(), bytes, &mut values);
+        for row in values.chunks(row_len) {
+            push_q8_0_row(row, &mut codes, &mut out);
         }
     }
     Some(out)
+}
+
+/// Appends one row's `Q8_0` blocks to `out` (`codes`: scratch of the row's
+/// length; the row is whole blocks).
+fn push_q8_0_row(row: &[f32], codes: &mut [i8], out: &mut Vec<u8>) {
+    let scale = quantize_row(row, codes);
+    let step = f16::from_f32(1.0 / scale).to_le_bytes();
+    for block in codes.chunks(Q8_0_BLOCK) {
+        out.extend(step);
+        out.extend(block.iter().map(|&q| q as u8));
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +314,54 @@ mod tests {
         }
         assert_eq!(int8_rows_as_q8_0(&w[..120], 2), None, "rows of 60");
         assert_eq!(int8_rows_as_q8_0(&w, 0), None);
+    }
+
+    #[test]
+    fn vectorised_rule_matches_libm_rounding() {
+        // Random rows of odd-sized tails, ties (k + 0.5 after scaling) and
+        // zero rows: codes equal `round_ties_even` of the scaled values.
+        let mut state = 0x9e37_79b9u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as f32 / u32::MAX as f32 * 2.0 - 1.0
+        };
+        for row_len in [1, 7, 77, 1000] {
+            let mut w: Vec<f32> = (0..3 * row_len).map(|_| next()).collect();
+            w[row_len..2 * row_len].fill(0.0);
+            w[0] = 1.0; // amax 1: scale 127, so x.5 / 127 are exact ties
+            if row_len > 2 {
+                w[1] = 0.5 / 127.0;
+                w[2] = -2.5 / 127.0;
+            }
+            let (q, s) = quantize_int8(&w, 3);
+            for (i, (&code, &v)) in q.iter().zip(&w).enumerate() {
+                let want = (v * s[i / row_len]).round_ties_even().clamp(-128.0, 127.0) as i8;
+                assert_eq!(code, want, "row length {row_len}, element {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn f16_records_become_the_same_blocks_as_their_values() {
+        let values: Vec<f32> = (0..5 * 96)
+            .map(|i| ((i * 7919) % 257) as f32 / 64.0 - 2.0)
+            .collect();
+        let bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect();
+        let rec = record("w", vec![5, 96], DType::F16, bytes);
+        let want = int8_rows_as_q8_0(&rec.to_f32_vec(), 5).unwrap();
+        assert_eq!(record_as_q8_0(&rec).unwrap(), want);
+        let f32_rec = record("w", vec![5, 96], DType::F32, f32s(&values));
+        assert_eq!(
+            record_as_q8_0(&f32_rec).unwrap(),
+            int8_rows_as_q8_0(&values, 5).unwrap()
+        );
+        let odd = record("w", vec![2, 20], DType::F32, f32s(&values[..40]));
+        assert_eq!(record_as_q8_0(&odd), None, "rows of 20");
     }
 
     #[test]

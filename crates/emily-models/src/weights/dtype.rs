@@ -121,11 +121,23 @@ pub(crate) fn widen_to_f32(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
                 out.resize(start + n, 0.0);
                 halfs.convert_to_f32_slice(&mut out[start..]);
             }
-            _ => out.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
-            ),
+            // Unaligned (a CTranslate2 file puts tensors at odd offsets):
+            // copied to an aligned block at a time, then converted as above.
+            _ => {
+                let mut block = [half::f16::ZERO; 4096];
+                for chunk in bytes.chunks(2 * block.len()) {
+                    let halfs = &mut block[..chunk.len() / 2];
+                    bytemuck::cast_slice_mut::<half::f16, u8>(halfs).copy_from_slice(chunk);
+                    if cfg!(target_endian = "big") {
+                        halfs
+                            .iter_mut()
+                            .for_each(|h| *h = half::f16::from_bits(h.to_bits().swap_bytes()));
+                    }
+                    let start = out.len();
+                    out.resize(start + halfs.len(), 0.0);
+                    halfs.convert_to_f32_slice(&mut out[start..]);
+                }
+            }
         },
         DType::BF16 => out.extend(
             bytes
@@ -174,6 +186,31 @@ mod tests {
         widen_to_f32(DType::I16, &(-7i16).to_le_bytes(), &mut out);
         widen_to_f32(DType::I8, &[0xff], &mut out);
         assert_eq!(out, vec![3.0, -7.0, -1.0]);
+    }
+
+    #[test]
+    fn unaligned_f16_widens_exactly_across_blocks() {
+        // Pseudo-random bit patterns (NaN and infinity included), more than
+        // two conversion blocks and an odd tail, aligned and not.
+        let n = 2 * 4096 + 77;
+        let halfs: Vec<half::f16> = (0..n as u32)
+            .map(|i| half::f16::from_bits((i.wrapping_mul(2_654_435_761) >> 16) as u16))
+            .collect();
+        for offset in 0..2 {
+            let mut bytes = vec![0u8; offset];
+            bytes.extend(halfs.iter().flat_map(|h| h.to_le_bytes()));
+            let mut out = vec![7.0];
+            widen_to_f32(DType::F16, &bytes[offset..], &mut out);
+            assert_eq!(out.len(), n + 1);
+            assert_eq!(out[0], 7.0, "appends");
+            for (i, (got, h)) in out[1..].iter().zip(&halfs).enumerate() {
+                let want = h.to_f32();
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "offset {offset}, element {i}: {got} vs {want}"
+                );
+            }
+        }
     }
 
     #[test]

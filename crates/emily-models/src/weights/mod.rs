@@ -185,6 +185,29 @@ impl TensorRecord {
         matches!(self.storage, Storage::Mapped { .. })
     }
 
+    /// Drops the pages of a mapped record from this process's resident set
+    /// (whole pages, so a neighbour's edge page may go too), for a record
+    /// whose values were copied or converted: the file's pages it touched
+    /// would otherwise stay resident beside the copy. Reading the record
+    /// again faults them back in from the file. Owned records are left alone;
+    /// an advice the kernel refuses is ignored (it only costs memory).
+    pub fn release_pages(&self) {
+        #[cfg(unix)]
+        if let Storage::Mapped { map, range } = &self.storage {
+            // SAFETY: `Mmap` maps the file read-only and privately and this
+            // crate never writes through it, so there are no private
+            // modifications for MADV_DONTNEED to discard: later reads see the
+            // file's bytes, as before. The range lies inside the map.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    range.start,
+                    range.len(),
+                )
+            };
+        }
+    }
+
     /// The values as f32, widening f16/bf16 exactly and converting integers.
     pub fn to_f32_vec(&self) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.numel());

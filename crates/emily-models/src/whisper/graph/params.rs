@@ -3,13 +3,17 @@
 //! `proj_out.weight`, is the token embedding (tied).
 //!
 //! Precision follows the direct implementation: the decoder's projection
-//! matrices (and `proj_out`) keep their stored precision (f16 for the
-//! shipped checkpoints), so a decode step streams half the bytes through the
-//! core's mixed-precision GEMV (f32 activations, f32 accumulation); every
-//! other parameter is f32. The token embedding's lookup table is f32 even
-//! when the tied `proj_out` copy is f16: an `emily-nn` embedding returns rows
-//! in the table's dtype and the graph has no cast node, so an f16 table would
-//! turn the decoder's residual stream into f16.
+//! matrices and the token embedding with its tied `proj_out` keep their
+//! stored precision (f16 for the shipped checkpoints; one table serves the
+//! lookup and the logits), so a decode step streams half the bytes through
+//! the core's mixed-precision GEMV (f32 activations, f32 accumulation); every
+//! other parameter is f32.
+//!
+//! Memory: a tensor reads the checkpoint's memory map in place when its bytes
+//! are aligned; a CTranslate2 file puts most tensors at odd offsets, so those
+//! are copied, and a converted tensor (f32, bf16, int8 blocks) is a copy too.
+//! The file pages behind every copy are released from the resident set
+//! ([`TensorRecord::release_pages`]), so each weight is resident once.
 
 use std::collections::HashMap;
 
@@ -17,7 +21,7 @@ use emily::{DType, Tensor};
 use emily_nn::{Model, ParamStore};
 
 use super::GraphError;
-use crate::weights::DType as StoredDType;
+use crate::weights::{DType as StoredDType, TensorRecord};
 use crate::whisper::ComputeType;
 use crate::whisper::WhisperCheckpoint;
 
@@ -102,13 +106,19 @@ pub fn param_store(
             let tensor = match loaded.get(&id) {
                 Some(t) => t.clone(),
                 None => {
-                    let mut t = if decoder_int8(&key, &spec.shape, compute) {
-                        read_int8(ck, name, &spec.shape)?
+                    let record = ck.weights.get_shaped(name, &spec.shape)?;
+                    let (mut t, mut in_place) = if decoder_int8(&key, &spec.shape, compute) {
+                        (read_int8(record)?, false)
                     } else {
-                        read(ck, name, &spec.shape, stored)?
+                        read(record, stored)?
                     };
                     if encoder_bf16(&key, spec.shape.len(), compute) {
                         t = t.cast(DType::BF16)?.eval()?;
+                        in_place = false;
+                    }
+                    if !in_place {
+                        // Only the copy is used: the file's pages need not stay.
+                        record.release_pages();
                     }
                     loaded.insert(id, t.clone());
                     t
@@ -121,44 +131,42 @@ pub fn param_store(
 }
 
 /// One checkpoint matrix as `Q8_0` blocks of its per-row int8 codes (those of
-/// a CTranslate2 int8 model, recovered exactly from its dequantized values).
-fn read_int8(ck: &WhisperCheckpoint, name: &str, shape: &[usize]) -> Result<Tensor, GraphError> {
-    let record = ck.weights.get_shaped(name, shape)?;
-    let blocks = crate::ct2::int8_rows_as_q8_0(&record.to_f32_vec(), shape[0])
+/// a CTranslate2 int8 model, recovered exactly from its dequantized values),
+/// converted a few rows at a time and held without a further copy.
+fn read_int8(record: &TensorRecord) -> Result<Tensor, GraphError> {
+    let blocks = crate::ct2::record_as_q8_0(record)
         .expect("decoder_int8 checked that the rows are whole blocks");
-    Ok(Tensor::from_bytes(
-        &blocks,
-        shape,
+    Ok(Tensor::from_external(
+        std::sync::Arc::new(blocks),
+        0,
+        record.shape(),
         DType::Quantized(emily::BlockFormat::Q8_0),
     )?)
 }
 
-/// One checkpoint tensor as f32, or in its stored half precision if `stored`.
-fn read(
-    ck: &WhisperCheckpoint,
-    name: &str,
-    shape: &[usize],
-    stored: bool,
-) -> Result<Tensor, GraphError> {
-    let record = ck.weights.get_shaped(name, shape)?;
-    let in_place = match record.dtype() {
+/// One checkpoint tensor as f32, or in its stored half precision if
+/// `stored`, and whether it reads the checkpoint's bytes in place (a
+/// misaligned or converted tensor is a copy).
+fn read(record: &TensorRecord, stored: bool) -> Result<(Tensor, bool), GraphError> {
+    let dtype = match record.dtype() {
         StoredDType::F16 if stored => Some(DType::F16),
         StoredDType::BF16 if stored => Some(DType::BF16),
         StoredDType::F32 => Some(DType::F32),
         _ => None,
     };
-    match in_place {
-        // Read from the memory map in place (no copy of the weight).
+    match dtype {
+        // Read from the memory map in place (copied by the tensor when the
+        // bytes are not aligned to the element size).
         Some(dtype) => {
+            let aligned = (record.bytes().as_ptr() as usize).is_multiple_of(dtype.size_in_bytes());
             let (owner, range) = record.shared_bytes();
-            Ok(Tensor::from_external(
-                owner,
-                range.start,
-                record.shape(),
-                dtype,
-            )?)
+            let t = Tensor::from_external(owner, range.start, record.shape(), dtype)?;
+            Ok((t, aligned && record.is_mapped()))
         }
-        None => Ok(Tensor::from_slice(&record.to_f32_vec(), record.shape())?.eval()?),
+        None => Ok((
+            Tensor::from_slice(&record.to_f32_vec(), record.shape())?.eval()?,
+            false,
+        )),
     }
 }
 
