@@ -174,10 +174,12 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
-/// How many chunks to split `work` units into: 1 below the threshold, else up to
-/// 4 per thread so uneven rows balance.
+/// How many chunks to split `work` units into: 1 below the threshold or with
+/// a one-thread pool (splitting would only hand the work to the pool's one
+/// worker and wait for it: a futex wake and sleep per kernel), else up to 4
+/// per thread so uneven rows balance.
 pub fn chunks_for(work: usize) -> usize {
-    if work < MIN_PARALLEL_ELEMS {
+    if work < MIN_PARALLEL_ELEMS || num_threads() == 1 {
         1
     } else {
         (work / (MIN_PARALLEL_ELEMS / 4)).clamp(1, num_threads() * 4)

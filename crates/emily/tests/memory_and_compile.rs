@@ -207,3 +207,36 @@ fn shared_cheap_values_are_recomputed_and_broadcasts_read_through() {
         assert_eq!(g.to_vec::<f32>().unwrap(), e.to_vec::<f32>().unwrap());
     }
 }
+
+#[test]
+fn a_value_read_only_inside_one_group_is_computed_there_once() {
+    let (x, _) = randn(&[7, 77], 21);
+    let (g, _) = randn(&[7, 77], 22);
+    // SiLU's gradient shape: s = sigmoid(x) read three times, all by one chain.
+    let f = |xs: &[Tensor]| -> emily::Result<Vec<Tensor>> {
+        let s = xs[0].sigmoid()?;
+        let one_minus = s.neg()?.add_scalar(1.0)?;
+        let d = s.add(&xs[0].mul(&s)?.mul(&one_minus)?)?;
+        Ok(vec![xs[1].mul(&d)?])
+    };
+    // The same sigmoid also read by a second output: it must stay a kernel.
+    let f2 = |xs: &[Tensor]| -> emily::Result<Vec<Tensor>> {
+        let s = xs[0].sigmoid()?;
+        let d = s.add(&xs[0].mul(&s)?)?;
+        Ok(vec![xs[1].mul(&d)?, s.exp()?])
+    };
+    let args = [x, g];
+    for (f, steps) in [
+        (&f as &dyn Fn(&[Tensor]) -> emily::Result<Vec<Tensor>>, 1),
+        (&f2, 3),
+    ] {
+        let eager = f(&args).unwrap();
+        let c = compile(f);
+        let plan = c.plan(&args).unwrap();
+        assert_eq!(plan.num_steps(), steps, "{:?}", plan.op_frequencies());
+        let got = c.call(&args).unwrap();
+        for (g, e) in got.iter().zip(&eager) {
+            assert_eq!(g.to_vec::<f32>().unwrap(), e.to_vec::<f32>().unwrap());
+        }
+    }
+}

@@ -8,7 +8,7 @@ use emily::{DType, Tensor};
 use emily_nn::train::{cross_entropy, Adam, Precision, StepReport, Trainer, WarmupCosine};
 use emily_nn::{
     AttentionOptions, DenseOptions, EmbeddingOptions, Forward, Mode, Model, ModelBuilder,
-    ParamStore, RmsNormOptions, RopeConfig,
+    ParamStore, ProjectionBias, RmsNormOptions, RopeConfig,
 };
 
 use super::rng::Shuffler;
@@ -105,7 +105,8 @@ impl Default for Config {
     }
 }
 
-/// The byte LM graph (names follow Hugging Face Llama checkpoints).
+/// The byte LM graph (names follow Hugging Face Llama checkpoints; like
+/// Llama, no projection has a bias).
 pub fn model(c: &Config) -> emily_nn::Result<Model> {
     let mut b = ModelBuilder::new();
     let ids = b.input(INPUT, &[None, None], DType::I64)?;
@@ -124,6 +125,7 @@ pub fn model(c: &Config) -> emily_nn::Result<Model> {
         )?;
         let attn = AttentionOptions::new(c.dim, c.heads)
             .kv_heads(c.kv_heads)
+            .bias(ProjectionBias::none())
             .causal()
             .rope(rope.clone());
         let a = b.self_attention(&format!("{p}.self_attn"), &h, None, None, attn)?;

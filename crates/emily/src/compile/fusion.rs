@@ -1,7 +1,8 @@
 //! Elementwise fusion: chains of unary/binary/where/cast nodes of one output
 //! shape become one [`Op::Fused`] node whose program makes a single pass over
 //! memory. An intermediate joins its consumer's group when the consumer is its
-//! only user and it has the group's shape. A cheap intermediate (arithmetic,
+//! only user, or when all its users are in that group, and it has the
+//! group's shape. A cheap intermediate (arithmetic,
 //! no transcendental) read by a few elementwise consumers of its shape, and
 //! nothing else, is recomputed inside each of their groups instead of being
 //! written out and read back (what a backward pass is full of: `x·y` reused
@@ -99,35 +100,58 @@ pub(crate) fn fuse_elementwise(g: &mut Graph, backend: &dyn Backend) -> usize {
         joined[root] = root;
         // (member, reached through a recomputed value)
         let mut members = vec![(root, false)];
+        // Values read by several members, taken in once every reader is one.
+        let mut pending: Vec<usize> = Vec::new();
         let mut k = 0;
-        while k < members.len() {
-            let (m, via_shared) = members[k];
-            k += 1;
-            let Kind::Node { inputs, .. } = &g.values[m].kind else {
-                continue;
-            };
-            for &j in inputs {
-                if joined[j] == root
-                    || !ok[j]
-                    || is_output[j]
-                    || g.values[j].shape != g.values[root].shape
-                {
+        loop {
+            while k < members.len() {
+                let (m, via_shared) = members[k];
+                k += 1;
+                let Kind::Node { inputs, .. } = &g.values[m].kind else {
                     continue;
+                };
+                for &j in inputs {
+                    if joined[j] == root
+                        || !ok[j]
+                        || is_output[j]
+                        || g.values[j].shape != g.values[root].shape
+                    {
+                        continue;
+                    }
+                    let own = uses[j] == 1 && group_of[j] == usize::MAX;
+                    let cheap_j = matches!(&g.values[j].kind, Kind::Node { op, .. } if cheap(op));
+                    let copy = members.len() < MAX_GROUP
+                        && (shared[j] || (via_shared && uses[j] == 1 && cheap_j));
+                    if copy {
+                        // Computed again here; the original stays for any other
+                        // reader and is dropped as dead code if none is left.
+                        joined[j] = root;
+                        members.push((j, true));
+                    } else if own && !via_shared {
+                        group_of[j] = root;
+                        joined[j] = root;
+                        members.push((j, false));
+                    } else if !via_shared && group_of[j] == usize::MAX && !pending.contains(&j) {
+                        pending.push(j);
+                    }
                 }
-                let own = uses[j] == 1 && group_of[j] == usize::MAX;
-                let cheap_j = matches!(&g.values[j].kind, Kind::Node { op, .. } if cheap(op));
-                let copy = members.len() < MAX_GROUP
-                    && (shared[j] || (via_shared && uses[j] == 1 && cheap_j));
-                if copy {
-                    // Computed again here; the original stays for any other
-                    // reader and is dropped as dead code if none is left.
-                    joined[j] = root;
-                    members.push((j, true));
-                } else if own && !via_shared {
+            }
+            // A value whose readers all ended up in this group (e.g. the
+            // sigmoid a SiLU gradient reads three times) is computed once in
+            // a register instead of written out and read back.
+            let before = members.len();
+            pending.retain(|&j| {
+                let inside =
+                    group_of[j] == usize::MAX && users[j].iter().all(|&u| group_of[u] == root);
+                if inside {
                     group_of[j] = root;
                     joined[j] = root;
                     members.push((j, false));
                 }
+                !inside
+            });
+            if members.len() == before {
+                break;
             }
         }
         if members.len() < 2 {

@@ -186,10 +186,11 @@ impl Plan {
     }
 
     fn run_arrays(&self, args: Vec<Array>) -> Result<Vec<Tensor>> {
-        if self.pooled {
+        if self.pooled && emily_kernels::parallel::num_threads() > 1 {
             // The whole replay on one of the pool's threads: each kernel's
             // own `install` is then a plain call instead of a hand-off to
-            // the pool and back (a futex wake and wait per kernel).
+            // the pool and back (a futex wake and wait per kernel). A
+            // one-thread pool runs every kernel inline on the caller.
             return emily_kernels::parallel::pool().install(|| self.replay(args));
         }
         self.replay(args)

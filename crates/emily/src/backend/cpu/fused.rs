@@ -148,6 +148,11 @@ fn run_typed<C: Compute>(
     let like_out: Vec<bool> = (1..cstrides.len())
         .map(|k| cstrides[k] == cstrides[0])
         .collect();
+    // Inputs of one element broadcast everywhere (an optimizer's scalars):
+    // filled once per range of units, not once per unit.
+    let scalar: Vec<bool> = (1..cstrides.len())
+        .map(|k| numel(shape) > 0 && cstrides[k].iter().all(|&st| st == 0))
+        .collect();
     let cost = width * (prog.instrs.len() + 1);
     parallel::for_each_range(units, cost, |start, end| {
         let mut regs: Vec<Vec<C>> = vec![vec![C::default(); width]; prog.num_regs];
@@ -157,6 +162,12 @@ fn run_typed<C: Compute>(
             .map(|&b| vec![C::from_f64(f64::from_bits(b)); width])
             .collect();
         let mut loads: Vec<Vec<C>> = vec![Vec::new(); raws.all().len()];
+        for (j, raw) in raws.all().iter().enumerate().filter(|(j, _)| scalar[*j]) {
+            // SAFETY: a broadcast input holds at least its one element.
+            let bytes = unsafe { std::slice::from_raw_parts(raw.ptr, raw.elem) };
+            loads[j].resize(width, C::default());
+            C::load(bytes, raw.dtype, &mut loads[j]);
+        }
         let mut views: Vec<(usize, bool)> = Vec::with_capacity(raws.all().len());
         let mut idx = vec![0usize; outer_shape.len()];
         let mut ri = idx.clone();
@@ -178,6 +189,10 @@ fn run_typed<C: Compute>(
             // Resolve inputs: (element offset, used in place).
             views.clear();
             for (j, raw) in raws.all().iter().enumerate() {
+                if scalar[j] {
+                    views.push((0, false));
+                    continue;
+                }
                 let off = offset(j + 1, &idx);
                 let bcast = cstrides[j + 1][cstrides[j + 1].len() - 1] == 0;
                 if nrows > 1 && !like_out[j] {

@@ -115,7 +115,7 @@ fn typed<T: crate::Element + Copy + 'static>(
             )
         }
     };
-    parallel::pool().install(|| {
+    let run = || {
         if k == 0 {
             // Empty inner dimension: the product is zero.
             out_zero::<T>(op.get(), nb * m * n);
@@ -134,7 +134,13 @@ fn typed<T: crate::Element + Copy + 'static>(
                 one(i, par);
             }
         }
-    });
+    };
+    // One thread: run here, not handed to the pool's one worker and back.
+    if threads == 1 {
+        run();
+    } else {
+        parallel::pool().install(run);
+    }
     Ok(out)
 }
 
