@@ -416,7 +416,9 @@ fn bshd_layout_matches() {
 
 /// Runs the f16 and bf16 entry points on rounded random data; each output must
 /// be the f64 result on the rounded inputs to within one rounding of the
-/// output (plus f32 arithmetic).
+/// output (plus f32 arithmetic). bf16 also allows `2⁻⁸ · max|v|`: on
+/// AVX512-BF16 CPUs long bf16 blocks round the softmax weights to bf16 for
+/// the value product (`sdpa_bf16`'s documented bound).
 fn check_half(p: &SdpaParams<'_>, seed: u64, what: &str) {
     let ql = p
         .q_strides
@@ -467,10 +469,15 @@ fn check_half(p: &SdpaParams<'_>, seed: u64, what: &str) {
             o.iter().map(|x| x.to_f64()).collect()
         };
         let want = sdpa_ref(&qr, &kr, &vr, p);
+        let weights = if name == "bf16" {
+            vr.iter().fold(0f64, |m, &x| m.max(x.abs() as f64)) / 256.0
+        } else {
+            0.0
+        };
         let worst = read(&out)
             .iter()
             .zip(&want)
-            .map(|(&g, &w)| (g - w).abs() / (w.abs() * half_ulp + 2e-5))
+            .map(|(&g, &w)| (g - w).abs() / (w.abs() * half_ulp + 2e-5 + weights))
             .fold(0.0, f64::max);
         assert!(worst <= 1.0, "{what} {name}: {worst} x tolerance");
     }

@@ -3,10 +3,19 @@
 //! stated tolerance of the reference encoder output.
 //!
 //! Tolerances against the reference encoder output (1500 × 384 values after
-//! the final LayerNorm): bf16 max |diff| ≤ 0.25 and mean ≤ 0.01; int8 max
-//! ≤ 0.75 and mean ≤ 0.04 (the f32 graph is within 1e-3, whisper_e2e).
-//! Measured on AMD Zen 4 (AVX512-BF16/VNNI engines): bf16 max 0.114 / mean
-//! 0.0043, int8 max 0.485 / mean 0.021.
+//! the final LayerNorm): bf16 max |diff| ≤ 0.25, 99.9th percentile ≤ 0.05
+//! and mean ≤ 0.01; int8 max ≤ 1.0, 99.9th percentile ≤ 0.2 and mean ≤ 0.04
+//! (the f32 graph is within 1e-3, whisper_e2e).
+//! Measured on AMD Zen 4 (AVX512-BF16/VNNI engines): bf16 max 0.114 / 99.9 %
+//! 0.032 / mean 0.0043; int8 max 0.739 / 99.9 % 0.155 / mean 0.021.
+//!
+//! Why int8's max is 1.0 (it was 0.75): since the int8 encoder's
+//! self-attention runs on bf16 q, k, v with bf16 products, the single worst
+//! of the 576,000 values moves with any rounding of the attention inputs
+//! while the bulk does not: rounding only v to bf16 gave max 0.42, k and v
+//! 0.96, q, k and v 0.62, the bf16 products 0.74 (int8 with f32 attention:
+//! 0.485), with the 99.9th percentile 0.153–0.155 and the mean 0.0211–0.0217
+//! in every case. The percentile bound is what holds the bulk.
 
 mod common;
 
@@ -18,7 +27,7 @@ use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 /// faster-whisper's greedy JFK text.
 const JFK: &str = " And so my fellow Americans ask not what your country can do for you ask what you can do for your country.";
 
-fn check(compute: ComputeType, tol: f32, mean_tol: f32) {
+fn check(compute: ComputeType, tol: f32, p999_tol: f32, mean_tol: f32) {
     let w = Whisper::load_with(&model_dir("whisper-tiny.en"), Kernels::Fused, compute)
         .expect("run `make models` first");
     let mel = read_npy(&goldens().join("jfk_logmel.npy")).unwrap();
@@ -31,13 +40,25 @@ fn check(compute: ComputeType, tol: f32, mean_tol: f32) {
         .map(|(a, b)| (a - b).abs())
         .sum::<f32>()
         / enc.len() as f32;
+    let mut diffs: Vec<f32> = enc
+        .iter()
+        .zip(&want.data)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
+    diffs.sort_by(f32::total_cmp);
+    let p999 = diffs[diffs.len() * 999 / 1000];
     println!(
-        "{}: encoder max |diff| {d:.4}, mean |diff| {mean:.5}",
+        "{}: encoder max |diff| {d:.4}, 99.9th percentile {p999:.4}, mean |diff| {mean:.5}",
         compute.name()
     );
     assert!(
         d <= tol,
         "{}: encoder max abs diff {d} > {tol}",
+        compute.name()
+    );
+    assert!(
+        p999 <= p999_tol,
+        "{}: encoder 99.9th percentile abs diff {p999} > {p999_tol}",
         compute.name()
     );
     assert!(
@@ -53,12 +74,12 @@ fn check(compute: ComputeType, tol: f32, mean_tol: f32) {
 
 #[test]
 fn bf16_encoder_keeps_the_jfk_text() {
-    check(ComputeType::Bf16, 0.25, 0.01);
+    check(ComputeType::Bf16, 0.25, 0.05, 0.01);
 }
 
 #[test]
 fn int8_encoder_keeps_the_jfk_text() {
-    check(ComputeType::Int8Encoder, 0.75, 0.04);
+    check(ComputeType::Int8Encoder, 1.0, 0.2, 0.04);
 }
 
 /// The int8 encoder's projection matrices stay in the checkpoint's stored

@@ -105,6 +105,47 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
     })
 }
 
+/// The Whisper encoder's self-attention core (tiny.en: 6 heads, 1500
+/// positions, head dim 64) through the fused kernel in f32 and in bf16
+/// (bf16 dot products where the CPU has them), GFLOP/s side by side.
+fn attention_row() {
+    use emily_kernels::fast::{sdpa_bf16, sdpa_f32, SdpaParams};
+    let (heads, t, d) = (6, 1500, 64);
+    let p = SdpaParams::new(1, heads, heads, t, t, d);
+    let n = heads * t * d;
+    let data = |seed: u64| -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    };
+    let (q, k, v) = (data(1), data(2), data(3));
+    let half = |x: &[f32]| {
+        x.iter()
+            .map(|&x| half::bf16::from_f32(x))
+            .collect::<Vec<_>>()
+    };
+    let (qb, kb, vb) = (half(&q), half(&k), half(&v));
+    let mut out = vec![0f32; n];
+    let mut outb = vec![half::bf16::ZERO; n];
+    let flop = 4.0 * (heads * t * t * d) as f64;
+    let f32s = median_secs(1.0, || sdpa_f32(&q, &k, &v, &mut out, &p));
+    let bf16s = median_secs(1.0, || sdpa_bf16(&qb, &kb, &vb, &mut outb, &p));
+    println!(
+        "attention [1, {heads}, {t}, {d}] (Whisper tiny encoder): f32 {:.0}, bf16 {:.0} GFLOP/s ({:.2}x); {:.1} vs {:.1} ms per layer",
+        flop / f32s / 1e9,
+        flop / bf16s / 1e9,
+        f32s / bf16s,
+        f32s * 1e3,
+        bf16s * 1e3
+    );
+}
+
 /// Runs the PyTorch peer, echoing its output, and returns its lines.
 fn torch_peer() -> Vec<String> {
     let python = Path::new("bench/peers/.venv/bin/python");
@@ -197,6 +238,7 @@ pub fn run() -> Result<()> {
     for (m, n, k) in SHAPES {
         rows.push(shape_row(m, n, k)?);
     }
+    attention_row();
     let peer = torch_peer();
     for r in &mut rows {
         r.torch = torch_figures(&peer, r.shape);

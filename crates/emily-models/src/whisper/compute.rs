@@ -10,7 +10,8 @@
 /// - `Int8Encoder`: encoder projections and the decoder's cross-attention
 ///   K/V projections (1500 encoder rows, once per window) with 8-bit integer
 ///   products (activation rows quantized on the fly, weights per output
-///   channel at first use), convolutions in bf16.
+///   channel at first use), the encoder's self-attention core on bf16 q, k,
+///   v (bf16 dot products on AVX512-BF16), convolutions in bf16.
 /// - `Int8`: the whole model in int8, as faster-whisper's `int8`: the
 ///   encoder as `Int8Encoder`, and the decoder's matrices and token embedding
 ///   held as per-row int8 codes (CTranslate2's rule; an int8 CTranslate2

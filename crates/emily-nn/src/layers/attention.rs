@@ -7,7 +7,7 @@
 //! (see [`super::AttentionCoreOptions`]), merge heads, `·Woᵀ`. The node's
 //! implementation picks composed or fused RoPE and attention core.
 
-use emily::Tensor;
+use emily::{DType, Tensor};
 
 use super::attention_core::{attend, check_qkv, Attend, AttentionMask};
 use super::dense::linear;
@@ -121,7 +121,10 @@ pub struct AttentionOptions {
     /// Projection names.
     pub names: ProjectionNames,
     /// The q/k/v/out projections multiply with 8-bit integer products
-    /// (`Tensor::matmul_int8`; see [`crate::layers::DenseOptions::quantized`]).
+    /// (`Tensor::matmul_int8`; see [`crate::layers::DenseOptions::quantized`]),
+    /// and the fused attention core of f32 tensors runs on q, k and v rounded
+    /// to bf16 (bf16 dot products where the CPU has them; see
+    /// `emily_kernels::fast::sdpa_bf16`), its output widened back to f32.
     pub quantized: bool,
 }
 
@@ -328,7 +331,14 @@ impl AttentionOptions {
             mask,
             dropout,
         };
-        let out = merge_heads(&attend(&q, &k, &v, a, ctx.fused)?)?;
+        let low_precision = self.quantized && ctx.fused && q.dtype() == DType::F32;
+        let out = if low_precision {
+            let bf = |t: &Tensor| t.cast(DType::BF16);
+            attend(&bf(&q)?, &bf(&k)?, &bf(&v)?, a, true)?.cast(DType::F32)?
+        } else {
+            attend(&q, &k, &v, a, ctx.fused)?
+        };
+        let out = merge_heads(&out)?;
         let wo = param(locals, &format!("{}.weight", self.names.o))?;
         let bo = if self.bias.o {
             Some(param(locals, &format!("{}.bias", self.names.o))?)

@@ -56,6 +56,11 @@ pub(super) struct Scratch {
     pub row: Vec<f32>,
     pub kbuf: Vec<f32>,
     pub vbuf: Vec<f32>,
+    /// The bf16-product loop ([`super::bf16_products`]): Q^T, the
+    /// probability tile and the value tile as bf16 pairs.
+    pub qt2: Vec<u32>,
+    pub pt2: Vec<u32>,
+    pub vt2: Vec<u32>,
 }
 
 impl Scratch {
@@ -84,7 +89,7 @@ impl Scratch {
 
 /// Runs unit `u` with the best kernels of this CPU: the rows layout for a
 /// handful of rows (AVX-512), else the lanes layout with full- or half-width
-/// tiles.
+/// tiles (bf16 products for bf16 tensors on AVX512-BF16).
 pub(super) fn run(ctx: &Ctx<'_, '_>, u: usize, s: &mut Scratch) {
     let blk = ctx.plan.block(u);
     let rows = blk.rows();
@@ -107,6 +112,8 @@ unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, rows: usiz
         super::decode::process_rows(ctx, blk, s)
     } else if rows <= 16 {
         process::<Avx512<1, 8>>(ctx, blk, s)
+    } else if let Some(qkv) = super::bf16_products::operands(ctx) {
+        super::bf16_products::process(ctx, blk, s, qkv)
     } else {
         process::<Avx512<2, 8>>(ctx, blk, s)
     }

@@ -1,7 +1,8 @@
 //! Element types at the boundary of an attention call. `f32` tensors are read
 //! in place; `f16`/`bf16` ones are widened into `f32` scratch — once per query
 //! row and once per key/value tile of a block — and the output is rounded once
-//! per element. All arithmetic is `f32`.
+//! per element. All arithmetic is `f32` (but see `bf16_products` for the
+//! bf16 dot products of long bf16 blocks).
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};

@@ -20,6 +20,8 @@
 //! are all masked also outputs zeros (all weight goes to the sink, which has no
 //! value vector).
 
+#[cfg(target_arch = "x86_64")]
+mod bf16_products;
 mod block;
 #[cfg(target_arch = "x86_64")]
 mod decode;
@@ -277,7 +279,12 @@ pub fn sdpa_f16(q: &[f16], k: &[f16], v: &[f16], out: &mut [f16], params: &SdpaP
     );
 }
 
-/// [`sdpa_f32`] for `bf16` tensors, as [`sdpa_f16`].
+/// [`sdpa_f32`] for `bf16` tensors, as [`sdpa_f16`], except that on a CPU
+/// with AVX512-BF16 (bf16 GEMM engine not capped below AVX-512 by
+/// `EMILY_ISA`) blocks of more than 16 query rows with an even head dim run
+/// on bf16 dot products: `q·k` and `p·v` products exact, sums f32, and the
+/// softmax weights `p` rounded to bf16 before the value product (an output
+/// moves by at most about `2⁻⁸ · max|v|` from the f32 loop).
 ///
 /// # Panics
 /// As [`sdpa_f32`].
