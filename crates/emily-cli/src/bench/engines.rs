@@ -146,6 +146,45 @@ fn attention_row() {
     );
 }
 
+/// The CPU's arithmetic peaks (register-only loops on every thread) and the
+/// Whisper tiny.en encoder's floor at those peaks.
+fn peaks_and_encoder_floor() {
+    use emily_kernels::gemm::{peak_ops_per_sec, PeakOp};
+    let peak = |op| peak_ops_per_sec(op).map(|x| x / 1e9);
+    let (f, b, i) = (
+        peak(PeakOp::F32Fma),
+        peak(PeakOp::Bf16Dot),
+        peak(PeakOp::Int8Dot),
+    );
+    let show = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
+    println!(
+        "peaks ({} threads, 512-bit register loops): f32 FMA {} GFLOP/s, bf16 dot {} GFLOP/s, int8 dot {} GOP/s",
+        emily_kernels::parallel::num_threads(),
+        show(f),
+        show(b),
+        show(i)
+    );
+    // tiny.en: d 384, 1500 positions (3000 before the stride-2 conv), 4
+    // layers, MLP 1536, 80 mels.
+    let (d, t, layers, ffn, mels) = (384.0, 1500.0, 4.0, 1536.0, 80.0);
+    let conv = 2.0 * (2.0 * t * d * mels * 3.0 + t * d * d * 3.0) / 1e9;
+    let linear = layers * 2.0 * t * (4.0 * d * d + 2.0 * d * ffn) / 1e9;
+    let attention = layers * 4.0 * t * t * d / 1e9;
+    println!(
+        "Whisper tiny.en encoder: conv {conv:.2} GFLOP, projections + MLP {linear:.1}, attention {attention:.1} (total {:.1})",
+        conv + linear + attention
+    );
+    if let (Some(f), Some(b), Some(i)) = (f, b, i) {
+        let ms = |gflop: f64, rate: f64| gflop / rate * 1e3;
+        println!(
+            "  encoder floor at these peaks: f32 {:.0} ms; conv + attention bf16, projections int8 {:.0} ms; attention int8 too {:.0} ms",
+            ms(conv + linear + attention, f),
+            ms(conv + attention, b) + ms(linear, i),
+            ms(conv, b) + ms(linear + attention, i)
+        );
+    }
+}
+
 /// Runs the PyTorch peer, echoing its output, and returns its lines.
 fn torch_peer() -> Vec<String> {
     let python = Path::new("bench/peers/.venv/bin/python");
@@ -234,6 +273,7 @@ pub fn run() -> Result<()> {
         Engine::available(Precision::Bf16),
         Engine::available(Precision::Int8)
     );
+    peaks_and_encoder_floor();
     let mut rows = Vec::new();
     for (m, n, k) in SHAPES {
         rows.push(shape_row(m, n, k)?);

@@ -34,6 +34,7 @@ mod kernel_portable;
 mod matrix;
 mod pack_a;
 mod packed;
+mod peak;
 mod quantize;
 
 use half::bf16;
@@ -41,6 +42,7 @@ use half::bf16;
 pub use engine::{Engine, Precision};
 pub use matrix::MatRef;
 pub use packed::{PackedBf16, PackedInt8, NR};
+pub use peak::{peak_ops_per_sec, PeakOp};
 pub use quantize::{bf16_bits, quantize_columns_s8, quantize_row_u8, RowQuant};
 
 use driver::Gemm;
