@@ -113,8 +113,8 @@ mod x86 {
         // SAFETY: same-size vector reinterpretations.
         let (a, b): (__m512bh, __m512bh) = unsafe {
             (
-                transmute(black_box(_mm512_set1_epi16(0x3f80))),
-                transmute(black_box(_mm512_set1_epi16(0x3a83))),
+                transmute::<__m512i, __m512bh>(black_box(_mm512_set1_epi16(0x3f80))),
+                transmute::<__m512i, __m512bh>(black_box(_mm512_set1_epi16(0x3a83))),
             )
         };
         let mut acc = [_mm512_setzero_ps(); CHAINS];
@@ -139,5 +139,26 @@ mod x86 {
             }
         }
         black_box(acc);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each peak this CPU has is a finite positive rate, and the wider
+    /// instructions do at least as many operations per second as f32 FMA
+    /// (twice and four times the work per instruction, same or half the rate).
+    #[test]
+    fn peaks_are_positive_rates() {
+        let f = peak_ops_per_sec(PeakOp::F32Fma);
+        for op in [PeakOp::F32Fma, PeakOp::Bf16Dot, PeakOp::Int8Dot] {
+            if let Some(x) = peak_ops_per_sec(op) {
+                assert!(x.is_finite() && x > 0.0, "{op:?}: {x}");
+                if let Some(f) = f {
+                    assert!(x > 0.5 * f, "{op:?}: {x} vs f32 FMA {f}");
+                }
+            }
+        }
     }
 }

@@ -25,10 +25,9 @@ use std::sync::OnceLock;
 
 use half::bf16;
 
-use super::block::{apply_mask, init_rows, inverse_denominators, write_out, Ctx, Scratch};
+use super::block::{finish, init_rows, mask_and_softmax, tile_keys, Ctx, Scratch};
 use super::io::Src;
-use super::mask::TileStrides;
-use super::microkernel::{Avx512, MicroKernels};
+use super::microkernel::Avx512;
 use super::plan::Block;
 use super::softmax::LOG2E;
 use crate::gemm::{Engine, Precision};
@@ -104,11 +103,8 @@ pub(super) unsafe fn process(
     let (ks, vs) = (p.k_strides, p.v_strides);
     let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
-        let keys = plan
-            .key_tile
-            .min(kv_len - j0)
-            .min((last_limit + 1 - j0 as isize) as usize); // causal frontier of the block
-                                                           // SAFETY: validated: `keys` rows of `d` elements from this offset.
+        let keys = tile_keys(plan, kv_len, j0, last_limit);
+        // SAFETY: validated: `keys` rows of `d` elements from this offset.
         let k_base = unsafe { k.as_ptr().add(ks.offset(blk.b, blk.hk, j0)) };
         let st = s.st.as_mut_ptr();
         for rc in (0..lanes).step_by(NR) {
@@ -130,31 +126,8 @@ pub(super) unsafe fn process(
                 };
             }
         }
-        let tile = &mut s.st[..keys * lanes];
-        let t = TileStrides { rs: 1, ks: lanes };
-        apply_mask(
-            p,
-            tile,
-            t,
-            keys,
-            j0,
-            &s.mask_base,
-            &s.last_visible,
-            first_limit,
-        );
-        for rc in (0..lanes).step_by(NR) {
-            // SAFETY: AVX-512 present; NR lanes of the tile and statistics.
-            unsafe {
-                F32Tile::softmax(
-                    s.st.as_mut_ptr().add(rc),
-                    lanes,
-                    keys,
-                    s.m.as_mut_ptr().add(rc),
-                    s.l.as_mut_ptr().add(rc),
-                    s.alpha.as_mut_ptr().add(rc),
-                )
-            };
-        }
+        // SAFETY: AVX-512 present; the scratch was set up for `lanes` lanes.
+        unsafe { mask_and_softmax::<F32Tile>(p, s, lanes, (j0, keys), first_limit) };
         // SAFETY: the tile holds `keys` rows of `lanes` probabilities.
         unsafe { pair_probabilities(&s.st[..keys * lanes], lanes, keys, &mut s.pt2) };
         let v_rows = &v[vs.offset(blk.b, blk.hk, j0)..];
@@ -181,23 +154,8 @@ pub(super) unsafe fn process(
         }
         j0 += keys;
     }
-    // out = O / l, transposed back to rows.
-    inverse_denominators(s, rows);
-    s.orows.clear();
-    s.orows.resize(rows * dv, 0.0);
-    // SAFETY: O^T is dv x lanes, orows rows x dv.
-    unsafe {
-        F32Tile::transpose(
-            s.ot.as_ptr(),
-            lanes,
-            dv,
-            rows,
-            s.orows.as_mut_ptr(),
-            dv,
-            &s.inv,
-        );
-        write_out(ctx, blk, s);
-    }
+    // SAFETY: AVX-512 present; O^T holds the block's sums.
+    unsafe { finish::<F32Tile>(ctx, blk, s, lanes) };
 }
 
 /// `lo` in the low 16 bits, `hi` in the high 16 (the pair order of `vdpbf16ps`).

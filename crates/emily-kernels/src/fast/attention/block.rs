@@ -269,10 +269,7 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
 
     let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
-        let keys = plan
-            .key_tile
-            .min(kv_len - j0)
-            .min((last_limit + 1 - j0 as isize) as usize); // causal frontier of the block
+        let keys = tile_keys(plan, kv_len, j0, last_limit);
         let (k, ldk, v, ldv) = s.kv_tile(ctx, blk.b, blk.hk, j0, keys);
         let (k_base, v_base) = (k.as_ptr(), v.as_ptr());
         let st = s.st.as_mut_ptr();
@@ -284,28 +281,7 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
                 K::scores(s.qt.as_ptr().add(rc), lanes, k_ptr, ldk, nk, d, out, lanes);
             }
         }
-        let tile = &mut s.st[..keys * lanes];
-        let t = TileStrides { rs: 1, ks: lanes };
-        apply_mask(
-            p,
-            tile,
-            t,
-            keys,
-            j0,
-            &s.mask_base,
-            &s.last_visible,
-            first_limit,
-        );
-        for rc in (0..lanes).step_by(nr) {
-            K::softmax(
-                s.st.as_mut_ptr().add(rc),
-                lanes,
-                keys,
-                s.m.as_mut_ptr().add(rc),
-                s.l.as_mut_ptr().add(rc),
-                s.alpha.as_mut_ptr().add(rc),
-            );
-        }
+        mask_and_softmax::<K>(p, s, lanes, (j0, keys), first_limit);
         let pt = s.st.as_ptr();
         let ot = s.ot.as_mut_ptr();
         for rc in (0..lanes).step_by(nr) {
@@ -319,18 +295,87 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         }
         j0 += keys;
     }
-    // out = O / l, transposed back to rows.
+    finish::<K>(ctx, blk, s, lanes);
+}
+
+/// Keys in the tile from `j0`: at most a key tile, the keys left, and the
+/// block's causal frontier (`last_limit`).
+pub(super) fn tile_keys(plan: &Plan, kv_len: usize, j0: usize, last_limit: isize) -> usize {
+    plan.key_tile
+        .min(kv_len - j0)
+        .min((last_limit + 1 - j0 as isize) as usize)
+}
+
+/// Masks the lanes-layout score tile of keys `j0 .. j0 + keys` and runs the
+/// online softmax on it with `K`'s kernel (probabilities left in `s.st`,
+/// statistics and rescale factors updated).
+///
+/// # Safety
+/// The CPU must support `K`'s ISA; `s` was set up by [`init_rows`] for
+/// `lanes` (a multiple of `K::NR`) lanes and holds `keys` score rows.
+#[inline(always)]
+pub(super) unsafe fn mask_and_softmax<K: MicroKernels>(
+    p: &SdpaParams<'_>,
+    s: &mut Scratch,
+    lanes: usize,
+    (j0, keys): (usize, usize),
+    first_limit: isize,
+) {
+    let tile = &mut s.st[..keys * lanes];
+    let t = TileStrides { rs: 1, ks: lanes };
+    apply_mask(
+        p,
+        tile,
+        t,
+        keys,
+        j0,
+        &s.mask_base,
+        &s.last_visible,
+        first_limit,
+    );
+    for rc in (0..lanes).step_by(K::NR) {
+        // SAFETY: NR lanes of the tile and of the statistics, as documented.
+        unsafe {
+            K::softmax(
+                s.st.as_mut_ptr().add(rc),
+                lanes,
+                keys,
+                s.m.as_mut_ptr().add(rc),
+                s.l.as_mut_ptr().add(rc),
+                s.alpha.as_mut_ptr().add(rc),
+            )
+        };
+    }
+}
+
+/// `out = O / l`: the lanes-layout accumulator `s.ot` (`v_head_dim x lanes`)
+/// transposed back to rows, scaled and written to the output.
+///
+/// # Safety
+/// The CPU must support `K`'s ISA; `ctx` must describe buffers that passed
+/// `SdpaParams::validate`, and no other worker may write this block's rows.
+#[inline(always)]
+pub(super) unsafe fn finish<K: MicroKernels>(
+    ctx: &Ctx<'_, '_>,
+    blk: &Block,
+    s: &mut Scratch,
+    lanes: usize,
+) {
+    let (rows, dv) = (blk.rows(), ctx.p.v_head_dim);
     inverse_denominators(s, rows);
     s.orows.clear();
     s.orows.resize(rows * dv, 0.0);
-    K::transpose(
-        s.ot.as_ptr(),
-        lanes,
-        dv,
-        rows,
-        s.orows.as_mut_ptr(),
-        dv,
-        &s.inv,
-    );
-    write_out(ctx, blk, s);
+    // SAFETY: O^T is dv x lanes, orows rows x dv; the rest as documented.
+    unsafe {
+        K::transpose(
+            s.ot.as_ptr(),
+            lanes,
+            dv,
+            rows,
+            s.orows.as_mut_ptr(),
+            dv,
+            &s.inv,
+        );
+        write_out(ctx, blk, s);
+    }
 }
