@@ -122,7 +122,6 @@ fn converting_to_hf_then_loading_gives_identical_weights() {
 }
 
 #[test]
-#[ignore = "needs models/whisper-base: run scripts/fetch-models.sh base"]
 fn base_loads_from_concatenated_pieces() {
     let ckpt = load_whisper(&model_dir("whisper-base")).unwrap();
     let d = ckpt.dims;

@@ -82,7 +82,6 @@ fn english_only_special_tokens_come_from_the_file() {
 }
 
 #[test]
-#[ignore = "needs models/whisper-base: run scripts/fetch-models.sh base"]
 fn multilingual_special_tokens_are_shifted() {
     let tok =
         WhisperTokenizer::from_file(&model_dir("whisper-base").join("tokenizer.json")).unwrap();
