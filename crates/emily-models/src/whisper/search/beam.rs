@@ -7,6 +7,8 @@
 
 use std::cmp::Ordering;
 
+use rayon::prelude::*;
+
 use super::super::decoding::log_softmax;
 use super::rows::Rows;
 use super::{Hypothesis, Search};
@@ -21,9 +23,9 @@ struct Candidate {
 }
 
 /// The `k` best `(beam, token)` continuations over all beams' scores
-/// (`beam_scores[b] + log_probs[b][token]`), best first; ties keep the lower
-/// flat index first.
-fn top_k(log_probs: &[Vec<f32>], beam_scores: &[f64], k: usize) -> Vec<Candidate> {
+/// (`beam_scores[b] + log_probs[b][token]`, `log_probs` one row of `vocab`
+/// per beam), best first; ties keep the lower flat index first.
+fn top_k(log_probs: &[f32], vocab: usize, beam_scores: &[f64], k: usize) -> Vec<Candidate> {
     let mut best: Vec<Candidate> = Vec::with_capacity(k + 1);
     let worse = |a: &Candidate, b: &Candidate| -> bool {
         match a.score.total_cmp(&b.score) {
@@ -32,7 +34,7 @@ fn top_k(log_probs: &[Vec<f32>], beam_scores: &[f64], k: usize) -> Vec<Candidate
             Ordering::Equal => (a.beam, a.token) > (b.beam, b.token),
         }
     };
-    for (beam, (lp, &base)) in log_probs.iter().zip(beam_scores).enumerate() {
+    for (beam, (lp, &base)) in log_probs.chunks(vocab).zip(beam_scores).enumerate() {
         for (token, &l) in lp.iter().enumerate() {
             if l == f32::NEG_INFINITY {
                 continue;
@@ -67,13 +69,14 @@ pub(super) fn beam_search(
     let mut finished: Vec<Hypothesis> = Vec::new();
     search.filter.apply(&mut first, &[]);
     log_softmax(&mut first);
-    let mut log_probs = vec![first];
+    let vocab = first.len();
+    let mut log_probs = first;
     // Tokens and cumulative scores of the live beams (one before the first step).
     let mut seqs: Vec<Vec<u32>> = vec![Vec::new()];
     let mut scores: Vec<f64> = vec![0.0];
     for step in 0..search.max_steps {
         let last_step = step + 1 == search.max_steps;
-        let candidates = top_k(&log_probs, &scores, 2 * beam_size);
+        let candidates = top_k(&log_probs, vocab, &scores, 2 * beam_size);
         if candidates.is_empty() {
             break;
         }
@@ -123,15 +126,18 @@ pub(super) fn beam_search(
             .collect();
         scores = next.iter().map(|c| c.score).collect();
         let tokens: Vec<u32> = next.iter().map(|c| c.token).collect();
-        let mut step_logits = rows.step(&tokens)?;
-        log_probs = (0..next.len())
-            .map(|r| {
-                let row = step_logits.row_mut(r);
-                search.filter.apply(row, &seqs[r]);
-                log_softmax(row);
-                row.to_vec()
-            })
-            .collect();
+        log_probs = rows.step(&tokens)?.data;
+        // Each row's rules and log-softmax (a pass or three over the
+        // vocabulary) on the pool's threads, a row per task.
+        emily_kernels::parallel::pool().install(|| {
+            log_probs
+                .par_chunks_mut(vocab)
+                .zip(seqs.par_iter())
+                .for_each(|(row, seq)| {
+                    search.filter.apply(row, seq);
+                    log_softmax(row);
+                })
+        });
     }
     if finished.is_empty() {
         // No step ran to an end (no steps allowed): the empty hypothesis.
