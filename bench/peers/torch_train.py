@@ -5,7 +5,8 @@ threads: median ms per step (forward, backward, optimizer update), warm.
 
 Set up once (a venv under the git-ignored bench/peers/.venv):
     python3 -m venv bench/peers/.venv && bench/peers/.venv/bin/pip install torch
-Run:  bench/peers/.venv/bin/python bench/peers/torch_train.py
+Run:  bench/peers/.venv/bin/python bench/peers/torch_train.py [--threads 1,2]
+(`emily bench train` runs it with its own thread count and prints the ratios.)
 """
 import math
 import statistics
@@ -115,7 +116,21 @@ def bytelm_step(torch, F, dim=64, layers=2, heads=4, kv_heads=2, ffn=172, batch=
     return step
 
 
+def thread_counts(argv):
+    """`--threads 1,2` (the default) from the command line."""
+    if "--threads" not in argv:
+        return [1, 2]
+    i = argv.index("--threads")
+    if i + 1 >= len(argv):
+        raise SystemExit("--threads needs a value, e.g. --threads 1,2")
+    counts = [int(v) for v in argv[i + 1].split(",") if v]
+    if not counts or min(counts) < 1:
+        raise SystemExit(f"--threads {argv[i + 1]}: give positive thread counts")
+    return counts
+
+
 def main():
+    counts = thread_counts(sys.argv[1:])
     try:
         import torch
         import torch.nn.functional as F
@@ -123,7 +138,7 @@ def main():
         print("torch not installed (see this script's docstring)")
         return 1
     print(f"torch {torch.__version__}, f32, ms per training step (median of 7)")
-    for threads in (1, 2):
+    for threads in counts:
         torch.set_num_threads(threads)
         for name, make in (("digits MLP b64", digits_step), ("byte LM b16x64", bytelm_step)):
             print(f"{name:<16} threads={threads}  {median_ms(make(torch, F)):8.3f} ms")

@@ -4,9 +4,6 @@
 //! dynamic-int8 products on the same shapes (bench/peers/torch_gemm.py in
 //! bench/peers/.venv, when set up).
 
-use std::path::Path;
-use std::process::Command;
-
 use anyhow::Result;
 use emily::{DType, Tensor};
 use emily_kernels::gemm::{
@@ -187,30 +184,8 @@ fn peaks_and_encoder_floor() {
 
 /// Runs the PyTorch peer, echoing its output, and returns its lines.
 fn torch_peer() -> Vec<String> {
-    let python = Path::new("bench/peers/.venv/bin/python");
-    if !python.is_file() {
-        println!("peer torch: not set up (bash bench/peers/setup-torch-venv.sh)");
-        return Vec::new();
-    }
-    let out = Command::new(python)
-        .arg("bench/peers/torch_gemm.py")
-        .arg(emily_kernels::parallel::num_threads().to_string())
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            print!("{text}");
-            text.lines().map(str::to_string).collect()
-        }
-        Ok(o) => {
-            println!("peer torch: failed\n{}", String::from_utf8_lossy(&o.stderr));
-            Vec::new()
-        }
-        Err(e) => {
-            println!("peer torch: failed to start ({e})");
-            Vec::new()
-        }
-    }
+    let threads = emily_kernels::parallel::num_threads().to_string();
+    super::torch_peer::run("torch_gemm.py", &[threads])
 }
 
 /// PyTorch's f32, bf16 and int8 GFLOP/s for `(m, n, k)` from the peer's line

@@ -11,6 +11,7 @@ mod serve;
 mod serve_batch;
 mod serve_llm;
 mod timer;
+mod torch_peer;
 mod train;
 pub mod whisper;
 mod whisper_procs;

@@ -2,8 +2,11 @@
 //! train` recipes (forward, backward and AdamW update; f32), and the byte
 //! LM's compiled (traced, fused, replayed) step against the same forward +
 //! backward graph evaluated eagerly op by op, with the kernels each runs per
-//! step and the memory each needs beyond the parameters. Thread count:
-//! `--threads`; `EMILY_PROFILE=1` adds the compiled step's time per op kind.
+//! step and the memory each needs beyond the parameters; then PyTorch's step
+//! for the same models (`bench/peers/torch_train.py` in `bench/peers/.venv`,
+//! when set up) at the same thread count, and the ratios side by side.
+//! Thread count: `--threads`; `EMILY_PROFILE=1` adds the compiled step's
+//! time per op kind.
 
 use anyhow::Result;
 use emily::{memory, DType, Tensor};
@@ -38,7 +41,9 @@ pub fn run() -> Result<()> {
             .step(&mut params, &[(digits::INPUT, &x)], &[&y])
             .expect("digits step");
     }) * 1e3;
-    println!("{:<34} {ms:>10.3}", format!("digits MLP b{}", recipe.batch));
+    let digits_name = format!("digits MLP b{}", recipe.batch);
+    println!("{digits_name:<34} {ms:>10.3}");
+    let mut ours = vec![(digits_name, ms)];
 
     // Byte LM, batch 16 × 64 bytes.
     let r = bytelm::Recipe::default();
@@ -62,10 +67,9 @@ pub fn run() -> Result<()> {
             .step(&mut params, &[(bytelm::INPUT, &x)], &[&y])
             .expect("bytelm step");
     }) * 1e3;
-    println!(
-        "{:<34} {ms:>10.3}",
-        format!("byte LM b{}x{}", r.batch, r.seq_len)
-    );
+    let bytelm_name = format!("byte LM b{}x{}", r.batch, r.seq_len);
+    println!("{bytelm_name:<34} {ms:>10.3}");
+    ours.push((bytelm_name, ms));
 
     // The same loss + gradients: compiled plan vs eager evaluation.
     let step = make_step(&params)?;
@@ -114,5 +118,61 @@ pub fn run() -> Result<()> {
             println!("  {op:<32} {:>8.3} ms  {runs:>5} runs", secs * 1e3);
         }
     }
+    let threads = emily_kernels::parallel::num_threads();
+    let peer = torch_peer(threads);
+    if !peer.is_empty() {
+        println!("\n## training step vs PyTorch ({threads} thread(s), f32, ms per step)");
+        println!(
+            "{:<20} {:>10} {:>10} {:>14}",
+            "step", "emily", "torch", "emily / torch"
+        );
+        for (name, ms) in &ours {
+            match torch_ms(&peer, name, threads) {
+                Some(t) => println!("{name:<20} {ms:>10.3} {t:>10.3} {:>13.2}x", ms / t),
+                None => println!("{name:<20} {ms:>10.3} {:>10} {:>14}", "-", "-"),
+            }
+        }
+    }
     Ok(())
+}
+
+/// Runs the PyTorch peer at `threads`; its lines (none when it is not set
+/// up or fails, said on stdout).
+fn torch_peer(threads: usize) -> Vec<String> {
+    println!();
+    super::torch_peer::run("torch_train.py", &["--threads".into(), threads.to_string()])
+}
+
+/// PyTorch's ms per step for `name` from the peer's line
+/// `NAME threads=T  X ms`.
+fn torch_ms(lines: &[String], name: &str, threads: usize) -> Option<f64> {
+    let tag = format!("threads={threads}");
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with(name) && l.split_whitespace().any(|w| w == tag))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let unit = words.iter().rposition(|w| *w == "ms")?;
+    words.get(unit.checked_sub(1)?)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::torch_ms;
+
+    #[test]
+    fn peer_lines_are_parsed_by_name_and_threads() {
+        let lines: Vec<String> = [
+            "torch 2.15.0, f32, ms per training step (median of 7)",
+            "digits MLP b64   threads=1     0.699 ms",
+            "byte LM b16x64   threads=1    19.240 ms",
+            "byte LM b16x64   threads=2    16.580 ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(torch_ms(&lines, "byte LM b16x64", 2), Some(16.58));
+        assert_eq!(torch_ms(&lines, "digits MLP b64", 1), Some(0.699));
+        assert_eq!(torch_ms(&lines, "digits MLP b64", 2), None);
+        assert_eq!(torch_ms(&lines, "other", 1), None);
+    }
 }

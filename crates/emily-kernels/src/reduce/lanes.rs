@@ -54,10 +54,20 @@ pub(crate) fn extreme<const MAX: bool>(x: &[f32]) -> f32 {
         *a = step(*a, v);
         *n |= v.is_nan() as u32;
     }
-    if nan.iter().any(|&n| n != 0) {
+    if nan.iter().fold(0, |a, &n| a | n) != 0 {
         return f32::NAN;
     }
-    acc.iter().fold(init, |a, &v| step(a, v))
+    // A pairwise fold (vectorised; a sequential one is a 32-step dependency
+    // chain, most of a short row's time). Deterministic; only the sign of
+    // a zero extreme reached by both signs may differ from a sequential fold.
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            acc[i] = step(acc[i], acc[i + w]);
+        }
+    }
+    acc[0]
 }
 
 /// `sum(x)`, or `sum(exp(x - m))` for a finite `m >= x` when `EXP`, with f32

@@ -3,8 +3,10 @@
 //! cache filled up to a run-time offset, grouped-query heads, and dropout on
 //! the probabilities in training.
 //!
-//! The composed form is what a model library's eager attention does: repeat
-//! the kv heads, `matmul`, scale, mask, `softmax` (f32), dropout, `matmul`.
+//! The composed form is what a model library's eager attention does:
+//! `matmul`, scale, mask, `softmax` (f32), dropout, `matmul`, with the query
+//! heads of each kv head stacked as rows of one product (the same sums as
+//! repeating the kv heads, without the copy).
 //! The fused form is one `emily::fast::scaled_dot_product_attention` node
 //! (kv heads are never repeated); it has no dropout, so a node that drops
 //! attention probabilities in training runs composed.
@@ -271,9 +273,16 @@ pub(crate) fn attend(
         };
         return emily::fast::scaled_dot_product_attention(q, k, v, opts);
     }
+    // Grouped-query heads: the `groups` query heads of one kv head are
+    // stacked as rows of one product, `(B, Hkv, groups·Tq, D)`, so kv heads
+    // are never repeated (no copy forward, no sum over the group backward).
     let groups = hq / hkv;
-    let (k, v) = (repeat_kv(k, groups)?, repeat_kv(v, groups)?);
-    let mut scores = q.matmul(&k.t()?)?.mul_scalar(a.scale as f64)?;
+    let (d, dv) = (q.shape()[3], v.shape()[3]);
+    let mut scores = q
+        .reshape_to(&[b, hkv, groups * tq, d])?
+        .matmul(&k.t()?)?
+        .reshape_to(&[b, hq, tq, tk])?
+        .mul_scalar(a.scale as f64)?;
     if let Some(m) = additive {
         scores = scores.add(&m)?;
     }
@@ -284,17 +293,8 @@ pub(crate) fn attend(
     if let Some((rate, noise)) = &a.dropout {
         probs = dropout::apply(&probs, noise, *rate)?;
     }
-    probs.matmul(&v)
-}
-
-/// `(B, Hkv, T, D)` → `(B, Hkv·groups, T, D)`, each kv head repeated for its
-/// query group (a copy, as `repeat_kv` makes one).
-fn repeat_kv(x: &Tensor, groups: usize) -> emily::Result<Tensor> {
-    if groups == 1 {
-        return Ok(x.clone());
-    }
-    let s = x.shape();
-    x.expand_dims(2)?
-        .broadcast_to(&[s[0], s[1], groups, s[2], s[3]])?
-        .reshape_to(&[s[0], s[1] * groups, s[2], s[3]])
+    probs
+        .reshape_to(&[b, hkv, groups * tq, tk])?
+        .matmul(v)?
+        .reshape_to(&[b, hq, tq, dv])
 }

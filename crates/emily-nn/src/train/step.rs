@@ -152,17 +152,19 @@ impl Forward {
                 }
                 None => grads,
             };
-            let mut sq: Option<Tensor> = None;
-            for g in &grads {
-                let s = g.square()?.sum(&[], false)?;
-                sq = Some(match sq {
-                    Some(t) => t.add(&s)?,
-                    None => s,
-                });
-            }
-            let sq = match sq {
-                Some(s) => s.cast(DType::F32)?,
-                None => Tensor::zeros(&[], DType::F32)?,
+            // Σ g² over all gradients as one long row: one concat, square
+            // and sum, not a square and a sum per parameter.
+            let flat = grads
+                .iter()
+                .map(|g| g.reshape_to(&[g.numel()]))
+                .collect::<emily::Result<Vec<_>>>()?;
+            let sq = if flat.is_empty() {
+                Tensor::zeros(&[], DType::F32)?
+            } else {
+                Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)?
+                    .square()?
+                    .sum(&[], false)?
+                    .cast(DType::F32)?
             };
             Ok([loss, sq].into_iter().chain(grads).collect())
         });
