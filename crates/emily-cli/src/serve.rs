@@ -49,6 +49,10 @@ pub struct Args {
     /// system; bounds the memory that batches of changing sizes leave).
     #[arg(long, default_value_t = 256)]
     pool_cache_mb: usize,
+    /// Whisper encoder precision: auto (as `emily transcribe`), f32, bf16,
+    /// int8-encoder, int8.
+    #[arg(long, default_value = "auto", value_parser = crate::transcribe::parse_compute_type)]
+    compute_type: emily_models::whisper::ComputeType,
     /// Use the composed (unfused) norms and attention.
     #[arg(long)]
     no_fast_kernels: bool,
@@ -67,6 +71,7 @@ pub fn run(a: Args) -> Result<()> {
     config.api_key = a.api_key;
     config.max_body_bytes = a.max_body_mb.saturating_mul(1024 * 1024);
     config.timeout = Duration::from_secs(a.timeout_s);
+    config.compute_type = a.compute_type;
     config.pool_cache_bytes = a.pool_cache_mb.saturating_mul(1024 * 1024);
     if a.no_fast_kernels {
         config.kernels = Kernels::Composed;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use emily::Kernels;
+use emily_models::whisper::ComputeType;
 
 /// Server settings (the `emily serve` flags).
 #[derive(Clone, Debug)]
@@ -18,6 +19,9 @@ pub struct ServeConfig {
     pub llm_context: usize,
     /// Which kernels the Whisper graphs use.
     pub kernels: Kernels,
+    /// The Whisper encoder's compute type (`Auto`, as the CLI: the 8-bit
+    /// encoder where the CPU has a fast integer engine).
+    pub compute_type: ComputeType,
     /// Address to bind (loopback unless told otherwise).
     pub host: IpAddr,
     /// Port to bind (0 = any free port).
@@ -51,6 +55,7 @@ impl ServeConfig {
             llm: None,
             llm_context: 2048,
             kernels: Kernels::Fused,
+            compute_type: ComputeType::Auto,
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8080,
             workers: 1,

@@ -159,9 +159,11 @@ fn load_models(state: &AppState) -> Result<(), ServeError> {
         state.set_llm(llm);
         tracing::info!("language model {} loaded", path.display());
     }
-    let w = Whisper::load(&c.whisper, c.kernels).map_err(|source| ServeError::Load {
-        path: c.whisper.display().to_string(),
-        source: Box::new(source),
+    let w = Whisper::load_with(&c.whisper, c.kernels, c.compute_type).map_err(|source| {
+        ServeError::Load {
+            path: c.whisper.display().to_string(),
+            source: Box::new(source),
+        }
     })?;
     let engine = Engine::start(Arc::new(w), Limits::of(c), state.metrics().clone());
     state.set_engine(engine);

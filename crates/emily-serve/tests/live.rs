@@ -22,12 +22,26 @@ async fn streamed_jfk_gives_partials_then_final_segments() {
         audio.extend(pcm.iter().map(|&s| s as f32 / 32768.0));
         audio.extend(std::iter::repeat_n(0.0, 16_000));
     }
-    for chunk in audio.chunks(8_000) {
+    // The first 2 s, then a partial is awaited (audio sent all at once is
+    // coalesced into one run: see the next test), then the rest and `stop`.
+    let mut chunks = audio.chunks(8_000);
+    for chunk in chunks.by_ref().take(4) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
+        ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+    let mut partials = 0;
+    while let Some(msg) = ws.next().await {
+        let Ok(Message::Text(t)) = msg else { continue };
+        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+        assert_eq!(v["type"], "partial", "{v}");
+        partials += 1;
+        break;
+    }
+    for chunk in chunks {
         let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
         ws.send(Message::Binary(bytes.into())).await.unwrap();
     }
     ws.send(Message::Text("stop".into())).await.unwrap();
-    let mut partials = 0;
     let mut finals = Vec::new();
     let mut done = false;
     while let Some(msg) = ws.next().await {
@@ -63,5 +77,58 @@ async fn streamed_jfk_gives_partials_then_final_segments() {
     // Without the key the upgrade is refused.
     let bad = format!("ws://{}/v1/audio/live", s.addr);
     assert!(tokio_tungstenite::connect_async(bad).await.is_err());
+    s.stop().unwrap();
+}
+
+/// A client that sends faster than real time builds no backlog: audio that
+/// arrives while a transcription runs is coalesced into the next run, so 20 s
+/// sent at once cost a few runs, not one per second of audio, and `stop` is
+/// still answered with the whole text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_audio_is_coalesced_not_queued() {
+    let mut s = start(ServeConfig::new(model_dir()));
+    let url = format!("ws://{}/v1/audio/live", s.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let pcm = jfk_pcm();
+    let audio: Vec<f32> = pcm
+        .iter()
+        .map(|&s| s as f32 / 32768.0)
+        .chain(std::iter::repeat_n(0.0, 9 * 16_000))
+        .collect();
+    let seconds = audio.len() / 16_000;
+    assert!(seconds >= 20);
+    // 0.1 s chunks, all sent before any answer is read.
+    let messages: Vec<Message> = audio
+        .chunks(1_600)
+        .map(|c| Message::Binary(c.iter().flat_map(|s| s.to_le_bytes()).collect()))
+        .chain([Message::Text("stop".into())])
+        .collect();
+    let mut sink = futures_util::stream::iter(messages.into_iter().map(Ok));
+    ws.send_all(&mut sink).await.unwrap();
+    let (mut partials, mut text, mut done) = (0, String::new(), false);
+    while let Some(msg) = ws.next().await {
+        let Ok(Message::Text(t)) = msg else { continue };
+        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+        match v["type"].as_str().unwrap() {
+            "partial" => partials += 1,
+            "final" => {
+                for seg in v["segments"].as_array().unwrap() {
+                    text.push_str(seg["text"].as_str().unwrap());
+                    text.push(' ');
+                }
+            }
+            "done" => {
+                done = true;
+                break;
+            }
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert!(done);
+    assert!(
+        partials <= 5,
+        "{partials} partial runs for {seconds} s sent at once (one per second would be a backlog)"
+    );
+    assert!(text.contains("ask not what your country"), "{text}");
     s.stop().unwrap();
 }

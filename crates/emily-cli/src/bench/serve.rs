@@ -15,13 +15,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use emily::Kernels;
-use emily_models::whisper::{TranscribeOptions, Whisper};
+use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 use tokio::task::JoinSet;
+
+use super::serve_batch::BatchRows;
 
 /// Requests each client sends per concurrency level.
 const PER_CLIENT: usize = 3;
-/// Concurrency levels.
+/// Concurrency levels (JFK).
 const LEVELS: [usize; 4] = [1, 2, 4, 8];
+/// Concurrency levels of the speech-dense input.
+const DENSE_LEVELS: [usize; 2] = [1, 4];
 /// The overload run: queue size, clients per queue slot, default seconds.
 const OVERLOAD_QUEUE: usize = 4;
 const OVERLOAD_FACTOR: usize = 10;
@@ -195,54 +199,134 @@ async fn closed_loop(
     Ok((latencies, wall))
 }
 
-/// The same transcription in this process (greedy, as the server decodes):
-/// median of 5 after a warm-up, in ms, and its text; then the batching rows.
-fn in_process(model: &Path, audio: &Path) -> Result<(f64, String)> {
-    let w = Whisper::load(model, Kernels::Fused)?;
-    let samples = emily_models::audio::load_audio(audio)?;
-    let opts = TranscribeOptions::greedy();
-    let text = w.transcribe(&samples, &opts)?.text.trim().to_string();
-    let mut ms: Vec<f64> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            w.transcribe(&samples, &opts)
-                .map(|_| t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_, _>>()?;
-    ms.sort_by(f64::total_cmp);
-    super::serve_batch::run(&w, &samples)?;
-    Ok((ms[ms.len() / 2], text))
+/// An input the server is driven with: its WAV bytes, what the model says
+/// for it in process, and the work it takes.
+struct Clip {
+    label: &'static str,
+    wav: Arc<Vec<u8>>,
+    seconds: f64,
+    /// Greedy text in process (what every answer must say).
+    text: String,
+    /// Median in-process milliseconds (greedy, as the server decodes).
+    in_process_ms: f64,
+    /// Windows and decoder steps of one transcription.
+    windows: usize,
+    steps: usize,
 }
 
-/// Runs the benchmark on the default model and `samples/jfk.wav`.
-pub fn run() -> Result<()> {
-    let model: PathBuf = crate::default_model_dir();
-    let audio = Path::new("samples/jfk.wav");
-    let wav = Arc::new(std::fs::read(audio).with_context(|| audio.display().to_string())?);
-    let audio_s = emily_models::audio::load_audio(audio)?.len() as f64 / 16_000.0;
-    let (cli_ms, expected) = in_process(&model, audio)?;
+impl Clip {
+    /// `samples` (16 kHz mono, also encoded as `wav`) transcribed in
+    /// process: median of 5 after a warm-up.
+    fn measure(w: &Whisper, label: &'static str, wav: Vec<u8>, samples: &[f32]) -> Result<Clip> {
+        let opts = TranscribeOptions::greedy();
+        let t = w.transcribe(samples, &opts)?;
+        let mut ms: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                w.transcribe(samples, &opts)
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_, _>>()?;
+        ms.sort_by(f64::total_cmp);
+        let seconds = samples.len() as f64 / 16_000.0;
+        Ok(Clip {
+            label,
+            wav: Arc::new(wav),
+            seconds,
+            text: t.text.trim().to_string(),
+            in_process_ms: ms[ms.len() / 2],
+            windows: (seconds / 30.0).ceil() as usize,
+            steps: t.timings.decoder_steps,
+        })
+    }
+}
+
+/// Seconds of the speech-dense input.
+const DENSE_SECONDS: usize = 30;
+
+/// A speech-dense input: JFK's speech repeated to fill one 30 s window (JFK
+/// alone leaves most of its window silent, so its request is mostly
+/// encoder), as 16-bit WAV bytes and samples.
+fn dense_input(jfk: &[f32]) -> Result<(Vec<u8>, Vec<f32>)> {
+    let samples: Vec<f32> = jfk
+        .iter()
+        .copied()
+        .cycle()
+        .take(DENSE_SECONDS * 16_000)
+        .collect();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut bytes, spec)?;
+    for &x in &samples {
+        writer.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+    }
+    writer.finalize()?;
+    let wav = bytes.into_inner();
+    // What the server decodes: the WAV's samples, rounded to 16 bits.
+    let samples = emily_models::audio::decode_bytes(wav.clone(), "dense.wav")
+        .map(|d| d.samples)
+        .context("decoding the speech-dense WAV")?;
+    Ok((wav, samples))
+}
+
+/// The inputs, measured in process with the server's model and compute
+/// type, and the batching rows on JFK.
+fn in_process(model: &Path, audio: &Path) -> Result<(Vec<Clip>, BatchRows)> {
+    // The server's default compute type (`auto`, as `emily transcribe`).
+    let w = Whisper::load_with(model, Kernels::Fused, ComputeType::Auto)?;
+    let jfk = emily_models::audio::load_audio(audio)?;
+    let wav = std::fs::read(audio).with_context(|| audio.display().to_string())?;
+    let (dense_wav, dense) = dense_input(&jfk)?;
+    let clips = vec![
+        Clip::measure(&w, "JFK (11 s)", wav, &jfk)?,
+        Clip::measure(
+            &w,
+            "speech-dense 30 s (JFK repeated; not the JFK target's input)",
+            dense_wav,
+            &dense,
+        )?,
+    ];
+    let rows = super::serve_batch::run(&w, &jfk)?;
+    Ok((clips, rows))
+}
+
+/// The closed-loop table of `clip` at concurrency `levels`.
+fn levels_table(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    clip: &Clip,
+    levels: &[usize],
+    rows: &BatchRows,
+) -> Result<()> {
     println!(
-        "serve: {} on {} ({audio_s:.1} s); in process, greedy: median {cli_ms:.0} ms",
-        model.display(),
-        audio.display()
+        "{}: in process, greedy, median {:.0} ms; {} window(s), {} decoder steps; \
+         Amdahl bound at C=4 from the batching rows (encoder {:.0} % of a request alone, \
+         does not batch): {:.2}x",
+        clip.label,
+        clip.in_process_ms,
+        clip.windows,
+        clip.steps,
+        100.0 * rows.encoder_share(clip.windows, clip.steps),
+        rows.amdahl_bound(clip.windows, clip.steps)
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let server = ServerChild::start(&model, 64, &[], &rt)?;
-    rt.block_on(closed_loop(&server.url, wav.clone(), 1, 2, &expected))?;
+    rt.block_on(closed_loop(url, clip.wav.clone(), 1, 1, &clip.text))?;
     println!(
         "{:>3} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10}",
         "C", "reqs", "req/s", "audio s/s", "p50 ms", "p95 ms", "p99 ms", "vs C=1", "p99/in-proc"
     );
     let mut base = None;
-    for c in LEVELS {
+    for &c in levels {
         let (lat, wall) = rt.block_on(closed_loop(
-            &server.url,
-            wav.clone(),
+            url,
+            clip.wav.clone(),
             c,
             PER_CLIENT,
-            &expected,
+            &clip.text,
         ))?;
         let rps = lat.len() as f64 / wall;
         let base_rps = *base.get_or_insert(rps);
@@ -250,17 +334,37 @@ pub fn run() -> Result<()> {
         println!(
             "{c:>3} {:>5} {rps:>8.2} {:>9.1} {:>8.0} {:>8.0} {p99:>8.0} {:>9.2}x {:>10.2}",
             lat.len(),
-            rps * audio_s,
+            rps * clip.seconds,
             quantile(&lat, 0.5) * 1e3,
             quantile(&lat, 0.95) * 1e3,
             rps / base_rps,
-            p99 / cli_ms
+            p99 / clip.in_process_ms
         );
     }
+    Ok(())
+}
+
+/// Runs the benchmark on the default model and `samples/jfk.wav`.
+pub fn run() -> Result<()> {
+    let model: PathBuf = crate::default_model_dir();
+    let audio = Path::new("samples/jfk.wav");
+    let (clips, rows) = in_process(&model, audio)?;
+    println!(
+        "serve: {}, compute type {} (the server's default)",
+        model.display(),
+        ComputeType::Auto.resolve().name()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let server = ServerChild::start(&model, 64, &[], &rt)?;
+    levels_table(&rt, &server.url, &clips[0], &LEVELS, &rows)?;
+    levels_table(&rt, &server.url, &clips[1], &DENSE_LEVELS, &rows)?;
     println!("server peak RSS {:.0} MB", server.memory_mb("VmHWM:"));
     ensure!(server.stop()?, "the server did not exit cleanly on SIGTERM");
     super::serve_llm::run(&model, &rt)?;
-    overload(&model, &rt, wav, &expected)
+    let jfk = &clips[0];
+    overload(&model, &rt, jfk.wav.clone(), &jfk.text)
 }
 
 /// 10× more clients than the queue holds for `EMILY_BENCH_SERVE_OVERLOAD_S`

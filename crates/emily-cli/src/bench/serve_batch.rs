@@ -4,7 +4,7 @@
 //! 4 and 8 rows — wall time and CPU time (all threads) per window or row.
 //! Batching pays where the per-row cost falls; the encoder's does not (it is
 //! compute-bound), so the encoder's share of a request bounds what batching
-//! can win.
+//! can win: [`BatchRows::amdahl_bound`] turns these rows into that bound.
 
 use std::time::Instant;
 
@@ -46,8 +46,39 @@ fn per_unit(units: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Res
     Ok((walls[reps / 2] * 1e3 / u, cpu * 1e3 / u))
 }
 
+/// The measured batching rows: wall milliseconds per window or row.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchRows {
+    /// Encoder, one window per call.
+    pub encoder: f64,
+    /// Join of 1 row, and per row of a 4-row join.
+    pub join: [f64; 2],
+    /// Decoder step of 1 row, and per row of a 4-row step.
+    pub step: [f64; 2],
+}
+
+impl BatchRows {
+    /// The most a server can gain at C = 4 over C = 1 on a request of
+    /// `windows` windows and `steps` decoder steps when only the join and the
+    /// steps batch (the encoder does not): the request's time alone over
+    /// its share of a batch of 4.
+    pub fn amdahl_bound(&self, windows: usize, steps: usize) -> f64 {
+        let (w, n) = (windows as f64, steps as f64);
+        let alone = w * (self.encoder + self.join[0]) + n * self.step[0];
+        let batched = w * (self.encoder + self.join[1]) + n * self.step[1];
+        alone / batched
+    }
+
+    /// The encoder's share of a request alone (`windows`, `steps` as
+    /// [`BatchRows::amdahl_bound`]).
+    pub fn encoder_share(&self, windows: usize, steps: usize) -> f64 {
+        let (w, n) = (windows as f64, steps as f64);
+        w * self.encoder / (w * (self.encoder + self.join[0]) + n * self.step[0])
+    }
+}
+
 /// Prints the batching rows for `w` on the first window of `samples`.
-pub fn run(w: &Whisper, samples: &[f32]) -> Result<()> {
+pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
     let opts = TranscribeOptions::greedy();
     let mut session = Session::from_samples(w, samples, &opts)?;
     let Some(window) = session.next_window()? else {
@@ -61,6 +92,11 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<()> {
         "batching, in process (ms per window or row; cpu = all threads' CPU time):\n{:<34} {:>9} {:>9}",
         "", "wall", "cpu"
     );
+    let mut rows = BatchRows {
+        encoder: 0.0,
+        join: [0.0; 2],
+        step: [0.0; 2],
+    };
     for n in [1usize, 4] {
         let x: Vec<f32> = mel.iter().copied().cycle().take(n * mel.len()).collect();
         let x = Tensor::from_slice(&x, &[n, n_mels, CHUNK_FRAMES])?;
@@ -68,12 +104,15 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<()> {
             w.graph().encode(&x)?.eval()?;
             Ok(())
         })?;
+        if n == 1 {
+            rows.encoder = wall;
+        }
         println!(
             "{:<34} {wall:>9.1} {cpu:>9.1}",
             format!("encoder, {n} window(s) per call")
         );
     }
-    for n in [1usize, 4] {
+    for (i, n) in [1usize, 4].into_iter().enumerate() {
         let joiners: Vec<Joiner<'_>> = (0..n)
             .map(|_| Joiner {
                 enc: &enc,
@@ -87,6 +126,7 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<()> {
             ensure!(joined.iter().all(Option::is_some), "no room to join");
             Ok(())
         })?;
+        rows.join[i] = wall;
         println!(
             "{:<34} {wall:>9.1} {cpu:>9.1}",
             format!("join {n} row(s) (cross K/V, prompt)")
@@ -108,6 +148,11 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<()> {
             w.graph().batch_step(&mut batch, &tokens)?;
             Ok(())
         })?;
+        match n {
+            1 => rows.step[0] = wall,
+            4 => rows.step[1] = wall,
+            _ => {}
+        }
         let b = *base.get_or_insert(wall);
         println!(
             "{:<34} {wall:>9.2} {cpu:>9.2}   {:.2}x the 1-row cost per row",
@@ -115,5 +160,5 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<()> {
             wall / b
         );
     }
-    Ok(())
+    Ok(rows)
 }

@@ -9,6 +9,12 @@
 //! `{"type": "final", "segments": [{"start", "end", "text"}]}` (times from
 //! the start of the stream) and drops their audio. After `stop` it finishes
 //! the rest, sends its final segments and `{"type": "done"}`.
+//!
+//! Backlog: audio that arrives while a transcription runs is coalesced into
+//! the next run (the partials it would have had are skipped), and at most
+//! [`MAX_BUFFER_SECONDS`] of uncommitted audio is kept (the oldest is
+//! dropped), so a client that sends faster than real time costs one run at
+//! a time and `stop` is answered after at most one more run.
 
 use std::time::{Duration, Instant};
 
@@ -110,18 +116,22 @@ impl Live {
     }
 }
 
-async fn stream(state: AppState, mut socket: WebSocket) {
-    let mut live = Live {
-        buffer: Vec::new(),
-        start: 0.0,
-        last_run: 0,
-    };
-    let step = (STEP.as_millis() as usize) * RATE / 1000;
-    loop {
-        let Some(Ok(msg)) = socket.recv().await else {
-            return; // the client went away
-        };
-        let finish = match msg {
+/// What one client message asks for.
+enum Incoming {
+    /// Audio was added (or nothing to do).
+    Audio,
+    /// `stop`: finish the stream.
+    Stop,
+    /// The client went away, or sent what cannot be used (the error has
+    /// been sent).
+    End,
+}
+
+impl Live {
+    /// Takes one client message: audio joins the buffer (the oldest audio
+    /// beyond [`MAX_BUFFER_SECONDS`] is dropped).
+    async fn take(&mut self, socket: &mut WebSocket, msg: Message) -> Incoming {
+        match msg {
             Message::Binary(bytes) => {
                 if bytes.len() % 4 != 0 {
                     let _ = socket
@@ -130,9 +140,9 @@ async fn stream(state: AppState, mut socket: WebSocket) {
                             "message": format!("{} bytes are not whole f32 samples", bytes.len()),
                         })))
                         .await;
-                    return;
+                    return Incoming::End;
                 }
-                live.buffer.extend(
+                self.buffer.extend(
                     bytes
                         .chunks_exact(4)
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -144,17 +154,54 @@ async fn stream(state: AppState, mut socket: WebSocket) {
                             }
                         }),
                 );
-                let over = live.buffer.len().saturating_sub(MAX_BUFFER_SECONDS * RATE);
+                let over = self.buffer.len().saturating_sub(MAX_BUFFER_SECONDS * RATE);
                 if over > 0 {
-                    live.buffer.drain(..over);
-                    live.start += over as f64 / RATE as f64;
-                    live.last_run = live.last_run.saturating_sub(over);
+                    self.buffer.drain(..over);
+                    self.start += over as f64 / RATE as f64;
+                    self.last_run = self.last_run.saturating_sub(over);
                 }
-                false
+                Incoming::Audio
             }
-            Message::Text(t) if t.as_str().trim() == "stop" => true,
-            Message::Close(_) => return,
-            _ => continue,
+            Message::Text(t) if t.as_str().trim() == "stop" => Incoming::Stop,
+            Message::Close(_) => Incoming::End,
+            _ => Incoming::Audio,
+        }
+    }
+
+    /// Waits for the next message, then takes every message already
+    /// waiting too: audio that arrived during a transcription is coalesced
+    /// into the next one (one partial for all of it, not one per
+    /// [`STEP`]), so a client that sends faster than the server transcribes
+    /// builds no backlog, and `stop` waits for at most one more run.
+    async fn take_waiting(&mut self, socket: &mut WebSocket) -> Incoming {
+        let Some(Ok(msg)) = socket.recv().await else {
+            return Incoming::End;
+        };
+        let mut got = self.take(socket, msg).await;
+        while matches!(got, Incoming::Audio) {
+            // A zero timeout polls once: a message already here, or none.
+            match tokio::time::timeout(Duration::ZERO, socket.recv()).await {
+                Err(_) => break,
+                Ok(Some(Ok(msg))) => got = self.take(socket, msg).await,
+                Ok(_) => return Incoming::End,
+            }
+        }
+        got
+    }
+}
+
+async fn stream(state: AppState, mut socket: WebSocket) {
+    let mut live = Live {
+        buffer: Vec::new(),
+        start: 0.0,
+        last_run: 0,
+    };
+    let step = (STEP.as_millis() as usize) * RATE / 1000;
+    loop {
+        let finish = match live.take_waiting(&mut socket).await {
+            Incoming::Audio => false,
+            Incoming::Stop => true,
+            Incoming::End => return,
         };
         if !finish && live.buffer.len() < live.last_run + step {
             continue;

@@ -4,7 +4,6 @@
 //! per element. All arithmetic is `f32` (but see `bf16_products` for the
 //! bf16 dot products of long bf16 blocks).
 
-use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 use crate::fast::layout::SharedOut;
@@ -44,12 +43,20 @@ impl Src<'_> {
         }
         match self {
             Src::F32(x) => (&x[start..start + (rows - 1) * stride + width], stride),
-            Src::F16(x) => (widen(x, start, stride, rows, width, buf), width),
-            Src::Bf16(x) => (widen(x, start, stride, rows, width, buf), width),
+            Src::F16(x) => (
+                widen(x, start, stride, rows, width, buf, crate::cast::f16_to_f32),
+                width,
+            ),
+            Src::Bf16(x) => (
+                widen(x, start, stride, rows, width, buf, crate::cast::bf16_to_f32),
+                width,
+            ),
         }
     }
 }
 
+/// Rows of `x` widened by `convert` (the cast kernels: F16C in
+/// registers, not `half`'s call per 8 values) into `buf`, `width` apart.
 fn widen<'b, T>(
     x: &[T],
     start: usize,
@@ -57,13 +64,16 @@ fn widen<'b, T>(
     rows: usize,
     width: usize,
     buf: &'b mut Vec<f32>,
-) -> &'b [f32]
-where
-    [T]: HalfFloatSliceExt,
-{
+    convert: fn(&[T], &mut [f32]),
+) -> &'b [f32] {
     buf.resize(rows * width, 0.0);
+    if stride == width {
+        // Contiguous rows (keys/values of one head): one call for the tile.
+        convert(&x[start..start + rows * width], &mut buf[..rows * width]);
+        return &buf[..rows * width];
+    }
     for (r, dst) in buf.chunks_exact_mut(width.max(1)).enumerate().take(rows) {
-        x[start + r * stride..][..width].convert_to_f32_slice(dst);
+        convert(&x[start + r * stride..][..width], dst);
     }
     &buf[..rows * width]
 }
@@ -86,8 +96,8 @@ impl Dst {
     pub unsafe fn write_slice(&self, offset: usize, vals: &[f32]) {
         match self {
             Dst::F32(o) => o.slice(offset, vals.len()).copy_from_slice(vals),
-            Dst::F16(o) => o.slice(offset, vals.len()).convert_from_f32_slice(vals),
-            Dst::Bf16(o) => o.slice(offset, vals.len()).convert_from_f32_slice(vals),
+            Dst::F16(o) => crate::cast::f32_to_f16(vals, o.slice(offset, vals.len())),
+            Dst::Bf16(o) => crate::cast::f32_to_bf16(vals, o.slice(offset, vals.len())),
         }
     }
 }
