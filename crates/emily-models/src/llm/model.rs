@@ -69,10 +69,14 @@ impl std::fmt::Debug for LlmModel {
 }
 
 impl LlmModel {
-    /// Loads the GGUF file at `path`.
+    /// Loads the GGUF file at `path`; the heap the parsed metadata and the
+    /// tokenizer's construction freed goes back to the system.
     pub fn load(path: impl AsRef<Path>, options: LoadOptions) -> Result<LlmModel, LlmError> {
         let file = GgufFile::open(path.as_ref())?;
-        LlmModel::from_gguf(&file, options)
+        let model = LlmModel::from_gguf(&file, options);
+        drop(file);
+        super::heap::release_free_heap();
+        model
     }
 
     /// Builds the model from a parsed file (tensors stay borrowed from its

@@ -60,11 +60,14 @@ impl LlmTokenizer {
     /// Builds the tokenizer from `file`'s `tokenizer.ggml.*` metadata.
     pub fn from_gguf(file: &GgufFile) -> Result<LlmTokenizer, LlmTokenizerError> {
         let path = file.path().to_path_buf();
-        let vocab = GgufVocab::from_gguf(file)?;
+        let mut vocab = GgufVocab::from_gguf(file)?;
         let inner = build::build(&vocab).map_err(|msg| LlmTokenizerError::Build {
             path: path.clone(),
             msg,
         })?;
+        // The built tokenizer holds the merges (by id); the strings would
+        // only take memory (5 MB for SmolLM2, 17 MB for Qwen2.5).
+        vocab.merges = Vec::new();
         let stop = vocab.end_of_generation();
         Ok(LlmTokenizer {
             path,
@@ -74,7 +77,8 @@ impl LlmTokenizer {
         })
     }
 
-    /// The vocabulary data.
+    /// The vocabulary data (its `merges` are left empty: the built
+    /// tokenizer holds them).
     pub fn vocab(&self) -> &GgufVocab {
         &self.vocab
     }
