@@ -1,14 +1,18 @@
-//! An LLM's tokenizer, built from its GGUF file's metadata through the
-//! `tokenizers` crate: byte-level BPE (SmolLM2, Qwen) with the pre-tokenizer
-//! the file names, or SentencePiece-style BPE with byte fallback (Gemma).
-//! Control tokens (chat markers) are matched whole in the text.
+//! An LLM's tokenizer, built from its GGUF file's metadata: byte-level BPE
+//! (SmolLM2, Qwen) through the `tokenizers` crate with the pre-tokenizer the
+//! file names, or SentencePiece-style BPE with byte fallback (Gemma) run
+//! straight from the vocabulary's scores ([`spm`]). Control tokens (chat
+//! markers) are matched whole in the text.
 
 mod build;
+mod spm;
+mod table;
 mod vocab;
 
 use std::path::PathBuf;
 
 pub use build::pre_tokenizer_regexes;
+pub use table::TokenTable;
 pub use vocab::{GgufVocab, TokenType};
 
 use crate::gguf::{GgufError, GgufFile};
@@ -41,8 +45,16 @@ pub enum LlmTokenizerError {
 pub struct LlmTokenizer {
     path: PathBuf,
     vocab: GgufVocab,
-    inner: tokenizers::Tokenizer,
+    inner: Codec,
     stop: Vec<u32>,
+}
+
+/// The encoder and decoder behind an [`LlmTokenizer`].
+enum Codec {
+    /// Byte-level BPE through the `tokenizers` crate.
+    Bpe(Box<tokenizers::Tokenizer>),
+    /// SentencePiece-style BPE from the scores.
+    Spm(Box<spm::Spm>),
 }
 
 impl std::fmt::Debug for LlmTokenizer {
@@ -61,7 +73,11 @@ impl LlmTokenizer {
     pub fn from_gguf(file: &GgufFile) -> Result<LlmTokenizer, LlmTokenizerError> {
         let path = file.path().to_path_buf();
         let mut vocab = GgufVocab::from_gguf(file)?;
-        let inner = build::build(&vocab).map_err(|msg| LlmTokenizerError::Build {
+        let inner = match vocab.model.as_str() {
+            "llama" => spm::Spm::new(&vocab).map(|s| Codec::Spm(Box::new(s))),
+            _ => build::build(&vocab).map(|t| Codec::Bpe(Box::new(t))),
+        }
+        .map_err(|msg| LlmTokenizerError::Build {
             path: path.clone(),
             msg,
         })?;
@@ -110,35 +126,40 @@ impl LlmTokenizer {
 
     /// The text of token `id` as stored (`"Ġthe"`, `"<|im_end|>"`).
     pub fn token(&self, id: u32) -> Option<&str> {
-        self.vocab.tokens.get(id as usize).map(String::as_str)
+        self.vocab.tokens.get(id)
     }
 
     /// The id of token text `piece` (exact match).
     pub fn token_id(&self, piece: &str) -> Option<u32> {
-        self.inner.token_to_id(piece)
+        self.vocab.tokens.id(piece)
     }
 
     /// Encodes `text`; control tokens written in the text (`<|im_start|>`)
     /// become their ids. With `add_special`, BOS is prepended when the file
     /// asks for it (`tokenizer.ggml.add_bos_token`).
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, LlmTokenizerError> {
-        let enc = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| self.codec(e))?;
-        let mut ids = Vec::with_capacity(enc.len() + 1);
+        let mut ids = Vec::new();
         if add_special && self.vocab.add_bos {
             ids.extend(self.vocab.bos);
         }
-        ids.extend_from_slice(enc.get_ids());
+        match &self.inner {
+            Codec::Bpe(t) => {
+                let enc = t.encode_fast(text, false).map_err(|e| self.codec(e))?;
+                ids.extend_from_slice(enc.get_ids());
+            }
+            Codec::Spm(s) => ids.extend(s.encode(&self.vocab, text).map_err(|e| self.codec(e))?),
+        }
         Ok(ids)
     }
 
     /// Decodes `ids` to text; with `skip_special`, control tokens are left out.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, LlmTokenizerError> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| self.codec(e))
+        match &self.inner {
+            Codec::Bpe(t) => t.decode(ids, skip_special).map_err(|e| self.codec(e)),
+            Codec::Spm(s) => s
+                .decode(&self.vocab, ids, skip_special)
+                .map_err(|e| self.codec(e)),
+        }
     }
 
     /// An incremental decoder: feed ids one at a time, get text as soon as it

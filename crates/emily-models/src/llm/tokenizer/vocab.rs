@@ -3,6 +3,8 @@
 
 use crate::gguf::{GgufError, GgufFile};
 
+use super::table::TokenTable;
+
 /// A token's type as llama.cpp numbers it (`tokenizer.ggml.token_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TokenType {
@@ -40,8 +42,8 @@ pub struct GgufVocab {
     pub model: String,
     /// `tokenizer.ggml.pre`: the pre-tokenizer's name (`"smollm"`, `"qwen2"`), if any.
     pub pre: Option<String>,
-    /// Token strings by id.
-    pub tokens: Vec<String>,
+    /// Token strings by id, with a text → id index.
+    pub tokens: TokenTable,
     /// Token types by id (all normal when the file has none).
     pub types: Vec<TokenType>,
     /// Token scores by id (SentencePiece merge priority; empty if absent).
@@ -76,11 +78,11 @@ impl GgufVocab {
             msg,
         };
         let model = file.str("tokenizer.ggml.model")?.to_string();
-        let tokens = file.strings("tokenizer.ggml.tokens")?.to_vec();
-        let n = tokens.len();
-        if n == 0 || n > u32::MAX as usize {
-            return Err(bad("tokenizer.ggml.tokens", format!("{n} tokens")));
-        }
+        let strings = file.strings("tokenizer.ggml.tokens")?;
+        let n = strings.len();
+        let tokens = TokenTable::new(strings)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| bad("tokenizer.ggml.tokens", format!("{n} tokens")))?;
         let types = match file.get("tokenizer.ggml.token_type") {
             None => vec![TokenType::Normal; n],
             Some(_) => {
@@ -180,7 +182,7 @@ impl GgufVocab {
         ];
         let mut ids: Vec<u32> = self.eos.into_iter().chain(self.eot).collect();
         for (i, (t, ty)) in self.tokens.iter().zip(&self.types).enumerate() {
-            if *ty == TokenType::Control && MARKERS.contains(&t.as_str()) {
+            if *ty == TokenType::Control && MARKERS.contains(&t) {
                 ids.push(i as u32);
             }
         }
