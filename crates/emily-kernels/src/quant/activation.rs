@@ -8,6 +8,7 @@
 //! block holding NaN or infinity gets a NaN scale, so it poisons the products
 //! as it would in float arithmetic.
 
+use super::send_ptr::SendPtr;
 use crate::parallel;
 
 /// `m` activation rows of `k` values (k a multiple of 32) as 8-bit blocks.
@@ -82,19 +83,6 @@ impl Q8Activations {
     /// Codes of row `i`.
     pub fn row_qs(&self, i: usize) -> &[i8] {
         &self.qs[i * self.k..(i + 1) * self.k]
-    }
-}
-
-/// A raw pointer the worker closures may share (they write disjoint ranges).
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used for disjoint writes within one `for_each_range` call.
-unsafe impl<T> Send for SendPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for SendPtr<T> {}
-impl<T> SendPtr<T> {
-    fn get(self) -> *mut T {
-        self.0
     }
 }
 

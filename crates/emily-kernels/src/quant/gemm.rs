@@ -13,6 +13,7 @@ use gemm::Parallelism;
 
 use super::gemv::check_product;
 use super::row::dequantize_row;
+use super::send_ptr::SendPtr;
 use super::{BlockFormat, QuantError};
 use crate::parallel;
 
@@ -20,19 +21,6 @@ use crate::parallel;
 const PANEL_ROWS: usize = 96;
 /// Depth (elements along k) per dequantized tile: a multiple of every block.
 const DEPTH: usize = 512;
-
-/// A pointer the workers share; each writes its own output columns.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: workers write disjoint column ranges of the output.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-impl OutPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// `out = x · wᵀ` in f32: `w` holds `n` rows of `k` elements in `format`,
 /// `x` is row-major `(m, k)`, `out` row-major `(m, n)`.
@@ -69,7 +57,7 @@ pub(crate) fn gemm_f32_unchecked(
     }
     let row_bytes = w.len() / n;
     let panels = n.div_ceil(PANEL_ROWS);
-    let o = OutPtr(out.as_mut_ptr());
+    let o = SendPtr(out.as_mut_ptr());
     let cost = PANEL_ROWS.saturating_mul(k).saturating_mul(m);
     parallel::for_each_range(panels, cost, |p0, p1| {
         let mut tile = vec![0f32; PANEL_ROWS * DEPTH.min(k)];

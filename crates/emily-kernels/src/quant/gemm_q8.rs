@@ -57,19 +57,8 @@ pub(crate) fn gemm_q8_unchecked(
         if act.m == 0 || n == 0 {
             return;
         }
-        /// The output pointer the workers share.
-        #[derive(Clone, Copy)]
-        struct OutPtr(*mut f32);
-        // SAFETY: workers write the disjoint columns of their own panels.
-        unsafe impl Send for OutPtr {}
-        // SAFETY: as above.
-        unsafe impl Sync for OutPtr {}
-        impl OutPtr {
-            fn get(self) -> *mut f32 {
-                self.0
-            }
-        }
-        let o = OutPtr(out.as_mut_ptr());
+        // Workers write the disjoint columns of their own panels.
+        let o = super::send_ptr::SendPtr(out.as_mut_ptr());
         let panels = n.div_ceil(PANEL);
         let cost = PANEL.saturating_mul(act.k).saturating_mul(act.m);
         crate::parallel::for_each_range(panels, cost, |p0, p1| {

@@ -3,21 +3,9 @@
 //! weight row streamed from memory once, output columns split over the pool.
 
 use super::activation::Q8Activations;
+use super::send_ptr::SendPtr;
 use super::{BlockFormat, QuantError, QuantIsa};
 use crate::parallel;
-
-/// A pointer the workers share; each writes its own output columns.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: workers write disjoint columns `r0..r1` of every output row.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-impl OutPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// Checks the sizes of a product of `n` weight rows in `format` with `m`
 /// activation rows of `k` given as `x_len` values, writing `out_len` floats.
@@ -106,7 +94,7 @@ pub(crate) fn gemv_q8_unchecked(
     if act.m == 0 || n == 0 {
         return;
     }
-    let o = OutPtr(out.as_mut_ptr());
+    let o = SendPtr(out.as_mut_ptr());
     // A weight row costs its bytes' worth of work, plus the dots per x row.
     let cost = (w.len() / n).saturating_mul(1 + act.m / 2);
     parallel::for_each_range(n, cost, |r0, r1| {

@@ -24,6 +24,7 @@ mod matmul;
 mod portable;
 mod precision;
 mod row;
+mod send_ptr;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -5,7 +5,7 @@ use emily_kernels::quant::{gemm_f32, matmul, BlockFormat, Q8Activations};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::gemv::random_activations;
+use crate::product::random_activations;
 use crate::product::{activation_rounding_bound, check_product, Weights};
 use crate::reference::random_blocks;
 

@@ -7,8 +7,7 @@ use emily_kernels::quant::{gemm_q8_with, BlockFormat, Q8Activations, QuantIsa};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::gemv::random_activations;
-use crate::product::{activation_rounding_bound, check_product, rounded_activations, Weights};
+use crate::product::{check_q8_kernel, random_activations};
 use crate::reference::random_blocks;
 
 /// f32 round-off relative to Σ|terms|: a few ulps per sub-block sum, and one
@@ -18,19 +17,15 @@ fn rel_tolerance(k: usize) -> f64 {
 }
 
 fn check(rng: &mut StdRng, isa: QuantIsa, format: BlockFormat, m: usize, n: usize, k: usize) {
-    let bytes = random_blocks(rng, format, n * k / format.block_elems());
-    let w = Weights::read(format, &bytes, n, k);
-    let x = random_activations(rng, m, k);
-    let act = Q8Activations::quantize(&x, m, k);
-    let mut out = vec![f32::NAN; m * n];
-    gemm_q8_with(isa, format, &bytes, n, &act, &mut out).unwrap();
-    let what = format!("gemm_q8 {} {format} m={m} n={n} k={k}", isa.name());
-    let xq = rounded_activations(&act);
-    check_product(&what, &w, &xq, m, &out, rel_tolerance(k), |_, _| 0.0);
-    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    check_product(&what, &w, &x64, m, &out, 2.0 * rel_tolerance(k), |i, r| {
-        activation_rounding_bound(&w, &act, i, r)
-    });
+    let what = format!("gemm_q8 {}", isa.name());
+    check_q8_kernel(
+        rng,
+        &what,
+        format,
+        (m, n, k),
+        rel_tolerance(k),
+        |w, act, out| gemm_q8_with(isa, format, w, n, act, out).unwrap(),
+    );
 }
 
 #[test]

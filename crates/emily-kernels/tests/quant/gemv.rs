@@ -3,23 +3,10 @@
 
 use emily_kernels::quant::{gemv_q8_with, BlockFormat, Q8Activations, QuantIsa};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
+use rand::SeedableRng;
 
-use crate::product::{activation_rounding_bound, check_product, rounded_activations, Weights};
+use crate::product::{check_q8_kernel, random_activations};
 use crate::reference::random_blocks;
-
-/// Random activations with a zero block and a few zeros mixed in.
-pub fn random_activations(rng: &mut StdRng, m: usize, k: usize) -> Vec<f32> {
-    let mut x: Vec<f32> = (0..m * k).map(|_| rng.sample(StandardNormal)).collect();
-    for v in x.iter_mut().step_by(7) {
-        *v = 0.0;
-    }
-    if k >= 64 {
-        x[32..64].fill(0.0);
-    }
-    x
-}
 
 /// f32 round-off allowed relative to Σ|terms|: a few ulps per block, growing
 /// with the number of blocks summed in one lane.
@@ -28,21 +15,14 @@ fn rel_tolerance(k: usize) -> f64 {
 }
 
 fn check_gemv(rng: &mut StdRng, isa: QuantIsa, format: BlockFormat, m: usize, n: usize, k: usize) {
-    let bytes = random_blocks(rng, format, n * k / format.block_elems());
-    let w = Weights::read(format, &bytes, n, k);
-    let x = random_activations(rng, m, k);
-    let act = Q8Activations::quantize(&x, m, k);
-    let mut out = vec![f32::NAN; m * n];
-    gemv_q8_with(isa, format, &bytes, n, &act, &mut out).unwrap();
-    let what = format!("{} {format} m={m} n={n} k={k}", isa.name());
-    // Exact to round-off against the activations the kernel multiplied.
-    let xq = rounded_activations(&act);
-    check_product(&what, &w, &xq, m, &out, rel_tolerance(k), |_, _| 0.0);
-    // Within the activation rounding of the true product.
-    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    check_product(&what, &w, &x64, m, &out, 2.0 * rel_tolerance(k), |i, r| {
-        activation_rounding_bound(&w, &act, i, r)
-    });
+    check_q8_kernel(
+        rng,
+        isa.name(),
+        format,
+        (m, n, k),
+        rel_tolerance(k),
+        |w, act, out| gemv_q8_with(isa, format, w, n, act, out).unwrap(),
+    );
 }
 
 #[test]

@@ -2,8 +2,52 @@
 //! kernel's result must meet.
 
 use emily_kernels::quant::{BlockFormat, Q8Activations};
+use rand::rngs::StdRng;
+use rand::Rng;
+use rand_distr::StandardNormal;
 
-use crate::reference::read;
+use crate::reference::{random_blocks, read};
+
+/// Random activations with a zero block and a few zeros mixed in.
+pub fn random_activations(rng: &mut StdRng, m: usize, k: usize) -> Vec<f32> {
+    let mut x: Vec<f32> = (0..m * k).map(|_| rng.sample(StandardNormal)).collect();
+    for v in x.iter_mut().step_by(7) {
+        *v = 0.0;
+    }
+    if k >= 64 {
+        x[32..64].fill(0.0);
+    }
+    x
+}
+
+/// Runs a kernel with 8-bit activations (`run(weight bytes, activations,
+/// out)`) on `n` random weight rows of `k` in `format` and `m` random
+/// activation rows, and checks its output: exact to `rel` round-off against
+/// the activations it multiplied, and within the activation rounding (and
+/// twice `rel`) of the true product.
+#[allow(clippy::too_many_arguments)]
+pub fn check_q8_kernel(
+    rng: &mut StdRng,
+    what: &str,
+    format: BlockFormat,
+    (m, n, k): (usize, usize, usize),
+    rel: f64,
+    run: impl FnOnce(&[u8], &Q8Activations, &mut [f32]),
+) {
+    let bytes = random_blocks(rng, format, n * k / format.block_elems());
+    let w = Weights::read(format, &bytes, n, k);
+    let x = random_activations(rng, m, k);
+    let act = Q8Activations::quantize(&x, m, k);
+    let mut out = vec![f32::NAN; m * n];
+    run(&bytes, &act, &mut out);
+    let what = format!("{what} {format} m={m} n={n} k={k}");
+    let xq = rounded_activations(&act);
+    check_product(&what, &w, &xq, m, &out, rel, |_, _| 0.0);
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    check_product(&what, &w, &x64, m, &out, 2.0 * rel, |i, r| {
+        activation_rounding_bound(&w, &act, i, r)
+    });
+}
 
 /// A weight matrix read independently: values and term magnitudes, `(n, k)`.
 pub struct Weights {

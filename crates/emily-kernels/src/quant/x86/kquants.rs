@@ -82,6 +82,49 @@ unsafe fn q45k<D: Dot, const M: usize>(
     }
 }
 
+/// The 64 codes of chunk `c` (sub-blocks 2c, 2c + 1) of the `Q4_K` block at
+/// `w`: the low nibbles of its 32 code bytes, then the high nibbles.
+///
+/// # Safety
+/// 144 readable bytes at `w`, `c < 4`; AVX2 enabled.
+#[inline(always)]
+pub(super) unsafe fn q4k_chunk(w: *const u8, c: usize) -> (__m256i, __m256i) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let low = _mm256_set1_epi8(0x0F);
+        let q = _mm256_loadu_si256(w.add(16 + 32 * c).cast());
+        let lo = _mm256_and_si256(q, low);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low);
+        (lo, hi)
+    }
+}
+
+/// The 64 codes of chunk `c` of the `Q5_K` block at `w`, the fifth bits
+/// taken from `qh` (the block's 32 high-bit bytes, loaded by the caller for
+/// chunk 0 and shifted down two bits per chunk here: bits 2c and 2c + 1).
+///
+/// # Safety
+/// 176 readable bytes at `w`, chunks taken in order `c = 0..4`; AVX2 enabled.
+#[inline(always)]
+pub(super) unsafe fn q5k_chunk(w: *const u8, c: usize, qh: &mut __m256i) -> (__m256i, __m256i) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let low = _mm256_set1_epi8(0x0F);
+        let (one, two) = (_mm256_set1_epi8(1), _mm256_set1_epi8(2));
+        let q = _mm256_loadu_si256(w.add(48 + 32 * c).cast());
+        let lo = _mm256_or_si256(
+            _mm256_and_si256(q, low),
+            _mm256_slli_epi16::<4>(_mm256_and_si256(*qh, one)),
+        );
+        let hi = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(q), low),
+            _mm256_slli_epi16::<3>(_mm256_and_si256(*qh, two)),
+        );
+        *qh = _mm256_srli_epi16::<2>(*qh);
+        (lo, hi)
+    }
+}
+
 /// GGML `Q4_K`.
 pub(crate) struct Q4K;
 impl Format for Q4K {
@@ -97,15 +140,7 @@ impl Format for Q4K {
         acc: &mut Accs<M>,
     ) {
         // SAFETY: 144 readable bytes at `w`; the caller's range contract.
-        unsafe {
-            let low = _mm256_set1_epi8(0x0F);
-            q45k::<D, M>(w, a, blk, acc, |c| {
-                let q = _mm256_loadu_si256(w.add(16 + 32 * c).cast());
-                let lo = _mm256_and_si256(q, low);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low);
-                (lo, hi)
-            });
-        }
+        unsafe { q45k::<D, M>(w, a, blk, acc, |c| q4k_chunk(w, c)) }
     }
 }
 
@@ -125,23 +160,8 @@ impl Format for Q5K {
     ) {
         // SAFETY: 176 readable bytes at `w`; the caller's range contract.
         unsafe {
-            let low = _mm256_set1_epi8(0x0F);
-            let (one, two) = (_mm256_set1_epi8(1), _mm256_set1_epi8(2));
-            // Bits 2c and 2c + 1 of each qh byte, brought down to bits 0 and 1.
             let mut qh = _mm256_loadu_si256(w.add(16).cast());
-            q45k::<D, M>(w, a, blk, acc, |c| {
-                let q = _mm256_loadu_si256(w.add(48 + 32 * c).cast());
-                let lo = _mm256_or_si256(
-                    _mm256_and_si256(q, low),
-                    _mm256_slli_epi16::<4>(_mm256_and_si256(qh, one)),
-                );
-                let hi = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(q), low),
-                    _mm256_slli_epi16::<3>(_mm256_and_si256(qh, two)),
-                );
-                qh = _mm256_srli_epi16::<2>(qh);
-                (lo, hi)
-            });
+            q45k::<D, M>(w, a, blk, acc, |c| q5k_chunk(w, c, &mut qh))
         }
     }
 }

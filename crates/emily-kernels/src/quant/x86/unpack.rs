@@ -12,7 +12,8 @@
 use std::arch::x86_64::*;
 
 use super::super::kquants::scale_min;
-use super::{f16_at, nibbles16};
+use super::kquants::{q4k_chunk, q5k_chunk};
+use super::{bit4_bytes_avx2, f16_at, nibbles16};
 
 /// One weight format as the tile packer sees it.
 pub(crate) trait Unpack {
@@ -43,18 +44,7 @@ unsafe fn put(codes: *mut u8, v: __m256i) {
 #[inline(always)]
 unsafe fn high_bits(p: *const u8) -> __m256i {
     // SAFETY: 4 readable bytes at `p`; AVX2 enabled in every caller.
-    unsafe {
-        let bits = p.cast::<u32>().read_unaligned();
-        let v = _mm256_set1_epi32(bits as i32);
-        let pick = _mm256_setr_epi8(
-            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
-            3, 3, 3,
-        );
-        let bytes = _mm256_shuffle_epi8(v, pick);
-        let mask = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-        let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, mask), mask);
-        _mm256_and_si256(set, _mm256_set1_epi8(0x10))
-    }
+    unsafe { bit4_bytes_avx2(p.cast::<u32>().read_unaligned()) }
 }
 
 /// Defines a 32-element format: `$codes(w)` gives the unsigned codes and
@@ -191,14 +181,10 @@ impl Unpack for Q4K {
         // SAFETY: the trait's contract.
         unsafe {
             k_scales(w, scale, corr, stride);
-            let low = _mm256_set1_epi8(0x0F);
             for c in 0..4 {
-                let q = _mm256_loadu_si256(w.add(16 + 32 * c).cast());
-                put(codes.add(64 * c), _mm256_and_si256(q, low));
-                put(
-                    codes.add(64 * c + 32),
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(q), low),
-                );
+                let (lo, hi) = q4k_chunk(w, c);
+                put(codes.add(64 * c), lo);
+                put(codes.add(64 * c + 32), hi);
             }
         }
     }
@@ -215,21 +201,9 @@ impl Unpack for Q5K {
         // SAFETY: the trait's contract.
         unsafe {
             k_scales(w, scale, corr, stride);
-            let low = _mm256_set1_epi8(0x0F);
-            let (one, two) = (_mm256_set1_epi8(1), _mm256_set1_epi8(2));
-            // Bits 2c and 2c + 1 of each qh byte, brought down to bits 0 and 1.
             let mut qh = _mm256_loadu_si256(w.add(16).cast());
             for c in 0..4 {
-                let q = _mm256_loadu_si256(w.add(48 + 32 * c).cast());
-                let lo = _mm256_or_si256(
-                    _mm256_and_si256(q, low),
-                    _mm256_slli_epi16::<4>(_mm256_and_si256(qh, one)),
-                );
-                let hi = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(q), low),
-                    _mm256_slli_epi16::<3>(_mm256_and_si256(qh, two)),
-                );
-                qh = _mm256_srli_epi16::<2>(qh);
+                let (lo, hi) = q5k_chunk(w, c, &mut qh);
                 put(codes.add(64 * c), lo);
                 put(codes.add(64 * c + 32), hi);
             }
