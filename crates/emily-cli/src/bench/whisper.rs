@@ -99,6 +99,26 @@ struct Row {
     text: String,
 }
 
+impl Row {
+    /// A row from a warm-run result line (`warm_ms`, `text`) and the
+    /// whole-process run of the same configuration.
+    fn from_runs(
+        who: &'static str,
+        config: String,
+        warm: &serde_json::Value,
+        whole: &procs::ProcRun,
+    ) -> Row {
+        Row {
+            who,
+            config,
+            warm_ms: warm["warm_ms"].as_f64().unwrap_or(f64::NAN),
+            process_ms: whole.wall_ms,
+            rss_mb: whole.peak_rss_mb,
+            text: warm["text"].as_str().unwrap_or("").to_string(),
+        }
+    }
+}
+
 /// The comparisons the targets name: (ours, peers to beat).
 const TARGETS: [(&str, &[&str]); 4] = [
     ("emily f32", &["faster-whisper float32", "whisper.cpp f16"]),
@@ -250,17 +270,11 @@ fn ours(exe: &Path, model: &Path, audio: &Path, threads: usize, runs: usize) -> 
             ("auto", _) => "emily auto",
             _ => "emily int8",
         };
-        rows.push(Row {
-            who,
-            config: format!(
-                "{label} (encoder {:.0} ms)",
-                warm["encoder_ms"].as_f64().unwrap_or(f64::NAN)
-            ),
-            warm_ms: warm["warm_ms"].as_f64().unwrap_or(f64::NAN),
-            process_ms: p.wall_ms,
-            rss_mb: p.peak_rss_mb,
-            text: warm["text"].as_str().unwrap_or("").to_string(),
-        });
+        let config = format!(
+            "{label} (encoder {:.0} ms)",
+            warm["encoder_ms"].as_f64().unwrap_or(f64::NAN)
+        );
+        rows.push(Row::from_runs(who, config, &warm, &p));
     }
     Ok(rows)
 }
@@ -286,14 +300,8 @@ fn faster_whisper_rows(
         let p = measure(&mut procs::faster_whisper(
             model, audio, threads, ct, beam, 0,
         ))?;
-        rows.push(Row {
-            who,
-            config: who.trim_start_matches("faster-whisper ").to_string(),
-            warm_ms: warm["warm_ms"].as_f64().unwrap_or(f64::NAN),
-            process_ms: p.wall_ms,
-            rss_mb: p.peak_rss_mb,
-            text: warm["text"].as_str().unwrap_or("").to_string(),
-        });
+        let config = who.trim_start_matches("faster-whisper ").to_string();
+        rows.push(Row::from_runs(who, config, &warm, &p));
     }
     Ok(rows)
 }
