@@ -4,8 +4,9 @@
 //! the emulated AMX tile program.
 
 use emily_kernels::gemm::{
-    bf16_bits, gemm_bf16_on, gemm_int8_on, gemm_s8s8_on, gemm_u8s8, gemm_u8s8_on,
-    quantize_columns_s8, quantize_row_u8, Engine, MatRef, PackedBf16, PackedInt8, Precision,
+    bf16_bits, gemm_bf16_on, gemm_int8_bias_on, gemm_int8_on, gemm_s8s8_on, gemm_u8s8,
+    gemm_u8s8_on, quantize_columns_s8, quantize_row_u8, Engine, MatRef, PackedBf16, PackedInt8,
+    Precision,
 };
 use half::bf16;
 use rand::rngs::StdRng;
@@ -239,6 +240,50 @@ fn int8_f32_matches_its_quantization_and_the_f64_product() {
                 assert!(
                     (g - exact).abs() <= bound * 1.0001 + 1e-5,
                     "int8/{} ({i},{j}): {g} vs exact {exact}, bound {bound}",
+                    e.name()
+                );
+            }
+        }
+    }
+}
+
+/// The int8 path quantizes A straight into the packed blocks: strided rows
+/// (gathered), several row blocks and depth chunks on every engine (AMX's
+/// 256-word chunks included), and the fused bias equal to adding it after.
+#[test]
+fn int8_strided_activations_many_chunks_and_fused_bias() {
+    let mut rng = StdRng::seed_from_u64(9);
+    for &(m, n, k) in &[(1, 33, 1100), (200, 33, 1100), (385, 70, 13)] {
+        // A stored transposed (k × m) and read as m × k.
+        let at = randn(&mut rng, k * m);
+        let a: Vec<f32> = (0..m * k).map(|x| at[(x % k) * m + x / k]).collect();
+        let b = randn(&mut rng, k * n);
+        let bias = randn(&mut rng, n);
+        let packed = PackedInt8::quantize(MatRef::row_major(&b, k, n));
+        let (qb, sb) = quantize_columns_s8(MatRef::row_major(&b, k, n));
+        for e in engines(Precision::Int8, m * n * k) {
+            let mut plain = vec![f32::NAN; m * n];
+            gemm_int8_on(e, MatRef::row_major(&a, m, k), &packed, &mut plain);
+            let mut fused = vec![f32::NAN; m * n];
+            let strided = MatRef::transposed(&at, m, k);
+            gemm_int8_bias_on(e, strided, &packed, Some(&bias), &mut fused);
+            for (i, j) in positions(&mut rng, m, n) {
+                let mut qa = vec![0u8; k];
+                let rq = quantize_row_u8(&a[i * k..][..k], &mut qa);
+                let q: i64 = (0..k)
+                    .map(|kk| (qa[kk] as i64 - rq.zero_point as i64) * qb[kk * n + j] as i64)
+                    .sum();
+                let deq = q as f64 * rq.scale as f64 * sb[j] as f64;
+                let g = plain[i * n + j];
+                assert!(
+                    (g as f64 - deq).abs() <= 1e-6 * deq.abs() + 1e-6,
+                    "int8/{} m={m} n={n} k={k} ({i},{j}): {g} vs dequantized {deq}",
+                    e.name()
+                );
+                assert_eq!(
+                    fused[i * n + j],
+                    g + bias[j],
+                    "int8/{} fused bias ({i},{j})",
                     e.name()
                 );
             }

@@ -7,7 +7,9 @@
 //! micro-panel of A passes over it) runs the engine over all its rows. The
 //! first chunk writes the output, later chunks add to it; after the last
 //! chunk an optional epilogue (the int8 corrections and scales) rewrites the
-//! finished rows of the panel while they are in cache.
+//! finished rows of the panel while they are in cache. A may also come packed
+//! for the whole call ([`AOperand::Packed`], see [`super::prepack`]); the jobs
+//! then read their blocks from it.
 
 use rayon::prelude::*;
 
@@ -16,11 +18,12 @@ use super::engine::Engine;
 use super::kernel_portable::{self, Tile};
 use super::pack_a::{ALayout, APacker, ASource};
 use super::packed::{PanelLayout, NR};
+use super::prepack::Blocking;
 use super::Precision;
 use crate::parallel;
 
 /// Rows of A per job (a multiple of every engine's micro-panel height).
-const MC: usize = 192;
+pub(crate) const MC: usize = 192;
 
 /// Below this many multiply-adds the product runs on the calling thread.
 const MIN_PARALLEL_MACS: usize = 1 << 21;
@@ -29,13 +32,22 @@ const MIN_PARALLEL_MACS: usize = 1 << 21;
 /// row's words for the columns of one panel.
 pub(crate) type Epilogue<'a> = &'a (dyn Fn(usize, usize, &mut [u32]) + Sync);
 
+/// The A operand of a call.
+#[derive(Clone, Copy)]
+pub(crate) enum AOperand<'a> {
+    /// Rows packed by each job as it needs them.
+    Rows(&'a dyn ASource),
+    /// Already packed for the whole call in the layout of [`Gemm::blocking`].
+    Packed(&'a [u32]),
+}
+
 /// Everything one GEMM call needs.
 pub(crate) struct Gemm<'a> {
     pub engine: Engine,
     pub precision: Precision,
     /// Rows of A and of the output.
     pub m: usize,
-    pub a: &'a dyn ASource,
+    pub a: AOperand<'a>,
     pub b_layout: PanelLayout,
     pub b: &'a [u32],
     pub epilogue: Option<Epilogue<'a>>,
@@ -51,22 +63,12 @@ unsafe impl Sync for OutPtr {}
 
 impl Gemm<'_> {
     fn layout(&self) -> ALayout {
-        match self.engine {
-            Engine::Amx | Engine::AmxEmulated => ALayout::Tiles,
-            Engine::Avx512 => ALayout::Broadcast { mr: mr_avx512() },
-            Engine::Avx2 | Engine::Portable => ALayout::Broadcast {
-                mr: kernel_portable::MR,
-            },
-        }
+        self.blocking().layout
     }
 
-    /// Depth words per chunk, and the depth this engine walks (AMX reads the
-    /// zero padding up to a whole tile step; the others stop at the data).
-    fn depth(&self) -> (usize, usize) {
-        match self.engine {
-            Engine::Amx | Engine::AmxEmulated => (256, self.b_layout.groups),
-            _ => (128, self.b_layout.real_groups()),
-        }
+    /// How this call walks A (see [`blocking`]).
+    pub fn blocking(&self) -> Blocking {
+        blocking(self.engine, &self.b_layout)
     }
 
     /// Runs the product into `out` (`m × n` words, row-major).
@@ -114,16 +116,19 @@ impl Gemm<'_> {
     /// `out` addresses the `m × n` output; no other job touches this region.
     unsafe fn job(&self, out: *mut u32, i0: usize, rows: usize, p0: usize, p1: usize) {
         let n = self.b_layout.n;
-        let layout = self.layout();
-        let (kc, depth) = self.depth();
+        let blocking = self.blocking();
         let mut packer = APacker::default();
         let mut emulated =
             matches!(self.engine, Engine::AmxEmulated).then(super::amx_emulated::Emulated::new);
-        let chunks = depth.div_ceil(kc).max(1);
+        let chunks = blocking.chunks();
         for ci in 0..chunks {
-            let g0 = ci * kc;
-            let gn = kc.min(depth - g0.min(depth));
-            let abuf = packer.pack(self.a, layout, (i0, rows), (g0, gn));
+            let (g0, gn) = blocking.chunk(ci);
+            let abuf = match self.a {
+                AOperand::Rows(src) => packer.pack(src, blocking.layout, (i0, rows), (g0, gn)),
+                AOperand::Packed(words) => {
+                    &words[blocking.block_offset(i0, rows, g0)..][..blocking.layout.words(rows, gn)]
+                }
+            };
             for p in p0..p1 {
                 let j0 = p * NR;
                 let nc = NR.min(n - j0);
@@ -198,6 +203,28 @@ impl Gemm<'_> {
             }
         }
     }
+}
+
+/// The A layout of `engine`, depth words per chunk and the depth it walks
+/// for B of `b_layout` (AMX reads the zero padding up to a whole tile step;
+/// the others stop at the data).
+pub(crate) fn blocking(engine: Engine, b_layout: &PanelLayout) -> Blocking {
+    let (layout, kc, depth) = match engine {
+        Engine::Amx | Engine::AmxEmulated => (ALayout::Tiles, 256, b_layout.groups),
+        Engine::Avx512 => (
+            ALayout::Broadcast { mr: mr_avx512() },
+            128,
+            b_layout.real_groups(),
+        ),
+        Engine::Avx2 | Engine::Portable => (
+            ALayout::Broadcast {
+                mr: kernel_portable::MR,
+            },
+            128,
+            b_layout.real_groups(),
+        ),
+    };
+    Blocking { layout, kc, depth }
 }
 
 /// Micro-panel height of the AVX-512 engine.

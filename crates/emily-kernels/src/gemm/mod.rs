@@ -35,6 +35,7 @@ mod matrix;
 mod pack_a;
 mod packed;
 mod peak;
+mod prepack;
 mod quantize;
 
 use half::bf16;
@@ -45,7 +46,7 @@ pub use packed::{PackedBf16, PackedInt8, NR};
 pub use peak::{peak_ops_per_sec, PeakOp};
 pub use quantize::{bf16_bits, quantize_columns_s8, quantize_row_u8, RowQuant};
 
-use driver::Gemm;
+use driver::{AOperand, Gemm};
 use pack_a::{ASource, I8Shifted, U8Quads};
 
 /// Largest depth the int8 engines accept: `k · 255 · 127` stays below 2³¹.
@@ -121,7 +122,7 @@ pub fn gemm_bf16_on<A: Bf16Input>(
         engine,
         precision: Precision::Bf16,
         m: a.rows(),
-        a: &*src,
+        a: AOperand::Rows(&*src),
         b_layout: b.layout,
         b: b.data.as_slice(),
         epilogue: None,
@@ -194,7 +195,7 @@ fn int8_integer(
         engine,
         precision: Precision::Int8,
         m,
-        a: src,
+        a: AOperand::Rows(src),
         b_layout: b.layout,
         b: b.data.as_slice(),
         epilogue: Some(&epilogue),
@@ -218,6 +219,32 @@ pub fn gemm_int8(a: MatRef<'_, f32>, b: &PackedInt8, out: &mut [f32]) {
 /// # Panics
 /// As [`gemm_int8`], or if the engine does not run on this CPU.
 pub fn gemm_int8_on(engine: Engine, a: MatRef<'_, f32>, b: &PackedInt8, out: &mut [f32]) {
+    gemm_int8_bias_on(engine, a, b, None, out)
+}
+
+/// [`gemm_int8`] plus `bias[j]` added to every row while the output is
+/// written (no separate pass), on the best engine.
+///
+/// # Panics
+/// As [`gemm_int8`], or if `bias.len() != n`.
+pub fn gemm_int8_bias(a: MatRef<'_, f32>, b: &PackedInt8, bias: &[f32], out: &mut [f32]) {
+    gemm_int8_bias_on(Engine::best(Precision::Int8), a, b, Some(bias), out)
+}
+
+/// [`gemm_int8`] with an optional per-column bias, on a given engine: the
+/// rows of `a` are quantized straight into the packed layout the engine
+/// reads (once per call), and the epilogue applies the zero-point
+/// correction, both scales and the bias in one vector pass per output row.
+///
+/// # Panics
+/// As [`gemm_int8_bias`], or if the engine does not run on this CPU.
+pub fn gemm_int8_bias_on(
+    engine: Engine,
+    a: MatRef<'_, f32>,
+    b: &PackedInt8,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     check_engine(engine, Precision::Int8);
     let (m, k) = (a.rows(), a.cols());
     check_shapes("gemm_int8", m, k, b.k(), b.n(), out.len());
@@ -225,20 +252,34 @@ pub fn gemm_int8_on(engine: Engine, a: MatRef<'_, f32>, b: &PackedInt8, out: &mu
         k <= MAX_INT8_DEPTH,
         "gemm_int8: depth {k} exceeds {MAX_INT8_DEPTH}"
     );
-    let (q, quant) = quantize_rows(a);
+    if let Some(bias) = bias {
+        assert_eq!(
+            bias.len(),
+            b.n(),
+            "gemm_int8: bias has {} elements, expected {}",
+            bias.len(),
+            b.n()
+        );
+    }
+    if m == 0 || b.n() == 0 {
+        return;
+    }
+    let (words, quant) = prepack::quantize_pack(a, driver::blocking(engine, &b.layout));
     let (sums, scales) = (&b.col_sums, &b.scales);
     let epilogue = |i: usize, j0: usize, row: &mut [u32]| {
         let RowQuant { scale, zero_point } = quant[i];
-        for ((v, &s), &sb) in row.iter_mut().zip(&sums[j0..]).zip(&scales[j0..]) {
-            let acc = (*v as i32).wrapping_sub(zero_point.wrapping_mul(s));
-            *v = (acc as f32 * (scale * sb)).to_bits();
+        let nc = row.len();
+        let (sums, scales) = (&sums[j0..j0 + nc], &scales[j0..j0 + nc]);
+        match bias {
+            Some(bias) => dequantize_row(row, zero_point, scale, sums, scales, &bias[j0..j0 + nc]),
+            None => dequantize_row(row, zero_point, scale, sums, scales, &[]),
         }
     };
     Gemm {
         engine,
         precision: Precision::Int8,
         m,
-        a: &U8Quads(MatRef::row_major(&q, m, k)),
+        a: AOperand::Packed(&words),
         b_layout: b.layout,
         b: b.data.as_slice(),
         epilogue: Some(&epilogue),
@@ -246,40 +287,29 @@ pub fn gemm_int8_on(engine: Engine, a: MatRef<'_, f32>, b: &PackedInt8, out: &mu
     .run(bytemuck::cast_slice_mut(out));
 }
 
-/// Quantizes every row of `a` (in parallel above the size threshold).
-fn quantize_rows(a: MatRef<'_, f32>) -> (Vec<u8>, Vec<RowQuant>) {
-    use rayon::prelude::*;
-    let (m, k) = (a.rows(), a.cols());
-    let mut q = vec![0u8; m * k];
-    let unit = RowQuant {
-        scale: 1.0,
-        zero_point: 0,
-    };
-    let mut quant = vec![unit; m];
-    if k == 0 {
-        return (q, quant);
-    }
-    let one = |(i, (qi, rq)): (usize, (&mut [u8], &mut RowQuant))| {
-        *rq = match a.row_slice(i) {
-            Some(row) => quantize_row_u8(row, qi),
-            None => {
-                let row: Vec<f32> = (0..k).map(|j| a.get(i, j)).collect();
-                quantize_row_u8(&row, qi)
-            }
+crate::simd_dispatch! {
+    /// One output row of the int8 product, in place: the i32 sums become
+    /// `s_a · s_b[j] · (acc − zp · Σ_k q_b[k][j]) (+ bias[j])`; `bias` is
+    /// empty or as long as `row`.
+    fn dequantize_row(
+        row: &mut [u32],
+        zero_point: i32,
+        scale: f32,
+        sums: &[i32],
+        scales: &[f32],
+        bias: &[f32],
+    ) {
+        let value = |v: u32, s: i32, sb: f32| {
+            (v as i32).wrapping_sub(zero_point.wrapping_mul(s)) as f32 * (scale * sb)
         };
-    };
-    if m * k < crate::parallel::MIN_PARALLEL_ELEMS {
-        q.chunks_mut(k)
-            .zip(quant.iter_mut())
-            .enumerate()
-            .for_each(one);
-    } else {
-        crate::parallel::pool().install(|| {
-            q.par_chunks_mut(k)
-                .zip(quant.par_iter_mut())
-                .enumerate()
-                .for_each(one)
-        });
+        if bias.is_empty() {
+            for ((v, &s), &sb) in row.iter_mut().zip(sums).zip(scales) {
+                *v = value(*v, s, sb).to_bits();
+            }
+        } else {
+            for (((v, &s), &sb), &c) in row.iter_mut().zip(sums).zip(scales).zip(bias) {
+                *v = (value(*v, s, sb) + c).to_bits();
+            }
+        }
     }
-    (q, quant)
 }

@@ -1,0 +1,128 @@
+//! The A operand packed once per call, for every job at once.
+//!
+//! The driver normally packs A inside each job (its rows, one depth chunk at
+//! a time). For f32 activations on the int8 engines that would mean a full
+//! quantization pass writing a row-major u8 copy, then a second pass packing
+//! it per job; [`quantize_pack`] instead quantizes each micro-panel of rows
+//! (12 rows for AVX-512, 32 for AMX) into a small scratch and writes its
+//! words straight into the packed blocks the jobs read ([`Blocking`] gives
+//! their offsets), once per call however the output is split.
+
+use super::driver::MC;
+use super::pack_a::{ALayout, APacker, U8Quads, AMX_ROWS};
+use super::quantize::{quantize_row_u8, RowQuant};
+use super::MatRef;
+use crate::parallel;
+
+/// How the driver walks A: layout, words per depth chunk and depth in words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Blocking {
+    /// The engine's A layout.
+    pub layout: ALayout,
+    /// Depth words per chunk.
+    pub kc: usize,
+    /// Depth words walked (real groups, or padded to the tile step for AMX).
+    pub depth: usize,
+}
+
+impl Blocking {
+    /// Number of depth chunks (at least one).
+    pub fn chunks(&self) -> usize {
+        self.depth.div_ceil(self.kc).max(1)
+    }
+
+    /// First word and width of chunk `ci`.
+    pub fn chunk(&self, ci: usize) -> (usize, usize) {
+        let g0 = ci * self.kc;
+        (g0, self.kc.min(self.depth - g0.min(self.depth)))
+    }
+
+    /// Word offset, in a whole packed A, of the block of rows `i0 .. i0 +
+    /// rows` (`i0` a multiple of [`MC`]) for the chunk starting at `g0`; the
+    /// block holds `layout.words(rows, chunk width)` words, laid out as the
+    /// per-job packer writes them.
+    pub fn block_offset(&self, i0: usize, rows: usize, g0: usize) -> usize {
+        i0 * self.depth + self.layout.words(rows, g0)
+    }
+
+    /// Words of a whole packed A of `m` rows.
+    pub fn total_words(&self, m: usize) -> usize {
+        let full = m / MC * MC;
+        full * self.depth + self.layout.words(m - full, self.depth)
+    }
+
+    /// Rows per micro-panel (the unit that is packed independently).
+    fn unit(&self) -> usize {
+        match self.layout {
+            ALayout::Broadcast { mr } => mr,
+            ALayout::Tiles => AMX_ROWS,
+        }
+    }
+}
+
+/// Pointer into the packed words and row parameters, written by disjoint units.
+#[derive(Clone, Copy)]
+struct Shared(*mut u32, *mut RowQuant);
+// SAFETY: every unit writes only its own rows' words and parameters.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+/// Quantizes every row of `a` to u8 ([`quantize_row_u8`]) straight into the
+/// packed A of `blocking`; returns the words and each row's parameters.
+pub(crate) fn quantize_pack(a: MatRef<'_, f32>, blocking: Blocking) -> (Vec<u32>, Vec<RowQuant>) {
+    let (m, k) = (a.rows(), a.cols());
+    let mut words = vec![0u32; blocking.total_words(m)];
+    let unit_quant = RowQuant {
+        scale: 1.0,
+        zero_point: 0,
+    };
+    let mut quant = vec![unit_quant; m];
+    if m == 0 {
+        return (words, quant);
+    }
+    let unit = blocking.unit();
+    let per_block = MC / unit;
+    let units = m.div_ceil(MC) * per_block;
+    let shared = Shared(words.as_mut_ptr(), quant.as_mut_ptr());
+    parallel::for_each_range(units, unit * k.max(1), |u0, u1| {
+        let s = shared;
+        let mut scratch = Vec::new();
+        let mut gathered = Vec::new();
+        let mut packer = APacker::default();
+        for u in u0..u1 {
+            let (i0, p0) = (u / per_block * MC, u % per_block * unit);
+            if i0 + p0 >= m {
+                continue;
+            }
+            let (rows, pr) = (MC.min(m - i0), unit.min(m - i0 - p0));
+            scratch.resize(pr * k, 0u8);
+            for r in 0..pr {
+                let i = i0 + p0 + r;
+                let out = &mut scratch[r * k..][..k];
+                let rq = match a.row_slice(i) {
+                    Some(row) => quantize_row_u8(row, out),
+                    None => {
+                        gathered.clear();
+                        gathered.extend((0..k).map(|j| a.get(i, j)));
+                        quantize_row_u8(&gathered, out)
+                    }
+                };
+                // SAFETY: row i belongs to this unit alone; `quant` has m entries.
+                unsafe { *s.1.add(i) = rq };
+            }
+            let src = U8Quads(MatRef::row_major(&scratch, pr, k));
+            for ci in 0..blocking.chunks() {
+                let (g0, gn) = blocking.chunk(ci);
+                let packed = packer.pack(&src, blocking.layout, (0, pr), (g0, gn));
+                let at = blocking.block_offset(i0, rows, g0) + blocking.layout.words(p0, gn);
+                // SAFETY: the unit's words of this block lie inside `words`
+                // (`total_words` covers every block) and no other unit writes them.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(packed.as_ptr(), s.0.add(at), packed.len())
+                };
+            }
+        }
+    });
+    (words, quant)
+}
