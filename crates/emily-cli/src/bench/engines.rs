@@ -10,6 +10,11 @@ use emily_kernels::gemm::{
     gemm_bf16_on, gemm_int8_on, Engine, MatRef, PackedBf16, PackedInt8, Precision,
 };
 
+use std::path::Path;
+
+use emily_models::whisper::WhisperDims;
+
+use super::encoder_rate::{self, Peaks};
 use super::floor::gemm_f32;
 use super::timer::median_secs;
 
@@ -143,9 +148,8 @@ fn attention_row() {
     );
 }
 
-/// The CPU's arithmetic peaks (register-only loops on every thread) and the
-/// Whisper tiny.en encoder's floor at those peaks.
-fn peaks_and_encoder_floor() {
+/// The CPU's arithmetic peaks (register-only loops on every thread).
+fn peaks() -> Option<Peaks> {
     use emily_kernels::gemm::{peak_ops_per_sec, PeakOp};
     let peak = |op| peak_ops_per_sec(op).map(|x| x / 1e9);
     let (f, b, i) = (
@@ -161,26 +165,26 @@ fn peaks_and_encoder_floor() {
         show(b),
         show(i)
     );
-    // tiny.en: d 384, 1500 positions (3000 before the stride-2 conv), 4
-    // layers, MLP 1536, 80 mels.
-    let (d, t, layers, ffn, mels) = (384.0, 1500.0, 4.0, 1536.0, 80.0);
-    let conv = 2.0 * (2.0 * t * d * mels * 3.0 + t * d * d * 3.0) / 1e9;
-    let linear = layers * 2.0 * t * (4.0 * d * d + 2.0 * d * ffn) / 1e9;
-    let attention = layers * 4.0 * t * t * d / 1e9;
-    println!(
-        "Whisper tiny.en encoder: conv {conv:.2} GFLOP, projections + MLP {linear:.1}, attention {attention:.1} (total {:.1})",
-        conv + linear + attention
-    );
-    if let (Some(f), Some(b), Some(i)) = (f, b, i) {
-        let ms = |gflop: f64, rate: f64| gflop / rate * 1e3;
-        println!(
-            "  encoder floor at these peaks: f32 {:.0} ms; conv + attention bf16, projections int8 {:.0} ms; attention int8 too {:.0} ms",
-            ms(conv + linear + attention, f),
-            ms(conv + attention, b) + ms(linear, i),
-            ms(conv, b) + ms(linear + attention, i)
-        );
-    }
+    Some(Peaks {
+        f32: f?,
+        bf16: b?,
+        int8: i?,
+    })
 }
+
+/// Whisper tiny.en's sizes (the model `make models` fetches first).
+const TINY_EN: WhisperDims = WhisperDims {
+    n_mels: 80,
+    d_model: 384,
+    ffn_dim: 1536,
+    n_audio_heads: 6,
+    n_text_heads: 6,
+    n_audio_layers: 4,
+    n_text_layers: 4,
+    n_vocab: 51864,
+    n_audio_ctx: 1500,
+    n_text_ctx: 448,
+};
 
 /// Runs the PyTorch peer, echoing its output, and returns its lines.
 fn torch_peer() -> Vec<String> {
@@ -248,12 +252,18 @@ pub fn run() -> Result<()> {
         Engine::available(Precision::Bf16),
         Engine::available(Precision::Int8)
     );
-    peaks_and_encoder_floor();
+    let peaks = peaks();
     let mut rows = Vec::new();
     for (m, n, k) in SHAPES {
         rows.push(shape_row(m, n, k)?);
     }
     attention_row();
+    encoder_rate::run(
+        Path::new("models/whisper-tiny.en"),
+        "tiny.en",
+        &TINY_EN,
+        peaks,
+    )?;
     let peer = torch_peer();
     for r in &mut rows {
         r.torch = torch_figures(&peer, r.shape);

@@ -2,6 +2,7 @@
 //! the machine's floors (copy bandwidth, GEMM throughput).
 
 mod core;
+mod encoder_rate;
 mod engines;
 mod floor;
 mod kernels;
