@@ -12,6 +12,20 @@ use emily_models::whisper::{ComputeType, Session, TranscribeOptions, Whisper, Wh
 
 use super::timer::median_secs;
 
+/// Whisper tiny.en's sizes (the model `make models` fetches first).
+pub const TINY_EN: WhisperDims = WhisperDims {
+    n_mels: 80,
+    d_model: 384,
+    ffn_dim: 1536,
+    n_audio_heads: 6,
+    n_text_heads: 6,
+    n_audio_layers: 4,
+    n_text_layers: 4,
+    n_vocab: 51864,
+    n_audio_ctx: 1500,
+    n_text_ctx: 448,
+};
+
 /// The measured peaks, GFLOP/s (int8: GOP/s).
 #[derive(Clone, Copy, Debug)]
 pub struct Peaks {
@@ -140,18 +154,7 @@ mod tests {
 
     #[test]
     fn tiny_en_split_and_floors() {
-        let dims = WhisperDims {
-            n_mels: 80,
-            d_model: 384,
-            ffn_dim: 1536,
-            n_audio_heads: 6,
-            n_text_heads: 6,
-            n_audio_layers: 4,
-            n_text_layers: 4,
-            n_vocab: 51864,
-            n_audio_ctx: 1500,
-            n_text_ctx: 448,
-        };
+        let dims = TINY_EN;
         let f = EncoderFlops::of(&dims);
         // conv1 2·3000·240·384, conv2 2·1500·1152·384.
         assert!((f.conv - (0.55296 + 1.327104)).abs() < 1e-9);

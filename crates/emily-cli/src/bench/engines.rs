@@ -12,9 +12,7 @@ use emily_kernels::gemm::{
 
 use std::path::Path;
 
-use emily_models::whisper::WhisperDims;
-
-use super::encoder_rate::{self, Peaks};
+use super::encoder_rate::{self, Peaks, TINY_EN};
 use super::floor::gemm_f32;
 use super::timer::median_secs;
 
@@ -171,20 +169,6 @@ fn peaks() -> Option<Peaks> {
         int8: i?,
     })
 }
-
-/// Whisper tiny.en's sizes (the model `make models` fetches first).
-const TINY_EN: WhisperDims = WhisperDims {
-    n_mels: 80,
-    d_model: 384,
-    ffn_dim: 1536,
-    n_audio_heads: 6,
-    n_text_heads: 6,
-    n_audio_layers: 4,
-    n_text_layers: 4,
-    n_vocab: 51864,
-    n_audio_ctx: 1500,
-    n_text_ctx: 448,
-};
 
 /// Runs the PyTorch peer, echoing its output, and returns its lines.
 fn torch_peer() -> Vec<String> {
