@@ -12,7 +12,7 @@ pub mod chat;
 pub mod config;
 mod generate;
 pub mod graph;
-mod heap;
+pub(crate) mod heap;
 mod model;
 pub mod params;
 pub mod quantize;

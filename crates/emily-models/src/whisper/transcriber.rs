@@ -153,6 +153,8 @@ pub struct Whisper {
     generation: GenerationSettings,
     kernels: Kernels,
     multilingual: bool,
+    /// Set once the first window's encoder has run (and packed its weights).
+    encoded_once: std::sync::atomic::AtomicBool,
 }
 
 impl Whisper {
@@ -194,6 +196,8 @@ impl Whisper {
             Kernels::Composed => base,
             Kernels::Fused => base.with_fast_kernels()?,
         };
+        // Reading and converting the checkpoint freed many temporaries.
+        crate::llm::heap::release_free_heap();
         Ok(Whisper {
             graph,
             tokenizer,
@@ -201,6 +205,7 @@ impl Whisper {
             generation: ck.generation.clone(),
             kernels,
             multilingual: ck.dims.is_multilingual(),
+            encoded_once: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -253,7 +258,16 @@ impl Whisper {
     pub fn encode(&self, mel: &[f32]) -> Result<Tensor, WhisperError> {
         let n_mels = self.featurizer.n_mels();
         let x = Tensor::from_slice(mel, &[1, n_mels, CHUNK_FRAMES])?;
-        Ok(self.graph.encode(&x)?)
+        let enc = self.graph.encode(&x)?;
+        if !self
+            .encoded_once
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            // The first run packed the low-precision weights through
+            // temporary copies that the C heap would keep resident.
+            crate::llm::heap::release_free_heap();
+        }
+        Ok(enc)
     }
 
     /// Raw logits of the last prompt position for encoder output `enc`.
