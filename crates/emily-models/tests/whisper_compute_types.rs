@@ -19,10 +19,11 @@
 
 mod common;
 
-use common::{goldens, jfk_samples_reference, max_abs_diff, model_dir};
-use emily::Kernels;
+use common::{golden_ids, goldens, jfk_samples_reference, max_abs_diff, model_dir};
+use emily::{DType, Kernels, Tensor};
 use emily_models::npy::read_npy;
-use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
+use emily_models::whisper::graph::WhisperGraph;
+use emily_models::whisper::{load_whisper, ComputeType, TranscribeOptions, Whisper};
 
 /// faster-whisper's greedy JFK text.
 const JFK: &str = " And so my fellow Americans ask not what your country can do for you ask what you can do for your country.";
@@ -102,4 +103,45 @@ fn auto_resolves_to_a_concrete_type() {
     let r = ComputeType::Auto.resolve();
     assert_ne!(r, ComputeType::Auto);
     assert_eq!(ComputeType::Bf16.resolve(), ComputeType::Bf16);
+}
+
+/// Every type but f32 holds a window's cross-attention keys and values in
+/// f16 (half the bytes per window and per decoder step). On the same encoder
+/// output and the same decoder weights, the logits at every position of the
+/// JFK tokens stay close to those with f32 keys and values and pick the same
+/// token.
+#[test]
+fn half_precision_cross_keys_and_values_keep_the_logits() {
+    let ck = load_whisper(&model_dir("whisper-tiny.en")).expect("run `make models` first");
+    let graph = |compute| {
+        WhisperGraph::with_compute(&ck, compute)
+            .unwrap()
+            .with_fast_kernels()
+            .unwrap()
+    };
+    let (full, half) = (graph(ComputeType::F32), graph(ComputeType::Bf16));
+    let mel = read_npy(&goldens().join("jfk_logmel.npy")).unwrap();
+    let mel = Tensor::from_slice(&mel.data, &[1, 80, 3000]).unwrap();
+    let enc = full.encode(&mel).unwrap();
+    let ids: Vec<i64> = golden_ids().iter().map(|&t| t as i64).collect();
+    let t = ids.len();
+    let tokens = Tensor::from_slice(&ids, &[1, t]).unwrap();
+    let zero = Tensor::from_slice(&[0i64], &[1]).unwrap();
+    let all: Vec<usize> = (0..t).collect();
+    let logits = |g: &WhisperGraph, dtype| {
+        let mut state = g.start(&enc).unwrap();
+        assert_eq!(g.cross_keys(&state, 0).unwrap().dtype(), dtype);
+        let l = g.step_at(&tokens, &zero, &mut state, &all).unwrap();
+        l.to_vec::<f32>().unwrap()
+    };
+    let (a, b) = (logits(&full, DType::F32), logits(&half, DType::F16));
+    let d = max_abs_diff(&a, &b);
+    println!("f16 cross keys/values: max |logit diff| {d:.4} over {t} positions");
+    // Measured 0.008 on tiny.en.
+    assert!(d < 0.03, "max |logit diff| {d}");
+    let vocab = a.len() / t;
+    for (p, (ra, rb)) in a.chunks(vocab).zip(b.chunks(vocab)).enumerate() {
+        let top = |r: &[f32]| (0..r.len()).max_by(|&i, &j| r[i].total_cmp(&r[j]));
+        assert_eq!(top(ra), top(rb), "position {p}");
+    }
 }

@@ -22,6 +22,34 @@ pub fn copy_bandwidth_gbs() -> f64 {
     2.0 * (n * 4) as f64 / secs / 1e9
 }
 
+/// Measured read bandwidth in GB/s (bytes read per second) over 256 MiB,
+/// summed in chunks split across the pool's threads: the floor of a
+/// bandwidth-bound kernel such as a decoder step's GEMV.
+pub fn read_bandwidth_gbs() -> f64 {
+    let n = 64 << 20; // f32 elements = 256 MiB
+    let src: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+    let chunk = n / (parallel::num_threads() * 4);
+    let mut total = 0.0f32;
+    let secs = median_secs(1.0, || {
+        total += parallel::pool().install(|| {
+            src.par_chunks(chunk)
+                .map(|c| {
+                    // Eight independent sums keep the loads, not the adds, the limit.
+                    let mut acc = [0f32; 8];
+                    for block in c.chunks_exact(8) {
+                        for (a, v) in acc.iter_mut().zip(block) {
+                            *a += v;
+                        }
+                    }
+                    acc.iter().sum::<f32>()
+                })
+                .sum::<f32>()
+        })
+    });
+    std::hint::black_box(total);
+    (n * 4) as f64 / secs / 1e9
+}
+
 /// `c = a · b` for row-major f32 matrices, calling the `gemm` crate directly
 /// on the pool's threads (the reference our matmul is compared with).
 pub fn gemm_f32(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {

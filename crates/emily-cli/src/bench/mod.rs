@@ -16,6 +16,7 @@ mod torch_peer;
 mod train;
 pub mod whisper;
 mod whisper_procs;
+mod whisper_step;
 
 use anyhow::Result;
 

@@ -47,7 +47,8 @@ fn bench_options(beam: usize) -> TranscribeOptions {
 const WARM_UP: &str = "samples/jfk.wav";
 
 /// One warm in-process measurement (the `bench-whisper-child` command):
-/// prints a JSON line `{"warm_ms", "encoder_ms", "text"}`.
+/// prints a JSON line `{"warm_ms", "encoder_ms", "text", "step"}` (`step`:
+/// the 1-row decoder step against its floor, [`super::whisper_step`]).
 pub fn run_child(
     model: &Path,
     audio: &Path,
@@ -79,6 +80,8 @@ pub fn run_child(
             "warm_ms": median(&mut total),
             "encoder_ms": median(&mut enc),
             "text": text.trim(),
+            // The step is the same under beam search: measured once, greedy.
+            "step": if beam == 1 { super::whisper_step::measure(&w)? } else { serde_json::Value::Null },
         })
     );
     Ok(())
@@ -97,6 +100,8 @@ struct Row {
     process_ms: f64,
     rss_mb: f64,
     text: String,
+    /// The decoder-step line ([`super::whisper_step::describe`]), ours only.
+    step: Option<String>,
 }
 
 impl Row {
@@ -115,6 +120,7 @@ impl Row {
             process_ms: whole.wall_ms,
             rss_mb: whole.peak_rss_mb,
             text: warm["text"].as_str().unwrap_or("").to_string(),
+            step: super::whisper_step::describe(who, &warm["step"]),
         }
     }
 }
@@ -344,6 +350,7 @@ fn whisper_cpp_rows(
             process_ms: once.wall_ms,
             rss_mb: once.peak_rss_mb,
             text,
+            step: None,
         });
     }
     Ok(rows)
@@ -384,6 +391,9 @@ fn print_table(model: &Path, input: &str, threads: usize, rows: &[Row]) {
                 o.process_ms / p.process_ms
             );
         }
+    }
+    for line in rows.iter().filter_map(|r| r.step.as_deref()) {
+        println!("{line}");
     }
     for (ours, peer) in RSS_TARGETS {
         if let (Some(o), Some(p)) = (find(ours), find(peer)) {

@@ -12,8 +12,8 @@ use crate::whisper::WhisperDims;
 
 /// The cross-K/V model: input [`ENCODER_HIDDEN_STATES`] `(B, 1500, d)`;
 /// outputs [`cross_keys`]`(i)` then [`cross_values`]`(i)` for every decoder
-/// layer, each `(B, H, 1500, d/H)`.
-pub fn cross_kv_model(dims: &WhisperDims) -> Result<Model> {
+/// layer, each `(B, H, 1500, d/H)` in `dtype` (f32, or f16 to halve them).
+pub fn cross_kv_model(dims: &WhisperDims, dtype: DType) -> Result<Model> {
     let d = dims.d_model;
     let bias = projection_bias();
     let mut b = ModelBuilder::new();
@@ -27,7 +27,12 @@ pub fn cross_kv_model(dims: &WhisperDims) -> Result<Model> {
             let mut opts = DenseOptions::new(d, d);
             opts.bias = has_bias;
             let h = b.dense(&format!("{p}.{proj}"), &enc, opts)?;
-            let h = b.split_heads(&out, &h, dims.n_text_heads)?;
+            let h = if dtype == DType::F32 {
+                b.split_heads(&out, &h, dims.n_text_heads)?
+            } else {
+                let h = b.split_heads(&format!("{out}.f32"), &h, dims.n_text_heads)?;
+                b.cast(&out, &h, dtype)?
+            };
             b.output(&h)?;
         }
     }

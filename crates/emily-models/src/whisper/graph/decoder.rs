@@ -20,12 +20,14 @@ use crate::whisper::WhisperDims;
 /// The decoder step. Inputs: [`INPUT_IDS`] `(B, T)` i64, [`OFFSET`] `[1]`
 /// i64 (the position of the first token), and per layer the cross keys and
 /// values `(B, H, 1500, d/H)` named [`cross_keys`]/[`cross_values`]. Output:
-/// the last block's residual sum, `(B, T, d)`. The self-attention nodes hold static caches of
+/// the last block's residual sum, `(B, T, d)`. The cross keys and values are
+/// `cross` (f32 or f16; with f16 the cross-attention core runs on f16
+/// queries, f32 inside, and its output is widened back to f32). The self-attention nodes hold static caches of
 /// `n_text_ctx` positions as model state (`"{node}.key_cache"`,
 /// `"{node}.value_cache"`), written at the offset, so every step with the
 /// same `T` replays one compiled plan.
-pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, Variant::Step)
+pub fn decoder_step_model(dims: &WhisperDims, cross: DType) -> Result<Model> {
+    decoder_model(dims, cross, Variant::Step)
 }
 
 /// The decoder step with more outputs, for word alignment: after the hidden
@@ -33,8 +35,8 @@ pub fn decoder_step_model(dims: &WhisperDims) -> Result<Model> {
 /// `"{layer}.encoder_attn.query_heads"` nodes), from which the alignment
 /// heads' attention weights are computed outside the graph. Same nodes and
 /// parameters as [`decoder_step_model`].
-pub fn decoder_align_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, Variant::Align)
+pub fn decoder_align_model(dims: &WhisperDims, cross: DType) -> Result<Model> {
+    decoder_model(dims, cross, Variant::Align)
 }
 
 /// The decoder step for a batch of sequences that share one cache write
@@ -44,8 +46,8 @@ pub fn decoder_align_model(dims: &WhisperDims) -> Result<Model> {
 /// i64 (each token's position in its own sequence) and [`KEY_MASK`]
 /// `(B, n_text_ctx)` bool (the cache slots that belong to the row). Same
 /// nodes and parameters otherwise.
-pub fn decoder_batch_step_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, Variant::Batch)
+pub fn decoder_batch_step_model(dims: &WhisperDims, cross: DType) -> Result<Model> {
+    decoder_model(dims, cross, Variant::Batch)
 }
 
 /// The single-token step of several rows of one window (beams, samples):
@@ -54,8 +56,8 @@ pub fn decoder_batch_step_model(dims: &WhisperDims) -> Result<Model> {
 /// the `B` queries attend to them as `B` query positions of one sequence, so
 /// the keys and values are read once per step, not once per row. Same nodes
 /// and parameters (and cache state) as [`decoder_step_model`].
-pub fn decoder_rows_step_model(dims: &WhisperDims) -> Result<Model> {
-    decoder_model(dims, Variant::Rows)
+pub fn decoder_rows_step_model(dims: &WhisperDims, cross: DType) -> Result<Model> {
+    decoder_model(dims, cross, Variant::Rows)
 }
 
 /// Which form of the decoder step to build.
@@ -71,7 +73,7 @@ enum Variant {
     Rows,
 }
 
-fn decoder_model(dims: &WhisperDims, variant: Variant) -> Result<Model> {
+fn decoder_model(dims: &WhisperDims, cross: DType, variant: Variant) -> Result<Model> {
     let (d, h) = (dims.d_model, dims.n_text_heads);
     let hd = d / h;
     let per_row = variant == Variant::Batch;
@@ -138,8 +140,8 @@ fn decoder_model(dims: &WhisperDims, variant: Variant) -> Result<Model> {
         )?;
         let cross_rows = if shared_cross { Some(1) } else { None };
         let kv_shape = [cross_rows, Some(h), None, Some(hd)];
-        let keys = b.input(&cross_keys(i), &kv_shape, DType::F32)?;
-        let values = b.input(&cross_values(i), &kv_shape, DType::F32)?;
+        let keys = b.input(&cross_keys(i), &kv_shape, cross)?;
+        let values = b.input(&cross_values(i), &kv_shape, cross)?;
         // Shared keys/values: the rows' single tokens become the query
         // positions of one sequence, `(B, 1, d)` → `(1, B, d)`.
         let n = if shared_cross {
@@ -158,6 +160,11 @@ fn decoder_model(dims: &WhisperDims, variant: Variant) -> Result<Model> {
         )?;
         let q = b.split_heads(&format!("{p}.encoder_attn.query_heads"), &q, h)?;
         queries.push(q.clone());
+        let q = if cross == DType::F32 {
+            q
+        } else {
+            b.cast(&format!("{p}.encoder_attn.query_heads_cast"), &q, cross)?
+        };
         let a = b.attention_core(
             &format!("{p}.encoder_attn.core"),
             &q,
@@ -167,6 +174,11 @@ fn decoder_model(dims: &WhisperDims, variant: Variant) -> Result<Model> {
             None,
             AttentionCoreOptions::new(),
         )?;
+        let a = if cross == DType::F32 {
+            a
+        } else {
+            b.cast(&format!("{p}.encoder_attn.core_f32"), &a, DType::F32)?
+        };
         let a = b.merge_heads(&format!("{p}.encoder_attn.merge_heads"), &a)?;
         let a = b.dense(
             &format!("{p}.encoder_attn.out_proj"),

@@ -109,8 +109,9 @@ impl WhisperGraph {
     ) -> Result<WhisperGraph, GraphError> {
         let compute = compute.resolve();
         let dims = ck.dims;
+        let cross = compute.cross_kv_dtype();
         let mut encoder = encoder_model(&dims)?;
-        let mut cross_kv = cross_kv_model(&dims)?;
+        let mut cross_kv = cross_kv_model(&dims, cross)?;
         if compute.int8_encoder() {
             encoder = emily_nn::quantize::int8_projections(&encoder)?.0;
         }
@@ -123,11 +124,11 @@ impl WhisperGraph {
         let models = [
             encoder,
             cross_kv,
-            decoder_step_model(&dims)?,
+            decoder_step_model(&dims, cross)?,
             decoder_head_model(&dims)?,
-            decoder_batch_step_model(&dims)?,
-            decoder_align_model(&dims)?,
-            decoder_rows_step_model(&dims)?,
+            decoder_batch_step_model(&dims, cross)?,
+            decoder_align_model(&dims, cross)?,
+            decoder_rows_step_model(&dims, cross)?,
         ];
         let params = param_store(ck, &models.iter().collect::<Vec<_>>(), compute)?;
         let [encoder, cross_kv, decoder, head, decoder_batch, decoder_align, decoder_rows] = models;
@@ -366,7 +367,7 @@ impl WhisperGraph {
     }
 
     /// The decoder's cross-attention keys of layer `layer` in `state`
-    /// `(B, H, 1500, d/H)`.
+    /// `(B, H, 1500, d/H)`, f32 or f16 ([`ComputeType::cross_kv_dtype`]).
     pub fn cross_keys<'s>(&self, state: &'s GraphDecoderState, layer: usize) -> Option<&'s Tensor> {
         let name = names::cross_keys(layer);
         state.cross.iter().find(|(n, _)| *n == name).map(|(_, t)| t)

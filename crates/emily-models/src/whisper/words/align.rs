@@ -85,7 +85,10 @@ pub(crate) fn align_words(
             continue;
         }
         let q = q.narrow(1, head, 1)?;
-        let k = k.narrow(1, head, 1)?.narrow(2, 0, frames)?;
+        let k = k
+            .narrow(1, head, 1)?
+            .narrow(2, 0, frames)?
+            .cast(q.dtype())?;
         let scale = 1.0 / (q.shape()[3] as f64).sqrt();
         // CTranslate2: softmax over the positions that hold audio only.
         let probs = q
