@@ -364,3 +364,48 @@ fn emily_isa_forces_each_path() {
         );
     }
 }
+
+/// Depths of several chunks, with whole and partial 32 × 32 output blocks:
+/// later chunks add into outputs the earlier ones wrote (on AMX, by loading
+/// the accumulator tiles from the output).
+#[test]
+fn deep_products_accumulate_across_depth_chunks() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (m, n, k) = (71, 69, 4100);
+    let a = randn(&mut rng, m * k);
+    let b = randn(&mut rng, k * n);
+    let packed = PackedBf16::from_f32(MatRef::row_major(&b, k, n));
+    for e in engines(Precision::Bf16, m * n * k) {
+        let mut out = vec![f32::NAN; m * n];
+        gemm_bf16_on(e, MatRef::row_major(&a, m, k), &packed, &mut out);
+        check_bf16(
+            &format!("deep bf16/{}", e.name()),
+            &mut rng,
+            &|i, kk| round_bf16(a[i * k + kk]),
+            &|kk, j| round_bf16(b[kk * n + j]),
+            (m, n, k),
+            &out,
+        );
+    }
+    let qa: Vec<u8> = (0..m * k).map(|_| rng.gen()).collect();
+    let zp: Vec<i32> = (0..m).map(|_| rng.gen_range(0..=255)).collect();
+    let qb: Vec<i8> = (0..k * n).map(|_| rng.gen_range(-127..=127)).collect();
+    let packed = PackedInt8::from_i8(MatRef::row_major(&qb, k, n), vec![1.0; n]);
+    for e in engines(Precision::Int8, m * n * k) {
+        let mut out = vec![i32::MIN; m * n];
+        gemm_u8s8_on(e, MatRef::row_major(&qa, m, k), &zp, &packed, &mut out);
+        for i in 0..m {
+            for j in 0..n {
+                let want: i64 = (0..k)
+                    .map(|kk| (qa[i * k + kk] as i64 - zp[i] as i64) * qb[kk * n + j] as i64)
+                    .sum();
+                assert_eq!(
+                    out[i * n + j] as i64,
+                    want,
+                    "deep u8s8/{} ({i},{j})",
+                    e.name()
+                );
+            }
+        }
+    }
+}

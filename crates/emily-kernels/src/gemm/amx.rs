@@ -51,33 +51,48 @@ pub(crate) trait TileOps {
     unsafe fn release(&mut self);
 }
 
-/// One output block `out (32 × 32 words, row stride 32) = A · B` over
-/// `steps × STEP` words of depth: `a` is a 32-row micro-panel with rows of
-/// `a_stride` words, `b` the packed panel at its first word row.
+/// Words between the upper and lower A tile of a step, and between steps,
+/// in the tile-major A layout (each 16 × 16-word tile one contiguous KiB).
+const A_HALF: usize = 16 * STEP;
+const A_STEP: usize = AMX_ROWS * STEP;
+/// Byte stride of A tile rows (64 bytes: the rows of a tile are contiguous).
+const A_ROW_BYTES: usize = STEP * 4;
+
+/// One output block `C (32 × 32 words at row stride ldc) (+)= A · B` over
+/// `steps × STEP` words of depth: `a` is a 32-row micro-panel in the
+/// tile-major layout, `b` the packed panel at its first word row. With
+/// `load_c` the accumulators start from `C`, otherwise from zero.
 ///
 /// # Safety
-/// The tiles are configured with [`TileConfig::all_16x64`]; `a` addresses 32
-/// rows of `steps × STEP` words at stride `a_stride`; `b` addresses
-/// `steps × STEP` rows of `NR` words.
-pub(crate) unsafe fn block<O: TileOps>(
+/// The tiles are configured with [`TileConfig::all_16x64`]; `a` addresses
+/// `steps` pairs of A tiles; `b` addresses `steps × STEP` rows of `NR`
+/// words; `c` addresses 32 rows of 32 words at stride `ldc`.
+unsafe fn block<O: TileOps>(
     ops: &mut O,
     p: Precision,
     a: *const u32,
-    a_stride: usize,
     b: *const u32,
     steps: usize,
-    out: &mut [u32; AMX_ROWS * NR],
+    (c, ldc, load_c): (*mut u32, usize, bool),
 ) {
-    // SAFETY: the caller's contract; every address below is inside `a`, `b` or `out`.
+    let cs = ldc * 4;
+    // SAFETY: the caller's contract; every address below is inside `a`, `b` or `c`.
     unsafe {
-        ops.zero::<0>();
-        ops.zero::<1>();
-        ops.zero::<2>();
-        ops.zero::<3>();
+        if load_c {
+            ops.load::<0>(c.cast(), cs);
+            ops.load::<1>(c.add(16).cast(), cs);
+            ops.load::<2>(c.add(16 * ldc).cast(), cs);
+            ops.load::<3>(c.add(16 * ldc + 16).cast(), cs);
+        } else {
+            ops.zero::<0>();
+            ops.zero::<1>();
+            ops.zero::<2>();
+            ops.zero::<3>();
+        }
         for s in 0..steps {
-            let ak = a.add(s * STEP);
-            ops.load::<4>(ak.cast(), a_stride * 4);
-            ops.load::<5>(ak.add(16 * a_stride).cast(), a_stride * 4);
+            let ak = a.add(s * A_STEP);
+            ops.load::<4>(ak.cast(), A_ROW_BYTES);
+            ops.load::<5>(ak.add(A_HALF).cast(), A_ROW_BYTES);
             let bk = b.add(s * STEP * NR);
             ops.load::<6>(bk.cast(), NR * 4);
             ops.load::<7>(bk.add(16).cast(), NR * 4);
@@ -86,36 +101,45 @@ pub(crate) unsafe fn block<O: TileOps>(
             ops.dot::<2, 5, 6>(p);
             ops.dot::<3, 5, 7>(p);
         }
-        let o = out.as_mut_ptr();
-        ops.store::<0>(o.cast(), NR * 4);
-        ops.store::<1>(o.add(16).cast(), NR * 4);
-        ops.store::<2>(o.add(16 * NR).cast(), NR * 4);
-        ops.store::<3>(o.add(16 * NR + 16).cast(), NR * 4);
+        ops.store::<0>(c.cast(), cs);
+        ops.store::<1>(c.add(16).cast(), cs);
+        ops.store::<2>(c.add(16 * ldc).cast(), cs);
+        ops.store::<3>(c.add(16 * ldc + 16).cast(), cs);
     }
 }
 
-/// Runs the tile program over `rows` rows of an A block in the AMX layout
-/// (`t.a`, rows of `t.kg` words, `t.kg` a multiple of [`STEP`]) against one
-/// B panel, writing (or adding) `rows × t.nc` outputs at `t.c`.
+/// Runs the tile program over `rows` rows of an A block in the tile-major
+/// AMX layout (`t.a`, `t.kg` words of depth, a multiple of [`STEP`])
+/// against one B panel, writing (or adding) `rows × t.nc` outputs at `t.c`.
+/// Whole 32 × 32 blocks accumulate in tiles loaded from (when adding) and
+/// stored to the output itself; partial blocks at the edges go through a
+/// temporary.
 ///
 /// # Safety
 /// `ops` may execute tile instructions on this thread; the pointers address
 /// the regions in [`Tile`] with the A block holding `ceil(rows / 32) × 32` rows.
 pub(crate) unsafe fn rows<O: TileOps>(ops: &mut O, t: Tile, rows: usize) {
     debug_assert_eq!(t.kg % STEP, 0);
-    let mut out = Box::new([0u32; AMX_ROWS * NR]);
+    let steps = t.kg / STEP;
+    let mut out: Option<Box<[u32; AMX_ROWS * NR]>> = None;
     // SAFETY: the caller's contract.
     unsafe {
         ops.configure(&TileConfig::all_16x64());
         for r0 in (0..rows).step_by(AMX_ROWS) {
+            let a = t.a.add(r0 * t.kg);
+            if r0 + AMX_ROWS <= rows && t.nc == NR {
+                let c = t.c.add(r0 * t.ldc);
+                block(ops, t.precision, a, t.b, steps, (c, t.ldc, t.accumulate));
+                continue;
+            }
+            let out = out.get_or_insert_with(|| Box::new([0u32; AMX_ROWS * NR]));
             block(
                 ops,
                 t.precision,
-                t.a.add(r0 * t.kg),
-                t.kg,
+                a,
                 t.b,
-                t.kg / STEP,
-                &mut out,
+                steps,
+                (out.as_mut_ptr(), NR, false),
             );
             for r in 0..AMX_ROWS.min(rows - r0) {
                 let dst = std::slice::from_raw_parts_mut(t.c.add((r0 + r) * t.ldc), t.nc);
@@ -134,6 +158,36 @@ pub(crate) unsafe fn rows<O: TileOps>(ops: &mut O, t: Tile, rows: usize) {
                     }
                 }
             }
+        }
+        ops.release();
+    }
+}
+
+/// `trips` rounds of four independent tile dot products on registers only
+/// (tiles 0–3 accumulate, 4–7 hold zeros): the tile unit's peak.
+///
+/// # Safety
+/// `ops` may execute tile instructions on this thread.
+pub(crate) unsafe fn spin<O: TileOps>(ops: &mut O, p: Precision, trips: usize) {
+    #[repr(C, align(64))]
+    struct Zeros([u8; 1024]);
+    let zeros = Zeros([0; 1024]);
+    // SAFETY: the caller's contract; the loads read the 1 KiB of zeros.
+    unsafe {
+        ops.configure(&TileConfig::all_16x64());
+        ops.zero::<0>();
+        ops.zero::<1>();
+        ops.zero::<2>();
+        ops.zero::<3>();
+        ops.load::<4>(zeros.0.as_ptr(), 64);
+        ops.load::<5>(zeros.0.as_ptr(), 64);
+        ops.load::<6>(zeros.0.as_ptr(), 64);
+        ops.load::<7>(zeros.0.as_ptr(), 64);
+        for _ in 0..trips {
+            ops.dot::<0, 4, 6>(p);
+            ops.dot::<1, 4, 7>(p);
+            ops.dot::<2, 5, 6>(p);
+            ops.dot::<3, 5, 7>(p);
         }
         ops.release();
     }

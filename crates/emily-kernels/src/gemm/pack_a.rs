@@ -118,8 +118,10 @@ pub(crate) enum ALayout {
     /// Micro-panels of `mr` rows; within one, word `(g, r)` at `g * rows + r`
     /// where `rows` is that panel's row count (the last may be short).
     Broadcast { mr: usize },
-    /// Micro-panels of 32 rows (zero rows past the end), each row `groups`
-    /// consecutive words: word `(r, g)` of panel `p` at `(p * 32 + r) * groups + g`.
+    /// Micro-panels of 32 rows (zero rows past the end), tile major
+    /// (`groups` a multiple of 16): each 16-row × 16-word AMX tile is one
+    /// contiguous KiB, word `(r, g)` of panel `p` at `p * 32 * groups +
+    /// (g / 16) * 512 + r * 16 + g % 16`.
     Tiles,
 }
 
@@ -158,11 +160,20 @@ impl APacker {
         let dst = &mut self.block[..words];
         match layout {
             ALayout::Tiles => {
-                for (r, out) in dst.chunks_mut(groups.max(1)).enumerate() {
-                    if r < rows {
-                        a.row_words(i0 + r, g0, out);
-                    } else {
-                        out.fill(0);
+                debug_assert_eq!(groups % 16, 0);
+                self.row.resize(groups, 0);
+                let panel_words = AMX_ROWS * groups;
+                for (p, panel) in dst.chunks_mut(panel_words.max(1)).enumerate() {
+                    for r in 0..AMX_ROWS {
+                        let i = p * AMX_ROWS + r;
+                        if i < rows {
+                            a.row_words(i0 + i, g0, &mut self.row);
+                        } else {
+                            self.row.fill(0);
+                        }
+                        for (s, words) in self.row.chunks_exact(16).enumerate() {
+                            panel[s * AMX_ROWS * 16 + r * 16..][..16].copy_from_slice(words);
+                        }
                     }
                 }
             }

@@ -1,7 +1,8 @@
 //! The CPU's arithmetic peaks for the GEMM engines' instructions, measured by
 //! register-only loops on every thread of the pool: f32 FMA (`vfmadd231ps`),
 //! bf16 dot products (`vdpbf16ps`) and u8 × s8 dot products (`vpdpbusd`),
-//! all on 512-bit registers. The ceiling a GEMM's GFLOP/s is read against,
+//! all on 512-bit registers, and the AMX tile dot products (`tdpbf16ps`,
+//! `tdpbusd`) where Linux granted the tile state. The ceiling a GEMM's GFLOP/s is read against,
 //! and the floor of a model's matrix work (FLOP ÷ peak).
 
 use std::hint::black_box;
@@ -19,6 +20,10 @@ pub enum PeakOp {
     Bf16Dot,
     /// u8 × s8 quad dot product into i32: 128 integer ops per instruction.
     Int8Dot,
+    /// AMX `tdpbf16ps` on 16 × 16 tiles: 16,384 FLOP per instruction.
+    AmxBf16,
+    /// AMX `tdpbusd` on 16 × 16 tiles: 32,768 integer ops per instruction.
+    AmxInt8,
 }
 
 impl PeakOp {
@@ -28,6 +33,16 @@ impl PeakOp {
             PeakOp::F32Fma => 32,
             PeakOp::Bf16Dot => 64,
             PeakOp::Int8Dot => 128,
+            PeakOp::AmxBf16 => 16 * 16 * 32 * 2,
+            PeakOp::AmxInt8 => 16 * 16 * 64 * 2,
+        }
+    }
+
+    /// Independent instructions per loop trip.
+    fn per_trip(self) -> usize {
+        match self {
+            PeakOp::AmxBf16 | PeakOp::AmxInt8 => 4,
+            _ => CHAINS,
         }
     }
 }
@@ -48,6 +63,8 @@ pub fn peak_ops_per_sec(op: PeakOp) -> Option<f64> {
             PeakOp::F32Fma => crate::simd::isa() == crate::simd::Isa::Avx512,
             PeakOp::Bf16Dot => Engine::Avx512.runs_here(Precision::Bf16),
             PeakOp::Int8Dot => Engine::Avx512.runs_here(Precision::Int8),
+            PeakOp::AmxBf16 => Engine::Amx.runs_here(Precision::Bf16),
+            PeakOp::AmxInt8 => Engine::Amx.runs_here(Precision::Int8),
         };
         if !runs_here {
             return None;
@@ -61,7 +78,7 @@ pub fn peak_ops_per_sec(op: PeakOp) -> Option<f64> {
                 t.elapsed().as_secs_f64()
             })
             .fold(f64::INFINITY, f64::min);
-        let ops = (threads * TRIPS * CHAINS * op.ops_per_instruction()) as f64;
+        let ops = (threads * TRIPS * op.per_trip() * op.ops_per_instruction()) as f64;
         Some(ops / best)
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -77,6 +94,7 @@ mod x86 {
     use std::mem::transmute;
 
     use super::{black_box, PeakOp, CHAINS};
+    use crate::gemm::Precision;
 
     /// `trips` rounds of `CHAINS` independent instructions of `op`.
     ///
@@ -89,6 +107,12 @@ mod x86 {
                 PeakOp::F32Fma => fma(trips),
                 PeakOp::Bf16Dot => bf16(trips),
                 PeakOp::Int8Dot => int8(trips),
+                PeakOp::AmxBf16 => {
+                    crate::gemm::amx::spin(&mut crate::gemm::amx::Hardware, Precision::Bf16, trips)
+                }
+                PeakOp::AmxInt8 => {
+                    crate::gemm::amx::spin(&mut crate::gemm::amx::Hardware, Precision::Int8, trips)
+                }
             }
         }
     }
@@ -151,7 +175,13 @@ mod tests {
     /// machine can differ by any factor, so no test compares them.)
     #[test]
     fn peaks_are_positive_rates() {
-        for op in [PeakOp::F32Fma, PeakOp::Bf16Dot, PeakOp::Int8Dot] {
+        for op in [
+            PeakOp::F32Fma,
+            PeakOp::Bf16Dot,
+            PeakOp::Int8Dot,
+            PeakOp::AmxBf16,
+            PeakOp::AmxInt8,
+        ] {
             if let Some(x) = peak_ops_per_sec(op) {
                 assert!(x.is_finite() && x > 0.0, "{op:?}: {x}");
             }

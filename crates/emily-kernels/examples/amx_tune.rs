@@ -1,0 +1,79 @@
+//! Tuning probe for the AMX path: the tile unit's register-only peak, then
+//! bf16 and int8 GEMM GFLOP/s on the best engine at the Whisper / LLM
+//! shapes (best of 7 timed batches: the probe is for tuning on shared hosts).
+//! Threads: `EMILY_NUM_THREADS`.
+//! `cargo run --release --example amx_tune`
+
+use std::time::Instant;
+
+use emily_kernels::gemm::{
+    gemm_bf16_on, gemm_int8_on, peak_ops_per_sec, Engine, MatRef, PackedBf16, PackedInt8, PeakOp,
+    Precision,
+};
+
+fn best_secs(mut f: impl FnMut()) -> f64 {
+    f();
+    let t = Instant::now();
+    f();
+    let one = t.elapsed().as_secs_f64().max(1e-7);
+    let per = ((0.1 / one).ceil() as usize).max(1);
+    let v: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per {
+                f();
+            }
+            t.elapsed().as_secs_f64() / per as f64
+        })
+        .collect();
+    v.into_iter().fold(f64::INFINITY, f64::min)
+}
+
+fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn main() {
+    let threads = emily_kernels::parallel::num_threads();
+    let peak = |op| peak_ops_per_sec(op).map_or("-".into(), |x| format!("{:.0}", x / 1e9));
+    println!(
+        "threads {threads} engines bf16 {} int8 {}; peaks GFLOP/s: amx bf16 {} amx int8 {} avx512 bf16 {} int8 {}",
+        Engine::best(Precision::Bf16).name(),
+        Engine::best(Precision::Int8).name(),
+        peak(PeakOp::AmxBf16),
+        peak(PeakOp::AmxInt8),
+        peak(PeakOp::Bf16Dot),
+        peak(PeakOp::Int8Dot),
+    );
+    for (m, n, k) in [
+        (1500, 1536, 384),
+        (1500, 384, 1536),
+        (2048, 2048, 2048),
+        (128, 1536, 576),
+        (128, 4864, 896),
+    ] {
+        let a = data(m * k, 1, 1.0);
+        let w = data(n * k, 2, 0.05);
+        let view = MatRef::transposed(&w, k, n);
+        let (pb, pi) = (PackedBf16::from_f32(view), PackedInt8::quantize(view));
+        let mut c = vec![0f32; m * n];
+        let flop = 2.0 * (m * n * k) as f64;
+        let (eb, ei) = (Engine::best(Precision::Bf16), Engine::best(Precision::Int8));
+        let sb = best_secs(|| gemm_bf16_on(eb, MatRef::row_major(&a, m, k), &pb, &mut c));
+        let si = best_secs(|| gemm_int8_on(ei, MatRef::row_major(&a, m, k), &pi, &mut c));
+        println!(
+            "{m}x{n}x{k}: bf16 {:.0} int8 {:.0} GFLOP/s (int8/bf16 {:.2})",
+            flop / sb / 1e9,
+            flop / si / 1e9,
+            sb / si
+        );
+    }
+}
