@@ -130,7 +130,7 @@ pub fn run(model: &Path, label: &str, dims: &WhisperDims, peaks: Option<Peaks>) 
     let Some(window) = session.next_window()? else {
         anyhow::bail!("samples/jfk.wav has no window");
     };
-    let x = Tensor::from_slice(&window.to_vec(), &[1, dims.n_mels, CHUNK_FRAMES])?;
+    let x = Tensor::from_slice(window, &[1, dims.n_mels, CHUNK_FRAMES])?;
     let secs = median_secs(1.0, || {
         w.graph()
             .encode(&x)
