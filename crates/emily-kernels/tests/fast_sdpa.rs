@@ -1,7 +1,9 @@
 //! Scaled-dot-product attention kernel against a float64 reference, over every
 //! mask kind, sinks, grouped-query heads, decode shapes and both layouts.
 
-use emily_kernels::fast::{sdpa_bf16, sdpa_f16, sdpa_f32, Mask, MaskStrides, SdpaParams};
+use emily_kernels::fast::{
+    sdpa_bf16, sdpa_f16, sdpa_f32, sdpa_f32_f16_kv, Mask, MaskStrides, SdpaParams,
+};
 use half::{bf16, f16};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -480,6 +482,82 @@ fn check_half(p: &SdpaParams<'_>, seed: u64, what: &str) {
             .map(|(&g, &w)| (g - w).abs() / (w.abs() * half_ulp + 2e-5 + weights))
             .fold(0.0, f64::max);
         assert!(worst <= 1.0, "{what} {name}: {worst} x tolerance");
+    }
+}
+
+/// f32 queries over f16 keys and values: the f64 result on the rounded keys
+/// and values to f32 round-off, at decode and prefill shapes, odd head dims
+/// and cache lengths, every mask kind the LLM graphs use.
+#[test]
+fn f16_keys_and_values_with_f32_queries() {
+    let cases: [(usize, usize, usize, usize, usize, Mask<'_>); 6] = [
+        (
+            3,
+            1,
+            1,
+            1,
+            64,
+            Mask::CausalBand {
+                shift: 0,
+                window: None,
+            },
+        ),
+        (
+            9,
+            3,
+            1,
+            512,
+            64,
+            Mask::CausalBand {
+                shift: 200,
+                window: None,
+            },
+        ),
+        (
+            4,
+            1,
+            1,
+            77,
+            256,
+            Mask::CausalBand {
+                shift: 76,
+                window: Some(7),
+            },
+        ),
+        (
+            14,
+            2,
+            7,
+            1000,
+            64,
+            Mask::CausalBand {
+                shift: 128,
+                window: None,
+            },
+        ),
+        (2, 2, 77, 600, 24, Mask::Causal),
+        (3, 3, 5, 7, 7, Mask::None),
+    ];
+    for (i, (hq, hkv, tq, tk, d, mask)) in cases.into_iter().enumerate() {
+        let mut p = SdpaParams::new(1, hq, hkv, tq, tk, d);
+        p.mask = mask;
+        let ql = p.q_strides.required_len(1, hq, tq, d);
+        let kl = p.k_strides.required_len(1, hkv, tk, d);
+        let seed = 700 + 3 * i as u64;
+        let q = randn(ql, seed);
+        let (k, v) = (randn(kl, seed + 1), randn(kl, seed + 2));
+        let half = |x: &[f32]| x.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>();
+        let (kh, vh) = (half(&k), half(&v));
+        let widen = |x: &[f16]| x.iter().map(|v| v.to_f32()).collect::<Vec<_>>();
+        let want = sdpa_ref(&q, &widen(&kh), &widen(&vh), &p);
+        let mut out = vec![f32::NAN; p.out_strides.required_len(1, hq, tq, d)];
+        sdpa_f32_f16_kv(&q, &kh, &vh, &mut out, &p);
+        let err = out
+            .iter()
+            .zip(&want)
+            .map(|(&g, &w)| (g as f64 - w).abs())
+            .fold(0.0, f64::max);
+        assert!(err < TOL, "case {i}: max abs error {err:e}");
     }
 }
 

@@ -91,6 +91,7 @@ fn check_goldens(m: &LlmModel, key: &str) {
     let nll = m.mean_nll(&ids(&g, "paragraph_ids")).unwrap();
     let want_nll = g["nll_mean"].as_f64().unwrap();
     let wrong = g["nll_mean_wrong_rope"].as_f64().unwrap();
+    println!("{key}: mean NLL {nll:.6} (golden {want_nll:.6})");
     assert!(
         (nll - want_nll).abs() <= 1e-3,
         "{key}: mean NLL {nll} vs golden {want_nll} (wrong RoPE layout gives {wrong})"

@@ -469,3 +469,38 @@ fn validation_errors_name_the_op() {
         .to_string()
         .starts_with("[rope]"));
 }
+
+/// f32 queries over f16 keys and values (a half-precision KV cache): the
+/// fused kernel reads the halves in place and matches the decomposition,
+/// at decode and prefill shapes with grouped heads and a causal band; the
+/// output stays f32. Other mixes are rejected with the dtypes named.
+#[test]
+fn f32_queries_over_f16_keys_and_values() {
+    for (tq, tk, seed) in [(1usize, 77usize, 20u64), (9, 40, 30)] {
+        let (q, _) = randn(&[1, 6, tq, 64], seed);
+        let (k, _) = randn(&[1, 2, tk, 64], seed + 1);
+        let (v, _) = randn(&[1, 2, tk, 64], seed + 2);
+        let (k, v) = (k.cast(DType::F16).unwrap(), v.cast(DType::F16).unwrap());
+        let offset = Tensor::from_slice(&[(tk - tq) as i64 - 3], &[]).unwrap();
+        let (e, out) = fused_vs_composed(&[q, k, v, offset], |a| {
+            let o = SdpaOptions {
+                mask: SdpaMask::CausalBand {
+                    offset: a[3].clone(),
+                    window: None,
+                },
+                ..Default::default()
+            };
+            let out = fast::scaled_dot_product_attention(&a[0], &a[1], &a[2], o)?;
+            assert_eq!(out.dtype(), DType::F32);
+            Ok(out)
+        });
+        assert!(e <= 1e-5, "f16 kv, {tq} x {tk}: {e}");
+        assert!(out.iter().all(|x| x.is_finite()));
+    }
+    let (q, _) = randn(&[1, 2, 3, 8], 40);
+    let half = q.cast(DType::F16).unwrap();
+    for (q, k, v) in [(&half, &q, &q), (&q, &half, &q), (&q, &q, &half)] {
+        let e = fast::scaled_dot_product_attention(q, k, v, SdpaOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("f16"), "{e}");
+    }
+}

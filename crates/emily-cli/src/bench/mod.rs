@@ -36,7 +36,9 @@ pub enum Suite {
     /// Training steps of the digits classifier and the byte LM; compiled vs
     /// eager backward (threads: `--threads`; PyTorch: bench/peers/torch_train.py).
     Train,
-    /// LLM prefill and decode tok/s at 1 and 2 threads, base vs fast graphs, and llama.cpp.
+    /// LLM prefill and decode tok/s at 1 and 2 threads, base vs fast graphs,
+    /// decode floors, and llama.cpp (EMILY_BENCH_LLM_EXACT=1 adds the fast
+    /// graph with f32 activations in its quantized products).
     Llm,
     /// `emily serve` under 1, 2, 4, 8 concurrent clients (req/s, latency
     /// percentiles, vs in process), then 10x overload (EMILY_BENCH_SERVE_OVERLOAD_S).

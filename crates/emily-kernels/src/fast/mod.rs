@@ -24,7 +24,9 @@ mod rope;
 mod stream;
 mod widen;
 
-pub use attention::{sdpa_bf16, sdpa_f16, sdpa_f32, Mask, MaskStrides, SdpaParams};
+pub use attention::{
+    sdpa_bf16, sdpa_f16, sdpa_f32, sdpa_f32_f16_kv, Mask, MaskStrides, SdpaParams,
+};
 pub use layer_norm::{layer_norm_bf16, layer_norm_f16, layer_norm_f32};
 pub use layout::HeadStrides;
 pub use rms_norm::{rms_norm_bf16, rms_norm_f16, rms_norm_f32};

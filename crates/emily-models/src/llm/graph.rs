@@ -115,6 +115,9 @@ pub fn decoder_model(c: &LlmConfig, o: GraphOptions) -> emily_nn::Result<Model> 
     b.build()
 }
 
+/// The element type of the KV cache.
+pub(crate) const KV_DTYPE: DType = DType::F16;
+
 /// One transformer block; returns the residual stream after it.
 fn block(
     b: &mut ModelBuilder,
@@ -158,6 +161,11 @@ fn block(
     let rope = RotaryOptions::new(rope).positions(RotaryPositions::Offset);
     let q = b.rotary_embedding(&n("q_rope"), &q, Some(offset), rope.clone())?;
     let k = b.rotary_embedding(&n("k_rope"), &k, Some(offset), rope)?;
+    // The cache holds f16 keys and values (as llama.cpp's default): half the
+    // memory and half the bytes each decode step reads; attention widens
+    // them to f32 per key tile.
+    let k = b.cast(&n("k_half"), &k, KV_DTYPE)?;
+    let v = b.cast(&n("v_half"), &v, KV_DTYPE)?;
     let k = b.kv_cache(&n("k_cache"), &k, offset, KvCacheOptions::new(o.cache))?;
     let v = b.kv_cache(&n("v_cache"), &v, offset, KvCacheOptions::new(o.cache))?;
     let mut core = AttentionCoreOptions::new().causal();

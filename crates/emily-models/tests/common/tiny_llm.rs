@@ -388,9 +388,15 @@ pub fn reference_logits(t: &Tiny, w: &Weights, ids: &[u32]) -> Vec<Vec<f64>> {
                     rope(head, pos, base, t.arch == "llama");
                 }
             }
+            // The model's KV cache holds f16 keys and values.
+            let half = |x: Vec<f64>| -> Vec<f64> {
+                x.into_iter()
+                    .map(|v| half::f16::from_f64(v).to_f64())
+                    .collect()
+            };
             qs.push(q);
-            ks.push(k);
-            vs.push(v);
+            ks.push(half(k));
+            vs.push(half(v));
         }
         for i in 0..n {
             let mut att = vec![0.0; t.q_out()];

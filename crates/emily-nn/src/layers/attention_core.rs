@@ -273,6 +273,9 @@ pub(crate) fn attend(
         };
         return emily::fast::scaled_dot_product_attention(q, k, v, opts);
     }
+    // Keys and values of another dtype (a half-precision cache under f32
+    // queries) join the composed products in the queries' dtype.
+    let (k, v) = (&k.cast(q.dtype())?, &v.cast(q.dtype())?);
     // Grouped-query heads: the `groups` query heads of one kv head are
     // stacked as rows of one product, `(B, Hkv, groups·Tq, D)`, so kv heads
     // are never repeated (no copy forward, no sum over the group backward).

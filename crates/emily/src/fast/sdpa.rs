@@ -50,7 +50,9 @@ pub struct SdpaOptions {
 }
 
 /// `softmax(q·kᵀ·scale + mask) · v` for q `(B, Hq, Tq, D)`, k `(B, Hkv, Tk, D)`,
-/// v `(B, Hkv, Tk, Dv)`; output `(B, Hq, Tq, Dv)`.
+/// v `(B, Hkv, Tk, Dv)`; output `(B, Hq, Tq, Dv)` in q's dtype. q, k and v
+/// share a float dtype, or q is f32 and k, v are f16 (a half-precision KV
+/// cache: computed in f32 on the rounded keys and values).
 pub fn scaled_dot_product_attention(
     q: &Tensor,
     k: &Tensor,
@@ -68,12 +70,15 @@ pub(super) fn build_sdpa(
     opts: SdpaOptions,
 ) -> Result<Tensor> {
     const OP: &str = "scaled_dot_product_attention";
-    if !q.dtype().is_float() || k.dtype() != q.dtype() || v.dtype() != q.dtype() {
+    // One float dtype, or f32 queries over f16 keys and values (a
+    // half-precision KV cache).
+    let half_kv = q.dtype() == DType::F32 && k.dtype() == DType::F16;
+    if !q.dtype().is_float() || (k.dtype() != q.dtype() && !half_kv) || v.dtype() != k.dtype() {
         return Err(dtype_err(
             OP,
             k.dtype(),
             format!(
-                "; q, k, v must share a float dtype, got {} {} {}",
+                "; q, k, v must share a float dtype (or be f32, f16, f16), got {} {} {}",
                 q.dtype(),
                 k.dtype(),
                 v.dtype()

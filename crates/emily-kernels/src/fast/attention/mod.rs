@@ -279,6 +279,25 @@ pub fn sdpa_f16(q: &[f16], k: &[f16], v: &[f16], out: &mut [f16], params: &SdpaP
     );
 }
 
+/// [`sdpa_f32`] with `f16` keys and values (a half-precision KV cache) and
+/// `f32` queries and output: keys and values are widened to `f32` per key
+/// tile (F16C), everything else is as [`sdpa_f32`] — exact on the rounded
+/// keys and values to f32 round-off.
+///
+/// # Panics
+/// As [`sdpa_f32`].
+pub fn sdpa_f32_f16_kv(q: &[f32], k: &[f16], v: &[f16], out: &mut [f32], params: &SdpaParams<'_>) {
+    let dst = Dst::F32(SharedOut(out.as_mut_ptr()));
+    run(
+        Src::F32(q),
+        Src::F16(k),
+        Src::F16(v),
+        dst,
+        out.len(),
+        params,
+    );
+}
+
 /// [`sdpa_f32`] for `bf16` tensors, as [`sdpa_f16`], except that on a CPU
 /// with AVX512-BF16 (bf16 GEMM engine not capped below AVX-512 by
 /// `EMILY_ISA`) blocks of more than 16 query rows with an even head dim run

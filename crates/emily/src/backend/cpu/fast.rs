@@ -185,7 +185,16 @@ fn run<T: FusedFloat>(
             mask,
             has_sinks,
         } => {
-            let (q, kk, v) = (as_t(x)?, as_t(&inputs[1])?, as_t(&inputs[2])?);
+            // f32 queries over f16 keys and values take their own kernel
+            // (no f32 copy of the keys and values).
+            let half_kv = dtype == DType::F32
+                && inputs[1].dtype() == DType::F16
+                && inputs[2].dtype() == DType::F16;
+            let (q, kk, v) = if half_kv {
+                (as_t(x)?, inputs[1].clone(), inputs[2].clone())
+            } else {
+                (as_t(x)?, as_t(&inputs[1])?, as_t(&inputs[2])?)
+            };
             let (qs, ks, vs) = (q.shape(), kk.shape(), v.shape());
             let mut p = SdpaParams::new(qs[0], qs[1], ks[1], qs[2], ks[2], qs[3]);
             p.v_head_dim = vs[3];
@@ -228,6 +237,18 @@ fn run<T: FusedFloat>(
                 .transpose()?;
             p.sinks = sinks.as_ref().map(|s| s.as_slice());
             let mut out = Array::uninit(shape, dtype)?;
+            if half_kv {
+                // f16 keys and values (a half-precision KV cache), read in
+                // place and widened per key tile.
+                k::sdpa_f32_f16_kv(
+                    q.as_slice(),
+                    inputs[1].as_slice(),
+                    inputs[2].as_slice(),
+                    out.as_mut_slice().unwrap(),
+                    &p,
+                );
+                return Ok(out);
+            }
             T::sdpa(
                 q.as_slice(),
                 kk.as_slice(),

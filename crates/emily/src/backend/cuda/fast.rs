@@ -35,6 +35,9 @@ pub(crate) fn supports(
             }
         }
         FastOp::Sdpa { .. } => {
+            if inputs[1].1 != d0 {
+                return Err(format!("{} keys/values with {d0} queries", inputs[1].1));
+            }
             let (d, dv) = (inputs[0].0[3], inputs[2].0[3]);
             if d > 256 || dv > 256 {
                 return Err(format!("head size {d}/{dv} above 256"));
