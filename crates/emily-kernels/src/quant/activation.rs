@@ -6,7 +6,8 @@
 //! kernels need the scaled sums `d·Σq` of each block and of each half-block of
 //! 16 (for formats whose codes carry an offset or a min), stored as f32. A
 //! block holding NaN or infinity gets a NaN scale, so it poisons the products
-//! as it would in float arithmetic.
+//! as it would in float arithmetic; a block too small for `1/d` to be finite
+//! (max |x| below about 3.7e-37) is flushed to zero.
 
 use super::send_ptr::SendPtr;
 use crate::parallel;
@@ -76,7 +77,13 @@ impl Q8Activations {
                     sum16: std::slice::from_raw_parts_mut(ptrs.3.get().add(b0 * 2), n * 2),
                 }
             };
-            quantize_blocks(&x[b0 * 32..b1 * 32], out);
+            let x = &x[b0 * 32..b1 * 32];
+            #[cfg(target_arch = "x86_64")]
+            if crate::simd::isa() == crate::simd::Isa::Avx512 {
+                // SAFETY: the CPU has AVX-512 F and BW.
+                return unsafe { quantize_blocks_avx512(x, out) };
+            }
+            quantize_blocks(x, out);
         });
     }
 
@@ -94,6 +101,85 @@ struct BlockOut<'a> {
     sum16: &'a mut [f32],
 }
 
+/// The block step and its inverse for the step `max|x| / 127`: a step whose
+/// inverse overflows (max |x| below about 3.7e-37) flushes the block to zero
+/// (step 0), since `x · inf` would make every code ±127; NaN stays NaN.
+#[inline(always)]
+fn step(scale: f32) -> (f32, f32) {
+    if scale.is_nan() || scale <= 0.0 {
+        return (scale, 0.0);
+    }
+    let inv = 1.0 / scale;
+    if inv.is_infinite() {
+        (0.0, 0.0)
+    } else {
+        (scale, inv)
+    }
+}
+
+/// [`quantize_blocks`] in AVX-512 registers, bit for bit: two vectors per
+/// block, rounding half away from zero by truncation and a comparison (the
+/// portable loop's `round` is a libm call per value, and LLVM does not
+/// vectorise its saturating `as i8`).
+///
+/// # Safety
+/// The CPU supports AVX-512 F and BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_blocks_avx512(x: &[f32], out: BlockOut<'_>) {
+    use std::arch::x86_64::*;
+    let half = _mm512_set1_ps(0.5);
+    let one = _mm512_set1_ps(1.0);
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let blocks = x
+        .chunks_exact(32)
+        .zip(out.qs.chunks_exact_mut(32))
+        .zip(out.d.iter_mut().zip(out.sum32.iter_mut()))
+        .zip(out.sum16.chunks_exact_mut(2));
+    for (((x, q), (d, s32)), s16) in blocks {
+        // SAFETY: `x` holds 32 readable f32s and `q` 32 writable bytes.
+        unsafe {
+            let v = [
+                _mm512_loadu_ps(x.as_ptr()),
+                _mm512_loadu_ps(x.as_ptr().add(16)),
+            ];
+            let a = [_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])];
+            // Not `|v| <= MAX`: NaN or infinite.
+            let bad = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a[0], _mm512_set1_ps(f32::MAX))
+                | _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a[1], _mm512_set1_ps(f32::MAX));
+            if bad != 0 {
+                q.fill(0);
+                *d = f32::NAN;
+                (s16[0], s16[1], *s32) = (f32::NAN, f32::NAN, f32::NAN);
+                continue;
+            }
+            let (scale, inv) = step(_mm512_reduce_max_ps(_mm512_max_ps(a[0], a[1])) / 127.0);
+            let inv = _mm512_set1_ps(inv);
+            let mut sums = [0i32; 2];
+            for h in 0..2 {
+                let y = _mm512_mul_ps(v[h], inv);
+                let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(y);
+                let frac = _mm512_abs_ps(_mm512_sub_ps(y, t));
+                let away = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, half);
+                // ±1 with y's sign, added where the fraction is at least 1/2.
+                let step = _mm512_or_ps(one, _mm512_and_ps(y, _mm512_castsi512_ps(sign)));
+                let r = _mm512_mask_add_ps(t, away, t, step);
+                let r = _mm512_min_ps(
+                    _mm512_max_ps(r, _mm512_set1_ps(-127.0)),
+                    _mm512_set1_ps(127.0),
+                );
+                let c = _mm512_cvttps_epi32(r);
+                _mm_storeu_si128(q.as_mut_ptr().add(16 * h).cast(), _mm512_cvtepi32_epi8(c));
+                sums[h] = _mm512_reduce_add_epi32(c);
+            }
+            *d = scale;
+            s16[0] = scale * sums[0] as f32;
+            s16[1] = scale * sums[1] as f32;
+            *s32 = scale * (sums[0] + sums[1]) as f32;
+        }
+    }
+}
+
 crate::simd_dispatch! {
     /// Quantizes whole 32-blocks of `x` into codes, scales and sums.
     fn quantize_blocks(x: &[f32], out: BlockOut<'_>) {
@@ -105,8 +191,7 @@ crate::simd_dispatch! {
         for (((x, q), (d, s32)), s16) in blocks {
             let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
             let finite = x.iter().all(|v| v.is_finite());
-            let scale = if finite { amax / 127.0 } else { f32::NAN };
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            let (scale, inv) = step(if finite { amax / 127.0 } else { f32::NAN });
             let mut sums = [0i32; 2];
             for (h, (x, q)) in x.chunks_exact(16).zip(q.chunks_exact_mut(16)).enumerate() {
                 for (q, &v) in q.iter_mut().zip(x) {
