@@ -174,6 +174,19 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
+/// CPU nanoseconds the calling thread has run so far (0 where the clock is
+/// unavailable). With a one-thread pool every kernel runs inline, so the
+/// difference around a kernel is its CPU time, unaffected by preemption on
+/// a loaded machine.
+pub fn thread_cpu_nanos() -> u64 {
+    // SAFETY: clock_gettime fills the zeroed timespec it is given.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0;
+    }
+    (t.tv_sec.max(0) as u64) * 1_000_000_000 + t.tv_nsec.max(0) as u64
+}
+
 /// How many chunks to split `work` units into: 1 below the threshold or with
 /// a one-thread pool (splitting would only hand the work to the pool's one
 /// worker and wait for it: a futex wake and sleep per kernel), else up to 4

@@ -79,8 +79,13 @@ fn run_node(t: &Tensor) -> Result<()> {
         .into_iter()
         .map(take_ready)
         .collect::<Result<Vec<Array>>>();
+    let clock = crate::telemetry::profiling().then(crate::telemetry::OpClock::start);
     let result = arrays
         .and_then(|arrays| backend::get(t.device()).execute(&op, arrays, t.shape(), t.dtype()));
+    if let Some(clock) = clock {
+        // The same per-op profile a compiled plan records, so the two compare.
+        clock.record(op.name());
+    }
     let mut st = t.state();
     match result {
         Ok(a) => {

@@ -82,7 +82,10 @@ pub fn counters() -> Counters {
 
 static PROFILE: AtomicU8 = AtomicU8::new(2); // 0 off, 1 on, 2 read env
 
-/// Whether per-op kernel timing is on (`EMILY_PROFILE=1` or [`set_profiling`]).
+/// Whether per-op kernel timing is on (`EMILY_PROFILE=1` or [`set_profiling`]):
+/// every kernel a compiled plan replays or eager evaluation runs adds to
+/// [`take_op_profile`] (CPU time of the calling thread with a one-thread
+/// pool, wall time otherwise).
 pub fn profiling() -> bool {
     match PROFILE.load(Ordering::Relaxed) {
         0 => false,
@@ -102,6 +105,37 @@ pub fn set_profiling(on: bool) {
 
 static OP_TIMES: std::sync::Mutex<Vec<(&'static str, u64, u64)>> =
     std::sync::Mutex::new(Vec::new());
+
+/// A kernel's start for the per-op profile: with a one-thread pool (kernels
+/// run inline on the caller) the calling thread's CPU clock, so a loaded
+/// machine's preemptions are not counted; with more threads, wall time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum OpClock {
+    /// Thread CPU nanoseconds at the start.
+    Cpu(u64),
+    /// Wall-clock start.
+    Wall(std::time::Instant),
+}
+
+impl OpClock {
+    /// Starts timing one kernel.
+    pub(crate) fn start() -> OpClock {
+        if emily_kernels::parallel::num_threads() == 1 {
+            OpClock::Cpu(emily_kernels::parallel::thread_cpu_nanos())
+        } else {
+            OpClock::Wall(std::time::Instant::now())
+        }
+    }
+
+    /// Records the kernel of `op` started at `self` in the profile.
+    pub(crate) fn record(self, op: &'static str) {
+        let nanos = match self {
+            OpClock::Cpu(t0) => emily_kernels::parallel::thread_cpu_nanos().saturating_sub(t0),
+            OpClock::Wall(t0) => t0.elapsed().as_nanos() as u64,
+        };
+        record_op(op, nanos);
+    }
+}
 
 /// Adds one kernel run of `op` taking `nanos` to the profile.
 pub(crate) fn record_op(op: &'static str, nanos: u64) {

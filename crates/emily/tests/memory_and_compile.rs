@@ -240,3 +240,28 @@ fn a_value_read_only_inside_one_group_is_computed_there_once() {
         }
     }
 }
+
+#[test]
+fn large_fills_are_filled_at_run_time_not_kept_as_plan_constants() {
+    // A gather's gradient: zeros of the gathered tensor's shape, the
+    // cotangent scattered into them. The 1 MiB of zeros stays a run-time
+    // fill (which the scatter updates in place), while a small fill folds.
+    let f = |xs: &[Tensor]| {
+        let big = Tensor::zeros(&[256, 1024], DType::F32)?.scatter_add(&xs[1], &xs[0], 0)?;
+        let small = Tensor::full(&[7], 0.5, DType::F32, xs[0].device())?.add_scalar(1.0)?;
+        Ok(vec![big, small])
+    };
+    let upd = Tensor::randn(&[77, 1024], 0.0, 1.0, 3, DType::F32).unwrap();
+    let idx = Tensor::from_vec((0..77i64).map(|i| i * 37 % 256).collect(), &[77]).unwrap();
+    let c = compile(f);
+    let args = [upd, idx];
+    let plan = c.plan(&args).unwrap();
+    assert!(plan.bytes() < 64 << 10, "plan keeps {} bytes", plan.bytes());
+    for _ in 0..2 {
+        let got = c.call(&args).unwrap();
+        let want = f(&args).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.to_vec::<f32>().unwrap(), w.to_vec::<f32>().unwrap());
+        }
+    }
+}

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::graph::{Graph, Kind};
 use crate::backend;
 use crate::error::Result;
+use crate::ops::Op;
 use crate::{Array, Device};
 
 /// Constants larger than this (bytes) are not produced by folding when they
@@ -56,6 +57,12 @@ pub(crate) fn common_subexpressions(g: &mut Graph) {
     dead_code(g);
 }
 
+/// A fill (`Op::Full`) larger than this (bytes) is not folded: filling it at
+/// run time is cheaper than copying a constant the plan keeps, and the fresh
+/// buffer can be updated in place by its consumer (the zeros a gather's
+/// gradient scatters into).
+const FILL_FOLD_LIMIT: usize = 4 << 10;
+
 /// Evaluates nodes whose inputs are all constants at compile time.
 pub(crate) fn fold_constants(g: &mut Graph, device: Device) -> Result<()> {
     let be = backend::get(device);
@@ -75,6 +82,9 @@ pub(crate) fn fold_constants(g: &mut Graph, device: Device) -> Result<()> {
         let out_bytes = v.dtype.storage_bytes(&v.shape)?;
         let in_bytes: usize = consts.iter().map(|a| a.len_bytes()).sum();
         if out_bytes > FOLD_LIMIT && out_bytes > in_bytes {
+            continue;
+        }
+        if matches!(op, Op::Full { .. }) && out_bytes > FILL_FOLD_LIMIT {
             continue;
         }
         let a = be.execute(op, consts, &v.shape, v.dtype)?;

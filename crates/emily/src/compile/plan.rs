@@ -230,9 +230,9 @@ impl Plan {
                 })?);
             }
             vals[s.out] = Some(if profile {
-                let t = std::time::Instant::now();
+                let t = telemetry::OpClock::start();
                 let r = be.execute(&s.op, ins, &s.shape, s.dtype)?;
-                telemetry::record_op(s.op.name(), t.elapsed().as_nanos() as u64);
+                t.record(s.op.name());
                 r
             } else {
                 be.execute(&s.op, ins, &s.shape, s.dtype)?
