@@ -174,17 +174,24 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
-/// CPU nanoseconds the calling thread has run so far (0 where the clock is
-/// unavailable). With a one-thread pool every kernel runs inline, so the
-/// difference around a kernel is its CPU time, unaffected by preemption on
-/// a loaded machine.
-pub fn thread_cpu_nanos() -> u64 {
+/// CPU nanoseconds the calling thread has run so far (`None` where the
+/// clock is unavailable). With a one-thread pool every kernel runs inline,
+/// so the difference around a kernel is its CPU time, unaffected by
+/// preemption on a loaded machine.
+#[cfg(target_os = "linux")]
+pub fn thread_cpu_nanos() -> Option<u64> {
     // SAFETY: clock_gettime fills the zeroed timespec it is given.
     let mut t: libc::timespec = unsafe { std::mem::zeroed() };
     if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
-        return 0;
+        return None;
     }
-    (t.tv_sec.max(0) as u64) * 1_000_000_000 + t.tv_nsec.max(0) as u64
+    Some((t.tv_sec.max(0) as u64) * 1_000_000_000 + t.tv_nsec.max(0) as u64)
+}
+
+/// CPU nanoseconds the calling thread has run so far: not available here.
+#[cfg(not(target_os = "linux"))]
+pub fn thread_cpu_nanos() -> Option<u64> {
+    None
 }
 
 /// How many chunks to split `work` units into: 1 below the threshold or with

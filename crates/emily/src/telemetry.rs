@@ -120,17 +120,18 @@ pub(crate) enum OpClock {
 impl OpClock {
     /// Starts timing one kernel.
     pub(crate) fn start() -> OpClock {
-        if emily_kernels::parallel::num_threads() == 1 {
-            OpClock::Cpu(emily_kernels::parallel::thread_cpu_nanos())
-        } else {
-            OpClock::Wall(std::time::Instant::now())
+        match emily_kernels::parallel::thread_cpu_nanos() {
+            Some(t) if emily_kernels::parallel::num_threads() == 1 => OpClock::Cpu(t),
+            _ => OpClock::Wall(std::time::Instant::now()),
         }
     }
 
     /// Records the kernel of `op` started at `self` in the profile.
     pub(crate) fn record(self, op: &'static str) {
         let nanos = match self {
-            OpClock::Cpu(t0) => emily_kernels::parallel::thread_cpu_nanos().saturating_sub(t0),
+            OpClock::Cpu(t0) => {
+                emily_kernels::parallel::thread_cpu_nanos().map_or(0, |t| t.saturating_sub(t0))
+            }
             OpClock::Wall(t0) => t0.elapsed().as_nanos() as u64,
         };
         record_op(op, nanos);
