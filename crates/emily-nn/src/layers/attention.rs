@@ -293,6 +293,13 @@ impl AttentionOptions {
         let mask = take(self.mask.has_input()).map(|m| (self.mask, m));
         let offset = take(self.cache.is_some());
 
+        let low_precision = self.quantized && ctx.fused && x.dtype() == DType::F32;
+        // Without RoPE or a cache between projection and attention, the
+        // projections are rounded to bf16 before their heads are split and
+        // the attention output is widened after they are merged: rounding
+        // commutes with those copies (the same bits), the bias add and the
+        // rounding fuse into one pass, and the head copies move half the bytes.
+        let bf16_heads = low_precision && self.rope.is_none() && self.cache.is_none();
         let project =
             |name: &str, bias: bool, input: &Tensor, heads: usize| -> emily::Result<Tensor> {
                 let w = param(locals, &format!("{name}.weight"))?;
@@ -301,7 +308,12 @@ impl AttentionOptions {
                 } else {
                     None
                 };
-                split_heads(&linear(input, w, b, self.quantized)?, heads)
+                let y = linear(input, w, b, self.quantized)?;
+                if bf16_heads {
+                    split_heads(&y.cast(DType::BF16)?, heads)
+                } else {
+                    split_heads(&y, heads)
+                }
             };
         let mut q = project(&self.names.q, self.bias.q, x, self.num_heads)?;
         let mut k = project(&self.names.k, self.bias.k, context, self.num_kv_heads)?;
@@ -331,14 +343,14 @@ impl AttentionOptions {
             mask,
             dropout,
         };
-        let low_precision = self.quantized && ctx.fused && q.dtype() == DType::F32;
-        let out = if low_precision {
+        let out = if bf16_heads {
+            merge_heads(&attend(&q, &k, &v, a, true)?)?.cast(DType::F32)?
+        } else if low_precision && q.dtype() == DType::F32 {
             let bf = |t: &Tensor| t.cast(DType::BF16);
-            attend(&bf(&q)?, &bf(&k)?, &bf(&v)?, a, true)?.cast(DType::F32)?
+            merge_heads(&attend(&bf(&q)?, &bf(&k)?, &bf(&v)?, a, true)?.cast(DType::F32)?)?
         } else {
-            attend(&q, &k, &v, a, ctx.fused)?
+            merge_heads(&attend(&q, &k, &v, a, ctx.fused)?)?
         };
-        let out = merge_heads(&out)?;
         let wo = param(locals, &format!("{}.weight", self.names.o))?;
         let bo = if self.bias.o {
             Some(param(locals, &format!("{}.bias", self.names.o))?)
