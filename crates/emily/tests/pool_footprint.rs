@@ -14,6 +14,7 @@ fn footprint() -> usize {
 
 #[test]
 fn phases_of_different_sizes_share_the_parked_bytes() {
+    memory::bound_footprint(true);
     // Phase A: four 3 MiB buffers live at once (12 MiB), then parked.
     let a: Vec<HostBuffer> = (0..4)
         .map(|_| HostBuffer::zeroed(3 * MIB).unwrap())
