@@ -355,6 +355,46 @@ fn boolean_masks() {
     }
 }
 
+/// A batch decoding at one offset over a static KV cache: each row keeps its
+/// real keys (after its left padding, up to the offset) and masks the rest of
+/// the cache. The kernel stops at each block's last kept key; the result
+/// must not change (decode and prefill shapes, both layouts, a fully masked
+/// row, keys ending on an odd tile boundary).
+#[test]
+fn key_padding_masks_over_a_static_cache() {
+    let (batch, heads, kv_heads, kv_len, d) = (3, 6, 2, 1000, 64);
+    for (q_len, filled, seed) in [(1usize, 77usize, 60u64), (7, 301, 62), (1, 1, 64)] {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut keep = vec![0u8; batch * q_len * kv_len];
+        for b in 0..batch {
+            let pad = rng.gen_range(0..filled);
+            for i in 0..q_len {
+                let row = &mut keep[(b * q_len + i) * kv_len..][..kv_len];
+                // Causal within the filled part: query i sees keys up to
+                // filled - q_len + i.
+                let last = (filled + i).saturating_sub(q_len);
+                row[pad..=last.max(pad)].fill(1);
+            }
+        }
+        // Row (b=2, i=0) sees nothing.
+        keep[2 * q_len * kv_len..][..kv_len].fill(0);
+        let mut p = SdpaParams::new(batch, heads, kv_heads, q_len, kv_len, d);
+        p.mask = Mask::Boolean {
+            data: &keep,
+            strides: MaskStrides::broadcast([batch, 1, q_len, kv_len]),
+        };
+        let got = assert_close(
+            &p,
+            seed + 1,
+            &format!("key padding q {q_len}, {filled} filled"),
+        );
+        for h in 0..heads {
+            let row = &got[(2 * heads + h) * q_len * d..][..d];
+            assert!(row.iter().all(|&x| x == 0.0), "all-false row must be zeros");
+        }
+    }
+}
+
 #[test]
 fn sinks_with_and_without_masks() {
     let sinks = [0.5f32, -1.0, 3.0, f32::NEG_INFINITY];

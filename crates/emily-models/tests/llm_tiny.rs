@@ -12,7 +12,8 @@ use common::tiny_llm::{
 };
 use emily_models::gguf::GgufFile;
 use emily_models::llm::{
-    ChatMessage, FinishReason, GenerateOptions, LlmModel, LoadOptions, SamplingOptions,
+    BatchRequest, ChatMessage, FinishReason, GenerateOptions, LlmModel, LoadOptions, RunningBatch,
+    SamplingOptions,
 };
 
 const PROMPT: [u32; 7] = [3, 257, 40, 100, 257, 7, 99];
@@ -146,6 +147,92 @@ fn batched_generation_matches_one_prompt_at_a_time() {
         let single = m.generator(p, &opts).unwrap().run(|_| true).unwrap();
         assert_eq!(g.tokens, single.tokens, "prompt {p:?}");
     }
+}
+
+/// Rows join a running batch at step boundaries (prefilled alone, ending at
+/// the batch's position), leave when done, and a batch that drains starts
+/// over; every row's greedy tokens are those of its prompt alone, and a row
+/// that cannot fit yet waits.
+#[test]
+fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
+    let (m, _) = load(&Tiny::llama(), false, true, 9);
+    let request = |prompt: &[u32], max_tokens| BatchRequest {
+        prompt: prompt.to_vec(),
+        opts: GenerateOptions {
+            max_tokens,
+            model_stop_tokens: false,
+            ..GenerateOptions::default()
+        },
+    };
+    let requests = [
+        request(&PROMPT, 12),
+        request(&[5, 6], 5),
+        request(&[260, 2, 9, 11, 30], 4),
+        request(&[7; 9], 3),
+        request(&[40, 41], 0),
+    ];
+    let mut batch = RunningBatch::new(&m);
+    let mut tokens = vec![Vec::new(); requests.len()];
+    let mut done = vec![None; requests.len()];
+    // Row 0 starts alone; 1 joins after one step, 2 and 4 after two. Row 3's
+    // 9-token prompt needs a 16-token bucket: it joins only once the batch
+    // has moved that far or drained.
+    batch.start(&[(0, &requests[0])]).unwrap();
+    let mut step = 0;
+    let mut joined_3_at = None;
+    while done.iter().any(Option::is_none) {
+        match step {
+            1 => batch.join(1, &requests[1]).unwrap(),
+            2 => {
+                batch.join(2, &requests[2]).unwrap();
+                batch.join(4, &requests[4]).unwrap();
+            }
+            _ => {}
+        }
+        if step >= 2 && joined_3_at.is_none() && batch.can_join(&requests[3]) {
+            batch.join(3, &requests[3]).unwrap();
+            joined_3_at = Some(step);
+        }
+        if step == 2 {
+            assert!(
+                !batch.can_join(&requests[3]),
+                "a 16-token bucket cannot end at position 10"
+            );
+        }
+        for f in batch
+            .advance(|id, ev| {
+                tokens[id].push(ev.id);
+                true
+            })
+            .unwrap()
+        {
+            done[f.id] = Some(f.generation);
+        }
+        step += 1;
+        assert!(step < 100, "the batch never drained");
+    }
+    assert!(batch.is_empty());
+    assert!(joined_3_at.is_some_and(|s| s > 2), "{joined_3_at:?}");
+    for (i, r) in requests.iter().enumerate() {
+        let alone = m
+            .generator(&r.prompt, &r.opts)
+            .unwrap()
+            .run(|_| true)
+            .unwrap();
+        let g = done[i].as_ref().unwrap();
+        assert_eq!(g.tokens, alone.tokens, "row {i}");
+        assert_eq!(tokens[i], g.tokens, "row {i}: streamed events");
+        assert_eq!(g.tokens.len(), r.opts.max_tokens, "row {i}");
+        assert_eq!(g.finish, FinishReason::Length, "row {i}");
+    }
+    // A row cannot join past the cache's end.
+    let mut batch = RunningBatch::new(&m);
+    batch.start(&[(0, &requests[0])]).unwrap();
+    assert!(
+        !batch.can_join(&request(&[5, 6], 30)),
+        "8 + 30 > 32 positions"
+    );
+    assert!(batch.join(1, &request(&[5, 6], 30)).is_err());
 }
 
 #[test]

@@ -1,16 +1,18 @@
 //! The language-model engine: one loaded GGUF model shared (`Arc`) by worker
-//! threads that take generation jobs from a bounded queue. A worker takes
-//! the jobs waiting together (up to `max_batch`) and decodes them as one
-//! batch ([`LlmModel::generate_each`]: one decode step per token for every
-//! row, the weights read once per step); a job alone runs its own
-//! [`emily_models::llm::Generator`]. Tokens stream back over each job's
-//! channel; a receiver that goes away (the client disconnected, or the
-//! request timed out) stops its row at the next token.
+//! threads that take generation jobs from a bounded queue. Each worker
+//! decodes up to `max_batch` jobs as one [`RunningBatch`] (continuous
+//! batching): one decode step per token for every row, the weights read
+//! once per step, and a job that arrives while the batch runs joins it at
+//! the next step boundary (its prompt prefilled alone) instead of waiting
+//! for the batch to finish. Tokens stream back over each job's channel; a
+//! receiver that goes away (the client disconnected, or the request timed
+//! out) stops its row at the next token.
 
 use std::sync::Arc;
 
 use emily_models::llm::{
-    BatchRequest, ChatMessage, GenerateOptions, Generation, LlmError, LlmModel, TokenEvent,
+    BatchRequest, ChatMessage, GenerateOptions, Generation, LlmError, LlmModel, RunningBatch,
+    TokenEvent,
 };
 use tokio::sync::mpsc;
 
@@ -88,13 +90,7 @@ impl LlmEngine {
                 limits.workers,
                 limits.queue,
                 move |queue: Arc<JobQueue<Box<GenerationJob>>>| {
-                    while let Some(first) = queue.pop() {
-                        let mut jobs = vec![*first];
-                        let more = queue.take_waiting(limits.max_batch.saturating_sub(1));
-                        jobs.extend(more.into_iter().map(|j| *j));
-                        run_jobs(&model, &metrics, jobs);
-                        super::bound_pool_cache(limits.pool_cache_bytes);
-                    }
+                    BatchWorker::new(&model, &metrics, limits).run(&queue)
                 },
             )
         };
@@ -136,109 +132,182 @@ fn prompt_ids(model: &LlmModel, prompt: &Prompt) -> Result<Vec<u32>, LlmError> {
     }
 }
 
-/// Runs jobs taken together: those that can start decode in one batch (a
-/// job alone on its own generator); a job whose prompt or options are bad
-/// gets its error.
-fn run_jobs(model: &LlmModel, metrics: &Metrics, jobs: Vec<GenerationJob>) {
-    let mut batch: Vec<(GenerationJob, BatchRequest)> = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        if job.events.is_closed() {
-            metrics.cancelled.inc();
-            continue;
+/// A job admitted by a worker: its request, decoding or waiting to join.
+struct Admitted {
+    job: GenerationJob,
+    request: BatchRequest,
+}
+
+/// One worker's continuous batch and the jobs in it or waiting to join it.
+struct BatchWorker<'m> {
+    model: &'m LlmModel,
+    metrics: &'m Metrics,
+    limits: super::Limits,
+    batch: RunningBatch<'m>,
+    /// Jobs by batch id (`None` once answered).
+    jobs: Vec<Option<Admitted>>,
+    /// Ids of admitted jobs that have not joined the batch yet, oldest first.
+    waiting: Vec<usize>,
+}
+
+impl<'m> BatchWorker<'m> {
+    fn new(model: &'m LlmModel, metrics: &'m Metrics, limits: super::Limits) -> BatchWorker<'m> {
+        BatchWorker {
+            model,
+            metrics,
+            limits,
+            batch: RunningBatch::new(model),
+            jobs: Vec::new(),
+            waiting: Vec::new(),
         }
-        let request = prompt_ids(model, &job.prompt).and_then(|prompt| {
+    }
+
+    /// Runs jobs until the queue is closed and every accepted job is answered.
+    fn run(mut self, queue: &JobQueue<Box<GenerationJob>>) {
+        loop {
+            let busy = self.batch.len() + self.waiting.len();
+            let mut taken = queue.take_waiting(self.limits.max_batch.saturating_sub(busy));
+            if taken.is_empty() && busy == 0 {
+                match queue.pop() {
+                    Some(j) => taken.push(j),
+                    None => return,
+                }
+            }
+            for job in taken {
+                self.admit(*job);
+            }
+            self.join_waiting();
+            if self.batch.is_empty() {
+                continue;
+            }
+            self.step();
+            if self.batch.is_empty() && self.waiting.is_empty() {
+                self.jobs.clear();
+            }
+            super::bound_pool_cache(self.limits.pool_cache_bytes);
+        }
+    }
+
+    /// Checks a job and queues it to join; a bad prompt or option is
+    /// answered at once.
+    fn admit(&mut self, job: GenerationJob) {
+        if job.events.is_closed() {
+            self.metrics.cancelled.inc();
+            return;
+        }
+        let request = prompt_ids(self.model, &job.prompt).and_then(|prompt| {
             let r = BatchRequest {
                 prompt,
                 opts: job.opts.clone(),
             };
-            model.check_request(&r).map(|()| r)
+            self.model.check_request(&r).map(|()| r)
         });
         match request {
-            Ok(r) => batch.push((job, r)),
+            Ok(request) => {
+                self.metrics.in_flight.inc();
+                self.waiting.push(self.jobs.len());
+                self.jobs.push(Some(Admitted { job, request }));
+            }
             Err(e) => {
                 let _ = job.events.blocking_send(LlmEvent::Done(Err(e)));
             }
         }
     }
-    metrics.llm_batch_size.observe(batch.len() as f64);
-    match batch.len() {
-        0 => {}
-        1 => {
-            let (job, _) = batch.remove(0);
-            run_job(model, metrics, job);
-        }
-        n => run_batch(model, metrics, batch, n),
-    }
-}
 
-/// Decodes `n` jobs as one batch, streaming each row's tokens to its job.
-fn run_batch(
-    model: &LlmModel,
-    metrics: &Metrics,
-    batch: Vec<(GenerationJob, BatchRequest)>,
-    n: usize,
-) {
-    metrics.in_flight.inc_by(n as i64);
-    let (jobs, requests): (Vec<GenerationJob>, Vec<BatchRequest>) = batch.into_iter().unzip();
-    let mut gone = vec![false; n];
-    let result = model.generate_each(&requests, |b, ev| {
-        gone[b] = jobs[b]
-            .events
-            .blocking_send(LlmEvent::Token(ev.clone()))
-            .is_err();
-        !gone[b]
-    });
-    metrics.in_flight.dec_by(n as i64);
-    match result {
-        Ok(generations) => {
-            for ((job, g), gone) in jobs.into_iter().zip(generations).zip(gone) {
-                metrics.add_tokens("llm", g.tokens.len() as u64);
-                if gone {
-                    metrics.cancelled.inc();
-                } else {
-                    let _ = job.events.blocking_send(LlmEvent::Done(Ok(g)));
-                }
+    /// Moves waiting jobs into the batch: all of them in one prefill when
+    /// the batch is empty, else each that fits at this step boundary.
+    fn join_waiting(&mut self) {
+        let waiting = std::mem::take(&mut self.waiting);
+        let mut still = Vec::new();
+        let mut gone = Vec::new();
+        for id in waiting {
+            let Some(a) = &self.jobs[id] else { continue };
+            if a.job.events.is_closed() {
+                gone.push(id);
+            } else {
+                still.push(id);
             }
         }
-        Err(e) => {
-            // Errors do not clone: each row gets the message.
-            let msg = e.to_string();
-            for job in jobs {
-                let e = LlmError::Tensor(emily::Error::Invalid {
-                    op: "batched generation",
-                    msg: msg.clone(),
-                });
-                let _ = job.events.blocking_send(LlmEvent::Done(Err(e)));
+        for id in gone {
+            self.answer(id, None);
+        }
+        if self.batch.is_empty() && !still.is_empty() {
+            let rows: Vec<(usize, &BatchRequest)> = still
+                .iter()
+                .filter_map(|&id| Some((id, &self.jobs[id].as_ref()?.request)))
+                .collect();
+            if let Err(e) = self.batch.start(&rows) {
+                self.fail(&still, &e);
+            }
+            return;
+        }
+        for id in still {
+            let Some(a) = &self.jobs[id] else { continue };
+            if !self.batch.can_join(&a.request) {
+                self.waiting.push(id);
+                continue;
+            }
+            if let Err(e) = self.batch.join(id, &a.request) {
+                self.answer(id, Some(Err(e)));
             }
         }
     }
-}
 
-/// Runs one job, streaming its tokens; stops early when the receiver is gone.
-fn run_job(model: &LlmModel, metrics: &Metrics, job: GenerationJob) {
-    if job.events.is_closed() {
-        metrics.cancelled.inc();
-        return;
-    }
-    metrics.in_flight.inc();
-    let events = &job.events;
-    let mut gone = false;
-    let result = prompt_ids(model, &job.prompt)
-        .and_then(|ids| model.generator(&ids, &job.opts))
-        .and_then(|g| {
-            g.run(|ev| {
-                gone = events.blocking_send(LlmEvent::Token(ev.clone())).is_err();
-                !gone
+    /// One decode step; answers the jobs that finished.
+    fn step(&mut self) {
+        self.metrics.llm_batch_size.observe(self.batch.len() as f64);
+        let jobs = &self.jobs;
+        let result = self.batch.advance(|id, ev| {
+            jobs[id].as_ref().is_some_and(|a| {
+                a.job
+                    .events
+                    .blocking_send(LlmEvent::Token(ev.clone()))
+                    .is_ok()
             })
         });
-    metrics.in_flight.dec();
-    if let Ok(g) = &result {
-        metrics.add_tokens("llm", g.tokens.len() as u64);
+        match result {
+            Ok(finished) => {
+                for f in finished {
+                    self.answer(f.id, Some(Ok(f.generation)));
+                }
+            }
+            Err(e) => {
+                let ids: Vec<usize> = (0..self.jobs.len())
+                    .filter(|id| self.jobs[*id].is_some() && !self.waiting.contains(id))
+                    .collect();
+                self.fail(&ids, &e);
+            }
+        }
     }
-    if gone {
-        metrics.cancelled.inc();
-        return;
+
+    /// Gives each of `ids` the error `e` (errors do not clone: the message).
+    fn fail(&mut self, ids: &[usize], e: &LlmError) {
+        let msg = e.to_string();
+        for &id in ids {
+            let e = LlmError::Tensor(emily::Error::Invalid {
+                op: "batched generation",
+                msg: msg.clone(),
+            });
+            self.answer(id, Some(Err(e)));
+        }
     }
-    // The receiver may be gone by now: nothing to do then.
-    let _ = events.blocking_send(LlmEvent::Done(result));
+
+    /// Ends job `id` with `result` (`None`: its client is gone).
+    fn answer(&mut self, id: usize, result: Option<Result<Generation, LlmError>>) {
+        let Some(a) = self.jobs.get_mut(id).and_then(Option::take) else {
+            return;
+        };
+        self.metrics.in_flight.dec();
+        if let Some(Ok(g)) = &result {
+            self.metrics.add_tokens("llm", g.tokens.len() as u64);
+        }
+        // A client that went away stopped its row.
+        if a.job.events.is_closed() || result.is_none() {
+            self.metrics.cancelled.inc();
+            return;
+        }
+        if let Some(result) = result {
+            let _ = a.job.events.blocking_send(LlmEvent::Done(result));
+        }
+    }
 }

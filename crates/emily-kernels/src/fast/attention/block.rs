@@ -155,6 +155,9 @@ pub(super) fn init_rows(
     s.mask_base.clear();
     s.last_visible.clear();
     let qscale = p.scale * LOG2E;
+    // (mask row start, its last kept key): rows of one position share a
+    // mask row when the mask broadcasts over heads.
+    let mut kept: Option<(usize, isize)> = None;
     for r in 0..blk.rows() {
         let (g, t) = blk.row(r);
         let start = p.q_strides.offset(blk.b, head(g), t);
@@ -166,17 +169,52 @@ pub(super) fn init_rows(
         };
         s.m.push(m0);
         s.l.push(l0);
-        s.last_visible.push(t as isize + plan.causal_shift);
+        let mut last_visible = t as isize + plan.causal_shift;
         if let Mask::Additive { strides, .. } | Mask::Boolean { strides, .. } = p.mask {
-            s.mask_base
-                .push(blk.b * strides.batch + head(g) * strides.head + t * strides.q);
+            let base = blk.b * strides.batch + head(g) * strides.head + t * strides.q;
+            s.mask_base.push(base);
+            if let Mask::Boolean { data, strides } = p.mask {
+                let last = match kept {
+                    Some((b, last)) if b == base => last,
+                    _ => last_kept(data, base, strides.k, p.kv_len),
+                };
+                kept = Some((base, last));
+                last_visible = last_visible.min(last);
+            }
         }
+        s.last_visible.push(last_visible);
     }
     s.m.resize(lanes, f32::NEG_INFINITY);
     s.l.resize(lanes, 0.0);
     let first = *s.last_visible.iter().min().unwrap_or(&0);
     let last = *s.last_visible.iter().max().unwrap_or(&0);
     (first, last)
+}
+
+/// The last key a Boolean mask row keeps (-1: none), so the key loop stops
+/// there: a static KV cache masked by key padding (a batch of sequences
+/// decoding at one offset) costs the filled positions, not the cache size.
+fn last_kept(data: &[u8], base: usize, k_stride: usize, kv_len: usize) -> isize {
+    if k_stride == 1 {
+        // Eight keys at a time from the end (a padded cache is mostly zeros).
+        let row = &data[base..base + kv_len];
+        let mut end = kv_len;
+        while end >= 8 {
+            let word: [u8; 8] = row[end - 8..end].try_into().expect("8 bytes");
+            if u64::from_ne_bytes(word) != 0 {
+                break;
+            }
+            end -= 8;
+        }
+        return row[..end]
+            .iter()
+            .rposition(|&x| x != 0)
+            .map_or(-1, |j| j as isize);
+    }
+    (0..kv_len)
+        .rev()
+        .find(|&j| data[base + j * k_stride] != 0)
+        .map_or(-1, |j| j as isize)
 }
 
 /// Applies the call's mask to a score tile of `keys` keys from `j0`, laid out
