@@ -48,7 +48,7 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Requests in each decoder batch step.
     pub batch_size: Histogram,
-    /// Generation jobs decoded together, per batch.
+    /// Generation jobs in each batched decode step.
     pub llm_batch_size: Histogram,
     /// Seconds of audio transcribed.
     pub audio_seconds: Counter<f64, AtomicU64>,
@@ -56,6 +56,9 @@ pub struct Metrics {
     pub tokens: Family<TokenLabels, Counter>,
     /// Jobs stopped because their client went away or timed out.
     pub cancelled: Counter,
+    /// Whisper windows decoded again by the search with temperature
+    /// fallback (their batched greedy text failed the checks).
+    pub fallbacks: Counter,
     /// Bytes of live tensor buffers (set when rendered).
     memory_active: Gauge,
     /// Bytes of freed tensor buffers the pool keeps for reuse (set when rendered).
@@ -97,7 +100,7 @@ impl Metrics {
         let llm_batch_size = Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]);
         registry.register(
             "llm_batch_size",
-            "Generation jobs decoded together in one batch",
+            "Generation jobs in each batched decode step",
             llm_batch_size.clone(),
         );
         let audio_seconds = Counter::<f64, AtomicU64>::default();
@@ -113,6 +116,12 @@ impl Metrics {
             "jobs_cancelled",
             "Jobs stopped because the client disconnected or timed out",
             cancelled.clone(),
+        );
+        let fallbacks = Counter::default();
+        registry.register(
+            "whisper_fallback_windows",
+            "Windows decoded again with temperature fallback (too repetitive or improbable)",
+            fallbacks.clone(),
         );
         let memory_active = Gauge::default();
         registry.register(
@@ -139,6 +148,7 @@ impl Metrics {
             audio_seconds,
             tokens,
             cancelled,
+            fallbacks,
         }
     }
 

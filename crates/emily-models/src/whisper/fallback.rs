@@ -119,16 +119,14 @@ impl FallbackDecoder<'_> {
                 temperature: t,
             };
             let mut retry = false;
-            if let Some(max) = o.compression_ratio_threshold {
-                if result.compression_ratio > max {
+            if o.compression_ratio_threshold.is_some() {
+                if too_repetitive(result.compression_ratio, o) {
                     retry = true;
                 } else {
                     passing_ratio.push(result.clone());
                 }
             }
-            let improbable = o
-                .log_prob_threshold
-                .is_some_and(|min| result.avg_logprob < min);
+            let improbable = improbable(result.avg_logprob, o);
             retry |= improbable;
             if improbable && o.no_speech_threshold.is_some_and(|ns| no_speech_prob > ns) {
                 // Silence: the window will be skipped, no point in sampling.
@@ -154,8 +152,21 @@ impl FallbackDecoder<'_> {
     }
 }
 
+/// Whether text of this zlib compression ratio is too repetitive to keep
+/// (above the options' threshold).
+pub(crate) fn too_repetitive(compression_ratio: f64, o: &TranscribeOptions) -> bool {
+    o.compression_ratio_threshold
+        .is_some_and(|max| compression_ratio > max)
+}
+
+/// Whether a result of this average log-probability is too improbable to
+/// keep (below the options' threshold).
+pub(crate) fn improbable(avg_logprob: f64, o: &TranscribeOptions) -> bool {
+    o.log_prob_threshold.is_some_and(|min| avg_logprob < min)
+}
+
 /// `softmax(logits)[id]`.
-fn softmax_at(logits: &[f32], id: usize) -> f64 {
+pub(crate) fn softmax_at(logits: &[f32], id: usize) -> f64 {
     let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
     let sum: f64 = logits.iter().map(|&v| (v as f64 - m).exp()).sum();
     logits.get(id).map_or(0.0, |&v| (v as f64 - m).exp() / sum)

@@ -25,7 +25,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::decoding::{self, LogitFilter, RawSegment};
-use super::fallback::{compression_ratio, FallbackDecoder, WindowResult};
+use super::fallback::{
+    compression_ratio, improbable, softmax_at, too_repetitive, FallbackDecoder, WindowResult,
+};
 use super::features::Features;
 use super::transcriber::{check_finite, Segment, Timings, Transcript, Whisper, WhisperError};
 use super::words::{add_word_timestamps, WindowWords};
@@ -265,7 +267,43 @@ impl<'s> Session<'s> {
                 .max_tokens_per_window
                 .min(w.dims().n_text_ctx.saturating_sub(prompt.len())),
             generated: Vec::new(),
+            sum_logprob: 0.0,
         }
+    }
+
+    /// Whether the window `picker` decoded step by step fails the options'
+    /// fallback checks (the transcriber's: compression ratio and average
+    /// log-probability thresholds; a no-speech check without a log-probability
+    /// threshold needs the search's no-speech probability), so that it must be
+    /// decoded again by [`Session::decode_window_with_fallback`]. A window that
+    /// passes is what the search's first temperature keeps, and is not silence.
+    pub fn needs_fallback(
+        &self,
+        w: &Whisper,
+        picker: &WindowDecoder,
+    ) -> Result<bool, WhisperError> {
+        let o = &self.opts;
+        if o.no_speech_threshold.is_some() && o.log_prob_threshold.is_none() {
+            return Ok(true);
+        }
+        let text = w.tokenizer().decode(&picker.generated)?;
+        Ok(
+            too_repetitive(compression_ratio(text.trim()), o)
+                || improbable(picker.avg_logprob(), o),
+        )
+    }
+
+    /// Decodes the current window (encoder output `enc`, after `prompt`) as
+    /// the transcriber does — the search with temperature fallback and the
+    /// no-speech skip — records it and seeks on.
+    pub fn decode_window_with_fallback(
+        &mut self,
+        w: &Whisper,
+        enc: &Tensor,
+        prompt: &[u32],
+    ) -> Result<(), WhisperError> {
+        let (result, steps) = self.decode_window(w, enc, prompt)?;
+        self.finish_decoded(w, enc, result, steps)
     }
 
     /// Adds time spent in the encoder and decoder (for [`Transcript::timings`]).
@@ -296,19 +334,20 @@ impl<'s> Session<'s> {
             .map_err(|e| e.in_window(&self.input, self.window_start()))
     }
 
-    /// Records the current window's tokens decoded step by step (no prompt,
-    /// no EOT; [`Session::window_decoder`]) and `steps` decoder steps, and
-    /// seeks to the next window.
+    /// Records the current window decoded step by step by `picker` (its
+    /// tokens and average log-probability; [`Session::window_decoder`]) and
+    /// `steps` decoder steps, and seeks to the next window.
     pub fn finish_window(
         &mut self,
         w: &Whisper,
-        tokens: &[u32],
+        picker: &WindowDecoder,
         steps: usize,
     ) -> Result<(), WhisperError> {
+        let tokens = picker.generated();
         let text = w.tokenizer().decode(tokens)?;
         let result = WindowResult {
             tokens: tokens.to_vec(),
-            avg_logprob: 0.0,
+            avg_logprob: picker.avg_logprob(),
             no_speech_prob: 0.0,
             temperature: self.opts.temperatures.first().copied().unwrap_or(0.0),
             compression_ratio: compression_ratio(text.trim()),
@@ -505,6 +544,8 @@ pub struct WindowDecoder {
     sampler: Option<Sampler>,
     max_tokens: usize,
     generated: Vec<u32>,
+    /// Log-probabilities of the chosen tokens (EOT included) after the rules.
+    sum_logprob: f64,
 }
 
 impl WindowDecoder {
@@ -530,6 +571,7 @@ impl WindowDecoder {
             Some(s) => s.sample(logits),
             None => decoding::argmax(logits),
         };
+        self.sum_logprob += softmax_at(logits, next as usize).ln();
         if next == sp.eot {
             return Ok(None);
         }
@@ -545,5 +587,11 @@ impl WindowDecoder {
     /// The tokens generated so far (no prompt, no EOT).
     pub fn generated(&self) -> &[u32] {
         &self.generated
+    }
+
+    /// The chosen tokens' mean log-probability after the rules, EOT counted
+    /// (the search's measure: the sum over `generated().len() + 1`).
+    pub fn avg_logprob(&self) -> f64 {
+        self.sum_logprob / (self.generated.len() + 1) as f64
     }
 }

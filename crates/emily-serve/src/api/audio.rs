@@ -140,11 +140,29 @@ async fn handle(state: AppState, mp: Multipart, task: Task) -> Result<Response, 
         language: form.language.clone(),
         task,
         initial_prompt: form.prompt.clone(),
-        temperatures: vec![form.temperature],
-        ..TranscribeOptions::default()
+        ..decoding_options(form.temperature)
     };
     let t = run_job(&state, samples, opts, started).await?;
     Ok(respond(&t, form.response_format, task, duration))
+}
+
+/// Decoding options for the form's `temperature`, as OpenAI's API reads
+/// it: 0 (the default) decodes greedily and, when the text is too
+/// repetitive or improbable, raises the temperature in the transcriber's
+/// steps (0.2 … 1.0, best of 5 samples) and skips windows of no speech;
+/// above 0, that temperature alone (still with the no-speech skip). The
+/// first pass is greedy (beam 1) so that requests decode in one batch.
+pub fn decoding_options(temperature: f32) -> TranscribeOptions {
+    let defaults = TranscribeOptions::default();
+    TranscribeOptions {
+        beam_size: 1,
+        temperatures: if temperature > 0.0 {
+            vec![temperature]
+        } else {
+            defaults.temperatures.clone()
+        },
+        ..defaults
+    }
 }
 
 fn plain(content_type: &'static str, body: String) -> Response {

@@ -77,7 +77,7 @@ impl Live {
         }
         let opts = TranscribeOptions {
             timestamps: true,
-            ..TranscribeOptions::default()
+            ..super::audio::decoding_options(0.0)
         };
         let t = run_job(state, self.buffer.clone(), opts, Instant::now())
             .await

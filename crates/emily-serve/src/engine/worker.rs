@@ -4,8 +4,11 @@
 //! `max_batch` sequences), (2) encodes the windows that need it (see
 //! [`ENCODER_BATCH`]), (3) joins them all to the decoder batch in one call,
 //! (4) runs one batched decoder step for every sequence, and (5)
-//! finishes the windows whose sequences ended: the next window of a long
-//! file goes back to (2), a finished transcript is sent to its handler.
+//! finishes the windows whose sequences ended: a window whose text fails
+//! the request's fallback checks (too repetitive or improbable) is decoded
+//! again alone by the transcriber's search with temperature fallback; the
+//! next window of a long file goes back to (2), a finished transcript is
+//! sent to its handler.
 //! Cancelled jobs leave at the next turn. The weights are shared; the
 //! sessions, caches and cross keys/values are this worker's own.
 
@@ -60,6 +63,9 @@ struct Ready {
 /// A task decoding in the batch.
 struct Active {
     task: Task,
+    /// The window's encoder output and prompt, kept for the fallback.
+    enc: Tensor,
+    prompt: Vec<u32>,
     picker: WindowDecoder,
     next: Option<u32>,
     /// Set when choosing the next token failed (the row then leaves).
@@ -278,10 +284,16 @@ impl Worker {
                         Ok(next) => (next, None),
                         Err(e) => (None, Some(e)),
                     };
-                    let mut task = r.task;
+                    let Ready {
+                        mut task,
+                        enc,
+                        prompt,
+                    } = r;
                     task.decoder += share;
                     self.active.push(Active {
                         task,
+                        enc,
+                        prompt,
                         picker,
                         next,
                         error,
@@ -345,13 +357,26 @@ impl Worker {
                 self.finish(task, Err(e));
                 continue;
             }
+            let finished = match task.session.needs_fallback(&w, &a.picker) {
+                Ok(false) => task.session.finish_window(&w, &a.picker, a.steps),
+                Ok(true) => {
+                    // Too repetitive or improbable: decoded again, alone,
+                    // as the transcriber does (the temperatures in turn, the
+                    // no-speech skip).
+                    self.ctx.metrics.fallbacks.inc();
+                    let t0 = Instant::now();
+                    let r = task
+                        .session
+                        .decode_window_with_fallback(&w, &a.enc, &a.prompt);
+                    task.decoder += t0.elapsed();
+                    r
+                }
+                Err(e) => Err(e),
+            };
             task.session.add_timings(task.encoder, task.decoder);
             task.encoder = Duration::ZERO;
             task.decoder = Duration::ZERO;
-            if let Err(e) = task
-                .session
-                .finish_window(&w, a.picker.generated(), a.steps)
-            {
+            if let Err(e) = finished {
                 self.finish(task, Err(e));
                 continue;
             }
