@@ -1,8 +1,8 @@
 //! `emily bench serve`: `emily serve` (a child process on a loopback port)
 //! under C = 1, 2, 4, 8 concurrent clients each sending the JFK clip in a
 //! closed loop: requests/s, audio seconds/s, p50/p95/p99 latency and the
-//! ratio to one client, next to the same transcription in process (greedy,
-//! as the server decodes), after the batching rows of [`super::serve_batch`];
+//! ratio to one client, next to the same transcription in process (with the
+//! server's decoding options), after the batching rows of [`super::serve_batch`];
 //! then chat completions with SmolLM2 at C = 1 and 4 ([`super::serve_llm`]);
 //! then 10× overload: no crash, RSS bounded, every accepted request answered
 //! with the right text, the rest 429.
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use emily::Kernels;
-use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
+use emily_models::whisper::{ComputeType, Whisper};
 use tokio::task::JoinSet;
 
 use super::serve_batch::BatchRows;
@@ -205,9 +205,9 @@ struct Clip {
     label: &'static str,
     wav: Arc<Vec<u8>>,
     seconds: f64,
-    /// Greedy text in process (what every answer must say).
+    /// Text in process with the server's options (what every answer must say).
     text: String,
-    /// Median in-process milliseconds (greedy, as the server decodes).
+    /// Median in-process milliseconds (the server's options).
     in_process_ms: f64,
     /// Windows and decoder steps of one transcription.
     windows: usize,
@@ -218,7 +218,9 @@ impl Clip {
     /// `samples` (16 kHz mono, also encoded as `wav`) transcribed in
     /// process: median of 5 after a warm-up.
     fn measure(w: &Whisper, label: &'static str, wav: Vec<u8>, samples: &[f32]) -> Result<Clip> {
-        let opts = TranscribeOptions::greedy();
+        // The server's options for `temperature` 0: greedy, with the
+        // transcriber's fallback for windows that fail its checks.
+        let opts = emily_serve::api::audio::decoding_options(0.0);
         let t = w.transcribe(samples, &opts)?;
         let mut ms: Vec<f64> = (0..5)
             .map(|_| {
@@ -304,7 +306,7 @@ fn levels_table(
     rows: &BatchRows,
 ) -> Result<()> {
     println!(
-        "{}: in process, greedy, median {:.0} ms; {} window(s), {} decoder steps; \
+        "{}: in process (server options), median {:.0} ms; {} window(s), {} decoder steps; \
          Amdahl bound at C=4 from the batching rows (encoder {:.0} % of a request alone, \
          does not batch): {:.2}x",
         clip.label,
