@@ -196,7 +196,7 @@ fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
         if step == 2 {
             assert!(
                 !batch.can_join(&requests[3]),
-                "a 16-token bucket cannot end at position 10"
+                "a 16-token bucket cannot end at position 9"
             );
         }
         for f in batch
@@ -230,7 +230,7 @@ fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
     batch.start(&[(0, &requests[0])]).unwrap();
     assert!(
         !batch.can_join(&request(&[5, 6], 30)),
-        "8 + 30 > 32 positions"
+        "7 + 30 > 32 positions"
     );
     assert!(batch.join(1, &request(&[5, 6], 30)).is_err());
 }

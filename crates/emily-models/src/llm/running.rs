@@ -96,7 +96,8 @@ impl<'m> RunningBatch<'m> {
     }
 
     /// Starts an empty batch with `requests` (`(id, request)`), their
-    /// prompts left-padded to one bucket and prefilled together.
+    /// prompts left-padded to one bucket and prefilled together (a request
+    /// alone: prefilled as a single generation is, ending at its length).
     pub fn start(&mut self, requests: &[(usize, &BatchRequest)]) -> Result<(), LlmError> {
         if !self.rows.is_empty() {
             return Err(LlmError::Input(
@@ -109,18 +110,30 @@ impl<'m> RunningBatch<'m> {
         let Some(longest) = requests.iter().map(|(_, r)| r.prompt.len()).max() else {
             return Ok(());
         };
-        let width = self.model.bucket(longest);
-        let pads: Vec<usize> = requests
-            .iter()
-            .map(|(_, r)| width - r.prompt.len())
-            .collect();
-        let rows: Vec<Vec<u32>> = requests
-            .iter()
-            .map(|(_, r)| left_padded(&r.prompt, width))
-            .collect();
         let t = Instant::now();
         let mut state = State::new();
-        let logits = self.model.batch_step(&rows, &pads, 0, &mut state)?;
+        let (logits, pads, offset) = if let [(_, r)] = requests {
+            // Alone: prefilled as a single generation is (right-padded to
+            // its bucket, ending at its own length), so a job that never
+            // shares the batch gets exactly the single generation's tokens.
+            let width = self.model.bucket(longest);
+            let mut row = r.prompt.clone();
+            row.resize(width, 0);
+            let logits = self.model.step(&row, longest, 0, &mut state)?;
+            (logits, vec![0], longest)
+        } else {
+            let width = self.model.bucket(longest);
+            let pads: Vec<usize> = requests
+                .iter()
+                .map(|(_, r)| width - r.prompt.len())
+                .collect();
+            let rows: Vec<Vec<u32>> = requests
+                .iter()
+                .map(|(_, r)| left_padded(&r.prompt, width))
+                .collect();
+            let logits = self.model.batch_step(&rows, &pads, 0, &mut state)?;
+            (logits, pads, width)
+        };
         let prefill = t.elapsed();
         let vocab = self.model.config().vocab;
         self.rows = requests
@@ -130,7 +143,7 @@ impl<'m> RunningBatch<'m> {
             .collect();
         self.state = state;
         self.pads = pads;
-        self.offset = width;
+        self.offset = offset;
         Ok(())
     }
 
