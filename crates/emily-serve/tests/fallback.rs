@@ -4,7 +4,8 @@
 //! temperature fallback and the no-speech skip — noise, where greedy
 //! decoding alone writes a lone full stop, comes back empty, exactly as the
 //! library transcribes it with the same options — while clean speech keeps
-//! its greedy text; a temperature above 0 samples at that temperature.
+//! its greedy text, repetitive speech falls back unless `temperature_inc` is
+//! 0, and a temperature above 0 samples from that temperature up.
 
 mod common;
 
@@ -69,7 +70,7 @@ async fn noise_falls_back_and_is_skipped_speech_keeps_its_greedy_text() {
         .transcribe(&samples, &TranscribeOptions::greedy())
         .unwrap();
     assert!(!greedy.text.trim().is_empty(), "greedy alone: {greedy:?}");
-    let library = w.transcribe(&samples, &decoding_options(0.0)).unwrap();
+    let library = w.transcribe(&samples, &decoding_options(0.0, 0.2)).unwrap();
     let v = transcribe(&url, wav(&pcm), &[("response_format", "verbose_json")]).await;
     assert_eq!(v["text"], library.text.trim(), "{v}");
     assert_eq!(v["text"], "", "{v}");
@@ -80,6 +81,25 @@ async fn noise_falls_back_and_is_skipped_speech_keeps_its_greedy_text() {
     // `temperature` 0 given explicitly is the default.
     let v = transcribe(&url, wav(&pcm), &[("temperature", "0")]).await;
     assert_eq!(v["text"], "", "{v}");
+
+    // Repetitive speech (JFK three times over) fails the compression-ratio
+    // check and falls back, as the library decodes it; with
+    // `temperature_inc` 0 it keeps its greedy text (no other temperature).
+    let jfk = common::jfk_pcm();
+    let looped: Vec<i16> = jfk.iter().copied().cycle().take(30 * 16_000).collect();
+    let samples: Vec<f32> = looped.iter().map(|&x| x as f32 / 32768.0).collect();
+    let before = fallbacks(&metrics().await).unwrap();
+    let v = transcribe(&url, wav(&looped), &[]).await;
+    let library = w.transcribe(&samples, &decoding_options(0.0, 0.2)).unwrap();
+    assert_eq!(v["text"], library.text.trim(), "{v}");
+    assert!(fallbacks(&metrics().await).unwrap() > before, "no fallback");
+    let before = fallbacks(&metrics().await).unwrap();
+    let v = transcribe(&url, wav(&looped), &[("temperature_inc", "0")]).await;
+    let greedy = w
+        .transcribe(&samples, &TranscribeOptions::greedy())
+        .unwrap();
+    assert_eq!(v["text"], greedy.text.trim(), "{v}");
+    assert_eq!(fallbacks(&metrics().await), Some(before));
 
     // A temperature above 0 samples (seeded); speech stays speech.
     let v = transcribe(&url, jfk_wav(), &[("temperature", "0.4")]).await;

@@ -131,14 +131,25 @@ struct Outcome {
     text: Option<String>,
 }
 
+/// Form fields a request adds to `file` and `model`.
+type Fields = &'static [(&'static str, &'static str)];
+
 /// Posts the clip to the transcription route.
-async fn transcribe(client: &reqwest::Client, url: &str, wav: &[u8]) -> Result<Outcome> {
-    let form = reqwest::multipart::Form::new()
+async fn transcribe(
+    client: &reqwest::Client,
+    url: &str,
+    wav: &[u8],
+    fields: Fields,
+) -> Result<Outcome> {
+    let mut form = reqwest::multipart::Form::new()
         .part(
             "file",
             reqwest::multipart::Part::bytes(wav.to_vec()).file_name("jfk.wav"),
         )
         .text("model", "whisper-1");
+    for (k, v) in fields {
+        form = form.text(*k, *v);
+    }
     let t0 = Instant::now();
     let r = client
         .post(format!("{url}/v1/audio/transcriptions"))
@@ -165,6 +176,7 @@ pub(super) fn quantile(v: &[f64], q: f64) -> f64 {
 async fn closed_loop(
     url: &str,
     wav: Arc<Vec<u8>>,
+    fields: Fields,
     clients: usize,
     per_client: usize,
     expected: &str,
@@ -177,7 +189,7 @@ async fn closed_loop(
         set.spawn(async move {
             let mut out = Vec::new();
             for _ in 0..per_client {
-                out.push(transcribe(&client, &url, &wav).await?);
+                out.push(transcribe(&client, &url, &wav, fields).await?);
             }
             anyhow::Ok(out)
         });
@@ -204,6 +216,8 @@ async fn closed_loop(
 struct Clip {
     label: &'static str,
     wav: Arc<Vec<u8>>,
+    /// Form fields of its requests (and the decoding options they choose).
+    fields: Fields,
     seconds: f64,
     /// Text in process with the server's options (what every answer must say).
     text: String,
@@ -217,10 +231,20 @@ struct Clip {
 impl Clip {
     /// `samples` (16 kHz mono, also encoded as `wav`) transcribed in
     /// process: median of 5 after a warm-up.
-    fn measure(w: &Whisper, label: &'static str, wav: Vec<u8>, samples: &[f32]) -> Result<Clip> {
-        // The server's options for `temperature` 0: greedy, with the
-        // transcriber's fallback for windows that fail its checks.
-        let opts = emily_serve::api::audio::decoding_options(0.0);
+    fn measure(
+        w: &Whisper,
+        label: &'static str,
+        (wav, fields): (Vec<u8>, Fields),
+        samples: &[f32],
+    ) -> Result<Clip> {
+        // The server's options for these fields: greedy, with the
+        // transcriber's fallback for windows that fail its checks unless
+        // `temperature_inc` is 0.
+        let inc = fields
+            .iter()
+            .find(|(k, _)| *k == "temperature_inc")
+            .map_or(Ok(0.2), |(_, v)| v.parse::<f32>())?;
+        let opts = emily_serve::api::audio::decoding_options(0.0, inc);
         let t = w.transcribe(samples, &opts)?;
         let mut ms: Vec<f64> = (0..5)
             .map(|_| {
@@ -234,6 +258,7 @@ impl Clip {
         Ok(Clip {
             label,
             wav: Arc::new(wav),
+            fields,
             seconds,
             text: t.text.trim().to_string(),
             in_process_ms: ms[ms.len() / 2],
@@ -285,11 +310,13 @@ fn in_process(model: &Path, audio: &Path) -> Result<(Vec<Clip>, BatchRows)> {
     let wav = std::fs::read(audio).with_context(|| audio.display().to_string())?;
     let (dense_wav, dense) = dense_input(&jfk)?;
     let clips = vec![
-        Clip::measure(&w, "JFK (11 s)", wav, &jfk)?,
+        Clip::measure(&w, "JFK (11 s)", (wav, &[]), &jfk)?,
+        // Its text repeats itself (too repetitive for the fallback checks):
+        // `temperature_inc` 0 keeps it greedy, so it measures batching.
         Clip::measure(
             &w,
-            "speech-dense 30 s (JFK repeated; not the JFK target's input)",
-            dense_wav,
+            "speech-dense 30 s (JFK repeated, temperature_inc=0; not the JFK target's input)",
+            (dense_wav, &[("temperature_inc", "0")]),
             &dense,
         )?,
     ];
@@ -305,18 +332,28 @@ fn levels_table(
     levels: &[usize],
     rows: &BatchRows,
 ) -> Result<()> {
+    let cores = emily_kernels::parallel::num_threads() as f64;
     println!(
         "{}: in process (server options), median {:.0} ms; {} window(s), {} decoder steps; \
          Amdahl bound at C=4 from the batching rows (encoder {:.0} % of a request alone, \
-         does not batch): {:.2}x",
+         does not batch): {:.2}x; with the encoder also overlapped with other requests' \
+         steps ({cores} cores never idle, batched CPU time): {:.2}x",
         clip.label,
         clip.in_process_ms,
         clip.windows,
         clip.steps,
         100.0 * rows.encoder_share(clip.windows, clip.steps),
-        rows.amdahl_bound(clip.windows, clip.steps)
+        rows.amdahl_bound(clip.windows, clip.steps),
+        rows.overlap_bound(clip.windows, clip.steps, cores)
     );
-    rt.block_on(closed_loop(url, clip.wav.clone(), 1, 1, &clip.text))?;
+    rt.block_on(closed_loop(
+        url,
+        clip.wav.clone(),
+        clip.fields,
+        1,
+        1,
+        &clip.text,
+    ))?;
     println!(
         "{:>3} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10}",
         "C", "reqs", "req/s", "audio s/s", "p50 ms", "p95 ms", "p99 ms", "vs C=1", "p99/in-proc"
@@ -326,6 +363,7 @@ fn levels_table(
         let (lat, wall) = rt.block_on(closed_loop(
             url,
             clip.wav.clone(),
+            clip.fields,
             c,
             PER_CLIENT,
             &clip.text,
@@ -393,7 +431,7 @@ fn overload(
             set.spawn(async move {
                 let mut out = Vec::new();
                 while Instant::now() < until {
-                    match transcribe(&client, &url, &wav).await {
+                    match transcribe(&client, &url, &wav, &[]).await {
                         Ok(o) => {
                             let busy = o.status == 429;
                             out.push((o.status, o.text));

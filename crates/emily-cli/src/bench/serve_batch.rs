@@ -46,7 +46,8 @@ fn per_unit(units: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Res
     Ok((walls[reps / 2] * 1e3 / u, cpu * 1e3 / u))
 }
 
-/// The measured batching rows: wall milliseconds per window or row.
+/// The measured batching rows: wall milliseconds per window or row, and
+/// the CPU milliseconds (all threads) of the batched ones.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchRows {
     /// Encoder, one window per call.
@@ -55,6 +56,9 @@ pub struct BatchRows {
     pub join: [f64; 2],
     /// Decoder step of 1 row, and per row of a 4-row step.
     pub step: [f64; 2],
+    /// CPU time of the encoder per window, of a 4-row join per row and of a
+    /// 4-row step per row.
+    pub cpu: [f64; 3],
 }
 
 impl BatchRows {
@@ -67,6 +71,20 @@ impl BatchRows {
         let alone = w * (self.encoder + self.join[0]) + n * self.step[0];
         let batched = w * (self.encoder + self.join[1]) + n * self.step[1];
         alone / batched
+    }
+
+    /// The most a server can gain at C = 4 over C = 1 if, besides batching
+    /// the join and the steps, it overlapped one request's encoder with the
+    /// others' decoder steps so that `cores` cores never idled: the
+    /// request's time alone over its CPU time in a 4-row batch spread over
+    /// the cores. (A decoder step of one row keeps about one core busy —
+    /// the CPU column — so this is what splitting the cores between an
+    /// encoder lane and a decoder lane could reach at best.)
+    pub fn overlap_bound(&self, windows: usize, steps: usize, cores: f64) -> f64 {
+        let (w, n) = (windows as f64, steps as f64);
+        let alone = w * (self.encoder + self.join[0]) + n * self.step[0];
+        let cpu = w * (self.cpu[0] + self.cpu[1]) + n * self.cpu[2];
+        alone / (cpu / cores)
     }
 
     /// The encoder's share of a request alone (`windows`, `steps` as
@@ -96,6 +114,7 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
         encoder: 0.0,
         join: [0.0; 2],
         step: [0.0; 2],
+        cpu: [0.0; 3],
     };
     for n in [1usize, 4] {
         let x: Vec<f32> = mel.iter().copied().cycle().take(n * mel.len()).collect();
@@ -106,6 +125,7 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
         })?;
         if n == 1 {
             rows.encoder = wall;
+            rows.cpu[0] = cpu;
         }
         println!(
             "{:<34} {wall:>9.1} {cpu:>9.1}",
@@ -127,6 +147,9 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
             Ok(())
         })?;
         rows.join[i] = wall;
+        if n == 4 {
+            rows.cpu[1] = cpu;
+        }
         println!(
             "{:<34} {wall:>9.1} {cpu:>9.1}",
             format!("join {n} row(s) (cross K/V, prompt)")
@@ -150,7 +173,10 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
         })?;
         match n {
             1 => rows.step[0] = wall,
-            4 => rows.step[1] = wall,
+            4 => {
+                rows.step[1] = wall;
+                rows.cpu[2] = cpu;
+            }
             _ => {}
         }
         let b = *base.get_or_insert(wall);

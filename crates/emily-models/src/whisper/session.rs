@@ -271,12 +271,13 @@ impl<'s> Session<'s> {
         }
     }
 
-    /// Whether the window `picker` decoded step by step fails the options'
-    /// fallback checks (the transcriber's: compression ratio and average
-    /// log-probability thresholds; a no-speech check without a log-probability
-    /// threshold needs the search's no-speech probability), so that it must be
-    /// decoded again by [`Session::decode_window_with_fallback`]. A window that
-    /// passes is what the search's first temperature keeps, and is not silence.
+    /// Whether the window `picker` decoded step by step must be decoded
+    /// again by [`Session::decode_window_with_fallback`] to get what the
+    /// transcriber gives: when it fails the fallback checks (compression
+    /// ratio, average log-probability) and there is another temperature to
+    /// try, or when it is improbable and may be silence (the no-speech
+    /// check needs the search's no-speech probability). A window kept is
+    /// what the search's first temperature keeps, and is not silence.
     pub fn needs_fallback(
         &self,
         w: &Whisper,
@@ -286,11 +287,15 @@ impl<'s> Session<'s> {
         if o.no_speech_threshold.is_some() && o.log_prob_threshold.is_none() {
             return Ok(true);
         }
+        let improbable = improbable(picker.avg_logprob(), o);
+        if improbable && o.no_speech_threshold.is_some() {
+            return Ok(true);
+        }
+        if o.temperatures.len() < 2 {
+            return Ok(false);
+        }
         let text = w.tokenizer().decode(&picker.generated)?;
-        Ok(
-            too_repetitive(compression_ratio(text.trim()), o)
-                || improbable(picker.avg_logprob(), o),
-        )
+        Ok(improbable || too_repetitive(compression_ratio(text.trim()), o))
     }
 
     /// Decodes the current window (encoder output `enc`, after `prompt`) as

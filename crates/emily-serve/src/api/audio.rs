@@ -140,28 +140,34 @@ async fn handle(state: AppState, mp: Multipart, task: Task) -> Result<Response, 
         language: form.language.clone(),
         task,
         initial_prompt: form.prompt.clone(),
-        ..decoding_options(form.temperature)
+        ..decoding_options(form.temperature, form.temperature_inc)
     };
     let t = run_job(&state, samples, opts, started).await?;
     Ok(respond(&t, form.response_format, task, duration))
 }
 
-/// Decoding options for the form's `temperature`, as OpenAI's API reads
-/// it: 0 (the default) decodes greedily and, when the text is too
-/// repetitive or improbable, raises the temperature in the transcriber's
-/// steps (0.2 … 1.0, best of 5 samples) and skips windows of no speech;
-/// above 0, that temperature alone (still with the no-speech skip). The
-/// first pass is greedy (beam 1) so that requests decode in one batch.
-pub fn decoding_options(temperature: f32) -> TranscribeOptions {
-    let defaults = TranscribeOptions::default();
+/// Decoding options for the form's `temperature` and `temperature_inc`
+/// (OpenAI's field and whisper.cpp's server's): the first pass at
+/// `temperature` (0, the default: greedy, beam 1, so that requests decode
+/// in one batch); a window whose text is too repetitive or improbable is
+/// decoded again at `temperature + inc`, `+ 2·inc` … up to 1 (the
+/// transcriber's fallback, best of 5 samples; `inc` 0.2 by default, 0 = no
+/// fallback), and a window of no speech is skipped.
+pub fn decoding_options(temperature: f32, inc: f32) -> TranscribeOptions {
+    let mut temperatures = vec![temperature];
+    if inc > 0.0 {
+        // Steps counted, not summed, so 0.2 steps land on 1.0 exactly.
+        temperatures.extend(
+            (1..)
+                .map(|i| temperature + i as f32 * inc)
+                .take_while(|&t| t <= 1.0 + 1e-4)
+                .map(|t| t.min(1.0)),
+        );
+    }
     TranscribeOptions {
         beam_size: 1,
-        temperatures: if temperature > 0.0 {
-            vec![temperature]
-        } else {
-            defaults.temperatures.clone()
-        },
-        ..defaults
+        temperatures,
+        ..TranscribeOptions::default()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The multipart form of `/v1/audio/transcriptions` and `/translations`, as
 //! OpenAI defines it: `file`, `model`, `language`, `prompt`,
-//! `response_format`, `temperature`, `timestamp_granularities[]`.
+//! `response_format`, `temperature`, `timestamp_granularities[]`; and
+//! whisper.cpp's server's `temperature_inc` (the fallback's step).
 
 use axum::extract::multipart::{Multipart, MultipartError};
 use axum::http::StatusCode;
@@ -65,8 +66,10 @@ pub struct AudioForm {
     pub prompt: Option<String>,
     /// The answer's format.
     pub response_format: ResponseFormat,
-    /// Sampling temperature (0 = greedy).
+    /// Sampling temperature of the first pass (0 = greedy).
     pub temperature: f32,
+    /// Step of the temperature fallback (0.2 unless given; 0 = none).
+    pub temperature_inc: f32,
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
@@ -79,6 +82,20 @@ fn multipart_error(e: MultipartError) -> ApiError {
     ApiError::new(status, message)
 }
 
+/// A number in [0, 1] from field `name`.
+fn unit_number(name: &'static str, value: &str) -> Result<f32, ApiError> {
+    value
+        .parse::<f32>()
+        .ok()
+        .filter(|t| (0.0..=1.0).contains(t))
+        .ok_or_else(|| {
+            ApiError::bad_field(
+                name,
+                format!("{name} must be a number in [0, 1], got `{value}`"),
+            )
+        })
+}
+
 impl AudioForm {
     /// Reads every field; unknown fields are ignored, as OpenAI's are.
     pub async fn read(mut mp: Multipart) -> Result<AudioForm, ApiError> {
@@ -88,6 +105,7 @@ impl AudioForm {
         let mut prompt = None;
         let mut response_format = ResponseFormat::Json;
         let mut temperature = 0.0f32;
+        let mut temperature_inc = 0.2f32;
         let mut granularities = Vec::new();
         while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
             let name = field.name().unwrap_or_default().to_string();
@@ -104,18 +122,8 @@ impl AudioForm {
                 "language" if !value.is_empty() => language = Some(value.to_lowercase()),
                 "prompt" if !value.is_empty() => prompt = Some(value),
                 "response_format" => response_format = ResponseFormat::parse(&value)?,
-                "temperature" => {
-                    temperature = value
-                        .parse::<f32>()
-                        .ok()
-                        .filter(|t| (0.0..=1.0).contains(t))
-                        .ok_or_else(|| {
-                            ApiError::bad_field(
-                                "temperature",
-                                format!("temperature must be a number in [0, 1], got `{value}`"),
-                            )
-                        })?;
-                }
+                "temperature" => temperature = unit_number("temperature", &value)?,
+                "temperature_inc" => temperature_inc = unit_number("temperature_inc", &value)?,
                 "timestamp_granularities[]" | "timestamp_granularities" => {
                     granularities.push(value)
                 }
@@ -155,6 +163,7 @@ impl AudioForm {
             prompt,
             response_format,
             temperature,
+            temperature_inc,
         })
     }
 }

@@ -77,7 +77,7 @@ impl Live {
         }
         let opts = TranscribeOptions {
             timestamps: true,
-            ..super::audio::decoding_options(0.0)
+            ..super::audio::decoding_options(0.0, 0.2)
         };
         let t = run_job(state, self.buffer.clone(), opts, Instant::now())
             .await
