@@ -162,15 +162,16 @@ async fn concurrent_requests_decode_in_one_batch_with_exact_text() {
     let r = long.await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let v: serde_json::Value = r.json().await.unwrap();
-    // Exactly what the model gives this file alone (windows decoded one by one).
+    // Exactly what the model gives this file alone (windows decoded one by
+    // one) with the server's options: greedy, and the transcriber's
+    // fallback for windows that fail its checks (this one repeats itself).
     let d = emily_models::audio::decode_bytes(long_wav, "long.wav").unwrap();
     let samples =
         emily_models::audio::prepare_samples(&d.samples, d.sample_rate, d.channels, "long.wav")
             .unwrap();
     let w = s.state.engine().unwrap().whisper().clone();
-    // Greedy: the server decodes each window step by step.
-    let greedy = emily_models::whisper::TranscribeOptions::greedy();
-    let alone = tokio::task::spawn_blocking(move || w.transcribe(&samples, &greedy))
+    let opts = emily_serve::api::audio::decoding_options(0.0, 0.2);
+    let alone = tokio::task::spawn_blocking(move || w.transcribe(&samples, &opts))
         .await
         .unwrap()
         .unwrap();

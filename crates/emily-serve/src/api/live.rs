@@ -77,7 +77,9 @@ impl Live {
         }
         let opts = TranscribeOptions {
             timestamps: true,
-            ..super::audio::decoding_options(0.0, 0.2)
+            // No temperature fallback on live audio (each run is a partial;
+            // repeated speech stays as said); the no-speech skip stays.
+            ..super::audio::decoding_options(0.0, 0.0)
         };
         let t = run_job(state, self.buffer.clone(), opts, Instant::now())
             .await
