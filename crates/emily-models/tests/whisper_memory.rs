@@ -74,8 +74,6 @@ fn copied_weights_leave_no_file_pages_resident() {
 /// `auto` held 1.28× its peak before the pool returned unused classes).
 #[test]
 fn the_pool_keeps_no_more_than_the_peak_after_a_transcription() {
-    // The bound is opt-in (it trades page faults for resident bytes).
-    emily::memory::bound_footprint(true);
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let w = Whisper::load_with(
         &model_dir("whisper-tiny.en"),

@@ -108,14 +108,13 @@ pub fn clear_cache() {
 /// Whether a pool miss trims parked buffers to the high-water mark.
 static BOUNDED: AtomicBool = AtomicBool::new(false);
 
-/// Turns the footprint bound on or off for the whole process. On, the
-/// resident set of work with phases of different sizes (Whisper: encoder
-/// scratch, then the decoder's caches) stays at the larger phase, but every
-/// trimmed buffer comes back as fresh page faults when its phase runs again:
-/// tiny.en JFK 2 threads ran 234–241 ms warm with it on against 205–214 off
-/// (≈ 20 MB less peak RSS), and a byte-LM training step took 4,700 faults
-/// and 60 % more CPU. Off is the default; a memory-constrained caller turns
-/// it on.
+/// Turns the footprint bound on or off for the whole process. On suits
+/// inference whose phases use different sizes once each (Whisper: encoder
+/// scratch, then the decoder's caches): the resident set stays at the larger
+/// phase. Off (the default) suits loops that cycle through many sizes every
+/// step (training, LLM decoding): there a trimmed buffer comes back as fresh
+/// page faults on the next step (a byte-LM training step took 4,700 faults
+/// and 60 % more CPU with the bound on).
 pub fn bound_footprint(on: bool) {
     BOUNDED.store(on, Ordering::Relaxed);
 }

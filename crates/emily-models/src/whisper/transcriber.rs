@@ -198,6 +198,8 @@ impl Whisper {
         };
         // Reading and converting the checkpoint freed many temporaries.
         crate::llm::heap::release_free_heap();
+        // Encoder scratch, then decoder caches: keep only the larger phase resident.
+        emily::memory::bound_footprint(true);
         Ok(Whisper {
             graph,
             tokenizer,
