@@ -101,6 +101,44 @@ struct BlockOut<'a> {
     sum16: &'a mut [f32],
 }
 
+/// One 32-block: its inputs, codes and outputs.
+struct Block<'a> {
+    x: &'a [f32],
+    q: &'a mut [i8],
+    d: &'a mut f32,
+    sum32: &'a mut f32,
+    sum16: &'a mut [f32],
+}
+
+impl<'a> BlockOut<'a> {
+    /// The whole 32-blocks of `x` with their outputs.
+    fn blocks(self, x: &'a [f32]) -> impl Iterator<Item = Block<'a>> {
+        x.chunks_exact(32)
+            .zip(self.qs.chunks_exact_mut(32))
+            .zip(self.d.iter_mut().zip(self.sum32.iter_mut()))
+            .zip(self.sum16.chunks_exact_mut(2))
+            .map(|(((x, q), (d, sum32)), sum16)| Block {
+                x,
+                q,
+                d,
+                sum32,
+                sum16,
+            })
+    }
+}
+
+impl Block<'_> {
+    /// Stores the block's step and its code sums (each half and the whole)
+    /// times the step; a NaN step makes every output NaN.
+    #[inline(always)]
+    fn finish(self, scale: f32, sums: [i32; 2]) {
+        *self.d = scale;
+        self.sum16[0] = scale * sums[0] as f32;
+        self.sum16[1] = scale * sums[1] as f32;
+        *self.sum32 = scale * (sums[0] + sums[1]) as f32;
+    }
+}
+
 /// The block step and its inverse for the step `max|x| / 127`: a step whose
 /// inverse overflows (max |x| below about 3.7e-37) flushes the block to zero
 /// (step 0), since `x · inf` would make every code ±127; NaN stays NaN.
@@ -131,12 +169,8 @@ unsafe fn quantize_blocks_avx512(x: &[f32], out: BlockOut<'_>) {
     let half = _mm512_set1_ps(0.5);
     let one = _mm512_set1_ps(1.0);
     let sign = _mm512_set1_epi32(i32::MIN);
-    let blocks = x
-        .chunks_exact(32)
-        .zip(out.qs.chunks_exact_mut(32))
-        .zip(out.d.iter_mut().zip(out.sum32.iter_mut()))
-        .zip(out.sum16.chunks_exact_mut(2));
-    for (((x, q), (d, s32)), s16) in blocks {
+    for b in out.blocks(x) {
+        let (x, q) = (b.x, &mut *b.q);
         // SAFETY: `x` holds 32 readable f32s and `q` 32 writable bytes.
         unsafe {
             let v = [
@@ -149,8 +183,7 @@ unsafe fn quantize_blocks_avx512(x: &[f32], out: BlockOut<'_>) {
                 | _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a[1], _mm512_set1_ps(f32::MAX));
             if bad != 0 {
                 q.fill(0);
-                *d = f32::NAN;
-                (s16[0], s16[1], *s32) = (f32::NAN, f32::NAN, f32::NAN);
+                b.finish(f32::NAN, [0, 0]);
                 continue;
             }
             let (scale, inv) = step(_mm512_reduce_max_ps(_mm512_max_ps(a[0], a[1])) / 127.0);
@@ -172,10 +205,7 @@ unsafe fn quantize_blocks_avx512(x: &[f32], out: BlockOut<'_>) {
                 _mm_storeu_si128(q.as_mut_ptr().add(16 * h).cast(), _mm512_cvtepi32_epi8(c));
                 sums[h] = _mm512_reduce_add_epi32(c);
             }
-            *d = scale;
-            s16[0] = scale * sums[0] as f32;
-            s16[1] = scale * sums[1] as f32;
-            *s32 = scale * (sums[0] + sums[1]) as f32;
+            b.finish(scale, sums);
         }
     }
 }
@@ -183,12 +213,8 @@ unsafe fn quantize_blocks_avx512(x: &[f32], out: BlockOut<'_>) {
 crate::simd_dispatch! {
     /// Quantizes whole 32-blocks of `x` into codes, scales and sums.
     fn quantize_blocks(x: &[f32], out: BlockOut<'_>) {
-        let blocks = x
-            .chunks_exact(32)
-            .zip(out.qs.chunks_exact_mut(32))
-            .zip(out.d.iter_mut().zip(out.sum32.iter_mut()))
-            .zip(out.sum16.chunks_exact_mut(2));
-        for (((x, q), (d, s32)), s16) in blocks {
+        for b in out.blocks(x) {
+            let (x, q) = (b.x, &mut *b.q);
             let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
             let finite = x.iter().all(|v| v.is_finite());
             let (scale, inv) = step(if finite { amax / 127.0 } else { f32::NAN });
@@ -201,10 +227,7 @@ crate::simd_dispatch! {
                     sums[h] += c as i32;
                 }
             }
-            *d = scale;
-            s16[0] = scale * sums[0] as f32;
-            s16[1] = scale * sums[1] as f32;
-            *s32 = scale * (sums[0] + sums[1]) as f32;
+            b.finish(scale, sums);
         }
     }
 }
