@@ -6,6 +6,8 @@
 
 use std::time::Instant;
 
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
 use emily_kernels::gemm::{
     gemm_bf16_on, gemm_int8_on, peak_ops_per_sec, Engine, MatRef, PackedBf16, PackedInt8, PeakOp,
     Precision,
@@ -29,16 +31,10 @@ fn best_secs(mut f: impl FnMut()) -> f64 {
     v.into_iter().fold(f64::INFINITY, f64::min)
 }
 
+/// `n` uniform values in `[-scale, scale)` from a seeded generator.
 fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
 }
 
 fn main() {
