@@ -11,7 +11,9 @@
 //! is far above its CPU time, or with steal, was slowed by the machine, not
 //! the code). Compiled and eager alternate call by call, so both see the same
 //! machine. Thread count: `--threads`; `EMILY_PROFILE=1` adds where one
-//! compiled and one eager step spend their kernel time, per op kind.
+//! compiled and one eager step spend their kernel time, per op kind
+//! (`EMILY_PROFILE_SHAPES=1` as well: the compiled column split by kernel
+//! and output shape, e.g. `matmul aT [344, 64]`, beside the eager op totals).
 
 use anyhow::Result;
 use emily::{memory, DType, Tensor};

@@ -33,8 +33,53 @@ fn plan_bytes(consts: &[(usize, Array)], steps: &[Step]) -> usize {
     consts + steps
 }
 
+/// Whether the per-op profile names a plan's kernels by output shape
+/// (`EMILY_PROFILE_SHAPES=1`, read once).
+fn shape_labels() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("EMILY_PROFILE_SHAPES").is_ok_and(|v| v == "1"))
+}
+
+/// A step's name in the per-op profile: its op's name, or with
+/// `EMILY_PROFILE_SHAPES=1` the op, its transposes (products) and its output
+/// shape, so one op kind's time splits by the kernels it runs. Each distinct
+/// label is allocated once for the process.
+fn profile_label(op: &Op, shape: &[usize]) -> &'static str {
+    if !shape_labels() {
+        return op.name();
+    }
+    let text = shape_label(op, shape);
+    static LABELS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut labels = LABELS.lock().unwrap_or_else(|e| e.into_inner());
+    match labels.iter().find(|l| **l == text) {
+        Some(l) => l,
+        None => {
+            let l: &'static str = Box::leak(text.into_boxed_str());
+            labels.push(l);
+            l
+        }
+    }
+}
+
+/// `op`, its transposes (products) and its output `shape` as one label.
+fn shape_label(op: &Op, shape: &[usize]) -> String {
+    match op {
+        Op::Matmul {
+            transpose_a,
+            transpose_b,
+        } => format!(
+            "matmul{}{} {shape:?}",
+            if *transpose_a { " aT" } else { "" },
+            if *transpose_b { " bT" } else { "" }
+        ),
+        _ => format!("{} {shape:?}", op.name()),
+    }
+}
+
 struct Step {
     op: Op,
+    /// The step's name in the per-op profile ([`profile_label`]).
+    label: &'static str,
     inputs: Vec<usize>,
     /// For each input, whether this is its last read (move instead of clone).
     last: Vec<bool>,
@@ -102,6 +147,7 @@ impl Plan {
                         .map(|(p, &j)| last_use[j] == s && !inputs[p + 1..].contains(&j))
                         .collect();
                     steps.push(Step {
+                        label: profile_label(&op, &v.shape),
                         op,
                         inputs,
                         last,
@@ -232,7 +278,7 @@ impl Plan {
             vals[s.out] = Some(if profile {
                 let t = telemetry::OpClock::start();
                 let r = be.execute(&s.op, ins, &s.shape, s.dtype)?;
-                t.record(s.op.name());
+                t.record(s.label);
                 r
             } else {
                 be.execute(&s.op, ins, &s.shape, s.dtype)?
@@ -247,5 +293,26 @@ impl Plan {
                 Ok(Tensor::from_array(a))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shape_label;
+    use crate::ops::{Op, UnaryOp};
+
+    #[test]
+    fn profile_labels_name_op_transposes_and_shape() {
+        let mm = Op::Matmul {
+            transpose_a: true,
+            transpose_b: false,
+        };
+        assert_eq!(shape_label(&mm, &[344, 64]), "matmul aT [344, 64]");
+        let mm = Op::Matmul {
+            transpose_a: false,
+            transpose_b: true,
+        };
+        assert_eq!(shape_label(&mm, &[7, 1]), "matmul bT [7, 1]");
+        assert_eq!(shape_label(&Op::Unary(UnaryOp::Exp), &[3]), "unary [3]");
     }
 }
