@@ -1,5 +1,6 @@
 //! `emily::grad` as a user meets it: value_and_grad/grad/vjp, composition
-//! with `compile`, fast ops (fused forward, composed backward), and the
+//! with `compile`, fast ops (fused forward, composed backward; RoPE's
+//! backward the inverse rotation), and the
 //! errors for non-differentiable paths.
 
 use emily::fast::{self, FastOp, MaskKind, PositionsKind, RopeOptions, SdpaMask, SdpaOptions};
@@ -279,4 +280,124 @@ fn random_uniform_is_keyed_deterministic_and_in_range() {
         DType::F32
     )
     .is_err());
+}
+
+/// `Σ y·c` for `y = f(x)`: with `f` linear, `<f(x), c> = <x, f'(c)>`.
+fn dot(a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+    a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+#[test]
+fn rope_gradient_is_the_inverse_rotation_kernel() {
+    // (dims, traditional, offset, freqs): partial and full rotation, both
+    // pair layouts, static / tensor / per-token positions, given frequencies.
+    let t = 7;
+    let positions = Tensor::from_slice(&[4i64, 0, 9, 2, 2, 13, 1], &[t]).unwrap();
+    let freqs = Tensor::rand_uniform(&[4], 0.01, 1.0, 21, DType::F32)
+        .unwrap()
+        .eval()
+        .unwrap();
+    let cases: Vec<(usize, bool, fast::RopeOffset, PositionsKind, bool)> = vec![
+        (
+            6,
+            false,
+            fast::RopeOffset::Static(3),
+            PositionsKind::Offset(3),
+            false,
+        ),
+        (
+            10,
+            true,
+            fast::RopeOffset::Scalar(Tensor::from_slice(&[5i64], &[]).unwrap()),
+            PositionsKind::OffsetTensor,
+            false,
+        ),
+        (
+            8,
+            false,
+            fast::RopeOffset::Positions(positions.clone()),
+            PositionsKind::PerToken,
+            true,
+        ),
+    ];
+    for (case, (dims, traditional, offset, kind, with_freqs)) in cases.into_iter().enumerate() {
+        let x = randn(&[2, 3, t, 10], 30 + case as u64);
+        let opts = RopeOptions {
+            traditional,
+            scale: 0.75,
+            offset: offset.clone(),
+            ..RopeOptions::new(dims)
+        };
+        let fused = |xs: &[Tensor]| {
+            if with_freqs {
+                fast::rope_with_freqs(&xs[0], &freqs, opts.clone())
+            } else {
+                fast::rope(&xs[0], opts.clone())
+            }
+        };
+        let mut inputs = vec![x.clone()];
+        match &offset {
+            fast::RopeOffset::Scalar(p) | fast::RopeOffset::Positions(p) => inputs.push(p.clone()),
+            fast::RopeOffset::Static(_) => {}
+        }
+        if with_freqs {
+            inputs.push(freqs.clone());
+        }
+        let op = FastOp::Rope {
+            dims,
+            traditional,
+            base: 10000.0,
+            scale: 0.75,
+            positions: kind,
+            has_freqs: with_freqs,
+        };
+        // Against the composed gradient.
+        let c = randn(x.shape(), 40 + case as u64);
+        let g_fused = grad::vjp(
+            |xs| Ok(vec![fused(xs)?]),
+            std::slice::from_ref(&x),
+            std::slice::from_ref(&c),
+        )
+        .unwrap()
+        .1;
+        let g_composed = grad::vjp(
+            |xs| {
+                let mut ins = inputs.clone();
+                ins[0] = xs[0].clone();
+                Ok(vec![op.decompose(&ins)?])
+            },
+            std::slice::from_ref(&x),
+            std::slice::from_ref(&c),
+        )
+        .unwrap()
+        .1;
+        let d = max_rel_diff(&g_fused[0], &g_composed[0]);
+        assert!(d < 2e-5, "case {case}: fused vs composed gradient {d}");
+        // The adjoint identity of a linear map: <R x, c> = <x, Rᵀ c>.
+        let y = fused(std::slice::from_ref(&x)).unwrap();
+        let (lhs, rhs) = (dot(&y, &c), dot(&x, &g_fused[0]));
+        assert!(
+            (lhs - rhs).abs() <= 1e-5 * lhs.abs().max(1.0),
+            "case {case}: <Rx, c> {lhs} vs <x, R'c> {rhs}"
+        );
+        // The backward is one RoPE kernel, not the composed transpose.
+        let vg = grad::value_and_grad(
+            |xs: &[Tensor]| Ok(vec![fused(xs)?.mul(&xs[1])?.sum(&[], false)?]),
+            &[0],
+        );
+        let step = compile(move |a: &[Tensor]| {
+            let (v, g) = vg(a)?;
+            Ok(v.into_iter().chain(g).collect())
+        });
+        let plan = step.plan(&[x.clone(), c.clone()]).unwrap();
+        assert_eq!(
+            plan.num_fast_ops(),
+            2,
+            "case {case}: {:?}",
+            plan.op_frequencies()
+        );
+        let out = step.call(&[x.clone(), c.clone()]).unwrap();
+        assert!(max_rel_diff(&out[1], &g_fused[0]) < 1e-6, "case {case}");
+    }
 }

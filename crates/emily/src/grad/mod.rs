@@ -32,7 +32,8 @@
 //!
 //! Every differentiable op of the catalogue has a rule (see `rules/`); fast
 //! ops differentiate through their [`crate::fast::FastOp::decompose`], so the
-//! forward runs the fused kernel and the backward is composed. Ops whose
+//! forward runs the fused kernel and the backward is composed — except RoPE,
+//! whose gradient is the fused kernel again, rotating by the opposite angle. Ops whose
 //! output is discrete — comparisons, logical ops, argmax/argmin, rounding,
 //! sign, casts to integer types, random numbers — carry no gradient: a path
 //! through them contributes nothing (as `x * (x > 0)` differentiates to the
