@@ -14,6 +14,7 @@ pub mod cast;
 pub mod fast;
 pub mod gemm;
 pub mod gemv;
+pub mod gemv_i8;
 pub mod math;
 pub mod parallel;
 pub mod quant;

@@ -1,7 +1,8 @@
 //! Quantized Whisper: CTranslate2's own int8 model files, and int8 compute
 //! (`ComputeType::Int8`: encoder projections on the int8 GEMM engine, the
-//! decoder's matrices and token embedding held as per-row int8 codes in
-//! `Q8_0` blocks, multiplied by the quantized GEMV).
+//! decoder's matrices held as per-row int8 codes in `Q8_0` blocks, multiplied
+//! by the quantized GEMV, and the token embedding as the same codes packed
+//! for the int8 logits GEMV).
 //!
 //! Whole-model int8 is held to the reference's greedy tokens up to JFK's one
 //! near tie and to its words throughout: generated token 14 is `,` with a
@@ -179,12 +180,30 @@ fn int8_compute_keeps_the_decoder_matrices_int8() {
     .unwrap();
     let ct2 = Whisper::load_with(&dir, Kernels::Fused, ComputeType::Int8).unwrap();
     let (names, _) = int8_params(&f16);
-    // 4 decoder layers x (q, k, v, out; cross q, k, v, out; fc1, fc2), the
-    // token embedding and its tied output projection.
-    assert_eq!(names.len(), 4 * 10 + 2, "{names:?}");
-    assert!(names.iter().any(|n| n == "proj_out.weight"));
-    assert!(names.iter().all(|n| !n.starts_with("model.encoder.")));
+    // 4 decoder layers x (q, k, v, out; cross q, k, v, out; fc1, fc2); the
+    // token embedding is no parameter: the logits run on its int8 rows.
+    assert_eq!(names.len(), 4 * 10, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("model.decoder.layers.")));
     let raw = read_model_bin(&dir.join("model.bin")).unwrap();
+    let table = raw
+        .variables
+        .get("decoder/embeddings/weight")
+        .unwrap()
+        .bytes();
+    for w in [&f16, &ct2] {
+        let rows = w.graph().int8_logits().expect("int8 logits under Int8");
+        assert!(matches!(
+            w.graph().token_table(),
+            emily_models::whisper::graph::TokenTable::Int8(_)
+        ));
+        let k = rows.cols();
+        let mut codes = vec![0i8; k];
+        for r in [0, 1, 220, 50_257, rows.rows() - 1] {
+            rows.codes_of_row(r, &mut codes);
+            let want: Vec<i8> = table[r * k..(r + 1) * k].iter().map(|&b| b as i8).collect();
+            assert_eq!(codes, want, "embedding row {r}");
+        }
+    }
     let codes: Vec<u8> = raw
         .variables
         .get("decoder/layer_1/ffn/linear_0/weight")

@@ -28,7 +28,8 @@ fn bytes_of(t: &Tensor) -> f64 {
         .map_or(f64::NAN, |b| b as f64)
 }
 
-/// Whether the step reads the whole parameter `key` (see the module doc).
+/// Whether the step reads the whole parameter `key` (see the module doc;
+/// the token embedding is only gathered from, never a parameter now).
 fn read_per_step(key: &str) -> bool {
     let cross_kv_projection =
         key.contains(".encoder_attn.k_proj.") || key.contains(".encoder_attn.v_proj.");
@@ -52,6 +53,10 @@ pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
     let token = |id: u32| Tensor::from_slice(&[id as i64], &[1, 1]);
     let offset = |p: usize| Tensor::from_slice(&[p as i64], &[1]);
     graph.step(&token(sot)?, &offset(0)?, &mut state)?;
+    // With `EMILY_PROFILE=1`: where the timed steps spend (kernel time per
+    // op kind, per step), printed to stderr.
+    emily::telemetry::take_op_profile();
+    let cpu0 = emily_kernels::parallel::thread_cpu_nanos();
     let mut times = Vec::with_capacity(STEPS);
     for p in 1..=STEPS {
         // Any text token: the step's cost does not depend on which.
@@ -61,13 +66,36 @@ pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
         logits.eval()?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
+    if emily::telemetry::profiling() {
+        let total: f64 = times.iter().sum();
+        // The calling thread's CPU time (all of the step's at one thread).
+        let cpu = match (cpu0, emily_kernels::parallel::thread_cpu_nanos()) {
+            (Some(a), Some(b)) => format!("{:.3}", (b - a) as f64 * 1e-6 / STEPS as f64),
+            _ => "?".into(),
+        };
+        eprintln!(
+            "decoder step op profile ({STEPS} steps, {:.3} ms wall, {cpu} ms CPU of this thread per step):",
+            total / STEPS as f64
+        );
+        for (op, secs, runs) in emily::telemetry::take_op_profile() {
+            eprintln!(
+                "  {op:<32} {:>8.3} ms/step {:>6} runs/step",
+                secs * 1e3 / STEPS as f64,
+                runs as f64 / STEPS as f64
+            );
+        }
+    }
     times.sort_by(f64::total_cmp);
-    let weights: f64 = graph
-        .params()
-        .iter()
-        .filter(|(k, _)| read_per_step(k))
-        .map(|(_, t)| bytes_of(t))
-        .sum();
+    // The logits' matrix is a parameter (`proj_out.weight`) or, under the
+    // int8 logits, the packed int8 rows outside the store.
+    let int8_logits = graph.int8_logits().map_or(0.0, |r| r.bytes() as f64);
+    let weights: f64 = int8_logits
+        + graph
+            .params()
+            .iter()
+            .filter(|(k, _)| read_per_step(k))
+            .map(|(_, t)| bytes_of(t))
+            .sum::<f64>();
     let cross: f64 = state.cross.iter().map(|(_, t)| bytes_of(t)).sum();
     // Keys and values of every layer up to the mean position, f32.
     let mean_position = (STEPS + 1) as f64 / 2.0;

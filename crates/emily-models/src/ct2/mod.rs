@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::Ct2Config;
 pub use model_bin::{read_model_bin, Ct2ModelBin};
+pub(crate) use quantized::quantize_row;
 pub use quantized::{int8_rows_as_q8_0, quantize_int8, record_as_q8_0};
 pub use writer::{write_int8_model, write_model_bin};
 

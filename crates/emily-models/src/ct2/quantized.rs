@@ -181,7 +181,7 @@ pub fn quantize_int8(values: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
 
 /// The int8 rule for one row: writes its codes to `out` (as long as `row`)
 /// and returns its scale.
-fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
+pub(crate) fn quantize_row(row: &[f32], out: &mut [i8]) -> f32 {
     let mut amax = abs_max(row);
     if amax == 0.0 {
         amax = 127.0;

@@ -2,7 +2,9 @@
 
 /// The number type Whisper's matrix products run in. The decoder, a few rows
 /// per step and bound by memory, keeps its stored half-precision weights and
-/// the f32 GEMV except under `Int8`.
+/// the f32 GEMV except under `Int8`; its logits through the tied embedding
+/// run on the int8 GEMV under `Int8Encoder` and `Int8`
+/// ([`ComputeType::int8_logits`]).
 ///
 /// - `F32`: f32 weights, f32 GEMM (the reference).
 /// - `Bf16`: encoder matrices and convolutions in bf16 (prepared at load);
@@ -11,12 +13,15 @@
 ///   K/V projections (1500 encoder rows, once per window) with 8-bit integer
 ///   products (activation rows quantized on the fly, weights per output
 ///   channel at first use), the encoder's self-attention core on bf16 q, k,
-///   v (bf16 dot products on AVX512-BF16), convolutions in bf16.
+///   v (bf16 dot products on AVX512-BF16), convolutions in bf16; the logits
+///   on the tied embedding's per-row int8 codes (JFK logits within the
+///   tolerance `whisper_compute_types` states, same tokens).
 /// - `Int8`: the whole model in int8, as faster-whisper's `int8`: the
-///   encoder as `Int8Encoder`, and the decoder's matrices and token embedding
-///   held as per-row int8 codes (CTranslate2's rule; an int8 CTranslate2
-///   model's own codes) in `Q8_0` blocks, multiplied by the quantized GEMV
-///   with activations in 8-bit blocks. Half the decoder's weight bytes; the
+///   encoder as `Int8Encoder`, the decoder's matrices held as per-row int8
+///   codes (CTranslate2's rule; an int8 CTranslate2 model's own codes) in
+///   `Q8_0` blocks, multiplied by the quantized GEMV with activations in
+///   8-bit blocks, and the token embedding as the same codes packed for the
+///   int8 logits GEMV (the step's token rows dequantized from them). Half the decoder's weight bytes; the
 ///   JFK transcript can differ where greedy decoding is a near tie (one
 ///   comma: 0.08 logits apart in f32).
 /// - `Auto`: the fastest of the encoder types that this CPU runs on a matrix engine
@@ -72,6 +77,17 @@ impl ComputeType {
             ComputeType::F32 => emily::DType::F32,
             _ => emily::DType::F16,
         }
+    }
+
+    /// Whether the logits through the tied token embedding run on the int8
+    /// GEMV (`emily_kernels::gemv_i8`: the table's rows as CTranslate2's
+    /// per-row int8 codes, the final norm's output quantized per block of
+    /// 32): under `Int8` and `Int8Encoder`, whose encoders already trade
+    /// exactness for speed. Half the bytes of the largest read of a decoder
+    /// step; the f16 table is then not held (the step gathers its token rows
+    /// from the checkpoint, or from the int8 rows under `Int8`).
+    pub fn int8_logits(self) -> bool {
+        matches!(self, ComputeType::Int8Encoder | ComputeType::Int8)
     }
 
     /// Whether the encoder's projections use 8-bit integer products.

@@ -15,7 +15,7 @@
 use emily::{DType, Tensor};
 use emily_nn::State;
 
-use super::names::{INPUT_IDS, KEY_MASK, OFFSET, POSITION_IDS};
+use super::names::{INPUT_EMBEDS, KEY_MASK, OFFSET, POSITION_IDS};
 use super::{GraphError, WhisperGraph};
 
 /// One row of a batch: where its slots start, how many tokens it has fed,
@@ -260,12 +260,12 @@ impl WhisperGraph {
     ) -> Result<Tensor, GraphError> {
         let (b, t) = (rows.len(), tokens.len);
         let ctx = self.dims.n_text_ctx;
-        let ids = Tensor::from_slice(tokens.ids, &[b, t])?;
+        let embeds = self.tokens.embed(tokens.ids, b, t)?;
         let pos = Tensor::from_slice(tokens.positions, &[b, t])?;
         let off = Tensor::from_slice(&[offset as i64], &[1])?;
         let mask = key_mask(rows, ctx)?;
         let mut inputs: Vec<(&str, &Tensor)> = vec![
-            (INPUT_IDS, &ids),
+            (INPUT_EMBEDS, &embeds),
             (OFFSET, &off),
             (POSITION_IDS, &pos),
             (KEY_MASK, &mask),

@@ -1,4 +1,5 @@
-//! One decoder step as an `emily-nn` graph: token embedding plus learned
+//! One decoder step as an `emily-nn` graph: the tokens' embedding rows
+//! (gathered outside the graph, see [`super::TokenTable`]) plus learned
 //! positions read at a run-time offset, pre-LN blocks of causal
 //! self-attention over a static-size KV cache, cross-attention over the
 //! window's precomputed keys and values, and a GELU MLP. The final layer norm
@@ -13,11 +14,11 @@ use emily_nn::{
 
 use super::blocks::{mlp_block, projection_bias};
 use super::names::{
-    cross_keys, cross_values, decoder_layer, INPUT_IDS, KEY_MASK, OFFSET, POSITION_IDS,
+    cross_keys, cross_values, decoder_layer, INPUT_EMBEDS, KEY_MASK, OFFSET, POSITION_IDS,
 };
 use crate::whisper::WhisperDims;
 
-/// The decoder step. Inputs: [`INPUT_IDS`] `(B, T)` i64, [`OFFSET`] `[1]`
+/// The decoder step. Inputs: [`INPUT_EMBEDS`] `(B, T, d)` f32, [`OFFSET`] `[1]`
 /// i64 (the position of the first token), and per layer the cross keys and
 /// values `(B, H, 1500, d/H)` named [`cross_keys`]/[`cross_values`]. Output:
 /// the last block's residual sum, `(B, T, d)`. The cross keys and values are
@@ -80,13 +81,8 @@ fn decoder_model(dims: &WhisperDims, cross: DType, variant: Variant) -> Result<M
     let shared_cross = variant == Variant::Rows;
     let mut b = ModelBuilder::new();
     let tokens = if shared_cross { Some(1) } else { None };
-    let ids = b.input(INPUT_IDS, &[None, tokens], DType::I64)?;
+    let x = b.input(INPUT_EMBEDS, &[None, tokens, Some(d)], DType::F32)?;
     let offset = b.input(OFFSET, &[Some(1)], DType::I64)?;
-    let x = b.embedding(
-        "model.decoder.embed_tokens",
-        &ids,
-        EmbeddingOptions::new(dims.n_vocab, d).with_output_dtype(DType::F32),
-    )?;
     let (mut x, key_mask) = if per_row {
         let positions = b.input(POSITION_IDS, &[None, None], DType::I64)?;
         let key_mask = b.input(KEY_MASK, &[None, Some(dims.n_text_ctx)], DType::Bool)?;

@@ -7,7 +7,7 @@
 use emily::DType;
 use emily_nn::{DenseOptions, LayerNormOptions, Model, ModelBuilder, Result};
 
-use super::names::{DECODER_HIDDEN_STATES, LOGITS};
+use super::names::{DECODER_HIDDEN_STATES, DECODER_NORM, LOGITS};
 use crate::whisper::WhisperDims;
 
 /// The head: input [`DECODER_HIDDEN_STATES`] `(B, T, d)`, output [`LOGITS`]
@@ -16,12 +16,25 @@ pub fn decoder_head_model(dims: &WhisperDims) -> Result<Model> {
     let d = dims.d_model;
     let mut b = ModelBuilder::new();
     let x = b.input(DECODER_HIDDEN_STATES, &[None, None, Some(d)], DType::F32)?;
-    let x = b.layer_norm("model.decoder.layer_norm", &x, LayerNormOptions::new(d))?;
+    let x = b.layer_norm(DECODER_NORM, &x, LayerNormOptions::new(d))?;
     let logits = b.dense(
         LOGITS,
         &x,
         DenseOptions::new(d, dims.n_vocab).without_bias(),
     )?;
     b.output(&logits)?;
+    b.build()
+}
+
+/// The head's final layer norm alone: input [`DECODER_HIDDEN_STATES`]
+/// `(B, T, d)`, output the normed states `(B, T, d)` (node
+/// [`DECODER_NORM`]), for logits computed outside the graph by the int8
+/// GEMV ([`super::logits::Int8Logits`]).
+pub fn decoder_norm_model(dims: &WhisperDims) -> Result<Model> {
+    let d = dims.d_model;
+    let mut b = ModelBuilder::new();
+    let x = b.input(DECODER_HIDDEN_STATES, &[None, None, Some(d)], DType::F32)?;
+    let x = b.layer_norm(DECODER_NORM, &x, LayerNormOptions::new(d))?;
+    b.output(&x)?;
     b.build()
 }

@@ -15,9 +15,11 @@ mod cross_kv;
 mod decoder;
 mod encoder;
 mod head;
+mod logits;
 pub mod names;
 mod params;
 mod state;
+mod tokens;
 
 pub use batch::{BatchDecoderState, Joiner};
 pub use cross_kv::cross_kv_model;
@@ -25,23 +27,26 @@ pub use decoder::{
     decoder_align_model, decoder_batch_step_model, decoder_rows_step_model, decoder_step_model,
 };
 pub use encoder::encoder_model;
-pub use head::decoder_head_model;
+pub use head::{decoder_head_model, decoder_norm_model};
 pub use params::{
     checkpoint_name, encoder_bf16, encoder_int8, keeps_stored_precision, param_store, TIED_OUTPUT,
     TOKEN_EMBEDDING,
 };
 pub use state::GraphDecoderState;
+pub use tokens::TokenTable;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use emily::{DType, Tensor};
+use emily_kernels::gemv_i8::I8Rows;
 use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report};
 
 use super::ComputeType;
 use super::{WhisperCheckpoint, WhisperDims};
 use crate::weights::WeightsError;
-use names::{DECODER_HIDDEN_STATES, ENCODER_HIDDEN_STATES, INPUT_FEATURES, INPUT_IDS, OFFSET};
+use names::{DECODER_HIDDEN_STATES, ENCODER_HIDDEN_STATES, INPUT_EMBEDS, INPUT_FEATURES, OFFSET};
 
 /// Errors of the Whisper graphs; each names the node, tensor or input.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +95,13 @@ pub struct WhisperGraph {
     /// The single-token step of several rows sharing one window's cross
     /// keys and values (beams, samples).
     decoder_rows: Served,
+    /// The final norm and logits, or the final norm alone when the logits
+    /// run on the int8 GEMV (`int8_logits`).
     head: Served,
+    /// The tied embedding as int8 rows for the logits ([`ComputeType::int8_logits`]).
+    int8_logits: Option<Arc<I8Rows>>,
+    /// Where the step's token embedding rows are gathered from.
+    tokens: TokenTable,
     fast: Option<Vec<Report>>,
 }
 
@@ -121,17 +132,37 @@ impl WhisperGraph {
             // (Under `Int8` their weights are CTranslate2's Q8_0 codes.)
             cross_kv = emily_nn::quantize::int8_projections(&cross_kv)?.0;
         }
+        let head = if compute.int8_logits() {
+            decoder_norm_model(&dims)?
+        } else {
+            decoder_head_model(&dims)?
+        };
         let models = [
             encoder,
             cross_kv,
             decoder_step_model(&dims, cross)?,
-            decoder_head_model(&dims)?,
+            head,
             decoder_batch_step_model(&dims, cross)?,
             decoder_align_model(&dims, cross)?,
             decoder_rows_step_model(&dims, cross)?,
         ];
         let params = param_store(ck, &models.iter().collect::<Vec<_>>(), compute)?;
         let [encoder, cross_kv, decoder, head, decoder_batch, decoder_align, decoder_rows] = models;
+        let embedding = ck
+            .weights
+            .get_shaped(TOKEN_EMBEDDING, &[dims.n_vocab, dims.d_model])?;
+        let int8_logits = if compute.int8_logits() {
+            let rows = logits::int8_rows(embedding)?;
+            // Packing read the whole table: its file pages need not stay.
+            embedding.release_pages();
+            Some(Arc::new(rows))
+        } else {
+            None
+        };
+        let tokens = match &int8_logits {
+            Some(rows) if compute == ComputeType::Int8 => TokenTable::Int8(rows.clone()),
+            _ => TokenTable::stored(embedding)?,
+        };
         Ok(WhisperGraph {
             dims,
             encoder: Served::new(encoder, &params)?,
@@ -142,6 +173,8 @@ impl WhisperGraph {
             decoder_rows: Served::new(decoder_rows, &params)?,
             head: Served::new(head, &params)?,
             params,
+            int8_logits,
+            tokens,
             fast: None,
         })
     }
@@ -170,6 +203,8 @@ impl WhisperGraph {
             decoder_align,
             decoder_rows,
             head,
+            int8_logits: self.int8_logits.clone(),
+            tokens: self.tokens.clone(),
             fast: Some(vec![r0, r1, r2, r3]),
         })
     }
@@ -323,7 +358,9 @@ impl WhisperGraph {
         } else {
             &self.decoder
         };
-        let hidden = run_decoder(served, tokens, offset, state, positions)?.remove(0);
+        let hidden = self
+            .run_decoder(served, tokens, offset, state, positions)?
+            .remove(0);
         self.logits_at(hidden, t, positions)
     }
 
@@ -345,8 +382,23 @@ impl WhisperGraph {
         let out = self
             .head
             .forward
-            .call(&[(DECODER_HIDDEN_STATES, &picked)])?;
-        Ok(out.into_tensors().remove(0))
+            .call(&[(DECODER_HIDDEN_STATES, &picked)])?
+            .into_tensors()
+            .remove(0);
+        match &self.int8_logits {
+            Some(rows) => logits::int8_logits(rows, &out),
+            None => Ok(out),
+        }
+    }
+
+    /// The int8 rows the logits run on, if they do ([`ComputeType::int8_logits`]).
+    pub fn int8_logits(&self) -> Option<&I8Rows> {
+        self.int8_logits.as_deref()
+    }
+
+    /// Where the decoder step's token embedding rows come from.
+    pub fn token_table(&self) -> &TokenTable {
+        &self.tokens
     }
 
     /// The decoder over a whole token sequence `(1, T)` from position 0 in a
@@ -361,7 +413,7 @@ impl WhisperGraph {
         let zero = Tensor::from_slice(&[0i64], &[1])?;
         let t = tokens.shape().get(1).copied().unwrap_or(0);
         let all: Vec<usize> = (0..t).collect();
-        let mut outs = run_decoder(&self.decoder_align, tokens, &zero, state, &all)?;
+        let mut outs = self.run_decoder(&self.decoder_align, tokens, &zero, state, &all)?;
         let hidden = outs.remove(0);
         Ok((self.logits_at(hidden, t, &all)?, outs))
     }
@@ -392,20 +444,25 @@ impl WhisperGraph {
     }
 }
 
-/// Runs a decoder step graph (`decoder` or `decoder_align`) on checked
-/// inputs; returns its outputs.
-fn run_decoder(
-    served: &Served,
-    tokens: &Tensor,
-    offset: &Tensor,
-    state: &mut GraphDecoderState,
-    positions: &[usize],
-) -> Result<Vec<Tensor>, GraphError> {
-    let (offset, _) = check_step_inputs(tokens, offset, positions)?;
-    let mut inputs: Vec<(&str, &Tensor)> = vec![(INPUT_IDS, tokens), (OFFSET, &offset)];
-    inputs.extend(state.cross.iter().map(|(n, t)| (n.as_str(), t)));
-    let out = served.forward.call_with_state(&inputs, &mut state.caches)?;
-    Ok(out.into_tensors())
+impl WhisperGraph {
+    /// Runs a decoder step graph (`decoder`, `decoder_rows` or
+    /// `decoder_align`) on checked inputs; returns its outputs.
+    fn run_decoder(
+        &self,
+        served: &Served,
+        tokens: &Tensor,
+        offset: &Tensor,
+        state: &mut GraphDecoderState,
+        positions: &[usize],
+    ) -> Result<Vec<Tensor>, GraphError> {
+        let (offset, t) = check_step_inputs(tokens, offset, positions)?;
+        let ids = tokens.cast(DType::I64)?.to_vec::<i64>()?;
+        let embeds = self.tokens.embed(&ids, tokens.shape()[0], t)?;
+        let mut inputs: Vec<(&str, &Tensor)> = vec![(INPUT_EMBEDS, &embeds), (OFFSET, &offset)];
+        inputs.extend(state.cross.iter().map(|(n, t)| (n.as_str(), t)));
+        let out = served.forward.call_with_state(&inputs, &mut state.caches)?;
+        Ok(out.into_tensors())
+    }
 }
 
 /// Checks a step's `(B, T)` tokens and the positions wanted from them; returns

@@ -11,8 +11,9 @@ pub const INPUT_FEATURES: &str = "input_features";
 pub const ENCODER_OUTPUT: &str = "model.encoder.layer_norm";
 /// Cross-K/V input: the encoder output `(B, 1500, d)`.
 pub const ENCODER_HIDDEN_STATES: &str = "encoder_hidden_states";
-/// Decoder step input: token ids `(B, T)` i64.
-pub const INPUT_IDS: &str = "input_ids";
+/// Decoder step input: the token embedding rows of the step's tokens
+/// `(B, T, d)` f32, gathered outside the graph ([`super::TokenTable`]).
+pub const INPUT_EMBEDS: &str = "inputs_embeds";
 /// Decoder step input: the position of the first token, `[1]` i64.
 pub const OFFSET: &str = "offset";
 /// Batched decoder step input: each token's position in its own sequence,
@@ -24,6 +25,8 @@ pub const KEY_MASK: &str = "key_mask";
 /// Decoder head input: hidden states `(B, T, d)` (the step's output at the
 /// positions that need logits).
 pub const DECODER_HIDDEN_STATES: &str = "decoder_hidden_states";
+/// The decoder's final layer norm (a node of the head).
+pub const DECODER_NORM: &str = "model.decoder.layer_norm";
 /// Decoder head output node: logits `(B, T, vocab)` through the tied embedding.
 pub const LOGITS: &str = "proj_out";
 

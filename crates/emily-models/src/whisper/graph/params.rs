@@ -3,11 +3,13 @@
 //! `proj_out.weight`, is the token embedding (tied).
 //!
 //! Precision follows the direct implementation: the decoder's projection
-//! matrices and the token embedding with its tied `proj_out` keep their
-//! stored precision (f16 for the shipped checkpoints; one table serves the
-//! lookup and the logits), so a decode step streams half the bytes through
-//! the core's mixed-precision GEMV (f32 activations, f32 accumulation); every
-//! other parameter is f32.
+//! matrices and the tied `proj_out` keep their stored precision (f16 for the
+//! shipped checkpoints), so a decode step streams half the bytes through the
+//! core's mixed-precision GEMV (f32 activations, f32 accumulation); every
+//! other parameter is f32. The token embedding itself is no parameter: the
+//! step gathers its rows outside the graph ([`super::TokenTable`]), and where
+//! the logits run on int8 rows ([`ComputeType::int8_logits`]) the head holds
+//! only the final norm, so no f16 table is held at all.
 //!
 //! Memory: a tensor reads the checkpoint's memory map in place when its bytes
 //! are aligned; a CTranslate2 file puts most tensors at odd offsets, so those
