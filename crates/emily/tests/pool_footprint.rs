@@ -1,5 +1,6 @@
 //! The buffer pool's footprint: live plus parked bytes stay within the most
 //! bytes ever live at once, even when phases use different size classes.
+//! Buffers trimmed and then asked for again raise the bound (phases cycle).
 //! One test in its own binary, so no other test shares the global pool.
 
 use emily::memory::{self, HostBuffer};
@@ -54,4 +55,34 @@ fn phases_of_different_sizes_share_the_parked_bytes() {
         "a parked 9 MiB buffer is reused"
     );
     drop(again);
+    // Phase A again: its buffers were trimmed, so the phases cycle; the
+    // bound grows by what comes back, and from then on both phases keep
+    // their buffers instead of re-faulting them every cycle.
+    let bound_before = memory::footprint_bound().unwrap();
+    let a: Vec<HostBuffer> = (0..4)
+        .map(|_| HostBuffer::zeroed(3 * MIB).unwrap())
+        .collect();
+    assert_eq!(
+        memory::footprint_bound().unwrap(),
+        bound_before + 4 * memory::size_class(3 * MIB),
+        "A's four trimmed buffers came back"
+    );
+    drop(a);
+    let b: Vec<HostBuffer> = [5 * MIB, 6 * MIB - 4096]
+        .iter()
+        .map(|&n| HostBuffer::zeroed(n).unwrap())
+        .collect();
+    drop(b);
+    let parked = memory::stats().cached_bytes;
+    let cycle: Vec<HostBuffer> = [3 * MIB, 3 * MIB, 5 * MIB, 6 * MIB - 4096, 9 * MIB]
+        .iter()
+        .map(|&n| HostBuffer::zeroed(n).unwrap())
+        .collect();
+    let taken: usize = cycle.iter().map(|b| memory::size_class(b.len())).sum();
+    assert_eq!(
+        memory::stats().cached_bytes + taken,
+        parked,
+        "every phase's buffers are parked and reused"
+    );
+    drop(cycle);
 }
