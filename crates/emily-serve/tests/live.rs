@@ -132,3 +132,44 @@ async fn a_burst_of_audio_is_coalesced_not_queued() {
     assert!(text.contains("ask not what your country"), "{text}");
     s.stop().unwrap();
 }
+
+/// A microphone's chunks still in flight after `stop` (the browser's audio
+/// thread posts a few more) must not cost the client its last messages: the
+/// server reads until the client's close instead of dropping a socket with
+/// unread audio, which makes the kernel reset the connection and the client
+/// lose `final` and `done` (seen as close code 1006 in the page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_after_stop_does_not_lose_the_answer() {
+    let mut s = start(ServeConfig::new(model_dir()));
+    for round in 0..3 {
+        let url = format!("ws://{}/v1/audio/live", s.addr);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let audio: Vec<f32> = jfk_pcm().iter().map(|&s| s as f32 / 32768.0).collect();
+        let chunk = |c: &[f32]| Message::Binary(c.iter().flat_map(|s| s.to_le_bytes()).collect());
+        // Four seconds, `stop`, then three more seconds that arrive after it.
+        let messages: Vec<Message> = audio[..64_000]
+            .chunks(1_600)
+            .map(chunk)
+            .chain([Message::Text("stop".into())])
+            .chain(audio[64_000..112_000].chunks(1_600).map(chunk))
+            .collect();
+        let mut sink = futures_util::stream::iter(messages.into_iter().map(Ok));
+        ws.send_all(&mut sink).await.unwrap();
+        let mut done = false;
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Text(t)) => {
+                    let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                    if v["type"] == "done" {
+                        done = true;
+                    }
+                }
+                Ok(Message::Close(_)) => break,
+                Ok(_) => {}
+                Err(e) => panic!("round {round}: the connection failed before `done`: {e}"),
+            }
+        }
+        assert!(done, "round {round}: no `done`");
+    }
+    s.stop().unwrap();
+}

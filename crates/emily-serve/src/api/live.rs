@@ -223,14 +223,38 @@ async fn stream(state: AppState, mut socket: WebSocket) {
                     ))
                     .await;
                 if finish {
+                    close(socket).await;
                     return;
                 }
             }
         }
         if finish {
             let _ = socket.send(json(serde_json::json!({"type": "done"}))).await;
-            let _ = socket.send(Message::Close(None)).await;
+            close(socket).await;
             return;
         }
     }
+}
+
+/// How long [`close`] waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends the close frame, then reads (and drops) what the client still
+/// sends until its own close frame, for at most [`CLOSE_WAIT`]. A socket
+/// dropped with unread audio in its receive buffer (a microphone's chunks
+/// still in flight after `stop`) makes the kernel reset the connection, and
+/// the client then loses the last messages — `final` and `done` — however
+/// they were sent before.
+async fn close(mut socket: WebSocket) {
+    if socket.send(Message::Close(None)).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
