@@ -42,6 +42,7 @@ static CYCLING_BYTES: AtomicUsize = AtomicUsize::new(0);
 static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ACTIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 static CACHED_BYTES: AtomicUsize = AtomicUsize::new(0);
+static SYSTEM_ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 static PLAN_CACHE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static PLAN_CACHE_ENTRIES: AtomicUsize = AtomicUsize::new(0);
 
@@ -75,6 +76,9 @@ pub struct MemoryStats {
     pub active_buffers: usize,
     /// Bytes parked in the pool's free lists.
     pub cached_bytes: usize,
+    /// Buffers taken from the system allocator since start (pool misses:
+    /// each costs fresh page faults when first written).
+    pub system_allocations: usize,
     /// Bytes of compiled plans held by every compiled function's plan cache
     /// (see [`crate::compile::PlanCacheLimits`]).
     pub plan_cache_bytes: usize,
@@ -89,6 +93,7 @@ pub fn stats() -> MemoryStats {
         peak_bytes: PEAK_BYTES.load(Ordering::Relaxed),
         active_buffers: ACTIVE_BUFFERS.load(Ordering::Relaxed),
         cached_bytes: CACHED_BYTES.load(Ordering::Relaxed),
+        system_allocations: SYSTEM_ALLOCATIONS.load(Ordering::Relaxed),
         plan_cache_bytes: PLAN_CACHE_BYTES.load(Ordering::Relaxed),
         plan_cache_entries: PLAN_CACHE_ENTRIES.load(Ordering::Relaxed),
     }
@@ -331,7 +336,10 @@ impl HostBuffer {
                 CACHED_BYTES.fetch_sub(class, Ordering::Relaxed);
                 p
             }
-            None => sys_alloc(class, lay).ok_or_else(oom)?,
+            None => {
+                SYSTEM_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+                sys_alloc(class, lay).ok_or_else(oom)?
+            }
         };
         let active = ACTIVE_BYTES.fetch_add(class, Ordering::Relaxed) + class;
         PEAK_BYTES.fetch_max(active, Ordering::Relaxed);
