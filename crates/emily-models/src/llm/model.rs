@@ -69,12 +69,10 @@ impl std::fmt::Debug for LlmModel {
 }
 
 impl LlmModel {
-    /// Loads the GGUF file at `path` (copied onto huge pages, see
-    /// `resident`); the heap the parsed metadata and the tokenizer's
-    /// construction freed goes back to the system.
+    /// Loads the GGUF file at `path`; the heap the parsed metadata and the
+    /// tokenizer's construction freed goes back to the system.
     pub fn load(path: impl AsRef<Path>, options: LoadOptions) -> Result<LlmModel, LlmError> {
-        let path = path.as_ref();
-        let file = GgufFile::parse(super::resident::read_to_huge_pages(path)?, path)?;
+        let file = GgufFile::open(path.as_ref())?;
         let model = LlmModel::from_gguf(&file, options);
         drop(file);
         super::heap::release_free_heap();
