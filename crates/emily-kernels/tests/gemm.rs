@@ -291,6 +291,48 @@ fn int8_strided_activations_many_chunks_and_fused_bias() {
     }
 }
 
+/// The packed, quantized A buffer is reused by the next call on the same
+/// thread without clearing: a small product with short micro-panels, a depth
+/// that is not whole words and AMX's zero rows, run right after a large one
+/// that filled the buffer with other values, equals its exact dequantized
+/// integer product everywhere, on every engine.
+#[test]
+fn int8_reused_pack_buffer_leaves_no_stale_words() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let (bm, bn, bk) = (300, 40, 901);
+    let big_a: Vec<f32> = randn(&mut rng, bm * bk).iter().map(|x| x + 3.0).collect();
+    let big_b = randn(&mut rng, bk * bn);
+    let big = PackedInt8::quantize(MatRef::row_major(&big_b, bk, bn));
+    for &(m, n, k) in &[(13, 35, 257), (1, 7, 3), (45, 33, 66)] {
+        let a = randn(&mut rng, m * k);
+        let b = randn(&mut rng, k * n);
+        let packed = PackedInt8::quantize(MatRef::row_major(&b, k, n));
+        let (qb, sb) = quantize_columns_s8(MatRef::row_major(&b, k, n));
+        for e in engines(Precision::Int8, bm * bn * bk) {
+            let mut scratch = vec![0f32; bm * bn];
+            gemm_int8_on(e, MatRef::row_major(&big_a, bm, bk), &big, &mut scratch);
+            let mut out = vec![f32::NAN; m * n];
+            gemm_int8_on(e, MatRef::row_major(&a, m, k), &packed, &mut out);
+            for i in 0..m {
+                let mut qa = vec![0u8; k];
+                let rq = quantize_row_u8(&a[i * k..][..k], &mut qa);
+                for j in 0..n {
+                    let q: i64 = (0..k)
+                        .map(|kk| (qa[kk] as i64 - rq.zero_point as i64) * qb[kk * n + j] as i64)
+                        .sum();
+                    let deq = q as f64 * rq.scale as f64 * sb[j] as f64;
+                    let g = out[i * n + j] as f64;
+                    assert!(
+                        (g - deq).abs() <= 1e-6 * deq.abs() + 1e-6,
+                        "int8/{} m={m} n={n} k={k} ({i},{j}): {g} vs dequantized {deq}",
+                        e.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn empty_and_zero_depth_products() {
     let packed = PackedBf16::from_f32(MatRef::row_major(&[], 0, 5));

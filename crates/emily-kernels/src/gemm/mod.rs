@@ -38,6 +38,8 @@ mod peak;
 mod prepack;
 mod quantize;
 
+use std::cell::Cell;
+
 use half::bf16;
 
 pub use engine::{Engine, Precision};
@@ -264,7 +266,8 @@ pub fn gemm_int8_bias_on(
     if m == 0 || b.n() == 0 {
         return;
     }
-    let (words, quant) = prepack::quantize_pack(a, driver::blocking(engine, &b.layout));
+    let mut words = PACKED_A.with(Cell::take);
+    let quant = prepack::quantize_pack(a, driver::blocking(engine, &b.layout), &mut words);
     let (sums, scales) = (&b.col_sums, &b.scales);
     let epilogue = |i: usize, j0: usize, row: &mut [u32]| {
         let RowQuant { scale, zero_point } = quant[i];
@@ -285,6 +288,21 @@ pub fn gemm_int8_bias_on(
         epilogue: Some(&epilogue),
     }
     .run(bytemuck::cast_slice_mut(out));
+    if words.capacity() <= KEEP_PACKED_A_WORDS {
+        PACKED_A.with(|cell| cell.set(words));
+    }
+}
+
+/// Largest packed A (in words, 4 MiB) a thread keeps for its next call.
+const KEEP_PACKED_A_WORDS: usize = 1 << 20;
+
+thread_local! {
+    /// The packed, quantized A of this thread's last [`gemm_int8_bias_on`]
+    /// call, reused by the next (taken out while in use, so a nested call on
+    /// the same thread simply allocates its own): the encoder's products
+    /// quantize megabytes of activations per call, and a fresh buffer costs
+    /// page faults or a clearing pass each time.
+    static PACKED_A: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
 }
 
 crate::simd_dispatch! {

@@ -9,7 +9,7 @@
 //! their offsets), once per call however the output is split.
 
 use super::driver::MC;
-use super::pack_a::{ALayout, APacker, U8Quads, AMX_ROWS};
+use super::pack_a::{ALayout, AMX_ROWS};
 use super::quantize::{quantize_row_u8, RowQuant};
 use super::MatRef;
 use crate::parallel;
@@ -69,37 +69,50 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 /// Quantizes every row of `a` to u8 ([`quantize_row_u8`]) straight into the
-/// packed A of `blocking`; returns the words and each row's parameters.
-pub(crate) fn quantize_pack(a: MatRef<'_, f32>, blocking: Blocking) -> (Vec<u32>, Vec<RowQuant>) {
+/// packed A of `blocking`, held in `words` (resized to
+/// [`Blocking::total_words`]; every word is written, so a reused buffer
+/// needs no clearing); returns each row's parameters.
+///
+/// A micro-panel's rows are quantized once into a small zero-padded scratch
+/// of whole words, which are stored at their places in every depth chunk's
+/// block (no intermediate packed copy); the rows of a last, short AMX
+/// micro-panel are written as zeros.
+pub(crate) fn quantize_pack(
+    a: MatRef<'_, f32>,
+    blocking: Blocking,
+    words: &mut Vec<u32>,
+) -> Vec<RowQuant> {
     let (m, k) = (a.rows(), a.cols());
-    let mut words = vec![0u32; blocking.total_words(m)];
+    words.resize(blocking.total_words(m), 0);
     let unit_quant = RowQuant {
         scale: 1.0,
         zero_point: 0,
     };
     let mut quant = vec![unit_quant; m];
     if m == 0 {
-        return (words, quant);
+        return quant;
     }
     let unit = blocking.unit();
     let per_block = MC / unit;
     let units = m.div_ceil(MC) * per_block;
     let shared = Shared(words.as_mut_ptr(), quant.as_mut_ptr());
+    let depth = blocking.depth;
     parallel::for_each_range(units, unit * k.max(1), |u0, u1| {
         let s = shared;
-        let mut scratch = Vec::new();
+        // One micro-panel's rows, quantized, as words: row r at r * depth,
+        // zero past `k` (quantizing writes only the first `k` bytes of a row).
+        let mut panel = vec![0u32; unit * depth];
         let mut gathered = Vec::new();
-        let mut packer = APacker::default();
         for u in u0..u1 {
             let (i0, p0) = (u / per_block * MC, u % per_block * unit);
             if i0 + p0 >= m {
                 continue;
             }
             let (rows, pr) = (MC.min(m - i0), unit.min(m - i0 - p0));
-            scratch.resize(pr * k, 0u8);
             for r in 0..pr {
                 let i = i0 + p0 + r;
-                let out = &mut scratch[r * k..][..k];
+                let out =
+                    &mut bytemuck::cast_slice_mut::<u32, u8>(&mut panel[r * depth..][..depth])[..k];
                 let rq = match a.row_slice(i) {
                     Some(row) => quantize_row_u8(row, out),
                     None => {
@@ -110,19 +123,41 @@ pub(crate) fn quantize_pack(a: MatRef<'_, f32>, blocking: Blocking) -> (Vec<u32>
                 };
                 // SAFETY: row i belongs to this unit alone; `quant` has m entries.
                 unsafe { *s.1.add(i) = rq };
+                // Element 4g + l is byte l of word g, little-endian (a no-op there).
+                for w in &mut panel[r * depth..][..depth] {
+                    *w = u32::from_le(*w);
+                }
             }
-            let src = U8Quads(MatRef::row_major(&scratch, pr, k));
+            if blocking.layout == ALayout::Tiles {
+                // A short AMX panel still spans whole tiles: its missing rows are zeros.
+                panel[pr * depth..].fill(0);
+            }
             for ci in 0..blocking.chunks() {
                 let (g0, gn) = blocking.chunk(ci);
-                let packed = packer.pack(&src, blocking.layout, (0, pr), (g0, gn));
                 let at = blocking.block_offset(i0, rows, g0) + blocking.layout.words(p0, gn);
-                // SAFETY: the unit's words of this block lie inside `words`
-                // (`total_words` covers every block) and no other unit writes them.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(packed.as_ptr(), s.0.add(at), packed.len())
-                };
+                let len = blocking.layout.words(pr, gn);
+                // SAFETY: this unit's micro-panel in the block of chunk ci is
+                // `len` words at `at`, inside `words` (`total_words` covers
+                // every block); no other unit writes them.
+                let dst = unsafe { std::slice::from_raw_parts_mut(s.0.add(at), len) };
+                match blocking.layout {
+                    ALayout::Broadcast { .. } => {
+                        for (g, col) in dst.chunks_exact_mut(pr).enumerate() {
+                            for (r, w) in col.iter_mut().enumerate() {
+                                *w = panel[r * depth + g0 + g];
+                            }
+                        }
+                    }
+                    ALayout::Tiles => {
+                        for (t, tile) in dst.chunks_exact_mut(AMX_ROWS * 16).enumerate() {
+                            for (r, words) in tile.chunks_exact_mut(16).enumerate() {
+                                words.copy_from_slice(&panel[r * depth + g0 + 16 * t..][..16]);
+                            }
+                        }
+                    }
+                }
             }
         }
     });
-    (words, quant)
+    quant
 }
