@@ -1,8 +1,9 @@
 //! The quantized self-attention layer (int8 projections, bf16 attention
-//! core) against the same steps composed by hand in the order its doc
-//! states: project, split heads, round q/k/v to bf16, attend, widen, merge,
-//! project. The layer rounds before the head split and widens after the
-//! merge; rounding commutes with those copies, so the bits must agree.
+//! core) and the bf16-core layer (f32 projections, bf16 attention core)
+//! against the same steps composed by hand in the order their docs state:
+//! project, split heads, round q/k/v to bf16, attend, widen, merge, project.
+//! The layer rounds before the head split and widens after the merge;
+//! rounding commutes with those copies, so the bits must agree.
 
 mod common;
 
@@ -11,18 +12,19 @@ use emily::fast::{scaled_dot_product_attention, SdpaMask, SdpaOptions};
 use emily::{DType, Tensor};
 use emily_nn::{fast_kernels, AttentionOptions, Mode, ModelBuilder, ParamStore};
 
-/// `x @ wᵀ + b` with int8 products, over the last axis of `(B, T, in)`.
-fn project(x: &Tensor, p: &ParamStore, name: &str) -> Tensor {
+/// `x @ wᵀ + b` with int8 (`int8`) or f32 products, over the last axis of
+/// `(B, T, in)`.
+fn project(x: &Tensor, p: &ParamStore, name: &str, int8: bool) -> Tensor {
     let (bt, t, d) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     let w = p.get(&format!("{name}.weight")).unwrap();
     let n = w.shape()[0];
-    let y = x
-        .reshape_to(&[bt * t, d])
-        .unwrap()
-        .matmul_int8(&w.t().unwrap())
-        .unwrap()
-        .reshape_to(&[bt, t, n])
-        .unwrap();
+    let x2 = x.reshape_to(&[bt * t, d]).unwrap();
+    let y = if int8 {
+        x2.matmul_int8(&w.t().unwrap())
+    } else {
+        x2.matmul(&w.t().unwrap())
+    };
+    let y = y.unwrap().reshape_to(&[bt, t, n]).unwrap();
     match p.get(&format!("{name}.bias")) {
         Some(b) => y.add(b).unwrap(),
         None => y,
@@ -39,14 +41,29 @@ fn split_heads(x: &Tensor, heads: usize) -> Tensor {
 
 #[test]
 fn quantized_self_attention_matches_the_composed_steps_bit_for_bit() {
+    check(true);
+}
+
+#[test]
+fn bf16_core_self_attention_matches_the_composed_steps_bit_for_bit() {
+    check(false);
+}
+
+/// The layer with int8 projections (`int8`) or with f32 projections and
+/// only the bf16 core, against the composed steps.
+fn check(int8: bool) {
     // Odd sizes: 7 and 33 positions, 5 heads of 7 features.
     for (batch, t, seed) in [(1, 33, 21), (2, 7, 22)] {
         let (d, heads) = (35, 5);
         let mut b = ModelBuilder::new();
         let x_in = b.input("x", &[None, None, Some(d)], DType::F32).unwrap();
-        let opts = AttentionOptions {
-            quantized: true,
-            ..AttentionOptions::new(d, heads)
+        let opts = if int8 {
+            AttentionOptions {
+                quantized: true,
+                ..AttentionOptions::new(d, heads)
+            }
+        } else {
+            AttentionOptions::new(d, heads).bf16_core()
         };
         let y = b.self_attention("attn", &x_in, None, None, opts).unwrap();
         b.output(&y).unwrap();
@@ -59,7 +76,7 @@ fn quantized_self_attention_matches_the_composed_steps_bit_for_bit() {
         let got = layer.call(&[("x", &x)]).unwrap()[out.as_str()].clone();
 
         let heads_bf16 = |name: &str| {
-            split_heads(&project(&x, &p, name), heads)
+            split_heads(&project(&x, &p, name, int8), heads)
                 .cast(DType::BF16)
                 .unwrap()
         };
@@ -81,7 +98,7 @@ fn quantized_self_attention_matches_the_composed_steps_bit_for_bit() {
             .unwrap()
             .reshape_to(&[batch, t, d])
             .unwrap();
-        let want = project(&o, &p, "attn.out_proj");
+        let want = project(&o, &p, "attn.out_proj", int8);
 
         assert_eq!(got.shape(), &[batch, t, d]);
         // f32 values widened to f64 exactly: equal f64s are equal bits.

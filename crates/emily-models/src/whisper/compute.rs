@@ -8,7 +8,8 @@
 ///
 /// - `F32`: f32 weights, f32 GEMM (the reference).
 /// - `Bf16`: encoder matrices and convolutions in bf16 (prepared at load);
-///   activations rounded to bf16 inside the GEMM, f32 sums.
+///   activations rounded to bf16 inside the GEMM, f32 sums; the encoder's
+///   self-attention core on bf16 q, k, v (bf16 dot products on AVX512-BF16).
 /// - `Int8Encoder`: encoder projections and the decoder's cross-attention
 ///   K/V projections (1500 encoder rows, once per window) with 8-bit integer
 ///   products (activation rows quantized on the fly, weights per output

@@ -126,6 +126,10 @@ pub struct AttentionOptions {
     /// to bf16 (bf16 dot products where the CPU has them; see
     /// `emily_kernels::fast::sdpa_bf16`), its output widened back to f32.
     pub quantized: bool,
+    /// The fused attention core of f32 tensors runs on q, k and v rounded
+    /// to bf16, as under `quantized`, while the projections keep their own
+    /// number type (e.g. bf16 weights with f32 activations).
+    pub bf16_core: bool,
 }
 
 impl AttentionOptions {
@@ -148,6 +152,7 @@ impl AttentionOptions {
             bias: ProjectionBias::all(),
             names: ProjectionNames::default(),
             quantized: false,
+            bf16_core: false,
         }
     }
 
@@ -208,6 +213,13 @@ impl AttentionOptions {
     /// Sets which projections have a bias.
     pub fn bias(mut self, bias: ProjectionBias) -> AttentionOptions {
         self.bias = bias;
+        self
+    }
+
+    /// Runs the fused attention core on q, k and v rounded to bf16 (see
+    /// the `bf16_core` field).
+    pub fn bf16_core(mut self) -> AttentionOptions {
+        self.bf16_core = true;
         self
     }
 
@@ -293,7 +305,8 @@ impl AttentionOptions {
         let mask = take(self.mask.has_input()).map(|m| (self.mask, m));
         let offset = take(self.cache.is_some());
 
-        let low_precision = self.quantized && ctx.fused && x.dtype() == DType::F32;
+        let low_precision =
+            (self.quantized || self.bf16_core) && ctx.fused && x.dtype() == DType::F32;
         // Without RoPE or a cache between projection and attention, the
         // projections are rounded to bf16 before their heads are split and
         // the attention output is widened after they are merged: rounding

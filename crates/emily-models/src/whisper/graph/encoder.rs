@@ -13,8 +13,10 @@ use super::names::{encoder_layer, ENCODER_OUTPUT, INPUT_FEATURES};
 use crate::whisper::WhisperDims;
 
 /// The encoder: input [`INPUT_FEATURES`] `(B, n_mels, 2·n_audio_ctx)`,
-/// output [`ENCODER_OUTPUT`] `(B, n_audio_ctx, d)`.
-pub fn encoder_model(dims: &WhisperDims) -> Result<Model> {
+/// output [`ENCODER_OUTPUT`] `(B, n_audio_ctx, d)`; with `bf16_attention`
+/// the fused self-attention cores run on bf16 q, k and v (bf16 dot products
+/// where the CPU has them).
+pub fn encoder_model(dims: &WhisperDims, bf16_attention: bool) -> Result<Model> {
     let (d, ctx) = (dims.d_model, dims.n_audio_ctx);
     let mut b = ModelBuilder::new();
     let mel = b.input(
@@ -48,13 +50,11 @@ pub fn encoder_model(dims: &WhisperDims) -> Result<Model> {
             &x,
             LayerNormOptions::new(d),
         )?;
-        let a = b.self_attention(
-            &format!("{p}.self_attn"),
-            &h,
-            None,
-            None,
-            AttentionOptions::new(d, dims.n_audio_heads).bias(projection_bias()),
-        )?;
+        let mut options = AttentionOptions::new(d, dims.n_audio_heads).bias(projection_bias());
+        if bf16_attention {
+            options = options.bf16_core();
+        }
+        let a = b.self_attention(&format!("{p}.self_attn"), &h, None, None, options)?;
         let x1 = b.add(&format!("{p}.self_attn_residual"), &x, &a)?;
         x = mlp_block(&mut b, &p, &x1, d, dims.ffn_dim)?;
     }
