@@ -44,18 +44,32 @@ pub enum ComputeType {
 }
 
 impl ComputeType {
-    /// The concrete type `Auto` stands for on this CPU: `Int8Encoder` when the int8
-    /// GEMM runs on a matrix engine, else `Bf16` when the bf16 GEMM does, else
-    /// `F32`. Other values are returned as they are.
+    /// The concrete type `Auto` stands for on this CPU: `Bf16` on AMX tiles
+    /// (there the int8 tiles ran no faster than bf16 at the encoder's shapes,
+    /// and `Int8Encoder`'s attention core on AVX512-BF16 dot products ran at
+    /// 0.59× the f32 core: JFK tiny.en 2 threads 259 ms `bf16` vs 281–294
+    /// `int8-encoder` on a lent Xeon), else `Int8Encoder` when the int8 GEMM
+    /// runs on a matrix engine (AVX512-VNNI), else `Bf16` when the bf16 GEMM
+    /// does, else `F32`. Other values are returned as they are.
     pub fn resolve(self) -> ComputeType {
         use emily_kernels::gemm::{Engine, Precision};
         let engine = |p| matches!(Engine::best(p), Engine::Amx | Engine::Avx512);
         match self {
+            ComputeType::Auto if amx_tiles() => ComputeType::Bf16,
             ComputeType::Auto if engine(Precision::Int8) => ComputeType::Int8Encoder,
             ComputeType::Auto if engine(Precision::Bf16) => ComputeType::Bf16,
             ComputeType::Auto => ComputeType::F32,
             other => other,
         }
+    }
+
+    /// Whether the encoder's self-attention core runs on bf16 q, k, v under
+    /// `Bf16`: where the bf16 dot product is the fast path (AVX512-BF16
+    /// without AMX, e.g. Zen 4: about twice the f32 FMA rate), not on AMX
+    /// hosts, whose `vdpbf16ps` runs at half the f32 FMA rate (the tiles
+    /// serve the projections there).
+    pub fn bf16_attention_core(self) -> bool {
+        self == ComputeType::Bf16 && !amx_tiles()
     }
 
     /// Lowercase name (`auto`, `f32`, `bf16`, `int8-encoder`, `int8`).
@@ -95,4 +109,10 @@ impl ComputeType {
     pub fn int8_encoder(self) -> bool {
         matches!(self, ComputeType::Int8Encoder | ComputeType::Int8)
     }
+}
+
+/// Whether the bf16 GEMM runs on AMX tiles on this CPU.
+fn amx_tiles() -> bool {
+    use emily_kernels::gemm::{Engine, Precision};
+    Engine::best(Precision::Bf16) == Engine::Amx
 }

@@ -123,7 +123,7 @@ impl WhisperGraph {
         let cross = compute.cross_kv_dtype();
         // Under `Bf16` the attention cores run on bf16 too (the int8 types'
         // quantized attention does so already).
-        let mut encoder = encoder_model(&dims, compute == ComputeType::Bf16)?;
+        let mut encoder = encoder_model(&dims, compute.bf16_attention_core())?;
         let mut cross_kv = cross_kv_model(&dims, cross)?;
         if compute.int8_encoder() {
             encoder = emily_nn::quantize::int8_projections(&encoder)?.0;
