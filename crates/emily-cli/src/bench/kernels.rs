@@ -96,15 +96,23 @@ pub fn run() -> Result<()> {
             |a| fast::layer_norm(&a[0], Some(&a[1]), Some(&a[2]), 1e-5),
         )?;
     }
-    let x = randn(&[1, 32, 2048, 128], 4)?;
-    let bytes = 2.0 * x.numel() as f64 * 4.0;
-    row(
-        "rope [1, 32, 2048, 128]",
-        &[x],
-        bytes,
-        Floor::Copy(floor),
-        |a| fast::rope(&a[0], RopeOptions::new(128)),
-    )?;
+    // Long context, a training batch (16 entries sharing positions), LLM prefill.
+    let ropes: [(&str, [usize; 4], Build); 3] = [
+        ("rope [1, 32, 2048, 128]", [1, 32, 2048, 128], |a| {
+            fast::rope(&a[0], RopeOptions::new(128))
+        }),
+        ("rope [16, 4, 64, 16]", [16, 4, 64, 16], |a| {
+            fast::rope(&a[0], RopeOptions::new(16))
+        }),
+        ("rope [1, 9, 128, 64]", [1, 9, 128, 64], |a| {
+            fast::rope(&a[0], RopeOptions::new(64))
+        }),
+    ];
+    for (name, shape, build) in ropes {
+        let x = randn(&shape, 4)?;
+        let bytes = 2.0 * x.numel() as f64 * 4.0;
+        row(name, &[x], bytes, Floor::Copy(floor), build)?;
+    }
     let sdpa: [(&str, [usize; 4], usize, usize, bool); 4] = [
         ("sdpa [2, 8, 128, 64]", [2, 8, 128, 64], 8, 128, false),
         ("sdpa [1, 6, 1500, 64]", [1, 6, 1500, 64], 6, 1500, false),

@@ -5,11 +5,16 @@
 //! head at that position. Positions are processed in chunks whose `(cos, sin)`
 //! table holds at most [`TABLE_FLOATS`] values each (64 KiB, cache-resident)
 //! while each head streams through a long contiguous run of rows — never a
-//! full `(seq, dims)` temporary. Chunks are spread across the pool.
+//! full `(seq, dims)` temporary. Chunks are spread across the pool. When every
+//! batch entry has the same positions (an offset, or `seq` position ids), the
+//! work runs chunk-major, so each worker fills a chunk's table once and applies
+//! it to every batch entry it is given instead of once per entry.
 
 mod half;
 mod rotate;
 mod sincos;
+#[cfg(test)]
+mod tests;
 
 pub use half::{rope_bf16, rope_f16};
 
@@ -114,6 +119,16 @@ impl<'a> RopeParams<'a> {
         pos * self.scale as f64
     }
 
+    /// Whether [`Self::position`] is the same for every batch entry (an
+    /// offset, or `seq` position ids): one `(cos, sin)` table then serves all.
+    fn positions_shared(&self) -> bool {
+        match self.positions {
+            Positions::Offset(_) => true,
+            Positions::PerToken(p) => p.len() == self.seq || self.batch == 1,
+            Positions::PerTokenI64(p) => p.len() == self.seq || self.batch == 1,
+        }
+    }
+
     fn validate(&self, x_len: usize, out_len: usize) {
         let p = self;
         assert!(
@@ -192,6 +207,12 @@ pub fn rope_f32(x: &[f32], out: &mut [f32], params: &RopeParams<'_>) {
 /// Splits the `(batch, seq)` positions into chunks, fills each chunk's
 /// `(cos, sin)` table and calls `apply(b, t0, n, table)` for positions
 /// `t0..t0 + n` of batch entry `b`, in parallel on the pool.
+///
+/// With [positions shared](RopeParams::positions_shared) by every batch entry,
+/// work units are ordered chunk-major (`chunk * batch + b`), so a worker's
+/// contiguous range visits each chunk's batch entries back to back and fills
+/// that chunk's table once for all of them (the same values the batch-major
+/// order computes per entry: `position(b, t)` does not depend on `b`).
 fn for_each_chunk(p: &RopeParams<'_>, apply: impl Fn(usize, usize, usize, &Table) + Sync) {
     if p.batch == 0 || p.heads == 0 || p.seq == 0 || p.head_dim == 0 {
         return;
@@ -201,20 +222,31 @@ fn for_each_chunk(p: &RopeParams<'_>, apply: impl Fn(usize, usize, usize, &Table
     let chunk = chunk_positions(p.seq, half);
     let chunks_per_batch = p.seq.div_ceil(chunk);
     let cost = chunk * p.heads * p.head_dim;
+    let shared = p.positions_shared();
     parallel::for_each_range(p.batch * chunks_per_batch, cost, |first, last| {
         let mut table = Table {
             cos: vec![0.0f32; chunk.min(p.seq) * half],
             sin: vec![0.0f32; chunk.min(p.seq) * half],
         };
+        // The (batch entry, chunk) whose positions the table holds.
+        let mut filled = None;
         for unit in first..last {
-            let b = unit / chunks_per_batch;
-            let t0 = (unit % chunks_per_batch) * chunk;
+            let (b, c) = if shared {
+                (unit % p.batch, unit / p.batch)
+            } else {
+                (unit / chunks_per_batch, unit % chunks_per_batch)
+            };
+            let t0 = c * chunk;
             let n = chunk.min(p.seq - t0);
-            for i in 0..n {
-                let pos = p.position(b, t0 + i);
-                let c = &mut table.cos[i * half..][..half];
-                let s = &mut table.sin[i * half..][..half];
-                sincos::fill_cos_sin(pos, &inv, c, s);
+            let key = (if shared { 0 } else { b }, c);
+            if filled != Some(key) {
+                for i in 0..n {
+                    let pos = p.position(key.0, t0 + i);
+                    let cos = &mut table.cos[i * half..][..half];
+                    let sin = &mut table.sin[i * half..][..half];
+                    sincos::fill_cos_sin(pos, &inv, cos, sin);
+                }
+                filled = Some(key);
             }
             apply(b, t0, n, &table);
         }
