@@ -35,7 +35,7 @@ pub const CACHE_LIMIT: usize = 2 << 30;
 
 static ACTIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// The most bytes ever live at once (never reset, unlike [`PEAK_BYTES`]):
-/// the bound on live plus parked bytes.
+/// with [`CYCLING_BYTES`], the bound on live plus parked bytes.
 static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
 /// Bytes of trimmed buffers that were asked for again: added to the bound.
 static CYCLING_BYTES: AtomicUsize = AtomicUsize::new(0);

@@ -9,7 +9,9 @@
 /// - `F32`: f32 weights, f32 GEMM (the reference).
 /// - `Bf16`: encoder matrices and convolutions in bf16 (prepared at load);
 ///   activations rounded to bf16 inside the GEMM, f32 sums; the encoder's
-///   self-attention core on bf16 q, k, v (bf16 dot products on AVX512-BF16).
+///   self-attention core on bf16 q, k, v (bf16 dot products on AVX512-BF16)
+///   except on AMX hosts, where it stays f32
+///   ([`ComputeType::bf16_attention_core`]).
 /// - `Int8Encoder`: encoder projections and the decoder's cross-attention
 ///   K/V projections (1500 encoder rows, once per window) with 8-bit integer
 ///   products (activation rows quantized on the fly, weights per output
@@ -47,8 +49,10 @@ impl ComputeType {
     /// The concrete type `Auto` stands for on this CPU: `Bf16` on AMX tiles
     /// (there the int8 tiles ran no faster than bf16 at the encoder's shapes,
     /// and `Int8Encoder`'s attention core on AVX512-BF16 dot products ran at
-    /// 0.59× the f32 core: JFK tiny.en 2 threads 259 ms `bf16` vs 281–294
-    /// `int8-encoder` on a lent Xeon), else `Int8Encoder` when the int8 GEMM
+    /// 0.59–0.72× the f32 core: on a lent Xeon at 2 threads the tiny.en
+    /// encoder took 138–213 ms under `bf16` vs 176–261 under `int8-encoder`;
+    /// whole JFK runs 259 vs 281–294 ms before the int8 logits landed, and
+    /// within that host's noise after — BENCHMARKS.md, session 5), else `Int8Encoder` when the int8 GEMM
     /// runs on a matrix engine (AVX512-VNNI), else `Bf16` when the bf16 GEMM
     /// does, else `F32`. Other values are returned as they are.
     pub fn resolve(self) -> ComputeType {

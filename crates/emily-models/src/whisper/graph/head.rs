@@ -29,7 +29,7 @@ pub fn decoder_head_model(dims: &WhisperDims) -> Result<Model> {
 /// The head's final layer norm alone: input [`DECODER_HIDDEN_STATES`]
 /// `(B, T, d)`, output the normed states `(B, T, d)` (node
 /// [`DECODER_NORM`]), for logits computed outside the graph by the int8
-/// GEMV ([`super::logits::Int8Logits`]).
+/// GEMV (`logits::int8_logits`).
 pub fn decoder_norm_model(dims: &WhisperDims) -> Result<Model> {
     let d = dims.d_model;
     let mut b = ModelBuilder::new();

@@ -121,8 +121,9 @@ impl WhisperGraph {
         let compute = compute.resolve();
         let dims = ck.dims;
         let cross = compute.cross_kv_dtype();
-        // Under `Bf16` the attention cores run on bf16 too (the int8 types'
-        // quantized attention does so already).
+        // Under `Bf16` the attention cores run on bf16 too where bf16 dot
+        // products are the fast path (the int8 types' quantized attention
+        // does so already).
         let mut encoder = encoder_model(&dims, compute.bf16_attention_core())?;
         let mut cross_kv = cross_kv_model(&dims, cross)?;
         if compute.int8_encoder() {
