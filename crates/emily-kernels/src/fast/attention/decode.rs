@@ -1,12 +1,18 @@
 //! The rows layout for blocks of a few query rows (a decoding step: `q_len` 1
-//! with all the query heads that share a kv head): features on the lanes, so a
-//! single query keeps every lane busy, and K/V are read once per block. The
-//! bookkeeping (queries, sinks, masks, output) is shared with the lanes layout
-//! in [`super::block`]; the kernels are in `microkernel::avx512_rows`.
+//! with all the query heads that share a kv head, or the rows of a beam
+//! search over one window's keys): features on the lanes, so a single query
+//! keeps every lane busy. Keys and values are read in place — `f16`/`bf16`
+//! widened in registers, never copied to scratch — and each key once per
+//! group of up to [`GROUP`] rows. The bookkeeping (queries, sinks, masks,
+//! output) is shared with the lanes layout in [`super::block`]; the kernels
+//! are in `microkernel::avx512_rows`.
+
+use half::{bf16, f16};
 
 use super::block::{apply_mask, init_rows, inverse_denominators, write_out, Ctx, Scratch};
+use super::io::Src;
 use super::mask::TileStrides;
-use super::microkernel::avx512_rows::{dots, rows_pv, softmax_row};
+use super::microkernel::avx512_rows::{rows_pv, scores, softmax_row, KvLoad};
 use super::plan::Block;
 
 /// Blocks of at most this many rows take the rows layout (with AVX-512).
@@ -15,15 +21,46 @@ pub(super) const MAX_ROWS: usize = 8;
 /// Row-group height of the kernels.
 const GROUP: usize = 4;
 
-/// The flash loop of one block in the rows layout.
+/// The flash loop of one block in the rows layout, on the element types of
+/// the call's keys and values.
 ///
 /// # Safety
-/// AVX-512F CPU; `ctx` must describe buffers that passed
+/// AVX-512F/BW/VL + F16C CPU; `ctx` must describe buffers that passed
 /// `SdpaParams::validate`, and no other worker may write this block's rows.
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,f16c")]
 pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch) {
+    /// `process_typed` on the pointers of `ctx.k` and `ctx.v`, whatever
+    /// their types.
+    macro_rules! dispatch {
+        ($($k:ident => $kt:ty),*) => {
+            match ctx.k {
+                $(Src::$k(k) => match ctx.v {
+                    Src::F32(v) => process_typed::<$kt, f32>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
+                    Src::F16(v) => process_typed::<$kt, f16>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
+                    Src::Bf16(v) => process_typed::<$kt, bf16>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
+                },)*
+            }
+        };
+    }
+    dispatch!(F32 => f32, F16 => f16, Bf16 => bf16)
+}
+
+/// [`process_rows`] with keys of type `K` at `k` and values of type `V` at
+/// `v` (the starts of the call's buffers).
+///
+/// # Safety
+/// As [`process_rows`]; `k` and `v` are the call's key and value buffers.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,f16c")]
+unsafe fn process_typed<K: KvLoad, V: KvLoad>(
+    ctx: &Ctx<'_, '_>,
+    blk: &Block,
+    s: &mut Scratch,
+    k: *const K,
+    v: *const V,
+) {
     let (p, plan) = (ctx.p, ctx.plan);
     let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
+    let (ks, vs) = (p.k_strides, p.v_strides);
     let rows = blk.rows();
     let tile = plan.key_tile;
     let (first_limit, last_limit) = init_rows(ctx, blk, s, rows, rows * tile);
@@ -33,23 +70,25 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
         let keys = tile
             .min(kv_len - j0)
             .min((last_limit + 1 - j0 as isize) as usize); // causal frontier of the block
-        let (k, ldk, v, ldv) = s.kv_tile(ctx, blk.b, blk.hk, j0, keys);
-        let (k_ptr, v_ptr) = (k.as_ptr(), v.as_ptr());
+                                                           // SAFETY (both): validated strides address keys j0..j0 + keys.
+        let k_ptr = k.add(ks.offset(blk.b, blk.hk, j0));
+        let v_ptr = v.add(vs.offset(blk.b, blk.hk, j0));
+        let (ldk, ldv) = (ks.seq, vs.seq);
         let st = s.st.as_mut_ptr();
         for r0 in (0..rows).step_by(GROUP) {
             let n = GROUP.min(rows - r0);
             let (q, out) = (s.qrows.as_ptr().add(r0 * d), st.add(r0 * keys));
             match n {
-                1 => dots::<1, 8>(q, d, n, k_ptr, ldk, keys, d, out, keys),
-                2 => dots::<2, 4>(q, d, n, k_ptr, ldk, keys, d, out, keys),
-                _ => dots::<4, 2>(q, d, n, k_ptr, ldk, keys, d, out, keys),
+                1 => scores::<K, 1>(q, d, n, k_ptr, ldk, keys, d, out, keys),
+                2 => scores::<K, 2>(q, d, n, k_ptr, ldk, keys, d, out, keys),
+                _ => scores::<K, 4>(q, d, n, k_ptr, ldk, keys, d, out, keys),
             }
         }
         let t = TileStrides { rs: keys, ks: 1 };
-        let scores = &mut s.st[..rows * keys];
+        let tile_scores = &mut s.st[..rows * keys];
         apply_mask(
             p,
-            scores,
+            tile_scores,
             t,
             keys,
             j0,
@@ -72,9 +111,9 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
             let pr = s.st.as_ptr().add(r0 * keys);
             let (a, o) = (s.alpha.as_ptr().add(r0), s.ot.as_mut_ptr().add(r0 * dv));
             match n {
-                1 => rows_pv::<1>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
-                2 => rows_pv::<2>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
-                _ => rows_pv::<4>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
+                1 => rows_pv::<V, 1>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
+                2 => rows_pv::<V, 2>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
+                _ => rows_pv::<V, 4>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
             }
         }
         j0 += keys;

@@ -1,8 +1,11 @@
 //! AVX-512 kernels for blocks of a few query rows (decoding), in the *rows*
-//! layout: features on the lanes, one row of scores per query. Scores are dot
-//! products reduced across lanes, the softmax runs along each row, and the
-//! value update broadcasts a probability against rows of V, so every lane does
-//! useful work even for a single query.
+//! layout: features on the lanes, one row of scores per query. Keys and
+//! values are read in place (`f32`, or `f16`/`bf16` widened in registers, see
+//! [`KvLoad`]) and each key once for all the rows of a group; scores are dot
+//! products whose horizontal sums come 16 at a time out of one shuffle tree,
+//! the softmax runs along each row, and the value update broadcasts a
+//! probability against rows of V, so every lane does useful work even for a
+//! single query.
 //!
 //! Rows past `rows` (up to the tile height `R`) alias the last valid row and
 //! are not stored. Tails shorter than a vector use masked loads and stores,
@@ -11,6 +14,8 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
+
+use half::{bf16, f16};
 
 use super::avx512::exp2;
 
@@ -22,76 +27,147 @@ fn lanes_mask(n: usize) -> __mmask16 {
     ((1u32 << n.min(L)) - 1) as __mmask16
 }
 
-/// Scores of `rows` (`1..=R`) query rows against `keys` keys:
-/// `s[r * lds + j] = sum_{d < depth} q[r * ldq + d] * k[j * ldk + d]`.
+/// An element type of keys and values read in place by the row kernels:
+/// 16 lanes (fewer under `m`; cleared mask bits never touch memory) widened
+/// to `f32` in registers.
+pub(in crate::fast::attention) trait KvLoad: Copy {
+    /// Loads the lanes of `m` from `p`, zeros elsewhere.
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VL + F16C CPU; the lanes of `m` must be readable at `p`.
+    unsafe fn load(p: *const Self, m: __mmask16) -> __m512;
+}
+
+impl KvLoad for f32 {
+    #[inline(always)]
+    unsafe fn load(p: *const f32, m: __mmask16) -> __m512 {
+        _mm512_maskz_loadu_ps(m, p)
+    }
+}
+
+impl KvLoad for f16 {
+    #[inline(always)]
+    unsafe fn load(p: *const f16, m: __mmask16) -> __m512 {
+        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p.cast()))
+    }
+}
+
+impl KvLoad for bf16 {
+    #[inline(always)]
+    unsafe fn load(p: *const bf16, m: __mmask16) -> __m512 {
+        let h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p.cast()));
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(h))
+    }
+}
+
+/// Where [`reduce16`] takes the sum of output lane `i` from: the shuffle
+/// tree below swaps index bits 0 ↔ 1 and 2 ↔ 3 (an involution, so an
+/// accumulator for lane `i` is kept in slot `SLOT[i]`).
+const SLOT: [usize; L] = [0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15];
+
+/// The 16 horizontal sums of `v` in one vector, lane `i` = sum of
+/// `v[SLOT[i]]`: a transpose-and-add tree of 15 shuffle pairs (45
+/// instructions for 16 sums, against about 8 per `_mm512_reduce_add_ps`).
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn reduce16(v: &[__m512; L]) -> __m512 {
+    let z = _mm512_setzero_ps();
+    // 16 → 8: 256-bit halves; w[i] = (v[i] folded, v[i + 8] folded).
+    let mut w = [z; 8];
+    for i in 0..8 {
+        let lo = _mm512_shuffle_f32x4::<0b01_00_01_00>(v[i], v[i + 8]);
+        let hi = _mm512_shuffle_f32x4::<0b11_10_11_10>(v[i], v[i + 8]);
+        w[i] = _mm512_add_ps(lo, hi);
+    }
+    // 8 → 4: 128-bit chunks (v[i], v[i + 8], v[i + 4], v[i + 12]).
+    let mut x = [z; 4];
+    for i in 0..4 {
+        let lo = _mm512_shuffle_f32x4::<0b10_00_10_00>(w[i], w[i + 4]);
+        let hi = _mm512_shuffle_f32x4::<0b11_01_11_01>(w[i], w[i + 4]);
+        x[i] = _mm512_add_ps(lo, hi);
+    }
+    // 4 → 2: pairs of lanes within each chunk.
+    let mut y = [z; 2];
+    for i in 0..2 {
+        let lo = _mm512_shuffle_ps::<0b01_00_01_00>(x[i], x[i + 2]);
+        let hi = _mm512_shuffle_ps::<0b11_10_11_10>(x[i], x[i + 2]);
+        y[i] = _mm512_add_ps(lo, hi);
+    }
+    // 2 → 1: lane 4c + l of chunk c holds x[[0, 2, 1, 3][l]]'s chunk c.
+    let lo = _mm512_shuffle_ps::<0b10_00_10_00>(y[0], y[1]);
+    let hi = _mm512_shuffle_ps::<0b11_01_11_01>(y[0], y[1]);
+    _mm512_add_ps(lo, hi)
+}
+
+/// Scores of `rows` (`1..=R`, `R` one of 1, 2, 4, 8) query rows against
+/// `keys` keys read in place: `s[r * lds + j] = sum_{c < depth}
+/// q[r * ldq + c] * k[j * ldk + c]`. Each key is loaded (and widened) once
+/// for all `R` rows; `16 / R` keys times `R` rows fill 16 accumulators whose
+/// horizontal sums come out of one [`reduce16`] tree.
 ///
 /// # Safety
-/// AVX-512F CPU; `q` addresses `rows` rows of `depth` floats at stride `ldq`,
-/// `k` addresses `keys` rows of `depth` floats at stride `ldk`, and `s` addresses
-/// `rows` writable rows of `keys` floats at stride `lds`, disjoint from both.
-#[target_feature(enable = "avx512f")]
+/// AVX-512F/BW/VL + F16C CPU; `q` addresses `rows` rows of `depth` floats at
+/// stride `ldq`, `k` addresses `keys` rows of `depth` elements at stride
+/// `ldk`, and `s` addresses `rows` writable rows of `keys` floats at stride
+/// `lds`, disjoint from both.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,f16c")]
 #[allow(clippy::too_many_arguments)]
-pub(in crate::fast::attention) unsafe fn dots<const R: usize, const JU: usize>(
+pub(in crate::fast::attention) unsafe fn scores<E: KvLoad, const R: usize>(
     q: *const f32,
     ldq: usize,
     rows: usize,
-    k: *const f32,
+    k: *const E,
     ldk: usize,
     keys: usize,
     depth: usize,
     s: *mut f32,
     lds: usize,
 ) {
+    let g = L / R; // keys per reduction
     let mut qr = [q; R];
     for (r, ptr) in qr.iter_mut().enumerate() {
         *ptr = q.add(r.min(rows - 1) * ldq);
     }
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut j = 0;
-    while j + JU <= keys {
-        dot_group::<R, JU>(&qr, rows, k.add(j * ldk), ldk, depth, s.add(j), lds);
-        j += JU;
-    }
     while j < keys {
-        dot_group::<R, 1>(&qr, rows, k.add(j * ldk), ldk, depth, s.add(j), lds);
-        j += 1;
-    }
-}
-
-/// `U` consecutive keys of [`dots`] (independent accumulators hide the FMA
-/// latency).
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn dot_group<const R: usize, const U: usize>(
-    qr: &[*const f32; R],
-    rows: usize,
-    k: *const f32,
-    ldk: usize,
-    depth: usize,
-    s: *mut f32,
-    lds: usize,
-) {
-    let mut acc = [[_mm512_setzero_ps(); R]; U];
-    let mut c = 0;
-    while c < depth {
-        let m = lanes_mask(depth - c);
-        let mut kv = [_mm512_setzero_ps(); U];
-        for u in 0..U {
-            kv[u] = _mm512_maskz_loadu_ps(m, k.add(u * ldk + c));
+        let n = g.min(keys - j);
+        let mut kr = [k; L];
+        for (u, ptr) in kr.iter_mut().enumerate().take(g) {
+            // Keys past the end alias the last one and are not stored.
+            *ptr = k.add((j + u.min(n - 1)) * ldk);
         }
-        for r in 0..R {
-            let qv = _mm512_maskz_loadu_ps(m, qr[r].add(c));
-            for u in 0..U {
-                acc[u][r] = _mm512_fmadd_ps(qv, kv[u], acc[u][r]);
+        let mut acc = [_mm512_setzero_ps(); L];
+        let mut c = 0;
+        while c < depth {
+            let m = lanes_mask(depth - c);
+            let mut qv = [_mm512_setzero_ps(); R];
+            for r in 0..R {
+                qv[r] = _mm512_maskz_loadu_ps(m, qr[r].add(c));
             }
-        }
-        c += L;
-    }
-    for r in 0..R {
-        if r < rows {
-            for u in 0..U {
-                *s.add(r * lds + u) = _mm512_reduce_add_ps(acc[u][r]);
+            for u in 0..g {
+                let kv = E::load(kr[u].add(c), m);
+                for r in 0..R {
+                    let slot = SLOT[r * g + u];
+                    acc[slot] = _mm512_fmadd_ps(qv[r], kv, acc[slot]);
+                }
             }
+            c += L;
         }
+        let sums = reduce16(&acc);
+        for r in 0..rows.min(R) {
+            // Lanes r * g .. r * g + n to the front.
+            let row = if r == 0 {
+                sums
+            } else {
+                _mm512_permutexvar_ps(
+                    _mm512_add_epi32(iota, _mm512_set1_epi32((r * g) as i32)),
+                    sums,
+                )
+            };
+            _mm512_mask_storeu_ps(s.add(r * lds + j), lanes_mask(n), row);
+        }
+        j += n;
     }
 }
 
@@ -144,23 +220,24 @@ pub(in crate::fast::attention) unsafe fn softmax_row(
     *alpha = a;
 }
 
-/// Value update of `rows` (`1..=R`) rows:
+/// Value update of `rows` (`1..=R`) rows, values read in place (widened in
+/// registers):
 /// `o[r * ldo + x] = alpha[r] * o[r * ldo + x] + sum_{j < keys} p[r * ldp + j] * v[j * ldv + x]`
 /// for `x < width`.
 ///
 /// # Safety
-/// AVX-512F CPU; `p` addresses `rows` rows of `keys` floats at stride `ldp`, `v`
-/// addresses `keys` rows of `width` floats at stride `ldv`, `alpha` `rows`
+/// AVX-512F/BW/VL + F16C CPU; `p` addresses `rows` rows of `keys` floats at
+/// stride `ldp`, `v` addresses `keys` rows of `width` elements at stride `ldv`, `alpha` `rows`
 /// floats, and `o` `rows` writable rows of `width` floats at stride `ldo`,
 /// disjoint from the inputs.
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,f16c")]
 #[allow(clippy::too_many_arguments)]
-pub(in crate::fast::attention) unsafe fn rows_pv<const R: usize>(
+pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad, const R: usize>(
     p: *const f32,
     ldp: usize,
     rows: usize,
     keys: usize,
-    v: *const f32,
+    v: *const E,
     ldv: usize,
     width: usize,
     alpha: *const f32,
@@ -195,7 +272,7 @@ pub(in crate::fast::attention) unsafe fn rows_pv<const R: usize>(
             let vrow = v.wrapping_add(j * ldv + x0);
             let mut vv = [_mm512_setzero_ps(); NV];
             for x in 0..NV {
-                vv[x] = _mm512_maskz_loadu_ps(masks[x], vrow.wrapping_add(x * L));
+                vv[x] = E::load(vrow.wrapping_add(x * L), masks[x]);
             }
             for r in 0..R {
                 let pb = _mm512_set1_ps(*pr[r].add(j));
