@@ -132,29 +132,12 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad, const R: usize>(
     let mut j = 0;
     while j < keys {
         let n = g.min(keys - j);
-        let mut kr = [k; L];
-        for (u, ptr) in kr.iter_mut().enumerate().take(g) {
-            // Keys past the end alias the last one and are not stored.
-            *ptr = k.add((j + u.min(n - 1)) * ldk);
-        }
-        let mut acc = [_mm512_setzero_ps(); L];
-        let mut c = 0;
-        while c < depth {
-            let m = lanes_mask(depth - c);
-            let mut qv = [_mm512_setzero_ps(); R];
-            for r in 0..R {
-                qv[r] = _mm512_maskz_loadu_ps(m, qr[r].add(c));
-            }
-            for u in 0..g {
-                let kv = E::load(kr[u].add(c), m);
-                for r in 0..R {
-                    let slot = SLOT[r * g + u];
-                    acc[slot] = _mm512_fmadd_ps(qv[r], kv, acc[slot]);
-                }
-            }
-            c += L;
-        }
-        let sums = reduce16(&acc);
+        let kj = k.add(j * ldk);
+        let sums = if n == g {
+            score_group::<E, R, true>(&qr, kj, ldk, n, depth)
+        } else {
+            score_group::<E, R, false>(&qr, kj, ldk, n, depth)
+        };
         for r in 0..rows.min(R) {
             // Lanes r * g .. r * g + n to the front.
             let row = if r == 0 {
@@ -169,6 +152,48 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad, const R: usize>(
         }
         j += n;
     }
+}
+
+/// The `16 / R` keys from `k` (stride `ldk`) against the `R` query rows of
+/// [`scores`], summed by [`reduce16`]: lane `r * (16 / R) + u` holds row
+/// `r`'s score of key `u`. Unless `FULL`, keys from `n` on alias key `n - 1`.
+/// Key addresses are recomputed from `k` (not held per key), so 16 keys do
+/// not take 16 general registers.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,f16c")]
+#[inline]
+unsafe fn score_group<E: KvLoad, const R: usize, const FULL: bool>(
+    qr: &[*const f32; R],
+    k: *const E,
+    ldk: usize,
+    n: usize,
+    depth: usize,
+) -> __m512 {
+    let g = L / R;
+    let mut acc = [_mm512_setzero_ps(); L];
+    let mut c = 0;
+    while c < depth {
+        let m = lanes_mask(depth - c);
+        let mut qv = [_mm512_setzero_ps(); R];
+        for r in 0..R {
+            qv[r] = _mm512_maskz_loadu_ps(m, qr[r].add(c));
+        }
+        let mut kp = k.add(c);
+        for u in 0..g {
+            if !FULL && u < n {
+                kp = k.add(u * ldk + c);
+            }
+            let kv = E::load(kp, m);
+            if FULL {
+                kp = kp.add(ldk);
+            }
+            for r in 0..R {
+                let slot = SLOT[r * g + u];
+                acc[slot] = _mm512_fmadd_ps(qv[r], kv, acc[slot]);
+            }
+        }
+        c += L;
+    }
+    reduce16(&acc)
 }
 
 /// The online-softmax step of `super::super::softmax::online_update` for one
