@@ -333,6 +333,67 @@ fn int8_reused_pack_buffer_leaves_no_stale_words() {
     }
 }
 
+/// bf16 products with few rows and many columns pack A once per call into
+/// the thread's reused buffer (the one the int8 products use too): after a
+/// larger int8 and bf16 call left words there, a smaller one must be right,
+/// for row-major, bf16 and strided activations.
+#[test]
+fn bf16_packed_once_after_larger_products() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let (bm, bn, bk) = (100, 320, 901);
+    let big_a = randn(&mut rng, bm * bk);
+    let big_b = randn(&mut rng, bk * bn);
+    let (big8, big16) = (
+        PackedInt8::quantize(MatRef::row_major(&big_b, bk, bn)),
+        PackedBf16::from_f32(MatRef::row_major(&big_b, bk, bn)),
+    );
+    for &(m, n, k) in &[(13, 300, 601), (45, 333, 129), (7, 2000, 301)] {
+        let a = randn(&mut rng, m * k);
+        let b = randn(&mut rng, k * n);
+        let packed = PackedBf16::from_f32(MatRef::row_major(&b, k, n));
+        let ah: Vec<bf16> = a.iter().map(|&v| bf16::from_f32(v)).collect();
+        let at: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
+        let (ra, rb) = (
+            |i, kk| round_bf16(a[i * k + kk]),
+            |kk, j| round_bf16(b[kk * n + j]),
+        );
+        for e in engines(Precision::Bf16, bm * bn * bk) {
+            let mut scratch = vec![0f32; bm * bn];
+            let big = MatRef::row_major(&big_a, bm, bk);
+            if e.runs_here(Precision::Int8) || e == Engine::AmxEmulated {
+                gemm_int8_on(e, big, &big8, &mut scratch);
+            }
+            gemm_bf16_on(e, big, &big16, &mut scratch);
+            for (what, out) in [
+                ("f32 A", {
+                    let mut o = vec![f32::NAN; m * n];
+                    gemm_bf16_on(e, MatRef::row_major(&a, m, k), &packed, &mut o);
+                    o
+                }),
+                ("bf16 A", {
+                    let mut o = vec![f32::NAN; m * n];
+                    gemm_bf16_on(e, MatRef::row_major(&ah, m, k), &packed, &mut o);
+                    o
+                }),
+                ("strided A", {
+                    let mut o = vec![f32::NAN; m * n];
+                    gemm_bf16_on(e, MatRef::new(&at, m, k, 1, m), &packed, &mut o);
+                    o
+                }),
+            ] {
+                check_bf16(
+                    &format!("packed once, {what}/{}", e.name()),
+                    &mut rng,
+                    &ra,
+                    &rb,
+                    (m, n, k),
+                    &out,
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn empty_and_zero_depth_products() {
     let packed = PackedBf16::from_f32(MatRef::row_major(&[], 0, 5));

@@ -71,6 +71,25 @@ impl Gemm<'_> {
         blocking(self.engine, &self.b_layout)
     }
 
+    /// Into how many column ranges each block of [`MC`] rows is cut: one
+    /// for small products or one thread, else enough for about three jobs
+    /// per thread. With more than one, every job of a row block would pack
+    /// the same A rows, so callers pack A once for the call instead.
+    pub fn splits(&self) -> usize {
+        let m = self.m;
+        let macs = m
+            .saturating_mul(self.b_layout.n)
+            .saturating_mul(self.b_layout.k);
+        let threads = parallel::num_threads();
+        if macs < MIN_PARALLEL_MACS || threads == 1 {
+            1
+        } else {
+            (3 * threads)
+                .div_ceil(m.div_ceil(MC))
+                .clamp(1, self.b_layout.panels)
+        }
+    }
+
     /// Runs the product into `out` (`m × n` words, row-major).
     pub fn run(&self, out: &mut [u32]) {
         let (m, n) = (self.m, self.b_layout.n);
@@ -85,13 +104,7 @@ impl Gemm<'_> {
         }
         let panels = self.b_layout.panels;
         let row_blocks = m.div_ceil(MC);
-        let macs = m.saturating_mul(n).saturating_mul(self.b_layout.k);
-        let threads = parallel::num_threads();
-        let splits = if macs < MIN_PARALLEL_MACS || threads == 1 {
-            1
-        } else {
-            (3 * threads).div_ceil(row_blocks).clamp(1, panels)
-        };
+        let splits = self.splits();
         let jobs = row_blocks * splits;
         let out_ptr = OutPtr(out.as_mut_ptr());
         let job = |j: usize| {

@@ -120,7 +120,7 @@ pub fn gemm_bf16_on<A: Bf16Input>(
     check_engine(engine, Precision::Bf16);
     check_shapes("gemm_bf16", a.rows(), a.cols(), b.k(), b.n(), out.len());
     let src = <A as sealed::Sealed>::source(a);
-    Gemm {
+    let mut gemm = Gemm {
         engine,
         precision: Precision::Bf16,
         m: a.rows(),
@@ -128,8 +128,25 @@ pub fn gemm_bf16_on<A: Bf16Input>(
         b_layout: b.layout,
         b: b.data.as_slice(),
         epilogue: None,
+    };
+    if gemm.splits() == 1 {
+        gemm.run(bytemuck::cast_slice_mut(out));
+        return;
     }
-    .run(bytemuck::cast_slice_mut(out));
+    // Several jobs per row block (few rows, e.g. 128 × 1536 × 576): pack A
+    // once instead of once per job.
+    let mut words = PACKED_A.with(Cell::take);
+    prepack::pack(&*src, a.rows(), a.cols(), gemm.blocking(), &mut words);
+    gemm.a = AOperand::Packed(&words);
+    gemm.run(bytemuck::cast_slice_mut(out));
+    keep_packed_a(words);
+}
+
+/// Returns a packed A buffer to this thread for its next call, unless large.
+fn keep_packed_a(words: Vec<u32>) {
+    if words.capacity() <= KEEP_PACKED_A_WORDS {
+        PACKED_A.with(|cell| cell.set(words));
+    }
 }
 
 /// Exact integer product `out[i][j] = Σ_k (a[i][k] − zero_points[i]) · b[k][j]`
@@ -288,17 +305,15 @@ pub fn gemm_int8_bias_on(
         epilogue: Some(&epilogue),
     }
     .run(bytemuck::cast_slice_mut(out));
-    if words.capacity() <= KEEP_PACKED_A_WORDS {
-        PACKED_A.with(|cell| cell.set(words));
-    }
+    keep_packed_a(words);
 }
 
 /// Largest packed A (in words, 4 MiB) a thread keeps for its next call.
 const KEEP_PACKED_A_WORDS: usize = 1 << 20;
 
 thread_local! {
-    /// The packed, quantized A of this thread's last [`gemm_int8_bias_on`]
-    /// call, reused by the next (taken out while in use, so a nested call on
+    /// The packed A of this thread's last [`gemm_int8_bias_on`] call (or
+    /// [`gemm_bf16_on`] call that packed A once), reused by the next (taken out while in use, so a nested call on
     /// the same thread simply allocates its own): the encoder's products
     /// quantize megabytes of activations per call, and a fresh buffer costs
     /// page faults or a clearing pass each time.

@@ -9,7 +9,7 @@
 //! their offsets), once per call however the output is split.
 
 use super::driver::MC;
-use super::pack_a::{ALayout, AMX_ROWS};
+use super::pack_a::{ALayout, ASource, AMX_ROWS};
 use super::quantize::{quantize_row_u8, RowQuant};
 use super::MatRef;
 use crate::parallel;
@@ -60,49 +60,94 @@ impl Blocking {
     }
 }
 
-/// Pointer into the packed words and row parameters, written by disjoint units.
+/// Pointer into the packed words, written by disjoint units.
 #[derive(Clone, Copy)]
-struct Shared(*mut u32, *mut RowQuant);
-// SAFETY: every unit writes only its own rows' words and parameters.
+struct Shared(*mut u32);
+// SAFETY: every unit writes only its own rows' words.
 unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
+
+/// Pointer to the per-row parameters, written by disjoint rows.
+#[derive(Clone, Copy)]
+struct RowParams(*mut RowQuant);
+// SAFETY: every row's entry is written by the unit holding that row alone.
+unsafe impl Send for RowParams {}
+// SAFETY: as above.
+unsafe impl Sync for RowParams {}
 
 /// Quantizes every row of `a` to u8 ([`quantize_row_u8`]) straight into the
 /// packed A of `blocking`, held in `words` (resized to
 /// [`Blocking::total_words`]; every word is written, so a reused buffer
 /// needs no clearing); returns each row's parameters.
-///
-/// A micro-panel's rows are quantized once into a small zero-padded scratch
-/// of whole words, which are stored at their places in every depth chunk's
-/// block (no intermediate packed copy); the rows of a last, short AMX
-/// micro-panel are written as zeros.
 pub(crate) fn quantize_pack(
     a: MatRef<'_, f32>,
     blocking: Blocking,
     words: &mut Vec<u32>,
 ) -> Vec<RowQuant> {
     let (m, k) = (a.rows(), a.cols());
-    words.resize(blocking.total_words(m), 0);
     let unit_quant = RowQuant {
         scale: 1.0,
         zero_point: 0,
     };
     let mut quant = vec![unit_quant; m];
+    let params = RowParams(quant.as_mut_ptr());
+    pack_units(m, k, blocking, words, |i, row| {
+        let p = params;
+        // Quantizing writes only the first `k` bytes: the rest stay zero.
+        let out = &mut bytemuck::cast_slice_mut::<u32, u8>(row)[..k];
+        let rq = match a.row_slice(i) {
+            Some(src) => quantize_row_u8(src, out),
+            None => {
+                let gathered: Vec<f32> = (0..k).map(|j| a.get(i, j)).collect();
+                quantize_row_u8(&gathered, out)
+            }
+        };
+        // SAFETY: row i belongs to this unit alone; `quant` has m entries.
+        unsafe { *p.0.add(i) = rq };
+        // Element 4g + l is byte l of word g, little-endian (a no-op there).
+        for w in row.iter_mut() {
+            *w = u32::from_le(*w);
+        }
+    });
+    quant
+}
+
+/// Packs every row of `a` (its words: bf16 pairs or u8 quads, zero past the
+/// data) into the packed A of `blocking`, held in `words` (resized to
+/// [`Blocking::total_words`]) — once per call, for products whose jobs would
+/// otherwise each pack the same rows (several jobs per row block).
+pub(crate) fn pack(a: &dyn ASource, m: usize, k: usize, blocking: Blocking, words: &mut Vec<u32>) {
+    pack_units(m, k, blocking, words, |i, row| a.row_words(i, 0, row));
+}
+
+/// The packing shared by [`quantize_pack`] and [`pack`]: each micro-panel's
+/// rows are produced once by `fill(row, words)` into a small zero-initialised
+/// scratch of whole words (`blocking.depth` per row; `fill` may leave the
+/// words past the data untouched, they stay zero), which are then stored at
+/// their places in every depth chunk's block (no intermediate packed copy);
+/// the rows of a last, short AMX micro-panel are written as zeros. Units run
+/// in parallel.
+fn pack_units(
+    m: usize,
+    k: usize,
+    blocking: Blocking,
+    words: &mut Vec<u32>,
+    fill: impl Fn(usize, &mut [u32]) + Sync,
+) {
+    words.resize(blocking.total_words(m), 0);
     if m == 0 {
-        return quant;
+        return;
     }
     let unit = blocking.unit();
     let per_block = MC / unit;
     let units = m.div_ceil(MC) * per_block;
-    let shared = Shared(words.as_mut_ptr(), quant.as_mut_ptr());
+    let shared = Shared(words.as_mut_ptr());
     let depth = blocking.depth;
     parallel::for_each_range(units, unit * k.max(1), |u0, u1| {
         let s = shared;
-        // One micro-panel's rows, quantized, as words: row r at r * depth,
-        // zero past `k` (quantizing writes only the first `k` bytes of a row).
+        // One micro-panel's rows as words: row r at r * depth.
         let mut panel = vec![0u32; unit * depth];
-        let mut gathered = Vec::new();
         for u in u0..u1 {
             let (i0, p0) = (u / per_block * MC, u % per_block * unit);
             if i0 + p0 >= m {
@@ -110,23 +155,7 @@ pub(crate) fn quantize_pack(
             }
             let (rows, pr) = (MC.min(m - i0), unit.min(m - i0 - p0));
             for r in 0..pr {
-                let i = i0 + p0 + r;
-                let out =
-                    &mut bytemuck::cast_slice_mut::<u32, u8>(&mut panel[r * depth..][..depth])[..k];
-                let rq = match a.row_slice(i) {
-                    Some(row) => quantize_row_u8(row, out),
-                    None => {
-                        gathered.clear();
-                        gathered.extend((0..k).map(|j| a.get(i, j)));
-                        quantize_row_u8(&gathered, out)
-                    }
-                };
-                // SAFETY: row i belongs to this unit alone; `quant` has m entries.
-                unsafe { *s.1.add(i) = rq };
-                // Element 4g + l is byte l of word g, little-endian (a no-op there).
-                for w in &mut panel[r * depth..][..depth] {
-                    *w = u32::from_le(*w);
-                }
+                fill(i0 + p0 + r, &mut panel[r * depth..][..depth]);
             }
             if blocking.layout == ALayout::Tiles {
                 // A short AMX panel still spans whole tiles: its missing rows are zeros.
@@ -159,5 +188,4 @@ pub(crate) fn quantize_pack(
             }
         }
     });
-    quant
 }
