@@ -90,3 +90,71 @@ fn byte_lm_loss_falls_below_the_bound() {
     let held_out = bytelm::evaluate(&model, &params, &corpus.held_out, recipe.seq_len).unwrap();
     assert!(held_out < 3.0, "held-out loss {held_out}");
 }
+
+#[test]
+fn byte_lm_compiled_step_runs_fused_attention_with_the_eager_gradients() {
+    // The compiler recognises each layer's composed causal attention and its
+    // gradient (GQA 4/2, head size 16) and runs them as fused kernels; the
+    // loss and every gradient match the same graph evaluated op by op.
+    use emily::{DType, Tensor};
+    use emily_nn::train::{cross_entropy, Precision};
+    use emily_nn::{Mode, ParamStore};
+    let config = bytelm::Config {
+        layers: 2,
+        ..bytelm::Config::default()
+    };
+    let model = bytelm::model(&config).unwrap();
+    let params = ParamStore::random(&model, 3, DType::F32).unwrap();
+    let step = model
+        .build(&params, Mode::Train)
+        .unwrap()
+        .train_step(
+            |o, t| cross_entropy(&o[bytelm::LOGITS], &t[0]),
+            Precision::Full,
+        )
+        .unwrap();
+    let (batch, seq) = (3, 23);
+    let ids: Vec<u8> = (0..batch * (seq + 1))
+        .map(|i| (i * 37 % 251) as u8)
+        .collect();
+    let starts: Vec<usize> = (0..batch).map(|i| i * (seq + 1)).collect();
+    let (x, y) = bytelm::windows(&ids, &starts, seq).unwrap();
+    let ins = [(bytelm::INPUT, &x)];
+    let plan = step.plan(&params, &ins, &[&y]).unwrap();
+    let count = |name: &str| {
+        plan.op_frequencies()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |c| c.1)
+    };
+    assert_eq!(
+        count("scaled_dot_product_attention"),
+        2,
+        "{:?}",
+        plan.op_frequencies()
+    );
+    assert_eq!(count("scaled_dot_product_attention_causal_grad"), 2);
+    assert_eq!(count("softmax"), 0);
+    let compiled = step.run(&params, &ins, &[&y], 1.0).unwrap();
+    let eager = step.run_eager(&params, &ins, &[&y], 1.0).unwrap();
+    let scalar = |t: &Tensor| t.to_vec::<f32>().unwrap()[0];
+    let (lc, le) = (scalar(&compiled.loss), scalar(&eager.loss));
+    assert!((lc - le).abs() <= 1e-5 * le.abs(), "loss {lc} vs {le}");
+    assert_eq!(compiled.grads.len(), eager.grads.len());
+    for (name, g) in eager.grads.iter() {
+        let (a, b) = (
+            compiled.grads.get(name).unwrap().to_vec::<f32>().unwrap(),
+            g.to_vec::<f32>().unwrap(),
+        );
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff <= 1e-4 * scale,
+            "{name}: max diff {diff} (scale {scale})"
+        );
+    }
+}

@@ -137,6 +137,55 @@ impl Graph {
         uses
     }
 
+    /// Reorders values so every node follows its inputs (after a rewrite
+    /// pointed earlier nodes at appended ones), keeping the existing order
+    /// where it already does.
+    pub fn sort_topologically(&mut self) {
+        let n = self.values.len();
+        let mut order = Vec::with_capacity(n);
+        let mut state = vec![0u8; n]; // 0 new, 1 on the stack, 2 placed
+        for root in 0..n {
+            let mut stack = vec![root];
+            while let Some(&i) = stack.last() {
+                if state[i] == 2 {
+                    stack.pop();
+                    continue;
+                }
+                state[i] = 1;
+                let pending = match &self.values[i].kind {
+                    Kind::Node { inputs, .. } => inputs.iter().copied().find(|&j| state[j] == 0),
+                    _ => None,
+                };
+                match pending {
+                    Some(j) => stack.push(j),
+                    None => {
+                        state[i] = 2;
+                        order.push(i);
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        let mut remap = vec![0; n];
+        for (new, &old) in order.iter().enumerate() {
+            remap[old] = new;
+        }
+        let mut old: Vec<Option<Value>> = std::mem::take(&mut self.values)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.values = order
+            .iter()
+            .map(|&i| old[i].take().expect("each value placed once"))
+            .collect();
+        for v in self.values.iter_mut() {
+            if let Kind::Node { inputs, .. } = &mut v.kind {
+                inputs.iter_mut().for_each(|i| *i = remap[*i]);
+            }
+        }
+        self.outputs.iter_mut().for_each(|o| *o = remap[*o]);
+    }
+
     /// Keeps only values flagged in `keep` (in order), renumbering references.
     pub fn retain(&mut self, keep: &[bool]) {
         let mut remap = vec![usize::MAX; self.values.len()];

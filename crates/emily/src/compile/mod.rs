@@ -4,7 +4,10 @@
 //! call with a new signature (shapes, dtypes, device of the arguments) it calls
 //! `f` on symbolic placeholders, builds the graph of what `f` did, and runs the
 //! passes: common-subexpression elimination, constant folding (captured
-//! tensors — weights — are constants), dead-code elimination, and fusion of
+//! tensors — weights — are constants), dead-code elimination, recognition
+//! of a composed causal attention together with its gradient (a traced
+//! training step), which then runs as one fused forward and one fused
+//! backward kernel (see `attention.rs`; not with [`Kernels::Composed`]), and fusion of
 //! elementwise chains into single-pass kernels (the chains the backend of the
 //! arguments' device says it can fuse, see `Backend::can_fuse`). The resulting [`Plan`] is
 //! cached; later calls with that signature replay it without calling `f`.
@@ -18,6 +21,7 @@
 //! exactly: fused chains compute each op with the same kernels and round every
 //! intermediate to its dtype; no pass reassociates arithmetic.
 
+mod attention;
 mod cache;
 mod fusion;
 mod graph;
@@ -162,6 +166,11 @@ where
         let traced = g.num_nodes();
         passes::common_subexpressions(&mut g);
         passes::fold_constants(&mut g, device)?;
+        let attention = if self.options.kernels == Kernels::Fused {
+            attention::fuse_causal_attention(&mut g, crate::backend::get(device))
+        } else {
+            0
+        };
         let before = g.num_nodes();
         let fused_away = fusion::fuse_elementwise(&mut g, crate::backend::get(device));
         let after = g.num_nodes();
@@ -169,6 +178,7 @@ where
             target: "emily::compile",
             trace_ms = t0.elapsed().as_secs_f64() * 1e3,
             traced,
+            attention,
             kernels_before_fusion = before,
             kernels_after_fusion = after,
             fused_away,

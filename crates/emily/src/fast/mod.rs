@@ -103,6 +103,15 @@ pub enum FastOp {
         /// Whether per-head sinks are an input.
         has_sinks: bool,
     },
+    /// The gradient of causal attention (aligned to the end, no sinks) on
+    /// f32 `(B, H, T, D)` tensors: inputs `[q, k, v, d_out]`, output dQ, dK
+    /// and dV flattened and concatenated into one 1-D tensor. The compiler
+    /// chooses it for a composed causal attention's backward (it has no
+    /// public constructor).
+    SdpaCausalGrad {
+        /// Score multiplier.
+        scale: f32,
+    },
 }
 
 impl FastOp {
@@ -113,6 +122,7 @@ impl FastOp {
             FastOp::LayerNorm { .. } => "layer_norm",
             FastOp::Rope { .. } => "rope",
             FastOp::Sdpa { .. } => "scaled_dot_product_attention",
+            FastOp::SdpaCausalGrad { .. } => "scaled_dot_product_attention_causal_grad",
         }
     }
 
@@ -132,6 +142,7 @@ impl FastOp {
                 mask,
                 has_sinks,
             } => sdpa::decompose(*scale, *mask, *has_sinks, inputs),
+            FastOp::SdpaCausalGrad { scale } => sdpa::decompose_causal_grad(*scale, inputs),
         }
     }
 }

@@ -181,6 +181,19 @@ pub(super) fn build_sdpa(
     )
 }
 
+/// The composed gradient of causal attention (inputs `[q, k, v, d_out]`):
+/// the vector-Jacobian product of [`decompose`], flattened and concatenated
+/// as dQ, dK, dV.
+pub(super) fn decompose_causal_grad(scale: f32, inputs: &[Tensor]) -> Result<Tensor> {
+    let attend = |a: &[Tensor]| Ok(vec![decompose(scale, MaskKind::Causal, false, a)?]);
+    let (_, grads) = crate::grad::vjp(attend, &inputs[..3], &inputs[3..4])?;
+    let flat = grads
+        .iter()
+        .map(|g| g.flatten())
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)
+}
+
 /// Composed attention: grouped scores by broadcasting matmul, f32 softmax.
 pub(super) fn decompose(
     scale: f32,

@@ -66,10 +66,48 @@ pub(crate) fn supports(
     op: &FastOp,
     inputs: &[(&[usize], DType)],
 ) -> std::result::Result<(), String> {
+    if let FastOp::SdpaCausalGrad { .. } = op {
+        return match inputs.iter().find(|(_, d)| *d != DType::F32) {
+            Some((_, d)) => Err(format!("no fused CPU {} kernel for {d}", op.name())),
+            None => Ok(()),
+        };
+    }
     match inputs[0].1 {
         DType::F32 | DType::F16 | DType::BF16 => Ok(()),
         d => Err(format!("no fused CPU {} kernel for {d}", op.name())),
     }
+}
+
+/// dQ, dK and dV of causal attention, concatenated flat (f32 only, which
+/// [`supports`] checks).
+fn sdpa_causal_grad(inputs: &[Array], scale: f32, shape: &[usize]) -> Result<Array> {
+    let (qs, ks, vs) = (inputs[0].shape(), inputs[1].shape(), inputs[2].shape());
+    let p = k::CausalGradParams {
+        batch: qs[0],
+        heads: qs[1],
+        kv_heads: ks[1],
+        q_len: qs[2],
+        kv_len: ks[2],
+        head_dim: qs[3],
+        v_head_dim: vs[3],
+        scale,
+    };
+    let (nq, nk) = (p.q_len_total(), p.k_len_total());
+    let mut out = Array::uninit(shape, DType::F32)?;
+    let all = out.as_mut_slice::<f32>().unwrap();
+    let (dq, rest) = all.split_at_mut(nq);
+    let (dk, dv) = rest.split_at_mut(nk);
+    k::sdpa_causal_backward_f32(
+        inputs[0].as_slice(),
+        inputs[1].as_slice(),
+        inputs[2].as_slice(),
+        inputs[3].as_slice(),
+        dq,
+        dk,
+        dv,
+        &p,
+    );
+    Ok(out)
 }
 
 fn f32s(a: &Array) -> Result<Array> {
@@ -102,6 +140,7 @@ fn run<T: FusedFloat>(
     let x = &inputs[0];
     let cols = *shape.last().unwrap_or(&1);
     match *op {
+        FastOp::SdpaCausalGrad { scale } => sdpa_causal_grad(inputs, scale, shape),
         FastOp::RmsNorm { eps, has_weight } => {
             let x = as_t(x)?;
             let w = has_weight.then(|| as_t(&inputs[1])).transpose()?;

@@ -44,6 +44,9 @@ pub(crate) fn supports(
             }
         }
         FastOp::Rope { .. } => {}
+        FastOp::SdpaCausalGrad { .. } => {
+            return Err(format!("no fused CUDA {}: it runs composed", op.name()))
+        }
     }
     Ok(())
 }
@@ -79,6 +82,10 @@ pub(crate) fn execute(
             mask,
             has_sinks,
         } => sdpa(gpu, scale, mask, has_sinks, inputs, shape, dtype),
+        FastOp::SdpaCausalGrad { .. } => Err(invalid(
+            op.name(),
+            "no CUDA kernel (supports_fast declines it)",
+        )),
     }
 }
 

@@ -34,6 +34,10 @@ pub(super) fn execute(op: &FastOp, inputs: &[View], shape: &[usize], dtype: DTyp
             mask,
             has_sinks,
         } => sdpa(inputs, scale as f64, mask, has_sinks, shape, dtype),
+        FastOp::SdpaCausalGrad { .. } => Err(invalid(
+            op.name(),
+            "no reference kernel (supports_fast declines it)",
+        )),
     }
 }
 
