@@ -84,7 +84,7 @@ pub fn sdpa_causal_backward_f32(
     p: &CausalGradParams,
 ) {
     assert!(
-        p.kv_heads > 0 && p.heads % p.kv_heads == 0,
+        p.kv_heads > 0 && p.heads.is_multiple_of(p.kv_heads),
         "sdpa backward: heads {} not a multiple of kv heads {}",
         p.heads,
         p.kv_heads
