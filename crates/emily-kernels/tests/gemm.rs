@@ -4,9 +4,9 @@
 //! the emulated AMX tile program.
 
 use emily_kernels::gemm::{
-    bf16_bits, gemm_bf16_on, gemm_int8_bias_on, gemm_int8_on, gemm_s8s8_on, gemm_u8s8,
-    gemm_u8s8_on, quantize_columns_s8, quantize_row_u8, Engine, MatRef, PackedBf16, PackedInt8,
-    Precision,
+    bf16_bits, gemm_bf16_on, gemm_int8_bias_on, gemm_int8_on, gemm_int8_then_on, gemm_s8s8_on,
+    gemm_u8s8, gemm_u8s8_on, quantize_columns_s8, quantize_row_u8, Engine, MatRef, PackedBf16,
+    PackedInt8, Precision,
 };
 use half::bf16;
 use rand::rngs::StdRng;
@@ -286,6 +286,51 @@ fn int8_strided_activations_many_chunks_and_fused_bias() {
                     "int8/{} fused bias ({i},{j})",
                     e.name()
                 );
+            }
+        }
+    }
+}
+
+/// The row epilogue sees every dequantized output exactly once (groups of
+/// panels, tails of rows and columns) and its result equals applying the
+/// same function after the plain product, on every engine.
+#[test]
+fn int8_row_epilogue_equals_a_pass_after() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let mut rng = StdRng::seed_from_u64(21);
+    for &(m, n, k) in &[(1, 33, 45), (7, 200, 45), (77, 161, 64), (1000, 47, 13)] {
+        let a = randn(&mut rng, m * k);
+        let b = randn(&mut rng, k * n);
+        let residual = randn(&mut rng, m * n);
+        let packed = PackedInt8::quantize(MatRef::row_major(&b, k, n));
+        let f = |v: f32, i: usize, j: usize| (v * 0.5 + residual[i * n + j]).tanh();
+        for e in engines(Precision::Int8, m * n * k) {
+            let mut plain = vec![f32::NAN; m * n];
+            gemm_int8_on(e, MatRef::row_major(&a, m, k), &packed, &mut plain);
+            let visits: Vec<AtomicU32> = (0..m * n).map(|_| AtomicU32::new(0)).collect();
+            let then = |i: usize, j0: usize, row: &mut [f32]| {
+                for (c, v) in row.iter_mut().enumerate() {
+                    visits[i * n + j0 + c].fetch_add(1, Ordering::Relaxed);
+                    *v = f(*v, i, j0 + c);
+                }
+            };
+            let mut fused = vec![f32::NAN; m * n];
+            gemm_int8_then_on(e, MatRef::row_major(&a, m, k), &packed, &then, &mut fused);
+            for i in 0..m {
+                for j in 0..n {
+                    assert_eq!(
+                        visits[i * n + j].load(Ordering::Relaxed),
+                        1,
+                        "int8/{} visits ({i},{j})",
+                        e.name()
+                    );
+                    assert_eq!(
+                        fused[i * n + j].to_bits(),
+                        f(plain[i * n + j], i, j).to_bits(),
+                        "int8/{} m={m} n={n} k={k} ({i},{j})",
+                        e.name()
+                    );
+                }
             }
         }
     }

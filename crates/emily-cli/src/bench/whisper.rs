@@ -74,6 +74,18 @@ pub fn run_child(
         );
         text = tr.text;
     }
+    if emily::telemetry::profiling() {
+        // Encoder and decoding of the timed runs (the step below starts afresh).
+        eprintln!("transcribe op profile (per run, {} runs):", runs.max(1));
+        for (op, secs, n) in emily::telemetry::take_op_profile() {
+            let per = runs.max(1) as f64;
+            eprintln!(
+                "  {op:<40} {:>8.3} ms {:>8.1} runs",
+                secs * 1e3 / per,
+                n as f64 / per
+            );
+        }
+    }
     println!(
         "{}",
         serde_json::json!({

@@ -25,11 +25,15 @@ use crate::parallel;
 /// Rows of A per job (a multiple of every engine's micro-panel height).
 pub(crate) const MC: usize = 192;
 
+/// B panels whose finished outputs one epilogue call covers (128 columns:
+/// an `MC`-row group is 96 KiB of f32, resident in L2).
+const EPILOGUE_PANELS: usize = 4;
+
 /// Below this many multiply-adds the product runs on the calling thread.
 const MIN_PARALLEL_MACS: usize = 1 << 21;
 
 /// Rewrites finished outputs: called with a row, the first column and that
-/// row's words for the columns of one panel.
+/// row's words for the columns of up to [`EPILOGUE_PANELS`] panels.
 pub(crate) type Epilogue<'a> = &'a (dyn Fn(usize, usize, &mut [u32]) + Sync);
 
 /// The A operand of a call.
@@ -167,14 +171,19 @@ impl Gemm<'_> {
                         (None, _) => self.vector_rows(t, rows),
                     }
                 }
-                if ci + 1 == chunks {
+                // The epilogue runs over groups of panels (wide enough to
+                // amortise its per-call work, small enough to stay in L2).
+                let group_done = (p + 1 - p0).is_multiple_of(EPILOGUE_PANELS) || p + 1 == p1;
+                if ci + 1 == chunks && group_done {
                     if let Some(epi) = self.epilogue {
+                        let g0 = p0 + (p - p0) / EPILOGUE_PANELS * EPILOGUE_PANELS;
+                        let (c0, c1) = (g0 * NR, j0 + nc);
                         for r in 0..rows {
-                            // SAFETY: row i0 + r, columns j0..j0+nc belong to this job.
+                            // SAFETY: row i0 + r, columns c0..c1 belong to this job.
                             let row = unsafe {
-                                std::slice::from_raw_parts_mut(out.add((i0 + r) * n + j0), nc)
+                                std::slice::from_raw_parts_mut(out.add((i0 + r) * n + c0), c1 - c0)
                             };
-                            epi(i0 + r, j0, row);
+                            epi(i0 + r, c0, row);
                         }
                     }
                 }

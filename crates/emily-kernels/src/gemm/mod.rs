@@ -264,6 +264,46 @@ pub fn gemm_int8_bias_on(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
+    int8_dequantized(engine, a, b, bias, None, out)
+}
+
+/// A pass over finished output values, run while they are in cache: called
+/// with a row, the first column and that row's values for a range of
+/// columns (every output element is passed exactly once).
+pub type RowEpilogue<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
+
+/// [`gemm_int8`] followed by `then` over the dequantized outputs (a bias,
+/// an activation, a residual add …) in the same pass, on the best engine:
+/// the result equals [`gemm_int8`] with `then` applied to its output.
+///
+/// # Panics
+/// As [`gemm_int8`].
+pub fn gemm_int8_then(a: MatRef<'_, f32>, b: &PackedInt8, then: RowEpilogue<'_>, out: &mut [f32]) {
+    gemm_int8_then_on(Engine::best(Precision::Int8), a, b, then, out)
+}
+
+/// [`gemm_int8_then`] on a given engine.
+///
+/// # Panics
+/// As [`gemm_int8_on`].
+pub fn gemm_int8_then_on(
+    engine: Engine,
+    a: MatRef<'_, f32>,
+    b: &PackedInt8,
+    then: RowEpilogue<'_>,
+    out: &mut [f32],
+) {
+    int8_dequantized(engine, a, b, None, Some(then), out)
+}
+
+fn int8_dequantized(
+    engine: Engine,
+    a: MatRef<'_, f32>,
+    b: &PackedInt8,
+    bias: Option<&[f32]>,
+    then: Option<RowEpilogue<'_>>,
+    out: &mut [f32],
+) {
     check_engine(engine, Precision::Int8);
     let (m, k) = (a.rows(), a.cols());
     check_shapes("gemm_int8", m, k, b.k(), b.n(), out.len());
@@ -293,6 +333,9 @@ pub fn gemm_int8_bias_on(
         match bias {
             Some(bias) => dequantize_row(row, zero_point, scale, sums, scales, &bias[j0..j0 + nc]),
             None => dequantize_row(row, zero_point, scale, sums, scales, &[]),
+        }
+        if let Some(then) = then {
+            then(i, j0, bytemuck::cast_slice_mut(row));
         }
     };
     Gemm {

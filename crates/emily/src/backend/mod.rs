@@ -50,6 +50,12 @@ pub trait Backend: Send + Sync {
     /// inputs of `inputs` dtypes and an `output` dtype may join a fused
     /// elementwise program ([`Op::Fused`]) that this backend runs in one pass.
     fn can_fuse(&self, op: &Op, inputs: &[DType], output: DType) -> bool;
+
+    /// Whether this backend runs [`Op::MatmulInt8Then`] (an int8 product
+    /// with an f32 elementwise program applied as its output is written).
+    fn can_fuse_int8_epilogue(&self) -> bool {
+        false
+    }
 }
 
 /// The backend of a device.

@@ -183,7 +183,7 @@ fn through_broadcast(g: &Graph, j: usize) -> usize {
 
 /// Builds the register program for `members` (sorted topologically; the last is
 /// the root) and returns it with its external inputs.
-fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
+pub(super) fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
     let in_group: HashMap<usize, usize> =
         members.iter().enumerate().map(|(p, &m)| (m, p)).collect();
     // Last position inside the group where each member is read.

@@ -23,6 +23,7 @@
 
 mod attention;
 mod cache;
+mod epilogue;
 mod fusion;
 mod graph;
 mod passes;
@@ -172,7 +173,9 @@ where
             0
         };
         let before = g.num_nodes();
-        let fused_away = fusion::fuse_elementwise(&mut g, crate::backend::get(device));
+        let backend = crate::backend::get(device);
+        let fused_away = fusion::fuse_elementwise(&mut g, backend)
+            + epilogue::fuse_int8_epilogues(&mut g, backend);
         let after = g.num_nodes();
         tracing::debug!(
             target: "emily::compile",

@@ -110,7 +110,11 @@ pub struct Plan {
 fn uses_pool(s: &Step) -> bool {
     matches!(
         s.op,
-        Op::Matmul { .. } | Op::MatmulInt8 { .. } | Op::Conv1d { .. } | Op::Fast(_)
+        Op::Matmul { .. }
+            | Op::MatmulInt8 { .. }
+            | Op::MatmulInt8Then { .. }
+            | Op::Conv1d { .. }
+            | Op::Fast(_)
     ) || numel(&s.shape) >= emily_kernels::parallel::MIN_PARALLEL_ELEMS
 }
 

@@ -95,6 +95,34 @@ pub struct FusedProgram {
 }
 
 impl FusedProgram {
+    /// Whether this program can run as the epilogue of a product of `shape`
+    /// ([`crate::ops::Op::MatmulInt8Then`]) with the product as input
+    /// `acc`: every input is f32 and every instruction's dtype a float type
+    /// an f32 register holds exactly (f32, bf16, f16), the product is read
+    /// unbroadcast, and every other input has the product's shape, is one
+    /// row broadcast down the rows (a bias) or is one value.
+    pub(crate) fn fits_product_epilogue(&self, acc: usize, shape: &[usize]) -> bool {
+        let n = shape.last().copied().unwrap_or(0);
+        let count = |s: &[usize]| s.iter().product::<usize>();
+        let f32_instrs = self.instrs.iter().all(|i| {
+            let d = match i {
+                FusedInstr::Unary { dtype, .. }
+                | FusedInstr::Binary { dtype, .. }
+                | FusedInstr::Where { dtype, .. }
+                | FusedInstr::Cast { dtype, .. } => *dtype,
+            };
+            matches!(d, DType::F32 | DType::BF16 | DType::F16)
+        });
+        f32_instrs
+            && acc < self.inputs.len()
+            && self.inputs.iter().enumerate().all(|(j, input)| {
+                let s = input.shape.as_slice();
+                input.dtype == DType::F32
+                    && (s == shape
+                        || (j != acc && ((s.last() == Some(&n) && count(s) == n) || count(s) == 1)))
+            })
+    }
+
     /// A one-instruction program over inputs of these shapes and dtypes (how
     /// backends run an eager elementwise op through their fused engine).
     pub fn single(instr: FusedInstr, inputs: &[crate::Array]) -> FusedProgram {

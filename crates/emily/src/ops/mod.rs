@@ -80,6 +80,22 @@ pub enum Op {
         /// Input 1 is stored as (n, k).
         transpose_b: bool,
     },
+    /// [`Op::MatmulInt8`] whose output goes straight through an elementwise
+    /// program computed in f32 (a bias, GELU, a residual add, a rounding to
+    /// bf16) while it is written; output f32, bf16 or f16. Formed by the compiler for backends that run it
+    /// ([`crate::backend::Backend::can_fuse_int8_epilogue`]), never traced.
+    /// Inputs: x, weight, then the program's inputs other than `acc`, in
+    /// order; the program's input `acc` is the product.
+    MatmulInt8Then {
+        /// Input 1 is stored as (n, k).
+        transpose_b: bool,
+        /// Applied to the product (see
+        /// `FusedProgram::fits_product_epilogue`; its output has the
+        /// product's shape).
+        program: Arc<FusedProgram>,
+        /// Which program input is the product.
+        acc: usize,
+    },
     /// 1-D convolution, input (N, C_in, L), weight (C_out, C_in/groups, K).
     Conv1d {
         /// Step between windows.
@@ -166,6 +182,7 @@ impl Op {
             Op::Softmax { .. } => "softmax",
             Op::Matmul { .. } => "matmul",
             Op::MatmulInt8 { .. } => "matmul_int8",
+            Op::MatmulInt8Then { .. } => "matmul_int8_then",
             Op::Conv1d { .. } => "conv1d",
             Op::Reshape => "reshape",
             Op::Permute { .. } => "permute",

@@ -295,7 +295,7 @@ fn step(idx: &mut [usize], shape: &[usize]) {
 /// Outputs of at least this many bytes are written with streaming stores.
 const STREAM_BYTES: usize = 8 << 20;
 
-fn execute<C: Compute>(
+pub(super) fn execute<C: Compute>(
     ins: &FusedInstr,
     regs: &mut [Vec<C>],
     operand: &dyn Fn(Operand, &[Vec<C>]) -> *const C,

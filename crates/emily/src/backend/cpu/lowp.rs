@@ -15,12 +15,15 @@
 
 use std::sync::Arc;
 
-use emily_kernels::gemm::{gemm_bf16, gemm_int8, Bf16Input, MatRef, PackedBf16};
+use emily_kernels::gemm::{gemm_bf16, gemm_int8, gemm_int8_then, Bf16Input, MatRef, PackedBf16};
 use half::bf16;
 
+use super::compute::Compute;
+use super::epilogue::RowProgram;
 use super::{convert, packed_weights};
 use crate::backend::MatmulDims;
 use crate::error::Result;
+use crate::ops::FusedProgram;
 use crate::shape::numel;
 use crate::{Array, DType, Element};
 
@@ -113,3 +116,55 @@ pub(crate) fn int8_matmul(x: &Array, w: &Array, tb: bool, shape: &[usize]) -> Re
     gemm_int8(MatRef::row_major(x.as_slice::<f32>(), rows, k), &packed, o);
     Ok(out)
 }
+
+/// [`int8_matmul`] with `program` applied to the product as it is written
+/// (`inputs`: x, w, then the program's inputs other than `acc`), output
+/// `dtype` (f32, or bf16/f16 narrowed from each finished row); equal to the
+/// product followed by the program.
+pub(crate) fn int8_matmul_then(
+    inputs: &[Array],
+    tb: bool,
+    program: &FusedProgram,
+    acc: usize,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Array> {
+    let (x, w) = (&inputs[0], &inputs[1]);
+    let then = RowProgram::new(program, acc, &inputs[2..], shape)?;
+    let k = x.shape()[x.shape().len() - 1];
+    let n = shape[shape.len() - 1];
+    let rows = numel(&shape[..shape.len() - 1]);
+    let mut product = Array::uninit(shape, DType::F32)?;
+    if rows == 0 || n == 0 {
+        return Array::uninit(shape, dtype);
+    }
+    let packed = packed_weights::int8_weights(w, tb)?;
+    let a = MatRef::row_major(x.as_slice::<f32>(), rows, k);
+    let o = product.as_mut_slice::<f32>().expect("fresh array");
+    if dtype == DType::F32 {
+        gemm_int8_then(a, &packed, &|i, j0, row| then.apply(i, j0, row), o);
+        return Ok(product);
+    }
+    // Narrower outputs: each finished f32 row range is narrowed into place.
+    let mut out = Array::uninit(shape, dtype)?;
+    let size = dtype.size_in_bytes();
+    let dst = OutBytes(out.bytes_mut().expect("fresh array").as_mut_ptr());
+    let narrow = |i: usize, j0: usize, row: &mut [f32]| {
+        then.apply(i, j0, row);
+        let d = &dst;
+        // SAFETY: each (row, column range) is passed exactly once, so the
+        // writes are disjoint, and they lie inside the `rows × n` output.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(d.0.add((i * n + j0) * size), row.len() * size)
+        };
+        <f32 as Compute>::store(row, bytes, dtype);
+    };
+    gemm_int8_then(a, &packed, &narrow, o);
+    drop(product);
+    Ok(out)
+}
+
+/// The narrowed output of [`int8_matmul_then`], written by the GEMM's threads.
+struct OutBytes(*mut u8);
+// SAFETY: threads write disjoint ranges (see `int8_matmul_then`).
+unsafe impl Sync for OutBytes {}

@@ -4,6 +4,7 @@
 mod compute;
 mod conv;
 mod creation;
+mod epilogue;
 mod fast;
 mod fused;
 mod indexing;
@@ -124,6 +125,11 @@ impl Backend for CpuBackend {
             Op::MatmulInt8 { transpose_b } => {
                 lowp::int8_matmul(x(), &inputs[1], *transpose_b, shape)
             }
+            Op::MatmulInt8Then {
+                transpose_b,
+                program,
+                acc,
+            } => lowp::int8_matmul_then(&inputs, *transpose_b, program, *acc, shape, dtype),
             Op::Conv1d {
                 stride,
                 padding,
@@ -176,5 +182,9 @@ impl Backend for CpuBackend {
         op.is_elementwise()
             && compute::f32_exact(output)
             && inputs.iter().all(|&d| compute::f32_exact(d))
+    }
+
+    fn can_fuse_int8_epilogue(&self) -> bool {
+        true
     }
 }

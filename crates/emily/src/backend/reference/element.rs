@@ -108,6 +108,11 @@ impl Out {
         self.bytes[i * size..(i + 1) * size].copy_from_slice(raw);
     }
 
+    /// The output written so far, as an input view.
+    pub fn view(&self) -> View<'_> {
+        View::new(&self.bytes, &self.shape, self.dtype)
+    }
+
     /// The finished reference array.
     pub fn finish(self) -> Result<Array> {
         array(self.bytes, &self.shape, self.dtype)

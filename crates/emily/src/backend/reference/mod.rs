@@ -114,6 +114,26 @@ impl Backend for ReferenceBackend {
             Op::MatmulInt8 { transpose_b } => {
                 linalg::matmul_int8(&v[0], &v[1], *transpose_b, shape)?
             }
+            Op::MatmulInt8Then {
+                transpose_b,
+                program,
+                acc,
+            } => {
+                // As composed: the product, then the program over it.
+                let product = linalg::matmul_int8(&v[0], &v[1], *transpose_b, shape)?;
+                let mut args: Vec<View> = inputs[2..]
+                    .iter()
+                    .map(|a| Ok(View::new(bytes_of(op, a)?, a.shape(), a.dtype())))
+                    .collect::<Result<_>>()?;
+                if *acc > args.len() {
+                    return Err(invalid(
+                        op.name(),
+                        format!("product input {acc} out of range"),
+                    ));
+                }
+                args.insert(*acc, product.view());
+                elementwise::fused(program, &args, shape, dtype)?
+            }
             Op::Conv1d {
                 stride,
                 padding,

@@ -75,7 +75,8 @@ pub(super) fn vjp(
         | Op::Iota { .. }
         | Op::RandomUniform { .. }
         | Op::Fused(_)
-        | Op::MatmulInt8 { .. } => Err(invalid(
+        | Op::MatmulInt8 { .. }
+        | Op::MatmulInt8Then { .. } => Err(invalid(
             "grad",
             format!("no gradient rule for `{}`", op.name()),
         )),

@@ -1,0 +1,95 @@
+//! The compiler folds the elementwise chain after an int8 product (bias +
+//! GELU, bias + residual, a lone bias add) into the product's store
+//! (`matmul_int8_then`): compiled results equal eager op-by-op evaluation
+//! bit for bit at odd shapes, on every `EMILY_ISA` path (child processes).
+
+mod common;
+
+use common::*;
+use emily::{compile, DType, Tensor};
+
+/// The encoder's patterns (and one with a constant; the last two round to bf16
+/// as the attention's q/k/v projections do) over `x (m, k)`,
+/// `bias (n)`, `residual (1, m, n)` and weights `w0 … w5 (n, k)` (distinct,
+/// so the products are not merged as common subexpressions).
+fn patterns(xs: &[Tensor]) -> emily::Result<Vec<Tensor>> {
+    let (x, bias, residual) = (&xs[0], &xs[1], &xs[2]);
+    let (m, n) = (x.shape()[0], bias.shape()[0]);
+    let product = |w: usize| -> emily::Result<Tensor> {
+        x.matmul_int8(&xs[3 + w].t()?)?.reshape_to(&[1, m, n])
+    };
+    Ok(vec![
+        product(0)?.add(bias)?.gelu()?,
+        residual.add(&product(1)?.add(bias)?)?,
+        product(2)?.add(bias)?,
+        product(3)?.mul_scalar(0.5)?.sub(residual)?,
+        product(4)?.add(bias)?.cast(DType::BF16)?,
+        product(5)?.cast(DType::BF16)?,
+    ])
+}
+
+fn check_shapes() {
+    for (s, &(m, n, k)) in [(1, 47, 45), (7, 200, 64), (77, 33, 96), (1000, 47, 13)]
+        .iter()
+        .enumerate()
+    {
+        let s = 10 * s as u64;
+        let mut args = vec![
+            randn(&[m, k], s + 1).0,
+            randn(&[n], s + 2).0,
+            randn(&[1, m, n], s + 3).0,
+        ];
+        args.extend((0..6).map(|w| randn(&[n, k], s + 4 + w).0));
+        let eager = patterns(&args).unwrap();
+        let c = compile(patterns);
+        let plan = c.plan(&args).unwrap();
+        let ops = plan.op_frequencies();
+        let count = |name: &str| ops.iter().find(|(o, _)| *o == name).map_or(0, |(_, c)| *c);
+        assert_eq!(count("matmul_int8_then"), 6, "m={m} n={n}: {ops:?}");
+        assert_eq!(count("matmul_int8"), 0, "m={m} n={n}: {ops:?}");
+        for _ in 0..2 {
+            let out = c.call(&args).unwrap();
+            for (p, (e, o)) in eager.iter().zip(&out).enumerate() {
+                assert_eq!(e.dtype(), o.dtype(), "pattern {p}");
+                let f32s = |t: &Tensor| t.cast(DType::F32).unwrap().to_vec::<f32>().unwrap();
+                let (e, o) = (f32s(e), f32s(o));
+                for (i, (a, b)) in e.iter().zip(&o).enumerate() {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "pattern {p} m={m} n={n} k={k} at {i}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_epilogues_equal_eager_on_every_isa() {
+    if std::env::var("EMILY_EPILOGUE_ISA_CHILD").is_ok() {
+        check_shapes();
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    for cap in ["baseline", "avx2", "avx512", ""] {
+        let child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "fused_epilogues_equal_eager_on_every_isa",
+                "--test-threads",
+                "1",
+            ])
+            .env("EMILY_ISA", cap)
+            .env("EMILY_EPILOGUE_ISA_CHILD", "1")
+            .env("EMILY_NUM_THREADS", "2")
+            .output()
+            .expect("run the test binary");
+        assert!(
+            child.status.success(),
+            "child with EMILY_ISA={cap} failed:\n{}{}",
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr)
+        );
+    }
+}
