@@ -94,6 +94,18 @@ pub struct FusedProgram {
     pub constants: Vec<u64>,
 }
 
+impl FusedInstr {
+    /// The dtype the instruction's result is rounded to.
+    pub fn dtype(&self) -> DType {
+        match self {
+            FusedInstr::Unary { dtype, .. }
+            | FusedInstr::Binary { dtype, .. }
+            | FusedInstr::Where { dtype, .. }
+            | FusedInstr::Cast { dtype, .. } => *dtype,
+        }
+    }
+}
+
 impl FusedProgram {
     /// Whether this program can run as the epilogue of a product of `shape`
     /// ([`crate::ops::Op::MatmulInt8Then`]) with the product as input
@@ -104,15 +116,10 @@ impl FusedProgram {
     pub(crate) fn fits_product_epilogue(&self, acc: usize, shape: &[usize]) -> bool {
         let n = shape.last().copied().unwrap_or(0);
         let count = |s: &[usize]| s.iter().product::<usize>();
-        let f32_instrs = self.instrs.iter().all(|i| {
-            let d = match i {
-                FusedInstr::Unary { dtype, .. }
-                | FusedInstr::Binary { dtype, .. }
-                | FusedInstr::Where { dtype, .. }
-                | FusedInstr::Cast { dtype, .. } => *dtype,
-            };
-            matches!(d, DType::F32 | DType::BF16 | DType::F16)
-        });
+        let f32_instrs = self
+            .instrs
+            .iter()
+            .all(|i| matches!(i.dtype(), DType::F32 | DType::BF16 | DType::F16));
         f32_instrs
             && acc < self.inputs.len()
             && self.inputs.iter().enumerate().all(|(j, input)| {

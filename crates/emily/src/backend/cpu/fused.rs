@@ -42,15 +42,7 @@ pub(crate) fn run(
 }
 
 fn prog_needs_f64(prog: &FusedProgram) -> bool {
-    prog.instrs.iter().any(|i| {
-        let d = match i {
-            FusedInstr::Unary { dtype, .. }
-            | FusedInstr::Binary { dtype, .. }
-            | FusedInstr::Where { dtype, .. }
-            | FusedInstr::Cast { dtype, .. } => *dtype,
-        };
-        !f32_exact(d)
-    })
+    prog.instrs.iter().any(|i| !f32_exact(i.dtype()))
 }
 
 struct Raw {
