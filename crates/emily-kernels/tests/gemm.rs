@@ -4,9 +4,9 @@
 //! the emulated AMX tile program.
 
 use emily_kernels::gemm::{
-    bf16_bits, gemm_bf16_on, gemm_int8_bias_on, gemm_int8_on, gemm_int8_then_on, gemm_s8s8_on,
-    gemm_u8s8, gemm_u8s8_on, quantize_columns_s8, quantize_row_u8, Engine, MatRef, PackedBf16,
-    PackedInt8, Precision,
+    bf16_bits, gemm_bf16_on, gemm_bf16_then_on, gemm_int8_bias_on, gemm_int8_on, gemm_int8_then_on,
+    gemm_s8s8_on, gemm_u8s8, gemm_u8s8_on, quantize_columns_s8, quantize_row_u8, Engine, MatRef,
+    PackedBf16, PackedInt8, Precision, RowEpilogue,
 };
 use half::bf16;
 use rand::rngs::StdRng;
@@ -291,11 +291,11 @@ fn int8_strided_activations_many_chunks_and_fused_bias() {
     }
 }
 
-/// The row epilogue sees every dequantized output exactly once (groups of
+/// The row epilogue sees every finished output exactly once (groups of
 /// panels, tails of rows and columns) and its result equals applying the
-/// same function after the plain product, on every engine.
+/// same function after the plain product, on every int8 and bf16 engine.
 #[test]
-fn int8_row_epilogue_equals_a_pass_after() {
+fn row_epilogue_equals_a_pass_after() {
     use std::sync::atomic::{AtomicU32, Ordering};
     let mut rng = StdRng::seed_from_u64(21);
     for &(m, n, k) in &[(1, 33, 45), (7, 200, 45), (77, 161, 64), (1000, 47, 13)] {
@@ -303,10 +303,24 @@ fn int8_row_epilogue_equals_a_pass_after() {
         let b = randn(&mut rng, k * n);
         let residual = randn(&mut rng, m * n);
         let packed = PackedInt8::quantize(MatRef::row_major(&b, k, n));
+        let packed_bf16 = PackedBf16::from_f32(MatRef::row_major(&b, k, n));
         let f = |v: f32, i: usize, j: usize| (v * 0.5 + residual[i * n + j]).tanh();
-        for e in engines(Precision::Int8, m * n * k) {
+        let int8 = engines(Precision::Int8, m * n * k)
+            .into_iter()
+            .map(|e| (e, true));
+        let bf16 = engines(Precision::Bf16, m * n * k)
+            .into_iter()
+            .map(|e| (e, false));
+        for (e, is_int8) in int8.chain(bf16) {
+            let a = MatRef::row_major(&a, m, k);
+            let run = |then: Option<RowEpilogue<'_>>, out: &mut [f32]| match (is_int8, then) {
+                (true, None) => gemm_int8_on(e, a, &packed, out),
+                (true, Some(t)) => gemm_int8_then_on(e, a, &packed, t, out),
+                (false, None) => gemm_bf16_on(e, a, &packed_bf16, out),
+                (false, Some(t)) => gemm_bf16_then_on(e, a, &packed_bf16, t, out),
+            };
             let mut plain = vec![f32::NAN; m * n];
-            gemm_int8_on(e, MatRef::row_major(&a, m, k), &packed, &mut plain);
+            run(None, &mut plain);
             let visits: Vec<AtomicU32> = (0..m * n).map(|_| AtomicU32::new(0)).collect();
             let then = |i: usize, j0: usize, row: &mut [f32]| {
                 for (c, v) in row.iter_mut().enumerate() {
@@ -315,7 +329,7 @@ fn int8_row_epilogue_equals_a_pass_after() {
                 }
             };
             let mut fused = vec![f32::NAN; m * n];
-            gemm_int8_then_on(e, MatRef::row_major(&a, m, k), &packed, &then, &mut fused);
+            run(Some(&then), &mut fused);
             for i in 0..m {
                 for j in 0..n {
                     assert_eq!(

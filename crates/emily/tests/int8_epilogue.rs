@@ -1,7 +1,8 @@
-//! The compiler folds the elementwise chain after an int8 product (bias +
-//! GELU, bias + residual, a lone bias add) into the product's store
-//! (`matmul_int8_then`): compiled results equal eager op-by-op evaluation
-//! bit for bit at odd shapes, on every `EMILY_ISA` path (child processes).
+//! The compiler folds the elementwise chain after an int8 product or an f32
+//! × bf16 matmul (bias + GELU, bias + residual, a lone bias add, a rounding
+//! to bf16) into the product's store (`matmul_int8_then`, `matmul_then`):
+//! compiled results equal eager op-by-op evaluation bit for bit at odd
+//! shapes, on every `EMILY_ISA` path (child processes).
 
 mod common;
 
@@ -10,13 +11,18 @@ use emily::{compile, DType, Tensor};
 
 /// The encoder's patterns (and one with a constant; the last two round to bf16
 /// as the attention's q/k/v projections do) over `x (m, k)`,
-/// `bias (n)`, `residual (1, m, n)` and weights `w0 … w5 (n, k)` (distinct,
+/// `bias (n)`, `residual (1, m, n)` and weights `w0 … w7 (n, k)` (distinct,
 /// so the products are not merged as common subexpressions).
 fn patterns(xs: &[Tensor]) -> emily::Result<Vec<Tensor>> {
     let (x, bias, residual) = (&xs[0], &xs[1], &xs[2]);
     let (m, n) = (x.shape()[0], bias.shape()[0]);
     let product = |w: usize| -> emily::Result<Tensor> {
         x.matmul_int8(&xs[3 + w].t()?)?.reshape_to(&[1, m, n])
+    };
+    // f32 activations on bf16 weights: the bf16 engine (the GEMV below 9 rows).
+    let bf16_product = |w: usize| -> emily::Result<Tensor> {
+        x.matmul(&xs[3 + w].cast(DType::BF16)?.t()?)?
+            .reshape_to(&[1, m, n])
     };
     Ok(vec![
         product(0)?.add(bias)?.gelu()?,
@@ -25,6 +31,8 @@ fn patterns(xs: &[Tensor]) -> emily::Result<Vec<Tensor>> {
         product(3)?.mul_scalar(0.5)?.sub(residual)?,
         product(4)?.add(bias)?.cast(DType::BF16)?,
         product(5)?.cast(DType::BF16)?,
+        bf16_product(6)?.add(bias)?.gelu()?,
+        residual.add(&bf16_product(7)?.add(bias)?)?,
     ])
 }
 
@@ -39,7 +47,7 @@ fn check_shapes() {
             randn(&[n], s + 2).0,
             randn(&[1, m, n], s + 3).0,
         ];
-        args.extend((0..6).map(|w| randn(&[n, k], s + 4 + w).0));
+        args.extend((0..8).map(|w| randn(&[n, k], s + 4 + w).0));
         let eager = patterns(&args).unwrap();
         let c = compile(patterns);
         let plan = c.plan(&args).unwrap();
@@ -47,6 +55,8 @@ fn check_shapes() {
         let count = |name: &str| ops.iter().find(|(o, _)| *o == name).map_or(0, |(_, c)| *c);
         assert_eq!(count("matmul_int8_then"), 6, "m={m} n={n}: {ops:?}");
         assert_eq!(count("matmul_int8"), 0, "m={m} n={n}: {ops:?}");
+        assert_eq!(count("matmul_then"), 2, "m={m} n={n}: {ops:?}");
+        assert_eq!(count("matmul"), 0, "m={m} n={n}: {ops:?}");
         for _ in 0..2 {
             let out = c.call(&args).unwrap();
             for (p, (e, o)) in eager.iter().zip(&out).enumerate() {

@@ -117,9 +117,53 @@ pub fn gemm_bf16_on<A: Bf16Input>(
     b: &PackedBf16,
     out: &mut [f32],
 ) {
+    bf16_then(engine, a, b, None, out)
+}
+
+/// [`gemm_bf16`] followed by `then` over the finished f32 outputs while
+/// they are in cache, on the best engine: the result equals [`gemm_bf16`]
+/// with `then` applied to its output.
+///
+/// # Panics
+/// As [`gemm_bf16`].
+pub fn gemm_bf16_then<A: Bf16Input>(
+    a: MatRef<'_, A>,
+    b: &PackedBf16,
+    then: RowEpilogue<'_>,
+    out: &mut [f32],
+) {
+    gemm_bf16_then_on(Engine::best(Precision::Bf16), a, b, then, out)
+}
+
+/// [`gemm_bf16_then`] on a given engine.
+///
+/// # Panics
+/// As [`gemm_bf16_on`].
+pub fn gemm_bf16_then_on<A: Bf16Input>(
+    engine: Engine,
+    a: MatRef<'_, A>,
+    b: &PackedBf16,
+    then: RowEpilogue<'_>,
+    out: &mut [f32],
+) {
+    bf16_then(engine, a, b, Some(then), out)
+}
+
+fn bf16_then<A: Bf16Input>(
+    engine: Engine,
+    a: MatRef<'_, A>,
+    b: &PackedBf16,
+    then: Option<RowEpilogue<'_>>,
+    out: &mut [f32],
+) {
     check_engine(engine, Precision::Bf16);
     check_shapes("gemm_bf16", a.rows(), a.cols(), b.k(), b.n(), out.len());
     let src = <A as sealed::Sealed>::source(a);
+    let epilogue = |i: usize, j0: usize, row: &mut [u32]| {
+        if let Some(then) = then {
+            then(i, j0, bytemuck::cast_slice_mut(row));
+        }
+    };
     let mut gemm = Gemm {
         engine,
         precision: Precision::Bf16,
@@ -127,7 +171,7 @@ pub fn gemm_bf16_on<A: Bf16Input>(
         a: AOperand::Rows(&*src),
         b_layout: b.layout,
         b: b.data.as_slice(),
-        epilogue: None,
+        epilogue: then.is_some().then_some(&epilogue as driver::Epilogue<'_>),
     };
     if gemm.splits() == 1 {
         gemm.run(bytemuck::cast_slice_mut(out));

@@ -51,9 +51,10 @@ pub trait Backend: Send + Sync {
     /// elementwise program ([`Op::Fused`]) that this backend runs in one pass.
     fn can_fuse(&self, op: &Op, inputs: &[DType], output: DType) -> bool;
 
-    /// Whether this backend runs [`Op::MatmulInt8Then`] (an int8 product
-    /// with an f32 elementwise program applied as its output is written).
-    fn can_fuse_int8_epilogue(&self) -> bool {
+    /// Whether this backend runs [`Op::MatmulThen`] (a product with an
+    /// elementwise program applied as its output is written) for an int8
+    /// product (`int8`) or a matmul of `a` and `b` dtypes.
+    fn can_fuse_product_epilogue(&self, _int8: bool, _a: DType, _b: DType) -> bool {
         false
     }
 }

@@ -1,11 +1,13 @@
-//! Product epilogues: an int8 product ([`Op::MatmulInt8`]) read only by one
+//! Product epilogues: an int8 product ([`Op::MatmulInt8`]) or a matmul
+//! with a 2-D weight the backend runs on an engine with epilogues (the CPU's
+//! bf16 engine) read only by one
 //! elementwise node computed in f32 (a fused chain such as bias + GELU,
 //! bias + residual or bias + rounding to bf16, or a lone bias add),
 //! possibly through a reshape, becomes one
-//! [`Op::MatmulInt8Then`] node that applies the chain while the GEMM writes
+//! [`Op::MatmulThen`] node that applies the chain while the GEMM writes
 //! its output: one pass over the activations fewer, and the same numbers
 //! (the chain runs on the same kernels over the same f32 product). Only for
-//! backends that run it (`Backend::can_fuse_int8_epilogue`).
+//! backends that run it (`Backend::can_fuse_product_epilogue`).
 
 use std::sync::Arc;
 
@@ -18,9 +20,6 @@ use crate::DType;
 /// Folds every such elementwise consumer into its product; returns the
 /// number of nodes fused away.
 pub(crate) fn fuse_int8_epilogues(g: &mut Graph, backend: &dyn Backend) -> usize {
-    if !backend.can_fuse_int8_epilogue() {
-        return 0;
-    }
     let uses = g.use_counts();
     let mut is_output = vec![false; g.values.len()];
     g.outputs.iter().for_each(|&i| is_output[i] = true);
@@ -28,20 +27,9 @@ pub(crate) fn fuse_int8_epilogues(g: &mut Graph, backend: &dyn Backend) -> usize
     // keeps the last axis), when `j` is read by one node only.
     let product = |g: &Graph, j: usize| -> Option<usize> {
         let only = |j: usize| uses[j] == 1 && !is_output[j] && g.values[j].dtype == DType::F32;
-        let is_product = |j: usize| {
-            matches!(
-                &g.values[j].kind,
-                Kind::Node {
-                    op: Op::MatmulInt8 { .. },
-                    ..
-                }
-            ) && only(j)
-        };
+        let is_product = |j: usize| only(j) && product_kind(g, j, backend).is_some();
         match &g.values[j].kind {
-            Kind::Node {
-                op: Op::MatmulInt8 { .. },
-                ..
-            } if is_product(j) => Some(j),
+            Kind::Node { .. } if is_product(j) => Some(j),
             Kind::Node {
                 op: Op::Reshape,
                 inputs,
@@ -84,12 +72,15 @@ pub(crate) fn fuse_int8_epilogues(g: &mut Graph, backend: &dyn Backend) -> usize
         if !program.fits_product_epilogue(acc, &v.shape) {
             continue;
         }
-        let Kind::Node {
-            op: Op::MatmulInt8 { transpose_b },
-            inputs: product_inputs,
-        } = &g.values[m].kind
+        let (
+            Some((int8, transpose_b)),
+            Kind::Node {
+                inputs: product_inputs,
+                ..
+            },
+        ) = (product_kind(g, m, backend), &g.values[m].kind)
         else {
-            unreachable!("found as an int8 product above")
+            unreachable!("found as a product above")
         };
         let mut new_inputs = product_inputs.clone();
         new_inputs.extend(
@@ -99,8 +90,9 @@ pub(crate) fn fuse_int8_epilogues(g: &mut Graph, backend: &dyn Backend) -> usize
                 .map(|(_, &j)| j),
         );
         g.values[i].kind = Kind::Node {
-            op: Op::MatmulInt8Then {
-                transpose_b: *transpose_b,
+            op: Op::MatmulThen {
+                int8,
+                transpose_b,
                 program: Arc::new(program),
                 acc,
             },
@@ -109,4 +101,30 @@ pub(crate) fn fuse_int8_epilogues(g: &mut Graph, backend: &dyn Backend) -> usize
     }
     super::passes::dead_code(g);
     before.saturating_sub(g.num_nodes())
+}
+
+/// `(int8, transpose_b)` when value `j` is a product the backend can give
+/// an epilogue: an int8 product, or a matmul (A not transposed) of
+/// activations whose rows are contiguous by a 2-D weight, with f32 output.
+fn product_kind(g: &Graph, j: usize, backend: &dyn Backend) -> Option<(bool, bool)> {
+    let v = &g.values[j];
+    let Kind::Node { op, inputs } = &v.kind else {
+        return None;
+    };
+    let (int8, tb) = match op {
+        Op::MatmulInt8 { transpose_b } => (true, *transpose_b),
+        Op::Matmul {
+            transpose_a: false,
+            transpose_b,
+        } => (false, *transpose_b),
+        _ => return None,
+    };
+    let (x, w) = (&g.values[inputs[0]], &g.values[inputs[1]]);
+    let rows_contiguous = x.shape.iter().product::<usize>()
+        == v.shape[..v.shape.len() - 1].iter().product::<usize>() * x.shape.last()?;
+    (v.dtype == DType::F32
+        && w.shape.len() == 2
+        && rows_contiguous
+        && backend.can_fuse_product_epilogue(int8, x.dtype, w.dtype))
+    .then_some((int8, tb))
 }

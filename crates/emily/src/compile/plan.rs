@@ -112,7 +112,7 @@ fn uses_pool(s: &Step) -> bool {
         s.op,
         Op::Matmul { .. }
             | Op::MatmulInt8 { .. }
-            | Op::MatmulInt8Then { .. }
+            | Op::MatmulThen { .. }
             | Op::Conv1d { .. }
             | Op::Fast(_)
     ) || numel(&s.shape) >= emily_kernels::parallel::MIN_PARALLEL_ELEMS

@@ -108,7 +108,7 @@ impl FusedInstr {
 
 impl FusedProgram {
     /// Whether this program can run as the epilogue of a product of `shape`
-    /// ([`crate::ops::Op::MatmulInt8Then`]) with the product as input
+    /// ([`crate::ops::Op::MatmulThen`]) with the product as input
     /// `acc`: every input is f32 and every instruction's dtype a float type
     /// an f32 register holds exactly (f32, bf16, f16), the product is read
     /// unbroadcast, and every other input has the product's shape, is one

@@ -80,13 +80,17 @@ pub enum Op {
         /// Input 1 is stored as (n, k).
         transpose_b: bool,
     },
-    /// [`Op::MatmulInt8`] whose output goes straight through an elementwise
-    /// program computed in f32 (a bias, GELU, a residual add, a rounding to
-    /// bf16) while it is written; output f32, bf16 or f16. Formed by the compiler for backends that run it
-    /// ([`crate::backend::Backend::can_fuse_int8_epilogue`]), never traced.
-    /// Inputs: x, weight, then the program's inputs other than `acc`, in
-    /// order; the program's input `acc` is the product.
-    MatmulInt8Then {
+    /// A product of activations (…, m, k) and a 2-D weight — [`Op::MatmulInt8`],
+    /// or [`Op::Matmul`] without a transposed A — whose f32 output goes
+    /// straight through an elementwise program computed in f32 (a bias,
+    /// GELU, a residual add, a rounding to bf16) while it is written; output
+    /// f32, bf16 or f16. Formed by the compiler for backends that run it
+    /// ([`crate::backend::Backend::can_fuse_product_epilogue`]), never
+    /// traced. Inputs: x, weight, then the program's inputs other than
+    /// `acc`, in order; the program's input `acc` is the product.
+    MatmulThen {
+        /// The product is [`Op::MatmulInt8`] (else [`Op::Matmul`]).
+        int8: bool,
         /// Input 1 is stored as (n, k).
         transpose_b: bool,
         /// Applied to the product (see
@@ -182,7 +186,8 @@ impl Op {
             Op::Softmax { .. } => "softmax",
             Op::Matmul { .. } => "matmul",
             Op::MatmulInt8 { .. } => "matmul_int8",
-            Op::MatmulInt8Then { .. } => "matmul_int8_then",
+            Op::MatmulThen { int8: true, .. } => "matmul_int8_then",
+            Op::MatmulThen { .. } => "matmul_then",
             Op::Conv1d { .. } => "conv1d",
             Op::Reshape => "reshape",
             Op::Permute { .. } => "permute",

@@ -1,5 +1,5 @@
 //! An f32 elementwise program run over finished rows of a product while the
-//! GEMM writes them ([`crate::ops::Op::MatmulInt8Then`]): the bias, GELU or
+//! GEMM writes them ([`crate::ops::Op::MatmulThen`]): the bias, GELU or
 //! residual add that would otherwise be a second pass over the output.
 //!
 //! Each instruction runs through the same SIMD kernels as the elementwise

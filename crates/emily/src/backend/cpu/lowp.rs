@@ -15,7 +15,9 @@
 
 use std::sync::Arc;
 
-use emily_kernels::gemm::{gemm_bf16, gemm_int8, gemm_int8_then, Bf16Input, MatRef, PackedBf16};
+use emily_kernels::gemm::{
+    gemm_bf16, gemm_bf16_then, gemm_int8, gemm_int8_then, Bf16Input, MatRef, PackedBf16,
+};
 use half::bf16;
 
 use super::compute::Compute;
@@ -117,13 +119,14 @@ pub(crate) fn int8_matmul(x: &Array, w: &Array, tb: bool, shape: &[usize]) -> Re
     Ok(out)
 }
 
-/// [`int8_matmul`] with `program` applied to the product as it is written
-/// (`inputs`: x, w, then the program's inputs other than `acc`), output
-/// `dtype` (f32, or bf16/f16 narrowed from each finished row); equal to the
+/// A product with `program` applied to it as it is written (`inputs`: x,
+/// w, then the program's inputs other than `acc`): the int8 product
+/// (`int8`) or x · w for f32 x and bf16 w (`tb`: w stored `(n, k)`); output
+/// `dtype` (f32, or bf16/f16 narrowed from each finished row). Equal to the
 /// product followed by the program.
-pub(crate) fn int8_matmul_then(
+pub(crate) fn matmul_then(
     inputs: &[Array],
-    tb: bool,
+    (int8, tb): (bool, bool),
     program: &FusedProgram,
     acc: usize,
     shape: &[usize],
@@ -138,33 +141,51 @@ pub(crate) fn int8_matmul_then(
     if rows == 0 || n == 0 {
         return Array::uninit(shape, dtype);
     }
-    let packed = packed_weights::int8_weights(w, tb)?;
-    let a = MatRef::row_major(x.as_slice::<f32>(), rows, k);
-    let o = product.as_mut_slice::<f32>().expect("fresh array");
-    if dtype == DType::F32 {
-        gemm_int8_then(a, &packed, &|i, j0, row| then.apply(i, j0, row), o);
-        return Ok(product);
-    }
-    // Narrower outputs: each finished f32 row range is narrowed into place.
-    let mut out = Array::uninit(shape, dtype)?;
+    let mut out = (dtype != DType::F32)
+        .then(|| Array::uninit(shape, dtype))
+        .transpose()?;
     let size = dtype.size_in_bytes();
-    let dst = OutBytes(out.bytes_mut().expect("fresh array").as_mut_ptr());
-    let narrow = |i: usize, j0: usize, row: &mut [f32]| {
+    let dst = OutBytes(out.as_mut().map_or(std::ptr::null_mut(), |o| {
+        o.bytes_mut().expect("fresh array").as_mut_ptr()
+    }));
+    let epilogue = |i: usize, j0: usize, row: &mut [f32]| {
         then.apply(i, j0, row);
         let d = &dst;
-        // SAFETY: each (row, column range) is passed exactly once, so the
-        // writes are disjoint, and they lie inside the `rows × n` output.
-        let bytes = unsafe {
-            std::slice::from_raw_parts_mut(d.0.add((i * n + j0) * size), row.len() * size)
-        };
-        <f32 as Compute>::store(row, bytes, dtype);
+        if !d.0.is_null() {
+            // SAFETY: each (row, column range) is passed exactly once, so
+            // the writes are disjoint, and they lie inside the `rows × n`
+            // output of `dtype`.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(d.0.add((i * n + j0) * size), row.len() * size)
+            };
+            <f32 as Compute>::store(row, bytes, dtype);
+        }
     };
-    gemm_int8_then(a, &packed, &narrow, o);
-    drop(product);
-    Ok(out)
+    let a = || MatRef::row_major(x.as_slice::<f32>(), rows, k);
+    if int8 {
+        let packed = packed_weights::int8_weights(w, tb)?;
+        let o = product.as_mut_slice::<f32>().expect("fresh array");
+        gemm_int8_then(a(), &packed, &epilogue, o);
+    } else if rows > super::matmul::GEMV_MAX_ROWS && w.dtype() == DType::BF16 {
+        let packed = packed_weights::bf16_weights(w, tb)?;
+        let o = product.as_mut_slice::<f32>().expect("fresh array");
+        gemm_bf16_then(a(), &packed, &epilogue, o);
+    } else {
+        // A few rows (the GEMV path) or other dtypes: the product, then the
+        // program row by row.
+        product = super::matmul::matmul(x, w, false, tb, shape, DType::F32)?;
+        let o = product.as_mut_slice::<f32>().expect("fresh array");
+        for (i, row) in o.chunks_mut(n).enumerate() {
+            epilogue(i, 0, row);
+        }
+    }
+    match out {
+        Some(out) => Ok(out),
+        None => Ok(product),
+    }
 }
 
-/// The narrowed output of [`int8_matmul_then`], written by the GEMM's threads.
+/// The narrowed output of [`matmul_then`], written by the GEMM's threads.
 struct OutBytes(*mut u8);
-// SAFETY: threads write disjoint ranges (see `int8_matmul_then`).
+// SAFETY: threads write disjoint ranges (see `matmul_then`).
 unsafe impl Sync for OutBytes {}

@@ -125,11 +125,12 @@ impl Backend for CpuBackend {
             Op::MatmulInt8 { transpose_b } => {
                 lowp::int8_matmul(x(), &inputs[1], *transpose_b, shape)
             }
-            Op::MatmulInt8Then {
+            Op::MatmulThen {
+                int8,
                 transpose_b,
                 program,
                 acc,
-            } => lowp::int8_matmul_then(&inputs, *transpose_b, program, *acc, shape, dtype),
+            } => lowp::matmul_then(&inputs, (*int8, *transpose_b), program, *acc, shape, dtype),
             Op::Conv1d {
                 stride,
                 padding,
@@ -184,7 +185,8 @@ impl Backend for CpuBackend {
             && inputs.iter().all(|&d| compute::f32_exact(d))
     }
 
-    fn can_fuse_int8_epilogue(&self) -> bool {
-        true
+    fn can_fuse_product_epilogue(&self, int8: bool, a: DType, b: DType) -> bool {
+        // Int8 products, and f32 activations on bf16 weights (the bf16 engine).
+        int8 || (a == DType::F32 && b == DType::BF16)
     }
 }

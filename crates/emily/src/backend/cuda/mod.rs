@@ -210,9 +210,9 @@ impl Backend for CudaBackend {
                 let w = elementwise::convert(gpu, &inputs[1], DType::F32)?;
                 linalg::matmul(gpu, x(), &w, false, *transpose_b, shape, dtype)
             }
-            Op::MatmulInt8Then { .. } => Err(crate::error::invalid(
+            Op::MatmulThen { .. } => Err(crate::error::invalid(
                 op.name(),
-                "formed only for backends that report can_fuse_int8_epilogue",
+                "formed only for backends that report can_fuse_product_epilogue",
             )),
             Op::Conv1d {
                 stride,

@@ -114,13 +114,18 @@ impl Backend for ReferenceBackend {
             Op::MatmulInt8 { transpose_b } => {
                 linalg::matmul_int8(&v[0], &v[1], *transpose_b, shape)?
             }
-            Op::MatmulInt8Then {
+            Op::MatmulThen {
+                int8,
                 transpose_b,
                 program,
                 acc,
             } => {
                 // As composed: the product, then the program over it.
-                let product = linalg::matmul_int8(&v[0], &v[1], *transpose_b, shape)?;
+                let product = if *int8 {
+                    linalg::matmul_int8(&v[0], &v[1], *transpose_b, shape)?
+                } else {
+                    linalg::matmul(&v[0], &v[1], false, *transpose_b, shape, DType::F32)?
+                };
                 let mut args: Vec<View> = inputs[2..]
                     .iter()
                     .map(|a| Ok(View::new(bytes_of(op, a)?, a.shape(), a.dtype())))

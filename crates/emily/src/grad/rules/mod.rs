@@ -76,7 +76,7 @@ pub(super) fn vjp(
         | Op::RandomUniform { .. }
         | Op::Fused(_)
         | Op::MatmulInt8 { .. }
-        | Op::MatmulInt8Then { .. } => Err(invalid(
+        | Op::MatmulThen { .. } => Err(invalid(
             "grad",
             format!("no gradient rule for `{}`", op.name()),
         )),
