@@ -19,7 +19,7 @@ use crate::DType;
 
 /// Folds every such elementwise consumer into its product; returns the
 /// number of nodes fused away.
-pub(crate) fn fuse_int8_epilogues(g: &mut Graph, backend: &dyn Backend) -> usize {
+pub(crate) fn fuse_product_epilogues(g: &mut Graph, backend: &dyn Backend) -> usize {
     let uses = g.use_counts();
     let mut is_output = vec![false; g.values.len()];
     g.outputs.iter().for_each(|&i| is_output[i] = true);

@@ -175,7 +175,7 @@ where
         let before = g.num_nodes();
         let backend = crate::backend::get(device);
         let fused_away = fusion::fuse_elementwise(&mut g, backend)
-            + epilogue::fuse_int8_epilogues(&mut g, backend);
+            + epilogue::fuse_product_epilogues(&mut g, backend);
         let after = g.num_nodes();
         tracing::debug!(
             target: "emily::compile",
