@@ -106,8 +106,10 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
 }
 
 /// The Whisper encoder's self-attention core (tiny.en: 6 heads, 1500
-/// positions, head dim 64) through the fused kernel in f32 and in bf16
-/// (bf16 dot products where the CPU has them), GFLOP/s side by side.
+/// positions, head dim 64) through the fused kernel in f32, in bf16 (bf16
+/// dot products where the CPU has them) and in bf16 with int8 scores
+/// (`SdpaParams::int8_scores`: `vpdpbusd` where the CPU has it, as the
+/// encoder runs under `auto`/`int8-encoder`), GFLOP/s side by side.
 fn attention_row() {
     use emily_kernels::fast::{sdpa_bf16, sdpa_f32, SdpaParams};
     let (heads, t, d) = (6, 1500, 64);
@@ -136,13 +138,21 @@ fn attention_row() {
     let flop = 4.0 * (heads * t * t * d) as f64;
     let f32s = median_secs(1.0, || sdpa_f32(&q, &k, &v, &mut out, &p));
     let bf16s = median_secs(1.0, || sdpa_bf16(&qb, &kb, &vb, &mut outb, &p));
+    let p8 = SdpaParams {
+        int8_scores: true,
+        ..p
+    };
+    let int8s = median_secs(1.0, || sdpa_bf16(&qb, &kb, &vb, &mut outb, &p8));
     println!(
-        "attention [1, {heads}, {t}, {d}] (Whisper tiny encoder): f32 {:.0}, bf16 {:.0} GFLOP/s ({:.2}x); {:.1} vs {:.1} ms per layer",
+        "attention [1, {heads}, {t}, {d}] (Whisper tiny encoder): f32 {:.0}, bf16 {:.0} GFLOP/s ({:.2}x), int8 scores + bf16 values {:.0} GFLOP/s ({:.2}x bf16); {:.1} / {:.1} / {:.1} ms per layer",
         flop / f32s / 1e9,
         flop / bf16s / 1e9,
         f32s / bf16s,
+        flop / int8s / 1e9,
+        bf16s / int8s,
         f32s * 1e3,
-        bf16s * 1e3
+        bf16s * 1e3,
+        int8s * 1e3
     );
 }
 

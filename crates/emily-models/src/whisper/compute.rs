@@ -76,6 +76,17 @@ impl ComputeType {
         self == ComputeType::Bf16 && !amx_tiles()
     }
 
+    /// Whether the encoder's self-attention scores `q·k` run on int8 codes
+    /// (`emily_nn::AttentionOptions::int8_scores`): under the int8 types
+    /// (whose projections put the core on bf16) where the int8 GEMM runs
+    /// on a matrix engine (AVX512-VNNI or AMX), i.e. where `vpdpbusd`
+    /// serves the scores. Keys are centred and quantized per key, queries
+    /// per row.
+    pub fn int8_attention_scores(self) -> bool {
+        use emily_kernels::gemm::{Engine, Precision};
+        self.int8_encoder() && matches!(Engine::best(Precision::Int8), Engine::Amx | Engine::Avx512)
+    }
+
     /// Lowercase name (`auto`, `f32`, `bf16`, `int8-encoder`, `int8`).
     pub fn name(self) -> &'static str {
         match self {

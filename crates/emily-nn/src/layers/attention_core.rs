@@ -134,6 +134,7 @@ impl AttentionCoreOptions {
                 offset,
                 mask,
                 dropout,
+                int8_scores: false,
             },
             ctx.fused,
         )
@@ -154,6 +155,9 @@ pub(crate) struct Attend<'a> {
     pub mask: Option<(AttentionMask, &'a Tensor)>,
     /// Training dropout: rate and uniform noise `(B, Hq, Tq, Tk)`.
     pub dropout: Option<(f32, Tensor)>,
+    /// The fused kernel may compute bf16 scores on int8 codes
+    /// (`emily::fast::scaled_dot_product_attention_int8_scores`).
+    pub int8_scores: bool,
 }
 
 /// Checks `(B, Hq, Tq, D)`, `(B, Hkv, Tk, D)`, `(B, Hkv, Tk, Dv)`.
@@ -271,7 +275,11 @@ pub(crate) fn attend(
             mask,
             sinks: None,
         };
-        return emily::fast::scaled_dot_product_attention(q, k, v, opts);
+        return if a.int8_scores {
+            emily::fast::scaled_dot_product_attention_int8_scores(q, k, v, opts)
+        } else {
+            emily::fast::scaled_dot_product_attention(q, k, v, opts)
+        };
     }
     // Keys and values of another dtype (a half-precision cache under f32
     // queries) join the composed products in the queries' dtype.

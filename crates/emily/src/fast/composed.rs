@@ -40,5 +40,5 @@ pub fn scaled_dot_product_attention(
     v: &Tensor,
     opts: SdpaOptions,
 ) -> Result<Tensor> {
-    super::sdpa::build_sdpa(Kernels::Composed, q, k, v, opts)
+    super::sdpa::build_sdpa(Kernels::Composed, q, k, v, opts, false)
 }

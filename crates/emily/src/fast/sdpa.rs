@@ -59,7 +59,22 @@ pub fn scaled_dot_product_attention(
     v: &Tensor,
     opts: SdpaOptions,
 ) -> Result<Tensor> {
-    build_sdpa(Kernels::Fused, q, k, v, opts)
+    build_sdpa(Kernels::Fused, q, k, v, opts, false)
+}
+
+/// [`scaled_dot_product_attention`] that lets the CPU's bf16 kernel compute
+/// the scores `q·k` on int8 codes where it has them (AVX512-VNNI): keys
+/// centred on their mean and quantized per key, queries per row, exact
+/// integer sums (`emily_kernels::fast::sdpa_bf16` states the error). For a
+/// trade of exactness for speed where the caller has one already (an int8
+/// encoder); other dtypes, backends and CPUs compute as without it.
+pub fn scaled_dot_product_attention_int8_scores(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    opts: SdpaOptions,
+) -> Result<Tensor> {
+    build_sdpa(Kernels::Fused, q, k, v, opts, true)
 }
 
 pub(super) fn build_sdpa(
@@ -68,6 +83,7 @@ pub(super) fn build_sdpa(
     k: &Tensor,
     v: &Tensor,
     opts: SdpaOptions,
+    int8_scores: bool,
 ) -> Result<Tensor> {
     const OP: &str = "scaled_dot_product_attention";
     // One float dtype, or f32 queries over f16 keys and values (a
@@ -171,6 +187,7 @@ pub(super) fn build_sdpa(
         scale,
         mask,
         has_sinks: opts.sinks.is_some(),
+        int8_scores,
     };
     build(
         kernels,

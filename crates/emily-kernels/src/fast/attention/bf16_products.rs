@@ -17,7 +17,8 @@
 //!
 //! Taken for blocks of more than 16 rows when the head dim is even and the
 //! bf16 GEMM engine of this CPU is AVX-512 or AMX (so `EMILY_ISA=avx2`
-//! turns it off).
+//! turns it off). With `SdpaParams::int8_scores` on a VNNI CPU the scores
+//! come from [`super::int8_scores`] instead (any head dim), the rest as here.
 
 use std::arch::x86_64::*;
 use std::mem::transmute;
@@ -60,7 +61,8 @@ pub(super) fn available() -> bool {
 pub(super) fn operands<'c>(ctx: &Ctx<'c, '_>) -> Option<(&'c [bf16], &'c [bf16], &'c [bf16])> {
     match (ctx.q, ctx.k, ctx.v) {
         (Src::Bf16(q), Src::Bf16(k), Src::Bf16(v))
-            if ctx.p.head_dim.is_multiple_of(2) && available() =>
+            if available()
+                && (ctx.p.head_dim.is_multiple_of(2) || super::int8_scores::wanted(ctx)) =>
         {
             Some((q, k, v))
         }
@@ -87,44 +89,47 @@ pub(super) unsafe fn process(
     let lanes = rows.next_multiple_of(NR);
     let (first_limit, last_limit) = init_rows(ctx, blk, s, lanes, plan.key_tile * lanes);
     let pairs = d / 2;
-    // Q^T as bf16 pairs: features (2i, 2i + 1) of row r at i * lanes + r;
-    // padded lanes stay zero.
-    s.qt2.clear();
-    s.qt2.resize(pairs * lanes, 0);
-    for r in 0..rows {
-        let (g, t) = blk.row(r);
-        let start = p.q_strides.offset(blk.b, blk.hk * plan.group + g, t);
-        let row = &q[start..start + d];
-        for i in 0..pairs {
-            s.qt2[i * lanes + r] = pair(row[2 * i], row[2 * i + 1]);
+    let qscale = p.scale * LOG2E;
+    let int8 = super::int8_scores::wanted(ctx);
+    if int8 {
+        super::int8_scores::prepare_keys(ctx, k, blk.b, blk.hk, &mut s.i8);
+        super::int8_scores::pack_queries(ctx, blk, q, lanes, qscale, &mut s.i8);
+    } else {
+        // Q^T as bf16 pairs: features (2i, 2i + 1) of row r at i * lanes + r;
+        // padded lanes stay zero.
+        s.qt2.clear();
+        s.qt2.resize(pairs * lanes, 0);
+        for r in 0..rows {
+            let (g, t) = blk.row(r);
+            let start = p.q_strides.offset(blk.b, blk.hk * plan.group + g, t);
+            let row = &q[start..start + d];
+            for i in 0..pairs {
+                s.qt2[i * lanes + r] = pair(row[2 * i], row[2 * i + 1]);
+            }
         }
     }
-    let qscale = p.scale * LOG2E;
     let (ks, vs) = (p.k_strides, p.v_strides);
     let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
         let keys = tile_keys(plan, kv_len, j0, last_limit);
-        // SAFETY: validated: `keys` rows of `d` elements from this offset.
-        let k_base = unsafe { k.as_ptr().add(ks.offset(blk.b, blk.hk, j0)) };
-        let st = s.st.as_mut_ptr();
-        for rc in (0..lanes).step_by(NR) {
-            for kg in (0..keys).step_by(MR) {
-                // SAFETY: key rows kg.. of the tile, score rows kg.. of `st`
-                // (keys * lanes floats), lanes rc..rc + NR of Q^T.
-                unsafe {
-                    scores(
-                        s.qt2.as_ptr().add(rc),
-                        lanes,
-                        k_base.add(kg * ks.seq),
-                        ks.seq,
-                        MR.min(keys - kg),
-                        pairs,
-                        qscale,
-                        st.add(kg * lanes + rc),
-                        lanes,
-                    )
-                };
-            }
+        if int8 {
+            // SAFETY: VNNI present (`wanted`); keys and queries prepared
+            // above for `lanes` lanes; the tile holds keys * lanes floats.
+            unsafe { super::int8_scores::tile_scores(s, lanes, j0, keys) };
+        } else {
+            // SAFETY: as documented on `bf16_scores`.
+            unsafe {
+                bf16_scores(
+                    s,
+                    lanes,
+                    k,
+                    ks.offset(blk.b, blk.hk, j0),
+                    ks.seq,
+                    keys,
+                    pairs,
+                    qscale,
+                )
+            };
         }
         // SAFETY: AVX-512 present; the scratch was set up for `lanes` lanes.
         unsafe { mask_and_softmax::<F32Tile>(p, s, lanes, (j0, keys), first_limit) };
@@ -156,6 +161,50 @@ pub(super) unsafe fn process(
     }
     // SAFETY: AVX-512 present; O^T holds the block's sums.
     unsafe { finish::<F32Tile>(ctx, blk, s, lanes) };
+}
+
+/// The score tile (lanes layout, `keys` rows of `lanes` floats in `s.st`)
+/// from the bf16 pairs of Q^T in `s.qt2` and the bf16 keys `k[k0..]`, rows
+/// `ldk` apart, scaled by `qscale`.
+///
+/// # Safety
+/// AVX512-BF16 CPU; `s.qt2` holds `pairs` rows of `lanes` (a multiple of
+/// `NR`) words, `s.st` `keys · lanes` floats, and `k` `keys` rows of
+/// `2 · pairs` elements from `k0`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bf16_scores(
+    s: &mut Scratch,
+    lanes: usize,
+    k: &[bf16],
+    k0: usize,
+    ldk: usize,
+    keys: usize,
+    pairs: usize,
+    qscale: f32,
+) {
+    // SAFETY: as documented; `k0` is in bounds of the validated keys.
+    let k_base = unsafe { k.as_ptr().add(k0) };
+    let st = s.st.as_mut_ptr();
+    for rc in (0..lanes).step_by(NR) {
+        for kg in (0..keys).step_by(MR) {
+            // SAFETY: key rows kg.. of the tile, score rows kg.. of `st`
+            // (keys * lanes floats), lanes rc..rc + NR of Q^T.
+            unsafe {
+                scores(
+                    s.qt2.as_ptr().add(rc),
+                    lanes,
+                    k_base.add(kg * ldk),
+                    ldk,
+                    MR.min(keys - kg),
+                    pairs,
+                    qscale,
+                    st.add(kg * lanes + rc),
+                    lanes,
+                )
+            };
+        }
+    }
 }
 
 /// `lo` in the low 16 bits, `hi` in the high 16 (the pair order of `vdpbf16ps`).

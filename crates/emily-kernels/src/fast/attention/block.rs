@@ -61,6 +61,9 @@ pub(super) struct Scratch {
     pub qt2: Vec<u32>,
     pub pt2: Vec<u32>,
     pub vt2: Vec<u32>,
+    /// The int8 scores of [`super::int8_scores`]: quantized keys and queries.
+    #[cfg(target_arch = "x86_64")]
+    pub i8: super::int8_scores::Int8Scratch,
 }
 
 impl Scratch {

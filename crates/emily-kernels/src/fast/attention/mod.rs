@@ -25,6 +25,8 @@ mod bf16_products;
 mod block;
 #[cfg(target_arch = "x86_64")]
 mod decode;
+#[cfg(target_arch = "x86_64")]
+mod int8_scores;
 mod io;
 mod mask;
 mod microkernel;
@@ -147,6 +149,12 @@ pub struct SdpaParams<'a> {
     pub v_strides: HeadStrides,
     /// Layout of `out`: `(batch, q_heads, q_len, v_head_dim)`; must not alias.
     pub out_strides: HeadStrides,
+    /// Lets [`sdpa_bf16`] compute the scores `q·k` on int8 codes where this
+    /// CPU runs them (AVX512-VNNI with the bf16-product loop): keys centred
+    /// on their mean and quantized per key, queries per row, exact integer
+    /// sums (see [`sdpa_bf16`] for the error). Ignored by the other entry
+    /// points and on other CPUs. Default `false`.
+    pub int8_scores: bool,
 }
 
 impl<'a> SdpaParams<'a> {
@@ -175,6 +183,7 @@ impl<'a> SdpaParams<'a> {
             k_strides: HeadStrides::bhsd(kv_heads, kv_len, head_dim),
             v_strides: HeadStrides::bhsd(kv_heads, kv_len, head_dim),
             out_strides: HeadStrides::bhsd(q_heads, q_len, head_dim),
+            int8_scores: false,
         }
     }
 
@@ -304,6 +313,15 @@ pub fn sdpa_f32_f16_kv(q: &[f32], k: &[f16], v: &[f16], out: &mut [f32], params:
 /// on bf16 dot products: `q·k` and `p·v` products exact, sums f32, and the
 /// softmax weights `p` rounded to bf16 before the value product (an output
 /// moves by at most about `2⁻⁸ · max|v|` from the f32 loop).
+///
+/// With [`SdpaParams::int8_scores`] on a CPU with AVX512-VNNI, those blocks
+/// (any head dim) compute `q·k` with `vpdpbusd` on int8 codes instead:
+/// each kv head's keys centred on their mean key (which the softmax
+/// cancels) and rounded per key to `s_k · [-127, 127]`, each query row to
+/// `s_q · [-127, 127]` (`s = max|x| / 127`), integer sums exact. A score
+/// then moves by at most `δ = scale · (Σ|q| · s_k + Σ|k - mean| · s_q + d ·
+/// s_q · s_k / 2) / 2`, so each softmax weight by a factor within
+/// `e^{±2δ}` (for `δ` the row's largest), on top of the bf16 weights' bound.
 ///
 /// # Panics
 /// As [`sdpa_f32`].

@@ -10,13 +10,16 @@ use emily_nn::{
 
 use super::blocks::{mlp_block, projection_bias};
 use super::names::{encoder_layer, ENCODER_OUTPUT, INPUT_FEATURES};
-use crate::whisper::WhisperDims;
+use crate::whisper::{ComputeType, WhisperDims};
 
 /// The encoder: input [`INPUT_FEATURES`] `(B, n_mels, 2·n_audio_ctx)`,
-/// output [`ENCODER_OUTPUT`] `(B, n_audio_ctx, d)`; with `bf16_attention`
-/// the fused self-attention cores run on bf16 q, k and v (bf16 dot products
-/// where the CPU has them).
-pub fn encoder_model(dims: &WhisperDims, bf16_attention: bool) -> Result<Model> {
+/// output [`ENCODER_OUTPUT`] `(B, n_audio_ctx, d)`, its self-attention
+/// cores set up for `compute` (a concrete type: `Auto` resolved): on bf16
+/// q, k and v where [`ComputeType::bf16_attention_core`] says so, with
+/// int8 scores where [`ComputeType::int8_attention_scores`] does. (The int8
+/// types' projections, and with them the bf16 core, are switched on by
+/// `emily_nn::quantize::int8_projections` afterwards.)
+pub fn encoder_model(dims: &WhisperDims, compute: ComputeType) -> Result<Model> {
     let (d, ctx) = (dims.d_model, dims.n_audio_ctx);
     let mut b = ModelBuilder::new();
     let mel = b.input(
@@ -51,8 +54,11 @@ pub fn encoder_model(dims: &WhisperDims, bf16_attention: bool) -> Result<Model> 
             LayerNormOptions::new(d),
         )?;
         let mut options = AttentionOptions::new(d, dims.n_audio_heads).bias(projection_bias());
-        if bf16_attention {
+        if compute.bf16_attention_core() {
             options = options.bf16_core();
+        }
+        if compute.int8_attention_scores() {
+            options = options.int8_scores();
         }
         let a = b.self_attention(&format!("{p}.self_attn"), &h, None, None, options)?;
         let x1 = b.add(&format!("{p}.self_attn_residual"), &x, &a)?;

@@ -124,7 +124,7 @@ impl WhisperGraph {
         // Under `Bf16` the attention cores run on bf16 too where bf16 dot
         // products are the fast path (the int8 types' quantized attention
         // does so already).
-        let mut encoder = encoder_model(&dims, compute.bf16_attention_core())?;
+        let mut encoder = encoder_model(&dims, compute)?;
         let mut cross_kv = cross_kv_model(&dims, cross)?;
         if compute.int8_encoder() {
             encoder = emily_nn::quantize::int8_projections(&encoder)?.0;

@@ -81,6 +81,7 @@ pub(crate) fn execute(
             scale,
             mask,
             has_sinks,
+            ..
         } => sdpa(gpu, scale, mask, has_sinks, inputs, shape, dtype),
         FastOp::SdpaCausalGrad { .. } => Err(invalid(
             op.name(),

@@ -33,6 +33,7 @@ pub(super) fn execute(op: &FastOp, inputs: &[View], shape: &[usize], dtype: DTyp
             scale,
             mask,
             has_sinks,
+            ..
         } => sdpa(inputs, scale as f64, mask, has_sinks, shape, dtype),
         FastOp::SdpaCausalGrad { .. } => Err(invalid(
             op.name(),

@@ -1,0 +1,261 @@
+//! The scores `q·k` of the bf16-product loop ([`super::bf16_products`]) on
+//! int8 dot products (`vpdpbusd`, AVX512-VNNI: 64 multiply-adds per
+//! instruction, twice `vdpbf16ps`), for bf16 calls that allow it
+//! ([`super::SdpaParams::int8_scores`]).
+//!
+//! The recipe (as SageAttention's): the keys of a kv head are centred on
+//! their mean over all keys — a row's scores all move by `q·mean`, which the
+//! softmax cancels — then each key is quantized to int8 codes with its own
+//! scale (`max|k - mean| / 127`) and each query row with its own
+//! (`max|q| / 127`), rounded to nearest. `vpdpbusd` multiplies unsigned by
+//! signed bytes, so the query codes are stored offset by 128 and each key's
+//! `128 · Σ codes` starts its accumulator negated; the i32 sum is exact and
+//! the score is `sum · s_q · s_k · scale`. Feature counts that are not a
+//! multiple of 4 are padded with zero codes.
+//!
+//! Error: with `e_q ≤ s_q / 2`, `e_k ≤ s_k / 2` per feature, a score moves
+//! by at most `scale · (Σ|q| · s_k + Σ|k - mean| · s_q + d · s_q · s_k / 2) / 2`
+//! (relative about `2⁻⁸` of `|q|·|k - mean|`), which moves each softmax
+//! weight by a factor within `e^{±2δ}` for a row-wide bound `δ`.
+//!
+//! The centred, quantized keys of the kv head last used are kept in the
+//! worker's scratch, so the blocks of one head quantize them once per worker.
+
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+use half::bf16;
+
+use super::block::{Ctx, Scratch};
+use super::plan::Block;
+use crate::gemm::{Engine, Precision};
+
+/// Query lanes per register tile (as the bf16 loop: two 16-lane vectors).
+const NR: usize = 32;
+/// Keys per register tile.
+const MR: usize = 8;
+/// The query code offset that makes signed codes unsigned bytes.
+const OFFSET: i32 = 128;
+
+/// Whether this CPU runs int8 scores: the bf16-product loop runs and the
+/// int8 GEMM engine is AVX-512 (VNNI) or AMX (so `EMILY_ISA=avx2` turns it
+/// off with the bf16 loop).
+pub(super) fn available() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        super::bf16_products::available()
+            && Engine::Avx512.runs_here(Precision::Int8)
+            && matches!(Engine::best(Precision::Int8), Engine::Avx512 | Engine::Amx)
+    })
+}
+
+/// Whether `ctx` asks for int8 scores and this CPU has them.
+pub(super) fn wanted(ctx: &Ctx<'_, '_>) -> bool {
+    ctx.p.int8_scores && available()
+}
+
+/// Per-worker buffers of the int8 scores.
+#[derive(Default)]
+pub(super) struct Int8Scratch {
+    /// `(batch, kv head)` whose keys `codes` hold (`None`: none yet).
+    head: Option<(usize, usize)>,
+    /// Bytes per key row of `codes`: the head dim rounded up to 4.
+    width: usize,
+    /// Centred key codes, `kv_len` rows of `width` bytes.
+    codes: Vec<i8>,
+    /// Per key: its scale, and `128 ·` the sum of its codes.
+    kscale: Vec<f32>,
+    kcorr: Vec<i32>,
+    /// The head's mean key and one widened key or query row.
+    mean: Vec<f32>,
+    row: Vec<f32>,
+    /// Q^T as 4-byte groups of offset query codes (`width / 4` rows of
+    /// `lanes` words) and each lane's `s_q · scale · log2(e)`.
+    qt4: Vec<u32>,
+    qscale: Vec<f32>,
+}
+
+/// Quantizes the keys of kv head `(b, hk)` into `s` unless they are there
+/// already (the cache lives as long as the scratch: one call).
+pub(super) fn prepare_keys(
+    ctx: &Ctx<'_, '_>,
+    k: &[bf16],
+    b: usize,
+    hk: usize,
+    s: &mut Int8Scratch,
+) {
+    if s.head == Some((b, hk)) {
+        return;
+    }
+    let p = ctx.p;
+    let (d, n, ks) = (p.head_dim, p.kv_len, p.k_strides);
+    let width = d.next_multiple_of(4);
+    let key = |j: usize| &k[ks.offset(b, hk, j)..][..d];
+    s.mean.clear();
+    s.mean.resize(d, 0.0);
+    for j in 0..n {
+        for (m, x) in s.mean.iter_mut().zip(key(j)) {
+            *m += x.to_f32();
+        }
+    }
+    let inv_n = 1.0 / n.max(1) as f32;
+    s.mean.iter_mut().for_each(|m| *m *= inv_n);
+    s.width = width;
+    s.codes.clear();
+    s.codes.resize(n * width, 0);
+    s.kscale.clear();
+    s.kcorr.clear();
+    for j in 0..n {
+        s.row.clear();
+        s.row
+            .extend(key(j).iter().zip(&s.mean).map(|(x, m)| x.to_f32() - m));
+        let (scale, sum) = quantize_row(&s.row, &mut s.codes[j * width..][..d]);
+        s.kscale.push(scale);
+        s.kcorr.push(OFFSET * sum);
+    }
+    s.head = Some((b, hk));
+}
+
+/// Rounds `x / s` to int8 codes in `out` with `s = max|x| / 127` (0 for an
+/// all-zero row, whose codes are 0; NaN for a row with a non-finite value);
+/// returns `s` and the codes' sum.
+fn quantize_row(x: &[f32], out: &mut [i8]) -> (f32, i32) {
+    if x.iter().any(|v| !v.is_finite()) {
+        // A non-finite input gives NaN scores, as the f32 loop would give
+        // non-finite ones, rather than silently finite ones.
+        out.fill(0);
+        return (f32::NAN, 0);
+    }
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if amax == 0.0 {
+        out.fill(0);
+        return (0.0, 0);
+    }
+    let inv = 127.0 / amax;
+    let mut sum = 0;
+    for (o, &v) in out.iter_mut().zip(x) {
+        let c = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        *o = c;
+        sum += c as i32;
+    }
+    (amax / 127.0, sum)
+}
+
+/// Packs the block's query rows as offset int8 codes, transposed in 4-byte
+/// groups (`qt4[i][lane]` = codes `4i..4i + 4` of row `lane`, plus 128), and
+/// each lane's score factor `s_q · qscale`; padded lanes get code 0 and
+/// factor 0.
+pub(super) fn pack_queries(
+    ctx: &Ctx<'_, '_>,
+    blk: &Block,
+    q: &[bf16],
+    lanes: usize,
+    qscale: f32,
+    s: &mut Int8Scratch,
+) {
+    let p = ctx.p;
+    let d = p.head_dim;
+    let groups = s.width / 4;
+    s.qt4.clear();
+    s.qt4.resize(groups * lanes, 0x8080_8080);
+    s.qscale.clear();
+    s.qscale.resize(lanes, 0.0);
+    let mut codes = vec![0i8; s.width];
+    for r in 0..blk.rows() {
+        let (g, t) = blk.row(r);
+        let start = p.q_strides.offset(blk.b, blk.hk * ctx.plan.group + g, t);
+        s.row.clear();
+        s.row.extend(q[start..start + d].iter().map(|x| x.to_f32()));
+        let (scale, _) = quantize_row(&s.row, &mut codes[..d]);
+        s.qscale[r] = scale * qscale;
+        for (i, c) in codes.chunks_exact(4).enumerate() {
+            let bytes = [0, 1, 2, 3].map(|e| (c[e] as i32 + OFFSET) as u8);
+            s.qt4[i * lanes + r] = u32::from_le_bytes(bytes);
+        }
+    }
+}
+
+/// The score tile of keys `j0 .. j0 + keys` (lanes layout, `keys` rows of
+/// `lanes` floats in `s.st`) from the packed queries and the head's keys.
+///
+/// # Safety
+/// AVX512-VNNI CPU ([`available`]); [`prepare_keys`] and [`pack_queries`]
+/// ran for this block with `lanes` (a multiple of 32) lanes; `s.st` holds
+/// `keys · lanes` floats and `j0 + keys ≤ kv_len`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn tile_scores(s: &mut Scratch, lanes: usize, j0: usize, keys: usize) {
+    let i8s = &s.i8;
+    let (width, groups) = (i8s.width, i8s.width / 4);
+    let st = s.st.as_mut_ptr();
+    for rc in (0..lanes).step_by(NR) {
+        for kg in (0..keys).step_by(MR) {
+            let j = j0 + kg;
+            // SAFETY: keys j.. of the head (kv_len rows), score rows kg..,
+            // lanes rc..rc + NR, as documented.
+            unsafe {
+                scores(
+                    i8s.qt4.as_ptr().add(rc),
+                    lanes,
+                    i8s.codes.as_ptr().add(j * width),
+                    width,
+                    MR.min(keys - kg),
+                    groups,
+                    (i8s.kcorr.as_ptr().add(j), i8s.kscale.as_ptr().add(j)),
+                    i8s.qscale.as_ptr().add(rc),
+                    st.add(kg * lanes + rc),
+                    lanes,
+                )
+            };
+        }
+    }
+}
+
+/// `S^T[m][lane] = s_q[lane] · s_k[m] · (Σ_i Q^T[i][lane] · K[m][i] - corr[m])`
+/// for `nk` (`1..=MR`) keys and `NR` lanes, over `groups` 4-byte groups.
+///
+/// # Safety
+/// AVX512-VNNI CPU; `qt4` addresses `groups` rows of `NR` words at stride
+/// `ldq`; `k` `nk` rows of `4 · groups` bytes at stride `ldk`; `corr`,
+/// `kscale` `nk` entries; `qscale` `NR` floats; `st` `nk` writable rows of
+/// `NR` floats at stride `ldst`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn scores(
+    qt4: *const u32,
+    ldq: usize,
+    k: *const i8,
+    ldk: usize,
+    nk: usize,
+    groups: usize,
+    (corr, kscale): (*const i32, *const f32),
+    qscale: *const f32,
+    st: *mut f32,
+    ldst: usize,
+) {
+    // SAFETY: rows past `nk` repeat the last valid key and are not stored.
+    unsafe {
+        let rows: [*const i32; MR] = std::array::from_fn(|m| k.add(m.min(nk - 1) * ldk).cast());
+        let mut acc: [[__m512i; 2]; MR] = std::array::from_fn(|m| {
+            let c = _mm512_set1_epi32(-*corr.add(m.min(nk - 1)));
+            [c, c]
+        });
+        for i in 0..groups {
+            let q0 = _mm512_loadu_si512(qt4.add(i * ldq).cast());
+            let q1 = _mm512_loadu_si512(qt4.add(i * ldq + 16).cast());
+            for (row, acc) in rows.iter().zip(acc.iter_mut()) {
+                let kb = _mm512_set1_epi32(row.add(i).read_unaligned());
+                acc[0] = _mm512_dpbusd_epi32(acc[0], q0, kb);
+                acc[1] = _mm512_dpbusd_epi32(acc[1], q1, kb);
+            }
+        }
+        let (s0, s1) = (_mm512_loadu_ps(qscale), _mm512_loadu_ps(qscale.add(16)));
+        for (m, acc) in acc.iter().enumerate().take(nk) {
+            let sk = _mm512_set1_ps(*kscale.add(m));
+            let f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[0]), _mm512_mul_ps(s0, sk));
+            let f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[1]), _mm512_mul_ps(s1, sk));
+            _mm512_storeu_ps(st.add(m * ldst), f0);
+            _mm512_storeu_ps(st.add(m * ldst + 16), f1);
+        }
+    }
+}
