@@ -92,8 +92,11 @@ pub(super) unsafe fn process(
     let qscale = p.scale * LOG2E;
     let int8 = super::int8_scores::wanted(ctx);
     if int8 {
-        super::int8_scores::prepare_keys(ctx, k, blk.b, blk.hk, &mut s.i8);
-        super::int8_scores::pack_queries(ctx, blk, q, lanes, qscale, &mut s.i8);
+        // SAFETY: AVX-512 present (this function's features); validated.
+        unsafe {
+            super::int8_scores::prepare_keys(ctx, k, blk.b, blk.hk, &mut s.i8);
+            super::int8_scores::pack_queries(ctx, blk, q, lanes, qscale, &mut s.i8);
+        }
     } else {
         // Q^T as bf16 pairs: features (2i, 2i + 1) of row r at i * lanes + r;
         // padded lanes stay zero.

@@ -77,7 +77,11 @@ pub(super) struct Int8Scratch {
 
 /// Quantizes the keys of kv head `(b, hk)` into `s` unless they are there
 /// already (the cache lives as long as the scratch: one call).
-pub(super) fn prepare_keys(
+///
+/// # Safety
+/// AVX-512 F/BW CPU; `ctx` passed `SdpaParams::validate` and `k` is its keys.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) unsafe fn prepare_keys(
     ctx: &Ctx<'_, '_>,
     k: &[bf16],
     b: usize,
@@ -93,9 +97,11 @@ pub(super) fn prepare_keys(
     let key = |j: usize| &k[ks.offset(b, hk, j)..][..d];
     s.mean.clear();
     s.mean.resize(d, 0.0);
+    s.row.resize(d, 0.0);
     for j in 0..n {
-        for (m, x) in s.mean.iter_mut().zip(key(j)) {
-            *m += x.to_f32();
+        crate::cast::bf16_to_f32(key(j), &mut s.row);
+        for (m, x) in s.mean.iter_mut().zip(&s.row) {
+            *m += x;
         }
     }
     let inv_n = 1.0 / n.max(1) as f32;
@@ -106,46 +112,71 @@ pub(super) fn prepare_keys(
     s.kscale.clear();
     s.kcorr.clear();
     for j in 0..n {
-        s.row.clear();
-        s.row
-            .extend(key(j).iter().zip(&s.mean).map(|(x, m)| x.to_f32() - m));
-        let (scale, sum) = quantize_row(&s.row, &mut s.codes[j * width..][..d]);
+        crate::cast::bf16_to_f32(key(j), &mut s.row);
+        for (x, m) in s.row.iter_mut().zip(&s.mean) {
+            *x -= m;
+        }
+        // SAFETY: AVX-512 F/BW present, as documented.
+        let (scale, sum) = unsafe { quantize_row(&s.row, &mut s.codes[j * width..][..d]) };
         s.kscale.push(scale);
         s.kcorr.push(OFFSET * sum);
     }
     s.head = Some((b, hk));
 }
 
-/// Rounds `x / s` to int8 codes in `out` with `s = max|x| / 127` (0 for an
-/// all-zero row, whose codes are 0; NaN for a row with a non-finite value);
-/// returns `s` and the codes' sum.
-fn quantize_row(x: &[f32], out: &mut [i8]) -> (f32, i32) {
-    if x.iter().any(|v| !v.is_finite()) {
-        // A non-finite input gives NaN scores, as the f32 loop would give
-        // non-finite ones, rather than silently finite ones.
-        out.fill(0);
-        return (f32::NAN, 0);
+/// Rounds `x / s` to int8 codes in `out` (nearest, ties to even) with
+/// `s = max|x| / 127` (0 for an all-zero row, whose codes are 0; NaN for a
+/// row with a non-finite value, so its scores are NaN as the f32 loop's
+/// would be non-finite); returns `s` and the codes' sum.
+///
+/// # Safety
+/// AVX-512 F/BW CPU; `out` is as long as `x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_row(x: &[f32], out: &mut [i8]) -> (f32, i32) {
+    let n = x.len();
+    let mask = |i: usize| -> __mmask16 { (((1u32 << (n - i).min(16)) - 1) & 0xFFFF) as u16 };
+    // SAFETY: masked loads and stores stay inside `x` and `out`.
+    unsafe {
+        let (mut amax, mut bad) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        for i in (0..n).step_by(16) {
+            let v = _mm512_maskz_loadu_ps(mask(i), x.as_ptr().add(i));
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+            // 0 for finite values, NaN for infinities and NaN.
+            bad = _mm512_add_ps(bad, _mm512_sub_ps(v, v));
+        }
+        let amax = _mm512_reduce_max_ps(amax);
+        if _mm512_reduce_add_ps(bad).is_nan() {
+            out.fill(0);
+            return (f32::NAN, 0);
+        }
+        if amax == 0.0 {
+            out.fill(0);
+            return (0.0, 0);
+        }
+        let inv = _mm512_set1_ps(127.0 / amax);
+        let mut sum = _mm512_setzero_si512();
+        for i in (0..n).step_by(16) {
+            let m = mask(i);
+            let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+            // |v · inv| ≤ 127 up to rounding: the codes stay in [-127, 127].
+            let c = _mm512_cvtps_epi32(_mm512_mul_ps(v, inv));
+            sum = _mm512_add_epi32(sum, c);
+            _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(i).cast(), m, c);
+        }
+        (amax / 127.0, _mm512_reduce_add_epi32(sum))
     }
-    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if amax == 0.0 {
-        out.fill(0);
-        return (0.0, 0);
-    }
-    let inv = 127.0 / amax;
-    let mut sum = 0;
-    for (o, &v) in out.iter_mut().zip(x) {
-        let c = (v * inv).round().clamp(-127.0, 127.0) as i8;
-        *o = c;
-        sum += c as i32;
-    }
-    (amax / 127.0, sum)
 }
 
 /// Packs the block's query rows as offset int8 codes, transposed in 4-byte
 /// groups (`qt4[i][lane]` = codes `4i..4i + 4` of row `lane`, plus 128), and
 /// each lane's score factor `s_q · qscale`; padded lanes get code 0 and
 /// factor 0.
-pub(super) fn pack_queries(
+///
+/// # Safety
+/// AVX-512 F/BW CPU; `ctx` passed `SdpaParams::validate`, `q` is its
+/// queries, and [`prepare_keys`] ran on `s`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) unsafe fn pack_queries(
     ctx: &Ctx<'_, '_>,
     blk: &Block,
     q: &[bf16],
@@ -160,17 +191,19 @@ pub(super) fn pack_queries(
     s.qt4.resize(groups * lanes, 0x8080_8080);
     s.qscale.clear();
     s.qscale.resize(lanes, 0.0);
+    s.row.resize(d, 0.0);
     let mut codes = vec![0i8; s.width];
     for r in 0..blk.rows() {
         let (g, t) = blk.row(r);
         let start = p.q_strides.offset(blk.b, blk.hk * ctx.plan.group + g, t);
-        s.row.clear();
-        s.row.extend(q[start..start + d].iter().map(|x| x.to_f32()));
-        let (scale, _) = quantize_row(&s.row, &mut codes[..d]);
+        crate::cast::bf16_to_f32(&q[start..start + d], &mut s.row);
+        // SAFETY: AVX-512 F/BW present, as documented.
+        let (scale, _) = unsafe { quantize_row(&s.row, &mut codes[..d]) };
         s.qscale[r] = scale * qscale;
         for (i, c) in codes.chunks_exact(4).enumerate() {
-            let bytes = [0, 1, 2, 3].map(|e| (c[e] as i32 + OFFSET) as u8);
-            s.qt4[i * lanes + r] = u32::from_le_bytes(bytes);
+            let word = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+            // Adding 128 to each byte flips its top bit.
+            s.qt4[i * lanes + r] = word ^ 0x8080_8080;
         }
     }
 }
