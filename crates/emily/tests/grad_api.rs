@@ -225,7 +225,7 @@ fn fast_ops_differentiate_through_their_decomposition() {
             scale,
             mask: MaskKind::Causal,
             has_sinks: false,
-            int8_scores: false,
+            int8_products: false,
         },
         &[
             randn(&[2, 4, 5, 8], 7),

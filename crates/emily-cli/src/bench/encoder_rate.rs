@@ -78,18 +78,15 @@ impl EncoderFlops {
 
     /// The floor in ms for `compute` (resolved) at `peaks`: f32 everywhere,
     /// bf16 everywhere, or int8 projections with bf16 convolutions and
-    /// attention (what the int8 types run), QKᵀ (half the attention) at the
-    /// int8 peak where the int8 types put the scores on int8 codes
-    /// ([`ComputeType::int8_attention_scores`]).
+    /// attention (what the int8 types run), or everything but the
+    /// convolutions at the int8 peak where the int8 types run the attention
+    /// products on int8 codes too ([`ComputeType::int8_attention`]).
     pub fn floor_ms(&self, compute: ComputeType, peaks: Peaks) -> f64 {
         let compute = compute.resolve();
         match compute {
             ComputeType::F32 => self.ms(peaks.f32, peaks.f32),
             ComputeType::Bf16 => self.ms(peaks.bf16, peaks.bf16),
-            _ if compute.int8_attention_scores() => {
-                let half = self.attention / 2.0;
-                ((self.conv + half) / peaks.bf16 + (self.linear + half) / peaks.int8) * 1e3
-            }
+            _ if compute.int8_attention() => self.int8_attention_floor_ms(peaks),
             _ => self.ms(peaks.bf16, peaks.int8),
         }
     }
@@ -117,10 +114,9 @@ pub fn run(model: &Path, label: &str, dims: &WhisperDims, peaks: Option<Peaks>) 
     };
     let auto = ComputeType::Auto;
     println!(
-        "  encoder floor at these peaks: f32 {:.0} ms; conv + attention bf16, projections int8 {:.0} ms; QKᵀ int8 too {:.0} ms; attention int8 too {:.0} ms",
+        "  encoder floor at these peaks: f32 {:.0} ms; conv + attention bf16, projections int8 {:.0} ms; attention int8 too {:.0} ms",
         f.floor_ms(ComputeType::F32, peaks),
         f.ms(peaks.bf16, peaks.int8),
-        ((f.conv + f.attention / 2.0) / peaks.bf16 + (f.linear + f.attention / 2.0) / peaks.int8) * 1e3,
         f.int8_attention_floor_ms(peaks)
     );
     if !model.join("model.bin").exists() && !model.join("model.safetensors").exists() {
@@ -175,9 +171,8 @@ mod tests {
         };
         let want_f32 = f.total() / 100.0 * 1e3;
         assert!((f.floor_ms(ComputeType::F32, peaks) - want_f32).abs() < 1e-9);
-        let mixed = if ComputeType::Int8Encoder.int8_attention_scores() {
-            (f.conv + f.attention / 2.0) / 200.0 * 1e3
-                + (f.linear + f.attention / 2.0) / 400.0 * 1e3
+        let mixed = if ComputeType::Int8Encoder.int8_attention() {
+            f.conv / 200.0 * 1e3 + (f.linear + f.attention) / 400.0 * 1e3
         } else {
             (f.conv + f.attention) / 200.0 * 1e3 + f.linear / 400.0 * 1e3
         };

@@ -107,9 +107,10 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
 
 /// The Whisper encoder's self-attention core (tiny.en: 6 heads, 1500
 /// positions, head dim 64) through the fused kernel in f32, in bf16 (bf16
-/// dot products where the CPU has them) and in bf16 with int8 scores
-/// (`SdpaParams::int8_scores`: `vpdpbusd` where the CPU has it, as the
-/// encoder runs under `auto`/`int8-encoder`), GFLOP/s side by side.
+/// dot products where the CPU has them), in bf16 with int8 scores
+/// (`SdpaParams::int8_scores`: `vpdpbusd` where the CPU has it) and with
+/// int8 values too (`int8_values`, as the encoder runs under
+/// `auto`/`int8-encoder`), GFLOP/s side by side.
 fn attention_row() {
     use emily_kernels::fast::{sdpa_bf16, sdpa_f32, SdpaParams};
     let (heads, t, d) = (6, 1500, 64);
@@ -142,17 +143,26 @@ fn attention_row() {
         int8_scores: true,
         ..p
     };
-    let int8s = median_secs(1.0, || sdpa_bf16(&qb, &kb, &vb, &mut outb, &p8));
+    let scores8 = median_secs(1.0, || sdpa_bf16(&qb, &kb, &vb, &mut outb, &p8));
+    let p88 = SdpaParams {
+        int8_values: true,
+        ..p8
+    };
+    let both8 = median_secs(1.0, || sdpa_bf16(&qb, &kb, &vb, &mut outb, &p88));
+    let gf = |s: f64| flop / s / 1e9;
     println!(
-        "attention [1, {heads}, {t}, {d}] (Whisper tiny encoder): f32 {:.0}, bf16 {:.0} GFLOP/s ({:.2}x), int8 scores + bf16 values {:.0} GFLOP/s ({:.2}x bf16); {:.1} / {:.1} / {:.1} ms per layer",
-        flop / f32s / 1e9,
-        flop / bf16s / 1e9,
+        "attention [1, {heads}, {t}, {d}] (Whisper tiny encoder), GFLOP/s: f32 {:.0}, bf16 {:.0} ({:.2}x f32), int8 scores + bf16 values {:.0} ({:.2}x bf16), int8 scores + int8 values {:.0} ({:.2}x bf16; the int8 types' encoder); {:.1} / {:.1} / {:.1} / {:.1} ms per layer",
+        gf(f32s),
+        gf(bf16s),
         f32s / bf16s,
-        flop / int8s / 1e9,
-        bf16s / int8s,
+        gf(scores8),
+        bf16s / scores8,
+        gf(both8),
+        bf16s / both8,
         f32s * 1e3,
         bf16s * 1e3,
-        int8s * 1e3
+        scores8 * 1e3,
+        both8 * 1e3
     );
 }
 

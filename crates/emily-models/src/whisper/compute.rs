@@ -76,13 +76,14 @@ impl ComputeType {
         self == ComputeType::Bf16 && !amx_tiles()
     }
 
-    /// Whether the encoder's self-attention scores `q·k` run on int8 codes
-    /// (`emily_nn::AttentionOptions::int8_scores`): under the int8 types
-    /// (whose projections put the core on bf16) where the int8 GEMM runs
-    /// on a matrix engine (AVX512-VNNI or AMX), i.e. where `vpdpbusd`
-    /// serves the scores. Keys are centred and quantized per key, queries
-    /// per row.
-    pub fn int8_attention_scores(self) -> bool {
+    /// Whether the encoder's self-attention products (`q·k` and `p·v`) run
+    /// on int8 codes (`emily_nn::AttentionOptions::int8_products`): under
+    /// the int8 types (whose projections put the core on bf16) where the
+    /// int8 GEMM runs on a matrix engine (AVX512-VNNI or AMX), i.e. where
+    /// `vpdpbusd` serves them. Keys are centred and quantized per key,
+    /// queries per row, values per feature, softmax weights per row and
+    /// key tile.
+    pub fn int8_attention(self) -> bool {
         use emily_kernels::gemm::{Engine, Precision};
         self.int8_encoder() && matches!(Engine::best(Precision::Int8), Engine::Amx | Engine::Avx512)
     }

@@ -130,11 +130,11 @@ pub struct AttentionOptions {
     /// to bf16, as under `quantized`, while the projections keep their own
     /// number type (e.g. bf16 weights with f32 activations).
     pub bf16_core: bool,
-    /// With a bf16 core (`quantized` or `bf16_core`), its scores `q·k` may
-    /// run on int8 codes where the CPU has int8 dot products (see
-    /// `emily::fast::scaled_dot_product_attention_int8_scores`; keys centred
-    /// and quantized per key, queries per row). No effect otherwise.
-    pub int8_scores: bool,
+    /// With a bf16 core (`quantized` or `bf16_core`), its two products
+    /// (`q·k` and `p·v`) may run on int8 codes where the CPU has int8 dot
+    /// products (see `emily::fast::scaled_dot_product_attention_int8`).
+    /// No effect otherwise.
+    pub int8_products: bool,
 }
 
 impl AttentionOptions {
@@ -158,7 +158,7 @@ impl AttentionOptions {
             names: ProjectionNames::default(),
             quantized: false,
             bf16_core: false,
-            int8_scores: false,
+            int8_products: false,
         }
     }
 
@@ -229,10 +229,10 @@ impl AttentionOptions {
         self
     }
 
-    /// Lets a bf16 core compute its scores on int8 codes (see the
-    /// `int8_scores` field).
-    pub fn int8_scores(mut self) -> AttentionOptions {
-        self.int8_scores = true;
+    /// Lets a bf16 core compute its products on int8 codes (see the
+    /// `int8_products` field).
+    pub fn int8_products(mut self) -> AttentionOptions {
+        self.int8_products = true;
         self
     }
 
@@ -368,7 +368,7 @@ impl AttentionOptions {
             offset,
             mask,
             dropout,
-            int8_scores: self.int8_scores && low_precision,
+            int8_products: self.int8_products && low_precision,
         };
         let out = if bf16_heads {
             merge_heads(&attend(&q, &k, &v, a, true)?)?.cast(DType::F32)?

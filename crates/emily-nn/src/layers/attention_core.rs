@@ -134,7 +134,7 @@ impl AttentionCoreOptions {
                 offset,
                 mask,
                 dropout,
-                int8_scores: false,
+                int8_products: false,
             },
             ctx.fused,
         )
@@ -155,9 +155,9 @@ pub(crate) struct Attend<'a> {
     pub mask: Option<(AttentionMask, &'a Tensor)>,
     /// Training dropout: rate and uniform noise `(B, Hq, Tq, Tk)`.
     pub dropout: Option<(f32, Tensor)>,
-    /// The fused kernel may compute bf16 scores on int8 codes
-    /// (`emily::fast::scaled_dot_product_attention_int8_scores`).
-    pub int8_scores: bool,
+    /// The fused kernel may compute a bf16 call's products on int8 codes
+    /// (`emily::fast::scaled_dot_product_attention_int8`).
+    pub int8_products: bool,
 }
 
 /// Checks `(B, Hq, Tq, D)`, `(B, Hkv, Tk, D)`, `(B, Hkv, Tk, Dv)`.
@@ -275,8 +275,8 @@ pub(crate) fn attend(
             mask,
             sinks: None,
         };
-        return if a.int8_scores {
-            emily::fast::scaled_dot_product_attention_int8_scores(q, k, v, opts)
+        return if a.int8_products {
+            emily::fast::scaled_dot_product_attention_int8(q, k, v, opts)
         } else {
             emily::fast::scaled_dot_product_attention(q, k, v, opts)
         };

@@ -23,7 +23,7 @@ pub use layer_norm::layer_norm;
 pub use rms_norm::rms_norm;
 pub use rope::{rope, rope_with_freqs, RopeOffset, RopeOptions};
 pub use sdpa::{
-    scaled_dot_product_attention, scaled_dot_product_attention_int8_scores, SdpaMask, SdpaOptions,
+    scaled_dot_product_attention, scaled_dot_product_attention_int8, SdpaMask, SdpaOptions,
 };
 
 use crate::error::Result;
@@ -104,10 +104,10 @@ pub enum FastOp {
         mask: MaskKind,
         /// Whether per-head sinks are an input.
         has_sinks: bool,
-        /// Whether a bf16 kernel may compute the scores on int8 codes
-        /// ([`scaled_dot_product_attention_int8_scores`]); the decomposition
-        /// and kernels without int8 scores compute as without it.
-        int8_scores: bool,
+        /// Whether a bf16 kernel may compute both products on int8 codes
+        /// ([`scaled_dot_product_attention_int8`]); the decomposition
+        /// and kernels without int8 products compute as without it.
+        int8_products: bool,
     },
     /// The gradient of causal attention (aligned to the end, no sinks) on
     /// f32 `(B, H, T, D)` tensors: inputs `[q, k, v, d_out]`, output dQ, dK

@@ -63,12 +63,14 @@ pub fn scaled_dot_product_attention(
 }
 
 /// [`scaled_dot_product_attention`] that lets the CPU's bf16 kernel compute
-/// the scores `q·k` on int8 codes where it has them (AVX512-VNNI): keys
-/// centred on their mean and quantized per key, queries per row, exact
-/// integer sums (`emily_kernels::fast::sdpa_bf16` states the error). For a
-/// trade of exactness for speed where the caller has one already (an int8
-/// encoder); other dtypes, backends and CPUs compute as without it.
-pub fn scaled_dot_product_attention_int8_scores(
+/// both products on int8 codes where it has them (AVX512-VNNI): the scores
+/// `q·k` with keys centred on their mean and quantized per key, queries per
+/// row; the value product with values quantized per feature and the softmax
+/// weights per row and key tile to unsigned bytes; exact integer sums
+/// (`emily_kernels::fast::sdpa_bf16` states the error). For a trade of
+/// exactness for speed where the caller has one already (an int8 encoder);
+/// other dtypes, backends and CPUs compute as without it.
+pub fn scaled_dot_product_attention_int8(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -83,7 +85,7 @@ pub(super) fn build_sdpa(
     k: &Tensor,
     v: &Tensor,
     opts: SdpaOptions,
-    int8_scores: bool,
+    int8_products: bool,
 ) -> Result<Tensor> {
     const OP: &str = "scaled_dot_product_attention";
     // One float dtype, or f32 queries over f16 keys and values (a
@@ -187,7 +189,7 @@ pub(super) fn build_sdpa(
         scale,
         mask,
         has_sinks: opts.sinks.is_some(),
-        int8_scores,
+        int8_products,
     };
     build(
         kernels,

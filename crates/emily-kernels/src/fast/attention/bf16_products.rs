@@ -111,6 +111,11 @@ pub(super) unsafe fn process(
             }
         }
     }
+    let int8v = super::int8_values::wanted(ctx);
+    if int8v {
+        // SAFETY: AVX-512 present (this function's features); validated.
+        unsafe { super::int8_values::prepare_values(ctx, v, blk.b, blk.hk, &mut s.v8) };
+    }
     let (ks, vs) = (p.k_strides, p.v_strides);
     let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
@@ -136,28 +141,38 @@ pub(super) unsafe fn process(
         }
         // SAFETY: AVX-512 present; the scratch was set up for `lanes` lanes.
         unsafe { mask_and_softmax::<F32Tile>(p, s, lanes, (j0, keys), first_limit) };
-        // SAFETY: the tile holds `keys` rows of `lanes` probabilities.
-        unsafe { pair_probabilities(&s.st[..keys * lanes], lanes, keys, &mut s.pt2) };
-        let v_rows = &v[vs.offset(blk.b, blk.hk, j0)..];
-        pair_values(v_rows, vs.seq, keys, dv, &mut s.vt2);
-        let kp = keys.div_ceil(2);
-        for rc in (0..lanes).step_by(NR) {
-            for dv0 in (0..dv).step_by(MR) {
-                // SAFETY: `kp` pair rows of P^T (lanes words) and of V (dv
-                // words); output rows dv0.. of O^T, lanes rc..rc + NR.
-                unsafe {
-                    values(
-                        s.pt2.as_ptr().add(rc),
-                        lanes,
-                        kp,
-                        s.vt2.as_ptr().add(dv0),
-                        dv,
-                        MR.min(dv - dv0),
-                        s.alpha.as_ptr().add(rc),
-                        s.ot.as_mut_ptr().add(dv0 * lanes + rc),
-                        lanes,
-                    )
-                };
+        if int8v {
+            // SAFETY: VNNI present (`wanted`); values prepared above; the
+            // tile holds `keys` rows of `lanes` weights; j0 is a multiple of
+            // 4 without a window (tiles start at 0 and step by key tiles).
+            unsafe {
+                super::int8_values::pack_weights(s, lanes, keys);
+                super::int8_values::tile_values(s, lanes, dv, j0, keys);
+            }
+        } else {
+            // SAFETY: the tile holds `keys` rows of `lanes` probabilities.
+            unsafe { pair_probabilities(&s.st[..keys * lanes], lanes, keys, &mut s.pt2) };
+            let v_rows = &v[vs.offset(blk.b, blk.hk, j0)..];
+            pair_values(v_rows, vs.seq, keys, dv, &mut s.vt2);
+            let kp = keys.div_ceil(2);
+            for rc in (0..lanes).step_by(NR) {
+                for dv0 in (0..dv).step_by(MR) {
+                    // SAFETY: `kp` pair rows of P^T (lanes words) and of V (dv
+                    // words); output rows dv0.. of O^T, lanes rc..rc + NR.
+                    unsafe {
+                        values(
+                            s.pt2.as_ptr().add(rc),
+                            lanes,
+                            kp,
+                            s.vt2.as_ptr().add(dv0),
+                            dv,
+                            MR.min(dv - dv0),
+                            s.alpha.as_ptr().add(rc),
+                            s.ot.as_mut_ptr().add(dv0 * lanes + rc),
+                            lanes,
+                        )
+                    };
+                }
             }
         }
         j0 += keys;

@@ -64,6 +64,9 @@ pub(super) struct Scratch {
     /// The int8 scores of [`super::int8_scores`]: quantized keys and queries.
     #[cfg(target_arch = "x86_64")]
     pub i8: super::int8_scores::Int8Scratch,
+    /// The int8 value product of [`super::int8_values`].
+    #[cfg(target_arch = "x86_64")]
+    pub v8: super::int8_values::Int8Values,
 }
 
 impl Scratch {

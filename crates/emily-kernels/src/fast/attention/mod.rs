@@ -27,6 +27,8 @@ mod block;
 mod decode;
 #[cfg(target_arch = "x86_64")]
 mod int8_scores;
+#[cfg(target_arch = "x86_64")]
+mod int8_values;
 mod io;
 mod mask;
 mod microkernel;
@@ -155,6 +157,12 @@ pub struct SdpaParams<'a> {
     /// sums (see [`sdpa_bf16`] for the error). Ignored by the other entry
     /// points and on other CPUs. Default `false`.
     pub int8_scores: bool,
+    /// Lets [`sdpa_bf16`] compute the value product `p·v` on int8 codes
+    /// where this CPU runs int8 scores: values quantized per feature over
+    /// each kv head, softmax weights per row and key tile to unsigned
+    /// bytes, exact integer sums (see [`sdpa_bf16`] for the error). Not
+    /// with a sliding window; ignored where `int8_scores` is. Default `false`.
+    pub int8_values: bool,
 }
 
 impl<'a> SdpaParams<'a> {
@@ -184,6 +192,7 @@ impl<'a> SdpaParams<'a> {
             v_strides: HeadStrides::bhsd(kv_heads, kv_len, head_dim),
             out_strides: HeadStrides::bhsd(q_heads, q_len, head_dim),
             int8_scores: false,
+            int8_values: false,
         }
     }
 
@@ -322,6 +331,14 @@ pub fn sdpa_f32_f16_kv(q: &[f32], k: &[f16], v: &[f16], out: &mut [f32], params:
 /// then moves by at most `δ = scale · (Σ|q| · s_k + Σ|k - mean| · s_q + d ·
 /// s_q · s_k / 2) / 2`, so each softmax weight by a factor within
 /// `e^{±2δ}` (for `δ` the row's largest), on top of the bf16 weights' bound.
+///
+/// With [`SdpaParams::int8_values`] too, the value product runs on int8
+/// codes: values rounded per feature to `s_v · [-127, 127]` over the kv
+/// head, each row's weights of a key tile to `s_p · [0, 255]` (`s_p` the
+/// row's largest weight in the tile / 255), replacing the bf16 weights'
+/// rounding: an output moves by at most `max|v| / 254` plus the weights'
+/// roundings (each at most `1/510`, cancelling between keys) over the
+/// row's denominator.
 ///
 /// # Panics
 /// As [`sdpa_f32`].

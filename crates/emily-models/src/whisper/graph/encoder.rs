@@ -16,7 +16,7 @@ use crate::whisper::{ComputeType, WhisperDims};
 /// output [`ENCODER_OUTPUT`] `(B, n_audio_ctx, d)`, its self-attention
 /// cores set up for `compute` (a concrete type: `Auto` resolved): on bf16
 /// q, k and v where [`ComputeType::bf16_attention_core`] says so, with
-/// int8 scores where [`ComputeType::int8_attention_scores`] does. (The int8
+/// int8 products where [`ComputeType::int8_attention`] does. (The int8
 /// types' projections, and with them the bf16 core, are switched on by
 /// `emily_nn::quantize::int8_projections` afterwards.)
 pub fn encoder_model(dims: &WhisperDims, compute: ComputeType) -> Result<Model> {
@@ -57,8 +57,8 @@ pub fn encoder_model(dims: &WhisperDims, compute: ComputeType) -> Result<Model> 
         if compute.bf16_attention_core() {
             options = options.bf16_core();
         }
-        if compute.int8_attention_scores() {
-            options = options.int8_scores();
+        if compute.int8_attention() {
+            options = options.int8_products();
         }
         let a = b.self_attention(&format!("{p}.self_attn"), &h, None, None, options)?;
         let x1 = b.add(&format!("{p}.self_attn_residual"), &x, &a)?;

@@ -223,7 +223,7 @@ fn run<T: FusedFloat>(
             scale,
             mask,
             has_sinks,
-            int8_scores,
+            int8_products,
         } => {
             // f32 queries over f16 keys and values take their own kernel
             // (no f32 copy of the keys and values).
@@ -238,7 +238,8 @@ fn run<T: FusedFloat>(
             let (qs, ks, vs) = (q.shape(), kk.shape(), v.shape());
             let mut p = SdpaParams::new(qs[0], qs[1], ks[1], qs[2], ks[2], qs[3]);
             p.v_head_dim = vs[3];
-            p.int8_scores = int8_scores;
+            p.int8_scores = int8_products;
+            p.int8_values = int8_products;
             p.scale = scale;
             p.v_strides = HeadStrides::bhsd(ks[1], ks[2], vs[3]);
             p.out_strides = HeadStrides::bhsd(qs[1], qs[2], vs[3]);

@@ -1,0 +1,280 @@
+//! The value product `P·V` of the bf16-product loop ([`super::bf16_products`])
+//! on int8 dot products (`vpdpbusd`), for bf16 calls that allow it
+//! ([`super::SdpaParams::int8_values`]).
+//!
+//! Each kv head's values are quantized once per worker with one scale per
+//! feature (`s_v[c] = max_j |v[j][c]| / 127`, over all the head's keys),
+//! packed in 4-key groups (`V4[g][c]` = the codes of keys `4g..4g + 4`).
+//! Per key tile, each row's softmax weights `p ∈ [0, 1]` are rounded to
+//! unsigned bytes with the row's own scale (`s_p = max_j p / 255` over the
+//! tile) and packed the same way; the i32 sums are exact and
+//! `O = α·O + s_p · s_v · Σ`. The denominator is summed from the unrounded
+//! weights, as in the bf16 loop.
+//!
+//! Error: a weight moves by at most `s_p / 2 ≤ 1/510` and a value by
+//! `s_v / 2`, so an output row moves by at most
+//! `(Σ_j |Δp_j| · max|v| + s_v / 2 · Σ_j p_j) / l ≤ (n_tile_keys / 510 ·
+//! max|v|) / l + max|v| / 254` — the first term is a worst case of
+//! same-signed roundings; rounding errors of independent weights cancel,
+//! and weights below `s_p / 2` round to 0 (losing at most themselves).
+//!
+//! Used when the tiles start at multiples of 4 keys (no sliding window),
+//! so the head's packed groups line up with every tile.
+
+use std::arch::x86_64::*;
+
+use half::bf16;
+
+use super::block::{Ctx, Scratch};
+
+/// Query lanes per register tile.
+const NR: usize = 32;
+/// Value features per register tile.
+const MR: usize = 8;
+
+/// Whether `ctx` asks for int8 values and this CPU has them (as the int8
+/// scores) and every key tile starts at a multiple of 4.
+pub(super) fn wanted(ctx: &Ctx<'_, '_>) -> bool {
+    ctx.p.int8_values && ctx.plan.window.is_none() && super::int8_scores::available()
+}
+
+/// Per-worker buffers of the int8 value product.
+#[derive(Default)]
+pub(super) struct Int8Values {
+    /// `(batch, kv head)` whose values `v4` hold (`None`: none yet).
+    head: Option<(usize, usize)>,
+    /// Packed value codes: `ceil(kv_len / 4)` rows of `v_head_dim` words.
+    v4: Vec<u32>,
+    /// Per feature: its scale.
+    vscale: Vec<f32>,
+    /// Row-major codes of the head (`kv_len x v_head_dim`) before packing,
+    /// one widened row, and the per-feature `127 / max`.
+    codes: Vec<i8>,
+    row: Vec<f32>,
+    inv: Vec<f32>,
+    /// The tile's packed weight codes (`ceil(keys / 4)` rows of `lanes`
+    /// words) and each lane's `s_p`.
+    p4: Vec<u32>,
+    pscale: Vec<f32>,
+}
+
+/// Quantizes the values of kv head `(b, hk)` into `s` unless they are
+/// there already.
+///
+/// # Safety
+/// AVX-512 F/BW CPU; `ctx` passed `SdpaParams::validate`, `v` is its values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) unsafe fn prepare_values(
+    ctx: &Ctx<'_, '_>,
+    v: &[bf16],
+    b: usize,
+    hk: usize,
+    s: &mut Int8Values,
+) {
+    if s.head == Some((b, hk)) {
+        return;
+    }
+    let p = ctx.p;
+    let (dv, n, vs) = (p.v_head_dim, p.kv_len, p.v_strides);
+    let value = |j: usize| &v[vs.offset(b, hk, j)..][..dv];
+    // Per-feature max |v| (NaN when the feature holds a non-finite value).
+    s.row.resize(dv, 0.0);
+    s.vscale.clear();
+    s.vscale.resize(dv, 0.0);
+    for j in 0..n {
+        crate::cast::bf16_to_f32(value(j), &mut s.row);
+        for (m, x) in s.vscale.iter_mut().zip(&s.row) {
+            let a = x.abs();
+            *m = if a.is_finite() && !m.is_nan() {
+                m.max(a)
+            } else {
+                f32::NAN
+            };
+        }
+    }
+    s.inv.clear();
+    s.inv.extend(
+        s.vscale
+            .iter()
+            .map(|&m| if m > 0.0 { 127.0 / m } else { 0.0 }),
+    );
+    s.vscale.iter_mut().for_each(|m| *m /= 127.0);
+    s.codes.clear();
+    s.codes.resize(n * dv, 0);
+    for j in 0..n {
+        crate::cast::bf16_to_f32(value(j), &mut s.row);
+        let out = &mut s.codes[j * dv..][..dv];
+        // SAFETY: AVX-512 F/BW present; `out`, `row` and `inv` hold `dv`.
+        unsafe { round_codes(&s.row, &s.inv, out) };
+    }
+    let groups = n.div_ceil(4);
+    s.v4.clear();
+    s.v4.resize(groups * dv, 0);
+    for g in 0..groups {
+        for e in 0..4.min(n - 4 * g) {
+            let src = &s.codes[(4 * g + e) * dv..][..dv];
+            for (w, &c) in s.v4[g * dv..][..dv].iter_mut().zip(src) {
+                *w |= (c as u8 as u32) << (8 * e);
+            }
+        }
+    }
+    s.head = Some((b, hk));
+}
+
+/// `out[c] = round(x[c] · inv[c])` (nearest, ties to even; the products lie
+/// in [-127, 127]; NaN gives 0).
+///
+/// # Safety
+/// AVX-512 F/BW CPU; `inv` and `out` are as long as `x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn round_codes(x: &[f32], inv: &[f32], out: &mut [i8]) {
+    let n = x.len();
+    // SAFETY: masked loads and stores stay inside the slices.
+    unsafe {
+        for i in (0..n).step_by(16) {
+            let m = (((1u32 << (n - i).min(16)) - 1) & 0xFFFF) as __mmask16;
+            let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+            let f = _mm512_maskz_loadu_ps(m, inv.as_ptr().add(i));
+            let prod = _mm512_mul_ps(v, f);
+            // NaN products become 0 codes (their feature's scale is NaN).
+            let prod = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(prod, prod), prod);
+            let c = _mm512_cvtps_epi32(prod);
+            _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(i).cast(), m, c);
+        }
+    }
+}
+
+/// Rounds the tile's weights (`keys` rows of `lanes` floats in `s.st`) to
+/// bytes with each lane's scale and packs them in 4-key groups into
+/// `s.v8.p4`; `s.v8.pscale` gets the scales.
+///
+/// # Safety
+/// AVX-512 F/BW CPU; `lanes` is a multiple of 16 and `s.st` holds
+/// `keys · lanes` weights in [0, 1] (or NaN).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn pack_weights(s: &mut Scratch, lanes: usize, keys: usize) {
+    let groups = keys.div_ceil(4);
+    let v8 = &mut s.v8;
+    v8.p4.clear();
+    v8.p4.reserve(groups * lanes);
+    v8.pscale.clear();
+    v8.pscale.resize(lanes, 0.0);
+    let st = s.st.as_ptr();
+    // SAFETY: rows < keys of `st`, `groups · lanes` words of `p4` (its
+    // capacity; every word is written before `set_len`).
+    unsafe {
+        let p4 = v8.p4.as_mut_ptr();
+        for c in (0..lanes).step_by(16) {
+            let mut mx = _mm512_setzero_ps();
+            for j in 0..keys {
+                mx = _mm512_max_ps(mx, _mm512_loadu_ps(st.add(j * lanes + c)));
+            }
+            _mm512_storeu_ps(
+                v8.pscale.as_mut_ptr().add(c),
+                _mm512_mul_ps(mx, _mm512_set1_ps(1.0 / 255.0)),
+            );
+            // 255 / max, 0 for lanes without weight.
+            let zero = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mx, _mm512_setzero_ps());
+            let inv = _mm512_maskz_div_ps(!zero, _mm512_set1_ps(255.0), mx);
+            for g in 0..groups {
+                let mut word = _mm512_setzero_si512();
+                for e in 0..4.min(keys - 4 * g) {
+                    let p = _mm512_loadu_ps(st.add((4 * g + e) * lanes + c));
+                    let code = _mm512_cvtps_epi32(_mm512_mul_ps(p, inv));
+                    word = _mm512_or_si512(
+                        word,
+                        _mm512_sll_epi32(code, _mm_cvtsi32_si128(8 * e as i32)),
+                    );
+                }
+                _mm512_storeu_si512(p4.add(g * lanes + c).cast(), word);
+            }
+        }
+        v8.p4.set_len(groups * lanes);
+    }
+}
+
+/// `O^T = α·O^T + P·V` for the tile of keys from `j0` (a multiple of 4):
+/// the packed weights of [`pack_weights`] against the head's packed values.
+///
+/// # Safety
+/// AVX512-VNNI CPU; [`prepare_values`] ran for this head and
+/// [`pack_weights`] for this tile of `keys` keys and `lanes` lanes; `s.ot`
+/// holds `v_head_dim · lanes` floats and `s.alpha` `lanes`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn tile_values(s: &mut Scratch, lanes: usize, dv: usize, j0: usize, keys: usize) {
+    debug_assert!(j0.is_multiple_of(4));
+    let v8 = &s.v8;
+    let groups = keys.div_ceil(4);
+    let v4 = v8.v4[j0 / 4 * dv..].as_ptr();
+    let ot = s.ot.as_mut_ptr();
+    for rc in (0..lanes).step_by(NR) {
+        for dv0 in (0..dv).step_by(MR) {
+            // SAFETY: `groups` rows of P (lanes words) and of V (dv words)
+            // from this tile; O^T rows dv0.., lanes rc..rc + NR.
+            unsafe {
+                values(
+                    v8.p4.as_ptr().add(rc),
+                    lanes,
+                    groups,
+                    (v4.add(dv0), dv),
+                    MR.min(dv - dv0),
+                    (v8.pscale.as_ptr().add(rc), v8.vscale.as_ptr().add(dv0)),
+                    s.alpha.as_ptr().add(rc),
+                    ot.add(dv0 * lanes + rc),
+                    lanes,
+                )
+            };
+        }
+    }
+}
+
+/// `O^T[m][lane] = α[lane]·O^T[m][lane] + s_p[lane]·s_v[m]·Σ_g P4[g][lane]·V4[g][m]`
+/// for `nv` (`1..=MR`) features and `NR` lanes over `groups` 4-key groups.
+///
+/// # Safety
+/// AVX512-VNNI CPU; `p4` addresses `groups` rows of `NR` words at stride
+/// `ldp`, `v4` `groups` rows of `nv` words at stride `ldv`; `pscale`,
+/// `alpha` `NR` floats, `vscale` `nv`; `ot` `nv` rows of `NR` floats at
+/// stride `ldo`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn values(
+    p4: *const u32,
+    ldp: usize,
+    groups: usize,
+    (v4, ldv): (*const u32, usize),
+    nv: usize,
+    (pscale, vscale): (*const f32, *const f32),
+    alpha: *const f32,
+    ot: *mut f32,
+    ldo: usize,
+) {
+    // SAFETY: as documented; features past `nv` repeat the last valid one
+    // and are not stored.
+    unsafe {
+        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+        let cols: [usize; MR] = std::array::from_fn(|m| m.min(nv - 1));
+        for g in 0..groups {
+            let p0 = _mm512_loadu_si512(p4.add(g * ldp).cast());
+            let p1 = _mm512_loadu_si512(p4.add(g * ldp + 16).cast());
+            let row = v4.add(g * ldv);
+            for (&c, acc) in cols.iter().zip(acc.iter_mut()) {
+                let vb = _mm512_set1_epi32(*row.add(c) as i32);
+                acc[0] = _mm512_dpbusd_epi32(acc[0], p0, vb);
+                acc[1] = _mm512_dpbusd_epi32(acc[1], p1, vb);
+            }
+        }
+        let (a0, a1) = (_mm512_loadu_ps(alpha), _mm512_loadu_ps(alpha.add(16)));
+        let (s0, s1) = (_mm512_loadu_ps(pscale), _mm512_loadu_ps(pscale.add(16)));
+        for (m, acc) in acc.iter().enumerate().take(nv) {
+            let sv = _mm512_set1_ps(*vscale.add(m));
+            let o0 = _mm512_loadu_ps(ot.add(m * ldo));
+            let o1 = _mm512_loadu_ps(ot.add(m * ldo + 16));
+            let f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[0]), _mm512_mul_ps(s0, sv));
+            let f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[1]), _mm512_mul_ps(s1, sv));
+            _mm512_storeu_ps(ot.add(m * ldo), _mm512_fmadd_ps(o0, a0, f0));
+            _mm512_storeu_ps(ot.add(m * ldo + 16), _mm512_fmadd_ps(o1, a1, f1));
+        }
+    }
+}
