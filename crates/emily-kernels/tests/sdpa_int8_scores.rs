@@ -4,92 +4,22 @@
 //! and on every `EMILY_ISA` path of this CPU (where the options are
 //! ignored, the bf16 call's own bound holds).
 
+mod sdpa_common;
+
 use emily_kernels::fast::{sdpa_bf16, sdpa_f32, HeadStrides, Mask, MaskStrides, SdpaParams};
 use half::bf16;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sdpa_common::{randn, sdpa_ref};
 
 /// Normal samples times `sd` plus a per-feature offset `offset[i % d]`
 /// (keys with a common direction, as real keys have), rounded to bf16.
 fn data(n: usize, d: usize, sd: f32, offset: &[f32], seed: u64) -> Vec<bf16> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|i| {
-            let (u, w): (f32, f32) = (rng.gen_range(1e-7..1.0), rng.gen());
-            let z = (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * w).cos();
-            bf16::from_f32(sd * z + offset.get(i % d).copied().unwrap_or(0.0))
-        })
+    randn(n, seed)
+        .iter()
+        .enumerate()
+        .map(|(i, z)| bf16::from_f32(sd * z + offset.get(i % d).copied().unwrap_or(0.0)))
         .collect()
-}
-
-/// The f64 attention of contiguous `(B, H, T, D)` tensors under `p`'s mask
-/// (none, causal, additive or boolean; fully masked rows give zeros).
-fn reference(q: &[bf16], k: &[bf16], v: &[bf16], p: &SdpaParams<'_>) -> Vec<f64> {
-    let (d, dv) = (p.head_dim, p.v_head_dim);
-    let group = p.q_heads / p.kv_heads;
-    let mut out = Vec::new();
-    for b in 0..p.batch {
-        for h in 0..p.q_heads {
-            let g = h / group;
-            for t in 0..p.q_len {
-                let qr = &q[((b * p.q_heads + h) * p.q_len + t) * d..][..d];
-                let s: Vec<f64> = (0..p.kv_len)
-                    .map(|j| {
-                        let kr = &k[((b * p.kv_heads + g) * p.kv_len + j) * d..][..d];
-                        let dot: f64 = qr
-                            .iter()
-                            .zip(kr)
-                            .map(|(a, c)| a.to_f64() * c.to_f64())
-                            .sum();
-                        let s = dot * p.scale as f64;
-                        match p.mask {
-                            Mask::Causal if j + p.q_len > t + p.kv_len => f64::NEG_INFINITY,
-                            Mask::CausalBand { shift, window } => {
-                                let last = t as isize + shift;
-                                let first = window.map_or(isize::MIN, |w| last - w as isize + 1);
-                                if (j as isize) > last || (j as isize) < first {
-                                    f64::NEG_INFINITY
-                                } else {
-                                    s
-                                }
-                            }
-                            Mask::Additive { data, strides } => {
-                                s + data[at(strides, b, h, t, j)] as f64
-                            }
-                            Mask::Boolean { data, strides }
-                                if data[at(strides, b, h, t, j)] == 0 =>
-                            {
-                                f64::NEG_INFINITY
-                            }
-                            _ => s,
-                        }
-                    })
-                    .collect();
-                let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                if mx == f64::NEG_INFINITY {
-                    out.extend(std::iter::repeat_n(0.0, dv));
-                    continue;
-                }
-                let e: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
-                let l: f64 = e.iter().sum();
-                for c in 0..dv {
-                    let acc: f64 = e
-                        .iter()
-                        .enumerate()
-                        .map(|(j, w)| {
-                            w * v[((b * p.kv_heads + g) * p.kv_len + j) * dv + c].to_f64()
-                        })
-                        .sum();
-                    out.push(acc / l);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn at(s: MaskStrides, b: usize, h: usize, t: usize, j: usize) -> usize {
-    b * s.batch + h * s.head + t * s.q + j * s.k
 }
 
 /// Worst output error of `sdpa_bf16` over the reference, in units of
@@ -97,7 +27,8 @@ fn at(s: MaskStrides, b: usize, h: usize, t: usize, j: usize) -> usize {
 fn errors(p: &SdpaParams<'_>, q: &[bf16], k: &[bf16], v: &[bf16]) -> (f64, f64) {
     let mut out = vec![bf16::NAN; p.batch * p.q_heads * p.q_len * p.v_head_dim];
     sdpa_bf16(q, k, v, &mut out, p);
-    let want = reference(q, k, v, p);
+    let wide = |x: &[bf16]| x.iter().map(|v| v.to_f32()).collect::<Vec<_>>();
+    let want = sdpa_ref(&wide(q), &wide(k), &wide(v), p);
     let vmax = v.iter().fold(0f64, |m, x| m.max(x.to_f64().abs()));
     let (mut worst, mut mean) = (0f64, 0f64);
     for (g, w) in out.iter().zip(&want) {
