@@ -340,6 +340,7 @@ fn rewrite(g: &mut Graph, backend: &dyn Backend, s: &Site) -> bool {
         scale: s.scale,
         mask: MaskKind::Causal,
         has_sinks: false,
+        int8_products: false,
     };
     let backward = FastOp::SdpaCausalGrad { scale: s.scale };
     let ins = [q_shape.as_slice(), &k_shape, &v_shape];
