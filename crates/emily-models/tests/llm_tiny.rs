@@ -510,3 +510,33 @@ fn gguf_fuzz_seeds_are_the_tiny_models() {
         );
     }
 }
+
+#[test]
+fn a_model_loaded_from_a_path_matches_the_same_file_parsed_in_memory() {
+    // `LlmModel::load` copies the streamed weights onto huge pages (and
+    // keeps a gather-only embedding mapped); the logits must not change,
+    // with tied (qwen3) and separate (llama) output matrices.
+    let dir = tempfile::tempdir().unwrap();
+    for (t, seed) in [(Tiny::qwen3(), 11), (Tiny::llama(), 12)] {
+        let (tokens, _, _) = common::tiny_llm::vocab();
+        let w = weights(&t, tokens.len(), seed);
+        let bytes = gguf(&t, &w, false);
+        let path = dir.path().join(format!("{}.gguf", t.arch));
+        std::fs::write(&path, &bytes).unwrap();
+        let opts = LoadOptions {
+            context: Some(32),
+            fast_kernels: true,
+        };
+        let parsed = GgufFile::parse(Arc::new(bytes), &path).unwrap();
+        let want = LlmModel::from_gguf(&parsed, opts)
+            .unwrap()
+            .logits_all(&PROMPT)
+            .unwrap();
+        let got = LlmModel::load(&path, opts)
+            .unwrap()
+            .logits_all(&PROMPT)
+            .unwrap();
+        assert_eq!(got, want, "{}", t.arch);
+        assert!(want.iter().any(|&v| v != 0.0));
+    }
+}

@@ -8,6 +8,7 @@ mod floor;
 mod kernels;
 pub mod llm;
 mod quant;
+mod quant_models;
 mod serve;
 mod serve_batch;
 mod serve_llm;
@@ -27,7 +28,9 @@ pub enum Suite {
     Core,
     /// Fused vs composed transformer kernels.
     Kernels,
-    /// Quantized-weight kernels: decode GEMV bandwidth and prefill GEMM per format.
+    /// Quantized-weight kernels: decode GEMV bandwidth and prefill GEMM per
+    /// format, and per format at Gemma 3 / Qwen2.5 shapes on 4 KiB and huge
+    /// pages (EMILY_BENCH_QUANT=models: only those).
     Quant,
     /// Whisper transcription (f32, auto, int8, beam 5) vs faster-whisper and
     /// whisper.cpp: tiny.en and base, JFK and 5 minutes, 1 and 2 threads

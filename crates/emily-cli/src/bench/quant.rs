@@ -11,7 +11,7 @@ use super::floor::{copy_bandwidth_gbs, gemm_f32 as f32_gemm};
 use super::timer::median_secs;
 
 /// Deterministic pseudo-random values in [-1, 1) (cheap, no RNG state).
-fn values(len: usize, seed: u64) -> Vec<f32> {
+pub(super) fn values(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -103,10 +103,15 @@ fn gemm_row(n: usize, k: usize) -> Result<()> {
 }
 
 /// Runs the quantized-kernel suite.
+/// `EMILY_BENCH_QUANT=models` runs only the per-format rows at model shapes.
 pub fn run() -> Result<()> {
+    if std::env::var("EMILY_BENCH_QUANT").as_deref() == Ok("models") {
+        return super::quant_models::run();
+    }
     let floor = copy_bandwidth_gbs();
     println!("copy bandwidth floor: {floor:.1} GB/s (read + write)");
     gemv_rows(floor)?;
+    super::quant_models::run()?;
     println!("prefill GEMM, m=128, GFLOP/s with f32/8-bit activations (ratios to the f32 gemm):");
     for (n, k) in [(1536, 576), (576, 1536), (4864, 896), (896, 4864)] {
         gemm_row(n, k)?;

@@ -16,6 +16,7 @@ pub(crate) mod heap;
 mod model;
 pub mod params;
 pub mod quantize;
+mod resident;
 mod running;
 pub mod sampling;
 mod sequence;

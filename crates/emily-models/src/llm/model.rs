@@ -12,7 +12,7 @@ use emily_nn::{fast_kernels, Forward, Mode, Model, ParamStore, Report, State};
 use super::chat::builtin_template;
 use super::config::LlmConfig;
 use super::graph::{decoder_model, names, GraphOptions};
-use super::params::param_store;
+use super::params::param_store_placed;
 use super::{ChatTemplate, LlmError, LlmTokenizer};
 use crate::gguf::GgufFile;
 
@@ -69,11 +69,12 @@ impl std::fmt::Debug for LlmModel {
 }
 
 impl LlmModel {
-    /// Loads the GGUF file at `path`; the heap the parsed metadata and the
-    /// tokenizer's construction freed goes back to the system.
+    /// Loads the GGUF file at `path` (the weights a decode step streams are
+    /// copied onto huge pages, see `resident`); the heap the parsed metadata
+    /// and the tokenizer's construction freed goes back to the system.
     pub fn load(path: impl AsRef<Path>, options: LoadOptions) -> Result<LlmModel, LlmError> {
         let file = GgufFile::open(path.as_ref())?;
-        let model = LlmModel::from_gguf(&file, options);
+        let model = LlmModel::from_gguf_placed(&file, options, true);
         drop(file);
         super::heap::release_free_heap();
         model
@@ -82,6 +83,17 @@ impl LlmModel {
     /// Builds the model from a parsed file (tensors stay borrowed from its
     /// bytes where their type allows).
     pub fn from_gguf(file: &GgufFile, options: LoadOptions) -> Result<LlmModel, LlmError> {
+        LlmModel::from_gguf_placed(file, options, false)
+    }
+
+    /// [`LlmModel::from_gguf`]; with `huge_pages`, the streamed weights are
+    /// copied from the file at `file.path()` onto transparent huge pages
+    /// (see `params::param_store_placed`).
+    fn from_gguf_placed(
+        file: &GgufFile,
+        options: LoadOptions,
+        huge_pages: bool,
+    ) -> Result<LlmModel, LlmError> {
         let config = LlmConfig::from_gguf(file)?;
         let cache = options.context.unwrap_or(config.context.min(4096));
         if cache == 0 {
@@ -104,7 +116,7 @@ impl LlmModel {
             &text(tokenizer.eos()),
         )?));
         let base = decoder_model(&config, GraphOptions::step(cache))?;
-        let params = param_store(file, &[&base])?;
+        let params = param_store_placed(file, &[&base], huge_pages)?;
         LlmModel::assemble(
             file.path().to_path_buf(),
             config,

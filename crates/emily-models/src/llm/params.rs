@@ -1,5 +1,6 @@
 //! Binding a GGUF file's tensors to a decoder graph's parameters. Every
-//! tensor is read in place from the memory map: plain floats (F32, F16,
+//! tensor is read in place from the memory map (or, loading from a path,
+//! from a huge-page copy of the tensors a decode step streams whole): plain floats (F32, F16,
 //! BF16) as themselves, block-quantised ones (Q4_0 … Q6_K, int4-g64) as
 //! [`DType::Quantized`], which `matmul` multiplies through the quantised
 //! kernels and `gather` (the embedding) expands row by row; no weight is
@@ -31,15 +32,25 @@ pub fn tensor_name<'a>(file: &GgufFile, key: &'a str) -> &'a str {
 /// graph expects; a tensor read by two parameters (tied embedding) is one
 /// tensor in the store.
 pub fn param_store(file: &GgufFile, models: &[&Model]) -> Result<ParamStore, LlmError> {
-    let mut loaded: HashMap<String, Tensor> = HashMap::new();
-    let mut store = ParamStore::new();
+    param_store_placed(file, models, false)
+}
+
+/// [`param_store`]; with `huge_pages`, the tensors a matrix product streams
+/// are copied from the file at `file.path()` onto transparent huge pages
+/// (see `resident`) instead of borrowed from the file mapping.
+pub(crate) fn param_store_placed(
+    file: &GgufFile,
+    models: &[&Model],
+    huge_pages: bool,
+) -> Result<ParamStore, LlmError> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
     for model in models {
         for (key, spec) in model.param_specs() {
-            if store.contains(&key) {
+            if wanted.iter().any(|(k, _)| *k == key) {
                 continue;
             }
-            let name = tensor_name(file, &key);
-            let info = file.tensor(name)?;
+            let name = tensor_name(file, &key).to_string();
+            let info = file.tensor(&name)?;
             if info.shape() != spec.shape {
                 return Err(tensor_error(
                     file,
@@ -51,18 +62,43 @@ pub fn param_store(file: &GgufFile, models: &[&Model]) -> Result<ParamStore, Llm
                     ),
                 ));
             }
-            let t = match loaded.get(name) {
-                Some(t) => t.clone(),
-                None => {
-                    let t = load_tensor(file, info)?;
-                    loaded.insert(name.to_string(), t.clone());
-                    t
-                }
-            };
-            store.insert(key, t);
+            wanted.push((key, name));
         }
     }
+    let copy = if huge_pages {
+        let streamed: Vec<&str> = wanted
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .filter(|name| !gather_only(file, name))
+            .collect();
+        Some(super::resident::HugePageCopy::new(file, &streamed)?)
+    } else {
+        None
+    };
+    let mut loaded: HashMap<String, Tensor> = HashMap::new();
+    let mut store = ParamStore::new();
+    for (key, name) in wanted {
+        let t = match loaded.get(&name) {
+            Some(t) => t.clone(),
+            None => {
+                let info = file.tensor(&name)?;
+                let t = match copy.as_ref().and_then(|c| c.find(&name)) {
+                    Some((bytes, at)) => tensor_from(file, info, bytes.clone(), at)?,
+                    None => load_tensor(file, info)?,
+                };
+                loaded.insert(name, t.clone());
+                t
+            }
+        };
+        store.insert(key, t);
+    }
     Ok(store)
+}
+
+/// Whether tensor `name` is only ever looked up by rows (the token embedding
+/// of a file with its own output matrix), never streamed whole.
+fn gather_only(file: &GgufFile, name: &str) -> bool {
+    name == TOKEN_EMBEDDING && file.has_tensor(OUTPUT)
 }
 
 fn tensor_error(file: &GgufFile, info: &TensorInfo, msg: String) -> LlmError {
@@ -76,19 +112,29 @@ fn tensor_error(file: &GgufFile, info: &TensorInfo, msg: String) -> LlmError {
 /// One tensor as an `emily` tensor borrowed from the mapping: float types
 /// as themselves, block-quantised types in their blocks.
 pub fn load_tensor(file: &GgufFile, info: &TensorInfo) -> Result<Tensor, LlmError> {
+    tensor_from(
+        file,
+        info,
+        file.bytes().clone(),
+        file.tensor_file_offset(info),
+    )
+}
+
+/// Tensor `info` of `file` as the bytes at `offset` in `bytes`.
+fn tensor_from(
+    file: &GgufFile,
+    info: &TensorInfo,
+    bytes: crate::gguf::FileBytes,
+    offset: usize,
+) -> Result<Tensor, LlmError> {
     let dtype = match info.ggml_type {
         GgmlType::F32 => DType::F32,
         GgmlType::F16 => DType::F16,
         GgmlType::BF16 => DType::BF16,
         ty => DType::Quantized(block_format(ty).ok_or_else(|| unsupported(file, info))?),
     };
-    let array = Array::from_external(
-        file.bytes().clone(),
-        file.tensor_file_offset(info),
-        &info.shape(),
-        dtype,
-    )
-    .map_err(|e| tensor_error(file, info, e.to_string()))?;
+    let array = Array::from_external(bytes, offset, &info.shape(), dtype)
+        .map_err(|e| tensor_error(file, info, e.to_string()))?;
     Ok(Tensor::from_array(array))
 }
 
