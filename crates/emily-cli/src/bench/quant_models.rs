@@ -170,11 +170,9 @@ fn share_gbs(share: &FormatShare, huge: bool) -> Result<(usize, f64)> {
         }
     }
     let mut region = Region::new(total, huge)?;
-    let mut seed = 1;
-    for &(n, k, _) in share.shapes {
+    for (seed, &(n, k, _)) in (1..).zip(share.shapes) {
         let rows = n.min(DISTINCT_ROWS);
         let block = quantize(format, &random_values(rows * k, seed))?;
-        seed += 1;
         for &(at, _, _) in mats.iter().filter(|m| (m.1, m.2) == (n, k)) {
             let dst = &mut region.bytes_mut()[at..at + n * format.row_bytes(k)?];
             for piece in dst.chunks_mut(block.len()) {

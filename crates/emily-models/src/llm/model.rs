@@ -116,6 +116,11 @@ impl LlmModel {
             &text(tokenizer.eos()),
         )?));
         let base = decoder_model(&config, GraphOptions::step(cache))?;
+        if huge_pages {
+            // The tokenizer's transient heap goes back before the weights
+            // become resident, so the two never add up in the peak RSS.
+            super::heap::release_free_heap();
+        }
         let params = param_store_placed(file, &[&base], huge_pages)?;
         LlmModel::assemble(
             file.path().to_path_buf(),
