@@ -6,6 +6,8 @@
 //! the same under every `EMILY_ISA` cap, in child processes (the ISA is
 //! chosen once per process).
 
+mod isa_children;
+
 use emily_kernels::fast::{sdpa_bf16, sdpa_f16, sdpa_f32, sdpa_f32_f16_kv, Mask, SdpaParams};
 use half::{bf16, f16};
 
@@ -171,25 +173,9 @@ fn decode_shapes_under_every_isa_cap() {
         check_all_decode_shapes();
         return;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    for cap in ["baseline", "avx2", "avx512"] {
-        let child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "decode_shapes_under_every_isa_cap",
-                "--test-threads",
-                "1",
-            ])
-            .env("EMILY_ISA", cap)
-            .env("EMILY_SDPA_DECODE_CHILD", cap)
-            .env("EMILY_NUM_THREADS", "1")
-            .output()
-            .expect("run the test binary");
-        assert!(
-            child.status.success(),
-            "child with EMILY_ISA={cap} failed:\n{}{}",
-            String::from_utf8_lossy(&child.stdout),
-            String::from_utf8_lossy(&child.stderr)
-        );
-    }
+    isa_children::run_under_isa_caps(
+        "decode_shapes_under_every_isa_cap",
+        "EMILY_SDPA_DECODE_CHILD",
+        &["baseline", "avx2", "avx512"],
+    );
 }

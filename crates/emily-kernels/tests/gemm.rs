@@ -3,6 +3,8 @@
 //! panel, depth-chunk and AMX-tile tail), on every engine this CPU runs plus
 //! the emulated AMX tile program.
 
+mod isa_children;
+
 use emily_kernels::gemm::{
     bf16_bits, gemm_bf16_on, gemm_bf16_then_on, gemm_int8_bias_on, gemm_int8_on, gemm_int8_then_on,
     gemm_s8s8_on, gemm_u8s8, gemm_u8s8_on, quantize_columns_s8, quantize_row_u8, Engine, MatRef,
@@ -504,27 +506,11 @@ fn emily_isa_forces_each_path() {
         }
         return;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    for cap in ["baseline", "avx2", "avx512", ""] {
-        let child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "emily_isa_forces_each_path",
-                "--test-threads",
-                "1",
-            ])
-            .env("EMILY_ISA", cap)
-            .env("EMILY_GEMM_ISA_CHILD", cap)
-            .env("EMILY_NUM_THREADS", "1")
-            .output()
-            .expect("run the test binary");
-        assert!(
-            child.status.success(),
-            "child with EMILY_ISA={cap} failed:\n{}{}",
-            String::from_utf8_lossy(&child.stdout),
-            String::from_utf8_lossy(&child.stderr)
-        );
-    }
+    isa_children::run_under_isa_caps(
+        "emily_isa_forces_each_path",
+        "EMILY_GEMM_ISA_CHILD",
+        &["baseline", "avx2", "avx512", ""],
+    );
 }
 
 /// Depths of several chunks, with whole and partial 32 × 32 output blocks:

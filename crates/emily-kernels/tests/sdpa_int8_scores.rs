@@ -4,6 +4,8 @@
 //! and on every `EMILY_ISA` path of this CPU (where the options are
 //! ignored, the bf16 call's own bound holds).
 
+mod isa_children;
+
 mod sdpa_common;
 
 use emily_kernels::fast::{sdpa_bf16, sdpa_f32, HeadStrides, Mask, MaskStrides, SdpaParams};
@@ -198,25 +200,9 @@ fn every_isa_path_keeps_the_bound() {
         check((1, 1, 1, 40, 77, 33, 33), Mask::Causal, 12);
         return;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    for cap in ["baseline", "avx2", "avx512", ""] {
-        let child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "every_isa_path_keeps_the_bound",
-                "--test-threads",
-                "1",
-            ])
-            .env("EMILY_ISA", cap)
-            .env("EMILY_SDPA_I8_CHILD", "1")
-            .env("EMILY_NUM_THREADS", "1")
-            .output()
-            .expect("run the test binary");
-        assert!(
-            child.status.success(),
-            "child with EMILY_ISA={cap} failed:\n{}{}",
-            String::from_utf8_lossy(&child.stdout),
-            String::from_utf8_lossy(&child.stderr)
-        );
-    }
+    isa_children::run_under_isa_caps(
+        "every_isa_path_keeps_the_bound",
+        "EMILY_SDPA_I8_CHILD",
+        &["baseline", "avx2", "avx512", ""],
+    );
 }
