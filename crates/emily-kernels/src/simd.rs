@@ -1,6 +1,6 @@
 //! Run-time instruction-set selection.
 //!
-//! Kernels are written as plain loops that LLVM vectorises; [`simd_dispatch!`]
+//! Kernels are written as plain loops that LLVM vectorises; `simd_dispatch!`
 //! compiles one body three times (AVX-512, AVX2+FMA, baseline) and picks the
 //! best version the running CPU supports, once per process. The binary therefore
 //! runs on any x86-64 (and on aarch64, where NEON is baseline).

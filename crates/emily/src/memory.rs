@@ -295,7 +295,7 @@ fn color(class: usize) -> usize {
 
 /// An aligned, pooled host allocation of at least `len` bytes. Outside the
 /// crate a buffer is only made by [`HostBuffer::zeroed`]; inside, kernels take
-/// uninitialised ones from [`HostBuffer::new`] and always write their whole
+/// uninitialised ones from `HostBuffer::new` and always write their whole
 /// output before anything reads it.
 pub struct HostBuffer {
     /// Start of the allocation (what the pool and the allocator see).

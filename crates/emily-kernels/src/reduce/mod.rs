@@ -10,9 +10,9 @@
 //! (rows of -inf give -inf, a +inf entry gives +inf). Empty reductions give
 //! the identity: 0, 1, -inf, +inf, index 0, -inf.
 //!
-//! One concept per file: [`lanes`] holds the vectorised loops over one run of
-//! values, [`last_axis`] and [`middle_axis`] the two layouts' drivers, and
-//! [`reference`] the scalar `f64` versions the tests compare against.
+//! One concept per file: `lanes` holds the vectorised loops over one run of
+//! values, `last_axis` and `middle_axis` the two layouts' drivers, and
+//! `reference` the scalar `f64` versions the tests compare against.
 
 mod lanes;
 mod last_axis;

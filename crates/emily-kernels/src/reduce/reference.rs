@@ -41,7 +41,7 @@ fn reduce_f64_by(op: ReduceOp, n: usize, get: impl Fn(usize) -> f64) -> f64 {
     }
 }
 
-/// [`reduce_last_axis_f32`] in `f64` (scalar reference; indices as f64).
+/// [`reduce_last_axis_f32`](super::reduce_last_axis_f32) in `f64` (scalar reference; indices as f64).
 pub fn reduce_last_axis_f64(op: ReduceOp, x: &[f64], rows: usize, cols: usize, out: &mut [f64]) {
     assert_eq!(x.len(), rows * cols, "reduce: x.len() != rows * cols");
     assert_eq!(out.len(), rows, "reduce: out.len() != rows");
@@ -50,7 +50,7 @@ pub fn reduce_last_axis_f64(op: ReduceOp, x: &[f64], rows: usize, cols: usize, o
     }
 }
 
-/// [`reduce_middle_axis_f32`] in `f64` (scalar reference; indices as f64).
+/// [`reduce_middle_axis_f32`](super::reduce_middle_axis_f32) in `f64` (scalar reference; indices as f64).
 pub fn reduce_middle_axis_f64(
     op: ReduceOp,
     x: &[f64],

@@ -57,7 +57,7 @@ pub enum WhisperError {
         /// Its value.
         value: f32,
     },
-    /// The options' [`CancelFlag`] was set.
+    /// The options' [`CancelFlag`](super::CancelFlag) was set.
     #[error("transcription cancelled")]
     Cancelled,
     /// Something this model cannot do (language detection on an

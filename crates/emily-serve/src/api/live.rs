@@ -12,7 +12,7 @@
 //!
 //! Backlog: audio that arrives while a transcription runs is coalesced into
 //! the next run (the partials it would have had are skipped), and at most
-//! [`MAX_BUFFER_SECONDS`] of uncommitted audio is kept (the oldest is
+//! 30 s (`MAX_BUFFER_SECONDS`) of uncommitted audio is kept (the oldest is
 //! dropped), so a client that sends faster than real time costs one run at
 //! a time and `stop` is answered after at most one more run.
 

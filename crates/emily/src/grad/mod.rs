@@ -5,7 +5,7 @@
 //! node, the vector-Jacobian product of its op from ordinary ops. The
 //! backward is therefore itself a lazy graph: evaluate it together with the
 //! forward ([`crate::eval_all`]) so shared values are computed once, or trace
-//! the whole thing with [`crate::compile`], which fuses and replays the
+//! the whole thing with [`crate::compile()`], which fuses and replays the
 //! backward like any other graph.
 //!
 //! ```

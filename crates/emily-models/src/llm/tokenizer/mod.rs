@@ -1,7 +1,7 @@
 //! An LLM's tokenizer, built from its GGUF file's metadata: byte-level BPE
 //! (SmolLM2, Qwen) through the `tokenizers` crate with the pre-tokenizer the
 //! file names, or SentencePiece-style BPE with byte fallback (Gemma) run
-//! straight from the vocabulary's scores ([`spm`]). Control tokens (chat
+//! straight from the vocabulary's scores (the `spm` module). Control tokens (chat
 //! markers) are matched whole in the text.
 
 mod build;
