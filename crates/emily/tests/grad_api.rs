@@ -6,22 +6,9 @@
 use emily::fast::{self, FastOp, MaskKind, PositionsKind, RopeOptions, SdpaMask, SdpaOptions};
 use emily::{compile, grad, DType, Result, Tensor};
 
-fn randn(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(shape, 0.0, 1.0, seed, DType::F32)
-        .unwrap()
-        .eval()
-        .unwrap()
-}
+mod grad_common;
 
-fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
-    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs() / scale)
-        .fold(0.0, f32::max)
-}
+use grad_common::{max_rel_diff, randn};
 
 /// A small MLP loss: mean(gelu(x·w1 + b1)·w2)².
 fn mlp(a: &[Tensor]) -> Result<Vec<Tensor>> {

@@ -5,22 +5,9 @@
 
 use emily::{compile, compile_with, grad, CompileOptions, DType, Kernels, Result, Tensor};
 
-fn randn(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(shape, 0.0, 1.0, seed, DType::F32)
-        .unwrap()
-        .eval()
-        .unwrap()
-}
+mod grad_common;
 
-fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
-    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs() / scale)
-        .fold(0.0, f32::max)
-}
+use grad_common::{max_rel_diff, randn};
 
 /// Attention composed the way the model layers build it: the query heads of
 /// each kv head stacked as rows, scores scaled after the product, a Bool
