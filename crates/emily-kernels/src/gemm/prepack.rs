@@ -76,6 +76,12 @@ unsafe impl Send for RowParams {}
 // SAFETY: as above.
 unsafe impl Sync for RowParams {}
 
+thread_local! {
+    /// A strided activation row gathered into contiguous values before it is
+    /// quantized, reused across rows and calls on this thread.
+    static GATHERED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Quantizes every row of `a` to u8 ([`quantize_row_u8`]) straight into the
 /// packed A of `blocking`, held in `words` (resized to
 /// [`Blocking::total_words`]; every word is written, so a reused buffer
@@ -98,10 +104,11 @@ pub(crate) fn quantize_pack(
         let out = &mut bytemuck::cast_slice_mut::<u32, u8>(row)[..k];
         let rq = match a.row_slice(i) {
             Some(src) => quantize_row_u8(src, out),
-            None => {
-                let gathered: Vec<f32> = (0..k).map(|j| a.get(i, j)).collect();
-                quantize_row_u8(&gathered, out)
-            }
+            None => GATHERED.with_borrow_mut(|row| {
+                row.clear();
+                row.extend((0..k).map(|j| a.get(i, j)));
+                quantize_row_u8(row, out)
+            }),
         };
         // SAFETY: row i belongs to this unit alone; `quant` has m entries.
         unsafe { *p.0.add(i) = rq };
