@@ -64,9 +64,9 @@ pub fn encoder_bf16(key: &str, rank: usize, compute: ComputeType) -> bool {
 
 /// Whether the parameter under `key` (of rank `rank`) is an encoder
 /// projection matrix that runs on the int8 engine under `compute` (a concrete
-/// type). It keeps its stored precision, read in place from the checkpoint's
-/// memory map: the engine packs its own int8 copy at first use, so an f32
-/// copy beside it would only add to the peak memory.
+/// type). It is read at its stored precision (no f32 copy) and packed at load
+/// into its own int8 storage ([`emily::Tensor::pack_int8_weight`]), so
+/// neither the stored bytes nor their file pages stay resident beside it.
 pub fn encoder_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
     compute.int8_encoder()
         && rank == 2
@@ -116,6 +116,12 @@ pub fn param_store(
                     };
                     if encoder_bf16(&key, spec.shape.len(), compute) {
                         t = t.cast(DType::BF16)?.eval()?;
+                        in_place = false;
+                    }
+                    if encoder_int8(&key, rank, compute) {
+                        // Packed now into the weight's own storage: the
+                        // stored bytes (a copy, or the file's pages) go.
+                        t = t.pack_int8_weight(true)?;
                         in_place = false;
                     }
                     if !in_place {

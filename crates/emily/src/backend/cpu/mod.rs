@@ -53,10 +53,26 @@ impl Backend for CpuBackend {
 
     fn execute(&self, op: &Op, inputs: Vec<Array>, shape: &[usize], dtype: DType) -> Result<Array> {
         super::check_inputs(op, Device::Cpu, &inputs)?;
-        if inputs.iter().any(|a| a.host_bytes().is_none()) {
+        // A weight packed at load is read in place by the int8 products
+        // (as their weight operand) and by nothing else.
+        let int8_weight = |i: usize| {
+            i == 1
+                && matches!(
+                    op,
+                    Op::MatmulInt8 { .. } | Op::MatmulThen { int8: true, .. }
+                )
+        };
+        for (i, a) in inputs.iter().enumerate() {
+            if a.host_bytes().is_some() || (int8_weight(i) && packed_weights::is_packed_int8(a)) {
+                continue;
+            }
             return Err(invalid(
                 op.name(),
-                "the CPU backend cannot read this kind of buffer in place",
+                if packed_weights::is_packed_int8(a) {
+                    "a weight packed for the int8 products is read only as the weight of matmul_int8"
+                } else {
+                    "the CPU backend cannot read this kind of buffer in place"
+                },
             ));
         }
         if quant::involved(&inputs, dtype) {

@@ -9,6 +9,12 @@
 //! cached form can never go stale. Entries of dropped buffers are pruned on
 //! insert. Compiled plans hold their weights as constants, so a plan's
 //! weights are packed on its first run and reused by every later run.
+//!
+//! A weight can also be packed once, at load, into its own storage
+//! ([`Tensor::pack_int8_weight`]): the array then holds only the packed int8
+//! form ([`PackedInt8Weight`]), so the float bytes it was packed from can be
+//! dropped (or their file pages released) instead of staying resident beside
+//! the packed copy. Such an array is read by the int8 products alone.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -18,8 +24,91 @@ use emily_kernels::gemm::{MatRef, PackedBf16, PackedInt8};
 use half::{bf16, f16};
 
 use crate::array::Storage;
-use crate::error::{dtype_err, Result};
-use crate::{Array, DType};
+use crate::error::{dtype_err, invalid, Result};
+use crate::storage::BackendBuffer;
+use crate::{Array, DType, Device, Tensor};
+
+/// A weight's own storage when it was packed at load
+/// ([`Tensor::pack_int8_weight`]): the int8 codes and per-column scales of
+/// its `k × n` view, and whether that view is the stored matrix transposed.
+/// Only the int8 products read it; it has no host form.
+pub(crate) struct PackedInt8Weight {
+    packed: Arc<PackedInt8>,
+    transposed: bool,
+    logical_bytes: usize,
+}
+
+impl BackendBuffer for PackedInt8Weight {
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    /// The size of the float matrix it stands for (the array's shape and
+    /// dtype), not of the packed form.
+    fn len_bytes(&self) -> usize {
+        self.logical_bytes
+    }
+
+    fn to_host(&self) -> Result<Vec<u8>> {
+        Err(invalid(
+            "to_host",
+            "a weight packed for the int8 products (Tensor::pack_int8_weight) has no host form",
+        ))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// Whether `a` is a weight packed at load ([`PackedInt8Weight`]).
+pub(crate) fn is_packed_int8(a: &Array) -> bool {
+    a.buffer::<PackedInt8Weight>().is_some()
+}
+
+impl Tensor {
+    /// This 2-D float weight (f32, f16 or bf16, on the CPU) quantized and
+    /// packed for [`Tensor::matmul_int8`] now, as a tensor of the same shape
+    /// and dtype whose storage is the packed int8 form alone: the float bytes
+    /// are not kept by it (drop `self`, or release a memory map's pages, to
+    /// free them). `transposed`: the weight is stored `(n, k)` and multiplied
+    /// as `x.matmul_int8(&w.t()?)` (a `Linear` weight); otherwise it is the
+    /// `(k, n)` operand itself. The products are those of the unpacked
+    /// weight exactly (the same codes and scales). The result is read only
+    /// by the int8 products in the layout it was packed for: any other op,
+    /// or reading it back to the host, is an error.
+    pub fn pack_int8_weight(&self, transposed: bool) -> Result<Tensor> {
+        let op = "pack_int8_weight";
+        if self.device() != Device::Cpu {
+            return Err(invalid(
+                op,
+                format!("the weight is on {:?}, not the CPU", self.device()),
+            ));
+        }
+        if self.shape().len() != 2 {
+            return Err(invalid(
+                op,
+                format!("expected a 2-D weight, got shape {:?}", self.shape()),
+            ));
+        }
+        let array = self.array()?;
+        let packed = int8_weights(&array, transposed)?;
+        let buffer = PackedInt8Weight {
+            packed,
+            transposed,
+            logical_bytes: array.dtype().storage_bytes(array.shape())?,
+        };
+        Ok(Tensor::from_array(Array::from_buffer(
+            Box::new(buffer),
+            array.shape(),
+            array.dtype(),
+        )?))
+    }
+}
 
 /// What a cache entry holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,6 +199,29 @@ pub(crate) fn bf16_weights(w: &Array, transposed: bool) -> Result<Arc<PackedBf16
 /// `w` (2-D, any float type) quantized per output column to s8 and packed
 /// for the int8 engines, as its `k × n` view.
 pub(crate) fn int8_weights(w: &Array, transposed: bool) -> Result<Arc<PackedInt8>> {
+    if let Some(own) = w.buffer::<PackedInt8Weight>() {
+        return if own.transposed == transposed {
+            Ok(own.packed.clone())
+        } else {
+            Err(invalid(
+                "matmul_int8",
+                format!(
+                    "the weight {:?} was packed {} but is multiplied {}",
+                    w.shape(),
+                    if own.transposed {
+                        "transposed"
+                    } else {
+                        "as stored"
+                    },
+                    if transposed {
+                        "transposed"
+                    } else {
+                        "as stored"
+                    },
+                ),
+            ))
+        };
+    }
     get_or_pack(w, transposed, Form::Int8, || {
         let f: Vec<f32> = match w.dtype() {
             DType::F32 => w.as_slice::<f32>().to_vec(),
