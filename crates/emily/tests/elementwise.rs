@@ -205,3 +205,77 @@ fn shape_and_dtype_errors_are_values_not_panics() {
     assert!(a.to_vec::<f64>().is_err());
     assert!(Tensor::from_slice(&[1.0f32; 5], &[2, 3]).is_err());
 }
+
+/// Values that probe rounding to a half type: random magnitudes from 1e-9
+/// to 1e5 of both signs, plus exact ties, overflow and signed zeros.
+fn rounding_probes(n: usize, seed: u64) -> Vec<f32> {
+    let (_, r) = randn(&[n], seed);
+    let mut v: Vec<f32> = r
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (*x as f32) * 10f32.powi((i % 15) as i32 - 9))
+        .collect();
+    v.extend([
+        1.0 + 2f32.powi(-11), // f16 tie: to even (1.0)
+        1.0 + 3.0 * 2f32.powi(-11),
+        1.0 + 2f32.powi(-8), // bf16 tie
+        65519.0,             // largest that rounds to f16 max
+        65520.0,             // rounds to f16 inf
+        -1e-7,               // f16 subnormal
+        3e38,                // bf16 overflow
+        -0.0,
+        0.0,
+        f32::INFINITY,
+    ]);
+    v
+}
+
+#[test]
+fn fused_half_chains_round_each_step_like_the_scalar_rounding() {
+    for (dtype, round) in [
+        (
+            DType::F16,
+            (|x: f32| half::f16::from_f32(x).to_f32()) as fn(f32) -> f32,
+        ),
+        (DType::BF16, |x: f32| half::bf16::from_f32(x).to_f32()),
+    ] {
+        for n in [1usize, 7, 77, 1000] {
+            let probes = |seed| -> (Tensor, Vec<f32>) {
+                let v = rounding_probes(n, seed);
+                let t = Tensor::from_slice(&v, &[v.len()])
+                    .unwrap()
+                    .cast(dtype)
+                    .unwrap()
+                    .eval()
+                    .unwrap();
+                let r = t.cast(DType::F32).unwrap().to_vec::<f32>().unwrap();
+                (t, r)
+            };
+            let ((a, av), (b, bv), (c, cv)) = (probes(n as u64), probes(3), probes(11));
+            // One chain on half values: each op computes in f32 and rounds
+            // its result to the half type before the next reads it — in the
+            // compiled plan one fused group, whose registers round in place.
+            let chain = |t: &[Tensor]| -> emily::Result<Vec<Tensor>> {
+                Ok(vec![t[0].mul(&t[1])?.add(&t[2])?.cast(DType::F32)?])
+            };
+            let args = [a, b, c];
+            let eager = chain(&args).unwrap().remove(0);
+            let compiled = emily::compile(chain).call(&args).unwrap().remove(0);
+            for (got, what) in [(eager, "eager"), (compiled, "compiled")] {
+                let got = got.to_vec::<f32>().unwrap();
+                for i in 0..got.len() {
+                    let want = round(round(av[i] * bv[i]) + cv[i]);
+                    assert_eq!(
+                        got[i].to_bits(),
+                        want.to_bits(),
+                        "{what} {dtype} n={n} [{i}]: {} * {} + {} -> {}, want {want}",
+                        av[i],
+                        bv[i],
+                        cv[i],
+                        got[i]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -36,6 +36,22 @@ pub(crate) trait Compute: Copy + Default + Send + Sync + PartialEq + 'static {
     fn round_to(dtype: DType, x: &mut [Self]);
 }
 
+/// Rounds `x` to a half type and back in place, a stack buffer at a time,
+/// on the vectorised cast kernels (the same rounding as `half`'s scalar
+/// `from_f32`, several times faster per element).
+fn round_through<H: Copy + Default>(
+    x: &mut [f32],
+    narrow: fn(&[f32], &mut [H]),
+    widen: fn(&[H], &mut [f32]),
+) {
+    let mut buf = [H::default(); 256];
+    for chunk in x.chunks_mut(256) {
+        let b = &mut buf[..chunk.len()];
+        narrow(chunk, b);
+        widen(b, chunk);
+    }
+}
+
 macro_rules! load_as {
     ($src:expr, $dst:expr, $t:ty, $conv:expr) => {{
         let s: &[$t] = bytemuck::cast_slice($src);
@@ -132,8 +148,16 @@ impl Compute for f32 {
 
     fn round_to(dtype: DType, x: &mut [f32]) {
         match dtype {
-            DType::F16 => x.iter_mut().for_each(|v| *v = f16::from_f32(*v).to_f32()),
-            DType::BF16 => x.iter_mut().for_each(|v| *v = bf16::from_f32(*v).to_f32()),
+            DType::F16 => round_through(
+                x,
+                emily_kernels::cast::f32_to_f16,
+                emily_kernels::cast::f16_to_f32,
+            ),
+            DType::BF16 => round_through(
+                x,
+                emily_kernels::cast::f32_to_bf16,
+                emily_kernels::cast::bf16_to_f32,
+            ),
             DType::Bool => x.iter_mut().for_each(|v| *v = (*v != 0.0) as u8 as f32),
             DType::U8 => x.iter_mut().for_each(|v| *v = *v as u8 as f32),
             DType::I32 | DType::I64 => x.iter_mut().for_each(|v| *v = v.trunc()),
