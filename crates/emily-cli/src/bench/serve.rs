@@ -49,14 +49,22 @@ impl ServerChild {
         rt: &tokio::runtime::Runtime,
     ) -> Result<ServerChild> {
         let exe = std::env::current_exe().context("locating the emily binary")?;
+        // `EMILY_BENCH_SERVE_TRACE=1`: the server's per-request trace
+        // (`emily -v serve`) on this process's stderr.
+        let trace = std::env::var("EMILY_BENCH_SERVE_TRACE").is_ok_and(|v| v == "1");
         let mut child = Command::new(exe)
+            .args(trace.then_some("-v"))
             .arg("serve")
             .arg("--whisper")
             .arg(model)
             .args(["--port", "0", "--queue", &queue.to_string()])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if trace {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .context("starting emily serve")?;
         let stdout = child.stdout.take().context("the server's stdout")?;
@@ -389,6 +397,10 @@ pub fn run() -> Result<()> {
     let model: PathBuf = crate::default_model_dir();
     let audio = Path::new("samples/jfk.wav");
     let (clips, rows) = in_process(&model, audio)?;
+    // `EMILY_BENCH_SERVE_ROWS_ONLY=1`: the in-process rows only (no server).
+    if std::env::var("EMILY_BENCH_SERVE_ROWS_ONLY").is_ok_and(|v| v == "1") {
+        return Ok(());
+    }
     println!(
         "serve: {}, compute type {} (the server's default)",
         model.display(),

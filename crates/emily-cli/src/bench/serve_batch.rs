@@ -46,6 +46,27 @@ fn per_unit(units: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Res
     Ok((walls[reps / 2] * 1e3 / u, cpu * 1e3 / u))
 }
 
+/// Timed decoder steps per row count.
+const STEP_REPS: usize = 40;
+
+/// With `EMILY_PROFILE=1`: where the `reps` (+ 1 warm-up) calls of `what`
+/// just timed spent their kernel time (per call, per op kind), on stderr.
+fn print_op_profile(what: &str, reps: usize) {
+    if !emily::telemetry::profiling() {
+        return;
+    }
+    // The warm-up call is in the profile too.
+    let steps = (reps + 1) as f64;
+    eprintln!("{what}, kernel time per call:");
+    for (op, secs, runs) in emily::telemetry::take_op_profile() {
+        eprintln!(
+            "  {op:<32} {:>8.3} ms {:>6} runs",
+            secs * 1e3 / steps,
+            runs as f64 / steps
+        );
+    }
+}
+
 /// The measured batching rows: wall milliseconds per window or row, and
 /// the CPU milliseconds (all threads) of the batched ones.
 #[derive(Clone, Copy, Debug)]
@@ -140,12 +161,14 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
                 max_new: 64,
             })
             .collect();
+        emily::telemetry::take_op_profile();
         let (wall, cpu) = per_unit(n, 3, || {
             let mut batch = BatchDecoderState::new();
             let joined = w.graph().batch_join_many(&mut batch, &joiners)?;
             ensure!(joined.iter().all(Option::is_some), "no room to join");
             Ok(())
         })?;
+        print_op_profile(&format!("join {n} row(s)"), 3);
         rows.join[i] = wall;
         if n == 4 {
             rows.cpu[1] = cpu;
@@ -153,6 +176,38 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
         println!(
             "{:<34} {wall:>9.1} {cpu:>9.1}",
             format!("join {n} row(s) (cross K/V, prompt)")
+        );
+    }
+    // A row joining (and leaving) a batch that already decodes 3 rows: what
+    // continuous batching pays per request besides the steps.
+    {
+        let joiner = |max_new| Joiner {
+            enc: &enc,
+            prompt: &prompt,
+            max_new,
+        };
+        let three = [joiner(200), joiner(200), joiner(200)];
+        let (wall, cpu) = per_unit(1, 3, || {
+            let mut batch = BatchDecoderState::new();
+            w.graph().batch_join_many(&mut batch, &three)?;
+            let t = Instant::now();
+            w.graph().batch_join_many(&mut batch, &[joiner(64)])?;
+            let join = t.elapsed();
+            let t = Instant::now();
+            batch.retain(&[true, false, true, true])?;
+            let retain = t.elapsed();
+            if emily::telemetry::profiling() {
+                eprintln!(
+                    "join 1 row to 3: {:.1} ms; retain 3 of 4: {:.1} ms",
+                    join.as_secs_f64() * 1e3,
+                    retain.as_secs_f64() * 1e3
+                );
+            }
+            Ok(())
+        })?;
+        println!(
+            "{:<34} {wall:>9.1} {cpu:>9.1}",
+            "join 3 rows + 1 row, drop 1 row"
         );
     }
     let mut base = None;
@@ -167,10 +222,12 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
         let mut batch = BatchDecoderState::new();
         w.graph().batch_join_many(&mut batch, &joiners)?;
         let tokens = vec![prompt[prompt.len() - 1]; n];
-        let (wall, cpu) = per_unit(n, 40, || {
+        emily::telemetry::take_op_profile();
+        let (wall, cpu) = per_unit(n, STEP_REPS, || {
             w.graph().batch_step(&mut batch, &tokens)?;
             Ok(())
         })?;
+        print_op_profile(&format!("decoder step of {n} row(s)"), STEP_REPS);
         match n {
             1 => rows.step[0] = wall,
             4 => {

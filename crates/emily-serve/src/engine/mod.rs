@@ -28,6 +28,8 @@ pub struct TranscriptionJob {
     pub opts: Box<TranscribeOptions>,
     /// Where the worker sends the result.
     pub reply: oneshot::Sender<Result<Transcript, WhisperError>>,
+    /// When the job was made (queued), for the per-request trace.
+    pub queued: std::time::Instant,
 }
 
 impl TranscriptionJob {
@@ -49,6 +51,7 @@ impl TranscriptionJob {
                 samples,
                 opts: Box::new(opts),
                 reply,
+                queued: std::time::Instant::now(),
             },
             rx,
             cancel,

@@ -45,6 +45,50 @@ struct Task {
     session: Session<'static>,
     encoder: Duration,
     decoder: Duration,
+    trace: Trace,
+}
+
+/// Where one request's time went, logged at `debug` when it is answered
+/// (`emily -v serve`): the queue wait, its own encoder and decoder work
+/// (its share of batched calls), and the rest of its time in the worker —
+/// other requests' work it waited on.
+#[derive(Clone, Copy, Debug)]
+struct Trace {
+    admitted: Instant,
+    encoder: Duration,
+    decoder: Duration,
+    steps: usize,
+    /// Sum over its batched steps of the batch's rows.
+    rows: usize,
+}
+
+impl Trace {
+    fn new() -> Trace {
+        Trace {
+            admitted: Instant::now(),
+            encoder: Duration::ZERO,
+            decoder: Duration::ZERO,
+            steps: 0,
+            rows: 0,
+        }
+    }
+
+    fn log(&self, job: &TranscriptionJob) {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let in_worker = self.admitted.elapsed();
+        let own = self.encoder + self.decoder;
+        tracing::debug!(
+            "request: queue {:.1} ms, encoder {:.1} ms, decoder {:.1} ms ({} steps, {:.2} rows per step), \
+             waiting on other requests {:.1} ms, total {:.1} ms",
+            ms(self.admitted.saturating_duration_since(job.queued)),
+            ms(self.encoder),
+            ms(self.decoder),
+            self.steps,
+            self.rows as f64 / self.steps.max(1) as f64,
+            ms(in_worker.saturating_sub(own)),
+            ms(job.queued.elapsed()),
+        );
+    }
 }
 
 impl Task {
@@ -141,6 +185,7 @@ impl Worker {
                     session,
                     encoder: Duration::ZERO,
                     decoder: Duration::ZERO,
+                    trace: Trace::new(),
                 });
             }
             Err(e) => {
@@ -152,6 +197,7 @@ impl Worker {
     /// Answers a task and updates the counters.
     fn finish(&self, task: Task, result: Result<Transcript, WhisperError>) {
         let seconds = task.session.duration_seconds();
+        task.trace.log(&task.job);
         self.answer(task.job, seconds, result);
     }
 
@@ -228,6 +274,7 @@ impl Worker {
                 Ok(encs) => {
                     for (mut task, enc) in tasks.into_iter().zip(encs) {
                         task.encoder += per_task;
+                        task.trace.encoder += per_task;
                         match task.session.prompt(&self.ctx.whisper, &enc) {
                             Ok(prompt) => self.ready.push(Ready { task, enc, prompt }),
                             Err(e) => self.finish(task, Err(e)),
@@ -290,6 +337,7 @@ impl Worker {
                         prompt,
                     } = r;
                     task.decoder += share;
+                    task.trace.decoder += share;
                     self.active.push(Active {
                         task,
                         enc,
@@ -337,6 +385,9 @@ impl Worker {
                     }
                     a.steps += 1;
                     a.task.decoder += share;
+                    a.task.trace.decoder += share;
+                    a.task.trace.steps += 1;
+                    a.task.trace.rows += tokens.len();
                 }
             }
             Err(e) => {
@@ -369,6 +420,7 @@ impl Worker {
                         .session
                         .decode_window_with_fallback(&w, &a.enc, &a.prompt);
                     task.decoder += t0.elapsed();
+                    task.trace.decoder += t0.elapsed();
                     r
                 }
                 Err(e) => Err(e),
@@ -382,6 +434,7 @@ impl Worker {
             }
             if task.session.is_done() {
                 let seconds = task.session.duration_seconds();
+                task.trace.log(&task.job);
                 self.answer(task.job, seconds, Ok(task.session.finish()));
             } else {
                 self.to_encode.push(task);
