@@ -27,12 +27,15 @@ pub fn cross_kv_model(dims: &WhisperDims, dtype: DType) -> Result<Model> {
             let mut opts = DenseOptions::new(d, d);
             opts.bias = has_bias;
             let h = b.dense(&format!("{p}.{proj}"), &enc, opts)?;
+            // Narrowed before the heads are split: the cast joins the
+            // projection's store (an int8 product's epilogue narrows in
+            // place) and the split moves half the bytes.
             let h = if dtype == DType::F32 {
-                b.split_heads(&out, &h, dims.n_text_heads)?
+                h
             } else {
-                let h = b.split_heads(&format!("{out}.f32"), &h, dims.n_text_heads)?;
-                b.cast(&out, &h, dtype)?
+                b.cast(&format!("{out}.narrow"), &h, dtype)?
             };
+            let h = b.split_heads(&out, &h, dims.n_text_heads)?;
             b.output(&h)?;
         }
     }
