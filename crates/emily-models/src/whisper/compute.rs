@@ -46,20 +46,19 @@ pub enum ComputeType {
 }
 
 impl ComputeType {
-    /// The concrete type `Auto` stands for on this CPU: `Bf16` on AMX tiles
-    /// (there the int8 tiles ran no faster than bf16 at the encoder's shapes,
-    /// and `Int8Encoder`'s attention core on AVX512-BF16 dot products ran at
-    /// 0.59–0.72× the f32 core: on a lent Xeon at 2 threads the tiny.en
-    /// encoder took 138–213 ms under `bf16` vs 176–261 under `int8-encoder`;
-    /// whole JFK runs 259 vs 281–294 ms before the int8 logits landed, and
-    /// within that host's noise after — BENCHMARKS.md, session 5), else `Int8Encoder` when the int8 GEMM
-    /// runs on a matrix engine (AVX512-VNNI), else `Bf16` when the bf16 GEMM
-    /// does, else `F32`. Other values are returned as they are.
+    /// The concrete type `Auto` stands for on this CPU: `Int8Encoder` when
+    /// the int8 GEMM runs on a matrix engine (AMX tiles or AVX512-VNNI),
+    /// else `Bf16` when the bf16 GEMM does, else `F32`. On AMX hosts `auto`
+    /// was `Bf16` while the int8 types' attention core ran on slow
+    /// `vdpbf16ps`; with that core on int8 dot products (`vpdpbusd`) a lent
+    /// Xeon at 2 threads ran the tiny.en encoder in 79–81 ms under
+    /// `int8-encoder` vs 105–112 under `bf16`, and JFK warm in 151–157 vs
+    /// 203–224 ms (three interleaved rounds, BENCHMARKS.md, session 7).
+    /// Other values are returned as they are.
     pub fn resolve(self) -> ComputeType {
         use emily_kernels::gemm::{Engine, Precision};
         let engine = |p| matches!(Engine::best(p), Engine::Amx | Engine::Avx512);
         match self {
-            ComputeType::Auto if amx_tiles() => ComputeType::Bf16,
             ComputeType::Auto if engine(Precision::Int8) => ComputeType::Int8Encoder,
             ComputeType::Auto if engine(Precision::Bf16) => ComputeType::Bf16,
             ComputeType::Auto => ComputeType::F32,
