@@ -343,16 +343,16 @@ fn levels_table(
     let cores = emily_kernels::parallel::num_threads() as f64;
     println!(
         "{}: in process (server options), median {:.0} ms; {} window(s), {} decoder steps; \
-         Amdahl bound at C=4 from the batching rows (encoder {:.0} % of a request alone, \
-         does not batch): {:.2}x; with the encoder also overlapped with other requests' \
+         Amdahl bound at C=4 from the batching rows (encoder {:.0} % of a request alone; \
+         it and the rest besides the join and steps do not batch): {:.2}x; with the encoder also overlapped with other requests' \
          steps ({cores} cores never idle, batched CPU time): {:.2}x",
         clip.label,
         clip.in_process_ms,
         clip.windows,
         clip.steps,
-        100.0 * rows.encoder_share(clip.windows, clip.steps),
-        rows.amdahl_bound(clip.windows, clip.steps),
-        rows.overlap_bound(clip.windows, clip.steps, cores)
+        100.0 * rows.encoder_share(clip.windows, clip.steps, clip.in_process_ms),
+        rows.amdahl_bound(clip.windows, clip.steps, clip.in_process_ms),
+        rows.overlap_bound(clip.windows, clip.steps, cores, clip.in_process_ms)
     );
     rt.block_on(closed_loop(
         url,

@@ -84,35 +84,43 @@ pub struct BatchRows {
 
 impl BatchRows {
     /// The most a server can gain at C = 4 over C = 1 on a request of
-    /// `windows` windows and `steps` decoder steps when only the join and the
-    /// steps batch (the encoder does not): the request's time alone over
-    /// its share of a batch of 4.
-    pub fn amdahl_bound(&self, windows: usize, steps: usize) -> f64 {
+    /// `windows` windows and `steps` decoder steps that takes `whole_ms` in
+    /// process when only the join and the steps batch: the request's time
+    /// alone over its share of a batch of 4. The encoder does not batch,
+    /// and neither does the rest of `whole_ms` beyond the encoder, join and
+    /// steps (features, tokens, the transcript), which is counted on both
+    /// sides.
+    pub fn amdahl_bound(&self, windows: usize, steps: usize, whole_ms: f64) -> f64 {
         let (w, n) = (windows as f64, steps as f64);
         let alone = w * (self.encoder + self.join[0]) + n * self.step[0];
         let batched = w * (self.encoder + self.join[1]) + n * self.step[1];
-        alone / batched
+        let rest = (whole_ms - alone).max(0.0);
+        (alone + rest) / (batched + rest)
     }
 
     /// The most a server can gain at C = 4 over C = 1 if, besides batching
     /// the join and the steps, it overlapped one request's encoder with the
     /// others' decoder steps so that `cores` cores never idled: the
-    /// request's time alone over its CPU time in a 4-row batch spread over
-    /// the cores. (A decoder step of one row keeps about one core busy —
-    /// the CPU column — so this is what splitting the cores between an
-    /// encoder lane and a decoder lane could reach at best.)
-    pub fn overlap_bound(&self, windows: usize, steps: usize, cores: f64) -> f64 {
+    /// request's time alone (`whole_ms`, as [`BatchRows::amdahl_bound`])
+    /// over its CPU time in a 4-row batch spread over the cores, the rest
+    /// beyond the encoder, join and steps counted as one core busy. (A
+    /// decoder step of one row keeps about one core busy — the CPU column —
+    /// so this is what splitting the cores between an encoder lane and a
+    /// decoder lane could reach at best.)
+    pub fn overlap_bound(&self, windows: usize, steps: usize, cores: f64, whole_ms: f64) -> f64 {
         let (w, n) = (windows as f64, steps as f64);
         let alone = w * (self.encoder + self.join[0]) + n * self.step[0];
-        let cpu = w * (self.cpu[0] + self.cpu[1]) + n * self.cpu[2];
-        alone / (cpu / cores)
+        let rest = (whole_ms - alone).max(0.0);
+        let cpu = w * (self.cpu[0] + self.cpu[1]) + n * self.cpu[2] + rest;
+        (alone + rest) / (cpu / cores)
     }
 
-    /// The encoder's share of a request alone (`windows`, `steps` as
-    /// [`BatchRows::amdahl_bound`]).
-    pub fn encoder_share(&self, windows: usize, steps: usize) -> f64 {
+    /// The encoder's share of a request alone (`windows`, `steps`,
+    /// `whole_ms` as [`BatchRows::amdahl_bound`]).
+    pub fn encoder_share(&self, windows: usize, steps: usize, whole_ms: f64) -> f64 {
         let (w, n) = (windows as f64, steps as f64);
-        w * self.encoder / (w * (self.encoder + self.join[0]) + n * self.step[0])
+        let alone = w * (self.encoder + self.join[0]) + n * self.step[0];
+        w * self.encoder / alone.max(whole_ms)
     }
 }
 
