@@ -25,6 +25,18 @@ mod tests;
 /// Keys per vector block.
 const BLOCK: usize = 16;
 
+/// `BLOCK` zeros then `BLOCK` `−inf`: added from offset `BLOCK − seen`, it
+/// masks a block's lanes from `seen` on without a branch per lane.
+const MASK_TAIL: [f32; 2 * BLOCK] = {
+    let mut t = [0.0f32; 2 * BLOCK];
+    let mut i = BLOCK;
+    while i < 2 * BLOCK {
+        t[i] = f32::NEG_INFINITY;
+        i += 1;
+    }
+    t
+};
+
 /// Shapes and scale of a causal attention gradient. All tensors are
 /// contiguous `(batch, heads, seq, dim)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -114,17 +126,16 @@ pub fn sdpa_causal_backward_f32(
     }
     let run = |t: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]| {
         let mut scratch = Scratch::new(p);
-        head_group(
-            &q[t * q_step..][..q_step],
-            &k[t * k_step..][..k_step],
-            &v[t * v_step..][..v_step],
-            &d_out[t * o_step..][..o_step],
+        let group = HeadGroup {
+            q: &q[t * q_step..][..q_step],
+            k: &k[t * k_step..][..k_step],
+            v: &v[t * v_step..][..v_step],
+            d_out: &d_out[t * o_step..][..o_step],
             dq,
             dk,
             dv,
-            p,
-            &mut scratch,
-        );
+        };
+        head_group(group, p, &mut scratch);
     };
     // Work per task: ~5 products over the visible half of the score matrix.
     let work = groups * p.q_len * p.kv_len * (2 * p.head_dim + 3 * p.v_head_dim) / 2;
@@ -152,10 +163,22 @@ pub fn sdpa_causal_backward_f32(
 /// memory serves this many rows from registers.
 const ROWS: usize = 4;
 
+/// One task's slices: the kv head's keys and values, its query heads'
+/// queries and output cotangents, and the gradients to write.
+struct HeadGroup<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    d_out: &'a [f32],
+    dq: &'a mut [f32],
+    dk: &'a mut [f32],
+    dv: &'a mut [f32],
+}
+
 /// Per-task buffers: keys, values and their gradients transposed to
 /// `(dim, keys)` with the key axis padded to a whole block; for one tile of
-/// rows, the scaled queries, the output cotangents, the probabilities and
-/// the score gradients.
+/// rows, the queries (scaled and not) and the output cotangents by column
+/// (`[c][r]`), the probabilities and the score gradients.
 struct Scratch {
     kt: Vec<f32>,
     vt: Vec<f32>,
@@ -163,8 +186,9 @@ struct Scratch {
     dvt: Vec<f32>,
     probs: Vec<f32>,
     dscores: Vec<f32>,
-    q_tile: Vec<f32>,
-    o_tile: Vec<f32>,
+    q_cols: Vec<[f32; ROWS]>,
+    qs_cols: Vec<[f32; ROWS]>,
+    o_cols: Vec<[f32; ROWS]>,
 }
 
 impl Scratch {
@@ -177,8 +201,9 @@ impl Scratch {
             dvt: vec![0.0; p.v_head_dim * tkp],
             probs: vec![0.0; ROWS * tkp],
             dscores: vec![0.0; ROWS * tkp],
-            q_tile: vec![0.0; ROWS * p.head_dim],
-            o_tile: vec![0.0; ROWS * p.v_head_dim],
+            q_cols: vec![[0.0; ROWS]; p.head_dim],
+            qs_cols: vec![[0.0; ROWS]; p.head_dim],
+            o_cols: vec![[0.0; ROWS]; p.v_head_dim],
         }
     }
 }
@@ -214,56 +239,103 @@ fn exp_flushed<const FMA: bool>(x: f32) -> f32 {
     }
 }
 
-/// The maximum of `x` (a whole number of blocks, no NaN), lane-parallel.
+/// The maximum of a block's lanes (no NaN), as a halving tree.
 #[inline(always)]
-fn lane_max(x: &[f32]) -> f32 {
-    let mut m = [f32::NEG_INFINITY; BLOCK];
-    for blk in x.chunks_exact(BLOCK) {
-        for l in 0..BLOCK {
-            m[l] = if blk[l] > m[l] { blk[l] } else { m[l] };
+fn block_max(mut x: [f32; BLOCK]) -> f32 {
+    let mut w = BLOCK / 2;
+    while w > 0 {
+        for l in 0..w {
+            x[l] = if x[l + w] > x[l] { x[l + w] } else { x[l] };
         }
+        w /= 2;
     }
-    m.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+    x[0]
 }
 
-/// `out[r][l] = Σ_c x[r·n + c]·cols[c·stride + l]` for the [`ROWS`] rows of
-/// `x` (each `n` long) and one block of lanes: each column block is loaded
-/// once for all rows, whose accumulators are independent FMA chains.
+/// The sum of a block's lanes, as a halving tree.
 #[inline(always)]
-fn tile_dot<const FMA: bool>(
-    x: &[f32],
-    n: usize,
+fn block_sum(mut x: [f32; BLOCK]) -> f32 {
+    let mut w = BLOCK / 2;
+    while w > 0 {
+        for l in 0..w {
+            x[l] += x[l + w];
+        }
+        w /= 2;
+    }
+    x[0]
+}
+
+/// `dst[c][r] = factor·src[r·cols + c]` for the first `n` rows of `src`
+/// (`dst.len()` = `cols`); rows `n..` of `dst` get zeros.
+fn by_columns(src: &[f32], n: usize, factor: f32, dst: &mut [[f32; ROWS]]) {
+    let cols = dst.len();
+    for (c, x) in dst.iter_mut().enumerate() {
+        *x = std::array::from_fn(|r| {
+            if r < n {
+                factor * src[r * cols + c]
+            } else {
+                0.0
+            }
+        });
+    }
+}
+
+/// `out[r][l] = Σ_c x[c][r]·cols[c·stride + l]` for the [`ROWS`] rows of a
+/// tile by column (`x`) and one block of lanes: each column block is loaded
+/// once for all rows, whose accumulators are independent FMA chains. `N`:
+/// the column count when fixed at compile time (0: `x.len()`).
+#[inline(always)]
+fn tile_dot<const FMA: bool, const N: usize>(
+    x: &[[f32; ROWS]],
     cols: &[f32],
     stride: usize,
 ) -> [[f32; BLOCK]; ROWS] {
-    let mut acc = [[0.0f32; BLOCK]; ROWS];
-    for c in 0..n {
-        let col: [f32; BLOCK] = cols[c * stride..][..BLOCK].try_into().unwrap();
-        for (r, a) in acc.iter_mut().enumerate() {
-            let xr = x[r * n + c];
+    let n = if N == 0 { x.len() } else { N };
+    // Even and odd columns in separate accumulators: eight FMA chains.
+    let mut even = [[0.0f32; BLOCK]; ROWS];
+    let mut odd = [[0.0f32; BLOCK]; ROWS];
+    for c in (0..n & !1).step_by(2) {
+        let c0: [f32; BLOCK] = cols[c * stride..][..BLOCK].try_into().unwrap();
+        let c1: [f32; BLOCK] = cols[(c + 1) * stride..][..BLOCK].try_into().unwrap();
+        for r in 0..ROWS {
+            let (x0, x1) = (x[c][r], x[c + 1][r]);
+            for l in 0..BLOCK {
+                even[r][l] = fmadd::<FMA>(x0, c0[l], even[r][l]);
+                odd[r][l] = fmadd::<FMA>(x1, c1[l], odd[r][l]);
+            }
+        }
+    }
+    if n % 2 == 1 {
+        let col: [f32; BLOCK] = cols[(n - 1) * stride..][..BLOCK].try_into().unwrap();
+        for (a, &xr) in even.iter_mut().zip(&x[n - 1]) {
             for l in 0..BLOCK {
                 a[l] = fmadd::<FMA>(xr, col[l], a[l]);
             }
         }
     }
-    acc
+    for (e, o) in even.iter_mut().zip(&odd) {
+        for l in 0..BLOCK {
+            e[l] += o[l];
+        }
+    }
+    even
 }
 
-/// `acc[c·stride + l] += Σ_r x[r·n + c]·w[r][l]` for one block of lanes and
-/// every `c < n`: the [`ROWS`] weight vectors stay in registers.
+/// `acc[c·stride + l] += Σ_r x[c][r]·w[r][l]` for one block of lanes and
+/// every column `c` of a tile by column (`x`): the [`ROWS`] weight vectors
+/// stay in registers. `N` as for [`tile_dot`].
 #[inline(always)]
-fn tile_update<const FMA: bool>(
-    x: &[f32],
-    n: usize,
+fn tile_update<const FMA: bool, const N: usize>(
+    x: &[[f32; ROWS]],
     w: &[[f32; BLOCK]; ROWS],
     acc: &mut [f32],
     stride: usize,
 ) {
+    let n = if N == 0 { x.len() } else { N };
     for c in 0..n {
         let slot = &mut acc[c * stride..][..BLOCK];
         let mut t: [f32; BLOCK] = (*slot).try_into().unwrap();
-        for (r, wr) in w.iter().enumerate() {
-            let xr = x[r * n + c];
+        for (wr, &xr) in w.iter().zip(&x[c]) {
             for l in 0..BLOCK {
                 t[l] = fmadd::<FMA>(xr, wr[l], t[l]);
             }
@@ -272,52 +344,70 @@ fn tile_update<const FMA: bool>(
     }
 }
 
-/// `out = Σ_j w[j]·rows[j]` over `rows` of length `cols` (= `out.len()`),
-/// a block of columns at a time in registers (two accumulators, even and
-/// odd rows).
+/// `dq[r·d + c] = Σ_{j < keys} ds[r·stride + j]·k[j·d + c]` for the first `n`
+/// tile rows: a block of columns of every row at a time in registers (two
+/// accumulators per row, even and odd keys), each key's row of `k` loaded
+/// once for the whole tile. Score gradients past a row's visible keys are 0.
 #[inline(always)]
-fn weighted_rows<const FMA: bool>(w: &[f32], rows: &[f32], cols: usize, out: &mut [f32]) {
-    let whole = cols / BLOCK * BLOCK;
+fn tile_dq<const FMA: bool>(
+    ds: &[f32],
+    stride: usize,
+    k: &[f32],
+    keys: usize,
+    d: usize,
+    dq: &mut [f32],
+    n: usize,
+) {
+    let whole = d / BLOCK * BLOCK;
     for cb in (0..whole).step_by(BLOCK) {
-        let mut a0 = [0.0f32; BLOCK];
-        let mut a1 = [0.0f32; BLOCK];
-        let mut pairs = w.chunks_exact(2);
-        for (n, pair) in (&mut pairs).enumerate() {
-            let r0: [f32; BLOCK] = rows[2 * n * cols + cb..][..BLOCK].try_into().unwrap();
-            let r1: [f32; BLOCK] = rows[(2 * n + 1) * cols + cb..][..BLOCK].try_into().unwrap();
-            for l in 0..BLOCK {
-                a0[l] = fmadd::<FMA>(pair[0], r0[l], a0[l]);
-                a1[l] = fmadd::<FMA>(pair[1], r1[l], a1[l]);
+        let mut even = [[0.0f32; BLOCK]; ROWS];
+        let mut odd = [[0.0f32; BLOCK]; ROWS];
+        for j in (0..keys & !1).step_by(2) {
+            let k0: [f32; BLOCK] = k[j * d + cb..][..BLOCK].try_into().unwrap();
+            let k1: [f32; BLOCK] = k[(j + 1) * d + cb..][..BLOCK].try_into().unwrap();
+            for r in 0..ROWS {
+                let (g0, g1) = (ds[r * stride + j], ds[r * stride + j + 1]);
+                for l in 0..BLOCK {
+                    even[r][l] = fmadd::<FMA>(g0, k0[l], even[r][l]);
+                    odd[r][l] = fmadd::<FMA>(g1, k1[l], odd[r][l]);
+                }
             }
         }
-        if let [last] = pairs.remainder() {
-            let r: [f32; BLOCK] = rows[(w.len() - 1) * cols + cb..][..BLOCK]
-                .try_into()
-                .unwrap();
-            for l in 0..BLOCK {
-                a0[l] = fmadd::<FMA>(*last, r[l], a0[l]);
+        if keys % 2 == 1 {
+            let j = keys - 1;
+            let k0: [f32; BLOCK] = k[j * d + cb..][..BLOCK].try_into().unwrap();
+            for r in 0..ROWS {
+                let g0 = ds[r * stride + j];
+                for l in 0..BLOCK {
+                    even[r][l] = fmadd::<FMA>(g0, k0[l], even[r][l]);
+                }
             }
         }
-        for l in 0..BLOCK {
-            out[cb + l] = a0[l] + a1[l];
+        for r in 0..n {
+            for l in 0..BLOCK {
+                dq[r * d + cb + l] = even[r][l] + odd[r][l];
+            }
         }
     }
-    for (c, o) in out.iter_mut().enumerate().skip(whole) {
-        *o = w
-            .iter()
-            .enumerate()
-            .fold(0.0, |acc, (j, &g)| fmadd::<FMA>(g, rows[j * cols + c], acc));
+    for r in 0..n {
+        for c in whole..d {
+            dq[r * d + c] = (0..keys).fold(0.0, |acc, j| {
+                fmadd::<FMA>(ds[r * stride + j], k[j * d + c], acc)
+            });
+        }
     }
 }
 
-/// Softmax of each tile row over its first `nb` keys (keys at or past the
-/// row's `visible` count get exactly 0), then `ds = scale·p ∘ (dp − Σ p·dp)`
-/// in place of `dp`. Rows with no visible key get zeros.
+/// Softmax of each tile row over its first `nb` keys, whose masked scores
+/// (keys at or past the row's `visible` count) are already `−inf` and whose
+/// lane-wise maxima are `row_max`, then `ds = scale·p ∘ (dp − Σ p·dp)` in
+/// place of `dp`. Rows with no visible key get zeros.
 #[inline(always)]
 fn tile_softmax_grad<const FMA: bool>(
     probs: &mut [f32],
     dscores: &mut [f32],
     visible: &[usize; ROWS],
+    row_max: &[[f32; BLOCK]; ROWS],
     nb: usize,
     stride: usize,
     scale: f32,
@@ -330,28 +420,31 @@ fn tile_softmax_grad<const FMA: bool>(
             dr.fill(0.0);
             continue;
         }
-        pr[vis..].fill(f32::NEG_INFINITY);
-        let max = lane_max(pr);
+        let max = block_max(row_max[r]);
+        // Unnormalised e = exp(s − max), Σ e and Σ e·dp in one pass.
         let mut sum = [0.0f32; BLOCK];
-        for blk in pr.chunks_exact_mut(BLOCK) {
-            for l in 0..BLOCK {
-                blk[l] = exp_flushed::<FMA>(blk[l] - max);
-                sum[l] += blk[l];
-            }
-        }
-        let inv = 1.0 / sum.iter().sum::<f32>();
-        let mut dsum = [0.0f32; BLOCK];
+        let mut edp = [0.0f32; BLOCK];
         for (pb, db) in pr.chunks_exact_mut(BLOCK).zip(dr.chunks_exact(BLOCK)) {
+            let mut e: [f32; BLOCK] = (*pb).try_into().unwrap();
+            let dp: [f32; BLOCK] = db.try_into().unwrap();
             for l in 0..BLOCK {
-                pb[l] *= inv;
-                dsum[l] = fmadd::<FMA>(pb[l], db[l], dsum[l]);
+                e[l] = exp_flushed::<FMA>(e[l] - max);
+                sum[l] += e[l];
+                edp[l] = fmadd::<FMA>(e[l], dp[l], edp[l]);
             }
+            pb.copy_from_slice(&e);
         }
-        let dsum: f32 = dsum.iter().sum();
-        for (db, pb) in dr.chunks_exact_mut(BLOCK).zip(pr.chunks_exact(BLOCK)) {
+        let inv = 1.0 / block_sum(sum);
+        let dsum = block_sum(edp) * inv;
+        for (pb, db) in pr.chunks_exact_mut(BLOCK).zip(dr.chunks_exact_mut(BLOCK)) {
+            let mut pv: [f32; BLOCK] = (*pb).try_into().unwrap();
+            let mut dv: [f32; BLOCK] = (*db).try_into().unwrap();
             for l in 0..BLOCK {
-                db[l] = pb[l] * (db[l] - dsum) * scale;
+                pv[l] *= inv;
+                dv[l] = pv[l] * (dv[l] - dsum) * scale;
             }
+            pb.copy_from_slice(&pv);
+            db.copy_from_slice(&dv);
         }
     }
 }
@@ -364,78 +457,114 @@ fn tile_block(m: &[f32], jb: usize, stride: usize) -> [[f32; BLOCK]; ROWS] {
 
 fma_dispatch! {
     /// One kv head and the query heads of its group (module docs), in tiles
-    /// of [`ROWS`] consecutive query rows of one head.
-    fn head_group(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        d_out: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
-        p: &CausalGradParams,
-        s: &mut Scratch,
-    ) {
-        let (tq, tk, d, dvh) = (p.q_len, p.kv_len, p.head_dim, p.v_head_dim);
-        let tkp = tk.div_ceil(BLOCK) * BLOCK;
-        let scale = p.scale;
-        transpose_into(k, tk, d, &mut s.kt, tkp);
-        transpose_into(v, tk, dvh, &mut s.vt, tkp);
-        s.dkt.fill(0.0);
-        s.dvt.fill(0.0);
-        let shift = tk as isize - tq as isize;
-        let heads = q.len() / (tq * d).max(1);
-        for h in 0..heads {
-            for i0 in (0..tq).step_by(ROWS) {
-                let n = ROWS.min(tq - i0);
-                let row0 = h * tq + i0;
-                let visible: [usize; ROWS] = std::array::from_fn(|r| {
-                    if r < n {
-                        ((i0 + r) as isize + shift + 1).clamp(0, tk as isize) as usize
-                    } else {
-                        0
+    /// of [`ROWS`] consecutive query rows of one head. Head size 16 (one
+    /// vector per row) gets its loops sized at compile time.
+    fn head_group(g: HeadGroup<'_>, p: &CausalGradParams, s: &mut Scratch) {
+        if p.head_dim == BLOCK && p.v_head_dim == BLOCK {
+            group_tiles::<FMA, BLOCK, BLOCK>(g, p, s);
+        } else {
+            group_tiles::<FMA, 0, 0>(g, p, s);
+        }
+    }
+}
+
+/// [`head_group`]'s body; `D` and `DV` are the query/key and value head sizes
+/// when fixed at compile time (0: read from `p`).
+#[inline(always)]
+fn group_tiles<const FMA: bool, const D: usize, const DV: usize>(
+    g: HeadGroup<'_>,
+    p: &CausalGradParams,
+    s: &mut Scratch,
+) {
+    let HeadGroup {
+        q,
+        k,
+        v,
+        d_out,
+        dq,
+        dk,
+        dv,
+    } = g;
+    let d = if D == 0 { p.head_dim } else { D };
+    let dvh = if DV == 0 { p.v_head_dim } else { DV };
+    let (tq, tk) = (p.q_len, p.kv_len);
+    let tkp = tk.div_ceil(BLOCK) * BLOCK;
+    let scale = p.scale;
+    transpose_into(k, tk, d, &mut s.kt, tkp);
+    transpose_into(v, tk, dvh, &mut s.vt, tkp);
+    s.dkt.fill(0.0);
+    s.dvt.fill(0.0);
+    let shift = tk as isize - tq as isize;
+    let heads = q.len() / (tq * d).max(1);
+    for h in 0..heads {
+        for i0 in (0..tq).step_by(ROWS) {
+            let n = ROWS.min(tq - i0);
+            let row0 = h * tq + i0;
+            let visible: [usize; ROWS] = std::array::from_fn(|r| {
+                if r < n {
+                    ((i0 + r) as isize + shift + 1).clamp(0, tk as isize) as usize
+                } else {
+                    0
+                }
+            });
+            let most = visible.iter().copied().max().unwrap_or(0);
+            if most == 0 {
+                dq[row0 * d..][..n * d].fill(0.0);
+                continue;
+            }
+            let nb = most.div_ceil(BLOCK) * BLOCK;
+            // The tile's queries (scaled) and cotangents; rows past the
+            // head's end are zero.
+            let (q_cols, qs_cols, o_cols) = (
+                &mut s.q_cols[..d],
+                &mut s.qs_cols[..d],
+                &mut s.o_cols[..dvh],
+            );
+            by_columns(&q[row0 * d..], n, 1.0, q_cols);
+            by_columns(&q[row0 * d..], n, scale, qs_cols);
+            by_columns(&d_out[row0 * dvh..], n, 1.0, o_cols);
+            // Scores (masked keys −inf, lane-wise row maxima kept) and
+            // dp = dO·vᵀ.
+            let mut row_max = [[f32::NEG_INFINITY; BLOCK]; ROWS];
+            for jb in (0..nb).step_by(BLOCK) {
+                let mut sc = tile_dot::<FMA, D>(qs_cols, &s.kt[jb..], tkp);
+                let dp = tile_dot::<FMA, DV>(o_cols, &s.vt[jb..], tkp);
+                for r in 0..ROWS {
+                    if jb + BLOCK > visible[r] {
+                        let seen = visible[r].saturating_sub(jb);
+                        let tail = &MASK_TAIL[BLOCK - seen..][..BLOCK];
+                        for l in 0..BLOCK {
+                            sc[r][l] += tail[l];
+                        }
                     }
-                });
-                let most = visible.iter().copied().max().unwrap_or(0);
-                if most == 0 {
-                    dq[row0 * d..][..n * d].fill(0.0);
-                    continue;
-                }
-                let nb = most.div_ceil(BLOCK) * BLOCK;
-                // The tile's queries (scaled) and cotangents; rows past the
-                // head's end are zero.
-                s.q_tile.fill(0.0);
-                s.o_tile.fill(0.0);
-                for (x, &y) in s.q_tile.iter_mut().zip(&q[row0 * d..][..n * d]) {
-                    *x = y * scale;
-                }
-                s.o_tile[..n * dvh].copy_from_slice(&d_out[row0 * dvh..][..n * dvh]);
-                // Scores and dp = dO·vᵀ.
-                for jb in (0..nb).step_by(BLOCK) {
-                    let sc = tile_dot::<FMA>(&s.q_tile, d, &s.kt[jb..], tkp);
-                    let dp = tile_dot::<FMA>(&s.o_tile, dvh, &s.vt[jb..], tkp);
-                    for r in 0..ROWS {
-                        s.probs[r * tkp + jb..][..BLOCK].copy_from_slice(&sc[r]);
-                        s.dscores[r * tkp + jb..][..BLOCK].copy_from_slice(&dp[r]);
+                    for l in 0..BLOCK {
+                        let m = &mut row_max[r][l];
+                        *m = if sc[r][l] > *m { sc[r][l] } else { *m };
                     }
-                }
-                tile_softmax_grad::<FMA>(&mut s.probs, &mut s.dscores, &visible, nb, tkp, scale);
-                // dVᵀ += dOᵀ·p and dKᵀ += qᵀ·ds (unscaled q: `scale` is in ds).
-                s.q_tile[..n * d].copy_from_slice(&q[row0 * d..][..n * d]);
-                for jb in (0..nb).step_by(BLOCK) {
-                    let pb = tile_block(&s.probs, jb, tkp);
-                    tile_update::<FMA>(&s.o_tile, dvh, &pb, &mut s.dvt[jb..], tkp);
-                    let db = tile_block(&s.dscores, jb, tkp);
-                    tile_update::<FMA>(&s.q_tile, d, &db, &mut s.dkt[jb..], tkp);
-                }
-                // dQ = ds · k, row by row.
-                for (r, &vis) in visible.iter().enumerate().take(n) {
-                    let out = &mut dq[(row0 + r) * d..][..d];
-                    weighted_rows::<FMA>(&s.dscores[r * tkp..][..vis], k, d, out);
+                    s.probs[r * tkp + jb..][..BLOCK].copy_from_slice(&sc[r]);
+                    s.dscores[r * tkp + jb..][..BLOCK].copy_from_slice(&dp[r]);
                 }
             }
+            tile_softmax_grad::<FMA>(
+                &mut s.probs,
+                &mut s.dscores,
+                &visible,
+                &row_max,
+                nb,
+                tkp,
+                scale,
+            );
+            // dVᵀ += dOᵀ·p and dKᵀ += qᵀ·ds (unscaled q: `scale` is in ds).
+            for jb in (0..nb).step_by(BLOCK) {
+                let pb = tile_block(&s.probs, jb, tkp);
+                tile_update::<FMA, DV>(o_cols, &pb, &mut s.dvt[jb..], tkp);
+                let db = tile_block(&s.dscores, jb, tkp);
+                tile_update::<FMA, D>(q_cols, &db, &mut s.dkt[jb..], tkp);
+            }
+            // dQ = ds · k.
+            tile_dq::<FMA>(&s.dscores, tkp, k, most, d, &mut dq[row0 * d..][..n * d], n);
         }
-        transpose_back(&s.dkt, tk, d, dk, tkp);
-        transpose_back(&s.dvt, tk, dvh, dv, tkp);
     }
+    transpose_back(&s.dkt, tk, d, dk, tkp);
+    transpose_back(&s.dvt, tk, dvh, dv, tkp);
 }

@@ -1,6 +1,7 @@
 //! The causal attention gradient against a float64 reference (the textbook
 //! formulas over the full score matrix), the reference against central finite
-//! differences, at odd lengths, GQA ratios 1 and 2 and head sizes 16 and 64.
+//! differences, at odd lengths, GQA ratios 1 and 2, head sizes 16 and 64 (16:
+//! the compile-time-sized path) and head sizes off the vector width.
 
 use super::*;
 
@@ -162,6 +163,19 @@ fn matches_float64_reference() {
                     (t * 131 + heads * 7 + d) as u64,
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn head_sizes_off_the_vector_width_and_unequal() {
+    // Column tails (24, 8, 40), odd column counts (an odd last column of the
+    // paired products) and value heads narrower or wider than the queries'.
+    for &(d, dv) in &[(24usize, 24usize), (16, 8), (8, 16), (40, 16), (17, 33)] {
+        for &t in &[7usize, 77] {
+            let mut p = params(2, 4, 2, t, t, d);
+            p.v_head_dim = dv;
+            check(p, (t * 17 + d * 3 + dv) as u64);
         }
     }
 }
