@@ -457,11 +457,13 @@ fn tile_block(m: &[f32], jb: usize, stride: usize) -> [[f32; BLOCK]; ROWS] {
 
 fma_dispatch! {
     /// One kv head and the query heads of its group (module docs), in tiles
-    /// of [`ROWS`] consecutive query rows of one head. Head size 16 (one
-    /// vector per row) gets its loops sized at compile time.
+    /// of [`ROWS`] consecutive query rows of one head. Head sizes 16 (one
+    /// vector per row) and 64 get their loops sized at compile time.
     fn head_group(g: HeadGroup<'_>, p: &CausalGradParams, s: &mut Scratch) {
         if p.head_dim == BLOCK && p.v_head_dim == BLOCK {
             group_tiles::<FMA, BLOCK, BLOCK>(g, p, s);
+        } else if p.head_dim == 64 && p.v_head_dim == 64 {
+            group_tiles::<FMA, 64, 64>(g, p, s);
         } else {
             group_tiles::<FMA, 0, 0>(g, p, s);
         }

@@ -1,7 +1,7 @@
 //! The causal attention gradient against a float64 reference (the textbook
 //! formulas over the full score matrix), the reference against central finite
-//! differences, at odd lengths, GQA ratios 1 and 2, head sizes 16 and 64 (16:
-//! the compile-time-sized path) and head sizes off the vector width.
+//! differences, at odd lengths, GQA ratios 1 and 2, head sizes 16 and 64 (the
+//! compile-time-sized paths) and head sizes off the vector width.
 
 use super::*;
 
