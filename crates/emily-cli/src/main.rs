@@ -72,6 +72,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         beam_size: usize,
     },
+    /// (internal) Whisper encoder passes timed alone (and per kernel under
+    /// `EMILY_PROFILE=1`): where one pass spends its time.
+    #[command(hide = true)]
+    BenchEncoderChild {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "samples/jfk.wav")]
+        audio: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        #[arg(long, default_value = "auto", value_parser = transcribe::parse_compute_type)]
+        compute_type: emily_models::whisper::ComputeType,
+        /// Transcribe the audio before each pass (as `bench whisper` does).
+        #[arg(long)]
+        transcribe_between: bool,
+    },
     /// Train a recipe on real data (digits classifier or byte LM), evaluate
     /// held out, save and reload the parameters.
     Train(train::Args),
@@ -153,6 +169,19 @@ fn main() -> Result<()> {
             compute_type,
             beam_size,
         } => bench::whisper::run_child(&model, &audio, runs, compute_type, beam_size),
+        Command::BenchEncoderChild {
+            model,
+            audio,
+            runs,
+            compute_type,
+            transcribe_between,
+        } => bench::encoder_profile::run_child(
+            &model,
+            &audio,
+            runs,
+            compute_type,
+            transcribe_between,
+        ),
         Command::BenchLlmChild {
             model,
             runs,

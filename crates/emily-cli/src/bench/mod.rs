@@ -2,6 +2,7 @@
 //! the machine's floors (copy bandwidth, GEMM throughput).
 
 mod core;
+pub mod encoder_profile;
 mod encoder_rate;
 mod engines;
 mod floor;
