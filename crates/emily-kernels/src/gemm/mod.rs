@@ -340,6 +340,22 @@ pub fn gemm_int8_then_on(
     int8_dequantized(engine, a, b, None, Some(then), out)
 }
 
+/// [`gemm_int8_then`] with `bias[j]` added by the dequantizing pass before
+/// `then` runs (one rounding, as a separate f32 add would give), on the best
+/// engine.
+///
+/// # Panics
+/// As [`gemm_int8_bias`].
+pub fn gemm_int8_bias_then(
+    a: MatRef<'_, f32>,
+    b: &PackedInt8,
+    bias: Option<&[f32]>,
+    then: RowEpilogue<'_>,
+    out: &mut [f32],
+) {
+    int8_dequantized(Engine::best(Precision::Int8), a, b, bias, Some(then), out)
+}
+
 fn int8_dequantized(
     engine: Engine,
     a: MatRef<'_, f32>,

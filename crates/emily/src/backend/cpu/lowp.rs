@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use emily_kernels::gemm::{
-    gemm_bf16, gemm_bf16_then, gemm_int8, gemm_int8_then, Bf16Input, MatRef, PackedBf16,
+    gemm_bf16, gemm_bf16_then, gemm_int8, gemm_int8_bias_then, Bf16Input, MatRef, PackedBf16,
 };
 use half::bf16;
 
@@ -133,7 +133,7 @@ pub(crate) fn matmul_then(
     dtype: DType,
 ) -> Result<Array> {
     let (x, w) = (&inputs[0], &inputs[1]);
-    let then = RowProgram::new(program, acc, &inputs[2..], shape)?;
+    let mut then = RowProgram::new(program, acc, &inputs[2..], shape)?;
     let k = x.shape()[x.shape().len() - 1];
     let n = shape[shape.len() - 1];
     let rows = numel(&shape[..shape.len() - 1]);
@@ -144,6 +144,9 @@ pub(crate) fn matmul_then(
     let mut out = (dtype != DType::F32)
         .then(|| Array::uninit(shape, dtype))
         .transpose()?;
+    // The int8 product's dequantizing pass adds a leading bias itself.
+    let bias = if int8 { then.fold_leading_bias() } else { None };
+    let then = then;
     let size = dtype.size_in_bytes();
     let dst = OutBytes(out.as_mut().map_or(std::ptr::null_mut(), |o| {
         o.bytes_mut().expect("fresh array").as_mut_ptr()
@@ -165,7 +168,7 @@ pub(crate) fn matmul_then(
     if int8 {
         let packed = packed_weights::int8_weights(w, tb)?;
         let o = product.as_mut_slice::<f32>().expect("fresh array");
-        gemm_int8_then(a(), &packed, &epilogue, o);
+        gemm_int8_bias_then(a(), &packed, bias, &epilogue, o);
     } else if rows > super::matmul::GEMV_MAX_ROWS && w.dtype() == DType::BF16 {
         let packed = packed_weights::bf16_weights(w, tb)?;
         let o = product.as_mut_slice::<f32>().expect("fresh array");
