@@ -164,10 +164,19 @@ pub(super) unsafe fn pack_weights(s: &mut Scratch, lanes: usize, keys: usize) {
     // capacity; every word is written before `set_len`).
     unsafe {
         let p4 = v8.p4.as_mut_ptr();
+        let load = |j: usize, c: usize| _mm512_loadu_ps(st.add(j * lanes + c));
+        let full = keys / 4;
         for c in (0..lanes).step_by(16) {
-            let mut mx = _mm512_setzero_ps();
-            for j in 0..keys {
-                mx = _mm512_max_ps(mx, _mm512_loadu_ps(st.add(j * lanes + c)));
+            // Four running maxima (independent chains), then the rest.
+            let mut m4 = [_mm512_setzero_ps(); 4];
+            for g in 0..full {
+                for (e, m) in m4.iter_mut().enumerate() {
+                    *m = _mm512_max_ps(*m, load(4 * g + e, c));
+                }
+            }
+            let mut mx = _mm512_max_ps(_mm512_max_ps(m4[0], m4[1]), _mm512_max_ps(m4[2], m4[3]));
+            for j in 4 * full..keys {
+                mx = _mm512_max_ps(mx, load(j, c));
             }
             _mm512_storeu_ps(
                 v8.pscale.as_mut_ptr().add(c),
@@ -176,14 +185,24 @@ pub(super) unsafe fn pack_weights(s: &mut Scratch, lanes: usize, keys: usize) {
             // 255 / max, 0 for lanes without weight.
             let zero = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mx, _mm512_setzero_ps());
             let inv = _mm512_maskz_div_ps(!zero, _mm512_set1_ps(255.0), mx);
-            for g in 0..groups {
+            let code = |j: usize| _mm512_cvtps_epi32(_mm512_mul_ps(load(j, c), inv));
+            for g in 0..full {
+                // Key 4g + e in byte e of each lane's word.
+                let word = _mm512_or_si512(
+                    _mm512_or_si512(code(4 * g), _mm512_slli_epi32::<8>(code(4 * g + 1))),
+                    _mm512_or_si512(
+                        _mm512_slli_epi32::<16>(code(4 * g + 2)),
+                        _mm512_slli_epi32::<24>(code(4 * g + 3)),
+                    ),
+                );
+                _mm512_storeu_si512(p4.add(g * lanes + c).cast(), word);
+            }
+            for g in full..groups {
                 let mut word = _mm512_setzero_si512();
                 for e in 0..4.min(keys - 4 * g) {
-                    let p = _mm512_loadu_ps(st.add((4 * g + e) * lanes + c));
-                    let code = _mm512_cvtps_epi32(_mm512_mul_ps(p, inv));
                     word = _mm512_or_si512(
                         word,
-                        _mm512_sll_epi32(code, _mm_cvtsi32_si128(8 * e as i32)),
+                        _mm512_sll_epi32(code(4 * g + e), _mm_cvtsi32_si128(8 * e as i32)),
                     );
                 }
                 _mm512_storeu_si512(p4.add(g * lanes + c).cast(), word);
