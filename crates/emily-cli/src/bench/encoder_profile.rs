@@ -13,16 +13,17 @@ use emily::{Kernels, Tensor};
 use emily_models::log_mel::CHUNK_FRAMES;
 use emily_models::whisper::{ComputeType, Session, TranscribeOptions, Whisper};
 
-/// Minor page faults of this process so far (0 where `getrusage` fails).
-fn minor_faults() -> u64 {
+/// Minor page faults and CPU seconds (user + system, every thread) of this
+/// process so far (zeros where `getrusage` fails).
+fn usage() -> (u64, f64) {
     // SAFETY: `getrusage` writes one plain struct that we own.
     unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut u) == 0 {
-            u.ru_minflt as u64
-        } else {
-            0
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return (0, 0.0);
         }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        (u.ru_minflt as u64, secs(u.ru_utime) + secs(u.ru_stime))
     }
 }
 
@@ -64,7 +65,7 @@ pub fn run_child(
     w.graph().encode(&x)?.eval()?;
     let profiling = emily::telemetry::profiling();
     let mut ops = Vec::new();
-    let (mut times, mut faults) = (Vec::new(), 0u64);
+    let (mut times, mut cpu, mut faults) = (Vec::new(), Vec::new(), 0u64);
     for _ in 0..runs.max(1) {
         if transcribe_between {
             w.transcribe(&samples, &opts)?;
@@ -72,11 +73,13 @@ pub fn run_child(
         if profiling {
             emily::telemetry::take_op_profile();
         }
-        let f0 = minor_faults();
+        let (f0, c0) = usage();
         let t = Instant::now();
         w.graph().encode(&x)?.eval()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
-        faults += minor_faults() - f0;
+        let (f1, c1) = usage();
+        faults += f1 - f0;
+        cpu.push((c1 - c0) * 1e3);
         if profiling {
             accumulate(&mut ops, emily::telemetry::take_op_profile());
         }
@@ -85,8 +88,9 @@ pub fn run_child(
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
+    cpu.sort_by(f64::total_cmp);
     println!(
-        "encoder ({} = {}, {} threads{}): median {median:.1} ms, min {:.1}, max {:.1} over {} passes; {:.0} minor page faults per pass",
+        "encoder ({} = {}, {} threads{}): median {median:.1} ms, min {:.1}, max {:.1} over {} passes; process CPU median {:.1} ms, min {:.1} per pass; {:.0} minor page faults per pass",
         compute.name(),
         compute.resolve().name(),
         emily_kernels::parallel::num_threads(),
@@ -98,6 +102,8 @@ pub fn run_child(
         sorted[0],
         sorted[sorted.len() - 1],
         times.len(),
+        cpu[cpu.len() / 2],
+        cpu[0],
         faults as f64 / n
     );
     if profiling {
