@@ -149,7 +149,7 @@ pub fn run(model: &Path, label: &str, dims: &WhisperDims, peaks: Option<Peaks>) 
         f.total() / secs,
         100.0 * floor / ms
     );
-    Ok(())
+    super::encoder_profile::breakdown(&w, &x, &samples)
 }
 
 #[cfg(test)]
