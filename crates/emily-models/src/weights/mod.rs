@@ -192,8 +192,19 @@ impl TensorRecord {
     /// again faults them back in from the file. Owned records are left alone;
     /// an advice the kernel refuses is ignored (it only costs memory).
     pub fn release_pages(&self) {
+        self.release_pages_of(0..usize::MAX);
+    }
+
+    /// [`TensorRecord::release_pages`] for the bytes `part` of the record
+    /// only (clamped to its length), e.g. the rows already converted while
+    /// the rest is still being read.
+    pub fn release_pages_of(&self, part: Range<usize>) {
         #[cfg(unix)]
         if let Storage::Mapped { map, range } = &self.storage {
+            let end = part.end.min(range.len());
+            if part.start >= end {
+                return;
+            }
             // SAFETY: `Mmap` maps the file read-only and privately and this
             // crate never writes through it, so there are no private
             // modifications for MADV_DONTNEED to discard: later reads see the
@@ -201,11 +212,13 @@ impl TensorRecord {
             let _ = unsafe {
                 map.unchecked_advise_range(
                     memmap2::UncheckedAdvice::DontNeed,
-                    range.start,
-                    range.len(),
+                    range.start + part.start,
+                    end - part.start,
                 )
             };
         }
+        #[cfg(not(unix))]
+        let _ = part;
     }
 
     /// The values as f32, widening f16/bf16 exactly and converting integers.
