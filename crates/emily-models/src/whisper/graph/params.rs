@@ -74,6 +74,19 @@ pub fn encoder_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
         && key.ends_with(".weight")
 }
 
+/// Whether the parameter under `key` (of rank `rank`) is a decoder layer's
+/// cross-attention key or value projection that runs on the int8 engine
+/// under `compute` (a concrete type): under `Int8Encoder` (1500 encoder rows
+/// once per window, see `WhisperGraph::with_compute`; under `Int8` they are
+/// `Q8_0` codes). Packed at load like [`encoder_int8`]'s matrices.
+pub fn cross_kv_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
+    compute == ComputeType::Int8Encoder
+        && rank == 2
+        && key.starts_with("model.decoder.layers.")
+        && (key.ends_with(".encoder_attn.k_proj.weight")
+            || key.ends_with(".encoder_attn.v_proj.weight"))
+}
+
 /// Whether the parameter under `key` of `shape` is held in int8 for
 /// `compute` (a concrete type): under `Int8` the matrices that otherwise keep
 /// their stored precision (the decoder's projections, the token embedding and
@@ -118,7 +131,7 @@ pub fn param_store(
                         t = t.cast(DType::BF16)?.eval()?;
                         in_place = false;
                     }
-                    if encoder_int8(&key, rank, compute) {
+                    if encoder_int8(&key, rank, compute) || cross_kv_int8(&key, rank, compute) {
                         // Packed now into the weight's own storage: the
                         // stored bytes (a copy, or the file's pages) go.
                         t = t.pack_int8_weight(true)?;
@@ -181,6 +194,28 @@ fn read(record: &TensorRecord, stored: bool) -> Result<(Tensor, bool), GraphErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn int8_cross_kv_matrices_are_the_cross_attention_key_value_projections() {
+        let k = "model.decoder.layers.3.encoder_attn.k_proj.weight";
+        let v = "model.decoder.layers.0.encoder_attn.v_proj.weight";
+        for key in [k, v] {
+            assert!(cross_kv_int8(key, 2, ComputeType::Int8Encoder));
+            assert!(!cross_kv_int8(key, 2, ComputeType::Int8));
+            assert!(!cross_kv_int8(key, 2, ComputeType::F32));
+            assert!(!cross_kv_int8(key, 2, ComputeType::Bf16));
+        }
+        for other in [
+            "model.decoder.layers.3.encoder_attn.q_proj.weight",
+            "model.decoder.layers.3.self_attn.k_proj.weight",
+            "model.decoder.layers.3.encoder_attn.k_proj.bias",
+        ] {
+            assert!(
+                !cross_kv_int8(other, 2, ComputeType::Int8Encoder),
+                "{other}"
+            );
+        }
+    }
 
     #[test]
     fn int8_encoder_matrices_are_the_encoder_layers_projections() {
