@@ -196,6 +196,16 @@ impl<'a> SdpaParams<'a> {
         }
     }
 
+    /// Value (and output) features `v_head_dim` on the contiguous
+    /// `(B, H, T, D)` layout of [`SdpaParams::new`]: the value and output
+    /// strides follow.
+    pub fn with_v_head_dim(mut self, v_head_dim: usize) -> Self {
+        self.v_head_dim = v_head_dim;
+        self.v_strides = HeadStrides::bhsd(self.kv_heads, self.kv_len, v_head_dim);
+        self.out_strides = HeadStrides::bhsd(self.q_heads, self.q_len, v_head_dim);
+        self
+    }
+
     /// The same call on contiguous `(B, T, H, D)` tensors (the layout right after
     /// the Q/K/V projections): only the strides change.
     pub fn with_bshd_layout(mut self) -> Self {

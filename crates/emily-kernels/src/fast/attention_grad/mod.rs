@@ -14,7 +14,9 @@
 //! Everything accumulates in f32; a query row with no visible key gets zero
 //! gradients (the fused forward outputs zeros there).
 
+use crate::fast::attention::{Mask, SdpaParams};
 use crate::fast::lanes::{fma_dispatch, fmadd};
+use crate::fast::layout::HeadStrides;
 use crate::math::exp_nonpos_with;
 use crate::parallel;
 use rayon::prelude::*;
@@ -37,53 +39,23 @@ const MASK_TAIL: [f32; 2 * BLOCK] = {
     t
 };
 
-/// Shapes and scale of a causal attention gradient. All tensors are
-/// contiguous `(batch, heads, seq, dim)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CausalGradParams {
-    /// Batch size.
-    pub batch: usize,
-    /// Query heads (a multiple of `kv_heads`).
-    pub heads: usize,
-    /// Key/value heads.
-    pub kv_heads: usize,
-    /// Query length.
-    pub q_len: usize,
-    /// Key/value length.
-    pub kv_len: usize,
-    /// Query/key feature size.
-    pub head_dim: usize,
-    /// Value feature size.
-    pub v_head_dim: usize,
-    /// Score multiplier.
-    pub scale: f32,
-}
-
-impl CausalGradParams {
-    /// Elements of q (and dQ).
-    pub fn q_len_total(&self) -> usize {
-        self.batch * self.heads * self.q_len * self.head_dim
-    }
-
-    /// Elements of k (and dK).
-    pub fn k_len_total(&self) -> usize {
-        self.batch * self.kv_heads * self.kv_len * self.head_dim
-    }
-
-    /// Elements of v (and dV).
-    pub fn v_len_total(&self) -> usize {
-        self.batch * self.kv_heads * self.kv_len * self.v_head_dim
-    }
-
-    /// Elements of the output and of dO.
-    pub fn out_len_total(&self) -> usize {
-        self.batch * self.heads * self.q_len * self.v_head_dim
-    }
+/// Element counts of the gradient's tensors for `p` (all contiguous
+/// `(batch, heads, seq, dim)`): q and dQ, k and dK, v and dV, the output and dO.
+fn totals(p: &SdpaParams<'_>) -> [usize; 4] {
+    [
+        p.batch * p.q_heads * p.q_len * p.head_dim,
+        p.batch * p.kv_heads * p.kv_len * p.head_dim,
+        p.batch * p.kv_heads * p.kv_len * p.v_head_dim,
+        p.batch * p.q_heads * p.q_len * p.v_head_dim,
+    ]
 }
 
 /// Writes dQ, dK and dV of `o = softmax(scale·q·kᵀ + causal) · v` given `d_out`
-/// (module docs). Panics if a slice's length does not match `p` or `heads` is
-/// not a multiple of `kv_heads` (the graph validates both before calling).
+/// (module docs), for `p` with a causal mask, no sinks and contiguous
+/// `(batch, heads, seq, dim)` tensors (the forward's parameters). Panics if
+/// `p` asks for anything else, a slice's length does not match `p` or
+/// `q_heads` is not a multiple of `kv_heads` (the graph validates these
+/// before calling).
 #[allow(clippy::too_many_arguments)]
 pub fn sdpa_causal_backward_f32(
     q: &[f32],
@@ -93,26 +65,37 @@ pub fn sdpa_causal_backward_f32(
     dq: &mut [f32],
     dk: &mut [f32],
     dv: &mut [f32],
-    p: &CausalGradParams,
+    p: &SdpaParams<'_>,
 ) {
     assert!(
-        p.kv_heads > 0 && p.heads.is_multiple_of(p.kv_heads),
+        p.kv_heads > 0 && p.q_heads.is_multiple_of(p.kv_heads),
         "sdpa backward: heads {} not a multiple of kv heads {}",
-        p.heads,
+        p.q_heads,
         p.kv_heads
     );
-    assert_eq!(q.len(), p.q_len_total(), "sdpa backward: q");
-    assert_eq!(dq.len(), p.q_len_total(), "sdpa backward: dq");
-    assert_eq!(k.len(), p.k_len_total(), "sdpa backward: k");
-    assert_eq!(dk.len(), p.k_len_total(), "sdpa backward: dk");
-    assert_eq!(v.len(), p.v_len_total(), "sdpa backward: v");
-    assert_eq!(dv.len(), p.v_len_total(), "sdpa backward: dv");
-    assert_eq!(d_out.len(), p.out_len_total(), "sdpa backward: d_out");
+    let bhsd = HeadStrides::bhsd;
+    assert!(
+        matches!(p.mask, Mask::Causal)
+            && p.sinks.is_none()
+            && p.q_strides == bhsd(p.q_heads, p.q_len, p.head_dim)
+            && p.k_strides == bhsd(p.kv_heads, p.kv_len, p.head_dim)
+            && p.v_strides == bhsd(p.kv_heads, p.kv_len, p.v_head_dim)
+            && p.out_strides == bhsd(p.q_heads, p.q_len, p.v_head_dim),
+        "sdpa backward: only a causal mask, no sinks, contiguous (B, H, T, D) tensors"
+    );
+    let [nq, nk, nv, no] = totals(p);
+    assert_eq!(q.len(), nq, "sdpa backward: q");
+    assert_eq!(dq.len(), nq, "sdpa backward: dq");
+    assert_eq!(k.len(), nk, "sdpa backward: k");
+    assert_eq!(dk.len(), nk, "sdpa backward: dk");
+    assert_eq!(v.len(), nv, "sdpa backward: v");
+    assert_eq!(dv.len(), nv, "sdpa backward: dv");
+    assert_eq!(d_out.len(), no, "sdpa backward: d_out");
     let tasks = p.batch * p.kv_heads;
     if tasks == 0 {
         return;
     }
-    let groups = p.heads / p.kv_heads;
+    let groups = p.q_heads / p.kv_heads;
     let q_step = groups * p.q_len * p.head_dim;
     let o_step = groups * p.q_len * p.v_head_dim;
     let k_step = p.kv_len * p.head_dim;
@@ -192,7 +175,7 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(p: &CausalGradParams) -> Scratch {
+    fn new(p: &SdpaParams<'_>) -> Scratch {
         let tkp = p.kv_len.div_ceil(BLOCK) * BLOCK;
         Scratch {
             kt: vec![0.0; p.head_dim * tkp],
@@ -459,7 +442,7 @@ fma_dispatch! {
     /// One kv head and the query heads of its group (module docs), in tiles
     /// of [`ROWS`] consecutive query rows of one head. Head sizes 16 (one
     /// vector per row) and 64 get their loops sized at compile time.
-    fn head_group(g: HeadGroup<'_>, p: &CausalGradParams, s: &mut Scratch) {
+    fn head_group(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut Scratch) {
         if p.head_dim == BLOCK && p.v_head_dim == BLOCK {
             group_tiles::<FMA, BLOCK, BLOCK>(g, p, s);
         } else if p.head_dim == 64 && p.v_head_dim == 64 {
@@ -475,7 +458,7 @@ fma_dispatch! {
 #[inline(always)]
 fn group_tiles<const FMA: bool, const D: usize, const DV: usize>(
     g: HeadGroup<'_>,
-    p: &CausalGradParams,
+    p: &SdpaParams<'_>,
     s: &mut Scratch,
 ) {
     let HeadGroup {

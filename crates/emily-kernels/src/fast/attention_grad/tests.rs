@@ -25,15 +25,15 @@ struct Inputs {
 }
 
 /// Visible keys of query `i`.
-fn visible(p: &CausalGradParams, i: usize) -> usize {
+fn visible(p: &SdpaParams<'_>, i: usize) -> usize {
     (i as isize + p.kv_len as isize - p.q_len as isize + 1).clamp(0, p.kv_len as isize) as usize
 }
 
 /// The probabilities of one (batch, query head, row), in f64.
-fn probs(p: &CausalGradParams, x: &Inputs, b: usize, h: usize, i: usize) -> Vec<f64> {
-    let (d, hk) = (p.head_dim, h / (p.heads / p.kv_heads));
+fn probs(p: &SdpaParams<'_>, x: &Inputs, b: usize, h: usize, i: usize) -> Vec<f64> {
+    let (d, hk) = (p.head_dim, h / (p.q_heads / p.kv_heads));
     let n = visible(p, i);
-    let qi = &x.q[((b * p.heads + h) * p.q_len + i) * d..][..d];
+    let qi = &x.q[((b * p.q_heads + h) * p.q_len + i) * d..][..d];
     let s: Vec<f64> = (0..n)
         .map(|j| {
             let kj = &x.k[((b * p.kv_heads + hk) * p.kv_len + j) * d..][..d];
@@ -47,15 +47,15 @@ fn probs(p: &CausalGradParams, x: &Inputs, b: usize, h: usize, i: usize) -> Vec<
 }
 
 /// `sum(o ∘ c)` for a fixed cotangent `c`: the scalar whose gradient the kernel computes.
-fn loss(p: &CausalGradParams, x: &Inputs, c: &[f64]) -> f64 {
+fn loss(p: &SdpaParams<'_>, x: &Inputs, c: &[f64]) -> f64 {
     let dv = p.v_head_dim;
     let mut total = 0.0;
     for b in 0..p.batch {
-        for h in 0..p.heads {
-            let hk = h / (p.heads / p.kv_heads);
+        for h in 0..p.q_heads {
+            let hk = h / (p.q_heads / p.kv_heads);
             for i in 0..p.q_len {
                 let pr = probs(p, x, b, h, i);
-                let ci = &c[((b * p.heads + h) * p.q_len + i) * dv..][..dv];
+                let ci = &c[((b * p.q_heads + h) * p.q_len + i) * dv..][..dv];
                 for (j, pj) in pr.iter().enumerate() {
                     let vj = &x.v[((b * p.kv_heads + hk) * p.kv_len + j) * dv..][..dv];
                     total += pj * vj.iter().zip(ci).map(|(a, g)| a * g).sum::<f64>();
@@ -67,18 +67,18 @@ fn loss(p: &CausalGradParams, x: &Inputs, c: &[f64]) -> f64 {
 }
 
 /// The analytic gradients in f64.
-fn reference(p: &CausalGradParams, x: &Inputs, c: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+fn reference(p: &SdpaParams<'_>, x: &Inputs, c: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (d, dvh) = (p.head_dim, p.v_head_dim);
     let mut dq = vec![0.0; x.q.len()];
     let mut dk = vec![0.0; x.k.len()];
     let mut dv = vec![0.0; x.v.len()];
     for b in 0..p.batch {
-        for h in 0..p.heads {
-            let hk = h / (p.heads / p.kv_heads);
+        for h in 0..p.q_heads {
+            let hk = h / (p.q_heads / p.kv_heads);
             for i in 0..p.q_len {
                 let pr = probs(p, x, b, h, i);
-                let qo = ((b * p.heads + h) * p.q_len + i) * d;
-                let ci = &c[((b * p.heads + h) * p.q_len + i) * dvh..][..dvh];
+                let qo = ((b * p.q_heads + h) * p.q_len + i) * d;
+                let ci = &c[((b * p.q_heads + h) * p.q_len + i) * dvh..][..dvh];
                 let kv = |j: usize| (b * p.kv_heads + hk) * p.kv_len + j;
                 let dp: Vec<f64> = (0..pr.len())
                     .map(|j| {
@@ -113,24 +113,18 @@ fn params(
     q_len: usize,
     kv_len: usize,
     d: usize,
-) -> CausalGradParams {
-    CausalGradParams {
-        batch,
-        heads,
-        kv_heads,
-        q_len,
-        kv_len,
-        head_dim: d,
-        v_head_dim: d,
-        scale: 1.0 / (d as f32).sqrt(),
+) -> SdpaParams<'static> {
+    SdpaParams {
+        mask: Mask::Causal,
+        ..SdpaParams::new(batch, heads, kv_heads, q_len, kv_len, d)
     }
 }
 
-fn check(p: CausalGradParams, seed: u64) {
-    let qf = random(p.q_len_total(), seed);
-    let kf = random(p.k_len_total(), seed + 1);
-    let vf = random(p.v_len_total(), seed + 2);
-    let cf = random(p.out_len_total(), seed + 3);
+fn check(p: SdpaParams<'_>, seed: u64) {
+    let qf = random(totals(&p)[0], seed);
+    let kf = random(totals(&p)[1], seed + 1);
+    let vf = random(totals(&p)[2], seed + 2);
+    let cf = random(totals(&p)[3], seed + 3);
     let wide = |a: &[f32]| a.iter().map(|&v| v as f64).collect::<Vec<_>>();
     let x = Inputs {
         q: wide(&qf),
@@ -173,8 +167,7 @@ fn head_sizes_off_the_vector_width_and_unequal() {
     // paired products) and value heads narrower or wider than the queries'.
     for &(d, dv) in &[(24usize, 24usize), (16, 8), (8, 16), (40, 16), (17, 33)] {
         for &t in &[7usize, 77] {
-            let mut p = params(2, 4, 2, t, t, d);
-            p.v_head_dim = dv;
+            let p = params(2, 4, 2, t, t, d).with_v_head_dim(dv);
             check(p, (t * 17 + d * 3 + dv) as u64);
         }
     }
@@ -191,10 +184,10 @@ fn queries_aligned_to_the_end_of_longer_keys() {
 fn rows_without_visible_keys_get_zero_gradients() {
     // q_len > kv_len: the first q_len − kv_len queries see no key.
     let p = params(1, 1, 1, 5, 3, 4);
-    let q = random(p.q_len_total(), 1);
-    let k = random(p.k_len_total(), 2);
-    let v = random(p.v_len_total(), 3);
-    let c = random(p.out_len_total(), 4);
+    let q = random(totals(&p)[0], 1);
+    let k = random(totals(&p)[1], 2);
+    let v = random(totals(&p)[2], 3);
+    let c = random(totals(&p)[3], 4);
     let (mut dq, mut dk, mut dv) = (
         vec![f32::NAN; q.len()],
         vec![f32::NAN; k.len()],
@@ -225,11 +218,11 @@ fn float64_reference_matches_central_differences() {
         let p = params(1, heads, kv, t, t, d);
         let wide = |a: Vec<f32>| a.into_iter().map(|v| v as f64).collect::<Vec<_>>();
         let mut x = Inputs {
-            q: wide(random(p.q_len_total(), 5)),
-            k: wide(random(p.k_len_total(), 6)),
-            v: wide(random(p.v_len_total(), 7)),
+            q: wide(random(totals(&p)[0], 5)),
+            k: wide(random(totals(&p)[1], 6)),
+            v: wide(random(totals(&p)[2], 7)),
         };
-        let c = wide(random(p.out_len_total(), 8));
+        let c = wide(random(totals(&p)[3], 8));
         let (rq, rk, rv) = reference(&p, &x, &c);
         let h = 1e-6;
         for which in 0..3 {
@@ -250,4 +243,17 @@ fn float64_reference_matches_central_differences() {
             }
         }
     }
+}
+
+#[test]
+#[should_panic(expected = "only a causal mask")]
+fn refuses_parameters_other_than_the_causal_contiguous_forward() {
+    let p = SdpaParams {
+        mask: Mask::None,
+        ..params(1, 2, 1, 5, 5, 16)
+    };
+    let [nq, nk, nv, no] = totals(&p);
+    let (q, k, v, c) = (vec![0.0; nq], vec![0.0; nk], vec![0.0; nv], vec![0.0; no]);
+    let (mut dq, mut dk, mut dv) = (vec![0.0; nq], vec![0.0; nk], vec![0.0; nv]);
+    sdpa_causal_backward_f32(&q, &k, &v, &c, &mut dq, &mut dk, &mut dv, &p);
 }

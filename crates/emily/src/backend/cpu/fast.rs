@@ -82,17 +82,13 @@ pub(crate) fn supports(
 /// [`supports`] checks).
 fn sdpa_causal_grad(inputs: &[Array], scale: f32, shape: &[usize]) -> Result<Array> {
     let (qs, ks, vs) = (inputs[0].shape(), inputs[1].shape(), inputs[2].shape());
-    let p = k::CausalGradParams {
-        batch: qs[0],
-        heads: qs[1],
-        kv_heads: ks[1],
-        q_len: qs[2],
-        kv_len: ks[2],
-        head_dim: qs[3],
-        v_head_dim: vs[3],
+    let p = SdpaParams {
         scale,
+        mask: Mask::Causal,
+        ..SdpaParams::new(qs[0], qs[1], ks[1], qs[2], ks[2], qs[3]).with_v_head_dim(vs[3])
     };
-    let (nq, nk) = (p.q_len_total(), p.k_len_total());
+    let nq = qs.iter().product::<usize>();
+    let nk = ks.iter().product::<usize>();
     let mut out = Array::uninit(shape, DType::F32)?;
     let all = out.as_mut_slice::<f32>().unwrap();
     let (dq, rest) = all.split_at_mut(nq);
