@@ -7,7 +7,7 @@ use emily::{compile, compile_with, grad, CompileOptions, DType, Kernels, Result,
 
 mod grad_common;
 
-use grad_common::{max_rel_diff, randn};
+use grad_common::{count, max_rel_diff, randn};
 
 /// Attention composed the way the model layers build it: the query heads of
 /// each kv head stacked as rows, scores scaled after the product, a Bool
@@ -45,13 +45,6 @@ fn step(window: Option<usize>) -> impl Fn(&[Tensor]) -> Result<Vec<Tensor>> + Co
         let (values, grads) = grad::value_and_grad(loss, &[0, 1, 2])(a)?;
         Ok(values.into_iter().chain(grads).collect())
     }
-}
-
-fn count(plan: &emily::compile::Plan, name: &str) -> usize {
-    plan.op_frequencies()
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(0, |c| c.1)
 }
 
 fn args(b: usize, hq: usize, hkv: usize, t: usize, d: usize, seed: u64) -> Vec<Tensor> {

@@ -99,6 +99,26 @@ pub(crate) fn sum_sq<const FMA: bool>(x: &[f32]) -> f32 {
     fold(acc)
 }
 
+/// `sum(a[i] * b[i])` over equal-length slices, accumulated in [`LANES`]
+/// independent partial sums.
+#[inline(always)]
+pub(crate) fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        let (x, y): (&[f32; LANES], &[f32; LANES]) = (x.try_into().unwrap(), y.try_into().unwrap());
+        for l in 0..LANES {
+            acc[l] = fmadd::<FMA>(x[l], y[l], acc[l]);
+        }
+    }
+    for (l, (x, y)) in ta.iter().zip(tb).enumerate() {
+        acc[l] = fmadd::<FMA>(*x, *y, acc[l]);
+    }
+    fold(acc)
+}
+
 /// `(sum(x - shift), sum((x - shift)^2))`, each accumulated in [`LANES`]
 /// independent partial sums.
 #[inline(always)]

@@ -80,7 +80,7 @@ fn check(x_len: usize, w_len: Option<usize>, cols: usize, out_len: usize) {
 
 /// `1 / sqrt(mean(x^2) + eps)` of one row.
 #[inline(always)]
-fn inv_rms<const FMA: bool>(row: &[f32], eps: f32) -> f32 {
+pub(super) fn inv_rms<const FMA: bool>(row: &[f32], eps: f32) -> f32 {
     1.0 / (lanes::sum_sq::<FMA>(row) / row.len() as f32 + eps).sqrt()
 }
 

@@ -19,8 +19,12 @@
 //! composed, so the rewrite only ever replaces values by equal ones (up to
 //! round-off: the fused kernels accumulate in a different order).
 
-use super::graph::{Graph, Kind, Value};
+use super::graph::{Graph, Kind};
 use super::passes::dead_code;
+use super::pattern::{
+    as_shape, commutative_use, consumers, is_binary, is_matmul, node, push, reshaped_by,
+    slice_into, uniform_const, unreshaped,
+};
 use crate::backend::Backend;
 use crate::fast::{FastOp, MaskKind};
 use crate::ops::{BinaryOp, Op, Reduction};
@@ -62,97 +66,6 @@ pub(crate) fn fuse_causal_attention(g: &mut Graph, backend: &dyn Backend) -> usi
         dead_code(g);
     }
     fused
-}
-
-/// For each value, the nodes that read it.
-fn consumers(g: &Graph) -> Vec<Vec<usize>> {
-    let mut c = vec![Vec::new(); g.values.len()];
-    for (i, v) in g.values.iter().enumerate() {
-        if let Kind::Node { inputs, .. } = &v.kind {
-            for &j in inputs {
-                if !c[j].contains(&i) {
-                    c[j].push(i);
-                }
-            }
-        }
-    }
-    c
-}
-
-fn node(g: &Graph, i: usize) -> Option<(&Op, &[usize])> {
-    match &g.values[i].kind {
-        Kind::Node { op, inputs } => Some((op, inputs)),
-        _ => None,
-    }
-}
-
-/// The input of a reshape, or the value itself.
-fn unreshaped(g: &Graph, i: usize) -> usize {
-    match node(g, i) {
-        Some((Op::Reshape, ins)) => ins[0],
-        _ => i,
-    }
-}
-
-/// The consumer of `i` that is a reshape, or `i` itself when none is.
-fn reshaped_by(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Vec<usize> {
-    let mut out = vec![i];
-    out.extend(
-        consumers[i]
-            .iter()
-            .copied()
-            .filter(|&c| matches!(node(g, c), Some((Op::Reshape, _)))),
-    );
-    out
-}
-
-fn is_matmul(op: &Op, ta: bool, tb: bool) -> bool {
-    matches!(op, Op::Matmul { transpose_a, transpose_b } if *transpose_a == ta && *transpose_b == tb)
-}
-
-fn is_binary(op: &Op, want: BinaryOp) -> bool {
-    matches!(op, Op::Binary(b) if *b == want)
-}
-
-/// A consumer of `a` computing `op(a, b)` or `op(b, a)` (the other operand
-/// satisfying `other`), for a commutative `op`.
-fn commutative_use(
-    g: &Graph,
-    consumers: &[Vec<usize>],
-    a: usize,
-    op: BinaryOp,
-    other: impl Fn(usize) -> bool,
-) -> Option<usize> {
-    consumers[a].iter().copied().find(|&c| {
-        matches!(node(g, c), Some((o, ins)) if is_binary(o, op)
-            && ((ins[0] == a && other(ins[1])) || (ins[1] == a && other(ins[0]))))
-    })
-}
-
-/// Every element of a constant as f64 (floats only).
-fn const_values(g: &Graph, i: usize) -> Option<Vec<f64>> {
-    let Kind::Const(a) = &g.values[i].kind else {
-        return None;
-    };
-    let bytes = a.to_host_bytes().ok()?;
-    match a.dtype() {
-        DType::F32 => Some(
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
-/// The one value every element of a float constant holds.
-fn uniform_const(g: &Graph, i: usize) -> Option<f64> {
-    let vals = const_values(g, i)?;
-    let first = *vals.first()?;
-    vals.iter()
-        .all(|&v| v == first || (v.is_nan() && first.is_nan()))
-        .then_some(first)
 }
 
 /// Whether `i` is a Bool constant equal to the causal keep-mask aligned to
@@ -309,25 +222,6 @@ fn match_site(g: &Graph, consumers: &[Vec<usize>], p: usize) -> Option<Site> {
     })
 }
 
-/// Appends a node and returns its id.
-fn push(g: &mut Graph, op: Op, inputs: Vec<usize>, shape: Vec<usize>) -> usize {
-    g.values.push(Value {
-        kind: Kind::Node { op, inputs },
-        shape,
-        dtype: DType::F32,
-    });
-    g.values.len() - 1
-}
-
-/// `i` reshaped to `shape` (a new node when the shape differs).
-fn as_shape(g: &mut Graph, i: usize, shape: &[usize]) -> usize {
-    if g.values[i].shape == shape {
-        i
-    } else {
-        push(g, Op::Reshape, vec![i], shape.to_vec())
-    }
-}
-
 /// Replaces the site's forward output and gradient exits (module docs).
 fn rewrite(g: &mut Graph, backend: &dyn Backend, s: &Site) -> bool {
     let out_shape = g.values[s.out].shape.clone();
@@ -372,20 +266,8 @@ fn rewrite(g: &mut Graph, backend: &dyn Backend, s: &Site) -> bool {
     );
     let mut start = 0;
     for (exit, n) in [s.dq, s.dk, s.dv].into_iter().zip(sizes) {
-        let part = push(
-            g,
-            Op::Slice {
-                starts: vec![start],
-                steps: vec![1],
-            },
-            vec![grads],
-            vec![n],
-        );
+        slice_into(g, grads, start, exit);
         start += n;
-        g.values[exit].kind = Kind::Node {
-            op: Op::Reshape,
-            inputs: vec![part],
-        };
     }
     g.values[s.out].kind = Kind::Node {
         op: Op::Fast(forward),

@@ -7,7 +7,8 @@
 //! tensors — weights — are constants), dead-code elimination, recognition
 //! of a composed causal attention together with its gradient (a traced
 //! training step), which then runs as one fused forward and one fused
-//! backward kernel (see `attention.rs`; not with [`Kernels::Composed`]), and fusion of
+//! backward kernel (see `attention.rs`; not with [`Kernels::Composed`]), the
+//! same for a composed RMSNorm and its gradient (`rms_norm.rs`), and fusion of
 //! elementwise chains into single-pass kernels (the chains the backend of the
 //! arguments' device says it can fuse, see `Backend::can_fuse`). The resulting [`Plan`] is
 //! cached; later calls with that signature replay it without calling `f`.
@@ -27,7 +28,9 @@ mod epilogue;
 mod fusion;
 mod graph;
 mod passes;
+mod pattern;
 mod plan;
+mod rms_norm;
 
 pub use cache::PlanCacheLimits;
 pub use plan::Plan;
@@ -167,10 +170,14 @@ where
         let traced = g.num_nodes();
         passes::common_subexpressions(&mut g);
         passes::fold_constants(&mut g, device)?;
-        let attention = if self.options.kernels == Kernels::Fused {
-            attention::fuse_causal_attention(&mut g, crate::backend::get(device))
+        let (attention, norms) = if self.options.kernels == Kernels::Fused {
+            let backend = crate::backend::get(device);
+            (
+                attention::fuse_causal_attention(&mut g, backend),
+                rms_norm::fuse_rms_norms(&mut g, backend),
+            )
         } else {
-            0
+            (0, 0)
         };
         let before = g.num_nodes();
         let backend = crate::backend::get(device);
@@ -182,6 +189,7 @@ where
             trace_ms = t0.elapsed().as_secs_f64() * 1e3,
             traced,
             attention,
+            norms,
             kernels_before_fusion = before,
             kernels_after_fusion = after,
             fused_away,

@@ -118,6 +118,17 @@ pub enum FastOp {
         /// Score multiplier.
         scale: f32,
     },
+    /// The gradient of [`FastOp::RmsNorm`] over the last axis on f32
+    /// tensors: inputs `[x, weight?, d_out]`, output dx and (with a weight)
+    /// the weight's gradient, flattened and concatenated into one 1-D
+    /// tensor. The compiler chooses it for a composed RMSNorm's backward (it
+    /// has no public constructor).
+    RmsNormGrad {
+        /// Added to the mean square.
+        eps: f32,
+        /// Whether input 1 is a weight (and the output ends with its gradient).
+        has_weight: bool,
+    },
 }
 
 impl FastOp {
@@ -129,6 +140,7 @@ impl FastOp {
             FastOp::Rope { .. } => "rope",
             FastOp::Sdpa { .. } => "scaled_dot_product_attention",
             FastOp::SdpaCausalGrad { .. } => "scaled_dot_product_attention_causal_grad",
+            FastOp::RmsNormGrad { .. } => "rms_norm_grad",
         }
     }
 
@@ -150,6 +162,9 @@ impl FastOp {
                 ..
             } => sdpa::decompose(*scale, *mask, *has_sinks, inputs),
             FastOp::SdpaCausalGrad { scale } => sdpa::decompose_causal_grad(*scale, inputs),
+            FastOp::RmsNormGrad { eps, has_weight } => {
+                rms_norm::decompose_grad(*eps, *has_weight, inputs)
+            }
         }
     }
 }

@@ -62,3 +62,16 @@ pub(super) fn decompose(eps: f32, inputs: &[Tensor]) -> Result<Tensor> {
     }
     y.cast(inputs[0].dtype())
 }
+
+/// [`super::FastOp::RmsNormGrad`] composed: the vector-Jacobian product of
+/// [`decompose`] for `[x, weight?]` given `d_out`, flattened and concatenated.
+pub(super) fn decompose_grad(eps: f32, has_weight: bool, inputs: &[Tensor]) -> Result<Tensor> {
+    let n = 1 + has_weight as usize;
+    let norm = |a: &[Tensor]| Ok(vec![decompose(eps, a)?]);
+    let (_, grads) = crate::grad::vjp(norm, &inputs[..n], &inputs[n..n + 1])?;
+    let flat = grads
+        .iter()
+        .map(|g| g.flatten())
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)
+}

@@ -22,3 +22,12 @@ pub fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
         .map(|(x, y)| (x - y).abs() / scale)
         .fold(0.0, f32::max)
 }
+
+/// How many kernels of op `name` a replay of `plan` runs.
+#[allow(dead_code)] // not every test binary counts kernels
+pub fn count(plan: &emily::compile::Plan, name: &str) -> usize {
+    plan.op_frequencies()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0, |c| c.1)
+}

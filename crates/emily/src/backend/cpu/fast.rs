@@ -66,7 +66,7 @@ pub(crate) fn supports(
     op: &FastOp,
     inputs: &[(&[usize], DType)],
 ) -> std::result::Result<(), String> {
-    if let FastOp::SdpaCausalGrad { .. } = op {
+    if let FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. } = op {
         return match inputs.iter().find(|(_, d)| *d != DType::F32) {
             Some((_, d)) => Err(format!("no fused CPU {} kernel for {d}", op.name())),
             None => Ok(()),
@@ -106,6 +106,28 @@ fn sdpa_causal_grad(inputs: &[Array], scale: f32, shape: &[usize]) -> Result<Arr
     Ok(out)
 }
 
+/// dx and (with a weight) the weight's gradient of RMSNorm, concatenated
+/// flat (f32 only, which [`supports`] checks).
+fn rms_norm_grad(inputs: &[Array], eps: f32, has_weight: bool, shape: &[usize]) -> Result<Array> {
+    let x = &inputs[0];
+    let cols = *x.shape().last().unwrap_or(&1);
+    let w = has_weight.then(|| inputs[1].as_slice::<f32>());
+    let d_out = &inputs[1 + has_weight as usize];
+    let mut out = Array::uninit(shape, DType::F32)?;
+    let all = out.as_mut_slice::<f32>().unwrap();
+    let (dx, dw) = all.split_at_mut(x.numel());
+    k::rms_norm_backward_f32(
+        x.as_slice(),
+        w,
+        d_out.as_slice(),
+        eps,
+        cols,
+        dx,
+        has_weight.then_some(dw),
+    );
+    Ok(out)
+}
+
 fn f32s(a: &Array) -> Result<Array> {
     convert(a, DType::F32)
 }
@@ -137,6 +159,7 @@ fn run<T: FusedFloat>(
     let cols = *shape.last().unwrap_or(&1);
     match *op {
         FastOp::SdpaCausalGrad { scale } => sdpa_causal_grad(inputs, scale, shape),
+        FastOp::RmsNormGrad { eps, has_weight } => rms_norm_grad(inputs, eps, has_weight, shape),
         FastOp::RmsNorm { eps, has_weight } => {
             let x = as_t(x)?;
             let w = has_weight.then(|| as_t(&inputs[1])).transpose()?;

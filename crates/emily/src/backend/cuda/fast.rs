@@ -44,7 +44,7 @@ pub(crate) fn supports(
             }
         }
         FastOp::Rope { .. } => {}
-        FastOp::SdpaCausalGrad { .. } => {
+        FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. } => {
             return Err(format!("no fused CUDA {}: it runs composed", op.name()))
         }
     }
@@ -83,7 +83,7 @@ pub(crate) fn execute(
             has_sinks,
             ..
         } => sdpa(gpu, scale, mask, has_sinks, inputs, shape, dtype),
-        FastOp::SdpaCausalGrad { .. } => Err(invalid(
+        FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. } => Err(invalid(
             op.name(),
             "no CUDA kernel (supports_fast declines it)",
         )),

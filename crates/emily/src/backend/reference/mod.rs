@@ -171,7 +171,11 @@ impl Backend for ReferenceBackend {
         inputs: &[(&[usize], DType)],
     ) -> std::result::Result<(), String> {
         match inputs.first() {
-            _ if matches!(op, FastOp::SdpaCausalGrad { .. }) => {
+            _ if matches!(
+                op,
+                FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. }
+            ) =>
+            {
                 Err(format!("no reference {}: it runs composed", op.name()))
             }
             Some((_, d)) if d.is_float() => Ok(()),
