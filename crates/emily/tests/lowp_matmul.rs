@@ -203,10 +203,17 @@ fn int8_matmul_rejects_bad_operands() {
 
 #[test]
 fn conv1d_with_bf16_weights_matches_direct_convolution() {
-    for (stride, padding, dilation, groups) in
-        [(1, 1, 1, 1), (2, 1, 1, 1), (1, 0, 2, 2), (3, 2, 1, 1)]
-    {
-        let (cin, cout, kw, l) = (6, 4, 3, 41);
+    // The last two are Whisper's convolutions at a long length (1000 frames),
+    // so the im2col rows are packed in parallel.
+    for (stride, padding, dilation, groups, cin, l) in [
+        (1, 1, 1, 1, 6, 41),
+        (2, 1, 1, 1, 6, 41),
+        (1, 0, 2, 2, 6, 41),
+        (3, 2, 1, 1, 6, 41),
+        (1, 1, 1, 1, 77, 1000),
+        (2, 1, 1, 1, 77, 1000),
+    ] {
+        let (cout, kw) = (4, 3);
         let (x, xv) = randn(&[2, cin, l], 50);
         let (w, wv) = randn(&[cout, cin / groups, kw], 51);
         let wb = w.cast(DType::BF16).unwrap();

@@ -33,6 +33,7 @@ mod kernel_avx512;
 mod kernel_portable;
 mod matrix;
 mod pack_a;
+mod pack_rows;
 mod packed;
 mod peak;
 mod prepack;

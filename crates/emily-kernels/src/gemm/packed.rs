@@ -68,7 +68,7 @@ pub(crate) struct PanelLayout {
 }
 
 impl PanelLayout {
-    fn new(k: usize, n: usize, per_word: usize) -> Self {
+    pub(crate) fn new(k: usize, n: usize, per_word: usize) -> Self {
         PanelLayout {
             k,
             n,
@@ -83,7 +83,7 @@ impl PanelLayout {
         self.k.div_ceil(self.per_word)
     }
 
-    fn words(&self) -> usize {
+    pub(crate) fn words(&self) -> usize {
         self.panels
             .checked_mul(self.groups)
             .and_then(|w| w.checked_mul(NR))
@@ -148,16 +148,6 @@ impl PackedBf16 {
     pub fn from_f32(b: MatRef<'_, f32>) -> Self {
         let layout = PanelLayout::new(b.rows(), b.cols(), 2);
         let data = pack(layout, |i, j| bf16_bits(b.get(i, j)) as u32);
-        PackedBf16 { layout, data }
-    }
-
-    /// Packs the `k × n` matrix whose element `(i, j)` is `f(i, j)` (rounded
-    /// to bf16): a B operand computed while packing, e.g. the im2col matrix of
-    /// a convolution, with no intermediate copy. `f` is called once per
-    /// element, from the pool's threads.
-    pub fn from_fn(k: usize, n: usize, f: impl Fn(usize, usize) -> f32 + Sync) -> Self {
-        let layout = PanelLayout::new(k, n, 2);
-        let data = pack(layout, |i, j| bf16_bits(f(i, j)) as u32);
         PackedBf16 { layout, data }
     }
 

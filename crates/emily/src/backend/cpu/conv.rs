@@ -97,8 +97,8 @@ fn typed<T: crate::Element + Default>(
 }
 
 /// Convolution with bf16 weights on the bf16 GEMM engine: the im2col matrix
-/// is computed straight into the engine's packed B layout (no intermediate
-/// copy), and `W_g (og × cg·K) · cols` lands in the output's rows; f32 out.
+/// is computed row by row straight into the engine's packed B layout (no
+/// intermediate matrix), and `W_g (og × cg·K) · cols` lands in the output's rows; f32 out.
 fn bf16_engine(x: &Array, w: &Array, p: ConvParams, shape: &[usize]) -> Result<Array> {
     use emily_kernels::gemm::{gemm_bf16, MatRef, PackedBf16};
     let ConvParams {
@@ -117,12 +117,9 @@ fn bf16_engine(x: &Array, w: &Array, p: ConvParams, shape: &[usize]) -> Result<A
         for g in 0..groups {
             let base = (b * cin + g * cg) * l;
             // cols[(c*k + t), o] = x[b, g*cg + c, o*stride + t*dilation - padding]
-            let cols = PackedBf16::from_fn(cg * k, lout, |row, col| {
+            let cols = PackedBf16::from_rows(cg * k, lout, |row, dst| {
                 let (c, t) = (row / k, row % k);
-                (col * stride + t * dilation)
-                    .checked_sub(padding)
-                    .filter(|&pos| pos < l)
-                    .map_or(0.0, |pos| xs[base + c * l + pos])
+                im2col_row(&xs[base + c * l..][..l], t * dilation, stride, padding, dst);
             });
             let wg = MatRef::row_major(&ws[g * og * cg * k..][..og * cg * k], og, cg * k);
             let dst = &mut o[(b * cout + g * og) * lout..][..og * lout];
@@ -133,8 +130,8 @@ fn bf16_engine(x: &Array, w: &Array, p: ConvParams, shape: &[usize]) -> Result<A
 }
 
 /// One row of the im2col matrix: `dst[o] = row[o*stride + shift - padding]`,
-/// zero outside the row. The in-range span is found first, so stride-1 rows
-/// are one contiguous copy.
+/// zero outside the row. The in-range span `lo..hi` is computed directly, so
+/// stride-1 rows are one contiguous copy.
 fn im2col_row<T: crate::Element + Default>(
     row: &[T],
     shift: usize,
@@ -142,20 +139,31 @@ fn im2col_row<T: crate::Element + Default>(
     padding: usize,
     dst: &mut [T],
 ) {
-    let l = row.len() as isize;
-    let pos = |o: usize| (o * stride + shift) as isize - padding as isize;
-    // First and one-past-last outputs whose source position lies in the row.
-    let lo = (0..dst.len()).find(|&o| pos(o) >= 0).unwrap_or(dst.len());
-    let hi = (lo..dst.len()).find(|&o| pos(o) >= l).unwrap_or(dst.len());
+    let n = dst.len();
+    // First output whose source position `o*stride + shift - padding` is ≥ 0,
+    // and the first whose position is ≥ the row's length.
+    let lo = padding.saturating_sub(shift).div_ceil(stride).min(n);
+    let hi = (row.len() + padding)
+        .saturating_sub(shift)
+        .div_ceil(stride)
+        .clamp(lo, n);
     dst[..lo].fill(T::default());
     dst[hi..].fill(T::default());
     if lo < hi {
-        let start = pos(lo) as usize;
+        let start = lo * stride + shift - padding;
         if stride == 1 {
             dst[lo..hi].copy_from_slice(&row[start..start + (hi - lo)]);
         } else {
-            for (i, d) in dst[lo..hi].iter_mut().enumerate() {
-                *d = row[start + i * stride];
+            // Whole strides first (`chunks_exact` lets the compiler vectorise
+            // the gather), then the one source element a partial stride holds.
+            let src = &row[start..];
+            let span = &mut dst[lo..hi];
+            let whole = (src.len() / stride).min(span.len());
+            for (d, chunk) in span.iter_mut().zip(src.chunks_exact(stride)) {
+                *d = chunk[0];
+            }
+            if whole < span.len() {
+                span[whole] = src[whole * stride];
             }
         }
     }
