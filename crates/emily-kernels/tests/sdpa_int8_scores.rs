@@ -116,6 +116,18 @@ fn int8_scores_match_the_f64_reference() {
     }
 }
 
+/// The workers keep their prepared keys and values between calls: calls of
+/// one shape with fresh data each time (and a call of another shape between
+/// them) each meet the bound, so no call reads another's prepared heads.
+#[test]
+fn back_to_back_calls_use_their_own_keys_and_values() {
+    for seed in [300, 310, 320] {
+        // One kv head: every call starts on the head the last one ended on.
+        check((1, 2, 1, 77, 300, 64, 64), Mask::None, seed);
+        check((1, 1, 1, 40, 77, 64, 64), Mask::None, seed + 5);
+    }
+}
+
 /// Causal, additive and boolean masks (with a fully masked row) mask the
 /// int8 scores as they mask the float ones.
 #[test]

@@ -10,6 +10,9 @@
 //! every row's last visible key are never computed, and tiles entirely before
 //! every row's limit are not masked.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::io::{Dst, Src};
 use super::mask::{self, TileStrides};
 #[cfg(target_arch = "x86_64")]
@@ -24,13 +27,39 @@ use crate::simd::{isa, Isa};
 pub(super) struct Ctx<'p, 'a> {
     pub p: &'p SdpaParams<'a>,
     pub plan: &'p Plan,
+    /// This call's identity ([`next_call`]): the per-worker caches of
+    /// prepared keys and values ([`Scratch`]) are valid for it alone.
+    pub call: u64,
     pub q: Src<'p>,
     pub k: Src<'p>,
     pub v: Src<'p>,
     pub out: Dst,
 }
 
-/// Per-worker buffers, grown on demand and reused across units.
+/// A fresh call identity for [`Ctx::call`].
+pub(super) fn next_call() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+thread_local! {
+    /// This thread's [`Scratch`], kept across units and calls: its buffers
+    /// stay allocated, and the keys and values it prepared for a head serve
+    /// every later block of that head in the same call that this thread
+    /// runs, however the call's units are split among the workers.
+    static SCRATCH: Cell<Option<Box<Scratch>>> = const { Cell::new(None) };
+}
+
+/// Runs `f` on this thread's [`Scratch`] (taken out while in use, so a
+/// nested call on the same thread gets a fresh one).
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut scratch = SCRATCH.take().unwrap_or_default();
+    let r = f(&mut scratch);
+    SCRATCH.set(Some(scratch));
+    r
+}
+
+/// Per-worker buffers, grown on demand and reused across units and calls.
 #[derive(Default)]
 pub(super) struct Scratch {
     /// The block's scaled queries, row-major (`rows x head_dim`).

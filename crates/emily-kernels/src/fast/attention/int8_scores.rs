@@ -57,8 +57,8 @@ pub(super) fn wanted(ctx: &Ctx<'_, '_>) -> bool {
 /// Per-worker buffers of the int8 scores.
 #[derive(Default)]
 pub(super) struct Int8Scratch {
-    /// `(batch, kv head)` whose keys `codes` hold (`None`: none yet).
-    head: Option<(usize, usize)>,
+    /// `(call, batch, kv head)` whose keys `codes` hold (`None`: none yet).
+    head: Option<(u64, usize, usize)>,
     /// Bytes per key row of `codes`: the head dim rounded up to 4.
     width: usize,
     /// Centred key codes, `kv_len` rows of `width` bytes.
@@ -88,7 +88,7 @@ pub(super) unsafe fn prepare_keys(
     hk: usize,
     s: &mut Int8Scratch,
 ) {
-    if s.head == Some((b, hk)) {
+    if s.head == Some((ctx.call, b, hk)) {
         return;
     }
     let p = ctx.p;
@@ -121,7 +121,7 @@ pub(super) unsafe fn prepare_keys(
         s.kscale.push(scale);
         s.kcorr.push(OFFSET * sum);
     }
-    s.head = Some((b, hk));
+    s.head = Some((ctx.call, b, hk));
 }
 
 /// Rounds `x / s` to int8 codes in `out` (nearest, ties to even) with

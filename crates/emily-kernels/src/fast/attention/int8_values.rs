@@ -41,8 +41,8 @@ pub(super) fn wanted(ctx: &Ctx<'_, '_>) -> bool {
 /// Per-worker buffers of the int8 value product.
 #[derive(Default)]
 pub(super) struct Int8Values {
-    /// `(batch, kv head)` whose values `v4` hold (`None`: none yet).
-    head: Option<(usize, usize)>,
+    /// `(call, batch, kv head)` whose values `v4` hold (`None`: none yet).
+    head: Option<(u64, usize, usize)>,
     /// Packed value codes: `ceil(kv_len / 4)` rows of `v_head_dim` words.
     v4: Vec<u32>,
     /// Per feature: its scale.
@@ -71,7 +71,7 @@ pub(super) unsafe fn prepare_values(
     hk: usize,
     s: &mut Int8Values,
 ) {
-    if s.head == Some((b, hk)) {
+    if s.head == Some((ctx.call, b, hk)) {
         return;
     }
     let p = ctx.p;
@@ -118,7 +118,7 @@ pub(super) unsafe fn prepare_values(
             }
         }
     }
-    s.head = Some((b, hk));
+    s.head = Some((ctx.call, b, hk));
 }
 
 /// `out[c] = round(x[c] · inv[c])` (nearest, ties to even; the products lie

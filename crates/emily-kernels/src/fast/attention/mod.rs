@@ -375,6 +375,7 @@ fn run(q: Src<'_>, k: Src<'_>, v: Src<'_>, out: Dst, out_len: usize, p: &SdpaPar
     let ctx = block::Ctx {
         p,
         plan: &plan,
+        call: block::next_call(),
         q,
         k,
         v,
@@ -382,17 +383,16 @@ fn run(q: Src<'_>, k: Src<'_>, v: Src<'_>, out: Dst, out_len: usize, p: &SdpaPar
     };
     let units = plan.units();
     if units == 1 || parallel::chunks_for(plan.work_per_unit().saturating_mul(units)) <= 1 {
-        let mut scratch = block::Scratch::default();
-        for u in 0..units {
-            block::run(&ctx, u, &mut scratch);
-        }
+        block::with_scratch(|scratch| {
+            for u in 0..units {
+                block::run(&ctx, u, scratch);
+            }
+        });
         return;
     }
     parallel::pool().install(|| {
         (0..units)
             .into_par_iter()
-            .for_each_init(block::Scratch::default, |scratch, u| {
-                block::run(&ctx, u, scratch)
-            });
+            .for_each(|u| block::with_scratch(|scratch| block::run(&ctx, u, scratch)));
     });
 }
