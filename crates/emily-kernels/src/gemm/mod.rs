@@ -26,6 +26,7 @@ mod amx_emulated;
 mod amx_os;
 mod driver;
 mod engine;
+mod interleave;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]

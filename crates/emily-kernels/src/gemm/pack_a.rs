@@ -6,6 +6,7 @@
 
 use half::bf16;
 
+use super::interleave::interleave_rows;
 use super::quantize::bf16_bits;
 use super::MatRef;
 
@@ -178,16 +179,15 @@ impl APacker {
                 }
             }
             ALayout::Broadcast { mr } => {
-                self.row.resize(groups, 0);
+                // A micro-panel's rows one after another, then interleaved.
+                self.row.resize(mr * groups, 0);
                 for p0 in (0..rows).step_by(mr) {
                     let pr = mr.min(rows - p0);
-                    let panel = &mut dst[p0 * groups..][..pr * groups];
                     for r in 0..pr {
-                        a.row_words(i0 + p0 + r, g0, &mut self.row);
-                        for (g, &w) in self.row.iter().enumerate() {
-                            panel[g * pr + r] = w;
-                        }
+                        a.row_words(i0 + p0 + r, g0, &mut self.row[r * groups..][..groups]);
                     }
+                    let panel = &mut dst[p0 * groups..][..pr * groups];
+                    interleave_rows(&self.row, groups, pr, panel);
                 }
             }
         }

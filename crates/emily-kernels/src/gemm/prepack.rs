@@ -9,6 +9,7 @@
 //! their offsets), once per call however the output is split.
 
 use super::driver::MC;
+use super::interleave::interleave_rows;
 use super::pack_a::{ALayout, ASource, AMX_ROWS};
 use super::quantize::{quantize_row_u8, RowQuant};
 use super::MatRef;
@@ -177,13 +178,7 @@ fn pack_units(
                 // every block); no other unit writes them.
                 let dst = unsafe { std::slice::from_raw_parts_mut(s.0.add(at), len) };
                 match blocking.layout {
-                    ALayout::Broadcast { .. } => {
-                        for (g, col) in dst.chunks_exact_mut(pr).enumerate() {
-                            for (r, w) in col.iter_mut().enumerate() {
-                                *w = panel[r * depth + g0 + g];
-                            }
-                        }
-                    }
+                    ALayout::Broadcast { .. } => interleave_rows(&panel[g0..], depth, pr, dst),
                     ALayout::Tiles => {
                         for (t, tile) in dst.chunks_exact_mut(AMX_ROWS * 16).enumerate() {
                             for (r, words) in tile.chunks_exact_mut(16).enumerate() {
