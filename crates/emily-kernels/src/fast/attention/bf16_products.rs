@@ -139,17 +139,17 @@ pub(super) unsafe fn process(
                 )
             };
         }
-        // SAFETY: AVX-512 present; the scratch was set up for `lanes` lanes.
-        unsafe { mask_and_softmax::<F32Tile>(p, s, lanes, (j0, keys), first_limit) };
         if int8v {
-            // SAFETY: VNNI present (`wanted`); values prepared above; the
-            // tile holds `keys` rows of `lanes` weights; j0 is a multiple of
-            // 4 without a window (tiles start at 0 and step by key tiles).
+            // SAFETY: VNNI present (`wanted`); the scratch was set up for
+            // `lanes` lanes; values prepared above; j0 is a multiple of 4
+            // without a window (tiles start at 0 and step by key tiles).
             unsafe {
-                super::int8_values::pack_weights(s, lanes, keys);
+                super::int8_values::softmax_and_pack(p, s, lanes, (j0, keys), first_limit);
                 super::int8_values::tile_values(s, lanes, dv, j0, keys);
             }
         } else {
+            // SAFETY: AVX-512 present; the scratch was set up for `lanes` lanes.
+            unsafe { mask_and_softmax::<F32Tile>(p, s, lanes, (j0, keys), first_limit) };
             // SAFETY: the tile holds `keys` rows of `lanes` probabilities.
             unsafe { pair_probabilities(&s.st[..keys * lanes], lanes, keys, &mut s.pt2) };
             let v_rows = &v[vs.offset(blk.b, blk.hk, j0)..];

@@ -379,15 +379,9 @@ pub(super) fn tile_keys(plan: &Plan, kv_len: usize, j0: usize, last_limit: isize
         .min((last_limit + 1 - j0 as isize) as usize)
 }
 
-/// Masks the lanes-layout score tile of keys `j0 .. j0 + keys` and runs the
-/// online softmax on it with `K`'s kernel (probabilities left in `s.st`,
-/// statistics and rescale factors updated).
-///
-/// # Safety
-/// The CPU must support `K`'s ISA; `s` was set up by [`init_rows`] for
-/// `lanes` (a multiple of `K::NR`) lanes and holds `keys` score rows.
-#[inline(always)]
-pub(super) unsafe fn mask_and_softmax<K: MicroKernels>(
+/// The mask of [`mask_and_softmax`] alone, on the tile of keys `j0 .. j0 +
+/// keys` (`keys` rows of `lanes` scores in `s.st`).
+pub(super) fn mask_tile(
     p: &SdpaParams<'_>,
     s: &mut Scratch,
     lanes: usize,
@@ -406,6 +400,24 @@ pub(super) unsafe fn mask_and_softmax<K: MicroKernels>(
         &s.last_visible,
         first_limit,
     );
+}
+
+/// Masks the lanes-layout score tile of keys `j0 .. j0 + keys` and runs the
+/// online softmax on it with `K`'s kernel (probabilities left in `s.st`,
+/// statistics and rescale factors updated).
+///
+/// # Safety
+/// The CPU must support `K`'s ISA; `s` was set up by [`init_rows`] for
+/// `lanes` (a multiple of `K::NR`) lanes and holds `keys` score rows.
+#[inline(always)]
+pub(super) unsafe fn mask_and_softmax<K: MicroKernels>(
+    p: &SdpaParams<'_>,
+    s: &mut Scratch,
+    lanes: usize,
+    (j0, keys): (usize, usize),
+    first_limit: isize,
+) {
+    mask_tile(p, s, lanes, (j0, keys), first_limit);
     for rc in (0..lanes).step_by(K::NR) {
         // SAFETY: NR lanes of the tile and of the statistics, as documented.
         unsafe {

@@ -25,7 +25,9 @@ use std::arch::x86_64::*;
 
 use half::bf16;
 
-use super::block::{Ctx, Scratch};
+use super::block::{mask_tile, Ctx, Scratch};
+use super::microkernel::softmax_pmax;
+use super::SdpaParams;
 
 /// Query lanes per register tile.
 const NR: usize = 32;
@@ -144,40 +146,67 @@ unsafe fn round_codes(x: &[f32], inv: &[f32], out: &mut [i8]) {
     }
 }
 
-/// Rounds the tile's weights (`keys` rows of `lanes` floats in `s.st`) to
-/// bytes with each lane's scale and packs them in 4-key groups into
-/// `s.v8.p4`; `s.v8.pscale` gets the scales.
+/// Masks the score tile of keys `j0 .. j0 + keys` and runs the online
+/// softmax on it (as [`super::block::mask_and_softmax`] with the AVX-512
+/// kernel), taking each lane's largest weight on the way; then packs the
+/// weights ([`pack_weights`]).
 ///
 /// # Safety
-/// AVX-512 F/BW CPU; `lanes` is a multiple of 16 and `s.st` holds
-/// `keys · lanes` weights in [0, 1] (or NaN).
+/// AVX-512 F/BW CPU; `s` was set up by `init_rows` for `lanes` (a multiple
+/// of 32) lanes and holds `keys` score rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn pack_weights(s: &mut Scratch, lanes: usize, keys: usize) {
+pub(super) unsafe fn softmax_and_pack(
+    p: &SdpaParams<'_>,
+    s: &mut Scratch,
+    lanes: usize,
+    (j0, keys): (usize, usize),
+    first_limit: isize,
+) {
+    mask_tile(p, s, lanes, (j0, keys), first_limit);
+    s.v8.pscale.clear();
+    s.v8.pscale.resize(lanes, 0.0);
+    for rc in (0..lanes).step_by(32) {
+        // SAFETY: 32 lanes of the tile, the statistics and the maxima.
+        unsafe {
+            softmax_pmax::<2>(
+                s.st.as_mut_ptr().add(rc),
+                lanes,
+                keys,
+                s.m.as_mut_ptr().add(rc),
+                s.l.as_mut_ptr().add(rc),
+                s.alpha.as_mut_ptr().add(rc),
+                s.v8.pscale.as_mut_ptr().add(rc),
+            )
+        };
+    }
+    // SAFETY: as documented; `pscale` holds each lane's largest weight.
+    unsafe { pack_weights(s, lanes, keys) };
+}
+
+/// Rounds the tile's weights (`keys` rows of `lanes` floats in `s.st`) to
+/// bytes with each lane's scale and packs them in 4-key groups into
+/// `s.v8.p4`; `s.v8.pscale` holds each lane's largest weight on entry and
+/// its scale (that maximum / 255) on return.
+///
+/// # Safety
+/// AVX-512 F/BW CPU; `lanes` is a multiple of 16, `s.st` holds
+/// `keys · lanes` weights in [0, 1] (or NaN) and `s.v8.pscale` `lanes`
+/// maxima.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn pack_weights(s: &mut Scratch, lanes: usize, keys: usize) {
     let groups = keys.div_ceil(4);
     let v8 = &mut s.v8;
     v8.p4.clear();
     v8.p4.reserve(groups * lanes);
-    v8.pscale.clear();
-    v8.pscale.resize(lanes, 0.0);
     let st = s.st.as_ptr();
     // SAFETY: rows < keys of `st`, `groups · lanes` words of `p4` (its
-    // capacity; every word is written before `set_len`).
+    // capacity; every word is written before `set_len`), `lanes` scales.
     unsafe {
         let p4 = v8.p4.as_mut_ptr();
         let load = |j: usize, c: usize| _mm512_loadu_ps(st.add(j * lanes + c));
         let full = keys / 4;
         for c in (0..lanes).step_by(16) {
-            // Four running maxima (independent chains), then the rest.
-            let mut m4 = [_mm512_setzero_ps(); 4];
-            for g in 0..full {
-                for (e, m) in m4.iter_mut().enumerate() {
-                    *m = _mm512_max_ps(*m, load(4 * g + e, c));
-                }
-            }
-            let mut mx = _mm512_max_ps(_mm512_max_ps(m4[0], m4[1]), _mm512_max_ps(m4[2], m4[3]));
-            for j in 4 * full..keys {
-                mx = _mm512_max_ps(mx, load(j, c));
-            }
+            let mx = _mm512_loadu_ps(v8.pscale.as_ptr().add(c));
             _mm512_storeu_ps(
                 v8.pscale.as_mut_ptr().add(c),
                 _mm512_mul_ps(mx, _mm512_set1_ps(1.0 / 255.0)),

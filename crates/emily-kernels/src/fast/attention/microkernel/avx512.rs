@@ -106,7 +106,26 @@ pub(super) unsafe fn softmax<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    tile::softmax::<__m512, NV>(st, ldst, keys, m, l, alpha)
+    tile::softmax::<__m512, NV, false>(st, ldst, keys, m, l, alpha, std::ptr::null_mut())
+}
+
+/// [`softmax`] that also raises `pmax[lane]` to each lane's largest new
+/// probability (see [`tile::softmax`]): the int8 value product's weight
+/// scales, without another pass over the tile.
+///
+/// # Safety
+/// As [`softmax`]; `pmax` addresses `NV * 16` floats.
+#[target_feature(enable = "avx512f")]
+pub(in crate::fast::attention) unsafe fn softmax_pmax<const NV: usize>(
+    st: *mut f32,
+    ldst: usize,
+    keys: usize,
+    m: *mut f32,
+    l: *mut f32,
+    alpha: *mut f32,
+    pmax: *mut f32,
+) {
+    tile::softmax::<__m512, NV, true>(st, ldst, keys, m, l, alpha, pmax)
 }
 
 /// `2^x` lane-wise for `x <= 0` (see [`tile::exp2`]), for the row kernels.

@@ -156,14 +156,17 @@ const U: usize = 4;
 
 /// `MicroKernels::softmax`: the online-softmax step on `keys` score rows of
 /// `NV * L` query lanes.
+/// With `PMAX`, also raises `pmax[lane]` (`NV * L` values) to the lane's
+/// largest new probability (`max` in key order, x86 NaN rule).
 #[inline(always)]
-pub(super) unsafe fn softmax<V: F32Vector, const NV: usize>(
+pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
     st: *mut f32,
     ldst: usize,
     keys: usize,
     m: *mut f32,
     l: *mut f32,
     alpha: *mut f32,
+    pmax: *mut f32,
 ) {
     let lanes = V::L;
     let neg_inf = V::splat(f32::NEG_INFINITY);
@@ -197,12 +200,26 @@ pub(super) unsafe fn softmax<V: F32Vector, const NV: usize>(
         exp2(old.sub(safe[x])).store(alpha.add(x * lanes));
     }
     let mut sum = [[V::zero(); NV]; 2];
+    let mut pm = [V::zero(); NV];
+    if PMAX {
+        for x in 0..NV {
+            pm[x] = V::load(pmax.add(x * lanes));
+        }
+    }
     for j in 0..keys {
         for x in 0..NV {
             let ptr = st.add(j * ldst + x * lanes);
             let p = exp2(V::load(ptr).sub(safe[x]));
             p.store(ptr);
             sum[j & 1][x] = sum[j & 1][x].add(p);
+            if PMAX {
+                pm[x] = pm[x].max(p);
+            }
+        }
+    }
+    if PMAX {
+        for x in 0..NV {
+            pm[x].store(pmax.add(x * lanes));
         }
     }
     for x in 0..NV {
