@@ -7,10 +7,12 @@
 //! result is row-major `(m, n)`:
 //! `out[i * n + r] = Σ_j w[r * k + j] as f32 * x[i * k + j]`, accumulated in f32.
 //!
-//! Weight rows are streamed one after another (a single sequential stream, which
-//! the hardware prefetcher follows best), each read from memory once and
-//! multiplied by every activation row while it is still in L1 (activation rows
-//! are taken in register-sized chunks of up to 8). Weights are widened in registers (F16C
+//! For one activation row, weight rows are streamed one after another (a
+//! single sequential stream, which the hardware prefetcher follows best); for
+//! several, in blocks of a few rows, each activation vector loaded once for
+//! the block, with the next block prefetched in software. Activation rows are
+//! taken in register-sized chunks of up to 8, and the weights are read from
+//! memory once per chunk (once for the decoding sizes, m ≤ 8). Weights are widened in registers (F16C
 //! for f16, a shift for bf16), multiplied with FMA into several independent f32
 //! accumulators, and the `n` rows are split over the global pool above
 //! [`crate::parallel::MIN_PARALLEL_ELEMS`] units of work.
@@ -255,7 +257,7 @@ unsafe fn weight_scalar<const DT: u8>(w: *const u8, idx: usize) -> f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{weight_scalar, Job, BF16, F16, M_CHUNK};
+    use super::{weight_scalar, Job, BF16, F16, F32, M_CHUNK};
 
     /// Walks weight rows `r0..r1` one at a time (so the weights are one
     /// sequential stream, which the hardware prefetcher follows; interleaving
@@ -288,17 +290,63 @@ mod x86 {
     }
 
     row_driver!(
-        rows512,
-        "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c",
-        row512,
-        [1 => 4, 2 => 2, 3 => 2, 4 => 2, 5 => 1, 6 => 1, 7 => 1, 8 => 1]
-    );
-    row_driver!(
         rows256,
         "avx2,fma,f16c",
         row256,
         [1 => 4, 2 => 2, 3 => 1, 4 => 1, 5 => 1, 6 => 1, 7 => 1, 8 => 1]
     );
+
+    /// AVX-512 walk over weight rows `r0..r1`. One activation row: a weight
+    /// row at a time (one sequential stream, four accumulators). Several:
+    /// blocks of `R` weight rows, each activation vector loaded once for all
+    /// `R` of them, so the FMAs, not the loads, set the pace once the rows
+    /// outnumber what the bandwidth hides (a beam's 5 rows ran at a third of
+    /// the read rate a row at a time). Every output is summed in the same
+    /// order whatever `R` (bit-identical to a row at a time).
+    ///
+    /// # Safety
+    /// AVX-512F/VL/BW/DQ, AVX2, FMA and F16C present; as [`super::rows`].
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
+    pub unsafe fn rows512<const DT: u8>(job: Job, r0: usize, r1: usize) {
+        /// `(M, U, R)`: activation rows, accumulators per output, weight rows
+        /// per block (R·M·U accumulators + R·U weight vectors ≤ 32 registers).
+        macro_rules! chunk {
+            ($i:expr, $mc:expr, $($mm:literal => $uu:literal, $rr:literal);*) => {
+                match $mc {
+                    $($mm => {
+                        let mut r = r0;
+                        while r1 - r >= $rr {
+                            // SAFETY: rows `r..r + R` and x rows `i..i + M` are in range.
+                            unsafe { block512::<DT, $mm, $uu, $rr>(job, r, $i) };
+                            r += $rr;
+                        }
+                        while r < r1 {
+                            // SAFETY: as above.
+                            unsafe { block512::<DT, $mm, $uu, 1>(job, r, $i) };
+                            r += 1;
+                        }
+                    })*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        let mut i = 0;
+        while i < job.m {
+            let mc = M_CHUNK.min(job.m - i);
+            chunk!(i, mc, 1 => 4, 1; 2 => 2, 4; 3 => 2, 3; 4 => 2, 3;
+                5 => 1, 4; 6 => 1, 4; 7 => 1, 3; 8 => 1, 3);
+            i += mc;
+        }
+    }
+
+    /// Bytes of one weight element of type `DT`.
+    const fn elem_bytes<const DT: u8>() -> usize {
+        if DT == F32 {
+            4
+        } else {
+            2
+        }
+    }
 
     /// 16 weights of type `DT` from `w + j` (elements), widened to f32.
     #[inline]
@@ -334,55 +382,84 @@ mod x86 {
         }
     }
 
-    /// Weight row `r` times activation rows `i0..i0 + M` (U accumulators each),
-    /// written to `out[(i0 + i) * n + r]`.
+    /// Weight rows `r0..r0 + R` times activation rows `i0..i0 + M` (U
+    /// accumulators per output), written to `out[(i0 + i) * n + r0 + q]`.
     ///
     /// # Safety
     /// AVX-512 present; the rows are in range.
     #[inline]
+    #[allow(clippy::needless_range_loop)] // acc[q][u][i] reads best indexed
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
-    unsafe fn row512<const DT: u8, const M: usize, const U: usize>(job: Job, r: usize, i0: usize) {
+    unsafe fn block512<const DT: u8, const M: usize, const U: usize, const R: usize>(
+        job: Job,
+        r0: usize,
+        i0: usize,
+    ) {
         let Job {
             w, n, k, x, out, ..
         } = job;
         let x = x.wrapping_add(i0 * k);
-        let wo = r * k;
-        let mut acc = [[_mm512_setzero_ps(); M]; U];
+        let wo = r0 * k;
+        let mut acc = [[[_mm512_setzero_ps(); M]; U]; R];
         let mut j = 0;
-        // SAFETY: every load below is within row `r` of w (k elements) or row
-        // `i0 + i` of x (k elements); the tail is masked to `j..k`.
+        // SAFETY: every load below is within rows `r0..r0 + R` of w (k
+        // elements each) or row `i0 + i` of x (k elements); the tail is
+        // masked to `j..k`.
         unsafe {
             while j + 16 * U <= k {
-                for (u, acc) in acc.iter_mut().enumerate() {
+                for u in 0..U {
                     let jj = j + 16 * u;
-                    let wv = load16::<DT>(w, wo + jj);
-                    for (i, a) in acc.iter_mut().enumerate() {
-                        *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x.add(i * k + jj)), *a);
+                    if R > 1 {
+                        // The next block, as far into it as this one has
+                        // come (the blocks are contiguous): the hardware
+                        // prefetcher does not follow R interleaved streams.
+                        let eb = elem_bytes::<DT>();
+                        let next = w.wrapping_add((wo + R * k + jj * R) * eb);
+                        let mut l = 0;
+                        while l < 16 * R * eb {
+                            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l).cast());
+                            l += 64;
+                        }
+                    }
+                    let wv: [__m512; R] = std::array::from_fn(|q| load16::<DT>(w, wo + q * k + jj));
+                    for i in 0..M {
+                        let xv = _mm512_loadu_ps(x.add(i * k + jj));
+                        for q in 0..R {
+                            acc[q][u][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][u][i]);
+                        }
                     }
                 }
                 j += 16 * U;
             }
             while j + 16 <= k {
-                let wv = load16::<DT>(w, wo + j);
-                for (i, a) in acc[0].iter_mut().enumerate() {
-                    *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x.add(i * k + j)), *a);
+                let wv: [__m512; R] = std::array::from_fn(|q| load16::<DT>(w, wo + q * k + j));
+                for i in 0..M {
+                    let xv = _mm512_loadu_ps(x.add(i * k + j));
+                    for q in 0..R {
+                        acc[q][0][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][0][i]);
+                    }
                 }
                 j += 16;
             }
             if j < k {
                 let mask = ((1u32 << (k - j)) - 1) as __mmask16;
-                let wv = load16_mask::<DT>(w, wo + j, mask);
-                for (i, a) in acc[0].iter_mut().enumerate() {
+                let wv: [__m512; R] =
+                    std::array::from_fn(|q| load16_mask::<DT>(w, wo + q * k + j, mask));
+                for i in 0..M {
                     let xv = _mm512_maskz_loadu_ps(mask, x.add(i * k + j));
-                    *a = _mm512_fmadd_ps(wv, xv, *a);
+                    for q in 0..R {
+                        acc[q][0][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][0][i]);
+                    }
                 }
             }
-            for i in 0..M {
-                let mut s = acc[0][i];
-                for a in &acc[1..] {
-                    s = _mm512_add_ps(s, a[i]);
+            for (q, acc) in acc.iter().enumerate() {
+                for i in 0..M {
+                    let mut s = acc[0][i];
+                    for a in &acc[1..] {
+                        s = _mm512_add_ps(s, a[i]);
+                    }
+                    *out.add((i0 + i) * n + r0 + q) = _mm512_reduce_add_ps(s);
                 }
-                *out.add((i0 + i) * n + r) = _mm512_reduce_add_ps(s);
             }
         }
     }

@@ -1,7 +1,9 @@
 //! `gemv_{f16,bf16,f32}` against an f64 reference with the weights widened
 //! exactly, at odd shapes, many activation rows, and sizes that take the
-//! parallel path. Run with `EMILY_ISA=avx2` / `EMILY_ISA=baseline` to check the
-//! fallback kernels.
+//! parallel path; blocks of weight rows against one row at a time (bit for
+//! bit). The shape checks run again under every `EMILY_ISA` cap.
+
+mod isa_children;
 
 use emily_kernels::gemv::{gemv_bf16, gemv_f16, gemv_f32};
 use half::{bf16, f16};
@@ -64,8 +66,7 @@ fn case(rng: &mut StdRng, n: usize, k: usize, m: usize) {
     check("f32", &w64, n, k, &x, m, &out);
 }
 
-#[test]
-fn odd_shapes() {
+fn check_odd_shapes() {
     let mut rng = StdRng::seed_from_u64(7);
     for &n in &[1, 7, 77, 1000, 4099] {
         for &k in &[1, 7, 77, 1000, 4099] {
@@ -82,8 +83,7 @@ fn odd_shapes() {
     }
 }
 
-#[test]
-fn every_small_m_and_tail() {
+fn check_every_small_m_and_tail() {
     let mut rng = StdRng::seed_from_u64(11);
     // Every m chunk size (and past it), every k tail for both vector widths.
     for m in 1..=17 {
@@ -91,6 +91,78 @@ fn every_small_m_and_tail() {
             case(&mut rng, 9, k, m);
         }
     }
+}
+
+/// Every output of a product over `n` weight rows equals, bit for bit, the
+/// product of its weight row alone: the row blocks (and the rows left over
+/// after the last block) sum in the order of a row at a time.
+fn check_blocks_match_single_rows() {
+    let mut rng = StdRng::seed_from_u64(19);
+    for m in 1..=9 {
+        for &n in &[1, 2, 3, 4, 5, 7, 13, 77] {
+            for &k in &[1, 7, 16, 17, 77, 1000] {
+                let wf = randn(&mut rng, n * k);
+                let x = randn(&mut rng, m * k);
+                let wh: Vec<f16> = wf.iter().map(|&v| f16::from_f32(v)).collect();
+                let mut all = vec![f32::NAN; m * n];
+                gemv_f16(&wh, n, k, &x, m, &mut all);
+                let mut all32 = vec![f32::NAN; m * n];
+                gemv_f32(&wf, n, k, &x, m, &mut all32);
+                for r in 0..n {
+                    let mut one = vec![f32::NAN; m];
+                    gemv_f16(&wh[r * k..(r + 1) * k], 1, k, &x, m, &mut one);
+                    let mut one32 = vec![f32::NAN; m];
+                    gemv_f32(&wf[r * k..(r + 1) * k], 1, k, &x, m, &mut one32);
+                    for i in 0..m {
+                        assert_eq!(
+                            all[i * n + r].to_bits(),
+                            one[i].to_bits(),
+                            "f16 m={m} n={n} k={k}: out[{i},{r}] {} vs row alone {}",
+                            all[i * n + r],
+                            one[i]
+                        );
+                        assert_eq!(
+                            all32[i * n + r].to_bits(),
+                            one32[i].to_bits(),
+                            "f32 m={m} n={n} k={k}: out[{i},{r}]"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn odd_shapes() {
+    check_odd_shapes();
+}
+
+#[test]
+fn every_small_m_and_tail() {
+    check_every_small_m_and_tail();
+}
+
+#[test]
+fn blocks_match_single_rows() {
+    check_blocks_match_single_rows();
+}
+
+/// The shape checks with `EMILY_ISA` capped to each path (portable, AVX2,
+/// AVX-512), one pool thread.
+#[test]
+fn shapes_under_every_isa_cap() {
+    if std::env::var("EMILY_GEMV_CHILD").is_ok() {
+        check_odd_shapes();
+        check_every_small_m_and_tail();
+        check_blocks_match_single_rows();
+        return;
+    }
+    isa_children::run_under_isa_caps(
+        "shapes_under_every_isa_cap",
+        "EMILY_GEMV_CHILD",
+        &["baseline", "avx2", "avx512"],
+    );
 }
 
 #[test]
