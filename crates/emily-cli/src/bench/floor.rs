@@ -22,32 +22,65 @@ pub fn copy_bandwidth_gbs() -> f64 {
     2.0 * (n * 4) as f64 / secs / 1e9
 }
 
+/// Independent read-bandwidth samples [`read_bandwidth`] takes.
+const READ_SAMPLES: usize = 5;
+
+/// Streaming read bandwidth: the median of [`READ_SAMPLES`] samples and
+/// their spread, in GB/s (bytes read per second).
+#[derive(Clone, Copy, Debug)]
+pub struct ReadBandwidth {
+    /// The median sample: the floor's rate.
+    pub median: f64,
+    /// The slowest sample.
+    pub min: f64,
+    /// The fastest sample.
+    pub max: f64,
+}
+
 /// Measured read bandwidth in GB/s (bytes read per second) over 256 MiB,
 /// summed in chunks split across the pool's threads: the floor of a
-/// bandwidth-bound kernel such as a decoder step's GEMV.
-pub fn read_bandwidth_gbs() -> f64 {
+/// bandwidth-bound kernel such as a decoder step's GEMV. The median of
+/// [`READ_SAMPLES`] samples (each the median of 7 timed passes), so one
+/// sample taken while a neighbour left the memory bus idle (a 2-thread
+/// sample once read twice the others) cannot set the floor.
+pub fn read_bandwidth() -> ReadBandwidth {
     let n = 64 << 20; // f32 elements = 256 MiB
     let src: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
     let chunk = n / (parallel::num_threads() * 4);
     let mut total = 0.0f32;
-    let secs = median_secs(1.0, || {
-        total += parallel::pool().install(|| {
-            src.par_chunks(chunk)
-                .map(|c| {
-                    // Eight independent sums keep the loads, not the adds, the limit.
-                    let mut acc = [0f32; 8];
-                    for block in c.chunks_exact(8) {
-                        for (a, v) in acc.iter_mut().zip(block) {
-                            *a += v;
-                        }
-                    }
-                    acc.iter().sum::<f32>()
-                })
-                .sum::<f32>()
+    let mut samples: Vec<f64> = (0..READ_SAMPLES)
+        .map(|_| {
+            let secs = median_secs(0.3, || {
+                total += parallel::pool()
+                    .install(|| src.par_chunks(chunk).map(sum_streaming).sum::<f32>())
+            });
+            (n * 4) as f64 / secs / 1e9
         })
-    });
+        .collect();
     std::hint::black_box(total);
-    (n * 4) as f64 / secs / 1e9
+    samples.sort_by(f64::total_cmp);
+    ReadBandwidth {
+        median: samples[READ_SAMPLES / 2],
+        min: samples[0],
+        max: samples[READ_SAMPLES - 1],
+    }
+}
+
+/// The median read bandwidth of [`read_bandwidth`] in GB/s.
+pub fn read_bandwidth_gbs() -> f64 {
+    read_bandwidth().median
+}
+
+/// The sum of `c`, with 32 independent partial sums so that the loads, not
+/// the chains of adds, are the limit even on one core with 128-bit adds.
+fn sum_streaming(c: &[f32]) -> f32 {
+    let mut acc = [0f32; 32];
+    for block in c.chunks_exact(32) {
+        for (a, v) in acc.iter_mut().zip(block) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>()
 }
 
 /// `c = a · b` for row-major f32 matrices, calling the `gemm` crate directly

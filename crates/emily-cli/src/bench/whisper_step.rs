@@ -40,9 +40,11 @@ fn read_per_step(key: &str) -> bool {
             && !cross_kv_projection)
 }
 
-/// The 1-row step on `w`: `{"step_ms", "step_mb", "read_gbs"}` — the median
-/// step time, the bytes one step reads at the mean position of the timed
-/// steps, and the measured read bandwidth (all the pool's threads).
+/// The 1-row step on `w`: `{"step_ms", "step_mb", "read_gbs",
+/// "read_gbs_min", "read_gbs_max"}` — the median step time, the bytes one
+/// step reads at the mean position of the timed steps, and the measured read
+/// bandwidth (all the pool's threads): the median of its samples, which sets
+/// the floor, and their range.
 pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
     let graph = w.graph();
     let dims = *graph.dims();
@@ -100,10 +102,13 @@ pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
     // Keys and values of every layer up to the mean position, f32.
     let mean_position = (STEPS + 1) as f64 / 2.0;
     let self_kv = (dims.n_text_layers * 2 * dims.d_model * 4) as f64 * mean_position;
+    let read = super::floor::read_bandwidth();
     Ok(json!({
         "step_ms": times[times.len() / 2],
         "step_mb": (weights + cross + self_kv) / 1e6,
-        "read_gbs": super::floor::read_bandwidth_gbs(),
+        "read_gbs": read.median,
+        "read_gbs_min": read.min,
+        "read_gbs_max": read.max,
     }))
 }
 
@@ -115,8 +120,13 @@ pub fn describe(who: &str, step: &serde_json::Value) -> Option<String> {
         step["read_gbs"].as_f64()?,
     );
     let floor_ms = mb / gbs;
+    // The samples' range (older result lines have none).
+    let range = match (step["read_gbs_min"].as_f64(), step["read_gbs_max"].as_f64()) {
+        (Some(lo), Some(hi)) => format!(" (median of samples {lo:.1}–{hi:.1})"),
+        _ => String::new(),
+    };
     Some(format!(
-        "{who}: decoder step (1 row) {ms:.2} ms, reads {mb:.1} MB, floor {floor_ms:.2} ms at {gbs:.1} GB/s read: {:.2}× the floor (target ≤ 1.30×)",
+        "{who}: decoder step (1 row) {ms:.2} ms, reads {mb:.1} MB, floor {floor_ms:.2} ms at {gbs:.1} GB/s read{range}: {:.2}× the floor (target ≤ 1.30×)",
         ms / floor_ms
     ))
 }
