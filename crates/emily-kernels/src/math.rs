@@ -303,12 +303,12 @@ fn times_sigmoid<const FMA: bool>(x: f32, hi: f32, lo: f32) -> f32 {
     let e_big = exp_scaled::<FMA>(na.max(-126.0), 32) * corr;
     let e_big = if na < -126.0 { 0.0 } else { e_big };
     let d = mad::<FMA>(e_big, TWO_M32, 1.0);
-    let q = (if hi >= 0.0 { x } else { x * e_big }) / d;
-    if hi >= 0.0 {
-        q
-    } else {
-        q * TWO_M32
-    }
+    // Selects multiply by exactly 1.0 on the right branch (the same bits as
+    // selecting the operand), so the compiler emits one division per vector
+    // instead of one per branch.
+    let pos = hi >= 0.0;
+    let q = (x * if pos { 1.0 } else { e_big }) / d;
+    q * if pos { 1.0 } else { TWO_M32 }
 }
 
 /// SiLU / swish `x * sigmoid(x)`; `silu(-inf) = -0`.

@@ -30,6 +30,13 @@ pub(crate) trait Compute: Copy + Default + Send + Sync + PartialEq + 'static {
     fn store_streaming(src: &[Self], dst: &mut [u8], dtype: DType) {
         Self::store(src, dst, dtype)
     }
+    /// Fills `dst` row by row: row `r` (of `w` elements) with `vals[r]`
+    /// (`dst.len()` is a multiple of `w`, at most `vals.len() * w`).
+    fn spread_rows(vals: &[Self], w: usize, dst: &mut [Self]) {
+        for (row, &v) in dst.chunks_exact_mut(w).zip(vals) {
+            row.fill(v);
+        }
+    }
     /// The compute-type value of an f64 constant.
     fn from_f64(v: f64) -> Self;
     /// Rounds values as storing them as `dtype` would.
@@ -142,10 +149,15 @@ impl Compute for f32 {
         Self::store(src, dst, dtype)
     }
 
+    fn spread_rows(vals: &[f32], w: usize, dst: &mut [f32]) {
+        spread_rows_f32(vals, w, dst)
+    }
+
     fn from_f64(v: f64) -> f32 {
         v as f32
     }
 
+    #[inline]
     fn round_to(dtype: DType, x: &mut [f32]) {
         match dtype {
             DType::F16 => round_through(
@@ -228,6 +240,15 @@ impl Compute for f64 {
             DType::I64 => x.iter_mut().for_each(|v| *v = v.trunc()),
             DType::F64 => {}
             DType::Quantized(f) => unreachable!("{f} data is routed to the quantized kernels"),
+        }
+    }
+}
+
+emily_kernels::simd_dispatch! {
+    /// [`Compute::spread_rows`] for f32, on the widest vectors.
+    fn spread_rows_f32(vals: &[f32], w: usize, dst: &mut [f32]) {
+        for (row, &v) in dst.chunks_exact_mut(w).zip(vals) {
+            row.fill(v);
         }
     }
 }

@@ -136,14 +136,8 @@ fn run_typed<C: Compute>(
     } else {
         CHUNK.min(inner)
     };
-    // Inputs laid out exactly like the output: one contiguous run per unit.
-    let like_out: Vec<bool> = (1..cstrides.len())
-        .map(|k| cstrides[k] == cstrides[0])
-        .collect();
-    // Inputs of one element broadcast everywhere (an optimizer's scalars):
-    // filled once per range of units, not once per unit.
-    let scalar: Vec<bool> = (1..cstrides.len())
-        .map(|k| numel(shape) > 0 && cstrides[k].iter().all(|&st| st == 0))
+    let access: Vec<Access> = (1..cstrides.len())
+        .map(|k| Access::of(&cstrides[k], &cstrides[0], rows_per > 1, numel(shape)))
         .collect();
     let cost = width * (prog.instrs.len() + 1);
     parallel::for_each_range(units, cost, |start, end| {
@@ -154,15 +148,31 @@ fn run_typed<C: Compute>(
             .map(|&b| vec![C::from_f64(f64::from_bits(b)); width])
             .collect();
         let mut loads: Vec<Vec<C>> = vec![Vec::new(); raws.all().len()];
-        for (j, raw) in raws.all().iter().enumerate().filter(|(j, _)| scalar[*j]) {
-            // SAFETY: a broadcast input holds at least its one element.
-            let bytes = unsafe { std::slice::from_raw_parts(raw.ptr, raw.elem) };
-            loads[j].resize(width, C::default());
-            C::load(bytes, raw.dtype, &mut loads[j]);
+        for (j, raw) in raws.all().iter().enumerate() {
+            match access[j] {
+                Access::Scalar => {
+                    // SAFETY: a broadcast input holds at least its one element.
+                    let bytes = unsafe { std::slice::from_raw_parts(raw.ptr, raw.elem) };
+                    loads[j].resize(width, C::default());
+                    C::load(bytes, raw.dtype, &mut loads[j]);
+                }
+                Access::Tile => {
+                    // SAFETY: the input holds one row of `inner` elements at
+                    // offset 0 (every outer stride is 0).
+                    let bytes = unsafe { std::slice::from_raw_parts(raw.ptr, inner * raw.elem) };
+                    loads[j].resize(width, C::default());
+                    C::load(bytes, raw.dtype, &mut loads[j][..inner]);
+                    for r in 1..rows_per {
+                        loads[j].copy_within(..inner, r * inner);
+                    }
+                }
+                _ => {}
+            }
         }
         let mut views: Vec<(usize, bool)> = Vec::with_capacity(raws.all().len());
         let mut idx = vec![0usize; outer_shape.len()];
         let mut ri = idx.clone();
+        let mut row_vals: Vec<C> = vec![C::default(); rows_per];
         for u in start..end {
             // This unit: rows row..row + nrows, columns c0..c0 + w of each.
             let (row, c0, nrows, w) = if rows_per > 1 {
@@ -181,44 +191,69 @@ fn run_typed<C: Compute>(
             // Resolve inputs: (element offset, used in place).
             views.clear();
             for (j, raw) in raws.all().iter().enumerate() {
-                if scalar[j] {
-                    views.push((0, false));
-                    continue;
-                }
-                let off = offset(j + 1, &idx);
-                let bcast = cstrides[j + 1][cstrides[j + 1].len() - 1] == 0;
-                if nrows > 1 && !like_out[j] {
-                    // Row by row into the scratch register (a broadcast row
-                    // is filled from its one element).
-                    loads[j].resize(len, C::default());
-                    let count = if bcast { 1 } else { w };
-                    ri.copy_from_slice(&idx);
-                    for r in 0..nrows {
-                        if r > 0 {
-                            step(&mut ri, outer_shape);
+                match access[j] {
+                    Access::Scalar | Access::Tile => views.push((0, false)),
+                    Access::PerRow => {
+                        // One value per row, spread over the row's columns.
+                        ri.copy_from_slice(&idx);
+                        for (r, v) in row_vals[..nrows].iter_mut().enumerate() {
+                            if r > 0 {
+                                step(&mut ri, outer_shape);
+                            }
+                            let o = offset(j + 1, &ri);
+                            // SAFETY: o lies inside input j (strides come from its shape).
+                            let bytes = unsafe {
+                                std::slice::from_raw_parts(raw.ptr.add(o * raw.elem), raw.elem)
+                            };
+                            *v = match C::direct(bytes, raw.dtype) {
+                                Some(x) => x[0],
+                                None => {
+                                    let mut one = [C::default()];
+                                    C::load(bytes, raw.dtype, &mut one);
+                                    one[0]
+                                }
+                            };
                         }
-                        let o = offset(j + 1, &ri);
-                        // SAFETY: o/count lie inside input j (strides come from its shape).
-                        let bytes = unsafe {
-                            std::slice::from_raw_parts(raw.ptr.add(o * raw.elem), count * raw.elem)
-                        };
-                        C::load(bytes, raw.dtype, &mut loads[j][r * w..(r + 1) * w]);
+                        loads[j].resize(len, C::default());
+                        C::spread_rows(&row_vals[..nrows], w, &mut loads[j][..len]);
+                        views.push((0, false));
                     }
-                    views.push((off, false));
-                    continue;
+                    Access::Rows => {
+                        // Row by row into the scratch register.
+                        loads[j].resize(len, C::default());
+                        ri.copy_from_slice(&idx);
+                        for r in 0..nrows {
+                            if r > 0 {
+                                step(&mut ri, outer_shape);
+                            }
+                            let o = offset(j + 1, &ri);
+                            // SAFETY: o/w lie inside input j (strides come from its shape).
+                            let bytes = unsafe {
+                                std::slice::from_raw_parts(raw.ptr.add(o * raw.elem), w * raw.elem)
+                            };
+                            C::load(bytes, raw.dtype, &mut loads[j][r * w..(r + 1) * w]);
+                        }
+                        views.push((0, false));
+                    }
+                    Access::Run { bcast } => {
+                        let off = offset(j + 1, &idx);
+                        let count = if bcast { 1 } else { len };
+                        // SAFETY: offset/count lie inside input j (strides come
+                        // from its shape; a like-output input spans the unit's rows).
+                        let bytes = unsafe {
+                            std::slice::from_raw_parts(
+                                raw.ptr.add(off * raw.elem),
+                                count * raw.elem,
+                            )
+                        };
+                        let direct = !bcast && C::direct(bytes, raw.dtype).is_some();
+                        if !direct {
+                            loads[j].resize(len, C::default());
+                            C::load(bytes, raw.dtype, &mut loads[j][..len]);
+                        }
+                        views.push((off, direct));
+                    }
                 }
-                let count = if bcast { 1 } else { len };
-                // SAFETY: offset/count lie inside input j (strides come from
-                // its shape; a like-output input spans the unit's rows).
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(raw.ptr.add(off * raw.elem), count * raw.elem)
-                };
-                let direct = !bcast && C::direct(bytes, raw.dtype).is_some();
-                if !direct {
-                    loads[j].resize(len, C::default());
-                    C::load(bytes, raw.dtype, &mut loads[j][..len]);
-                }
-                views.push((off, direct));
             }
             let input = |j: usize| -> &[C] {
                 let (off, direct) = views[j];
@@ -262,6 +297,53 @@ fn run_typed<C: Compute>(
     });
     drop(kept);
     Ok(out)
+}
+
+/// How a unit reads one input (decided once per run from its collapsed
+/// strides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// One element broadcast everywhere (an optimizer's scalars): filled
+    /// once per range of units.
+    Scalar,
+    /// Units of several rows, the same row for every row (a weight of the
+    /// last axis): filled once per range with a unit's worth of copies.
+    Tile,
+    /// Units of several rows, one element per row (a per-row scale): the
+    /// unit's values are read and spread over their rows.
+    PerRow,
+    /// Units of several rows laid out unlike the output: copied row by row.
+    Rows,
+    /// One contiguous run per unit (laid out like the output, or units within
+    /// one row), used in place when the dtype allows; `bcast`: one element
+    /// repeated along the run.
+    Run {
+        /// The run is one element broadcast.
+        bcast: bool,
+    },
+}
+
+impl Access {
+    /// The access of an input with collapsed strides `s` to an output with
+    /// strides `out` (`batched`: units hold several rows; `n`: the output's
+    /// element count).
+    fn of(s: &[usize], out: &[usize], batched: bool, n: usize) -> Access {
+        let (outer, last) = s.split_at(s.len() - 1);
+        let outer_zero = outer.iter().all(|&st| st == 0);
+        if n > 0 && outer_zero && last[0] == 0 {
+            Access::Scalar
+        } else if !batched || s == out {
+            Access::Run {
+                bcast: last[0] == 0,
+            }
+        } else if outer_zero {
+            Access::Tile
+        } else if last[0] == 0 {
+            Access::PerRow
+        } else {
+            Access::Rows
+        }
+    }
 }
 
 /// The multi-index of outer row `row` of `shape` (row-major), into `idx`.
