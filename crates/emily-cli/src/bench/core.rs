@@ -1,8 +1,8 @@
 //! Core-engine benchmarks (issue: core engine): matmul through emily vs the
 //! gemm crate directly; the bf16 and int8 matrix engines next to f32 at the
 //! Whisper and LLM-prefill shapes, with PyTorch as a peer; a fused
-//! elementwise chain vs eager; softmax rows; the overhead of replaying a
-//! cached plan.
+//! elementwise chain vs eager, and the byte LM's fused programs one by one;
+//! softmax rows; the overhead of replaying a cached plan.
 
 use anyhow::Result;
 use emily::{compile, DType, Tensor};
@@ -114,6 +114,7 @@ pub fn run() -> Result<()> {
     matmul_row(1500, 384, 1536)?;
     super::engines::run()?;
     elementwise_row(floor)?;
+    super::fused_programs::run(floor)?;
     softmax_row(floor)?;
     replay_row()
 }

@@ -6,6 +6,7 @@ pub mod encoder_profile;
 mod encoder_rate;
 mod engines;
 mod floor;
+mod fused_programs;
 mod kernels;
 pub mod llm;
 mod quant;

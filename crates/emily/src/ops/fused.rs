@@ -95,6 +95,25 @@ pub struct FusedProgram {
 }
 
 impl FusedInstr {
+    /// The register the instruction writes.
+    pub fn dst(&self) -> usize {
+        match self {
+            FusedInstr::Unary { dst, .. }
+            | FusedInstr::Binary { dst, .. }
+            | FusedInstr::Where { dst, .. }
+            | FusedInstr::Cast { dst, .. } => *dst,
+        }
+    }
+
+    /// Whether the instruction reads `operand`.
+    pub fn reads(&self, operand: Operand) -> bool {
+        match self {
+            FusedInstr::Unary { src, .. } | FusedInstr::Cast { src, .. } => *src == operand,
+            FusedInstr::Binary { a, b, .. } => *a == operand || *b == operand,
+            FusedInstr::Where { cond, a, b, .. } => [cond, a, b].contains(&&operand),
+        }
+    }
+
     /// The dtype the instruction's result is rounded to.
     pub fn dtype(&self) -> DType {
         match self {

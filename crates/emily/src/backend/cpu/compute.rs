@@ -17,6 +17,10 @@ pub(crate) trait Compute: Copy + Default + Send + Sync + PartialEq + 'static {
     fn load(src: &[u8], dtype: DType, dst: &mut [Self]);
     /// `src` itself when it already holds this type.
     fn direct(src: &[u8], dtype: DType) -> Option<&[Self]>;
+    /// Whether data of `dtype` is this type (read and written in place).
+    fn holds(dtype: DType) -> bool;
+    /// `dst` itself when it holds this type (and is aligned for it).
+    fn direct_mut(dst: &mut [u8], dtype: DType) -> Option<&mut [Self]>;
     /// Narrows `src` into `dst` (bytes of `dtype`, same element count).
     fn store(src: &[Self], dst: &mut [u8], dtype: DType);
     /// `out = op(x)`.
@@ -101,6 +105,16 @@ impl Compute for f32 {
 
     fn direct(src: &[u8], dtype: DType) -> Option<&[f32]> {
         (dtype == DType::F32).then(|| bytemuck::cast_slice(src))
+    }
+
+    fn holds(dtype: DType) -> bool {
+        dtype == DType::F32
+    }
+
+    fn direct_mut(dst: &mut [u8], dtype: DType) -> Option<&mut [f32]> {
+        (dtype == DType::F32)
+            .then(|| bytemuck::try_cast_slice_mut(dst).ok())
+            .flatten()
     }
 
     fn store(src: &[f32], dst: &mut [u8], dtype: DType) {
@@ -195,6 +209,16 @@ impl Compute for f64 {
 
     fn direct(src: &[u8], dtype: DType) -> Option<&[f64]> {
         (dtype == DType::F64).then(|| bytemuck::cast_slice(src))
+    }
+
+    fn holds(dtype: DType) -> bool {
+        dtype == DType::F64
+    }
+
+    fn direct_mut(dst: &mut [u8], dtype: DType) -> Option<&mut [f64]> {
+        (dtype == DType::F64)
+            .then(|| bytemuck::try_cast_slice_mut(dst).ok())
+            .flatten()
     }
 
     fn store(src: &[f64], dst: &mut [u8], dtype: DType) {

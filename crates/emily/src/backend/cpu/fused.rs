@@ -99,11 +99,15 @@ fn run_typed<C: Compute>(
             .collect(),
     );
     let mut out = None;
+    let mut donated = None;
     let mut kept = Vec::with_capacity(inputs.len());
     for (i, a) in inputs.into_iter().enumerate() {
         if Some(i) == donor {
             match a.donate(shape, dtype) {
-                Ok(d) => out = Some(d),
+                Ok(d) => {
+                    out = Some(d);
+                    donated = Some(i);
+                }
                 Err(a) => kept.push(a),
             }
         } else {
@@ -139,6 +143,20 @@ fn run_typed<C: Compute>(
     let access: Vec<Access> = (1..cstrides.len())
         .map(|k| Access::of(&cstrides[k], &cstrides[0], rows_per > 1, numel(shape)))
         .collect();
+    // The last instruction writes the output chunk itself (no register and
+    // no copy) when it produces the output, the output holds the compute
+    // type, and it does not read the donated input that chunk overwrites.
+    let write_last = !stream
+        && C::holds(dtype)
+        && match (prog.output, prog.instrs.last()) {
+            (Operand::Reg(r), Some(last)) => {
+                last.dst() == r && donated.is_none_or(|j| !last.reads(Operand::Input(j)))
+            }
+            _ => false,
+        };
+    let (body, last) = prog
+        .instrs
+        .split_at(prog.instrs.len() - usize::from(write_last));
     let cost = width * (prog.instrs.len() + 1);
     parallel::for_each_range(units, cost, |start, end| {
         let mut regs: Vec<Vec<C>> = vec![vec![C::default(); width]; prog.num_regs];
@@ -275,18 +293,29 @@ fn run_typed<C: Compute>(
                     Operand::Const(c) => consts[c].as_ptr(),
                 }
             };
-            for ins in &prog.instrs {
+            for ins in body {
                 execute(ins, &mut regs, &operand, len);
+            }
+            let o = offset(0, &idx);
+            // SAFETY: each unit writes its own disjoint range of the output
+            // (the donated input's chunk is no longer read: see `write_last`).
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(out_ptr.get().add(o * out_elem), len * out_elem)
+            };
+            if let Some(ins) = last.first() {
+                match C::direct_mut(&mut *dst, dtype) {
+                    Some(out) => {
+                        execute_into(ins, &regs, &operand, out);
+                        continue;
+                    }
+                    // A misaligned output: through the register after all.
+                    None => execute(ins, &mut regs, &operand, len),
+                }
             }
             let result: &[C] = match prog.output {
                 Operand::Reg(r) => &regs[r][..len],
                 Operand::Input(j) => input(j),
                 Operand::Const(c) => &consts[c][..len],
-            };
-            let o = offset(0, &idx);
-            // SAFETY: each unit writes its own disjoint range of the output.
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut(out_ptr.get().add(o * out_elem), len * out_elem)
             };
             if stream {
                 C::store_streaming(result, dst, dtype);
@@ -375,42 +404,46 @@ pub(super) fn execute<C: Compute>(
     operand: &dyn Fn(Operand, &[Vec<C>]) -> *const C,
     len: usize,
 ) {
-    let dst_idx = match ins {
-        FusedInstr::Unary { dst, .. }
-        | FusedInstr::Binary { dst, .. }
-        | FusedInstr::Where { dst, .. }
-        | FusedInstr::Cast { dst, .. } => *dst,
-    };
+    let dst_idx = ins.dst();
     let mut dst = std::mem::take(&mut regs[dst_idx]);
-    {
-        // SAFETY: every operand points at `len` valid elements (an input view,
-        // a register other than `dst` — the compiler never aliases them — or a
-        // constant), alive for this call.
-        let get =
-            |o: &Operand| -> &[C] { unsafe { std::slice::from_raw_parts(operand(*o, regs), len) } };
-        let out = &mut dst[..len];
-        match ins {
-            FusedInstr::Unary { op, src, dtype, .. } => {
-                C::unary(*op, get(src), out);
-                C::round_to(*dtype, out);
-            }
-            FusedInstr::Binary {
-                op, a, b, dtype, ..
-            } => {
-                C::binary(*op, get(a), get(b), out);
-                C::round_to(*dtype, out);
-            }
-            FusedInstr::Where {
-                cond, a, b, dtype, ..
-            } => {
-                C::select(get(cond), get(a), get(b), out);
-                C::round_to(*dtype, out);
-            }
-            FusedInstr::Cast { src, dtype, .. } => {
-                out.copy_from_slice(get(src));
-                C::round_to(*dtype, out);
-            }
+    execute_into(ins, regs, operand, &mut dst[..len]);
+    regs[dst_idx] = dst;
+}
+
+/// Runs `ins` over `out.len()` elements into `out` (a register taken out of
+/// `regs`, or the output itself).
+fn execute_into<C: Compute>(
+    ins: &FusedInstr,
+    regs: &[Vec<C>],
+    operand: &dyn Fn(Operand, &[Vec<C>]) -> *const C,
+    out: &mut [C],
+) {
+    let len = out.len();
+    // SAFETY: every operand points at `len` valid elements (an input view,
+    // a register other than the destination — the compiler never aliases
+    // them — or a constant), alive for this call, none overlapping `out`.
+    let get =
+        |o: &Operand| -> &[C] { unsafe { std::slice::from_raw_parts(operand(*o, regs), len) } };
+    match ins {
+        FusedInstr::Unary { op, src, dtype, .. } => {
+            C::unary(*op, get(src), out);
+            C::round_to(*dtype, out);
+        }
+        FusedInstr::Binary {
+            op, a, b, dtype, ..
+        } => {
+            C::binary(*op, get(a), get(b), out);
+            C::round_to(*dtype, out);
+        }
+        FusedInstr::Where {
+            cond, a, b, dtype, ..
+        } => {
+            C::select(get(cond), get(a), get(b), out);
+            C::round_to(*dtype, out);
+        }
+        FusedInstr::Cast { src, dtype, .. } => {
+            out.copy_from_slice(get(src));
+            C::round_to(*dtype, out);
         }
     }
-    regs[dst_idx] = dst;
 }
