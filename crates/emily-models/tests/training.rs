@@ -93,8 +93,9 @@ fn byte_lm_loss_falls_below_the_bound() {
 
 #[test]
 fn byte_lm_compiled_step_runs_fused_attention_with_the_eager_gradients() {
-    // The compiler recognises each layer's composed causal attention and its
-    // gradient (GQA 4/2, head size 16) and runs them as fused kernels; the
+    // The compiler recognises each layer's composed causal attention, RMSNorms
+    // and RoPEs and their gradients (GQA 4/2, head size 16) and runs them as
+    // fused kernels; the
     // loss and every gradient match the same graph evaluated op by op.
     use emily::{DType, Tensor};
     use emily_nn::train::{cross_entropy, Precision};
@@ -135,6 +136,16 @@ fn byte_lm_compiled_step_runs_fused_attention_with_the_eager_gradients() {
     );
     assert_eq!(count("scaled_dot_product_attention_causal_grad"), 2);
     assert_eq!(count("softmax"), 0);
+    // Each RMSNorm (2 per layer and the final one) forward and backward,
+    // each RoPE (q and k per layer) forward and backward, fused.
+    assert_eq!(count("rms_norm"), 5, "{:?}", plan.op_frequencies());
+    assert_eq!(count("rms_norm_grad"), 5);
+    assert_eq!(count("rope"), 8, "{:?}", plan.op_frequencies());
+    assert_eq!(
+        count("concat") + count("pad"),
+        1,
+        "only the packed gradients"
+    );
     let compiled = step.run(&params, &ins, &[&y], 1.0).unwrap();
     let eager = step.run_eager(&params, &ins, &[&y], 1.0).unwrap();
     let scalar = |t: &Tensor| t.to_vec::<f32>().unwrap()[0];

@@ -8,7 +8,8 @@
 //! of a composed causal attention together with its gradient (a traced
 //! training step), which then runs as one fused forward and one fused
 //! backward kernel (see `attention.rs`; not with [`Kernels::Composed`]), the
-//! same for a composed RMSNorm and its gradient (`rms_norm.rs`), and fusion of
+//! same for a composed RMSNorm and its gradient (`rms_norm.rs`) and a composed
+//! rotary embedding and its gradient (`rope.rs`), and fusion of
 //! elementwise chains into single-pass kernels (the chains the backend of the
 //! arguments' device says it can fuse, see `Backend::can_fuse`). The resulting [`Plan`] is
 //! cached; later calls with that signature replay it without calling `f`.
@@ -31,6 +32,7 @@ mod passes;
 mod pattern;
 mod plan;
 mod rms_norm;
+mod rope;
 
 pub use cache::PlanCacheLimits;
 pub use plan::Plan;
@@ -170,14 +172,15 @@ where
         let traced = g.num_nodes();
         passes::common_subexpressions(&mut g);
         passes::fold_constants(&mut g, device)?;
-        let (attention, norms) = if self.options.kernels == Kernels::Fused {
+        let (attention, norms, rotations) = if self.options.kernels == Kernels::Fused {
             let backend = crate::backend::get(device);
             (
                 attention::fuse_causal_attention(&mut g, backend),
                 rms_norm::fuse_rms_norms(&mut g, backend),
+                rope::fuse_rotary_embeddings(&mut g, backend),
             )
         } else {
-            (0, 0)
+            (0, 0, 0)
         };
         let before = g.num_nodes();
         let backend = crate::backend::get(device);
@@ -190,6 +193,7 @@ where
             traced,
             attention,
             norms,
+            rotations,
             kernels_before_fusion = before,
             kernels_after_fusion = after,
             fused_away,

@@ -72,7 +72,7 @@ pub(super) fn commutative_use(
 }
 
 /// Every element of a constant as f64 (floats only).
-fn const_values(g: &Graph, i: usize) -> Option<Vec<f64>> {
+pub(super) fn const_values(g: &Graph, i: usize) -> Option<Vec<f64>> {
     let Kind::Const(a) = &g.values[i].kind else {
         return None;
     };
