@@ -4,11 +4,11 @@
 //! eagerly (to round-off) and as a float64 reference; other graphs stay
 //! composed.
 
-use emily::{compile, compile_with, grad, CompileOptions, Kernels, Result, Tensor};
+use emily::{compile, grad, Result, Tensor};
 
 mod grad_common;
 
-use grad_common::{count, max_rel_diff, randn};
+use grad_common::{check_fused_eager_composed, count, max_rel_diff, randn};
 
 const EPS: f64 = 1e-5;
 
@@ -108,25 +108,7 @@ fn composed_rms_norm_and_its_gradient_run_fused_with_equal_gradients() {
                 assert_eq!(count(&plan, "rms_norm_grad"), 1, "{case}");
                 assert_eq!(plan.num_fast_ops(), 2, "{case}");
                 let fused = compiled.call(&a).unwrap();
-                let eager = f(&a).unwrap();
-                let composed_plan = compile_with(
-                    f,
-                    CompileOptions {
-                        kernels: Kernels::Composed,
-                        ..Default::default()
-                    },
-                );
-                assert_eq!(composed_plan.plan(&a).unwrap().num_fast_ops(), 0);
-                let composed = composed_plan.call(&a).unwrap();
-                for (n, (x, y)) in fused.iter().zip(&eager).enumerate() {
-                    let diff = max_rel_diff(x, y);
-                    assert!(diff < 1e-5, "{case}: output {n} fused vs eager {diff}");
-                    let diff = max_rel_diff(&composed[n], y);
-                    assert!(
-                        diff < 1e-6,
-                        "{case}: output {n} composed plan vs eager {diff}"
-                    );
-                }
+                check_fused_eager_composed(f, &a, &fused, |_| 1e-5, &case);
                 let host = |t: &Tensor| t.to_vec::<f32>().unwrap();
                 let w = host(&a[1]);
                 let wt = (form != Form::NoWeight).then_some(w.as_slice());

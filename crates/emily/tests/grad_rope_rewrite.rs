@@ -5,11 +5,11 @@
 //! graph evaluated eagerly (to round-off) and as a float64 reference; tables
 //! the kernel cannot reproduce stay composed.
 
-use emily::{compile, compile_with, grad, CompileOptions, Kernels, Result, Tensor};
+use emily::{compile, grad, Result, Tensor};
 
 mod grad_common;
 
-use grad_common::{count, max_rel_diff, randn};
+use grad_common::{check_fused_eager_composed, count, max_rel_diff, randn};
 
 /// cos/sin tables `(t, d)` of positions `0..t` (split halves), angles
 /// `p·scale·base^(−2i/d)` in f64 rounded to f32, as the model layers build them.
@@ -100,25 +100,7 @@ fn composed_rope_and_its_gradient_run_fused_with_equal_gradients() {
                 assert_eq!(plan.num_fast_ops(), 2, "{case}");
                 assert_eq!(count(&plan, "concat") + count(&plan, "pad"), 0, "{case}");
                 let fused = compiled.call(&a).unwrap();
-                let eager = f(&a).unwrap();
-                let composed_plan = compile_with(
-                    f.clone(),
-                    CompileOptions {
-                        kernels: Kernels::Composed,
-                        ..Default::default()
-                    },
-                );
-                assert_eq!(composed_plan.plan(&a).unwrap().num_fast_ops(), 0);
-                let composed = composed_plan.call(&a).unwrap();
-                for (n, (x, y)) in fused.iter().zip(&eager).enumerate() {
-                    let diff = max_rel_diff(x, y);
-                    assert!(diff < 1e-5, "{case}: output {n} fused vs eager {diff}");
-                    let diff = max_rel_diff(&composed[n], y);
-                    assert!(
-                        diff < 1e-6,
-                        "{case}: output {n} composed plan vs eager {diff}"
-                    );
-                }
+                check_fused_eager_composed(f.clone(), &a, &fused, |_| 1e-5, &case);
                 let c = a[1].to_vec::<f32>().unwrap();
                 let want = reference(&c, b, h, t, d, base);
                 let got = fused[1].to_vec::<f32>().unwrap();
