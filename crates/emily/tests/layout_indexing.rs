@@ -135,3 +135,38 @@ fn empty_tensors_flow_through_every_op_family() {
         .to_scalar::<f32>()
         .is_err());
 }
+
+#[test]
+fn permutes_moving_only_unit_axes_keep_values_and_leave_the_input_alone() {
+    // Each permutation either only moves axes of size 1 (a view of the same
+    // bytes) or also reorders long axes (a copy); both must give the values.
+    let shape = [1, 5, 1, 3];
+    for perm in [
+        [2, 1, 0, 3],
+        [1, 0, 3, 2],
+        [0, 1, 3, 2],
+        [1, 3, 0, 2],
+        [3, 1, 2, 0],
+    ] {
+        let (x, xv) = randn(&shape, 7);
+        let p = x.permute(&perm).unwrap();
+        let out_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+        assert_eq!(p.shape(), &out_shape[..]);
+        let pv = p.to_f64_vec().unwrap();
+        for i in indices(&out_shape) {
+            let mut src = [0; 4];
+            for (k, &a) in perm.iter().enumerate() {
+                src[a] = i[k];
+            }
+            assert_eq!(pv[flat(&i, &out_shape)], xv[flat(&src, &shape)], "{perm:?}");
+        }
+        // An op after the permute must not write into the input's buffer.
+        let q = p.add_scalar(1.0).unwrap().to_f64_vec().unwrap();
+        assert_eq!(x.to_f64_vec().unwrap(), xv, "{perm:?}");
+        let plus_one = |b: &f64| (*b as f32 + 1.0) as f64;
+        assert!(
+            q.iter().zip(&pv).all(|(a, b)| *a == plus_one(b)),
+            "{perm:?}"
+        );
+    }
+}

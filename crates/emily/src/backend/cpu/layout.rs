@@ -97,9 +97,24 @@ fn copy_typed<T: bytemuck::Pod + Send + Sync>(
 
 /// Output axis i is input axis `perm[i]`.
 pub(crate) fn permute(x: &Array, perm: &[usize], shape: &[usize]) -> Result<Array> {
+    if moves_only_unit_axes(x.shape(), perm) {
+        // The elements keep their order: the same buffer, another shape.
+        return Ok(x.reshaped(shape));
+    }
     let own = contiguous_strides(x.shape());
     let strides: Vec<usize> = perm.iter().map(|&p| own[p]).collect();
     copy_view(x, 0, &strides, shape)
+}
+
+/// True when `perm` keeps the order of every axis longer than 1 (it only
+/// moves axes of size 1), so the permuted array has the input's bytes.
+fn moves_only_unit_axes(shape: &[usize], perm: &[usize]) -> bool {
+    let mut long = perm.iter().filter(|&&p| shape[p] != 1);
+    let mut last = match long.next() {
+        Some(&p) => p,
+        None => return true,
+    };
+    long.all(|&p| std::mem::replace(&mut last, p) < p)
 }
 
 /// Numpy broadcast to `shape`.
