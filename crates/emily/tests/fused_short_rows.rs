@@ -94,30 +94,13 @@ fn check_layouts(dtype: DType) {
 
 #[test]
 fn short_rows_with_every_operand_layout_on_every_isa() {
-    if std::env::var("EMILY_SHORT_ROWS_ISA_CHILD").is_ok() {
-        check_layouts(DType::F32);
-        check_layouts(DType::F64);
-        return;
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    for cap in ["baseline", "avx2", ""] {
-        let child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "short_rows_with_every_operand_layout_on_every_isa",
-                "--test-threads",
-                "1",
-            ])
-            .env("EMILY_ISA", cap)
-            .env("EMILY_SHORT_ROWS_ISA_CHILD", "1")
-            .env("EMILY_NUM_THREADS", "2")
-            .output()
-            .expect("run the test binary");
-        assert!(
-            child.status.success(),
-            "child with EMILY_ISA={cap} failed:\n{}{}",
-            String::from_utf8_lossy(&child.stdout),
-            String::from_utf8_lossy(&child.stderr)
-        );
-    }
+    on_every_isa(
+        "short_rows_with_every_operand_layout_on_every_isa",
+        "EMILY_SHORT_ROWS_ISA_CHILD",
+        &["baseline", "avx2", ""],
+        || {
+            check_layouts(DType::F32);
+            check_layouts(DType::F64);
+        },
+    );
 }

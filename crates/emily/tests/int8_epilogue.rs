@@ -84,29 +84,12 @@ fn check_shapes() {
 
 #[test]
 fn fused_epilogues_equal_eager_on_every_isa() {
-    if std::env::var("EMILY_EPILOGUE_ISA_CHILD").is_ok() {
-        check_shapes();
-        return;
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    for cap in ["baseline", "avx2", "avx512", ""] {
-        let child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "fused_epilogues_equal_eager_on_every_isa",
-                "--test-threads",
-                "1",
-            ])
-            .env("EMILY_ISA", cap)
-            .env("EMILY_EPILOGUE_ISA_CHILD", "1")
-            .env("EMILY_NUM_THREADS", "2")
-            .output()
-            .expect("run the test binary");
-        assert!(
-            child.status.success(),
-            "child with EMILY_ISA={cap} failed:\n{}{}",
-            String::from_utf8_lossy(&child.stdout),
-            String::from_utf8_lossy(&child.stderr)
-        );
-    }
+    on_every_isa(
+        "fused_epilogues_equal_eager_on_every_isa",
+        "EMILY_EPILOGUE_ISA_CHILD",
+        &["baseline", "avx2", "avx512", ""],
+        || {
+            check_shapes();
+        },
+    );
 }

@@ -69,3 +69,30 @@ pub fn bcast_at(v: &[f64], shape: &[usize], out_idx: &[usize]) -> f64 {
         .collect();
     v[flat(&idx, shape)]
 }
+
+/// Runs `check` under every `EMILY_ISA` cap in `caps` ("" = no cap): the
+/// test re-runs itself (`test_name`, this binary, one thread) in a child
+/// process per cap with `child_env` set, and the child runs `check`. The
+/// cap is read once per process, so each one needs its own process.
+pub fn on_every_isa(test_name: &str, child_env: &str, caps: &[&str], check: impl FnOnce()) {
+    if std::env::var(child_env).is_ok() {
+        check();
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    for cap in caps {
+        let child = std::process::Command::new(&exe)
+            .args(["--exact", test_name, "--test-threads", "1"])
+            .env("EMILY_ISA", cap)
+            .env(child_env, "1")
+            .env("EMILY_NUM_THREADS", "2")
+            .output()
+            .expect("run the test binary");
+        assert!(
+            child.status.success(),
+            "child with EMILY_ISA={cap} failed:\n{}{}",
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr)
+        );
+    }
+}
