@@ -3,14 +3,24 @@
 //! stated tolerance of the reference encoder output.
 //!
 //! Tolerances against the reference encoder output (1500 × 384 values after
-//! the final LayerNorm): bf16 max |diff| ≤ 0.25, 99.9th percentile ≤ 0.05
-//! and mean ≤ 0.01; int8 max ≤ 1.0, 99.9th percentile ≤ 0.2 and mean ≤ 0.04
-//! (the f32 graph is within 1e-3, whisper_e2e).
+//! the final LayerNorm): bf16 max |diff| ≤ 0.25, 99.99th percentile ≤ 0.08,
+//! 99.9th ≤ 0.05 and mean ≤ 0.01; int8 max ≤ 2.0, 99.99th percentile ≤ 0.35,
+//! 99.9th ≤ 0.2 and mean ≤ 0.04 (the f32 graph is within 1e-3, whisper_e2e).
+//!
+//! Why int8's max is 2.0 and a 99.99th-percentile bound holds the tail (from
+//! session 9): on an AVX2-only Zen 2 (no VNNI, so the int8 types' attention
+//! runs on bf16 products) int8-encoder measured max 1.154 / 99.99 % 0.232 /
+//! 99.9 % 0.158 / mean 0.0216, and under `EMILY_ISA=baseline` (the portable
+//! engines) max 1.672 / 0.238 / 0.158 / 0.0219: the few largest of the
+//! 576,000 differences swing by 1.5× between engines whose sums differ only
+//! in order and rounding, while the 58th largest (99.99 %) and everything
+//! below it move by 3 %. bf16 on the same host: max 0.151 / 0.134, 99.99 %
+//! 0.050 / 0.047.
 //! Measured on AMD Zen 4 (AVX512-BF16/VNNI engines): bf16 max 0.196 / 99.9 %
 //! 0.033 / mean 0.0047 (bf16 attention core since session 5; 0.114 / 0.032
 //! / 0.0043 with the f32 core); int8 max 0.739 / 99.9 % 0.155 / mean 0.021.
 //!
-//! Why int8's max is 1.0 (it was 0.75): since the int8 encoder's
+//! Earlier, on Zen 4 (why the max was 1.0, up from 0.75): since the int8 encoder's
 //! self-attention runs on bf16 q, k, v with bf16 products, the single worst
 //! of the 576,000 values moves with any rounding of the attention inputs
 //! while the bulk does not: rounding only v to bf16 gave max 0.42, k and v
@@ -34,7 +44,10 @@ use emily_models::whisper::{load_whisper, ComputeType, TranscribeOptions, Whispe
 /// faster-whisper's greedy JFK text.
 const JFK: &str = " And so my fellow Americans ask not what your country can do for you ask what you can do for your country.";
 
-fn check(compute: ComputeType, tol: f32, p999_tol: f32, mean_tol: f32) {
+/// Checks `compute`'s encoder output on JFK against the reference within
+/// `tol` (max), `p9999_tol` / `p999_tol` (99.99th / 99.9th percentile) and
+/// `mean_tol` (mean |diff|), then its greedy JFK text.
+fn check(compute: ComputeType, tol: f32, p9999_tol: f32, p999_tol: f32, mean_tol: f32) {
     let w = Whisper::load_with(&model_dir("whisper-tiny.en"), Kernels::Fused, compute)
         .expect("run `make models` first");
     let mel = read_npy(&goldens().join("jfk_logmel.npy")).unwrap();
@@ -54,13 +67,19 @@ fn check(compute: ComputeType, tol: f32, p999_tol: f32, mean_tol: f32) {
         .collect();
     diffs.sort_by(f32::total_cmp);
     let p999 = diffs[diffs.len() * 999 / 1000];
+    let p9999 = diffs[diffs.len() * 9999 / 10000];
     println!(
-        "{}: encoder max |diff| {d:.4}, 99.9th percentile {p999:.4}, mean |diff| {mean:.5}",
+        "{}: encoder max |diff| {d:.4}, 99.99th percentile {p9999:.4}, 99.9th percentile {p999:.4}, mean |diff| {mean:.5}",
         compute.name()
     );
     assert!(
         d <= tol,
         "{}: encoder max abs diff {d} > {tol}",
+        compute.name()
+    );
+    assert!(
+        p9999 <= p9999_tol,
+        "{}: encoder 99.99th percentile abs diff {p9999} > {p9999_tol}",
         compute.name()
     );
     assert!(
@@ -81,12 +100,12 @@ fn check(compute: ComputeType, tol: f32, p999_tol: f32, mean_tol: f32) {
 
 #[test]
 fn bf16_encoder_keeps_the_jfk_text() {
-    check(ComputeType::Bf16, 0.25, 0.05, 0.01);
+    check(ComputeType::Bf16, 0.25, 0.08, 0.05, 0.01);
 }
 
 #[test]
 fn int8_encoder_keeps_the_jfk_text() {
-    check(ComputeType::Int8Encoder, 1.0, 0.2, 0.04);
+    check(ComputeType::Int8Encoder, 2.0, 0.35, 0.2, 0.04);
 }
 
 /// The int8 encoder's projection matrices stay in the checkpoint's stored
