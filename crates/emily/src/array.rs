@@ -3,7 +3,7 @@
 //! backend reads it in place, everyone else reads a host copy.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::error::{invalid, Result};
 use crate::memory::HostBuffer;
@@ -222,6 +222,20 @@ impl Array {
     /// writable (so it can be updated in place; mapped bytes never are).
     pub fn is_unique(&mut self) -> bool {
         Arc::get_mut(&mut self.storage).is_some_and(|s| !matches!(s, Storage::Mapped { .. }))
+    }
+
+    /// A weak handle on this array's buffer that identifies it
+    /// ([`Array::has_storage`]) for as long as the handle lives. While it
+    /// lives the buffer is never written in place (in-place updates need
+    /// the only handle, weak ones included), so what was read from it stays
+    /// valid.
+    pub(crate) fn storage_handle(&self) -> Weak<Storage> {
+        Arc::downgrade(&self.storage)
+    }
+
+    /// Whether this array's buffer is the one `handle` was taken from.
+    pub(crate) fn has_storage(&self, handle: &Weak<Storage>) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.storage), handle.as_ptr())
     }
 
     /// The same buffer viewed with another shape of equal element count.

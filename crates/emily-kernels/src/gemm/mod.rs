@@ -39,6 +39,7 @@ mod packed;
 mod peak;
 mod prepack;
 mod quantize;
+mod quantized_rows;
 
 use std::cell::Cell;
 
@@ -49,6 +50,7 @@ pub use matrix::MatRef;
 pub use packed::{PackedBf16, PackedInt8, NR};
 pub use peak::{peak_ops_per_sec, PeakOp};
 pub use quantize::{bf16_bits, quantize_columns_s8, quantize_row_u8, RowQuant};
+pub use quantized_rows::{gemm_int8_quantized_then, QuantizedRows};
 
 use driver::{AOperand, Gemm};
 use pack_a::{ASource, I8Shifted, U8Quads};
@@ -367,50 +369,11 @@ fn int8_dequantized(
     out: &mut [f32],
 ) {
     check_engine(engine, Precision::Int8);
-    let (m, k) = (a.rows(), a.cols());
-    check_shapes("gemm_int8", m, k, b.k(), b.n(), out.len());
-    assert!(
-        k <= MAX_INT8_DEPTH,
-        "gemm_int8: depth {k} exceeds {MAX_INT8_DEPTH}"
-    );
-    if let Some(bias) = bias {
-        assert_eq!(
-            bias.len(),
-            b.n(),
-            "gemm_int8: bias has {} elements, expected {}",
-            bias.len(),
-            b.n()
-        );
-    }
-    if m == 0 || b.n() == 0 {
-        return;
-    }
-    let mut words = PACKED_A.with(Cell::take);
-    let quant = prepack::quantize_pack(a, driver::blocking(engine, &b.layout), &mut words);
-    let (sums, scales) = (&b.col_sums, &b.scales);
-    let epilogue = |i: usize, j0: usize, row: &mut [u32]| {
-        let RowQuant { scale, zero_point } = quant[i];
-        let nc = row.len();
-        let (sums, scales) = (&sums[j0..j0 + nc], &scales[j0..j0 + nc]);
-        match bias {
-            Some(bias) => dequantize_row(row, zero_point, scale, sums, scales, &bias[j0..j0 + nc]),
-            None => dequantize_row(row, zero_point, scale, sums, scales, &[]),
-        }
-        if let Some(then) = then {
-            then(i, j0, bytemuck::cast_slice_mut(row));
-        }
-    };
-    Gemm {
-        engine,
-        precision: Precision::Int8,
-        m,
-        a: AOperand::Packed(&words),
-        b_layout: b.layout,
-        b: b.data.as_slice(),
-        epilogue: Some(&epilogue),
-    }
-    .run(bytemuck::cast_slice_mut(out));
-    keep_packed_a(words);
+    check_shapes("gemm_int8", a.rows(), a.cols(), b.k(), b.n(), out.len());
+    let words = PACKED_A.with(Cell::take);
+    let rows = QuantizedRows::quantize_into(engine, a, b, words);
+    gemm_int8_quantized_then(&rows, b, bias, then, out);
+    keep_packed_a(rows.into_words());
 }
 
 /// Largest packed A (in words, 4 MiB) a thread keeps for its next call.

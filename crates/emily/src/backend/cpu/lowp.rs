@@ -10,18 +10,21 @@
 //!   output is f32. (Fewer rows stream the weights through the GEMV kernel.)
 //! - **bf16 × bf16**: the same engine with B packed per call; the f32 sums are
 //!   rounded once to the bf16 output.
-//! - **int8** (`Tensor::matmul_int8`): activation rows quantized on the fly,
-//!   the weight quantized per column and packed once per weight buffer.
+//! - **int8** (`Tensor::matmul_int8`): activation rows quantized on the fly
+//!   (once for consecutive products of the same input buffer, see
+//!   [`super::quantized_input`]), the weight quantized per column and packed
+//!   once per weight buffer.
 
 use std::sync::Arc;
 
 use emily_kernels::gemm::{
-    gemm_bf16, gemm_bf16_then, gemm_int8, gemm_int8_bias_then, Bf16Input, MatRef, PackedBf16,
+    gemm_bf16, gemm_bf16_then, gemm_int8_quantized_then, Bf16Input, MatRef, PackedBf16,
 };
 use half::bf16;
 
 use super::compute::Compute;
 use super::epilogue::RowProgram;
+use super::quantized_input::with_quantized;
 use super::{convert, packed_weights};
 use crate::backend::MatmulDims;
 use crate::error::Result;
@@ -115,7 +118,9 @@ pub(crate) fn int8_matmul(x: &Array, w: &Array, tb: bool, shape: &[usize]) -> Re
     }
     let packed = packed_weights::int8_weights(w, tb)?;
     let o = out.as_mut_slice::<f32>().expect("fresh array");
-    gemm_int8(MatRef::row_major(x.as_slice::<f32>(), rows, k), &packed, o);
+    with_quantized(x, (rows, k), &packed, |a| {
+        gemm_int8_quantized_then(a, &packed, None, None, o)
+    });
     Ok(out)
 }
 
@@ -168,7 +173,9 @@ pub(crate) fn matmul_then(
     if int8 {
         let packed = packed_weights::int8_weights(w, tb)?;
         let o = product.as_mut_slice::<f32>().expect("fresh array");
-        gemm_int8_bias_then(a(), &packed, bias, &epilogue, o);
+        with_quantized(x, (rows, k), &packed, |a| {
+            gemm_int8_quantized_then(a, &packed, bias, Some(&epilogue), o)
+        });
     } else if rows > super::matmul::GEMV_MAX_ROWS && w.dtype() == DType::BF16 {
         let packed = packed_weights::bf16_weights(w, tb)?;
         let o = product.as_mut_slice::<f32>().expect("fresh array");

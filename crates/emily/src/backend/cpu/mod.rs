@@ -13,6 +13,7 @@ mod lowp;
 mod matmul;
 mod packed_weights;
 mod quant;
+mod quantized_input;
 mod random;
 mod reduce;
 
