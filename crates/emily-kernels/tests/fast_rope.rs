@@ -1,5 +1,7 @@
 //! RoPE kernel against a float64 reference.
 
+mod isa_children;
+
 use emily_kernels::fast::{rope_bf16, rope_f16, rope_f32, HeadStrides, Positions, RopeParams};
 use half::{bf16, f16};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -85,9 +87,31 @@ const TOL: f64 = 2e-6;
 
 #[test]
 fn split_and_traditional_at_many_shapes() {
+    check_many_shapes();
+}
+
+#[test]
+fn many_shapes_under_every_isa_cap() {
+    if std::env::var("EMILY_ROPE_CHILD").is_ok() {
+        check_many_shapes();
+        return;
+    }
+    isa_children::run_under_isa_caps(
+        "many_shapes_under_every_isa_cap",
+        "EMILY_ROPE_CHILD",
+        &["baseline", "avx2", "avx512"],
+    );
+}
+
+/// Split halves and interleaved pairs at head sizes with and without the
+/// fixed-length row paths (16, 64, 128) and with short tails (2, 24, 80).
+fn check_many_shapes() {
     let mut seed = 0;
     for (batch, heads, seq, head_dim) in [
         (1, 1, 1, 2),
+        (2, 2, 7, 16),
+        (1, 3, 77, 24),
+        (1, 1, 1000, 16),
         (2, 3, 3, 64),
         (1, 2, 77, 80),
         (2, 4, 130, 128),
@@ -174,16 +198,18 @@ fn per_token_positions_and_custom_freqs() {
 
 #[test]
 fn bshd_layouts_in_and_out() {
-    let (batch, heads, seq, head_dim) = (2, 4, 70, 64);
-    let x = randn(batch * heads * seq * head_dim, 10);
-    let mut p = RopeParams::new(batch, heads, seq, head_dim);
-    p.positions = Positions::Offset(17);
-    p.x_strides = HeadStrides::bshd(heads, seq, head_dim);
-    assert!(run(&x, &p) < TOL, "bshd in, bhsd out");
-    p.out_strides = HeadStrides::bshd(heads, seq, head_dim);
-    assert!(run(&x, &p) < TOL, "bshd in and out");
-    p.x_strides = HeadStrides::bhsd(heads, seq, head_dim);
-    assert!(run(&x, &p) < TOL, "bhsd in, bshd out");
+    for head_dim in [64, 16] {
+        let (batch, heads, seq) = (2, 4, 70);
+        let x = randn(batch * heads * seq * head_dim, 10);
+        let mut p = RopeParams::new(batch, heads, seq, head_dim);
+        p.positions = Positions::Offset(17);
+        p.x_strides = HeadStrides::bshd(heads, seq, head_dim);
+        assert!(run(&x, &p) < TOL, "D{head_dim} bshd in, bhsd out");
+        p.out_strides = HeadStrides::bshd(heads, seq, head_dim);
+        assert!(run(&x, &p) < TOL, "D{head_dim} bshd in and out");
+        p.x_strides = HeadStrides::bhsd(heads, seq, head_dim);
+        assert!(run(&x, &p) < TOL, "D{head_dim} bhsd in, bshd out");
+    }
 }
 
 #[test]
