@@ -170,3 +170,38 @@ fn permutes_moving_only_unit_axes_keep_values_and_leave_the_input_alone() {
         );
     }
 }
+
+#[test]
+fn head_permutes_and_slices_at_every_row_length_class() {
+    // Contiguous rows of 1, 7, 8, 16, 77 and 1000 elements (single moves,
+    // 8-element moves with and without a tail, the library copy), enough
+    // rows that the copy is split across the pool's ranges mid-index.
+    for d in [1usize, 7, 8, 16, 77, 1000] {
+        let shape = [3, 64 * 64 / d.min(64) + 1, 5, d];
+        let (x, xv) = randn(&shape, d as u64);
+        let p = x.permute(&[0, 2, 1, 3]).unwrap();
+        let ps = [shape[0], shape[2], shape[1], d];
+        assert_eq!(p.shape(), &ps);
+        let pv = p.to_f64_vec().unwrap();
+        for i in indices(&ps) {
+            assert_eq!(
+                pv[flat(&i, &ps)],
+                xv[flat(&[i[0], i[2], i[1], i[3]], &shape)],
+                "d {d} at {i:?}"
+            );
+        }
+        let s = x
+            .slice(&[1, 1, 0, 0], &[3, shape[1], 5, d], &[1, 2, 2, 1])
+            .unwrap();
+        let ss = [2, (shape[1] - 1).div_ceil(2), 3, d];
+        assert_eq!(s.shape(), &ss);
+        let sv = s.to_f64_vec().unwrap();
+        for i in indices(&ss) {
+            assert_eq!(
+                sv[flat(&i, &ss)],
+                xv[flat(&[1 + i[0], 1 + 2 * i[1], 2 * i[2], i[3]], &shape)],
+                "slice d {d} at {i:?}"
+            );
+        }
+    }
+}
