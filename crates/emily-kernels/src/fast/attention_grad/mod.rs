@@ -266,16 +266,28 @@ fn by_columns(src: &[f32], n: usize, factor: f32, dst: &mut [[f32; ROWS]]) {
 /// `out[r][l] = Σ_c x[c][r]·cols[c·stride + l]` for the [`ROWS`] rows of a
 /// tile by column (`x`) and one block of lanes: each column block is loaded
 /// once for all rows, whose accumulators are independent FMA chains. `N`:
-/// the column count when fixed at compile time (0: `x.len()`).
+/// the column count when fixed at compile time (0: `x.len()`). `SPLIT`:
+/// even and odd columns in separate accumulators (eight chains; with 16
+/// vector registers, AVX2 has no room for them and keeps four).
 #[inline(always)]
-fn tile_dot<const FMA: bool, const N: usize>(
+fn tile_dot<const FMA: bool, const N: usize, const SPLIT: bool>(
     x: &[[f32; ROWS]],
     cols: &[f32],
     stride: usize,
 ) -> [[f32; BLOCK]; ROWS] {
     let n = if N == 0 { x.len() } else { N };
-    // Even and odd columns in separate accumulators: eight FMA chains.
     let mut even = [[0.0f32; BLOCK]; ROWS];
+    if !SPLIT {
+        for (c, xc) in x[..n].iter().enumerate() {
+            let col: [f32; BLOCK] = cols[c * stride..][..BLOCK].try_into().unwrap();
+            for (a, &xr) in even.iter_mut().zip(xc) {
+                for l in 0..BLOCK {
+                    a[l] = fmadd::<FMA>(xr, col[l], a[l]);
+                }
+            }
+        }
+        return even;
+    }
     let mut odd = [[0.0f32; BLOCK]; ROWS];
     for c in (0..n & !1).step_by(2) {
         let c0: [f32; BLOCK] = cols[c * stride..][..BLOCK].try_into().unwrap();
@@ -331,8 +343,9 @@ fn tile_update<const FMA: bool, const N: usize>(
 /// tile rows: a block of columns of every row at a time in registers (two
 /// accumulators per row, even and odd keys), each key's row of `k` loaded
 /// once for the whole tile. Score gradients past a row's visible keys are 0.
+/// `SPLIT` as for [`tile_dot`] (without it, one accumulator per row).
 #[inline(always)]
-fn tile_dq<const FMA: bool>(
+fn tile_dq<const FMA: bool, const SPLIT: bool>(
     ds: &[f32],
     stride: usize,
     k: &[f32],
@@ -345,6 +358,21 @@ fn tile_dq<const FMA: bool>(
     for cb in (0..whole).step_by(BLOCK) {
         let mut even = [[0.0f32; BLOCK]; ROWS];
         let mut odd = [[0.0f32; BLOCK]; ROWS];
+        if !SPLIT {
+            for j in 0..keys {
+                let k0: [f32; BLOCK] = k[j * d + cb..][..BLOCK].try_into().unwrap();
+                for (r, a) in even.iter_mut().enumerate() {
+                    let g0 = ds[r * stride + j];
+                    for l in 0..BLOCK {
+                        a[l] = fmadd::<FMA>(g0, k0[l], a[l]);
+                    }
+                }
+            }
+            for r in 0..n {
+                dq[r * d + cb..][..BLOCK].copy_from_slice(&even[r]);
+            }
+            continue;
+        }
         for j in (0..keys & !1).step_by(2) {
             let k0: [f32; BLOCK] = k[j * d + cb..][..BLOCK].try_into().unwrap();
             let k1: [f32; BLOCK] = k[(j + 1) * d + cb..][..BLOCK].try_into().unwrap();
@@ -443,20 +471,35 @@ fma_dispatch! {
     /// of [`ROWS`] consecutive query rows of one head. Head sizes 16 (one
     /// vector per row) and 64 get their loops sized at compile time.
     fn head_group(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut Scratch) {
-        if p.head_dim == BLOCK && p.v_head_dim == BLOCK {
-            group_tiles::<FMA, BLOCK, BLOCK>(g, p, s);
-        } else if p.head_dim == 64 && p.v_head_dim == 64 {
-            group_tiles::<FMA, 64, 64>(g, p, s);
+        if crate::simd::isa() == crate::simd::Isa::Avx512 {
+            sized_group::<FMA, true>(g, p, s);
         } else {
-            group_tiles::<FMA, 0, 0>(g, p, s);
+            sized_group::<FMA, false>(g, p, s);
         }
+    }
+}
+
+/// [`head_group`] with the head sizes 16 (one vector block per row) and 64
+/// fixed at compile time; `SPLIT` as for [`tile_dot`] (32 vector registers).
+#[inline(always)]
+fn sized_group<const FMA: bool, const SPLIT: bool>(
+    g: HeadGroup<'_>,
+    p: &SdpaParams<'_>,
+    s: &mut Scratch,
+) {
+    if p.head_dim == BLOCK && p.v_head_dim == BLOCK {
+        group_tiles::<FMA, BLOCK, BLOCK, SPLIT>(g, p, s);
+    } else if p.head_dim == 64 && p.v_head_dim == 64 {
+        group_tiles::<FMA, 64, 64, SPLIT>(g, p, s);
+    } else {
+        group_tiles::<FMA, 0, 0, SPLIT>(g, p, s);
     }
 }
 
 /// [`head_group`]'s body; `D` and `DV` are the query/key and value head sizes
 /// when fixed at compile time (0: read from `p`).
 #[inline(always)]
-fn group_tiles<const FMA: bool, const D: usize, const DV: usize>(
+fn group_tiles<const FMA: bool, const D: usize, const DV: usize, const SPLIT: bool>(
     g: HeadGroup<'_>,
     p: &SdpaParams<'_>,
     s: &mut Scratch,
@@ -512,8 +555,8 @@ fn group_tiles<const FMA: bool, const D: usize, const DV: usize>(
             // dp = dO·vᵀ.
             let mut row_max = [[f32::NEG_INFINITY; BLOCK]; ROWS];
             for jb in (0..nb).step_by(BLOCK) {
-                let mut sc = tile_dot::<FMA, D>(qs_cols, &s.kt[jb..], tkp);
-                let dp = tile_dot::<FMA, DV>(o_cols, &s.vt[jb..], tkp);
+                let mut sc = tile_dot::<FMA, D, SPLIT>(qs_cols, &s.kt[jb..], tkp);
+                let dp = tile_dot::<FMA, DV, SPLIT>(o_cols, &s.vt[jb..], tkp);
                 for r in 0..ROWS {
                     if jb + BLOCK > visible[r] {
                         let seen = visible[r].saturating_sub(jb);
@@ -547,7 +590,7 @@ fn group_tiles<const FMA: bool, const D: usize, const DV: usize>(
                 tile_update::<FMA, D>(q_cols, &db, &mut s.dkt[jb..], tkp);
             }
             // dQ = ds · k.
-            tile_dq::<FMA>(&s.dscores, tkp, k, most, d, &mut dq[row0 * d..][..n * d], n);
+            tile_dq::<FMA, SPLIT>(&s.dscores, tkp, k, most, d, &mut dq[row0 * d..][..n * d], n);
         }
     }
     transpose_back(&s.dkt, tk, d, dk, tkp);
