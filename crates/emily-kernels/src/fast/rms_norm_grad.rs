@@ -115,9 +115,18 @@ fn check(
     }
 }
 
+/// Rows whose reductions [`grad_rows`] runs side by side: a row of 64
+/// features is too short for one row's dependent chain (two sums, a square
+/// root, a division) to keep the core busy.
+const GROUP: usize = 4;
+
+/// Lanes of the per-row partial sums in a group (one AVX2 vector).
+const GW: usize = 8;
+
 fma_dispatch! {
     /// The gradient of whole rows; `dw` (with a weight) accumulates
-    /// `dy∘x·r` over them.
+    /// `dy∘x·r` over them (row by row, in order). Rows whose length is a
+    /// multiple of [`GW`] run [`GROUP`] at a time.
     fn grad_rows(
         x: &[f32],
         weight: Option<&[f32]>,
@@ -128,8 +137,23 @@ fma_dispatch! {
         dw: Option<&mut [f32]>,
     ) {
         let mut dw = dw;
-        let rows = x.chunks_exact(cols).zip(dy.chunks_exact(cols));
-        for ((xr, gr), out) in rows.zip(dx.chunks_exact_mut(cols)) {
+        let rows = x.len() / cols;
+        let grouped = if cols.is_multiple_of(GW) { rows / GROUP * GROUP } else { 0 };
+        for g0 in (0..grouped).step_by(GROUP) {
+            let at = g0 * cols..(g0 + GROUP) * cols;
+            grad_group::<FMA>(
+                &x[at.clone()],
+                weight,
+                &dy[at.clone()],
+                eps,
+                cols,
+                &mut dx[at],
+                dw.as_deref_mut(),
+            );
+        }
+        let at = grouped * cols..;
+        let rest = x[at.clone()].chunks_exact(cols).zip(dy[at.clone()].chunks_exact(cols));
+        for ((xr, gr), out) in rest.zip(dx[at].chunks_exact_mut(cols)) {
             let r = inv_rms::<FMA>(xr, eps);
             // dx holds dy∘w first, then the gradient.
             match weight {
@@ -141,15 +165,88 @@ fma_dispatch! {
                 None => out.copy_from_slice(gr),
             }
             let dot = lanes::dot::<FMA>(out, xr);
-            let c = r * r * r * dot / cols as f32;
-            for (o, v) in out.iter_mut().zip(xr) {
-                *o = lanes::fmadd::<FMA>(-c, *v, r * *o);
-            }
-            if let Some(dw) = dw.as_deref_mut() {
-                for ((d, g), v) in dw.iter_mut().zip(gr).zip(xr) {
-                    *d = lanes::fmadd::<FMA>(*g, *v * r, *d);
-                }
-            }
+            finish_row::<FMA>(xr, gr, r, dot, out, dw.as_deref_mut());
         }
     }
+}
+
+/// `dx = r·(dy∘w) − x·r³·dot/D` in place of `dy∘w` in `out`, and the row's
+/// `dy∘x·r` added to `dw`.
+#[inline(always)]
+fn finish_row<const FMA: bool>(
+    xr: &[f32],
+    gr: &[f32],
+    r: f32,
+    dot: f32,
+    out: &mut [f32],
+    dw: Option<&mut [f32]>,
+) {
+    let c = r * r * r * dot / xr.len() as f32;
+    for (o, v) in out.iter_mut().zip(xr) {
+        *o = lanes::fmadd::<FMA>(-c, *v, r * *o);
+    }
+    if let Some(dw) = dw {
+        for ((d, g), v) in dw.iter_mut().zip(gr).zip(xr) {
+            *d = lanes::fmadd::<FMA>(*g, *v * r, *d);
+        }
+    }
+}
+
+/// [`GROUP`] rows of [`grad_rows`] (`cols` a multiple of [`GW`]): `dy∘w`,
+/// `Σx²` and `Σ(dy∘w)∘x` of every row in one pass with the rows' partial
+/// sums interleaved, then each row finished as alone.
+#[inline(always)]
+fn grad_group<const FMA: bool>(
+    x: &[f32],
+    weight: Option<&[f32]>,
+    dy: &[f32],
+    eps: f32,
+    cols: usize,
+    dx: &mut [f32],
+    dw: Option<&mut [f32]>,
+) {
+    let mut dw = dw;
+    let mut ss = [[0.0f32; GW]; GROUP];
+    let mut dot = [[0.0f32; GW]; GROUP];
+    for c0 in (0..cols).step_by(GW) {
+        let w: [f32; GW] = weight.map_or([1.0; GW], |w| w[c0..][..GW].try_into().unwrap());
+        for r in 0..GROUP {
+            let at = r * cols + c0;
+            let xv: [f32; GW] = x[at..][..GW].try_into().unwrap();
+            let gv: [f32; GW] = dy[at..][..GW].try_into().unwrap();
+            let mut gw = [0.0f32; GW];
+            for l in 0..GW {
+                // Without a weight, `w` is ones: the same values.
+                gw[l] = gv[l] * w[l];
+                ss[r][l] = lanes::fmadd::<FMA>(xv[l], xv[l], ss[r][l]);
+                dot[r][l] = lanes::fmadd::<FMA>(gw[l], xv[l], dot[r][l]);
+            }
+            dx[at..][..GW].copy_from_slice(&gw);
+        }
+    }
+    for r in 0..GROUP {
+        let at = r * cols..(r + 1) * cols;
+        let inv = 1.0 / (fold8(ss[r]) / cols as f32 + eps).sqrt();
+        finish_row::<FMA>(
+            &x[at.clone()],
+            &dy[at.clone()],
+            inv,
+            fold8(dot[r]),
+            &mut dx[at],
+            dw.as_deref_mut(),
+        );
+    }
+}
+
+/// The sum of eight partial sums, as a halving tree.
+#[inline(always)]
+fn fold8(mut a: [f32; GW]) -> f32 {
+    let mut w = GW / 2;
+    while w > 0 {
+        for l in 0..w {
+            a[l] += a[l + w];
+        }
+        w /= 2;
+    }
+    a[0]
 }
