@@ -115,6 +115,7 @@ fn causal_square_rectangular_and_overlong_queries() {
     for (q_len, kv_len) in [
         (5, 5),
         (70, 70),
+        (77, 77),
         (3, 10),
         (1, 9),
         (100, 900),
