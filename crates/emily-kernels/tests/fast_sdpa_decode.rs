@@ -165,8 +165,7 @@ fn decode_shapes_against_f64_on_every_element_type() {
 }
 
 /// The same checks with `EMILY_ISA` capped to each path (the rows kernels
-/// run only under AVX-512; the caps exercise the lanes layout's decode
-/// shapes on AVX2 and the portable kernels).
+/// of AVX-512 and of AVX2, and the portable lanes kernels).
 #[test]
 fn decode_shapes_under_every_isa_cap() {
     if std::env::var("EMILY_SDPA_DECODE_CHILD").is_ok() {

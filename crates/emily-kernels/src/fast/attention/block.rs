@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::io::{Dst, Src};
 use super::mask::{self, TileStrides};
 #[cfg(target_arch = "x86_64")]
+use super::microkernel::rows::{Avx2Rows, Avx512Rows};
+#[cfg(target_arch = "x86_64")]
 use super::microkernel::{Avx2, Avx512};
 use super::microkernel::{MicroKernels, Portable};
 use super::plan::{Block, Plan};
@@ -123,7 +125,7 @@ impl Scratch {
 }
 
 /// Runs unit `u` with the best kernels of this CPU: the rows layout for a
-/// handful of rows (AVX-512), else the lanes layout with full- or half-width
+/// handful of rows (AVX-512 or AVX2), else the lanes layout with full- or half-width
 /// tiles (bf16 products for bf16 tensors on AVX512-BF16).
 pub(super) fn run(ctx: &Ctx<'_, '_>, u: usize, s: &mut Scratch) {
     let blk = ctx.plan.block(u);
@@ -144,7 +146,7 @@ pub(super) fn run(ctx: &Ctx<'_, '_>, u: usize, s: &mut Scratch) {
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")]
 unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, rows: usize) {
     if rows <= super::decode::MAX_ROWS {
-        super::decode::process_rows(ctx, blk, s)
+        super::decode::process_rows::<Avx512Rows>(ctx, blk, s)
     } else if rows <= 16 {
         process::<Avx512<1, 8>>(ctx, blk, s)
     } else if let Some(qkv) = super::bf16_products::operands(ctx) {
@@ -157,8 +159,8 @@ unsafe fn run_avx512(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, rows: usiz
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run_avx2(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch, rows: usize) {
-    if rows <= 8 {
-        process::<Avx2<1, 8>>(ctx, blk, s)
+    if rows <= super::decode::MAX_ROWS {
+        super::decode::process_rows::<Avx2Rows>(ctx, blk, s)
     } else {
         process::<Avx2<2, 6>>(ctx, blk, s)
     }

@@ -5,39 +5,39 @@
 //! widened in registers, never copied to scratch — and each key once per
 //! group of up to [`GROUP`] rows. The bookkeeping (queries, sinks, masks,
 //! output) is shared with the lanes layout in [`super::block`]; the kernels
-//! are in `microkernel::avx512_rows`.
+//! are one [`RowKernels`] set per instruction set (`microkernel::avx512_rows`,
+//! `microkernel::avx2_rows`).
 
 use half::{bf16, f16};
 
 use super::block::{apply_mask, init_rows, inverse_denominators, write_out, Ctx, Scratch};
 use super::io::Src;
 use super::mask::TileStrides;
-use super::microkernel::avx512_rows::{rows_pv, scores, softmax_row, KvLoad};
+use super::microkernel::rows::{KvElem, RowKernels};
 use super::plan::Block;
 
-/// Blocks of at most this many rows take the rows layout (with AVX-512).
+/// Blocks of at most this many rows take the rows layout (AVX-512 or AVX2).
 pub(super) const MAX_ROWS: usize = 8;
 
 /// Row-group height of the kernels.
 const GROUP: usize = 4;
 
-/// The flash loop of one block in the rows layout, on the element types of
-/// the call's keys and values.
+/// The flash loop of one block in the rows layout on the kernels `RK`, on
+/// the element types of the call's keys and values.
 ///
 /// # Safety
-/// AVX-512F/BW/VL + F16C CPU; `ctx` must describe buffers that passed
+/// A CPU with `RK`'s features; `ctx` must describe buffers that passed
 /// `SdpaParams::validate`, and no other worker may write this block's rows.
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,f16c")]
-pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch) {
+pub(super) unsafe fn process_rows<RK: RowKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratch) {
     /// `process_typed` on the pointers of `ctx.k` and `ctx.v`, whatever
     /// their types.
     macro_rules! dispatch {
         ($($k:ident => $kt:ty),*) => {
             match ctx.k {
                 $(Src::$k(k) => match ctx.v {
-                    Src::F32(v) => process_typed::<$kt, f32>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
-                    Src::F16(v) => process_typed::<$kt, f16>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
-                    Src::Bf16(v) => process_typed::<$kt, bf16>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
+                    Src::F32(v) => process_typed::<RK, $kt, f32>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
+                    Src::F16(v) => process_typed::<RK, $kt, f16>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
+                    Src::Bf16(v) => process_typed::<RK, $kt, bf16>(ctx, blk, s, k.as_ptr(), v.as_ptr()),
                 },)*
             }
         };
@@ -50,8 +50,7 @@ pub(super) unsafe fn process_rows(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scratc
 ///
 /// # Safety
 /// As [`process_rows`]; `k` and `v` are the call's key and value buffers.
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,f16c")]
-unsafe fn process_typed<K: KvLoad, V: KvLoad>(
+unsafe fn process_typed<RK: RowKernels, K: KvElem, V: KvElem>(
     ctx: &Ctx<'_, '_>,
     blk: &Block,
     s: &mut Scratch,
@@ -78,11 +77,7 @@ unsafe fn process_typed<K: KvLoad, V: KvLoad>(
         for r0 in (0..rows).step_by(GROUP) {
             let n = GROUP.min(rows - r0);
             let (q, out) = (s.qrows.as_ptr().add(r0 * d), st.add(r0 * keys));
-            match n {
-                1 => scores::<K, 1>(q, d, n, k_ptr, ldk, keys, d, out, keys),
-                2 => scores::<K, 2>(q, d, n, k_ptr, ldk, keys, d, out, keys),
-                _ => scores::<K, 4>(q, d, n, k_ptr, ldk, keys, d, out, keys),
-            }
+            RK::scores(q, d, n, k_ptr, ldk, keys, d, out, keys);
         }
         let t = TileStrides { rs: keys, ks: 1 };
         let tile_scores = &mut s.st[..rows * keys];
@@ -98,7 +93,7 @@ unsafe fn process_typed<K: KvLoad, V: KvLoad>(
         );
         for r in 0..rows {
             let (m, l, a) = (s.m.as_mut_ptr(), s.l.as_mut_ptr(), s.alpha.as_mut_ptr());
-            softmax_row(
+            RK::softmax_row(
                 s.st.as_mut_ptr().add(r * keys),
                 keys,
                 m.add(r),
@@ -110,11 +105,7 @@ unsafe fn process_typed<K: KvLoad, V: KvLoad>(
             let n = GROUP.min(rows - r0);
             let pr = s.st.as_ptr().add(r0 * keys);
             let (a, o) = (s.alpha.as_ptr().add(r0), s.ot.as_mut_ptr().add(r0 * dv));
-            match n {
-                1 => rows_pv::<V, 1>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
-                2 => rows_pv::<V, 2>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
-                _ => rows_pv::<V, 4>(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv),
-            }
+            RK::values(pr, keys, n, keys, v_ptr, ldv, dv, a, o, dv);
         }
         j0 += keys;
     }

@@ -22,8 +22,12 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub(super) use avx512::softmax_pmax;
 #[cfg(target_arch = "x86_64")]
+pub(super) mod avx2_rows;
+#[cfg(target_arch = "x86_64")]
 pub(super) mod avx512_rows;
 mod portable;
+#[cfg(target_arch = "x86_64")]
+pub(super) mod rows;
 #[cfg(target_arch = "x86_64")]
 mod tile;
 
