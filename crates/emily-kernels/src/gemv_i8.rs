@@ -48,6 +48,10 @@ struct Line([u8; LINE]);
 pub enum I8Isa {
     /// AVX512-VNNI `vpdpbusd` on 512-bit vectors.
     Avx512Vnni,
+    /// AVX2 `vpmaddubsw` + `vpmaddwd` on 256-bit vectors (half a panel per
+    /// vector), with the codes' magnitudes against sign-adjusted activation
+    /// codes so no 16-bit pair sum saturates: the same exact integer sums.
+    Avx2,
     /// Plain integer loops (any CPU).
     Portable,
 }
@@ -58,7 +62,8 @@ impl I8Isa {
     pub fn detected() -> I8Isa {
         match QuantIsa::detected() {
             QuantIsa::Avx512Vnni => I8Isa::Avx512Vnni,
-            _ => I8Isa::Portable,
+            QuantIsa::AvxVnni | QuantIsa::Avx2 => I8Isa::Avx2,
+            QuantIsa::Portable => I8Isa::Portable,
         }
     }
 
@@ -67,6 +72,9 @@ impl I8Isa {
         let mut v = Vec::new();
         if QuantIsa::Avx512Vnni.available() {
             v.push(I8Isa::Avx512Vnni);
+        }
+        if QuantIsa::Avx2.available() {
+            v.push(I8Isa::Avx2);
         }
         v.push(I8Isa::Portable);
         v
@@ -219,8 +227,9 @@ impl I8Rows {
         self.gemv_with(I8Isa::detected(), x, m, out)
     }
 
-    /// [`I8Rows::gemv`] with a given implementation; `Avx512Vnni` on a CPU
-    /// without it runs the portable loops.
+    /// [`I8Rows::gemv`] with a given implementation; one this CPU lacks runs
+    /// the portable loops. Every implementation gives the same integer block
+    /// sums.
     ///
     /// # Panics
     /// If `x.len() != m * k` or `out.len() != m * n`.
@@ -250,10 +259,10 @@ impl I8Rows {
             .chain(rest.qs.chunks(BLOCK))
             .map(|b| -128 * b.iter().map(|&q| q as i32).sum::<i32>())
             .collect();
-        let isa = if isa == I8Isa::Avx512Vnni && QuantIsa::Avx512Vnni.available() {
-            isa
-        } else {
-            I8Isa::Portable
+        let isa = match isa {
+            I8Isa::Avx512Vnni if QuantIsa::Avx512Vnni.available() => isa,
+            I8Isa::Avx2 if QuantIsa::Avx2.available() => isa,
+            _ => I8Isa::Portable,
         };
         let job = Job {
             lines: self.lines.as_ptr(),
@@ -278,6 +287,8 @@ impl I8Rows {
                 match isa {
                     #[cfg(target_arch = "x86_64")]
                     I8Isa::Avx512Vnni => x86::panels(job, p0, p1),
+                    #[cfg(target_arch = "x86_64")]
+                    I8Isa::Avx2 => x86::panels_avx2(job, p0, p1),
                     _ => panels_portable(job, p0, p1),
                 }
             }
@@ -450,5 +461,84 @@ mod x86 {
                 }
             }
         }
+    }
+
+    /// Panels `p0..p1` times every activation row on AVX2: each 256-bit half
+    /// of a panel line holds 8 rows' four codes; `|code|` (`vpabsb` of the
+    /// line with its +128 offset removed) times the activation codes with
+    /// the code's sign (`vpsignb`) in `vpmaddubsw` gives 16-bit pair sums of
+    /// at most 2 · 128 · 127 (no saturation), and `vpmaddwd` by ones the
+    /// row's four-product sum: exactly the signed sum, so each block starts
+    /// from 0, not from the +128 offsets the unsigned forms subtract.
+    ///
+    /// # Safety
+    /// AVX2 present; as [`super::panels_portable`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn panels_avx2(job: Job, p0: usize, p1: usize) {
+        let kp = job.blocks * BLOCK;
+        let flip = _mm256_set1_epi8(-128);
+        for p in p0..p1 {
+            // SAFETY: the caller's contract: panel `p` and the activation
+            // rows are in bounds; the lines are 64-byte aligned.
+            unsafe {
+                let panel = job.lines.add(p * job.per_panel).cast::<__m256i>();
+                let steps = [0, 1].map(|h| _mm256_castsi256_ps(_mm256_load_si256(panel.add(h))));
+                let body = panel.add(2);
+                let valid = (job.n - p * PANEL_ROWS).min(PANEL_ROWS);
+                for i in 0..job.m {
+                    let qs = job.qs.add(i * kp).cast::<i32>();
+                    let ps = job.ps.add(i * kp).cast::<i32>();
+                    let mut acc = [_mm256_setzero_ps(); 2];
+                    for b in 0..job.blocks {
+                        let at = i * job.blocks + b;
+                        let (mut a, mut r) =
+                            ([_mm256_setzero_si256(); 2], [_mm256_setzero_si256(); 2]);
+                        let j = b * BLOCK / 4;
+                        for t in 0..BLOCK / 4 {
+                            let qb = _mm256_set1_epi32(qs.add(j + t).read_unaligned());
+                            let pb = _mm256_set1_epi32(ps.add(j + t).read_unaligned());
+                            for h in 0..2 {
+                                let codes = _mm256_xor_si256(
+                                    _mm256_load_si256(body.add(2 * (j + t) + h)),
+                                    flip,
+                                );
+                                let mag = _mm256_abs_epi8(codes);
+                                a[h] = _mm256_add_epi32(a[h], dot(mag, codes, qb));
+                                r[h] = _mm256_add_epi32(r[h], dot(mag, codes, pb));
+                            }
+                        }
+                        let (d, e) = (
+                            _mm256_set1_ps(*job.d.add(at)),
+                            _mm256_set1_ps(*job.e.add(at)),
+                        );
+                        for h in 0..2 {
+                            acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[h]), d, acc[h]);
+                            acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r[h]), e, acc[h]);
+                        }
+                    }
+                    let out = job.out.add(i * job.n + p * PANEL_ROWS);
+                    for h in 0..2 {
+                        let v = _mm256_mul_ps(acc[h], steps[h]);
+                        let n = valid.saturating_sub(8 * h).min(8);
+                        if n == 8 {
+                            _mm256_storeu_ps(out.add(8 * h), v);
+                        } else if n > 0 {
+                            let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), iota);
+                            _mm256_maskstore_ps(out.add(8 * h), mask, v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One half line's four-product sums per row: `mag` the codes'
+    /// magnitudes, `signs` the codes, `qb` four activation codes broadcast.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn dot(mag: __m256i, signs: __m256i, qb: __m256i) -> __m256i {
+        let pairs = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(qb, signs));
+        _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
     }
 }

@@ -178,3 +178,53 @@ fn non_finite_activations_poison_the_outputs() {
         assert!(out.iter().all(|v| v.is_nan()), "{isa:?}: {out:?}");
     }
 }
+
+/// Codes at the ends of the int8 range (-128 from a foreign model's codes,
+/// 127) against activation codes at ±127: every implementation's exact
+/// integer sums agree (the AVX2 path's 16-bit pair sums must not saturate).
+#[test]
+fn extreme_codes_agree_on_every_isa() {
+    let (n, k, m) = (37, 96, 3);
+    let rows = I8Rows::from_rows(n, k, |r, codes| {
+        for (j, q) in codes.iter_mut().enumerate() {
+            *q = match (r + j) % 3 {
+                0 => -128,
+                1 => 127,
+                _ => -127,
+            };
+        }
+        0.01
+    });
+    // Same-signed pairs of ±big values: every block's codes are ±127.
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| if (i / 2) % 2 == 0 { 3.0 } else { -3.0 })
+        .collect();
+    let mut want = vec![0f32; m * n];
+    rows.gemv_with(I8Isa::Portable, &x, m, &mut want);
+    let mut codes = vec![0i8; k];
+    for i in 0..m {
+        for r in 0..n {
+            rows.codes_of_row(r, &mut codes);
+            let exact: f64 = codes
+                .iter()
+                .zip(&x[i * k..(i + 1) * k])
+                .map(|(&q, &v)| q as f64 * 0.01 * v as f64)
+                .sum();
+            let w = want[i * n + r] as f64;
+            assert!(
+                (w - exact).abs() <= 1e-4 * exact.abs().max(1.0),
+                "{w} vs {exact}"
+            );
+        }
+    }
+    for isa in I8Isa::all_available() {
+        let mut got = vec![f32::NAN; m * n];
+        rows.gemv_with(isa, &x, m, &mut got);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                "{isa:?}: {g} vs {w}"
+            );
+        }
+    }
+}
