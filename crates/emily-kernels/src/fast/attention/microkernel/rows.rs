@@ -59,105 +59,86 @@ pub(in crate::fast::attention) trait RowKernels {
     );
 }
 
-/// The AVX-512 (F/BW/VL + F16C) row kernels.
-pub(in crate::fast::attention) struct Avx512Rows;
+/// Defines a zero-sized [`RowKernels`] set forwarding to `$module`'s
+/// `scores::<E, R>`, `softmax_row` and `rows_pv::<E, R, ...>`, with the
+/// value kernel's generic arguments per row-group height given as
+/// `[$r1], [$r2], [$r4]` (the rows 1, 2 and 3..=4).
+macro_rules! row_kernels {
+    ($(#[$meta:meta])* $name:ident, $module:ident, [$($v1:tt)*], [$($v2:tt)*], [$($v4:tt)*]) => {
+        $(#[$meta])*
+        pub(in crate::fast::attention) struct $name;
 
-/// The AVX2 + FMA + F16C row kernels.
-pub(in crate::fast::attention) struct Avx2Rows;
+        impl RowKernels for $name {
+            #[inline(always)]
+            unsafe fn scores<E: KvElem>(
+                q: *const f32,
+                ldq: usize,
+                rows: usize,
+                k: *const E,
+                ldk: usize,
+                keys: usize,
+                depth: usize,
+                s: *mut f32,
+                lds: usize,
+            ) {
+                use $module::scores;
+                match rows {
+                    1 => scores::<E, 1>(q, ldq, rows, k, ldk, keys, depth, s, lds),
+                    2 => scores::<E, 2>(q, ldq, rows, k, ldk, keys, depth, s, lds),
+                    _ => scores::<E, 4>(q, ldq, rows, k, ldk, keys, depth, s, lds),
+                }
+            }
 
-impl RowKernels for Avx512Rows {
-    #[inline(always)]
-    unsafe fn scores<E: KvElem>(
-        q: *const f32,
-        ldq: usize,
-        rows: usize,
-        k: *const E,
-        ldk: usize,
-        keys: usize,
-        depth: usize,
-        s: *mut f32,
-        lds: usize,
-    ) {
-        use avx512_rows::scores;
-        match rows {
-            1 => scores::<E, 1>(q, ldq, rows, k, ldk, keys, depth, s, lds),
-            2 => scores::<E, 2>(q, ldq, rows, k, ldk, keys, depth, s, lds),
-            _ => scores::<E, 4>(q, ldq, rows, k, ldk, keys, depth, s, lds),
+            #[inline(always)]
+            unsafe fn softmax_row(
+                s: *mut f32,
+                keys: usize,
+                m: *mut f32,
+                l: *mut f32,
+                alpha: *mut f32,
+            ) {
+                $module::softmax_row(s, keys, m, l, alpha)
+            }
+
+            #[inline(always)]
+            unsafe fn values<E: KvElem>(
+                p: *const f32,
+                ldp: usize,
+                rows: usize,
+                keys: usize,
+                v: *const E,
+                ldv: usize,
+                width: usize,
+                alpha: *const f32,
+                o: *mut f32,
+                ldo: usize,
+            ) {
+                use $module::rows_pv;
+                match rows {
+                    1 => rows_pv::<E, $($v1)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
+                    2 => rows_pv::<E, $($v2)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
+                    _ => rows_pv::<E, $($v4)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
+                }
+            }
         }
-    }
-
-    #[inline(always)]
-    unsafe fn softmax_row(s: *mut f32, keys: usize, m: *mut f32, l: *mut f32, alpha: *mut f32) {
-        avx512_rows::softmax_row(s, keys, m, l, alpha)
-    }
-
-    #[inline(always)]
-    unsafe fn values<E: KvElem>(
-        p: *const f32,
-        ldp: usize,
-        rows: usize,
-        keys: usize,
-        v: *const E,
-        ldv: usize,
-        width: usize,
-        alpha: *const f32,
-        o: *mut f32,
-        ldo: usize,
-    ) {
-        use avx512_rows::rows_pv;
-        match rows {
-            1 => rows_pv::<E, 1>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
-            2 => rows_pv::<E, 2>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
-            _ => rows_pv::<E, 4>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
-        }
-    }
+    };
 }
 
-impl RowKernels for Avx2Rows {
-    #[inline(always)]
-    unsafe fn scores<E: KvElem>(
-        q: *const f32,
-        ldq: usize,
-        rows: usize,
-        k: *const E,
-        ldk: usize,
-        keys: usize,
-        depth: usize,
-        s: *mut f32,
-        lds: usize,
-    ) {
-        use avx2_rows::scores;
-        match rows {
-            1 => scores::<E, 1>(q, ldq, rows, k, ldk, keys, depth, s, lds),
-            2 => scores::<E, 2>(q, ldq, rows, k, ldk, keys, depth, s, lds),
-            _ => scores::<E, 4>(q, ldq, rows, k, ldk, keys, depth, s, lds),
-        }
-    }
+row_kernels!(
+    /// The AVX-512 (F/BW/VL + F16C) row kernels.
+    Avx512Rows,
+    avx512_rows,
+    [1],
+    [2],
+    [4]
+);
 
-    #[inline(always)]
-    unsafe fn softmax_row(s: *mut f32, keys: usize, m: *mut f32, l: *mut f32, alpha: *mut f32) {
-        avx2_rows::softmax_row(s, keys, m, l, alpha)
-    }
-
-    #[inline(always)]
-    unsafe fn values<E: KvElem>(
-        p: *const f32,
-        ldp: usize,
-        rows: usize,
-        keys: usize,
-        v: *const E,
-        ldv: usize,
-        width: usize,
-        alpha: *const f32,
-        o: *mut f32,
-        ldo: usize,
-    ) {
-        // `8 / R` feature vectors per pass: R·(8/R) accumulators.
-        use avx2_rows::rows_pv;
-        match rows {
-            1 => rows_pv::<E, 1, 8>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
-            2 => rows_pv::<E, 2, 4>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
-            _ => rows_pv::<E, 4, 2>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
-        }
-    }
-}
+row_kernels!(
+    /// The AVX2 + FMA + F16C row kernels: `8 / R` feature vectors per pass
+    /// of the value update (R·(8/R) accumulators).
+    Avx2Rows,
+    avx2_rows,
+    [1, 8],
+    [2, 4],
+    [4, 2]
+);
