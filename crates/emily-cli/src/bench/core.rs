@@ -106,10 +106,14 @@ fn replay_row() -> Result<()> {
     Ok(())
 }
 
-/// Runs the core suite.
+/// Runs the core suite (`EMILY_BENCH_CORE=fused`: only the copy floor and
+/// the byte LM's fused programs).
 pub fn run() -> Result<()> {
     let floor = copy_bandwidth_gbs();
     println!("copy bandwidth floor: {floor:.1} GB/s");
+    if std::env::var("EMILY_BENCH_CORE").is_ok_and(|v| v == "fused") {
+        return super::fused_programs::run(floor);
+    }
     matmul_row(1024, 1024, 1024)?;
     matmul_row(1500, 384, 1536)?;
     super::engines::run()?;

@@ -26,7 +26,7 @@ use anyhow::Result;
 /// Which benchmark to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Suite {
-    /// Core engine: matmul vs gemm, bf16/int8 engines vs f32 (and PyTorch), fused vs eager elementwise, softmax, plan replay.
+    /// Core engine: matmul vs gemm, bf16/int8 engines vs f32 (and PyTorch), fused vs eager elementwise, softmax, plan replay (EMILY_BENCH_CORE=fused: only the fused programs).
     Core,
     /// Fused vs composed transformer kernels.
     Kernels,

@@ -13,7 +13,8 @@
 //! machine. Thread count: `--threads`; `EMILY_PROFILE=1` adds where one
 //! compiled and one eager step spend their kernel time, per op kind
 //! (`EMILY_PROFILE_SHAPES=1` as well: the compiled column split by kernel
-//! and output shape, e.g. `matmul aT [344, 64]`, beside the eager op totals).
+//! and output shape, e.g. `matmul aT [344, 64]`, beside the eager op totals);
+//! `EMILY_BENCH_PLAN=1` prints the compiled step's plan, step by step.
 
 use anyhow::Result;
 use emily::{memory, DType, Tensor};
@@ -102,6 +103,9 @@ pub fn run() -> Result<()> {
     println!("{:<34} {eager:>10.3}", "byte LM grad, eager (op by op)");
     println!("{:<34} {:>9.2}x", "compiled speed-up", eager / compiled);
     let plan = step.plan(&params, &ins, &[&y])?;
+    if std::env::var("EMILY_BENCH_PLAN").is_ok_and(|v| v == "1") {
+        println!("{}", plan.describe());
+    }
     println!(
         "{:<34} {:>10}",
         "kernels per step, compiled",

@@ -21,8 +21,10 @@ pub(crate) use matmul_dims::MatmulDims;
 
 use crate::error::{Error, Result};
 use crate::fast::FastOp;
-use crate::ops::Op;
+use crate::ops::{FusedProgram, Op};
 use crate::{Array, DType, Device};
+
+use std::sync::Arc;
 
 /// A device's implementation of the op catalogue.
 pub trait Backend: Send + Sync {
@@ -50,6 +52,34 @@ pub trait Backend: Send + Sync {
     /// inputs of `inputs` dtypes and an `output` dtype may join a fused
     /// elementwise program ([`Op::Fused`]) that this backend runs in one pass.
     fn can_fuse(&self, op: &Op, inputs: &[DType], output: DType) -> bool;
+
+    /// Most outputs (its main one and [`FusedProgram::extra_outputs`]) one
+    /// fused elementwise program may write on this backend. 1, the default:
+    /// the compiler never forms programs with extra outputs for it.
+    fn max_fused_outputs(&self) -> usize {
+        1
+    }
+
+    /// Runs a fused program with extra outputs over materialised inputs in
+    /// one pass: its main output (`shape`/`dtype`), then each extra output
+    /// (same shape, its own dtype), in order. Only backends whose
+    /// [`Backend::max_fused_outputs`] admits the program run it; the
+    /// default runs programs without extra outputs only.
+    fn execute_fused(
+        &self,
+        program: &Arc<FusedProgram>,
+        inputs: Vec<Array>,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Vec<Array>> {
+        program.check_one_output()?;
+        Ok(vec![self.execute(
+            &Op::Fused(program.clone()),
+            inputs,
+            shape,
+            dtype,
+        )?])
+    }
 
     /// Whether this backend runs [`Op::MatmulThen`] (a product with an
     /// elementwise program applied as its output is written) for an int8

@@ -58,7 +58,7 @@ pub(crate) fn fuse_product_epilogues(g: &mut Graph, backend: &dyn Backend) -> us
                 if !backend.can_fuse(op, &dtypes, v.dtype) {
                     continue;
                 }
-                build_program(g, &[i])
+                build_program(g, &[i], &[i])
             }
             _ => continue,
         };

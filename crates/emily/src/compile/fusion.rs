@@ -16,8 +16,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::graph::{Graph, Kind};
+use super::multi_output::Group;
 use crate::backend::Backend;
-use crate::ops::{BinaryOp, FusedInput, FusedInstr, FusedProgram, Op, Operand, UnaryOp};
+use crate::ops::{
+    BinaryOp, ExtraOutput, FusedInput, FusedInstr, FusedProgram, Op, Operand, UnaryOp,
+};
 use crate::DType;
 
 /// Most consumers a shared intermediate may be recomputed for.
@@ -92,6 +95,7 @@ pub(crate) fn fuse_elementwise(g: &mut Graph, backend: &dyn Backend) -> usize {
     // The group a value was last taken into (shared values join several).
     let mut joined = vec![usize::MAX; g.values.len()];
     let before = g.num_nodes();
+    let mut groups = Vec::new();
     for root in (0..g.values.len()).rev() {
         if group_of[root] != usize::MAX || !ok[root] || joined[root] != usize::MAX {
             continue;
@@ -154,16 +158,45 @@ pub(crate) fn fuse_elementwise(g: &mut Graph, backend: &dyn Backend) -> usize {
                 break;
             }
         }
-        if members.len() < 2 {
-            continue;
-        }
+        let mut owned: Vec<usize> = members.iter().filter(|m| !m.1).map(|m| m.0).collect();
         let mut members: Vec<usize> = members.into_iter().map(|(m, _)| m).collect();
         members.sort_unstable();
-        let (prog, ext) = build_program(g, &members);
-        g.values[root].kind = Kind::Node {
+        owned.sort_unstable();
+        groups.push(Group {
+            members,
+            owned,
+            outputs: vec![root],
+        });
+    }
+    // Groups (lone nodes included) that share inputs or feed each other may
+    // become one program with several outputs.
+    let groups = super::multi_output::merge(g, groups, backend.max_fused_outputs());
+    let built: Vec<(Group, FusedProgram, Vec<usize>)> = groups
+        .into_iter()
+        .filter(|grp| grp.members.len() > 1 || grp.outputs.len() > 1)
+        .map(|grp| {
+            let (prog, ext) = build_program(g, &grp.members, &grp.outputs);
+            (grp, prog, ext)
+        })
+        .collect();
+    let mut reordered = false;
+    for (grp, prog, ext) in built {
+        let (&main, extra) = grp.outputs.split_last().expect("a group has an output");
+        g.values[main].kind = Kind::Node {
             op: Op::Fused(Arc::new(prog)),
             inputs: ext,
         };
+        for (index, &o) in extra.iter().enumerate() {
+            g.values[o].kind = Kind::Node {
+                op: Op::FusedOutput { index },
+                inputs: vec![main],
+            };
+            reordered = true;
+        }
+    }
+    if reordered {
+        // Readers of an extra output now follow the program's node.
+        g.sort_topologically();
     }
     super::passes::dead_code(g);
     before.saturating_sub(g.num_nodes())
@@ -181,9 +214,14 @@ fn through_broadcast(g: &Graph, j: usize) -> usize {
     }
 }
 
-/// Builds the register program for `members` (sorted topologically; the last is
-/// the root) and returns it with its external inputs.
-pub(super) fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<usize>) {
+/// Builds the register program for `members` (sorted topologically) writing
+/// `outputs` (members, sorted; the last is the last member and the main
+/// output, the others extra outputs) and returns it with its external inputs.
+pub(super) fn build_program(
+    g: &Graph,
+    members: &[usize],
+    outputs: &[usize],
+) -> (FusedProgram, Vec<usize>) {
     let in_group: HashMap<usize, usize> =
         members.iter().enumerate().map(|(p, &m)| (m, p)).collect();
     // Last position inside the group where each member is read.
@@ -282,6 +320,17 @@ pub(super) fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<
         })
         .collect();
     let output = Operand::Reg(reg_of[members.len() - 1]);
+    let extra_outputs = outputs[..outputs.len().saturating_sub(1)]
+        .iter()
+        .map(|o| {
+            let p = in_group[o];
+            ExtraOutput {
+                reg: reg_of[p],
+                after: p,
+                dtype: g.values[*o].dtype,
+            }
+        })
+        .collect();
     (
         FusedProgram {
             inputs,
@@ -289,6 +338,7 @@ pub(super) fn build_program(g: &Graph, members: &[usize]) -> (FusedProgram, Vec<
             num_regs,
             output,
             constants,
+            extra_outputs,
         },
         ext,
     )

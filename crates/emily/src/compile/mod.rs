@@ -28,6 +28,7 @@ mod cache;
 mod epilogue;
 mod fusion;
 mod graph;
+mod multi_output;
 mod passes;
 mod pattern;
 mod plan;

@@ -72,6 +72,15 @@ fn shape_label(op: &Op, shape: &[usize]) -> String {
             if *transpose_a { " aT" } else { "" },
             if *transpose_b { " bT" } else { "" }
         ),
+        Op::Fused(p) => format!(
+            "fused {}i {}in{} {shape:?}",
+            p.instrs.len(),
+            p.inputs.len(),
+            match p.extra_outputs.len() {
+                0 => String::new(),
+                n => format!(" +{n}out"),
+            }
+        ),
         _ => format!("{} {shape:?}", op.name()),
     }
 }
@@ -84,6 +93,9 @@ struct Step {
     /// For each input, whether this is its last read (move instead of clone).
     last: Vec<bool>,
     out: usize,
+    /// The values of a fused program's extra outputs, in order (`None`: not
+    /// read); empty for every other step.
+    extra: Vec<Option<usize>>,
     shape: Vec<usize>,
     dtype: DType,
 }
@@ -123,13 +135,29 @@ impl Plan {
     /// `traced` is the number of nodes the function traced (what eager
     /// evaluation would run).
     pub(crate) fn new(g: Graph, device: Device, traced: usize) -> Plan {
+        // Extra outputs of multi-output fused programs: no step of their
+        // own, filled by their program's step.
+        let extra_of = |v: &super::graph::Value| match &v.kind {
+            Kind::Node {
+                op: Op::FusedOutput { index },
+                inputs,
+            } => Some((inputs[0], *index)),
+            _ => None,
+        };
         let mut last_use = vec![usize::MAX; g.values.len()];
+        let mut extras: Vec<Vec<Option<usize>>> = vec![Vec::new(); g.values.len()];
         let mut params = Vec::new();
         let mut consts = Vec::new();
         let mut steps: Vec<Step> = Vec::new();
         let mut step_idx = 0;
-        for v in &g.values {
-            if let Kind::Node { inputs, .. } = &v.kind {
+        for (i, v) in g.values.iter().enumerate() {
+            if let Some((of, index)) = extra_of(v) {
+                let e = &mut extras[of];
+                if e.len() <= index {
+                    e.resize(index + 1, None);
+                }
+                e[index] = Some(i);
+            } else if let Kind::Node { inputs, .. } = &v.kind {
                 for &j in inputs {
                     last_use[j] = step_idx;
                 }
@@ -143,6 +171,10 @@ impl Plan {
             match v.kind {
                 Kind::Input(k) => params.push((i, k)),
                 Kind::Const(a) => consts.push((i, a)),
+                Kind::Node {
+                    op: Op::FusedOutput { .. },
+                    ..
+                } => {}
                 Kind::Node { op, inputs } => {
                     let s = steps.len();
                     let last = inputs
@@ -156,6 +188,7 @@ impl Plan {
                         inputs,
                         last,
                         out: i,
+                        extra: std::mem::take(&mut extras[i]),
                         shape: v.shape,
                         dtype: v.dtype,
                     });
@@ -203,6 +236,50 @@ impl Plan {
             .iter()
             .filter(|s| matches!(s.op, Op::Fast(_)))
             .count()
+    }
+
+    /// Number of results fused programs write besides their main output
+    /// (their extra outputs that the plan reads).
+    pub fn num_extra_outputs(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| s.extra.iter().flatten().count())
+            .sum()
+    }
+
+    /// The steps one per line, for inspection: each step's value, its
+    /// profile label (op and output shape; fused programs with their
+    /// instruction, input and extra-output counts), and the values it reads
+    /// (`pN` the N-th argument, `cN` a constant, `vN` an earlier step's
+    /// result; extra outputs follow their step as `vN = fused_output`).
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut name = vec![String::new(); self.num_values];
+        for &(i, k) in &self.params {
+            name[i] = format!("p{k}");
+        }
+        for (i, _) in &self.consts {
+            name[*i] = format!("c{i}");
+        }
+        let mut out = String::new();
+        for s in &self.steps {
+            name[s.out] = format!("v{}", s.out);
+            let ins: Vec<&str> = s.inputs.iter().map(|&j| name[j].as_str()).collect();
+            let _ = writeln!(
+                out,
+                "v{} = {} <- {}",
+                s.out,
+                shape_label(&s.op, &s.shape),
+                ins.join(" ")
+            );
+            for (k, v) in s.extra.iter().enumerate() {
+                if let Some(v) = v {
+                    name[*v] = format!("v{v}");
+                    let _ = writeln!(out, "v{v} = fused_output {k} of v{}", s.out);
+                }
+            }
+        }
+        out
     }
 
     /// Number of kernels a replay runs.
@@ -279,14 +356,22 @@ impl Plan {
                     invalid("compile", "plan read a value before it was computed")
                 })?);
             }
-            vals[s.out] = Some(if profile {
-                let t = telemetry::OpClock::start();
-                let r = be.execute(&s.op, ins, &s.shape, s.dtype)?;
+            let t = profile.then(telemetry::OpClock::start);
+            match &s.op {
+                Op::Fused(p) if !p.extra_outputs.is_empty() => {
+                    let mut outs = be.execute_fused(p, ins, &s.shape, s.dtype)?.into_iter();
+                    vals[s.out] = outs.next();
+                    for (v, a) in s.extra.iter().zip(outs) {
+                        if let Some(v) = v {
+                            vals[*v] = Some(a);
+                        }
+                    }
+                }
+                op => vals[s.out] = Some(be.execute(op, ins, &s.shape, s.dtype)?),
+            }
+            if let Some(t) = t {
                 t.record(s.label);
-                r
-            } else {
-                be.execute(&s.op, ins, &s.shape, s.dtype)?
-            });
+            }
         }
         self.outputs
             .iter()

@@ -76,8 +76,23 @@ pub enum FusedInstr {
     },
 }
 
+/// A result of a fused program besides its main output (see
+/// [`FusedProgram::extra_outputs`]): written to its own array of the
+/// program's shape as soon as instruction `after` has computed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExtraOutput {
+    /// The register holding the result once instruction `after` has run.
+    pub reg: usize,
+    /// The instruction (index into [`FusedProgram::instrs`]) that writes it.
+    pub after: usize,
+    /// The output's dtype (the original node's).
+    pub dtype: DType,
+}
+
 /// A fused elementwise computation: inputs broadcast to the output shape, a
-/// straight-line list of instructions over registers, one output register.
+/// straight-line list of instructions over registers, one output register
+/// and possibly extra outputs of the same shape (values of the group that
+/// other nodes read as well), all written in the same pass.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FusedProgram {
     /// Inputs, in the order of the node's input tensors.
@@ -92,6 +107,11 @@ pub struct FusedProgram {
     /// program stays `Eq + Hash`); each was a one-element constant of the
     /// input's dtype, so the value is exact in the compute type.
     pub constants: Vec<u64>,
+    /// Further results written in the same pass (empty for a plain program).
+    /// Formed by the compiler for backends that run them
+    /// ([`crate::backend::Backend::max_fused_outputs`]); read in a plan by
+    /// [`crate::ops::Op::FusedOutput`] nodes.
+    pub extra_outputs: Vec<ExtraOutput>,
 }
 
 impl FusedInstr {
@@ -140,6 +160,7 @@ impl FusedProgram {
             .iter()
             .all(|i| matches!(i.dtype(), DType::F32 | DType::BF16 | DType::F16));
         f32_instrs
+            && self.extra_outputs.is_empty()
             && acc < self.inputs.len()
             && self.inputs.iter().enumerate().all(|(j, input)| {
                 let s = input.shape.as_slice();
@@ -164,6 +185,25 @@ impl FusedProgram {
             num_regs: 1,
             output: Operand::Reg(0),
             constants: Vec::new(),
+            extra_outputs: Vec::new(),
+        }
+    }
+
+    /// An error unless the program has only its main output: a backend
+    /// that runs programs one output at a time calls this first (extra
+    /// outputs are formed only for backends that report
+    /// [`crate::backend::Backend::max_fused_outputs`] above 1).
+    pub(crate) fn check_one_output(&self) -> crate::error::Result<()> {
+        if self.extra_outputs.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::invalid(
+                "fused",
+                format!(
+                    "a program with {} extra outputs runs only through Backend::execute_fused",
+                    self.extra_outputs.len()
+                ),
+            ))
         }
     }
 

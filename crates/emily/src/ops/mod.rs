@@ -18,7 +18,7 @@ pub(crate) mod random;
 mod reduce;
 
 pub use functions::{BinaryOp, UnaryOp};
-pub use fused::{FusedInput, FusedInstr, FusedProgram, Operand};
+pub use fused::{ExtraOutput, FusedInput, FusedInstr, FusedProgram, Operand};
 pub(crate) use quantized::{check_node as check_quantized, is_last_two_swap};
 pub use reduce::Reduction;
 
@@ -170,6 +170,14 @@ pub enum Op {
     Fast(FastOp),
     /// A chain of elementwise ops fused by the compiler into one pass.
     Fused(Arc<FusedProgram>),
+    /// Extra output `index` (0-based into its program's
+    /// [`FusedProgram::extra_outputs`]) of the [`Op::Fused`] node that is this
+    /// node's one input. Formed by the compiler, never traced: a plan takes it
+    /// from the fused node's run, no kernel computes it.
+    FusedOutput {
+        /// Which extra output.
+        index: usize,
+    },
 }
 
 impl Op {
@@ -201,6 +209,7 @@ impl Op {
             Op::RandomUniform { .. } => "random_uniform",
             Op::Fast(f) => f.name(),
             Op::Fused(_) => "fused",
+            Op::FusedOutput { .. } => "fused_output",
         }
     }
 
@@ -208,6 +217,15 @@ impl Op {
     pub fn is_elementwise(&self) -> bool {
         matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast)
     }
+}
+
+/// The error a backend gives when asked to run [`Op::FusedOutput`] as a
+/// kernel (a plan reads it from its fused node's run instead).
+pub(crate) fn fused_output_error() -> crate::error::Error {
+    invalid(
+        "fused_output",
+        "an extra output is read from its fused program's run inside a compiled plan, never computed alone",
+    )
 }
 
 /// The common device of an op's inputs, or an error naming the op.

@@ -289,6 +289,7 @@ mod tests {
             num_regs: 3,
             output,
             constants: Vec::new(),
+            extra_outputs: Vec::new(),
         }
     }
 

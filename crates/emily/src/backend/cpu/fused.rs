@@ -25,15 +25,31 @@ use crate::{Array, DType};
 /// memory + GELU chain).
 pub(crate) const CHUNK: usize = 512;
 
-/// Runs `prog` over `inputs`, producing an array of `shape`/`dtype`.
+/// Runs `prog` (one output) over `inputs`, producing an array of
+/// `shape`/`dtype`.
 pub(crate) fn run(
     prog: &FusedProgram,
     inputs: Vec<Array>,
     shape: &[usize],
     dtype: DType,
 ) -> Result<Array> {
-    let wide =
-        !f32_exact(dtype) || inputs.iter().any(|a| !f32_exact(a.dtype())) || prog_needs_f64(prog);
+    prog.check_one_output()?;
+    let mut outs = run_outputs(prog, inputs, shape, dtype)?;
+    Ok(outs.swap_remove(0))
+}
+
+/// Runs `prog` over `inputs`: its main output (`shape`/`dtype`), then each
+/// of its extra outputs (same shape, their own dtypes), all in one pass.
+pub(crate) fn run_outputs(
+    prog: &FusedProgram,
+    inputs: Vec<Array>,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Vec<Array>> {
+    let wide = !f32_exact(dtype)
+        || inputs.iter().any(|a| !f32_exact(a.dtype()))
+        || prog_needs_f64(prog)
+        || prog.extra_outputs.iter().any(|e| !f32_exact(e.dtype));
     if wide {
         run_typed::<f64>(prog, inputs, shape, dtype)
     } else {
@@ -60,6 +76,16 @@ impl OutPtr {
         self.0
     }
 }
+
+/// Where an extra output goes: its buffer, element size, dtype, whether it
+/// is written with streaming stores, and its register.
+struct ExtraPtr {
+    out: OutPtr,
+    elem: usize,
+    dtype: DType,
+    stream: bool,
+    reg: usize,
+}
 struct InPtrs(Vec<Raw>);
 impl InPtrs {
     fn all(&self) -> &[Raw] {
@@ -75,7 +101,7 @@ fn run_typed<C: Compute>(
     inputs: Vec<Array>,
     shape: &[usize],
     dtype: DType,
-) -> Result<Array> {
+) -> Result<Vec<Array>> {
     let mut strides = vec![contiguous_strides(shape)];
     strides.extend(inputs.iter().map(|a| broadcast_strides(a.shape(), shape)));
     let (cshape, cstrides) = collapse_dims(shape, &strides);
@@ -123,6 +149,26 @@ fn run_typed<C: Compute>(
 
     // Outputs much larger than the caches bypass them (no read-for-ownership).
     let stream = out_bytes >= STREAM_BYTES;
+    let mut extra_arrays = prog
+        .extra_outputs
+        .iter()
+        .map(|e| Array::uninit(shape, e.dtype))
+        .collect::<Result<Vec<_>>>()?;
+    // For each instruction, the extra outputs written right after it.
+    let mut extras_after: Vec<Vec<ExtraPtr>> = (0..prog.instrs.len()).map(|_| Vec::new()).collect();
+    for (e, a) in prog.extra_outputs.iter().zip(extra_arrays.iter_mut()) {
+        let bytes = a.len_bytes();
+        let slot = extras_after.get_mut(e.after).ok_or_else(|| {
+            crate::error::invalid("fused", "an extra output after a missing instruction")
+        })?;
+        slot.push(ExtraPtr {
+            out: OutPtr(a.bytes_mut().expect("output is unique").as_mut_ptr()),
+            elem: e.dtype.size_in_bytes(),
+            dtype: e.dtype,
+            stream: bytes >= STREAM_BYTES,
+            reg: e.reg,
+        });
+    }
     let rows = numel(outer_shape).max(1);
     // Short rows (a last axis under half a chunk, e.g. 64-wide heads with a
     // per-row broadcast operand) are batched several to a unit, so the
@@ -148,6 +194,7 @@ fn run_typed<C: Compute>(
     // type, and it does not read the donated input that chunk overwrites.
     let write_last = !stream
         && C::holds(dtype)
+        && extras_after.last().is_some_and(|e| e.is_empty())
         && match (prog.output, prog.instrs.last()) {
             (Operand::Reg(r), Some(last)) => {
                 last.dst() == r && donated.is_none_or(|j| !last.reads(Operand::Input(j)))
@@ -293,10 +340,22 @@ fn run_typed<C: Compute>(
                     Operand::Const(c) => consts[c].as_ptr(),
                 }
             };
-            for ins in body {
-                execute(ins, &mut regs, &operand, len);
-            }
             let o = offset(0, &idx);
+            for (ins, extras) in body.iter().zip(&extras_after) {
+                execute(ins, &mut regs, &operand, len);
+                for e in extras {
+                    // SAFETY: as for the main output below (each extra output
+                    // has the output's shape, in its own buffer).
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(e.out.get().add(o * e.elem), len * e.elem)
+                    };
+                    if e.stream {
+                        C::store_streaming(&regs[e.reg][..len], dst, e.dtype);
+                    } else {
+                        C::store(&regs[e.reg][..len], dst, e.dtype);
+                    }
+                }
+            }
             // SAFETY: each unit writes its own disjoint range of the output
             // (the donated input's chunk is no longer read: see `write_last`).
             let dst = unsafe {
@@ -325,7 +384,10 @@ fn run_typed<C: Compute>(
         }
     });
     drop(kept);
-    Ok(out)
+    let mut outs = Vec::with_capacity(1 + extra_arrays.len());
+    outs.push(out);
+    outs.append(&mut extra_arrays);
+    Ok(outs)
 }
 
 /// How a unit reads one input (decided once per run from its collapsed

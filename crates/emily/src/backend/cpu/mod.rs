@@ -24,6 +24,8 @@ use crate::ops::{FusedInstr, FusedProgram, Op, Operand};
 use crate::shape::numel;
 use crate::{Array, DType, Device};
 
+use std::sync::Arc;
+
 /// The CPU backend (stateless; the pool and caches are global).
 pub struct CpuBackend;
 
@@ -133,6 +135,7 @@ impl Backend for CpuBackend {
             }
             Op::Cast => convert(x(), dtype),
             Op::Fused(p) => fused::run(p, inputs, shape, dtype),
+            Op::FusedOutput { .. } => Err(crate::ops::fused_output_error()),
             Op::Reduce { op, axes, .. } => reduce::reduce(x(), *op, axes, shape, dtype),
             Op::Softmax { axis } => reduce::softmax(x(), *axis, dtype),
             Op::Matmul {
@@ -200,6 +203,37 @@ impl Backend for CpuBackend {
         op.is_elementwise()
             && compute::f32_exact(output)
             && inputs.iter().all(|&d| compute::f32_exact(d))
+    }
+
+    /// The elementwise engine writes any number of outputs per pass; a few
+    /// keep each chunk's registers and output lines in L1.
+    fn max_fused_outputs(&self) -> usize {
+        4
+    }
+
+    fn execute_fused(
+        &self,
+        program: &Arc<FusedProgram>,
+        inputs: Vec<Array>,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Vec<Array>> {
+        let op = Op::Fused(program.clone());
+        super::check_inputs(&op, Device::Cpu, &inputs)?;
+        if inputs.iter().any(|a| a.host_bytes().is_none()) {
+            return Err(invalid(
+                op.name(),
+                "the CPU backend cannot read this kind of buffer in place",
+            ));
+        }
+        if numel(shape) == 0 {
+            let mut outs = vec![Array::uninit(shape, dtype)?];
+            for e in &program.extra_outputs {
+                outs.push(Array::uninit(shape, e.dtype)?);
+            }
+            return Ok(outs);
+        }
+        fused::run_outputs(program, inputs, shape, dtype)
     }
 
     fn can_fuse_product_epilogue(&self, int8: bool, a: DType, b: DType) -> bool {

@@ -274,6 +274,7 @@ pub(crate) fn representative_programs() -> Vec<(String, String)> {
             num_regs: reg + 1,
             output: Operand::Reg(reg),
             constants: vec![1.5f64.to_bits()],
+            extra_outputs: Vec::new(),
         };
         let (name, src) = program_source(
             &prog,

@@ -190,7 +190,11 @@ impl Backend for CudaBackend {
             Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast => {
                 elementwise::eager(gpu, op, &inputs, shape, dtype)
             }
-            Op::Fused(p) => elementwise::fused(gpu, p, &inputs, shape, dtype),
+            Op::Fused(p) => {
+                p.check_one_output()?;
+                elementwise::fused(gpu, p, &inputs, shape, dtype)
+            }
+            Op::FusedOutput { .. } => Err(crate::ops::fused_output_error()),
             Op::Reduce { op, axes, .. } => reduce::reduce(gpu, *op, x(), axes, shape, dtype),
             Op::Softmax { axis } => reduce::softmax(gpu, x(), *axis, dtype),
             Op::Matmul {

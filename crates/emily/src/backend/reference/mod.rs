@@ -104,7 +104,11 @@ impl Backend for ReferenceBackend {
                 DType::Quantized(f) => return quant::quantize(&v[0], f, shape),
                 _ => elementwise::cast(&v[0], dtype)?,
             },
-            Op::Fused(p) => elementwise::fused(p, v, shape, dtype)?,
+            Op::Fused(p) => {
+                p.check_one_output()?;
+                elementwise::fused(p, v, shape, dtype)?
+            }
+            Op::FusedOutput { .. } => return Err(crate::ops::fused_output_error()),
             Op::Reduce { op, axes, .. } => reduce::reduce(*op, &v[0], axes, shape, dtype)?,
             Op::Softmax { axis } => reduce::softmax(&v[0], *axis, dtype)?,
             Op::Matmul {

@@ -75,6 +75,7 @@ pub(super) fn vjp(
         | Op::Iota { .. }
         | Op::RandomUniform { .. }
         | Op::Fused(_)
+        | Op::FusedOutput { .. }
         | Op::MatmulInt8 { .. }
         | Op::MatmulThen { .. } => Err(invalid(
             "grad",
