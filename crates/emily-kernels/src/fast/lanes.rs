@@ -136,6 +136,21 @@ pub(crate) fn sums_shifted<const FMA: bool>(x: &[f32], shift: f32) -> (f32, f32)
     (fold(acc), fold(acc2))
 }
 
+/// The sum of `N` partial sums (`N` a power of two) as a halving tree:
+/// lane `l` adds lane `l + w` for `w = N/2, N/4, …, 1`. Shared by kernels
+/// whose per-row partial sums must add up in this fixed order.
+#[inline(always)]
+pub(crate) fn halving_sum<const N: usize>(mut a: [f32; N]) -> f32 {
+    let mut w = N / 2;
+    while w > 0 {
+        for l in 0..w {
+            a[l] += a[l + w];
+        }
+        w /= 2;
+    }
+    a[0]
+}
+
 /// Pairwise sum of the lane accumulators (constant trip counts, so each
 /// halving step is a few vector adds).
 #[inline(always)]

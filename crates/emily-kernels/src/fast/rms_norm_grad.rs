@@ -226,27 +226,14 @@ fn grad_group<const FMA: bool>(
     }
     for r in 0..GROUP {
         let at = r * cols..(r + 1) * cols;
-        let inv = 1.0 / (fold8(ss[r]) / cols as f32 + eps).sqrt();
+        let inv = 1.0 / (lanes::halving_sum(ss[r]) / cols as f32 + eps).sqrt();
         finish_row::<FMA>(
             &x[at.clone()],
             &dy[at.clone()],
             inv,
-            fold8(dot[r]),
+            lanes::halving_sum(dot[r]),
             &mut dx[at],
             dw.as_deref_mut(),
         );
     }
-}
-
-/// The sum of eight partial sums, as a halving tree.
-#[inline(always)]
-fn fold8(mut a: [f32; GW]) -> f32 {
-    let mut w = GW / 2;
-    while w > 0 {
-        for l in 0..w {
-            a[l] += a[l + w];
-        }
-        w /= 2;
-    }
-    a[0]
 }

@@ -15,7 +15,7 @@
 //! gradients (the fused forward outputs zeros there).
 
 use crate::fast::attention::{Mask, SdpaParams};
-use crate::fast::lanes::{fma_dispatch, fmadd};
+use crate::fast::lanes::{fma_dispatch, fmadd, halving_sum};
 use crate::fast::layout::HeadStrides;
 use crate::math::exp_nonpos_with;
 use crate::parallel;
@@ -235,19 +235,6 @@ fn block_max(mut x: [f32; BLOCK]) -> f32 {
     x[0]
 }
 
-/// The sum of a block's lanes, as a halving tree.
-#[inline(always)]
-fn block_sum(mut x: [f32; BLOCK]) -> f32 {
-    let mut w = BLOCK / 2;
-    while w > 0 {
-        for l in 0..w {
-            x[l] += x[l + w];
-        }
-        w /= 2;
-    }
-    x[0]
-}
-
 /// `dst[c][r] = factor·src[r·cols + c]` for the first `n` rows of `src`
 /// (`dst.len()` = `cols`); rows `n..` of `dst` get zeros.
 fn by_columns(src: &[f32], n: usize, factor: f32, dst: &mut [[f32; ROWS]]) {
@@ -445,8 +432,8 @@ fn tile_softmax_grad<const FMA: bool>(
             }
             pb.copy_from_slice(&e);
         }
-        let inv = 1.0 / block_sum(sum);
-        let dsum = block_sum(edp) * inv;
+        let inv = 1.0 / halving_sum(sum);
+        let dsum = halving_sum(edp) * inv;
         for (pb, db) in pr.chunks_exact_mut(BLOCK).zip(dr.chunks_exact_mut(BLOCK)) {
             let mut pv: [f32; BLOCK] = (*pb).try_into().unwrap();
             let mut dv: [f32; BLOCK] = (*db).try_into().unwrap();
