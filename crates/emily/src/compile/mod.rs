@@ -9,7 +9,9 @@
 //! training step), which then runs as one fused forward and one fused
 //! backward kernel (see `attention.rs`; not with [`Kernels::Composed`]), the
 //! same for a composed RMSNorm and its gradient (`rms_norm.rs`) and a composed
-//! rotary embedding and its gradient (`rope.rs`), and fusion of
+//! rotary embedding and its gradient (`rope.rs`), an add of a scatter into
+//! zeros (a gather's gradient) as the scatter into the other addend
+//! (`scatter_fold.rs`), and fusion of
 //! elementwise chains into single-pass kernels (the chains the backend of the
 //! arguments' device says it can fuse, see `Backend::can_fuse`). The resulting [`Plan`] is
 //! cached; later calls with that signature replay it without calling `f`.
@@ -21,7 +23,8 @@
 //! `f` must be pure: the same graph for the same signature (reading tensor
 //! data inside `f` is an error while tracing). Results match eager evaluation
 //! exactly: fused chains compute each op with the same kernels and round every
-//! intermediate to its dtype; no pass reassociates arithmetic.
+//! intermediate to its dtype; no pass reassociates arithmetic (the fused
+//! kernels of [`Kernels::Fused`] and the scatter fold agree to round-off).
 
 mod attention;
 mod cache;
@@ -34,6 +37,7 @@ mod pattern;
 mod plan;
 mod rms_norm;
 mod rope;
+mod scatter_fold;
 
 pub use cache::PlanCacheLimits;
 pub use plan::Plan;
@@ -173,15 +177,16 @@ where
         let traced = g.num_nodes();
         passes::common_subexpressions(&mut g);
         passes::fold_constants(&mut g, device)?;
-        let (attention, norms, rotations) = if self.options.kernels == Kernels::Fused {
+        let (attention, norms, rotations, scatters) = if self.options.kernels == Kernels::Fused {
             let backend = crate::backend::get(device);
             (
                 attention::fuse_causal_attention(&mut g, backend),
                 rms_norm::fuse_rms_norms(&mut g, backend),
                 rope::fuse_rotary_embeddings(&mut g, backend),
+                scatter_fold::fold_scatter_adds(&mut g),
             )
         } else {
-            (0, 0, 0)
+            (0, 0, 0, 0)
         };
         let before = g.num_nodes();
         let backend = crate::backend::get(device);
@@ -195,6 +200,7 @@ where
             attention,
             norms,
             rotations,
+            scatters,
             kernels_before_fusion = before,
             kernels_after_fusion = after,
             fused_away,
