@@ -1,7 +1,8 @@
 //! The RMSNorm gradient kernel against a float64 reference, at odd row
-//! counts and widths, with and without a weight, under every `EMILY_ISA` cap.
+//! counts and widths, with and without a weight and a residual added to dx,
+//! under every `EMILY_ISA` cap.
 
-use emily_kernels::fast::rms_norm_backward_f32;
+use emily_kernels::fast::{rms_norm_backward_f32, rms_norm_backward_plus_f32};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
@@ -66,14 +67,24 @@ fn check_all_shapes() {
                 .iter()
                 .map(|v| 1.0 + 0.3 * v)
                 .collect();
-            for weighted in [true, false] {
+            let residual = randn(rows * cols, seed + 3);
+            for (weighted, plus) in [(true, false), (false, false), (true, true), (false, true)] {
                 let wt = weighted.then_some(w.as_slice());
-                let (want_dx, want_dw) = reference(&x, wt, &dy, 1e-5, cols);
+                let (mut want_dx, want_dw) = reference(&x, wt, &dy, 1e-5, cols);
                 let mut dx = vec![f32::NAN; x.len()];
                 let mut dw = vec![f32::NAN; cols];
                 let dwm = weighted.then_some(dw.as_mut_slice());
-                rms_norm_backward_f32(&x, wt, &dy, 1e-5, cols, &mut dx, dwm);
-                let case = format!("rows {rows}, cols {cols}, weight {weighted}");
+                if plus {
+                    let r = Some(residual.as_slice());
+                    rms_norm_backward_plus_f32(&x, wt, &dy, r, 1e-5, cols, &mut dx, dwm);
+                    want_dx
+                        .iter_mut()
+                        .zip(&residual)
+                        .for_each(|(d, &r)| *d += r as f64);
+                } else {
+                    rms_norm_backward_f32(&x, wt, &dy, 1e-5, cols, &mut dx, dwm);
+                }
+                let case = format!("rows {rows}, cols {cols}, weight {weighted}, residual {plus}");
                 let e = max_err(&dx, &want_dx);
                 assert!(e < 2e-5, "{case}: dx error {e}");
                 if weighted {

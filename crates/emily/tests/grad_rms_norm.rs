@@ -1,8 +1,8 @@
 //! The compiler's RMSNorm rewrite: a composed RMSNorm and its gradient,
 //! traced by `compile`, run as one fused forward and one fused backward row
-//! kernel, with the same loss and gradients as the composed graph evaluated
-//! eagerly (to round-off) and as a float64 reference; other graphs stay
-//! composed.
+//! kernel (which also adds x's other cotangent, a residual stream's), with
+//! the same loss and gradients as the composed graph evaluated eagerly (to
+//! round-off) and as a float64 reference; other graphs stay composed.
 
 use emily::{compile, grad, Result, Tensor};
 
@@ -107,6 +107,16 @@ fn composed_rms_norm_and_its_gradient_run_fused_with_equal_gradients() {
                 );
                 assert_eq!(count(&plan, "rms_norm_grad"), 1, "{case}");
                 assert_eq!(plan.num_fast_ops(), 2, "{case}");
+                // x's other cotangent (the `x +` stream's) is added by the
+                // gradient kernel: its last input.
+                let description = plan.describe();
+                let grad_node = description
+                    .lines()
+                    .find(|l| l.contains("= rms_norm_grad"))
+                    .unwrap();
+                let inputs = grad_node.split("<-").nth(1).unwrap().split_whitespace();
+                let want = 3 + usize::from(form != Form::NoWeight);
+                assert_eq!(inputs.count(), want, "{case}: {grad_node}");
                 let fused = compiled.call(&a).unwrap();
                 check_fused_eager_composed(f, &a, &fused, |_| 1e-5, &case);
                 let host = |t: &Tensor| t.to_vec::<f32>().unwrap();

@@ -33,5 +33,5 @@ pub use attention_grad::sdpa_causal_backward_f32;
 pub use layer_norm::{layer_norm_bf16, layer_norm_f16, layer_norm_f32};
 pub use layout::HeadStrides;
 pub use rms_norm::{rms_norm_bf16, rms_norm_f16, rms_norm_f32};
-pub use rms_norm_grad::rms_norm_backward_f32;
+pub use rms_norm_grad::{rms_norm_backward_f32, rms_norm_backward_plus_f32};
 pub use rope::{rope_bf16, rope_f16, rope_f32, Positions, RopeParams};

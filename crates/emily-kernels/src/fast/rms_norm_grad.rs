@@ -31,6 +31,26 @@ pub fn rms_norm_backward_f32(
     dx: &mut [f32],
     dweight: Option<&mut [f32]>,
 ) {
+    rms_norm_backward_plus_f32(x, weight, dy, None, eps, cols, dx, dweight)
+}
+
+/// [`rms_norm_backward_f32`] with `residual` (like `x`) added to `dx` as
+/// each row is finished: the cotangent of a residual stream `x + f(norm(x))`
+/// in one pass instead of a separate add.
+///
+/// # Panics
+/// As [`rms_norm_backward_f32`], and if `residual` differs from `x` in length.
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm_backward_plus_f32(
+    x: &[f32],
+    weight: Option<&[f32]>,
+    dy: &[f32],
+    residual: Option<&[f32]>,
+    eps: f32,
+    cols: usize,
+    dx: &mut [f32],
+    dweight: Option<&mut [f32]>,
+) {
     check(
         x.len(),
         dy.len(),
@@ -39,11 +59,22 @@ pub fn rms_norm_backward_f32(
         weight,
         dweight.as_deref(),
     );
+    if let Some(r) = residual {
+        assert_eq!(
+            r.len(),
+            x.len(),
+            "[rms_norm_backward] residual has {} elements, x {}",
+            r.len(),
+            x.len()
+        );
+    }
+    let plus = |at: std::ops::Range<usize>| residual.map(|r| &r[at]);
     let Some(dw) = dweight else {
         if cols > 0 {
             parallel::for_each_row_block_mut(dx, cols, 3 * cols, |row0, block| {
                 let at = row0 * cols..row0 * cols + block.len();
-                grad_rows(&x[at.clone()], None, &dy[at], eps, cols, block, None);
+                let (xs, gs, rs) = (&x[at.clone()], &dy[at.clone()], plus(at));
+                grad_rows(xs, None, gs, rs, eps, cols, block, None);
             });
         }
         return;
@@ -59,7 +90,8 @@ pub fn rms_norm_backward_f32(
         grad_rows(
             &x[at.clone()],
             weight,
-            &dy[at],
+            &dy[at.clone()],
+            plus(at),
             eps,
             cols,
             block,
@@ -126,11 +158,13 @@ const GW: usize = 8;
 fma_dispatch! {
     /// The gradient of whole rows; `dw` (with a weight) accumulates
     /// `dy∘x·r` over them (row by row, in order). Rows whose length is a
-    /// multiple of [`GW`] run [`GROUP`] at a time.
+    /// multiple of [`GW`] run [`GROUP`] at a time; `plus` (like `x`) is
+    /// added to `dx`.
     fn grad_rows(
         x: &[f32],
         weight: Option<&[f32]>,
         dy: &[f32],
+        plus: Option<&[f32]>,
         eps: f32,
         cols: usize,
         dx: &mut [f32],
@@ -145,6 +179,7 @@ fma_dispatch! {
                 &x[at.clone()],
                 weight,
                 &dy[at.clone()],
+                plus.map(|p| &p[at.clone()]),
                 eps,
                 cols,
                 &mut dx[at],
@@ -153,7 +188,8 @@ fma_dispatch! {
         }
         let at = grouped * cols..;
         let rest = x[at.clone()].chunks_exact(cols).zip(dy[at.clone()].chunks_exact(cols));
-        for ((xr, gr), out) in rest.zip(dx[at].chunks_exact_mut(cols)) {
+        for (k, ((xr, gr), out)) in rest.zip(dx[at].chunks_exact_mut(cols)).enumerate() {
+            let pr = plus.map(|p| &p[(grouped + k) * cols..][..cols]);
             let r = inv_rms::<FMA>(xr, eps);
             // dx holds dy∘w first, then the gradient.
             match weight {
@@ -165,25 +201,35 @@ fma_dispatch! {
                 None => out.copy_from_slice(gr),
             }
             let dot = lanes::dot::<FMA>(out, xr);
-            finish_row::<FMA>(xr, gr, r, dot, out, dw.as_deref_mut());
+            finish_row::<FMA>(xr, gr, pr, r, dot, out, dw.as_deref_mut());
         }
     }
 }
 
-/// `dx = r·(dy∘w) − x·r³·dot/D` in place of `dy∘w` in `out`, and the row's
-/// `dy∘x·r` added to `dw`.
+/// `dx = r·(dy∘w) − x·r³·dot/D` (plus the row of `plus`, if any) in place
+/// of `dy∘w` in `out`, and the row's `dy∘x·r` added to `dw`.
 #[inline(always)]
 fn finish_row<const FMA: bool>(
     xr: &[f32],
     gr: &[f32],
+    plus: Option<&[f32]>,
     r: f32,
     dot: f32,
     out: &mut [f32],
     dw: Option<&mut [f32]>,
 ) {
     let c = r * r * r * dot / xr.len() as f32;
-    for (o, v) in out.iter_mut().zip(xr) {
-        *o = lanes::fmadd::<FMA>(-c, *v, r * *o);
+    match plus {
+        Some(p) => {
+            for ((o, v), p) in out.iter_mut().zip(xr).zip(p) {
+                *o = lanes::fmadd::<FMA>(-c, *v, r * *o) + *p;
+            }
+        }
+        None => {
+            for (o, v) in out.iter_mut().zip(xr) {
+                *o = lanes::fmadd::<FMA>(-c, *v, r * *o);
+            }
+        }
     }
     if let Some(dw) = dw {
         for ((d, g), v) in dw.iter_mut().zip(gr).zip(xr) {
@@ -196,10 +242,12 @@ fn finish_row<const FMA: bool>(
 /// `Σx²` and `Σ(dy∘w)∘x` of every row in one pass with the rows' partial
 /// sums interleaved, then each row finished as alone.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn grad_group<const FMA: bool>(
     x: &[f32],
     weight: Option<&[f32]>,
     dy: &[f32],
+    plus: Option<&[f32]>,
     eps: f32,
     cols: usize,
     dx: &mut [f32],
@@ -230,6 +278,7 @@ fn grad_group<const FMA: bool>(
         finish_row::<FMA>(
             &x[at.clone()],
             &dy[at.clone()],
+            plus.map(|p| &p[at.clone()]),
             inv,
             lanes::halving_sum(dot[r]),
             &mut dx[at],

@@ -119,15 +119,18 @@ pub enum FastOp {
         scale: f32,
     },
     /// The gradient of [`FastOp::RmsNorm`] over the last axis on f32
-    /// tensors: inputs `[x, weight?, d_out]`, output dx and (with a weight)
-    /// the weight's gradient, flattened and concatenated into one 1-D
-    /// tensor. The compiler chooses it for a composed RMSNorm's backward (it
-    /// has no public constructor).
+    /// tensors: inputs `[x, weight?, d_out, residual?]`, output dx (plus the
+    /// residual, x's other cotangent, when given) and (with a weight) the
+    /// weight's gradient, flattened and concatenated into one 1-D tensor.
+    /// The compiler chooses it for a composed RMSNorm's backward (it has no
+    /// public constructor).
     RmsNormGrad {
         /// Added to the mean square.
         eps: f32,
         /// Whether input 1 is a weight (and the output ends with its gradient).
         has_weight: bool,
+        /// Whether the last input (shaped like x) is added to dx.
+        has_residual: bool,
     },
 }
 
@@ -162,9 +165,11 @@ impl FastOp {
                 ..
             } => sdpa::decompose(*scale, *mask, *has_sinks, inputs),
             FastOp::SdpaCausalGrad { scale } => sdpa::decompose_causal_grad(*scale, inputs),
-            FastOp::RmsNormGrad { eps, has_weight } => {
-                rms_norm::decompose_grad(*eps, *has_weight, inputs)
-            }
+            FastOp::RmsNormGrad {
+                eps,
+                has_weight,
+                has_residual,
+            } => rms_norm::decompose_grad(*eps, *has_weight, *has_residual, inputs),
         }
     }
 }

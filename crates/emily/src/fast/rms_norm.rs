@@ -64,11 +64,20 @@ pub(super) fn decompose(eps: f32, inputs: &[Tensor]) -> Result<Tensor> {
 }
 
 /// [`super::FastOp::RmsNormGrad`] composed: the vector-Jacobian product of
-/// [`decompose`] for `[x, weight?]` given `d_out`, flattened and concatenated.
-pub(super) fn decompose_grad(eps: f32, has_weight: bool, inputs: &[Tensor]) -> Result<Tensor> {
+/// [`decompose`] for `[x, weight?]` given `d_out` (x's plus the residual
+/// input, when there is one), flattened and concatenated.
+pub(super) fn decompose_grad(
+    eps: f32,
+    has_weight: bool,
+    has_residual: bool,
+    inputs: &[Tensor],
+) -> Result<Tensor> {
     let n = 1 + has_weight as usize;
     let norm = |a: &[Tensor]| Ok(vec![decompose(eps, a)?]);
-    let (_, grads) = crate::grad::vjp(norm, &inputs[..n], &inputs[n..n + 1])?;
+    let (_, mut grads) = crate::grad::vjp(norm, &inputs[..n], &inputs[n..n + 1])?;
+    if has_residual {
+        grads[0] = grads[0].add(&inputs[n + 1])?;
+    }
     let flat = grads
         .iter()
         .map(|g| g.flatten())

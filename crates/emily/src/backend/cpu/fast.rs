@@ -106,20 +106,29 @@ fn sdpa_causal_grad(inputs: &[Array], scale: f32, shape: &[usize]) -> Result<Arr
     Ok(out)
 }
 
-/// dx and (with a weight) the weight's gradient of RMSNorm, concatenated
-/// flat (f32 only, which [`supports`] checks).
-fn rms_norm_grad(inputs: &[Array], eps: f32, has_weight: bool, shape: &[usize]) -> Result<Array> {
+/// dx (plus the residual input, `has_residual`) and (with a weight) the
+/// weight's gradient of RMSNorm, concatenated flat (f32 only, which
+/// [`supports`] checks).
+fn rms_norm_grad(
+    inputs: &[Array],
+    eps: f32,
+    has_weight: bool,
+    has_residual: bool,
+    shape: &[usize],
+) -> Result<Array> {
     let x = &inputs[0];
     let cols = *x.shape().last().unwrap_or(&1);
     let w = has_weight.then(|| inputs[1].as_slice::<f32>());
     let d_out = &inputs[1 + has_weight as usize];
+    let residual = has_residual.then(|| inputs[2 + has_weight as usize].as_slice::<f32>());
     let mut out = Array::uninit(shape, DType::F32)?;
     let all = out.as_mut_slice::<f32>().unwrap();
     let (dx, dw) = all.split_at_mut(x.numel());
-    k::rms_norm_backward_f32(
+    k::rms_norm_backward_plus_f32(
         x.as_slice(),
         w,
         d_out.as_slice(),
+        residual,
         eps,
         cols,
         dx,
@@ -159,7 +168,11 @@ fn run<T: FusedFloat>(
     let cols = *shape.last().unwrap_or(&1);
     match *op {
         FastOp::SdpaCausalGrad { scale } => sdpa_causal_grad(inputs, scale, shape),
-        FastOp::RmsNormGrad { eps, has_weight } => rms_norm_grad(inputs, eps, has_weight, shape),
+        FastOp::RmsNormGrad {
+            eps,
+            has_weight,
+            has_residual,
+        } => rms_norm_grad(inputs, eps, has_weight, has_residual, shape),
         FastOp::RmsNorm { eps, has_weight } => {
             let x = as_t(x)?;
             let w = has_weight.then(|| as_t(&inputs[1])).transpose()?;
