@@ -7,6 +7,8 @@ use half::{bf16, f16};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
+mod isa_children;
+
 fn randn(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n)
@@ -72,6 +74,44 @@ fn rms_norm_matches_f64() {
             );
         }
     }
+}
+
+/// Short rows (a multiple of 8 features, at most 256) run four at a time:
+/// row counts around the group size and the widest grouped width.
+fn check_grouped_rms_rows() {
+    for &rows in &[1usize, 4, 7, 77] {
+        for &cols in &[8usize, 16, 64, 256, 264] {
+            let seed = (rows * 1000 + cols) as u64;
+            let x = randn(rows * cols, seed);
+            let w: Vec<f32> = randn(cols, seed + 1)
+                .iter()
+                .map(|v| 1.0 + 0.1 * v)
+                .collect();
+            for weight in [None, Some(w.as_slice())] {
+                let mut out = vec![f32::NAN; x.len()];
+                rms_norm_f32(&x, weight, 1e-6, cols, &mut out);
+                let err = max_err(&out, &rms_ref(&x, weight, 1e-6, cols));
+                assert!(
+                    err < 2e-6,
+                    "rms_norm rows={rows} cols={cols} weight={}: err {err:e}",
+                    weight.is_some()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rms_norm_of_short_rows_matches_f64_under_every_isa_cap() {
+    if std::env::var("EMILY_RMS_ROWS_CHILD").is_ok() {
+        check_grouped_rms_rows();
+        return;
+    }
+    isa_children::run_under_isa_caps(
+        "rms_norm_of_short_rows_matches_f64_under_every_isa_cap",
+        "EMILY_RMS_ROWS_CHILD",
+        &["baseline", "avx2", "avx512"],
+    );
 }
 
 #[test]

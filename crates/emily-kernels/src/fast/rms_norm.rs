@@ -84,25 +84,75 @@ pub(super) fn inv_rms<const FMA: bool>(row: &[f32], eps: f32) -> f32 {
     1.0 / (lanes::sum_sq::<FMA>(row) / row.len() as f32 + eps).sqrt()
 }
 
+/// Rows whose sums of squares [`rms_rows`] accumulates side by side when a
+/// row is short (at most [`GROUP_MAX_COLS`] features): one row's dependent
+/// chain (a sum, a square root, a division) would leave the core idle.
+const GROUP: usize = 4;
+
+/// Lanes of the per-row partial sums in a group (one AVX2 vector).
+const GW: usize = 8;
+
+/// The longest rows that [`rms_rows`] groups: longer rows keep the core busy
+/// alone with [`inv_rms`]'s many independent partial sums.
+const GROUP_MAX_COLS: usize = 256;
+
 fma_dispatch! {
-    /// Normalises the whole rows of `x` into `out` (same length, multiple of `cols`).
+    /// Normalises the whole rows of `x` into `out` (same length, multiple of
+    /// `cols`). Short rows whose length is a multiple of [`GW`] run [`GROUP`]
+    /// at a time.
     fn rms_rows(x: &[f32], weight: Option<&[f32]>, eps: f32, cols: usize, out: &mut [f32]) {
-        for (src, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-            let inv = inv_rms::<FMA>(src, eps);
-            match weight {
-                Some(w) => {
-                    for ((o, v), w) in dst.iter_mut().zip(src).zip(w) {
-                        *o = *v * inv * *w;
-                    }
-                }
-                None => {
-                    for (o, v) in dst.iter_mut().zip(src) {
-                        *o = *v * inv;
-                    }
-                }
+        let rows = x.len() / cols;
+        let grouped = if cols.is_multiple_of(GW) && cols <= GROUP_MAX_COLS {
+            rows / GROUP * GROUP
+        } else {
+            0
+        };
+        for g0 in (0..grouped).step_by(GROUP) {
+            let at = g0 * cols..(g0 + GROUP) * cols;
+            let inv = group_inv_rms::<FMA>(&x[at.clone()], eps, cols);
+            let rows = x[at.clone()].chunks_exact(cols).zip(out[at].chunks_exact_mut(cols));
+            for ((src, dst), inv) in rows.zip(inv) {
+                scale_row(src, weight, inv, dst);
+            }
+        }
+        let at = grouped * cols..;
+        for (src, dst) in x[at.clone()].chunks_exact(cols).zip(out[at].chunks_exact_mut(cols)) {
+            scale_row(src, weight, inv_rms::<FMA>(src, eps), dst);
+        }
+    }
+}
+
+/// `dst = src · inv (· w)`.
+#[inline(always)]
+fn scale_row(src: &[f32], weight: Option<&[f32]>, inv: f32, dst: &mut [f32]) {
+    match weight {
+        Some(w) => {
+            for ((o, v), w) in dst.iter_mut().zip(src).zip(w) {
+                *o = *v * inv * *w;
+            }
+        }
+        None => {
+            for (o, v) in dst.iter_mut().zip(src) {
+                *o = *v * inv;
             }
         }
     }
+}
+
+/// `1 / sqrt(mean(x²) + eps)` of each of the [`GROUP`] rows of `x` (length
+/// `cols`, a multiple of [`GW`]), their partial sums interleaved.
+#[inline(always)]
+fn group_inv_rms<const FMA: bool>(x: &[f32], eps: f32, cols: usize) -> [f32; GROUP] {
+    let mut ss = [[0.0f32; GW]; GROUP];
+    for c0 in (0..cols).step_by(GW) {
+        for (r, acc) in ss.iter_mut().enumerate() {
+            let xv: &[f32; GW] = x[r * cols + c0..][..GW].try_into().unwrap();
+            for l in 0..GW {
+                acc[l] = lanes::fmadd::<FMA>(xv[l], xv[l], acc[l]);
+            }
+        }
+    }
+    ss.map(|acc| 1.0 / (lanes::halving_sum(acc) / cols as f32 + eps).sqrt())
 }
 
 fma_dispatch! {
