@@ -2,20 +2,23 @@
 //! head: dQ, dK and dV from q, k, v and the output's cotangent dO, without
 //! materialising the (T × T) probabilities.
 //!
-//! For each query row the kernel recomputes its scores against the visible keys
-//! only (causal, aligned to the end: query `i` sees keys `j <= i + Tk − Tq`),
-//! their softmax `p`, `dp = dO·vᵀ`, `D = Σ p·dp` (which equals `dO·o`) and
-//! `ds = p ∘ (dp − D)`, then accumulates `dV += pᵀ·dO`, `dK += scale·dsᵀ·q` and
-//! writes `dQ = scale·ds·k`. Fully masked keys (past the row's last visible
-//! key, rounded up to a block of [`BLOCK`]) are never touched. Keys and values
-//! are transposed once per head so that scores and their gradients vectorise
-//! across keys. Grouped-query attention: the query heads sharing a kv head run
-//! in the same task, so dK and dV are summed over the group without atomics.
-//! Everything accumulates in f32; a query row with no visible key gets zero
-//! gradients (the fused forward outputs zeros there).
+//! Query rows go in strips of [`STRIP`]. For a strip the kernel recomputes
+//! its scores against the keys its last row sees (causal, aligned to the
+//! end: query `i` sees keys `j <= i + Tk − Tq`), their softmax `p`,
+//! `dp = dO·vᵀ`, `D = Σ p·dp` (which equals `dO·o`) and
+//! `ds = p ∘ (dp − D)`, then accumulates `dV += pᵀ·dO`, `dK += scale·dsᵀ·q`
+//! and writes `dQ = scale·ds·k`. Scores, probabilities and their gradients
+//! are kept transposed (keys by the strip's rows), so a row's softmax runs
+//! down one SIMD lane with no horizontal reduction, and every product is
+//! one register tile ([`panel`]: [`M`] rows × 16 columns, each step one
+//! broadcast per row against two vectors). Keys no row of the strip sees
+//! are never touched. Grouped-query attention: the query heads sharing a kv
+//! head run in the same task, so dK and dV are summed over the group without
+//! atomics. Everything accumulates in f32; a query row with no visible key
+//! gets zero gradients (the fused forward outputs zeros there).
 
 use crate::fast::attention::{Mask, SdpaParams};
-use crate::fast::lanes::{fma_dispatch, fmadd, halving_sum};
+use crate::fast::lanes::{fma_dispatch, fmadd};
 use crate::fast::layout::HeadStrides;
 use crate::math::exp_nonpos_with;
 use crate::parallel;
@@ -23,21 +26,6 @@ use rayon::prelude::*;
 
 #[cfg(test)]
 mod tests;
-
-/// Keys per vector block.
-const BLOCK: usize = 16;
-
-/// `BLOCK` zeros then `BLOCK` `−inf`: added from offset `BLOCK − seen`, it
-/// masks a block's lanes from `seen` on without a branch per lane.
-const MASK_TAIL: [f32; 2 * BLOCK] = {
-    let mut t = [0.0f32; 2 * BLOCK];
-    let mut i = BLOCK;
-    while i < 2 * BLOCK {
-        t[i] = f32::NEG_INFINITY;
-        i += 1;
-    }
-    t
-};
 
 /// Element counts of the gradient's tensors for `p` (all contiguous
 /// `(batch, heads, seq, dim)`): q and dQ, k and dK, v and dV, the output and dO.
@@ -108,7 +96,6 @@ pub fn sdpa_causal_backward_f32(
         return;
     }
     let run = |t: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]| {
-        let mut scratch = Scratch::new(p);
         let group = HeadGroup {
             q: &q[t * q_step..][..q_step],
             k: &k[t * k_step..][..k_step],
@@ -118,7 +105,7 @@ pub fn sdpa_causal_backward_f32(
             dk,
             dv,
         };
-        head_group(group, p, &mut scratch);
+        with_scratch(p, |scratch| head_group(group, p, scratch));
     };
     // Work per task: ~5 products over the visible half of the score matrix.
     let work = groups * p.q_len * p.kv_len * (2 * p.head_dim + 3 * p.v_head_dim) / 2;
@@ -142,9 +129,16 @@ pub fn sdpa_causal_backward_f32(
     });
 }
 
-/// Query rows per tile: each key block of kᵀ, vᵀ, dKᵀ and dVᵀ loaded from
-/// memory serves this many rows from registers.
-const ROWS: usize = 4;
+/// Query rows per strip: one strip's scores, probabilities and score
+/// gradients are kept (`STRIP × keys`), and the products over its rows
+/// (dV, dK) accumulate in registers across all of them.
+const STRIP: usize = 16;
+
+/// Rows (or keys) per register tile of every product.
+const M: usize = 4;
+
+/// Lanes per accumulator vector of the products.
+const L: usize = 8;
 
 /// One task's slices: the kv head's keys and values, its query heads'
 /// queries and output cotangents, and the gradients to write.
@@ -158,54 +152,141 @@ struct HeadGroup<'a> {
     dv: &'a mut [f32],
 }
 
-/// Per-task buffers: keys, values and their gradients transposed to
-/// `(dim, keys)` with the key axis padded to a whole block; for one tile of
-/// rows, the queries (scaled and not) and the output cotangents by column
-/// (`[c][r]`), the probabilities and the score gradients.
+/// Sizes of one task: head sizes `d`/`dv` and the same rounded up to whole
+/// vectors (`dp`/`dvp`, the padded row strides), query and key counts, the
+/// key count rounded up to a block (`tkp`) and the causal shift (query `i`
+/// sees keys `j <= i + shift`).
+#[derive(Clone, Copy)]
+struct Dims {
+    d: usize,
+    dv: usize,
+    dp: usize,
+    dvp: usize,
+    tq: usize,
+    tk: usize,
+    tkp: usize,
+    shift: isize,
+}
+
+impl Dims {
+    fn new(p: &SdpaParams<'_>) -> Dims {
+        Dims {
+            d: p.head_dim,
+            dv: p.v_head_dim,
+            dp: p.head_dim.div_ceil(L) * L,
+            dvp: p.v_head_dim.div_ceil(L) * L,
+            tq: p.q_len,
+            tk: p.kv_len,
+            tkp: p.kv_len.div_ceil(M) * M,
+            shift: p.kv_len as isize - p.q_len as isize,
+        }
+    }
+
+    /// Keys visible to query `i`.
+    fn visible(&self, i: usize) -> usize {
+        (i as isize + self.shift + 1).clamp(0, self.tk as isize) as usize
+    }
+}
+
+/// Per-task buffers (row-major, padded strides in brackets): keys
+/// transposed (`[d][tkp]`), keys, values, dK and dV by row (`[tkp][dp]`,
+/// `[tkp][dvp]`); for one strip, the queries and cotangents by row
+/// (`[STRIP][dp]`, `[STRIP][dvp]`), the queries, cotangents and dQ
+/// transposed (`[d][STRIP]`, `[dv][STRIP]`, `[d][STRIP]`; `kt` and dQᵀ with
+/// zero rows up to a whole tile of [`M`]), and the probabilities and score gradients transposed,
+/// keys by strip rows (`[tkp][STRIP]`: a row's softmax runs down a lane).
 struct Scratch {
     kt: Vec<f32>,
-    vt: Vec<f32>,
-    dkt: Vec<f32>,
-    dvt: Vec<f32>,
-    probs: Vec<f32>,
-    dscores: Vec<f32>,
-    q_cols: Vec<[f32; ROWS]>,
-    qs_cols: Vec<[f32; ROWS]>,
-    o_cols: Vec<[f32; ROWS]>,
+    kr: Vec<f32>,
+    vr: Vec<f32>,
+    dkr: Vec<f32>,
+    dvr: Vec<f32>,
+    qs: Vec<f32>,
+    os: Vec<f32>,
+    dqs: Vec<f32>,
+    qt: Vec<f32>,
+    ot: Vec<f32>,
+    pt: Vec<f32>,
+    dst: Vec<f32>,
 }
 
 impl Scratch {
     fn new(p: &SdpaParams<'_>) -> Scratch {
-        let tkp = p.kv_len.div_ceil(BLOCK) * BLOCK;
+        let z = Dims::new(p);
         Scratch {
-            kt: vec![0.0; p.head_dim * tkp],
-            vt: vec![0.0; p.v_head_dim * tkp],
-            dkt: vec![0.0; p.head_dim * tkp],
-            dvt: vec![0.0; p.v_head_dim * tkp],
-            probs: vec![0.0; ROWS * tkp],
-            dscores: vec![0.0; ROWS * tkp],
-            q_cols: vec![[0.0; ROWS]; p.head_dim],
-            qs_cols: vec![[0.0; ROWS]; p.head_dim],
-            o_cols: vec![[0.0; ROWS]; p.v_head_dim],
+            kt: vec![0.0; z.d.div_ceil(M) * M * z.tkp],
+            kr: vec![0.0; z.tkp * z.dp],
+            vr: vec![0.0; z.tkp * z.dvp],
+            dkr: vec![0.0; z.tkp * z.dp],
+            dvr: vec![0.0; z.tkp * z.dvp],
+            qs: vec![0.0; STRIP * z.dp],
+            os: vec![0.0; STRIP * z.dvp],
+            dqs: vec![0.0; z.d.div_ceil(M) * M * STRIP],
+            qt: vec![0.0; z.d * STRIP],
+            ot: vec![0.0; z.dv * STRIP],
+            pt: vec![0.0; z.tkp * STRIP],
+            dst: vec![0.0; z.tkp * STRIP],
         }
     }
 }
 
-/// `dst[c·stride + j] = src[j·cols + c]` for the first `rows` rows.
-fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], stride: usize) {
-    for (j, row) in src.chunks_exact(cols).take(rows).enumerate() {
-        for (c, &x) in row.iter().enumerate() {
+thread_local! {
+    /// This thread's [`Scratch`] and the `(head_dim, v_head_dim, kv_len)` it
+    /// was sized for: kept across tasks and calls of the same sizes.
+    static SCRATCH: std::cell::RefCell<Option<((usize, usize, usize), Scratch)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's [`Scratch`] for `p`'s sizes (made anew when the
+/// sizes change).
+fn with_scratch<R>(p: &SdpaParams<'_>, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let key = (p.head_dim, p.v_head_dim, p.kv_len);
+    SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        match &mut *slot {
+            Some((k, s)) if *k == key => f(s),
+            _ => f(&mut slot.insert((key, Scratch::new(p))).1),
+        }
+    })
+}
+
+/// `dst[c·stride + j] = src[j·ld + c]` for the first `rows` rows of `src`
+/// (row stride `ld`) and `c < cols`.
+fn transpose_into(src: &[f32], rows: usize, cols: usize, ld: usize, dst: &mut [f32], stride: usize) {
+    for (j, row) in src.chunks_exact(ld).take(rows).enumerate() {
+        for (c, &x) in row[..cols].iter().enumerate() {
             dst[c * stride + j] = x;
         }
     }
 }
 
-/// `dst[j·cols + c] = src[c·stride + j]`.
-fn transpose_back(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], stride: usize) {
-    for (j, row) in dst.chunks_exact_mut(cols).take(rows).enumerate() {
-        for (c, x) in row.iter_mut().enumerate() {
-            *x = src[c * stride + j];
+/// Rows of `cols` floats from `src` into `dst` at row stride `ld >= cols`,
+/// zeros after each row and in every row of `dst` past `src`'s.
+fn pad_rows(src: &[f32], cols: usize, dst: &mut [f32], ld: usize) {
+    if ld == cols {
+        dst[..src.len()].copy_from_slice(src);
+        dst[src.len()..].fill(0.0);
+        return;
+    }
+    let rows = src.len() / cols.max(1);
+    for (r, out) in dst.chunks_exact_mut(ld).enumerate() {
+        if r < rows && cols > 0 {
+            out[..cols].copy_from_slice(&src[r * cols..][..cols]);
+            out[cols..].fill(0.0);
+        } else {
+            out.fill(0.0);
         }
+    }
+}
+
+/// The first `dst.len() / cols` rows of `src` (row stride `ld`), unpadded.
+fn unpad_rows(src: &[f32], ld: usize, cols: usize, dst: &mut [f32]) {
+    if ld == cols {
+        dst.copy_from_slice(&src[..dst.len()]);
+        return;
+    }
+    for (r, out) in dst.chunks_exact_mut(cols).enumerate() {
+        out.copy_from_slice(&src[r * ld..][..cols]);
     }
 }
 
@@ -222,275 +303,179 @@ fn exp_flushed<const FMA: bool>(x: f32) -> f32 {
     }
 }
 
-/// The maximum of a block's lanes (no NaN), as a halving tree.
+/// The register tile of every product: `acc[r][w][l] = Σ_{t < depth}
+/// a[r·lda + t·sa] · b[t·ldb + w·L + l]` for `M` rows and `W` vectors of
+/// columns. Each step loads `W` vectors of `b` once for all rows and
+/// broadcasts one `a` element per row; the `M·W` accumulators are
+/// independent FMA chains.
 #[inline(always)]
-fn block_max(mut x: [f32; BLOCK]) -> f32 {
-    let mut w = BLOCK / 2;
-    while w > 0 {
-        for l in 0..w {
-            x[l] = if x[l + w] > x[l] { x[l + w] } else { x[l] };
-        }
-        w /= 2;
+fn panel<const FMA: bool, const W: usize>(
+    a: &[f32],
+    lda: usize,
+    sa: usize,
+    b: &[f32],
+    ldb: usize,
+    depth: usize,
+) -> [[[f32; L]; W]; M] {
+    let mut acc = [[[0.0f32; L]; W]; M];
+    if depth == 0 {
+        return acc;
     }
-    x[0]
-}
-
-/// `dst[c][r] = factor·src[r·cols + c]` for the first `n` rows of `src`
-/// (`dst.len()` = `cols`); rows `n..` of `dst` get zeros.
-fn by_columns(src: &[f32], n: usize, factor: f32, dst: &mut [[f32; ROWS]]) {
-    let cols = dst.len();
-    for (c, x) in dst.iter_mut().enumerate() {
-        *x = std::array::from_fn(|r| {
-            if r < n {
-                factor * src[r * cols + c]
-            } else {
-                0.0
-            }
+    assert!(
+        (M - 1) * lda + (depth - 1) * sa < a.len() && (depth - 1) * ldb + W * L <= b.len(),
+        "attention backward: a product tile past its operands"
+    );
+    for t in 0..depth {
+        // SAFETY: the largest indices read are the ones asserted above.
+        let bt: [[f32; L]; W] = std::array::from_fn(|w| unsafe {
+            b.as_ptr()
+                .add(t * ldb + w * L)
+                .cast::<[f32; L]>()
+                .read_unaligned()
         });
-    }
-}
-
-/// `out[r][l] = Σ_c x[c][r]·cols[c·stride + l]` for the [`ROWS`] rows of a
-/// tile by column (`x`) and one block of lanes: each column block is loaded
-/// once for all rows, whose accumulators are independent FMA chains. `N`:
-/// the column count when fixed at compile time (0: `x.len()`). `SPLIT`:
-/// even and odd columns in separate accumulators (eight chains; with 16
-/// vector registers, AVX2 has no room for them and keeps four).
-#[inline(always)]
-fn tile_dot<const FMA: bool, const N: usize, const SPLIT: bool>(
-    x: &[[f32; ROWS]],
-    cols: &[f32],
-    stride: usize,
-) -> [[f32; BLOCK]; ROWS] {
-    let n = if N == 0 { x.len() } else { N };
-    let mut even = [[0.0f32; BLOCK]; ROWS];
-    if !SPLIT {
-        for (c, xc) in x[..n].iter().enumerate() {
-            let col: [f32; BLOCK] = cols[c * stride..][..BLOCK].try_into().unwrap();
-            for (a, &xr) in even.iter_mut().zip(xc) {
-                for l in 0..BLOCK {
-                    a[l] = fmadd::<FMA>(xr, col[l], a[l]);
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            // SAFETY: as above.
+            let x = unsafe { *a.get_unchecked(r * lda + t * sa) };
+            for (aw, bw) in acc_r.iter_mut().zip(&bt) {
+                for l in 0..L {
+                    aw[l] = fmadd::<FMA>(x, bw[l], aw[l]);
                 }
             }
         }
-        return even;
     }
-    let mut odd = [[0.0f32; BLOCK]; ROWS];
-    for c in (0..n & !1).step_by(2) {
-        let c0: [f32; BLOCK] = cols[c * stride..][..BLOCK].try_into().unwrap();
-        let c1: [f32; BLOCK] = cols[(c + 1) * stride..][..BLOCK].try_into().unwrap();
-        for r in 0..ROWS {
-            let (x0, x1) = (x[c][r], x[c + 1][r]);
-            for l in 0..BLOCK {
-                even[r][l] = fmadd::<FMA>(x0, c0[l], even[r][l]);
-                odd[r][l] = fmadd::<FMA>(x1, c1[l], odd[r][l]);
-            }
-        }
-    }
-    if n % 2 == 1 {
-        let col: [f32; BLOCK] = cols[(n - 1) * stride..][..BLOCK].try_into().unwrap();
-        for (a, &xr) in even.iter_mut().zip(&x[n - 1]) {
-            for l in 0..BLOCK {
-                a[l] = fmadd::<FMA>(xr, col[l], a[l]);
-            }
-        }
-    }
-    for (e, o) in even.iter_mut().zip(&odd) {
-        for l in 0..BLOCK {
-            e[l] += o[l];
-        }
-    }
-    even
+    acc
 }
 
-/// `acc[c·stride + l] += Σ_r x[c][r]·w[r][l]` for one block of lanes and
-/// every column `c` of a tile by column (`x`): the [`ROWS`] weight vectors
-/// stay in registers. `N` as for [`tile_dot`].
+/// `out[r·ldo + c] (+)= Σ_{t < depth} a[r·lda + t·sa] · b[t·ldb + c]` for
+/// the `M` rows of a tile and `cols` columns (a multiple of [`L`]): the
+/// products whose result runs along the head's features (dV, dK, dQ).
+/// `ADD`: accumulate into `out` instead of overwriting it.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn tile_update<const FMA: bool, const N: usize>(
-    x: &[[f32; ROWS]],
-    w: &[[f32; BLOCK]; ROWS],
-    acc: &mut [f32],
-    stride: usize,
+fn tile_cols<const FMA: bool, const ADD: bool>(
+    a: &[f32],
+    lda: usize,
+    sa: usize,
+    b: &[f32],
+    ldb: usize,
+    depth: usize,
+    cols: usize,
+    out: &mut [f32],
+    ldo: usize,
 ) {
-    let n = if N == 0 { x.len() } else { N };
-    for c in 0..n {
-        let slot = &mut acc[c * stride..][..BLOCK];
-        let mut t: [f32; BLOCK] = (*slot).try_into().unwrap();
-        for (wr, &xr) in w.iter().zip(&x[c]) {
-            for l in 0..BLOCK {
-                t[l] = fmadd::<FMA>(xr, wr[l], t[l]);
-            }
+    let mut c0 = 0;
+    while c0 < cols {
+        if cols - c0 >= 2 * L {
+            let acc = panel::<FMA, 2>(a, lda, sa, &b[c0..], ldb, depth);
+            store::<ADD, 2>(&acc, &mut out[c0..], ldo);
+            c0 += 2 * L;
+        } else {
+            let acc = panel::<FMA, 1>(a, lda, sa, &b[c0..], ldb, depth);
+            store::<ADD, 1>(&acc, &mut out[c0..], ldo);
+            c0 += L;
         }
-        slot.copy_from_slice(&t);
     }
 }
 
-/// `dq[r·d + c] = Σ_{j < keys} ds[r·stride + j]·k[j·d + c]` for the first `n`
-/// tile rows: a block of columns of every row at a time in registers (two
-/// accumulators per row, even and odd keys), each key's row of `k` loaded
-/// once for the whole tile. Score gradients past a row's visible keys are 0.
-/// `SPLIT` as for [`tile_dot`] (without it, one accumulator per row).
+/// Writes (or with `ADD` adds) a register tile to rows `ldo` apart.
 #[inline(always)]
-fn tile_dq<const FMA: bool, const SPLIT: bool>(
-    ds: &[f32],
-    stride: usize,
-    k: &[f32],
+fn store<const ADD: bool, const W: usize>(acc: &[[[f32; L]; W]; M], out: &mut [f32], ldo: usize) {
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (w, aw) in acc_r.iter().enumerate() {
+            let slot = &mut out[r * ldo + w * L..][..L];
+            let mut o: [f32; L] = (*slot).try_into().unwrap();
+            for l in 0..L {
+                o[l] = if ADD { o[l] + aw[l] } else { aw[l] };
+            }
+            slot.copy_from_slice(&o);
+        }
+    }
+}
+
+/// The softmax of a strip's rows, transposed: `pt[j·STRIP + l]` holds the
+/// score `q_l·k_j` of strip row `l` and key `j < keys` and becomes its
+/// probability (masked keys, keys past `lim[l]`, 0; a row with no visible
+/// key all 0). With `dst` (holding `dp = dO·vᵀ` the same way), also
+/// `ds = scale·p ∘ (dp − Σ p·dp)` in place. Keys below `first` are visible
+/// to every row (no mask test). Every reduction runs down the lanes.
+#[inline(always)]
+fn softmax_lanes<const FMA: bool>(
+    pt: &mut [f32],
+    mut dst: Option<&mut [f32]>,
     keys: usize,
-    d: usize,
-    dq: &mut [f32],
-    n: usize,
-) {
-    let whole = d / BLOCK * BLOCK;
-    for cb in (0..whole).step_by(BLOCK) {
-        let mut even = [[0.0f32; BLOCK]; ROWS];
-        let mut odd = [[0.0f32; BLOCK]; ROWS];
-        if !SPLIT {
-            for j in 0..keys {
-                let k0: [f32; BLOCK] = k[j * d + cb..][..BLOCK].try_into().unwrap();
-                for (r, a) in even.iter_mut().enumerate() {
-                    let g0 = ds[r * stride + j];
-                    for l in 0..BLOCK {
-                        a[l] = fmadd::<FMA>(g0, k0[l], a[l]);
-                    }
-                }
-            }
-            for r in 0..n {
-                dq[r * d + cb..][..BLOCK].copy_from_slice(&even[r]);
-            }
-            continue;
-        }
-        for j in (0..keys & !1).step_by(2) {
-            let k0: [f32; BLOCK] = k[j * d + cb..][..BLOCK].try_into().unwrap();
-            let k1: [f32; BLOCK] = k[(j + 1) * d + cb..][..BLOCK].try_into().unwrap();
-            for r in 0..ROWS {
-                let (g0, g1) = (ds[r * stride + j], ds[r * stride + j + 1]);
-                for l in 0..BLOCK {
-                    even[r][l] = fmadd::<FMA>(g0, k0[l], even[r][l]);
-                    odd[r][l] = fmadd::<FMA>(g1, k1[l], odd[r][l]);
-                }
-            }
-        }
-        if keys % 2 == 1 {
-            let j = keys - 1;
-            let k0: [f32; BLOCK] = k[j * d + cb..][..BLOCK].try_into().unwrap();
-            for r in 0..ROWS {
-                let g0 = ds[r * stride + j];
-                for l in 0..BLOCK {
-                    even[r][l] = fmadd::<FMA>(g0, k0[l], even[r][l]);
-                }
-            }
-        }
-        for r in 0..n {
-            for l in 0..BLOCK {
-                dq[r * d + cb + l] = even[r][l] + odd[r][l];
-            }
-        }
-    }
-    for r in 0..n {
-        for c in whole..d {
-            dq[r * d + c] = (0..keys).fold(0.0, |acc, j| {
-                fmadd::<FMA>(ds[r * stride + j], k[j * d + c], acc)
-            });
-        }
-    }
-}
-
-/// Softmax of each tile row over its first `nb` keys, whose masked scores
-/// (keys at or past the row's `visible` count) are already `−inf` and whose
-/// lane-wise maxima are `row_max`, then `ds = scale·p ∘ (dp − Σ p·dp)` in
-/// place of `dp`. Rows with no visible key get zeros.
-#[inline(always)]
-fn tile_softmax_grad<const FMA: bool>(
-    probs: &mut [f32],
-    dscores: &mut [f32],
-    visible: &[usize; ROWS],
-    row_max: &[[f32; BLOCK]; ROWS],
-    nb: usize,
-    stride: usize,
+    first: usize,
+    lim: &[f32; STRIP],
     scale: f32,
 ) {
-    for (r, &vis) in visible.iter().enumerate() {
-        let pr = &mut probs[r * stride..][..nb];
-        let dr = &mut dscores[r * stride..][..nb];
-        if vis == 0 {
-            pr.fill(0.0);
-            dr.fill(0.0);
-            continue;
+    let mut mx = [f32::NEG_INFINITY; STRIP];
+    for (j, xs) in pt.chunks_exact_mut(STRIP).take(keys).enumerate() {
+        let mut x: [f32; STRIP] = (*xs).try_into().unwrap();
+        let jf = j as f32;
+        for l in 0..STRIP {
+            let y = x[l] * scale;
+            let y = if j >= first && jf > lim[l] {
+                f32::NEG_INFINITY
+            } else {
+                y
+            };
+            x[l] = y;
+            mx[l] = if y > mx[l] { y } else { mx[l] };
         }
-        let max = block_max(row_max[r]);
-        // Unnormalised e = exp(s − max), Σ e and Σ e·dp in one pass.
-        let mut sum = [0.0f32; BLOCK];
-        let mut edp = [0.0f32; BLOCK];
-        for (pb, db) in pr.chunks_exact_mut(BLOCK).zip(dr.chunks_exact(BLOCK)) {
-            let mut e: [f32; BLOCK] = (*pb).try_into().unwrap();
-            let dp: [f32; BLOCK] = db.try_into().unwrap();
-            for l in 0..BLOCK {
-                e[l] = exp_flushed::<FMA>(e[l] - max);
-                sum[l] += e[l];
-                edp[l] = fmadd::<FMA>(e[l], dp[l], edp[l]);
-            }
-            pb.copy_from_slice(&e);
+        xs.copy_from_slice(&x);
+    }
+    // A row with no visible key: exp(−inf − 0) = 0 everywhere.
+    for m in mx.iter_mut() {
+        *m = if *m == f32::NEG_INFINITY { 0.0 } else { *m };
+    }
+    let mut sum = [0.0f32; STRIP];
+    let mut edp = [0.0f32; STRIP];
+    for j in 0..keys {
+        let es = &mut pt[j * STRIP..][..STRIP];
+        let mut e: [f32; STRIP] = (*es).try_into().unwrap();
+        for l in 0..STRIP {
+            e[l] = exp_flushed::<FMA>(e[l] - mx[l]);
+            sum[l] += e[l];
         }
-        let inv = 1.0 / halving_sum(sum);
-        let dsum = halving_sum(edp) * inv;
-        for (pb, db) in pr.chunks_exact_mut(BLOCK).zip(dr.chunks_exact_mut(BLOCK)) {
-            let mut pv: [f32; BLOCK] = (*pb).try_into().unwrap();
-            let mut dv: [f32; BLOCK] = (*db).try_into().unwrap();
-            for l in 0..BLOCK {
-                pv[l] *= inv;
-                dv[l] = pv[l] * (dv[l] - dsum) * scale;
+        es.copy_from_slice(&e);
+        if let Some(dst) = dst.as_deref() {
+            let d: [f32; STRIP] = dst[j * STRIP..][..STRIP].try_into().unwrap();
+            for l in 0..STRIP {
+                edp[l] = fmadd::<FMA>(e[l], d[l], edp[l]);
             }
-            pb.copy_from_slice(&pv);
-            db.copy_from_slice(&dv);
         }
     }
-}
-
-/// Block `jb` of each tile row of `m` (rows `stride` apart).
-#[inline(always)]
-fn tile_block(m: &[f32], jb: usize, stride: usize) -> [[f32; BLOCK]; ROWS] {
-    std::array::from_fn(|r| m[r * stride + jb..][..BLOCK].try_into().unwrap())
+    let inv: [f32; STRIP] =
+        std::array::from_fn(|l| if sum[l] > 0.0 { 1.0 / sum[l] } else { 0.0 });
+    let dsum: [f32; STRIP] = std::array::from_fn(|l| edp[l] * inv[l]);
+    for j in 0..keys {
+        let ps = &mut pt[j * STRIP..][..STRIP];
+        let mut pv: [f32; STRIP] = (*ps).try_into().unwrap();
+        for l in 0..STRIP {
+            pv[l] *= inv[l];
+        }
+        ps.copy_from_slice(&pv);
+        if let Some(dst) = dst.as_deref_mut() {
+            let ds = &mut dst[j * STRIP..][..STRIP];
+            let mut dv: [f32; STRIP] = (*ds).try_into().unwrap();
+            for l in 0..STRIP {
+                dv[l] = pv[l] * (dv[l] - dsum[l]) * scale;
+            }
+            ds.copy_from_slice(&dv);
+        }
+    }
 }
 
 fma_dispatch! {
-    /// One kv head and the query heads of its group (module docs), in tiles
-    /// of [`ROWS`] consecutive query rows of one head. Head sizes 16 (one
-    /// vector per row) and 64 get their loops sized at compile time.
+    /// One kv head and the query heads of its group (module docs), in
+    /// strips of [`STRIP`] consecutive query rows of one head.
     fn head_group(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut Scratch) {
-        if crate::simd::isa() == crate::simd::Isa::Avx512 {
-            sized_group::<FMA, true>(g, p, s);
-        } else {
-            sized_group::<FMA, false>(g, p, s);
-        }
+        group_strips::<FMA>(g, p, s);
     }
 }
 
-/// [`head_group`] with the head sizes 16 (one vector block per row) and 64
-/// fixed at compile time; `SPLIT` as for [`tile_dot`] (32 vector registers).
+/// [`head_group`]'s body.
 #[inline(always)]
-fn sized_group<const FMA: bool, const SPLIT: bool>(
-    g: HeadGroup<'_>,
-    p: &SdpaParams<'_>,
-    s: &mut Scratch,
-) {
-    if p.head_dim == BLOCK && p.v_head_dim == BLOCK {
-        group_tiles::<FMA, BLOCK, BLOCK, SPLIT>(g, p, s);
-    } else if p.head_dim == 64 && p.v_head_dim == 64 {
-        group_tiles::<FMA, 64, 64, SPLIT>(g, p, s);
-    } else {
-        group_tiles::<FMA, 0, 0, SPLIT>(g, p, s);
-    }
-}
-
-/// [`head_group`]'s body; `D` and `DV` are the query/key and value head sizes
-/// when fixed at compile time (0: read from `p`).
-#[inline(always)]
-fn group_tiles<const FMA: bool, const D: usize, const DV: usize, const SPLIT: bool>(
-    g: HeadGroup<'_>,
-    p: &SdpaParams<'_>,
-    s: &mut Scratch,
-) {
+fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut Scratch) {
     let HeadGroup {
         q,
         k,
@@ -500,86 +485,79 @@ fn group_tiles<const FMA: bool, const D: usize, const DV: usize, const SPLIT: bo
         dk,
         dv,
     } = g;
-    let d = if D == 0 { p.head_dim } else { D };
-    let dvh = if DV == 0 { p.v_head_dim } else { DV };
-    let (tq, tk) = (p.q_len, p.kv_len);
-    let tkp = tk.div_ceil(BLOCK) * BLOCK;
+    let z = Dims::new(p);
+    let Dims {
+        d,
+        dv: dvh,
+        dp,
+        dvp,
+        tq,
+        tk,
+        tkp,
+        shift,
+    } = z;
     let scale = p.scale;
-    transpose_into(k, tk, d, &mut s.kt, tkp);
-    transpose_into(v, tk, dvh, &mut s.vt, tkp);
-    s.dkt.fill(0.0);
-    s.dvt.fill(0.0);
-    let shift = tk as isize - tq as isize;
+    pad_rows(k, d, &mut s.kr, dp);
+    pad_rows(v, dvh, &mut s.vr, dvp);
+    transpose_into(k, tk, d, d, &mut s.kt, tkp);
+    s.dkr.fill(0.0);
+    s.dvr.fill(0.0);
     let heads = q.len() / (tq * d).max(1);
     for h in 0..heads {
-        for i0 in (0..tq).step_by(ROWS) {
-            let n = ROWS.min(tq - i0);
+        for i0 in (0..tq).step_by(STRIP) {
+            let n = STRIP.min(tq - i0);
             let row0 = h * tq + i0;
-            let visible: [usize; ROWS] = std::array::from_fn(|r| {
-                if r < n {
-                    ((i0 + r) as isize + shift + 1).clamp(0, tk as isize) as usize
-                } else {
-                    0
-                }
-            });
-            let most = visible.iter().copied().max().unwrap_or(0);
-            if most == 0 {
+            let vis = |r: usize| if r < n { z.visible(i0 + r) } else { 0 };
+            // Keys the strip computes: up to its last row's, in tiles of M.
+            let keys = vis(n - 1).div_ceil(M) * M;
+            if keys == 0 {
                 dq[row0 * d..][..n * d].fill(0.0);
                 continue;
             }
-            let nb = most.div_ceil(BLOCK) * BLOCK;
-            // The tile's queries (scaled) and cotangents; rows past the
-            // head's end are zero.
-            let (q_cols, qs_cols, o_cols) = (
-                &mut s.q_cols[..d],
-                &mut s.qs_cols[..d],
-                &mut s.o_cols[..dvh],
-            );
-            by_columns(&q[row0 * d..], n, 1.0, q_cols);
-            by_columns(&q[row0 * d..], n, scale, qs_cols);
-            by_columns(&d_out[row0 * dvh..], n, 1.0, o_cols);
-            // Scores (masked keys −inf, lane-wise row maxima kept) and
-            // dp = dO·vᵀ.
-            let mut row_max = [[f32::NEG_INFINITY; BLOCK]; ROWS];
-            for jb in (0..nb).step_by(BLOCK) {
-                let mut sc = tile_dot::<FMA, D, SPLIT>(qs_cols, &s.kt[jb..], tkp);
-                let dp = tile_dot::<FMA, DV, SPLIT>(o_cols, &s.vt[jb..], tkp);
-                for r in 0..ROWS {
-                    if jb + BLOCK > visible[r] {
-                        let seen = visible[r].saturating_sub(jb);
-                        let tail = &MASK_TAIL[BLOCK - seen..][..BLOCK];
-                        for l in 0..BLOCK {
-                            sc[r][l] += tail[l];
-                        }
-                    }
-                    for l in 0..BLOCK {
-                        let m = &mut row_max[r][l];
-                        *m = if sc[r][l] > *m { sc[r][l] } else { *m };
-                    }
-                    s.probs[r * tkp + jb..][..BLOCK].copy_from_slice(&sc[r]);
-                    s.dscores[r * tkp + jb..][..BLOCK].copy_from_slice(&dp[r]);
-                }
+            pad_rows(&q[row0 * d..][..n * d], d, &mut s.qs, dp);
+            pad_rows(&d_out[row0 * dvh..][..n * dvh], dvh, &mut s.os, dvp);
+            transpose_into(&s.qs, STRIP, d, dp, &mut s.qt, STRIP);
+            transpose_into(&s.os, STRIP, dvh, dvp, &mut s.ot, STRIP);
+            // Scores and dp = dO·vᵀ, transposed (keys by strip rows).
+            for j0 in (0..keys).step_by(M) {
+                let sc = panel::<FMA, 2>(&s.kr[j0 * dp..], dp, 1, &s.qt, STRIP, d);
+                store::<false, 2>(&sc, &mut s.pt[j0 * STRIP..], STRIP);
+                let dpt = panel::<FMA, 2>(&s.vr[j0 * dvp..], dvp, 1, &s.ot, STRIP, dvh);
+                store::<false, 2>(&dpt, &mut s.dst[j0 * STRIP..], STRIP);
             }
-            tile_softmax_grad::<FMA>(
-                &mut s.probs,
-                &mut s.dscores,
-                &visible,
-                &row_max,
-                nb,
-                tkp,
+            // Row l sees keys j <= lim[l]; rows past the valid ones none.
+            let lim: [f32; STRIP] = std::array::from_fn(|l| vis(l) as f32 - 1.0);
+            let first = vis(0);
+            softmax_lanes::<FMA>(
+                &mut s.pt,
+                Some(&mut s.dst),
+                keys,
+                first,
+                &lim,
                 scale,
             );
-            // dVᵀ += dOᵀ·p and dKᵀ += qᵀ·ds (unscaled q: `scale` is in ds).
-            for jb in (0..nb).step_by(BLOCK) {
-                let pb = tile_block(&s.probs, jb, tkp);
-                tile_update::<FMA, DV>(o_cols, &pb, &mut s.dvt[jb..], tkp);
-                let db = tile_block(&s.dscores, jb, tkp);
-                tile_update::<FMA, D>(q_cols, &db, &mut s.dkt[jb..], tkp);
+            // dV += pᵀ·dO and dK += dsᵀ·q (unscaled q: `scale` is in ds), by
+            // tiles of keys over the strip's rows that see them.
+            for j0 in (0..keys).step_by(M) {
+                let t0 = (j0 as isize - shift - i0 as isize).clamp(0, n as isize) as usize;
+                let depth = n - t0;
+                if depth == 0 {
+                    continue;
+                }
+                let (pa, da) = (&s.pt[j0 * STRIP + t0..], &s.dst[j0 * STRIP + t0..]);
+                let dvr = &mut s.dvr[j0 * dvp..];
+                tile_cols::<FMA, true>(pa, STRIP, 1, &s.os[t0 * dvp..], dvp, depth, dvp, dvr, dvp);
+                let dkr = &mut s.dkr[j0 * dp..];
+                tile_cols::<FMA, true>(da, STRIP, 1, &s.qs[t0 * dp..], dp, depth, dp, dkr, dp);
             }
-            // dQ = ds · k.
-            tile_dq::<FMA, SPLIT>(&s.dscores, tkp, k, most, d, &mut dq[row0 * d..][..n * d], n);
+            // dQᵀ = kᵀ · dsᵀ (features by strip rows), then by row.
+            for c0 in (0..d).step_by(M) {
+                let acc = panel::<FMA, 2>(&s.kt[c0 * tkp..], tkp, 1, &s.dst, STRIP, keys);
+                store::<false, 2>(&acc, &mut s.dqs[c0 * STRIP..], STRIP);
+            }
+            transpose_into(&s.dqs, d, n, STRIP, &mut dq[row0 * d..], d);
         }
     }
-    transpose_back(&s.dkt, tk, d, dk, tkp);
-    transpose_back(&s.dvt, tk, dvh, dv, tkp);
+    unpad_rows(&s.dkr, dp, d, dk);
+    unpad_rows(&s.dvr, dvp, dvh, dv);
 }

@@ -174,6 +174,18 @@ fn head_sizes_off_the_vector_width_and_unequal() {
 }
 
 #[test]
+fn tiny_head_sizes_and_long_sequences() {
+    // Head sizes below one register tile of features (1, 3), and a length
+    // of many strips with a partial last one (1000 = 62·16 + 8).
+    for &(d, dv) in &[(1usize, 1usize), (3, 5), (1, 16)] {
+        for &t in &[1usize, 7, 77] {
+            check(params(2, 2, 1, t, t, d).with_v_head_dim(dv), (t + d * 5 + dv) as u64);
+        }
+    }
+    check(params(1, 2, 1, 1000, 1000, 16), 99);
+}
+
+#[test]
 fn queries_aligned_to_the_end_of_longer_keys() {
     // q_len < kv_len (decoding-style alignment) and a row-block boundary.
     check(params(1, 2, 1, 5, 33, 16), 11);
