@@ -7,6 +7,7 @@ use emily_kernels::fast::{
 use half::{bf16, f16};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
+mod isa_children;
 mod sdpa_common;
 use sdpa_common::{randn, sdpa_ref};
 
@@ -339,6 +340,53 @@ fn sinks_with_and_without_masks() {
     assert!(
         got[..64].iter().all(|&x| x == 0.0),
         "masked row with sink must be zeros"
+    );
+}
+
+/// Causal calls of training shapes (small heads, short sequences; on AVX2
+/// and the portable kernels the strip forward takes them): head sizes 1 to
+/// 32 and unequal, lengths around a strip (16 rows), several strips with a
+/// partial last one, keys past the strips' limit, queries longer than keys.
+fn check_causal_training_shapes() {
+    let mut seed = 400;
+    for (q_heads, kv_heads, q_len, kv_len, d, dv) in [
+        (4, 2, 64, 64, 16, 16),
+        (2, 1, 16, 16, 1, 1),
+        (2, 2, 17, 17, 7, 7),
+        (4, 2, 77, 77, 16, 5),
+        (2, 1, 33, 33, 32, 24),
+        (2, 1, 40, 300, 16, 16),
+        (2, 2, 20, 10, 8, 8),
+        (1, 1, 1000, 1000, 16, 16),
+    ] {
+        seed += 1;
+        let mut p = SdpaParams::new(2, q_heads, kv_heads, q_len, kv_len, d).with_v_head_dim(dv);
+        p.mask = Mask::Causal;
+        let got = assert_close(
+            &p,
+            seed,
+            &format!("causal {q_heads}/{kv_heads} {q_len}x{kv_len} d {d}/{dv}"),
+        );
+        if q_len > kv_len {
+            let blind = (q_len - kv_len) * dv;
+            assert!(
+                got[..blind].iter().all(|&x| x == 0.0),
+                "rows seeing nothing"
+            );
+        }
+    }
+}
+
+#[test]
+fn causal_training_shapes_under_every_isa_cap() {
+    if std::env::var("EMILY_SDPA_TRAIN_CHILD").is_ok() {
+        check_causal_training_shapes();
+        return;
+    }
+    isa_children::run_under_isa_caps(
+        "causal_training_shapes_under_every_isa_cap",
+        "EMILY_SDPA_TRAIN_CHILD",
+        &["baseline", "avx2", "avx512"],
     );
 }
 

@@ -34,6 +34,7 @@ mod mask;
 mod microkernel;
 mod plan;
 mod softmax;
+pub(crate) use softmax::exp2_nonpos_with;
 
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -278,6 +279,11 @@ impl<'a> SdpaParams<'a> {
 /// If `kv_heads` does not divide `q_heads`, a buffer is shorter than its
 /// strides address, the output strides alias, or `sinks` has the wrong length.
 pub fn sdpa_f32(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], params: &SdpaParams<'_>) {
+    if crate::fast::attention_grad::takes_forward(params) {
+        params.validate(q.len(), k.len(), v.len(), out.len());
+        crate::fast::attention_grad::sdpa_causal_forward_f32(q, k, v, out, params);
+        return;
+    }
     let dst = Dst::F32(SharedOut(out.as_mut_ptr()));
     run(
         Src::F32(q),

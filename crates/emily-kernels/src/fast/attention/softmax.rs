@@ -16,6 +16,14 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 /// Arguments below -126 return 0 (the result would be subnormal).
 #[inline(always)]
 pub(super) fn exp2_nonpos(x: f32) -> f32 {
+    exp2_nonpos_with::<false>(x)
+}
+
+/// [`exp2_nonpos`], its polynomial in fused multiply-adds when `FMA` (the
+/// caller's ISA has them).
+#[inline(always)]
+pub(crate) fn exp2_nonpos_with<const FMA: bool>(x: f32) -> f32 {
+    use crate::math::mad;
     // `if` rather than `max`, so NaN passes through and it is one instruction.
     let xc = if x < -126.0 { -126.0 } else { x };
     let t = xc + ROUND_MAGIC;
@@ -24,12 +32,12 @@ pub(super) fn exp2_nonpos(x: f32) -> f32 {
     // e^r on |r| <= ln(2)/2 with the Cephes expf polynomial.
     let r = (xc - k) * std::f32::consts::LN_2;
     let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let p = p * (r * r) + r + 1.0;
+    let p = mad::<FMA>(p, r, 1.398_199_9e-3);
+    let p = mad::<FMA>(p, r, 8.333_452e-3);
+    let p = mad::<FMA>(p, r, 4.166_579_6e-2);
+    let p = mad::<FMA>(p, r, 1.666_666_5e-1);
+    let p = mad::<FMA>(p, r, 0.5);
+    let p = mad::<FMA>(p, r * r, r) + 1.0;
     // 2^k is a normal float for -126 <= k <= 127; a NaN `x` makes `p` NaN.
     let y = p * f32::from_bits((ki.wrapping_add(127) << 23) as u32);
     if x < -126.0 {
@@ -91,6 +99,12 @@ mod tests {
             x += 0.001_37;
         }
         assert!(worst < 3e-7, "exp2 worst relative error {worst}");
+        let mut x = -125.0f32;
+        while x <= 0.0 {
+            let (plain, fused) = (exp2_nonpos(x) as f64, exp2_nonpos_with::<true>(x) as f64);
+            assert!(((fused - plain) / plain).abs() < 3e-7, "fused exp2({x})");
+            x += 0.001_37;
+        }
         assert_eq!(exp2_nonpos(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp2_nonpos(0.0), 1.0);
         assert_eq!(exp2_nonpos(-1.0), 0.5);

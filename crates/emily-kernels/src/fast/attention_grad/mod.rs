@@ -17,15 +17,17 @@
 //! atomics. Everything accumulates in f32; a query row with no visible key
 //! gets zero gradients (the fused forward outputs zeros there).
 
-use crate::fast::attention::{Mask, SdpaParams};
+use crate::fast::attention::{exp2_nonpos_with, Mask, SdpaParams};
 use crate::fast::lanes::{fma_dispatch, fmadd};
 use crate::fast::layout::HeadStrides;
-use crate::math::exp_nonpos_with;
 use crate::parallel;
 use rayon::prelude::*;
 
+mod forward;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use forward::{sdpa_causal_forward_f32, takes_forward};
 
 /// Element counts of the gradient's tensors for `p` (all contiguous
 /// `(batch, heads, seq, dim)`): q and dQ, k and dK, v and dV, the output and dO.
@@ -188,15 +190,17 @@ impl Dims {
     }
 }
 
-/// Per-task buffers (row-major, padded strides in brackets): keys
-/// transposed (`[d][tkp]`), keys, values, dK and dV by row (`[tkp][dp]`,
+/// Per-task buffers (row-major, padded strides in brackets): keys and
+/// values transposed (`[d][tkp]`, `[dv][tkp]`, the forward's), keys, values, dK and dV by row (`[tkp][dp]`,
 /// `[tkp][dvp]`); for one strip, the queries and cotangents by row
-/// (`[STRIP][dp]`, `[STRIP][dvp]`), the queries, cotangents and dQ
-/// transposed (`[d][STRIP]`, `[dv][STRIP]`, `[d][STRIP]`; `kt` and dQᵀ with
-/// zero rows up to a whole tile of [`M`]), and the probabilities and score gradients transposed,
+/// (`[STRIP][dp]`, `[STRIP][dvp]`), the queries, cotangents and dQ (or the
+/// forward's output) transposed (`[d][STRIP]`, `[dv][STRIP]`,
+/// `[max(d, dv)][STRIP]`; `kt`, `vt` and dQᵀ with zero rows up to a whole
+/// tile of [`M`]), and the probabilities and score gradients transposed,
 /// keys by strip rows (`[tkp][STRIP]`: a row's softmax runs down a lane).
 struct Scratch {
     kt: Vec<f32>,
+    vt: Vec<f32>,
     kr: Vec<f32>,
     vr: Vec<f32>,
     dkr: Vec<f32>,
@@ -215,13 +219,14 @@ impl Scratch {
         let z = Dims::new(p);
         Scratch {
             kt: vec![0.0; z.d.div_ceil(M) * M * z.tkp],
+            vt: vec![0.0; z.dv.div_ceil(M) * M * z.tkp],
             kr: vec![0.0; z.tkp * z.dp],
             vr: vec![0.0; z.tkp * z.dvp],
             dkr: vec![0.0; z.tkp * z.dp],
             dvr: vec![0.0; z.tkp * z.dvp],
             qs: vec![0.0; STRIP * z.dp],
             os: vec![0.0; STRIP * z.dvp],
-            dqs: vec![0.0; z.d.div_ceil(M) * M * STRIP],
+            dqs: vec![0.0; z.d.max(z.dv).div_ceil(M) * M * STRIP],
             qt: vec![0.0; z.d * STRIP],
             ot: vec![0.0; z.dv * STRIP],
             pt: vec![0.0; z.tkp * STRIP],
@@ -252,7 +257,14 @@ fn with_scratch<R>(p: &SdpaParams<'_>, f: impl FnOnce(&mut Scratch) -> R) -> R {
 
 /// `dst[c·stride + j] = src[j·ld + c]` for the first `rows` rows of `src`
 /// (row stride `ld`) and `c < cols`.
-fn transpose_into(src: &[f32], rows: usize, cols: usize, ld: usize, dst: &mut [f32], stride: usize) {
+fn transpose_into(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    dst: &mut [f32],
+    stride: usize,
+) {
     for (j, row) in src.chunks_exact(ld).take(rows).enumerate() {
         for (c, &x) in row[..cols].iter().enumerate() {
             dst[c * stride + j] = x;
@@ -287,19 +299,6 @@ fn unpad_rows(src: &[f32], ld: usize, cols: usize, dst: &mut [f32]) {
     }
     for (r, out) in dst.chunks_exact_mut(cols).enumerate() {
         out.copy_from_slice(&src[r * ld..][..cols]);
-    }
-}
-
-/// `e^x` for `x <= 0`, flushed to 0 below `e^-87` (the smallest normal
-/// f32 is `e^-87.3`): masked keys (`-inf`) must not make subnormal
-/// intermediates, which cost a microcode assist per lane.
-#[inline(always)]
-fn exp_flushed<const FMA: bool>(x: f32) -> f32 {
-    let y = exp_nonpos_with::<FMA>(if x < -87.0 { -87.0 } else { x });
-    if x < -87.0 {
-        0.0
-    } else {
-        y
     }
 }
 
@@ -392,6 +391,44 @@ fn store<const ADD: bool, const W: usize>(acc: &[[[f32; L]; W]; M], out: &mut [f
     }
 }
 
+/// `out[j·STRIP + l] = Σ_{c < depth} rows[j·ld + c] · cols[c·STRIP + l]`
+/// for keys `j < keys` (a whole number of tiles): scores or `dp`
+/// transposed, from keys (or values) by row and a strip's queries (or
+/// cotangents) transposed.
+#[inline(always)]
+fn keys_by_rows<const FMA: bool>(
+    rows: &[f32],
+    ld: usize,
+    cols: &[f32],
+    depth: usize,
+    keys: usize,
+    out: &mut [f32],
+) {
+    for j0 in (0..keys).step_by(M) {
+        let acc = panel::<FMA, 2>(&rows[j0 * ld..], ld, 1, cols, STRIP, depth);
+        store::<false, 2>(&acc, &mut out[j0 * STRIP..], STRIP);
+    }
+}
+
+/// `out[c·STRIP + l] = Σ_{j < keys} at[c·ld + j] · pt[j·STRIP + l]` for
+/// the features `c < feats` rounded up to a tile (`at` has those rows):
+/// dQᵀ or the output transposed, from keys (or values) transposed and the
+/// strip's score gradients (or probabilities).
+#[inline(always)]
+fn features_by_rows<const FMA: bool>(
+    at: &[f32],
+    ld: usize,
+    feats: usize,
+    pt: &[f32],
+    keys: usize,
+    out: &mut [f32],
+) {
+    for c0 in (0..feats).step_by(M) {
+        let acc = panel::<FMA, 2>(&at[c0 * ld..], ld, 1, pt, STRIP, keys);
+        store::<false, 2>(&acc, &mut out[c0 * STRIP..], STRIP);
+    }
+}
+
 /// The softmax of a strip's rows, transposed: `pt[j·STRIP + l]` holds the
 /// score `q_l·k_j` of strip row `l` and key `j < keys` and becomes its
 /// probability (masked keys, keys past `lim[l]`, 0; a row with no visible
@@ -407,12 +444,14 @@ fn softmax_lanes<const FMA: bool>(
     lim: &[f32; STRIP],
     scale: f32,
 ) {
+    // Base 2: exp(s·scale − max) = 2^(s·scale·log2 e − max').
+    let scale2 = scale * std::f32::consts::LOG2_E;
     let mut mx = [f32::NEG_INFINITY; STRIP];
     for (j, xs) in pt.chunks_exact_mut(STRIP).take(keys).enumerate() {
         let mut x: [f32; STRIP] = (*xs).try_into().unwrap();
         let jf = j as f32;
         for l in 0..STRIP {
-            let y = x[l] * scale;
+            let y = x[l] * scale2;
             let y = if j >= first && jf > lim[l] {
                 f32::NEG_INFINITY
             } else {
@@ -433,7 +472,7 @@ fn softmax_lanes<const FMA: bool>(
         let es = &mut pt[j * STRIP..][..STRIP];
         let mut e: [f32; STRIP] = (*es).try_into().unwrap();
         for l in 0..STRIP {
-            e[l] = exp_flushed::<FMA>(e[l] - mx[l]);
+            e[l] = exp2_nonpos_with::<FMA>(e[l] - mx[l]);
             sum[l] += e[l];
         }
         es.copy_from_slice(&e);
@@ -444,8 +483,7 @@ fn softmax_lanes<const FMA: bool>(
             }
         }
     }
-    let inv: [f32; STRIP] =
-        std::array::from_fn(|l| if sum[l] > 0.0 { 1.0 / sum[l] } else { 0.0 });
+    let inv: [f32; STRIP] = std::array::from_fn(|l| if sum[l] > 0.0 { 1.0 / sum[l] } else { 0.0 });
     let dsum: [f32; STRIP] = std::array::from_fn(|l| edp[l] * inv[l]);
     for j in 0..keys {
         let ps = &mut pt[j * STRIP..][..STRIP];
@@ -463,6 +501,13 @@ fn softmax_lanes<const FMA: bool>(
             ds.copy_from_slice(&dv);
         }
     }
+}
+
+/// The keys every row of a strip sees (`vis(0)`: no mask test below it)
+/// and, per row, the last key it sees (`vis(l) − 1`; −1 for rows past the
+/// valid ones, which see none).
+fn limits(vis: &impl Fn(usize) -> usize) -> (usize, [f32; STRIP]) {
+    (vis(0), std::array::from_fn(|l| vis(l) as f32 - 1.0))
 }
 
 fma_dispatch! {
@@ -519,23 +564,10 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
             transpose_into(&s.qs, STRIP, d, dp, &mut s.qt, STRIP);
             transpose_into(&s.os, STRIP, dvh, dvp, &mut s.ot, STRIP);
             // Scores and dp = dO·vᵀ, transposed (keys by strip rows).
-            for j0 in (0..keys).step_by(M) {
-                let sc = panel::<FMA, 2>(&s.kr[j0 * dp..], dp, 1, &s.qt, STRIP, d);
-                store::<false, 2>(&sc, &mut s.pt[j0 * STRIP..], STRIP);
-                let dpt = panel::<FMA, 2>(&s.vr[j0 * dvp..], dvp, 1, &s.ot, STRIP, dvh);
-                store::<false, 2>(&dpt, &mut s.dst[j0 * STRIP..], STRIP);
-            }
-            // Row l sees keys j <= lim[l]; rows past the valid ones none.
-            let lim: [f32; STRIP] = std::array::from_fn(|l| vis(l) as f32 - 1.0);
-            let first = vis(0);
-            softmax_lanes::<FMA>(
-                &mut s.pt,
-                Some(&mut s.dst),
-                keys,
-                first,
-                &lim,
-                scale,
-            );
+            keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
+            keys_by_rows::<FMA>(&s.vr, dvp, &s.ot, dvh, keys, &mut s.dst);
+            let (first, lim) = limits(&vis);
+            softmax_lanes::<FMA>(&mut s.pt, Some(&mut s.dst), keys, first, &lim, scale);
             // dV += pᵀ·dO and dK += dsᵀ·q (unscaled q: `scale` is in ds), by
             // tiles of keys over the strip's rows that see them.
             for j0 in (0..keys).step_by(M) {
@@ -551,10 +583,7 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
                 tile_cols::<FMA, true>(da, STRIP, 1, &s.qs[t0 * dp..], dp, depth, dp, dkr, dp);
             }
             // dQᵀ = kᵀ · dsᵀ (features by strip rows), then by row.
-            for c0 in (0..d).step_by(M) {
-                let acc = panel::<FMA, 2>(&s.kt[c0 * tkp..], tkp, 1, &s.dst, STRIP, keys);
-                store::<false, 2>(&acc, &mut s.dqs[c0 * STRIP..], STRIP);
-            }
+            features_by_rows::<FMA>(&s.kt, tkp, d, &s.dst, keys, &mut s.dqs);
             transpose_into(&s.dqs, d, n, STRIP, &mut dq[row0 * d..], d);
         }
     }

@@ -179,7 +179,10 @@ fn tiny_head_sizes_and_long_sequences() {
     // of many strips with a partial last one (1000 = 62·16 + 8).
     for &(d, dv) in &[(1usize, 1usize), (3, 5), (1, 16)] {
         for &t in &[1usize, 7, 77] {
-            check(params(2, 2, 1, t, t, d).with_v_head_dim(dv), (t + d * 5 + dv) as u64);
+            check(
+                params(2, 2, 1, t, t, d).with_v_head_dim(dv),
+                (t + d * 5 + dv) as u64,
+            );
         }
     }
     check(params(1, 2, 1, 1000, 1000, 16), 99);

@@ -1,0 +1,147 @@
+//! The causal attention forward on the backward's strips (module docs of
+//! [`super`]): scores transposed, the softmax down the lanes, `oᵀ = vᵀ·pᵀ`.
+//! For training shapes — short sequences, small heads — where the general
+//! kernel's per-block bookkeeping outweighs its products.
+
+use super::{
+    features_by_rows, keys_by_rows, limits, pad_rows, softmax_lanes, totals, transpose_into,
+    with_scratch, Dims, Scratch, M, STRIP,
+};
+use crate::fast::attention::{Mask, SdpaParams};
+use crate::fast::lanes::fma_dispatch;
+use crate::fast::layout::HeadStrides;
+use crate::parallel;
+use crate::simd::{isa, Isa};
+use rayon::prelude::*;
+
+/// Longest key range and largest head size the strips take in the forward.
+const MAX_KEYS: usize = 512;
+const MAX_HEAD: usize = 32;
+
+/// Whether [`sdpa_causal_forward_f32`] takes `p`: a causal mask, no sinks,
+/// contiguous `(B, H, T, D)` tensors, at least a strip of queries, at most
+/// [`MAX_KEYS`] keys and heads of at most [`MAX_HEAD`] features, on the
+/// AVX2 and portable kernels (AVX-512 keeps the general kernel's 16-lane
+/// tiles).
+pub(crate) fn takes_forward(p: &SdpaParams<'_>) -> bool {
+    let bhsd = HeadStrides::bhsd;
+    matches!(p.mask, Mask::Causal)
+        && p.sinks.is_none()
+        && isa() != Isa::Avx512
+        && p.q_len >= STRIP
+        && p.kv_len <= MAX_KEYS
+        && (1..=MAX_HEAD).contains(&p.head_dim)
+        && (1..=MAX_HEAD).contains(&p.v_head_dim)
+        && p.kv_heads > 0
+        && p.q_heads.is_multiple_of(p.kv_heads)
+        && p.q_strides == bhsd(p.q_heads, p.q_len, p.head_dim)
+        && p.k_strides == bhsd(p.kv_heads, p.kv_len, p.head_dim)
+        && p.v_strides == bhsd(p.kv_heads, p.kv_len, p.v_head_dim)
+        && p.out_strides == bhsd(p.q_heads, p.q_len, p.v_head_dim)
+}
+
+/// `out = softmax(scale·q·kᵀ + causal) · v` for parameters [`takes_forward`]
+/// accepts (rows with no visible key output zeros), on the first elements
+/// of each slice that `p` addresses. Panics if a slice is shorter.
+pub(crate) fn sdpa_causal_forward_f32(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    p: &SdpaParams<'_>,
+) {
+    let [nq, nk, nv, no] = totals(p);
+    let (q, k, v, out) = (&q[..nq], &k[..nk], &v[..nv], &mut out[..no]);
+    let tasks = p.batch * p.kv_heads;
+    if no == 0 {
+        return;
+    }
+    let groups = p.q_heads / p.kv_heads;
+    let q_step = groups * p.q_len * p.head_dim;
+    let o_step = groups * p.q_len * p.v_head_dim;
+    let k_step = p.kv_len * p.head_dim;
+    let v_step = p.kv_len * p.v_head_dim;
+    let run = |t: usize, out: &mut [f32]| {
+        let (q, k, v) = (
+            &q[t * q_step..][..q_step],
+            &k[t * k_step..][..k_step],
+            &v[t * v_step..][..v_step],
+        );
+        with_scratch(p, |s| forward_group(q, k, v, out, p, s));
+    };
+    // Work per task: two products over the visible half of the scores.
+    let work = groups * p.q_len * p.kv_len * (p.head_dim + p.v_head_dim) / 2;
+    if parallel::chunks_for(tasks * work) <= 1 || tasks == 1 {
+        for (t, out) in out.chunks_mut(o_step).enumerate() {
+            run(t, out);
+        }
+        return;
+    }
+    parallel::pool().install(|| {
+        out.par_chunks_mut(o_step)
+            .enumerate()
+            .for_each(|(t, out)| run(t, out));
+    });
+}
+
+fma_dispatch! {
+    /// One kv head and the query heads of its group, in strips of
+    /// [`STRIP`] query rows.
+    fn forward_group(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        p: &SdpaParams<'_>,
+        s: &mut Scratch,
+    ) {
+        forward_strips::<FMA>(q, k, v, out, p, s);
+    }
+}
+
+/// [`forward_group`]'s body.
+#[inline(always)]
+fn forward_strips<const FMA: bool>(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    p: &SdpaParams<'_>,
+    s: &mut Scratch,
+) {
+    let z = Dims::new(p);
+    let Dims {
+        d,
+        dv,
+        dp,
+        tq,
+        tk,
+        tkp,
+        ..
+    } = z;
+    pad_rows(k, d, &mut s.kr, dp);
+    transpose_into(v, tk, dv, dv, &mut s.vt, tkp);
+    let heads = q.len() / (tq * d);
+    for h in 0..heads {
+        for i0 in (0..tq).step_by(STRIP) {
+            let n = STRIP.min(tq - i0);
+            let row0 = h * tq + i0;
+            let vis = |r: usize| if r < n { z.visible(i0 + r) } else { 0 };
+            let keys = vis(n - 1).div_ceil(M) * M;
+            if keys == 0 {
+                out[row0 * dv..][..n * dv].fill(0.0);
+                continue;
+            }
+            // The strip's queries transposed; lanes past its rows zero.
+            if n < STRIP {
+                s.qt.fill(0.0);
+            }
+            transpose_into(&q[row0 * d..][..n * d], n, d, d, &mut s.qt, STRIP);
+            keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
+            let (first, lim) = limits(&vis);
+            softmax_lanes::<FMA>(&mut s.pt, None, keys, first, &lim, p.scale);
+            features_by_rows::<FMA>(&s.vt, tkp, dv, &s.pt, keys, &mut s.dqs);
+            transpose_into(&s.dqs, dv, n, STRIP, &mut out[row0 * dv..], dv);
+        }
+    }
+}
