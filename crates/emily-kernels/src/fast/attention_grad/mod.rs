@@ -199,6 +199,8 @@ impl Dims {
 /// tile of [`M`]), and the probabilities and score gradients transposed,
 /// keys by strip rows (`[tkp][STRIP]`: a row's softmax runs down a lane).
 struct Scratch {
+    /// `(head_dim, v_head_dim, kv_len)` the buffers are sized for.
+    sizes: (usize, usize, usize),
     kt: Vec<f32>,
     vt: Vec<f32>,
     kr: Vec<f32>,
@@ -218,6 +220,7 @@ impl Scratch {
     fn new(p: &SdpaParams<'_>) -> Scratch {
         let z = Dims::new(p);
         Scratch {
+            sizes: (p.head_dim, p.v_head_dim, p.kv_len),
             kt: vec![0.0; z.d.div_ceil(M) * M * z.tkp],
             vt: vec![0.0; z.dv.div_ceil(M) * M * z.tkp],
             kr: vec![0.0; z.tkp * z.dp],
@@ -236,21 +239,19 @@ impl Scratch {
 }
 
 thread_local! {
-    /// This thread's [`Scratch`] and the `(head_dim, v_head_dim, kv_len)` it
-    /// was sized for: kept across tasks and calls of the same sizes.
-    static SCRATCH: std::cell::RefCell<Option<((usize, usize, usize), Scratch)>> =
-        const { std::cell::RefCell::new(None) };
+    /// This thread's [`Scratch`]: kept across tasks and calls of the same sizes.
+    static SCRATCH: std::cell::RefCell<Option<Scratch>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Runs `f` on this thread's [`Scratch`] for `p`'s sizes (made anew when the
 /// sizes change).
 fn with_scratch<R>(p: &SdpaParams<'_>, f: impl FnOnce(&mut Scratch) -> R) -> R {
-    let key = (p.head_dim, p.v_head_dim, p.kv_len);
+    let sizes = (p.head_dim, p.v_head_dim, p.kv_len);
     SCRATCH.with(|cell| {
         let mut slot = cell.borrow_mut();
         match &mut *slot {
-            Some((k, s)) if *k == key => f(s),
-            _ => f(&mut slot.insert((key, Scratch::new(p))).1),
+            Some(s) if s.sizes == sizes => f(s),
+            _ => f(slot.insert(Scratch::new(p))),
         }
     })
 }
