@@ -292,6 +292,17 @@ fn pad_rows(src: &[f32], cols: usize, dst: &mut [f32], ld: usize) {
     }
 }
 
+/// A strip's rows (`src`, `cols` each) at row stride `ld`: `src` itself
+/// when `ld == cols`, else padded into `buf`.
+fn strip_rows<'a>(src: &'a [f32], cols: usize, ld: usize, buf: &'a mut [f32]) -> &'a [f32] {
+    if ld == cols {
+        src
+    } else {
+        pad_rows(src, cols, buf, ld);
+        buf
+    }
+}
+
 /// The first `dst.len() / cols` rows of `src` (row stride `ld`), unpadded.
 fn unpad_rows(src: &[f32], ld: usize, cols: usize, dst: &mut [f32]) {
     if ld == cols {
@@ -448,18 +459,29 @@ fn softmax_lanes<const FMA: bool>(
     // Base 2: exp(s·scale − max) = 2^(s·scale·log2 e − max').
     let scale2 = scale * std::f32::consts::LOG2_E;
     let mut mx = [f32::NEG_INFINITY; STRIP];
-    for (j, xs) in pt.chunks_exact_mut(STRIP).take(keys).enumerate() {
+    let first = first.min(keys);
+    for xs in pt[..first * STRIP].chunks_exact_mut(STRIP) {
+        let mut x: [f32; STRIP] = (*xs).try_into().unwrap();
+        for l in 0..STRIP {
+            x[l] *= scale2;
+            mx[l] = if x[l] > mx[l] { x[l] } else { mx[l] };
+        }
+        xs.copy_from_slice(&x);
+    }
+    for (j, xs) in pt[..keys * STRIP]
+        .chunks_exact_mut(STRIP)
+        .enumerate()
+        .skip(first)
+    {
         let mut x: [f32; STRIP] = (*xs).try_into().unwrap();
         let jf = j as f32;
         for l in 0..STRIP {
-            let y = x[l] * scale2;
-            let y = if j >= first && jf > lim[l] {
+            x[l] = if jf > lim[l] {
                 f32::NEG_INFINITY
             } else {
-                y
+                x[l] * scale2
             };
-            x[l] = y;
-            mx[l] = if y > mx[l] { y } else { mx[l] };
+            mx[l] = if x[l] > mx[l] { x[l] } else { mx[l] };
         }
         xs.copy_from_slice(&x);
     }
@@ -560,10 +582,14 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
                 dq[row0 * d..][..n * d].fill(0.0);
                 continue;
             }
-            pad_rows(&q[row0 * d..][..n * d], d, &mut s.qs, dp);
-            pad_rows(&d_out[row0 * dvh..][..n * dvh], dvh, &mut s.os, dvp);
-            transpose_into(&s.qs, STRIP, d, dp, &mut s.qt, STRIP);
-            transpose_into(&s.os, STRIP, dvh, dvp, &mut s.ot, STRIP);
+            let qrows = strip_rows(&q[row0 * d..][..n * d], d, dp, &mut s.qs);
+            let orows = strip_rows(&d_out[row0 * dvh..][..n * dvh], dvh, dvp, &mut s.os);
+            if n < STRIP {
+                s.qt.fill(0.0);
+                s.ot.fill(0.0);
+            }
+            transpose_into(qrows, n, d, dp, &mut s.qt, STRIP);
+            transpose_into(orows, n, dvh, dvp, &mut s.ot, STRIP);
             // Scores and dp = dO·vᵀ, transposed (keys by strip rows).
             keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
             keys_by_rows::<FMA>(&s.vr, dvp, &s.ot, dvh, keys, &mut s.dst);
@@ -579,9 +605,9 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
                 }
                 let (pa, da) = (&s.pt[j0 * STRIP + t0..], &s.dst[j0 * STRIP + t0..]);
                 let dvr = &mut s.dvr[j0 * dvp..];
-                tile_cols::<FMA, true>(pa, STRIP, 1, &s.os[t0 * dvp..], dvp, depth, dvp, dvr, dvp);
+                tile_cols::<FMA, true>(pa, STRIP, 1, &orows[t0 * dvp..], dvp, depth, dvp, dvr, dvp);
                 let dkr = &mut s.dkr[j0 * dp..];
-                tile_cols::<FMA, true>(da, STRIP, 1, &s.qs[t0 * dp..], dp, depth, dp, dkr, dp);
+                tile_cols::<FMA, true>(da, STRIP, 1, &qrows[t0 * dp..], dp, depth, dp, dkr, dp);
             }
             // dQᵀ = kᵀ · dsᵀ (features by strip rows), then by row.
             features_by_rows::<FMA>(&s.kt, tkp, d, &s.dst, keys, &mut s.dqs);
