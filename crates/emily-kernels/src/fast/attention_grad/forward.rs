@@ -4,8 +4,8 @@
 //! kernel's per-block bookkeeping outweighs its products.
 
 use super::{
-    features_by_rows, keys_by_rows, limits, pad_rows, softmax_lanes, totals, transpose_into,
-    with_scratch, Dims, Scratch, M, STRIP,
+    features_by_rows, keys_by_rows, limits, pad_rows, softmax_lanes, task_steps, totals,
+    transpose_into, with_scratch, Dims, Scratch, Strip, STRIP,
 };
 use crate::fast::attention::{Mask, SdpaParams};
 use crate::fast::lanes::fma_dispatch;
@@ -57,10 +57,7 @@ pub(crate) fn sdpa_causal_forward_f32(
         return;
     }
     let groups = p.q_heads / p.kv_heads;
-    let q_step = groups * p.q_len * p.head_dim;
-    let o_step = groups * p.q_len * p.v_head_dim;
-    let k_step = p.kv_len * p.head_dim;
-    let v_step = p.kv_len * p.v_head_dim;
+    let [q_step, k_step, v_step, o_step] = task_steps(p);
     let run = |t: usize, out: &mut [f32]| {
         let (q, k, v) = (
             &q[t * q_step..][..q_step],
@@ -121,27 +118,21 @@ fn forward_strips<const FMA: bool>(
     } = z;
     pad_rows(k, d, &mut s.kr, dp);
     transpose_into(v, tk, dv, dv, &mut s.vt, tkp);
-    let heads = q.len() / (tq * d);
-    for h in 0..heads {
-        for i0 in (0..tq).step_by(STRIP) {
-            let n = STRIP.min(tq - i0);
-            let row0 = h * tq + i0;
-            let vis = |r: usize| if r < n { z.visible(i0 + r) } else { 0 };
-            let keys = vis(n - 1).div_ceil(M) * M;
-            if keys == 0 {
-                out[row0 * dv..][..n * dv].fill(0.0);
-                continue;
-            }
-            // The strip's queries transposed; lanes past its rows zero.
-            if n < STRIP {
-                s.qt.fill(0.0);
-            }
-            transpose_into(&q[row0 * d..][..n * d], n, d, d, &mut s.qt, STRIP);
-            keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
-            let (first, lim) = limits(&vis);
-            softmax_lanes::<FMA>(&mut s.pt, None, keys, first, &lim, p.scale);
-            features_by_rows::<FMA>(&s.vt, tkp, dv, &s.pt, keys, &mut s.dqs);
-            transpose_into(&s.dqs, dv, n, STRIP, &mut out[row0 * dv..], dv);
+    for st in z.strips(q.len() / (tq * d)) {
+        let Strip { row0, n, keys, .. } = st;
+        if keys == 0 {
+            out[row0 * dv..][..n * dv].fill(0.0);
+            continue;
         }
+        // The strip's queries transposed; lanes past its rows zero.
+        if n < STRIP {
+            s.qt.fill(0.0);
+        }
+        transpose_into(&q[row0 * d..][..n * d], n, d, d, &mut s.qt, STRIP);
+        keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
+        let (first, lim) = limits(&|r| z.strip_visible(&st, r));
+        softmax_lanes::<FMA>(&mut s.pt, None, keys, first, &lim, p.scale);
+        features_by_rows::<FMA>(&s.vt, tkp, dv, &s.pt, keys, &mut s.dqs);
+        transpose_into(&s.dqs, dv, n, STRIP, &mut out[row0 * dv..], dv);
     }
 }

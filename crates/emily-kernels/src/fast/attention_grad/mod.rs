@@ -40,6 +40,18 @@ fn totals(p: &SdpaParams<'_>) -> [usize; 4] {
     ]
 }
 
+/// Elements per task (one kv head and the query heads of its group) of q,
+/// k, v and the output (or their gradients) for `p`.
+fn task_steps(p: &SdpaParams<'_>) -> [usize; 4] {
+    let groups = p.q_heads / p.kv_heads;
+    [
+        groups * p.q_len * p.head_dim,
+        p.kv_len * p.head_dim,
+        p.kv_len * p.v_head_dim,
+        groups * p.q_len * p.v_head_dim,
+    ]
+}
+
 /// Writes dQ, dK and dV of `o = softmax(scale·q·kᵀ + causal) · v` given `d_out`
 /// (module docs), for `p` with a causal mask, no sinks and contiguous
 /// `(batch, heads, seq, dim)` tensors (the forward's parameters). Panics if
@@ -86,10 +98,7 @@ pub fn sdpa_causal_backward_f32(
         return;
     }
     let groups = p.q_heads / p.kv_heads;
-    let q_step = groups * p.q_len * p.head_dim;
-    let o_step = groups * p.q_len * p.v_head_dim;
-    let k_step = p.kv_len * p.head_dim;
-    let v_step = p.kv_len * p.v_head_dim;
+    let [q_step, k_step, v_step, o_step] = task_steps(p);
     if dq.is_empty() || dk.is_empty() || dv.is_empty() {
         // Some axis is empty: nothing visible, every gradient (if any) is zero.
         dq.fill(0.0);
@@ -188,6 +197,40 @@ impl Dims {
     fn visible(&self, i: usize) -> usize {
         (i as isize + self.shift + 1).clamp(0, self.tk as isize) as usize
     }
+
+    /// The strips of `heads` query heads' rows, head by head.
+    fn strips(self, heads: usize) -> impl Iterator<Item = Strip> {
+        (0..heads).flat_map(move |h| {
+            (0..self.tq).step_by(STRIP).map(move |i0| {
+                let n = STRIP.min(self.tq - i0);
+                Strip {
+                    row0: h * self.tq + i0,
+                    i0,
+                    n,
+                    // Up to its last row's visible keys, in whole tiles.
+                    keys: self.visible(i0 + n - 1).div_ceil(M) * M,
+                }
+            })
+        })
+    }
+
+    /// Keys visible to row `r` of strip `st` (none past its rows).
+    fn strip_visible(&self, st: &Strip, r: usize) -> usize {
+        if r < st.n {
+            self.visible(st.i0 + r)
+        } else {
+            0
+        }
+    }
+}
+
+/// One strip: its first row among the task's (head-major) rows, its first
+/// query position, its row count and the keys it computes (0: none visible).
+struct Strip {
+    row0: usize,
+    i0: usize,
+    n: usize,
+    keys: usize,
 }
 
 /// Per-task buffers (row-major, padded strides in brackets): keys and
@@ -570,49 +613,45 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
     transpose_into(k, tk, d, d, &mut s.kt, tkp);
     s.dkr.fill(0.0);
     s.dvr.fill(0.0);
-    let heads = q.len() / (tq * d).max(1);
-    for h in 0..heads {
-        for i0 in (0..tq).step_by(STRIP) {
-            let n = STRIP.min(tq - i0);
-            let row0 = h * tq + i0;
-            let vis = |r: usize| if r < n { z.visible(i0 + r) } else { 0 };
-            // Keys the strip computes: up to its last row's, in tiles of M.
-            let keys = vis(n - 1).div_ceil(M) * M;
-            if keys == 0 {
-                dq[row0 * d..][..n * d].fill(0.0);
+    for st in z.strips(q.len() / (tq * d).max(1)) {
+        let Strip {
+            row0, i0, n, keys, ..
+        } = st;
+        let vis = |r: usize| z.strip_visible(&st, r);
+        if keys == 0 {
+            dq[row0 * d..][..n * d].fill(0.0);
+            continue;
+        }
+        let qrows = strip_rows(&q[row0 * d..][..n * d], d, dp, &mut s.qs);
+        let orows = strip_rows(&d_out[row0 * dvh..][..n * dvh], dvh, dvp, &mut s.os);
+        if n < STRIP {
+            s.qt.fill(0.0);
+            s.ot.fill(0.0);
+        }
+        transpose_into(qrows, n, d, dp, &mut s.qt, STRIP);
+        transpose_into(orows, n, dvh, dvp, &mut s.ot, STRIP);
+        // Scores and dp = dO·vᵀ, transposed (keys by strip rows).
+        keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
+        keys_by_rows::<FMA>(&s.vr, dvp, &s.ot, dvh, keys, &mut s.dst);
+        let (first, lim) = limits(&vis);
+        softmax_lanes::<FMA>(&mut s.pt, Some(&mut s.dst), keys, first, &lim, scale);
+        // dV += pᵀ·dO and dK += dsᵀ·q (unscaled q: `scale` is in ds), by
+        // tiles of keys over the strip's rows that see them.
+        for j0 in (0..keys).step_by(M) {
+            let t0 = (j0 as isize - shift - i0 as isize).clamp(0, n as isize) as usize;
+            let depth = n - t0;
+            if depth == 0 {
                 continue;
             }
-            let qrows = strip_rows(&q[row0 * d..][..n * d], d, dp, &mut s.qs);
-            let orows = strip_rows(&d_out[row0 * dvh..][..n * dvh], dvh, dvp, &mut s.os);
-            if n < STRIP {
-                s.qt.fill(0.0);
-                s.ot.fill(0.0);
-            }
-            transpose_into(qrows, n, d, dp, &mut s.qt, STRIP);
-            transpose_into(orows, n, dvh, dvp, &mut s.ot, STRIP);
-            // Scores and dp = dO·vᵀ, transposed (keys by strip rows).
-            keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
-            keys_by_rows::<FMA>(&s.vr, dvp, &s.ot, dvh, keys, &mut s.dst);
-            let (first, lim) = limits(&vis);
-            softmax_lanes::<FMA>(&mut s.pt, Some(&mut s.dst), keys, first, &lim, scale);
-            // dV += pᵀ·dO and dK += dsᵀ·q (unscaled q: `scale` is in ds), by
-            // tiles of keys over the strip's rows that see them.
-            for j0 in (0..keys).step_by(M) {
-                let t0 = (j0 as isize - shift - i0 as isize).clamp(0, n as isize) as usize;
-                let depth = n - t0;
-                if depth == 0 {
-                    continue;
-                }
-                let (pa, da) = (&s.pt[j0 * STRIP + t0..], &s.dst[j0 * STRIP + t0..]);
-                let dvr = &mut s.dvr[j0 * dvp..];
-                tile_cols::<FMA, true>(pa, STRIP, 1, &orows[t0 * dvp..], dvp, depth, dvp, dvr, dvp);
-                let dkr = &mut s.dkr[j0 * dp..];
-                tile_cols::<FMA, true>(da, STRIP, 1, &qrows[t0 * dp..], dp, depth, dp, dkr, dp);
-            }
-            // dQᵀ = kᵀ · dsᵀ (features by strip rows), then by row.
-            features_by_rows::<FMA>(&s.kt, tkp, d, &s.dst, keys, &mut s.dqs);
-            transpose_into(&s.dqs, d, n, STRIP, &mut dq[row0 * d..], d);
+            let (pa, da) = (&s.pt[j0 * STRIP + t0..], &s.dst[j0 * STRIP + t0..]);
+            let dvr = &mut s.dvr[j0 * dvp..];
+            tile_cols::<FMA, true>(pa, STRIP, 1, &orows[t0 * dvp..], dvp, depth, dvp, dvr, dvp);
+            let dkr = &mut s.dkr[j0 * dp..];
+            tile_cols::<FMA, true>(da, STRIP, 1, &qrows[t0 * dp..], dp, depth, dp, dkr, dp);
         }
+        // dQᵀ = kᵀ · dsᵀ (features by strip rows), then by row.
+        features_by_rows::<FMA>(&s.kt, tkp, d, &s.dst, keys, &mut s.dqs);
+        transpose_into(&s.dqs, d, n, STRIP, &mut dq[row0 * d..], d);
     }
     unpad_rows(&s.dkr, dp, d, dk);
     unpad_rows(&s.dvr, dvp, dvh, dv);
