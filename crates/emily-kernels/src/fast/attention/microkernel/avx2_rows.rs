@@ -21,6 +21,29 @@ use super::tile::exp2;
 
 const L: usize = 8;
 
+/// How many key (or value) rows ahead of the one being read the kernels ask
+/// for: a decoding step streams each head's keys, then its values, once
+/// (a cross-attention head of Whisper is 1500 rows of 64 f16, read a tile
+/// of 256 rows at a time, keys and values alternating), and the hardware
+/// prefetcher alone lets a busy core fall behind its streaming read.
+const PREFETCH_ROWS: usize = 16;
+
+/// Asks for the cache lines of the `elems` elements at `p` (a hint: any
+/// address is allowed, nothing is read).
+#[inline(always)]
+unsafe fn prefetch_row<E>(p: *const E, elems: usize) {
+    let (p, bytes) = (p.cast::<i8>(), elems * std::mem::size_of::<E>());
+    let mut off = 0;
+    while off < bytes {
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
+        off += 64;
+    }
+    if bytes > 0 {
+        // The last line of a row that does not start on a line.
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(bytes - 1));
+    }
+}
+
 /// The all-ones 32-bit mask of the first `n` (`< 8`) lanes, for
 /// `_mm256_maskload_ps` / `_mm256_maskstore_ps`.
 #[inline(always)]
@@ -152,6 +175,7 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad8, const R: usize>(
             ($($u:literal)*) => {$(
                 if $u < g {
                     let kp = kj.add($u.min(n - 1) * ldk);
+                    prefetch_row(kp.wrapping_add(PREFETCH_ROWS * ldk), depth);
                     let mut c = 0;
                     while c < full {
                         let kv = E::load8(kp.add(c));
@@ -308,9 +332,12 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad8, const R: usize, con
                 acc[r][x] = _mm256_mul_ps(cur, al[r]);
             }
         }
+        let ahead = PREFETCH_ROWS * ldv;
+        let span = width.saturating_sub(x0).min(NV * L);
         if lanes[NV - 1] == L {
             for j in 0..keys {
                 let vrow = v.add(j * ldv + x0);
+                prefetch_row(vrow.wrapping_add(ahead), span);
                 let pb: [__m256; R] = std::array::from_fn(|r| _mm256_broadcast_ss(&*pr[r].add(j)));
                 for x in 0..NV {
                     let vv = E::load8(vrow.add(x * L));
@@ -322,6 +349,7 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad8, const R: usize, con
         } else {
             for j in 0..keys {
                 let vrow = v.add(j * ldv + x0);
+                prefetch_row(vrow.wrapping_add(ahead), span);
                 let pb: [__m256; R] = std::array::from_fn(|r| _mm256_broadcast_ss(&*pr[r].add(j)));
                 for x in 0..NV {
                     let vv = match lanes[x] {
