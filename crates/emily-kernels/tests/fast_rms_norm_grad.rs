@@ -1,6 +1,6 @@
 //! The RMSNorm gradient kernel against a float64 reference, at odd row
-//! counts and widths, with and without a weight and a residual added to dx,
-//! under every `EMILY_ISA` cap.
+//! counts and widths, with and without a weight, a residual added to dx and
+//! dy given as the parts of a sum, under every `EMILY_ISA` cap.
 
 use emily_kernels::fast::{rms_norm_backward_f32, rms_norm_backward_plus_f32};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -68,6 +68,10 @@ fn check_all_shapes() {
                 .map(|v| 1.0 + 0.3 * v)
                 .collect();
             let residual = randn(rows * cols, seed + 3);
+            // dy as three parts, dy/2 + dy/4 + dy/4 (dy to round-off).
+            let (half, quarter): (Vec<f32>, Vec<f32>) =
+                dy.iter().map(|&v| (0.5 * v, 0.25 * v)).unzip();
+            let parts = [half.as_slice(), &quarter, &quarter];
             for (weighted, plus) in [(true, false), (false, false), (true, true), (false, true)] {
                 let wt = weighted.then_some(w.as_slice());
                 let (mut want_dx, want_dw) = reference(&x, wt, &dy, 1e-5, cols);
@@ -75,8 +79,9 @@ fn check_all_shapes() {
                 let mut dw = vec![f32::NAN; cols];
                 let dwm = weighted.then_some(dw.as_mut_slice());
                 if plus {
+                    // The parts with a residual; without, dy in one piece.
                     let r = Some(residual.as_slice());
-                    rms_norm_backward_plus_f32(&x, wt, &dy, r, 1e-5, cols, &mut dx, dwm);
+                    rms_norm_backward_plus_f32(&x, wt, &parts, r, 1e-5, cols, &mut dx, dwm);
                     want_dx
                         .iter_mut()
                         .zip(&residual)

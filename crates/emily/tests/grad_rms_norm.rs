@@ -109,14 +109,8 @@ fn composed_rms_norm_and_its_gradient_run_fused_with_equal_gradients() {
                 assert_eq!(plan.num_fast_ops(), 2, "{case}");
                 // x's other cotangent (the `x +` stream's) is added by the
                 // gradient kernel: its last input.
-                let description = plan.describe();
-                let grad_node = description
-                    .lines()
-                    .find(|l| l.contains("= rms_norm_grad"))
-                    .unwrap();
-                let inputs = grad_node.split("<-").nth(1).unwrap().split_whitespace();
                 let want = 3 + usize::from(form != Form::NoWeight);
-                assert_eq!(inputs.count(), want, "{case}: {grad_node}");
+                assert_eq!(grad_inputs(&plan), want, "{case}:\n{}", plan.describe());
                 let fused = compiled.call(&a).unwrap();
                 check_fused_eager_composed(f, &a, &fused, |_| 1e-5, &case);
                 let host = |t: &Tensor| t.to_vec::<f32>().unwrap();
@@ -131,6 +125,63 @@ fn composed_rms_norm_and_its_gradient_run_fused_with_equal_gradients() {
                 }
             }
         }
+    }
+}
+
+/// The gradient node's input count in `plan` (the one node of that op).
+fn grad_inputs(plan: &emily::compile::Plan) -> usize {
+    let description = plan.describe();
+    let grad_node = description
+        .lines()
+        .find(|l| l.contains("= rms_norm_grad"))
+        .unwrap();
+    grad_node
+        .split("<-")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .count()
+}
+
+#[test]
+fn a_norm_read_by_several_products_sums_their_cotangents_in_the_kernel() {
+    // y = norm(x) read by three products (like q, k and v): y's cotangent
+    // is a sum of three, and the residual stream adds x's other cotangent.
+    for &(rows, cols) in &[(1usize, 7usize), (7, 16), (77, 64), (5, 1000)] {
+        let seed = (rows * 10 + cols) as u64;
+        let a = vec![
+            randn(&[rows, cols], seed),
+            randn(&[cols], seed + 1)
+                .add_scalar(1.0)
+                .unwrap()
+                .eval()
+                .unwrap(),
+            randn(&[cols, 3], seed + 2),
+            randn(&[cols, 3], seed + 3),
+            randn(&[cols, 3], seed + 4),
+            randn(&[rows, cols], seed + 5),
+        ];
+        let f = |a: &[Tensor]| {
+            let loss = |v: &[Tensor]| {
+                let y = composed_norm(&v[0], &v[1], Form::LayerStyle)?;
+                let heads = y
+                    .matmul(&v[2])?
+                    .tanh()?
+                    .add(&y.matmul(&v[3])?.sin()?)?
+                    .mul(&y.matmul(&v[4])?)?;
+                let stream = v[0].mul(&v[5])?.sum(&[], false)?;
+                Ok(vec![heads.sum(&[], false)?.add(&stream)?])
+            };
+            with_grads(loss, &[0, 1, 2], a)
+        };
+        let compiled = compile(f);
+        let plan = compiled.plan(&a).unwrap();
+        let case = format!("rows {rows}, cols {cols}");
+        // x, w, three cotangent parts, the residual.
+        assert_eq!(grad_inputs(&plan), 6, "{case}:\n{}", plan.describe());
+        let fused = compiled.call(&a).unwrap();
+        // The loss sums up to 5,000 products (the matmuls' own order).
+        check_fused_eager_composed(f, &a, &fused, |n| if n == 0 { 1e-4 } else { 2e-5 }, &case);
     }
 }
 

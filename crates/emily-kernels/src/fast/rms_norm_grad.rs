@@ -31,34 +31,40 @@ pub fn rms_norm_backward_f32(
     dx: &mut [f32],
     dweight: Option<&mut [f32]>,
 ) {
-    rms_norm_backward_plus_f32(x, weight, dy, None, eps, cols, dx, dweight)
+    rms_norm_backward_plus_f32(x, weight, &[dy], None, eps, cols, dx, dweight)
 }
 
-/// [`rms_norm_backward_f32`] with `residual` (like `x`) added to `dx` as
-/// each row is finished: the cotangent of a residual stream `x + f(norm(x))`
-/// in one pass instead of a separate add.
+/// [`rms_norm_backward_f32`] for an output cotangent given as the parts of
+/// a sum, `dy = dy[0] + dy[1] + …` (added left to right per element, a few
+/// rows at a time), with `residual` (like `x`) added to `dx` as each row is
+/// finished: the cotangents of a norm read by several products and of a
+/// residual stream `x + f(norm(x))` in one pass instead of separate adds.
 ///
 /// # Panics
-/// As [`rms_norm_backward_f32`], and if `residual` differs from `x` in length.
+/// As [`rms_norm_backward_f32`] (for every part of `dy`), if `dy` has no
+/// part, and if `residual` differs from `x` in length.
 #[allow(clippy::too_many_arguments)]
 pub fn rms_norm_backward_plus_f32(
     x: &[f32],
     weight: Option<&[f32]>,
-    dy: &[f32],
+    dy: &[&[f32]],
     residual: Option<&[f32]>,
     eps: f32,
     cols: usize,
     dx: &mut [f32],
     dweight: Option<&mut [f32]>,
 ) {
-    check(
-        x.len(),
-        dy.len(),
-        dx.len(),
-        cols,
-        weight,
-        dweight.as_deref(),
-    );
+    assert!(!dy.is_empty(), "[rms_norm_backward] no part of dy");
+    for part in dy {
+        check(
+            x.len(),
+            part.len(),
+            dx.len(),
+            cols,
+            weight,
+            dweight.as_deref(),
+        );
+    }
     if let Some(r) = residual {
         assert_eq!(
             r.len(),
@@ -69,12 +75,14 @@ pub fn rms_norm_backward_plus_f32(
         );
     }
     let plus = |at: std::ops::Range<usize>| residual.map(|r| &r[at]);
+    let parts =
+        |at: std::ops::Range<usize>| -> Vec<&[f32]> { dy.iter().map(|p| &p[at.clone()]).collect() };
     let Some(dw) = dweight else {
         if cols > 0 {
             parallel::for_each_row_block_mut(dx, cols, 3 * cols, |row0, block| {
                 let at = row0 * cols..row0 * cols + block.len();
-                let (xs, gs, rs) = (&x[at.clone()], &dy[at.clone()], plus(at));
-                grad_rows(xs, None, gs, rs, eps, cols, block, None);
+                let (xs, gs, rs) = (&x[at.clone()], parts(at.clone()), plus(at));
+                grad_parts(xs, None, &gs, rs, eps, cols, block, None);
             });
         }
         return;
@@ -87,10 +95,10 @@ pub fn rms_norm_backward_plus_f32(
     parallel::for_each_row_block_mut(dx, cols, 3 * cols, |row0, block| {
         let at = row0 * cols..row0 * cols + block.len();
         let mut part = vec![0.0f32; cols];
-        grad_rows(
+        grad_parts(
             &x[at.clone()],
             weight,
-            &dy[at.clone()],
+            &parts(at.clone()),
             plus(at),
             eps,
             cols,
@@ -144,6 +152,51 @@ fn check(
                 "[rms_norm_backward] {name} has {n} elements, x's last axis is {cols}"
             );
         }
+    }
+}
+
+/// [`grad_rows`] for `dy` given as parts: each [`GROUP`] of rows' `dy` is
+/// summed into an L1 scratch first (the rows are grouped as `grad_rows`
+/// would group them over the whole block, so results do not change).
+#[allow(clippy::too_many_arguments)]
+fn grad_parts(
+    x: &[f32],
+    weight: Option<&[f32]>,
+    dy: &[&[f32]],
+    plus: Option<&[f32]>,
+    eps: f32,
+    cols: usize,
+    dx: &mut [f32],
+    dw: Option<&mut [f32]>,
+) {
+    let mut dw = dw;
+    let [first, rest @ ..] = dy else {
+        unreachable!("checked: dy has a part")
+    };
+    if rest.is_empty() {
+        return grad_rows(x, weight, first, plus, eps, cols, dx, dw);
+    }
+    let step = GROUP * cols;
+    let mut sum = vec![0.0f32; step.min(x.len())];
+    for start in (0..x.len()).step_by(step) {
+        let at = start..(start + step).min(x.len());
+        let s = &mut sum[..at.len()];
+        s.copy_from_slice(&first[at.clone()]);
+        for part in rest {
+            for (a, b) in s.iter_mut().zip(&part[at.clone()]) {
+                *a += *b;
+            }
+        }
+        grad_rows(
+            &x[at.clone()],
+            weight,
+            s,
+            plus.map(|p| &p[at.clone()]),
+            eps,
+            cols,
+            &mut dx[at],
+            dw.as_deref_mut(),
+        );
     }
 }
 

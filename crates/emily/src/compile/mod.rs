@@ -8,9 +8,9 @@
 //! of a composed causal attention together with its gradient (a traced
 //! training step), which then runs as one fused forward and one fused
 //! backward kernel (see `attention.rs`; not with [`Kernels::Composed`]), the
-//! same for a composed RMSNorm and its gradient (`rms_norm.rs`; the add of
-//! x's other cotangent folded into the gradient kernel,
-//! `rms_norm_residual.rs`) and a composed
+//! same for a composed RMSNorm and its gradient (`rms_norm.rs`; the sum of
+//! its output's cotangents and the add of x's other cotangent folded into
+//! the gradient kernel, `rms_norm_adds.rs`) and a composed
 //! rotary embedding and its gradient (`rope.rs`), an add of a scatter into
 //! zeros (a gather's gradient) as the scatter into the other addend
 //! (`scatter_fold.rs`), and fusion of
@@ -38,7 +38,7 @@ mod passes;
 mod pattern;
 mod plan;
 mod rms_norm;
-mod rms_norm_residual;
+mod rms_norm_adds;
 mod rope;
 mod scatter_fold;
 
@@ -184,8 +184,7 @@ where
             let backend = crate::backend::get(device);
             (
                 attention::fuse_causal_attention(&mut g, backend),
-                rms_norm::fuse_rms_norms(&mut g, backend)
-                    + rms_norm_residual::fold_residuals(&mut g),
+                rms_norm::fuse_rms_norms(&mut g, backend) + rms_norm_adds::fold_adds(&mut g),
                 rope::fuse_rotary_embeddings(&mut g, backend),
                 scatter_fold::fold_scatter_adds(&mut g),
             )

@@ -303,6 +303,7 @@ fn rewrite(g: &mut Graph, backend: &dyn Backend, s: &Site) -> bool {
     let backward = FastOp::RmsNormGrad {
         eps: s.eps,
         has_weight,
+        dy_parts: 1,
         has_residual: false,
     };
     let xs = g.values[s.x].shape.clone();

@@ -119,9 +119,10 @@ pub enum FastOp {
         scale: f32,
     },
     /// The gradient of [`FastOp::RmsNorm`] over the last axis on f32
-    /// tensors: inputs `[x, weight?, d_out, residual?]`, output dx (plus the
-    /// residual, x's other cotangent, when given) and (with a weight) the
-    /// weight's gradient, flattened and concatenated into one 1-D tensor.
+    /// tensors: inputs `[x, weight?, d_out…, residual?]` (`d_out` as the
+    /// parts of a sum), output dx (plus the residual, x's other cotangent,
+    /// when given) and (with a weight) the weight's gradient, flattened and
+    /// concatenated into one 1-D tensor.
     /// The compiler chooses it for a composed RMSNorm's backward (it has no
     /// public constructor).
     RmsNormGrad {
@@ -129,6 +130,8 @@ pub enum FastOp {
         eps: f32,
         /// Whether input 1 is a weight (and the output ends with its gradient).
         has_weight: bool,
+        /// How many inputs (at least one) sum to the output's cotangent.
+        dy_parts: usize,
         /// Whether the last input (shaped like x) is added to dx.
         has_residual: bool,
     },
@@ -168,8 +171,9 @@ impl FastOp {
             FastOp::RmsNormGrad {
                 eps,
                 has_weight,
+                dy_parts,
                 has_residual,
-            } => rms_norm::decompose_grad(*eps, *has_weight, *has_residual, inputs),
+            } => rms_norm::decompose_grad(*eps, *has_weight, *dy_parts, *has_residual, inputs),
         }
     }
 }

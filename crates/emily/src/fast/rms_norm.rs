@@ -64,19 +64,25 @@ pub(super) fn decompose(eps: f32, inputs: &[Tensor]) -> Result<Tensor> {
 }
 
 /// [`super::FastOp::RmsNormGrad`] composed: the vector-Jacobian product of
-/// [`decompose`] for `[x, weight?]` given `d_out` (x's plus the residual
-/// input, when there is one), flattened and concatenated.
+/// [`decompose`] for `[x, weight?]` given `d_out` (the sum of its
+/// `dy_parts` inputs; x's plus the residual input, when there is one),
+/// flattened and concatenated.
 pub(super) fn decompose_grad(
     eps: f32,
     has_weight: bool,
+    dy_parts: usize,
     has_residual: bool,
     inputs: &[Tensor],
 ) -> Result<Tensor> {
     let n = 1 + has_weight as usize;
+    let mut d_out = inputs[n].clone();
+    for part in &inputs[n + 1..n + dy_parts] {
+        d_out = d_out.add(part)?;
+    }
     let norm = |a: &[Tensor]| Ok(vec![decompose(eps, a)?]);
-    let (_, mut grads) = crate::grad::vjp(norm, &inputs[..n], &inputs[n..n + 1])?;
+    let (_, mut grads) = crate::grad::vjp(norm, &inputs[..n], &[d_out])?;
     if has_residual {
-        grads[0] = grads[0].add(&inputs[n + 1])?;
+        grads[0] = grads[0].add(&inputs[n + dy_parts])?;
     }
     let flat = grads
         .iter()

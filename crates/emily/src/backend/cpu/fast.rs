@@ -113,21 +113,26 @@ fn rms_norm_grad(
     inputs: &[Array],
     eps: f32,
     has_weight: bool,
+    dy_parts: usize,
     has_residual: bool,
     shape: &[usize],
 ) -> Result<Array> {
     let x = &inputs[0];
     let cols = *x.shape().last().unwrap_or(&1);
     let w = has_weight.then(|| inputs[1].as_slice::<f32>());
-    let d_out = &inputs[1 + has_weight as usize];
-    let residual = has_residual.then(|| inputs[2 + has_weight as usize].as_slice::<f32>());
+    let first = 1 + has_weight as usize;
+    let d_out: Vec<&[f32]> = inputs[first..first + dy_parts]
+        .iter()
+        .map(|a| a.as_slice::<f32>())
+        .collect();
+    let residual = has_residual.then(|| inputs[first + dy_parts].as_slice::<f32>());
     let mut out = Array::uninit(shape, DType::F32)?;
     let all = out.as_mut_slice::<f32>().unwrap();
     let (dx, dw) = all.split_at_mut(x.numel());
     k::rms_norm_backward_plus_f32(
         x.as_slice(),
         w,
-        d_out.as_slice(),
+        &d_out,
         residual,
         eps,
         cols,
@@ -171,8 +176,9 @@ fn run<T: FusedFloat>(
         FastOp::RmsNormGrad {
             eps,
             has_weight,
+            dy_parts,
             has_residual,
-        } => rms_norm_grad(inputs, eps, has_weight, has_residual, shape),
+        } => rms_norm_grad(inputs, eps, has_weight, dy_parts, has_residual, shape),
         FastOp::RmsNorm { eps, has_weight } => {
             let x = as_t(x)?;
             let w = has_weight.then(|| as_t(&inputs[1])).transpose()?;
