@@ -491,6 +491,9 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
+    /// How far ahead of its current position [`row256`] asks for weights.
+    const ROW_PREFETCH_BYTES: usize = 1024;
+
     /// AVX2 version of [`row512`] (scalar tail).
     ///
     /// # Safety
@@ -509,6 +512,16 @@ mod x86 {
         // `i0 + i` of x (k elements).
         unsafe {
             while j + 8 * U <= k {
+                // The weights 1 KiB past this step's (the rows follow one
+                // another in memory): with only the hardware prefetcher a
+                // busy core read the stream well below its streaming rate.
+                let eb = elem_bytes::<DT>();
+                let ahead = w.wrapping_add((wo + j) * eb + ROW_PREFETCH_BYTES);
+                let mut l = 0;
+                while l < 8 * U * eb {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(l).cast());
+                    l += 64;
+                }
                 for (u, acc) in acc.iter_mut().enumerate() {
                     let jj = j + 8 * u;
                     let wv = load8::<DT>(w, wo + jj);

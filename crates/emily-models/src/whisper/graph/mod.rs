@@ -342,6 +342,26 @@ impl WhisperGraph {
         state: &mut GraphDecoderState,
         positions: &[usize],
     ) -> Result<Tensor, GraphError> {
+        // With several threads the whole step runs on one of the pool's
+        // threads: the decoder's replay, the head's and the int8 logits then
+        // fork their kernels directly, instead of each handing its work to
+        // the pool and waiting to be woken (as `Plan::run_arrays` does for
+        // one plan). A one-thread pool runs everything on the caller.
+        if emily_kernels::parallel::num_threads() > 1 {
+            return emily_kernels::parallel::pool()
+                .install(|| self.step_at_here(tokens, offset, state, positions));
+        }
+        self.step_at_here(tokens, offset, state, positions)
+    }
+
+    /// [`WhisperGraph::step_at`] on the calling thread.
+    fn step_at_here(
+        &self,
+        tokens: &Tensor,
+        offset: &Tensor,
+        state: &mut GraphDecoderState,
+        positions: &[usize],
+    ) -> Result<Tensor, GraphError> {
         let t = tokens.shape().get(1).copied().unwrap_or(0);
         let b = tokens.shape().first().copied().unwrap_or(0);
         if b != state.rows() {
