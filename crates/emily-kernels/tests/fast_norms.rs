@@ -58,21 +58,24 @@ fn rms_norm_matches_f64() {
     for (ci, &cols) in COLS.iter().enumerate() {
         // Enough rows at the wide shapes to take the multi-threaded path.
         let rows = if cols >= 1000 { 37 } else { 5 };
-        let x = randn(rows * cols, 10 + ci as u64);
-        let w: Vec<f32> = randn(cols, 20 + ci as u64)
-            .iter()
-            .map(|v| 1.0 + 0.1 * v)
-            .collect();
-        for weight in [None, Some(w.as_slice())] {
-            let mut out = vec![f32::NAN; x.len()];
-            rms_norm_f32(&x, weight, 1e-6, cols, &mut out);
-            let err = max_err(&out, &rms_ref(&x, weight, 1e-6, cols));
-            assert!(
-                err < 2e-6,
-                "rms_norm cols={cols} weight={}: err {err:e}",
-                weight.is_some()
-            );
-        }
+        check_rms_rows(rows, cols, 10 + ci as u64, 20 + ci as u64);
+    }
+}
+
+/// `rows` random rows of `cols` features (seeds for x and the weight)
+/// through [`rms_norm_f32`] with and without a weight, against f64.
+fn check_rms_rows(rows: usize, cols: usize, x_seed: u64, w_seed: u64) {
+    let x = randn(rows * cols, x_seed);
+    let w: Vec<f32> = randn(cols, w_seed).iter().map(|v| 1.0 + 0.1 * v).collect();
+    for weight in [None, Some(w.as_slice())] {
+        let mut out = vec![f32::NAN; x.len()];
+        rms_norm_f32(&x, weight, 1e-6, cols, &mut out);
+        let err = max_err(&out, &rms_ref(&x, weight, 1e-6, cols));
+        assert!(
+            err < 2e-6,
+            "rms_norm rows={rows} cols={cols} weight={}: err {err:e}",
+            weight.is_some()
+        );
     }
 }
 
@@ -82,21 +85,7 @@ fn check_grouped_rms_rows() {
     for &rows in &[1usize, 4, 7, 77] {
         for &cols in &[8usize, 16, 64, 256, 264] {
             let seed = (rows * 1000 + cols) as u64;
-            let x = randn(rows * cols, seed);
-            let w: Vec<f32> = randn(cols, seed + 1)
-                .iter()
-                .map(|v| 1.0 + 0.1 * v)
-                .collect();
-            for weight in [None, Some(w.as_slice())] {
-                let mut out = vec![f32::NAN; x.len()];
-                rms_norm_f32(&x, weight, 1e-6, cols, &mut out);
-                let err = max_err(&out, &rms_ref(&x, weight, 1e-6, cols));
-                assert!(
-                    err < 2e-6,
-                    "rms_norm rows={rows} cols={cols} weight={}: err {err:e}",
-                    weight.is_some()
-                );
-            }
+            check_rms_rows(rows, cols, seed, seed + 1);
         }
     }
 }
