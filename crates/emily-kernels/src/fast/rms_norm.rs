@@ -84,13 +84,14 @@ pub(super) fn inv_rms<const FMA: bool>(row: &[f32], eps: f32) -> f32 {
     1.0 / (lanes::sum_sq::<FMA>(row) / row.len() as f32 + eps).sqrt()
 }
 
-/// Rows whose sums of squares [`rms_rows`] accumulates side by side when a
-/// row is short (at most [`GROUP_MAX_COLS`] features): one row's dependent
-/// chain (a sum, a square root, a division) would leave the core idle.
-const GROUP: usize = 4;
+/// Rows whose sums [`rms_rows`] (rows of at most [`GROUP_MAX_COLS`]
+/// features) and the gradient's `grad_rows` accumulate side by side: one
+/// short row's dependent chain (a sum, a square root, a division) would leave
+/// the core idle.
+pub(super) const GROUP: usize = 4;
 
 /// Lanes of the per-row partial sums in a group (one AVX2 vector).
-const GW: usize = 8;
+pub(super) const GW: usize = 8;
 
 /// The longest rows that [`rms_rows`] groups: longer rows keep the core busy
 /// alone with [`inv_rms`]'s many independent partial sums.

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 
 use super::lanes::{self, fma_dispatch};
-use super::rms_norm::inv_rms;
+use super::rms_norm::{inv_rms, GROUP, GW};
 use crate::parallel;
 
 /// The gradient of [`super::rms_norm_f32`] for each length-`cols` row: `dx`
@@ -199,14 +199,6 @@ fn grad_parts(
         );
     }
 }
-
-/// Rows whose reductions [`grad_rows`] runs side by side: a row of 64
-/// features is too short for one row's dependent chain (two sums, a square
-/// root, a division) to keep the core busy.
-const GROUP: usize = 4;
-
-/// Lanes of the per-row partial sums in a group (one AVX2 vector).
-const GW: usize = 8;
 
 fma_dispatch! {
     /// The gradient of whole rows; `dw` (with a weight) accumulates
