@@ -18,7 +18,7 @@
 //! gets zero gradients (the fused forward outputs zeros there).
 
 use crate::fast::attention::{exp2_nonpos_with, Mask, SdpaParams};
-use crate::fast::lanes::{fma_dispatch, fmadd};
+use crate::fast::lanes::fmadd;
 use crate::fast::layout::HeadStrides;
 use crate::parallel;
 use rayon::prelude::*;
@@ -576,12 +576,25 @@ fn limits(vis: &impl Fn(usize) -> usize) -> (usize, [f32; STRIP]) {
     (vis(0), std::array::from_fn(|l| vis(l) as f32 - 1.0))
 }
 
-fma_dispatch! {
-    /// One kv head and the query heads of its group (module docs), in
-    /// strips of [`STRIP`] consecutive query rows of one head.
-    fn head_group(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut Scratch) {
-        group_strips::<FMA>(g, p, s);
+/// One kv head and the query heads of its group (module docs), in strips
+/// of [`STRIP`] consecutive query rows of one head. AVX-512 hosts run the
+/// AVX2 build: the strips' tiles are 8-lane arrays, and their AVX-512 build
+/// measured slower at head size 16 on the lent Xeon (BENCHMARKS.md,
+/// session 10).
+fn head_group(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut Scratch) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn v3(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut Scratch) {
+            group_strips::<true>(g, p, s)
+        }
+        use crate::simd::{isa, Isa};
+        if matches!(isa(), Isa::Avx2 | Isa::Avx512) {
+            // SAFETY: `isa()` reported AVX2 and FMA (AVX-512 hosts have both).
+            return unsafe { v3(g, p, s) };
+        }
     }
+    group_strips::<{ cfg!(target_arch = "aarch64") }>(g, p, s)
 }
 
 /// [`head_group`]'s body.
