@@ -28,7 +28,7 @@ use half::bf16;
 
 use super::block::{finish, init_rows, mask_and_softmax, tile_keys, Ctx, Scratch};
 use super::io::Src;
-use super::microkernel::Avx512;
+use super::microkernel::{padded_rows, Avx512};
 use super::plan::Block;
 use super::softmax::LOG2E;
 use crate::gemm::{Engine, Precision};
@@ -254,7 +254,7 @@ unsafe fn scores(
 ) {
     // SAFETY: rows past `nk` repeat the last valid key and are not stored.
     unsafe {
-        let rows: [*const i32; MR] = std::array::from_fn(|m| k.add(m.min(nk - 1) * ldk).cast());
+        let rows = padded_rows::<_, MR>(k, nk, ldk).map(<*const _>::cast::<i32>);
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         for i in 0..pairs {
             let q0: __m512bh = transmute(_mm512_loadu_si512(qt2.add(i * ldq).cast()));

@@ -27,6 +27,7 @@ use std::sync::OnceLock;
 use half::bf16;
 
 use super::block::{Ctx, Scratch};
+use super::microkernel::padded_rows;
 use super::plan::Block;
 use crate::gemm::{Engine, Precision};
 
@@ -268,7 +269,7 @@ unsafe fn scores(
 ) {
     // SAFETY: rows past `nk` repeat the last valid key and are not stored.
     unsafe {
-        let rows: [*const i32; MR] = std::array::from_fn(|m| k.add(m.min(nk - 1) * ldk).cast());
+        let rows = padded_rows::<_, MR>(k, nk, ldk).map(<*const _>::cast::<i32>);
         let mut acc: [[__m512i; 2]; MR] = std::array::from_fn(|m| {
             let c = _mm512_set1_epi32(-*corr.add(m.min(nk - 1)));
             [c, c]

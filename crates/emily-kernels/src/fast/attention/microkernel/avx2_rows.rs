@@ -158,10 +158,7 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad8, const R: usize>(
     lds: usize,
 ) {
     let g = L / R; // keys per reduction
-    let mut qr = [q; R];
-    for (r, ptr) in qr.iter_mut().enumerate() {
-        *ptr = q.add(r.min(rows - 1) * ldq);
-    }
+    let qr: [*const f32; R] = super::padded_rows(q, rows, ldq);
     let (full, tail) = (depth / L * L, depth % L);
     let tail_mask = lanes_mask(tail);
     let mut j = 0;
@@ -304,15 +301,9 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad8, const R: usize, con
     o: *mut f32,
     ldo: usize,
 ) {
-    let mut pr = [p; R];
-    let mut orow = [o; R];
-    let mut al = [_mm256_setzero_ps(); R];
-    for r in 0..R {
-        let rr = r.min(rows - 1);
-        pr[r] = p.add(rr * ldp);
-        orow[r] = o.add(rr * ldo);
-        al[r] = _mm256_set1_ps(*alpha.add(rr));
-    }
+    let pr: [*const f32; R] = super::padded_rows(p, rows, ldp);
+    let orow = super::padded_rows::<f32, R>(o, rows, ldo).map(<*const f32>::cast_mut);
+    let al = super::padded_rows::<f32, R>(alpha, rows, 1).map(|a| _mm256_set1_ps(*a));
     let mut x0 = 0;
     while x0 < width {
         // Lanes of each vector inside the row (8: whole, 0: none).

@@ -124,10 +124,7 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad, const R: usize>(
     lds: usize,
 ) {
     let g = L / R; // keys per reduction
-    let mut qr = [q; R];
-    for (r, ptr) in qr.iter_mut().enumerate() {
-        *ptr = q.add(r.min(rows - 1) * ldq);
-    }
+    let qr: [*const f32; R] = super::padded_rows(q, rows, ldq);
     let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut j = 0;
     while j < keys {
@@ -323,15 +320,9 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad, const R: usize>(
 ) {
     /// Vectors of features per pass over the keys.
     const NV: usize = 4;
-    let mut pr = [p; R];
-    let mut orow = [o; R];
-    let mut al = [_mm512_setzero_ps(); R];
-    for r in 0..R {
-        let rr = r.min(rows - 1);
-        pr[r] = p.add(rr * ldp);
-        orow[r] = o.add(rr * ldo);
-        al[r] = _mm512_set1_ps(*alpha.add(rr));
-    }
+    let pr: [*const f32; R] = super::padded_rows(p, rows, ldp);
+    let orow = super::padded_rows::<f32, R>(o, rows, ldo).map(<*const f32>::cast_mut);
+    let al = super::padded_rows::<f32, R>(alpha, rows, 1).map(|a| _mm512_set1_ps(*a));
     let mut x0 = 0;
     while x0 < width {
         let mut masks = [0 as __mmask16; NV];

@@ -118,6 +118,22 @@ pub(super) trait MicroKernels {
     );
 }
 
+/// `R` row pointers `base + min(r, rows − 1)·stride`: the rows of a
+/// fixed-height register tile past the last valid one repeat it, so the tile
+/// never reads out of bounds (those rows are computed and not stored).
+///
+/// # Safety
+/// `rows ≥ 1` and `base` addresses `rows` rows at `stride` elements.
+#[inline(always)]
+pub(in crate::fast::attention) unsafe fn padded_rows<T, const R: usize>(
+    base: *const T,
+    rows: usize,
+    stride: usize,
+) -> [*const T; R] {
+    // SAFETY: every offset is that of a valid row (caller's contract).
+    std::array::from_fn(|r| unsafe { base.add(r.min(rows - 1) * stride) })
+}
+
 /// The scalar [`MicroKernels::transpose`].
 ///
 /// # Safety

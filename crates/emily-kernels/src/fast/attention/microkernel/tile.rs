@@ -77,10 +77,7 @@ pub(super) unsafe fn scores<V: F32Vector, const NV: usize, const MR: usize>(
     st: *mut f32,
     ldst: usize,
 ) {
-    let mut rows = [k; MR];
-    for (m, row) in rows.iter_mut().enumerate() {
-        *row = k.add(m.min(nk - 1) * ldk);
-    }
+    let rows: [*const f32; MR] = super::padded_rows(k, nk, ldk);
     let mut acc = [[V::zero(); NV]; MR];
     for d in 0..depth {
         let mut q = [V::zero(); NV];
