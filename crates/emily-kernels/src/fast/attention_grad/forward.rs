@@ -1,10 +1,10 @@
 //! The causal attention forward on the backward's strips (module docs of
-//! [`super`]): scores transposed, the softmax down the lanes, `oᵀ = vᵀ·pᵀ`.
+//! [`super`]): scores transposed, the softmax down the lanes, `o = p·v` by row.
 //! For training shapes — short sequences, small heads — where the general
 //! kernel's per-block bookkeeping outweighs its products.
 
 use super::{
-    features_by_rows, keys_by_rows, limits, pad_rows, softmax_lanes, task_steps, totals,
+    keys_by_rows, limits, pad_rows, rows_by_features, softmax_lanes, task_steps, totals,
     transpose_into, with_scratch, Dims, Scratch, Strip, STRIP,
 };
 use crate::fast::attention::{Mask, SdpaParams};
@@ -108,16 +108,10 @@ fn forward_strips<const FMA: bool>(
 ) {
     let z = Dims::new(p);
     let Dims {
-        d,
-        dv,
-        dp,
-        tq,
-        tk,
-        tkp,
-        ..
+        d, dv, dp, dvp, tq, ..
     } = z;
     pad_rows(k, d, &mut s.kr, dp);
-    transpose_into(v, tk, dv, dv, &mut s.vt, tkp);
+    pad_rows(v, dv, &mut s.vr, dvp);
     for st in z.strips(q.len() / (tq * d)) {
         let Strip { row0, n, keys, .. } = st;
         if keys == 0 {
@@ -128,11 +122,12 @@ fn forward_strips<const FMA: bool>(
         if n < STRIP {
             s.qt.fill(0.0);
         }
-        transpose_into(&q[row0 * d..][..n * d], n, d, d, &mut s.qt, STRIP);
+        transpose_into::<FMA>(&q[row0 * d..][..n * d], n, d, d, &mut s.qt, STRIP);
         keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
-        let (first, lim) = limits(&|r| z.strip_visible(&st, r));
+        let vis = |r: usize| z.strip_visible(&st, r);
+        let (first, lim) = limits(&vis);
         softmax_lanes::<FMA>(&mut s.pt, None, keys, first, &lim, p.scale);
-        features_by_rows::<FMA>(&s.vt, tkp, dv, &s.pt, keys, &mut s.dqs);
-        transpose_into(&s.dqs, dv, n, STRIP, &mut out[row0 * dv..], dv);
+        let out = &mut out[row0 * dv..][..n * dv];
+        rows_by_features::<FMA>(&s.pt, &s.vr, dvp, dv, n, &vis, out, &mut s.dqs);
     }
 }

@@ -26,8 +26,10 @@ use rayon::prelude::*;
 mod forward;
 #[cfg(test)]
 mod tests;
+mod transpose;
 
 pub(crate) use forward::{sdpa_causal_forward_f32, takes_forward};
+use transpose::transpose_into;
 
 /// Element counts of the gradient's tensors for `p` (all contiguous
 /// `(batch, heads, seq, dim)`): q and dQ, k and dK, v and dV, the output and dO.
@@ -233,19 +235,17 @@ struct Strip {
     keys: usize,
 }
 
-/// Per-task buffers (row-major, padded strides in brackets): keys and
-/// values transposed (`[d][tkp]`, `[dv][tkp]`, the forward's), keys, values, dK and dV by row (`[tkp][dp]`,
-/// `[tkp][dvp]`); for one strip, the queries and cotangents by row
-/// (`[STRIP][dp]`, `[STRIP][dvp]`), the queries, cotangents and dQ (or the
-/// forward's output) transposed (`[d][STRIP]`, `[dv][STRIP]`,
-/// `[max(d, dv)][STRIP]`; `kt`, `vt` and dQᵀ with zero rows up to a whole
-/// tile of [`M`]), and the probabilities and score gradients transposed,
-/// keys by strip rows (`[tkp][STRIP]`: a row's softmax runs down a lane).
+/// Per-task buffers (row-major, padded strides in brackets): keys, values,
+/// dK and dV by row (`[tkp][dp]`, `[tkp][dvp]`); for one strip, the
+/// queries and cotangents by row (`[STRIP][dp]`, `[STRIP][dvp]`), dQ (or
+/// the forward's output) by row when it cannot be written in place
+/// (`[STRIP][max(dp, dvp)]`), the queries and cotangents transposed
+/// (`[d][STRIP]`, `[dv][STRIP]`), and the probabilities and score
+/// gradients transposed, keys by strip rows (`[tkp][STRIP]`: a row's
+/// softmax runs down a lane).
 struct Scratch {
     /// `(head_dim, v_head_dim, kv_len)` the buffers are sized for.
     sizes: (usize, usize, usize),
-    kt: Vec<f32>,
-    vt: Vec<f32>,
     kr: Vec<f32>,
     vr: Vec<f32>,
     dkr: Vec<f32>,
@@ -264,15 +264,13 @@ impl Scratch {
         let z = Dims::new(p);
         Scratch {
             sizes: (p.head_dim, p.v_head_dim, p.kv_len),
-            kt: vec![0.0; z.d.div_ceil(M) * M * z.tkp],
-            vt: vec![0.0; z.dv.div_ceil(M) * M * z.tkp],
             kr: vec![0.0; z.tkp * z.dp],
             vr: vec![0.0; z.tkp * z.dvp],
             dkr: vec![0.0; z.tkp * z.dp],
             dvr: vec![0.0; z.tkp * z.dvp],
             qs: vec![0.0; STRIP * z.dp],
             os: vec![0.0; STRIP * z.dvp],
-            dqs: vec![0.0; z.d.max(z.dv).div_ceil(M) * M * STRIP],
+            dqs: vec![0.0; STRIP * z.dp.max(z.dvp)],
             qt: vec![0.0; z.d * STRIP],
             ot: vec![0.0; z.dv * STRIP],
             pt: vec![0.0; z.tkp * STRIP],
@@ -297,23 +295,6 @@ fn with_scratch<R>(p: &SdpaParams<'_>, f: impl FnOnce(&mut Scratch) -> R) -> R {
             _ => f(slot.insert(Scratch::new(p))),
         }
     })
-}
-
-/// `dst[c·stride + j] = src[j·ld + c]` for the first `rows` rows of `src`
-/// (row stride `ld`) and `c < cols`.
-fn transpose_into(
-    src: &[f32],
-    rows: usize,
-    cols: usize,
-    ld: usize,
-    dst: &mut [f32],
-    stride: usize,
-) {
-    for (j, row) in src.chunks_exact(ld).take(rows).enumerate() {
-        for (c, &x) in row[..cols].iter().enumerate() {
-            dst[c * stride + j] = x;
-        }
-    }
 }
 
 /// Rows of `cols` floats from `src` into `dst` at row stride `ld >= cols`,
@@ -465,22 +446,45 @@ fn keys_by_rows<const FMA: bool>(
     }
 }
 
-/// `out[c·STRIP + l] = Σ_{j < keys} at[c·ld + j] · pt[j·STRIP + l]` for
-/// the features `c < feats` rounded up to a tile (`at` has those rows):
-/// dQᵀ or the output transposed, from keys (or values) transposed and the
-/// strip's score gradients (or probabilities).
+/// `out[l·cols + c] = Σ_j pt[j·STRIP + l] · rows[j·ld + c]` for the strip's
+/// rows `l < n` and features `c < cols` (`ld`: `cols` rounded up to whole
+/// vectors): dQ from the score gradients and the keys by row, or the
+/// output from the probabilities and the values by row. A tile of [`M`]
+/// rows sums over the keys its last row sees (`vis`; `pt` is zero past
+/// them). Whole tiles of unpadded rows go straight into `out`; otherwise
+/// the rows go through `stage` (`[STRIP][ld]`).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn features_by_rows<const FMA: bool>(
-    at: &[f32],
-    ld: usize,
-    feats: usize,
+fn rows_by_features<const FMA: bool>(
     pt: &[f32],
-    keys: usize,
+    rows: &[f32],
+    ld: usize,
+    cols: usize,
+    n: usize,
+    vis: &impl Fn(usize) -> usize,
     out: &mut [f32],
+    stage: &mut [f32],
 ) {
-    for c0 in (0..feats).step_by(M) {
-        let acc = panel::<FMA, 2>(&at[c0 * ld..], ld, 1, pt, STRIP, keys);
-        store::<false, 2>(&acc, &mut out[c0 * STRIP..], STRIP);
+    let direct = cols == ld && n.is_multiple_of(M);
+    for r0 in (0..n).step_by(M) {
+        let depth = vis((r0 + M).min(n) - 1);
+        let (dst, ldo) = if direct {
+            (&mut out[r0 * cols..], cols)
+        } else {
+            (&mut stage[r0 * ld..], ld)
+        };
+        // Zeroed and accumulated into: with the tile stored over `dst`
+        // instead, LLVM reorders this product's accumulators into a mix of
+        // partial vectors and spills (16 % slower at head size 16).
+        for r in 0..M {
+            for c in dst[r * ldo..][..ld].chunks_exact_mut(L) {
+                c.copy_from_slice(&[0.0; L]);
+            }
+        }
+        tile_cols::<FMA, true>(&pt[r0..], 1, STRIP, rows, ld, depth, ld, dst, ldo);
+    }
+    if !direct {
+        unpad_rows(stage, ld, cols, &mut out[..n * cols]);
     }
 }
 
@@ -616,14 +620,12 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
         dp,
         dvp,
         tq,
-        tk,
-        tkp,
         shift,
+        ..
     } = z;
     let scale = p.scale;
     pad_rows(k, d, &mut s.kr, dp);
     pad_rows(v, dvh, &mut s.vr, dvp);
-    transpose_into(k, tk, d, d, &mut s.kt, tkp);
     s.dkr.fill(0.0);
     s.dvr.fill(0.0);
     for st in z.strips(q.len() / (tq * d).max(1)) {
@@ -641,8 +643,8 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
             s.qt.fill(0.0);
             s.ot.fill(0.0);
         }
-        transpose_into(qrows, n, d, dp, &mut s.qt, STRIP);
-        transpose_into(orows, n, dvh, dvp, &mut s.ot, STRIP);
+        transpose_into::<FMA>(qrows, n, d, dp, &mut s.qt, STRIP);
+        transpose_into::<FMA>(orows, n, dvh, dvp, &mut s.ot, STRIP);
         // Scores and dp = dO·vᵀ, transposed (keys by strip rows).
         keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
         keys_by_rows::<FMA>(&s.vr, dvp, &s.ot, dvh, keys, &mut s.dst);
@@ -662,9 +664,9 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
             let dkr = &mut s.dkr[j0 * dp..];
             tile_cols::<FMA, true>(da, STRIP, 1, &qrows[t0 * dp..], dp, depth, dp, dkr, dp);
         }
-        // dQᵀ = kᵀ · dsᵀ (features by strip rows), then by row.
-        features_by_rows::<FMA>(&s.kt, tkp, d, &s.dst, keys, &mut s.dqs);
-        transpose_into(&s.dqs, d, n, STRIP, &mut dq[row0 * d..], d);
+        // dQ = ds · k, by row.
+        let dq = &mut dq[row0 * d..][..n * d];
+        rows_by_features::<FMA>(&s.dst, &s.kr, dp, d, n, &vis, dq, &mut s.dqs);
     }
     unpad_rows(&s.dkr, dp, d, dk);
     unpad_rows(&s.dvr, dvp, dvh, dv);
