@@ -3,7 +3,8 @@
 //! traced by `compile`, run as the fused RoPE kernel forward and by the
 //! opposite angle backward, with the same loss and gradients as the composed
 //! graph evaluated eagerly (to round-off) and as a float64 reference; tables
-//! the kernel cannot reproduce stay composed.
+//! the kernel cannot reproduce stay composed. The head permutes on either
+//! side fold into the kernel's strides.
 
 use emily::{compile, grad, Result, Tensor};
 
@@ -91,12 +92,15 @@ fn composed_rope_and_its_gradient_run_fused_with_equal_gradients() {
                 let compiled = compile(f.clone());
                 let plan = compiled.plan(&a).unwrap();
                 let case = format!("base {base}, t {t}, d {d}");
+                // Both rotations run fused, each with its head permute
+                // folded in (forward: to heads; backward: back to sequence-major).
                 assert_eq!(
-                    count(&plan, "rope"),
+                    count(&plan, "rope_heads"),
                     2,
                     "{case}: {:?}",
                     plan.op_frequencies()
                 );
+                assert_eq!(count(&plan, "permute") + count(&plan, "rope"), 0, "{case}");
                 assert_eq!(plan.num_fast_ops(), 2, "{case}");
                 assert_eq!(count(&plan, "concat") + count(&plan, "pad"), 0, "{case}");
                 let fused = compiled.call(&a).unwrap();

@@ -40,6 +40,7 @@ mod plan;
 mod rms_norm;
 mod rms_norm_adds;
 mod rope;
+mod rope_heads;
 mod scatter_fold;
 
 pub use cache::PlanCacheLimits;
@@ -185,7 +186,8 @@ where
             (
                 attention::fuse_causal_attention(&mut g, backend),
                 rms_norm::fuse_rms_norms(&mut g, backend) + rms_norm_adds::fold_adds(&mut g),
-                rope::fuse_rotary_embeddings(&mut g, backend),
+                rope::fuse_rotary_embeddings(&mut g, backend)
+                    + rope_heads::fold_head_permutes(&mut g, backend),
                 scatter_fold::fold_scatter_adds(&mut g),
             )
         } else {

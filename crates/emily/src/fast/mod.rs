@@ -109,6 +109,22 @@ pub enum FastOp {
         /// and kernels without int8 products compute as without it.
         int8_products: bool,
     },
+    /// Rotary embedding fused with the head transpose around it: split
+    /// halves, every feature, positions `0..T`, f32. With `to_heads` the
+    /// input is `(B, T, H, D)` (as the projections leave it) and the output
+    /// the rotated `(B, H, T, D)`; otherwise the input is `(B, H, T, D)` and
+    /// the output the rotated `(B, T, H, D)`. The compiler chooses it for a
+    /// RoPE next to a `(0, 2, 1, 3)` permute, which it saves (it has no
+    /// public constructor).
+    RopeHeads {
+        /// Frequency base.
+        base: f32,
+        /// Position multiplier (−1 rotates back: RoPE's gradient).
+        scale: f32,
+        /// Whether the input is sequence-major and the output head-major
+        /// (else the reverse).
+        to_heads: bool,
+    },
     /// The gradient of causal attention (aligned to the end, no sinks) on
     /// f32 `(B, H, T, D)` tensors: inputs `[q, k, v, d_out]`, output dQ, dK
     /// and dV flattened and concatenated into one 1-D tensor. The compiler
@@ -138,12 +154,23 @@ pub enum FastOp {
 }
 
 impl FastOp {
+    /// Whether only the compiler builds this op (a gradient or a fusion
+    /// with layout ops): f32 kernels, no reference or CUDA kernel, so those
+    /// backends decline it and the graph keeps its composed form.
+    pub fn compiler_only(&self) -> bool {
+        matches!(
+            self,
+            FastOp::RopeHeads { .. } | FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. }
+        )
+    }
+
     /// The op's name.
     pub fn name(&self) -> &'static str {
         match self {
             FastOp::RmsNorm { .. } => "rms_norm",
             FastOp::LayerNorm { .. } => "layer_norm",
             FastOp::Rope { .. } => "rope",
+            FastOp::RopeHeads { .. } => "rope_heads",
             FastOp::Sdpa { .. } => "scaled_dot_product_attention",
             FastOp::SdpaCausalGrad { .. } => "scaled_dot_product_attention_causal_grad",
             FastOp::RmsNormGrad { .. } => "rms_norm_grad",
@@ -161,6 +188,11 @@ impl FastOp {
                 has_bias,
             } => layer_norm::decompose(*eps, *has_weight, *has_bias, inputs),
             FastOp::Rope { .. } => rope::decompose(self, inputs),
+            FastOp::RopeHeads {
+                base,
+                scale,
+                to_heads,
+            } => rope::decompose_heads(*base, *scale, *to_heads, inputs),
             FastOp::Sdpa {
                 scale,
                 mask,

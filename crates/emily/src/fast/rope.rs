@@ -209,3 +209,28 @@ pub(super) fn decompose(op: &FastOp, inputs: &[Tensor]) -> Result<Tensor> {
     };
     out.cast(x0.dtype())
 }
+
+/// Composed [`FastOp::RopeHeads`]: the `(0, 2, 1, 3)` permute before
+/// (`to_heads`) or after the rotation.
+pub(super) fn decompose_heads(
+    base: f32,
+    scale: f32,
+    to_heads: bool,
+    inputs: &[Tensor],
+) -> Result<Tensor> {
+    const SWAP: [usize; 4] = [0, 2, 1, 3];
+    let x = &inputs[0];
+    let rope = FastOp::Rope {
+        dims: *x.shape().last().unwrap_or(&0),
+        traditional: false,
+        base,
+        scale,
+        positions: PositionsKind::Offset(0),
+        has_freqs: false,
+    };
+    if to_heads {
+        decompose(&rope, &[x.permute(&SWAP)?])
+    } else {
+        decompose(&rope, inputs)?.permute(&SWAP)
+    }
+}

@@ -66,7 +66,7 @@ pub(crate) fn supports(
     op: &FastOp,
     inputs: &[(&[usize], DType)],
 ) -> std::result::Result<(), String> {
-    if let FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. } = op {
+    if op.compiler_only() {
         return match inputs.iter().find(|(_, d)| *d != DType::F32) {
             Some((_, d)) => Err(format!("no fused CPU {} kernel for {d}", op.name())),
             None => Ok(()),
@@ -76,6 +76,29 @@ pub(crate) fn supports(
         DType::F32 | DType::F16 | DType::BF16 => Ok(()),
         d => Err(format!("no fused CPU {} kernel for {d}", op.name())),
     }
+}
+
+/// RoPE with the head transpose (f32 only, which [`supports`] checks): the
+/// kernel reads one layout and writes the other through its strides.
+fn rope_heads(x: &Array, base: f32, scale: f32, to_heads: bool, shape: &[usize]) -> Result<Array> {
+    let s = x.shape();
+    let (b, h, t, d) = if to_heads {
+        (s[0], s[2], s[1], s[3])
+    } else {
+        (s[0], s[1], s[2], s[3])
+    };
+    let mut p = RopeParams::new(b, h, t, d);
+    p.base = base;
+    p.scale = scale;
+    let (heads, seqs) = (HeadStrides::bhsd(h, t, d), HeadStrides::bshd(h, t, d));
+    (p.x_strides, p.out_strides) = if to_heads {
+        (seqs, heads)
+    } else {
+        (heads, seqs)
+    };
+    let mut out = Array::uninit(shape, DType::F32)?;
+    k::rope_f32(x.as_slice(), out.as_mut_slice().unwrap(), &p);
+    Ok(out)
 }
 
 /// dQ, dK and dV of causal attention, concatenated flat (f32 only, which
@@ -173,6 +196,11 @@ fn run<T: FusedFloat>(
     let cols = *shape.last().unwrap_or(&1);
     match *op {
         FastOp::SdpaCausalGrad { scale } => sdpa_causal_grad(inputs, scale, shape),
+        FastOp::RopeHeads {
+            base,
+            scale,
+            to_heads,
+        } => rope_heads(x, base, scale, to_heads, shape),
         FastOp::RmsNormGrad {
             eps,
             has_weight,
