@@ -166,7 +166,13 @@ impl Graph {
                 }
             }
         }
-        let mut remap = vec![0; n];
+        self.apply_order(&order);
+    }
+
+    /// Renumbers values into `order` (a permutation of the values that keeps
+    /// every node after its inputs), updating references and outputs.
+    pub fn apply_order(&mut self, order: &[usize]) {
+        let mut remap = vec![0; order.len()];
         for (new, &old) in order.iter().enumerate() {
             remap[old] = new;
         }

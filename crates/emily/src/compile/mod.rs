@@ -42,6 +42,7 @@ mod rms_norm_adds;
 mod rope;
 mod rope_heads;
 mod scatter_fold;
+mod schedule;
 
 pub use cache::PlanCacheLimits;
 pub use plan::Plan;
@@ -198,6 +199,7 @@ where
         let fused_away = fusion::fuse_elementwise(&mut g, backend)
             + epilogue::fuse_product_epilogues(&mut g, backend);
         let after = g.num_nodes();
+        let hoisted = schedule::hoist_shrinking_nodes(&mut g);
         tracing::debug!(
             target: "emily::compile",
             trace_ms = t0.elapsed().as_secs_f64() * 1e3,
@@ -209,6 +211,7 @@ where
             kernels_before_fusion = before,
             kernels_after_fusion = after,
             fused_away,
+            hoisted,
             "compiled plan"
         );
         Ok(Plan::new(g, device, traced))
