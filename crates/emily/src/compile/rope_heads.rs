@@ -30,7 +30,7 @@ const SWAP: [usize; 4] = [0, 2, 1, 3];
 pub(crate) fn fold_head_permutes(g: &mut Graph, backend: &dyn Backend) -> usize {
     let users = consumers(g);
     let mut folded = 0;
-    for r in 0..g.values.len() {
+    for (r, readers) in users.iter().enumerate() {
         let Some((base, scale, x)) = plain_rope(g, r) else {
             continue;
         };
@@ -38,7 +38,7 @@ pub(crate) fn fold_head_permutes(g: &mut Graph, backend: &dyn Backend) -> usize 
         let site = if let Some(src) = swapped_input(g, x) {
             Some((r, src, true))
         } else {
-            match users[r].as_slice() {
+            match readers.as_slice() {
                 &[p] if is_swap(g, p) && !g.outputs.contains(&r) => Some((p, x, false)),
                 _ => None,
             }
