@@ -137,10 +137,12 @@ fn byte_lm_compiled_step_runs_fused_attention_with_the_eager_gradients() {
     assert_eq!(count("scaled_dot_product_attention_causal_grad"), 2);
     assert_eq!(count("softmax"), 0);
     // Each RMSNorm (2 per layer and the final one) forward and backward,
-    // each RoPE (q and k per layer) forward and backward, fused.
+    // each RoPE (q and k per layer) forward and backward, fused with the
+    // head permute beside it.
     assert_eq!(count("rms_norm"), 5, "{:?}", plan.op_frequencies());
     assert_eq!(count("rms_norm_grad"), 5);
-    assert_eq!(count("rope"), 8, "{:?}", plan.op_frequencies());
+    assert_eq!(count("rope_heads"), 8, "{:?}", plan.op_frequencies());
+    assert_eq!(count("rope") + count("permute"), 8, "v, attention out, dO, dV");
     assert_eq!(
         count("concat") + count("pad"),
         1,
