@@ -43,6 +43,7 @@ mod rope;
 mod rope_heads;
 mod scatter_fold;
 mod schedule;
+mod sum_squares;
 
 pub use cache::PlanCacheLimits;
 pub use plan::Plan;
@@ -182,18 +183,20 @@ where
         let traced = g.num_nodes();
         passes::common_subexpressions(&mut g);
         passes::fold_constants(&mut g, device)?;
-        let (attention, norms, rotations, scatters) = if self.options.kernels == Kernels::Fused {
-            let backend = crate::backend::get(device);
-            (
-                attention::fuse_causal_attention(&mut g, backend),
-                rms_norm::fuse_rms_norms(&mut g, backend) + rms_norm_adds::fold_adds(&mut g),
-                rope::fuse_rotary_embeddings(&mut g, backend)
-                    + rope_heads::fold_head_permutes(&mut g, backend),
-                scatter_fold::fold_scatter_adds(&mut g),
-            )
-        } else {
-            (0, 0, 0, 0)
-        };
+        let (attention, norms, rotations, scatters, squares) =
+            if self.options.kernels == Kernels::Fused {
+                let backend = crate::backend::get(device);
+                (
+                    attention::fuse_causal_attention(&mut g, backend),
+                    rms_norm::fuse_rms_norms(&mut g, backend) + rms_norm_adds::fold_adds(&mut g),
+                    rope::fuse_rotary_embeddings(&mut g, backend)
+                        + rope_heads::fold_head_permutes(&mut g, backend),
+                    scatter_fold::fold_scatter_adds(&mut g),
+                    sum_squares::fold_sum_squares(&mut g, backend),
+                )
+            } else {
+                (0, 0, 0, 0, 0)
+            };
         let before = g.num_nodes();
         let backend = crate::backend::get(device);
         let fused_away = fusion::fuse_elementwise(&mut g, backend)
@@ -208,6 +211,7 @@ where
             norms,
             rotations,
             scatters,
+            squares,
             kernels_before_fusion = before,
             kernels_after_fusion = after,
             fused_away,

@@ -125,6 +125,11 @@ pub enum FastOp {
         /// (else the reverse).
         to_heads: bool,
     },
+    /// `Σ x²` over every element of every input (f32), as an f32 scalar:
+    /// the squared global norm of a list of tensors (gradient clipping)
+    /// without concatenating them first. The compiler chooses it for
+    /// `sum(square(concat(parts)))` (it has no public constructor).
+    SumSquares,
     /// The gradient of causal attention (aligned to the end, no sinks) on
     /// f32 `(B, H, T, D)` tensors: inputs `[q, k, v, d_out]`, output dQ, dK
     /// and dV flattened and concatenated into one 1-D tensor. The compiler
@@ -160,7 +165,10 @@ impl FastOp {
     pub fn compiler_only(&self) -> bool {
         matches!(
             self,
-            FastOp::RopeHeads { .. } | FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. }
+            FastOp::RopeHeads { .. }
+                | FastOp::SumSquares
+                | FastOp::SdpaCausalGrad { .. }
+                | FastOp::RmsNormGrad { .. }
         )
     }
 
@@ -171,6 +179,7 @@ impl FastOp {
             FastOp::LayerNorm { .. } => "layer_norm",
             FastOp::Rope { .. } => "rope",
             FastOp::RopeHeads { .. } => "rope_heads",
+            FastOp::SumSquares => "sum_squares",
             FastOp::Sdpa { .. } => "scaled_dot_product_attention",
             FastOp::SdpaCausalGrad { .. } => "scaled_dot_product_attention_causal_grad",
             FastOp::RmsNormGrad { .. } => "rms_norm_grad",
@@ -193,6 +202,7 @@ impl FastOp {
                 scale,
                 to_heads,
             } => rope::decompose_heads(*base, *scale, *to_heads, inputs),
+            FastOp::SumSquares => decompose_sum_squares(inputs),
             FastOp::Sdpa {
                 scale,
                 mask,
@@ -232,6 +242,18 @@ pub(crate) fn build(
             op.decompose(&inputs)
         }
     }
+}
+
+/// Composed [`FastOp::SumSquares`]: the flattened inputs concatenated,
+/// squared and summed.
+fn decompose_sum_squares(inputs: &[Tensor]) -> Result<Tensor> {
+    let flat = inputs
+        .iter()
+        .map(|t| t.reshape_to(&[t.numel()]))
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)?
+        .square()?
+        .sum(&[], false)
 }
 
 /// Upcasts half types to f32 (the decompositions' compute type).

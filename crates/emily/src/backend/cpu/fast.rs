@@ -78,6 +78,19 @@ pub(crate) fn supports(
     }
 }
 
+/// `Σ x²` over every input (f32 only, which [`supports`] checks): one dot
+/// product of each input with itself, summed in f64.
+fn sum_squares(inputs: &[Array]) -> Result<Array> {
+    let mut total = 0.0f64;
+    for a in inputs {
+        let x = a.as_slice::<f32>();
+        let mut dot = [0.0f32];
+        emily_kernels::gemv::gemv_f32(x, 1, x.len(), x, 1, &mut dot);
+        total += dot[0] as f64;
+    }
+    Array::from_slice(&[total as f32], &[])
+}
+
 /// RoPE with the head transpose (f32 only, which [`supports`] checks): the
 /// kernel reads one layout and writes the other through its strides.
 fn rope_heads(x: &Array, base: f32, scale: f32, to_heads: bool, shape: &[usize]) -> Result<Array> {
@@ -201,6 +214,7 @@ fn run<T: FusedFloat>(
             scale,
             to_heads,
         } => rope_heads(x, base, scale, to_heads, shape),
+        FastOp::SumSquares => sum_squares(inputs),
         FastOp::RmsNormGrad {
             eps,
             has_weight,

@@ -44,7 +44,10 @@ pub(crate) fn supports(
             }
         }
         FastOp::Rope { .. } => {}
-        FastOp::RopeHeads { .. } | FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. } => {
+        FastOp::RopeHeads { .. }
+        | FastOp::SumSquares
+        | FastOp::SdpaCausalGrad { .. }
+        | FastOp::RmsNormGrad { .. } => {
             return Err(format!("no fused CUDA {}: it runs composed", op.name()))
         }
     }
@@ -83,12 +86,13 @@ pub(crate) fn execute(
             has_sinks,
             ..
         } => sdpa(gpu, scale, mask, has_sinks, inputs, shape, dtype),
-        FastOp::RopeHeads { .. } | FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. } => {
-            Err(invalid(
-                op.name(),
-                "no CUDA kernel (supports_fast declines it)",
-            ))
-        }
+        FastOp::RopeHeads { .. }
+        | FastOp::SumSquares
+        | FastOp::SdpaCausalGrad { .. }
+        | FastOp::RmsNormGrad { .. } => Err(invalid(
+            op.name(),
+            "no CUDA kernel (supports_fast declines it)",
+        )),
     }
 }
 

@@ -35,12 +35,13 @@ pub(super) fn execute(op: &FastOp, inputs: &[View], shape: &[usize], dtype: DTyp
             has_sinks,
             ..
         } => sdpa(inputs, scale as f64, mask, has_sinks, shape, dtype),
-        FastOp::RopeHeads { .. } | FastOp::SdpaCausalGrad { .. } | FastOp::RmsNormGrad { .. } => {
-            Err(invalid(
-                op.name(),
-                "no reference kernel (supports_fast declines it)",
-            ))
-        }
+        FastOp::RopeHeads { .. }
+        | FastOp::SumSquares
+        | FastOp::SdpaCausalGrad { .. }
+        | FastOp::RmsNormGrad { .. } => Err(invalid(
+            op.name(),
+            "no reference kernel (supports_fast declines it)",
+        )),
     }
 }
 
