@@ -21,4 +21,5 @@ pub mod quant;
 pub mod reduce;
 pub mod simd;
 pub mod softmax;
+pub mod softmax_lse;
 pub mod unary;

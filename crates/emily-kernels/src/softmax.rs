@@ -29,7 +29,7 @@ fn exp_lanes<const FMA: bool>(xs: &[f32], m: f32, os: &mut [f32], acc: &mut [f32
 /// `out = exp(x - m)` for a finite `m >= x`; returns the sum of `out`. A
 /// tail shorter than the lanes runs padded with -inf, so it stays vectorised.
 #[inline(always)]
-fn exp_store_sum<const FMA: bool>(x: &[f32], m: f32, out: &mut [f32]) -> f64 {
+pub(crate) fn exp_store_sum<const FMA: bool>(x: &[f32], m: f32, out: &mut [f32]) -> f64 {
     let mut acc64 = [0.0f64; LANES];
     let mut acc = [0.0f32; LANES];
     for (xb, ob) in x.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {

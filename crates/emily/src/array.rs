@@ -266,6 +266,32 @@ impl Array {
         }
     }
 
+    /// This array's leading elements as an array of `shape` (same dtype) in
+    /// its own buffer, without copying: when nobody else holds the buffer,
+    /// it is host memory, and the prefix keeps at least half of its bytes
+    /// (so a small prefix does not pin a large allocation). The
+    /// array comes back unchanged otherwise.
+    pub(crate) fn into_prefix(mut self, shape: &[usize]) -> std::result::Result<Array, Array> {
+        let Ok(bytes) = self.dtype.storage_bytes(shape) else {
+            return Err(self);
+        };
+        let len = self.storage.len_bytes();
+        if bytes > len || 2 * bytes < len || !self.is_unique() {
+            return Err(self);
+        }
+        match Arc::get_mut(&mut self.storage) {
+            Some(Storage::Host(b)) => {
+                b.truncate(bytes);
+                Ok(Array {
+                    storage: self.storage,
+                    shape: shape.into(),
+                    dtype: self.dtype,
+                })
+            }
+            _ => Err(self),
+        }
+    }
+
     /// The value of a one-element array as f64 (`None` for larger arrays or
     /// a buffer its backend cannot read back).
     pub fn scalar_f64(&self) -> Option<f64> {

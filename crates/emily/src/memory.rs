@@ -383,6 +383,13 @@ impl HostBuffer {
         // SAFETY: as above, and &mut self is exclusive.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
+
+    /// Keeps only the first `len` bytes (no-op when `len` is not smaller):
+    /// the allocation and its size class stay, so the pool takes it back as
+    /// before. For a prefix that reuses its whole buffer instead of copying.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 impl Drop for HostBuffer {

@@ -57,6 +57,25 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     strides
 }
 
+/// Whether a slice (`starts`, `steps`) of a contiguous array of shape `src`
+/// giving shape `out` is the array's first `numel(out)` elements in order:
+/// it starts at element 0 and walks the source like a contiguous `out`.
+pub(crate) fn is_leading_slice(
+    src: &[usize],
+    starts: &[usize],
+    steps: &[usize],
+    out: &[usize],
+) -> bool {
+    let own = contiguous_strides(src);
+    let dense = contiguous_strides(out);
+    starts.iter().zip(&own).all(|(s, o)| s * o == 0)
+        && out
+            .iter()
+            .zip(steps.iter().zip(&own))
+            .zip(&dense)
+            .all(|((&n, (step, o)), d)| n <= 1 || step * o == *d)
+}
+
 /// Numpy broadcasting of two shapes.
 pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let n = a.len().max(b.len());

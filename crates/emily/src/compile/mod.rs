@@ -13,9 +13,13 @@
 //! the gradient kernel, `rms_norm_adds.rs`) and a composed
 //! rotary embedding and its gradient (`rope.rs`), an add of a scatter into
 //! zeros (a gather's gradient) as the scatter into the other addend
-//! (`scatter_fold.rs`), and fusion of
+//! (`scatter_fold.rs`), a log-sum-exp and the softmax built from it (a
+//! cross-entropy loss and its gradient) as one row kernel
+//! (`softmax_lse.rs`), and fusion of
 //! elementwise chains into single-pass kernels (the chains the backend of the
-//! arguments' device says it can fuse, see `Backend::can_fuse`). The resulting [`Plan`] is
+//! arguments' device says it can fuse, see `Backend::can_fuse`); the slices
+//! cut out of a fused kernel's flat output are ordered so the leading one
+//! can take the buffer (`leading_slices.rs`). The resulting [`Plan`] is
 //! cached; later calls with that signature replay it without calling `f`.
 //! The cache is bounded ([`PlanCacheLimits`]: least recently used plans are
 //! evicted and traced again if their signature returns).
@@ -26,13 +30,15 @@
 //! data inside `f` is an error while tracing). Results match eager evaluation
 //! exactly: fused chains compute each op with the same kernels and round every
 //! intermediate to its dtype; no pass reassociates arithmetic (the fused
-//! kernels of [`Kernels::Fused`] and the scatter fold agree to round-off).
+//! kernels of [`Kernels::Fused`], the scatter fold and the softmax of the
+//! log-sum-exp agree to round-off).
 
 mod attention;
 mod cache;
 mod epilogue;
 mod fusion;
 mod graph;
+mod leading_slices;
 mod multi_output;
 mod passes;
 mod pattern;
@@ -43,6 +49,7 @@ mod rope;
 mod rope_heads;
 mod scatter_fold;
 mod schedule;
+mod softmax_lse;
 mod sum_squares;
 
 pub use cache::PlanCacheLimits;
@@ -183,7 +190,7 @@ where
         let traced = g.num_nodes();
         passes::common_subexpressions(&mut g);
         passes::fold_constants(&mut g, device)?;
-        let (attention, norms, rotations, scatters, squares) =
+        let (attention, norms, rotations, scatters, squares, softmaxes) =
             if self.options.kernels == Kernels::Fused {
                 let backend = crate::backend::get(device);
                 (
@@ -193,9 +200,10 @@ where
                         + rope_heads::fold_head_permutes(&mut g, backend),
                     scatter_fold::fold_scatter_adds(&mut g),
                     sum_squares::fold_sum_squares(&mut g, backend),
+                    softmax_lse::fuse_softmax_lse(&mut g, backend),
                 )
             } else {
-                (0, 0, 0, 0, 0)
+                (0, 0, 0, 0, 0, 0)
             };
         let before = g.num_nodes();
         let backend = crate::backend::get(device);
@@ -203,6 +211,7 @@ where
             + epilogue::fuse_product_epilogues(&mut g, backend);
         let after = g.num_nodes();
         let hoisted = schedule::hoist_shrinking_nodes(&mut g);
+        leading_slices::hoist_slices(&mut g);
         tracing::debug!(
             target: "emily::compile",
             trace_ms = t0.elapsed().as_secs_f64() * 1e3,
@@ -212,6 +221,7 @@ where
             rotations,
             scatters,
             squares,
+            softmaxes,
             kernels_before_fusion = before,
             kernels_after_fusion = after,
             fused_away,

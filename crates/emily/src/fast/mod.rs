@@ -17,6 +17,7 @@ mod layer_norm;
 mod rms_norm;
 mod rope;
 mod sdpa;
+mod softmax_lse;
 
 pub use kernels::Kernels;
 pub use layer_norm::layer_norm;
@@ -156,6 +157,17 @@ pub enum FastOp {
         /// Whether the last input (shaped like x) is added to dx.
         has_residual: bool,
     },
+    /// Softmax and log-sum-exp of each row of an f32 tensor over its last
+    /// axis: inputs `[x, scale?]` (`scale`: one multiplier per row),
+    /// output `exp(x - lse)` (times the row's scale) flattened, followed by
+    /// `lse` (one per row), as one 1-D tensor, computed with one exp per
+    /// element. The compiler chooses it where a traced graph computes both
+    /// (a cross-entropy loss and its gradient; it has no public
+    /// constructor).
+    SoftmaxLogSumExp {
+        /// Whether input 1 scales each row's probabilities.
+        scaled: bool,
+    },
 }
 
 impl FastOp {
@@ -169,6 +181,7 @@ impl FastOp {
                 | FastOp::SumSquares
                 | FastOp::SdpaCausalGrad { .. }
                 | FastOp::RmsNormGrad { .. }
+                | FastOp::SoftmaxLogSumExp { .. }
         )
     }
 
@@ -183,6 +196,7 @@ impl FastOp {
             FastOp::Sdpa { .. } => "scaled_dot_product_attention",
             FastOp::SdpaCausalGrad { .. } => "scaled_dot_product_attention_causal_grad",
             FastOp::RmsNormGrad { .. } => "rms_norm_grad",
+            FastOp::SoftmaxLogSumExp { .. } => "softmax_logsumexp",
         }
     }
 
@@ -216,6 +230,7 @@ impl FastOp {
                 dy_parts,
                 has_residual,
             } => rms_norm::decompose_grad(*eps, *has_weight, *dy_parts, *has_residual, inputs),
+            FastOp::SoftmaxLogSumExp { .. } => softmax_lse::decompose(inputs),
         }
     }
 }

@@ -178,6 +178,23 @@ fn rms_norm_grad(
     Ok(out)
 }
 
+/// Each row's softmax (times the row's scale, `inputs[1]`, when given)
+/// flattened, then its log-sum-exp (f32 only, which [`supports`] checks).
+fn softmax_logsumexp(inputs: &[Array], shape: &[usize]) -> Result<Array> {
+    let x = &inputs[0];
+    let cols = *x.shape().last().unwrap_or(&1);
+    let rows = numel(shape) - x.numel();
+    let scale = inputs.get(1).map(|s| s.as_slice::<f32>());
+    if scale.is_some_and(|s| s.len() != rows) {
+        return Err(invalid("softmax_logsumexp", "needs one scale per row"));
+    }
+    let mut out = Array::uninit(shape, DType::F32)?;
+    let all = out.as_mut_slice::<f32>().unwrap();
+    let (probs, lse) = all.split_at_mut(x.numel());
+    emily_kernels::softmax_lse::softmax_logsumexp_f32(x.as_slice(), rows, cols, scale, probs, lse);
+    Ok(out)
+}
+
 fn f32s(a: &Array) -> Result<Array> {
     convert(a, DType::F32)
 }
@@ -221,6 +238,7 @@ fn run<T: FusedFloat>(
             dy_parts,
             has_residual,
         } => rms_norm_grad(inputs, eps, has_weight, dy_parts, has_residual, shape),
+        FastOp::SoftmaxLogSumExp { .. } => softmax_logsumexp(inputs, shape),
         FastOp::RmsNorm { eps, has_weight } => {
             let x = as_t(x)?;
             let w = has_weight.then(|| as_t(&inputs[1])).transpose()?;

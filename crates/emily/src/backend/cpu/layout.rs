@@ -4,7 +4,7 @@
 use emily_kernels::parallel;
 
 use crate::error::Result;
-use crate::shape::{broadcast_strides, collapse_dims, contiguous_strides, numel};
+use crate::shape::{broadcast_strides, collapse_dims, contiguous_strides, is_leading_slice, numel};
 use crate::{Array, DType};
 
 /// Copies a strided view of `src` (element `offset`, per-axis `strides`, view
@@ -161,16 +161,24 @@ pub(crate) fn broadcast(x: &Array, shape: &[usize]) -> Result<Array> {
 }
 
 /// Strided slice.
-pub(crate) fn slice(
-    x: &Array,
-    starts: &[usize],
-    steps: &[usize],
-    shape: &[usize],
-) -> Result<Array> {
+///
+/// A slice that is the leading elements of `x` in order (offset 0, laid
+/// out like a contiguous array of its shape) takes `x`'s buffer instead of
+/// copying when nobody else holds it (see [`Array::into_prefix`]): the
+/// parts a compiled plan cuts out of a fast op's flat output.
+pub(crate) fn slice(x: Array, starts: &[usize], steps: &[usize], shape: &[usize]) -> Result<Array> {
     let own = contiguous_strides(x.shape());
     let offset = starts.iter().zip(&own).map(|(s, o)| s * o).sum();
     let strides: Vec<usize> = steps.iter().zip(&own).map(|(s, o)| s * o).collect();
-    copy_view(x, offset, &strides, shape)
+    let x = if is_leading_slice(x.shape(), starts, steps, shape) {
+        match x.into_prefix(shape) {
+            Ok(prefix) => return Ok(prefix),
+            Err(x) => x,
+        }
+    } else {
+        x
+    };
+    copy_view(&x, offset, &strides, shape)
 }
 
 fn copy_view(x: &Array, offset: usize, strides: &[usize], shape: &[usize]) -> Result<Array> {

@@ -171,7 +171,10 @@ impl Backend for CpuBackend {
             Op::Reshape => Ok(x().reshaped(shape)),
             Op::Permute { perm } => layout::permute(x(), perm, shape),
             Op::Broadcast => layout::broadcast(x(), shape),
-            Op::Slice { starts, steps } => layout::slice(x(), starts, steps, shape),
+            Op::Slice { starts, steps } => {
+                let x = inputs.into_iter().next().expect("slice has an input");
+                layout::slice(x, starts, steps, shape)
+            }
             Op::Concat { axis } => layout::concat(&inputs, *axis, shape, dtype),
             Op::Pad { pads, value } => layout::pad(x(), pads, *value, shape),
             Op::Gather { axis } => indexing::gather(x(), &inputs[1], *axis, shape),

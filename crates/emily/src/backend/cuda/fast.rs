@@ -47,7 +47,8 @@ pub(crate) fn supports(
         FastOp::RopeHeads { .. }
         | FastOp::SumSquares
         | FastOp::SdpaCausalGrad { .. }
-        | FastOp::RmsNormGrad { .. } => {
+        | FastOp::RmsNormGrad { .. }
+        | FastOp::SoftmaxLogSumExp { .. } => {
             return Err(format!("no fused CUDA {}: it runs composed", op.name()))
         }
     }
@@ -89,7 +90,8 @@ pub(crate) fn execute(
         FastOp::RopeHeads { .. }
         | FastOp::SumSquares
         | FastOp::SdpaCausalGrad { .. }
-        | FastOp::RmsNormGrad { .. } => Err(invalid(
+        | FastOp::RmsNormGrad { .. }
+        | FastOp::SoftmaxLogSumExp { .. } => Err(invalid(
             op.name(),
             "no CUDA kernel (supports_fast declines it)",
         )),

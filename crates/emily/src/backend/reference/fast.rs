@@ -38,7 +38,8 @@ pub(super) fn execute(op: &FastOp, inputs: &[View], shape: &[usize], dtype: DTyp
         FastOp::RopeHeads { .. }
         | FastOp::SumSquares
         | FastOp::SdpaCausalGrad { .. }
-        | FastOp::RmsNormGrad { .. } => Err(invalid(
+        | FastOp::RmsNormGrad { .. }
+        | FastOp::SoftmaxLogSumExp { .. } => Err(invalid(
             op.name(),
             "no reference kernel (supports_fast declines it)",
         )),
