@@ -19,6 +19,7 @@ pub mod math;
 pub mod parallel;
 pub mod quant;
 pub mod reduce;
+pub mod silu_grad;
 pub mod simd;
 pub mod softmax;
 pub mod softmax_lse;

@@ -7,6 +7,7 @@
 use emily_kernels::{binary, unary};
 use half::{bf16, f16};
 
+use super::fused_special::Special;
 use crate::ops::{BinaryOp, UnaryOp};
 use crate::DType;
 
@@ -45,6 +46,12 @@ pub(crate) trait Compute: Copy + Default + Send + Sync + PartialEq + 'static {
     fn from_f64(v: f64) -> Self;
     /// Rounds values as storing them as `dtype` would.
     fn round_to(dtype: DType, x: &mut [Self]);
+    /// Runs a recognised program's dedicated loop over one chunk
+    /// (`input(j)`: input `j`'s values) into `out`; false when this type
+    /// has none (the engine then runs the instructions).
+    fn special(_s: Special, _input: &dyn Fn(usize) -> *const Self, _out: &mut [Self]) -> bool {
+        false
+    }
 }
 
 /// Rounds `x` to a half type and back in place, a stack buffer at a time,
@@ -172,6 +179,19 @@ impl Compute for f32 {
     }
 
     #[inline]
+    fn special(s: Special, input: &dyn Fn(usize) -> *const f32, out: &mut [f32]) -> bool {
+        let n = out.len();
+        // SAFETY: the engine's inputs hold `n` values for this chunk, and
+        // none of them is `out` (see `fused::run_typed`).
+        let get = |j: usize| unsafe { std::slice::from_raw_parts(input(j), n) };
+        match s {
+            Special::SiluGrad { a, b, g } => {
+                emily_kernels::silu_grad::silu_grad_f32(get(a), b.map(get), get(g), out)
+            }
+        }
+        true
+    }
+
     fn round_to(dtype: DType, x: &mut [f32]) {
         match dtype {
             DType::F16 => round_through(

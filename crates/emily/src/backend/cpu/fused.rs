@@ -6,7 +6,9 @@
 //! or widened into a scratch register; instructions run over L1-resident
 //! registers through the SIMD kernels; the result is narrowed into the output.
 //! Every eager elementwise op is a one-instruction program run by this same
-//! engine, so fused and op-by-op results agree bit for bit. Chunks are split
+//! engine, so fused and op-by-op results agree bit for bit. A few programs
+//! of a known shape run as one dedicated loop instead, with the same
+//! operations and the same bits (`fused_special.rs`). Chunks are split
 //! across the thread pool above a size threshold. An input buffer that nobody
 //! else holds and has the output's size is reused as the output (each chunk is
 //! read completely before it is written).
@@ -204,6 +206,11 @@ fn run_typed<C: Compute>(
     let (body, last) = prog
         .instrs
         .split_at(prog.instrs.len() - usize::from(write_last));
+    // A recognised program runs as one loop into the output register (or
+    // into the output itself, when the last instruction may write it).
+    let special = super::fused_special::recognize(prog);
+    let special_direct =
+        !stream && C::holds(dtype) && special.is_some_and(|s| donated.is_none_or(|j| !s.reads(j)));
     let cost = width * (prog.instrs.len() + 1);
     parallel::for_each_range(units, cost, |start, end| {
         let mut regs: Vec<Vec<C>> = vec![vec![C::default(); width]; prog.num_regs];
@@ -341,6 +348,34 @@ fn run_typed<C: Compute>(
                 }
             };
             let o = offset(0, &idx);
+            if let (Some(s), Operand::Reg(r)) = (special, prog.output) {
+                let get = |j: usize| input(j).as_ptr();
+                // SAFETY: as for the main output below.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(out_ptr.get().add(o * out_elem), len * out_elem)
+                };
+                let direct = if special_direct {
+                    C::direct_mut(&mut *dst, dtype)
+                } else {
+                    None
+                };
+                if let Some(out) = direct {
+                    if C::special(s, &get, out) {
+                        continue;
+                    }
+                }
+                let mut reg = std::mem::take(&mut regs[r]);
+                let done = C::special(s, &get, &mut reg[..len]);
+                regs[r] = reg;
+                if done {
+                    if stream {
+                        C::store_streaming(&regs[r][..len], dst, dtype);
+                    } else {
+                        C::store(&regs[r][..len], dst, dtype);
+                    }
+                    continue;
+                }
+            }
             for (ins, extras) in body.iter().zip(&extras_after) {
                 execute(ins, &mut regs, &operand, len);
                 for e in extras {

@@ -7,6 +7,7 @@ mod creation;
 mod epilogue;
 mod fast;
 mod fused;
+mod fused_special;
 mod indexing;
 mod layout;
 mod lowp;
