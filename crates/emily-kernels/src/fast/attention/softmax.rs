@@ -24,20 +24,32 @@ pub(super) fn exp2_nonpos(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn exp2_nonpos_with<const FMA: bool>(x: f32) -> f32 {
     use crate::math::mad;
+    exp2_nonpos_by(x, |f| {
+        // e^r on |r| <= ln(2)/2 with the Cephes expf polynomial.
+        let r = f * std::f32::consts::LN_2;
+        let p = 1.987_569_1e-4_f32;
+        let p = mad::<FMA>(p, r, 1.398_199_9e-3);
+        let p = mad::<FMA>(p, r, 8.333_452e-3);
+        let p = mad::<FMA>(p, r, 4.166_579_6e-2);
+        let p = mad::<FMA>(p, r, 1.666_666_5e-1);
+        let p = mad::<FMA>(p, r, 0.5);
+        mad::<FMA>(p, r * r, r) + 1.0
+    })
+}
+
+/// `2^x` for `x <= 0` as `2^k · two_f(f)`, `k` the nearest integer to `x`
+/// and `two_f` an approximation of `2^f` on `|f| <= 1/2`; `2^-inf = 0`,
+/// NaN stays NaN, arguments below -126 return 0 (the result would be
+/// subnormal). The range reduction of every exponential of the attention
+/// kernels (their polynomials differ).
+#[inline(always)]
+pub(crate) fn exp2_nonpos_by(x: f32, two_f: impl Fn(f32) -> f32) -> f32 {
     // `if` rather than `max`, so NaN passes through and it is one instruction.
     let xc = if x < -126.0 { -126.0 } else { x };
     let t = xc + ROUND_MAGIC;
     let k = t - ROUND_MAGIC;
     let ki = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
-    // e^r on |r| <= ln(2)/2 with the Cephes expf polynomial.
-    let r = (xc - k) * std::f32::consts::LN_2;
-    let p = 1.987_569_1e-4_f32;
-    let p = mad::<FMA>(p, r, 1.398_199_9e-3);
-    let p = mad::<FMA>(p, r, 8.333_452e-3);
-    let p = mad::<FMA>(p, r, 4.166_579_6e-2);
-    let p = mad::<FMA>(p, r, 1.666_666_5e-1);
-    let p = mad::<FMA>(p, r, 0.5);
-    let p = mad::<FMA>(p, r * r, r) + 1.0;
+    let p = two_f(xc - k);
     // 2^k is a normal float for -126 <= k <= 127; a NaN `x` makes `p` NaN.
     let y = p * f32::from_bits((ki.wrapping_add(127) << 23) as u32);
     if x < -126.0 {

@@ -3,9 +3,10 @@
 //! For training shapes — short sequences, small heads — where the general
 //! kernel's per-block bookkeeping outweighs its products.
 
+use super::softmax::{exponentials, fold_scale, scores_masked};
 use super::{
-    keys_by_rows, limits, pad_rows, rows_by_features, softmax_lanes, task_steps, totals,
-    transpose_into, with_scratch, Dims, Scratch, Strip, STRIP,
+    limits, pad_rows, rows_by_features, task_steps, totals, transpose_into, with_scratch, Dims,
+    Scratch, Strip, L, STRIP,
 };
 use crate::fast::attention::{Mask, SdpaParams};
 use crate::fast::lanes::fma_dispatch;
@@ -123,11 +124,24 @@ fn forward_strips<const FMA: bool>(
             s.qt.fill(0.0);
         }
         transpose_into::<FMA>(&q[row0 * d..][..n * d], n, d, d, &mut s.qt, STRIP);
-        keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
+        fold_scale(&mut s.qt, p.scale);
         let vis = |r: usize| z.strip_visible(&st, r);
         let (first, lim) = limits(&vis);
-        softmax_lanes::<FMA>(&mut s.pt, None, keys, first, &lim, p.scale);
+        let mx = scores_masked::<FMA>(&s.kr, dp, &s.qt, d, keys, first, &lim, &mut s.pt);
+        let inv = exponentials::<FMA>(&mut s.pt, keys, &mx);
         let out = &mut out[row0 * dv..][..n * dv];
         rows_by_features::<FMA>(&s.pt, &s.vr, dvp, dv, n, &vis, out, &mut s.dqs);
+        // The softmax's division, once per output row.
+        for (row, &c) in out.chunks_exact_mut(dv).zip(&inv) {
+            let mut parts = row.chunks_exact_mut(L);
+            for part in &mut parts {
+                for x in part {
+                    *x *= c;
+                }
+            }
+            for x in parts.into_remainder() {
+                *x *= c;
+            }
+        }
     }
 }

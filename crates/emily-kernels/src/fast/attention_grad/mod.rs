@@ -9,26 +9,30 @@
 //! `ds = p ∘ (dp − D)`, then accumulates `dV += pᵀ·dO`, `dK += scale·dsᵀ·q`
 //! and writes `dQ = scale·ds·k`. Scores, probabilities and their gradients
 //! are kept transposed (keys by the strip's rows), so a row's softmax runs
-//! down one SIMD lane with no horizontal reduction, and every product is
-//! one register tile ([`panel`]: [`M`] rows × 16 columns, each step one
-//! broadcast per row against two vectors). Keys no row of the strip sees
-//! are never touched. Grouped-query attention: the query heads sharing a kv
+//! down one SIMD lane with no horizontal reduction ([`softmax`]: the mask
+//! and the rows' maxima taken on the scores' register tiles, the division
+//! by the rows' sums moved onto dO's rows), and every product is one
+//! register tile ([`panel`]: [`M`] rows × 16 columns, each step one
+//! broadcast per row against two vectors); dQ comes out by row. Keys no
+//! row of the strip sees are never touched. Grouped-query attention: the query heads sharing a kv
 //! head run in the same task, so dK and dV are summed over the group without
 //! atomics. Everything accumulates in f32; a query row with no visible key
 //! gets zero gradients (the fused forward outputs zeros there).
 
-use crate::fast::attention::{exp2_nonpos_with, Mask, SdpaParams};
+use crate::fast::attention::{Mask, SdpaParams};
 use crate::fast::lanes::fmadd;
 use crate::fast::layout::HeadStrides;
 use crate::parallel;
 use rayon::prelude::*;
 
 mod forward;
+mod softmax;
 #[cfg(test)]
 mod tests;
 mod transpose;
 
 pub(crate) use forward::{sdpa_causal_forward_f32, takes_forward};
+use softmax::{exponentials_and_grads, fold_scale, scores_masked};
 use transpose::transpose_into;
 
 /// Element counts of the gradient's tensors for `p` (all contiguous
@@ -237,7 +241,8 @@ struct Strip {
 
 /// Per-task buffers (row-major, padded strides in brackets): keys, values,
 /// dK and dV by row (`[tkp][dp]`, `[tkp][dvp]`); for one strip, the
-/// queries and cotangents by row (`[STRIP][dp]`, `[STRIP][dvp]`), dQ (or
+/// queries and cotangents by row (`[STRIP][dp]`, `[STRIP][dvp]`), the
+/// cotangent rows over their softmax sums (`[STRIP][dvp]`), dQ (or
 /// the forward's output) by row when it cannot be written in place
 /// (`[STRIP][max(dp, dvp)]`), the queries and cotangents transposed
 /// (`[d][STRIP]`, `[dv][STRIP]`), and the probabilities and score
@@ -252,6 +257,7 @@ struct Scratch {
     dvr: Vec<f32>,
     qs: Vec<f32>,
     os: Vec<f32>,
+    ps: Vec<f32>,
     dqs: Vec<f32>,
     qt: Vec<f32>,
     ot: Vec<f32>,
@@ -270,6 +276,7 @@ impl Scratch {
             dvr: vec![0.0; z.tkp * z.dvp],
             qs: vec![0.0; STRIP * z.dp],
             os: vec![0.0; STRIP * z.dvp],
+            ps: vec![0.0; STRIP * z.dvp],
             dqs: vec![0.0; STRIP * z.dp.max(z.dvp)],
             qt: vec![0.0; z.d * STRIP],
             ot: vec![0.0; z.dv * STRIP],
@@ -488,91 +495,6 @@ fn rows_by_features<const FMA: bool>(
     }
 }
 
-/// The softmax of a strip's rows, transposed: `pt[j·STRIP + l]` holds the
-/// score `q_l·k_j` of strip row `l` and key `j < keys` and becomes its
-/// probability (masked keys, keys past `lim[l]`, 0; a row with no visible
-/// key all 0). With `dst` (holding `dp = dO·vᵀ` the same way), also
-/// `ds = scale·p ∘ (dp − Σ p·dp)` in place. Keys below `first` are visible
-/// to every row (no mask test). Every reduction runs down the lanes.
-#[inline(always)]
-fn softmax_lanes<const FMA: bool>(
-    pt: &mut [f32],
-    mut dst: Option<&mut [f32]>,
-    keys: usize,
-    first: usize,
-    lim: &[f32; STRIP],
-    scale: f32,
-) {
-    // Base 2: exp(s·scale − max) = 2^(s·scale·log2 e − max').
-    let scale2 = scale * std::f32::consts::LOG2_E;
-    let mut mx = [f32::NEG_INFINITY; STRIP];
-    let first = first.min(keys);
-    for xs in pt[..first * STRIP].chunks_exact_mut(STRIP) {
-        let mut x: [f32; STRIP] = (*xs).try_into().unwrap();
-        for l in 0..STRIP {
-            x[l] *= scale2;
-            mx[l] = if x[l] > mx[l] { x[l] } else { mx[l] };
-        }
-        xs.copy_from_slice(&x);
-    }
-    for (j, xs) in pt[..keys * STRIP]
-        .chunks_exact_mut(STRIP)
-        .enumerate()
-        .skip(first)
-    {
-        let mut x: [f32; STRIP] = (*xs).try_into().unwrap();
-        let jf = j as f32;
-        for l in 0..STRIP {
-            x[l] = if jf > lim[l] {
-                f32::NEG_INFINITY
-            } else {
-                x[l] * scale2
-            };
-            mx[l] = if x[l] > mx[l] { x[l] } else { mx[l] };
-        }
-        xs.copy_from_slice(&x);
-    }
-    // A row with no visible key: exp(−inf − 0) = 0 everywhere.
-    for m in mx.iter_mut() {
-        *m = if *m == f32::NEG_INFINITY { 0.0 } else { *m };
-    }
-    let mut sum = [0.0f32; STRIP];
-    let mut edp = [0.0f32; STRIP];
-    for j in 0..keys {
-        let es = &mut pt[j * STRIP..][..STRIP];
-        let mut e: [f32; STRIP] = (*es).try_into().unwrap();
-        for l in 0..STRIP {
-            e[l] = exp2_nonpos_with::<FMA>(e[l] - mx[l]);
-            sum[l] += e[l];
-        }
-        es.copy_from_slice(&e);
-        if let Some(dst) = dst.as_deref() {
-            let d: [f32; STRIP] = dst[j * STRIP..][..STRIP].try_into().unwrap();
-            for l in 0..STRIP {
-                edp[l] = fmadd::<FMA>(e[l], d[l], edp[l]);
-            }
-        }
-    }
-    let inv: [f32; STRIP] = std::array::from_fn(|l| if sum[l] > 0.0 { 1.0 / sum[l] } else { 0.0 });
-    let dsum: [f32; STRIP] = std::array::from_fn(|l| edp[l] * inv[l]);
-    for j in 0..keys {
-        let ps = &mut pt[j * STRIP..][..STRIP];
-        let mut pv: [f32; STRIP] = (*ps).try_into().unwrap();
-        for l in 0..STRIP {
-            pv[l] *= inv[l];
-        }
-        ps.copy_from_slice(&pv);
-        if let Some(dst) = dst.as_deref_mut() {
-            let ds = &mut dst[j * STRIP..][..STRIP];
-            let mut dv: [f32; STRIP] = (*ds).try_into().unwrap();
-            for l in 0..STRIP {
-                dv[l] = pv[l] * (dv[l] - dsum[l]) * scale;
-            }
-            ds.copy_from_slice(&dv);
-        }
-    }
-}
-
 /// The keys every row of a strip sees (`vis(0)`: no mask test below it)
 /// and, per row, the last key it sees (`vis(l) − 1`; −1 for rows past the
 /// valid ones, which see none).
@@ -645,12 +567,24 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
         }
         transpose_into::<FMA>(qrows, n, d, dp, &mut s.qt, STRIP);
         transpose_into::<FMA>(orows, n, dvh, dvp, &mut s.ot, STRIP);
+        fold_scale(&mut s.qt, scale);
         // Scores and dp = dO·vᵀ, transposed (keys by strip rows).
-        keys_by_rows::<FMA>(&s.kr, dp, &s.qt, d, keys, &mut s.pt);
-        keys_by_rows::<FMA>(&s.vr, dvp, &s.ot, dvh, keys, &mut s.dst);
         let (first, lim) = limits(&vis);
-        softmax_lanes::<FMA>(&mut s.pt, Some(&mut s.dst), keys, first, &lim, scale);
-        // dV += pᵀ·dO and dK += dsᵀ·q (unscaled q: `scale` is in ds), by
+        let mx = scores_masked::<FMA>(&s.kr, dp, &s.qt, d, keys, first, &lim, &mut s.pt);
+        keys_by_rows::<FMA>(&s.vr, dvp, &s.ot, dvh, keys, &mut s.dst);
+        let inv = exponentials_and_grads::<FMA>(&mut s.pt, &mut s.dst, keys, &mx, scale);
+        // The cotangent rows over their softmax sums, for dV += eᵀ·(dO / Σe).
+        for ((out, row), &c) in
+            s.ps.chunks_exact_mut(dvp)
+                .zip(orows.chunks_exact(dvp))
+                .zip(&inv)
+                .take(n)
+        {
+            for (o, &x) in out.iter_mut().zip(row) {
+                *o = x * c;
+            }
+        }
+        // dV += eᵀ·(dO / Σe) and dK += dsᵀ·q (unscaled q: `scale` is in ds), by
         // tiles of keys over the strip's rows that see them.
         for j0 in (0..keys).step_by(M) {
             let t0 = (j0 as isize - shift - i0 as isize).clamp(0, n as isize) as usize;
@@ -660,7 +594,7 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
             }
             let (pa, da) = (&s.pt[j0 * STRIP + t0..], &s.dst[j0 * STRIP + t0..]);
             let dvr = &mut s.dvr[j0 * dvp..];
-            tile_cols::<FMA, true>(pa, STRIP, 1, &orows[t0 * dvp..], dvp, depth, dvp, dvr, dvp);
+            tile_cols::<FMA, true>(pa, STRIP, 1, &s.ps[t0 * dvp..], dvp, depth, dvp, dvr, dvp);
             let dkr = &mut s.dkr[j0 * dp..];
             tile_cols::<FMA, true>(da, STRIP, 1, &qrows[t0 * dp..], dp, depth, dp, dkr, dp);
         }
