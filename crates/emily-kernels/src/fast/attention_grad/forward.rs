@@ -5,7 +5,7 @@
 
 use super::softmax::{exponentials, fold_scale, scores_masked};
 use super::{
-    limits, pad_rows, rows_by_features, task_steps, totals, transpose_into, with_scratch, Dims,
+    limits, rows_at, rows_by_features, task_steps, totals, transpose_into, with_scratch, Dims,
     Scratch, Strip, L, STRIP,
 };
 use crate::fast::attention::{Mask, SdpaParams};
@@ -109,10 +109,16 @@ fn forward_strips<const FMA: bool>(
 ) {
     let z = Dims::new(p);
     let Dims {
-        d, dv, dp, dvp, tq, ..
+        d,
+        dv,
+        dp,
+        dvp,
+        tq,
+        tkp,
+        ..
     } = z;
-    pad_rows(k, d, &mut s.kr, dp);
-    pad_rows(v, dv, &mut s.vr, dvp);
+    let kr = rows_at(k, d, dp, tkp, &mut s.kr);
+    let vr = rows_at(v, dv, dvp, tkp, &mut s.vr);
     for st in z.strips(q.len() / (tq * d)) {
         let Strip { row0, n, keys, .. } = st;
         if keys == 0 {
@@ -127,10 +133,10 @@ fn forward_strips<const FMA: bool>(
         fold_scale(&mut s.qt, p.scale);
         let vis = |r: usize| z.strip_visible(&st, r);
         let (first, lim) = limits(&vis);
-        let mx = scores_masked::<FMA>(&s.kr, dp, &s.qt, d, keys, first, &lim, &mut s.pt);
+        let mx = scores_masked::<FMA>(kr, dp, &s.qt, d, keys, first, &lim, &mut s.pt);
         let inv = exponentials::<FMA>(&mut s.pt, keys, &mx);
         let out = &mut out[row0 * dv..][..n * dv];
-        rows_by_features::<FMA>(&s.pt, &s.vr, dvp, dv, n, &vis, out, &mut s.dqs);
+        rows_by_features::<FMA>(&s.pt, vr, dvp, dv, n, &vis, out, &mut s.dqs);
         // The softmax's division, once per output row.
         for (row, &c) in out.chunks_exact_mut(dv).zip(&inv) {
             let mut parts = row.chunks_exact_mut(L);

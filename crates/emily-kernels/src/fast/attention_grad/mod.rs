@@ -323,10 +323,17 @@ fn pad_rows(src: &[f32], cols: usize, dst: &mut [f32], ld: usize) {
     }
 }
 
-/// A strip's rows (`src`, `cols` each) at row stride `ld`: `src` itself
-/// when `ld == cols`, else padded into `buf`.
-fn strip_rows<'a>(src: &'a [f32], cols: usize, ld: usize, buf: &'a mut [f32]) -> &'a [f32] {
-    if ld == cols {
+/// `rows` rows of `cols` floats from `src` (zero rows past its own) at row
+/// stride `ld`: `src` itself when it already is that (`ld == cols` and it
+/// has the rows), else padded into `buf`.
+fn rows_at<'a>(
+    src: &'a [f32],
+    cols: usize,
+    ld: usize,
+    rows: usize,
+    buf: &'a mut [f32],
+) -> &'a [f32] {
+    if ld == cols && src.len() >= rows * ld {
         src
     } else {
         pad_rows(src, cols, buf, ld);
@@ -498,6 +505,7 @@ fn rows_by_features<const FMA: bool>(
 /// The keys every row of a strip sees (`vis(0)`: no mask test below it)
 /// and, per row, the last key it sees (`vis(l) − 1`; −1 for rows past the
 /// valid ones, which see none).
+#[inline(always)]
 fn limits(vis: &impl Fn(usize) -> usize) -> (usize, [f32; STRIP]) {
     (vis(0), std::array::from_fn(|l| vis(l) as f32 - 1.0))
 }
@@ -542,12 +550,13 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
         dp,
         dvp,
         tq,
+        tkp,
         shift,
         ..
     } = z;
     let scale = p.scale;
-    pad_rows(k, d, &mut s.kr, dp);
-    pad_rows(v, dvh, &mut s.vr, dvp);
+    let kr = rows_at(k, d, dp, tkp, &mut s.kr);
+    let vr = rows_at(v, dvh, dvp, tkp, &mut s.vr);
     s.dkr.fill(0.0);
     s.dvr.fill(0.0);
     for st in z.strips(q.len() / (tq * d).max(1)) {
@@ -559,8 +568,8 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
             dq[row0 * d..][..n * d].fill(0.0);
             continue;
         }
-        let qrows = strip_rows(&q[row0 * d..][..n * d], d, dp, &mut s.qs);
-        let orows = strip_rows(&d_out[row0 * dvh..][..n * dvh], dvh, dvp, &mut s.os);
+        let qrows = rows_at(&q[row0 * d..][..n * d], d, dp, n, &mut s.qs);
+        let orows = rows_at(&d_out[row0 * dvh..][..n * dvh], dvh, dvp, n, &mut s.os);
         if n < STRIP {
             s.qt.fill(0.0);
             s.ot.fill(0.0);
@@ -570,8 +579,8 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
         fold_scale(&mut s.qt, scale);
         // Scores and dp = dO·vᵀ, transposed (keys by strip rows).
         let (first, lim) = limits(&vis);
-        let mx = scores_masked::<FMA>(&s.kr, dp, &s.qt, d, keys, first, &lim, &mut s.pt);
-        keys_by_rows::<FMA>(&s.vr, dvp, &s.ot, dvh, keys, &mut s.dst);
+        let mx = scores_masked::<FMA>(kr, dp, &s.qt, d, keys, first, &lim, &mut s.pt);
+        keys_by_rows::<FMA>(vr, dvp, &s.ot, dvh, keys, &mut s.dst);
         let inv = exponentials_and_grads::<FMA>(&mut s.pt, &mut s.dst, keys, &mx, scale);
         // The cotangent rows over their softmax sums, for dV += eᵀ·(dO / Σe).
         for ((out, row), &c) in
@@ -600,7 +609,7 @@ fn group_strips<const FMA: bool>(g: HeadGroup<'_>, p: &SdpaParams<'_>, s: &mut S
         }
         // dQ = ds · k, by row.
         let dq = &mut dq[row0 * d..][..n * d];
-        rows_by_features::<FMA>(&s.dst, &s.kr, dp, d, n, &vis, dq, &mut s.dqs);
+        rows_by_features::<FMA>(&s.dst, kr, dp, d, n, &vis, dq, &mut s.dqs);
     }
     unpad_rows(&s.dkr, dp, d, dk);
     unpad_rows(&s.dvr, dvp, dvh, dv);
