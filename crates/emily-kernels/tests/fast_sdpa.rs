@@ -345,8 +345,8 @@ fn sinks_with_and_without_masks() {
 
 /// Causal calls of training shapes (small heads, short sequences; on AVX2
 /// and the portable kernels the strip forward takes them): head sizes 1 to
-/// 32 and unequal, lengths around a strip (16 rows), several strips with a
-/// partial last one, keys past the strips' limit, queries longer than keys.
+/// 128 and unequal, lengths around a strip (16 rows), several strips with a
+/// partial last one, keys past the strips' limits, queries longer than keys.
 fn check_causal_training_shapes() {
     let mut seed = 400;
     for (q_heads, kv_heads, q_len, kv_len, d, dv) in [
@@ -358,6 +358,10 @@ fn check_causal_training_shapes() {
         (2, 1, 40, 300, 16, 16),
         (2, 2, 20, 10, 8, 8),
         (1, 1, 1000, 1000, 16, 16),
+        (4, 2, 64, 64, 64, 64),
+        (2, 1, 40, 100, 128, 72),
+        (2, 2, 77, 77, 40, 96),
+        (2, 1, 129, 129, 64, 64),
     ] {
         seed += 1;
         let mut p = SdpaParams::new(2, q_heads, kv_heads, q_len, kv_len, d).with_v_head_dim(dv);

@@ -15,22 +15,33 @@ use crate::parallel;
 use crate::simd::{isa, Isa};
 use rayon::prelude::*;
 
-/// Longest key range and largest head size the strips take in the forward.
+/// The strips' forward takes heads of up to [`SMALL_HEAD`] features with up
+/// to [`MAX_KEYS`] keys, and heads of up to [`MAX_HEAD`] with up to
+/// [`MAX_KEYS_WIDE`]: past those the general kernel's blocks are as fast
+/// or faster (probe B·T = 1024, H4 kv2, thread CPU, loaded: D64 T64
+/// 1005 -> 688 us, T128 1447 -> 1207, T256 2425 -> 2527, T512 4158 -> 4934;
+/// D128 T64 2025 -> 1480, T128 2768 -> 2416, T256 4501 -> 4457).
+const SMALL_HEAD: usize = 32;
 const MAX_KEYS: usize = 512;
-const MAX_HEAD: usize = 32;
+const MAX_HEAD: usize = 128;
+const MAX_KEYS_WIDE: usize = 128;
 
 /// Whether [`sdpa_causal_forward_f32`] takes `p`: a causal mask, no sinks,
-/// contiguous `(B, H, T, D)` tensors, at least a strip of queries, at most
-/// [`MAX_KEYS`] keys and heads of at most [`MAX_HEAD`] features, on the
-/// AVX2 and portable kernels (AVX-512 keeps the general kernel's 16-lane
-/// tiles).
+/// contiguous `(B, H, T, D)` tensors, at least a strip of queries, heads
+/// and key ranges within the limits above, on the AVX2 and portable
+/// kernels (AVX-512 keeps the general kernel's 16-lane tiles).
 pub(crate) fn takes_forward(p: &SdpaParams<'_>) -> bool {
     let bhsd = HeadStrides::bhsd;
     matches!(p.mask, Mask::Causal)
         && p.sinks.is_none()
         && isa() != Isa::Avx512
         && p.q_len >= STRIP
-        && p.kv_len <= MAX_KEYS
+        && p.kv_len
+            <= if p.head_dim.max(p.v_head_dim) <= SMALL_HEAD {
+                MAX_KEYS
+            } else {
+                MAX_KEYS_WIDE
+            }
         && (1..=MAX_HEAD).contains(&p.head_dim)
         && (1..=MAX_HEAD).contains(&p.v_head_dim)
         && p.kv_heads > 0
