@@ -170,10 +170,11 @@ pub(super) fn fold_scale(qt: &mut [f32], scale: f32) {
 pub(super) fn exp2_short<const FMA: bool>(x: f32) -> f32 {
     exp2_nonpos_by(x, |f| {
         let p = 1.338_284_7e-3_f32;
-        let p = mad::<FMA>(p, f, 9.666_368_5e-3);
+        let p = mad::<FMA>(p, f, 9.666_368e-3);
         let p = mad::<FMA>(p, f, 5.550_376_2e-2);
-        let p = mad::<FMA>(p, f, 2.402_234_9e-1);
-        let p = mad::<FMA>(p, f, 6.931_471_8e-1);
+        let p = mad::<FMA>(p, f, 2.402_235e-1);
+        // The fitted 0.693147184 rounds to ln 2 in f32.
+        let p = mad::<FMA>(p, f, std::f32::consts::LN_2);
         mad::<FMA>(p, f, 1.0)
     })
 }
