@@ -2,9 +2,10 @@
 //! references on random inputs at odd sizes, for every implementation this
 //! CPU runs: exact block arithmetic (integer block sums of the quantized
 //! operands, f64 outside them) to f32 round-off, and the documented
-//! quantization bound against the unquantized activations.
+//! quantization bound against the unquantized activations; the 16-bit
+//! activation blocks alike on every path.
 
-use emily_kernels::gemv_i8::{quantize_two_pass, I8Isa, I8Rows};
+use emily_kernels::gemv_i8::{I16Blocks, I8Isa, I8Rows, CODE_MAX};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -16,28 +17,26 @@ fn randn(rng: &mut StdRng, len: usize, scale: f32) -> Vec<f32> {
 }
 
 /// Checks one product against (a) the f64 value of the quantized operands'
-/// block sums (both passes) and (b) the dequantized weights times the
-/// unquantized `x`, within `step · Σ|q| · e/2` (`e` the second pass's scale).
+/// block sums and (b) the dequantized weights times the unquantized `x`,
+/// within `step · Σ|q| · s/2` (`s` the activation blocks' scales).
 fn check(what: &str, w: &I8Rows, x: &[f32], m: usize, got: &[f32]) {
     let (n, k) = (w.rows(), w.cols());
     let kp = k.div_ceil(32).max(1) * 32;
-    let (act, rest) = quantize_two_pass(x, m, k, kp);
-    // The two passes: every value within e/2 of d·q + e·p.
+    let act = I16Blocks::quantize(x, m, k, kp, false);
+    // Every value within s/2 of s·a, s = max|x| / CODE_MAX over its block.
     for i in 0..m {
         for j in 0..k {
             let (b, at) = (i * kp / 32 + j / 32, i * kp + j);
-            let approx =
-                act.d[b] as f64 * act.qs[at] as f64 + rest.d[b] as f64 * rest.qs[at] as f64;
-            let err = (approx - x[i * k + j] as f64).abs();
+            let block = &x[i * k + j / 32 * 32..i * k + ((j / 32 + 1) * 32).min(k)];
+            let amax = block.iter().fold(0f64, |a, v| a.max(v.abs() as f64));
+            let s = act.scales[b] as f64;
+            let err = (s * act.codes[at] as f64 - x[i * k + j] as f64).abs();
             assert!(
-                err <= rest.d[b] as f64 / 2.0 * 1.0001 + (x[i * k + j] as f64).abs() * 1.2e-7
-                    && rest.d[b] <= act.d[b] / 200.0 + 1e-30,
-                "x[{i},{j}] = {}: d {} q {} e {} p {} err {err:e}",
+                err <= s / 2.0 * 1.0001 + (x[i * k + j] as f64).abs() * 1.2e-7
+                    && (s - amax / CODE_MAX as f64).abs() <= amax * 1e-6,
+                "x[{i},{j}] = {}: s {s} a {} err {err:e}",
                 x[i * k + j],
-                act.d[b],
-                act.qs[at],
-                rest.d[b],
-                rest.qs[at]
+                act.codes[at]
             );
         }
     }
@@ -48,19 +47,16 @@ fn check(what: &str, w: &I8Rows, x: &[f32], m: usize, got: &[f32]) {
         for i in 0..m {
             let (mut exact, mut mag, mut real, mut bound) = (0f64, 0f64, 0f64, 0f64);
             for b in 0..kp / 32 {
-                let d = act.d[i * kp / 32 + b] as f64;
-                let e = rest.d[i * kp / 32 + b] as f64;
-                let (mut s, mut s2) = (0i64, 0i64);
+                let s = act.scales[i * kp / 32 + b] as f64;
+                let mut sum = 0i64;
                 for j in b * 32..((b + 1) * 32).min(k) {
-                    let q = codes[j] as i64;
-                    let (a, p) = (act.qs[i * kp + j] as i64, rest.qs[i * kp + j] as i64);
-                    s += q * a;
-                    s2 += q * p;
-                    mag += (q * a).abs() as f64 * d + (q * p).abs() as f64 * e;
+                    let (q, a) = (codes[j] as i64, act.codes[i * kp + j] as i64);
+                    sum += q * a;
+                    mag += (q * a).abs() as f64 * s;
                     real += step * q as f64 * x[i * k + j] as f64;
-                    bound += step * (q.abs() as f64) * e / 2.0;
+                    bound += step * (q.abs() as f64) * s / 2.0;
                 }
-                exact += d * s as f64 + e * s2 as f64;
+                exact += s * sum as f64;
             }
             exact *= step;
             let g = got[i * n + r] as f64;
@@ -74,6 +70,56 @@ fn check(what: &str, w: &I8Rows, x: &[f32], m: usize, got: &[f32]) {
                 "{what} n={n} k={k} m={m}: out[{i},{r}] = {g}, real product {real}, bound {bound:e}"
             );
         }
+    }
+}
+
+/// The AVX2 loop gives the plain loop's codes, scales and sums (ordinary,
+/// zero, tiny, huge, outlier and non-finite blocks), and the byte planes
+/// rebuild every code within the ranges `vpdpbusd` takes.
+#[test]
+fn activation_blocks_agree_and_split_exactly() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let (m, k): (usize, usize) = (3, 7 * 32 + 5);
+    let kp = k.div_ceil(32) * 32;
+    let mut x = randn(&mut rng, m * k, 2.0);
+    x[32..64].fill(0.0);
+    x[64..96].iter_mut().for_each(|v| *v *= 1e-38);
+    x[96..128].iter_mut().for_each(|v| *v *= 1e30);
+    x[130] = 1e4;
+    x[k + 40] = f32::NAN;
+    x[2 * k + 70] = f32::INFINITY;
+    let plain = I16Blocks::quantize(&x, m, k, kp, false);
+    let fast = I16Blocks::quantize(&x, m, k, kp, true);
+    assert_eq!(plain.codes, fast.codes);
+    assert_eq!(plain.sums, fast.sums);
+    for (b, (p, f)) in plain.scales.iter().zip(&fast.scales).enumerate() {
+        assert!(
+            p.to_bits() == f.to_bits() || (p.is_nan() && f.is_nan()),
+            "block {b}: {p} vs {f}"
+        );
+        let codes = &plain.codes[b * 32..(b + 1) * 32];
+        assert_eq!(plain.sums[b], codes.iter().map(|&a| a as i32).sum::<i32>());
+        assert!(codes.iter().all(|&a| (a as i32).abs() <= CODE_MAX));
+    }
+    assert!(plain.scales[kp / 32 + 1].is_nan() && plain.scales[2 * kp / 32 + 2].is_nan());
+    assert_eq!(plain.scales[1], 0.0);
+    let planes = plain.split();
+    for (j, &a) in plain.codes.iter().enumerate() {
+        let (h, l) = (planes.hi[j] as i32, planes.lo[j] as i32);
+        assert!((-127..=127).contains(&h), "code {a}: hi {h}");
+        assert_eq!(256 * h + l, a as i32);
+    }
+    for b in 0..m * kp / 32 {
+        let sum = |v: &[i8]| {
+            v[b * 32..(b + 1) * 32]
+                .iter()
+                .map(|&c| c as i32)
+                .sum::<i32>()
+        };
+        assert_eq!(
+            (planes.hi_sums[b], planes.lo_sums[b]),
+            (sum(&planes.hi), sum(&planes.lo))
+        );
     }
 }
 
@@ -186,8 +232,8 @@ fn non_finite_activations_poison_the_outputs() {
 }
 
 /// Codes at the ends of the int8 range (-128 from a foreign model's codes,
-/// 127) against activation codes at ±127: every implementation's exact
-/// integer sums agree (the AVX2 path's 16-bit pair sums must not saturate).
+/// 127) against activation codes at ±CODE_MAX: every implementation's exact
+/// integer sums agree (no pair or block sum overflows).
 #[test]
 fn extreme_codes_agree_on_every_isa() {
     let (n, k, m) = (37, 96, 3);

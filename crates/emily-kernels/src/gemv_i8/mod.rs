@@ -14,22 +14,26 @@
 //! bytes) adds `128 · Σq` per activation block, the same for every row; each
 //! block's sum starts from `-128 · Σq` instead, exactly, in integers.
 //!
-//! **Arithmetic.** The activations are quantized in two 8-bit passes by
-//! [`crate::quant::Q8Activations`] (blocks of 32, scale `d = max|x| / 127`,
-//! codes `q = round(x / d)`): the values, then what the first pass left
-//! (`x − d·q`, at most `d/2`), so `x ≈ d·q + e·p` with `|x − d·q − e·p| ≤
-//! e/2 ≤ d/508`. One block with a large value (a layer norm's outlier
-//! feature) would otherwise cost its other 31 values all but a few bits;
-//! the second pass costs integer products only, on weights already in
-//! registers (the product stays bound by reading the weights). So
-//! `out[i, r] = step[r] · Σ_b (d[i, b] · Σ_{j ∈ b} qw[r, j] · q[i, j] +
-//! e[i, b] · Σ_{j ∈ b} qw[r, j] · p[i, j])` with exact integer block sums and
-//! f32 outside them; the result is within `step[r] · Σ_j |qw[r, j]| ·
-//! e[i, b(j)] / 2` (plus f32 round-off) of the product of the dequantized
-//! weights with the unquantized activations.
+//! **Arithmetic.** The activations are quantized to 16-bit codes in blocks
+//! of 32 by [`I16Blocks`] (scale `s = max|x| / 32512`, codes `a = round(x /
+//! s)`, so `|x − s·a| ≤ s/2`: one block with a large value, a layer norm's
+//! outlier feature, still keeps its other 31 values to ~16 bits). So
+//! `out[i, r] = step[r] · Σ_b s[i, b] · Σ_{j ∈ b} qw[r, j] · a[i, j]` with
+//! exact integer block sums and f32 outside them; the result is within
+//! `step[r] · Σ_j |qw[r, j]| · s[i, b(j)] / 2` (plus f32 round-off) of the
+//! product of the dequantized weights with the unquantized activations.
+//! AVX2 multiplies the weights widened to 16 bits by the codes
+//! (`vpmaddwd`); VNNI takes the codes' two byte planes (`a = 256·hi + lo`)
+//! through `vpdpbusd` and joins the planes' block sums exactly.
+
+mod blocks;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use blocks::{BytePlanes, I16Blocks, CODE_MAX};
 
 use crate::parallel;
-use crate::quant::{Q8Activations, QuantIsa};
+use crate::quant::QuantIsa;
 
 /// Rows per panel (lanes of a 512-bit vector of i32 sums).
 const PANEL_ROWS: usize = 16;
@@ -55,9 +59,9 @@ struct Line([u8; LINE]);
 pub enum I8Isa {
     /// AVX512-VNNI `vpdpbusd` on 512-bit vectors.
     Avx512Vnni,
-    /// AVX2 `vpmaddubsw` + `vpmaddwd` on 256-bit vectors (half a panel per
-    /// vector), with the codes' magnitudes against sign-adjusted activation
-    /// codes so no 16-bit pair sum saturates: the same exact integer sums.
+    /// AVX2 `vpmaddwd` of the codes widened to 16 bits with the 16-bit
+    /// activation codes (a quarter panel line per vector): the same exact
+    /// integer sums.
     Avx2,
     /// Plain integer loops (any CPU).
     Portable,
@@ -257,31 +261,34 @@ impl I8Rows {
         if m == 0 || n == 0 {
             return;
         }
-        let (act, rest) = quantize_two_pass(x, m, k, kp);
-        // -128 · Σq per activation block of each pass: the weights' +128
-        // offset, exactly.
-        let offsets: Vec<i32> = act
-            .qs
-            .chunks(BLOCK)
-            .chain(rest.qs.chunks(BLOCK))
-            .map(|b| -128 * b.iter().map(|&q| q as i32).sum::<i32>())
-            .collect();
         let isa = match isa {
             I8Isa::Avx512Vnni if QuantIsa::Avx512Vnni.available() => isa,
             I8Isa::Avx2 if QuantIsa::Avx2.available() => isa,
             _ => I8Isa::Portable,
         };
+        let act = I16Blocks::quantize(x, m, k, kp, isa != I8Isa::Portable);
+        // The weights' +128 offset, exactly: `-128 · Σ` per block.
+        let minus_128 = |sums: &[i32]| -> Vec<i32> { sums.iter().map(|s| -128 * s).collect() };
+        let offsets = minus_128(&act.sums);
+        let planes = if isa == I8Isa::Avx512Vnni {
+            act.split()
+        } else {
+            BytePlanes::default()
+        };
+        let (hi_off, lo_off) = (minus_128(&planes.hi_sums), minus_128(&planes.lo_sums));
         let job = Job {
             lines: self.lines.as_ptr(),
             per_panel: self.per_panel(),
             n,
             blocks: kp / BLOCK,
             m,
-            qs: act.qs.as_ptr(),
-            d: act.d.as_ptr(),
-            ps: rest.qs.as_ptr(),
-            e: rest.d.as_ptr(),
+            codes: act.codes.as_ptr(),
+            scales: act.scales.as_ptr(),
             offsets: offsets.as_ptr(),
+            hi: planes.hi.as_ptr(),
+            lo: planes.lo.as_ptr(),
+            hi_off: hi_off.as_ptr(),
+            lo_off: lo_off.as_ptr(),
             out: out.as_mut_ptr(),
         };
         let panels = n.div_ceil(PANEL_ROWS);
@@ -303,26 +310,6 @@ impl I8Rows {
     }
 }
 
-/// `x` (`m` rows of `k`) quantized in two passes (module doc), rows padded
-/// with zeros to `kp` columns: the values' blocks and the residual's.
-pub fn quantize_two_pass(
-    x: &[f32],
-    m: usize,
-    k: usize,
-    kp: usize,
-) -> (Q8Activations, Q8Activations) {
-    let mut padded = vec![0f32; m * kp];
-    for (dst, src) in padded.chunks_mut(kp).zip(x.chunks(k.max(1))) {
-        dst[..k].copy_from_slice(src);
-    }
-    let act = Q8Activations::quantize(&padded, m, kp);
-    for (j, v) in padded.iter_mut().enumerate() {
-        *v -= act.d[j / BLOCK] * act.qs[j] as f32;
-    }
-    let rest = Q8Activations::quantize(&padded, m, kp);
-    (act, rest)
-}
-
 /// What every panel of one product needs (raw pointers into buffers the
 /// caller keeps alive).
 #[derive(Clone, Copy)]
@@ -332,15 +319,17 @@ struct Job {
     n: usize,
     blocks: usize,
     m: usize,
-    /// First pass: codes `(m, kp)` and block scales `(m, kp / 32)`.
-    qs: *const i8,
-    d: *const f32,
-    /// Second pass (the residual), same shapes.
-    ps: *const i8,
-    e: *const f32,
-    /// `-128 · Σq` per block: the first pass's `(m, kp / 32)`, then the
-    /// second's.
+    /// Activation codes `(m, kp)`, block scales and `-128 · Σa` per block
+    /// `(m, kp / 32)`.
+    codes: *const i16,
+    scales: *const f32,
     offsets: *const i32,
+    /// The codes' byte planes and their blocks' `-128 · Σ` (VNNI only;
+    /// empty otherwise).
+    hi: *const i8,
+    lo: *const i8,
+    hi_off: *const i32,
+    lo_off: *const i32,
     out: *mut f32,
 }
 // SAFETY: workers read the shared inputs and write disjoint output columns.
@@ -348,7 +337,8 @@ unsafe impl Send for Job {}
 // SAFETY: as above.
 unsafe impl Sync for Job {}
 
-/// Panels `p0..p1` times every activation row, in plain loops.
+/// Panels `p0..p1` times every activation row, in plain loops on the
+/// signed codes.
 ///
 /// # Safety
 /// `job`'s pointers are valid for the sizes it states; `p0 <= p1 <=` panels.
@@ -359,35 +349,27 @@ unsafe fn panels_portable(job: Job, p0: usize, p1: usize) {
         let panel =
             unsafe { std::slice::from_raw_parts(job.lines.add(p * job.per_panel), job.per_panel) };
         for i in 0..job.m {
+            // SAFETY: row `i`'s codes and scales are within the activations.
+            let (codes, scales) = unsafe {
+                (
+                    std::slice::from_raw_parts(job.codes.add(i * kp), kp),
+                    std::slice::from_raw_parts(job.scales.add(i * job.blocks), job.blocks),
+                )
+            };
             let mut acc = [0f32; PANEL_ROWS];
-            let all = job.m * job.blocks;
-            for b in 0..job.blocks {
-                let at = i * job.blocks + b;
-                // SAFETY: block `b` of row `i` is within the activations.
-                let (off, d, off2, e) = unsafe {
-                    (
-                        *job.offsets.add(at),
-                        *job.d.add(at),
-                        *job.offsets.add(all + at),
-                        *job.e.add(at),
-                    )
-                };
-                let (mut sums, mut sums2) = ([off; PANEL_ROWS], [off2; PANEL_ROWS]);
+            for (b, &scale) in scales.iter().enumerate() {
+                let mut sums = [0i32; PANEL_ROWS];
                 for j4 in b * BLOCK / 4..(b + 1) * BLOCK / 4 {
                     let line = &panel[1 + j4].0;
                     for c in 0..4 {
-                        let j = i * kp + 4 * j4 + c;
-                        // SAFETY: column `4 * j4 + c < kp` of row `i`.
-                        let (q, p) = unsafe { (*job.qs.add(j) as i32, *job.ps.add(j) as i32) };
-                        for t in 0..PANEL_ROWS {
-                            let w = line[4 * t + c] as i32;
-                            sums[t] += w * q;
-                            sums2[t] += w * p;
+                        let a = codes[4 * j4 + c] as i32;
+                        for (t, s) in sums.iter_mut().enumerate() {
+                            *s += (line[4 * t + c] as i32 - 128) * a;
                         }
                     }
                 }
-                for t in 0..PANEL_ROWS {
-                    acc[t] += sums[t] as f32 * d + sums2[t] as f32 * e;
+                for (a, &s) in acc.iter_mut().zip(&sums) {
+                    *a += s as f32 * scale;
                 }
             }
             for (t, a) in acc.iter().enumerate() {
@@ -400,158 +382,5 @@ unsafe fn panels_portable(job: Job, p0: usize, p1: usize) {
                 }
             }
         }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    use super::{Job, BLOCK, LINE, PANEL_ROWS, PREFETCH_LINES};
-
-    /// Panels `p0..p1` times every activation row with `vpdpbusd`.
-    ///
-    /// # Safety
-    /// AVX512-F/BW/VNNI present; as [`super::panels_portable`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn panels(job: Job, p0: usize, p1: usize) {
-        let kp = job.blocks * BLOCK;
-        for p in p0..p1 {
-            // SAFETY: the caller's contract: panel `p` and the activation
-            // rows are in bounds; the lines are 64-byte aligned.
-            unsafe {
-                let panel = job.lines.add(p * job.per_panel).cast::<__m512i>();
-                let steps = _mm512_castsi512_ps(_mm512_load_si512(panel));
-                let body = panel.add(1);
-                let valid = (job.n - p * PANEL_ROWS).min(PANEL_ROWS);
-                let mask: __mmask16 = if valid == PANEL_ROWS {
-                    !0
-                } else {
-                    (1u16 << valid) - 1
-                };
-                let all = job.m * job.blocks;
-                for i in 0..job.m {
-                    let qs = job.qs.add(i * kp).cast::<i32>();
-                    let ps = job.ps.add(i * kp).cast::<i32>();
-                    let mut acc = _mm512_setzero_ps();
-                    for b in 0..job.blocks {
-                        let at = i * job.blocks + b;
-                        let mut a = _mm512_set1_epi32(*job.offsets.add(at));
-                        let mut r = _mm512_set1_epi32(*job.offsets.add(all + at));
-                        let j = b * BLOCK / 4;
-                        for t in 0..BLOCK / 4 {
-                            let w = _mm512_load_si512(body.add(j + t));
-                            a = _mm512_dpbusd_epi32(
-                                a,
-                                w,
-                                _mm512_set1_epi32(qs.add(j + t).read_unaligned()),
-                            );
-                            r = _mm512_dpbusd_epi32(
-                                r,
-                                w,
-                                _mm512_set1_epi32(ps.add(j + t).read_unaligned()),
-                            );
-                        }
-                        acc = _mm512_fmadd_ps(
-                            _mm512_cvtepi32_ps(a),
-                            _mm512_set1_ps(*job.d.add(at)),
-                            acc,
-                        );
-                        acc = _mm512_fmadd_ps(
-                            _mm512_cvtepi32_ps(r),
-                            _mm512_set1_ps(*job.e.add(at)),
-                            acc,
-                        );
-                    }
-                    let out = job.out.add(i * job.n + p * PANEL_ROWS);
-                    _mm512_mask_storeu_ps(out, mask, _mm512_mul_ps(acc, steps));
-                }
-            }
-        }
-    }
-
-    /// Panels `p0..p1` times every activation row on AVX2: each 256-bit half
-    /// of a panel line holds 8 rows' four codes; `|code|` (`vpabsb` of the
-    /// line with its +128 offset removed) times the activation codes with
-    /// the code's sign (`vpsignb`) in `vpmaddubsw` gives 16-bit pair sums of
-    /// at most 2 · 128 · 127 (no saturation), and `vpmaddwd` by ones the
-    /// row's four-product sum: exactly the signed sum, so each block starts
-    /// from 0, not from the +128 offsets the unsigned forms subtract.
-    ///
-    /// # Safety
-    /// AVX2 present; as [`super::panels_portable`].
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn panels_avx2(job: Job, p0: usize, p1: usize) {
-        let kp = job.blocks * BLOCK;
-        let flip = _mm256_set1_epi8(-128);
-        for p in p0..p1 {
-            // SAFETY: the caller's contract: panel `p` and the activation
-            // rows are in bounds; the lines are 64-byte aligned.
-            unsafe {
-                let panel = job.lines.add(p * job.per_panel).cast::<__m256i>();
-                let steps = [0, 1].map(|h| _mm256_castsi256_ps(_mm256_load_si256(panel.add(h))));
-                let body = panel.add(2);
-                let valid = (job.n - p * PANEL_ROWS).min(PANEL_ROWS);
-                for i in 0..job.m {
-                    let qs = job.qs.add(i * kp).cast::<i32>();
-                    let ps = job.ps.add(i * kp).cast::<i32>();
-                    let mut acc = [_mm256_setzero_ps(); 2];
-                    for b in 0..job.blocks {
-                        let at = i * job.blocks + b;
-                        let (mut a, mut r) =
-                            ([_mm256_setzero_si256(); 2], [_mm256_setzero_si256(); 2]);
-                        let j = b * BLOCK / 4;
-                        // The block's lines `PREFETCH_LINES` ahead (a hint:
-                        // past the last panel it touches nothing).
-                        let ahead = body.wrapping_add(2 * (j + PREFETCH_LINES)).cast::<i8>();
-                        for l in 0..BLOCK / 4 {
-                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(LINE * l));
-                        }
-                        for t in 0..BLOCK / 4 {
-                            let qb = _mm256_set1_epi32(qs.add(j + t).read_unaligned());
-                            let pb = _mm256_set1_epi32(ps.add(j + t).read_unaligned());
-                            for h in 0..2 {
-                                let codes = _mm256_xor_si256(
-                                    _mm256_load_si256(body.add(2 * (j + t) + h)),
-                                    flip,
-                                );
-                                let mag = _mm256_abs_epi8(codes);
-                                a[h] = _mm256_add_epi32(a[h], dot(mag, codes, qb));
-                                r[h] = _mm256_add_epi32(r[h], dot(mag, codes, pb));
-                            }
-                        }
-                        let (d, e) = (
-                            _mm256_set1_ps(*job.d.add(at)),
-                            _mm256_set1_ps(*job.e.add(at)),
-                        );
-                        for h in 0..2 {
-                            acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[h]), d, acc[h]);
-                            acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r[h]), e, acc[h]);
-                        }
-                    }
-                    let out = job.out.add(i * job.n + p * PANEL_ROWS);
-                    for h in 0..2 {
-                        let v = _mm256_mul_ps(acc[h], steps[h]);
-                        let n = valid.saturating_sub(8 * h).min(8);
-                        if n == 8 {
-                            _mm256_storeu_ps(out.add(8 * h), v);
-                        } else if n > 0 {
-                            let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-                            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), iota);
-                            _mm256_maskstore_ps(out.add(8 * h), mask, v);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// One half line's four-product sums per row: `mag` the codes'
-    /// magnitudes, `signs` the codes, `qb` four activation codes broadcast.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn dot(mag: __m256i, signs: __m256i, qb: __m256i) -> __m256i {
-        let pairs = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(qb, signs));
-        _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
     }
 }
