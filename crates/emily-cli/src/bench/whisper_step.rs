@@ -59,6 +59,7 @@ pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
     // op kind, per step), printed to stderr.
     emily::telemetry::take_op_profile();
     let cpu0 = emily_kernels::parallel::thread_cpu_nanos();
+    let process0 = super::serve_batch::process_cpu_secs();
     let mut times = Vec::with_capacity(STEPS);
     for p in 1..=STEPS {
         // Any text token: the step's cost does not depend on which.
@@ -75,8 +76,11 @@ pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
             (Some(a), Some(b)) => format!("{:.3}", (b - a) as f64 * 1e-6 / STEPS as f64),
             _ => "?".into(),
         };
+        // Every thread's (the pool's workers run the step's kernels; under
+        // load the wall time counts waits for a core, this does not).
+        let process = (super::serve_batch::process_cpu_secs() - process0) * 1e3 / STEPS as f64;
         eprintln!(
-            "decoder step op profile ({STEPS} steps, {:.3} ms wall, {cpu} ms CPU of this thread per step):",
+            "decoder step op profile ({STEPS} steps, {:.3} ms wall, {cpu} ms CPU of this thread, {process:.3} ms CPU of the process per step):",
             total / STEPS as f64
         );
         for (op, secs, runs) in emily::telemetry::take_op_profile() {
