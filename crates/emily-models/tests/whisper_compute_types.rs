@@ -190,24 +190,33 @@ fn same_tokens(a: &[f32], b: &[f32], t: usize) {
 #[test]
 fn half_precision_cross_keys_and_values_keep_the_logits() {
     let ck = load_whisper(&model_dir("whisper-tiny.en")).expect("run `make models` first");
-    let (full, half) = (
+    let (full, half, auto) = (
         tiny_graph(&ck, ComputeType::F32),
         tiny_graph(&ck, ComputeType::Bf16),
+        tiny_graph(&ck, ComputeType::Auto),
     );
     // Bf16 keeps the f16 logits: only the cross keys and values differ.
     assert!(half.int8_logits().is_none());
-    let (l, dtypes, t) = jfk_logits(&[&full, &half]);
-    assert_eq!(dtypes, [DType::F32, DType::F16]);
-    let d = max_abs_diff(&l[0], &l[1]);
-    println!("f16 cross keys/values: max |logit diff| {d:.4} over {t} positions");
-    // Measured 0.008 on tiny.en.
-    assert!(d < 0.03, "max |logit diff| {d}");
-    same_tokens(&l[0], &l[1], t);
+    let (l, dtypes, t) = jfk_logits(&[&full, &half, &auto]);
+    // `auto` too, also where it resolves to f32 (then it differs from f32
+    // in nothing else).
+    assert_eq!(dtypes, [DType::F32, DType::F16, DType::F16]);
+    let mut halves = vec![&l[1]];
+    if ComputeType::Auto.resolve() == ComputeType::F32 {
+        halves.push(&l[2]);
+    }
+    for h in halves {
+        let d = max_abs_diff(&l[0], h);
+        println!("f16 cross keys/values: max |logit diff| {d:.4} over {t} positions");
+        // Measured 0.008 on tiny.en.
+        assert!(d < 0.03, "max |logit diff| {d}");
+        same_tokens(&l[0], h, t);
+    }
 }
 
 /// Under `Int8Encoder` (what `auto` is on a VNNI CPU) and `Int8` the logits
 /// run on the int8 GEMV over the tied embedding's per-row int8 codes (the
-/// final norm's output in two 8-bit passes). On the same encoder output, the
+/// final norm's output in 16-bit blocks). On the same encoder output, the
 /// JFK tokens' logits (the int8 cross-K/V projections and f16 cross keys and
 /// values included) stay within max |diff| 1.5, 99.9th percentile 1.0, mean
 /// 0.2 and 0.75 among the tokens within 10 of each position's best f32 logit

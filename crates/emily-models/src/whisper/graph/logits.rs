@@ -2,7 +2,7 @@
 //! embedding's rows as CTranslate2's per-row int8 codes (`scale = 127 /
 //! max|w|`, ties to even; an int8 CTranslate2 model's own codes, recovered
 //! exactly) packed for `vpdpbusd` ([`I8Rows`]), the final layer norm's output
-//! quantized to 8-bit blocks of 32 per step. Half the bytes of the f16 table
+//! quantized to 16-bit blocks of 32 per step. Half the bytes of the f16 table
 //! a step otherwise streams (the largest single read of a decoder step:
 //! 51,864 × 384 for tiny, × 512 for base).
 

@@ -118,9 +118,11 @@ impl WhisperGraph {
         ck: &WhisperCheckpoint,
         compute: ComputeType,
     ) -> Result<WhisperGraph, GraphError> {
+        // Before resolving: `auto` holds f16 cross keys and values even
+        // where it resolves to f32.
+        let cross = compute.cross_kv_dtype();
         let compute = compute.resolve();
         let dims = ck.dims;
-        let cross = compute.cross_kv_dtype();
         // Under `Bf16` the attention cores run on bf16 too where bf16 dot
         // products are the fast path (the int8 types' quantized attention
         // does so already).
