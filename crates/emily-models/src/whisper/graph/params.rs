@@ -180,6 +180,17 @@ fn read(record: &TensorRecord, stored: bool) -> Result<(Tensor, bool), GraphErro
         // bytes are not aligned to the element size).
         Some(dtype) => {
             let aligned = (record.bytes().as_ptr() as usize).is_multiple_of(dtype.size_in_bytes());
+            if !aligned && record.is_mapped() {
+                // Copied a few MB at a time, the file pages of each part
+                // released as it goes (the caller's release finds none).
+                let t = Tensor::from_external(
+                    record.copy_releasing_pages()?,
+                    0,
+                    record.shape(),
+                    dtype,
+                )?;
+                return Ok((t, false));
+            }
             let (owner, range) = record.shared_bytes();
             let t = Tensor::from_external(owner, range.start, record.shape(), dtype)?;
             Ok((t, aligned && record.is_mapped()))
