@@ -6,9 +6,9 @@
 //! the trace reaches them last, through the gradient outputs. By then
 //! `dY`, produced thousands of kernels earlier, has left the caches, and
 //! the product reads it back from memory. Moving each such node to right
-//! after its last input reads `dY` while it is still cached, and frees it
-//! sooner (a lower peak, never a higher one: the moved node's output is
-//! the smaller side).
+//! after its last input reads `dY` while it is still cached, and can free
+//! it sooner. The moved node's output lives longer, but it is smaller than
+//! the input it reads (the byte LM step's peak fell from 13.5 to 11.7 MB).
 
 use super::graph::{Graph, Kind};
 
