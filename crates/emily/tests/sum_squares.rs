@@ -7,12 +7,7 @@ use common::*;
 use emily::{compile, Tensor};
 
 fn norm2(a: &[Tensor]) -> emily::Result<Vec<Tensor>> {
-    let flat = a
-        .iter()
-        .map(|t| t.reshape_to(&[t.numel()]))
-        .collect::<emily::Result<Vec<_>>>()?;
-    let all = Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)?;
-    Ok(vec![all.square()?.sum(&[], false)?])
+    Ok(vec![Tensor::sum_of_squares(a)?])
 }
 
 #[test]

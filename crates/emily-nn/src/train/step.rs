@@ -152,20 +152,7 @@ impl Forward {
                 }
                 None => grads,
             };
-            // Σ g² over all gradients as one long row: one concat, square
-            // and sum, not a square and a sum per parameter.
-            let flat = grads
-                .iter()
-                .map(|g| g.reshape_to(&[g.numel()]))
-                .collect::<emily::Result<Vec<_>>>()?;
-            let sq = if flat.is_empty() {
-                Tensor::zeros(&[], DType::F32)?
-            } else {
-                Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)?
-                    .square()?
-                    .sum(&[], false)?
-                    .cast(DType::F32)?
-            };
+            let sq = Tensor::sum_of_squares(&grads)?.cast(DType::F32)?;
             Ok([loss, sq].into_iter().chain(grads).collect())
         });
         let f = traced.clone();

