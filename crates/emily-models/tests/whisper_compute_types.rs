@@ -123,6 +123,37 @@ fn int8_encoder_holds_no_f32_copy_of_its_projections() {
     assert_ne!(dtype(ComputeType::Int8Encoder), emily::DType::F32);
 }
 
+/// The int8 types run the convolutions on the bf16 GEMM (bf16 weights held)
+/// only where that GEMM has a matrix engine; on an AVX2-only CPU the
+/// emulated bf16 GEMM runs at under half the f32 rate, so they stay f32.
+/// Their attention core is bf16 exactly where its products run on int8 codes.
+#[test]
+fn int8_convolutions_and_attention_core_follow_the_engines() {
+    use emily_kernels::gemm::{Engine, Precision};
+    let bf16_engine = matches!(Engine::best(Precision::Bf16), Engine::Amx | Engine::Avx512);
+    let dir = model_dir("whisper-tiny.en");
+    let w = Whisper::load_with(&dir, Kernels::Fused, ComputeType::Int8)
+        .expect("run `make models` first");
+    let conv = w
+        .graph()
+        .params()
+        .get("model.encoder.conv2.weight")
+        .expect("conv2")
+        .dtype();
+    let want = if bf16_engine {
+        emily::DType::BF16
+    } else {
+        emily::DType::F32
+    };
+    assert_eq!(conv, want);
+    for t in [ComputeType::Int8Encoder, ComputeType::Int8] {
+        assert_eq!(t.bf16_convolutions(), bf16_engine);
+        assert_eq!(t.bf16_attention_core(), t.int8_attention());
+    }
+    assert!(ComputeType::Bf16.bf16_convolutions());
+    assert!(!ComputeType::F32.bf16_convolutions() && !ComputeType::F32.bf16_attention_core());
+}
+
 /// Only the int8 types put the encoder's attention products on int8 codes,
 /// and only where the int8 GEMM has a matrix engine.
 #[test]

@@ -1,7 +1,8 @@
-//! The quantized self-attention layer (int8 projections, bf16 attention
-//! core) and the bf16-core layer (f32 projections, bf16 attention core)
-//! against the same steps composed by hand in the order their docs state:
-//! project, split heads, round q/k/v to bf16, attend, widen, merge, project.
+//! The quantized self-attention layer (int8 projections, with a bf16 or an
+//! f32 attention core) and the bf16-core layer (f32 projections, bf16
+//! attention core) against the same steps composed by hand in the order
+//! their docs state: project, split heads, round q/k/v to bf16 (bf16 core),
+//! attend, widen, merge, project.
 //! The layer rounds before the head split and widens after the merge;
 //! rounding commutes with those copies, so the bits must agree.
 
@@ -41,29 +42,32 @@ fn split_heads(x: &Tensor, heads: usize) -> Tensor {
 
 #[test]
 fn quantized_self_attention_matches_the_composed_steps_bit_for_bit() {
-    check(true);
+    check(true, true);
+}
+
+#[test]
+fn quantized_self_attention_with_an_f32_core_matches_the_composed_steps_bit_for_bit() {
+    check(true, false);
 }
 
 #[test]
 fn bf16_core_self_attention_matches_the_composed_steps_bit_for_bit() {
-    check(false);
+    check(false, true);
 }
 
-/// The layer with int8 projections (`int8`) or with f32 projections and
-/// only the bf16 core, against the composed steps.
-fn check(int8: bool) {
+/// The layer with int8 projections (`int8`) or f32 ones, and its core on
+/// q, k, v rounded to bf16 (`bf16_core`) or in f32, against the composed
+/// steps.
+fn check(int8: bool, bf16_core: bool) {
     // Odd sizes: 7 and 33 positions, 5 heads of 7 features.
     for (batch, t, seed) in [(1, 33, 21), (2, 7, 22)] {
         let (d, heads) = (35, 5);
         let mut b = ModelBuilder::new();
         let x_in = b.input("x", &[None, None, Some(d)], DType::F32).unwrap();
-        let opts = if int8 {
-            AttentionOptions {
-                quantized: true,
-                ..AttentionOptions::new(d, heads)
-            }
-        } else {
-            AttentionOptions::new(d, heads).bf16_core()
+        let opts = AttentionOptions {
+            quantized: int8,
+            bf16_core,
+            ..AttentionOptions::new(d, heads)
         };
         let y = b.self_attention("attn", &x_in, None, None, opts).unwrap();
         b.output(&y).unwrap();
@@ -75,15 +79,16 @@ fn check(int8: bool) {
         let out = model.outputs()[0].to_string();
         let got = layer.call(&[("x", &x)]).unwrap()[out.as_str()].clone();
 
-        let heads_bf16 = |name: &str| {
+        let core = if bf16_core { DType::BF16 } else { DType::F32 };
+        let split = |name: &str| {
             split_heads(&project(&x, &p, name, int8), heads)
-                .cast(DType::BF16)
+                .cast(core)
                 .unwrap()
         };
         let (q, k, v) = (
-            heads_bf16("attn.q_proj"),
-            heads_bf16("attn.k_proj"),
-            heads_bf16("attn.v_proj"),
+            split("attn.q_proj"),
+            split("attn.k_proj"),
+            split("attn.v_proj"),
         );
         let opts = SdpaOptions {
             scale: Some(1.0 / ((d / heads) as f32).sqrt()),

@@ -77,17 +77,23 @@ impl EncoderFlops {
     }
 
     /// The floor in ms for `compute` (resolved) at `peaks`: f32 everywhere,
-    /// bf16 everywhere, or int8 projections with bf16 convolutions and
-    /// attention (what the int8 types run), or everything but the
-    /// convolutions at the int8 peak where the int8 types run the attention
-    /// products on int8 codes too ([`ComputeType::int8_attention`]).
+    /// bf16 everywhere, or int8 projections with the convolutions and the
+    /// attention in the number types the int8 types pick on this CPU
+    /// ([`ComputeType::bf16_convolutions`], [`ComputeType::bf16_attention_core`]),
+    /// the attention at the int8 peak where its products run on int8 codes
+    /// ([`ComputeType::int8_attention`]).
     pub fn floor_ms(&self, compute: ComputeType, peaks: Peaks) -> f64 {
         let compute = compute.resolve();
+        let rate = |bf16: bool| if bf16 { peaks.bf16 } else { peaks.f32 };
         match compute {
             ComputeType::F32 => self.ms(peaks.f32, peaks.f32),
             ComputeType::Bf16 => self.ms(peaks.bf16, peaks.bf16),
             _ if compute.int8_attention() => self.int8_attention_floor_ms(peaks),
-            _ => self.ms(peaks.bf16, peaks.int8),
+            _ => {
+                let conv = self.conv / rate(compute.bf16_convolutions());
+                let attention = self.attention / rate(compute.bf16_attention_core());
+                (conv + attention + self.linear / peaks.int8) * 1e3
+            }
         }
     }
 

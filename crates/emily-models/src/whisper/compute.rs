@@ -15,8 +15,11 @@
 /// - `Int8Encoder`: encoder projections and the decoder's cross-attention
 ///   K/V projections (1500 encoder rows, once per window) with 8-bit integer
 ///   products (activation rows quantized on the fly, weights per output
-///   channel at first use), the encoder's self-attention core on bf16 q, k,
-///   v (bf16 dot products on AVX512-BF16), convolutions in bf16; the logits
+///   channel at first use); where the CPU has int8 or bf16 dot products
+///   (AVX512-VNNI/BF16, AMX) the encoder's self-attention core on int8 codes
+///   of bf16 q, k, v and the convolutions in bf16, elsewhere (AVX2: no such
+///   instruction, bf16 only emulated) both in f32
+///   ([`ComputeType::bf16_attention_core`], [`ComputeType::bf16_convolutions`]); the logits
 ///   on the tied embedding's per-row int8 codes (JFK logits within the
 ///   tolerance `whisper_compute_types` states, same tokens).
 /// - `Int8`: the whole model in int8, as faster-whisper's `int8`: the
@@ -66,13 +69,29 @@ impl ComputeType {
         }
     }
 
-    /// Whether the encoder's self-attention core runs on bf16 q, k, v under
-    /// `Bf16`: where the bf16 dot product is the fast path (AVX512-BF16
+    /// Whether the encoder's self-attention core runs on bf16 q, k, v: under
+    /// `Bf16` where the bf16 dot product is the fast path (AVX512-BF16
     /// without AMX, e.g. Zen 4: about twice the f32 FMA rate), not on AMX
     /// hosts, whose `vdpbf16ps` runs at half the f32 FMA rate (the tiles
-    /// serve the projections there).
+    /// serve the projections there); under the int8 types where that core's
+    /// products run on int8 codes ([`ComputeType::int8_attention`]). On an
+    /// AVX2-only CPU (Zen 2) the int8 types' core stays f32: a bf16 core
+    /// there only adds the rounding and widening passes (its products run
+    /// at the f32 rate), 2 % of the tiny.en int8 encoder's CPU samples.
     pub fn bf16_attention_core(self) -> bool {
-        self == ComputeType::Bf16 && !amx_tiles()
+        (self == ComputeType::Bf16 && !amx_tiles()) || self.int8_attention()
+    }
+
+    /// Whether the encoder's convolutions run on the bf16 GEMM: under `Bf16`,
+    /// and under the int8 types where the bf16 GEMM has a matrix engine
+    /// (AMX tiles or AVX512-BF16). On an AVX2-only CPU the bf16 GEMM widens
+    /// its operands and runs at 0.40–0.47× the f32 GEMM (Zen 2, `emily bench
+    /// core`), so the int8 types keep f32 convolutions there.
+    pub fn bf16_convolutions(self) -> bool {
+        use emily_kernels::gemm::{Engine, Precision};
+        self == ComputeType::Bf16
+            || (self.int8_encoder()
+                && matches!(Engine::best(Precision::Bf16), Engine::Amx | Engine::Avx512))
     }
 
     /// Whether the encoder's self-attention products (`q·k` and `p·v`) run

@@ -121,16 +121,16 @@ pub struct AttentionOptions {
     /// Projection names.
     pub names: ProjectionNames,
     /// The q/k/v/out projections multiply with 8-bit integer products
-    /// (`Tensor::matmul_int8`; see [`crate::layers::DenseOptions::quantized`]),
-    /// and the fused attention core of f32 tensors runs on q, k and v rounded
-    /// to bf16 (bf16 dot products where the CPU has them; see
-    /// `emily_kernels::fast::sdpa_bf16`), its output widened back to f32.
+    /// (`Tensor::matmul_int8`; see [`crate::layers::DenseOptions::quantized`]).
+    /// The attention core keeps its own number type (see `bf16_core`): on
+    /// CPUs without bf16 or int8 dot products an f32 core is the faster one.
     pub quantized: bool,
     /// The fused attention core of f32 tensors runs on q, k and v rounded
-    /// to bf16, as under `quantized`, while the projections keep their own
-    /// number type (e.g. bf16 weights with f32 activations).
+    /// to bf16 (bf16 dot products where the CPU has them; see
+    /// `emily_kernels::fast::sdpa_bf16`), its output widened back to f32,
+    /// whatever number type the projections multiply in.
     pub bf16_core: bool,
-    /// With a bf16 core (`quantized` or `bf16_core`), its two products
+    /// With a bf16 core (`bf16_core`), its two products
     /// (`q·k` and `p·v`) may run on int8 codes where the CPU has int8 dot
     /// products (see `emily::fast::scaled_dot_product_attention_int8`).
     /// No effect otherwise.
@@ -318,8 +318,7 @@ impl AttentionOptions {
         let mask = take(self.mask.has_input()).map(|m| (self.mask, m));
         let offset = take(self.cache.is_some());
 
-        let low_precision =
-            (self.quantized || self.bf16_core) && ctx.fused && x.dtype() == DType::F32;
+        let low_precision = self.bf16_core && ctx.fused && x.dtype() == DType::F32;
         // Without RoPE or a cache between projection and attention, the
         // projections are rounded to bf16 before their heads are split and
         // the attention output is widened after they are merged: rounding

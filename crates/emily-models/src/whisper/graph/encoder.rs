@@ -17,7 +17,7 @@ use crate::whisper::{ComputeType, WhisperDims};
 /// cores set up for `compute` (a concrete type: `Auto` resolved): on bf16
 /// q, k and v where [`ComputeType::bf16_attention_core`] says so, with
 /// int8 products where [`ComputeType::int8_attention`] does. (The int8
-/// types' projections, and with them the bf16 core, are switched on by
+/// types' projections are switched on by
 /// `emily_nn::quantize::int8_projections` afterwards.)
 pub fn encoder_model(dims: &WhisperDims, compute: ComputeType) -> Result<Model> {
     let (d, ctx) = (dims.d_model, dims.n_audio_ctx);

@@ -52,12 +52,16 @@ pub fn keeps_stored_precision(key: &str, rank: usize) -> bool {
 
 /// Whether the encoder parameter under `key` (of rank `rank`) is prepared in
 /// bf16 for `compute` (a concrete type): every encoder matrix for `Bf16`, the
-/// convolutions for `Int8` (its projections quantize f32 weights).
+/// convolutions for the int8 types where they run on the bf16 GEMM
+/// ([`ComputeType::bf16_convolutions`]; their projections quantize f32
+/// weights).
 pub fn encoder_bf16(key: &str, rank: usize, compute: ComputeType) -> bool {
     let encoder_weight = key.starts_with("model.encoder.") && key.ends_with(".weight");
     match compute {
         ComputeType::Bf16 => encoder_weight && rank >= 2,
-        ComputeType::Int8Encoder | ComputeType::Int8 => encoder_weight && rank == 3,
+        ComputeType::Int8Encoder | ComputeType::Int8 => {
+            encoder_weight && rank == 3 && compute.bf16_convolutions()
+        }
         _ => false,
     }
 }
