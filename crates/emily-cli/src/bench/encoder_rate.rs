@@ -177,10 +177,16 @@ mod tests {
         };
         let want_f32 = f.total() / 100.0 * 1e3;
         assert!((f.floor_ms(ComputeType::F32, peaks) - want_f32).abs() < 1e-9);
-        let mixed = if ComputeType::Int8Encoder.int8_attention() {
+        let int8 = ComputeType::Int8Encoder;
+        let rate = |bf16: bool| if bf16 { 200.0 } else { 100.0 };
+        let mixed = if int8.int8_attention() {
             f.conv / 200.0 * 1e3 + (f.linear + f.attention) / 400.0 * 1e3
         } else {
-            (f.conv + f.attention) / 200.0 * 1e3 + f.linear / 400.0 * 1e3
+            // AVX2-only: convolutions and attention in f32 (Zen 2).
+            (f.conv / rate(int8.bf16_convolutions())
+                + f.attention / rate(int8.bf16_attention_core())
+                + f.linear / 400.0)
+                * 1e3
         };
         assert!((f.floor_ms(ComputeType::Int8Encoder, peaks) - mixed).abs() < 1e-9);
     }
