@@ -71,6 +71,9 @@ enum Command {
         compute_type: emily_models::whisper::ComputeType,
         #[arg(long, default_value_t = 1)]
         beam_size: usize,
+        /// The composed graph (no fast kernels), as `transcribe --no-fast-kernels`.
+        #[arg(long)]
+        composed: bool,
     },
     /// (internal) Whisper encoder passes timed alone (and per kernel under
     /// `EMILY_PROFILE=1`): where one pass spends its time.
@@ -168,7 +171,15 @@ fn main() -> Result<()> {
             runs,
             compute_type,
             beam_size,
-        } => bench::whisper::run_child(&model, &audio, runs, compute_type, beam_size),
+            composed,
+        } => {
+            let kernels = if composed {
+                emily::Kernels::Composed
+            } else {
+                emily::Kernels::Fused
+            };
+            bench::whisper::run_child(&model, &audio, runs, compute_type, beam_size, kernels)
+        }
         Command::BenchEncoderChild {
             model,
             audio,

@@ -1,5 +1,6 @@
 //! Whisper benchmark (issue: Whisper parity): ours in f32, `auto` and int8
-//! (greedy) and f32 beam 5, side by side with faster-whisper (float32, int8,
+//! (greedy), f32 beam 5 and f32 on the composed graph (no fast kernels: their
+//! gain per model), side by side with faster-whisper (float32, int8,
 //! float32 beam 5) and whisper.cpp (f16, q8_0, f16 beam 5) when installed,
 //! on every model of `EMILY_BENCH_WHISPER_MODELS` (default tiny.en and
 //! base), JFK and a 5-minute long-form input, at 1 and 2 threads. Every
@@ -55,8 +56,9 @@ pub fn run_child(
     runs: usize,
     compute: ComputeType,
     beam: usize,
+    kernels: Kernels,
 ) -> Result<()> {
-    let w = Whisper::load_with(model, Kernels::Fused, compute)?;
+    let w = Whisper::load_with(model, kernels, compute)?;
     let samples = emily_models::audio::load_audio(audio)?;
     let opts = bench_options(beam);
     w.transcribe(&emily_models::audio::load_audio(Path::new(WARM_UP))?, &opts)?;
@@ -144,6 +146,11 @@ const TARGETS: [(&str, &[&str]); 4] = [
     ("emily int8", &["faster-whisper int8"]),
     ("emily f32 beam 5", &["faster-whisper float32 beam 5"]),
 ];
+
+/// Our f32 greedy configuration on the composed graph (no fast kernels):
+/// the fast kernels' gain is `emily f32` against it, per model (the
+/// original's claim: larger models see bigger wins).
+const COMPOSED: &str = "emily f32 composed graph";
 
 /// The peak-memory comparisons: (ours, the peer of the same precision class).
 const RSS_TARGETS: [(&str, &str); 2] = [
@@ -250,14 +257,16 @@ pub fn run(model: &Path, runs: usize) -> Result<()> {
 
 fn ours(exe: &Path, model: &Path, audio: &Path, threads: usize, runs: usize) -> Result<Vec<Row>> {
     let auto = ComputeType::Auto.resolve().name();
+    // (compute type, label, beam, composed graph)
     let configs = [
-        ("f32", "f32".to_string(), 1),
-        ("auto", format!("auto = {auto}"), 1),
-        ("int8", "int8".to_string(), 1),
-        ("f32", "f32 beam 5".to_string(), 5),
+        ("f32", "f32".to_string(), 1, false),
+        ("auto", format!("auto = {auto}"), 1, false),
+        ("int8", "int8".to_string(), 1, false),
+        ("f32", "f32 beam 5".to_string(), 5, false),
+        ("f32", "f32 composed graph".to_string(), 1, true),
     ];
     let mut rows = Vec::new();
-    for (compute, label, beam) in configs {
+    for (compute, label, beam, composed) in configs {
         let mut child = Command::new(exe);
         child
             .args(["--threads", &threads.to_string(), "bench-whisper-child"])
@@ -267,6 +276,9 @@ fn ours(exe: &Path, model: &Path, audio: &Path, threads: usize, runs: usize) -> 
             .arg(model)
             .arg("--audio")
             .arg(audio);
+        if composed {
+            child.arg("--composed");
+        }
         let warm: serde_json::Value = serde_json::from_str(measure(&mut child)?.stdout.trim())
             .context("the benchmark child's result line")?;
         let mut whole = Command::new(exe);
@@ -281,18 +293,27 @@ fn ours(exe: &Path, model: &Path, audio: &Path, threads: usize, runs: usize) -> 
             .args(["--temperature", "0", "--language", "en", "--model"])
             .arg(model)
             .arg(audio);
+        if composed {
+            whole.arg("--no-fast-kernels");
+        }
         let p = measure(&mut whole)?;
-        let who = match (compute, beam) {
-            ("f32", 5) => "emily f32 beam 5",
-            ("f32", _) => "emily f32",
-            ("auto", _) => "emily auto",
+        let who = match (compute, beam, composed) {
+            (_, _, true) => COMPOSED,
+            ("f32", 5, _) => "emily f32 beam 5",
+            ("f32", _, _) => "emily f32",
+            ("auto", _, _) => "emily auto",
             _ => "emily int8",
         };
         let config = format!(
             "{label} (encoder {:.0} ms)",
             warm["encoder_ms"].as_f64().unwrap_or(f64::NAN)
         );
-        rows.push(Row::from_runs(who, config, &warm, &p));
+        let mut row = Row::from_runs(who, config, &warm, &p);
+        if composed {
+            // Its step is no target's; the fused f32 row reports the step.
+            row.step = None;
+        }
+        rows.push(row);
     }
     Ok(rows)
 }
@@ -403,6 +424,14 @@ fn print_table(model: &Path, input: &str, threads: usize, rows: &[Row]) {
                 o.process_ms / p.process_ms
             );
         }
+    }
+    if let (Some(f), Some(c)) = (find("emily f32"), find(COMPOSED)) {
+        println!(
+            "fast kernels: emily f32 {:.0} ms vs composed graph {:.0} ms warm = {:.2}× faster ({name})",
+            f.warm_ms,
+            c.warm_ms,
+            c.warm_ms / f.warm_ms
+        );
     }
     for line in rows.iter().filter_map(|r| r.step.as_deref()) {
         println!("{line}");
