@@ -427,7 +427,7 @@ fn print_table(model: &Path, input: &str, threads: usize, rows: &[Row]) {
     }
     if let (Some(f), Some(c)) = (find("emily f32"), find(COMPOSED)) {
         println!(
-            "fast kernels: emily f32 {:.0} ms vs composed graph {:.0} ms warm = {:.2}× faster ({name})",
+            "fast kernels ({name}): emily f32 {:.0} ms, composed graph {:.0} ms warm: composed / fused {:.2}×",
             f.warm_ms,
             c.warm_ms,
             c.warm_ms / f.warm_ms
