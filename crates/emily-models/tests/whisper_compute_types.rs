@@ -154,6 +154,63 @@ fn int8_convolutions_and_attention_core_follow_the_engines() {
     assert!(!ComputeType::F32.bf16_convolutions() && !ComputeType::F32.bf16_attention_core());
 }
 
+/// Where `auto` resolves to f32 (no matrix engine) it holds the encoder's
+/// projection matrices and position table at the checkpoint's stored
+/// precision (f16), not as f32 copies, and widens them exactly where they are
+/// used: its encoder output is the f32 one bit for bit. No other type does.
+#[test]
+fn auto_on_f32_holds_stored_encoder_matrices_with_exact_f32_products() {
+    for other in [
+        ComputeType::F32,
+        ComputeType::Bf16,
+        ComputeType::Int8Encoder,
+        ComputeType::Int8,
+    ] {
+        assert!(!other.encoder_stored_weights(), "{}", other.name());
+    }
+    let on_f32 = ComputeType::Auto.resolve() == ComputeType::F32;
+    assert_eq!(ComputeType::Auto.encoder_stored_weights(), on_f32);
+    if !on_f32 {
+        println!(
+            "auto is {} here: nothing more to check",
+            ComputeType::Auto.resolve().name()
+        );
+        return;
+    }
+    let ck = load_whisper(&model_dir("whisper-tiny.en")).expect("run `make models` first");
+    let (full, auto) = (
+        tiny_graph(&ck, ComputeType::F32),
+        tiny_graph(&ck, ComputeType::Auto),
+    );
+    let dtype = |g: &WhisperGraph, key: &str| g.params().get(key).expect(key).dtype();
+    for key in [
+        "model.encoder.layers.0.self_attn.q_proj.weight",
+        "model.encoder.layers.3.fc2.weight",
+        "model.encoder.embed_positions.weight",
+    ] {
+        assert_eq!(dtype(&full, key), DType::F32, "{key}");
+        assert_eq!(dtype(&auto, key), DType::F16, "{key}");
+    }
+    // The convolutions take f32 (or bf16) weights only.
+    assert_eq!(dtype(&auto, "model.encoder.conv2.weight"), DType::F32);
+    let mel = read_npy(&goldens().join("jfk_logmel.npy")).unwrap();
+    let mel = Tensor::from_slice(&mel.data, &[1, 80, 3000]).unwrap();
+    let encode = |g: &WhisperGraph| g.encode(&mel).unwrap().to_vec::<f32>().unwrap();
+    let (a, b) = (encode(&full), encode(&auto));
+    assert_eq!(a.len(), b.len());
+    let differ = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count();
+    assert_eq!(
+        differ,
+        0,
+        "{differ} of {} encoder outputs differ from f32",
+        a.len()
+    );
+}
+
 /// Only the int8 types put the encoder's attention products on int8 codes,
 /// and only where the int8 GEMM has a matrix engine.
 #[test]
@@ -229,8 +286,8 @@ fn half_precision_cross_keys_and_values_keep_the_logits() {
     // Bf16 keeps the f16 logits: only the cross keys and values differ.
     assert!(half.int8_logits().is_none());
     let (l, dtypes, t) = jfk_logits(&[&full, &half, &auto]);
-    // `auto` too, also where it resolves to f32 (then it differs from f32
-    // in nothing else).
+    // `auto` too, also where it resolves to f32 (then its encoder output is
+    // f32's bit for bit: only the cross keys and values differ).
     assert_eq!(dtypes, [DType::F32, DType::F16, DType::F16]);
     let mut halves = vec![&l[1]];
     if ComputeType::Auto.resolve() == ComputeType::F32 {

@@ -33,6 +33,9 @@
 /// - `Auto`: the fastest of the encoder types that this CPU runs on a matrix engine
 ///   (AMX, AVX512-VNNI/BF16) and that keeps the JFK transcript exact and the
 ///   encoder output within the tolerance the tests state; see [`ComputeType::resolve`].
+///   Where that is `F32`, `auto` still holds f16 cross keys and values
+///   ([`ComputeType::cross_kv_dtype`]) and the encoder's matrices at their
+///   stored precision ([`ComputeType::encoder_stored_weights`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ComputeType {
     /// Pick per CPU.
@@ -129,6 +132,18 @@ impl ComputeType {
             ComputeType::F32 => emily::DType::F32,
             _ => emily::DType::F16,
         }
+    }
+
+    /// Whether the encoder's weight matrices and position table are held at
+    /// their stored precision (f16 in the shipped
+    /// checkpoints) and widened to f32 exactly where they are used, for the
+    /// type as asked for: under `Auto` where it resolves to `F32` (no matrix
+    /// engine). The encoder's products are then the f32 ones bit for bit on
+    /// half the weight bytes (base: 82 → 41 MB): with f32 ones `auto`'s peak
+    /// RSS on such a host was 1.05× whisper.cpp f16's on base. `F32` itself,
+    /// the reference, keeps f32 copies (no widening per product).
+    pub fn encoder_stored_weights(self) -> bool {
+        self == ComputeType::Auto && self.resolve() == ComputeType::F32
     }
 
     /// Whether the logits through the tied token embedding run on the int8

@@ -121,6 +121,7 @@ impl WhisperGraph {
         // Before resolving: `auto` holds f16 cross keys and values even
         // where it resolves to f32.
         let cross = compute.cross_kv_dtype();
+        let encoder_stored = compute.encoder_stored_weights();
         let compute = compute.resolve();
         let dims = ck.dims;
         // Under `Bf16` the attention cores run on bf16 too where bf16 dot
@@ -151,7 +152,12 @@ impl WhisperGraph {
             decoder_align_model(&dims, cross)?,
             decoder_rows_step_model(&dims, cross)?,
         ];
-        let params = param_store(ck, &models.iter().collect::<Vec<_>>(), compute)?;
+        let params = param_store(
+            ck,
+            &models.iter().collect::<Vec<_>>(),
+            compute,
+            encoder_stored,
+        )?;
         let [encoder, cross_kv, decoder, head, decoder_batch, decoder_align, decoder_rows] = models;
         let embedding = ck
             .weights

@@ -6,7 +6,10 @@
 //! matrices and the tied `proj_out` keep their stored precision (f16 for the
 //! shipped checkpoints), so a decode step streams half the bytes through the
 //! core's mixed-precision GEMV (f32 activations, f32 accumulation); every
-//! other parameter is f32. The token embedding itself is no parameter: the
+//! other parameter is f32, except that `auto` on a CPU without a matrix
+//! engine keeps the encoder's matrices and position table at their stored
+//! precision too ([`ComputeType::encoder_stored_weights`]; exact f32
+//! products). The token embedding itself is no parameter: the
 //! step gathers its rows outside the graph ([`super::TokenTable`]), and where
 //! the logits run on int8 rows ([`ComputeType::int8_logits`]) the head holds
 //! only the final norm, so no f16 table is held at all.
@@ -50,17 +53,31 @@ pub fn keeps_stored_precision(key: &str, rank: usize) -> bool {
         || (rank == 2 && key.starts_with("model.decoder.layers.") && key.ends_with(".weight"))
 }
 
+/// Whether the parameter under `key` (of rank `rank`) is one of the encoder's
+/// weight matrices, convolutions or its position table.
+pub fn encoder_weight(key: &str, rank: usize) -> bool {
+    rank >= 2 && key.starts_with("model.encoder.") && key.ends_with(".weight")
+}
+
+/// Whether the encoder parameter under `key` (of rank `rank`) is held at its
+/// stored precision if [`ComputeType::encoder_stored_weights`]: the
+/// projection matrices and the position table (widened exactly by the mixed
+/// f32 product and by the position add), not the convolutions (1.6 MB on
+/// base; `conv1d` takes f32 or bf16 weights only).
+pub fn stored_encoder_weight(key: &str, rank: usize) -> bool {
+    encoder_weight(key, rank) && rank == 2
+}
+
 /// Whether the encoder parameter under `key` (of rank `rank`) is prepared in
 /// bf16 for `compute` (a concrete type): every encoder matrix for `Bf16`, the
 /// convolutions for the int8 types where they run on the bf16 GEMM
 /// ([`ComputeType::bf16_convolutions`]; their projections quantize f32
 /// weights).
 pub fn encoder_bf16(key: &str, rank: usize, compute: ComputeType) -> bool {
-    let encoder_weight = key.starts_with("model.encoder.") && key.ends_with(".weight");
     match compute {
-        ComputeType::Bf16 => encoder_weight && rank >= 2,
+        ComputeType::Bf16 => encoder_weight(key, rank),
         ComputeType::Int8Encoder | ComputeType::Int8 => {
-            encoder_weight && rank == 3 && compute.bf16_convolutions()
+            encoder_weight(key, rank) && rank == 3 && compute.bf16_convolutions()
         }
         _ => false,
     }
@@ -104,12 +121,14 @@ pub fn decoder_int8(key: &str, shape: &[usize], compute: ComputeType) -> bool {
 
 /// Every parameter `models` need, from `ck` (checked against each node's
 /// expected shape; errors name the tensor and the file), with the encoder's
-/// matrices prepared for the concrete `compute` type. A checkpoint tensor
-/// read twice at one precision is one tensor in the store.
+/// matrices prepared for the concrete `compute` type, or held at their stored
+/// precision if `encoder_stored` ([`ComputeType::encoder_stored_weights`]).
+/// A checkpoint tensor read twice at one precision is one tensor in the store.
 pub fn param_store(
     ck: &WhisperCheckpoint,
     models: &[&Model],
     compute: ComputeType,
+    encoder_stored: bool,
 ) -> Result<ParamStore, GraphError> {
     let mut loaded: HashMap<(String, bool), Tensor> = HashMap::new();
     let mut store = ParamStore::new();
@@ -120,7 +139,9 @@ pub fn param_store(
             }
             let name = checkpoint_name(&key);
             let rank = spec.shape.len();
-            let stored = keeps_stored_precision(&key, rank) || encoder_int8(&key, rank, compute);
+            let stored = keeps_stored_precision(&key, rank)
+                || encoder_int8(&key, rank, compute)
+                || (encoder_stored && stored_encoder_weight(&key, rank));
             let id = (name.to_string(), stored);
             let tensor = match loaded.get(&id) {
                 Some(t) => t.clone(),
@@ -230,6 +251,24 @@ mod tests {
                 "{other}"
             );
         }
+    }
+
+    #[test]
+    fn stored_encoder_weights_are_the_matrices_and_the_position_table() {
+        for key in [
+            "model.encoder.layers.0.fc1.weight",
+            "model.encoder.layers.5.self_attn.out_proj.weight",
+            "model.encoder.embed_positions.weight",
+        ] {
+            assert!(stored_encoder_weight(key, 2), "{key}");
+        }
+        assert!(!stored_encoder_weight("model.encoder.conv1.weight", 3));
+        assert!(!stored_encoder_weight("model.encoder.layers.0.fc1.bias", 1));
+        assert!(!stored_encoder_weight("model.encoder.layer_norm.weight", 1));
+        assert!(!stored_encoder_weight(
+            "model.decoder.layers.0.fc1.weight",
+            2
+        ));
     }
 
     #[test]
