@@ -41,6 +41,10 @@ const PANEL_ROWS: usize = 16;
 const BLOCK: usize = 32;
 /// Bytes of one panel line.
 const LINE: usize = 64;
+/// Most activation rows multiplied panel by panel with the panels split
+/// among the workers (decoding: beams, a batch's rows); more are taken in
+/// blocks of this many rows, the blocks split among the workers.
+const ROW_BLOCK: usize = 16;
 /// How many lines ahead of the block being multiplied the AVX2 kernel asks
 /// for the weights (1 KiB): a panel is read once, front to back, and the
 /// next panel follows in memory. Without the hint the hardware prefetcher
@@ -292,21 +296,46 @@ impl I8Rows {
             out: out.as_mut_ptr(),
         };
         let panels = n.div_ceil(PANEL_ROWS);
-        let cost = PANEL_ROWS * kp * (1 + m / 2);
-        parallel::for_each_range(panels, cost, |p0, p1| {
-            // SAFETY: `job` points at buffers that outlive this call, sized
-            // as checked above; panels `p0..p1` write only their own output
-            // columns.
-            unsafe {
-                match isa {
-                    #[cfg(target_arch = "x86_64")]
-                    I8Isa::Avx512Vnni => x86::panels(job, p0, p1),
-                    #[cfg(target_arch = "x86_64")]
-                    I8Isa::Avx2 => x86::panels_avx2(job, p0, p1),
-                    _ => panels_portable(job, p0, p1),
+        // SAFETY (both arms): `job` points at buffers that outlive this
+        // call, sized as checked above; workers write disjoint outputs
+        // (their own panels' columns, or their own activation rows).
+        if m <= ROW_BLOCK {
+            // Decoding: the panels split among the workers, each read once.
+            let cost = PANEL_ROWS * kp * (1 + m / 2);
+            parallel::for_each_range(panels, cost, |p0, p1| unsafe {
+                run_panels(isa, job, p0, p1)
+            });
+        } else {
+            // More rows (a prompt, a window's 1500 encoder rows): blocks of
+            // rows split among the workers, each block times every panel,
+            // so a block's codes stay in cache while the weights stream.
+            let row_blocks = m.div_ceil(ROW_BLOCK);
+            let cost = n * kp * ROW_BLOCK / 2;
+            parallel::for_each_range(row_blocks, cost, |b0, b1| {
+                for b in b0..b1 {
+                    let i0 = b * ROW_BLOCK;
+                    let rows = job.rows(i0, (m - i0).min(ROW_BLOCK));
+                    unsafe { run_panels(isa, rows, 0, panels) };
                 }
-            }
-        });
+            });
+        }
+    }
+}
+
+/// Panels `p0..p1` of `job` with implementation `isa` (one this CPU runs).
+///
+/// # Safety
+/// As [`panels_portable`]; `isa` is available.
+unsafe fn run_panels(isa: I8Isa, job: Job, p0: usize, p1: usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            I8Isa::Avx512Vnni => x86::panels(job, p0, p1),
+            #[cfg(target_arch = "x86_64")]
+            I8Isa::Avx2 => x86::panels_avx2(job, p0, p1),
+            _ => panels_portable(job, p0, p1),
+        }
     }
 }
 
@@ -332,10 +361,32 @@ struct Job {
     lo_off: *const i32,
     out: *mut f32,
 }
-// SAFETY: workers read the shared inputs and write disjoint output columns.
+// SAFETY: workers read the shared inputs and write disjoint outputs.
 unsafe impl Send for Job {}
 // SAFETY: as above.
 unsafe impl Sync for Job {}
+
+impl Job {
+    /// The same product restricted to activation rows `i0..i0 + m`
+    /// (`i0 + m` at most the job's rows).
+    fn rows(self, i0: usize, m: usize) -> Job {
+        let kp = self.blocks * BLOCK;
+        // Offsets within the buffers (`wrapping_add`: the byte planes are
+        // empty off VNNI, and are then never read).
+        Job {
+            m,
+            codes: self.codes.wrapping_add(i0 * kp),
+            scales: self.scales.wrapping_add(i0 * self.blocks),
+            offsets: self.offsets.wrapping_add(i0 * self.blocks),
+            hi: self.hi.wrapping_add(i0 * kp),
+            lo: self.lo.wrapping_add(i0 * kp),
+            hi_off: self.hi_off.wrapping_add(i0 * self.blocks),
+            lo_off: self.lo_off.wrapping_add(i0 * self.blocks),
+            out: self.out.wrapping_add(i0 * self.n),
+            ..self
+        }
+    }
+}
 
 /// Panels `p0..p1` times every activation row, in plain loops on the
 /// signed codes.

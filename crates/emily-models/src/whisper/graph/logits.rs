@@ -15,25 +15,27 @@ use super::GraphError;
 use crate::ct2::quantize_row;
 use crate::weights::{widen_to_f32, TensorRecord};
 
-/// Rows of the table after which the file pages read for them are released
-/// (2 MB of f16 rows for base): the converted table and the whole file
-/// table are then never resident together (51,865 × 512 f16 is 53 MB).
+/// Rows after which the file pages read for them are released (2 MB of
+/// f16 rows for base's embedding): the converted matrix and the whole file
+/// matrix are then never resident together (51,865 × 512 f16 is 53 MB).
 const RELEASE_ROWS: usize = 2048;
 
-/// The token embedding `record` `(vocab, d)` as int8 rows, packed a few
-/// rows at a time on the pool (no float copy of the table is made); the file
-/// pages of the rows converted are released as the packing goes.
-pub fn int8_rows(record: &TensorRecord) -> Result<I8Rows, GraphError> {
+/// The 2-D float matrix `record` (`what` names it in errors: the token
+/// embedding `(vocab, d)`, a decoder projection `(out, in)`) as int8 rows,
+/// packed a few rows at a time on the pool (no float copy of the matrix is
+/// made); the file pages of the rows converted are released as the packing
+/// goes.
+pub fn int8_rows(what: &str, record: &TensorRecord) -> Result<I8Rows, GraphError> {
     let [rows, width] = *record.shape() else {
         return Err(GraphError::Input(format!(
-            "token embedding: expected (vocab, d), got {:?}",
+            "{what}: expected a matrix, got shape {:?}",
             record.shape()
         )));
     };
     let dtype = record.dtype();
     if !dtype.is_float() || width == 0 {
         return Err(GraphError::Input(format!(
-            "token embedding: {dtype:?} rows of {width} cannot be quantized"
+            "{what}: {dtype:?} rows of {width} cannot be quantized"
         )));
     }
     let bytes = record.bytes();

@@ -163,7 +163,7 @@ impl WhisperGraph {
             .weights
             .get_shaped(TOKEN_EMBEDDING, &[dims.n_vocab, dims.d_model])?;
         let int8_logits = if compute.int8_logits() {
-            let rows = logits::int8_rows(embedding)?;
+            let rows = logits::int8_rows("token embedding", embedding)?;
             // Packing read the whole table: its file pages need not stay.
             embedding.release_pages();
             Some(Arc::new(rows))

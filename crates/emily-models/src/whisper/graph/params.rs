@@ -111,8 +111,9 @@ pub fn cross_kv_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
 /// Whether the parameter under `key` of `shape` is held in int8 for
 /// `compute` (a concrete type): under `Int8` the matrices that otherwise keep
 /// their stored precision (the decoder's projections, the token embedding and
-/// its tied output projection), as CTranslate2's per-row int8 codes in `Q8_0`
-/// blocks ([`crate::ct2::int8_rows_as_q8_0`]; rows must be whole blocks).
+/// its tied output projection), as CTranslate2's per-row int8 codes packed
+/// for the int8-row GEMV ([`Tensor::from_int8_rows`], a `Q8_0` weight to the
+/// graph; rows must be whole blocks of 32).
 pub fn decoder_int8(key: &str, shape: &[usize], compute: ComputeType) -> bool {
     compute == ComputeType::Int8
         && keeps_stored_precision(key, shape.len())
@@ -148,7 +149,7 @@ pub fn param_store(
                 None => {
                     let record = ck.weights.get_shaped(name, &spec.shape)?;
                     let (mut t, mut in_place) = if decoder_int8(&key, &spec.shape, compute) {
-                        (read_int8(record)?, false)
+                        (read_int8(&key, record)?, false)
                     } else {
                         read(record, stored)?
                     };
@@ -176,18 +177,13 @@ pub fn param_store(
     Ok(store)
 }
 
-/// One checkpoint matrix as `Q8_0` blocks of its per-row int8 codes (those of
-/// a CTranslate2 int8 model, recovered exactly from its dequantized values),
+/// One checkpoint matrix as its per-row int8 codes (those of a CTranslate2
+/// int8 model, recovered exactly from its dequantized values) packed for the
+/// int8-row GEMV ([`Tensor::from_int8_rows`]: a `Q8_0` weight to the graph),
 /// converted a few rows at a time and held without a further copy.
-fn read_int8(record: &TensorRecord) -> Result<Tensor, GraphError> {
-    let blocks = crate::ct2::record_as_q8_0(record)
-        .expect("decoder_int8 checked that the rows are whole blocks");
-    Ok(Tensor::from_external(
-        std::sync::Arc::new(blocks),
-        0,
-        record.shape(),
-        DType::Quantized(emily::BlockFormat::Q8_0),
-    )?)
+fn read_int8(key: &str, record: &TensorRecord) -> Result<Tensor, GraphError> {
+    let rows = super::logits::int8_rows(key, record)?;
+    Ok(Tensor::from_int8_rows(std::sync::Arc::new(rows))?)
 }
 
 /// One checkpoint tensor as f32, or in its stored half precision if

@@ -9,6 +9,7 @@ mod fast;
 mod fused;
 mod fused_special;
 mod indexing;
+mod int8_rows;
 mod layout;
 mod lowp;
 mod matmul;
@@ -66,14 +67,21 @@ impl Backend for CpuBackend {
                     Op::MatmulInt8 { .. } | Op::MatmulThen { int8: true, .. }
                 )
         };
+        // Int8 rows (`Tensor::from_int8_rows`) only as the weight of x · wᵀ.
+        let rows_weight = |i: usize| i == 1 && matches!(op, Op::Matmul { .. });
         for (i, a) in inputs.iter().enumerate() {
-            if a.host_bytes().is_some() || (int8_weight(i) && packed_weights::is_packed_int8(a)) {
+            if a.host_bytes().is_some()
+                || (int8_weight(i) && packed_weights::is_packed_int8(a))
+                || (rows_weight(i) && int8_rows::of(a).is_some())
+            {
                 continue;
             }
             return Err(invalid(
                 op.name(),
                 if packed_weights::is_packed_int8(a) {
                     "a weight packed for the int8 products is read only as the weight of matmul_int8"
+                } else if int8_rows::of(a).is_some() {
+                    "a weight held as int8 rows is read only as the weight w of x · wᵀ"
                 } else {
                     "the CPU backend cannot read this kind of buffer in place"
                 },

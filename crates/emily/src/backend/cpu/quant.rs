@@ -3,6 +3,7 @@
 //! never as a whole), and casts that dequantise or quantise. (Row gathers
 //! live with the other gathers in `indexing`.)
 
+use emily_kernels::gemv_i8::I8Rows;
 use emily_kernels::quant::{self, BlockFormat, QuantError};
 
 use super::{convert, layout};
@@ -67,9 +68,32 @@ fn matmul(x: &Array, ta: bool, w: &Array, format: BlockFormat, shape: &[usize]) 
     let rows = numel(&x.shape()[..x.shape().len() - 1]);
     let mut out = Array::uninit(shape, DType::F32)?;
     let o = out.as_mut_slice::<f32>().expect("fresh array");
+    if let Some(w) = super::int8_rows::of(w) {
+        int8_rows_product(w, x.as_slice::<f32>(), rows, o);
+        return Ok(out);
+    }
     quant::matmul(format, w.bytes(), n, k, x.as_slice::<f32>(), rows, o)
         .map_err(|e| op_err("matmul", e))?;
     Ok(out)
+}
+
+/// `out = x · wᵀ` for weights held as int8 rows: the int8-row GEMV, or
+/// under [`quant::with_exact_products`] the dequantized rows times the f32
+/// activations (exact to round-off, as the block formats' exact path).
+fn int8_rows_product(w: &I8Rows, x: &[f32], m: usize, out: &mut [f32]) {
+    if !quant::exact_products() {
+        w.gemv(x, m, out);
+        return;
+    }
+    let (n, k) = (w.rows(), w.cols());
+    let mut row = vec![0f32; k];
+    for r in 0..n {
+        w.dequantize_row(r, &mut row);
+        for i in 0..m {
+            let xi = &x[i * k..(i + 1) * k];
+            out[i * n + r] = xi.iter().zip(&row).map(|(a, b)| a * b).sum();
+        }
+    }
 }
 
 /// A quantised array as `to` (f32 directly, other floats through f32).
