@@ -5,7 +5,7 @@
 //! quantization bound against the unquantized activations; the 16-bit
 //! activation blocks alike on every path.
 
-use emily_kernels::gemv_i8::{I16Blocks, I8Isa, I8Rows, CODE_MAX};
+use emily_kernels::gemv_i8::{I16Blocks, I8Isa, I8Rows, CODE_MAX, F32_MIN_ROWS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -176,6 +176,40 @@ fn implementations_agree_on_many_rows_in_parallel() {
     rows.gemv_with(I8Isa::Portable, &x, m, &mut want);
     check("portable", &rows, &x, m, &want);
     agree_on_every_isa(&rows, &x, m, &want);
+}
+
+#[test]
+fn gemm_f32_is_the_dequantized_product() {
+    let mut rng = StdRng::seed_from_u64(8);
+    for &(n, k) in &[(1, 1), (7, 77), (33, 1000), (100, 384)] {
+        let w = randn(&mut rng, n * k, 0.05);
+        let rows = I8Rows::quantize(&w, n, k);
+        // Past F32_MIN_ROWS `gemv` takes this product too.
+        for &m in &[1, 7, 77, F32_MIN_ROWS + 1] {
+            let x = randn(&mut rng, m * k, 1.3);
+            let mut got = vec![f32::NAN; m * n];
+            rows.gemm_f32(&x, m, &mut got);
+            let mut by_gemv = vec![f32::NAN; m * n];
+            rows.gemv(&x, m, &mut by_gemv);
+            let mut row = vec![0f32; k];
+            for r in 0..n {
+                rows.dequantize_row(r, &mut row);
+                for i in 0..m {
+                    let (mut want, mut mag) = (0f64, 0f64);
+                    for (a, b) in x[i * k..(i + 1) * k].iter().zip(&row) {
+                        want += *a as f64 * *b as f64;
+                        mag += (*a as f64 * *b as f64).abs();
+                    }
+                    let g = got[i * n + r] as f64;
+                    let bound = mag * k as f64 * 6e-8 + 1e-30;
+                    assert!((g - want).abs() <= bound, "n={n} k={k} m={m}: {g} vs {want}");
+                    if m >= F32_MIN_ROWS {
+                        assert_eq!(by_gemv[i * n + r], got[i * n + r]);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Every available implementation gives `want` (the portable loops' output)

@@ -21,8 +21,12 @@ use serde_json::json;
 /// Single-token steps timed (positions 1..=STEPS).
 const STEPS: usize = 48;
 
-/// Bytes of a tensor as held.
+/// Bytes of a tensor as held (a weight held as int8 rows: its packed
+/// panels, not the `Q8_0` size its dtype states).
 fn bytes_of(t: &Tensor) -> f64 {
+    if let Some(rows) = t.int8_rows() {
+        return rows.bytes() as f64;
+    }
     t.dtype()
         .storage_bytes(t.shape())
         .map_or(f64::NAN, |b| b as f64)

@@ -45,6 +45,12 @@ const LINE: usize = 64;
 /// among the workers (decoding: beams, a batch's rows); more are taken in
 /// blocks of this many rows, the blocks split among the workers.
 const ROW_BLOCK: usize = 16;
+/// Activation rows from which [`I8Rows::gemv`] multiplies in f32
+/// ([`I8Rows::gemm_f32`]): a window's 1500 encoder rows (the cross
+/// keys/values) took 1.02× the time of the `Q8_0` blocks' f32 GEMM there,
+/// the AVX2 int8 kernel 1.2×; at 63 rows the int8 kernel took 0.6× the
+/// f32 GEMM's (thread CPU time, 512 × 512, loaded).
+pub const F32_MIN_ROWS: usize = 256;
 /// How many lines ahead of the block being multiplied the AVX2 kernel asks
 /// for the weights (1 KiB): a panel is read once, front to back, and the
 /// next panel follows in memory. Without the hint the hardware prefetcher
@@ -227,14 +233,63 @@ impl I8Rows {
             "I8Rows: row {r} into {}",
             out.len()
         );
-        let step = self.step(r);
-        for (j, v) in out.iter_mut().enumerate() {
-            *v = step * self.code(r, j) as f32;
+        self.dequantize_cols(r, 0..self.k, out);
+    }
+
+    /// Columns `cols` of row `r` dequantized into `out` (in bounds).
+    fn dequantize_cols(&self, r: usize, cols: std::ops::Range<usize>, out: &mut [f32]) {
+        let per_panel = self.per_panel();
+        let body = &self.lines[(r / PANEL_ROWS) * per_panel + 1..][..per_panel - 1];
+        let (step, t) = (self.step(r), 4 * (r % PANEL_ROWS));
+        for (v, j) in out.iter_mut().zip(cols) {
+            *v = step * (body[j / 4].0[t + j % 4] as i32 - 128) as f32;
         }
     }
 
+    /// `out = x · wᵀ` in f32 (`x` row-major `(m, k)`, `out` `(m, n)`): the
+    /// dequantized rows, a tile at a time, through the f32 GEMM — exact to
+    /// f32 round-off, and faster than the int8 kernels from
+    /// [`F32_MIN_ROWS`] activation rows on (their integer multiplies do
+    /// fewer products per instruction than f32 FMAs once the weights no
+    /// longer stream from memory).
+    ///
+    /// # Panics
+    /// If `x.len() != m * k` or `out.len() != m * n`.
+    pub fn gemm_f32(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.check(x, m, out);
+        if m == 0 || self.n == 0 {
+            return;
+        }
+        if self.k == 0 {
+            out.fill(0.0);
+            return;
+        }
+        crate::quant::gemm_dequantized(self.n, self.k, x, m, out, |r, cols, tile| {
+            self.dequantize_cols(r, cols, tile)
+        });
+    }
+
+    fn check(&self, x: &[f32], m: usize, out: &[f32]) {
+        let (n, k) = (self.n, self.k);
+        assert_eq!(
+            x.len(),
+            m * k,
+            "I8Rows::gemv: x has {} values, expected {m} × {k}",
+            x.len()
+        );
+        assert_eq!(
+            out.len(),
+            m * n,
+            "I8Rows::gemv: out has {} values, expected {m} × {n}",
+            out.len()
+        );
+    }
+
     /// `out = x · wᵀ` with the best implementation of this CPU: `x` is
-    /// row-major `(m, k)`, `out` row-major `(m, n)`.
+    /// row-major `(m, k)`, `out` row-major `(m, n)`. Up to 16 rows (decoding,
+    /// beams) the panels are split among the workers; more rows go in
+    /// blocks of 16; from [`F32_MIN_ROWS`] rows on the product is
+    /// [`I8Rows::gemm_f32`]'s.
     ///
     /// # Panics
     /// If `x.len() != m * k` or `out.len() != m * n`.
@@ -250,20 +305,12 @@ impl I8Rows {
     /// If `x.len() != m * k` or `out.len() != m * n`.
     pub fn gemv_with(&self, isa: I8Isa, x: &[f32], m: usize, out: &mut [f32]) {
         let (n, k, kp) = (self.n, self.k, self.kp);
-        assert_eq!(
-            x.len(),
-            m * k,
-            "I8Rows::gemv: x has {} values, expected {m} × {k}",
-            x.len()
-        );
-        assert_eq!(
-            out.len(),
-            m * n,
-            "I8Rows::gemv: out has {} values, expected {m} × {n}",
-            out.len()
-        );
+        self.check(x, m, out);
         if m == 0 || n == 0 {
             return;
+        }
+        if m >= F32_MIN_ROWS && k > 0 {
+            return self.gemm_f32(x, m, out);
         }
         let isa = match isa {
             I8Isa::Avx512Vnni if QuantIsa::Avx512Vnni.available() => isa,

@@ -56,6 +56,30 @@ pub(crate) fn gemm_f32_unchecked(
         return;
     }
     let row_bytes = w.len() / n;
+    gemm_dequantized(n, k, x, m, out, |r, cols, tile| {
+        let (b0, b1) = (
+            cols.start / format.block_elems() * format.block_bytes(),
+            cols.end / format.block_elems() * format.block_bytes(),
+        );
+        let wr = &w[r * row_bytes..(r + 1) * row_bytes];
+        dequantize_row(format, &wr[b0..b1], tile).expect("tile sizes are whole blocks");
+    });
+}
+
+/// `out = x · wᵀ` in f32 for `n` weight rows of `k` values that
+/// `row(r, cols, tile)` dequantizes, a part at a time (`cols`: a range of
+/// columns starting at a multiple of 512, `tile`: its `cols.len()` values):
+/// panels of rows dequantized into a tile of up to 512 columns and
+/// multiplied by the f32 GEMM. `x` is row-major `(m, k)`, `out` row-major
+/// `(m, n)`; `k > 0`.
+pub(crate) fn gemm_dequantized(
+    n: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+    out: &mut [f32],
+    row: impl Fn(usize, std::ops::Range<usize>, &mut [f32]) + Sync,
+) {
     let panels = n.div_ceil(PANEL_ROWS);
     let o = SendPtr(out.as_mut_ptr());
     let cost = PANEL_ROWS.saturating_mul(k).saturating_mul(m);
@@ -67,14 +91,8 @@ pub(crate) fn gemm_f32_unchecked(
             let mut k0 = 0;
             while k0 < k {
                 let depth = DEPTH.min(k - k0);
-                let (b0, b1) = (
-                    k0 / format.block_elems() * format.block_bytes(),
-                    (k0 + depth) / format.block_elems() * format.block_bytes(),
-                );
                 for r in 0..rows {
-                    let wr = &w[(r0 + r) * row_bytes..(r0 + r + 1) * row_bytes];
-                    dequantize_row(format, &wr[b0..b1], &mut tile[r * depth..(r + 1) * depth])
-                        .expect("tile sizes are whole blocks");
+                    row(r0 + r, k0..k0 + depth, &mut tile[r * depth..(r + 1) * depth]);
                 }
                 // SAFETY: `x` is (m, k) and `out` (m, n) (checked above); the
                 // tile holds `rows` rows of `depth`; this worker alone writes

@@ -32,6 +32,7 @@ pub use activation::Q8Activations;
 pub use error::QuantError;
 pub use format::{BlockFormat, QK_K};
 pub use gemm::gemm_f32;
+pub(crate) use gemm::gemm_dequantized;
 pub use gemm_q8::{gemm_q8, gemm_q8_with};
 pub use gemv::{gemv_q8, gemv_q8_with};
 pub use isa::QuantIsa;

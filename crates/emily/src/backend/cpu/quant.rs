@@ -81,18 +81,10 @@ fn matmul(x: &Array, ta: bool, w: &Array, format: BlockFormat, shape: &[usize]) 
 /// under [`quant::with_exact_products`] the dequantized rows times the f32
 /// activations (exact to round-off, as the block formats' exact path).
 fn int8_rows_product(w: &I8Rows, x: &[f32], m: usize, out: &mut [f32]) {
-    if !quant::exact_products() {
+    if quant::exact_products() {
+        w.gemm_f32(x, m, out);
+    } else {
         w.gemv(x, m, out);
-        return;
-    }
-    let (n, k) = (w.rows(), w.cols());
-    let mut row = vec![0f32; k];
-    for r in 0..n {
-        w.dequantize_row(r, &mut row);
-        for i in 0..m {
-            let xi = &x[i * k..(i + 1) * k];
-            out[i * n + r] = xi.iter().zip(&row).map(|(a, b)| a * b).sum();
-        }
     }
 }
 
