@@ -202,7 +202,10 @@ fn gemm_f32_is_the_dequantized_product() {
                     }
                     let g = got[i * n + r] as f64;
                     let bound = mag * k as f64 * 6e-8 + 1e-30;
-                    assert!((g - want).abs() <= bound, "n={n} k={k} m={m}: {g} vs {want}");
+                    assert!(
+                        (g - want).abs() <= bound,
+                        "n={n} k={k} m={m}: {g} vs {want}"
+                    );
                     if m >= F32_MIN_ROWS {
                         assert_eq!(by_gemv[i * n + r], got[i * n + r]);
                     }

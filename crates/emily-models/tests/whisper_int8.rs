@@ -1,8 +1,7 @@
 //! Quantized Whisper: CTranslate2's own int8 model files, and int8 compute
 //! (`ComputeType::Int8`: encoder projections on the int8 GEMM engine, the
-//! decoder's matrices held as per-row int8 codes in `Q8_0` blocks, multiplied
-//! by the quantized GEMV, and the token embedding as the same codes packed
-//! for the int8 logits GEMV).
+//! decoder's matrices and the token embedding held as per-row int8 codes
+//! packed for the int8-row GEMV, `Q8_0` weights to the graph).
 //!
 //! Whole-model int8 is held to the reference's greedy tokens up to JFK's one
 //! near tie and to its words throughout: generated token 14 is `,` with a
@@ -155,8 +154,8 @@ fn ct2_int8_model_transcribes_jfk_exactly() {
     }
 }
 
-/// The decoder's int8 matrices of `w` (store key, held as `Q8_0`), and
-/// the number of its parameters in all.
+/// The decoder's int8 matrices of `w` (store key; `Q8_0` weights held as
+/// packed int8 rows), and the number of its parameters in all.
 fn int8_params(w: &Whisper) -> (Vec<String>, usize) {
     let params = w.graph().params();
     let q8 = params
@@ -216,11 +215,13 @@ fn int8_compute_keeps_the_decoder_matrices_int8() {
             .params()
             .get("model.decoder.layers.1.fc1.weight")
             .unwrap();
-        let array = fc1.array().unwrap();
-        let blocks = array.to_host_bytes().unwrap();
-        // Block b of 34 bytes holds codes 32b..32b+32 after its f16 step.
-        for (b, block) in blocks.chunks(34).enumerate() {
-            assert_eq!(&block[2..], &codes[b * 32..(b + 1) * 32], "block {b}");
+        let rows = fc1.int8_rows().expect("held as packed int8 rows");
+        let k = rows.cols();
+        let mut got = vec![0i8; k];
+        for r in 0..rows.rows() {
+            rows.codes_of_row(r, &mut got);
+            let want: Vec<i8> = codes[r * k..(r + 1) * k].iter().map(|&b| b as i8).collect();
+            assert_eq!(got, want, "fc1 row {r}");
         }
     }
     check_int8_jfk("f16 model", &f16);

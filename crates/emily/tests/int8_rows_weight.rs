@@ -47,7 +47,10 @@ fn check(what: &str, got: &Tensor, want: &[f64], bound: &[f64]) {
     let got = got.to_f64_vec().unwrap();
     assert_eq!(got.len(), want.len(), "{what}");
     for (j, ((g, w), b)) in got.iter().zip(want).zip(bound).enumerate() {
-        assert!((g - w).abs() <= *b, "{what} [{j}]: {g} vs {w} (bound {b:e})");
+        assert!(
+            (g - w).abs() <= *b,
+            "{what} [{j}]: {g} vs {w} (bound {b:e})"
+        );
     }
 }
 
@@ -117,7 +120,12 @@ fn int8_rows_refuse_every_other_use() {
     };
     let e = err(weight.cast(DType::F32));
     assert!(e.contains("read only as the weight"), "{e}");
-    let e = weight.array().unwrap().to_host_bytes().unwrap_err().to_string();
+    let e = weight
+        .array()
+        .unwrap()
+        .to_host_bytes()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no host form"), "{e}");
     // Rows that are not whole blocks of 32.
     let odd = Tensor::from_int8_rows(Arc::new(I8Rows::quantize(&w[..5 * 31], 5, 31)));

@@ -92,7 +92,11 @@ pub(crate) fn gemm_dequantized(
             while k0 < k {
                 let depth = DEPTH.min(k - k0);
                 for r in 0..rows {
-                    row(r0 + r, k0..k0 + depth, &mut tile[r * depth..(r + 1) * depth]);
+                    row(
+                        r0 + r,
+                        k0..k0 + depth,
+                        &mut tile[r * depth..(r + 1) * depth],
+                    );
                 }
                 // SAFETY: `x` is (m, k) and `out` (m, n) (checked above); the
                 // tile holds `rows` rows of `depth`; this worker alone writes

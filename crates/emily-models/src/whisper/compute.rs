@@ -23,11 +23,11 @@
 ///   on the tied embedding's per-row int8 codes (JFK logits within the
 ///   tolerance `whisper_compute_types` states, same tokens).
 /// - `Int8`: the whole model in int8, as faster-whisper's `int8`: the
-///   encoder as `Int8Encoder`, the decoder's matrices held as per-row int8
-///   codes (CTranslate2's rule; an int8 CTranslate2 model's own codes) in
-///   `Q8_0` blocks, multiplied by the quantized GEMV with activations in
-///   8-bit blocks, and the token embedding as the same codes packed for the
-///   int8 logits GEMV (the step's token rows dequantized from them). Half the decoder's weight bytes; the
+///   encoder as `Int8Encoder`, the decoder's matrices and the token
+///   embedding held as per-row int8 codes (CTranslate2's rule; an int8
+///   CTranslate2 model's own codes) packed for the int8-row GEMV
+///   (`emily_kernels::gemv_i8`, activations in 16-bit blocks of 32; the
+///   step's token rows dequantized from the embedding's codes). Half the decoder's weight bytes; the
 ///   JFK transcript can differ where greedy decoding is a near tie (one
 ///   comma: 0.08 logits apart in f32).
 /// - `Auto`: the fastest of the encoder types that this CPU runs on a matrix engine

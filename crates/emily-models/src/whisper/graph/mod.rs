@@ -135,7 +135,7 @@ impl WhisperGraph {
         if compute == ComputeType::Int8Encoder {
             // The cross-attention K/V projections read all 1500 encoder rows
             // once per window: a GEMM, on the int8 engine like the encoder's.
-            // (Under `Int8` their weights are CTranslate2's Q8_0 codes.)
+            // (Under `Int8` their weights are CTranslate2's int8 rows.)
             cross_kv = emily_nn::quantize::int8_projections(&cross_kv)?.0;
         }
         let head = if compute.int8_logits() {

@@ -99,7 +99,8 @@ pub fn encoder_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
 /// cross-attention key or value projection that runs on the int8 engine
 /// under `compute` (a concrete type): under `Int8Encoder` (1500 encoder rows
 /// once per window, see `WhisperGraph::with_compute`; under `Int8` they are
-/// `Q8_0` codes). Packed at load like [`encoder_int8`]'s matrices.
+/// int8 rows, [`decoder_int8`]). Packed at load like [`encoder_int8`]'s
+/// matrices.
 pub fn cross_kv_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
     compute == ComputeType::Int8Encoder
         && rank == 2
