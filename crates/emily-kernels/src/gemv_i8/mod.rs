@@ -343,25 +343,27 @@ impl I8Rows {
             out: out.as_mut_ptr(),
         };
         let panels = n.div_ceil(PANEL_ROWS);
-        // SAFETY (both arms): `job` points at buffers that outlive this
-        // call, sized as checked above; workers write disjoint outputs
-        // (their own panels' columns, or their own activation rows).
         if m <= ROW_BLOCK {
             // Decoding: the panels split among the workers, each read once.
             let cost = PANEL_ROWS * kp * (1 + m / 2);
-            parallel::for_each_range(panels, cost, |p0, p1| unsafe {
-                run_panels(isa, job, p0, p1)
+            parallel::for_each_range(panels, cost, |p0, p1| {
+                // SAFETY: `job` points at buffers that outlive this call,
+                // sized as checked above; panels `p0..p1` write only their
+                // own output columns.
+                unsafe { run_panels(isa, job, p0, p1) }
             });
         } else {
-            // More rows (a prompt, a window's 1500 encoder rows): blocks of
-            // rows split among the workers, each block times every panel,
-            // so a block's codes stay in cache while the weights stream.
+            // More rows (a prompt, a batch): blocks of rows split among the
+            // workers, each block times every panel, so a block's codes stay
+            // in cache while the weights stream.
             let row_blocks = m.div_ceil(ROW_BLOCK);
             let cost = n * kp * ROW_BLOCK / 2;
             parallel::for_each_range(row_blocks, cost, |b0, b1| {
                 for b in b0..b1 {
                     let i0 = b * ROW_BLOCK;
                     let rows = job.rows(i0, (m - i0).min(ROW_BLOCK));
+                    // SAFETY: as above; row block `b` writes only its own
+                    // output rows.
                     unsafe { run_panels(isa, rows, 0, panels) };
                 }
             });
