@@ -152,23 +152,20 @@ fn gemv_i8_matches_f64_at_odd_sizes_on_every_isa() {
 #[test]
 fn implementations_agree_on_a_parallel_size() {
     // Large enough for the pool's split (many panels), with an odd row tail.
-    let (n, k, m) = (1000 + 7, 384, 2);
-    let mut rng = StdRng::seed_from_u64(5);
-    let w = randn(&mut rng, n * k, 0.1);
-    let rows = I8Rows::quantize(&w, n, k);
-    let x = randn(&mut rng, m * k, 1.0);
-    let mut want = vec![0f32; m * n];
-    rows.gemv_with(I8Isa::Portable, &x, m, &mut want);
-    check("portable", &rows, &x, m, &want);
-    agree_on_every_isa(&rows, &x, m, &want);
+    agree_from_portable(1000 + 7, 384, 2, 5);
 }
 
 #[test]
 fn implementations_agree_on_many_rows_in_parallel() {
     // Enough activation rows for the pool to split blocks of rows, with a
     // partial last block and a partial last panel.
-    let (n, k, m) = (200 + 3, 384, 100 + 5);
-    let mut rng = StdRng::seed_from_u64(6);
+    agree_from_portable(200 + 3, 384, 100 + 5, 6);
+}
+
+/// `m` random rows times a random `(n, k)` matrix (from `seed`): the
+/// portable loops within the bound of f64, every implementation as them.
+fn agree_from_portable(n: usize, k: usize, m: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
     let w = randn(&mut rng, n * k, 0.1);
     let rows = I8Rows::quantize(&w, n, k);
     let x = randn(&mut rng, m * k, 1.0);

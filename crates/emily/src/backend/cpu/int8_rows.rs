@@ -6,52 +6,22 @@
 //! weights apply unchanged; only `x · wᵀ` reads it (the quantized matmul
 //! routes it to [`I8Rows::gemv`]), and it has no host form.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use emily_kernels::gemv_i8::I8Rows;
 
+use super::packed_weights::OwnForm;
 use crate::error::{invalid, Result};
-use crate::storage::BackendBuffer;
-use crate::{Array, BlockFormat, DType, Device, Tensor};
+use crate::{Array, BlockFormat, DType, Tensor};
 
-/// The storage of a weight built by [`Tensor::from_int8_rows`].
-pub(crate) struct Int8RowsWeight {
-    rows: Arc<I8Rows>,
-    /// `Q8_0` bytes of the `(n, k)` shape: the size the array's dtype
-    /// states (the packed form is about 6 % smaller).
-    logical_bytes: usize,
-}
-
-impl BackendBuffer for Int8RowsWeight {
-    fn device(&self) -> Device {
-        Device::Cpu
-    }
-
-    fn len_bytes(&self) -> usize {
-        self.logical_bytes
-    }
-
-    fn to_host(&self) -> Result<Vec<u8>> {
-        Err(invalid(
-            "to_host",
-            "a weight held as packed int8 rows (Tensor::from_int8_rows) has no host form",
-        ))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
+/// The storage of a weight built by [`Tensor::from_int8_rows`] (standing
+/// for the `Q8_0` bytes of its shape; the packed form is about 6 % smaller).
+type Int8RowsWeight = OwnForm<Arc<I8Rows>>;
 
 /// The packed rows of `a`, if it is a weight built by
 /// [`Tensor::from_int8_rows`].
 pub(crate) fn of(a: &Array) -> Option<&Arc<I8Rows>> {
-    a.buffer::<Int8RowsWeight>().map(|b| &b.rows)
+    a.buffer::<Int8RowsWeight>().map(|b| &b.form)
 }
 
 impl Tensor {
@@ -75,10 +45,11 @@ impl Tensor {
                 ),
             )
         })?;
-        let buffer = Int8RowsWeight {
+        let buffer = Int8RowsWeight::new(
             rows,
             logical_bytes,
-        };
+            "a weight held as packed int8 rows (Tensor::from_int8_rows) has no host form",
+        );
         Ok(Tensor::from_array(Array::from_buffer(
             Box::new(buffer),
             &shape,

@@ -28,32 +28,38 @@ use crate::error::{dtype_err, invalid, Result};
 use crate::storage::BackendBuffer;
 use crate::{Array, DType, Device, Tensor};
 
-/// A weight's own storage when it was packed at load
-/// ([`Tensor::pack_int8_weight`]): the int8 codes and per-column scales of
-/// its `k × n` view, and whether that view is the stored matrix transposed.
-/// Only the int8 products read it; it has no host form.
-pub(crate) struct PackedInt8Weight {
-    packed: Arc<PackedInt8>,
-    transposed: bool,
+/// A weight's own storage in a form only some CPU kernels read (packed at
+/// load): the form, the size of the array it stands for (its shape and
+/// dtype, not the form's), and what asking for its host bytes says.
+pub(crate) struct OwnForm<T> {
+    pub(crate) form: T,
     logical_bytes: usize,
+    no_host: &'static str,
 }
 
-impl BackendBuffer for PackedInt8Weight {
+impl<T> OwnForm<T> {
+    /// `form` standing for an array of `logical_bytes`; `no_host` is the
+    /// error a host read gets.
+    pub(crate) fn new(form: T, logical_bytes: usize, no_host: &'static str) -> OwnForm<T> {
+        OwnForm {
+            form,
+            logical_bytes,
+            no_host,
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> BackendBuffer for OwnForm<T> {
     fn device(&self) -> Device {
         Device::Cpu
     }
 
-    /// The size of the float matrix it stands for (the array's shape and
-    /// dtype), not of the packed form.
     fn len_bytes(&self) -> usize {
         self.logical_bytes
     }
 
     fn to_host(&self) -> Result<Vec<u8>> {
-        Err(invalid(
-            "to_host",
-            "a weight packed for the int8 products (Tensor::pack_int8_weight) has no host form",
-        ))
+        Err(invalid("to_host", self.no_host))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -64,6 +70,17 @@ impl BackendBuffer for PackedInt8Weight {
         self
     }
 }
+
+/// A weight packed at load ([`Tensor::pack_int8_weight`]): the int8 codes
+/// and per-column scales of its `k × n` view, and whether that view is the
+/// stored matrix transposed. Only the int8 products read it.
+pub(crate) struct PackedInt8Form {
+    packed: Arc<PackedInt8>,
+    transposed: bool,
+}
+
+/// The storage of a weight packed at load.
+pub(crate) type PackedInt8Weight = OwnForm<PackedInt8Form>;
 
 /// Whether `a` is a weight packed at load ([`PackedInt8Weight`]).
 pub(crate) fn is_packed_int8(a: &Array) -> bool {
@@ -97,11 +114,11 @@ impl Tensor {
         }
         let array = self.array()?;
         let packed = int8_weights(&array, transposed)?;
-        let buffer = PackedInt8Weight {
-            packed,
-            transposed,
-            logical_bytes: array.dtype().storage_bytes(array.shape())?,
-        };
+        let buffer = PackedInt8Weight::new(
+            PackedInt8Form { packed, transposed },
+            array.dtype().storage_bytes(array.shape())?,
+            "a weight packed for the int8 products (Tensor::pack_int8_weight) has no host form",
+        );
         Ok(Tensor::from_array(Array::from_buffer(
             Box::new(buffer),
             array.shape(),
@@ -199,7 +216,7 @@ pub(crate) fn bf16_weights(w: &Array, transposed: bool) -> Result<Arc<PackedBf16
 /// `w` (2-D, any float type) quantized per output column to s8 and packed
 /// for the int8 engines, as its `k × n` view.
 pub(crate) fn int8_weights(w: &Array, transposed: bool) -> Result<Arc<PackedInt8>> {
-    if let Some(own) = w.buffer::<PackedInt8Weight>() {
+    if let Some(OwnForm { form: own, .. }) = w.buffer::<PackedInt8Weight>() {
         return if own.transposed == transposed {
             Ok(own.packed.clone())
         } else {
