@@ -79,6 +79,8 @@ pub(super) struct Scratch {
     pub m: Vec<f32>,
     pub l: Vec<f32>,
     pub alpha: Vec<f32>,
+    /// `lanes` ones: the rescale factor of a tile's later runs of keys.
+    pub ones: Vec<f32>,
     /// Per row: offset of its `(b, h, q, 0)` mask entry.
     pub mask_base: Vec<usize>,
     /// Per row: last visible key under the causal mask.
@@ -189,6 +191,8 @@ pub(super) fn init_rows(
     s.l.clear();
     s.alpha.clear();
     s.alpha.resize(lanes, 1.0);
+    s.ones.clear();
+    s.ones.resize(lanes, 1.0);
     s.mask_base.clear();
     s.last_visible.clear();
     let qscale = p.scale * LOG2E;
@@ -359,18 +363,39 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         mask_and_softmax::<K>(p, s, lanes, (j0, keys), first_limit);
         let pt = s.st.as_ptr();
         let ot = s.ot.as_mut_ptr();
-        for rc in (0..lanes).step_by(nr) {
-            for dv0 in (0..dv).step_by(mr) {
-                let v_ptr = v_base.add(dv0);
-                let nv = mr.min(dv - dv0);
-                let alpha = s.alpha.as_ptr().add(rc);
-                let acc = ot.add(dv0 * lanes + rc);
-                K::values(pt.add(rc), lanes, keys, v_ptr, ldv, nv, alpha, acc, lanes);
+        let kc = value_keys(keys);
+        for k0 in (0..keys).step_by(kc) {
+            let nk = kc.min(keys - k0);
+            // The first run of keys rescales the accumulator, the later ones
+            // carry on its sums (times one: exact, the sums bit-identical to
+            // one pass over the tile).
+            let alpha = if k0 == 0 { &s.alpha } else { &s.ones };
+            for rc in (0..lanes).step_by(nr) {
+                for dv0 in (0..dv).step_by(mr) {
+                    let v_ptr = v_base.add(k0 * ldv + dv0);
+                    let nv = mr.min(dv - dv0);
+                    let acc = ot.add(dv0 * lanes + rc);
+                    let p_ptr = pt.add(k0 * lanes + rc);
+                    let a = alpha.as_ptr().add(rc);
+                    K::values(p_ptr, lanes, nk, v_ptr, ldv, nv, a, acc, lanes);
+                }
             }
         }
         j0 += keys;
     }
     finish::<K>(ctx, blk, s, lanes);
+}
+
+/// Keys per run of the value product: its probability rows and value rows
+/// (`VALUE_KEYS` each, 256 bytes wide at 64 lanes and features) stay in L1
+/// across the block's value-feature tiles, instead of streaming a whole key
+/// tile from L2 for each (the value product ran ~15 % below the score
+/// product's rate on Zen 2 before).
+const VALUE_KEYS: usize = 64;
+
+/// Keys per run of the value product over a tile of `keys` keys.
+fn value_keys(keys: usize) -> usize {
+    VALUE_KEYS.min(keys).max(1)
 }
 
 /// Keys in the tile from `j0`: at most a key tile, the keys left, and the

@@ -203,16 +203,15 @@ pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
             pm[x] = V::load(pmax.add(x * lanes));
         }
     }
-    for j in 0..keys {
-        for x in 0..NV {
-            let ptr = st.add(j * ldst + x * lanes);
-            let p = exp2(V::load(ptr).sub(safe[x]));
-            p.store(ptr);
-            sum[j & 1][x] = sum[j & 1][x].add(p);
-            if PMAX {
-                pm[x] = pm[x].max(p);
-            }
-        }
+    // Even keys into `sum[0]`, odd into `sum[1]`, two keys per step so both
+    // stay in registers (a `j & 1` index kept them on the stack).
+    let [even, odd] = &mut sum;
+    for j in (0..keys / 2 * 2).step_by(2) {
+        exp_row::<V, NV, PMAX>(st.add(j * ldst), &safe, even, &mut pm);
+        exp_row::<V, NV, PMAX>(st.add((j + 1) * ldst), &safe, odd, &mut pm);
+    }
+    if keys % 2 == 1 {
+        exp_row::<V, NV, PMAX>(st.add((keys - 1) * ldst), &safe, even, &mut pm);
     }
     if PMAX {
         for x in 0..NV {
@@ -224,5 +223,27 @@ pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
         let s = sum[0][x].add(sum[1][x]);
         V::fmadd(V::load(l.add(x * lanes)), a, s).store(l.add(x * lanes));
         mx[0][x].store(m.add(x * lanes));
+    }
+}
+
+/// One score row of [`softmax`] (`NV` vectors at `row`) replaced by
+/// `2^(s - safe)`, added to `sum` (and with `PMAX` maxed into `pm`). A
+/// function rather than a closure: closures do not inherit the caller's
+/// `#[target_feature]`, this inlines into it.
+#[inline(always)]
+unsafe fn exp_row<V: F32Vector, const NV: usize, const PMAX: bool>(
+    row: *mut f32,
+    safe: &[V; NV],
+    sum: &mut [V; NV],
+    pm: &mut [V; NV],
+) {
+    for x in 0..NV {
+        let ptr = row.add(x * V::L);
+        let p = exp2(V::load(ptr).sub(safe[x]));
+        p.store(ptr);
+        sum[x] = sum[x].add(p);
+        if PMAX {
+            pm[x] = pm[x].max(p);
+        }
     }
 }

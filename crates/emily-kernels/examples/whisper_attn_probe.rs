@@ -1,0 +1,50 @@
+//! Probe: the general f32 attention kernel at the Whisper encoder's
+//! self-attention shape (`[1, H, T, D]`, no mask; tiny.en H6 T1500 D64 by
+//! default), thread CPU time per call, best of `windows` windows.
+//! `EMILY_NUM_THREADS=1 whisper_attn_probe [H] [T] [D] [windows] [calls]`
+//! (with more pool threads the work leaves the measured thread).
+use emily_kernels::fast::{sdpa_f32, SdpaParams};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+fn cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, default: usize| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let (h, t, d) = (arg(1, 6), arg(2, 1500), arg(3, 64));
+    let (windows, calls) = (arg(4, 5), arg(5, 3));
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut r = |n: usize| {
+        (0..n)
+            .map(|_| rng.gen_range(-2.0f32..2.0))
+            .collect::<Vec<_>>()
+    };
+    let (q, k, v) = (r(h * t * d), r(h * t * d), r(h * t * d));
+    let p = SdpaParams::new(1, h, h, t, t, d);
+    let mut out = vec![0.0; q.len()];
+    sdpa_f32(&q, &k, &v, &mut out, &p);
+    let best = (0..windows)
+        .map(|_| {
+            let t0 = cpu();
+            for _ in 0..calls {
+                sdpa_f32(&q, &k, &v, &mut out, &p);
+            }
+            (cpu() - t0) / calls as f64
+        })
+        .fold(f64::INFINITY, f64::min);
+    let flop = 4.0 * (h * t * t * d) as f64;
+    let cs: f64 = out.iter().map(|x| *x as f64).sum();
+    println!(
+        "sdpa_f32 [1, {h}, {t}, {d}]: {:.2} ms thread CPU, {:.1} GFLOP/s per thread (checksum {cs:.6})",
+        best * 1e3,
+        flop / best / 1e9
+    );
+}
