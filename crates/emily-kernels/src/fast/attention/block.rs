@@ -79,6 +79,9 @@ pub(super) struct Scratch {
     pub m: Vec<f32>,
     pub l: Vec<f32>,
     pub alpha: Vec<f32>,
+    /// Per lane: the maximum of the running maximum and an unmasked tile's
+    /// scores ([`super::microkernel::MicroKernels::scores_max`]).
+    pub tmax: Vec<f32>,
     /// `lanes` ones: the rescale factor of a tile's later runs of keys.
     pub ones: Vec<f32>,
     /// Per row: offset of its `(b, h, q, 0)` mask entry.
@@ -352,15 +355,36 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         let (k, ldk, v, ldv) = s.kv_tile(ctx, blk.b, blk.hk, j0, keys);
         let (k_base, v_base) = (k.as_ptr(), v.as_ptr());
         let st = s.st.as_mut_ptr();
+        // An unmasked tile's maximum comes from the score kernel, so the
+        // softmax makes one pass over the tile instead of two.
+        let unmasked = tile_unmasked(p, (j0, keys), first_limit);
+        if unmasked {
+            s.tmax.clear();
+            s.tmax.extend_from_slice(&s.m[..lanes]);
+        }
+        let tmax = s.tmax.as_mut_ptr();
         for rc in (0..lanes).step_by(nr) {
+            let qt = s.qt.as_ptr().add(rc);
             for kg in (0..keys).step_by(mr) {
                 let k_ptr = k_base.add(kg * ldk);
                 let nk = mr.min(keys - kg);
                 let out = st.add(kg * lanes + rc);
-                K::scores(s.qt.as_ptr().add(rc), lanes, k_ptr, ldk, nk, d, out, lanes);
+                if unmasked {
+                    K::scores_max(qt, lanes, k_ptr, ldk, nk, d, out, lanes, tmax.add(rc));
+                } else {
+                    K::scores(qt, lanes, k_ptr, ldk, nk, d, out, lanes);
+                }
             }
         }
-        mask_and_softmax::<K>(p, s, lanes, (j0, keys), first_limit);
+        if unmasked {
+            for rc in (0..lanes).step_by(nr) {
+                let (m, l, a) = (s.m.as_mut_ptr(), s.l.as_mut_ptr(), s.alpha.as_mut_ptr());
+                let (m, l, a) = (m.add(rc), l.add(rc), a.add(rc));
+                K::softmax_max(st.add(rc), lanes, keys, tmax.add(rc), m, l, a);
+            }
+        } else {
+            mask_and_softmax::<K>(p, s, lanes, (j0, keys), first_limit);
+        }
         let pt = s.st.as_ptr();
         let ot = s.ot.as_mut_ptr();
         let kc = value_keys(keys);
@@ -384,6 +408,16 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         j0 += keys;
     }
     finish::<K>(ctx, blk, s, lanes);
+}
+
+/// Whether [`apply_mask`] leaves the tile of keys `j0 .. j0 + keys` as it
+/// is: no mask, or causal with every key at or before `first_limit`.
+fn tile_unmasked(p: &SdpaParams<'_>, (j0, keys): (usize, usize), first_limit: isize) -> bool {
+    match p.mask {
+        Mask::None => true,
+        Mask::Causal => (j0 + keys - 1) as isize <= first_limit,
+        _ => false,
+    }
 }
 
 /// Keys per run of the value product: its probability rows and value rows

@@ -63,10 +63,11 @@ impl F32Vector for __m512 {
     }
 }
 
-/// `MicroKernels::scores` (see [`tile::scores`]).
+/// `MicroKernels::scores`, and with `MAX` `MicroKernels::scores_max` (see
+/// [`tile::scores`]).
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn scores<const NV: usize, const MR: usize>(
+pub(super) unsafe fn scores<const NV: usize, const MR: usize, const MAX: bool>(
     qt: *const f32,
     ldq: usize,
     k: *const f32,
@@ -75,8 +76,9 @@ pub(super) unsafe fn scores<const NV: usize, const MR: usize>(
     depth: usize,
     st: *mut f32,
     ldst: usize,
+    tmax: *mut f32,
 ) {
-    tile::scores::<__m512, NV, MR>(qt, ldq, k, ldk, nk, depth, st, ldst)
+    tile::scores::<__m512, NV, MR, MAX>(qt, ldq, k, ldk, nk, depth, st, ldst, tmax)
 }
 
 /// `MicroKernels::values` (see [`tile::values`]).
@@ -107,6 +109,25 @@ pub(super) unsafe fn softmax<const NV: usize>(
     alpha: *mut f32,
 ) {
     tile::softmax::<__m512, NV, false>(st, ldst, keys, m, l, alpha, std::ptr::null_mut())
+}
+
+/// `MicroKernels::softmax_max` (see [`tile::softmax_from_max`]).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn softmax_max<const NV: usize>(
+    st: *mut f32,
+    ldst: usize,
+    keys: usize,
+    tmax: *const f32,
+    m: *mut f32,
+    l: *mut f32,
+    alpha: *mut f32,
+) {
+    let mut mx = [<__m512 as F32Vector>::zero(); NV];
+    for (x, v) in mx.iter_mut().enumerate() {
+        *v = <__m512 as F32Vector>::load(tmax.add(x * L));
+    }
+    let pmax = std::ptr::null_mut();
+    tile::softmax_from_max::<__m512, NV, false>(mx, st, ldst, keys, m, l, alpha, pmax)
 }
 
 /// [`softmax`] that also raises `pmax[lane]` to each lane's largest new

@@ -56,6 +56,43 @@ pub(super) trait MicroKernels {
         ldst: usize,
     );
 
+    /// [`MicroKernels::scores`] that also raises `tmax[n]` (`NR` floats, not
+    /// overlapping the others) to the largest of the `nk` stored scores of
+    /// lane `n`: the tile's maximum found while its scores are in registers,
+    /// for [`MicroKernels::softmax_max`].
+    ///
+    /// # Safety
+    /// As [`MicroKernels::scores`], and `tmax` addresses `NR` writable floats.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn scores_max(
+        qt: *const f32,
+        ldq: usize,
+        k: *const f32,
+        ldk: usize,
+        nk: usize,
+        depth: usize,
+        st: *mut f32,
+        ldst: usize,
+        tmax: *mut f32,
+    );
+
+    /// [`MicroKernels::softmax`] given `tmax`, each lane's maximum over `m`
+    /// and the tile's `keys` scores (from [`MicroKernels::scores_max`] on an
+    /// unmasked tile): the step without its pass for the maximum, with the
+    /// same results.
+    ///
+    /// # Safety
+    /// As [`MicroKernels::softmax`], and `tmax` addresses `NR` floats.
+    unsafe fn softmax_max(
+        st: *mut f32,
+        ldst: usize,
+        keys: usize,
+        tmax: *const f32,
+        m: *mut f32,
+        l: *mut f32,
+        alpha: *mut f32,
+    );
+
     /// The online-softmax step of [`super::softmax::online_update`] on `NR` lanes:
     /// `st` holds `keys` rows of `NR` scores at stride `ldst`; `m`, `l` and
     /// `alpha` address `NR` floats each.
@@ -178,7 +215,36 @@ macro_rules! kernels {
                 st: *mut f32,
                 ldst: usize,
             ) {
-                $module::scores::<NV, MR>(qt, ldq, k, ldk, nk, depth, st, ldst)
+                let tmax = std::ptr::null_mut();
+                $module::scores::<NV, MR, false>(qt, ldq, k, ldk, nk, depth, st, ldst, tmax)
+            }
+
+            #[inline(always)]
+            unsafe fn scores_max(
+                qt: *const f32,
+                ldq: usize,
+                k: *const f32,
+                ldk: usize,
+                nk: usize,
+                depth: usize,
+                st: *mut f32,
+                ldst: usize,
+                tmax: *mut f32,
+            ) {
+                $module::scores::<NV, MR, true>(qt, ldq, k, ldk, nk, depth, st, ldst, tmax)
+            }
+
+            #[inline(always)]
+            unsafe fn softmax_max(
+                st: *mut f32,
+                ldst: usize,
+                keys: usize,
+                tmax: *const f32,
+                m: *mut f32,
+                l: *mut f32,
+                alpha: *mut f32,
+            ) {
+                $module::softmax_max::<NV>(st, ldst, keys, tmax, m, l, alpha)
             }
 
             #[inline(always)]

@@ -10,7 +10,7 @@ const L: usize = 4;
 const FMA: bool = cfg!(target_arch = "aarch64");
 
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn scores<const NV: usize, const MR: usize>(
+pub(super) unsafe fn scores<const NV: usize, const MR: usize, const MAX: bool>(
     qt: *const f32,
     ldq: usize,
     k: *const f32,
@@ -19,6 +19,7 @@ pub(super) unsafe fn scores<const NV: usize, const MR: usize>(
     depth: usize,
     st: *mut f32,
     ldst: usize,
+    tmax: *mut f32,
 ) {
     for x in 0..NV {
         let mut acc = [[0.0f32; L]; MR];
@@ -33,6 +34,14 @@ pub(super) unsafe fn scores<const NV: usize, const MR: usize>(
         }
         for (m, a) in acc.iter().enumerate().take(nk) {
             *(st.add(m * ldst + x * L) as *mut [f32; L]) = *a;
+        }
+        if MAX {
+            let mx = &mut *(tmax.add(x * L) as *mut [f32; L]);
+            for a in acc.iter().take(nk) {
+                for n in 0..L {
+                    mx[n] = if a[n] > mx[n] { a[n] } else { mx[n] };
+                }
+            }
         }
     }
 }
@@ -91,4 +100,18 @@ pub(super) unsafe fn softmax<const NV: usize>(
         std::slice::from_raw_parts_mut(l, lanes),
         std::slice::from_raw_parts_mut(alpha, lanes),
     )
+}
+
+/// `MicroKernels::softmax_max`: the portable step finds its own maximum
+/// (the same value: a maximum is exact), `tmax` is not read.
+pub(super) unsafe fn softmax_max<const NV: usize>(
+    st: *mut f32,
+    ldst: usize,
+    keys: usize,
+    _tmax: *const f32,
+    m: *mut f32,
+    l: *mut f32,
+    alpha: *mut f32,
+) {
+    softmax::<NV>(st, ldst, keys, m, l, alpha)
 }

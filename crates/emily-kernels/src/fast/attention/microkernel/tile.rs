@@ -65,9 +65,11 @@ pub(super) unsafe fn exp2<V: F32Vector>(x: V) -> V {
 }
 
 /// `MicroKernels::scores`: an `MR` keys by `NV * L` queries tile of `K Q^T`.
+/// With `MAX`, also `MicroKernels::scores_max`: `tmax` (`NV * L` lanes)
+/// raised to each lane's largest stored score.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn scores<V: F32Vector, const NV: usize, const MR: usize>(
+pub(super) unsafe fn scores<V: F32Vector, const NV: usize, const MR: usize, const MAX: bool>(
     qt: *const f32,
     ldq: usize,
     k: *const f32,
@@ -76,6 +78,7 @@ pub(super) unsafe fn scores<V: F32Vector, const NV: usize, const MR: usize>(
     depth: usize,
     st: *mut f32,
     ldst: usize,
+    tmax: *mut f32,
 ) {
     let rows: [*const f32; MR] = super::padded_rows(k, nk, ldk);
     let mut acc = [[V::zero(); NV]; MR];
@@ -96,6 +99,17 @@ pub(super) unsafe fn scores<V: F32Vector, const NV: usize, const MR: usize>(
             for x in 0..NV {
                 acc[m][x].store(st.add(m * ldst + x * V::L));
             }
+        }
+    }
+    if MAX {
+        for x in 0..NV {
+            let mut mx = V::load(tmax.add(x * V::L));
+            for m in 0..MR {
+                if m < nk {
+                    mx = mx.max(acc[m][x]);
+                }
+            }
+            mx.store(tmax.add(x * V::L));
         }
     }
 }
@@ -185,14 +199,35 @@ pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
             mx[0][x] = mx[0][x].max(V::load(st.add(j * ldst + x * lanes)));
         }
     }
-    let mut safe = [neg_inf; NV];
     for x in 0..NV {
         let mut v = mx[0][x];
         for row in mx.iter().skip(1) {
             v = v.max(row[x]);
         }
         mx[0][x] = v;
-        safe[x] = v.zero_if_neg_inf();
+    }
+    softmax_from_max::<V, NV, PMAX>(mx[0], st, ldst, keys, m, l, alpha, pmax)
+}
+
+/// [`softmax`] after its maximum pass: `mx` holds each lane's maximum over
+/// the running maximum `m` and the tile's scores (`MicroKernels::softmax_max`
+/// when the score kernel found it).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn softmax_from_max<V: F32Vector, const NV: usize, const PMAX: bool>(
+    mx: [V; NV],
+    st: *mut f32,
+    ldst: usize,
+    keys: usize,
+    m: *mut f32,
+    l: *mut f32,
+    alpha: *mut f32,
+    pmax: *mut f32,
+) {
+    let lanes = V::L;
+    let mut safe = [V::zero(); NV];
+    for x in 0..NV {
+        safe[x] = mx[x].zero_if_neg_inf();
         let old = V::load(m.add(x * lanes));
         exp2(old.sub(safe[x])).store(alpha.add(x * lanes));
     }
@@ -222,7 +257,7 @@ pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
         let a = V::load(alpha.add(x * lanes));
         let s = sum[0][x].add(sum[1][x]);
         V::fmadd(V::load(l.add(x * lanes)), a, s).store(l.add(x * lanes));
-        mx[0][x].store(m.add(x * lanes));
+        mx[x].store(m.add(x * lanes));
     }
 }
 
