@@ -238,15 +238,21 @@ pub(super) unsafe fn softmax_from_max<V: F32Vector, const NV: usize, const PMAX:
             pm[x] = V::load(pmax.add(x * lanes));
         }
     }
-    // Even keys into `sum[0]`, odd into `sum[1]`, two keys per step so both
-    // stay in registers (a `j & 1` index kept them on the stack).
-    let [even, odd] = &mut sum;
-    for j in (0..keys / 2 * 2).step_by(2) {
-        exp_row::<V, NV, PMAX>(st.add(j * ldst), &safe, even, &mut pm);
-        exp_row::<V, NV, PMAX>(st.add((j + 1) * ldst), &safe, odd, &mut pm);
-    }
-    if keys % 2 == 1 {
-        exp_row::<V, NV, PMAX>(st.add((keys - 1) * ldst), &safe, even, &mut pm);
+    // Even keys into `sum[0]`, odd into `sum[1]`, two keys per step and one
+    // vector of lanes at a time, so that the sums, the maximum and the
+    // polynomial's constants stay in registers.
+    for x in 0..NV {
+        let col = st.add(x * lanes);
+        let (mut even, mut odd) = (V::zero(), V::zero());
+        for j in (0..keys / 2 * 2).step_by(2) {
+            exp_lanes::<V, PMAX>(col.add(j * ldst), safe[x], &mut even, &mut pm[x]);
+            exp_lanes::<V, PMAX>(col.add((j + 1) * ldst), safe[x], &mut odd, &mut pm[x]);
+        }
+        if keys % 2 == 1 {
+            exp_lanes::<V, PMAX>(col.add((keys - 1) * ldst), safe[x], &mut even, &mut pm[x]);
+        }
+        sum[0][x] = even;
+        sum[1][x] = odd;
     }
     if PMAX {
         for x in 0..NV {
@@ -261,24 +267,21 @@ pub(super) unsafe fn softmax_from_max<V: F32Vector, const NV: usize, const PMAX:
     }
 }
 
-/// One score row of [`softmax`] (`NV` vectors at `row`) replaced by
-/// `2^(s - safe)`, added to `sum` (and with `PMAX` maxed into `pm`). A
-/// function rather than a closure: closures do not inherit the caller's
-/// `#[target_feature]`, this inlines into it.
+/// `L` scores of [`softmax_from_max`] at `ptr` replaced by `2^(s - safe)`,
+/// added to `sum` (and with `PMAX` maxed into `pm`). A function rather than
+/// a closure: closures do not inherit the caller's `#[target_feature]`, this
+/// inlines into it.
 #[inline(always)]
-unsafe fn exp_row<V: F32Vector, const NV: usize, const PMAX: bool>(
-    row: *mut f32,
-    safe: &[V; NV],
-    sum: &mut [V; NV],
-    pm: &mut [V; NV],
+unsafe fn exp_lanes<V: F32Vector, const PMAX: bool>(
+    ptr: *mut f32,
+    safe: V,
+    sum: &mut V,
+    pm: &mut V,
 ) {
-    for x in 0..NV {
-        let ptr = row.add(x * V::L);
-        let p = exp2(V::load(ptr).sub(safe[x]));
-        p.store(ptr);
-        sum[x] = sum[x].add(p);
-        if PMAX {
-            pm[x] = pm[x].max(p);
-        }
+    let p = exp2(V::load(ptr).sub(safe));
+    p.store(ptr);
+    *sum = sum.add(p);
+    if PMAX {
+        *pm = pm.max(p);
     }
 }
