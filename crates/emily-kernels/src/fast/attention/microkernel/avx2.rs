@@ -112,7 +112,7 @@ pub(super) unsafe fn softmax<const NV: usize>(
     tile::softmax::<__m256, NV, false>(st, ldst, keys, m, l, alpha, std::ptr::null_mut())
 }
 
-/// `MicroKernels::softmax_max` (see [`tile::softmax_from_max`]).
+/// `MicroKernels::softmax_max` (see [`tile::softmax_given_max`]).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn softmax_max<const NV: usize>(
     st: *mut f32,
@@ -123,10 +123,5 @@ pub(super) unsafe fn softmax_max<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    let mut mx = [<__m256 as F32Vector>::zero(); NV];
-    for (x, v) in mx.iter_mut().enumerate() {
-        *v = <__m256 as F32Vector>::load(tmax.add(x * L));
-    }
-    let pmax = std::ptr::null_mut();
-    tile::softmax_from_max::<__m256, NV, false>(mx, st, ldst, keys, m, l, alpha, pmax)
+    tile::softmax_given_max::<__m256, NV>(st, ldst, keys, tmax, m, l, alpha)
 }

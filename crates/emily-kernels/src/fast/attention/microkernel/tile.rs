@@ -209,6 +209,26 @@ pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
     softmax_from_max::<V, NV, PMAX>(mx[0], st, ldst, keys, m, l, alpha, pmax)
 }
 
+/// [`softmax_from_max`] with each lane's maximum read from `tmax` (`NV`
+/// vectors of lanes, the score kernel's tile maximum), no `pmax`: the step of
+/// `MicroKernels::softmax_max` for every vector ISA.
+#[inline(always)]
+pub(super) unsafe fn softmax_given_max<V: F32Vector, const NV: usize>(
+    st: *mut f32,
+    ldst: usize,
+    keys: usize,
+    tmax: *const f32,
+    m: *mut f32,
+    l: *mut f32,
+    alpha: *mut f32,
+) {
+    let mut mx = [V::zero(); NV];
+    for (x, v) in mx.iter_mut().enumerate() {
+        *v = V::load(tmax.add(x * V::L));
+    }
+    softmax_from_max::<V, NV, false>(mx, st, ldst, keys, m, l, alpha, std::ptr::null_mut())
+}
+
 /// [`softmax`] after its maximum pass: `mx` holds each lane's maximum over
 /// the running maximum `m` and the tile's scores (`MicroKernels::softmax_max`
 /// when the score kernel found it).
