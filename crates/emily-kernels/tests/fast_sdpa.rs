@@ -96,6 +96,33 @@ fn every_block_height_and_kernel_layout() {
     }
 }
 
+/// Unmasked calls, whose lanes-layout tiles take the short exponential
+/// (the rows layout of a few query rows keeps the Cephes one): 1, 7, 77 and
+/// 1000 keys against 1, 7, 77 and 1000 queries, head sizes 64 and odd.
+fn check_unmasked_key_counts() {
+    let mut seed = 500;
+    for kv_len in [1, 7, 77, 1000] {
+        for (q_len, d) in [(1, 64), (7, 33), (77, 64), (1000, 64), (77, 7)] {
+            seed += 1;
+            let p = SdpaParams::new(1, 2, 2, q_len, kv_len, d);
+            assert_close(&p, seed, &format!("unmasked {q_len}x{kv_len} d {d}"));
+        }
+    }
+}
+
+#[test]
+fn unmasked_key_counts_under_every_isa_cap() {
+    if std::env::var("EMILY_SDPA_UNMASKED_CHILD").is_ok() {
+        check_unmasked_key_counts();
+        return;
+    }
+    isa_children::run_under_isa_caps(
+        "unmasked_key_counts_under_every_isa_cap",
+        "EMILY_SDPA_UNMASKED_CHILD",
+        &["baseline", "avx2", "avx512"],
+    );
+}
+
 #[test]
 fn whisper_encoder_length() {
     let p = SdpaParams::new(1, 2, 2, 1500, 1500, 64);

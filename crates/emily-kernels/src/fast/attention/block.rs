@@ -21,7 +21,7 @@ use super::microkernel::rows::{Avx2Rows, Avx512Rows};
 use super::microkernel::{Avx2, Avx512};
 use super::microkernel::{MicroKernels, Portable};
 use super::plan::{Block, Plan};
-use super::softmax::LOG2E;
+use super::softmax::{short_exp, LOG2E};
 use super::{Mask, SdpaParams};
 use crate::simd::{isa, Isa};
 
@@ -349,6 +349,7 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
         &[1.0],
     );
 
+    let short = short_exp(&p.mask);
     let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
         let keys = tile_keys(plan, kv_len, j0, last_limit);
@@ -380,7 +381,12 @@ unsafe fn process<K: MicroKernels>(ctx: &Ctx<'_, '_>, blk: &Block, s: &mut Scrat
             for rc in (0..lanes).step_by(nr) {
                 let (m, l, a) = (s.m.as_mut_ptr(), s.l.as_mut_ptr(), s.alpha.as_mut_ptr());
                 let (m, l, a) = (m.add(rc), l.add(rc), a.add(rc));
-                K::softmax_max(st.add(rc), lanes, keys, tmax.add(rc), m, l, a);
+                let (st, tmax) = (st.add(rc), tmax.add(rc));
+                if short {
+                    K::softmax_max::<true>(st, lanes, keys, tmax, m, l, a);
+                } else {
+                    K::softmax_max::<false>(st, lanes, keys, tmax, m, l, a);
+                }
             }
         } else {
             mask_and_softmax::<K>(p, s, lanes, (j0, keys), first_limit);

@@ -34,7 +34,7 @@ mod mask;
 mod microkernel;
 mod plan;
 mod softmax;
-pub(crate) use softmax::exp2_nonpos_by;
+pub(crate) use softmax::exp2_short;
 
 use half::{bf16, f16};
 use rayon::prelude::*;

@@ -5,12 +5,12 @@
 //! is one `2^(x − max')`. The causal mask and the rows' maxima are taken
 //! while each tile of scores is still in registers ([`scores_masked`]).
 //! The exponential is [`exp2_short`], a shorter polynomial than the
-//! general attention kernels' at the same accuracy.
+//! Cephes `e^r` form at the same accuracy (the general attention kernels'
+//! vector exponential uses the same one for calls without a mask).
 
 use super::{panel, store, L, M, STRIP};
-use crate::fast::attention::exp2_nonpos_by;
+use crate::fast::attention::exp2_short;
 use crate::fast::lanes::fmadd;
-use crate::math::mad;
 
 /// `out[j·STRIP + l] = Σ_{c < depth} rows[j·ld + c] · qt[c·STRIP + l]` for
 /// keys `j < keys` (a whole number of tiles) — a strip's scores,
@@ -157,58 +157,5 @@ pub(super) fn fold_scale(qt: &mut [f32], scale: f32) {
     let c = scale * std::f32::consts::LOG2_E;
     for x in qt.iter_mut() {
         *x *= c;
-    }
-}
-
-/// `2^x` for `x <= 0`, relative error < 3e-7 (`2^−inf = 0`, NaN stays NaN,
-/// arguments below −126 give 0): [`exp2_nonpos_by`] with `2^f ≈ 1 + f·Q(f)`,
-/// `Q` of degree 4 interpolating `(2^f − 1)/f` at Chebyshev nodes of
-/// `|f| <= 1/2`. Four operations fewer per vector than the general
-/// attention kernels' exponential (no conversion to `e^r`, one degree
-/// less) at the same accuracy: a fifth of the strips' exponential.
-#[inline(always)]
-pub(super) fn exp2_short<const FMA: bool>(x: f32) -> f32 {
-    exp2_nonpos_by(x, |f| {
-        let p = 1.338_284_7e-3_f32;
-        let p = mad::<FMA>(p, f, 9.666_368e-3);
-        let p = mad::<FMA>(p, f, 5.550_376_2e-2);
-        let p = mad::<FMA>(p, f, 2.402_235e-1);
-        // The fitted 0.693147184 rounds to ln 2 in f32.
-        let p = mad::<FMA>(p, f, std::f32::consts::LN_2);
-        mad::<FMA>(p, f, 1.0)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exp2_short_matches_f64() {
-        for fma in [false, true] {
-            let e = |x: f32| {
-                if fma {
-                    exp2_short::<true>(x)
-                } else {
-                    exp2_short::<false>(x)
-                }
-            };
-            let mut worst = 0.0f64;
-            let mut x = -126.0f32;
-            while x <= 0.0 {
-                let want = (x as f64).exp2();
-                worst = worst.max(((e(x) as f64 - want) / want).abs());
-                x += 0.000_97;
-            }
-            assert!(
-                worst < 3e-7,
-                "exp2_short (fma {fma}) worst relative error {worst}"
-            );
-            assert_eq!(e(f32::NEG_INFINITY), 0.0);
-            assert_eq!(e(-127.0), 0.0);
-            assert_eq!(e(0.0), 1.0);
-            assert_eq!(e(-1.0), 0.5);
-            assert!(e(f32::NAN).is_nan());
-        }
     }
 }

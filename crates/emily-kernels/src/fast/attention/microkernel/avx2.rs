@@ -114,7 +114,7 @@ pub(super) unsafe fn softmax<const NV: usize>(
 
 /// `MicroKernels::softmax_max` (see [`tile::softmax_given_max`]).
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn softmax_max<const NV: usize>(
+pub(super) unsafe fn softmax_max<const NV: usize, const SHORT: bool>(
     st: *mut f32,
     ldst: usize,
     keys: usize,
@@ -123,5 +123,5 @@ pub(super) unsafe fn softmax_max<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    tile::softmax_given_max::<__m256, NV>(st, ldst, keys, tmax, m, l, alpha)
+    tile::softmax_given_max::<__m256, NV, SHORT>(st, ldst, keys, tmax, m, l, alpha)
 }

@@ -248,7 +248,7 @@ pub(in crate::fast::attention) unsafe fn softmax_row(
     let mut sum = [_mm256_setzero_ps(); 2];
     let mut c = 0;
     while c < full {
-        let p = exp2(_mm256_sub_ps(_mm256_loadu_ps(s.add(c)), sv));
+        let p = exp2::<__m256, false>(_mm256_sub_ps(_mm256_loadu_ps(s.add(c)), sv));
         _mm256_storeu_ps(s.add(c), p);
         sum[(c / L) & 1] = _mm256_add_ps(sum[(c / L) & 1], p);
         c += L;
@@ -257,7 +257,7 @@ pub(in crate::fast::attention) unsafe fn softmax_row(
         // The tail through a padded vector: -inf lanes give exactly 0.
         let mut pad = [f32::NEG_INFINITY; L];
         pad[..keys - full].copy_from_slice(tail);
-        let p = exp2(_mm256_sub_ps(_mm256_loadu_ps(pad.as_ptr()), sv));
+        let p = exp2::<__m256, false>(_mm256_sub_ps(_mm256_loadu_ps(pad.as_ptr()), sv));
         _mm256_storeu_ps(pad.as_mut_ptr(), p);
         std::ptr::copy_nonoverlapping(pad.as_ptr(), s.add(full), keys - full);
         sum[1] = _mm256_add_ps(sum[1], p);
@@ -268,11 +268,11 @@ pub(in crate::fast::attention) unsafe fn softmax_row(
     *alpha = a;
 }
 
-/// [`exp2`] of one value (lane 0 of a splat).
+/// [`exp2`] (the Cephes form) of one value (lane 0 of a splat).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn exp2_scalar(x: f32) -> f32 {
-    _mm256_cvtss_f32(exp2(_mm256_set1_ps(x)))
+    _mm256_cvtss_f32(exp2::<__m256, false>(_mm256_set1_ps(x)))
 }
 
 /// Value update of `rows` (`1..=R`) rows, values read in place (widened in

@@ -113,7 +113,7 @@ pub(super) unsafe fn softmax<const NV: usize>(
 
 /// `MicroKernels::softmax_max` (see [`tile::softmax_given_max`]).
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn softmax_max<const NV: usize>(
+pub(super) unsafe fn softmax_max<const NV: usize, const SHORT: bool>(
     st: *mut f32,
     ldst: usize,
     keys: usize,
@@ -122,7 +122,7 @@ pub(super) unsafe fn softmax_max<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    tile::softmax_given_max::<__m512, NV>(st, ldst, keys, tmax, m, l, alpha)
+    tile::softmax_given_max::<__m512, NV, SHORT>(st, ldst, keys, tmax, m, l, alpha)
 }
 
 /// [`softmax`] that also raises `pmax[lane]` to each lane's largest new
@@ -144,11 +144,12 @@ pub(in crate::fast::attention) unsafe fn softmax_pmax<const NV: usize>(
     tile::softmax::<__m512, NV, true>(st, ldst, keys, m, l, alpha, pmax)
 }
 
-/// `2^x` lane-wise for `x <= 0` (see [`tile::exp2`]), for the row kernels.
+/// `2^x` lane-wise for `x <= 0` (see [`tile::exp2`], the Cephes form), for
+/// the row kernels.
 #[target_feature(enable = "avx512f")]
 #[inline]
 pub(super) unsafe fn exp2(x: __m512) -> __m512 {
-    tile::exp2(x)
+    tile::exp2::<__m512, false>(x)
 }
 
 /// Mask of the first `n` (`<= 16`) lanes.

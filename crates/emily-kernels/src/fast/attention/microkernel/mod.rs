@@ -79,11 +79,13 @@ pub(super) trait MicroKernels {
     /// [`MicroKernels::softmax`] given `tmax`, each lane's maximum over `m`
     /// and the tile's `keys` scores (from [`MicroKernels::scores_max`] on an
     /// unmasked tile): the step without its pass for the maximum, with the
-    /// same results.
+    /// same results when `!SHORT`; with `SHORT`, its exponential is the
+    /// short polynomial instead (equal within round-off; which calls:
+    /// [`super::softmax::short_exp`]).
     ///
     /// # Safety
     /// As [`MicroKernels::softmax`], and `tmax` addresses `NR` floats.
-    unsafe fn softmax_max(
+    unsafe fn softmax_max<const SHORT: bool>(
         st: *mut f32,
         ldst: usize,
         keys: usize,
@@ -235,7 +237,7 @@ macro_rules! kernels {
             }
 
             #[inline(always)]
-            unsafe fn softmax_max(
+            unsafe fn softmax_max<const SHORT: bool>(
                 st: *mut f32,
                 ldst: usize,
                 keys: usize,
@@ -244,7 +246,7 @@ macro_rules! kernels {
                 l: *mut f32,
                 alpha: *mut f32,
             ) {
-                $module::softmax_max::<NV>(st, ldst, keys, tmax, m, l, alpha)
+                $module::softmax_max::<NV, SHORT>(st, ldst, keys, tmax, m, l, alpha)
             }
 
             #[inline(always)]

@@ -86,25 +86,14 @@ pub(super) unsafe fn softmax<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    let lanes = NV * L;
-    let rows = if keys == 0 {
-        0
-    } else {
-        (keys - 1) * ldst + lanes
-    };
-    crate::fast::attention::softmax::online_update(
-        std::slice::from_raw_parts_mut(st, rows),
-        ldst,
-        keys,
-        std::slice::from_raw_parts_mut(m, lanes),
-        std::slice::from_raw_parts_mut(l, lanes),
-        std::slice::from_raw_parts_mut(alpha, lanes),
-    )
+    softmax_max::<NV, false>(st, ldst, keys, std::ptr::null(), m, l, alpha)
 }
 
 /// `MicroKernels::softmax_max`: the portable step finds its own maximum
-/// (the same value: a maximum is exact), `tmax` is not read.
-pub(super) unsafe fn softmax_max<const NV: usize>(
+/// (the same value: a maximum is exact), `tmax` is not read (may be null);
+/// `SHORT` selects the exponential as on the vector ISAs
+/// ([`crate::fast::attention::softmax::online_update`]).
+pub(super) unsafe fn softmax_max<const NV: usize, const SHORT: bool>(
     st: *mut f32,
     ldst: usize,
     keys: usize,
@@ -113,5 +102,18 @@ pub(super) unsafe fn softmax_max<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    softmax::<NV>(st, ldst, keys, m, l, alpha)
+    let lanes = NV * L;
+    let rows = if keys == 0 {
+        0
+    } else {
+        (keys - 1) * ldst + lanes
+    };
+    crate::fast::attention::softmax::online_update::<SHORT>(
+        std::slice::from_raw_parts_mut(st, rows),
+        ldst,
+        keys,
+        std::slice::from_raw_parts_mut(m, lanes),
+        std::slice::from_raw_parts_mut(l, lanes),
+        std::slice::from_raw_parts_mut(alpha, lanes),
+    )
 }

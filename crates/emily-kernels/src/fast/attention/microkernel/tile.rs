@@ -8,6 +8,8 @@
 // is what lets the accumulator tile live in registers.
 #![allow(clippy::needless_range_loop)]
 
+use crate::fast::attention::softmax::EXP2_SHORT;
+
 /// One SIMD register of f32 lanes and the operations the kernels need. Every
 /// method is `unsafe`: it needs the ISA its implementation is written for,
 /// which the `#[target_feature]` caller guarantees.
@@ -41,26 +43,41 @@ pub(super) trait F32Vector: Copy {
     unsafe fn zero_if_neg_inf(self) -> Self;
 }
 
-/// `2^x` lane-wise for `x <= 0` (relative error ~2e-7); `-inf` and anything
-/// below the smallest normal exponent give exactly 0; NaN stays NaN.
+/// `2^x` lane-wise for `x <= 0`; `-inf` and anything below the smallest
+/// normal exponent give exactly 0; NaN stays NaN. `2^k · 2^f` with `k` the
+/// nearest integer and, for `2^f`: with `SHORT`, the polynomial of the
+/// training strips' `exp2_short` ([`EXP2_SHORT`], in `f` itself: five fused
+/// multiply-adds, relative error < 3e-7); without, the Cephes `e^r` form
+/// (`r = f·ln 2`, eight operations, relative error ~2e-7). Which calls take
+/// which: [`crate::fast::attention::softmax::short_exp`].
 #[inline(always)]
-pub(super) unsafe fn exp2<V: F32Vector>(x: V) -> V {
+pub(super) unsafe fn exp2<V: F32Vector, const SHORT: bool>(x: V) -> V {
     // `max(c, x)` returns `x` when it is NaN.
     let xc = V::splat(-127.0).max(x);
     let k = xc.round();
-    let r = xc.sub(k).mul(V::splat(std::f32::consts::LN_2));
-    // e^r on |r| <= ln(2)/2, the Cephes expf polynomial.
-    let mut p = V::splat(1.987_569_1e-4);
-    for c in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
-        p = V::fmadd(p, r, V::splat(c));
-    }
-    p = V::fmadd(p, r.mul(r), r.add(V::splat(1.0)));
+    let f = xc.sub(k);
+    let p = if SHORT {
+        let [c0, rest @ ..] = EXP2_SHORT;
+        let mut p = V::splat(c0);
+        for c in rest {
+            p = V::fmadd(p, f, V::splat(c));
+        }
+        V::fmadd(p, f, V::splat(1.0))
+    } else {
+        let r = f.mul(V::splat(std::f32::consts::LN_2));
+        // e^r on |r| <= ln(2)/2, the Cephes expf polynomial.
+        let mut p = V::splat(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ] {
+            p = V::fmadd(p, r, V::splat(c));
+        }
+        V::fmadd(p, r.mul(r), r.add(V::splat(1.0)))
+    };
     p.scale_pow2(k, x)
 }
 
@@ -206,14 +223,15 @@ pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
         }
         mx[0][x] = v;
     }
-    softmax_from_max::<V, NV, PMAX>(mx[0], st, ldst, keys, m, l, alpha, pmax)
+    softmax_from_max::<V, NV, PMAX, false>(mx[0], st, ldst, keys, m, l, alpha, pmax)
 }
 
 /// [`softmax_from_max`] with each lane's maximum read from `tmax` (`NV`
 /// vectors of lanes, the score kernel's tile maximum), no `pmax`: the step of
-/// `MicroKernels::softmax_max` for every vector ISA.
+/// `MicroKernels::softmax_max` for every vector ISA (`SHORT`: which
+/// polynomial [`exp2`] uses).
 #[inline(always)]
-pub(super) unsafe fn softmax_given_max<V: F32Vector, const NV: usize>(
+pub(super) unsafe fn softmax_given_max<V: F32Vector, const NV: usize, const SHORT: bool>(
     st: *mut f32,
     ldst: usize,
     keys: usize,
@@ -226,15 +244,21 @@ pub(super) unsafe fn softmax_given_max<V: F32Vector, const NV: usize>(
     for (x, v) in mx.iter_mut().enumerate() {
         *v = V::load(tmax.add(x * V::L));
     }
-    softmax_from_max::<V, NV, false>(mx, st, ldst, keys, m, l, alpha, std::ptr::null_mut())
+    let pmax = std::ptr::null_mut();
+    softmax_from_max::<V, NV, false, SHORT>(mx, st, ldst, keys, m, l, alpha, pmax)
 }
 
 /// [`softmax`] after its maximum pass: `mx` holds each lane's maximum over
 /// the running maximum `m` and the tile's scores (`MicroKernels::softmax_max`
-/// when the score kernel found it).
+/// when the score kernel found it). `SHORT`: which polynomial [`exp2`] uses.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn softmax_from_max<V: F32Vector, const NV: usize, const PMAX: bool>(
+pub(super) unsafe fn softmax_from_max<
+    V: F32Vector,
+    const NV: usize,
+    const PMAX: bool,
+    const SHORT: bool,
+>(
     mx: [V; NV],
     st: *mut f32,
     ldst: usize,
@@ -249,7 +273,7 @@ pub(super) unsafe fn softmax_from_max<V: F32Vector, const NV: usize, const PMAX:
     for x in 0..NV {
         safe[x] = mx[x].zero_if_neg_inf();
         let old = V::load(m.add(x * lanes));
-        exp2(old.sub(safe[x])).store(alpha.add(x * lanes));
+        exp2::<V, SHORT>(old.sub(safe[x])).store(alpha.add(x * lanes));
     }
     let mut sum = [[V::zero(); NV]; 2];
     let mut pm = [V::zero(); NV];
@@ -265,11 +289,11 @@ pub(super) unsafe fn softmax_from_max<V: F32Vector, const NV: usize, const PMAX:
         let col = st.add(x * lanes);
         let (mut even, mut odd) = (V::zero(), V::zero());
         for j in (0..keys / 2 * 2).step_by(2) {
-            exp_lanes::<V, PMAX>(col.add(j * ldst), safe[x], &mut even, &mut pm[x]);
-            exp_lanes::<V, PMAX>(col.add((j + 1) * ldst), safe[x], &mut odd, &mut pm[x]);
+            exp_lanes::<V, PMAX, SHORT>(col.add(j * ldst), safe[x], &mut even, &mut pm[x]);
+            exp_lanes::<V, PMAX, SHORT>(col.add((j + 1) * ldst), safe[x], &mut odd, &mut pm[x]);
         }
         if keys % 2 == 1 {
-            exp_lanes::<V, PMAX>(col.add((keys - 1) * ldst), safe[x], &mut even, &mut pm[x]);
+            exp_lanes::<V, PMAX, SHORT>(col.add((keys - 1) * ldst), safe[x], &mut even, &mut pm[x]);
         }
         sum[0][x] = even;
         sum[1][x] = odd;
@@ -292,13 +316,13 @@ pub(super) unsafe fn softmax_from_max<V: F32Vector, const NV: usize, const PMAX:
 /// a closure: closures do not inherit the caller's `#[target_feature]`, this
 /// inlines into it.
 #[inline(always)]
-unsafe fn exp_lanes<V: F32Vector, const PMAX: bool>(
+unsafe fn exp_lanes<V: F32Vector, const PMAX: bool, const SHORT: bool>(
     ptr: *mut f32,
     safe: V,
     sum: &mut V,
     pm: &mut V,
 ) {
-    let p = exp2(V::load(ptr).sub(safe));
+    let p = exp2::<V, SHORT>(V::load(ptr).sub(safe));
     p.store(ptr);
     *sum = sum.add(p);
     if PMAX {
