@@ -74,6 +74,10 @@ enum Command {
         /// The composed graph (no fast kernels), as `transcribe --no-fast-kernels`.
         #[arg(long)]
         composed: bool,
+        /// Only the decoder step against its floor, `runs` times (one JSON
+        /// line each; no transcription): for A/B runs of the step alone.
+        #[arg(long)]
+        step_only: bool,
     },
     /// (internal) Whisper encoder passes timed alone (and per kernel under
     /// `EMILY_PROFILE=1`): where one pass spends its time.
@@ -172,12 +176,16 @@ fn main() -> Result<()> {
             compute_type,
             beam_size,
             composed,
+            step_only,
         } => {
             let kernels = if composed {
                 emily::Kernels::Composed
             } else {
                 emily::Kernels::Fused
             };
+            if step_only {
+                return bench::whisper::run_step_child(&model, runs, compute_type, kernels);
+            }
             bench::whisper::run_child(&model, &audio, runs, compute_type, beam_size, kernels)
         }
         Command::BenchEncoderChild {

@@ -101,6 +101,21 @@ pub fn run_child(
     Ok(())
 }
 
+/// The decoder step alone (`bench-whisper-child --step-only`): `runs`
+/// measurements ([`super::whisper_step::measure`]), one JSON line each.
+pub fn run_step_child(
+    model: &Path,
+    runs: usize,
+    compute: ComputeType,
+    kernels: Kernels,
+) -> Result<()> {
+    let w = Whisper::load_with(model, kernels, compute)?;
+    for _ in 0..runs.max(1) {
+        println!("{}", super::whisper_step::measure(&w)?);
+    }
+    Ok(())
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]

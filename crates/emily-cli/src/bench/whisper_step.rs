@@ -44,8 +44,11 @@ fn read_per_step(key: &str) -> bool {
             && !cross_kv_projection)
 }
 
-/// The 1-row step on `w`: `{"step_ms", "step_mb", "read_gbs",
-/// "read_gbs_min", "read_gbs_max"}` — the median step time, the bytes one
+/// The 1-row step on `w`: `{"step_ms", "step_cpu_ms", "step_mb", "read_gbs",
+/// "read_gbs_min", "read_gbs_max"}` — the median step time, the process CPU
+/// time per step (every thread's: under load the wall time counts waits for
+/// a core, this does not; with several threads it counts the workers'
+/// spinning between kernels too), the bytes one
 /// step reads at the mean position of the timed steps, and the measured read
 /// bandwidth (all the pool's threads): the median of its samples, which sets
 /// the floor, and their range.
@@ -73,6 +76,7 @@ pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
         logits.eval()?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
+    let step_cpu_ms = (super::serve_batch::process_cpu_secs() - process0) * 1e3 / STEPS as f64;
     if emily::telemetry::profiling() {
         let total: f64 = times.iter().sum();
         // The calling thread's CPU time (all of the step's at one thread).
@@ -80,12 +84,10 @@ pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
             (Some(a), Some(b)) => format!("{:.3}", (b - a) as f64 * 1e-6 / STEPS as f64),
             _ => "?".into(),
         };
-        // Every thread's (the pool's workers run the step's kernels; under
-        // load the wall time counts waits for a core, this does not).
-        let process = (super::serve_batch::process_cpu_secs() - process0) * 1e3 / STEPS as f64;
         eprintln!(
             "decoder step op profile ({STEPS} steps, {:.3} ms wall, {cpu} ms CPU of this thread, {process:.3} ms CPU of the process per step):",
-            total / STEPS as f64
+            total / STEPS as f64,
+            process = step_cpu_ms
         );
         for (op, secs, runs) in emily::telemetry::take_op_profile() {
             eprintln!(
@@ -113,6 +115,7 @@ pub fn measure(w: &Whisper) -> Result<serde_json::Value> {
     let read = super::floor::read_bandwidth();
     Ok(json!({
         "step_ms": times[times.len() / 2],
+        "step_cpu_ms": step_cpu_ms,
         "step_mb": (weights + cross + self_kv) / 1e6,
         "read_gbs": read.median,
         "read_gbs_min": read.min,
