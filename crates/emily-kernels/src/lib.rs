@@ -15,6 +15,7 @@ pub mod fast;
 pub mod gemm;
 pub mod gemv;
 pub mod gemv_i8;
+pub mod huge_pages;
 pub mod math;
 pub mod parallel;
 pub mod quant;

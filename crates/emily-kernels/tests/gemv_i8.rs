@@ -156,6 +156,25 @@ fn implementations_agree_on_a_parallel_size() {
 }
 
 #[test]
+fn rows_on_huge_pages_multiply_as_the_portable_loops() {
+    // 2,107 × 1,000 codes: 2.2 MB of panels, mapped on huge pages on Linux.
+    let mut rng = StdRng::seed_from_u64(12);
+    let (n, k) = (2100 + 7, 1000);
+    let w = randn(&mut rng, n * k, 0.1);
+    let rows = I8Rows::quantize(&w, n, k);
+    assert_eq!(rows.on_huge_pages(), cfg!(target_os = "linux"));
+    let copy = rows.clone();
+    drop(rows);
+    for m in [1, 3] {
+        let x = randn(&mut rng, m * k, 1.0);
+        let mut want = vec![0f32; m * n];
+        copy.gemv_with(I8Isa::Portable, &x, m, &mut want);
+        check("portable", &copy, &x, m, &want);
+        agree_on_every_isa(&copy, &x, m, &want);
+    }
+}
+
+#[test]
 fn implementations_agree_on_many_rows_in_parallel() {
     // Enough activation rows for the pool to split blocks of rows, with a
     // partial last block and a partial last panel.
