@@ -29,6 +29,12 @@ pub(crate) const MC: usize = 192;
 /// an `MC`-row group is 96 KiB of f32, resident in L2).
 const EPILOGUE_PANELS: usize = 4;
 
+/// Depth words per chunk on the tile unit (1,024 bf16 or 2,048 int8
+/// values): with blocks finished through the L1 scratch, deeper chunks
+/// (fewer passes adding into the output) measured faster than 256 words on
+/// the lent Xeon, most at 2048³ (+20–40 %).
+const AMX_KC: usize = 512;
+
 /// Below this many multiply-adds the product runs on the calling thread.
 const MIN_PARALLEL_MACS: usize = 1 << 21;
 
@@ -232,7 +238,7 @@ impl Gemm<'_> {
 /// the others stop at the data).
 pub(crate) fn blocking(engine: Engine, b_layout: &PanelLayout) -> Blocking {
     let (layout, kc, depth) = match engine {
-        Engine::Amx | Engine::AmxEmulated => (ALayout::Tiles, 256, b_layout.groups),
+        Engine::Amx | Engine::AmxEmulated => (ALayout::Tiles, AMX_KC, b_layout.groups),
         Engine::Avx512 => (
             ALayout::Broadcast { mr: mr_avx512() },
             128,

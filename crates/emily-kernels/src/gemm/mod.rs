@@ -24,6 +24,7 @@
 mod amx;
 mod amx_emulated;
 mod amx_os;
+mod amx_write;
 mod driver;
 mod engine;
 mod interleave;
