@@ -282,7 +282,7 @@ impl TileOps for Hardware {
         accumulate: bool,
         p: Precision,
     ) {
-        // SAFETY: forwarded; every CPU with AMX has AVX-512 F.
-        unsafe { super::amx_write::write_block_avx512(src, into, accumulate, p) }
+        // SAFETY: forwarded; every CPU with AMX has AVX2.
+        unsafe { super::amx_write::write_block_avx2(src, into, accumulate, p) }
     }
 }
