@@ -106,10 +106,14 @@ pub fn exp_nonpos_with<const FMA: bool>(x: f32) -> f32 {
     exp_scaled::<FMA>(x.max(-104.0), 0)
 }
 
-/// `e^x * 2^scale` for `x` in [-126, 88.75] and `0 <= scale <= 32` (no
-/// special-value handling): the scale lets callers keep tiny results normal.
+/// `2^-32`, the scale that keeps tiny exponentials normal.
+const TWO_M32: f32 = 2.328_306_4e-10;
+
+/// `e^x = 2^k p`: `k` the nearest integer to `x log2(e)` (as an `i32`) and
+/// `p ≈ e^r` on `|r| <= ln(2)/2` (the Cephes polynomial, `r` reduced with
+/// the split ln 2), for `x` in [-126, 88.75].
 #[inline(always)]
-fn exp_scaled<const FMA: bool>(x: f32, scale: i32) -> f32 {
+fn exp_parts<const FMA: bool>(x: f32) -> (i32, f32) {
     let t = mad::<FMA>(x, LOG2E, ROUND_MAGIC);
     let k = t - ROUND_MAGIC;
     let ki = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
@@ -117,7 +121,25 @@ fn exp_scaled<const FMA: bool>(x: f32, scale: i32) -> f32 {
     let r = mad::<FMA>(-k, LN2_LO, r);
     let p = horner!(FMA, r; 1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2,
         1.666_666_5e-1, 0.5);
-    let p = mad::<FMA>(p, r * r, r) + 1.0;
+    (ki, mad::<FMA>(p, r * r, r) + 1.0)
+}
+
+/// `e^x` for `x` in [-110, 0] (no special-value handling), bit for bit
+/// [`exp_scaled`]`(x, 0)` in fewer operations: `2^(k + 32)` is a normal
+/// float for `k >= -158` (`x >= -110`; at `k = -159` it is `+0`, where
+/// `exp_scaled` also gives 0), so `p 2^(k + 32)` is exact and the product
+/// with `2^-32` rounds once, as `exp_scaled`'s second half does.
+#[inline(always)]
+fn exp_scaled_nonpos<const FMA: bool>(x: f32) -> f32 {
+    let (ki, p) = exp_parts::<FMA>(x);
+    (p * f32::from_bits(((ki + 32 + 127) << 23) as u32)) * TWO_M32
+}
+
+/// `e^x * 2^scale` for `x` in [-126, 88.75] and `0 <= scale <= 32` (no
+/// special-value handling): the scale lets callers keep tiny results normal.
+#[inline(always)]
+fn exp_scaled<const FMA: bool>(x: f32, scale: i32) -> f32 {
+    let (ki, p) = exp_parts::<FMA>(x);
     // Scale by 2^k in two halves so neither overflows the exponent field
     // (k = 128) nor underflows it (k < -126 gives a subnormal result).
     let k1 = ki >> 1;
@@ -178,7 +200,8 @@ fn exp_neg_sq<const FMA: bool>(a: f32, c: f32) -> f32 {
         let al = a - ah;
         ((ah * ah - hi) + 2.0 * ah * al) + al * al
     };
-    exp_scaled::<FMA>((-c * hi).max(-126.0), 0) * mad::<FMA>(-c, lo, 1.0)
+    // Below -110 the exponential is 0 in f32 either way.
+    exp_scaled_nonpos::<FMA>((-c * hi).max(-110.0)) * mad::<FMA>(-c, lo, 1.0)
 }
 
 /// `erf(y) / y` for `y^2 = z <= 1` (fitted polynomial, error ~1e-9; the
@@ -262,7 +285,7 @@ pub fn tanh_with<const FMA: bool>(x: f32) -> f32 {
     let p = horner!(FMA, z; 2.292_744_8e-3, -8.343_945e-3, 2.176_891_8e-2, -5.395_925_8e-2,
         1.333_330_4e-1, -3.333_333_4e-1);
     let small = mad::<FMA>(a * z, p, a);
-    let t = exp_scaled::<FMA>((-2.0 * a).max(-104.0), 0);
+    let t = exp_scaled_nonpos::<FMA>((-2.0 * a).max(-104.0));
     let big = (1.0 - t) / (1.0 + t);
     let y = (if a < 0.625 { small } else { big }).copysign(x);
     if x.is_nan() {
@@ -282,7 +305,7 @@ pub fn sigmoid(x: f32) -> f32 {
 /// [`sigmoid`], fused multiply-adds when `FMA`.
 #[inline(always)]
 pub fn sigmoid_with<const FMA: bool>(x: f32) -> f32 {
-    let e = exp_scaled::<FMA>((-x.abs()).max(-104.0), 0);
+    let e = exp_scaled_nonpos::<FMA>((-x.abs()).max(-104.0));
     let y = (if x >= 0.0 { 1.0 } else { e }) / (1.0 + e);
     if x.is_nan() {
         x
@@ -296,7 +319,6 @@ pub fn sigmoid_with<const FMA: bool>(x: f32) -> f32 {
 /// that is normal never passes through a subnormal intermediate.
 #[inline(always)]
 fn times_sigmoid<const FMA: bool>(x: f32, hi: f32, lo: f32) -> f32 {
-    const TWO_M32: f32 = 2.328_306_4e-10;
     let na = -hi.abs();
     // e^{-|v|} 2^32 = e^{-|hi|} 2^32 (1 - sign(hi) lo)
     let corr = 1.0 - if hi >= 0.0 { lo } else { -lo };
@@ -606,5 +628,27 @@ mod tests {
         assert_eq!(exp(f32::INFINITY), f32::INFINITY);
         assert!(exp(f32::NAN).is_nan());
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    /// The one-step scaling of `exp_scaled_nonpos` against `exp_scaled`'s
+    /// two halves, bit for bit: every 61st f32 in [-126, 0] (subnormal
+    /// results and the zeros below them included) and the edges.
+    #[test]
+    fn nonpositive_exponential_matches_the_two_half_scaling() {
+        fn check<const FMA: bool>(x: f32) {
+            let want = exp_scaled::<FMA>(x.max(-126.0), 0);
+            let got = exp_scaled_nonpos::<FMA>(x.max(-110.0));
+            assert_eq!(got.to_bits(), want.to_bits(), "x = {x:e} (fma {FMA})");
+        }
+        let edges = [
+            0.0, -0.0, -1e-30, -87.3, -103.3, -103.98, -104.0, -109.99, -110.0, -126.0,
+        ];
+        let sweep = (0x8000_0000u32..=(-126.0f32).to_bits())
+            .step_by(61)
+            .map(f32::from_bits);
+        for x in edges.into_iter().chain(sweep) {
+            check::<false>(x);
+            check::<true>(x);
+        }
     }
 }
