@@ -157,20 +157,28 @@ fn implementations_agree_on_a_parallel_size() {
 
 #[test]
 fn rows_on_huge_pages_multiply_as_the_portable_loops() {
-    // 2,107 × 1,000 codes: 2.2 MB of panels, mapped on huge pages on Linux.
+    // 2,107 × 1,000 codes: 2.2 MB of panels, a huge-page mapping of their
+    // own on Linux; 391 × 384 (160 KB) and 77 × 1,000 (80 KB) cut from a
+    // shared one; 7 × 77 on the heap.
     let mut rng = StdRng::seed_from_u64(12);
-    let (n, k) = (2100 + 7, 1000);
-    let w = randn(&mut rng, n * k, 0.1);
-    let rows = I8Rows::quantize(&w, n, k);
-    assert_eq!(rows.on_huge_pages(), cfg!(target_os = "linux"));
-    let copy = rows.clone();
-    drop(rows);
-    for m in [1, 3] {
-        let x = randn(&mut rng, m * k, 1.0);
-        let mut want = vec![0f32; m * n];
-        copy.gemv_with(I8Isa::Portable, &x, m, &mut want);
-        check("portable", &copy, &x, m, &want);
-        agree_on_every_isa(&copy, &x, m, &want);
+    for (n, k, mapped) in [
+        (2100 + 7, 1000, true),
+        (384 + 7, 384, true),
+        (77, 1000, true),
+        (7, 77, false),
+    ] {
+        let w = randn(&mut rng, n * k, 0.1);
+        let rows = I8Rows::quantize(&w, n, k);
+        assert_eq!(rows.on_huge_pages(), mapped && cfg!(target_os = "linux"));
+        let copy = rows.clone();
+        drop(rows);
+        for m in [1, 3] {
+            let x = randn(&mut rng, m * k, 1.0);
+            let mut want = vec![0f32; m * n];
+            copy.gemv_with(I8Isa::Portable, &x, m, &mut want);
+            check("portable", &copy, &x, m, &want);
+            agree_on_every_isa(&copy, &x, m, &want);
+        }
     }
 }
 

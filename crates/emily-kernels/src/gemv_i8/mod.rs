@@ -14,10 +14,12 @@
 //! bytes) adds `128 · Σq` per activation block, the same for every row; each
 //! block's sum starts from `-128 · Σq` instead, exactly, in integers.
 //!
-//! **Memory.** Panels of 2 MiB and more are mapped on transparent huge pages
-//! ([`HugePageSlice`]): Whisper's int8 logits (20 MB for tiny, 27 MB for
-//! base) read from 4 KiB pages made the whole decoder step 1.1–1.15× slower
-//! (process CPU, one thread, loaded).
+//! **Memory.** Panels of 64 KiB and more are mapped on transparent huge
+//! pages ([`HugePageSlice`]; below 2 MiB several products' panels share a
+//! mapping): Whisper's int8 logits (20 MB for tiny, 27 MB for base) read
+//! from 4 KiB pages made the whole decoder step 1.1–1.15× slower, the
+//! layers' 147 KB–1 MB matrices a further ~1.08× at two threads (process
+//! CPU, loaded).
 //!
 //! **Arithmetic.** The activations are quantized to 16-bit codes in blocks
 //! of 32 by [`I16Blocks`] (scale `s = max|x| / 32512`, codes `a = round(x /
@@ -195,7 +197,7 @@ impl I8Rows {
     }
 
     /// Whether the panels are mapped on transparent huge pages (from
-    /// [`crate::huge_pages::HUGE_MIN`] bytes, on Linux): a product streams
+    /// [`crate::huge_pages::SHARED_MIN`] bytes, on Linux): a product streams
     /// them without a page walk and a prefetcher restart every 4 KiB.
     pub fn on_huge_pages(&self) -> bool {
         self.lines.is_mapped()
