@@ -1,5 +1,6 @@
 //! The machine's floors: copy bandwidth with every thread.
 
+use emily_kernels::huge_pages::HugePageSlice;
 use emily_kernels::parallel;
 use rayon::prelude::*;
 
@@ -39,13 +40,20 @@ pub struct ReadBandwidth {
 
 /// Measured read bandwidth in GB/s (bytes read per second) over 256 MiB,
 /// summed in chunks split across the pool's threads: the floor of a
-/// bandwidth-bound kernel such as a decoder step's GEMV. The median of
+/// bandwidth-bound kernel such as a decoder step's GEMV. The buffer sits on
+/// transparent huge pages, as the int8 decoder weights do (on 4 KiB pages
+/// the read is slower, and a floor taken there would flatter a step that
+/// streams huge pages). The median of
 /// [`READ_SAMPLES`] samples (each the median of 7 timed passes), so one
 /// sample taken while a neighbour left the memory bus idle (a 2-thread
 /// sample once read twice the others) cannot set the floor.
 pub fn read_bandwidth() -> ReadBandwidth {
     let n = 64 << 20; // f32 elements = 256 MiB
-    let src: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+                      // SAFETY: zero bytes are a valid f32.
+    let mut src = unsafe { HugePageSlice::<f32>::zeroed(n) };
+    src.iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = (i % 7) as f32);
     let chunk = n / (parallel::num_threads() * 4);
     let mut total = 0.0f32;
     let mut samples: Vec<f64> = (0..READ_SAMPLES)
