@@ -86,7 +86,7 @@ struct BlockScratch([u32; AMX_ROWS * NR]);
 /// packed panel at its first word row. The accumulators start from zero
 /// and are stored to the L1 scratch, never loaded from or stored to the
 /// output itself: a tile load or store that misses the cache stalls the tile
-/// unit, while the vector stores of [`write_block`] drain through the store
+/// unit, while the vector stores of [`TileOps::write_block`] drain through the store
 /// buffer (on the lent Xeon this was 15–53 % faster at 2 threads).
 ///
 /// # Safety
