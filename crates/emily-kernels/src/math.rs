@@ -131,8 +131,16 @@ fn exp_parts<const FMA: bool>(x: f32) -> (i32, f32) {
 /// with `2^-32` rounds once, as `exp_scaled`'s second half does.
 #[inline(always)]
 fn exp_scaled_nonpos<const FMA: bool>(x: f32) -> f32 {
+    exp_2p32_nonpos::<FMA>(x) * TWO_M32
+}
+
+/// `e^x 2^32` for `x` in [-110, 0]: `p 2^(k + 32)`, one product (exact
+/// where normal, rounded once where not: bit for bit
+/// [`exp_scaled`]`(x, 32)`); 0 at `k = -159`.
+#[inline(always)]
+fn exp_2p32_nonpos<const FMA: bool>(x: f32) -> f32 {
     let (ki, p) = exp_parts::<FMA>(x);
-    (p * f32::from_bits(((ki + 32 + 127) << 23) as u32)) * TWO_M32
+    p * f32::from_bits(((ki + 32 + 127) << 23) as u32)
 }
 
 /// `e^x * 2^scale` for `x` in [-126, 88.75] and `0 <= scale <= 32` (no
@@ -322,8 +330,10 @@ fn times_sigmoid<const FMA: bool>(x: f32, hi: f32, lo: f32) -> f32 {
     let na = -hi.abs();
     // e^{-|v|} 2^32 = e^{-|hi|} 2^32 (1 - sign(hi) lo)
     let corr = 1.0 - if hi >= 0.0 { lo } else { -lo };
-    let e_big = exp_scaled::<FMA>(na.max(-126.0), 32) * corr;
-    let e_big = if na < -126.0 { 0.0 } else { e_big };
+    // Below -110, e_big (at most 2^-126.7) times |x| (< 2^8.7 for SiLU and
+    // the tanh GELU there) times 2^-32 rounds to a signed zero, as 0 does.
+    let e_big = exp_2p32_nonpos::<FMA>(na.max(-110.0)) * corr;
+    let e_big = if na < -110.0 { 0.0 } else { e_big };
     let d = mad::<FMA>(e_big, TWO_M32, 1.0);
     // Selects multiply by exactly 1.0 on the right branch (the same bits as
     // selecting the operand), so the compiler emits one division per vector
@@ -630,15 +640,22 @@ mod tests {
         assert_eq!(exp(0.0), 1.0);
     }
 
-    /// The one-step scaling of `exp_scaled_nonpos` against `exp_scaled`'s
-    /// two halves, bit for bit: every 61st f32 in [-126, 0] (subnormal
-    /// results and the zeros below them included) and the edges.
+    /// The one-step scaling of `exp_scaled_nonpos` (and `exp_2p32_nonpos`)
+    /// against `exp_scaled`'s two halves, bit for bit: every 61st f32 in
+    /// [-126, 0] (subnormal results and the zeros below them included) and
+    /// the edges.
     #[test]
     fn nonpositive_exponential_matches_the_two_half_scaling() {
         fn check<const FMA: bool>(x: f32) {
             let want = exp_scaled::<FMA>(x.max(-126.0), 0);
             let got = exp_scaled_nonpos::<FMA>(x.max(-110.0));
             assert_eq!(got.to_bits(), want.to_bits(), "x = {x:e} (fma {FMA})");
+            // Where 2^(k + 32) is normal (k >= -158), also the 2^32 form.
+            if x >= -109.8 {
+                let want = exp_scaled::<FMA>(x, 32);
+                let got = exp_2p32_nonpos::<FMA>(x);
+                assert_eq!(got.to_bits(), want.to_bits(), "x = {x:e} 2^32 (fma {FMA})");
+            }
         }
         let edges = [
             0.0, -0.0, -1e-30, -87.3, -103.3, -103.98, -104.0, -109.99, -110.0, -126.0,
