@@ -16,12 +16,17 @@ pub(crate) struct Block {
     pub cols: usize,
 }
 
-/// Plain Rust (the tile model, and the reference for the vector version).
+/// Plain Rust (the tile model, the reference for the vector version and
+/// its partial edge): `src` holds the block's rows at stride [`NR`], from
+/// the first column to write.
 ///
 /// # Safety
 /// `into` addresses `rows` writable rows of `cols` words at stride `ldc`.
+///
+/// # Panics
+/// If `src` is shorter than `(rows - 1) · NR + cols` words.
 pub(crate) unsafe fn write_block_portable(
-    src: &[u32; AMX_ROWS * NR],
+    src: &[u32],
     into: Block,
     accumulate: bool,
     p: Precision,
@@ -85,11 +90,6 @@ pub(crate) unsafe fn write_block_avx2(
         }
     }
     if whole < into.cols {
-        let mut scratch_tail = [0u32; AMX_ROWS * NR];
-        for r in 0..into.rows {
-            scratch_tail[r * NR..][..into.cols - whole]
-                .copy_from_slice(&src[r * NR + whole..][..into.cols - whole]);
-        }
         let tail = Block {
             // SAFETY: column `whole` of the caller's region.
             c: unsafe { into.c.add(whole) },
@@ -97,7 +97,7 @@ pub(crate) unsafe fn write_block_avx2(
             ..into
         };
         // SAFETY: the remaining columns of the caller's region.
-        unsafe { write_block_portable(&scratch_tail, tail, accumulate, p) };
+        unsafe { write_block_portable(&src[whole..], tail, accumulate, p) };
     }
 }
 
