@@ -37,6 +37,27 @@ impl TileConfig {
     }
 }
 
+/// What one tile dot product multiplies: the instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dot {
+    /// `tdpbf16ps`: bf16 pairs, f32 sums (the bf16 GEMM).
+    Bf16,
+    /// `tdpbusd`: u8 (A) by s8 (B) quadruples, i32 sums (the int8 GEMM).
+    U8S8,
+    /// `tdpbsud`: s8 (A) by u8 (B) quadruples, i32 sums (the int8 attention
+    /// products of [`crate::fast`]).
+    S8U8,
+}
+
+impl From<Precision> for Dot {
+    fn from(p: Precision) -> Dot {
+        match p {
+            Precision::Bf16 => Dot::Bf16,
+            Precision::Int8 => Dot::U8S8,
+        }
+    }
+}
+
 /// The AMX operations the program uses, on tile registers `0..8`.
 pub(crate) trait TileOps {
     /// `ldtilecfg`.
@@ -47,8 +68,8 @@ pub(crate) trait TileOps {
     unsafe fn load<const T: u8>(&mut self, p: *const u8, stride: usize);
     /// `tilestored [p + stride·row], tmmT` (the program stores tiles 0–3, to its scratch).
     unsafe fn store<const T: u8>(&mut self, p: *mut u8, stride: usize);
-    /// `tdpbf16ps` / `tdpbusd tmmC, tmmA, tmmB`.
-    unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, p: Precision);
+    /// `tdpbf16ps` / `tdpbusd` / `tdpbsud tmmC, tmmA, tmmB`.
+    unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, d: Dot);
     /// `tilerelease`.
     unsafe fn release(&mut self);
     /// Copies (or, with `accumulate`, adds) a finished block from the
@@ -101,6 +122,7 @@ unsafe fn block<O: TileOps>(
     out: &mut BlockScratch,
 ) {
     let (o, os) = (out.0.as_mut_ptr(), NR * 4);
+    let d = Dot::from(p);
     // SAFETY: the caller's contract; every address below is inside `a`, `b` or `out`.
     unsafe {
         ops.zero::<0>();
@@ -114,10 +136,10 @@ unsafe fn block<O: TileOps>(
             let bk = b.add(s * STEP * NR);
             ops.load::<6>(bk.cast(), NR * 4);
             ops.load::<7>(bk.add(16).cast(), NR * 4);
-            ops.dot::<0, 4, 6>(p);
-            ops.dot::<1, 4, 7>(p);
-            ops.dot::<2, 5, 6>(p);
-            ops.dot::<3, 5, 7>(p);
+            ops.dot::<0, 4, 6>(d);
+            ops.dot::<1, 4, 7>(d);
+            ops.dot::<2, 5, 6>(d);
+            ops.dot::<3, 5, 7>(d);
         }
         ops.store::<0>(o.cast(), os);
         ops.store::<1>(o.add(16).cast(), os);
@@ -176,11 +198,12 @@ pub(crate) unsafe fn spin<O: TileOps>(ops: &mut O, p: Precision, trips: usize) {
         ops.load::<5>(zeros.0.as_ptr(), 64);
         ops.load::<6>(zeros.0.as_ptr(), 64);
         ops.load::<7>(zeros.0.as_ptr(), 64);
+        let d = Dot::from(p);
         for _ in 0..trips {
-            ops.dot::<0, 4, 6>(p);
-            ops.dot::<1, 4, 7>(p);
-            ops.dot::<2, 5, 6>(p);
-            ops.dot::<3, 5, 7>(p);
+            ops.dot::<0, 4, 6>(d);
+            ops.dot::<1, 4, 7>(d);
+            ops.dot::<2, 5, 6>(d);
+            ops.dot::<3, 5, 7>(d);
         }
         ops.release();
     }
@@ -249,8 +272,8 @@ impl TileOps for Hardware {
         }
     }
 
-    unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, p: Precision) {
-        // SAFETY: tiles are configured and loaded; the program uses only the
+    unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, d: Dot) {
+        // SAFETY: tiles are configured and loaded; the programs use only the
         // combinations below (C in 0..4, A in 4..6, B in 6..8).
         unsafe {
             macro_rules! dp {
@@ -263,9 +286,10 @@ impl TileOps for Hardware {
                     }
                 };
             }
-            match p {
-                Precision::Bf16 => dp!("tdpbf16ps"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
-                Precision::Int8 => dp!("tdpbusd"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
+            match d {
+                Dot::Bf16 => dp!("tdpbf16ps"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
+                Dot::U8S8 => dp!("tdpbusd"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
+                Dot::S8U8 => dp!("tdpbsud"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
             }
         }
     }

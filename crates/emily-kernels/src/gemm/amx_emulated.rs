@@ -5,10 +5,10 @@
 //! Semantics follow the instruction definitions: a tile is `rows × colsb`
 //! bytes loaded row by row at a byte stride; `tdpbf16ps` adds, per output
 //! element, the products of bf16 pairs in f32; `tdpbusd` adds the products of
-//! u8 (A) and s8 (B) quadruples in i32 (wrapping).
+//! u8 (A) and s8 (B) quadruples in i32 (wrapping), `tdpbsud` those of s8 (A)
+//! and u8 (B).
 
-use super::amx::{TileConfig, TileOps};
-use super::Precision;
+use super::amx::{Dot, TileConfig, TileOps};
 
 /// Eight tiles of up to 16 rows × 64 bytes, and their configured shapes.
 pub(crate) struct Emulated {
@@ -89,7 +89,7 @@ impl TileOps for Box<Emulated> {
         }
     }
 
-    unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, p: Precision) {
+    unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, d: Dot) {
         let (c, a, b) = (C as usize, A as usize, B as usize);
         for t in [c, a, b] {
             self.check(t);
@@ -103,8 +103,8 @@ impl TileOps for Box<Emulated> {
         for i in 0..m {
             for j in 0..n {
                 let acc = self.word(c, i, j);
-                let v = match p {
-                    Precision::Bf16 => {
+                let v = match d {
+                    Dot::Bf16 => {
                         let mut s = f32::from_bits(acc);
                         for q in 0..k {
                             let (x, y) = (self.word(a, i, q), self.word(b, q, j));
@@ -115,13 +115,16 @@ impl TileOps for Box<Emulated> {
                         }
                         s.to_bits()
                     }
-                    Precision::Int8 => {
+                    Dot::U8S8 | Dot::S8U8 => {
                         let mut s = acc as i32;
                         for q in 0..k {
                             let (x, y) = (self.word(a, i, q), self.word(b, q, j));
                             for l in 0..4 {
-                                let u = ((x >> (8 * l)) & 0xff) as i32;
-                                let v = (y >> (8 * l)) as u8 as i8 as i32;
+                                let (xa, yb) = ((x >> (8 * l)) as u8, (y >> (8 * l)) as u8);
+                                let (u, v) = match d {
+                                    Dot::U8S8 => (xa as i32, yb as i8 as i32),
+                                    _ => (xa as i8 as i32, yb as i32),
+                                };
                                 s = s.wrapping_add(u * v);
                             }
                         }

@@ -111,7 +111,9 @@ pub(super) unsafe fn process(
             }
         }
     }
+    let score_tiles = int8 && super::tile_products::scores_on_tiles(s.i8.width());
     let int8v = super::int8_values::wanted(ctx);
+    let value_tiles = int8v && super::tile_products::values_on_tiles();
     if int8v {
         // SAFETY: AVX-512 present (this function's features); validated.
         unsafe { super::int8_values::prepare_values(ctx, v, blk.b, blk.hk, &mut s.v8) };
@@ -123,7 +125,13 @@ pub(super) unsafe fn process(
         if int8 {
             // SAFETY: VNNI present (`wanted`); keys and queries prepared
             // above for `lanes` lanes; the tile holds keys * lanes floats.
-            unsafe { super::int8_scores::tile_scores(s, lanes, j0, keys) };
+            unsafe {
+                if score_tiles {
+                    super::tile_products::tile_scores(s, lanes, j0, keys)
+                } else {
+                    super::int8_scores::tile_scores(s, lanes, j0, keys)
+                }
+            };
         } else {
             // SAFETY: as documented on `bf16_scores`.
             unsafe {
@@ -145,7 +153,11 @@ pub(super) unsafe fn process(
             // without a window (tiles start at 0 and step by key tiles).
             unsafe {
                 super::int8_values::softmax_and_pack(p, s, lanes, (j0, keys), first_limit);
-                super::int8_values::tile_values(s, lanes, dv, j0, keys);
+                if value_tiles {
+                    super::tile_products::tile_values(s, lanes, dv, j0, keys);
+                } else {
+                    super::int8_values::tile_values(s, lanes, dv, j0, keys);
+                }
             }
         } else {
             // SAFETY: AVX-512 present; the scratch was set up for `lanes` lanes.

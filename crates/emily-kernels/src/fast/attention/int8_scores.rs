@@ -29,6 +29,7 @@ use half::bf16;
 use super::block::{Ctx, Scratch};
 use super::microkernel::padded_rows;
 use super::plan::Block;
+use super::tile_products::{ScoreOperands, KEY_PAD};
 use crate::gemm::{Engine, Precision};
 
 /// Query lanes per register tile (as the bf16 loop: two 16-lane vectors).
@@ -76,6 +77,30 @@ pub(super) struct Int8Scratch {
     qscale: Vec<f32>,
 }
 
+impl Int8Scratch {
+    /// Bytes per key row of the codes (the head dim rounded up to 4).
+    pub(super) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The operands of the tile-unit score product for keys `j0 .. j0 +
+    /// keys` (see [`super::tile_products::scores`]) after [`prepare_keys`]
+    /// and [`pack_queries`] ran with `lanes` lanes.
+    pub(super) fn score_operands(&self, lanes: usize, j0: usize, keys: usize) -> ScoreOperands {
+        debug_assert!(self.codes.len() >= (j0 + keys.next_multiple_of(KEY_PAD)) * self.width);
+        ScoreOperands {
+            qt4: self.qt4.as_ptr(),
+            lanes,
+            codes: self.codes[j0 * self.width..].as_ptr(),
+            width: self.width,
+            keys,
+            kcorr: self.kcorr[j0..].as_ptr(),
+            kscale: self.kscale[j0..].as_ptr(),
+            qscale: self.qscale.as_ptr(),
+        }
+    }
+}
+
 /// Quantizes the keys of kv head `(b, hk)` into `s` unless they are there
 /// already (the cache lives as long as the scratch: one call).
 ///
@@ -109,7 +134,8 @@ pub(super) unsafe fn prepare_keys(
     s.mean.iter_mut().for_each(|m| *m *= inv_n);
     s.width = width;
     s.codes.clear();
-    s.codes.resize(n * width, 0);
+    // Zero rows past the last key: the tile unit reads whole 32-key blocks.
+    s.codes.resize((n + KEY_PAD) * width, 0);
     s.kscale.clear();
     s.kcorr.clear();
     for j in 0..n {

@@ -27,6 +27,7 @@ use half::bf16;
 
 use super::block::{mask_tile, Ctx, Scratch};
 use super::microkernel::softmax_pmax;
+use super::tile_products::{self, ValueOperands};
 use super::SdpaParams;
 
 /// Query lanes per register tile.
@@ -58,6 +59,41 @@ pub(super) struct Int8Values {
     /// words) and each lane's `s_p`.
     p4: Vec<u32>,
     pscale: Vec<f32>,
+    /// For the tile unit ([`tile_products`]): `v4` transposed, feature `c`'s
+    /// 4-key words at `c · gstride` (zero-padded rows and words, so whole
+    /// tiles read initialised memory); empty when the tiles are not used.
+    v4t: Vec<u32>,
+    gstride: usize,
+}
+
+impl Int8Values {
+    /// The operands of the tile-unit value product for the tile of keys
+    /// from `j0` (see [`tile_products::values`]): pads the tile's weight
+    /// rows with zeros to whole tiles first.
+    pub(super) fn value_operands(
+        &mut self,
+        alpha: &[f32],
+        lanes: usize,
+        dv: usize,
+        j0: usize,
+        keys: usize,
+    ) -> ValueOperands {
+        let groups = keys.div_ceil(4);
+        self.p4.resize(groups.next_multiple_of(16) * lanes, 0);
+        debug_assert!(j0 / 4 + groups.next_multiple_of(16) <= self.gstride);
+        debug_assert!(self.v4t.len() >= dv.next_multiple_of(32) * self.gstride);
+        ValueOperands {
+            p4: self.p4.as_ptr(),
+            lanes,
+            groups,
+            v4t: self.v4t[j0 / 4..].as_ptr(),
+            gstride: self.gstride,
+            dv,
+            pscale: self.pscale.as_ptr(),
+            vscale: self.vscale.as_ptr(),
+            alpha: alpha.as_ptr(),
+        }
+    }
 }
 
 /// Quantizes the values of kv head `(b, hk)` into `s` unless they are
@@ -117,6 +153,18 @@ pub(super) unsafe fn prepare_values(
             let src = &s.codes[(4 * g + e) * dv..][..dv];
             for (w, &c) in s.v4[g * dv..][..dv].iter_mut().zip(src) {
                 *w |= (c as u8 as u32) << (8 * e);
+            }
+        }
+    }
+    if tile_products::values_on_tiles() {
+        // Feature-major words for the tile unit's A operand: each row long
+        // enough for a tile read (16 words) from any tile's first group.
+        s.gstride = groups.next_multiple_of(16) + 16;
+        s.v4t.clear();
+        s.v4t.resize(dv.next_multiple_of(32) * s.gstride, 0);
+        for g in 0..groups {
+            for c in 0..dv {
+                s.v4t[c * s.gstride + g] = s.v4[g * dv + c];
             }
         }
     }

@@ -34,6 +34,8 @@ mod mask;
 mod microkernel;
 mod plan;
 mod softmax;
+#[cfg(target_arch = "x86_64")]
+mod tile_products;
 pub(crate) use softmax::exp2_short;
 
 use half::{bf16, f16};
