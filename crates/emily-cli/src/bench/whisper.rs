@@ -48,7 +48,7 @@ fn bench_options(beam: usize) -> TranscribeOptions {
 const WARM_UP: &str = "samples/jfk.wav";
 
 /// One warm in-process measurement (the `bench-whisper-child` command):
-/// prints a JSON line `{"warm_ms", "encoder_ms", "text", "step"}` (`step`:
+/// prints a JSON line `{"warm_ms", "warm_cpu_ms", "encoder_ms", "text", "step"}` (`step`:
 /// the 1-row decoder step against its floor, [`super::whisper_step`]).
 pub fn run_child(
     model: &Path,
@@ -63,12 +63,15 @@ pub fn run_child(
     let opts = bench_options(beam);
     w.transcribe(&emily_models::audio::load_audio(Path::new(WARM_UP))?, &opts)?;
     let mut total = Vec::new();
+    let mut cpu = Vec::new();
     let mut enc = Vec::new();
     let mut text = String::new();
     for _ in 0..runs.max(1) {
+        let c = super::timer::process_usage().0;
         let t = Instant::now();
         let tr = w.transcribe(&samples, &opts)?;
         total.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.push((super::timer::process_usage().0 - c) * 1e3);
         enc.push(tr.timings.encoder.as_secs_f64() * 1e3);
         anyhow::ensure!(
             text.is_empty() || tr.text == text,
@@ -92,6 +95,9 @@ pub fn run_child(
         "{}",
         serde_json::json!({
             "warm_ms": median(&mut total),
+            // CPU time of the whole process per run (all threads): the
+            // measure that survives a loaded machine at one thread.
+            "warm_cpu_ms": median(&mut cpu),
             "encoder_ms": median(&mut enc),
             "text": text.trim(),
             // The step is the same under beam search: measured once, greedy.

@@ -28,9 +28,11 @@ fn fill(logits: &mut [f32], from: usize, to: usize) {
 /// `Σ e^(x - m)` for `m` ≥ every `x` (-inf terms add 0), in f64: each term
 /// by the kernels' f32 `exp` (~1 ulp) a block of 64 at a time (vectorised),
 /// summed in eight f64 lanes — a vocabulary row (51,865 logits) per beam
-/// and step, so libm's scalar `exp` was a good part of a beam step.
+/// and step, so libm's scalar `exp` was a good part of a beam step. `x[i]`
+/// goes to lane `(lane0 + i) % 8`: a row's tail summed with `lane0` = its
+/// start sums as the whole row does when everything before it is -inf.
 #[inline(always)]
-fn sum_exp_shifted(x: &[f32], m: f32) -> f64 {
+fn sum_exp_shifted(x: &[f32], m: f32, lane0: usize) -> f64 {
     const BLOCK: usize = 64;
     let mut acc = [0f64; 8];
     let mut e = [0f32; BLOCK];
@@ -42,7 +44,12 @@ fn sum_exp_shifted(x: &[f32], m: f32) -> f64 {
             acc[i % 8] += d as f64;
         }
     }
-    acc.iter().sum()
+    // Lane `l` of the loop above holds the terms of lane `(lane0 + l) % 8`.
+    let mut lanes = [0f64; 8];
+    for (l, a) in acc.iter().enumerate() {
+        lanes[(lane0 + l) % 8] = *a;
+    }
+    lanes.iter().sum()
 }
 
 /// The largest of `x` (-inf for none), in sixteen independent lanes so that
@@ -63,63 +70,120 @@ fn max_of(x: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
 }
 
+/// `m + ln Σ e^(x - m)` (`m` the largest of `x`) in f64, the terms in the
+/// lanes of [`sum_exp_shifted`]; -inf when every `x` is.
 #[inline(always)]
-fn log_sum_exp_portable(x: &[f32]) -> f32 {
+fn log_normaliser_portable(x: &[f32], lane0: usize) -> f64 {
     let m = max_of(x);
     if m == f32::NEG_INFINITY {
-        return m;
+        return f64::NEG_INFINITY;
     }
-    (m as f64 + sum_exp_shifted(x, m).ln()) as f32
+    m as f64 + sum_exp_shifted(x, m, lane0).ln()
 }
 
 #[inline(always)]
 fn log_softmax_portable(logits: &mut [f32]) {
-    let m = max_of(logits);
-    if m == f32::NEG_INFINITY {
+    let lse = log_normaliser_portable(logits, 0);
+    if lse == f64::NEG_INFINITY {
         return;
     }
-    let lse = m as f64 + sum_exp_shifted(logits, m).ln();
     for v in logits.iter_mut() {
-        *v = (*v as f64 - lse) as f32;
+        *v = log_prob(*v, lse);
     }
 }
 
-/// The portable functions compiled for AVX-512 (the same operations in the
-/// same order, no FMA contraction: bit-identical results, sixteen lanes
-/// wide). A beam step runs them over 5 × 51,865 logits.
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    /// [`super::log_sum_exp_portable`].
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F/VL/BW/DQ.
-    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
-    pub(super) unsafe fn log_sum_exp(x: &[f32]) -> f32 {
-        super::log_sum_exp_portable(x)
-    }
+/// The portable functions compiled for AVX-512 and for AVX2 (the same
+/// operations in the same order, no FMA contraction: bit-identical results,
+/// sixteen or eight lanes wide). A beam step runs them over 5 × 51,865
+/// logits.
+macro_rules! isa_build {
+    ($name:ident, $feat:literal, $what:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            /// [`super::log_normaliser_portable`].
+            ///
+            /// # Safety
+            #[doc = $what]
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn log_normaliser(x: &[f32], lane0: usize) -> f64 {
+                super::log_normaliser_portable(x, lane0)
+            }
 
-    /// [`super::log_softmax_portable`].
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F/VL/BW/DQ.
-    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
-    pub(super) unsafe fn log_softmax(logits: &mut [f32]) {
-        super::log_softmax_portable(logits)
-    }
+            /// [`super::log_softmax_portable`].
+            ///
+            /// # Safety
+            #[doc = $what]
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn log_softmax(logits: &mut [f32]) {
+                super::log_softmax_portable(logits)
+            }
+
+            /// [`super::max_of`].
+            ///
+            /// # Safety
+            #[doc = $what]
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn max_of(x: &[f32]) -> f32 {
+                super::max_of(x)
+            }
+        }
+    };
 }
 
-/// Whether the AVX-512 builds may run (the detected ISA, `EMILY_ISA` caps it).
-fn avx512() -> bool {
-    cfg!(target_arch = "x86_64") && emily_kernels::simd::isa() == emily_kernels::simd::Isa::Avx512
+isa_build!(
+    avx512,
+    "avx512f,avx512vl,avx512bw,avx512dq",
+    "The CPU must support AVX-512 F/VL/BW/DQ."
+);
+isa_build!(avx2, "avx2", "The CPU must support AVX2.");
+
+/// A logit's log-probability in a row of log-normaliser `lse` (what
+/// [`log_softmax`] writes).
+#[inline(always)]
+pub fn log_prob(logit: f32, lse: f64) -> f32 {
+    (logit as f64 - lse) as f32
+}
+
+/// Which build of the row functions runs (the detected ISA, `EMILY_ISA` caps it).
+fn isa() -> emily_kernels::simd::Isa {
+    emily_kernels::simd::isa()
+}
+
+/// [`log_normaliser_portable`] on the best build for the CPU.
+fn log_normaliser_from(x: &[f32], lane0: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F/VL/BW/DQ (the detected ISA).
+        emily_kernels::simd::Isa::Avx512 => return unsafe { avx512::log_normaliser(x, lane0) },
+        // SAFETY: the CPU has AVX2 (the detected ISA).
+        emily_kernels::simd::Isa::Avx2 => return unsafe { avx2::log_normaliser(x, lane0) },
+        emily_kernels::simd::Isa::Baseline => {}
+    }
+    log_normaliser_portable(x, lane0)
+}
+
+/// The largest of `x` (-inf for none) on the best build for the CPU.
+pub fn max_logit(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F/VL/BW/DQ (the detected ISA).
+        emily_kernels::simd::Isa::Avx512 => return unsafe { avx512::max_of(x) },
+        // SAFETY: the CPU has AVX2 (the detected ISA).
+        emily_kernels::simd::Isa::Avx2 => return unsafe { avx2::max_of(x) },
+        emily_kernels::simd::Isa::Baseline => {}
+    }
+    max_of(x)
+}
+
+/// The log-normaliser of a row (`ln Σ e^x`, computed as [`log_softmax`]
+/// does, in f64): [`log_prob`] of a logit and it give the logit's
+/// log-probability without rewriting the row. -inf when every logit is.
+pub fn log_normaliser(x: &[f32]) -> f64 {
+    log_normaliser_from(x, 0)
 }
 
 fn log_sum_exp(x: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: the CPU has AVX-512 F/VL/BW/DQ (the detected ISA).
-        return unsafe { avx512::log_sum_exp(x) };
-    }
-    log_sum_exp_portable(x)
+    log_normaliser(x) as f32
 }
 
 /// OpenAI's `ApplyTimestampRules` for the tokens `generated` so far (after the
@@ -136,6 +200,17 @@ pub fn apply_timestamp_rules_with(
     sp: &SpecialTokens,
     max_initial_timestamp_steps: u32,
 ) {
+    timestamp_rules(logits, generated, sp, max_initial_timestamp_steps);
+}
+
+/// [`apply_timestamp_rules_with`], returning the row's [`log_normaliser`]
+/// afterwards (from the sums the last rule computes anyway).
+fn timestamp_rules(
+    logits: &mut [f32],
+    generated: &[u32],
+    sp: &SpecialTokens,
+    max_initial_timestamp_steps: u32,
+) -> f64 {
     let tb = sp.timestamp_begin as usize;
     let eot = sp.eot as usize;
     logits[sp.no_timestamps as usize] = f32::NEG_INFINITY;
@@ -167,16 +242,17 @@ pub fn apply_timestamp_rules_with(
         );
     }
     // If the timestamps together are likelier than any text token, emit a timestamp.
-    let lse_all = log_sum_exp(logits);
+    let norm_all = log_normaliser(logits);
+    let lse_all = norm_all as f32;
     let ts_lse = log_sum_exp(&logits[tb..]) - lse_all;
-    let max_text = logits[..tb]
-        .iter()
-        .cloned()
-        .fold(f32::NEG_INFINITY, f32::max)
-        - lse_all;
+    let max_text = max_logit(&logits[..tb]) - lse_all;
     if ts_lse > max_text {
         fill(logits, 0, tb);
+        // Only the timestamps are left: the whole row's sum is theirs, in
+        // the whole row's lanes.
+        return log_normaliser_from(&logits[tb..], tb);
     }
+    norm_all
 }
 
 /// The rules every decoding strategy applies to a row's logits before
@@ -199,12 +275,9 @@ pub struct LogitFilter {
 impl LogitFilter {
     /// Applies the rules for a row that has generated `generated` so far.
     pub fn apply(&self, logits: &mut [f32], generated: &[u32]) {
-        suppress(logits, &self.suppress);
-        if generated.is_empty() {
-            suppress(logits, &self.suppress_begin);
-        }
+        self.apply_suppressions(logits, generated);
         if self.timestamps {
-            apply_timestamp_rules_with(
+            timestamp_rules(
                 logits,
                 generated,
                 &self.special,
@@ -212,14 +285,42 @@ impl LogitFilter {
             );
         }
     }
+
+    /// [`LogitFilter::apply`], returning the row's [`log_normaliser`]
+    /// afterwards (bit for bit; with timestamp rules, from the sums they
+    /// compute anyway): the row stays logits, [`log_prob`] gives any one's
+    /// log-probability.
+    pub fn apply_normaliser(&self, logits: &mut [f32], generated: &[u32]) -> f64 {
+        self.apply_suppressions(logits, generated);
+        if self.timestamps {
+            timestamp_rules(
+                logits,
+                generated,
+                &self.special,
+                self.max_initial_timestamp_steps,
+            )
+        } else {
+            log_normaliser(logits)
+        }
+    }
+
+    fn apply_suppressions(&self, logits: &mut [f32], generated: &[u32]) {
+        suppress(logits, &self.suppress);
+        if generated.is_empty() {
+            suppress(logits, &self.suppress_begin);
+        }
+    }
 }
 
 /// `logits` turned into log-probabilities in place (`-inf` stays `-inf`).
 pub fn log_softmax(logits: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if avx512() {
+    match isa() {
         // SAFETY: the CPU has AVX-512 F/VL/BW/DQ (the detected ISA).
-        return unsafe { avx512::log_softmax(logits) };
+        emily_kernels::simd::Isa::Avx512 => return unsafe { avx512::log_softmax(logits) },
+        // SAFETY: the CPU has AVX2 (the detected ISA).
+        emily_kernels::simd::Isa::Avx2 => return unsafe { avx2::log_softmax(logits) },
+        emily_kernels::simd::Isa::Baseline => {}
     }
     log_softmax_portable(logits)
 }
@@ -336,27 +437,104 @@ mod tests {
         x.iter().map(|&v| v as f64 - m - s.ln()).collect()
     }
 
-    #[test]
-    fn avx512_builds_equal_the_portable_ones_bit_for_bit() {
-        if !avx512() {
-            return;
+    /// A row of `n` logits in ±30 with every third one after the first -inf.
+    fn row(rng: &mut rand::rngs::StdRng, n: usize) -> Vec<f32> {
+        let mut x: Vec<f32> = (0..n).map(|_| rng.gen_range(-30.0..30.0)).collect();
+        for i in (0..n).step_by(3).skip(1) {
+            x[i] = f32::NEG_INFINITY;
         }
+        x
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    #[test]
+    fn isa_builds_equal_the_portable_ones_bit_for_bit() {
+        use emily_kernels::simd::Isa;
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         for n in [1, 7, 16, 77, 1000, 51_865] {
-            let mut x: Vec<f32> = (0..n).map(|_| rng.gen_range(-30.0..30.0)).collect();
-            for i in (0..n).step_by(3).skip(1) {
-                x[i] = f32::NEG_INFINITY;
+            let x = row(&mut rng, n);
+            let mut want = x.clone();
+            log_softmax_portable(&mut want);
+            for lane0 in [0, 3] {
+                let norm = log_normaliser_portable(&x, lane0).to_bits();
+                if isa() == Isa::Avx512 {
+                    // SAFETY: the detected ISA.
+                    let fast = unsafe { avx512::log_normaliser(&x, lane0) };
+                    assert_eq!(fast.to_bits(), norm, "avx512 n {n}");
+                }
+                if matches!(isa(), Isa::Avx2 | Isa::Avx512) {
+                    // SAFETY: the detected ISA (AVX-512 hosts have AVX2).
+                    let fast = unsafe { avx2::log_normaliser(&x, lane0) };
+                    assert_eq!(fast.to_bits(), norm, "avx2 n {n}");
+                }
             }
-            // SAFETY: `avx512()` checked the CPU.
-            let fast = unsafe { avx512::log_sum_exp(&x) };
-            assert_eq!(fast.to_bits(), log_sum_exp_portable(&x).to_bits(), "n {n}");
-            let (mut a, mut b) = (x.clone(), x);
-            // SAFETY: as above.
-            unsafe { avx512::log_softmax(&mut a) };
-            log_softmax_portable(&mut b);
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&a), bits(&b), "n {n}");
+            let mut got = x.clone();
+            log_softmax(&mut got);
+            assert_eq!(bits(&got), bits(&want), "n {n}");
+            assert_eq!(max_logit(&x).to_bits(), max_of(&x).to_bits(), "n {n}");
         }
+    }
+
+    /// The filter's normaliser is the one `log_softmax` computes after the
+    /// filter, bit for bit: with and without timestamp rules, at the first
+    /// step and later, and when the rules leave only the timestamps (whose
+    /// start is not a multiple of the eight lanes).
+    #[test]
+    fn filter_normaliser_is_log_softmax_s() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        // tiny.en's ids: the timestamps start at 50,363 (3 mod 8).
+        let sp = SpecialTokens {
+            eot: 50_256,
+            sot: 50_257,
+            translate: 50_357,
+            transcribe: 50_358,
+            sot_lm: Some(50_359),
+            sot_prev: 50_360,
+            no_speech: Some(50_361),
+            no_timestamps: 50_362,
+            timestamp_begin: 50_363,
+            languages: Vec::new(),
+        };
+        let n = 51_864;
+        let mut filled = 0;
+        for timestamps in [false, true] {
+            let filter = LogitFilter {
+                suppress: vec![1, 2, 7, 50_359],
+                suppress_begin: vec![220, sp.eot],
+                timestamps,
+                max_initial_timestamp_steps: MAX_INITIAL_TIMESTAMP_STEPS,
+                special: sp.clone(),
+            };
+            let ts = sp.timestamp_begin;
+            for generated in [vec![], vec![400], vec![400, ts + 3], vec![ts + 3, 400, 500]] {
+                for cut in [false, true] {
+                    let mut x: Vec<f32> = (0..n).map(|_| rng.gen_range(-10.0..10.0)).collect();
+                    if cut {
+                        // Timestamps likelier than any text token: the text
+                        // is cut (terms over a wide range: their sum's
+                        // rounding depends on the lanes).
+                        for v in &mut x[ts as usize..] {
+                            *v = rng.gen_range(-60.0..20.0);
+                        }
+                    }
+                    let mut a = x.clone();
+                    let norm = filter.apply_normaliser(&mut a, &generated);
+                    let mut b = x;
+                    filter.apply(&mut b, &generated);
+                    assert_eq!(bits(&a), bits(&b));
+                    filled += usize::from(b[..ts as usize].iter().all(|v| v.is_infinite()));
+                    assert_eq!(norm.to_bits(), log_normaliser(&b).to_bits());
+                    let mut want = b.clone();
+                    log_softmax(&mut want);
+                    let got: Vec<f32> = b.iter().map(|&v| log_prob(v, norm)).collect();
+                    assert_eq!(bits(&got), bits(&want), "{timestamps} {generated:?} {cut}");
+                }
+            }
+        }
+        assert!(filled >= 3, "the text-cut case ran {filled} times");
     }
 
     #[test]

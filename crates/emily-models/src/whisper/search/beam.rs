@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 
 use rayon::prelude::*;
 
-use super::super::decoding::log_softmax;
+use super::super::decoding::{log_prob, max_logit};
 use super::rows::Rows;
 use super::{Hypothesis, Search};
 use crate::whisper::transcriber::WhisperError;
@@ -22,10 +22,23 @@ struct Candidate {
     score: f64,
 }
 
+/// Logits scanned per bound check in [`top_k`].
+const CHUNK: usize = 64;
+
 /// The `k` best `(beam, token)` continuations over all beams' scores
-/// (`beam_scores[b] + log_probs[b][token]`, `log_probs` one row of `vocab`
-/// per beam), best first; ties keep the lower flat index first.
-fn top_k(log_probs: &[f32], vocab: usize, beam_scores: &[f64], k: usize) -> Vec<Candidate> {
+/// (`beam_scores[b] + log_prob(logits[b][token], norms[b])`, `logits` one
+/// row of `vocab` per beam, `norms` their log-normalisers), best first; ties
+/// keep the lower flat index first. Once `k` are held, a chunk of logits
+/// whose largest cannot beat the `k`-th is passed over (the log-probability
+/// rises with the logit, and a later equal score never wins a tie): the
+/// same candidates as scoring every token.
+fn top_k(
+    logits: &[f32],
+    vocab: usize,
+    norms: &[f64],
+    beam_scores: &[f64],
+    k: usize,
+) -> Vec<Candidate> {
     let mut best: Vec<Candidate> = Vec::with_capacity(k + 1);
     let worse = |a: &Candidate, b: &Candidate| -> bool {
         match a.score.total_cmp(&b.score) {
@@ -34,22 +47,36 @@ fn top_k(log_probs: &[f32], vocab: usize, beam_scores: &[f64], k: usize) -> Vec<
             Ordering::Equal => (a.beam, a.token) > (b.beam, b.token),
         }
     };
-    for (beam, (lp, &base)) in log_probs.chunks(vocab).zip(beam_scores).enumerate() {
-        for (token, &l) in lp.iter().enumerate() {
-            if l == f32::NEG_INFINITY {
-                continue;
+    let rows = logits.chunks(vocab).zip(norms).zip(beam_scores);
+    for (beam, ((row, &norm), &base)) in rows.enumerate() {
+        if norm == f64::NEG_INFINITY {
+            // Every token of the row is suppressed.
+            continue;
+        }
+        for (c0, chunk) in row.chunks(CHUNK).enumerate() {
+            if best.len() == k {
+                let top = max_logit(chunk);
+                let bound = base + log_prob(top, norm) as f64;
+                if top == f32::NEG_INFINITY || bound <= best[k - 1].score {
+                    continue;
+                }
             }
-            let c = Candidate {
-                beam,
-                token: token as u32,
-                score: base + l as f64,
-            };
-            if best.len() == k && !worse(best.last().expect("k > 0"), &c) {
-                continue;
+            for (i, &l) in chunk.iter().enumerate() {
+                if l == f32::NEG_INFINITY {
+                    continue;
+                }
+                let c = Candidate {
+                    beam,
+                    token: (c0 * CHUNK + i) as u32,
+                    score: base + log_prob(l, norm) as f64,
+                };
+                if best.len() == k && !worse(best.last().expect("k > 0"), &c) {
+                    continue;
+                }
+                let at = best.partition_point(|b| !worse(b, &c));
+                best.insert(at, c);
+                best.truncate(k);
             }
-            let at = best.partition_point(|b| !worse(b, &c));
-            best.insert(at, c);
-            best.truncate(k);
         }
     }
     best
@@ -67,16 +94,17 @@ pub(super) fn beam_search(
     let eot = search.filter.special.eot;
     let max_finished = ((beam_size as f32 * patience).round() as usize).max(1);
     let mut finished: Vec<Hypothesis> = Vec::new();
-    search.filter.apply(&mut first, &[]);
-    log_softmax(&mut first);
+    // Each row stays logits with its log-normaliser beside it: top-k turns
+    // only the candidates it looks at into log-probabilities.
+    let mut norms = vec![search.filter.apply_normaliser(&mut first, &[])];
     let vocab = first.len();
-    let mut log_probs = first;
+    let mut logits = first;
     // Tokens and cumulative scores of the live beams (one before the first step).
     let mut seqs: Vec<Vec<u32>> = vec![Vec::new()];
     let mut scores: Vec<f64> = vec![0.0];
     for step in 0..search.max_steps {
         let last_step = step + 1 == search.max_steps;
-        let candidates = top_k(&log_probs, vocab, &scores, 2 * beam_size);
+        let candidates = top_k(&logits, vocab, &norms, &scores, 2 * beam_size);
         if candidates.is_empty() {
             break;
         }
@@ -126,17 +154,15 @@ pub(super) fn beam_search(
             .collect();
         scores = next.iter().map(|c| c.score).collect();
         let tokens: Vec<u32> = next.iter().map(|c| c.token).collect();
-        log_probs = rows.step(&tokens)?.data;
-        // Each row's rules and log-softmax (a pass or three over the
+        logits = rows.step(&tokens)?.data;
+        // Each row's rules and log-normaliser (a pass or three over the
         // vocabulary) on the pool's threads, a row per task.
-        emily_kernels::parallel::pool().install(|| {
-            log_probs
+        norms = emily_kernels::parallel::pool().install(|| {
+            logits
                 .par_chunks_mut(vocab)
                 .zip(seqs.par_iter())
-                .for_each(|(row, seq)| {
-                    search.filter.apply(row, seq);
-                    log_softmax(row);
-                })
+                .map(|(row, seq)| search.filter.apply_normaliser(row, seq))
+                .collect()
         });
     }
     if finished.is_empty() {
@@ -147,4 +173,70 @@ pub(super) fn beam_search(
         });
     }
     Ok(finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::whisper::decoding::log_normaliser;
+
+    /// Every token scored and sorted (score down, flat index up), the first `k`.
+    fn every_token(logits: &[f32], vocab: usize, scores: &[f64], k: usize) -> Vec<(usize, u32, f64)> {
+        let mut all = Vec::new();
+        for (b, (row, &base)) in logits.chunks(vocab).zip(scores).enumerate() {
+            let norm = log_normaliser(row);
+            for (t, &l) in row.iter().enumerate() {
+                if l != f32::NEG_INFINITY {
+                    all.push((b, t as u32, base + log_prob(l, norm) as f64));
+                }
+            }
+        }
+        all.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+        all.truncate(k);
+        all
+    }
+
+    /// The chunk bound passes over nothing that scoring every token keeps:
+    /// odd vocabularies, coarse logits (many equal scores), equal and
+    /// unequal beam scores, suppressed tokens and a fully suppressed row.
+    #[test]
+    fn top_k_equals_scoring_every_token() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for vocab in [1, 7, 77, 1000, 4099] {
+            for beams in [1, 2, 5] {
+                for coarse in [false, true] {
+                    let mut logits: Vec<f32> = (0..vocab * beams)
+                        .map(|_| {
+                            let v: f32 = rng.gen_range(-8.0..8.0);
+                            if coarse {
+                                v.round() / 2.0
+                            } else {
+                                v
+                            }
+                        })
+                        .collect();
+                    for i in (0..logits.len()).step_by(5) {
+                        logits[i] = f32::NEG_INFINITY;
+                    }
+                    if beams > 2 {
+                        logits[vocab..2 * vocab].fill(f32::NEG_INFINITY);
+                    }
+                    let scores: Vec<f64> = (0..beams)
+                        .map(|b| if coarse { -1.0 } else { -(b as f64) * 0.3 })
+                        .collect();
+                    let norms: Vec<f64> = logits.chunks(vocab).map(log_normaliser).collect();
+                    for k in [1, 2, 10] {
+                        let got: Vec<(usize, u32, f64)> = top_k(&logits, vocab, &norms, &scores, k)
+                            .iter()
+                            .map(|c| (c.beam, c.token, c.score))
+                            .collect();
+                        let want = every_token(&logits, vocab, &scores, k);
+                        assert_eq!(got, want, "vocab {vocab} beams {beams} coarse {coarse} k {k}");
+                    }
+                }
+            }
+        }
+    }
 }
