@@ -533,6 +533,7 @@ mod x86 {
     /// AVX2, FMA and F16C present; the rows are in range.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::needless_range_loop)] // acc[q][u][i] reads best indexed
     unsafe fn block256<const DT: u8, const M: usize, const U: usize, const R: usize>(
         job: Job,
         r0: usize,

@@ -183,7 +183,12 @@ mod tests {
     use crate::whisper::decoding::log_normaliser;
 
     /// Every token scored and sorted (score down, flat index up), the first `k`.
-    fn every_token(logits: &[f32], vocab: usize, scores: &[f64], k: usize) -> Vec<(usize, u32, f64)> {
+    fn every_token(
+        logits: &[f32],
+        vocab: usize,
+        scores: &[f64],
+        k: usize,
+    ) -> Vec<(usize, u32, f64)> {
         let mut all = Vec::new();
         for (b, (row, &base)) in logits.chunks(vocab).zip(scores).enumerate() {
             let norm = log_normaliser(row);
@@ -233,7 +238,10 @@ mod tests {
                             .map(|c| (c.beam, c.token, c.score))
                             .collect();
                         let want = every_token(&logits, vocab, &scores, k);
-                        assert_eq!(got, want, "vocab {vocab} beams {beams} coarse {coarse} k {k}");
+                        assert_eq!(
+                            got, want,
+                            "vocab {vocab} beams {beams} coarse {coarse} k {k}"
+                        );
                     }
                 }
             }
