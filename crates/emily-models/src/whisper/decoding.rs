@@ -328,7 +328,24 @@ pub fn log_softmax(logits: &mut [f32]) {
 /// The first position holding NaN or an infinity, if any (raw logits are always
 /// finite; suppression sets -inf only afterwards).
 pub fn first_non_finite(logits: &[f32]) -> Option<usize> {
-    logits.iter().position(|v| !v.is_finite())
+    const CHUNK: usize = 256;
+    // `v · 0` is NaN exactly when `v` is not finite, and a NaN term makes a
+    // sum NaN: a chunk is searched only when its sums say it holds one (a
+    // branch-free pass in sixteen lanes; a beam step checks 5 × 51,865).
+    logits.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
+        let mut lanes = [0f32; 16];
+        for (i, &v) in chunk.iter().enumerate() {
+            lanes[i % 16] += v * 0.0;
+        }
+        if lanes.iter().any(|l| l.is_nan()) {
+            chunk
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| c * CHUNK + i)
+        } else {
+            None
+        }
+    })
 }
 
 /// Index of the largest logit.
@@ -535,6 +552,27 @@ mod tests {
             }
         }
         assert!(filled >= 3, "the text-cut case ran {filled} times");
+    }
+
+    #[test]
+    fn first_non_finite_finds_the_first_nan_or_infinity() {
+        for n in [0usize, 1, 7, 255, 256, 257, 1000, 51_865] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 - 500.0) * 1e30).collect();
+            assert_eq!(first_non_finite(&x), None, "n {n}");
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for at in [0, n / 3, n.saturating_sub(1)] {
+                    if at >= n {
+                        continue;
+                    }
+                    let mut y = x.clone();
+                    y[at] = bad;
+                    if at + 300 < n {
+                        y[at + 300] = f32::NAN;
+                    }
+                    assert_eq!(first_non_finite(&y), Some(at), "n {n} {bad} at {at}");
+                }
+            }
+        }
     }
 
     #[test]
