@@ -26,6 +26,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+#[cfg(target_os = "linux")]
+use emily_kernels::huge_pages::HugePageSlice;
+
 use crate::error::{Error, Result};
 
 /// Alignment of every buffer (one cache line; enough for AVX-512 loads).
@@ -221,12 +224,47 @@ const COLOR_SPAN: usize = 4096;
 /// resident (Whisper tiny.en: 8–20 MB more peak RSS, run to run).
 const MAP_MIN: usize = 256 << 10;
 
+/// Classes from this size up to [`HUGE_MAX`] are cut, one after another,
+/// from [`HugePageSlice`]'s shared mappings on transparent huge pages (2 MiB
+/// aligned, advised before the first write), so no buffer rounds up to a
+/// whole huge page of its own. A buffer a decoder step streams whole every
+/// token — Whisper's f16 cross keys and values (1.15–1.5 MB per layer), the
+/// f16 matrices of its layers — then walks no page table and restarts no
+/// prefetcher every 4 KiB: the base int8 step's decode attention took
+/// 1.64–2.10 → 1.47–1.51 ms, the whole step (one thread, process CPU,
+/// loaded) tiny.en int8 / auto −8 / −9 %, base −6 / −4 %, for 2–8 MB more
+/// peak RSS on JFK (the classes' slack now sits on resident huge pages).
+const HUGE_MIN: usize = 1 << 20;
+/// The end of the classes cut from huge-page mappings (see [`HUGE_MIN`]).
+/// Larger ones get plain mappings of their own, advised from [`ADVISE_MIN`]
+/// (2 MiB-aligned huge pages for 2–4 MiB buffers did not help, session 13).
+const HUGE_MAX: usize = 2 << 20;
+
 /// Mapped buffers of at least this size ask for transparent huge pages: one
 /// page fault per 2 MiB instead of 512 when a fresh buffer is first written.
-const HUGE_MIN: usize = 4 << 20;
+const ADVISE_MIN: usize = 4 << 20;
+
+/// The huge-page buffers [`sys_alloc`] handed out, by address: each holds
+/// its part of a mapping until [`sys_free`] drops it.
+#[cfg(target_os = "linux")]
+static HUGE_BUFFERS: Mutex<Option<HashMap<usize, HugePageSlice<u8>>>> = Mutex::new(None);
 
 /// A fresh allocation for `class` with layout `lay` (`None` when refused).
 fn sys_alloc(class: usize, lay: Layout) -> Option<NonNull<u8>> {
+    #[cfg(target_os = "linux")]
+    if (HUGE_MIN..HUGE_MAX).contains(&class) {
+        // SAFETY: zero bytes are valid `u8`s.
+        let mut buf = unsafe { HugePageSlice::<u8>::zeroed(lay.size()) };
+        if !buf.is_mapped() {
+            return None;
+        }
+        let p = NonNull::new(buf.as_mut_ptr())?;
+        let mut table = HUGE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+        table
+            .get_or_insert_with(HashMap::new)
+            .insert(p.as_ptr() as usize, buf);
+        return Some(p);
+    }
     #[cfg(unix)]
     if class >= MAP_MIN {
         // SAFETY: a new anonymous private mapping (no file, no fixed address);
@@ -245,7 +283,7 @@ fn sys_alloc(class: usize, lay: Layout) -> Option<NonNull<u8>> {
             return None;
         }
         #[cfg(target_os = "linux")]
-        if lay.size() >= HUGE_MIN {
+        if lay.size() >= ADVISE_MIN {
             // SAFETY: advice on our own fresh mapping; failure only means no huge pages.
             unsafe { libc::madvise(p, lay.size(), libc::MADV_HUGEPAGE) };
         }
@@ -261,6 +299,26 @@ fn sys_alloc(class: usize, lay: Layout) -> Option<NonNull<u8>> {
 /// `p` came from [`sys_alloc`] for `class` and is not used afterwards.
 unsafe fn sys_free(p: NonNull<u8>, class: usize) {
     let lay = layout(class);
+    #[cfg(target_os = "linux")]
+    if (HUGE_MIN..HUGE_MAX).contains(&class) {
+        let mut table = HUGE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+        let buf = table
+            .as_mut()
+            .and_then(|t| t.remove(&(p.as_ptr() as usize)));
+        drop(table);
+        debug_assert!(buf.is_some(), "a huge-page buffer sys_alloc made");
+        // Its pages go back now: the shared mapping it was cut from stays
+        // while other buffers use it (and a cut is never handed out twice).
+        // SAFETY: the buffer's own page-aligned cut, read by nobody after this.
+        unsafe {
+            libc::madvise(
+                p.as_ptr().cast(),
+                lay.size().next_multiple_of(4096),
+                libc::MADV_DONTNEED,
+            )
+        };
+        return;
+    }
     #[cfg(unix)]
     if class >= MAP_MIN {
         // SAFETY: the whole mapping made by `sys_alloc` (caller's contract).
@@ -443,6 +501,66 @@ mod tests {
             0,
             "colours keep the alignment"
         );
+    }
+
+    /// The huge-page buffer `sys_alloc` recorded at `p`, by its length.
+    #[cfg(target_os = "linux")]
+    fn huge_cut(p: NonNull<u8>) -> Option<usize> {
+        let table = HUGE_BUFFERS.lock().unwrap();
+        let buf = table.as_ref()?.get(&(p.as_ptr() as usize))?;
+        assert!(buf.is_mapped());
+        Some(buf.len())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_huge_page_classes_are_cut_from_huge_page_mappings_and_released() {
+        let classes = [
+            size_class(HUGE_MIN - 200_000),
+            HUGE_MIN,
+            size_class(1_152_000),
+            size_class(1_536_000),
+            size_class(HUGE_MAX - 1),
+            HUGE_MAX,
+        ];
+        let mut held = Vec::new();
+        for (round, class) in classes
+            .into_iter()
+            .cycle()
+            .take(3 * classes.len())
+            .enumerate()
+        {
+            let lay = layout(class);
+            let p = sys_alloc(class, lay).unwrap();
+            let huge = (HUGE_MIN..HUGE_MAX).contains(&class);
+            assert_eq!(huge_cut(p), huge.then_some(lay.size()), "class {class}");
+            assert_eq!(p.as_ptr() as usize % 4096, 0, "page aligned");
+            // SAFETY: the fresh allocation of `lay.size()` bytes.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), lay.size()) };
+            assert!(bytes.iter().all(|&v| v == 0), "fresh mappings are zero");
+            for (i, v) in bytes.iter_mut().enumerate() {
+                *v = (i * 7 + round) as u8;
+            }
+            if round % 2 == 0 {
+                // SAFETY: allocated above for `class`, not used after.
+                unsafe { sys_free(p, class) };
+                assert_eq!(huge_cut(p), None, "a freed buffer leaves the table");
+            } else {
+                held.push((round, class, p));
+            }
+        }
+        // Buffers cut beside freed ones keep their bytes.
+        for (round, class, p) in held {
+            let n = layout(class).size();
+            // SAFETY: still allocated, `n` bytes written above.
+            let bytes = unsafe { std::slice::from_raw_parts(p.as_ptr(), n) };
+            assert!(bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| v == (i * 7 + round) as u8));
+            // SAFETY: allocated for `class`, not used after.
+            unsafe { sys_free(p, class) };
+        }
     }
 
     #[test]
