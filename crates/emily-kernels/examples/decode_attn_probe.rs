@@ -3,7 +3,7 @@
 //! each), with a 64 MB read between steps so the keys and values come from
 //! memory as in a real step. Prints the time of one step's calls and the
 //! rate they read at (`huge`: the buffers on transparent huge pages).
-//! `EMILY_NUM_THREADS=T decode_attn_probe [H] [layers] [steps] [huge 0/1]`
+//! `EMILY_NUM_THREADS=T decode_attn_probe [H] [layers] [steps] [huge 0/1] [flush 1/0]`
 use std::time::Instant;
 
 use emily_kernels::fast::{sdpa_f32_f16_kv, SdpaParams};
@@ -11,7 +11,6 @@ use emily_kernels::huge_pages::HugePageSlice;
 use emily_kernels::parallel;
 use half::f16;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use rayon::prelude::*;
 
 fn cpu() -> f64 {
     let mut ts = libc::timespec {
@@ -54,6 +53,8 @@ fn main() {
     let a: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: usize| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let (h, layers, steps, huge) = (arg(1, 8), arg(2, 6), arg(3, 200), arg(4, 0) == 1);
+    // 0: no read between steps (the keys and values stay in cache when they fit).
+    let flush_between = arg(5, 1) == 1;
     let (t, d) = (1500, 64);
     let mut rng = StdRng::seed_from_u64(1);
     let kv: Vec<(Buf, Buf)> = (0..layers)
@@ -71,8 +72,9 @@ fn main() {
     let mut sink = 0f32;
     let (mut wall, mut cpu_s) = (Vec::new(), 0.0);
     for _ in 0..steps {
-        sink += flush.par_chunks(1 << 16).map(|c| c[0] as f32).sum::<f32>();
-        sink += flush.iter().step_by(64).map(|&b| b as f32).sum::<f32>();
+        if flush_between {
+            sink += flush.iter().step_by(64).map(|&b| b as f32).sum::<f32>();
+        }
         let (c0, t0) = (cpu(), Instant::now());
         for (k, v) in &kv {
             sdpa_f32_f16_kv(&q, k, v, &mut out, &p);
