@@ -224,7 +224,7 @@ const COLOR_SPAN: usize = 4096;
 /// resident (Whisper tiny.en: 8–20 MB more peak RSS, run to run).
 const MAP_MIN: usize = 256 << 10;
 
-/// Classes from this size up to [`HUGE_MAX`] are cut, one after another,
+/// Classes above 1 MiB and below [`HUGE_MAX`] are cut, one after another,
 /// from [`HugePageSlice`]'s shared mappings on transparent huge pages (2 MiB
 /// aligned, advised before the first write), so no buffer rounds up to a
 /// whole huge page of its own. A buffer a decoder step streams whole every
@@ -234,7 +234,10 @@ const MAP_MIN: usize = 256 << 10;
 /// 1.64–2.10 → 1.47–1.51 ms, the whole step (one thread, process CPU,
 /// loaded) tiny.en int8 / auto −8 / −9 %, base −6 / −4 %, for 2–8 MB more
 /// peak RSS on JFK (the classes' slack now sits on resident huge pages).
-const HUGE_MIN: usize = 1 << 20;
+/// The 1 MiB class itself stays on plain pages: base's f32 512 × 512
+/// matrices there made its f32 step 2–3 % slower at 2 threads (5.42–5.63
+/// → 5.60–5.86 ms, seven interleaved rounds on an idle second core).
+const HUGE_MIN: usize = (1 << 20) + 1;
 /// The end of the classes cut from huge-page mappings (see [`HUGE_MIN`]).
 /// Larger ones get plain mappings of their own, advised from [`ADVISE_MIN`]
 /// (2 MiB-aligned huge pages for 2–4 MiB buffers did not help, session 13).
