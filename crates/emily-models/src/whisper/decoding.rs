@@ -277,12 +277,7 @@ impl LogitFilter {
     pub fn apply(&self, logits: &mut [f32], generated: &[u32]) {
         self.apply_suppressions(logits, generated);
         if self.timestamps {
-            timestamp_rules(
-                logits,
-                generated,
-                &self.special,
-                self.max_initial_timestamp_steps,
-            );
+            self.timestamp_rules(logits, generated);
         }
     }
 
@@ -293,15 +288,20 @@ impl LogitFilter {
     pub fn apply_normaliser(&self, logits: &mut [f32], generated: &[u32]) -> f64 {
         self.apply_suppressions(logits, generated);
         if self.timestamps {
-            timestamp_rules(
-                logits,
-                generated,
-                &self.special,
-                self.max_initial_timestamp_steps,
-            )
+            self.timestamp_rules(logits, generated)
         } else {
             log_normaliser(logits)
         }
+    }
+
+    /// The timestamp rules with this filter's settings (see [`timestamp_rules`]).
+    fn timestamp_rules(&self, logits: &mut [f32], generated: &[u32]) -> f64 {
+        timestamp_rules(
+            logits,
+            generated,
+            &self.special,
+            self.max_initial_timestamp_steps,
+        )
     }
 
     fn apply_suppressions(&self, logits: &mut [f32], generated: &[u32]) {
