@@ -119,8 +119,17 @@ fn exp_parts<const FMA: bool>(x: f32) -> (i32, f32) {
     let ki = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
     let r = mad::<FMA>(-k, LN2_HI, x);
     let r = mad::<FMA>(-k, LN2_LO, r);
-    let p = horner!(FMA, r; 1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2,
-        1.666_666_5e-1, 0.5);
+    let p = estrin::<FMA, 6>(
+        r,
+        [
+            0.5,
+            1.666_666_5e-1,
+            4.166_579_6e-2,
+            8.333_452e-3,
+            1.398_199_9e-3,
+            1.987_569_1e-4,
+        ],
+    );
     (ki, mad::<FMA>(p, r * r, r) + 1.0)
 }
 
@@ -199,15 +208,7 @@ pub fn log_with<const FMA: bool>(x: f32) -> f32 {
 #[inline(always)]
 fn exp_neg_sq<const FMA: bool>(a: f32, c: f32) -> f32 {
     let hi = a * a;
-    let lo = if FMA {
-        a.mul_add(a, -hi)
-    } else {
-        // Dekker's exact product via a 12-bit split.
-        let ca = 4097.0 * a;
-        let ah = ca - (ca - a);
-        let al = a - ah;
-        ((ah * ah - hi) + 2.0 * ah * al) + al * al
-    };
+    let lo = exact_square_lo::<FMA>(a, hi);
     // Below -110 the exponential is 0 in f32 either way.
     exp_scaled_nonpos::<FMA>((-c * hi).max(-110.0)) * mad::<FMA>(-c, lo, 1.0)
 }
@@ -369,21 +370,95 @@ pub fn gelu_erf(x: f32) -> f32 {
 }
 
 /// [`gelu_erf`], fused multiply-adds when `FMA`.
+///
+/// `Φ(-|x|) = e h` with `e = e^{-x²/2}` (`x²` split exactly into `hi + lo`)
+/// and `h = erfc_scaled(|x|/√2) / 2`; the two halves are independent chains
+/// and their polynomials are evaluated in Estrin's scheme, because on cores
+/// with a small out-of-order window this function is latency-bound. `e` is
+/// carried as `e 2^32` and `h` as `h 2^-32`, so neither the exponential nor
+/// the product `x e` goes subnormal before the last rounding.
 #[inline(always)]
 pub fn gelu_erf_with<const FMA: bool>(x: f32) -> f32 {
+    // Past 14.8, GELU(-|x|) rounds to -0 and GELU(|x|) is |x|.
     let a = x.abs();
-    let e = exp_neg_sq::<FMA>(a.min(16.0), 0.5);
-    // Φ(-|x|) = e * h
-    let h = 0.5 * erfc_scaled::<FMA>(a * std::f32::consts::FRAC_1_SQRT_2);
-    let pos = x * mad::<FMA>(-e, h, 1.0);
-    // x times e first, so no intermediate goes subnormal.
-    let neg = (x * e) * h;
-    let g = if x >= 0.0 { pos } else { neg };
-    if x == f32::NEG_INFINITY {
-        -0.0
+    let a = if a > 14.8 { 14.8 } else { a };
+    let hi = a * a;
+    let lo = exact_square_lo::<FMA>(a, hi);
+    let e32 = exp_2p32_nonpos::<FMA>(-0.5 * hi) * mad::<FMA>(-0.5, lo, 1.0);
+    let h = half_erfc_scaled_2m32::<FMA>(a);
+    let pos = x * mad::<FMA>(-e32, h, 1.0);
+    // x clamped so that -inf gives -0, not -inf.
+    let xc = if x < -16.0 { -16.0 } else { x };
+    let neg = (xc * e32) * h;
+    if x.is_sign_negative() {
+        neg
     } else {
-        g
+        pos
     }
+}
+
+/// The rounding error `a² - hi` of `hi = a * a` (exact: Dekker's product via
+/// a 12-bit split without FMA).
+#[inline(always)]
+fn exact_square_lo<const FMA: bool>(a: f32, hi: f32) -> f32 {
+    if FMA {
+        a.mul_add(a, -hi)
+    } else {
+        let ca = 4097.0 * a;
+        let ah = ca - (ca - a);
+        let al = a - ah;
+        ((ah * ah - hi) + 2.0 * ah * al) + al * al
+    }
+}
+
+/// `erfc(a/√2) e^{a²/2} 2^-33` for `a` in [0, 14.8]: `t P(t)` with
+/// `t = 1 / (1 + a/(2√2))` (relative minimax fit for the rounded constant,
+/// error < 0.1 ulp before rounding; the 2^-32 is folded into `P`).
+#[inline(always)]
+fn half_erfc_scaled_2m32<const FMA: bool>(a: f32) -> f32 {
+    const S: f32 = TWO_M32;
+    let t = 1.0 / mad::<FMA>(0.5 * std::f32::consts::FRAC_1_SQRT_2, a, 1.0);
+    // The low-order terms carry the value: Horner keeps their rounding
+    // small; the high-order ones, scaled by t^4 <= 1, go in Estrin's scheme.
+    let low = horner!(FMA, t; 9.239_54e-2 * S, 1.226_600_2e-1 * S, 1.411_192e-1 * S,
+        1.410_445_6e-1 * S);
+    let high = estrin::<FMA, 7>(
+        t,
+        [
+            2.888_368_6e-2 * S,
+            1.427_977_9e-2 * S,
+            -5.548_964_3e-3 * S,
+            -1.505_086e-1 * S,
+            1.945_318_9e-1 * S,
+            -9.698_909e-2 * S,
+            1.813_212_2e-2 * S,
+        ],
+    );
+    let t2 = t * t;
+    let r = mad::<FMA>(t2 * t2, high, low);
+    t * r
+}
+
+/// `Σ c[i] z^i` in Estrin's scheme: pairs `c[2i] + c[2i+1] z`, then pairs of
+/// those with `z²`, … — depth log2(N) instead of Horner's N, for code whose
+/// speed is bound by the latency of one long chain.
+#[inline(always)]
+fn estrin<const FMA: bool, const N: usize>(z: f32, c: [f32; N]) -> f32 {
+    let mut v = c;
+    let (mut n, mut p) = (N, z);
+    while n > 1 {
+        let m = n.div_ceil(2);
+        for i in 0..m {
+            v[i] = if 2 * i + 1 < n {
+                mad::<FMA>(v[2 * i + 1], p, v[2 * i])
+            } else {
+                v[2 * i]
+            };
+        }
+        n = m;
+        p = p * p;
+    }
+    v[0]
 }
 
 /// Tanh-approximated GELU `x/2 (1 + tanh(u))`, `u = √(2/π) (x + 0.044715 x³)`,

@@ -1,0 +1,43 @@
+//! Probe: nanoseconds per element of the unary kernels on one thread, from
+//! L1-resident buffers (thread CPU time), so the math's own cost shows.
+//! `unary_probe [n] [reps]`
+use emily_kernels::unary::{unary_f32, UnaryOp};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, default: usize| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let (n, reps) = (arg(1, 4096), arg(2, 20_000));
+    let mut rng = StdRng::seed_from_u64(7);
+    let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-4.0f32..4.0)).collect();
+    let mut out = vec![0.0f32; n];
+    let ops = [
+        UnaryOp::GeluErf,
+        UnaryOp::GeluTanh,
+        UnaryOp::Exp,
+        UnaryOp::Erf,
+        UnaryOp::Silu,
+        UnaryOp::Tanh,
+    ];
+    for round in 0..3 {
+        for op in ops {
+            let t0 = thread_cpu();
+            for _ in 0..reps {
+                unary_f32(op, &x, &mut out);
+                std::hint::black_box(&mut out);
+            }
+            let ns = (thread_cpu() - t0) * 1e9 / (n * reps) as f64;
+            println!("round {round} {op:?}: {ns:.3} ns/elem");
+        }
+    }
+}
