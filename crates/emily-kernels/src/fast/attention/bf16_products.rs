@@ -87,7 +87,7 @@ pub(super) unsafe fn process(
     let (d, dv, kv_len) = (p.head_dim, p.v_head_dim, p.kv_len);
     let rows = blk.rows();
     let lanes = rows.next_multiple_of(NR);
-    let (first_limit, last_limit) = init_rows(ctx, blk, s, lanes, plan.key_tile * lanes);
+    let (first_limit, last_limit) = init_rows(ctx, blk, s, lanes, lanes, plan.key_tile * lanes);
     let pairs = d / 2;
     let qscale = p.scale * LOG2E;
     let int8 = super::int8_scores::wanted(ctx);
@@ -161,7 +161,7 @@ pub(super) unsafe fn process(
             }
         } else {
             // SAFETY: AVX-512 present; the scratch was set up for `lanes` lanes.
-            unsafe { mask_and_softmax::<F32Tile>(p, s, lanes, (j0, keys), first_limit) };
+            unsafe { mask_and_softmax::<F32Tile>(p, s, (lanes, lanes), (j0, keys), first_limit) };
             // SAFETY: the tile holds `keys` rows of `lanes` probabilities.
             unsafe { pair_probabilities(&s.st[..keys * lanes], lanes, keys, &mut s.pt2) };
             let v_rows = &v[vs.offset(blk.b, blk.hk, j0)..];

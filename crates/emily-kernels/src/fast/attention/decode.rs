@@ -62,7 +62,7 @@ unsafe fn process_typed<RK: RowKernels, K: KvElem, V: KvElem>(
     let (ks, vs) = (p.k_strides, p.v_strides);
     let rows = blk.rows();
     let tile = plan.key_tile;
-    let (first_limit, last_limit) = init_rows(ctx, blk, s, rows, rows * tile);
+    let (first_limit, last_limit) = init_rows(ctx, blk, s, rows, rows, rows * tile);
 
     let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
