@@ -202,6 +202,57 @@ fn matmul_batched_transposed_and_broadcast() {
         .contains("inner dimensions"));
 }
 
+/// Products tall enough to be split into row blocks across the pool's
+/// threads (odd row counts, so the last block is partial), with either
+/// operand transposed and batched with a broadcast right-hand side.
+#[test]
+fn tall_matmuls_split_into_row_blocks() {
+    let transpose = |v: &[f64], rows: usize, cols: usize| -> Vec<f64> {
+        (0..rows * cols)
+            .map(|i| v[(i % rows) * cols + i / rows])
+            .collect()
+    };
+    for (m, k, n) in [(1000, 65, 33), (777, 130, 7), (1001, 1, 77)] {
+        let (a, av) = randn(&[m, k], 11);
+        let (b, bv) = randn(&[k, n], 12);
+        let want = matmul_ref(&av, &bv, m, k, n);
+        let plain = a.matmul(&b).unwrap().to_f64_vec().unwrap();
+        assert_close(&plain, &want, 1e-4, 1e-4, &format!("{m}x{k}x{n}"));
+        // a stored (k, m), b stored (n, k): both read through strides.
+        let (at, atv) = randn(&[k, m], 13);
+        let (bt, btv) = randn(&[n, k], 14);
+        let want_t = matmul_ref(&transpose(&atv, k, m), &transpose(&btv, n, k), m, k, n);
+        let got_t = at
+            .t()
+            .unwrap()
+            .matmul(&bt.t().unwrap())
+            .unwrap()
+            .to_f64_vec()
+            .unwrap();
+        assert_close(
+            &got_t,
+            &want_t,
+            1e-4,
+            1e-4,
+            &format!("{m}x{k}x{n} transposed"),
+        );
+    }
+    let (m, k, n) = (1000, 33, 65);
+    let (a, av) = randn(&[2, m, k], 15);
+    let (b, bv) = randn(&[k, n], 16);
+    let got = a.matmul(&b).unwrap().to_f64_vec().unwrap();
+    for bi in 0..2 {
+        let want = matmul_ref(&av[bi * m * k..(bi + 1) * m * k], &bv, m, k, n);
+        assert_close(
+            &got[bi * m * n..(bi + 1) * m * n],
+            &want,
+            1e-4,
+            1e-4,
+            "batched tall",
+        );
+    }
+}
+
 #[test]
 fn conv1d_matches_direct_convolution() {
     for (stride, padding, dilation) in [(1, 1, 1), (2, 1, 1), (1, 0, 2), (3, 2, 1)] {
