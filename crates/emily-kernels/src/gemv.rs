@@ -139,7 +139,7 @@ unsafe fn run<const DT: u8>(
     let (wp, op) = (WPtr(w), OutPtr(out.as_mut_ptr()));
     // Cost of one weight row: its k elements, plus the FMAs for m > 1.
     let cost = k.saturating_mul(1 + m / 2);
-    parallel::for_each_range(n, cost, |r0, r1| {
+    parallel::for_each_even_range(n, cost, |r0, r1| {
         let job = Job {
             w: wp.get(),
             n,

@@ -229,6 +229,44 @@ pub fn for_each_range(rows: usize, cost_per_row: usize, f: impl Fn(usize, usize)
     });
 }
 
+/// Runs `f(start, end)` over `0..rows` cut into one contiguous range per
+/// thread of [`pool`] (row counts differing by at most one), in parallel
+/// when `rows * cost_per_row` is large enough (as [`for_each_range`]), else
+/// inline. For kernels that stream memory at a uniform cost per row — the
+/// decode GEMVs: each thread then reads one run of the weights front to
+/// back, where [`for_each_range`]'s four ranges per thread restart the
+/// prefetchers at every range and pay a spawn each (a 512 × 512 int8 GEMV
+/// at two threads: 14.4 → 11.8 µs, 2048 × 512: 39.5 → 35.9 µs, quiet).
+pub fn for_each_even_range(rows: usize, cost_per_row: usize, f: impl Fn(usize, usize) + Sync) {
+    let parts = if chunks_for(rows.saturating_mul(cost_per_row.max(1))) <= 1 {
+        1
+    } else {
+        num_threads().min(rows)
+    };
+    if parts <= 1 {
+        f(0, rows);
+        return;
+    }
+    pool().install(|| split_even(0, rows, parts, &f));
+}
+
+/// `f` over `start..end` cut into `parts` contiguous ranges, halves by
+/// `rayon::join` (the first on this thread, the second left for another).
+fn split_even(start: usize, end: usize, parts: usize, f: &(impl Fn(usize, usize) + Sync)) {
+    if parts <= 1 {
+        if start < end {
+            f(start, end);
+        }
+        return;
+    }
+    let left = parts / 2;
+    let mid = start + (end - start) * left / parts;
+    rayon::join(
+        || split_even(start, mid, left, f),
+        || split_even(mid, end, parts - left, f),
+    );
+}
+
 /// Splits `out` into blocks of whole rows (`row_len` elements each) and runs
 /// `f(first_row, block)` on each block, in parallel when the work is large enough.
 pub fn for_each_row_block_mut<T: Send>(
@@ -304,6 +342,43 @@ mod tests {
             parse_threads("0", THREADS_ENV, 2),
             Err(ThreadsError::Zero { .. })
         ));
+    }
+
+    #[test]
+    fn even_ranges_cover_every_row_once() {
+        use std::sync::Mutex;
+        for rows in [0, 1, 2, 3, 7, 77, 1000] {
+            for parts in 1..=5 {
+                let seen = Mutex::new(Vec::new());
+                split_even(0, rows, parts, &|a, b| seen.lock().unwrap().push((a, b)));
+                let mut ranges = seen.into_inner().unwrap();
+                ranges.sort();
+                assert!(
+                    ranges.len() <= parts,
+                    "{rows} rows, {parts} parts: {ranges:?}"
+                );
+                let mut next = 0;
+                for &(a, b) in &ranges {
+                    assert!(a == next && a < b, "{rows} rows, {parts} parts: {ranges:?}");
+                    let (lo, hi) = (rows / parts, rows.div_ceil(parts));
+                    assert!((lo..=hi).contains(&(b - a)), "uneven: {ranges:?}");
+                    next = b;
+                }
+                assert_eq!(next, rows);
+            }
+            // Through the pool, whatever its size: every row exactly once.
+            let hits: Vec<_> = (0..rows)
+                .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                .collect();
+            for_each_even_range(rows, MIN_PARALLEL_ELEMS, |a, b| {
+                for h in &hits[a..b] {
+                    h.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+            assert!(hits
+                .iter()
+                .all(|h| h.load(std::sync::atomic::Ordering::Relaxed) == 1));
+        }
     }
 
     #[test]

@@ -361,9 +361,10 @@ impl I8Rows {
         };
         let panels = n.div_ceil(PANEL_ROWS);
         if m <= ROW_BLOCK {
-            // Decoding: the panels split among the workers, each read once.
+            // Decoding: the panels split among the workers, one run each,
+            // each panel read once.
             let cost = PANEL_ROWS * kp * (1 + m / 2);
-            parallel::for_each_range(panels, cost, |p0, p1| {
+            parallel::for_each_even_range(panels, cost, |p0, p1| {
                 // SAFETY: `job` points at buffers that outlive this call,
                 // sized as checked above; panels `p0..p1` write only their
                 // own output columns.

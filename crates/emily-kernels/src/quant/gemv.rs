@@ -97,7 +97,7 @@ pub(crate) fn gemv_q8_unchecked(
     let o = SendPtr(out.as_mut_ptr());
     // A weight row costs its bytes' worth of work, plus the dots per x row.
     let cost = (w.len() / n).saturating_mul(1 + act.m / 2);
-    parallel::for_each_range(n, cost, |r0, r1| {
+    parallel::for_each_even_range(n, cost, |r0, r1| {
         // SAFETY: sizes were checked by the caller; `r0..r1` is this
         // worker's own range of output columns; `isa` is available.
         unsafe { gemv_rows(isa, format, w, act, o.get(), n, r0, r1) }
