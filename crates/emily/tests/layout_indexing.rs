@@ -190,6 +190,18 @@ fn head_permutes_and_slices_at_every_row_length_class() {
                 "d {d} at {i:?}"
             );
         }
+        // Every axis reversed: the rows are read in another order than
+        // they are written, and the innermost one is strided.
+        let r = x.permute(&[3, 2, 1, 0]).unwrap();
+        let rs = [d, shape[2], shape[1], shape[0]];
+        let rv = r.to_f64_vec().unwrap();
+        for i in indices(&rs) {
+            assert_eq!(
+                rv[flat(&i, &rs)],
+                xv[flat(&[i[3], i[2], i[1], i[0]], &shape)],
+                "reversed d {d} at {i:?}"
+            );
+        }
         let s = x
             .slice(&[1, 1, 0, 0], &[3, shape[1], 5, d], &[1, 2, 2, 1])
             .unwrap();

@@ -60,7 +60,8 @@ fn copy_typed<T: bytemuck::Pod + Send + Sync>(
     }
     let src: &[T] = bytemuck::cast_slice(src);
     let dst: &mut [T] = bytemuck::cast_slice_mut(dst);
-    let (cshape, cs) = collapse_dims(shape, &[dst_strides.to_vec(), strides.to_vec()]);
+    let (mut cshape, mut cs) = collapse_dims(shape, &[dst_strides.to_vec(), strides.to_vec()]);
+    read_order(&mut cshape, &mut cs);
     let (ds, ss) = (&cs[0], &cs[1]);
     let r = cshape.len();
     let inner = cshape[r - 1];
@@ -106,6 +107,29 @@ fn copy_typed<T: bytemuck::Pod + Send + Sync>(
             }
         }
     });
+}
+
+/// Reorders the outer axes of a copy with no broadcast axis (every source
+/// stride nonzero) by descending source stride, so rows are read in memory
+/// order: a head permute `(B, T, H, D) → (B, H, T, D)` then reads its source
+/// front to back, and each thread's share is one contiguous run of it,
+/// instead of rows a model width apart. `cs` holds the destination strides,
+/// then the source strides.
+fn read_order(cshape: &mut Vec<usize>, cs: &mut [Vec<usize>]) {
+    let r = cshape.len();
+    if r < 3 || cs[1].contains(&0) {
+        return;
+    }
+    let mut axes: Vec<usize> = (0..r - 1).collect();
+    axes.sort_by(|&a, &b| cs[1][b].cmp(&cs[1][a]));
+    if axes.iter().enumerate().all(|(i, &a)| i == a) {
+        return;
+    }
+    axes.push(r - 1);
+    *cshape = axes.iter().map(|&a| cshape[a]).collect();
+    for s in cs.iter_mut() {
+        *s = axes.iter().map(|&a| s[a]).collect();
+    }
 }
 
 /// Copies `n` elements from `s` to `d`: short rows (the head-sized rows of
