@@ -109,22 +109,25 @@ fn copy_typed<T: bytemuck::Pod + Send + Sync>(
     });
 }
 
-/// Reorders the outer axes of a copy with no broadcast axis (every source
-/// stride nonzero) by descending source stride, so rows are read in memory
-/// order: a head permute `(B, T, H, D) → (B, H, T, D)` then reads its source
-/// front to back, and each thread's share is one contiguous run of it,
-/// instead of rows a model width apart. `cs` holds the destination strides,
-/// then the source strides.
+/// Reorders the outer axes of a copy that changes the order of its rows (a
+/// permute: the source strides, with no broadcast axis, are not already
+/// descending) by descending extent, so the shortest axis is walked
+/// innermost and each side reads or writes a few sequential streams: the
+/// head permute `(B, T, H, D) → (B, H, T, D)` then reads its source front to
+/// back and writes one stream per head, where it read rows a model width
+/// apart (Whisper base, 1 thread: 0.31 → 0.22 ms per permute), and the
+/// merge back `(B, H, T, D) → (B, T, H, D)` keeps its order (writing front
+/// to back, reading one stream per head; walking its source in order
+/// instead cost 0.28 → 0.46 ms). `cs` holds the destination strides, then
+/// the source strides.
 fn read_order(cshape: &mut Vec<usize>, cs: &mut [Vec<usize>]) {
     let r = cshape.len();
-    if r < 3 || cs[1].contains(&0) {
+    let src = &cs[1][..r.saturating_sub(1)];
+    if r < 3 || src.contains(&0) || src.windows(2).all(|w| w[0] >= w[1]) {
         return;
     }
     let mut axes: Vec<usize> = (0..r - 1).collect();
-    axes.sort_by(|&a, &b| cs[1][b].cmp(&cs[1][a]));
-    if axes.iter().enumerate().all(|(i, &a)| i == a) {
-        return;
-    }
+    axes.sort_by(|&a, &b| cshape[b].cmp(&cshape[a]));
     axes.push(r - 1);
     *cshape = axes.iter().map(|&a| cshape[a]).collect();
     for s in cs.iter_mut() {
