@@ -9,15 +9,9 @@ use std::time::Instant;
 use gemm::Parallelism;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-fn cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec for the call to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::process_cpu as cpu;
 
 /// `out[rows] = a[rows] · bᵀ` on the calling thread or with `par`.
 fn gemm_rows(

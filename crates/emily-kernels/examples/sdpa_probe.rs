@@ -6,14 +6,9 @@
 use emily_kernels::fast::{sdpa_causal_backward_f32, sdpa_f32, Mask, SdpaParams};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-fn cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::thread_cpu as cpu;
 
 fn best(windows: usize, calls: usize, mut f: impl FnMut()) -> f64 {
     f();

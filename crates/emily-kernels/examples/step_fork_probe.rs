@@ -11,15 +11,9 @@ use emily_kernels::gemv_i8::I8Rows;
 use emily_kernels::parallel;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-fn cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec for the call to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::process_cpu as cpu;
 
 fn matrix(n: usize, k: usize, rng: &mut StdRng) -> I8Rows {
     let w: Vec<f32> = (0..n * k).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
