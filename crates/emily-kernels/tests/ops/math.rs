@@ -202,6 +202,17 @@ fn gelu_full_range() {
         &all_inputs(-15.0, 10.0, 8),
         7.0,
     );
+    // The form the AVX-512 kernels take.
+    check(
+        "gelu_erf_horner",
+        [
+            math::gelu_erf_horner_with::<false>,
+            math::gelu_erf_horner_with::<true>,
+        ],
+        gelu_erf64,
+        &all_inputs(-15.0, 10.0, 12),
+        7.0,
+    );
     // 8: results near x = -10 are subnormal and carry ~|x| subnormal ulps.
     check(
         "gelu_tanh",
