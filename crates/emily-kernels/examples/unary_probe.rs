@@ -1,6 +1,7 @@
 //! Probe: nanoseconds per element of the unary kernels on one thread, from
 //! L1-resident buffers (thread CPU time), so the math's own cost shows.
-//! `unary_probe [n] [reps]`
+//! `unary_probe [n] [reps] [lo] [hi]`: inputs uniform in `[lo, hi)` (default
+//! -4 .. 4; the encoder's fc1 puts ~10 % of GELU inputs below -13).
 use emily_kernels::unary::{unary_f32, UnaryOp};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -12,8 +13,10 @@ fn main() {
     let a: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: usize| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let (n, reps) = (arg(1, 4096), arg(2, 20_000));
+    let real = |i: usize, default: f32| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let (lo, hi) = (real(3, -4.0), real(4, 4.0));
     let mut rng = StdRng::seed_from_u64(7);
-    let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-4.0f32..4.0)).collect();
+    let x: Vec<f32> = (0..n).map(|_| rng.gen_range(lo..hi)).collect();
     let mut out = vec![0.0f32; n];
     let ops = [
         UnaryOp::GeluErf,

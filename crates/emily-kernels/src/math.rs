@@ -235,7 +235,9 @@ pub fn erf(x: f32) -> f32 {
 pub fn erf_with<const FMA: bool>(x: f32) -> f32 {
     let a = x.abs();
     let small = x * erf_small::<FMA>(x * x);
-    let tail = exp_neg_sq::<FMA>(a.min(16.0), 1.0) * erfc_scaled::<FMA>(a);
+    // Past |x| = 6 the tail is below 2^-50 and 1 - tail rounds to 1:
+    // clamping there keeps e^{-x²} normal (a subnormal costs an assist).
+    let tail = exp_neg_sq::<FMA>(a.min(6.0), 1.0) * erfc_scaled::<FMA>(a);
     let y = if a < 1.0 {
         small
     } else {
@@ -285,7 +287,9 @@ pub fn tanh_with<const FMA: bool>(x: f32) -> f32 {
     let p = horner!(FMA, z; 2.292_744_8e-3, -8.343_945e-3, 2.176_891_8e-2, -5.395_925_8e-2,
         1.333_330_4e-1, -3.333_333_4e-1);
     let small = mad::<FMA>(a * z, p, a);
-    let t = exp_scaled_nonpos::<FMA>((-2.0 * a).max(-104.0));
+    // From |x| = 9 on, t < 2^-26 and the quotient rounds to 1: clamping
+    // there keeps t normal (a subnormal costs an assist on x86).
+    let t = exp_scaled_nonpos::<FMA>((-2.0 * a).max(-18.0));
     let big = (1.0 - t) / (1.0 + t);
     let y = (if a < 0.625 { small } else { big }).copysign(x);
     if x.is_nan() {
@@ -354,60 +358,52 @@ pub fn silu_with<const FMA: bool>(x: f32) -> f32 {
 
 /// Exact GELU `x Φ(x) = x/2 (1 + erf(x/√2))`. The left tail is
 /// `x e^{-x²/2} erfc_scaled(|x|/√2) / 2`, so it keeps relative accuracy
-/// instead of rounding to 0 below x ≈ -5.5. `gelu_erf(-inf) = -0`.
+/// instead of rounding to 0 below x ≈ -5.5; below [`GELU_ERF_FLUSH`], where
+/// the result is smaller than the least normal f32, it is -0 (see
+/// [`gelu_erf_with`]). `gelu_erf(-inf) = -0`.
 #[inline(always)]
 pub fn gelu_erf(x: f32) -> f32 {
     gelu_erf_with::<false>(x)
 }
 
+/// The input below which `gelu_erf` is -0: the largest f32 `c` with
+/// `c Φ(-c) >= 2^-126` (13.1462…). Results past it would be subnormal, and
+/// x86 cores take a microcode assist for every vector operation that makes
+/// or reads a subnormal: on Zen 2 this function over inputs in [-15, -13]
+/// ran 5.06 ns per value against 1.31 over [-4, 4], and ~10 % of the
+/// inputs of Whisper's MLP activation are below -13.
+pub const GELU_ERF_FLUSH: f32 = -13.146_246;
+
 /// [`gelu_erf`], fused multiply-adds when `FMA`.
 ///
-/// `Φ(-|x|) = e h` with `e = e^{-x²/2}` (`x²` split exactly into `hi + lo`)
-/// and `h = erfc_scaled(|x|/√2) / 2`; the two halves are independent chains
-/// and their polynomials are evaluated in Estrin's scheme, because on cores
-/// with a small out-of-order window this function is latency-bound. `e` is
-/// carried as `e 2^32` and `h` as `h 2^-32`, so neither the exponential nor
-/// the product `x e` goes subnormal before the last rounding.
+/// `t = x Φ(-|x|) = (x e) h` with `e = e^{-x²/2}` (`x²` split exactly into
+/// `hi + lo`) and `h = erfc_scaled(|x|/√2) / 2`; GELU is `t` for negative
+/// `x` and `x - t` for positive. The two factors are independent chains and
+/// their polynomials are evaluated in Estrin's scheme, because on cores with
+/// a small out-of-order window this function is latency-bound. `|x|` is
+/// clamped to `-GELU_ERF_FLUSH` and `e` carried as `e 2^32`, `h` as
+/// `h 2^-32`, so no operation makes a subnormal value unless `|x| < 2^-125`
+/// (where GELU ≈ x/2 is subnormal); results below [`GELU_ERF_FLUSH`] are -0.
 #[inline(always)]
 pub fn gelu_erf_with<const FMA: bool>(x: f32) -> f32 {
-    // Past 14.8, GELU(-|x|) rounds to -0 and GELU(|x|) is |x|.
+    const C: f32 = -GELU_ERF_FLUSH;
+    // Past C, GELU(-|x|) is below 2^-126 (flushed) and GELU(|x|) is |x|.
     let a = x.abs();
-    let a = if a > 14.8 { 14.8 } else { a };
+    let a = if a > C { C } else { a };
+    let xc = if x.is_sign_negative() { -a } else { a };
     let hi = a * a;
     let lo = exact_square_lo::<FMA>(a, hi);
     let e32 = exp_2p32_nonpos::<FMA>(-0.5 * hi) * mad::<FMA>(-0.5, lo, 1.0);
     let h = half_erfc_scaled_2m32::<FMA>(a);
-    let pos = x * mad::<FMA>(-e32, h, 1.0);
-    // x clamped so that -inf gives -0, not -inf.
-    let xc = if x < -16.0 { -16.0 } else { x };
-    let neg = (xc * e32) * h;
-    if x.is_sign_negative() {
-        neg
+    let xe = xc * e32;
+    let t = xe * h;
+    let pos = mad::<FMA>(-xe, h, x);
+    if x < GELU_ERF_FLUSH {
+        -0.0
+    } else if x.is_sign_negative() {
+        t
     } else {
         pos
-    }
-}
-
-/// [`gelu_erf`] in the earlier form, for AVX-512 kernels: `e^{-x²/2}` and
-/// the erfc factor by Horner's scheme, constants straight from memory. On
-/// the lent Xeon (AMX host) the Estrin form of [`gelu_erf_with`] ran as fast
-/// in isolation but ~30 % slower inside the int8 GEMM's epilogue (128-column
-/// slices; the encoder 8–13 % slower, session 15), so AVX-512 keeps this one
-/// until that is understood. Worst error 5.96 / 6.22 ulp (plain / FMA).
-#[inline(always)]
-pub fn gelu_erf_horner_with<const FMA: bool>(x: f32) -> f32 {
-    let a = x.abs();
-    let e = exp_neg_sq::<FMA>(a.min(16.0), 0.5);
-    // Φ(-|x|) = e * h
-    let h = 0.5 * erfc_scaled::<FMA>(a * std::f32::consts::FRAC_1_SQRT_2);
-    let pos = x * mad::<FMA>(-e, h, 1.0);
-    // x times e first, so no intermediate goes subnormal.
-    let neg = (x * e) * h;
-    let g = if x >= 0.0 { pos } else { neg };
-    if x == f32::NEG_INFINITY {
-        -0.0
-    } else {
-        g
     }
 }
 
@@ -486,6 +482,10 @@ pub fn gelu_tanh(x: f32) -> f32 {
 /// [`gelu_tanh`], fused multiply-adds when `FMA`.
 #[inline(always)]
 pub fn gelu_tanh_with<const FMA: bool>(x: f32) -> f32 {
+    // Below the flush point the result is -0 and the inputs are clamped
+    // there, so no operation makes a subnormal (see `GELU_TANH_FLUSH`).
+    let flush = x < GELU_TANH_FLUSH;
+    let x = if flush { GELU_TANH_FLUSH } else { x };
     // 2u = 2 sqrt(2/pi) x (1 + 0.044715 x^2), formed in f64 and split into
     // hi + lo: e^{-2u} amplifies any rounding of 2u by |2u| in the left tail.
     let xd = x as f64;
@@ -493,12 +493,18 @@ pub fn gelu_tanh_with<const FMA: bool>(x: f32) -> f32 {
     let hi = v as f32;
     let lo = (v - hi as f64) as f32;
     let g = times_sigmoid::<FMA>(x, hi, lo);
-    if x == f32::NEG_INFINITY {
+    if flush {
         -0.0
     } else {
         g
     }
 }
+
+/// The input below which `gelu_tanh` is -0: the largest f32 whose exact
+/// result is at least the least normal f32 (10.1006…); past it the result
+/// would be subnormal, which costs a microcode assist per vector on x86
+/// (Zen 2: 5.8 ns per value over [-13, -10] against 1.9 over [-4, 4]).
+pub const GELU_TANH_FLUSH: f32 = -10.100_636;
 
 /// Reduces `x` by π/2 in `f64` (three-part π/2, exact for |x| < 8e8):
 /// returns `r` in [-π/4, π/4] and the quadrant `q` (mod 4).

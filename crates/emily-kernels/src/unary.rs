@@ -148,12 +148,6 @@ macro_rules! with_f32_fn {
                 let $f = math::erf_with::<$fma>;
                 $body
             }
-            // Which form: see `math::gelu_erf_horner_with` (decided once per
-            // call; each branch is its own vectorised loop).
-            UnaryOp::GeluErf if $crate::simd::isa() == $crate::simd::Isa::Avx512 => {
-                let $f = math::gelu_erf_horner_with::<$fma>;
-                $body
-            }
             UnaryOp::GeluErf => {
                 let $f = math::gelu_erf_with::<$fma>;
                 $body

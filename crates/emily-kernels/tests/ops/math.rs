@@ -78,16 +78,18 @@ fn silu64(x: f64) -> f64 {
     }
 }
 
+/// GELU (erf) with the f32 kernels' flush: -0 below `GELU_ERF_FLUSH`.
 fn gelu_erf64(x: f64) -> f64 {
-    if x == f64::NEG_INFINITY {
+    if x < math::GELU_ERF_FLUSH as f64 {
         -0.0
     } else {
         x * 0.5 * math::erfc_f64(-x * std::f64::consts::FRAC_1_SQRT_2)
     }
 }
 
+/// GELU (tanh) with the f32 kernels' flush: -0 below `GELU_TANH_FLUSH`.
 fn gelu_tanh64(x: f64) -> f64 {
-    if x == f64::NEG_INFINITY {
+    if x < math::GELU_TANH_FLUSH as f64 {
         return -0.0;
     }
     let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
@@ -202,24 +204,12 @@ fn gelu_full_range() {
         &all_inputs(-15.0, 10.0, 8),
         7.0,
     );
-    // The form the AVX-512 kernels take.
-    check(
-        "gelu_erf_horner",
-        [
-            math::gelu_erf_horner_with::<false>,
-            math::gelu_erf_horner_with::<true>,
-        ],
-        gelu_erf64,
-        &all_inputs(-15.0, 10.0, 12),
-        7.0,
-    );
-    // 8: results near x = -10 are subnormal and carry ~|x| subnormal ulps.
     check(
         "gelu_tanh",
         [math::gelu_tanh, math::gelu_tanh_with::<true>],
         gelu_tanh64,
-        &all_inputs(-10.0, 10.0, 9),
-        8.0,
+        &all_inputs(-12.0, 10.0, 9),
+        5.0,
     );
 }
 
