@@ -58,7 +58,50 @@ fn row_range(x: &[f32]) -> (f32, f32) {
         // SAFETY: the CPU has AVX-512 F.
         return unsafe { row_range_avx512(x) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::isa() == crate::simd::Isa::Avx2 {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { row_range_avx2(x) };
+    }
     row_range_lanes(x)
+}
+
+/// [`row_range`] with two `vminps`/`vmaxps` per 16 values (the portable
+/// loop compiled for AVX2 spent ~1.3 % of the tiny.en int8 encoder here).
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_range_avx2(x: &[f32]) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    let z = _mm256_setzero_ps();
+    let (mut lo, mut hi) = ([z; 2], [z; 2]);
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for h in 0..2 {
+            // SAFETY: `c` holds 16 readable f32s.
+            let v = unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * h)) };
+            // `vminps a, b` returns b when either is NaN: a NaN in `v` is skipped.
+            lo[h] = _mm256_min_ps(v, lo[h]);
+            hi[h] = _mm256_max_ps(v, hi[h]);
+        }
+    }
+    let (mut l, mut u) = ([0f32; 8], [0f32; 8]);
+    // SAFETY: 8 writable f32s each.
+    unsafe {
+        _mm256_storeu_ps(l.as_mut_ptr(), _mm256_min_ps(lo[0], lo[1]));
+        _mm256_storeu_ps(u.as_mut_ptr(), _mm256_max_ps(hi[0], hi[1]));
+    }
+    let (mut lo, mut hi) = (
+        l.iter().fold(0f32, |a, &b| a.min(b)),
+        u.iter().fold(0f32, |a, &b| a.max(b)),
+    );
+    for &v in chunks.remainder() {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    (lo, hi)
 }
 
 /// [`row_range`] with one `vminps`/`vmaxps` per 16 values (LLVM turns the
@@ -207,10 +250,15 @@ mod tests {
                 let mut q = vec![0u8; len];
                 let rq = quantize_row_u8(&x, &mut q);
                 let (want_q, want) = reference_row(&x);
-                // Both range passes (the dispatched one ran above).
+                // Every range pass (the dispatched one ran above).
                 let lo = x.iter().fold(0f32, |l, &v| l.min(v));
                 let hi = x.iter().fold(0f32, |h, &v| h.max(v));
                 assert_eq!(row_range_lanes(&x), (lo, hi), "len {len}");
+                #[cfg(target_arch = "x86_64")]
+                if is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    assert_eq!(unsafe { row_range_avx2(&x) }, (lo, hi), "len {len}");
+                }
                 assert_eq!(rq, want, "len {len} offset {offset}");
                 assert_eq!(q, want_q, "len {len} offset {offset}");
             }
