@@ -99,12 +99,23 @@ pub fn exp_with<const FMA: bool>(x: f32) -> f32 {
 }
 
 /// `e^x` for `x <= 0`, without [`exp`]'s special-value handling (faster; for
-/// softmax-style `exp(x - max)`): -inf and anything below -104 give 0, NaN
-/// must not occur (it gives a finite value).
+/// softmax-style `exp(x - max)`): -inf and anything below
+/// [`EXP_NONPOS_FLUSH`] give 0, NaN must not occur (it gives a finite value).
 #[inline(always)]
 pub fn exp_nonpos_with<const FMA: bool>(x: f32) -> f32 {
-    exp_scaled::<FMA>(x.max(-104.0), 0)
+    let y = exp_scaled_nonpos::<FMA>(x.max(EXP_NONPOS_FLUSH));
+    if x < EXP_NONPOS_FLUSH {
+        0.0
+    } else {
+        y
+    }
 }
+
+/// `ln 2^-126` (the f32 just above it): below it `e^x` is subnormal, and
+/// [`exp_nonpos_with`] gives 0 instead, because x86 cores take a microcode
+/// assist for each vector operation that makes a subnormal (or underflows
+/// to 0) — masked (-inf) entries of a softmax row would each pay it.
+pub const EXP_NONPOS_FLUSH: f32 = -87.336_54;
 
 /// `2^-32`, the scale that keeps tiny exponentials normal.
 const TWO_M32: f32 = 2.328_306_4e-10;
