@@ -93,15 +93,7 @@ unsafe fn row_range_avx2(x: &[f32]) -> (f32, f32) {
         _mm256_storeu_ps(l.as_mut_ptr(), _mm256_min_ps(lo[0], lo[1]));
         _mm256_storeu_ps(u.as_mut_ptr(), _mm256_max_ps(hi[0], hi[1]));
     }
-    let (mut lo, mut hi) = (
-        l.iter().fold(0f32, |a, &b| a.min(b)),
-        u.iter().fold(0f32, |a, &b| a.max(b)),
-    );
-    for &v in chunks.remainder() {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    (lo, hi)
+    finish_range(&l, &u, chunks.remainder())
 }
 
 /// [`row_range`] with one `vminps`/`vmaxps` per 16 values (LLVM turns the
@@ -122,12 +114,8 @@ unsafe fn row_range_avx512(x: &[f32]) -> (f32, f32) {
         lo = _mm512_min_ps(v, lo);
         hi = _mm512_max_ps(v, hi);
     }
-    let (mut lo, mut hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
-    for &v in chunks.remainder() {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    (lo, hi)
+    let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+    finish_range(&[lo], &[hi], chunks.remainder())
 }
 
 /// [`row_range`] in portable code.
@@ -140,14 +128,14 @@ fn row_range_lanes(x: &[f32]) -> (f32, f32) {
             hi[l] = hi[l].max(c[l]);
         }
     }
-    let (mut lo, mut hi) = (
-        lo.iter().fold(0f32, |a, &b| a.min(b)),
-        hi.iter().fold(0f32, |a, &b| a.max(b)),
-    );
-    for &v in chunks.remainder() {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
+    finish_range(&lo, &hi, chunks.remainder())
+}
+
+/// The range passes' last step: `(min(0, lows…, tail…), max(0, highs…,
+/// tail…))` (NaNs skipped, as `f32::min`/`max` do).
+fn finish_range(lows: &[f32], highs: &[f32], tail: &[f32]) -> (f32, f32) {
+    let lo = lows.iter().chain(tail).fold(0f32, |a, &b| a.min(b));
+    let hi = highs.iter().chain(tail).fold(0f32, |a, &b| a.max(b));
     (lo, hi)
 }
 
