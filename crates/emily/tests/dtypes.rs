@@ -197,3 +197,32 @@ fn casts_round_trip_through_f64_exactly_where_representable() {
         vec![0, 1, 1]
     );
 }
+
+#[test]
+fn full_of_half_types_rounds_the_value_once_as_a_cast_does() {
+    use emily::Device;
+    // Rounding up and down, the largest finite, overflow, a subnormal, -0, NaN.
+    let values = [0.1, -2.675, 65504.0, 70000.0, 1e-7, 3.0e38, -0.0, f64::NAN];
+    for dtype in [DType::F16, DType::BF16] {
+        for &v in &values {
+            for n in [1usize, 7, 77] {
+                let got = Tensor::full(&[n], v, dtype, Device::Cpu)
+                    .unwrap()
+                    .to_f64_vec()
+                    .unwrap();
+                let want = Tensor::from_slice(&[v], &[1])
+                    .unwrap()
+                    .cast(dtype)
+                    .unwrap()
+                    .to_f64_vec()
+                    .unwrap()[0];
+                for g in got {
+                    assert!(
+                        g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                        "{dtype:?} full({v}) x{n}: {g} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
