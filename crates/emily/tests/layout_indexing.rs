@@ -179,28 +179,25 @@ fn head_permutes_and_slices_at_every_row_length_class() {
     for d in [1usize, 7, 8, 16, 77, 1000] {
         let shape = [3, 64 * 64 / d.min(64) + 1, 5, d];
         let (x, xv) = randn(&shape, d as u64);
-        let p = x.permute(&[0, 2, 1, 3]).unwrap();
-        let ps = [shape[0], shape[2], shape[1], d];
-        assert_eq!(p.shape(), &ps);
-        let pv = p.to_f64_vec().unwrap();
-        for i in indices(&ps) {
-            assert_eq!(
-                pv[flat(&i, &ps)],
-                xv[flat(&[i[0], i[2], i[1], i[3]], &shape)],
-                "d {d} at {i:?}"
-            );
-        }
-        // Every axis reversed: the rows are read in another order than
-        // they are written, and the innermost one is strided.
-        let r = x.permute(&[3, 2, 1, 0]).unwrap();
-        let rs = [d, shape[2], shape[1], shape[0]];
-        let rv = r.to_f64_vec().unwrap();
-        for i in indices(&rs) {
-            assert_eq!(
-                rv[flat(&i, &rs)],
-                xv[flat(&[i[3], i[2], i[1], i[0]], &shape)],
-                "reversed d {d} at {i:?}"
-            );
+        // The head permute, then every axis reversed (the rows are read in
+        // another order than they are written, and the innermost one is
+        // strided).
+        for perm in [[0usize, 2, 1, 3], [3, 2, 1, 0]] {
+            let p = x.permute(&perm).unwrap();
+            let ps = perm.map(|a| shape[a]);
+            assert_eq!(p.shape(), &ps);
+            let pv = p.to_f64_vec().unwrap();
+            for i in indices(&ps) {
+                let mut src = [0; 4];
+                for (j, &a) in perm.iter().enumerate() {
+                    src[a] = i[j];
+                }
+                assert_eq!(
+                    pv[flat(&i, &ps)],
+                    xv[flat(&src, &shape)],
+                    "d {d} perm {perm:?} at {i:?}"
+                );
+            }
         }
         let s = x
             .slice(&[1, 1, 0, 0], &[3, shape[1], 5, d], &[1, 2, 2, 1])

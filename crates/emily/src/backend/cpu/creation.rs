@@ -35,7 +35,8 @@ fn fill_with(shape: &[usize], dtype: DType, f: impl Fn(usize) -> f64) -> Result<
 /// Every element `value`.
 pub(crate) fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Array> {
     // Half types: one conversion, then a fill (`from_f64` is a software
-    // routine; per element it was ~1 % of an LLM decode token).
+    // routine; per element it was half of a short LLM prefill, which fills
+    // f16 buffers of the whole context).
     let half = match dtype {
         DType::F16 => f16::from_f64(value).to_bits(),
         DType::BF16 => bf16::from_f64(value).to_bits(),
