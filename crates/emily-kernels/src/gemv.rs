@@ -449,7 +449,7 @@ mod x86 {
                         let next = w.wrapping_add((wo + R * k + jj * R) * eb);
                         let mut l = 0;
                         while l < 16 * R * eb {
-                            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l).cast());
+                            crate::prefetch::stream_line(next.wrapping_add(l));
                             l += 64;
                         }
                     }
@@ -558,7 +558,7 @@ mod x86 {
                     let ahead = w.wrapping_add((wo + j) * eb + ROW_PREFETCH_BYTES);
                     let mut l = 0;
                     while l < 8 * U * eb {
-                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(l).cast());
+                        crate::prefetch::stream_line(ahead.wrapping_add(l));
                         l += 64;
                     }
                 } else {
@@ -568,7 +568,7 @@ mod x86 {
                     let next = w.wrapping_add((wo + 2 * R * k + j * R) * eb);
                     let mut l = 0;
                     while l < 8 * U * R * eb {
-                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l).cast());
+                        crate::prefetch::stream_line(next.wrapping_add(l));
                         l += 64;
                     }
                 }

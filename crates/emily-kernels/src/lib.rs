@@ -18,6 +18,7 @@ pub mod gemv_i8;
 pub mod huge_pages;
 pub mod math;
 pub mod parallel;
+mod prefetch;
 pub mod quant;
 pub mod reduce;
 pub mod silu_grad;

@@ -13,8 +13,7 @@ use super::{Job, BLOCK, LINE, PANEL_ROWS, PREFETCH_LINES};
 unsafe fn prefetch_block(body: *const u8, j: usize) {
     let ahead = body.wrapping_add(LINE * (j + PREFETCH_LINES));
     for l in 0..BLOCK / 4 {
-        // SAFETY: prefetching never faults; SSE is part of x86-64.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(LINE * l).cast()) };
+        crate::prefetch::stream_line(ahead.wrapping_add(LINE * l));
     }
 }
 

@@ -260,8 +260,7 @@ unsafe fn prefetch_ahead<F: Format>(w: *const u8) {
     let at = w.wrapping_add(PREFETCH_BYTES);
     let mut off = 0;
     while off < 2 * F::BYTES {
-        // SAFETY: prefetching never faults; SSE is part of x86-64.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(off).cast()) };
+        crate::prefetch::stream_line(at.wrapping_add(off));
         off += 64;
     }
 }
