@@ -1,13 +1,15 @@
 //! Product epilogues: an int8 product ([`Op::MatmulInt8`]) or a matmul
-//! with a 2-D weight the backend runs on an engine with epilogues (the CPU's
-//! bf16 engine) read only by one
+//! with a 2-D weight read only by one
 //! elementwise node computed in f32 (a fused chain such as bias + GELU,
 //! bias + residual or bias + rounding to bf16, or a lone bias add),
 //! possibly through a reshape, becomes one
-//! [`Op::MatmulThen`] node that applies the chain while the GEMM writes
-//! its output: one pass over the activations fewer, and the same numbers
-//! (the chain runs on the same kernels over the same f32 product). Only for
-//! backends that run it (`Backend::can_fuse_product_epilogue`).
+//! [`Op::MatmulThen`] node. On an engine with epilogues (the CPU's int8 and
+//! bf16 GEMMs) the chain runs while the GEMM writes its output, one pass
+//! over the activations fewer; on other products (the decode GEMVs, f32
+//! GEMMs) it runs right after the product in the same op, one op and one
+//! buffer fewer per bias add. The same numbers either way (the chain runs
+//! on the same kernels over the same f32 product). Only for backends that
+//! run it (`Backend::can_fuse_product_epilogue`).
 
 use std::sync::Arc;
 

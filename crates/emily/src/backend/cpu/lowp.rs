@@ -20,6 +20,7 @@ use std::sync::Arc;
 use emily_kernels::gemm::{
     gemm_bf16, gemm_bf16_then, gemm_int8_quantized_then, Bf16Input, MatRef, PackedBf16,
 };
+use emily_kernels::parallel;
 use half::bf16;
 
 use super::compute::Compute;
@@ -27,7 +28,7 @@ use super::epilogue::RowProgram;
 use super::quantized_input::with_quantized;
 use super::{convert, packed_weights};
 use crate::backend::MatmulDims;
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::ops::FusedProgram;
 use crate::shape::numel;
 use crate::{Array, DType, Element};
@@ -128,7 +129,10 @@ pub(crate) fn int8_matmul(x: &Array, w: &Array, tb: bool, shape: &[usize]) -> Re
 /// w, then the program's inputs other than `acc`): the int8 product
 /// (`int8`) or x · w for f32 x and bf16 w (`tb`: w stored `(n, k)`); output
 /// `dtype` (f32, or bf16/f16 narrowed from each finished row). Equal to the
-/// product followed by the program.
+/// product followed by the program. Any other product (a few rows on the
+/// GEMV kernels, f32/f16/quantized weights) is `plain_product` — the backend's
+/// own matmul — with the program applied to its rows, one op instead of two
+/// (a decode step's bias adds, bias + residual and bias + GELU).
 pub(crate) fn matmul_then(
     inputs: &[Array],
     (int8, tb): (bool, bool),
@@ -136,13 +140,13 @@ pub(crate) fn matmul_then(
     acc: usize,
     shape: &[usize],
     dtype: DType,
+    plain_product: impl FnOnce() -> Result<Array>,
 ) -> Result<Array> {
     let (x, w) = (&inputs[0], &inputs[1]);
     let mut then = RowProgram::new(program, acc, &inputs[2..], shape)?;
     let k = x.shape()[x.shape().len() - 1];
     let n = shape[shape.len() - 1];
     let rows = numel(&shape[..shape.len() - 1]);
-    let mut product = Array::uninit(shape, DType::F32)?;
     if rows == 0 || n == 0 {
         return Array::uninit(shape, dtype);
     }
@@ -170,29 +174,44 @@ pub(crate) fn matmul_then(
         }
     };
     let a = || MatRef::row_major(x.as_slice::<f32>(), rows, k);
-    if int8 {
+    let product = if int8 {
         let packed = packed_weights::int8_weights(w, tb)?;
+        let mut product = Array::uninit(shape, DType::F32)?;
         let o = product.as_mut_slice::<f32>().expect("fresh array");
         with_quantized(x, (rows, k), &packed, |a| {
             gemm_int8_quantized_then(a, &packed, bias, Some(&epilogue), o)
         });
+        product
     } else if rows > super::matmul::GEMV_MAX_ROWS && w.dtype() == DType::BF16 {
         let packed = packed_weights::bf16_weights(w, tb)?;
+        let mut product = Array::uninit(shape, DType::F32)?;
         let o = product.as_mut_slice::<f32>().expect("fresh array");
         gemm_bf16_then(a(), &packed, &epilogue, o);
+        product
     } else {
         // A few rows (the GEMV path) or other dtypes: the product, then the
-        // program row by row.
-        product = super::matmul::matmul(x, w, false, tb, shape, DType::F32)?;
-        let o = product.as_mut_slice::<f32>().expect("fresh array");
-        for (i, row) in o.chunks_mut(n).enumerate() {
-            epilogue(i, 0, row);
-        }
-    }
-    match out {
-        Some(out) => Ok(out),
-        None => Ok(product),
-    }
+        // program over its rows (in parallel when there are many).
+        let mut product = plain_product()?;
+        let Some(o) = product.as_mut_slice::<f32>() else {
+            return Err(invalid(
+                "matmul_then",
+                "the product is not a fresh f32 buffer",
+            ));
+        };
+        let o = OutBytes(o.as_mut_ptr().cast());
+        parallel::for_each_range(rows, n * (program.instrs.len() + 1), |r0, r1| {
+            let o = &o;
+            for i in r0..r1 {
+                // SAFETY: each row of the `rows × n` f32 product is passed to
+                // one range only.
+                let row =
+                    unsafe { std::slice::from_raw_parts_mut(o.0.cast::<f32>().add(i * n), n) };
+                epilogue(i, 0, row);
+            }
+        });
+        product
+    };
+    Ok(out.unwrap_or(product))
 }
 
 /// The narrowed output of [`matmul_then`], written by the GEMM's threads.

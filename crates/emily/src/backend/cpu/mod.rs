@@ -68,7 +68,9 @@ impl Backend for CpuBackend {
                 )
         };
         // Int8 rows (`Tensor::from_int8_rows`) only as the weight of x · wᵀ.
-        let rows_weight = |i: usize| i == 1 && matches!(op, Op::Matmul { .. });
+        let rows_weight = |i: usize| {
+            i == 1 && matches!(op, Op::Matmul { .. } | Op::MatmulThen { int8: false, .. })
+        };
         for (i, a) in inputs.iter().enumerate() {
             if a.host_bytes().is_some()
                 || (int8_weight(i) && packed_weights::is_packed_int8(a))
@@ -87,7 +89,9 @@ impl Backend for CpuBackend {
                 },
             ));
         }
-        if quant::involved(&inputs, dtype) {
+        // A product with an epilogue reaches the quantised kernels through
+        // its plain product (below).
+        if quant::involved(&inputs, dtype) && !matches!(op, Op::MatmulThen { .. }) {
             return quant::execute(op, &inputs, shape, dtype);
         }
         let x = || &inputs[0];
@@ -159,7 +163,31 @@ impl Backend for CpuBackend {
                 transpose_b,
                 program,
                 acc,
-            } => lowp::matmul_then(&inputs, (*int8, *transpose_b), program, *acc, shape, dtype),
+            } => {
+                let plain = Op::Matmul {
+                    transpose_a: false,
+                    transpose_b: *transpose_b,
+                };
+                // The product's own shape (x's rows by n): the node's shape
+                // may be a reshape of it that keeps the last axis.
+                let x_shape = inputs[0].shape();
+                let mut product_shape = x_shape[..x_shape.len().saturating_sub(1)].to_vec();
+                product_shape.extend(shape.last());
+                let operands = inputs[..2].to_vec();
+                let plain_product = || {
+                    let product = self.execute(&plain, operands, &product_shape, DType::F32)?;
+                    Ok(product.reshaped(shape))
+                };
+                lowp::matmul_then(
+                    &inputs,
+                    (*int8, *transpose_b),
+                    program,
+                    *acc,
+                    shape,
+                    dtype,
+                    plain_product,
+                )
+            }
             Op::Conv1d {
                 stride,
                 padding,
@@ -249,7 +277,11 @@ impl Backend for CpuBackend {
     }
 
     fn can_fuse_product_epilogue(&self, int8: bool, a: DType, b: DType) -> bool {
-        // Int8 products, and f32 activations on bf16 weights (the bf16 engine).
-        int8 || (a == DType::F32 && b == DType::BF16)
+        // Int8 products; f32 activations on bf16 weights (the bf16 engine
+        // applies the program as it writes); on f32, f16 and quantised
+        // weights the product is followed by the program in the same op,
+        // which saves a decode step an op per bias add or residual.
+        int8 || (a == DType::F32
+            && (matches!(b, DType::F32 | DType::F16 | DType::BF16) || b.is_quantized()))
     }
 }

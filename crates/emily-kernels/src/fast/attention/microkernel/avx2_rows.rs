@@ -18,6 +18,7 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::tile::exp2;
+use crate::prefetch::{self, Hint};
 
 const L: usize = 8;
 
@@ -28,19 +29,19 @@ const L: usize = 8;
 /// prefetcher alone lets a busy core fall behind its streaming read.
 const PREFETCH_ROWS: usize = 16;
 
-/// Asks for the cache lines of the `elems` elements at `p` (a hint: any
+/// Asks for the cache lines of the `elems` elements at `p` with `hint` (any
 /// address is allowed, nothing is read).
 #[inline(always)]
-unsafe fn prefetch_row<E>(p: *const E, elems: usize) {
-    let (p, bytes) = (p.cast::<i8>(), elems * std::mem::size_of::<E>());
+fn prefetch_row<E>(p: *const E, elems: usize, hint: Hint) {
+    let (p, bytes) = (p.cast::<u8>(), elems * std::mem::size_of::<E>());
     let mut off = 0;
     while off < bytes {
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
+        prefetch::line(p.wrapping_add(off), hint);
         off += 64;
     }
     if bytes > 0 {
         // The last line of a row that does not start on a line.
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(bytes - 1));
+        prefetch::line(p.wrapping_add(bytes - 1), hint);
     }
 }
 
@@ -156,6 +157,7 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad8, const R: usize>(
     depth: usize,
     s: *mut f32,
     lds: usize,
+    hint: Hint,
 ) {
     let g = L / R; // keys per reduction
     let qr: [*const f32; R] = super::padded_rows(q, rows, ldq);
@@ -172,7 +174,7 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad8, const R: usize>(
             ($($u:literal)*) => {$(
                 if $u < g {
                     let kp = kj.add($u.min(n - 1) * ldk);
-                    prefetch_row(kp.wrapping_add(PREFETCH_ROWS * ldk), depth);
+                    prefetch_row(kp.wrapping_add(PREFETCH_ROWS * ldk), depth, hint);
                     let mut c = 0;
                     while c < full {
                         let kv = E::load8(kp.add(c));
@@ -300,6 +302,7 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad8, const R: usize, con
     alpha: *const f32,
     o: *mut f32,
     ldo: usize,
+    hint: Hint,
 ) {
     let pr: [*const f32; R] = super::padded_rows(p, rows, ldp);
     let orow = super::padded_rows::<f32, R>(o, rows, ldo).map(<*const f32>::cast_mut);
@@ -328,7 +331,7 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad8, const R: usize, con
         if lanes[NV - 1] == L {
             for j in 0..keys {
                 let vrow = v.add(j * ldv + x0);
-                prefetch_row(vrow.wrapping_add(ahead), span);
+                prefetch_row(vrow.wrapping_add(ahead), span, hint);
                 let pb: [__m256; R] = std::array::from_fn(|r| _mm256_broadcast_ss(&*pr[r].add(j)));
                 for x in 0..NV {
                     let vv = E::load8(vrow.add(x * L));
@@ -340,7 +343,7 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad8, const R: usize, con
         } else {
             for j in 0..keys {
                 let vrow = v.add(j * ldv + x0);
-                prefetch_row(vrow.wrapping_add(ahead), span);
+                prefetch_row(vrow.wrapping_add(ahead), span, hint);
                 let pb: [__m256; R] = std::array::from_fn(|r| _mm256_broadcast_ss(&*pr[r].add(j)));
                 for x in 0..NV {
                     let vv = match lanes[x] {

@@ -17,6 +17,8 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
+use crate::prefetch::Hint;
+
 use super::avx512::exp2;
 
 const L: usize = 16;
@@ -122,6 +124,7 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad, const R: usize>(
     depth: usize,
     s: *mut f32,
     lds: usize,
+    _hint: Hint,
 ) {
     let g = L / R; // keys per reduction
     let qr: [*const f32; R] = super::padded_rows(q, rows, ldq);
@@ -317,6 +320,7 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad, const R: usize>(
     alpha: *const f32,
     o: *mut f32,
     ldo: usize,
+    _hint: Hint,
 ) {
     /// Vectors of features per pass over the keys.
     const NV: usize = 4;

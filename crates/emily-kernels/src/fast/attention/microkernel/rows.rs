@@ -4,6 +4,7 @@
 //! given (1, 2, or 4 for 3..=4).
 
 use super::{avx2_rows, avx512_rows};
+use crate::prefetch::Hint;
 
 /// An element type the row kernels of every instruction set read in place.
 pub(in crate::fast::attention) trait KvElem:
@@ -32,6 +33,7 @@ pub(in crate::fast::attention) trait RowKernels {
         depth: usize,
         s: *mut f32,
         lds: usize,
+        hint: Hint,
     );
 
     /// The online-softmax step on one contiguous row of scores.
@@ -56,6 +58,7 @@ pub(in crate::fast::attention) trait RowKernels {
         alpha: *const f32,
         o: *mut f32,
         ldo: usize,
+        hint: Hint,
     );
 }
 
@@ -80,12 +83,13 @@ macro_rules! row_kernels {
                 depth: usize,
                 s: *mut f32,
                 lds: usize,
+                hint: Hint,
             ) {
                 use $module::scores;
                 match rows {
-                    1 => scores::<E, 1>(q, ldq, rows, k, ldk, keys, depth, s, lds),
-                    2 => scores::<E, 2>(q, ldq, rows, k, ldk, keys, depth, s, lds),
-                    _ => scores::<E, 4>(q, ldq, rows, k, ldk, keys, depth, s, lds),
+                    1 => scores::<E, 1>(q, ldq, rows, k, ldk, keys, depth, s, lds, hint),
+                    2 => scores::<E, 2>(q, ldq, rows, k, ldk, keys, depth, s, lds, hint),
+                    _ => scores::<E, 4>(q, ldq, rows, k, ldk, keys, depth, s, lds, hint),
                 }
             }
 
@@ -112,12 +116,13 @@ macro_rules! row_kernels {
                 alpha: *const f32,
                 o: *mut f32,
                 ldo: usize,
+                hint: Hint,
             ) {
                 use $module::rows_pv;
                 match rows {
-                    1 => rows_pv::<E, $($v1)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
-                    2 => rows_pv::<E, $($v2)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
-                    _ => rows_pv::<E, $($v4)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo),
+                    1 => rows_pv::<E, $($v1)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo, hint),
+                    2 => rows_pv::<E, $($v2)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo, hint),
+                    _ => rows_pv::<E, $($v4)*>(p, ldp, rows, keys, v, ldv, width, alpha, o, ldo, hint),
                 }
             }
         }
