@@ -123,14 +123,14 @@ unsafe fn process_typed<RK: RowKernels, K: KvElem, V: KvElem>(
 
 /// How a call asks for its keys and values ahead of reading them: kept in
 /// cache when they are small enough to be there again at the next step,
-/// streamed (non-temporal) when one call's keys and values pass a third of
+/// streamed (non-temporal) when one call's keys and values pass a quarter of
 /// the last-level cache — a decoder has several such layers, so they would
 /// only evict each other and the step's other data. Measured on Zen 2 (16
 /// MiB L3), Whisper decoder steps, keep → stream: base's f32 cross
 /// keys/values (6.1 MB per layer) 1 thread 9.36 → 7.73 ms, 2 threads 4.95 →
-/// 4.30 ms; tiny.en's f32 ones (4.6 MB) 1 thread 4.53 → 4.15 ms but 2
-/// threads 2.12 → 2.35 ms; the f16 ones (2.3 / 3.1 MB) 2–6 % slower
-/// streamed.
+/// 4.30 ms; tiny.en's f32 ones (4.6 MB) 1 thread 4.29 → 4.11 ms, 2 threads
+/// 2.15 → 2.34 ms (streamed: the 1-thread JFK is the tighter target); the
+/// f16 ones (2.3 / 3.1 MB) kept, 2–6 % slower streamed.
 fn kv_hint<K, V>(p: &SdpaParams<'_>) -> Hint {
     let per_position =
         p.head_dim * std::mem::size_of::<K>() + p.v_head_dim * std::mem::size_of::<V>();
@@ -139,7 +139,7 @@ fn kv_hint<K, V>(p: &SdpaParams<'_>) -> Hint {
         .saturating_mul(p.kv_heads)
         .saturating_mul(p.kv_len)
         .saturating_mul(per_position);
-    if bytes > last_level_cache_bytes() / 3 {
+    if bytes > last_level_cache_bytes() / 4 {
         Hint::Stream
     } else {
         Hint::Keep
