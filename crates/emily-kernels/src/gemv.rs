@@ -449,7 +449,12 @@ mod x86 {
                         let next = w.wrapping_add((wo + R * k + jj * R) * eb);
                         let mut l = 0;
                         while l < 16 * R * eb {
-                            crate::prefetch::stream_line(next.wrapping_add(l));
+                            // Kept in cache on AVX-512 hosts until the
+                            // non-temporal hint is measured there.
+                            crate::prefetch::line(
+                                next.wrapping_add(l),
+                                crate::prefetch::Hint::Keep,
+                            );
                             l += 64;
                         }
                     }

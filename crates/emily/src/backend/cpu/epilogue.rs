@@ -56,7 +56,7 @@ impl<'a> RowProgram<'a> {
         let n = shape.last().copied().unwrap_or(0);
         if !program.fits_product_epilogue(acc, shape) || others.len() + 1 != program.inputs.len() {
             return Err(invalid(
-                "matmul_int8_then",
+                "matmul_then",
                 format!("program does not fit a product of {shape:?}"),
             ));
         }
@@ -70,7 +70,7 @@ impl<'a> RowProgram<'a> {
             let a = rest.next().expect("counted above");
             if a.shape() != program.inputs[j].shape.as_slice() || a.dtype() != DType::F32 {
                 return Err(invalid(
-                    "matmul_int8_then",
+                    "matmul_then",
                     format!(
                         "input {j} is {:?} {}, the program expects {:?} f32",
                         a.shape(),
