@@ -33,16 +33,49 @@ pub fn matmul(
     out: &mut [f32],
 ) -> Result<(), QuantError> {
     check_product(format, w.len(), n, k, (m, x.len()), out.len())?;
-    let isa = QuantIsa::detected();
-    if exact_products() || (m > GEMV_MAX_ROWS && isa != QuantIsa::Avx512Vnni) {
+    if !quantizes_activations(m) {
         gemm_f32_unchecked(format, w, n, k, x, m, out);
         return Ok(());
     }
-    let act = Q8Activations::quantize(x, m, k);
-    if m > GEMV_MAX_ROWS {
-        gemm_q8_unchecked(isa, format, w, n, &act, out);
-    } else {
-        gemv_q8_unchecked(isa, format, w, n, &act, out);
-    }
+    quantized_unchecked(format, w, n, &Q8Activations::quantize(x, m, k), out);
     Ok(())
+}
+
+/// Whether [`matmul`] multiplies `m` activation rows as 8-bit blocks (the
+/// integer kernels) rather than as f32: so a caller that multiplies one
+/// input by several weights (q, k and v; gate and up) can quantize it once
+/// and call [`matmul_quantized`] for each.
+pub fn quantizes_activations(m: usize) -> bool {
+    !exact_products() && (m <= GEMV_MAX_ROWS || QuantIsa::detected() == QuantIsa::Avx512Vnni)
+}
+
+/// [`matmul`] on activations already quantized (`act`: `act.m` rows of
+/// `act.k`), where [`quantizes_activations`] holds for `act.m`: the same
+/// kernels, the same result.
+pub fn matmul_quantized(
+    format: BlockFormat,
+    w: &[u8],
+    n: usize,
+    act: &Q8Activations,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    check_product(format, w.len(), n, act.k, (act.m, act.m * act.k), out.len())?;
+    quantized_unchecked(format, w, n, act, out);
+    Ok(())
+}
+
+/// The integer kernel for `act.m` rows (checked by the caller).
+fn quantized_unchecked(
+    format: BlockFormat,
+    w: &[u8],
+    n: usize,
+    act: &Q8Activations,
+    out: &mut [f32],
+) {
+    let isa = QuantIsa::detected();
+    if act.m > GEMV_MAX_ROWS {
+        gemm_q8_unchecked(isa, format, w, n, act, out);
+    } else {
+        gemv_q8_unchecked(isa, format, w, n, act, out);
+    }
 }

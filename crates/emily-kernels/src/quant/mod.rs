@@ -36,6 +36,6 @@ pub use gemm::gemm_f32;
 pub use gemm_q8::{gemm_q8, gemm_q8_with};
 pub use gemv::{gemv_q8, gemv_q8_with};
 pub use isa::QuantIsa;
-pub use matmul::{matmul, GEMV_MAX_ROWS};
+pub use matmul::{matmul, matmul_quantized, quantizes_activations, GEMV_MAX_ROWS};
 pub use precision::{exact_products, with_exact_products};
 pub use row::{dequantize, dequantize_into, dequantize_row, quantize, quantize_into, quantize_row};

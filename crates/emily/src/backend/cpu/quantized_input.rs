@@ -21,7 +21,7 @@ use crate::Array;
 
 /// Largest quantized input (in rows × depth bytes, 4 MiB) a thread keeps
 /// between products.
-const KEEP_BYTES: usize = 1 << 22;
+pub(super) const KEEP_BYTES: usize = 1 << 22;
 
 thread_local! {
     /// The last int8 product's quantized input on this thread and the
