@@ -5,15 +5,14 @@
 
 use emily_kernels::gemv_i8::I8Rows;
 use std::cell::RefCell;
-use std::sync::Weak;
 
 use emily_kernels::quant::{self, BlockFormat, Q8Activations, QuantError};
 
+use super::quantized_input::{with_kept, Kept};
 use super::{convert, layout};
 use crate::error::{dtype_err, invalid, Error, Result};
 use crate::ops::Op;
 use crate::shape::numel;
-use crate::storage::Storage;
 use crate::{Array, DType};
 
 /// A kernel error as an op error.
@@ -88,41 +87,30 @@ fn matmul(x: &Array, ta: bool, w: &Array, format: BlockFormat, shape: &[usize]) 
 }
 
 thread_local! {
-    /// The last product's 8-bit activation blocks on this thread, with a
-    /// handle on the buffer they came from.
-    static LAST_Q8: RefCell<Option<(Weak<Storage>, Q8Activations)>> = const { RefCell::new(None) };
+    /// The last product's 8-bit activation blocks on this thread.
+    static LAST_Q8: Kept<Q8Activations> = const { RefCell::new(None) };
 }
 
 /// Runs `f` with `x` (`rows × k` f32) as 8-bit activation blocks: those the
 /// last product on this thread made when they came from `x`'s buffer at
-/// this shape (a buffer is not written while a handle on it lives), else
-/// freshly quantized into the kept blocks' memory. q, k and v (gate and up)
-/// of one decode step read one input: it is quantized once, not three times.
+/// this shape, else freshly quantized (see [`with_kept`]). q, k and v (gate
+/// and up) of one decode step read one input: it is quantized once.
 fn with_q8_activations<R>(
     x: &Array,
     rows: usize,
     k: usize,
     f: impl FnOnce(&Q8Activations) -> R,
 ) -> R {
-    let kept = LAST_Q8.with(|last| last.borrow_mut().take());
-    let (handle, act) = match kept {
-        Some((handle, act)) if x.has_storage(&handle) && act.m == rows && act.k == k => {
-            (handle, act)
-        }
-        Some((_, mut act)) => {
-            act.requantize(x.as_slice::<f32>(), rows, k);
-            (x.storage_handle(), act)
-        }
-        None => (
-            x.storage_handle(),
-            Q8Activations::quantize(x.as_slice::<f32>(), rows, k),
-        ),
-    };
-    let out = f(&act);
-    if rows * k <= super::quantized_input::KEEP_BYTES {
-        LAST_Q8.with(|last| *last.borrow_mut() = Some((handle, act)));
-    }
-    out
+    let values = || x.as_slice::<f32>();
+    with_kept(
+        &LAST_Q8,
+        x,
+        rows * k,
+        |act| act.m == rows && act.k == k,
+        |act| act.requantize(values(), rows, k),
+        || Q8Activations::quantize(values(), rows, k),
+        f,
+    )
 }
 
 /// `out = x · wᵀ` for weights held as int8 rows: the int8-row GEMV, or

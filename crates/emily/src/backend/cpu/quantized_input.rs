@@ -21,13 +21,44 @@ use crate::Array;
 
 /// Largest quantized input (in rows × depth bytes, 4 MiB) a thread keeps
 /// between products.
-pub(super) const KEEP_BYTES: usize = 1 << 22;
+const KEEP_BYTES: usize = 1 << 22;
+
+/// A thread's last quantized input and the buffer it was read from (taken
+/// out while in use, so a nested call on this thread quantizes its own).
+pub(super) type Kept<T> = RefCell<Option<(Weak<Storage>, T)>>;
 
 thread_local! {
-    /// The last int8 product's quantized input on this thread and the
-    /// buffer it was read from (taken out while in use, so a nested call
-    /// on this thread quantizes its own).
-    static LAST: RefCell<Option<(Weak<Storage>, QuantizedRows)>> = const { RefCell::new(None) };
+    /// The last int8 product's quantized input on this thread.
+    static LAST: Kept<QuantizedRows> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `x` (`elems` values) in quantized form `T` kept in `slot`:
+/// the form kept there when it came from `x`'s buffer and `fits` it (same
+/// shape, same kind), else one `refill`ed from `x` (into the kept form's
+/// memory) or `fresh`. Kept again afterwards when small enough.
+pub(super) fn with_kept<T: 'static, R>(
+    slot: &'static std::thread::LocalKey<Kept<T>>,
+    x: &Array,
+    elems: usize,
+    fits: impl FnOnce(&T) -> bool,
+    refill: impl FnOnce(&mut T),
+    fresh: impl FnOnce() -> T,
+    f: impl FnOnce(&T) -> R,
+) -> R {
+    let kept = slot.with(|last| last.borrow_mut().take());
+    let (handle, quantized) = match kept {
+        Some((handle, q)) if x.has_storage(&handle) && fits(&q) => (handle, q),
+        Some((_, mut q)) => {
+            refill(&mut q);
+            (x.storage_handle(), q)
+        }
+        None => (x.storage_handle(), fresh()),
+    };
+    let out = f(&quantized);
+    if elems <= KEEP_BYTES {
+        slot.with(|last| *last.borrow_mut() = Some((handle, quantized)));
+    }
+    out
 }
 
 /// Runs `f` with the `rows × k` f32 matrix `x` quantized for products with
@@ -41,22 +72,13 @@ pub(crate) fn with_quantized<R>(
     f: impl FnOnce(&QuantizedRows) -> R,
 ) -> R {
     let a = || MatRef::row_major(x.as_slice::<f32>(), rows, k);
-    let kept = LAST.with(|last| last.borrow_mut().take());
-    let (handle, quantized) = match kept {
-        Some((handle, q))
-            if x.has_storage(&handle) && q.rows() == rows && q.cols() == k && q.fits(weight) =>
-        {
-            (handle, q)
-        }
-        Some((_, mut q)) => {
-            q.requantize(a(), weight);
-            (x.storage_handle(), q)
-        }
-        None => (x.storage_handle(), QuantizedRows::quantize(a(), weight)),
-    };
-    let out = f(&quantized);
-    if rows * k <= KEEP_BYTES {
-        LAST.with(|last| *last.borrow_mut() = Some((handle, quantized)));
-    }
-    out
+    with_kept(
+        &LAST,
+        x,
+        rows * k,
+        |q| q.rows() == rows && q.cols() == k && q.fits(weight),
+        |q| q.requantize(a(), weight),
+        || QuantizedRows::quantize(a(), weight),
+        f,
+    )
 }
