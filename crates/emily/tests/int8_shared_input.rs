@@ -11,20 +11,6 @@ mod common;
 use common::*;
 use emily::{compile, DType, Tensor};
 
-/// An equal tensor in a buffer of its own.
-fn copy(x: &Tensor) -> Tensor {
-    Tensor::from_vec(x.to_vec::<f32>().unwrap(), x.shape()).unwrap()
-}
-
-fn bits(t: &Tensor) -> Vec<u32> {
-    let t = t.cast(DType::F32).unwrap();
-    t.to_vec::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect()
-}
-
 /// q/k/v-like products of `xs[0]` with `xs[2..]` (bias `xs[1]`): with a bias
 /// and a rounding to bf16, without a bias, and a plain product.
 fn products(xs: &[Tensor]) -> emily::Result<Vec<Tensor>> {
@@ -50,8 +36,8 @@ fn check_shapes() {
         let want: Vec<Vec<u32>> = (0..4)
             .map(|p| {
                 let mut own = args.clone();
-                own[0] = copy(&args[0]);
-                bits(&products(&own).unwrap()[p])
+                own[0] = own_copy(&args[0]);
+                f32_bits(&products(&own).unwrap()[p])
             })
             .collect();
         let eager = products(&args).unwrap();
@@ -59,30 +45,34 @@ fn check_shapes() {
         for _ in 0..2 {
             for (p, got) in c.call(&args).unwrap().iter().zip(&eager).enumerate() {
                 assert_eq!(
-                    bits(got.0),
+                    f32_bits(got.0),
                     want[p],
                     "compiled product {p} m={m} n={n} k={k}"
                 );
-                assert_eq!(bits(got.1), want[p], "eager product {p} m={m} n={n} k={k}");
+                assert_eq!(
+                    f32_bits(got.1),
+                    want[p],
+                    "eager product {p} m={m} n={n} k={k}"
+                );
             }
         }
         // Fresh inputs of one shape, each dropped before the next is made.
         let w = &args[2];
         for seed in 0..4 {
             let x = randn(&[m, k], 100 + seed).0;
-            let got = bits(&x.matmul_int8(&w.t().unwrap()).unwrap());
-            let want = bits(&copy(&x).matmul_int8(&w.t().unwrap()).unwrap());
+            let got = f32_bits(&x.matmul_int8(&w.t().unwrap()).unwrap());
+            let want = f32_bits(&own_copy(&x).matmul_int8(&w.t().unwrap()).unwrap());
             assert_eq!(got, want, "fresh input {seed} m={m} n={n} k={k}");
         }
         // The same buffer read as (m·k/2k', 2k') rows: another quantization.
         if (m * k) % (2 * k) == 0 {
             let x = &args[0];
             let wide = randn(&[n, 2 * k], s + 9).0;
-            let _ = bits(&x.matmul_int8(&w.t().unwrap()).unwrap());
+            let _ = f32_bits(&x.matmul_int8(&w.t().unwrap()).unwrap());
             let view = x.reshape_to(&[m / 2, 2 * k]).unwrap();
-            let got = bits(&view.matmul_int8(&wide.t().unwrap()).unwrap());
-            let own = copy(&view);
-            let want = bits(&own.matmul_int8(&wide.t().unwrap()).unwrap());
+            let got = f32_bits(&view.matmul_int8(&wide.t().unwrap()).unwrap());
+            let own = own_copy(&view);
+            let want = f32_bits(&own.matmul_int8(&wide.t().unwrap()).unwrap());
             assert_eq!(got, want, "reshaped view m={m} n={n} k={k}");
         }
     }

@@ -9,14 +9,6 @@ mod common;
 use common::*;
 use emily::{compile, DType, Tensor};
 
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.to_vec::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect()
-}
-
 #[test]
 fn packed_weights_multiply_as_the_unpacked_ones() {
     for (s, &(m, n, k)) in [(1, 1, 1), (7, 47, 45), (77, 33, 96), (3, 1000, 7)]
@@ -34,7 +26,11 @@ fn packed_weights_multiply_as_the_unpacked_ones() {
             assert_eq!(packed.dtype(), dtype);
             let want = x.matmul_int8(&w.t().unwrap()).unwrap();
             let got = x.matmul_int8(&packed.t().unwrap()).unwrap();
-            assert_eq!(bits(&got), bits(&want), "m={m} n={n} k={k} {dtype:?}");
+            assert_eq!(
+                f32_bits(&got),
+                f32_bits(&want),
+                "m={m} n={n} k={k} {dtype:?}"
+            );
 
             // Compiled, with the bias and GELU folded into the product.
             let f = |xs: &[Tensor]| -> emily::Result<Vec<Tensor>> {
@@ -47,7 +43,11 @@ fn packed_weights_multiply_as_the_unpacked_ones() {
             assert!(ops.iter().any(|(o, _)| *o == "matmul_int8_then"), "{ops:?}");
             for _ in 0..2 {
                 let out = c.call(&args).unwrap();
-                assert_eq!(bits(&out[0]), bits(&eager[0]), "compiled m={m} n={n} k={k}");
+                assert_eq!(
+                    f32_bits(&out[0]),
+                    f32_bits(&eager[0]),
+                    "compiled m={m} n={n} k={k}"
+                );
             }
 
             // A `(k, n)` operand, multiplied as stored.
@@ -55,7 +55,11 @@ fn packed_weights_multiply_as_the_unpacked_ones() {
             let packed_b = b.pack_int8_weight(false).unwrap();
             let want = x.matmul_int8(&b).unwrap();
             let got = x.matmul_int8(&packed_b).unwrap();
-            assert_eq!(bits(&got), bits(&want), "as stored m={m} n={n} k={k}");
+            assert_eq!(
+                f32_bits(&got),
+                f32_bits(&want),
+                "as stored m={m} n={n} k={k}"
+            );
         }
     }
 }

@@ -12,19 +12,6 @@ mod common;
 use common::*;
 use emily::{compile, BlockFormat, DType, Tensor};
 
-/// An equal tensor in a buffer of its own.
-fn copy(x: &Tensor) -> Tensor {
-    Tensor::from_vec(x.to_vec::<f32>().unwrap(), x.shape()).unwrap()
-}
-
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.to_vec::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect()
-}
-
 const FORMATS: [BlockFormat; 3] = [BlockFormat::Q4_1, BlockFormat::Q8_0, BlockFormat::Q4_0];
 
 /// `x · wᵢᵀ` for the weights `xs[1..]` quantised to the formats above (a
@@ -38,8 +25,8 @@ fn products(xs: &[Tensor]) -> emily::Result<Vec<Tensor>> {
 /// Product `w` alone, on an own copy of `x`.
 fn alone(x: &Tensor, weights: &[Tensor], w: usize) -> Vec<u32> {
     let wq = weights[w].cast(DType::Quantized(FORMATS[w])).unwrap();
-    let p = copy(x).matmul(&wq.t().unwrap()).unwrap();
-    bits(&if w == 1 {
+    let p = own_copy(x).matmul(&wq.t().unwrap()).unwrap();
+    f32_bits(&if w == 1 {
         p.add_scalar(0.5).unwrap()
     } else {
         p
@@ -62,11 +49,11 @@ fn one_input_is_quantized_once_for_several_weights() {
             let eager = products(&args).unwrap();
             for w in 0..3 {
                 assert_eq!(
-                    bits(&compiled[w]),
+                    f32_bits(&compiled[w]),
                     want[w],
                     "compiled {w} m={m} n={n} k={k}"
                 );
-                assert_eq!(bits(&eager[w]), want[w], "eager {w} m={m} n={n} k={k}");
+                assert_eq!(f32_bits(&eager[w]), want[w], "eager {w} m={m} n={n} k={k}");
             }
         }
         // Fresh inputs of one shape, each dropped before the next is made.
@@ -77,8 +64,8 @@ fn one_input_is_quantized_once_for_several_weights() {
             .unwrap();
         for seed in 0..4 {
             let x = randn(&[m, k], 100 + seed).0;
-            let got = bits(&x.matmul(&wq.t().unwrap()).unwrap());
-            let want = bits(&copy(&x).matmul(&wq.t().unwrap()).unwrap());
+            let got = f32_bits(&x.matmul(&wq.t().unwrap()).unwrap());
+            let want = f32_bits(&own_copy(&x).matmul(&wq.t().unwrap()).unwrap());
             assert_eq!(got, want, "fresh input {seed} m={m} n={n} k={k}");
         }
         // The same buffer read as one row of m·k values: another quantization.
@@ -86,10 +73,10 @@ fn one_input_is_quantized_once_for_several_weights() {
             let x = &args[0];
             let wide = randn(&[n, m * k], s + 9).0;
             let wide = wide.cast(DType::Quantized(FORMATS[0])).unwrap();
-            let _ = bits(&x.matmul(&wq.t().unwrap()).unwrap());
+            let _ = f32_bits(&x.matmul(&wq.t().unwrap()).unwrap());
             let flat = x.reshape_to(&[1, m * k]).unwrap();
-            let got = bits(&flat.matmul(&wide.t().unwrap()).unwrap());
-            let want = bits(&copy(&flat).matmul(&wide.t().unwrap()).unwrap());
+            let got = f32_bits(&flat.matmul(&wide.t().unwrap()).unwrap());
+            let want = f32_bits(&own_copy(&flat).matmul(&wide.t().unwrap()).unwrap());
             assert_eq!(got, want, "reshaped view m={m} n={n} k={k}");
         }
     }

@@ -3,8 +3,8 @@
 
 use super::activation::Q8Activations;
 use super::gemm::gemm_f32_unchecked;
-use super::gemm_q8::gemm_q8_unchecked;
-use super::gemv::{check_product, gemv_q8_unchecked};
+use super::gemm_q8::gemm_q8;
+use super::gemv::{check_product, gemv_q8};
 use super::{exact_products, BlockFormat, QuantError, QuantIsa};
 
 /// Most activation rows that take the integer GEMV (quantized activations,
@@ -37,8 +37,7 @@ pub fn matmul(
         gemm_f32_unchecked(format, w, n, k, x, m, out);
         return Ok(());
     }
-    quantized_unchecked(format, w, n, &Q8Activations::quantize(x, m, k), out);
-    Ok(())
+    matmul_quantized(format, w, n, &Q8Activations::quantize(x, m, k), out)
 }
 
 /// Whether [`matmul`] multiplies `m` activation rows as 8-bit blocks (the
@@ -51,7 +50,7 @@ pub fn quantizes_activations(m: usize) -> bool {
 
 /// [`matmul`] on activations already quantized (`act`: `act.m` rows of
 /// `act.k`), where [`quantizes_activations`] holds for `act.m`: the same
-/// kernels, the same result.
+/// kernels ([`gemm_q8`] or [`gemv_q8`] by row count), the same result.
 pub fn matmul_quantized(
     format: BlockFormat,
     w: &[u8],
@@ -59,23 +58,9 @@ pub fn matmul_quantized(
     act: &Q8Activations,
     out: &mut [f32],
 ) -> Result<(), QuantError> {
-    check_product(format, w.len(), n, act.k, (act.m, act.m * act.k), out.len())?;
-    quantized_unchecked(format, w, n, act, out);
-    Ok(())
-}
-
-/// The integer kernel for `act.m` rows (checked by the caller).
-fn quantized_unchecked(
-    format: BlockFormat,
-    w: &[u8],
-    n: usize,
-    act: &Q8Activations,
-    out: &mut [f32],
-) {
-    let isa = QuantIsa::detected();
     if act.m > GEMV_MAX_ROWS {
-        gemm_q8_unchecked(isa, format, w, n, act, out);
+        gemm_q8(format, w, n, act, out)
     } else {
-        gemv_q8_unchecked(isa, format, w, n, act, out);
+        gemv_q8(format, w, n, act, out)
     }
 }

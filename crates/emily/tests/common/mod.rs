@@ -96,3 +96,19 @@ pub fn on_every_isa(test_name: &str, child_env: &str, caps: &[&str], check: impl
         );
     }
 }
+
+/// The f32 bits of `t` (cast to f32 first), for bit-for-bit comparisons.
+pub fn f32_bits(t: &Tensor) -> Vec<u32> {
+    t.cast(DType::F32)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+/// An f32 tensor equal to `x` in a buffer of its own.
+pub fn own_copy(x: &Tensor) -> Tensor {
+    Tensor::from_vec(x.to_vec::<f32>().unwrap(), x.shape()).unwrap()
+}
