@@ -2,7 +2,8 @@
 //! bf16 and int8 GEMM GFLOP/s on the best engine at the Whisper / LLM
 //! shapes (best of 7 timed batches: the probe is for tuning on shared hosts).
 //! Threads: `EMILY_NUM_THREADS`.
-//! `cargo run --release --example amx_tune`
+//! `cargo run --release --example amx_tune [MxNxK ...]` (default: the bench's shapes);
+//! `AMX_PROFILE_SECS=s` first runs the bf16 product for `s` seconds (for `perf record`).
 
 use std::time::Instant;
 
@@ -49,25 +50,52 @@ fn main() {
         peak(PeakOp::Bf16Dot),
         peak(PeakOp::Int8Dot),
     );
-    for (m, n, k) in [
-        (1500, 1536, 384),
-        (1500, 384, 1536),
-        (2048, 2048, 2048),
-        (128, 1536, 576),
-        (128, 4864, 896),
-    ] {
+    // Shapes from the arguments (`1500x1536x384 ...`), else the bench's.
+    let mut shapes: Vec<(usize, usize, usize)> = std::env::args()
+        .skip(1)
+        .filter_map(|s| {
+            let v: Vec<usize> = s.split('x').filter_map(|x| x.parse().ok()).collect();
+            (v.len() == 3).then(|| (v[0], v[1], v[2]))
+        })
+        .collect();
+    if shapes.is_empty() {
+        shapes = vec![
+            (1500, 1536, 384),
+            (1500, 384, 1536),
+            (2048, 2048, 2048),
+            (128, 1536, 576),
+            (128, 4864, 896),
+        ];
+    }
+    // `AMX_PROFILE_SECS=s`: run the bf16 product (bf16 A) for s seconds (for perf).
+    let profile: f64 = std::env::var("AMX_PROFILE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    for (m, n, k) in shapes {
         let a = data(m * k, 1, 1.0);
+        let ab: Vec<half::bf16> = a.iter().map(|&x| half::bf16::from_f32(x)).collect();
         let w = data(n * k, 2, 0.05);
         let view = MatRef::transposed(&w, k, n);
         let (pb, pi) = (PackedBf16::from_f32(view), PackedInt8::quantize(view));
-        let mut c = vec![0f32; m * n];
+        let mut cbuf = vec![0f32; m * n + 16];
+        let off = cbuf.as_ptr().align_offset(64);
+        let c = &mut cbuf[off..off + m * n];
         let flop = 2.0 * (m * n * k) as f64;
         let (eb, ei) = (Engine::best(Precision::Bf16), Engine::best(Precision::Int8));
-        let sb = best_secs(|| gemm_bf16_on(eb, MatRef::row_major(&a, m, k), &pb, &mut c));
-        let si = best_secs(|| gemm_int8_on(ei, MatRef::row_major(&a, m, k), &pi, &mut c));
+        if profile > 0.0 {
+            let t = Instant::now();
+            while t.elapsed().as_secs_f64() < profile {
+                gemm_bf16_on(eb, MatRef::row_major(&ab, m, k), &pb, c);
+            }
+        }
+        let sb = best_secs(|| gemm_bf16_on(eb, MatRef::row_major(&ab, m, k), &pb, c));
+        let sf = best_secs(|| gemm_bf16_on(eb, MatRef::row_major(&a, m, k), &pb, c));
+        let si = best_secs(|| gemm_int8_on(ei, MatRef::row_major(&a, m, k), &pi, c));
         println!(
-            "{m}x{n}x{k}: bf16 {:.0} int8 {:.0} GFLOP/s (int8/bf16 {:.2})",
+            "{m}x{n}x{k}: bf16 {:.0} (f32 A {:.0}) int8 {:.0} GFLOP/s (int8/bf16 {:.2})",
             flop / sb / 1e9,
+            flop / sf / 1e9,
             flop / si / 1e9,
             sb / si
         );

@@ -129,15 +129,20 @@ unsafe fn block<O: TileOps>(
         ops.zero::<1>();
         ops.zero::<2>();
         ops.zero::<3>();
+        // Each load is placed right before the first product that reads it,
+        // so a step's products start while its later tiles still load (the
+        // tiles are not renamed: a load waits for the last reader of its
+        // register). Measured on the Xeon with AMX: 5–10 % over loading all
+        // four tiles first, one thread.
         for s in 0..steps {
             let ak = a.add(s * A_STEP);
-            ops.load::<4>(ak.cast(), A_ROW_BYTES);
-            ops.load::<5>(ak.add(A_HALF).cast(), A_ROW_BYTES);
             let bk = b.add(s * STEP * NR);
+            ops.load::<4>(ak.cast(), A_ROW_BYTES);
             ops.load::<6>(bk.cast(), NR * 4);
-            ops.load::<7>(bk.add(16).cast(), NR * 4);
             ops.dot::<0, 4, 6>(d);
+            ops.load::<7>(bk.add(16).cast(), NR * 4);
             ops.dot::<1, 4, 7>(d);
+            ops.load::<5>(ak.add(A_HALF).cast(), A_ROW_BYTES);
             ops.dot::<2, 5, 6>(d);
             ops.dot::<3, 5, 7>(d);
         }
@@ -306,7 +311,13 @@ impl TileOps for Hardware {
         accumulate: bool,
         p: Precision,
     ) {
-        // SAFETY: forwarded; every CPU with AMX has AVX2.
-        unsafe { super::amx_write::write_block_avx2(src, into, accumulate, p) }
+        // SAFETY: forwarded; every CPU with AMX has AVX2 and (so far) AVX-512 F.
+        unsafe {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                super::amx_write::write_block_avx512(src, into, accumulate, p)
+            } else {
+                super::amx_write::write_block_avx2(src, into, accumulate, p)
+            }
+        }
     }
 }
