@@ -119,6 +119,9 @@ pub(super) unsafe fn process(
         unsafe { super::int8_values::prepare_values(ctx, v, blk.b, blk.hk, &mut s.v8) };
     }
     let (ks, vs) = (p.k_strides, p.v_strides);
+    // The tile products find an unmasked tile's maxima as they write it (the
+    // int8 softmax then reads the tile once).
+    let tile_max = |j0, keys| int8v && super::block::tile_unmasked(p, (j0, keys), first_limit);
     let mut j0 = plan.first_key(first_limit);
     while j0 < kv_len && j0 as isize <= last_limit {
         let keys = tile_keys(plan, kv_len, j0, last_limit);
@@ -127,7 +130,7 @@ pub(super) unsafe fn process(
             // above for `lanes` lanes; the tile holds keys * lanes floats.
             unsafe {
                 if score_tiles {
-                    super::tile_products::tile_scores(s, lanes, j0, keys)
+                    super::tile_products::tile_scores(s, lanes, j0, keys, tile_max(j0, keys))
                 } else {
                     super::int8_scores::tile_scores(s, lanes, j0, keys)
                 }
@@ -152,7 +155,15 @@ pub(super) unsafe fn process(
             // `lanes` lanes; values prepared above; j0 is a multiple of 4
             // without a window (tiles start at 0 and step by key tiles).
             unsafe {
-                super::int8_values::softmax_and_pack(p, s, lanes, (j0, keys), first_limit);
+                let max_known = score_tiles && tile_max(j0, keys);
+                super::int8_values::softmax_and_pack(
+                    p,
+                    s,
+                    lanes,
+                    (j0, keys),
+                    first_limit,
+                    max_known,
+                );
                 if value_tiles {
                     super::tile_products::tile_values(s, lanes, dv, j0, keys);
                 } else {

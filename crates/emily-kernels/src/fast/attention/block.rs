@@ -431,7 +431,11 @@ pub(super) fn tile_stride(lanes: usize) -> usize {
 
 /// Whether [`apply_mask`] leaves the tile of keys `j0 .. j0 + keys` as it
 /// is: no mask, or causal with every key at or before `first_limit`.
-fn tile_unmasked(p: &SdpaParams<'_>, (j0, keys): (usize, usize), first_limit: isize) -> bool {
+pub(super) fn tile_unmasked(
+    p: &SdpaParams<'_>,
+    (j0, keys): (usize, usize),
+    first_limit: isize,
+) -> bool {
     match p.mask {
         Mask::None => true,
         Mask::Causal => (j0 + keys - 1) as isize <= first_limit,

@@ -26,7 +26,6 @@ use std::arch::x86_64::*;
 use half::bf16;
 
 use super::block::{mask_tile, Ctx, Scratch};
-use super::microkernel::softmax_pmax;
 use super::tile_products::{self, ValueOperands};
 use super::SdpaParams;
 
@@ -196,12 +195,17 @@ unsafe fn round_codes(x: &[f32], inv: &[f32], out: &mut [i8]) {
 
 /// Masks the score tile of keys `j0 .. j0 + keys` and runs the online
 /// softmax on it (as [`super::block::mask_and_softmax`] with the AVX-512
-/// kernel), taking each lane's largest weight on the way; then packs the
-/// weights ([`pack_weights`]).
+/// kernel), rounding the weights to bytes and packing them in 4-key groups
+/// into `s.v8.p4` on the way ([`softmax_pack_lanes`]): the weights are never
+/// stored as floats. `max_known`: the tile is unmasked and `s.tmax` holds
+/// each lane's largest score of it (the tile products found it), so the tile
+/// is read once. Unmasked calls take the short exponential
+/// ([`super::softmax::short_exp`]).
 ///
 /// # Safety
 /// AVX-512 F/BW CPU; `s` was set up by `init_rows` for `lanes` (a multiple
-/// of 32) lanes and holds `keys` score rows.
+/// of 32) lanes and holds `keys` score rows (and with `max_known`, `s.tmax`
+/// `lanes` maxima).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) unsafe fn softmax_and_pack(
     p: &SdpaParams<'_>,
@@ -209,92 +213,153 @@ pub(super) unsafe fn softmax_and_pack(
     lanes: usize,
     (j0, keys): (usize, usize),
     first_limit: isize,
+    max_known: bool,
 ) {
-    mask_tile(p, s, lanes, (j0, keys), first_limit);
-    s.v8.pscale.clear();
-    s.v8.pscale.resize(lanes, 0.0);
-    for rc in (0..lanes).step_by(32) {
-        // SAFETY: 32 lanes of the tile, the statistics and the maxima.
-        unsafe {
-            softmax_pmax::<2>(
-                s.st.as_mut_ptr().add(rc),
-                lanes,
-                keys,
-                s.m.as_mut_ptr().add(rc),
-                s.l.as_mut_ptr().add(rc),
-                s.alpha.as_mut_ptr().add(rc),
-                s.v8.pscale.as_mut_ptr().add(rc),
-            )
-        };
+    if !max_known {
+        mask_tile(p, s, lanes, (j0, keys), first_limit);
     }
-    // SAFETY: as documented; `pscale` holds each lane's largest weight.
-    unsafe { pack_weights(s, lanes, keys) };
-}
-
-/// Rounds the tile's weights (`keys` rows of `lanes` floats in `s.st`) to
-/// bytes with each lane's scale and packs them in 4-key groups into
-/// `s.v8.p4`; `s.v8.pscale` holds each lane's largest weight on entry and
-/// its scale (that maximum / 255) on return.
-///
-/// # Safety
-/// AVX-512 F/BW CPU; `lanes` is a multiple of 16, `s.st` holds
-/// `keys · lanes` weights in [0, 1] (or NaN) and `s.v8.pscale` `lanes`
-/// maxima.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn pack_weights(s: &mut Scratch, lanes: usize, keys: usize) {
+    let short = super::softmax::short_exp(&p.mask);
     let groups = keys.div_ceil(4);
     let v8 = &mut s.v8;
+    v8.pscale.clear();
+    v8.pscale.resize(lanes, 0.0);
     v8.p4.clear();
     v8.p4.reserve(groups * lanes);
-    let st = s.st.as_ptr();
-    // SAFETY: rows < keys of `st`, `groups · lanes` words of `p4` (its
-    // capacity; every word is written before `set_len`), `lanes` scales.
+    for c in (0..lanes).step_by(16) {
+        let tmax = max_known.then(|| s.tmax[c..c + 16].as_ptr());
+        let (st, m, l, alpha) = (
+            s.st.as_ptr(),
+            s.m.as_mut_ptr(),
+            s.l.as_mut_ptr(),
+            s.alpha.as_mut_ptr(),
+        );
+        let lanes_of = (st.add(c), m.add(c), l.add(c), alpha.add(c));
+        let out = (v8.pscale.as_mut_ptr().add(c), v8.p4.as_mut_ptr().add(c));
+        // SAFETY: lanes c..c + 16 of the tile, the statistics and the
+        // scales; `groups · lanes` words of `p4` (its capacity; every word
+        // is written before `set_len`).
+        unsafe {
+            if short {
+                softmax_pack_lanes::<true>(lanes_of, lanes, keys, tmax, out)
+            } else {
+                softmax_pack_lanes::<false>(lanes_of, lanes, keys, tmax, out)
+            }
+        };
+    }
+    // SAFETY: every word of the `groups · lanes` was written above.
+    unsafe { v8.p4.set_len(groups * lanes) };
+}
+
+/// Lanes `(st, m, l, alpha)` of [`softmax_pack_lanes`].
+type LaneStats = (*const f32, *mut f32, *mut f32, *mut f32);
+
+/// The online softmax step of 16 query lanes over `keys` score rows (`ld`
+/// floats apart at `st`) with the weights rounded to bytes as they are
+/// computed. The lane's largest weight of the tile is known before any is
+/// computed — `2^(tile max − new max)`, by the same exponential — so each
+/// weight is coded at once as `round(p · 255 / p_max)` (clamped to 255, so
+/// a polynomial that is not exactly monotone cannot overflow the byte) and
+/// four keys are packed per word (`p4[g · ld]`, key `4g + e` in byte `e`);
+/// `pscale` receives `p_max / 255`. The denominator sums the unrounded
+/// weights; `m`, `l` and `alpha` are updated as by the float kernel. The
+/// tile's maxima come from `tile_max` when given, else from a pass over it.
+///
+/// # Safety
+/// AVX-512 F/BW CPU; `st` holds `keys` rows of at least 16 floats `ld`
+/// apart, `m`, `l`, `alpha`, `pscale` and `tile_max` 16 floats each, `p4`
+/// room for `ceil(keys / 4)` rows of 16 words `ld` apart.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn softmax_pack_lanes<const SHORT: bool>(
+    (st, m, l, alpha): LaneStats,
+    ld: usize,
+    keys: usize,
+    tile_max: Option<*const f32>,
+    (pscale, p4): (*mut f32, *mut u32),
+) {
+    use super::microkernel::exp2_avx512;
+    // SAFETY: the caller's contract bounds every access below.
     unsafe {
-        let p4 = v8.p4.as_mut_ptr();
-        let load = |j: usize, c: usize| _mm512_loadu_ps(st.add(j * lanes + c));
-        let full = keys / 4;
-        for c in (0..lanes).step_by(16) {
-            let mx = _mm512_loadu_ps(v8.pscale.as_ptr().add(c));
-            _mm512_storeu_ps(
-                v8.pscale.as_mut_ptr().add(c),
-                _mm512_mul_ps(mx, _mm512_set1_ps(1.0 / 255.0)),
-            );
-            // 255 / max, 0 for lanes without weight.
-            let zero = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mx, _mm512_setzero_ps());
-            let inv = _mm512_maskz_div_ps(!zero, _mm512_set1_ps(255.0), mx);
-            let code = |j: usize| _mm512_cvtps_epi32(_mm512_mul_ps(load(j, c), inv));
-            for g in 0..full {
-                // Key 4g + e in byte e of each lane's word.
-                let word = _mm512_or_si512(
-                    _mm512_or_si512(code(4 * g), _mm512_slli_epi32::<8>(code(4 * g + 1))),
-                    _mm512_or_si512(
-                        _mm512_slli_epi32::<16>(code(4 * g + 2)),
-                        _mm512_slli_epi32::<24>(code(4 * g + 3)),
-                    ),
-                );
-                _mm512_storeu_si512(p4.add(g * lanes + c).cast(), word);
-            }
-            for g in full..groups {
-                let mut word = _mm512_setzero_si512();
-                for e in 0..4.min(keys - 4 * g) {
-                    word = _mm512_or_si512(
-                        word,
-                        _mm512_sll_epi32(code(4 * g + e), _mm_cvtsi32_si128(8 * e as i32)),
-                    );
+        let tmax = match tile_max {
+            Some(t) => _mm512_loadu_ps(t),
+            None => {
+                let mut t = _mm512_set1_ps(f32::NEG_INFINITY);
+                for j in 0..keys {
+                    t = _mm512_max_ps(t, _mm512_loadu_ps(st.add(j * ld)));
                 }
-                _mm512_storeu_si512(p4.add(g * lanes + c).cast(), word);
+                t
             }
+        };
+        let old = _mm512_loadu_ps(m);
+        let mx = _mm512_max_ps(old, tmax);
+        // A lane that has seen only masked keys keeps -inf: subtract 0 there.
+        let unseen = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mx, _mm512_set1_ps(f32::NEG_INFINITY));
+        let safe = _mm512_mask_blend_ps(unseen, mx, _mm512_setzero_ps());
+        _mm512_storeu_ps(alpha, exp2_avx512::<SHORT>(_mm512_sub_ps(old, safe)));
+        let pmax = exp2_avx512::<SHORT>(_mm512_sub_ps(tmax, safe));
+        _mm512_storeu_ps(pscale, _mm512_mul_ps(pmax, _mm512_set1_ps(1.0 / 255.0)));
+        // 255 / p_max, 0 for lanes without weight.
+        let zero = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(pmax, _mm512_setzero_ps());
+        let inv = _mm512_maskz_div_ps(!zero, _mm512_set1_ps(255.0), pmax);
+        let (mut even, mut odd) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let full = keys / 4;
+        for g in 0..full {
+            let c0 = weight_code::<SHORT>(st.add(4 * g * ld), safe, inv, &mut even);
+            let c1 = weight_code::<SHORT>(st.add((4 * g + 1) * ld), safe, inv, &mut odd);
+            let c2 = weight_code::<SHORT>(st.add((4 * g + 2) * ld), safe, inv, &mut even);
+            let c3 = weight_code::<SHORT>(st.add((4 * g + 3) * ld), safe, inv, &mut odd);
+            let word = _mm512_or_si512(
+                _mm512_or_si512(c0, _mm512_slli_epi32::<8>(c1)),
+                _mm512_or_si512(_mm512_slli_epi32::<16>(c2), _mm512_slli_epi32::<24>(c3)),
+            );
+            _mm512_storeu_si512(p4.add(g * ld).cast(), word);
         }
-        v8.p4.set_len(groups * lanes);
+        if full * 4 < keys {
+            let mut word = _mm512_setzero_si512();
+            for e in 0..keys - 4 * full {
+                let sum = if e % 2 == 0 { &mut even } else { &mut odd };
+                let c = weight_code::<SHORT>(st.add((4 * full + e) * ld), safe, inv, sum);
+                word = _mm512_or_si512(word, _mm512_sll_epi32(c, _mm_cvtsi32_si128(8 * e as i32)));
+            }
+            _mm512_storeu_si512(p4.add(full * ld).cast(), word);
+        }
+        let a = _mm512_loadu_ps(alpha);
+        let sum = _mm512_add_ps(even, odd);
+        _mm512_storeu_ps(l, _mm512_fmadd_ps(_mm512_loadu_ps(l), a, sum));
+        _mm512_storeu_ps(m, mx);
+    }
+}
+
+/// The weights `2^(s − safe)` of the 16 scores at `row`, added to `sum`,
+/// and their byte codes `min(round(w · inv), 255)` (in i32 lanes). A
+/// function rather than a closure, so that it inlines with the caller's
+/// target features.
+///
+/// # Safety
+/// AVX-512 F CPU; `row` addresses 16 readable floats.
+#[inline(always)]
+unsafe fn weight_code<const SHORT: bool>(
+    row: *const f32,
+    safe: __m512,
+    inv: __m512,
+    sum: &mut __m512,
+) -> __m512i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let w = super::microkernel::exp2_avx512::<SHORT>(_mm512_sub_ps(_mm512_loadu_ps(row), safe));
+        *sum = _mm512_add_ps(*sum, w);
+        _mm512_min_epi32(
+            _mm512_cvtps_epi32(_mm512_mul_ps(w, inv)),
+            _mm512_set1_epi32(255),
+        )
     }
 }
 
 /// `O^T = α·O^T + P·V` for the tile of keys from `j0` (a multiple of 4):
-/// the packed weights of [`pack_weights`] against the head's packed values.
+/// the packed weights of [`softmax_and_pack`] against the head's packed values.
 ///
 /// # Safety
 /// AVX512-VNNI CPU; [`prepare_values`] ran for this head and
-/// [`pack_weights`] for this tile of `keys` keys and `lanes` lanes; `s.ot`
+/// [`softmax_and_pack`] for this tile of `keys` keys and `lanes` lanes; `s.ot`
 /// holds `v_head_dim · lanes` floats and `s.alpha` `lanes`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn tile_values(s: &mut Scratch, lanes: usize, dv: usize, j0: usize, keys: usize) {

@@ -78,14 +78,22 @@ pub(super) struct ScoreOperands {
 
 /// `S^T[m][lane] = s_q[lane] · s_k[m] · (Σ_i Q^T[i][lane] · K[m][i] - corr[m])`
 /// for every key `m` of the tile into `st` (`keys` rows of `lanes` floats):
-/// [`super::int8_scores::tile_scores`] on the tile unit.
+/// [`super::int8_scores::tile_scores`] on the tile unit. With `tmax`
+/// (`lanes` floats), each lane's entry is raised to its largest score, so
+/// the softmax of an unmasked tile needs no pass of its own for it.
 ///
 /// # Safety
 /// `ops` may execute tile instructions on this thread (the hardware needs
 /// AMX-INT8 with the tile permission); the pointers address the regions
-/// documented on [`ScoreOperands`], and `st` `keys · lanes` writable floats.
+/// documented on [`ScoreOperands`], `st` `keys · lanes` writable floats and
+/// `tmax` `lanes`.
 #[inline(always)]
-pub(super) unsafe fn scores<O: TileOps>(ops: &mut O, x: ScoreOperands, st: *mut f32) {
+pub(super) unsafe fn scores<O: TileOps>(
+    ops: &mut O,
+    x: ScoreOperands,
+    st: *mut f32,
+    tmax: Option<*mut f32>,
+) {
     let steps = x.width / FEATURES_PER_STEP;
     let ldq = x.lanes * 4;
     let mut sums = BlockSums([0; SIDE * SIDE]);
@@ -99,6 +107,7 @@ pub(super) unsafe fn scores<O: TileOps>(ops: &mut O, x: ScoreOperands, st: *mut 
                 ops.load::<6>(q.cast(), ldq);
                 ops.load::<7>(q.add(HALF).cast(), ldq);
             }
+            let mut lane_max = [f32::NEG_INFINITY; SIDE];
             for kg in (0..x.keys).step_by(SIDE) {
                 zero_sums(ops);
                 for s in 0..steps {
@@ -117,9 +126,23 @@ pub(super) unsafe fn scores<O: TileOps>(ops: &mut O, x: ScoreOperands, st: *mut 
                 for m in 0..SIDE.min(x.keys - kg) {
                     let (corr, sk) = (*x.kcorr.add(kg + m), *x.kscale.add(kg + m));
                     let row = st.add((kg + m) * x.lanes + rc);
-                    for (l, &v) in sums.0[m * SIDE..][..SIDE].iter().enumerate() {
-                        *row.add(l) = v.wrapping_sub(corr) as f32 * (*qscale.add(l) * sk);
+                    let mut vals = [0f32; SIDE];
+                    for (l, (v, &sum)) in
+                        vals.iter_mut().zip(&sums.0[m * SIDE..][..SIDE]).enumerate()
+                    {
+                        *v = sum.wrapping_sub(corr) as f32 * (*qscale.add(l) * sk);
                     }
+                    std::ptr::copy_nonoverlapping(vals.as_ptr(), row, SIDE);
+                    for (mx, &v) in lane_max.iter_mut().zip(&vals) {
+                        // A NaN score is skipped, as by `vmaxps` in the softmax's own pass.
+                        *mx = if v > *mx { v } else { *mx };
+                    }
+                }
+            }
+            if let Some(tmax) = tmax {
+                let tmax = std::slice::from_raw_parts_mut(tmax.add(rc), SIDE);
+                for (t, &mx) in tmax.iter_mut().zip(&lane_max) {
+                    *t = if mx > *t { mx } else { *t };
                 }
             }
         }
@@ -241,7 +264,8 @@ unsafe fn store_sums<O: TileOps>(ops: &mut O, sums: &mut BlockSums) {
 
 /// [`scores`] on the tile unit for the score tile of keys `j0 .. j0 + keys`
 /// of the block in `s` (the hardware entry of
-/// [`super::bf16_products::process`]).
+/// [`super::bf16_products::process`]); with `with_max`, `s.tmax` receives
+/// each lane's largest score of the tile.
 ///
 /// # Safety
 /// AMX-INT8 with the tile permission ([`scores_on_tiles`]) and AVX-512 (the
@@ -249,10 +273,21 @@ unsafe fn store_sums<O: TileOps>(ops: &mut O, sums: &mut BlockSums) {
 /// and `pack_queries` ran for this block with `lanes` lanes; `s.st` holds
 /// `keys · lanes` floats and `j0 + keys ≤ kv_len`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
-pub(super) unsafe fn tile_scores(s: &mut Scratch, lanes: usize, j0: usize, keys: usize) {
+pub(super) unsafe fn tile_scores(
+    s: &mut Scratch,
+    lanes: usize,
+    j0: usize,
+    keys: usize,
+    with_max: bool,
+) {
     let x = s.i8.score_operands(lanes, j0, keys);
+    let tmax = with_max.then(|| {
+        s.tmax.clear();
+        s.tmax.resize(lanes, f32::NEG_INFINITY);
+        s.tmax.as_mut_ptr()
+    });
     // SAFETY: as documented; the operands address the scratch's buffers.
-    unsafe { scores(&mut crate::gemm::HardwareTiles, x, s.st.as_mut_ptr()) }
+    unsafe { scores(&mut crate::gemm::HardwareTiles, x, s.st.as_mut_ptr(), tmax) }
 }
 
 /// [`values`] on the tile unit for the tile of keys from `j0` (a multiple
@@ -260,7 +295,7 @@ pub(super) unsafe fn tile_scores(s: &mut Scratch, lanes: usize, j0: usize, keys:
 ///
 /// # Safety
 /// As [`tile_scores`], with [`super::int8_values::prepare_values`] run for
-/// this head (tiles on) and `pack_weights` for this tile of `keys` keys;
+/// this head (tiles on) and `softmax_and_pack` for this tile of `keys` keys;
 /// `s.ot` holds `dv · lanes` floats and `s.alpha` `lanes`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
 pub(super) unsafe fn tile_values(s: &mut Scratch, lanes: usize, dv: usize, j0: usize, keys: usize) {
@@ -315,6 +350,7 @@ mod tests {
             let kscale: Vec<f32> = (0..keys).map(|_| rng.unit() + 0.01).collect();
             let qscale: Vec<f32> = (0..lanes).map(|_| rng.unit() + 0.01).collect();
             let mut st = vec![f32::NAN; keys * lanes];
+            let mut tmax = vec![f32::NEG_INFINITY; lanes];
             let x = ScoreOperands {
                 qt4: qt4.as_ptr(),
                 lanes,
@@ -326,7 +362,14 @@ mod tests {
                 qscale: qscale.as_ptr(),
             };
             // SAFETY: every region above is as `ScoreOperands` documents.
-            unsafe { scores(&mut EmulatedTiles::new(), x, st.as_mut_ptr()) };
+            unsafe {
+                scores(
+                    &mut EmulatedTiles::new(),
+                    x,
+                    st.as_mut_ptr(),
+                    Some(tmax.as_mut_ptr()),
+                )
+            };
             for m in 0..keys {
                 for l in 0..lanes {
                     let mut acc = -kcorr[m];
@@ -345,6 +388,15 @@ mod tests {
                         "keys {keys} lanes {lanes} width {width}: key {m} lane {l}"
                     );
                 }
+            }
+            for l in 0..lanes {
+                let want = (0..keys)
+                    .map(|m| st[m * lanes + l])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                assert_eq!(
+                    tmax[l], want,
+                    "keys {keys} lanes {lanes}: lane {l}'s maximum"
+                );
             }
         }
     }

@@ -109,7 +109,7 @@ pub(super) unsafe fn softmax<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    tile::softmax::<__m256, NV, false>(st, ldst, keys, m, l, alpha, std::ptr::null_mut())
+    tile::softmax::<__m256, NV>(st, ldst, keys, m, l, alpha)
 }
 
 /// `MicroKernels::softmax_max` (see [`tile::softmax_given_max`]).

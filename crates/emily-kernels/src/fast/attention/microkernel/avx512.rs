@@ -108,7 +108,7 @@ pub(super) unsafe fn softmax<const NV: usize>(
     l: *mut f32,
     alpha: *mut f32,
 ) {
-    tile::softmax::<__m512, NV, false>(st, ldst, keys, m, l, alpha, std::ptr::null_mut())
+    tile::softmax::<__m512, NV>(st, ldst, keys, m, l, alpha)
 }
 
 /// `MicroKernels::softmax_max` (see [`tile::softmax_given_max`]).
@@ -125,31 +125,20 @@ pub(super) unsafe fn softmax_max<const NV: usize, const SHORT: bool>(
     tile::softmax_given_max::<__m512, NV, SHORT>(st, ldst, keys, tmax, m, l, alpha)
 }
 
-/// [`softmax`] that also raises `pmax[lane]` to each lane's largest new
-/// probability (see [`tile::softmax`]): the int8 value product's weight
-/// scales, without another pass over the tile.
-///
-/// # Safety
-/// As [`softmax`]; `pmax` addresses `NV * 16` floats.
-#[target_feature(enable = "avx512f")]
-pub(in crate::fast::attention) unsafe fn softmax_pmax<const NV: usize>(
-    st: *mut f32,
-    ldst: usize,
-    keys: usize,
-    m: *mut f32,
-    l: *mut f32,
-    alpha: *mut f32,
-    pmax: *mut f32,
-) {
-    tile::softmax::<__m512, NV, true>(st, ldst, keys, m, l, alpha, pmax)
-}
-
 /// `2^x` lane-wise for `x <= 0` (see [`tile::exp2`], the Cephes form), for
 /// the row kernels.
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub(super) unsafe fn exp2(x: __m512) -> __m512 {
+pub(in crate::fast::attention) unsafe fn exp2(x: __m512) -> __m512 {
     tile::exp2::<__m512, false>(x)
+}
+
+/// [`exp2`] with the short polynomial (`SHORT`) or the Cephes form, for
+/// kernels outside this module that follow [`crate::fast::attention::softmax::short_exp`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(in crate::fast::attention) unsafe fn exp2_by<const SHORT: bool>(x: __m512) -> __m512 {
+    tile::exp2::<__m512, SHORT>(x)
 }
 
 /// Mask of the first `n` (`<= 16`) lanes.

@@ -184,17 +184,14 @@ const U: usize = 4;
 
 /// `MicroKernels::softmax`: the online-softmax step on `keys` score rows of
 /// `NV * L` query lanes.
-/// With `PMAX`, also raises `pmax[lane]` (`NV * L` values) to the lane's
-/// largest new probability (`max` in key order, x86 NaN rule).
 #[inline(always)]
-pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
+pub(super) unsafe fn softmax<V: F32Vector, const NV: usize>(
     st: *mut f32,
     ldst: usize,
     keys: usize,
     m: *mut f32,
     l: *mut f32,
     alpha: *mut f32,
-    pmax: *mut f32,
 ) {
     let lanes = V::L;
     let neg_inf = V::splat(f32::NEG_INFINITY);
@@ -223,11 +220,11 @@ pub(super) unsafe fn softmax<V: F32Vector, const NV: usize, const PMAX: bool>(
         }
         mx[0][x] = v;
     }
-    softmax_from_max::<V, NV, PMAX, false>(mx[0], st, ldst, keys, m, l, alpha, pmax)
+    softmax_from_max::<V, NV, false>(mx[0], st, ldst, keys, m, l, alpha)
 }
 
 /// [`softmax_from_max`] with each lane's maximum read from `tmax` (`NV`
-/// vectors of lanes, the score kernel's tile maximum), no `pmax`: the step of
+/// vectors of lanes, the score kernel's tile maximum): the step of
 /// `MicroKernels::softmax_max` for every vector ISA (`SHORT`: which
 /// polynomial [`exp2`] uses).
 #[inline(always)]
@@ -244,8 +241,7 @@ pub(super) unsafe fn softmax_given_max<V: F32Vector, const NV: usize, const SHOR
     for (x, v) in mx.iter_mut().enumerate() {
         *v = V::load(tmax.add(x * V::L));
     }
-    let pmax = std::ptr::null_mut();
-    softmax_from_max::<V, NV, false, SHORT>(mx, st, ldst, keys, m, l, alpha, pmax)
+    softmax_from_max::<V, NV, SHORT>(mx, st, ldst, keys, m, l, alpha)
 }
 
 /// [`softmax`] after its maximum pass: `mx` holds each lane's maximum over
@@ -253,12 +249,7 @@ pub(super) unsafe fn softmax_given_max<V: F32Vector, const NV: usize, const SHOR
 /// when the score kernel found it). `SHORT`: which polynomial [`exp2`] uses.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn softmax_from_max<
-    V: F32Vector,
-    const NV: usize,
-    const PMAX: bool,
-    const SHORT: bool,
->(
+pub(super) unsafe fn softmax_from_max<V: F32Vector, const NV: usize, const SHORT: bool>(
     mx: [V; NV],
     st: *mut f32,
     ldst: usize,
@@ -266,7 +257,6 @@ pub(super) unsafe fn softmax_from_max<
     m: *mut f32,
     l: *mut f32,
     alpha: *mut f32,
-    pmax: *mut f32,
 ) {
     let lanes = V::L;
     let mut safe = [V::zero(); NV];
@@ -276,12 +266,6 @@ pub(super) unsafe fn softmax_from_max<
         exp2::<V, SHORT>(old.sub(safe[x])).store(alpha.add(x * lanes));
     }
     let mut sum = [[V::zero(); NV]; 2];
-    let mut pm = [V::zero(); NV];
-    if PMAX {
-        for x in 0..NV {
-            pm[x] = V::load(pmax.add(x * lanes));
-        }
-    }
     // Even keys into `sum[0]`, odd into `sum[1]`, two keys per step and one
     // vector of lanes at a time, so that the sums, the maximum and the
     // polynomial's constants stay in registers.
@@ -289,19 +273,14 @@ pub(super) unsafe fn softmax_from_max<
         let col = st.add(x * lanes);
         let (mut even, mut odd) = (V::zero(), V::zero());
         for j in (0..keys / 2 * 2).step_by(2) {
-            exp_lanes::<V, PMAX, SHORT>(col.add(j * ldst), safe[x], &mut even, &mut pm[x]);
-            exp_lanes::<V, PMAX, SHORT>(col.add((j + 1) * ldst), safe[x], &mut odd, &mut pm[x]);
+            exp_lanes::<V, SHORT>(col.add(j * ldst), safe[x], &mut even);
+            exp_lanes::<V, SHORT>(col.add((j + 1) * ldst), safe[x], &mut odd);
         }
         if keys % 2 == 1 {
-            exp_lanes::<V, PMAX, SHORT>(col.add((keys - 1) * ldst), safe[x], &mut even, &mut pm[x]);
+            exp_lanes::<V, SHORT>(col.add((keys - 1) * ldst), safe[x], &mut even);
         }
         sum[0][x] = even;
         sum[1][x] = odd;
-    }
-    if PMAX {
-        for x in 0..NV {
-            pm[x].store(pmax.add(x * lanes));
-        }
     }
     for x in 0..NV {
         let a = V::load(alpha.add(x * lanes));
@@ -312,20 +291,12 @@ pub(super) unsafe fn softmax_from_max<
 }
 
 /// `L` scores of [`softmax_from_max`] at `ptr` replaced by `2^(s - safe)`,
-/// added to `sum` (and with `PMAX` maxed into `pm`). A function rather than
+/// added to `sum`. A function rather than
 /// a closure: closures do not inherit the caller's `#[target_feature]`, this
 /// inlines into it.
 #[inline(always)]
-unsafe fn exp_lanes<V: F32Vector, const PMAX: bool, const SHORT: bool>(
-    ptr: *mut f32,
-    safe: V,
-    sum: &mut V,
-    pm: &mut V,
-) {
+unsafe fn exp_lanes<V: F32Vector, const SHORT: bool>(ptr: *mut f32, safe: V, sum: &mut V) {
     let p = exp2::<V, SHORT>(V::load(ptr).sub(safe));
     p.store(ptr);
     *sum = sum.add(p);
-    if PMAX {
-        *pm = pm.max(p);
-    }
 }
