@@ -248,7 +248,8 @@ pub(crate) trait Format {
 }
 
 /// How far ahead of the blocks being multiplied the weight bytes are
-/// requested: rows are read once, front to back (and the next row follows in
+/// requested (with the non-temporal hint; see
+/// [`crate::prefetch::stream_ahead`]): rows are read once, front to back (and the next row follows in
 /// memory), so asking ahead hides the memory latency the hardware prefetcher
 /// leaves at the start of each block at decode size (one activation row).
 const PREFETCH_BYTES: usize = 1024;
@@ -257,7 +258,7 @@ const PREFETCH_BYTES: usize = 1024;
 /// of `w` (a hint: any address is allowed).
 #[inline(always)]
 unsafe fn prefetch_ahead<F: Format>(w: *const u8) {
-    let at = w.wrapping_add(PREFETCH_BYTES);
+    let at = w.wrapping_add(crate::prefetch::stream_ahead(PREFETCH_BYTES));
     let mut off = 0;
     while off < 2 * F::BYTES {
         crate::prefetch::stream_line(at.wrapping_add(off));
