@@ -29,6 +29,13 @@ pub(crate) const MC: usize = 192;
 /// an `MC`-row group is 96 KiB of f32, resident in L2).
 const EPILOGUE_PANELS: usize = 4;
 
+/// [`EPILOGUE_PANELS`] on the tile unit: every CPU with AMX has 2 MiB of L2
+/// per core, so 512 columns (384 KiB per `MC`-row group) stay resident, and
+/// a quarter of the calls saves their per-call work (the bias / GELU
+/// program's set-up). Whisper tiny.en int8 encoder at 2 threads on the
+/// Xeon with AMX, five interleaved rounds: 54.8–59.6 → 51.1–56.3 ms.
+const AMX_EPILOGUE_PANELS: usize = 16;
+
 /// Depth words per chunk on the tile unit (1,024 bf16 or 2,048 int8
 /// values): with blocks finished through the L1 scratch, deeper chunks
 /// (fewer passes adding into the output) measured faster than 256 words on
@@ -39,7 +46,8 @@ const AMX_KC: usize = 512;
 const MIN_PARALLEL_MACS: usize = 1 << 21;
 
 /// Rewrites finished outputs: called with a row, the first column and that
-/// row's words for the columns of up to [`EPILOGUE_PANELS`] panels.
+/// row's words for the columns of up to [`EPILOGUE_PANELS`] (on AMX
+/// [`AMX_EPILOGUE_PANELS`]) panels.
 pub(crate) type Epilogue<'a> = &'a (dyn Fn(usize, usize, &mut [u32]) + Sync);
 
 /// The A operand of a call.
@@ -144,6 +152,10 @@ impl Gemm<'_> {
         let mut emulated =
             matches!(self.engine, Engine::AmxEmulated).then(super::amx_emulated::Emulated::new);
         let chunks = blocking.chunks();
+        let epilogue_panels = match self.engine {
+            Engine::Amx => AMX_EPILOGUE_PANELS,
+            _ => EPILOGUE_PANELS,
+        };
         for ci in 0..chunks {
             let (g0, gn) = blocking.chunk(ci);
             let abuf = match self.a {
@@ -179,10 +191,10 @@ impl Gemm<'_> {
                 }
                 // The epilogue runs over groups of panels (wide enough to
                 // amortise its per-call work, small enough to stay in L2).
-                let group_done = (p + 1 - p0).is_multiple_of(EPILOGUE_PANELS) || p + 1 == p1;
+                let group_done = (p + 1 - p0).is_multiple_of(epilogue_panels) || p + 1 == p1;
                 if ci + 1 == chunks && group_done {
                     if let Some(epi) = self.epilogue {
-                        let g0 = p0 + (p - p0) / EPILOGUE_PANELS * EPILOGUE_PANELS;
+                        let g0 = p0 + (p - p0) / epilogue_panels * epilogue_panels;
                         let (c0, c1) = (g0 * NR, j0 + nc);
                         for r in 0..rows {
                             // SAFETY: row i0 + r, columns c0..c1 belong to this job.
