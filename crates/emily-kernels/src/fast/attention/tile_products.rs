@@ -133,9 +133,11 @@ pub(super) unsafe fn scores<O: TileOps>(
                         *v = sum.wrapping_sub(corr) as f32 * (*qscale.add(l) * sk);
                     }
                     std::ptr::copy_nonoverlapping(vals.as_ptr(), row, SIDE);
-                    for (mx, &v) in lane_max.iter_mut().zip(&vals) {
-                        // A NaN score is skipped, as by `vmaxps` in the softmax's own pass.
-                        *mx = if v > *mx { v } else { *mx };
+                    if tmax.is_some() {
+                        for (mx, &v) in lane_max.iter_mut().zip(&vals) {
+                            // A NaN score is skipped, as by `vmaxps` in the softmax's own pass.
+                            *mx = if v > *mx { v } else { *mx };
+                        }
                     }
                 }
             }
