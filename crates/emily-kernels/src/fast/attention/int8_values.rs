@@ -291,9 +291,7 @@ unsafe fn softmax_pack_lanes<const SHORT: bool>(
         };
         let old = _mm512_loadu_ps(m);
         let mx = _mm512_max_ps(old, tmax);
-        // A lane that has seen only masked keys keeps -inf: subtract 0 there.
-        let unseen = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mx, _mm512_set1_ps(f32::NEG_INFINITY));
-        let safe = _mm512_mask_blend_ps(unseen, mx, _mm512_setzero_ps());
+        let safe = super::microkernel::safe_max_avx512(mx);
         _mm512_storeu_ps(alpha, exp2_avx512::<SHORT>(_mm512_sub_ps(old, safe)));
         let pmax = exp2_avx512::<SHORT>(_mm512_sub_ps(tmax, safe));
         _mm512_storeu_ps(pscale, _mm512_mul_ps(pmax, _mm512_set1_ps(1.0 / 255.0)));

@@ -125,20 +125,21 @@ pub(super) unsafe fn softmax_max<const NV: usize, const SHORT: bool>(
     tile::softmax_given_max::<__m512, NV, SHORT>(st, ldst, keys, tmax, m, l, alpha)
 }
 
-/// `2^x` lane-wise for `x <= 0` (see [`tile::exp2`], the Cephes form), for
-/// the row kernels.
+/// `2^x` lane-wise for `x <= 0` (see [`tile::exp2`], the Cephes form, or
+/// with `SHORT` the short polynomial), for the row kernels and the int8
+/// value softmax, which follow [`crate::fast::attention::softmax::short_exp`].
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub(in crate::fast::attention) unsafe fn exp2(x: __m512) -> __m512 {
-    tile::exp2::<__m512, false>(x)
+pub(in crate::fast::attention) unsafe fn exp2<const SHORT: bool>(x: __m512) -> __m512 {
+    tile::exp2::<__m512, SHORT>(x)
 }
 
-/// [`exp2`] with the short polynomial (`SHORT`) or the Cephes form, for
-/// kernels outside this module that follow [`crate::fast::attention::softmax::short_exp`].
+/// The running maximum to subtract: `mx`, or 0 in lanes that have seen only
+/// masked keys (`-inf`), as every softmax kernel of the crate takes it.
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub(in crate::fast::attention) unsafe fn exp2_by<const SHORT: bool>(x: __m512) -> __m512 {
-    tile::exp2::<__m512, SHORT>(x)
+pub(in crate::fast::attention) unsafe fn safe_max(mx: __m512) -> __m512 {
+    mx.zero_if_neg_inf()
 }
 
 /// Mask of the first `n` (`<= 16`) lanes.

@@ -278,13 +278,13 @@ pub(in crate::fast::attention) unsafe fn softmax_row(
     } else {
         m_new
     };
-    let a = _mm512_cvtss_f32(exp2(_mm512_set1_ps(old - safe)));
+    let a = _mm512_cvtss_f32(exp2::<false>(_mm512_set1_ps(old - safe)));
     let sv = _mm512_set1_ps(safe);
     let mut sum = [_mm512_setzero_ps(); 2];
     let mut c = 0;
     while c < keys {
         let mask = lanes_mask(keys - c);
-        let p = exp2(_mm512_sub_ps(
+        let p = exp2::<false>(_mm512_sub_ps(
             _mm512_mask_loadu_ps(neg_inf, mask, s.add(c)),
             sv,
         ));

@@ -20,7 +20,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
-pub(super) use avx512::exp2_by as exp2_avx512;
+pub(super) use avx512::{exp2 as exp2_avx512, safe_max as safe_max_avx512};
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx2_rows;
 #[cfg(target_arch = "x86_64")]
