@@ -329,7 +329,12 @@ mod x86 {
     }
 
     /// AVX-512 walk over weight rows `r0..r1`. One activation row: a weight
-    /// row at a time (one sequential stream, four accumulators). Several:
+    /// row at a time (one sequential stream, four accumulators), the bytes
+    /// [`crate::prefetch::stream_ahead`] of [`ROW_PREFETCH_BYTES`] ahead
+    /// asked for in software (the Xeon with AMX, hardware prefetcher alone:
+    /// Whisper base's f16 matrices and logits table read at ~8–10 of an
+    /// 18 GB/s floor; its f32 decoder step at 1 thread 15–16 → 10–11 ms with
+    /// a 4 KiB lead, 1–16 KiB all alike). Several:
     /// blocks of `R` weight rows, each activation vector loaded once for all
     /// `R` of them, so the FMAs, not the loads, set the pace once the rows
     /// outnumber what the bandwidth hides (a beam's 5 rows ran at a third of
@@ -439,6 +444,19 @@ mod x86 {
         // masked to `j..k`.
         unsafe {
             while j + 16 * U <= k {
+                if R == 1 {
+                    // The weights a lead past this step's (the rows follow
+                    // one another in memory, so the lead runs into the next).
+                    let eb = elem_bytes::<DT>();
+                    let ahead = w.wrapping_add(
+                        (wo + j) * eb + crate::prefetch::stream_ahead(ROW_PREFETCH_BYTES),
+                    );
+                    let mut l = 0;
+                    while l < 16 * U * eb {
+                        crate::prefetch::stream_line(ahead.wrapping_add(l));
+                        l += 64;
+                    }
+                }
                 for u in 0..U {
                     let jj = j + 16 * u;
                     if R > 1 {
@@ -528,7 +546,8 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
-    /// How far ahead of its current position [`block256`] asks for weights.
+    /// How far ahead of its current position a one-row walk asks for
+    /// weights, before [`crate::prefetch::stream_ahead`]'s factor.
     const ROW_PREFETCH_BYTES: usize = 1024;
 
     /// AVX2 version of [`block512`] (scalar tail): weight rows
@@ -560,7 +579,9 @@ mod x86 {
                     // The weights 1 KiB past this step's (the rows follow one
                     // another in memory): with only the hardware prefetcher a
                     // busy core read the stream well below its streaming rate.
-                    let ahead = w.wrapping_add((wo + j) * eb + ROW_PREFETCH_BYTES);
+                    let ahead = w.wrapping_add(
+                        (wo + j) * eb + crate::prefetch::stream_ahead(ROW_PREFETCH_BYTES),
+                    );
                     let mut l = 0;
                     while l < 8 * U * eb {
                         crate::prefetch::stream_line(ahead.wrapping_add(l));

@@ -8,9 +8,11 @@
 //! Measured on Zen 2 (T0 → NTA in the AVX2 GEMVs, interleaved runs):
 //! Whisper tiny.en decoder step at 2 threads f32 2.90 → 2.13 ms, int8
 //! 1.66 → 1.43 ms; at 1 thread f32 5.0 → 4.4 ms. The AVX-512 f32/f16 GEMV
-//! keeps `prefetcht0` ([`Hint::Keep`]): on the Xeon with AMX neither the
-//! non-temporal hint nor a longer lead changed its step beyond the noise;
-//! on AMD hosts with AVX-512 it is unmeasured.
+//! asks for the next block of a multi-row walk with `prefetcht0`
+//! ([`Hint::Keep`]): on the Xeon with AMX neither the non-temporal hint nor
+//! a longer lead changed that; its one-row walk (a decoding step) streams
+//! with [`stream_line`] like the others. On AMD hosts with AVX-512 both are
+//! unmeasured.
 //!
 //! On Intel cores the non-temporal hint is the wrong one: a Xeon with AMX
 //! (2 vCPUs) decoded SmolLM2 Q4_1 at 52 tok/s with `prefetchnta` — no

@@ -224,24 +224,29 @@ const COLOR_SPAN: usize = 4096;
 /// resident (Whisper tiny.en: 8–20 MB more peak RSS, run to run).
 const MAP_MIN: usize = 256 << 10;
 
-/// Classes above 1 MiB and below [`HUGE_MAX`] are cut, one after another,
-/// from [`HugePageSlice`]'s shared mappings on transparent huge pages (2 MiB
-/// aligned, advised before the first write), so no buffer rounds up to a
-/// whole huge page of its own. A buffer a decoder step streams whole every
-/// token — Whisper's f16 cross keys and values (1.15–1.5 MB per layer), the
-/// f16 matrices of its layers — then walks no page table and restarts no
-/// prefetcher every 4 KiB: the base int8 step's decode attention took
-/// 1.64–2.10 → 1.47–1.51 ms, the whole step (one thread, process CPU,
-/// loaded) tiny.en int8 / auto −8 / −9 %, base −6 / −4 %, for 2–8 MB more
-/// peak RSS on JFK (the classes' slack now sits on resident huge pages).
-/// The 1 MiB class itself stays on plain pages: base's f32 512 × 512
-/// matrices there made its f32 step 2–3 % slower at 2 threads (5.42–5.63
-/// → 5.60–5.86 ms, seven interleaved rounds on an idle second core).
-const HUGE_MIN: usize = (1 << 20) + 1;
-/// The end of the classes cut from huge-page mappings (see [`HUGE_MIN`]).
-/// Larger ones get plain mappings of their own, advised from [`ADVISE_MIN`]
-/// (2 MiB-aligned huge pages for 2–4 MiB buffers did not help, session 13).
-const HUGE_MAX: usize = 2 << 20;
+/// Classes above 256 KiB and below [`HUGE_MAX`] come from
+/// [`HugePageSlice`]'s transparent huge pages (below 2 MiB cut, one after
+/// another, from its shared 2 MiB-aligned mappings, so no buffer rounds up
+/// to a whole huge page of its own; from 2 MiB a mapping each, advised
+/// before the first write). A buffer a decoder step streams whole every
+/// token — Whisper's cross keys and values (1.15–1.5 MB per layer in f16,
+/// 2.3–3 MB in f32), the f16 matrices of its layers (0.3–2 MB) — then walks
+/// no page table and restarts no prefetcher every 4 KiB. Zen 2, classes
+/// 1–2 MiB only: the base int8 step's decode attention 1.64–2.10 →
+/// 1.47–1.51 ms, the whole step (one thread) tiny.en int8 / auto −8 / −9 %,
+/// base −6 / −4 %, for 2–8 MB more peak RSS on JFK; there the 1 MiB class
+/// made base's f32 step 2–3 % slower at 2 threads. The Xeon with AMX,
+/// classes 256 KiB–4 MiB (from 1–2 MiB): the base decoder step at 1 thread
+/// f32 10.4–11.0 → 8.8–9.2 ms, auto 4.0–5.2 → 3.9–4.7 ms (its f16 matrices
+/// and f32 cross keys and values came off 4 KiB pages), tiny.en unchanged;
+/// peak RSS on JFK +1 to +9 MB (base f32 335 → 345 MB).
+const HUGE_MIN: usize = (256 << 10) + 1;
+/// The end of the classes on [`HugePageSlice`]'s mappings (see
+/// [`HUGE_MIN`]). Larger ones get plain mappings of their own, advised from
+/// [`ADVISE_MIN`] (on Zen 2, 2 MiB-aligned huge pages for 2–4 MiB buffers
+/// did not help, session 13; on the Xeon they did, for the f32 cross keys
+/// and values).
+const HUGE_MAX: usize = 4 << 20;
 
 /// Mapped buffers of at least this size ask for transparent huge pages: one
 /// page fault per 2 MiB instead of 512 when a fresh buffer is first written.

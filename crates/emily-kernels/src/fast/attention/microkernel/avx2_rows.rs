@@ -18,32 +18,10 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::tile::exp2;
-use crate::prefetch::{self, Hint};
+use super::{prefetch_row, PREFETCH_ROWS};
+use crate::prefetch::Hint;
 
 const L: usize = 8;
-
-/// How many key (or value) rows ahead of the one being read the kernels ask
-/// for: a decoding step streams each head's keys, then its values, once
-/// (a cross-attention head of Whisper is 1500 rows of 64 f16, read a tile
-/// of 256 rows at a time, keys and values alternating), and the hardware
-/// prefetcher alone lets a busy core fall behind its streaming read.
-const PREFETCH_ROWS: usize = 16;
-
-/// Asks for the cache lines of the `elems` elements at `p` with `hint` (any
-/// address is allowed, nothing is read).
-#[inline(always)]
-fn prefetch_row<E>(p: *const E, elems: usize, hint: Hint) {
-    let (p, bytes) = (p.cast::<u8>(), elems * std::mem::size_of::<E>());
-    let mut off = 0;
-    while off < bytes {
-        prefetch::line(p.wrapping_add(off), hint);
-        off += 64;
-    }
-    if bytes > 0 {
-        // The last line of a row that does not start on a line.
-        prefetch::line(p.wrapping_add(bytes - 1), hint);
-    }
-}
 
 /// The all-ones 32-bit mask of the first `n` (`< 8`) lanes, for
 /// `_mm256_maskload_ps` / `_mm256_maskstore_ps`.

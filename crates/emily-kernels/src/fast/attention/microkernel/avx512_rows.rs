@@ -19,6 +19,8 @@ use half::{bf16, f16};
 
 use crate::prefetch::Hint;
 
+use super::{prefetch_row, PREFETCH_ROWS};
+
 use super::avx512::exp2;
 
 const L: usize = 16;
@@ -124,7 +126,7 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad, const R: usize>(
     depth: usize,
     s: *mut f32,
     lds: usize,
-    _hint: Hint,
+    hint: Hint,
 ) {
     let g = L / R; // keys per reduction
     let qr: [*const f32; R] = super::padded_rows(q, rows, ldq);
@@ -133,6 +135,9 @@ pub(in crate::fast::attention) unsafe fn scores<E: KvLoad, const R: usize>(
     while j < keys {
         let n = g.min(keys - j);
         let kj = k.add(j * ldk);
+        for u in 0..n {
+            prefetch_row(kj.wrapping_add((PREFETCH_ROWS + u) * ldk), depth, hint);
+        }
         let sums = if n == g && R <= 2 && depth <= 4 * L {
             score_group_by_key::<E, R>(&qr, kj, ldk, depth)
         } else if n == g {
@@ -320,7 +325,7 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad, const R: usize>(
     alpha: *const f32,
     o: *mut f32,
     ldo: usize,
-    _hint: Hint,
+    hint: Hint,
 ) {
     /// Vectors of features per pass over the keys.
     const NV: usize = 4;
@@ -340,8 +345,10 @@ pub(in crate::fast::attention) unsafe fn rows_pv<E: KvLoad, const R: usize>(
                 acc[r][x] = _mm512_mul_ps(cur, al[r]);
             }
         }
+        let span = width.saturating_sub(x0).min(NV * L);
         for j in 0..keys {
             let vrow = v.wrapping_add(j * ldv + x0);
+            prefetch_row(vrow.wrapping_add(PREFETCH_ROWS * ldv), span, hint);
             let mut vv = [_mm512_setzero_ps(); NV];
             for x in 0..NV {
                 vv[x] = E::load(vrow.wrapping_add(x * L), masks[x]);

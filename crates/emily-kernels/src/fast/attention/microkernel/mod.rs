@@ -157,6 +157,29 @@ pub(super) trait MicroKernels {
     );
 }
 
+/// How many key (or value) rows ahead of the one being read the kernels ask
+/// for: a decoding step streams each head's keys, then its values, once
+/// (a cross-attention head of Whisper is 1500 rows of 64 f16, read a tile
+/// of 256 rows at a time, keys and values alternating), and the hardware
+/// prefetcher alone lets a busy core fall behind its streaming read.
+pub(super) const PREFETCH_ROWS: usize = 16;
+
+/// Asks for the cache lines of the `elems` elements at `p` with `hint` (any
+/// address is allowed, nothing is read).
+#[inline(always)]
+pub(super) fn prefetch_row<E>(p: *const E, elems: usize, hint: crate::prefetch::Hint) {
+    let (p, bytes) = (p.cast::<u8>(), elems * std::mem::size_of::<E>());
+    let mut off = 0;
+    while off < bytes {
+        crate::prefetch::line(p.wrapping_add(off), hint);
+        off += 64;
+    }
+    if bytes > 0 {
+        // The last line of a row that does not start on a line.
+        crate::prefetch::line(p.wrapping_add(bytes - 1), hint);
+    }
+}
+
 /// `R` row pointers `base + min(r, rows − 1)·stride`: the rows of a
 /// fixed-height register tile past the last valid one repeat it, so the tile
 /// never reads out of bounds (those rows are computed and not stored).
