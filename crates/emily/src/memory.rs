@@ -524,10 +524,12 @@ mod tests {
     #[test]
     fn the_huge_page_classes_are_cut_from_huge_page_mappings_and_released() {
         let classes = [
-            size_class(HUGE_MIN - 200_000),
+            size_class(HUGE_MIN - 1),
             HUGE_MIN,
+            size_class(600_000),
             size_class(1_152_000),
             size_class(1_536_000),
+            size_class(3_072_000),
             size_class(HUGE_MAX - 1),
             HUGE_MAX,
         ];
