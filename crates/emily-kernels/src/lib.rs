@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod awake_workers;
 pub mod binary;
 pub mod cast;
 pub mod fast;

@@ -317,8 +317,11 @@ impl Plan {
             // The whole replay on one of the pool's threads: each kernel's
             // own `install` is then a plain call instead of a hand-off to
             // the pool and back (a futex wake and wait per kernel). A
-            // one-thread pool runs every kernel inline on the caller.
-            return emily_kernels::parallel::pool().install(|| self.replay(args));
+            // one-thread pool runs every kernel inline on the caller. The
+            // other threads are kept awake for the replay's kernels.
+            return emily_kernels::parallel::pool().install(|| {
+                emily_kernels::awake_workers::with_workers_awake(|| self.replay(args))
+            });
         }
         self.replay(args)
     }
