@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::amx;
 use super::engine::Engine;
 use super::kernel_portable::{self, Tile};
-use super::pack_a::{ALayout, APacker, ASource};
+use super::pack_a::{with_packer, ALayout, APacker, ASource};
 use super::packed::{PanelLayout, NR};
 use super::prepack::Blocking;
 use super::Precision;
@@ -146,9 +146,25 @@ impl Gemm<'_> {
     /// # Safety
     /// `out` addresses the `m × n` output; no other job touches this region.
     unsafe fn job(&self, out: *mut u32, i0: usize, rows: usize, p0: usize, p1: usize) {
+        // SAFETY: the caller's contract.
+        with_packer(|packer| unsafe { self.job_with(packer, out, i0, rows, p0, p1) })
+    }
+
+    /// [`Self::job`] packing A with `packer`.
+    ///
+    /// # Safety
+    /// As [`Self::job`].
+    unsafe fn job_with(
+        &self,
+        packer: &mut APacker,
+        out: *mut u32,
+        i0: usize,
+        rows: usize,
+        p0: usize,
+        p1: usize,
+    ) {
         let n = self.b_layout.n;
         let blocking = self.blocking();
-        let mut packer = APacker::default();
         let mut emulated =
             matches!(self.engine, Engine::AmxEmulated).then(super::amx_emulated::Emulated::new);
         let chunks = blocking.chunks();
