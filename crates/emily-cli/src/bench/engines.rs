@@ -2,15 +2,20 @@
 //! shapes and LLM prefill shapes (m × n × k, weights n × k as `Linear`
 //! stores them), on every engine this CPU runs, then PyTorch's f32, bf16 and
 //! dynamic-int8 products on the same shapes (bench/peers/torch_gemm.py in
-//! bench/peers/.venv, when set up). The bf16 columns multiply bf16
-//! activations, as PyTorch's bf16 `matmul` does (the f32-activation form,
-//! which rounds A while packing it, is printed beside them); the int8
-//! columns quantize f32 activations per call on both sides.
+//! bench/peers/.venv, when set up). Each engine's column multiplies
+//! operands already in its type, as its products run inside a network: the
+//! bf16 columns bf16 activations, as PyTorch's bf16 `matmul` does, and the
+//! int8 columns activation rows quantized beforehand (`QuantizedRows`, which
+//! a layer's q/k/v products share), dequantized with both scales into f32.
+//! The forms that convert f32 activations per call — bf16 rounding A while
+//! packing it, int8 quantizing it, as PyTorch's dynamic int8 does — are
+//! printed beside them.
 
 use anyhow::Result;
 use emily::{DType, Tensor};
 use emily_kernels::gemm::{
-    gemm_bf16_on, gemm_int8_on, Engine, MatRef, PackedBf16, PackedInt8, Precision,
+    gemm_bf16_on, gemm_int8_on, gemm_int8_quantized_then, Engine, MatRef, PackedBf16, PackedInt8,
+    Precision, QuantizedRows,
 };
 
 use std::path::Path;
@@ -77,9 +82,11 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
     let mut best = [f64::NAN; 2];
     for (pi_, p) in [Precision::Bf16, Precision::Int8].into_iter().enumerate() {
         for e in Engine::available(p) {
-            let s = median_secs(1.0, || match p {
-                Precision::Bf16 => gemm_bf16_on(e, MatRef::row_major(&ab, m, k), &pb, &mut c),
-                Precision::Int8 => gemm_int8_on(e, MatRef::row_major(&av, m, k), &pi, &mut c),
+            let rows = (p == Precision::Int8)
+                .then(|| QuantizedRows::quantize_on(e, MatRef::row_major(&av, m, k), &pi));
+            let s = median_secs(1.0, || match &rows {
+                None => gemm_bf16_on(e, MatRef::row_major(&ab, m, k), &pb, &mut c),
+                Some(rows) => gemm_int8_quantized_then(rows, &pi, None, None, &mut c),
             });
             if e == Engine::best(p) {
                 best[pi_] = s;
@@ -88,6 +95,14 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
             line += &format!(" | {name}/{} {:.0}", e.name(), gf(s));
         }
     }
+    let int8_per_call = median_secs(1.0, || {
+        gemm_int8_on(
+            Engine::best(Precision::Int8),
+            MatRef::row_major(&av, m, k),
+            &pi,
+            &mut c,
+        )
+    });
     let mixed = median_secs(1.0, || {
         gemm_bf16_on(
             Engine::best(Precision::Bf16),
@@ -106,10 +121,12 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
     });
     println!("{line} GFLOP/s");
     println!(
-        "    best: bf16 {:.2}x f32, int8 {:.2}x bf16; bf16 with f32 A (rounded while packing) {:.0}; emily ops: matmul f32 x bf16 {:.0}, matmul_int8 {:.0} GFLOP/s",
+        "    best: bf16 {:.2}x f32, int8 {:.2}x bf16; with f32 A converted per call: bf16 (rounded while packing) {:.0}, int8 (quantized) {:.0} ({:.2}x); emily ops: matmul f32 x bf16 {:.0}, matmul_int8 {:.0} GFLOP/s",
         f32s / best[0],
         best[0] / best[1],
         gf(mixed),
+        gf(int8_per_call),
+        mixed / int8_per_call,
         gf(op_bf16),
         gf(op_int8)
     );
