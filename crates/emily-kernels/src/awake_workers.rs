@@ -31,10 +31,11 @@ thread_local! {
 }
 
 /// Runs `f`, and while it runs keeps every other thread of
-/// [`parallel::pool`] spinning for work instead of sleeping. Off a pool
-/// thread, on a one-thread pool, or nested, it just runs `f`.
+/// [`parallel::pool`] spinning for work instead of sleeping. Off that
+/// pool's threads (another pool's included), on a one-thread pool, or
+/// nested, it just runs `f`.
 pub fn with_workers_awake<R>(f: impl FnOnce() -> R) -> R {
-    let Some(me) = rayon::current_thread_index() else {
+    let Some(me) = parallel::pool().current_thread_index() else {
         return f();
     };
     if parallel::num_threads() < 2 || REPLAYING.with(Cell::get) {
