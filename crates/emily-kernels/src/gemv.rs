@@ -445,17 +445,8 @@ mod x86 {
         unsafe {
             while j + 16 * U <= k {
                 if R == 1 {
-                    // The weights a lead past this step's (the rows follow
-                    // one another in memory, so the lead runs into the next).
                     let eb = elem_bytes::<DT>();
-                    let ahead = w.wrapping_add(
-                        (wo + j) * eb + crate::prefetch::stream_ahead(ROW_PREFETCH_BYTES),
-                    );
-                    let mut l = 0;
-                    while l < 16 * U * eb {
-                        crate::prefetch::stream_line(ahead.wrapping_add(l));
-                        l += 64;
-                    }
+                    prefetch_row_ahead(w.wrapping_add((wo + j) * eb), 16 * U * eb);
                 }
                 for u in 0..U {
                     let jj = j + 16 * u;
@@ -550,6 +541,20 @@ mod x86 {
     /// weights, before [`crate::prefetch::stream_ahead`]'s factor.
     const ROW_PREFETCH_BYTES: usize = 1024;
 
+    /// Asks for the `bytes` of a one-row walk's weight stream that lie the
+    /// lead past `at` (the rows follow one another in memory, so the lead
+    /// runs on into the next row): with only the hardware prefetcher a busy
+    /// core read the stream well below its streaming rate.
+    #[inline(always)]
+    fn prefetch_row_ahead(at: *const u8, bytes: usize) {
+        let ahead = at.wrapping_add(crate::prefetch::stream_ahead(ROW_PREFETCH_BYTES));
+        let mut l = 0;
+        while l < bytes {
+            crate::prefetch::stream_line(ahead.wrapping_add(l));
+            l += 64;
+        }
+    }
+
     /// AVX2 version of [`block512`] (scalar tail): weight rows
     /// `r0..r0 + R` × activation rows `i0..i0 + M`, `U` accumulators each.
     ///
@@ -576,17 +581,7 @@ mod x86 {
         unsafe {
             while j + 8 * U <= k {
                 if R == 1 {
-                    // The weights 1 KiB past this step's (the rows follow one
-                    // another in memory): with only the hardware prefetcher a
-                    // busy core read the stream well below its streaming rate.
-                    let ahead = w.wrapping_add(
-                        (wo + j) * eb + crate::prefetch::stream_ahead(ROW_PREFETCH_BYTES),
-                    );
-                    let mut l = 0;
-                    while l < 8 * U * eb {
-                        crate::prefetch::stream_line(ahead.wrapping_add(l));
-                        l += 64;
-                    }
+                    prefetch_row_ahead(w.wrapping_add((wo + j) * eb), 8 * U * eb);
                 } else {
                     // The block after next, as far into it as this one has
                     // come (the blocks are contiguous): the hardware
