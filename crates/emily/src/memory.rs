@@ -240,13 +240,13 @@ const MAP_MIN: usize = 256 << 10;
 /// f32 10.4–11.0 → 8.8–9.2 ms, auto 4.0–5.2 → 3.9–4.7 ms (its f16 matrices
 /// and f32 cross keys and values came off 4 KiB pages), tiny.en unchanged;
 /// peak RSS on JFK +1 to +9 MB (base f32 335 → 345 MB).
-const HUGE_MIN: usize = (256 << 10) + 1;
+const HUGE_MIN: usize = MAP_MIN + 1;
 /// The end of the classes on [`HugePageSlice`]'s mappings (see
 /// [`HUGE_MIN`]). Larger ones get plain mappings of their own, advised from
 /// [`ADVISE_MIN`] (on Zen 2, 2 MiB-aligned huge pages for 2–4 MiB buffers
 /// did not help, session 13; on the Xeon they did, for the f32 cross keys
-/// and values).
-const HUGE_MAX: usize = 4 << 20;
+/// and values): the huge-page classes end where the advised ones begin.
+const HUGE_MAX: usize = ADVISE_MIN;
 
 /// Mapped buffers of at least this size ask for transparent huge pages: one
 /// page fault per 2 MiB instead of 512 when a fresh buffer is first written.
