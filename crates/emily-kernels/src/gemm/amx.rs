@@ -1,6 +1,8 @@
 //! The AMX tile program: 32 × 32 output blocks from two A tiles and two B
-//! tiles per 16 words of depth, over the same packed B as every engine,
-//! finished through an L1 scratch into the output.
+//! tiles per 16 words of depth, over the same packed B as every engine.
+//! Whole blocks are stored by the tile unit straight into the output (and,
+//! on later depth chunks, loaded from it to add to); the partial blocks at
+//! the edges are finished through an L1 scratch.
 //!
 //! Tile registers: 0–3 accumulate the four 16 × 16 quarters of the output
 //! block, 4–5 hold A (rows 0–15 and 16–31: 16 rows × 64 bytes of
@@ -66,7 +68,7 @@ pub(crate) trait TileOps {
     unsafe fn zero<const T: u8>(&mut self);
     /// `tileloadd tmmT, [p + stride·row]` (16 rows × 64 bytes).
     unsafe fn load<const T: u8>(&mut self, p: *const u8, stride: usize);
-    /// `tilestored [p + stride·row], tmmT` (the program stores tiles 0–3, to its scratch).
+    /// `tilestored [p + stride·row], tmmT` (the program stores tiles 0–3).
     unsafe fn store<const T: u8>(&mut self, p: *mut u8, stride: usize);
     /// `tdpbf16ps` / `tdpbusd` / `tdpbsud tmmC, tmmA, tmmB`.
     unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, d: Dot);
@@ -102,33 +104,55 @@ const A_ROW_BYTES: usize = STEP * 4;
 #[repr(C, align(64))]
 struct BlockScratch([u32; AMX_ROWS * NR]);
 
-/// One output block `A · B` over `steps × STEP` words of depth into
-/// `out`: `a` is a 32-row micro-panel in the tile-major layout, `b` the
-/// packed panel at its first word row. The accumulators start from zero
-/// and are stored to the L1 scratch, never loaded from or stored to the
-/// output itself: a tile load or store that misses the cache stalls the tile
-/// unit, while the vector stores of [`TileOps::write_block`] drain through the store
-/// buffer (on the lent Xeon this was 15–53 % faster at 2 threads).
+/// Where a block's sums go: 32 rows of 32 words at `ptr`, `stride` bytes apart.
+#[derive(Clone, Copy)]
+struct Sums {
+    ptr: *mut u32,
+    stride: usize,
+    /// Whether the accumulators start from the words there (a later depth
+    /// chunk adding to an earlier one's sums) rather than from zero.
+    add: bool,
+}
+
+/// One output block `A · B` over `steps × STEP` words of depth into `out`:
+/// `a` is a 32-row micro-panel in the tile-major layout, `b` the packed
+/// panel at its first word row.
+///
+/// The tile unit stores whole blocks into the output itself. (An earlier
+/// version finished every block through an L1 scratch and vector stores,
+/// which measured faster only while the packed A sat 32 bytes off its cache
+/// line and the tile loop was the bottleneck; with aligned operands the
+/// scratch's copy left the tile unit idle: 1500 × 1536 × 384 bf16 on the
+/// Xeon with AMX, 1 thread, 970–1,030 → 1,030–1,140 GFLOP/s.)
 ///
 /// # Safety
 /// The tiles are configured with [`TileConfig::all_16x64`]; `a` addresses
-/// `steps` pairs of A tiles; `b` addresses `steps × STEP` rows of `NR` words.
+/// `steps` pairs of A tiles; `b` addresses `steps × STEP` rows of `NR` words;
+/// `out` addresses 32 rows of 32 words.
 unsafe fn block<O: TileOps>(
     ops: &mut O,
     p: Precision,
     a: *const u32,
     b: *const u32,
     steps: usize,
-    out: &mut BlockScratch,
+    out: Sums,
 ) {
-    let (o, os) = (out.0.as_mut_ptr(), NR * 4);
+    let (o, os) = (out.ptr, out.stride);
+    let lower = os / 4 * 16;
     let d = Dot::from(p);
     // SAFETY: the caller's contract; every address below is inside `a`, `b` or `out`.
     unsafe {
-        ops.zero::<0>();
-        ops.zero::<1>();
-        ops.zero::<2>();
-        ops.zero::<3>();
+        if out.add {
+            ops.load::<0>(o.cast(), os);
+            ops.load::<1>(o.add(16).cast(), os);
+            ops.load::<2>(o.add(lower).cast(), os);
+            ops.load::<3>(o.add(lower + 16).cast(), os);
+        } else {
+            ops.zero::<0>();
+            ops.zero::<1>();
+            ops.zero::<2>();
+            ops.zero::<3>();
+        }
         // Each load is placed right before the first product that reads it,
         // so a step's products start while its later tiles still load (the
         // tiles are not renamed: a load waits for the last reader of its
@@ -148,16 +172,16 @@ unsafe fn block<O: TileOps>(
         }
         ops.store::<0>(o.cast(), os);
         ops.store::<1>(o.add(16).cast(), os);
-        ops.store::<2>(o.add(16 * NR).cast(), os);
-        ops.store::<3>(o.add(16 * NR + 16).cast(), os);
+        ops.store::<2>(o.add(lower).cast(), os);
+        ops.store::<3>(o.add(lower + 16).cast(), os);
     }
 }
 
 /// Runs the tile program over `rows` rows of an A block in the tile-major
 /// AMX layout (`t.a`, `t.kg` words of depth, a multiple of [`STEP`])
 /// against one B panel, writing (or adding) `rows × t.nc` outputs at `t.c`:
-/// each 32 × 32 block is computed into the L1 scratch, then copied or added
-/// into the output (the partial blocks at the edges the same way).
+/// whole 32 × 32 blocks straight from the tiles, the partial blocks at the
+/// edges through the L1 scratch, copied or added into the output.
 ///
 /// # Safety
 /// `ops` may execute tile instructions on this thread; the pointers address
@@ -165,14 +189,31 @@ unsafe fn block<O: TileOps>(
 pub(crate) unsafe fn rows<O: TileOps>(ops: &mut O, t: Tile, rows: usize) {
     debug_assert_eq!(t.kg % STEP, 0);
     let steps = t.kg / STEP;
-    let mut out = BlockScratch([0; AMX_ROWS * NR]);
+    // Only partial blocks need the scratch: zeroed when the first comes.
+    let mut scratch: Option<BlockScratch> = None;
     // SAFETY: the caller's contract.
     unsafe {
         ops.configure(&TileConfig::all_16x64());
         for r0 in (0..rows).step_by(AMX_ROWS) {
-            block(ops, t.precision, t.a.add(r0 * t.kg), t.b, steps, &mut out);
+            let (a, c) = (t.a.add(r0 * t.kg), t.c.add(r0 * t.ldc));
+            if rows - r0 >= AMX_ROWS && t.nc == NR {
+                let sums = Sums {
+                    ptr: c,
+                    stride: t.ldc * 4,
+                    add: t.accumulate,
+                };
+                block(ops, t.precision, a, t.b, steps, sums);
+                continue;
+            }
+            let out = scratch.get_or_insert_with(|| BlockScratch([0; AMX_ROWS * NR]));
+            let sums = Sums {
+                ptr: out.0.as_mut_ptr(),
+                stride: NR * 4,
+                add: false,
+            };
+            block(ops, t.precision, a, t.b, steps, sums);
             let into = Block {
-                c: t.c.add(r0 * t.ldc),
+                c,
                 ldc: t.ldc,
                 rows: AMX_ROWS.min(rows - r0),
                 cols: t.nc,

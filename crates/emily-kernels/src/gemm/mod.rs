@@ -41,6 +41,7 @@ mod peak;
 mod prepack;
 mod quantize;
 mod quantized_rows;
+mod words;
 
 use std::cell::Cell;
 
@@ -194,13 +195,13 @@ fn bf16_then<A: Bf16Input>(
     // once instead of once per job.
     let mut words = PACKED_A.with(Cell::take);
     prepack::pack(&*src, a.rows(), a.cols(), gemm.blocking(), &mut words);
-    gemm.a = AOperand::Packed(&words);
+    gemm.a = AOperand::Packed(words.as_slice());
     gemm.run(bytemuck::cast_slice_mut(out));
     keep_packed_a(words);
 }
 
 /// Returns a packed A buffer to this thread for its next call, unless large.
-fn keep_packed_a(words: Vec<u32>) {
+fn keep_packed_a(words: words::Words) {
     if words.capacity() <= KEEP_PACKED_A_WORDS {
         PACKED_A.with(|cell| cell.set(words));
     }
@@ -394,7 +395,7 @@ thread_local! {
     /// the same thread simply allocates its own): the encoder's products
     /// quantize megabytes of activations per call, and a fresh buffer costs
     /// page faults or a clearing pass each time.
-    static PACKED_A: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+    static PACKED_A: Cell<words::Words> = const { Cell::new(words::Words::new()) };
 }
 
 crate::simd_dispatch! {

@@ -8,6 +8,7 @@ use half::bf16;
 
 use super::interleave::interleave_rows;
 use super::quantize::bf16_bits;
+use super::words::Words;
 use super::MatRef;
 
 /// An A operand (`m × k`) that can produce its words: 2 bf16 or 4 u8 values
@@ -142,7 +143,7 @@ impl ALayout {
 /// Buffers for packing A blocks, reused across the chunks of one job.
 #[derive(Default)]
 pub(crate) struct APacker {
-    block: Vec<u32>,
+    block: Words,
     row: Vec<u32>,
 }
 
@@ -174,10 +175,10 @@ impl APacker {
         (g0, groups): (usize, usize),
     ) -> &[u32] {
         let words = layout.words(rows, groups);
-        if self.block.len() < words {
-            self.block.resize(words, 0);
+        if self.block.as_slice().len() < words {
+            self.block.resize(words);
         }
-        let dst = &mut self.block[..words];
+        let dst = &mut self.block.as_mut_slice()[..words];
         match layout {
             ALayout::Tiles => {
                 debug_assert_eq!(groups % 16, 0);
@@ -210,6 +211,6 @@ impl APacker {
                 }
             }
         }
-        &self.block[..words]
+        &self.block.as_slice()[..words]
     }
 }

@@ -4,8 +4,9 @@
 //! rounded and interleaved into every panel's word row, so the producer works
 //! on whole rows (contiguous copies) rather than element by element.
 
-use super::packed::{PackedBf16, PanelLayout, Words, NR};
+use super::packed::{PackedBf16, PanelLayout, NR};
 use super::quantize::bf16_bits;
+use super::words::Words;
 use crate::parallel;
 
 /// The packed words, written through a raw pointer by disjoint word rows.

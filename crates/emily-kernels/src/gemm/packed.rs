@@ -12,6 +12,7 @@
 use half::bf16;
 
 use super::quantize::{bf16_bits, quantize_columns_s8};
+use super::words::Words;
 use super::MatRef;
 use crate::parallel;
 
@@ -20,37 +21,6 @@ pub const NR: usize = 32;
 
 /// Group counts are padded to a multiple of this (the depth of an AMX tile).
 pub(crate) const GROUP_ALIGN: usize = 16;
-
-/// One 64-byte cache line of words.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct Line([u32; 16]);
-
-/// Zero-initialised, 64-byte aligned `u32` storage.
-#[derive(Clone, Debug)]
-pub(crate) struct Words {
-    lines: Vec<Line>,
-    len: usize,
-}
-
-impl Words {
-    pub(crate) fn zeroed(len: usize) -> Self {
-        Words {
-            lines: vec![Line([0; 16]); len.div_ceil(16)],
-            len,
-        }
-    }
-
-    pub(crate) fn as_slice(&self) -> &[u32] {
-        // SAFETY: `lines` holds at least `len` contiguous, initialised u32s.
-        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.len) }
-    }
-
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u32] {
-        // SAFETY: as above, uniquely borrowed.
-        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), self.len) }
-    }
-}
 
 /// The shape of a packed operand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

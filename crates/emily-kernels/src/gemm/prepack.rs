@@ -12,6 +12,7 @@ use super::driver::MC;
 use super::interleave::interleave_rows;
 use super::pack_a::{ALayout, ASource, AMX_ROWS};
 use super::quantize::{quantize_row_u8, RowQuant};
+use super::words::Words;
 use super::MatRef;
 use crate::parallel;
 
@@ -90,7 +91,7 @@ thread_local! {
 pub(crate) fn quantize_pack(
     a: MatRef<'_, f32>,
     blocking: Blocking,
-    words: &mut Vec<u32>,
+    words: &mut Words,
 ) -> Vec<RowQuant> {
     let (m, k) = (a.rows(), a.cols());
     let unit_quant = RowQuant {
@@ -125,7 +126,7 @@ pub(crate) fn quantize_pack(
 /// data) into the packed A of `blocking`, held in `words` (resized to
 /// [`Blocking::total_words`]) — once per call, for products whose jobs would
 /// otherwise each pack the same rows (several jobs per row block).
-pub(crate) fn pack(a: &dyn ASource, m: usize, k: usize, blocking: Blocking, words: &mut Vec<u32>) {
+pub(crate) fn pack(a: &dyn ASource, m: usize, k: usize, blocking: Blocking, words: &mut Words) {
     pack_units(m, k, blocking, words, |i, row| a.row_words(i, 0, row));
 }
 
@@ -140,17 +141,17 @@ fn pack_units(
     m: usize,
     k: usize,
     blocking: Blocking,
-    words: &mut Vec<u32>,
+    words: &mut Words,
     fill: impl Fn(usize, &mut [u32]) + Sync,
 ) {
-    words.resize(blocking.total_words(m), 0);
+    words.resize(blocking.total_words(m));
     if m == 0 {
         return;
     }
     let unit = blocking.unit();
     let per_block = MC / unit;
     let units = m.div_ceil(MC) * per_block;
-    let shared = Shared(words.as_mut_ptr());
+    let shared = Shared(words.as_mut_slice().as_mut_ptr());
     let depth = blocking.depth;
     parallel::for_each_range(units, unit * k.max(1), |u0, u1| {
         let s = shared;

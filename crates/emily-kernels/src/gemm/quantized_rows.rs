@@ -13,6 +13,7 @@
 use super::driver::{self, AOperand, Gemm};
 use super::prepack::{self, Blocking};
 use super::quantize::RowQuant;
+use super::words::Words;
 use super::{
     check_engine, check_shapes, dequantize_row, Engine, MatRef, PackedInt8, Precision, RowEpilogue,
     MAX_INT8_DEPTH,
@@ -25,7 +26,7 @@ pub struct QuantizedRows {
     blocking: Blocking,
     rows: usize,
     cols: usize,
-    words: Vec<u32>,
+    words: Words,
     quant: Vec<RowQuant>,
 }
 
@@ -56,7 +57,7 @@ impl QuantizedRows {
     /// # Panics
     /// As [`Self::quantize`], or if the engine does not run int8 here.
     pub fn quantize_on(engine: Engine, a: MatRef<'_, f32>, b: &PackedInt8) -> QuantizedRows {
-        QuantizedRows::quantize_into(engine, a, b, Vec::new())
+        QuantizedRows::quantize_into(engine, a, b, Words::default())
     }
 
     /// Quantizes `a` as [`Self::quantize_on`] into `words` (a buffer kept
@@ -65,7 +66,7 @@ impl QuantizedRows {
         engine: Engine,
         a: MatRef<'_, f32>,
         b: &PackedInt8,
-        mut words: Vec<u32>,
+        mut words: Words,
     ) -> QuantizedRows {
         check_engine(engine, Precision::Int8);
         let (rows, cols) = (a.rows(), a.cols());
@@ -123,7 +124,7 @@ impl QuantizedRows {
     }
 
     /// The packed words, handed back for reuse.
-    pub(crate) fn into_words(self) -> Vec<u32> {
+    pub(crate) fn into_words(self) -> Words {
         self.words
     }
 }
@@ -180,7 +181,7 @@ pub fn gemm_int8_quantized_then(
         engine: a.engine,
         precision: Precision::Int8,
         m,
-        a: AOperand::Packed(&a.words),
+        a: AOperand::Packed(a.words.as_slice()),
         b_layout: b.layout,
         b: b.data.as_slice(),
         epilogue: Some(&epilogue),
