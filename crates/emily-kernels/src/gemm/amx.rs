@@ -189,7 +189,7 @@ unsafe fn block<O: TileOps>(
 pub(crate) unsafe fn rows<O: TileOps>(ops: &mut O, t: Tile, rows: usize) {
     debug_assert_eq!(t.kg % STEP, 0);
     let steps = t.kg / STEP;
-    // Only partial blocks need the scratch: zeroed when the first comes.
+    // Only partial blocks need the scratch (set up by the first of them).
     let mut scratch: Option<BlockScratch> = None;
     // SAFETY: the caller's contract.
     unsafe {
@@ -205,7 +205,7 @@ pub(crate) unsafe fn rows<O: TileOps>(ops: &mut O, t: Tile, rows: usize) {
                 block(ops, t.precision, a, t.b, steps, sums);
                 continue;
             }
-            let out = scratch.get_or_insert_with(|| BlockScratch([0; AMX_ROWS * NR]));
+            let out = scratch.get_or_insert(BlockScratch([0; AMX_ROWS * NR]));
             let sums = Sums {
                 ptr: out.0.as_mut_ptr(),
                 stride: NR * 4,
