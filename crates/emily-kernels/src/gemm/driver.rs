@@ -36,11 +36,14 @@ const EPILOGUE_PANELS: usize = 4;
 /// Xeon with AMX, five interleaved rounds: 54.8–59.6 → 51.1–56.3 ms.
 const AMX_EPILOGUE_PANELS: usize = 16;
 
-/// Depth words per chunk on the tile unit (1,024 bf16 or 2,048 int8
-/// values): with blocks finished through the L1 scratch, deeper chunks
-/// (fewer passes adding into the output) measured faster than 256 words on
-/// the lent Xeon, most at 2048³ (+20–40 %).
-const AMX_KC: usize = 512;
+/// Depth words per chunk on the tile unit (2,048 bf16 or 4,096 int8
+/// values): each further chunk stores a block's sums and loads them back,
+/// so deeper chunks measured faster on the lent Xeon — 256 → 512 words
+/// +20–40 % at 2048³ (blocks then finished through an L1 scratch); 512 →
+/// 1,024 with packed A on cache lines and the sums stored by the tiles,
+/// 2048³ bf16 +12–15 % (1 and 2 threads), 1500 × 384 × 1536 +3 %, 2,048
+/// words no further.
+const AMX_KC: usize = 1024;
 
 /// Below this many multiply-adds the product runs on the calling thread.
 const MIN_PARALLEL_MACS: usize = 1 << 21;
