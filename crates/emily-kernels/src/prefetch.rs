@@ -80,6 +80,9 @@ pub(crate) enum Hint {
     Keep,
     /// Non-temporal ([`stream_line`]): read once, then let it go.
     Stream,
+    /// With intent to write (`prefetchw`): the line is owned when the
+    /// store comes, so the store waits for no other cache.
+    Write,
 }
 
 /// Requests the cache line at `p` with `hint` (any address is allowed).
@@ -93,6 +96,16 @@ pub(crate) fn line(p: *const u8, hint: Hint) {
             unsafe {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
                 _mm_prefetch::<_MM_HINT_T0>(p.cast());
+            }
+        }
+        Hint::Write => {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: prefetching never faults, and x86 CPUs without
+            // `prefetchw` execute its encoding as a no-op. (Through
+            // `_mm_prefetch` it would need the `prfchw` target feature at
+            // compile time; without it LLVM emits `prefetcht0`.)
+            unsafe {
+                std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, readonly, preserves_flags));
             }
         }
     }
