@@ -232,11 +232,13 @@ pub(crate) unsafe fn rows<O: TileOps>(ops: &mut O, t: Tile, rows: usize) {
         for r0 in (0..rows).step_by(AMX_ROWS) {
             let (a, c) = (t.a.add(r0 * t.kg), t.c.add(r0 * t.ldc));
             // The next block down this panel, or after the last the next
-            // panel's first (past the job's columns it is only a wasted hint).
+            // panel's first (past the job's columns, or past the output, it
+            // is only a wasted hint: a prefetch never faults, and the address
+            // is formed with wrapping arithmetic).
             let next = if r0 + AMX_ROWS < rows {
-                c.add(AMX_ROWS * t.ldc)
+                c.wrapping_add(AMX_ROWS * t.ldc)
             } else {
-                t.c.add(NR)
+                t.c.wrapping_add(NR)
             };
             if rows - r0 >= AMX_ROWS && t.nc == NR {
                 let sums = Sums {
