@@ -9,7 +9,12 @@
 //! a layer's q/k/v products share), dequantized with both scales into f32.
 //! The forms that convert f32 activations per call — bf16 rounding A while
 //! packing it, int8 quantizing it, as PyTorch's dynamic int8 does — are
-//! printed beside them.
+//! printed beside them. Our products are timed from inside the thread pool
+//! with its other threads kept awake, as a compiled plan runs them (the
+//! replay runs on the pool: `Plan::run_arrays`); called from the main
+//! thread, each product would also pay handing the work to sleeping pool
+//! threads and waking the caller (PyTorch's caller is one of its OpenMP
+//! threads, which spin between calls).
 
 use anyhow::Result;
 use emily::{DType, Tensor};
@@ -23,6 +28,12 @@ use std::path::Path;
 use super::encoder_rate::{self, Peaks, TINY_EN};
 use super::floor::gemm_f32;
 use super::timer::median_secs;
+
+/// `f` on a thread of the pool with the pool's other threads kept awake,
+/// as a compiled plan's replay runs its products.
+fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    emily_kernels::parallel::pool().install(|| emily_kernels::awake_workers::with_workers_awake(f))
+}
 
 /// (m, n, k): Whisper MLP up, MLP down, square, LLM prefill (SmolLM-135M
 /// MLP up, Qwen2-0.5B MLP up).
@@ -89,9 +100,11 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
         for e in Engine::available(p) {
             let rows = (p == Precision::Int8)
                 .then(|| QuantizedRows::quantize_on(e, MatRef::row_major(&av, m, k), &pi));
-            let s = median_secs(1.0, || match &rows {
-                None => gemm_bf16_on(e, MatRef::row_major(&ab, m, k), &pb, c),
-                Some(rows) => gemm_int8_quantized_then(rows, &pi, None, None, c),
+            let s = in_pool(|| {
+                median_secs(1.0, || match &rows {
+                    None => gemm_bf16_on(e, MatRef::row_major(&ab, m, k), &pb, c),
+                    Some(rows) => gemm_int8_quantized_then(rows, &pi, None, None, c),
+                })
             });
             if e == Engine::best(p) {
                 best[pi_] = s;
@@ -100,21 +113,25 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
             line += &format!(" | {name}/{} {:.0}", e.name(), gf(s));
         }
     }
-    let int8_per_call = median_secs(1.0, || {
-        gemm_int8_on(
-            Engine::best(Precision::Int8),
-            MatRef::row_major(&av, m, k),
-            &pi,
-            c,
-        )
+    let int8_per_call = in_pool(|| {
+        median_secs(1.0, || {
+            gemm_int8_on(
+                Engine::best(Precision::Int8),
+                MatRef::row_major(&av, m, k),
+                &pi,
+                c,
+            )
+        })
     });
-    let mixed = median_secs(1.0, || {
-        gemm_bf16_on(
-            Engine::best(Precision::Bf16),
-            MatRef::row_major(&av, m, k),
-            &pb,
-            c,
-        )
+    let mixed = in_pool(|| {
+        median_secs(1.0, || {
+            gemm_bf16_on(
+                Engine::best(Precision::Bf16),
+                MatRef::row_major(&av, m, k),
+                &pb,
+                c,
+            )
+        })
     });
     // Through the op catalogue (packed weights cached after the first call).
     let wb = w.cast(DType::BF16)?.eval()?;
