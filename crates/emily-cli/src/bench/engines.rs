@@ -29,10 +29,11 @@ use super::encoder_rate::{self, Peaks, TINY_EN};
 use super::floor::gemm_f32;
 use super::timer::median_secs;
 
-/// `f` on a thread of the pool with the pool's other threads kept awake,
-/// as a compiled plan's replay runs its products.
-fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    emily_kernels::parallel::pool().install(|| emily_kernels::awake_workers::with_workers_awake(f))
+/// [`median_secs`] of `f` run on a thread of the pool with the pool's
+/// other threads kept awake, as a compiled plan's replay runs its products.
+fn pooled_median_secs(f: impl FnMut() + Send) -> f64 {
+    emily_kernels::parallel::pool()
+        .install(|| emily_kernels::awake_workers::with_workers_awake(|| median_secs(1.0, f)))
 }
 
 /// (m, n, k): Whisper MLP up, MLP down, square, LLM prefill (SmolLM-135M
@@ -100,11 +101,9 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
         for e in Engine::available(p) {
             let rows = (p == Precision::Int8)
                 .then(|| QuantizedRows::quantize_on(e, MatRef::row_major(&av, m, k), &pi));
-            let s = in_pool(|| {
-                median_secs(1.0, || match &rows {
-                    None => gemm_bf16_on(e, MatRef::row_major(&ab, m, k), &pb, c),
-                    Some(rows) => gemm_int8_quantized_then(rows, &pi, None, None, c),
-                })
+            let s = pooled_median_secs(|| match &rows {
+                None => gemm_bf16_on(e, MatRef::row_major(&ab, m, k), &pb, c),
+                Some(rows) => gemm_int8_quantized_then(rows, &pi, None, None, c),
             });
             if e == Engine::best(p) {
                 best[pi_] = s;
@@ -113,26 +112,11 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
             line += &format!(" | {name}/{} {:.0}", e.name(), gf(s));
         }
     }
-    let int8_per_call = in_pool(|| {
-        median_secs(1.0, || {
-            gemm_int8_on(
-                Engine::best(Precision::Int8),
-                MatRef::row_major(&av, m, k),
-                &pi,
-                c,
-            )
-        })
-    });
-    let mixed = in_pool(|| {
-        median_secs(1.0, || {
-            gemm_bf16_on(
-                Engine::best(Precision::Bf16),
-                MatRef::row_major(&av, m, k),
-                &pb,
-                c,
-            )
-        })
-    });
+    // The per-call forms: the f32 activations quantized / rounded inside each call.
+    let a32 = MatRef::row_major(&av, m, k);
+    let int8_per_call =
+        pooled_median_secs(|| gemm_int8_on(Engine::best(Precision::Int8), a32, &pi, c));
+    let mixed = pooled_median_secs(|| gemm_bf16_on(Engine::best(Precision::Bf16), a32, &pb, c));
     // Through the op catalogue (packed weights cached after the first call).
     let wb = w.cast(DType::BF16)?.eval()?;
     let op_bf16 = median_secs(1.0, || {
