@@ -175,10 +175,8 @@ impl APacker {
         (g0, groups): (usize, usize),
     ) -> &[u32] {
         let words = layout.words(rows, groups);
-        if self.block.as_slice().len() < words {
-            self.block.resize(words);
-        }
-        let dst = &mut self.block.as_mut_slice()[..words];
+        self.block.resize(words);
+        let dst = self.block.as_mut_slice();
         match layout {
             ALayout::Tiles => {
                 debug_assert_eq!(groups % 16, 0);
@@ -211,6 +209,6 @@ impl APacker {
                 }
             }
         }
-        &self.block.as_slice()[..words]
+        self.block.as_slice()
     }
 }
