@@ -139,13 +139,35 @@ fn a_dropped_row_leaves_the_others_exact() {
         a.next = a.picker.next_token(w, &mut l.next().unwrap()).unwrap();
         b.next = b.picker.next_token(w, &mut l.next().unwrap()).unwrap();
     }
-    // `a` is cancelled: only `b` goes on.
+    // `a` is cancelled: `b` moves down to row 0 of the batch's buffers, and
+    // `c` joins in the room `a` left (both written in place).
     batch.retain(&[false, true]).unwrap();
-    while let Some(t) = b.next {
-        let mut l = g.batch_step(&mut batch, &[t]).unwrap();
-        b.next = b.picker.next_token(w, &mut l[0]).unwrap();
+    let (enc_c, prompt_c, mut c) = sequence(TranscribeOptions {
+        timestamps: true,
+        ..TranscribeOptions::greedy()
+    });
+    let mut lc = g
+        .batch_join(&mut batch, &enc_c, &prompt_c, 224)
+        .unwrap()
+        .unwrap();
+    c.next = c.picker.next_token(w, &mut lc).unwrap();
+    // In batch row order; a row leaves the batch when it is done.
+    let mut rows = vec![&mut b, &mut c];
+    while !rows.is_empty() {
+        let keep: Vec<bool> = rows.iter().map(|s| s.next.is_some()).collect();
+        batch.retain(&keep).unwrap();
+        rows.retain(|s| s.next.is_some());
+        if rows.is_empty() {
+            break;
+        }
+        let tokens: Vec<u32> = rows.iter().map(|s| s.next.unwrap()).collect();
+        let logits = g.batch_step(&mut batch, &tokens).unwrap();
+        for (s, mut l) in rows.iter_mut().zip(logits) {
+            s.next = s.picker.next_token(w, &mut l).unwrap();
+        }
     }
     assert_eq!(text_only(b.picker.generated()), b.expected);
+    assert_eq!(text_only(c.picker.generated()), c.expected);
 }
 
 #[test]

@@ -11,6 +11,8 @@ use crate::shape::{checked_bytes, numel};
 pub use crate::storage::{BackendBuffer, ExternalBytes, Storage};
 use crate::{DType, Device, Element};
 
+mod rows;
+
 /// A materialised tensor value: contiguous, row-major, immutable once shared.
 /// Cloning is cheap (an `Arc`).
 #[derive(Clone)]

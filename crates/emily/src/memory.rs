@@ -456,6 +456,24 @@ impl HostBuffer {
     pub(crate) fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
+
+    /// Bytes the allocation holds from the data's start (its size class):
+    /// how far [`HostBuffer::extend`] can grow the buffer in place.
+    pub(crate) fn capacity(&self) -> usize {
+        self.class
+    }
+
+    /// Grows the buffer to `len` bytes inside its allocation; false (and
+    /// nothing changes) when `len` exceeds [`HostBuffer::capacity`]. The new
+    /// bytes hold whatever the allocation held: the caller writes them
+    /// before anything reads them, as for [`HostBuffer::new`].
+    pub(crate) fn extend(&mut self, len: usize) -> bool {
+        if len > self.class {
+            return false;
+        }
+        self.len = self.len.max(len);
+        true
+    }
 }
 
 impl Drop for HostBuffer {

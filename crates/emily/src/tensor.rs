@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::ops::Op;
 use crate::{Array, DType, Device};
 
+mod rows;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What a node currently is.

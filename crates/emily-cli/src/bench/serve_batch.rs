@@ -186,36 +186,38 @@ pub fn run(w: &Whisper, samples: &[f32]) -> Result<BatchRows> {
             format!("join {n} row(s) (cross K/V, prompt)")
         );
     }
-    // A row joining (and leaving) a batch that already decodes 3 rows: what
-    // continuous batching pays per request besides the steps.
+    // A row leaving a batch of 4 and another joining the 3 left: what
+    // continuous batching pays per request besides the steps (the rows'
+    // buffers keep their room, so both are done in place).
     {
         let joiner = |max_new| Joiner {
             enc: &enc,
             prompt: &prompt,
             max_new,
         };
-        let three = [joiner(200), joiner(200), joiner(200)];
-        let (wall, cpu) = per_unit(1, 3, || {
-            let mut batch = BatchDecoderState::new();
-            w.graph().batch_join_many(&mut batch, &three)?;
-            let t = Instant::now();
-            w.graph().batch_join_many(&mut batch, &[joiner(64)])?;
-            let join = t.elapsed();
+        let four = [joiner(200), joiner(200), joiner(200), joiner(200)];
+        let mut batch = BatchDecoderState::with_max_rows(4);
+        w.graph().batch_join_many(&mut batch, &four)?;
+        let (wall, cpu) = per_unit(1, 5, || {
             let t = Instant::now();
             batch.retain(&[true, false, true, true])?;
             let retain = t.elapsed();
+            let t = Instant::now();
+            let joined = w.graph().batch_join_many(&mut batch, &[joiner(200)])?;
+            ensure!(joined.iter().all(Option::is_some), "no room to join");
+            let join = t.elapsed();
             if emily::telemetry::profiling() {
                 eprintln!(
-                    "join 1 row to 3: {:.1} ms; retain 3 of 4: {:.1} ms",
-                    join.as_secs_f64() * 1e3,
-                    retain.as_secs_f64() * 1e3
+                    "retain 3 of 4: {:.1} ms; join 1 row to 3: {:.1} ms",
+                    retain.as_secs_f64() * 1e3,
+                    join.as_secs_f64() * 1e3
                 );
             }
             Ok(())
         })?;
         println!(
             "{:<34} {wall:>9.1} {cpu:>9.1}",
-            "join 3 rows + 1 row, drop 1 row"
+            "drop 1 row of 4, join 1 row to 3"
         );
     }
     let mut base = None;

@@ -129,8 +129,8 @@ struct Worker {
 /// Runs jobs until the queue is closed and everything accepted is answered.
 pub(crate) fn run(ctx: WorkerContext) {
     let mut w = Worker {
+        batch: BatchDecoderState::with_max_rows(ctx.max_batch),
         ctx,
-        batch: BatchDecoderState::new(),
         active: Vec::new(),
         ready: Vec::new(),
         to_encode: Vec::new(),
@@ -464,7 +464,7 @@ impl Worker {
     /// A batch-wide failure: every active sequence gets the error.
     fn fail_batch(&mut self, e: WhisperError) {
         let msg = e.to_string();
-        self.batch = BatchDecoderState::new();
+        self.batch = BatchDecoderState::with_max_rows(self.ctx.max_batch);
         for a in std::mem::take(&mut self.active) {
             self.finish(a.task, Err(WhisperError::Model(model_error(&msg))));
         }
