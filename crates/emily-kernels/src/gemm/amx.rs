@@ -47,8 +47,11 @@ pub(crate) enum Dot {
     /// `tdpbusd`: u8 (A) by s8 (B) quadruples, i32 sums (the int8 GEMM).
     U8S8,
     /// `tdpbsud`: s8 (A) by u8 (B) quadruples, i32 sums (the int8 attention
-    /// products of [`crate::fast`]).
+    /// value product of [`crate::fast`]).
     S8U8,
+    /// `tdpbssd`: s8 by s8 quadruples, i32 sums (the int8 attention scores
+    /// of [`crate::fast`]: keys by queries, both signed).
+    S8S8,
 }
 
 impl From<Precision> for Dot {
@@ -382,6 +385,7 @@ impl TileOps for Hardware {
                 Dot::Bf16 => dp!("tdpbf16ps"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
                 Dot::U8S8 => dp!("tdpbusd"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
                 Dot::S8U8 => dp!("tdpbsud"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
+                Dot::S8S8 => dp!("tdpbssd"; (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)),
             }
         }
     }

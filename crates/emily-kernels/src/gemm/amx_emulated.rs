@@ -115,7 +115,7 @@ impl TileOps for Box<Emulated> {
                         }
                         s.to_bits()
                     }
-                    Dot::U8S8 | Dot::S8U8 => {
+                    Dot::U8S8 | Dot::S8U8 | Dot::S8S8 => {
                         let mut s = acc as i32;
                         for q in 0..k {
                             let (x, y) = (self.word(a, i, q), self.word(b, q, j));
@@ -123,6 +123,7 @@ impl TileOps for Box<Emulated> {
                                 let (xa, yb) = ((x >> (8 * l)) as u8, (y >> (8 * l)) as u8);
                                 let (u, v) = match d {
                                     Dot::U8S8 => (xa as i32, yb as i8 as i32),
+                                    Dot::S8S8 => (xa as i8 as i32, yb as i8 as i32),
                                     _ => (xa as i8 as i32, yb as i32),
                                 };
                                 s = s.wrapping_add(u * v);

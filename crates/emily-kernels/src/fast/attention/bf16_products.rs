@@ -27,6 +27,7 @@ use std::sync::OnceLock;
 use half::bf16;
 
 use super::block::{finish, init_rows, mask_and_softmax, tile_keys, Ctx, Scratch};
+use super::int8_scores::QueryCodes;
 use super::io::Src;
 use super::microkernel::{padded_rows, Avx512};
 use super::plan::Block;
@@ -91,11 +92,18 @@ pub(super) unsafe fn process(
     let pairs = d / 2;
     let qscale = p.scale * LOG2E;
     let int8 = super::int8_scores::wanted(ctx);
+    let mut score_tiles = false;
     if int8 {
         // SAFETY: AVX-512 present (this function's features); validated.
         unsafe {
             super::int8_scores::prepare_keys(ctx, k, blk.b, blk.hk, &mut s.i8);
-            super::int8_scores::pack_queries(ctx, blk, q, lanes, qscale, &mut s.i8);
+            score_tiles = super::tile_products::scores_on_tiles(s.i8.width());
+            let codes_as = if score_tiles {
+                QueryCodes::Signed
+            } else {
+                QueryCodes::Offset
+            };
+            super::int8_scores::pack_queries(ctx, blk, q, lanes, qscale, codes_as, &mut s.i8);
         }
     } else {
         // Q^T as bf16 pairs: features (2i, 2i + 1) of row r at i * lanes + r;
@@ -111,7 +119,6 @@ pub(super) unsafe fn process(
             }
         }
     }
-    let score_tiles = int8 && super::tile_products::scores_on_tiles(s.i8.width());
     let int8v = super::int8_values::wanted(ctx);
     let value_tiles = int8v && super::tile_products::values_on_tiles();
     if int8v {

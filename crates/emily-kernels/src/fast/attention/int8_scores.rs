@@ -94,7 +94,6 @@ impl Int8Scratch {
             codes: self.codes[j0 * self.width..].as_ptr(),
             width: self.width,
             keys,
-            kcorr: self.kcorr[j0..].as_ptr(),
             kscale: self.kscale[j0..].as_ptr(),
             qscale: self.qscale.as_ptr(),
         }
@@ -194,10 +193,20 @@ unsafe fn quantize_row(x: &[f32], out: &mut [i8]) -> (f32, i32) {
     }
 }
 
-/// Packs the block's query rows as offset int8 codes, transposed in 4-byte
-/// groups (`qt4[i][lane]` = codes `4i..4i + 4` of row `lane`, plus 128), and
-/// each lane's score factor `s_q · qscale`; padded lanes get code 0 and
-/// factor 0.
+/// How the query codes are stored for the product that reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum QueryCodes {
+    /// Plus 128, as unsigned bytes (`vpdpbusd` here: each key's
+    /// `128 · Σ codes` is subtracted).
+    Offset,
+    /// As they are (`tdpbssd` on the tile unit takes both operands signed).
+    Signed,
+}
+
+/// Packs the block's query rows as int8 codes stored as `codes` says,
+/// transposed in 4-byte groups (`qt4[i][lane]` = codes `4i..4i + 4` of row
+/// `lane`), and each lane's score factor `s_q · qscale`; padded lanes get
+/// code 0 and factor 0.
 ///
 /// # Safety
 /// AVX-512 F/BW CPU; `ctx` passed `SdpaParams::validate`, `q` is its
@@ -209,13 +218,19 @@ pub(super) unsafe fn pack_queries(
     q: &[bf16],
     lanes: usize,
     qscale: f32,
+    codes_as: QueryCodes,
     s: &mut Int8Scratch,
 ) {
     let p = ctx.p;
     let d = p.head_dim;
     let groups = s.width / 4;
+    // Adding 128 to each byte flips its top bit.
+    let flip = match codes_as {
+        QueryCodes::Offset => 0x8080_8080u32,
+        QueryCodes::Signed => 0,
+    };
     s.qt4.clear();
-    s.qt4.resize(groups * lanes, 0x8080_8080);
+    s.qt4.resize(groups * lanes, flip);
     s.qscale.clear();
     s.qscale.resize(lanes, 0.0);
     s.row.resize(d, 0.0);
@@ -229,8 +244,7 @@ pub(super) unsafe fn pack_queries(
         s.qscale[r] = scale * qscale;
         for (i, c) in codes.chunks_exact(4).enumerate() {
             let word = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
-            // Adding 128 to each byte flips its top bit.
-            s.qt4[i * lanes + r] = word ^ 0x8080_8080;
+            s.qt4[i * lanes + r] = word ^ flip;
         }
     }
 }

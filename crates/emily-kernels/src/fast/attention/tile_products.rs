@@ -1,14 +1,15 @@
 //! The int8 attention's two products on the AMX tile unit, for CPUs whose
-//! int8 GEMM engine is AMX: `tdpbsud` (s8 rows of A by u8 words of B, i32
-//! sums) computes the same integer sums as the VNNI kernels of
+//! int8 GEMM engine is AMX: `tdpbssd` (scores) and `tdpbsud` (values)
+//! compute the same integer sums as the VNNI kernels of
 //! [`super::int8_scores`] and [`super::int8_values`], and the float steps
 //! after them are the same operations in the same order, so the results
 //! are bit-identical to theirs.
 //!
 //! - Scores, `C = K · Q^T`: A = 16 keys' centred s8 codes (64 features per
-//!   tile row), B = the offset u8 query codes as packed for VNNI (4-feature
-//!   words per lane, `qt4`), C = 16 keys × 16 lanes: the lanes layout of the
-//!   score tile. The keys' `128 · Σ codes` is subtracted afterwards.
+//!   tile row), B = the s8 query codes in VNNI's packing (4-feature words
+//!   per lane, `qt4`, without VNNI's +128 offset: `tdpbssd` takes both
+//!   operands signed, so no `128 · Σ codes` is subtracted), C = 16 keys ×
+//!   16 lanes: the lanes layout of the score tile.
 //! - Values, `C = V^T · P^T`: A = 16 features' s8 codes along 64 keys (the
 //!   head's packed values transposed once per head, `v4t`), B = the tile's
 //!   u8 weight words (`p4`), C = 16 features × 16 lanes: the layout of the
@@ -58,7 +59,8 @@ fn amx() -> bool {
 /// The operands of one score tile (see [`scores`]).
 #[derive(Clone, Copy)]
 pub(super) struct ScoreOperands {
-    /// Offset query codes: `width / 4` rows of `lanes` words.
+    /// Signed query codes ([`super::int8_scores::QueryCodes::Signed`]):
+    /// `width / 4` rows of `lanes` words.
     pub qt4: *const u32,
     /// Query lanes (a multiple of 32).
     pub lanes: usize,
@@ -69,8 +71,7 @@ pub(super) struct ScoreOperands {
     pub width: usize,
     /// Keys of the tile.
     pub keys: usize,
-    /// Per key from the tile's first: `128 · Σ codes` and the scale.
-    pub kcorr: *const i32,
+    /// Per key from the tile's first: the scale.
     pub kscale: *const f32,
     /// Per lane: `s_q · scale · log2(e)`.
     pub qscale: *const f32,
@@ -119,18 +120,18 @@ pub(super) unsafe fn scores<O: TileOps>(
                         ops.load::<6>(b.cast(), ldq);
                         ops.load::<7>(b.add(HALF).cast(), ldq);
                     }
-                    dots(ops);
+                    dots(ops, Dot::S8S8);
                 }
                 store_sums(ops, &mut sums);
                 let qscale = x.qscale.add(rc);
                 for m in 0..SIDE.min(x.keys - kg) {
-                    let (corr, sk) = (*x.kcorr.add(kg + m), *x.kscale.add(kg + m));
+                    let sk = *x.kscale.add(kg + m);
                     let row = st.add((kg + m) * x.lanes + rc);
                     let mut vals = [0f32; SIDE];
                     for (l, (v, &sum)) in
                         vals.iter_mut().zip(&sums.0[m * SIDE..][..SIDE]).enumerate()
                     {
-                        *v = sum.wrapping_sub(corr) as f32 * (*qscale.add(l) * sk);
+                        *v = sum as f32 * (*qscale.add(l) * sk);
                     }
                     std::ptr::copy_nonoverlapping(vals.as_ptr(), row, SIDE);
                     if tmax.is_some() {
@@ -200,7 +201,7 @@ pub(super) unsafe fn values<O: TileOps>(ops: &mut O, x: ValueOperands, ot: *mut 
                     let b = x.p4.add(s * HALF * x.lanes + rc);
                     ops.load::<6>(b.cast(), ldp);
                     ops.load::<7>(b.add(HALF).cast(), ldp);
-                    dots(ops);
+                    dots(ops, Dot::S8U8);
                 }
                 store_sums(ops, &mut sums);
                 let (pscale, alpha) = (x.pscale.add(rc), x.alpha.add(rc));
@@ -233,18 +234,18 @@ unsafe fn zero_sums<O: TileOps>(ops: &mut O) {
     }
 }
 
-/// The four products of one step: rows of tiles 4/5 by lanes of tiles 6/7.
+/// The four products `d` of one step: rows of tiles 4/5 by lanes of tiles 6/7.
 ///
 /// # Safety
 /// Tiles are configured and 4–7 loaded.
 #[inline(always)]
-unsafe fn dots<O: TileOps>(ops: &mut O) {
+unsafe fn dots<O: TileOps>(ops: &mut O, d: Dot) {
     // SAFETY: forwarded.
     unsafe {
-        ops.dot::<0, 4, 6>(Dot::S8U8);
-        ops.dot::<1, 4, 7>(Dot::S8U8);
-        ops.dot::<2, 5, 6>(Dot::S8U8);
-        ops.dot::<3, 5, 7>(Dot::S8U8);
+        ops.dot::<0, 4, 6>(d);
+        ops.dot::<1, 4, 7>(d);
+        ops.dot::<2, 5, 6>(d);
+        ops.dot::<3, 5, 7>(d);
     }
 }
 
@@ -329,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn score_tiles_equal_the_vnni_formula() {
+    fn score_tiles_equal_the_signed_code_formula() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for (keys, lanes, width) in [
             (1usize, 32usize, 64usize),
@@ -348,7 +349,6 @@ mod tests {
                 })
                 .collect();
             let qt4: Vec<u32> = (0..groups * lanes).map(|_| rng.next() as u32).collect();
-            let kcorr: Vec<i32> = (0..keys).map(|_| rng.next() as i32 >> 12).collect();
             let kscale: Vec<f32> = (0..keys).map(|_| rng.unit() + 0.01).collect();
             let qscale: Vec<f32> = (0..lanes).map(|_| rng.unit() + 0.01).collect();
             let mut st = vec![f32::NAN; keys * lanes];
@@ -359,7 +359,6 @@ mod tests {
                 codes: codes.as_ptr(),
                 width,
                 keys,
-                kcorr: kcorr.as_ptr(),
                 kscale: kscale.as_ptr(),
                 qscale: qscale.as_ptr(),
             };
@@ -374,12 +373,12 @@ mod tests {
             };
             for m in 0..keys {
                 for l in 0..lanes {
-                    let mut acc = -kcorr[m];
+                    let mut acc = 0i32;
                     for i in 0..groups {
                         let w = qt4[i * lanes + l].to_le_bytes();
                         for (e, &qb) in w.iter().enumerate() {
                             let k = codes[m * width + 4 * i + e] as i32;
-                            acc = acc.wrapping_add(qb as i32 * k);
+                            acc = acc.wrapping_add(qb as i8 as i32 * k);
                         }
                     }
                     let want = acc as f32 * (qscale[l] * kscale[m]);
