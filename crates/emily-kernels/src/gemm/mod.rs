@@ -42,6 +42,7 @@ mod prepack;
 mod quantize;
 mod quantized_rows;
 mod words;
+pub(crate) use words::Words;
 
 use std::cell::Cell;
 

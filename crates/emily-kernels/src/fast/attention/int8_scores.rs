@@ -30,7 +30,7 @@ use super::block::{Ctx, Scratch};
 use super::microkernel::padded_rows;
 use super::plan::Block;
 use super::tile_products::{ScoreOperands, KEY_PAD};
-use crate::gemm::{Engine, Precision};
+use crate::gemm::{Engine, Precision, Words};
 
 /// Query lanes per register tile (as the bf16 loop: two 16-lane vectors).
 const NR: usize = 32;
@@ -63,8 +63,9 @@ pub(super) struct Int8Scratch {
     head: Option<(u64, usize, usize)>,
     /// Bytes per key row of `codes`: the head dim rounded up to 4.
     width: usize,
-    /// Centred key codes, `kv_len` rows of `width` bytes.
-    codes: Vec<i8>,
+    /// Centred key codes, `kv_len` rows of `width` bytes (as words: on
+    /// cache lines, which the tile unit's row loads want).
+    codes: Words,
     /// Per key: its scale, and `128 ·` the sum of its codes.
     kscale: Vec<f32>,
     kcorr: Vec<i32>,
@@ -73,7 +74,7 @@ pub(super) struct Int8Scratch {
     row: Vec<f32>,
     /// Q^T as 4-byte groups of offset query codes (`width / 4` rows of
     /// `lanes` words) and each lane's `s_q · scale · log2(e)`.
-    qt4: Vec<u32>,
+    qt4: Words,
     qscale: Vec<f32>,
 }
 
@@ -83,15 +84,20 @@ impl Int8Scratch {
         self.width
     }
 
+    /// The key codes, row-major.
+    fn codes(&self) -> &[i8] {
+        bytemuck::cast_slice(self.codes.as_slice())
+    }
+
     /// The operands of the tile-unit score product for keys `j0 .. j0 +
     /// keys` (see [`super::tile_products::scores`]) after [`prepare_keys`]
     /// and [`pack_queries`] ran with `lanes` lanes.
     pub(super) fn score_operands(&self, lanes: usize, j0: usize, keys: usize) -> ScoreOperands {
-        debug_assert!(self.codes.len() >= (j0 + keys.next_multiple_of(KEY_PAD)) * self.width);
+        debug_assert!(self.codes().len() >= (j0 + keys.next_multiple_of(KEY_PAD)) * self.width);
         ScoreOperands {
-            qt4: self.qt4.as_ptr(),
+            qt4: self.qt4.as_slice().as_ptr(),
             lanes,
-            codes: self.codes[j0 * self.width..].as_ptr(),
+            codes: self.codes()[j0 * self.width..].as_ptr(),
             width: self.width,
             keys,
             kscale: self.kscale[j0..].as_ptr(),
@@ -132,9 +138,9 @@ pub(super) unsafe fn prepare_keys(
     let inv_n = 1.0 / n.max(1) as f32;
     s.mean.iter_mut().for_each(|m| *m *= inv_n);
     s.width = width;
-    s.codes.clear();
     // Zero rows past the last key: the tile unit reads whole 32-key blocks.
-    s.codes.resize((n + KEY_PAD) * width, 0);
+    s.codes.resize(0);
+    s.codes.resize((n + KEY_PAD) * width / 4);
     s.kscale.clear();
     s.kcorr.clear();
     for j in 0..n {
@@ -143,7 +149,8 @@ pub(super) unsafe fn prepare_keys(
             *x -= m;
         }
         // SAFETY: AVX-512 F/BW present, as documented.
-        let (scale, sum) = unsafe { quantize_row(&s.row, &mut s.codes[j * width..][..d]) };
+        let codes = bytemuck::cast_slice_mut::<u32, i8>(s.codes.as_mut_slice());
+        let (scale, sum) = unsafe { quantize_row(&s.row, &mut codes[j * width..][..d]) };
         s.kscale.push(scale);
         s.kcorr.push(OFFSET * sum);
     }
@@ -229,8 +236,8 @@ pub(super) unsafe fn pack_queries(
         QueryCodes::Offset => 0x8080_8080u32,
         QueryCodes::Signed => 0,
     };
-    s.qt4.clear();
-    s.qt4.resize(groups * lanes, flip);
+    s.qt4.resize(groups * lanes);
+    s.qt4.as_mut_slice().fill(flip);
     s.qscale.clear();
     s.qscale.resize(lanes, 0.0);
     s.row.resize(d, 0.0);
@@ -244,7 +251,7 @@ pub(super) unsafe fn pack_queries(
         s.qscale[r] = scale * qscale;
         for (i, c) in codes.chunks_exact(4).enumerate() {
             let word = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
-            s.qt4[i * lanes + r] = word ^ flip;
+            s.qt4.as_mut_slice()[i * lanes + r] = word ^ flip;
         }
     }
 }
@@ -268,9 +275,9 @@ pub(super) unsafe fn tile_scores(s: &mut Scratch, lanes: usize, j0: usize, keys:
             // lanes rc..rc + NR, as documented.
             unsafe {
                 scores(
-                    i8s.qt4.as_ptr().add(rc),
+                    i8s.qt4.as_slice().as_ptr().add(rc),
                     lanes,
-                    i8s.codes.as_ptr().add(j * width),
+                    i8s.codes().as_ptr().add(j * width),
                     width,
                     MR.min(keys - kg),
                     groups,

@@ -28,6 +28,7 @@ use half::bf16;
 use super::block::{mask_tile, Ctx, Scratch};
 use super::tile_products::{self, ValueOperands};
 use super::SdpaParams;
+use crate::gemm::Words;
 
 /// Query lanes per register tile.
 const NR: usize = 32;
@@ -56,12 +57,12 @@ pub(super) struct Int8Values {
     inv: Vec<f32>,
     /// The tile's packed weight codes (`ceil(keys / 4)` rows of `lanes`
     /// words) and each lane's `s_p`.
-    p4: Vec<u32>,
+    p4: Words,
     pscale: Vec<f32>,
     /// For the tile unit ([`tile_products`]): `v4` transposed, feature `c`'s
     /// 4-key words at `c · gstride` (zero-padded rows and words, so whole
     /// tiles read initialised memory); empty when the tiles are not used.
-    v4t: Vec<u32>,
+    v4t: Words,
     gstride: usize,
 }
 
@@ -78,14 +79,14 @@ impl Int8Values {
         keys: usize,
     ) -> ValueOperands {
         let groups = keys.div_ceil(4);
-        self.p4.resize(groups.next_multiple_of(16) * lanes, 0);
+        self.p4.resize(groups.next_multiple_of(16) * lanes);
         debug_assert!(j0 / 4 + groups.next_multiple_of(16) <= self.gstride);
-        debug_assert!(self.v4t.len() >= dv.next_multiple_of(32) * self.gstride);
+        debug_assert!(self.v4t.as_slice().len() >= dv.next_multiple_of(32) * self.gstride);
         ValueOperands {
-            p4: self.p4.as_ptr(),
+            p4: self.p4.as_slice().as_ptr(),
             lanes,
             groups,
-            v4t: self.v4t[j0 / 4..].as_ptr(),
+            v4t: self.v4t.as_slice()[j0 / 4..].as_ptr(),
             gstride: self.gstride,
             dv,
             pscale: self.pscale.as_ptr(),
@@ -159,11 +160,12 @@ pub(super) unsafe fn prepare_values(
         // Feature-major words for the tile unit's A operand: each row long
         // enough for a tile read (16 words) from any tile's first group.
         s.gstride = groups.next_multiple_of(16) + 16;
-        s.v4t.clear();
-        s.v4t.resize(dv.next_multiple_of(32) * s.gstride, 0);
+        s.v4t.resize(0);
+        s.v4t.resize(dv.next_multiple_of(32) * s.gstride);
+        let v4t = s.v4t.as_mut_slice();
         for g in 0..groups {
             for c in 0..dv {
-                s.v4t[c * s.gstride + g] = s.v4[g * dv + c];
+                v4t[c * s.gstride + g] = s.v4[g * dv + c];
             }
         }
     }
@@ -223,8 +225,8 @@ pub(super) unsafe fn softmax_and_pack(
     let v8 = &mut s.v8;
     v8.pscale.clear();
     v8.pscale.resize(lanes, 0.0);
-    v8.p4.clear();
-    v8.p4.reserve(groups * lanes);
+    // Every word is written below.
+    v8.p4.resize(groups * lanes);
     for c in (0..lanes).step_by(16) {
         let tmax = max_known.then(|| s.tmax[c..c + 16].as_ptr());
         let (st, m, l, alpha) = (
@@ -234,10 +236,12 @@ pub(super) unsafe fn softmax_and_pack(
             s.alpha.as_mut_ptr(),
         );
         let lanes_of = (st.add(c), m.add(c), l.add(c), alpha.add(c));
-        let out = (v8.pscale.as_mut_ptr().add(c), v8.p4.as_mut_ptr().add(c));
+        let out = (
+            v8.pscale.as_mut_ptr().add(c),
+            v8.p4.as_mut_slice().as_mut_ptr().add(c),
+        );
         // SAFETY: lanes c..c + 16 of the tile, the statistics and the
-        // scales; `groups · lanes` words of `p4` (its capacity; every word
-        // is written before `set_len`).
+        // scales; the `groups · lanes` words of `p4`.
         unsafe {
             if short {
                 softmax_pack_lanes::<true>(lanes_of, lanes, keys, tmax, out)
@@ -246,8 +250,6 @@ pub(super) unsafe fn softmax_and_pack(
             }
         };
     }
-    // SAFETY: every word of the `groups · lanes` was written above.
-    unsafe { v8.p4.set_len(groups * lanes) };
 }
 
 /// Lanes `(st, m, l, alpha)` of [`softmax_pack_lanes`].
@@ -413,7 +415,7 @@ pub(super) unsafe fn tile_values(s: &mut Scratch, lanes: usize, dv: usize, j0: u
             // from this tile; O^T rows dv0.., lanes rc..rc + NR.
             unsafe {
                 values(
-                    v8.p4.as_ptr().add(rc),
+                    v8.p4.as_slice().as_ptr().add(rc),
                     lanes,
                     groups,
                     (v4.add(dv0), dv),
