@@ -42,7 +42,7 @@ mod prepack;
 mod quantize;
 mod quantized_rows;
 mod words;
-pub(crate) use words::Words;
+pub(crate) use words::{Floats, Words};
 
 use std::cell::Cell;
 

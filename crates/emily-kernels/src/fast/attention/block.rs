@@ -23,6 +23,7 @@ use super::microkernel::{MicroKernels, Portable};
 use super::plan::{Block, Plan};
 use super::softmax::{short_exp, LOG2E};
 use super::{Mask, SdpaParams};
+use crate::gemm::Floats;
 use crate::simd::{isa, Isa};
 
 /// Everything a unit reads, shared by all workers.
@@ -68,10 +69,10 @@ pub(super) struct Scratch {
     pub qrows: Vec<f32>,
     /// The same transposed for the lanes layout (`head_dim x lanes`).
     pub qt: Vec<f32>,
-    /// Score / probability tile.
-    pub st: Vec<f32>,
-    /// Output accumulator (`v_head_dim x lanes` or `rows x v_head_dim`).
-    pub ot: Vec<f32>,
+    /// Score / probability tile (on cache lines: its rows are whole vectors).
+    pub st: Floats,
+    /// Output accumulator (`v_head_dim x lanes` or `rows x v_head_dim`), as `st`.
+    pub ot: Floats,
     /// Final output rows (`rows x v_head_dim`) and `1 / l` per row.
     pub orows: Vec<f32>,
     pub inv: Vec<f32>,
