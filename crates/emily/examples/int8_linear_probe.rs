@@ -42,7 +42,7 @@ fn time_linear(m: usize, n: usize, k: usize, reps: usize, mode: &str) -> Result<
             _ => ws.iter().map(|w| lin(w)?.cast(DType::BF16)).collect(),
         }
     });
-    f.call(&[x.clone()])?;
+    f.call(std::slice::from_ref(&x))?;
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         let t = Instant::now();
