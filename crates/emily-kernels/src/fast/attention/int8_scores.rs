@@ -72,8 +72,8 @@ pub(super) struct Int8Scratch {
     /// The head's mean key and one widened key or query row.
     mean: Vec<f32>,
     row: Vec<f32>,
-    /// Q^T as 4-byte groups of offset query codes (`width / 4` rows of
-    /// `lanes` words) and each lane's `s_q · scale · log2(e)`.
+    /// Q^T as 4-byte groups of query codes ([`QueryCodes`]; `width / 4`
+    /// rows of `lanes` words) and each lane's `s_q · scale · log2(e)`.
     qt4: Words,
     qscale: Vec<f32>,
 }
@@ -143,13 +143,13 @@ pub(super) unsafe fn prepare_keys(
     s.codes.resize((n + KEY_PAD) * width / 4);
     s.kscale.clear();
     s.kcorr.clear();
+    let codes = bytemuck::cast_slice_mut::<u32, i8>(s.codes.as_mut_slice());
     for j in 0..n {
         crate::cast::bf16_to_f32(key(j), &mut s.row);
         for (x, m) in s.row.iter_mut().zip(&s.mean) {
             *x -= m;
         }
         // SAFETY: AVX-512 F/BW present, as documented.
-        let codes = bytemuck::cast_slice_mut::<u32, i8>(s.codes.as_mut_slice());
         let (scale, sum) = unsafe { quantize_row(&s.row, &mut codes[j * width..][..d]) };
         s.kscale.push(scale);
         s.kcorr.push(OFFSET * sum);
@@ -210,7 +210,7 @@ pub(super) enum QueryCodes {
     Signed,
 }
 
-/// Packs the block's query rows as int8 codes stored as `codes` says,
+/// Packs the block's query rows as int8 codes stored as `codes_as` says,
 /// transposed in 4-byte groups (`qt4[i][lane]` = codes `4i..4i + 4` of row
 /// `lane`), and each lane's score factor `s_q · qscale`; padded lanes get
 /// code 0 and factor 0.

@@ -9,9 +9,12 @@
 //! unsigned bytes with the row's own scale (`s_p = max_j p / 255` over the
 //! tile) and packed the same way; the i32 sums are exact and
 //! `O = α·O + s_p · s_v · Σ`. The denominator is summed from the unrounded
-//! weights, as in the bf16 loop.
+//! weights, as in the bf16 loop. The weights' codes come from a cubic
+//! `2^x` (relative error 7.5e-5: 0.02 of a code's step at most, and as
+//! much of the denominator).
 //!
-//! Error: a weight moves by at most `s_p / 2 ≤ 1/510` and a value by
+//! Error: a weight moves by at most `s_p / 2 ≤ 1/510` (plus the cubic's
+//! 0.02 steps) and a value by
 //! `s_v / 2`, so an output row moves by at most
 //! `(Σ_j |Δp_j| · max|v| + s_v / 2 · Σ_j p_j) / l ≤ (n_tile_keys / 510 ·
 //! max|v|) / l + max|v| / 254` — the first term is a worst case of

@@ -110,9 +110,9 @@ fn stack_rows(
 }
 
 impl BatchDecoderState {
-    /// An empty batch. Its buffers grow to twice the rows they must hold
-    /// (a power of two), so rows that join after others left are written in
-    /// place.
+    /// An empty batch. When a join outgrows its buffers, the new ones have
+    /// room for the next power of two of rows, so rows that join after
+    /// others left are written in place.
     pub fn new() -> BatchDecoderState {
         BatchDecoderState::default()
     }
