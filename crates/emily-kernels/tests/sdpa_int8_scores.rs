@@ -135,6 +135,9 @@ fn int8_scores_under_every_mask() {
     let (tq, tk) = (45, 300);
     check((1, 2, 1, tq, tk, 64, 64), Mask::Causal, 1);
     check((1, 2, 1, tq, tq, 64, 64), Mask::Causal, 2);
+    // Keys over several key tiles (512 per tile where both products run on
+    // the AMX tiles, 256 elsewhere), the last one partial and masked.
+    check((1, 2, 1, 70, 1100, 64, 64), Mask::Causal, 6);
     let mut rng = StdRng::seed_from_u64(3);
     let bias: Vec<f32> = (0..tq * tk)
         .map(|_| {
