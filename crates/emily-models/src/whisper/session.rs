@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 
 use super::decoding::{self, LogitFilter, RawSegment};
 use super::fallback::{
-    compression_ratio, improbable, softmax_at, too_repetitive, FallbackDecoder, WindowResult,
+    compression_ratio, improbable, log_softmax_at, too_repetitive, FallbackDecoder, WindowResult,
 };
 use super::features::Features;
 use super::transcriber::{check_finite, Segment, Timings, Transcript, Whisper, WhisperError};
@@ -576,7 +576,7 @@ impl WindowDecoder {
             Some(s) => s.sample(logits),
             None => decoding::argmax(logits),
         };
-        self.sum_logprob += softmax_at(logits, next as usize).ln();
+        self.sum_logprob += log_softmax_at(logits, next as usize);
         if next == sp.eot {
             return Ok(None);
         }
