@@ -84,6 +84,12 @@ impl Int8Scratch {
         self.width
     }
 
+    /// Each query lane's score factor `s_q · scale · log2(e)` (0 for padded
+    /// lanes), as [`pack_queries`] left it.
+    pub(super) fn qscale(&self) -> &[f32] {
+        &self.qscale
+    }
+
     /// The key codes, row-major.
     fn codes(&self) -> &[i8] {
         bytemuck::cast_slice(self.codes.as_slice())

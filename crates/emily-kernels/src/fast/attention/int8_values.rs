@@ -202,9 +202,11 @@ unsafe fn round_codes(x: &[f32], inv: &[f32], out: &mut [i8]) {
 /// softmax on it (as [`super::block::mask_and_softmax`] with the AVX-512
 /// kernel), rounding the weights to bytes and packing them in 4-key groups
 /// into `s.v8.p4` on the way ([`softmax_pack_lanes`]): the weights are never
-/// stored as floats. `max_known`: the tile is unmasked and `s.tmax` holds
-/// each lane's largest score of it (the tile products found it), so the tile
-/// is read once. Unmasked calls take the short exponential
+/// stored as floats. `max_known`: the tile is unmasked, the tile products
+/// stored its scores without their lane factor and `s.tmax` holds each
+/// lane's largest of them ([`tile_products::scores`]), so the tile is read
+/// once and the factor is multiplied in as the maximum is subtracted.
+/// Unmasked calls take the short exponential
 /// ([`super::softmax::short_exp`]).
 ///
 /// # Safety
@@ -231,7 +233,7 @@ pub(super) unsafe fn softmax_and_pack(
     // Every word is written below.
     v8.p4.resize(groups * lanes);
     for c in (0..lanes).step_by(16) {
-        let tmax = max_known.then(|| s.tmax[c..c + 16].as_ptr());
+        let tmax = max_known.then(|| (s.tmax[c..c + 16].as_ptr(), s.i8.qscale()[c..].as_ptr()));
         let (st, m, l, alpha) = (
             s.st.as_ptr(),
             s.m.as_mut_ptr(),
@@ -269,7 +271,9 @@ type LaneStats = (*const f32, *mut f32, *mut f32, *mut f32);
 /// `p_max / 255`. The denominator sums the codes before rounding, times
 /// `p_max / 255` (the unrounded weights); `m`, `l` and `alpha` are updated
 /// as by the float kernel. The tile's maxima come from `tile_max` when
-/// given, else from a pass over it.
+/// given — `(maxima, factors)`: the scores and their maxima are then
+/// without the lane's factor, which multiplies both — else from a pass
+/// over it.
 ///
 /// # Safety
 /// AVX-512 F/BW CPU; `st` holds `keys` rows of at least 16 floats `ld`
@@ -280,14 +284,16 @@ unsafe fn softmax_pack_lanes<const SHORT: bool>(
     (st, m, l, alpha): LaneStats,
     ld: usize,
     keys: usize,
-    tile_max: Option<*const f32>,
+    tile_max: Option<(*const f32, *const f32)>,
     (pscale, p4): (*mut f32, *mut u32),
 ) {
     use super::microkernel::exp2_avx512;
     // SAFETY: the caller's contract bounds every access below.
     unsafe {
+        // Each score is `s · factor` (1 where the scores carry it).
+        let factor = tile_max.map_or(_mm512_set1_ps(1.0), |(_, f)| _mm512_loadu_ps(f));
         let tmax = match tile_max {
-            Some(t) => _mm512_loadu_ps(t),
+            Some((t, _)) => _mm512_mul_ps(_mm512_loadu_ps(t), factor),
             None => {
                 let mut t = _mm512_set1_ps(f32::NEG_INFINITY);
                 for j in 0..keys {
@@ -315,17 +321,17 @@ unsafe fn softmax_pack_lanes<const SHORT: bool>(
         let full = keys / 4;
         for g in 0..full {
             let row = |e: usize| st.add((4 * g + e) * ld);
-            let c0 = weight_code(row(0), shift, &mut even);
-            let c1 = weight_code(row(1), shift, &mut odd);
-            let c2 = weight_code(row(2), shift, &mut even);
-            let c3 = weight_code(row(3), shift, &mut odd);
+            let c0 = weight_code(row(0), (factor, shift), &mut even);
+            let c1 = weight_code(row(1), (factor, shift), &mut odd);
+            let c2 = weight_code(row(2), (factor, shift), &mut even);
+            let c3 = weight_code(row(3), (factor, shift), &mut odd);
             _mm512_storeu_si512(p4.add(g * ld).cast(), pack_codes(c0, c1, c2, c3));
         }
         if full * 4 < keys {
             let mut c = [_mm512_setzero_si512(); 4];
             for (e, code) in c.iter_mut().enumerate().take(keys - 4 * full) {
                 let sum = if e % 2 == 0 { &mut even } else { &mut odd };
-                *code = weight_code(st.add((4 * full + e) * ld), shift, sum);
+                *code = weight_code(st.add((4 * full + e) * ld), (factor, shift), sum);
             }
             _mm512_storeu_si512(p4.add(full * ld).cast(), pack_codes(c[0], c[1], c[2], c[3]));
         }
@@ -336,18 +342,22 @@ unsafe fn softmax_pack_lanes<const SHORT: bool>(
     }
 }
 
-/// The codes `2^(s − shift)` of the 16 scores at `row` (`[0, 255]` when
-/// `shift` is the tile maximum less `log2 255`), added to `sum`, and
+/// The codes `2^(s · factor − shift)` of the 16 scores at `row` (`[0, 255]`
+/// when `shift` is the tile maximum less `log2 255`), added to `sum`, and
 /// rounded to i32 lanes. A function rather than a closure, so that it
 /// inlines with the caller's target features.
 ///
 /// # Safety
 /// AVX-512 F CPU; `row` addresses 16 readable floats.
 #[inline(always)]
-unsafe fn weight_code(row: *const f32, shift: __m512, sum: &mut __m512) -> __m512i {
+unsafe fn weight_code(
+    row: *const f32,
+    (factor, shift): (__m512, __m512),
+    sum: &mut __m512,
+) -> __m512i {
     // SAFETY: the caller's contract.
     unsafe {
-        let w = exp2_code(_mm512_sub_ps(_mm512_loadu_ps(row), shift));
+        let w = exp2_code(_mm512_fmsub_ps(_mm512_loadu_ps(row), factor, shift));
         *sum = _mm512_add_ps(*sum, w);
         _mm512_cvtps_epi32(w)
     }

@@ -1,9 +1,11 @@
 //! The int8 attention's two products on the AMX tile unit, for CPUs whose
 //! int8 GEMM engine is AMX: `tdpbssd` (scores) and `tdpbsud` (values)
 //! compute the same integer sums as the VNNI kernels of
-//! [`super::int8_scores`] and [`super::int8_values`], and the float steps
-//! after them are the same operations in the same order, so the results
-//! are bit-identical to theirs.
+//! [`super::int8_scores`] and [`super::int8_values`]. The value product's
+//! float steps are theirs, in the same order (bit-identical results); so
+//! are a masked score tile's, while an unmasked one is stored without the
+//! lane's factor, which the softmax multiplies in as it subtracts the
+//! maximum (one rounding moved: a vector multiply fewer per 16 scores).
 //!
 //! - Scores, `C = K · Q^T`: A = 16 keys' centred s8 codes (64 features per
 //!   tile row), B = the s8 query codes in VNNI's packing (4-feature words
@@ -77,11 +79,15 @@ pub(super) struct ScoreOperands {
     pub qscale: *const f32,
 }
 
-/// `S^T[m][lane] = s_q[lane] · s_k[m] · (Σ_i Q^T[i][lane] · K[m][i] - corr[m])`
-/// for every key `m` of the tile into `st` (`keys` rows of `lanes` floats):
+/// `S^T[m][lane] = s_q[lane] · s_k[m] · Σ_i Q^T[i][lane] · K[m][i]` for
+/// every key `m` of the tile into `st` (`keys` rows of `lanes` floats):
 /// [`super::int8_scores::tile_scores`] on the tile unit. With `tmax`
-/// (`lanes` floats), each lane's entry is raised to its largest score, so
-/// the softmax of an unmasked tile needs no pass of its own for it.
+/// (`lanes` floats: an unmasked tile), the scores are stored without the
+/// lane's factor `s_q[lane]` — `S'^T[m][lane] = s_k[m] · Σ`, which the
+/// softmax multiplies in as it subtracts the maximum
+/// ([`super::int8_values::softmax_and_pack`]) — and each lane's entry of
+/// `tmax` is raised to its largest `S'`, so the softmax needs no pass of
+/// its own for it.
 ///
 /// # Safety
 /// `ops` may execute tile instructions on this thread (the hardware needs
@@ -123,23 +129,11 @@ pub(super) unsafe fn scores<O: TileOps>(
                     dots(ops, Dot::S8S8);
                 }
                 store_sums(ops, &mut sums);
-                let qscale = x.qscale.add(rc);
-                for m in 0..SIDE.min(x.keys - kg) {
-                    let sk = *x.kscale.add(kg + m);
-                    let row = st.add((kg + m) * x.lanes + rc);
-                    let mut vals = [0f32; SIDE];
-                    for (l, (v, &sum)) in
-                        vals.iter_mut().zip(&sums.0[m * SIDE..][..SIDE]).enumerate()
-                    {
-                        *v = sum as f32 * (*qscale.add(l) * sk);
-                    }
-                    std::ptr::copy_nonoverlapping(vals.as_ptr(), row, SIDE);
-                    if tmax.is_some() {
-                        for (mx, &v) in lane_max.iter_mut().zip(&vals) {
-                            // A NaN score is skipped, as by `vmaxps` in the softmax's own pass.
-                            *mx = if v > *mx { v } else { *mx };
-                        }
-                    }
+                let block = (kg, rc, st);
+                if tmax.is_some() {
+                    finish_scores::<true>(&sums, &x, block, &mut lane_max);
+                } else {
+                    finish_scores::<false>(&sums, &x, block, &mut lane_max);
                 }
             }
             if let Some(tmax) = tmax {
@@ -150,6 +144,44 @@ pub(super) unsafe fn scores<O: TileOps>(
             }
         }
         ops.release();
+    }
+}
+
+/// The floats of the finished block of keys `kg..` and lanes `rc..` of
+/// [`scores`] from its sums into `st`: `sum · s_k[m]`, times the lane's
+/// factor unless `UNSCALED`, which also raises `lane_max` to each lane's
+/// largest. (Two builds, so the row loop carries no branch.)
+///
+/// # Safety
+/// As [`scores`] for this block.
+#[inline(always)]
+unsafe fn finish_scores<const UNSCALED: bool>(
+    sums: &BlockSums,
+    x: &ScoreOperands,
+    (kg, rc, st): (usize, usize, *mut f32),
+    lane_max: &mut [f32; SIDE],
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let lane = std::slice::from_raw_parts(x.qscale.add(rc), SIDE);
+        for m in 0..SIDE.min(x.keys - kg) {
+            let sk = *x.kscale.add(kg + m);
+            let mut vals = [0f32; SIDE];
+            for ((v, &sum), &q) in vals.iter_mut().zip(&sums.0[m * SIDE..][..SIDE]).zip(lane) {
+                *v = if UNSCALED {
+                    sum as f32 * sk
+                } else {
+                    sum as f32 * (q * sk)
+                };
+            }
+            std::ptr::copy_nonoverlapping(vals.as_ptr(), st.add((kg + m) * x.lanes + rc), SIDE);
+            if UNSCALED {
+                for (mx, &v) in lane_max.iter_mut().zip(&vals) {
+                    // A NaN score is skipped, as by `vmaxps` in the softmax's own pass.
+                    *mx = if v > *mx { v } else { *mx };
+                }
+            }
+        }
     }
 }
 
@@ -267,8 +299,9 @@ unsafe fn store_sums<O: TileOps>(ops: &mut O, sums: &mut BlockSums) {
 
 /// [`scores`] on the tile unit for the score tile of keys `j0 .. j0 + keys`
 /// of the block in `s` (the hardware entry of
-/// [`super::bf16_products::process`]); with `with_max`, `s.tmax` receives
-/// each lane's largest score of the tile.
+/// [`super::bf16_products::process`]); with `with_max` (an unmasked tile),
+/// the scores without their lane factor and `s.tmax` each lane's largest of
+/// them (see [`scores`]).
 ///
 /// # Safety
 /// AMX-INT8 with the tile permission ([`scores_on_tiles`]) and AVX-512 (the
@@ -351,8 +384,6 @@ mod tests {
             let qt4: Vec<u32> = (0..groups * lanes).map(|_| rng.next() as u32).collect();
             let kscale: Vec<f32> = (0..keys).map(|_| rng.unit() + 0.01).collect();
             let qscale: Vec<f32> = (0..lanes).map(|_| rng.unit() + 0.01).collect();
-            let mut st = vec![f32::NAN; keys * lanes];
-            let mut tmax = vec![f32::NEG_INFINITY; lanes];
             let x = ScoreOperands {
                 qt4: qt4.as_ptr(),
                 lanes,
@@ -362,42 +393,49 @@ mod tests {
                 kscale: kscale.as_ptr(),
                 qscale: qscale.as_ptr(),
             };
-            // SAFETY: every region above is as `ScoreOperands` documents.
-            unsafe {
-                scores(
-                    &mut EmulatedTiles::new(),
-                    x,
-                    st.as_mut_ptr(),
-                    Some(tmax.as_mut_ptr()),
-                )
-            };
-            for m in 0..keys {
-                for l in 0..lanes {
-                    let mut acc = 0i32;
-                    for i in 0..groups {
-                        let w = qt4[i * lanes + l].to_le_bytes();
-                        for (e, &qb) in w.iter().enumerate() {
-                            let k = codes[m * width + 4 * i + e] as i32;
-                            acc = acc.wrapping_add(qb as i8 as i32 * k);
+            // With the maxima the scores come without the lane factor.
+            for with_max in [false, true] {
+                let mut st = vec![f32::NAN; keys * lanes];
+                let mut tmax = vec![f32::NEG_INFINITY; lanes];
+                let maxima = with_max.then_some(tmax.as_mut_ptr());
+                // SAFETY: every region above is as `ScoreOperands` documents.
+                unsafe { scores(&mut EmulatedTiles::new(), x, st.as_mut_ptr(), maxima) };
+                for m in 0..keys {
+                    for l in 0..lanes {
+                        let mut acc = 0i32;
+                        for i in 0..groups {
+                            let w = qt4[i * lanes + l].to_le_bytes();
+                            for (e, &qb) in w.iter().enumerate() {
+                                let k = codes[m * width + 4 * i + e] as i32;
+                                acc = acc.wrapping_add(qb as i8 as i32 * k);
+                            }
                         }
+                        let want = if with_max {
+                            acc as f32 * kscale[m]
+                        } else {
+                            acc as f32 * (qscale[l] * kscale[m])
+                        };
+                        let got = st[m * lanes + l];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "keys {keys} lanes {lanes} width {width} maxima {with_max}: key {m} lane {l}"
+                        );
                     }
-                    let want = acc as f32 * (qscale[l] * kscale[m]);
-                    let got = st[m * lanes + l];
+                }
+                for l in 0..lanes {
+                    let want = if with_max {
+                        (0..keys)
+                            .map(|m| st[m * lanes + l])
+                            .fold(f32::NEG_INFINITY, f32::max)
+                    } else {
+                        f32::NEG_INFINITY
+                    };
                     assert_eq!(
-                        got.to_bits(),
-                        want.to_bits(),
-                        "keys {keys} lanes {lanes} width {width}: key {m} lane {l}"
+                        tmax[l], want,
+                        "keys {keys} lanes {lanes}: lane {l}'s maximum"
                     );
                 }
-            }
-            for l in 0..lanes {
-                let want = (0..keys)
-                    .map(|m| st[m * lanes + l])
-                    .fold(f32::NEG_INFINITY, f32::max);
-                assert_eq!(
-                    tmax[l], want,
-                    "keys {keys} lanes {lanes}: lane {l}'s maximum"
-                );
             }
         }
     }
