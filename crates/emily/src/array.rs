@@ -12,6 +12,7 @@ pub use crate::storage::{BackendBuffer, ExternalBytes, Storage};
 use crate::{DType, Device, Element};
 
 mod rows;
+pub(crate) use rows::increasing_below;
 
 /// A materialised tensor value: contiguous, row-major, immutable once shared.
 /// Cloning is cheap (an `Arc`).
@@ -201,8 +202,13 @@ impl Array {
 
     /// The raw bytes, mutably, if this array is the only owner of a host buffer.
     pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        self.host_buffer_mut().map(HostBuffer::bytes_mut)
+    }
+
+    /// The host buffer, if this array is its only owner.
+    pub(crate) fn host_buffer_mut(&mut self) -> Option<&mut HostBuffer> {
         match Arc::get_mut(&mut self.storage)? {
-            Storage::Host(b) => Some(b.bytes_mut()),
+            Storage::Host(b) => Some(b),
             _ => None,
         }
     }

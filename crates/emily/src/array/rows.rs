@@ -10,6 +10,12 @@ use super::Array;
 use crate::memory::HostBuffer;
 use crate::storage::Storage;
 
+/// Whether `keep` names rows of an array of `rows` rows, each once, in
+/// order (what keeping rows in place needs).
+pub(crate) fn increasing_below(keep: &[usize], rows: usize) -> bool {
+    keep.windows(2).all(|w| w[0] < w[1]) && keep.last().is_none_or(|&k| k < rows)
+}
+
 impl Array {
     /// Bytes of one row along the leading axis (`None` for a scalar or a
     /// block-quantized type, whose rows need not be whole bytes).
@@ -18,14 +24,6 @@ impl Array {
             return None;
         }
         Some(self.shape[1..].iter().product::<usize>() * self.dtype.size_in_bytes())
-    }
-
-    /// The host buffer when this array is its only holder.
-    fn host_buffer_mut(&mut self) -> Option<&mut HostBuffer> {
-        match Arc::get_mut(&mut self.storage)? {
-            Storage::Host(b) => Some(b),
-            _ => None,
-        }
     }
 
     fn with_rows(mut self, rows: usize) -> Array {
@@ -43,9 +41,7 @@ impl Array {
         let Some(rb) = self.row_bytes() else {
             return Err(self);
         };
-        let rows = self.shape[0];
-        let ordered = keep.windows(2).all(|w| w[0] < w[1]);
-        if !ordered || keep.last().is_some_and(|&k| k >= rows) {
+        if !increasing_below(keep, self.shape[0]) {
             return Err(self);
         }
         let Some(buf) = self.host_buffer_mut() else {
@@ -64,8 +60,9 @@ impl Array {
     /// This array followed by `more` along the leading axis (host arrays of
     /// the same dtype and trailing shape): written into this array's buffer
     /// when nobody else holds it and its allocation has room, else into a
-    /// new one with room for `reserve` rows in all. `None` when the arrays
-    /// are not all host data of one dtype and trailing shape.
+    /// new one with room for `reserve` rows in all. The array comes back
+    /// (`Ok(Err(self))`) when the arrays are not all host data of one dtype
+    /// and trailing shape; an error only when memory is refused.
     pub(crate) fn append_rows(
         mut self,
         more: &[Array],

@@ -4,6 +4,7 @@
 //! batch's caches) then copies only the rows that move.
 
 use super::Tensor;
+use crate::array::increasing_below;
 use crate::error::{invalid, Result};
 use crate::eval::take_ready;
 use crate::{Array, Device};
@@ -18,7 +19,7 @@ impl Tensor {
             .first()
             .copied()
             .ok_or_else(|| invalid("retain_rows", "a scalar has no rows".to_string()))?;
-        if !keep.windows(2).all(|w| w[0] < w[1]) || keep.last().is_some_and(|&k| k >= rows) {
+        if !increasing_below(keep, rows) {
             return Err(invalid(
                 "retain_rows",
                 format!("rows {keep:?} are not increasing indices below {rows}"),
