@@ -38,6 +38,7 @@ const INT8_TILE_KEY_TILE: usize = 512;
 fn on_int8_tiles(p: &SdpaParams<'_>) -> bool {
     p.int8_scores
         && p.int8_values
+        && super::int8_scores::available()
         && !matches!(
             p.mask,
             Mask::CausalBand {
