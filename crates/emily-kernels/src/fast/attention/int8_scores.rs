@@ -72,6 +72,8 @@ pub(super) struct Int8Scratch {
     /// The head's mean key and one widened key or query row.
     mean: Vec<f32>,
     row: Vec<f32>,
+    /// One query row's codes, padded with zeros to `width`.
+    qcodes: Vec<i8>,
     /// Q^T as 4-byte groups of query codes ([`QueryCodes`]; `width / 4`
     /// rows of `lanes` words) and each lane's `s_q · scale · log2(e)`.
     qt4: Words,
@@ -247,7 +249,9 @@ pub(super) unsafe fn pack_queries(
     s.qscale.clear();
     s.qscale.resize(lanes, 0.0);
     s.row.resize(d, 0.0);
-    let mut codes = vec![0i8; s.width];
+    let mut codes = std::mem::take(&mut s.qcodes);
+    codes.clear();
+    codes.resize(s.width, 0);
     for r in 0..blk.rows() {
         let (g, t) = blk.row(r);
         let start = p.q_strides.offset(blk.b, blk.hk * ctx.plan.group + g, t);
@@ -260,6 +264,7 @@ pub(super) unsafe fn pack_queries(
             s.qt4.as_mut_slice()[i * lanes + r] = word ^ flip;
         }
     }
+    s.qcodes = codes;
 }
 
 /// The score tile of keys `j0 .. j0 + keys` (lanes layout, `keys` rows of
