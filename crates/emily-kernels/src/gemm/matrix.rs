@@ -89,6 +89,14 @@ impl<'a, T: Copy> MatRef<'a, T> {
         self.data[i * self.row_stride + j * self.col_stride]
     }
 
+    /// Column `j` as a slice when the rows are contiguous (the transposed
+    /// view of weights stored `n × k`).
+    #[inline]
+    pub(crate) fn col_slice(&self, j: usize) -> Option<&'a [T]> {
+        (self.row_stride == 1 && j < self.cols && self.rows > 0)
+            .then(|| &self.data[j * self.col_stride..][..self.rows])
+    }
+
     /// Row `i` as a slice when the columns are contiguous.
     #[inline]
     pub(crate) fn row_slice(&self, i: usize) -> Option<&'a [T]> {

@@ -170,9 +170,19 @@ impl PackedInt8 {
         );
         let layout = PanelLayout::new(b.rows(), b.cols(), 4);
         let data = pack(layout, |i, j| b.get(i, j) as u8 as u32);
-        let col_sums = (0..b.cols())
-            .map(|j| (0..b.rows()).map(|i| b.get(i, j) as i32).sum())
-            .collect();
+        let mut col_sums = vec![0i32; b.cols()];
+        for i in 0..b.rows() {
+            match b.row_slice(i) {
+                Some(row) => col_sums
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(s, &q)| *s += q as i32),
+                None => col_sums
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(j, s)| *s += b.get(i, j) as i32),
+            }
+        }
         PackedInt8 {
             layout,
             data,

@@ -154,8 +154,12 @@ impl I8Rows {
                     codes.fill(0);
                     let step = row(r, &mut codes);
                     steps[0].0[4 * t..4 * t + 4].copy_from_slice(&step.to_le_bytes());
-                    for (j, &q) in codes.iter().enumerate() {
-                        body[j / 4].0[4 * t + j % 4] = (q as i16 + 128) as u8;
+                    // Each 4 codes of the row, offset by 128 (`q ^ 0x80` as
+                    // bytes), to their line's slot `t`.
+                    for (line, quad) in body.iter_mut().zip(codes.chunks(4)) {
+                        for (b, &q) in line.0[4 * t..4 * t + 4].iter_mut().zip(quad) {
+                            *b = q as u8 ^ 0x80;
+                        }
                     }
                 }
             }
