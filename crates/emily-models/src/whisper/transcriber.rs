@@ -188,14 +188,25 @@ impl Whisper {
         kernels: Kernels,
         compute: ComputeType,
     ) -> Result<Whisper, WhisperError> {
-        let tokenizer = WhisperTokenizer::from_file(&ck.tokenizer_path)?;
-        check_tokenizer(ck, &tokenizer)?;
+        // The tokenizer (~70 ms for Whisper's BPE tables) loads on its own
+        // thread while this one prepares the weights; its error, if any, is
+        // reported first, as when the two ran in turn.
+        let (tokenizer, graph) = std::thread::scope(|s| {
+            let tokenizer = s.spawn(|| {
+                let tokenizer = WhisperTokenizer::from_file(&ck.tokenizer_path)?;
+                check_tokenizer(ck, &tokenizer)?;
+                Ok::<_, WhisperError>(tokenizer)
+            });
+            let graph = WhisperGraph::with_compute(ck, compute).and_then(|base| match kernels {
+                Kernels::Composed => Ok(base),
+                Kernels::Fused => base.with_fast_kernels(),
+            });
+            let tokenizer = tokenizer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            Ok::<_, WhisperError>((tokenizer, graph?))
+        })?;
         let featurizer = LogMelFeaturizer::new(ck.dims.n_mels)?;
-        let base = WhisperGraph::with_compute(ck, compute)?;
-        let graph = match kernels {
-            Kernels::Composed => base,
-            Kernels::Fused => base.with_fast_kernels()?,
-        };
         // Reading and converting the checkpoint freed many temporaries.
         crate::llm::heap::release_free_heap();
         // Encoder scratch, then decoder caches: keep only the larger phase resident.
