@@ -49,6 +49,17 @@ impl Array {
         })
     }
 
+    /// A host array of zero bytes (every element 0, `false` or +0.0), from
+    /// [`HostBuffer::zeroed`]: fresh pages are not written.
+    pub(crate) fn zeroed(shape: &[usize], dtype: DType) -> Result<Array> {
+        let bytes = checked_bytes("alloc", shape, dtype)?;
+        Ok(Array {
+            storage: Arc::new(Storage::Host(HostBuffer::zeroed(bytes)?)),
+            shape: shape.into(),
+            dtype,
+        })
+    }
+
     /// A host array holding a copy of `data` (an error when `data` does not
     /// have `shape`'s element count).
     pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Array> {

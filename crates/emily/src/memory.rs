@@ -382,6 +382,12 @@ impl HostBuffer {
     /// (crate-private for that reason). An error when the system refuses the
     /// memory or `len` exceeds `isize::MAX`.
     pub(crate) fn new(len: usize) -> Result<HostBuffer> {
+        Ok(HostBuffer::take(len)?.0)
+    }
+
+    /// [`HostBuffer::new`], and whether the buffer is a fresh mapping from
+    /// the system, whose pages read as zero until written.
+    fn take(len: usize) -> Result<(HostBuffer, bool)> {
         let oom = || Error::OutOfMemory { bytes: len };
         if len > isize::MAX as usize {
             return Err(oom());
@@ -413,18 +419,27 @@ impl HostBuffer {
         ACTIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the allocation has COLOR_SPAN bytes of slack for every colour.
         let data = unsafe { NonNull::new_unchecked(ptr.as_ptr().add(color(class))) };
-        Ok(HostBuffer {
+        let buffer = HostBuffer {
             base: ptr,
             ptr: data,
             len,
             class,
-        })
+        };
+        // Classes from `MAP_MIN` on are anonymous mappings (or never-written
+        // cuts of one, see `sys_alloc`): zero until written.
+        Ok((buffer, reused.is_none() && class >= MAP_MIN))
     }
 
-    /// A zero-filled buffer of `len` bytes (an error when the memory is refused).
+    /// A zero-filled buffer of `len` bytes (an error when the memory is
+    /// refused). A fresh mapping from the system is zero already and is not
+    /// written: its pages stay untouched until used, so a cache sized for a
+    /// whole context costs only the part a run fills (an LLM's 2,048-slot
+    /// KV cache is ~90 MB; zero-filling it was most of a short `generate`).
     pub fn zeroed(len: usize) -> Result<HostBuffer> {
-        let mut b = HostBuffer::new(len)?;
-        b.bytes_mut().fill(0);
+        let (mut b, zero) = HostBuffer::take(len)?;
+        if !zero {
+            b.bytes_mut().fill(0);
+        }
         Ok(b)
     }
 
@@ -604,5 +619,21 @@ mod tests {
             .bytes()
             .iter()
             .all(|&b| b == 0));
+    }
+
+    /// Zeroed buffers read zero whether they are fresh mappings (not
+    /// written) or dirty buffers the pool hands back (filled), at every kind
+    /// of class: heap, huge-page cut, own mapping.
+    #[test]
+    fn zeroed_buffers_are_zero_fresh_or_reused() {
+        for len in [1000, 300 << 10, 3 << 20, 6 << 20] {
+            for _ in 0..3 {
+                let b = HostBuffer::zeroed(len).unwrap();
+                assert!(b.bytes().iter().all(|&v| v == 0), "{len}");
+                let mut dirty = b;
+                dirty.bytes_mut().fill(0xa5);
+                // Back to the pool dirty: the next zeroed one may be it.
+            }
+        }
     }
 }

@@ -34,6 +34,10 @@ fn fill_with(shape: &[usize], dtype: DType, f: impl Fn(usize) -> f64) -> Result<
 
 /// Every element `value`.
 pub(crate) fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Array> {
+    if value.to_bits() == 0 {
+        // +0.0 is all zero bytes in every element type (not -0.0).
+        return Array::zeroed(shape, dtype);
+    }
     // Half types: one conversion, then a fill (`from_f64` is a software
     // routine; per element it was half of a short LLM prefill, which fills
     // f16 buffers of the whole context).
