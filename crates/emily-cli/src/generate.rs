@@ -158,6 +158,7 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
     if verbose {
         report(&g);
     }
+    crate::keep_until_exit(m);
     Ok(())
 }
 

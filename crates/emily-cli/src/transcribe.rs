@@ -114,7 +114,9 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
     })?;
     let timestamps = opts.timestamps;
     if let Some(manifest) = &a.manifest {
-        return run_manifest(&whisper, manifest, &opts, &a, timestamps);
+        let result = run_manifest(&whisper, manifest, &opts, &a, timestamps);
+        crate::keep_until_exit(whisper);
+        return result;
     }
     let mut failed = Vec::new();
     for f in &a.files {
@@ -132,6 +134,7 @@ pub fn run(a: Args, verbose: bool) -> Result<()> {
             failed.join(", ")
         );
     }
+    crate::keep_until_exit(whisper);
     Ok(())
 }
 
