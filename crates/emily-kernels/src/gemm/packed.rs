@@ -67,12 +67,17 @@ impl PanelLayout {
     }
 }
 
-/// Packs `k × n` elements into the panel layout; `bits(i, j)` gives the
-/// `16`- or `8`-bit pattern of element `(i, j)`.
-fn pack(layout: PanelLayout, bits: impl Fn(usize, usize) -> u32 + Sync) -> Words {
+/// Packs the `k × n` view `b` into the panel layout of `per_word` values a
+/// word; `bits(v)` gives the `16`- or `8`-bit pattern of a value.
+fn pack<T: Copy + Sync>(
+    b: MatRef<'_, T>,
+    per_word: usize,
+    bits: impl Fn(T) -> u32 + Sync,
+) -> (PanelLayout, Words) {
+    let layout = PanelLayout::new(b.rows(), b.cols(), per_word);
     let mut words = Words::zeroed(layout.words());
     if layout.words() == 0 {
-        return words;
+        return (layout, words);
     }
     let width = 32 / layout.per_word;
     let panel_len = layout.groups * NR;
@@ -82,20 +87,32 @@ fn pack(layout: PanelLayout, bits: impl Fn(usize, usize) -> u32 + Sync) -> Words
             let j0 = (first + pi) * NR;
             let nc = NR.min(layout.n - j0);
             for g in 0..layout.real_groups() {
-                let row = &mut panel[g * NR..][..NR];
+                let row = &mut panel[g * NR..][..nc];
                 for l in 0..layout.per_word {
                     let i = g * layout.per_word + l;
                     if i >= layout.k {
                         break;
                     }
-                    for (c, w) in row[..nc].iter_mut().enumerate() {
-                        *w |= bits(i, j0 + c) << (l * width);
+                    let shift = l * width;
+                    // Row-major sources (quantized weights) are read as
+                    // slices: no bounds check per element, and it vectorises.
+                    match b.row_slice(i) {
+                        Some(src) => {
+                            for (w, &v) in row.iter_mut().zip(&src[j0..j0 + nc]) {
+                                *w |= bits(v) << shift;
+                            }
+                        }
+                        None => {
+                            for (c, w) in row.iter_mut().enumerate() {
+                                *w |= bits(b.get(i, j0 + c)) << shift;
+                            }
+                        }
                     }
                 }
             }
         }
     });
-    words
+    (layout, words)
 }
 
 /// A `k × n` bf16 B operand packed for the bf16 GEMM engines.
@@ -109,15 +126,13 @@ impl PackedBf16 {
     /// Packs bf16 values (`b` is the `k × n` view; use [`MatRef::transposed`]
     /// for weights stored `n × k`).
     pub fn from_bf16(b: MatRef<'_, bf16>) -> Self {
-        let layout = PanelLayout::new(b.rows(), b.cols(), 2);
-        let data = pack(layout, |i, j| b.get(i, j).to_bits() as u32);
+        let (layout, data) = pack(b, 2, |v| v.to_bits() as u32);
         PackedBf16 { layout, data }
     }
 
     /// Rounds f32 values to bf16 (nearest, ties to even) and packs them.
     pub fn from_f32(b: MatRef<'_, f32>) -> Self {
-        let layout = PanelLayout::new(b.rows(), b.cols(), 2);
-        let data = pack(layout, |i, j| bf16_bits(b.get(i, j)) as u32);
+        let (layout, data) = pack(b, 2, |v| bf16_bits(v) as u32);
         PackedBf16 { layout, data }
     }
 
@@ -168,8 +183,7 @@ impl PackedInt8 {
             scales.len(),
             b.cols()
         );
-        let layout = PanelLayout::new(b.rows(), b.cols(), 4);
-        let data = pack(layout, |i, j| b.get(i, j) as u8 as u32);
+        let (layout, data) = pack(b, 4, |v| v as u8 as u32);
         let mut col_sums = vec![0i32; b.cols()];
         for i in 0..b.rows() {
             match b.row_slice(i) {
