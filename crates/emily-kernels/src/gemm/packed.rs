@@ -11,7 +11,7 @@
 
 use half::bf16;
 
-use super::quantize::{bf16_bits, quantize_columns_s8};
+use super::quantize::{bf16_bits, quantize_columns_s8, quantize_s8_slice};
 use super::words::Words;
 use super::MatRef;
 use crate::parallel;
@@ -86,6 +86,20 @@ fn pack<T: Copy + Sync>(
         for (pi, panel) in block.chunks_mut(panel_len).enumerate() {
             let j0 = (first + pi) * NR;
             let nc = NR.min(layout.n - j0);
+            if b.col_slice(j0).is_some() {
+                // Column-contiguous sources (weights stored `n × k`): each
+                // word is `per_word` consecutive values of one column.
+                for c in 0..nc {
+                    let src = b.col_slice(j0 + c).expect("columns are contiguous");
+                    for (g, values) in src.chunks(layout.per_word).enumerate() {
+                        panel[g * NR + c] = values
+                            .iter()
+                            .enumerate()
+                            .fold(0, |w, (l, &v)| w | bits(v) << (l * width));
+                    }
+                }
+                continue;
+            }
             for g in 0..layout.real_groups() {
                 let row = &mut panel[g * NR..][..nc];
                 for l in 0..layout.per_word {
@@ -113,6 +127,28 @@ fn pack<T: Copy + Sync>(
         }
     });
     (layout, words)
+}
+
+/// The sum of each column of `b`, read in its storage order.
+fn column_sums(b: MatRef<'_, i8>) -> Vec<i32> {
+    let mut sums = vec![0i32; b.cols()];
+    if b.rows() > 0 && b.col_slice(0).is_some() {
+        for (j, sum) in sums.iter_mut().enumerate() {
+            let col = b.col_slice(j).expect("columns are contiguous");
+            *sum = col.iter().map(|&q| q as i32).sum();
+        }
+        return sums;
+    }
+    for i in 0..b.rows() {
+        match b.row_slice(i) {
+            Some(row) => sums.iter_mut().zip(row).for_each(|(s, &q)| *s += q as i32),
+            None => sums
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, s)| *s += b.get(i, j) as i32),
+        }
+    }
+    sums
 }
 
 /// A `k × n` bf16 B operand packed for the bf16 GEMM engines.
@@ -167,8 +203,22 @@ impl PackedInt8 {
     /// Quantizes each column of `b` (`k × n`) symmetrically to s8 with scale
     /// `max|column| / 127`, and packs it.
     pub fn quantize(b: MatRef<'_, f32>) -> Self {
+        let (k, n) = (b.rows(), b.cols());
+        if k > 0 && b.col_slice(0).is_some() {
+            // Weights stored `n × k`: quantized column by column into codes
+            // of the same layout, packed from there (no `k × n` transpose).
+            let mut codes = vec![0i8; n * k];
+            let scales = codes
+                .chunks_exact_mut(k)
+                .enumerate()
+                .map(|(j, out)| {
+                    quantize_s8_slice(b.col_slice(j).expect("columns are contiguous"), out)
+                })
+                .collect();
+            return Self::from_i8(MatRef::transposed(&codes, k, n), scales);
+        }
         let (q, scales) = quantize_columns_s8(b);
-        Self::from_i8(MatRef::row_major(&q, b.rows(), b.cols()), scales)
+        Self::from_i8(MatRef::row_major(&q, k, n), scales)
     }
 
     /// Packs s8 values with their per-column `scales` (`b ≈ scale[j] · q`).
@@ -184,19 +234,7 @@ impl PackedInt8 {
             b.cols()
         );
         let (layout, data) = pack(b, 4, |v| v as u8 as u32);
-        let mut col_sums = vec![0i32; b.cols()];
-        for i in 0..b.rows() {
-            match b.row_slice(i) {
-                Some(row) => col_sums
-                    .iter_mut()
-                    .zip(row)
-                    .for_each(|(s, &q)| *s += q as i32),
-                None => col_sums
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(j, s)| *s += b.get(i, j) as i32),
-            }
-        }
+        let col_sums = column_sums(b);
         PackedInt8 {
             layout,
             data,
@@ -223,5 +261,41 @@ impl PackedInt8 {
     /// Bytes of packed storage (values, scales and column sums).
     pub fn size_in_bytes(&self) -> usize {
         self.data.as_slice().len() * 4 + self.scales.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as f32 / u32::MAX as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// A weight stored `n × k` packs the same whether it is read through
+    /// its column-contiguous `k × n` view or copied row-major first: words,
+    /// scales and column sums, at odd sizes (partial panels and groups).
+    #[test]
+    fn column_and_row_major_sources_pack_alike() {
+        for (k, n) in [(1, 1), (7, 3), (77, 33), (384, 65), (1000, 7)] {
+            let stored = values(n * k, 7 + k as u32);
+            let view = MatRef::transposed(&stored, k, n);
+            let row_major: Vec<f32> = (0..k * n).map(|e| view.get(e / n, e % n)).collect();
+            let rows = MatRef::row_major(&row_major, k, n);
+            let (a, b) = (PackedInt8::quantize(view), PackedInt8::quantize(rows));
+            assert_eq!(a.data.as_slice(), b.data.as_slice(), "{k}x{n} int8 words");
+            assert_eq!(a.scales, b.scales, "{k}x{n} scales");
+            assert_eq!(a.col_sums, b.col_sums, "{k}x{n} column sums");
+            let (a, b) = (PackedBf16::from_f32(view), PackedBf16::from_f32(rows));
+            assert_eq!(a.data.as_slice(), b.data.as_slice(), "{k}x{n} bf16 words");
+        }
     }
 }

@@ -215,7 +215,7 @@ pub fn quantize_columns_s8(w: MatRef<'_, f32>) -> (Vec<i8>, Vec<f32>) {
 crate::simd_dispatch! {
     /// One contiguous column: its codes at scale `max|x| / 127` into
     /// `codes`; returns that scale.
-    fn quantize_s8_slice(x: &[f32], codes: &mut [i8]) -> f32 {
+    pub(crate) fn quantize_s8_slice(x: &[f32], codes: &mut [i8]) -> f32 {
         let amax = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
         let scale = amax / 127.0;
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
