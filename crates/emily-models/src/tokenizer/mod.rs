@@ -82,11 +82,30 @@ impl std::fmt::Debug for WhisperTokenizer {
 impl WhisperTokenizer {
     /// Load `tokenizer.json` from `path`.
     pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
-        let special = SpecialTokens::from_tokenizer_json(path)?;
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Parse {
+        let text = std::fs::read_to_string(path).map_err(|source| TokenizerError::Io {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
+        let inner: tokenizers::Tokenizer = match text.parse() {
+            Ok(inner) => inner,
+            Err(e) => {
+                // A file without Whisper's special tokens says so first.
+                SpecialTokens::from_tokenizer_json_text(&text, path)?;
+                return Err(TokenizerError::Parse {
+                    path: path.to_path_buf(),
+                    reason: format!("{e}"),
+                });
+            }
+        };
+        // The special tokens are the file's added tokens, as the tokenizer
+        // read them (one parse of the 2 MB file, not two).
+        let special = SpecialTokens::from_added_tokens(
+            inner
+                .get_added_tokens_decoder()
+                .into_iter()
+                .map(|(id, token)| (token.content, id)),
+            path,
+        )?;
         Ok(WhisperTokenizer {
             inner,
             special,

@@ -60,8 +60,14 @@ impl SpecialTokens {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::from_tokenizer_json_text(&text, path)
+    }
+
+    /// [`SpecialTokens::from_tokenizer_json`] of the file's `text` (`path`
+    /// names it in errors).
+    pub fn from_tokenizer_json_text(text: &str, path: &Path) -> Result<Self, TokenizerError> {
         let file: TokenizerFile =
-            serde_json::from_str(&text).map_err(|e| TokenizerError::Parse {
+            serde_json::from_str(text).map_err(|e| TokenizerError::Parse {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
