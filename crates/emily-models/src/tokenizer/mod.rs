@@ -1,6 +1,7 @@
 //! Whisper's tokenizer: byte-level BPE from `tokenizer.json` (the `tokenizers` crate,
 //! pure-Rust regex) plus the special tokens read from the same file.
 
+mod bpe_json;
 mod special;
 
 use std::path::{Path, PathBuf};
@@ -86,7 +87,8 @@ impl WhisperTokenizer {
             path: path.to_path_buf(),
             source,
         })?;
-        let inner: tokenizers::Tokenizer = match text.parse() {
+        let parsed = bpe_json::read(&text).map_or_else(|| text.parse(), Ok);
+        let inner: tokenizers::Tokenizer = match parsed {
             Ok(inner) => inner,
             Err(e) => {
                 // A file without Whisper's special tokens says so first.
