@@ -116,13 +116,3 @@ fn a_file_without_whisper_tokens_is_an_error() {
     std::fs::write(&path, "not json").unwrap();
     assert!(WhisperTokenizer::from_file(&path).is_err());
 }
-
-#[test]
-fn special_tokens_from_the_loaded_tokenizer_match_the_file() {
-    for model in ["whisper-tiny.en", "whisper-base"] {
-        let path = model_dir(model).join("tokenizer.json");
-        let tok = WhisperTokenizer::from_file(&path).unwrap();
-        let from_file = emily_models::tokenizer::SpecialTokens::from_tokenizer_json(&path).unwrap();
-        assert_eq!(tok.special(), &from_file, "{model}");
-    }
-}

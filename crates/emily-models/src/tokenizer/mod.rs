@@ -87,27 +87,15 @@ impl WhisperTokenizer {
             path: path.to_path_buf(),
             source,
         })?;
-        let parsed = bpe_json::read(&text).map_or_else(|| text.parse(), Ok);
-        let inner: tokenizers::Tokenizer = match parsed {
-            Ok(inner) => inner,
-            Err(e) => {
-                // A file without Whisper's special tokens says so first.
-                SpecialTokens::from_tokenizer_json_text(&text, path)?;
-                return Err(TokenizerError::Parse {
-                    path: path.to_path_buf(),
-                    reason: format!("{e}"),
-                });
-            }
-        };
-        // The special tokens are the file's added tokens, as the tokenizer
-        // read them (one parse of the 2 MB file, not two).
-        let special = SpecialTokens::from_added_tokens(
-            inner
-                .get_added_tokens_decoder()
-                .into_iter()
-                .map(|(id, token)| (token.content, id)),
-            path,
-        )?;
+        // The special tokens as the file declares them (their ids are then
+        // checked against the model's vocabulary by the loader).
+        let special = SpecialTokens::from_tokenizer_json_text(&text, path)?;
+        let inner = bpe_json::read(&text)
+            .map_or_else(|| text.parse::<tokenizers::Tokenizer>(), Ok)
+            .map_err(|e| TokenizerError::Parse {
+                path: path.to_path_buf(),
+                reason: format!("{e}"),
+            })?;
         Ok(WhisperTokenizer {
             inner,
             special,
