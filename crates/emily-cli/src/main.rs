@@ -143,7 +143,7 @@ pub fn default_model_dir() -> PathBuf {
 /// Leaves a loaded model to the end of the process instead of dropping it:
 /// a one-shot command ends right after, and the system takes the memory
 /// back at once, while unmapping and freeing it piece by piece took ~8 ms
-/// of a 265 ms `emily transcribe` of JFK (tiny.en, 2 threads).
+/// (Whisper tiny.en) before the process could exit.
 pub(crate) fn keep_until_exit<T>(model: T) {
     std::mem::forget(model);
 }

@@ -17,7 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let samples = emily_models::audio::load_audio(Path::new("samples/jfk.wav"))?;
     let opts = TranscribeOptions::default();
     // `COLD_PROBE_PAUSE_MS`: a pause after loading (for `perf record -D`).
-    if let Some(ms) = std::env::var("COLD_PROBE_PAUSE_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var("COLD_PROBE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     let calls: usize = std::env::args().nth(2).map_or(Ok(3), |s| s.parse())?;

@@ -158,11 +158,11 @@ crate::simd_dispatch! {
 /// `max|w| / 127`; returns the `k × n` row-major values and the `n` scales
 /// (0.0 for an all-zero column).
 ///
-/// Weights stored `n × k` (contiguous columns of the view, how every model
-/// loads them) are read column by column and written [`COLUMN_BLOCK`]
-/// columns at a time through a small transposed block, so both sides stream;
-/// element by element through the strided view, this took ~5 ns a weight
-/// (40 ms of a Whisper tiny.en load).
+/// A view with contiguous columns (weights stored `n × k`) is read column by
+/// column and written [`COLUMN_BLOCK`] columns at a time through a small
+/// transposed block, so both sides stream (element by element through the
+/// strided view this took ~5 ns a weight). [`super::PackedInt8::quantize`]
+/// codes such weights in their own layout instead.
 pub fn quantize_columns_s8(w: MatRef<'_, f32>) -> (Vec<i8>, Vec<f32>) {
     let (k, n) = (w.rows(), w.cols());
     let mut scales = vec![0f32; n];
@@ -170,7 +170,6 @@ pub fn quantize_columns_s8(w: MatRef<'_, f32>) -> (Vec<i8>, Vec<f32>) {
     if k == 0 || n == 0 {
         return (q, scales);
     }
-    let inverse = |s: f32| if s > 0.0 { 1.0 / s } else { 0.0 };
     if w.col_slice(0).is_some() {
         let mut block = vec![0i8; COLUMN_BLOCK * k];
         for j0 in (0..n).step_by(COLUMN_BLOCK) {
@@ -196,7 +195,7 @@ pub fn quantize_columns_s8(w: MatRef<'_, f32>) -> (Vec<i8>, Vec<f32>) {
         .iter_mut()
         .map(|s| {
             *s /= 127.0;
-            inverse(*s)
+            inverse_step(*s)
         })
         .collect();
     for (i, row) in q.chunks_exact_mut(n).enumerate() {
@@ -218,7 +217,7 @@ crate::simd_dispatch! {
     pub(crate) fn quantize_s8_slice(x: &[f32], codes: &mut [i8]) -> f32 {
         let amax = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
         let scale = amax / 127.0;
-        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        let inv = inverse_step(scale);
         for (q, &v) in codes.iter_mut().zip(x) {
             *q = s8_code(v, inv);
         }
@@ -232,6 +231,16 @@ crate::simd_dispatch! {
         for ((q, &v), &s) in codes.iter_mut().zip(x).zip(inv) {
             *q = s8_code(v, s);
         }
+    }
+}
+
+/// `1 / step`, or 0 for an all-zero column (step 0: every code 0).
+#[inline(always)]
+fn inverse_step(step: f32) -> f32 {
+    if step > 0.0 {
+        1.0 / step
+    } else {
+        0.0
     }
 }
 

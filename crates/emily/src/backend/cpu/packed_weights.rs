@@ -214,6 +214,17 @@ pub(crate) fn bf16_weights(w: &Array, transposed: bool) -> Result<Arc<PackedBf16
     })
 }
 
+/// Half-precision values as f32, by the vectorised slice conversion (one F16C
+/// dispatch per element was ~5 % of a Whisper base load).
+fn widened<H>(h: &[H]) -> Vec<f32>
+where
+    [H]: HalfFloatSliceExt,
+{
+    let mut f = vec![0f32; h.len()];
+    h.convert_to_f32_slice(&mut f);
+    f
+}
+
 /// `w` (2-D, any float type) quantized per output column to s8 and packed
 /// for the int8 engines, as its `k × n` view.
 pub(crate) fn int8_weights(w: &Array, transposed: bool) -> Result<Arc<PackedInt8>> {
@@ -241,24 +252,11 @@ pub(crate) fn int8_weights(w: &Array, transposed: bool) -> Result<Arc<PackedInt8
         };
     }
     get_or_pack(w, transposed, Form::Int8, || {
-        // f32 weights are read in place; half ones widened by the
-        // vectorised slice conversion (one F16C dispatch per element was
-        // ~5 % of a Whisper base load).
-        let widened = |n| vec![0f32; n];
+        // f32 weights are read in place, half ones widened (see `widened`).
         let f: std::borrow::Cow<'_, [f32]> = match w.dtype() {
             DType::F32 => std::borrow::Cow::Borrowed(w.as_slice::<f32>()),
-            DType::F16 => {
-                let h = w.as_slice::<f16>();
-                let mut f = widened(h.len());
-                h.convert_to_f32_slice(&mut f);
-                f.into()
-            }
-            DType::BF16 => {
-                let h = w.as_slice::<bf16>();
-                let mut f = widened(h.len());
-                h.convert_to_f32_slice(&mut f);
-                f.into()
-            }
+            DType::F16 => widened(w.as_slice::<f16>()).into(),
+            DType::BF16 => widened(w.as_slice::<bf16>()).into(),
             other => {
                 return Err(dtype_err(
                     "matmul_int8",
