@@ -41,20 +41,24 @@ impl Array {
     /// kernels use it so outputs are not zeroed twice). An error when the shape
     /// is too large or the memory is refused.
     pub(crate) fn uninit(shape: &[usize], dtype: DType) -> Result<Array> {
-        let bytes = checked_bytes("alloc", shape, dtype)?;
-        Ok(Array {
-            storage: Arc::new(Storage::Host(HostBuffer::new(bytes)?)),
-            shape: shape.into(),
-            dtype,
-        })
+        Self::host(shape, dtype, HostBuffer::new)
     }
 
     /// A host array of zero bytes (every element 0, `false` or +0.0), from
     /// [`HostBuffer::zeroed`]: fresh pages are not written.
     pub(crate) fn zeroed(shape: &[usize], dtype: DType) -> Result<Array> {
+        Self::host(shape, dtype, HostBuffer::zeroed)
+    }
+
+    /// A host array of `shape` on the buffer `alloc` gives for its bytes.
+    fn host(
+        shape: &[usize],
+        dtype: DType,
+        alloc: impl FnOnce(usize) -> Result<HostBuffer>,
+    ) -> Result<Array> {
         let bytes = checked_bytes("alloc", shape, dtype)?;
         Ok(Array {
-            storage: Arc::new(Storage::Host(HostBuffer::zeroed(bytes)?)),
+            storage: Arc::new(Storage::Host(alloc(bytes)?)),
             shape: shape.into(),
             dtype,
         })
