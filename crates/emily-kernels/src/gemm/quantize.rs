@@ -156,36 +156,12 @@ crate::simd_dispatch! {
 
 /// Quantizes each column of `w` (a `k × n` view) to s8 with its own scale
 /// `max|w| / 127`; returns the `k × n` row-major values and the `n` scales
-/// (0.0 for an all-zero column).
-///
-/// A view with contiguous columns (weights stored `n × k`) is read column by
-/// column and written [`COLUMN_BLOCK`] columns at a time through a small
-/// transposed block, so both sides stream (element by element through the
-/// strided view this took ~5 ns a weight). [`super::PackedInt8::quantize`]
-/// codes such weights in their own layout instead.
+/// (0.0 for an all-zero column). Weights stored `n × k` are packed without
+/// this `k × n` copy by [`super::PackedInt8::quantize`], which codes them in
+/// their own layout with the same rule ([`quantize_s8_slice`]).
 pub fn quantize_columns_s8(w: MatRef<'_, f32>) -> (Vec<i8>, Vec<f32>) {
     let (k, n) = (w.rows(), w.cols());
     let mut scales = vec![0f32; n];
-    let mut q = vec![0i8; k * n];
-    if k == 0 || n == 0 {
-        return (q, scales);
-    }
-    if w.col_slice(0).is_some() {
-        let mut block = vec![0i8; COLUMN_BLOCK * k];
-        for j0 in (0..n).step_by(COLUMN_BLOCK) {
-            let width = COLUMN_BLOCK.min(n - j0);
-            for (c, codes) in block.chunks_exact_mut(k).take(width).enumerate() {
-                let col = w.col_slice(j0 + c).expect("rows are contiguous");
-                scales[j0 + c] = quantize_s8_slice(col, codes);
-            }
-            for (i, row) in q.chunks_exact_mut(n).enumerate() {
-                for (c, out) in row[j0..j0 + width].iter_mut().enumerate() {
-                    *out = block[c * k + i];
-                }
-            }
-        }
-        return (q, scales);
-    }
     for i in 0..k {
         for (j, s) in scales.iter_mut().enumerate() {
             *s = s.max(w.get(i, j).abs());
@@ -198,7 +174,8 @@ pub fn quantize_columns_s8(w: MatRef<'_, f32>) -> (Vec<i8>, Vec<f32>) {
             inverse_step(*s)
         })
         .collect();
-    for (i, row) in q.chunks_exact_mut(n).enumerate() {
+    let mut q = vec![0i8; k * n];
+    for (i, row) in q.chunks_exact_mut(n.max(1)).take(k).enumerate() {
         match w.row_slice(i) {
             Some(values) => s8_codes(values, &inv, row),
             None => {
@@ -243,10 +220,6 @@ fn inverse_step(step: f32) -> f32 {
         0.0
     }
 }
-
-/// Columns [`quantize_columns_s8`] quantizes before writing them out (64
-/// columns of a 384-deep weight: 24 KiB, resident in L1).
-const COLUMN_BLOCK: usize = 64;
 
 /// `round(x · inv)` (half away from zero, as `f32::round`) clamped to ±127;
 /// NaN gives 0. Written with `trunc` so that it vectorises (`round` is a
