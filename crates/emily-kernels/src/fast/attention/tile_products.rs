@@ -114,7 +114,9 @@ pub(super) unsafe fn scores<O: TileOps>(
                 ops.load::<6>(q.cast(), ldq);
                 ops.load::<7>(q.add(HALF).cast(), ldq);
             }
-            let mut lane_max = [f32::NEG_INFINITY; SIDE];
+            // Two running maxima per lane, for even and odd keys: one chain
+            // of `vmaxps` per key row was the block's critical path.
+            let mut lane_max = [[f32::NEG_INFINITY; SIDE]; 2];
             for kg in (0..x.keys).step_by(SIDE) {
                 zero_sums(ops);
                 for s in 0..steps {
@@ -138,7 +140,9 @@ pub(super) unsafe fn scores<O: TileOps>(
             }
             if let Some(tmax) = tmax {
                 let tmax = std::slice::from_raw_parts_mut(tmax.add(rc), SIDE);
-                for (t, &mx) in tmax.iter_mut().zip(&lane_max) {
+                for (t, (&even, &odd)) in tmax.iter_mut().zip(lane_max[0].iter().zip(&lane_max[1]))
+                {
+                    let mx = if odd > even { odd } else { even };
                     *t = if mx > *t { mx } else { *t };
                 }
             }
@@ -150,7 +154,8 @@ pub(super) unsafe fn scores<O: TileOps>(
 /// The floats of the finished block of keys `kg..` and lanes `rc..` of
 /// [`scores`] from its sums into `st`: `sum · s_k[m]`, times the lane's
 /// factor unless `UNSCALED`, which also raises `lane_max` to each lane's
-/// largest. (Two builds, so the row loop carries no branch.)
+/// largest (`lane_max[m % 2]` for key row `m`: two independent chains).
+/// (Two builds, so the row loop carries no branch.)
 ///
 /// # Safety
 /// As [`scores`] for this block.
@@ -159,27 +164,51 @@ unsafe fn finish_scores<const UNSCALED: bool>(
     sums: &BlockSums,
     x: &ScoreOperands,
     (kg, rc, st): (usize, usize, *mut f32),
-    lane_max: &mut [f32; SIDE],
+    lane_max: &mut [[f32; SIDE]; 2],
 ) {
     // SAFETY: the caller's contract.
     unsafe {
         let lane = std::slice::from_raw_parts(x.qscale.add(rc), SIDE);
-        for m in 0..SIDE.min(x.keys - kg) {
-            let sk = *x.kscale.add(kg + m);
-            let mut vals = [0f32; SIDE];
-            for ((v, &sum), &q) in vals.iter_mut().zip(&sums.0[m * SIDE..][..SIDE]).zip(lane) {
-                *v = if UNSCALED {
-                    sum as f32 * sk
-                } else {
-                    sum as f32 * (q * sk)
-                };
+        let rows = SIDE.min(x.keys - kg);
+        let [even, odd] = lane_max;
+        for m in (0..rows).step_by(2) {
+            finish_row::<UNSCALED>(sums, x, (kg, rc, st), lane, m, even);
+            if m + 1 < rows {
+                finish_row::<UNSCALED>(sums, x, (kg, rc, st), lane, m + 1, odd);
             }
-            std::ptr::copy_nonoverlapping(vals.as_ptr(), st.add((kg + m) * x.lanes + rc), SIDE);
-            if UNSCALED {
-                for (mx, &v) in lane_max.iter_mut().zip(&vals) {
-                    // A NaN score is skipped, as by `vmaxps` in the softmax's own pass.
-                    *mx = if v > *mx { v } else { *mx };
-                }
+        }
+    }
+}
+
+/// Key row `m` of [`finish_scores`], its maxima into `lane_max`.
+///
+/// # Safety
+/// As [`finish_scores`].
+#[inline(always)]
+unsafe fn finish_row<const UNSCALED: bool>(
+    sums: &BlockSums,
+    x: &ScoreOperands,
+    (kg, rc, st): (usize, usize, *mut f32),
+    lane: &[f32],
+    m: usize,
+    lane_max: &mut [f32; SIDE],
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let sk = *x.kscale.add(kg + m);
+        let mut vals = [0f32; SIDE];
+        for ((v, &sum), &q) in vals.iter_mut().zip(&sums.0[m * SIDE..][..SIDE]).zip(lane) {
+            *v = if UNSCALED {
+                sum as f32 * sk
+            } else {
+                sum as f32 * (q * sk)
+            };
+        }
+        std::ptr::copy_nonoverlapping(vals.as_ptr(), st.add((kg + m) * x.lanes + rc), SIDE);
+        if UNSCALED {
+            for (mx, &v) in lane_max.iter_mut().zip(&vals) {
+                // A NaN score is skipped, as by `vmaxps` in the softmax's own pass.
+                *mx = if v > *mx { v } else { *mx };
             }
         }
     }
