@@ -69,8 +69,9 @@ fn row_range(x: &[f32]) -> (f32, f32) {
 /// Independent accumulator pairs of the vector range passes: with one pair
 /// per 16 values the AVX-512 loop ran at the latency of `vminps` (4 cycles
 /// per 16 values), which was the whole pass, from memory or cache (Whisper
-/// tiny.en int8 encoder on the Xeon with AMX, 2 threads, three interleaved
-/// rounds of 21 passes: 42.6–44.0 → 41.3–42.0 ms).
+/// tiny.en int8 encoder on the Xeon with AMX, 2 threads, interleaved rounds
+/// of 21 passes: 42.6–44.0 → 41.3–42.0 ms in a slow spell of the host,
+/// median 38.4 → 37.6 ms in a fast one; base unchanged within the noise).
 const RANGE_WAYS: usize = 4;
 
 /// [`row_range`] with 8-lane `vminps`/`vmaxps` over [`RANGE_WAYS`] pairs of
@@ -95,19 +96,16 @@ unsafe fn row_range_avx2(x: &[f32]) -> (f32, f32) {
             hi[w] = _mm256_max_ps(v, hi[w]);
         }
     }
+    let (mut lo_all, mut hi_all) = (lo[0], hi[0]);
+    for w in 1..RANGE_WAYS {
+        lo_all = _mm256_min_ps(lo_all, lo[w]);
+        hi_all = _mm256_max_ps(hi_all, hi[w]);
+    }
     let (mut l, mut u) = ([0f32; 8], [0f32; 8]);
     // SAFETY: 8 writable f32s each.
     unsafe {
-        let l01 = _mm256_min_ps(lo[0], lo[1]);
-        let u01 = _mm256_max_ps(hi[0], hi[1]);
-        _mm256_storeu_ps(
-            l.as_mut_ptr(),
-            _mm256_min_ps(l01, _mm256_min_ps(lo[2], lo[3])),
-        );
-        _mm256_storeu_ps(
-            u.as_mut_ptr(),
-            _mm256_max_ps(u01, _mm256_max_ps(hi[2], hi[3])),
-        );
+        _mm256_storeu_ps(l.as_mut_ptr(), lo_all);
+        _mm256_storeu_ps(u.as_mut_ptr(), hi_all);
     }
     finish_range(&l, &u, chunks.remainder())
 }
@@ -141,9 +139,12 @@ unsafe fn row_range_avx512(x: &[f32]) -> (f32, f32) {
         lo[0] = _mm512_min_ps(v, lo[0]);
         hi[0] = _mm512_max_ps(v, hi[0]);
     }
-    let lo = _mm512_min_ps(_mm512_min_ps(lo[0], lo[1]), _mm512_min_ps(lo[2], lo[3]));
-    let hi = _mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]));
-    let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+    let (mut lo_all, mut hi_all) = (lo[0], hi[0]);
+    for w in 1..RANGE_WAYS {
+        lo_all = _mm512_min_ps(lo_all, lo[w]);
+        hi_all = _mm512_max_ps(hi_all, hi[w]);
+    }
+    let (lo, hi) = (_mm512_reduce_min_ps(lo_all), _mm512_reduce_max_ps(hi_all));
     finish_range(&[lo], &[hi], chunks.remainder())
 }
 
