@@ -65,5 +65,6 @@ pub fn run(a: Args) -> Result<()> {
         println!("  {op:<32} {n:>5}");
     }
     ensure!(t_base == t_fast, "the two servings disagree");
+    crate::keep_until_exit((base, fast));
     Ok(())
 }

@@ -210,5 +210,6 @@ pub fn chat(a: ChatArgs, verbose: bool) -> Result<()> {
         }
         history.push(ChatMessage::assistant(g.text.trim()));
     }
+    crate::keep_until_exit(m);
     Ok(())
 }
