@@ -126,15 +126,6 @@ macro_rules! isa_build {
             pub(super) unsafe fn max_of(x: &[f32]) -> f32 {
                 super::max_of(x)
             }
-
-            /// [`super::first_non_finite_portable`].
-            ///
-            /// # Safety
-            #[doc = $what]
-            #[target_feature(enable = $feat)]
-            pub(super) unsafe fn first_non_finite(logits: &[f32]) -> Option<usize> {
-                super::first_non_finite_portable(logits)
-            }
         }
     };
 }
@@ -334,57 +325,46 @@ pub fn log_softmax(logits: &mut [f32]) {
     log_softmax_portable(logits)
 }
 
-/// The first position holding NaN or an infinity, if any (raw logits are always
-/// finite; suppression sets -inf only afterwards), on the best build for the
-/// CPU: a beam step checks 5 × 51,865 logits on the decoding thread.
-pub fn first_non_finite(logits: &[f32]) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    match isa() {
-        // SAFETY: the CPU has AVX-512 F/VL/BW/DQ (the detected ISA).
-        emily_kernels::simd::Isa::Avx512 => return unsafe { avx512::first_non_finite(logits) },
-        // SAFETY: the CPU has AVX2 (the detected ISA).
-        emily_kernels::simd::Isa::Avx2 => return unsafe { avx2::first_non_finite(logits) },
-        emily_kernels::simd::Isa::Baseline => {}
-    }
-    first_non_finite_portable(logits)
-}
-
-/// [`first_non_finite`] in portable code. A value is NaN or infinite exactly
-/// when its exponent bits are all ones, the largest value the field can
-/// hold: each chunk keeps the largest exponent field of its values (an
-/// integer maximum in sixteen lanes, branch-free) and is searched only when
-/// that is all ones. (The earlier test, a sum of `v · 0` per lane over
-/// chunks of 256, ran 120 µs for a beam step's 5 × 51,865 logits on the
-/// Xeon with AMX.) Loops, not closures, so that the ISA builds compile the
-/// scan with their features.
-#[inline(always)]
-fn first_non_finite_portable(logits: &[f32]) -> Option<usize> {
-    const CHUNK: usize = 1024;
-    const EXPONENT: u32 = 0x7f80_0000;
-    for (c, chunk) in logits.chunks(CHUNK).enumerate() {
-        let mut lanes = [0u32; 16];
-        let mut parts = chunk.chunks_exact(16);
-        for part in &mut parts {
-            for (l, &v) in lanes.iter_mut().zip(part) {
-                *l = (*l).max(v.to_bits() & EXPONENT);
+emily_kernels::simd_dispatch! {
+    /// The first position holding NaN or an infinity, if any (raw logits are
+    /// always finite; suppression sets -inf only afterwards), on the best
+    /// build for the CPU: a beam step checks 5 × 51,865 logits on the
+    /// decoding thread. A value is NaN or infinite exactly when its exponent
+    /// bits are all ones, the largest value the field can hold: each chunk
+    /// keeps the largest exponent field of its values (an integer maximum in
+    /// sixteen lanes, branch-free) and is searched only when that is all
+    /// ones. (The earlier test, a sum of `v · 0` per lane over chunks of 256
+    /// outside the per-ISA builds, ran 120 µs for a beam step's logits on the
+    /// Xeon with AMX; this one 40–42 µs.) Loops, not closures, so that every
+    /// build compiles the scan with its features.
+    pub fn first_non_finite(logits: &[f32]) -> Option<usize> {
+        const CHUNK: usize = 1024;
+        const EXPONENT: u32 = 0x7f80_0000;
+        for (c, chunk) in logits.chunks(CHUNK).enumerate() {
+            let mut lanes = [0u32; 16];
+            let mut parts = chunk.chunks_exact(16);
+            for part in &mut parts {
+                for (l, &v) in lanes.iter_mut().zip(part) {
+                    *l = (*l).max(v.to_bits() & EXPONENT);
+                }
             }
-        }
-        let mut largest = 0;
-        for &l in &lanes {
-            largest = largest.max(l);
-        }
-        for &v in parts.remainder() {
-            largest = largest.max(v.to_bits() & EXPONENT);
-        }
-        if largest == EXPONENT {
-            for (i, v) in chunk.iter().enumerate() {
-                if !v.is_finite() {
-                    return Some(c * CHUNK + i);
+            let mut largest = 0;
+            for &l in &lanes {
+                largest = largest.max(l);
+            }
+            for &v in parts.remainder() {
+                largest = largest.max(v.to_bits() & EXPONENT);
+            }
+            if largest == EXPONENT {
+                for (i, v) in chunk.iter().enumerate() {
+                    if !v.is_finite() {
+                        return Some(c * CHUNK + i);
+                    }
                 }
             }
         }
+        None
     }
-    None
 }
 
 /// Index of the largest logit.
