@@ -15,6 +15,9 @@
 //! mapping has its last 1 MB on 4 KiB pages; rounding every mapping up to
 //! whole huge pages read 13.6 (1 t) / 22.6–25.8 GB/s (2 t) but raised
 //! JFK's peak RSS 7–21 % (tiny.en int8 past whisper.cpp q8_0's), so not kept.
+//! Since session 24 a 3 MB buffer written whole is cut from a shared
+//! huge-page mapping instead (`huge_pages::own_mapping`): 10.4–11.1 →
+//! 12.6–12.7 GB/s on the separate buffers, one thread.
 use std::time::Instant;
 
 use emily_kernels::fast::{sdpa_f32, sdpa_f32_f16_kv, SdpaParams};

@@ -225,10 +225,11 @@ const COLOR_SPAN: usize = 4096;
 const MAP_MIN: usize = 256 << 10;
 
 /// Classes above 256 KiB and below [`HUGE_MAX`] come from
-/// [`HugePageSlice`]'s transparent huge pages (below 2 MiB cut, one after
-/// another, from its shared 2 MiB-aligned mappings, so no buffer rounds up
-/// to a whole huge page of its own; from 2 MiB a mapping each, advised
-/// before the first write). A buffer a decoder step streams whole every
+/// [`HugePageSlice`]'s transparent huge pages (cut, one after another,
+/// from its shared 2 MiB-aligned mappings, so no buffer rounds up to a whole
+/// huge page of its own and none leaves a tail on 4 KiB pages; a zeroed
+/// buffer of 2 MiB or more, which its first user may fill only in part,
+/// gets a mapping of its own: [`HugePageSlice::sparse`]). A buffer a decoder step streams whole every
 /// token — Whisper's cross keys and values (1.15–1.5 MB per layer in f16,
 /// 2.3–3 MB in f32), the f16 matrices of its layers (0.3–2 MB) — then walks
 /// no page table and restarts no prefetcher every 4 KiB. Zen 2, classes
@@ -257,12 +258,20 @@ const ADVISE_MIN: usize = 4 << 20;
 #[cfg(target_os = "linux")]
 static HUGE_BUFFERS: Mutex<Option<HashMap<usize, HugePageSlice<u8>>>> = Mutex::new(None);
 
-/// A fresh allocation for `class` with layout `lay` (`None` when refused).
-fn sys_alloc(class: usize, lay: Layout) -> Option<NonNull<u8>> {
+/// A fresh allocation for `class` with layout `lay` (`None` when refused);
+/// `sparse` when its first user may write only part of it (a zeroed
+/// buffer: see [`HugePageSlice::sparse`]).
+fn sys_alloc(class: usize, lay: Layout, sparse: bool) -> Option<NonNull<u8>> {
     #[cfg(target_os = "linux")]
     if (HUGE_MIN..HUGE_MAX).contains(&class) {
         // SAFETY: zero bytes are valid `u8`s.
-        let mut buf = unsafe { HugePageSlice::<u8>::zeroed(lay.size()) };
+        let mut buf = unsafe {
+            if sparse {
+                HugePageSlice::<u8>::sparse(lay.size())
+            } else {
+                HugePageSlice::<u8>::zeroed(lay.size())
+            }
+        };
         if !buf.is_mapped() {
             return None;
         }
@@ -382,12 +391,13 @@ impl HostBuffer {
     /// (crate-private for that reason). An error when the system refuses the
     /// memory or `len` exceeds `isize::MAX`.
     pub(crate) fn new(len: usize) -> Result<HostBuffer> {
-        Ok(HostBuffer::take(len)?.0)
+        Ok(HostBuffer::take(len, false)?.0)
     }
 
     /// [`HostBuffer::new`], and whether the buffer is a fresh mapping from
-    /// the system, whose pages read as zero until written.
-    fn take(len: usize) -> Result<(HostBuffer, bool)> {
+    /// the system, whose pages read as zero until written; `sparse` when
+    /// the caller may write only part of it (see [`sys_alloc`]).
+    fn take(len: usize, sparse: bool) -> Result<(HostBuffer, bool)> {
         let oom = || Error::OutOfMemory { bytes: len };
         if len > isize::MAX as usize {
             return Err(oom());
@@ -410,7 +420,7 @@ impl HostBuffer {
             }
             None => {
                 SYSTEM_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-                sys_alloc(class, lay).ok_or_else(oom)?
+                sys_alloc(class, lay, sparse).ok_or_else(oom)?
             }
         };
         let active = ACTIVE_BYTES.fetch_add(class, Ordering::Relaxed) + class;
@@ -436,7 +446,7 @@ impl HostBuffer {
     /// whole context holds only the pages a run fills (JFK with tiny.en:
     /// peak RSS 148 → 139 MB in one sample; no change in time measured).
     pub fn zeroed(len: usize) -> Result<HostBuffer> {
-        let (mut b, zero) = HostBuffer::take(len)?;
+        let (mut b, zero) = HostBuffer::take(len, true)?;
         if !zero {
             b.bytes_mut().fill(0);
         }
@@ -574,7 +584,7 @@ mod tests {
             .enumerate()
         {
             let lay = layout(class);
-            let p = sys_alloc(class, lay).unwrap();
+            let p = sys_alloc(class, lay, round % 3 == 1).unwrap();
             let huge = (HUGE_MIN..HUGE_MAX).contains(&class);
             assert_eq!(huge_cut(p), huge.then_some(lay.size()), "class {class}");
             assert_eq!(p.as_ptr() as usize % 4096, 0, "page aligned");
