@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use common::{jfk_samples_reference, model_dir};
 use emily::Kernels;
-use emily_models::whisper::graph::{BatchDecoderState, Joiner};
+use emily_models::whisper::graph::{regroup_rows, BatchDecoderState, Joiner};
 use emily_models::whisper::{Session, TranscribeOptions, Whisper, WindowDecoder};
 
 fn model() -> &'static Whisper {
@@ -89,11 +89,10 @@ fn rows_joining_a_running_batch_decode_as_they_do_alone() {
                 rows.push(seq);
             }
         }
-        // Rows that are done leave the batch.
+        // Rows that are done leave the batch (others may take their rows).
         let keep: Vec<bool> = rows.iter().map(|r| r.next.is_some()).collect();
-        batch.retain(&keep).unwrap();
-        let (live, finished): (Vec<Seq>, Vec<Seq>) =
-            rows.into_iter().partition(|r| r.next.is_some());
+        let order = batch.retain(&keep).unwrap();
+        let (live, finished) = regroup_rows(rows, &order);
         done.extend(finished);
         rows = live;
         assert_eq!(batch.len(), rows.len());
@@ -155,8 +154,8 @@ fn a_dropped_row_leaves_the_others_exact() {
     let mut rows = vec![&mut b, &mut c];
     while !rows.is_empty() {
         let keep: Vec<bool> = rows.iter().map(|s| s.next.is_some()).collect();
-        batch.retain(&keep).unwrap();
-        rows.retain(|s| s.next.is_some());
+        let order = batch.retain(&keep).unwrap();
+        rows = regroup_rows(rows, &order).0;
         if rows.is_empty() {
             break;
         }
@@ -220,9 +219,8 @@ fn rows_joining_together_with_prompts_of_different_lengths_decode_as_they_do_alo
     let mut done = Vec::new();
     while !rows.is_empty() {
         let keep: Vec<bool> = rows.iter().map(|r| r.next.is_some()).collect();
-        batch.retain(&keep).unwrap();
-        let (live, finished): (Vec<Seq>, Vec<Seq>) =
-            rows.into_iter().partition(|r| r.next.is_some());
+        let order = batch.retain(&keep).unwrap();
+        let (live, finished) = regroup_rows(rows, &order);
         done.extend(finished);
         rows = live;
         if rows.is_empty() {

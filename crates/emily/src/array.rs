@@ -12,7 +12,7 @@ pub use crate::storage::{BackendBuffer, ExternalBytes, Storage};
 use crate::{DType, Device, Element};
 
 mod rows;
-pub(crate) use rows::increasing_below;
+pub(crate) use rows::moves_down_below;
 
 /// A materialised tensor value: contiguous, row-major, immutable once shared.
 /// Cloning is cheap (an `Arc`).

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use emily::Tensor;
 use emily_models::log_mel::CHUNK_FRAMES;
-use emily_models::whisper::graph::{BatchDecoderState, GraphError, Joiner};
+use emily_models::whisper::graph::{regroup_rows, BatchDecoderState, GraphError, Joiner};
 use emily_models::whisper::{Session, Transcript, Whisper, WhisperError, WindowDecoder};
 
 use super::{JobQueue, TranscriptionJob};
@@ -449,14 +449,15 @@ impl Worker {
         if keep.iter().all(|&k| k) {
             return Vec::new();
         }
-        if let Err(e) = self.batch.retain(&keep) {
-            self.fail_batch(e.into());
-            return Vec::new();
-        }
-        let mut flags = keep.into_iter();
-        let (stay, gone): (Vec<Active>, Vec<Active>) = std::mem::take(&mut self.active)
-            .into_iter()
-            .partition(|_| flags.next().unwrap_or(false));
+        let order = match self.batch.retain(&keep) {
+            Ok(order) => order,
+            Err(e) => {
+                self.fail_batch(e.into());
+                return Vec::new();
+            }
+        };
+        // The batch filled the leavers' rows from its end: follow its order.
+        let (stay, gone) = regroup_rows(std::mem::take(&mut self.active), &order);
         self.active = stay;
         gone
     }

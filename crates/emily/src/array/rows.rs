@@ -10,10 +10,20 @@ use super::Array;
 use crate::memory::HostBuffer;
 use crate::storage::Storage;
 
-/// Whether `keep` names rows of an array of `rows` rows, each once, in
-/// order (what keeping rows in place needs).
-pub(crate) fn increasing_below(keep: &[usize], rows: usize) -> bool {
-    keep.windows(2).all(|w| w[0] < w[1]) && keep.last().is_none_or(|&k| k < rows)
+/// Whether `keep` names rows of an array of `rows` rows, each at most once,
+/// none coming from above its new place (`keep[i] >= i`): what keeping rows
+/// in one buffer needs, written in order of their new places. Rows in
+/// order qualify, and so do rows whose holes are filled from the end (a
+/// departure moving the last row into the gap).
+pub(crate) fn moves_down_below(keep: &[usize], rows: usize) -> bool {
+    let mut seen = vec![false; rows];
+    keep.iter().enumerate().all(|(i, &k)| {
+        let fresh = k < rows && k >= i && !seen[k];
+        if fresh {
+            seen[k] = true;
+        }
+        fresh
+    })
 }
 
 impl Array {
@@ -33,15 +43,16 @@ impl Array {
         self
     }
 
-    /// Rows `keep` (strictly increasing, in range) moved down in this
-    /// array's buffer and the rest dropped, when it is host memory nobody
-    /// else holds; the array comes back unchanged otherwise. The buffer
-    /// keeps its allocation, so rows appended later fit in place.
+    /// Rows `keep` (in range, each once, none from above its new place:
+    /// [`moves_down_below`]) moved into place in this array's buffer and
+    /// the rest dropped, when it is host memory nobody else holds; the
+    /// array comes back unchanged otherwise. The buffer keeps its
+    /// allocation, so rows appended later fit in place.
     pub(crate) fn retain_rows_in_place(mut self, keep: &[usize]) -> Result<Array, Array> {
         let Some(rb) = self.row_bytes() else {
             return Err(self);
         };
-        if !increasing_below(keep, self.shape[0]) {
+        if !moves_down_below(keep, self.shape[0]) {
             return Err(self);
         }
         let Some(buf) = self.host_buffer_mut() else {
@@ -136,17 +147,19 @@ mod tests {
         Array::from_slice(&data, &[rows, 16, 16]).unwrap()
     }
 
+    /// Rows in order, and holes filled from the end (a departure's swap),
+    /// land in place in the same buffer.
     #[test]
     fn retained_rows_move_down_in_the_same_buffer() {
-        let a = random(5, 1);
-        let want: Vec<_> = [0, 2, 3].iter().map(|&r| rows(&a)[r].clone()).collect();
-        let id = a.buffer_id();
-        let kept = a
-            .retain_rows_in_place(&[0, 2, 3])
-            .expect("unique host array");
-        assert_eq!(kept.shape(), &[3, 16, 16]);
-        assert_eq!(kept.buffer_id(), id);
-        assert_eq!(rows(&kept), want);
+        for keep in [&[0, 2, 3][..], &[0, 4, 2], &[3, 1], &[4, 3, 2], &[1]] {
+            let a = random(5, 1);
+            let want: Vec<_> = keep.iter().map(|&r| rows(&a)[r].clone()).collect();
+            let id = a.buffer_id();
+            let kept = a.retain_rows_in_place(keep).expect("unique host array");
+            assert_eq!(kept.shape(), &[keep.len(), 16, 16]);
+            assert_eq!(kept.buffer_id(), id);
+            assert_eq!(rows(&kept), want, "{keep:?}");
+        }
     }
 
     #[test]
@@ -155,7 +168,10 @@ mod tests {
         let other = a.clone();
         let a = a.retain_rows_in_place(&[1]).expect_err("shared buffer");
         drop(other);
-        let a = a.retain_rows_in_place(&[2, 1]).expect_err("not increasing");
+        let a = a
+            .retain_rows_in_place(&[1, 0])
+            .expect_err("row 0 from above");
+        let a = a.retain_rows_in_place(&[2, 2]).expect_err("a row twice");
         let a = a.retain_rows_in_place(&[0, 4]).expect_err("out of range");
         assert_eq!(a.retain_rows_in_place(&[]).unwrap().shape(), &[0, 16, 16]);
     }

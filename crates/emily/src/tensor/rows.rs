@@ -4,25 +4,29 @@
 //! batch's caches) then copies only the rows that move.
 
 use super::Tensor;
-use crate::array::increasing_below;
+use crate::array::moves_down_below;
 use crate::error::{invalid, Result};
 use crate::eval::take_ready;
 use crate::{Array, Device};
 
 impl Tensor {
-    /// Rows `keep` (strictly increasing) of this tensor along axis 0,
-    /// evaluated: moved down in its own buffer when this handle is the
-    /// buffer's only holder on the CPU, else copied by `index_select`.
+    /// Rows `keep` of this tensor along axis 0 (row `i` of the result is
+    /// row `keep[i]`; each row at most once and none from above its new
+    /// place, `keep[i] >= i`: rows in order, or holes filled from the end),
+    /// evaluated: moved in its own buffer when this handle is the buffer's
+    /// only holder on the CPU, else copied by `index_select`.
     pub fn retain_rows(self, keep: &[usize]) -> Result<Tensor> {
         let rows = self
             .shape()
             .first()
             .copied()
             .ok_or_else(|| invalid("retain_rows", "a scalar has no rows".to_string()))?;
-        if !increasing_below(keep, rows) {
+        if !moves_down_below(keep, rows) {
             return Err(invalid(
                 "retain_rows",
-                format!("rows {keep:?} are not increasing indices below {rows}"),
+                format!(
+                    "rows {keep:?} are not distinct indices below {rows}, each at or after its new place"
+                ),
             ));
         }
         let mut t = self.eval()?;
@@ -100,6 +104,7 @@ mod tests {
     fn wrong_rows_and_shapes_are_errors() {
         let a = rows(3, 0.0);
         assert!(a.clone().retain_rows(&[1, 1]).is_err());
+        assert!(a.clone().retain_rows(&[1, 0]).is_err(), "row 0 from above");
         assert!(a.clone().retain_rows(&[3]).is_err());
         let wide = Tensor::from_slice(&[0f32; 400], &[1, 4, 100]).unwrap();
         assert!(a.append_rows(&[&wide], 4).is_err());

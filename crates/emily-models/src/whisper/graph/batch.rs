@@ -8,8 +8,9 @@
 //! batching). A row's cache slots are unmasked by the step's key mask; the
 //! causal rule masks the slots not yet written. A joining row is prefilled
 //! alone (its prompt written at `offset - len`), then its caches and cross
-//! keys/values are stacked onto the batch's; a finished row is dropped by
-//! selecting the others. When the slots run short, the batch's caches are
+//! keys/values are stacked onto the batch's; a finished row's place is
+//! taken by the batch's last row (callers reorder their rows with
+//! [`regroup_rows`]). When the slots run short, the batch's caches are
 //! shifted left over slots no row uses any more.
 
 use emily::{DType, Tensor};
@@ -44,6 +45,34 @@ pub struct BatchDecoderState {
 
 fn shape_err(msg: String) -> GraphError {
     GraphError::Input(format!("batched decoder: {msg}"))
+}
+
+/// A caller's per-row items (`items[i]` for batch row `i`) split as
+/// [`BatchDecoderState::retain`] left the batch: the kept ones in its new
+/// row order (`order`, as it returned), and the dropped ones in their old
+/// order.
+pub fn regroup_rows<T>(items: Vec<T>, order: &[usize]) -> (Vec<T>, Vec<T>) {
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    let kept = order
+        .iter()
+        .filter_map(|&i| slots.get_mut(i)?.take())
+        .collect();
+    (kept, slots.into_iter().flatten().collect())
+}
+
+/// The rows `keep` marks, as old indices in their new order: each keeps its
+/// place, except that the places of dropped rows below the new count go to
+/// the kept rows past it, last first (every row then moves down or stays,
+/// as [`Tensor::retain_rows`] moves rows in place).
+fn fill_from_the_end(keep: &[bool]) -> Vec<usize> {
+    let n = keep.iter().filter(|&&k| k).count();
+    // As many kept rows past the new count as dropped ones below it.
+    let mut tail = (n..keep.len()).rev().filter(|&i| keep[i]);
+    let mut order = Vec::with_capacity(n);
+    for (i, &k) in keep[..n].iter().enumerate() {
+        order.extend(if k { Some(i) } else { tail.next() });
+    }
+    order
 }
 
 /// `base`'s rows followed by the rows `picks` names (`(source, row)`, in
@@ -143,9 +172,12 @@ impl BatchDecoderState {
         self.rows.is_empty()
     }
 
-    /// Keeps the rows whose `keep` entry is true (in order), dropping the
-    /// others' caches and cross keys/values.
-    pub fn retain(&mut self, keep: &[bool]) -> Result<(), GraphError> {
+    /// Keeps the rows whose `keep` entry is true, dropping the others'
+    /// caches and cross keys/values, and returns the kept rows' old indices
+    /// in their new order. A dropped row's place goes to the last kept row
+    /// (of those past the new row count), so a departure moves one row's
+    /// buffers rather than every row after it.
+    pub fn retain(&mut self, keep: &[bool]) -> Result<Vec<usize>, GraphError> {
         if keep.len() != self.rows.len() {
             return Err(shape_err(format!(
                 "{} flags for {} rows",
@@ -153,34 +185,29 @@ impl BatchDecoderState {
                 self.rows.len()
             )));
         }
-        if keep.iter().all(|&k| k) {
-            return Ok(());
+        let order = fill_from_the_end(keep);
+        if order.len() == keep.len() {
+            return Ok(order);
         }
-        let idx: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
-        if idx.is_empty() {
+        if order.is_empty() {
             *self = BatchDecoderState {
                 max_rows: self.max_rows,
                 ..BatchDecoderState::default()
             };
-            return Ok(());
+            return Ok(order);
         }
-        // By value, so each buffer's only handle moves its kept rows down
-        // in place.
+        // By value, so each buffer's only handle moves its kept rows in place.
         let select = |v: &mut Vec<(String, Tensor)>| -> Result<(), GraphError> {
             *v = std::mem::take(v)
                 .into_iter()
-                .map(|(n, t)| Ok((n, t.retain_rows(&idx)?)))
+                .map(|(n, t)| Ok((n, t.retain_rows(&order)?)))
                 .collect::<Result<_, GraphError>>()?;
             Ok(())
         };
         select(&mut self.caches)?;
         select(&mut self.cross)?;
-        let mut i = 0;
-        self.rows.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        Ok(())
+        self.rows = order.iter().map(|&i| self.rows[i]).collect();
+        Ok(order)
     }
 
     /// Moves every cache by `shift` slots (negative = left), filling with zeros.
@@ -485,5 +512,37 @@ impl WhisperGraph {
         }
         let v = self.dims.n_vocab;
         Ok(logits.chunks_exact(v).map(<[f32]>::to_vec).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Departures below the new count take the last kept rows, every row
+    /// moving down or staying; the caller's items follow the same order.
+    #[test]
+    fn dropped_rows_are_filled_from_the_end() {
+        let cases: [(&[bool], &[usize]); 6] = [
+            (&[true, false, true, true], &[0, 3, 2]),
+            (&[false, true], &[1]),
+            (&[true, true, false], &[0, 1]),
+            (&[false, false, true, true, false, true], &[5, 3, 2]),
+            (&[true, true], &[0, 1]),
+            (&[false, false], &[]),
+        ];
+        for (keep, want) in cases {
+            let order = fill_from_the_end(keep);
+            assert_eq!(order, want, "{keep:?}");
+            assert!(order.iter().enumerate().all(|(i, &k)| k >= i && keep[k]));
+            let items: Vec<usize> = (0..keep.len()).map(|i| 10 * i).collect();
+            let (kept, gone) = regroup_rows(items, &order);
+            assert_eq!(kept, order.iter().map(|&i| 10 * i).collect::<Vec<_>>());
+            let dropped: Vec<usize> = (0..keep.len())
+                .filter(|&i| !keep[i])
+                .map(|i| 10 * i)
+                .collect();
+            assert_eq!(gone, dropped, "{keep:?}");
+        }
     }
 }

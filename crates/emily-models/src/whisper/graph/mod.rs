@@ -21,7 +21,7 @@ mod params;
 mod state;
 mod tokens;
 
-pub use batch::{BatchDecoderState, Joiner};
+pub use batch::{regroup_rows, BatchDecoderState, Joiner};
 pub use cross_kv::cross_kv_model;
 pub use decoder::{
     decoder_align_model, decoder_batch_step_model, decoder_rows_step_model, decoder_step_model,
