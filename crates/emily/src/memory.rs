@@ -227,13 +227,16 @@ const MAP_MIN: usize = 256 << 10;
 /// Classes above 256 KiB and below [`HUGE_MAX`] come from
 /// [`HugePageSlice`]'s transparent huge pages (cut, one after another,
 /// from its shared 2 MiB-aligned mappings, so no buffer rounds up to a whole
-/// huge page of its own and none leaves a tail on 4 KiB pages; a zeroed
-/// buffer of 2 MiB or more, which its first user may fill only in part,
-/// gets a mapping of its own: [`HugePageSlice::sparse`]). A buffer a decoder step streams whole every
-/// token — Whisper's cross keys and values (1.15–1.5 MB per layer in f16,
-/// 2.3–3 MB in f32), the f16 matrices of its layers (0.3–2 MB) — then walks
-/// no page table and restarts no prefetcher every 4 KiB. Zen 2, classes
-/// 1–2 MiB only: the base int8 step's decode attention 1.64–2.10 →
+/// huge page of its own; from 2 MiB a mapping of its own where that leaves
+/// only a short tail on 4 KiB pages, or where the buffer was asked for
+/// zeroed — a cache its first user may fill only in part, see
+/// [`HugePageSlice::sparse`] and `huge_pages::own_mapping`, which also
+/// gives the Xeon's figures for 3 MB buffers). A buffer a decoder step
+/// streams whole every token — Whisper's cross keys and values (1.15–1.5
+/// MB per layer in f16, 2.3–3 MB in f32), the f16 matrices of its layers
+/// (0.3–2 MB) — then walks no page table and restarts no prefetcher every
+/// 4 KiB. Zen 2, classes 1–2 MiB only: the base int8 step's decode
+/// attention 1.64–2.10 →
 /// 1.47–1.51 ms, the whole step (one thread) tiny.en int8 / auto −8 / −9 %,
 /// base −6 / −4 %, for 2–8 MB more peak RSS on JFK; there the 1 MiB class
 /// made base's f32 step 2–3 % slower at 2 threads. The Xeon with AMX,
