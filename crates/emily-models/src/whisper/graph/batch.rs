@@ -53,10 +53,15 @@ fn shape_err(msg: String) -> GraphError {
 /// order.
 pub fn regroup_rows<T>(items: Vec<T>, order: &[usize]) -> (Vec<T>, Vec<T>) {
     let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    let kept = order
+    let kept: Vec<T> = order
         .iter()
         .filter_map(|&i| slots.get_mut(i)?.take())
         .collect();
+    debug_assert_eq!(
+        kept.len(),
+        order.len(),
+        "an order from `retain` names each item once"
+    );
     (kept, slots.into_iter().flatten().collect())
 }
 
