@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod audio;
+pub mod batch_rows;
 pub mod ct2;
 pub mod fuzzing;
 pub mod gguf;

@@ -171,59 +171,66 @@ fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
         request(&[7; 9], 3),
         request(&[40, 41], 0),
     ];
-    let mut batch = RunningBatch::new(&m);
-    let mut tokens = vec![Vec::new(); requests.len()];
-    let mut done = vec![None; requests.len()];
-    // Row 0 starts alone; 1 joins after one step, 2 and 4 after two. Row 3's
-    // 9-token prompt needs a 16-token bucket: it joins only once the batch
-    // has moved that far or drained.
-    batch.start(&[(0, &requests[0])]).unwrap();
-    let mut step = 0;
-    let mut joined_3_at = None;
-    while done.iter().any(Option::is_none) {
-        match step {
-            1 => batch.join(1, &requests[1]).unwrap(),
-            2 => {
-                batch.join(2, &requests[2]).unwrap();
-                batch.join(4, &requests[4]).unwrap();
+    // Rows move in the caches' own buffers (room for a power of two of
+    // rows, or at most four), a leaver's place taken by the last row.
+    for max_rows in [None, Some(4)] {
+        let mut batch = match max_rows {
+            None => RunningBatch::new(&m),
+            Some(rows) => RunningBatch::with_max_rows(&m, rows),
+        };
+        let mut tokens = vec![Vec::new(); requests.len()];
+        let mut done = vec![None; requests.len()];
+        // Row 0 starts alone; 1 joins after one step, 2 and 4 after two. Row 3's
+        // 9-token prompt needs a 16-token bucket: it joins only once the batch
+        // has moved that far or drained.
+        batch.start(&[(0, &requests[0])]).unwrap();
+        let mut step = 0;
+        let mut joined_3_at = None;
+        while done.iter().any(Option::is_none) {
+            match step {
+                1 => batch.join(1, &requests[1]).unwrap(),
+                2 => {
+                    batch.join(2, &requests[2]).unwrap();
+                    batch.join(4, &requests[4]).unwrap();
+                }
+                _ => {}
             }
-            _ => {}
+            if step >= 2 && joined_3_at.is_none() && batch.can_join(&requests[3]) {
+                batch.join(3, &requests[3]).unwrap();
+                joined_3_at = Some(step);
+            }
+            if step == 2 {
+                assert!(
+                    !batch.can_join(&requests[3]),
+                    "a 16-token bucket cannot end at position 9"
+                );
+            }
+            for f in batch
+                .advance(|id, ev| {
+                    tokens[id].push(ev.id);
+                    true
+                })
+                .unwrap()
+            {
+                done[f.id] = Some(f.generation);
+            }
+            step += 1;
+            assert!(step < 100, "the batch never drained");
         }
-        if step >= 2 && joined_3_at.is_none() && batch.can_join(&requests[3]) {
-            batch.join(3, &requests[3]).unwrap();
-            joined_3_at = Some(step);
+        assert!(batch.is_empty());
+        assert!(joined_3_at.is_some_and(|s| s > 2), "{joined_3_at:?}");
+        for (i, r) in requests.iter().enumerate() {
+            let alone = m
+                .generator(&r.prompt, &r.opts)
+                .unwrap()
+                .run(|_| true)
+                .unwrap();
+            let g = done[i].as_ref().unwrap();
+            assert_eq!(g.tokens, alone.tokens, "row {i}");
+            assert_eq!(tokens[i], g.tokens, "row {i}: streamed events");
+            assert_eq!(g.tokens.len(), r.opts.max_tokens, "row {i}");
+            assert_eq!(g.finish, FinishReason::Length, "row {i}");
         }
-        if step == 2 {
-            assert!(
-                !batch.can_join(&requests[3]),
-                "a 16-token bucket cannot end at position 9"
-            );
-        }
-        for f in batch
-            .advance(|id, ev| {
-                tokens[id].push(ev.id);
-                true
-            })
-            .unwrap()
-        {
-            done[f.id] = Some(f.generation);
-        }
-        step += 1;
-        assert!(step < 100, "the batch never drained");
-    }
-    assert!(batch.is_empty());
-    assert!(joined_3_at.is_some_and(|s| s > 2), "{joined_3_at:?}");
-    for (i, r) in requests.iter().enumerate() {
-        let alone = m
-            .generator(&r.prompt, &r.opts)
-            .unwrap()
-            .run(|_| true)
-            .unwrap();
-        let g = done[i].as_ref().unwrap();
-        assert_eq!(g.tokens, alone.tokens, "row {i}");
-        assert_eq!(tokens[i], g.tokens, "row {i}: streamed events");
-        assert_eq!(g.tokens.len(), r.opts.max_tokens, "row {i}");
-        assert_eq!(g.finish, FinishReason::Length, "row {i}");
     }
     // A row cannot join past the cache's end.
     let mut batch = RunningBatch::new(&m);

@@ -5,12 +5,15 @@
 //! its prompt is prefilled alone so that it ends at the batch's offset (the
 //! positions before it masked as padding), then its caches are stacked onto
 //! the batch's. A row that finishes, or whose caller stops it, leaves at
-//! the next step (its cache rows dropped); when the last row leaves, the
-//! batch starts over at position 0.
+//! the next step (its cache rows dropped, the batch's last row moved into
+//! its place); when the last row leaves, the batch starts over at position
+//! 0. Joins and departures work in the caches' own buffers where they can
+//! ([`Tensor::append_rows`], [`Tensor::retain_rows`]): a row's static cache
+//! is large (SmolLM2-135M at 4,096 positions: 94 MB), and copying the
+//! whole batch's on every join and departure cost more than the steps.
 
 use std::time::{Duration, Instant};
 
-use emily::Tensor;
 use emily_nn::State;
 
 use super::batch::BatchRequest;
@@ -18,6 +21,7 @@ use super::generate::{Generation, Timings};
 use super::model::LlmModel;
 use super::sequence::{FinishReason, Sequence, TokenEvent};
 use super::LlmError;
+use crate::batch_rows::{fill_from_the_end, regroup_rows};
 
 /// A row that left the batch, with its caller's id.
 #[derive(Clone, Debug)]
@@ -60,6 +64,9 @@ pub struct RunningBatch<'m> {
     pads: Vec<usize>,
     /// Cache position of the next token.
     offset: usize,
+    /// Most rows the batch will hold ([`RunningBatch::with_max_rows`]): the
+    /// room its caches' buffers grow to.
+    max_rows: Option<usize>,
 }
 
 impl<'m> RunningBatch<'m> {
@@ -71,7 +78,24 @@ impl<'m> RunningBatch<'m> {
             rows: Vec::new(),
             pads: Vec::new(),
             offset: 0,
+            max_rows: None,
         }
+    }
+
+    /// An empty batch that will hold at most `rows` rows (a server's batch
+    /// limit): when a join outgrows the caches' buffers, the new ones have
+    /// room for the next power of two of rows, never more than `rows`.
+    pub fn with_max_rows(model: &'m LlmModel, rows: usize) -> RunningBatch<'m> {
+        RunningBatch {
+            max_rows: Some(rows),
+            ..RunningBatch::new(model)
+        }
+    }
+
+    /// The rows of room for a batch of `rows` rows.
+    fn room_for(&self, rows: usize) -> usize {
+        let room = rows.next_power_of_two();
+        self.max_rows.map_or(room, |m| room.min(m)).max(rows)
     }
 
     /// Rows decoding.
@@ -173,12 +197,27 @@ impl<'m> RunningBatch<'m> {
             self.offset - width,
             &mut state,
         )?;
-        let entries = self
-            .state
-            .iter()
+        // The row's caches go after the batch's, in the batch's buffers when
+        // they have room.
+        let room = self.room_for(self.rows.len() + 1);
+        let batch = std::mem::take(&mut self.state).into_entries();
+        if batch.len() != state.len() {
+            return Err(LlmError::Input(format!(
+                "a joining row has {} caches, the batch {}",
+                state.len(),
+                batch.len()
+            )));
+        }
+        let entries = batch
+            .into_iter()
             .zip(state.iter())
-            .map(|((name, batch), (_, row))| {
-                Ok((name.to_string(), Tensor::concat(&[batch, row], 0)?.eval()?))
+            .map(|((name, batch), (row_name, row))| {
+                if name != row_name {
+                    return Err(LlmError::Input(format!(
+                        "a joining row's cache `{row_name}` against the batch's `{name}`"
+                    )));
+                }
+                Ok((name, batch.append_rows(&[row], room)?))
             })
             .collect::<Result<Vec<_>, LlmError>>()?;
         self.state = State::from_entries(entries);
@@ -236,21 +275,18 @@ impl<'m> RunningBatch<'m> {
         }
         let mut done = Vec::new();
         if keep.iter().any(|&k| !k) {
-            let mut flags = keep.iter();
-            let (stay, gone): (Vec<Row<'m>>, Vec<Row<'m>>) = std::mem::take(&mut self.rows)
-                .into_iter()
-                .partition(|_| *flags.next().unwrap_or(&false));
+            // The batch's last rows fill the leavers' places.
+            let order = fill_from_the_end(&keep);
+            let (stay, gone) = regroup_rows(std::mem::take(&mut self.rows), &order);
             done.extend(gone.into_iter().map(Row::finish));
             self.rows = stay;
-            let mut flags = keep.iter();
-            self.pads.retain(|_| *flags.next().unwrap_or(&false));
-            let mut flags = keep.iter();
-            feed.retain(|_| *flags.next().unwrap_or(&false));
+            self.pads = order.iter().map(|&i| self.pads[i]).collect();
+            feed = order.iter().map(|&i| feed[i]).collect();
             if self.rows.is_empty() {
                 self.clear();
                 return Ok(done);
             }
-            retain_rows(&mut self.state, &keep)?;
+            retain_rows(&mut self.state, &order)?;
         }
         if self.offset >= self.model.context() {
             for (row, &last) in self.rows.iter_mut().zip(&feed) {
@@ -294,17 +330,13 @@ fn left_padded(prompt: &[u32], width: usize) -> Vec<u32> {
     row
 }
 
-/// Keeps the rows of every cache whose `keep` flag is set.
-fn retain_rows(state: &mut State, keep: &[bool]) -> Result<(), LlmError> {
-    let idx: Vec<i64> = (0..keep.len())
-        .filter(|&i| keep[i])
-        .map(|i| i as i64)
-        .collect();
-    let idx = Tensor::from_slice(&idx, &[idx.len()])?;
+/// Keeps the rows `order` of every cache (in that order, as
+/// [`fill_from_the_end`] gives it), in their own buffers where they can.
+fn retain_rows(state: &mut State, order: &[usize]) -> Result<(), LlmError> {
     let entries = std::mem::take(state)
         .into_entries()
         .into_iter()
-        .map(|(n, t)| Ok((n, t.index_select(&idx, 0)?.eval()?)))
+        .map(|(n, t)| Ok((n, t.retain_rows(order)?)))
         .collect::<Result<Vec<_>, LlmError>>()?;
     *state = State::from_entries(entries);
     Ok(())

@@ -156,7 +156,7 @@ impl<'m> BatchWorker<'m> {
             model,
             metrics,
             limits,
-            batch: RunningBatch::new(model),
+            batch: RunningBatch::with_max_rows(model, limits.max_batch),
             jobs: Vec::new(),
             waiting: Vec::new(),
         }
