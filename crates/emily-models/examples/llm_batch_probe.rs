@@ -36,7 +36,14 @@ fn main() -> Result<()> {
             batch.start(&start)?;
             let prefill = t.elapsed().as_secs_f64() * 1e3;
             let mut each = Vec::new();
-            for _ in 0..steps {
+            emily::telemetry::take_op_profile();
+            for step in 0..steps {
+                if step == 1 && emily::telemetry::profiling() {
+                    println!("  step kernels ({rows} rows):");
+                    for (op, secs, runs) in emily::telemetry::take_op_profile().iter().take(5) {
+                        println!("    {op} {:.2} ms, {runs} runs", secs * 1e3);
+                    }
+                }
                 let t = Instant::now();
                 batch.advance(|_, _| true)?;
                 each.push(t.elapsed().as_secs_f64() * 1e3);
@@ -47,10 +54,16 @@ fn main() -> Result<()> {
             let t = Instant::now();
             batch.advance(|id, _| id != 0)?;
             let leave = t.elapsed().as_secs_f64() * 1e3;
+            emily::telemetry::take_op_profile();
             let t = Instant::now();
             batch.join(10, &reqs[3])?;
             let join2 = t.elapsed().as_secs_f64() * 1e3;
             println!("  second join {join2:.1} ms");
+            if emily::telemetry::profiling() {
+                for (op, secs, runs) in emily::telemetry::take_op_profile().iter().take(8) {
+                    println!("    {op} {:.2} ms, {runs} runs", secs * 1e3);
+                }
+            }
             each.sort_by(f64::total_cmp);
             println!(
                 "round {round}: {rows} row(s): prefill {prefill:.1} ms, step median {:.2} ms (min {:.2}), join 1 {join:.1} ms, leave 1 + step {leave:.1} ms",
