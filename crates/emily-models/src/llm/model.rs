@@ -3,7 +3,7 @@
 //! `Arc`; every generation keeps its own KV caches ([`Generator`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use emily::Tensor;
 use emily_kernels::quant;
@@ -55,6 +55,10 @@ pub struct LlmModel {
     report: Option<Report>,
     all_positions: OnceLock<Result<Variant, String>>,
     padded_batch: OnceLock<Result<Variant, String>>,
+    /// Padded-batch graphs over shorter caches, by cache length: a row
+    /// joining a running batch is prefilled into caches of the positions it
+    /// fills, not of the whole context ([`LlmModel::join_cache`]).
+    join_batch: Mutex<Vec<(usize, Arc<Variant>)>>,
 }
 
 impl std::fmt::Debug for LlmModel {
@@ -180,6 +184,7 @@ impl LlmModel {
             report,
             all_positions: OnceLock::new(),
             padded_batch: OnceLock::new(),
+            join_batch: Mutex::new(Vec::new()),
         })
     }
 
@@ -239,20 +244,27 @@ impl LlmModel {
         slot: &'a OnceLock<Result<Variant, String>>,
         opts: GraphOptions,
     ) -> Result<&'a Variant, LlmError> {
-        let v = slot.get_or_init(|| {
-            let build = || -> Result<Variant, LlmError> {
-                let base = decoder_model(&self.config, opts)?;
-                let model = if self.options.fast_kernels {
-                    fast_kernels::apply(&base)?.model
-                } else {
-                    base
-                };
-                let forward = model.build(&self.params, Mode::Inference)?;
-                Ok(Variant { model, forward })
-            };
-            build().map_err(|e| e.to_string())
-        });
+        let v = slot.get_or_init(|| self.build_variant(opts).map_err(|e| e.to_string()));
         v.as_ref().map_err(|e| LlmError::Input(e.clone()))
+    }
+
+    fn build_variant(&self, opts: GraphOptions) -> Result<Variant, LlmError> {
+        let base = decoder_model(&self.config, opts)?;
+        let model = if self.options.fast_kernels {
+            fast_kernels::apply(&base)?.model
+        } else {
+            base
+        };
+        let forward = model.build(&self.params, Mode::Inference)?;
+        Ok(Variant { model, forward })
+    }
+
+    /// The cache length a row joining a batch at cache position `offset` is
+    /// prefilled in: the smallest power of two (at least 16) holding its
+    /// positions, at most the context. Its caches then join the batch's
+    /// zero-padded ([`emily::Tensor::append_rows_zero_padded`]).
+    pub(crate) fn join_cache(&self, offset: usize) -> usize {
+        offset.next_power_of_two().max(16).min(self.cache)
     }
 
     /// Runs the step graph on `tokens` (one row) at cache position `offset`,
@@ -332,16 +344,41 @@ impl LlmModel {
         offset: usize,
         state: &mut State,
     ) -> Result<Vec<f32>, LlmError> {
-        let v = self.variant(&self.padded_batch, GraphOptions::padded_batch(self.cache))?;
+        self.batch_step_in(self.cache, rows, pads, offset, state)
+    }
+
+    /// [`LlmModel::batch_step`] on caches of `cache` positions (the
+    /// context's, or a [`LlmModel::join_cache`] length holding `offset`
+    /// plus the rows' length).
+    pub(crate) fn batch_step_in(
+        &self,
+        cache: usize,
+        rows: &[Vec<u32>],
+        pads: &[usize],
+        offset: usize,
+        state: &mut State,
+    ) -> Result<Vec<f32>, LlmError> {
         let (b, t) = (rows.len(), rows[0].len());
+        if offset + t > cache || cache > self.cache {
+            return Err(LlmError::Input(format!(
+                "{t} tokens at position {offset} do not fit a cache of {cache} positions"
+            )));
+        }
+        let shorter;
+        let v = if cache == self.cache {
+            self.variant(&self.padded_batch, GraphOptions::padded_batch(self.cache))?
+        } else {
+            shorter = self.join_variant(cache)?;
+            &shorter
+        };
         let ids: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();
         let ids = Tensor::from_slice(&ids, &[b, t])?;
         let off = Tensor::from_slice(&[offset as i64], &[])?;
-        let mut keep = vec![1i64; b * self.cache];
+        let mut keep = vec![1i64; b * cache];
         for (row, &p) in pads.iter().enumerate() {
-            keep[row * self.cache..row * self.cache + p].fill(0);
+            keep[row * cache..row * cache + p].fill(0);
         }
-        let keep = Tensor::from_slice(&keep, &[b, self.cache])?;
+        let keep = Tensor::from_slice(&keep, &[b, cache])?;
         on_pool(|| {
             let out = v.forward.call_with_state(
                 &[
@@ -353,6 +390,17 @@ impl LlmModel {
             )?;
             Ok(out[names::LOGITS].to_vec::<f32>()?)
         })
+    }
+
+    /// The padded-batch graph over caches of `cache` positions, built once.
+    fn join_variant(&self, cache: usize) -> Result<Arc<Variant>, LlmError> {
+        let mut built = self.join_batch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, v)) = built.iter().find(|(c, _)| *c == cache) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(self.build_variant(GraphOptions::padded_batch(cache))?);
+        built.push((cache, v.clone()));
+        Ok(v)
     }
 
     pub(crate) fn check_prompt(&self, len: usize) -> Result<(), LlmError> {

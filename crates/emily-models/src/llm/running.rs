@@ -14,7 +14,9 @@
 
 use std::time::{Duration, Instant};
 
+use emily::Tensor;
 use emily_nn::State;
+use rayon::prelude::*;
 
 use super::batch::BatchRequest;
 use super::generate::{Generation, Timings};
@@ -155,7 +157,14 @@ impl<'m> RunningBatch<'m> {
                 .iter()
                 .map(|(_, r)| left_padded(&r.prompt, width))
                 .collect();
-            let logits = self.model.batch_step(&rows, &pads, 0, &mut state)?;
+            // Prefilled into caches of the prompts' positions, then widened
+            // to the context's with room for the rows that will join.
+            let mut short = State::new();
+            let cache = self.model.join_cache(width);
+            let logits = self
+                .model
+                .batch_step_in(cache, &rows, &pads, 0, &mut short)?;
+            state = widened(short, self.model.context(), self.room_for(rows.len()))?;
             (logits, pads, width)
         };
         let prefill = t.elapsed();
@@ -190,8 +199,11 @@ impl<'m> RunningBatch<'m> {
         let width = self.model.bucket(r.prompt.len());
         let pad = self.offset - r.prompt.len();
         let t = Instant::now();
+        // Prefilled into caches of the positions it fills, then joined to
+        // the batch's (the context's) with zeros after them.
         let mut state = State::new();
-        let logits = self.model.batch_step(
+        let logits = self.model.batch_step_in(
+            self.model.join_cache(self.offset),
             &[left_padded(&r.prompt, width)],
             &[pad],
             self.offset - width,
@@ -208,18 +220,23 @@ impl<'m> RunningBatch<'m> {
                 batch.len()
             )));
         }
-        let entries = batch
-            .into_iter()
-            .zip(state.iter())
-            .map(|((name, batch), (row_name, row))| {
-                if name != row_name {
-                    return Err(LlmError::Input(format!(
-                        "a joining row's cache `{row_name}` against the batch's `{name}`"
-                    )));
-                }
-                Ok((name, batch.append_rows(&[row], room)?))
-            })
-            .collect::<Result<Vec<_>, LlmError>>()?;
+        // One cache per task on the kernels' pool: each append is mostly a
+        // fill of the context's zeros, bound by one core's stores.
+        let rows: Vec<(&str, &Tensor)> = state.iter().collect();
+        let entries = emily_kernels::parallel::pool().install(|| {
+            batch
+                .into_par_iter()
+                .zip(rows.into_par_iter())
+                .map(|((name, batch), (row_name, row))| {
+                    if name != row_name {
+                        return Err(LlmError::Input(format!(
+                            "a joining row's cache `{row_name}` against the batch's `{name}`"
+                        )));
+                    }
+                    Ok((name, batch.append_rows_zero_padded(&[row], room)?))
+                })
+                .collect::<Result<Vec<_>, LlmError>>()
+        })?;
         self.state = State::from_entries(entries);
         let row = self.row(id, r, logits, t.elapsed());
         self.rows.push(row);
@@ -330,14 +347,41 @@ fn left_padded(prompt: &[u32], width: usize) -> Vec<u32> {
     row
 }
 
+/// `state`'s caches `(B, heads, positions, dim)` widened to `context`
+/// positions, zeros after their own, in buffers with room for `room` rows.
+fn widened(state: State, context: usize, room: usize) -> Result<State, LlmError> {
+    let entries = emily_kernels::parallel::pool().install(|| {
+        state
+            .into_entries()
+            .into_par_iter()
+            .map(|(n, t)| {
+                let mut shape = t.shape().to_vec();
+                if shape.len() != 4 || shape[2] > context {
+                    return Err(LlmError::Input(format!(
+                        "cache `{n}` of shape {shape:?} for a context of {context}"
+                    )));
+                }
+                (shape[0], shape[2]) = (0, context);
+                let empty = Tensor::zeros(&shape, t.dtype())?;
+                Ok((n, empty.append_rows_zero_padded(&[&t], room)?))
+            })
+            .collect::<Result<Vec<_>, LlmError>>()
+    })?;
+    Ok(State::from_entries(entries))
+}
+
 /// Keeps the rows `order` of every cache (in that order, as
 /// [`fill_from_the_end`] gives it), in their own buffers where they can.
 fn retain_rows(state: &mut State, order: &[usize]) -> Result<(), LlmError> {
-    let entries = std::mem::take(state)
-        .into_entries()
-        .into_iter()
-        .map(|(n, t)| Ok((n, t.retain_rows(order)?)))
-        .collect::<Result<Vec<_>, LlmError>>()?;
+    // One cache per task on the kernels' pool (a moved row is a copy of
+    // the whole context's positions).
+    let entries = emily_kernels::parallel::pool().install(|| {
+        std::mem::take(state)
+            .into_entries()
+            .into_par_iter()
+            .map(|(n, t)| Ok((n, t.retain_rows(order)?)))
+            .collect::<Result<Vec<_>, LlmError>>()
+    })?;
     *state = State::from_entries(entries);
     Ok(())
 }

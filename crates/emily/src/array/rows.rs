@@ -73,20 +73,32 @@ impl Array {
     /// when nobody else holds it and its allocation has room, else into a
     /// new one with room for `reserve` rows in all. The array comes back
     /// (`Ok(Err(self))`) when the arrays are not all host data of one dtype
-    /// and trailing shape; an error only when memory is refused.
-    pub(crate) fn append_rows(
+    /// and trailing shape; an error only when memory is refused. With
+    /// `zero_pad` each of `more` may also be shorter than this array along
+    /// any trailing axis: its elements land at the same indices and the
+    /// rest of its new rows are zeros (a sequence's
+    /// cache prefilled for its first positions joining a batch's caches of
+    /// the whole context, without a copy of the context's zeros).
+    pub(crate) fn append_rows_padded(
         mut self,
         more: &[Array],
         reserve: usize,
+        zero_pad: bool,
     ) -> crate::Result<Result<Array, Array>> {
         let Some(rb) = self.row_bytes() else {
             return Ok(Err(self));
         };
         let fits = |a: &Array| {
-            a.dtype == self.dtype
-                && a.shape.len() == self.shape.len()
-                && a.shape[1..] == self.shape[1..]
-                && a.host_bytes().is_some()
+            let trailing = a.shape.len() == self.shape.len()
+                && if zero_pad {
+                    a.shape[1..]
+                        .iter()
+                        .zip(&self.shape[1..])
+                        .all(|(m, s)| m <= s)
+                } else {
+                    a.shape[1..] == self.shape[1..]
+                };
+            a.dtype == self.dtype && trailing && a.host_bytes().is_some()
         };
         if !more.iter().all(fits) || self.host_bytes().is_none() {
             return Ok(Err(self));
@@ -108,16 +120,65 @@ impl Array {
                 dtype: self.dtype,
             }
         };
+        let row_shape = out.shape[1..].to_vec();
+        let elem = out.dtype.size_in_bytes();
         let buf = out.host_buffer_mut().expect("a buffer only `out` holds");
         assert!(buf.extend(total * rb), "room checked or reserved above");
         let bytes = buf.bytes_mut();
         let mut at = old * rb;
         for a in more {
             let src = a.bytes();
-            bytes[at..at + src.len()].copy_from_slice(src);
-            at += src.len();
+            if a.shape[1..] == row_shape[..] {
+                bytes[at..at + src.len()].copy_from_slice(src);
+            } else {
+                let per_row = src.len() / a.shape[0].max(1);
+                for (r, row) in src.chunks_exact(per_row.max(1)).enumerate() {
+                    let dst = &mut bytes[at + r * rb..at + (r + 1) * rb];
+                    place_padded(dst, row, &row_shape, &a.shape[1..], elem);
+                }
+            }
+            at += a.shape[0] * rb;
         }
         Ok(Ok(out.with_rows(total)))
+    }
+}
+
+/// Writes `src` (one row of shape `src_shape`, each extent at most
+/// `dst_shape`'s) into `dst` (one row of `dst_shape`) at the same indices,
+/// zeros elsewhere. Past the last axis where the shapes differ both are
+/// contiguous, so each index of the axes before it is one copy and one fill
+/// (a cache `(heads, positions, dim)`: a copy and a fill per head).
+fn place_padded(dst: &mut [u8], src: &[u8], dst_shape: &[usize], src_shape: &[usize], elem: usize) {
+    let Some(axis) = (0..dst_shape.len())
+        .rev()
+        .find(|&d| dst_shape[d] != src_shape[d])
+    else {
+        dst.copy_from_slice(src);
+        return;
+    };
+    let run = dst_shape[axis + 1..].iter().product::<usize>() * elem;
+    let (dst_block, src_block) = (dst_shape[axis] * run, src_shape[axis] * run);
+    let outer = &dst_shape[..axis];
+    let mut index = vec![0usize; outer.len()];
+    for d in dst.chunks_exact_mut(dst_block.max(1)) {
+        if index.iter().zip(src_shape).all(|(i, n)| i < n) {
+            let s = index
+                .iter()
+                .zip(src_shape)
+                .fold(0, |acc, (&i, &n)| acc * n + i);
+            d[..src_block].copy_from_slice(&src[s * src_block..(s + 1) * src_block]);
+            d[src_block..].fill(0);
+        } else {
+            d.fill(0);
+        }
+        // The next index, last axis fastest.
+        for (i, &n) in index.iter_mut().zip(outer).rev() {
+            *i += 1;
+            if *i < n {
+                break;
+            }
+            *i = 0;
+        }
     }
 }
 
@@ -182,7 +243,10 @@ mod tests {
         let mut want = rows(&a);
         want.extend(rows(&b));
         // A buffer exactly full: the first append moves to one with room for 4.
-        let grown = a.append_rows(&[b], 4).unwrap().expect("host arrays");
+        let grown = a
+            .append_rows_padded(&[b], 4, false)
+            .unwrap()
+            .expect("host arrays");
         assert_eq!(rows(&grown), want);
         let id = grown.buffer_id();
         // Drop a row, then append one: it fits where the dropped one was.
@@ -190,12 +254,15 @@ mod tests {
         let one = random(1, 6);
         let mut want: Vec<_> = [0, 1, 3].iter().map(|&r| want[r].clone()).collect();
         want.extend(rows(&one));
-        let refilled = kept.append_rows(&[one], 4).unwrap().unwrap();
+        let refilled = kept.append_rows_padded(&[one], 4, false).unwrap().unwrap();
         assert_eq!(refilled.buffer_id(), id, "appended in place");
         assert_eq!(rows(&refilled), want);
         // Two more rows exceed the room: a new buffer holds all six.
         want.extend(rows(&c));
-        let moved = refilled.append_rows(&[c], 8).unwrap().unwrap();
+        let moved = refilled
+            .append_rows_padded(&[c], 8, false)
+            .unwrap()
+            .unwrap();
         assert_ne!(moved.buffer_id(), id);
         assert_eq!(moved.shape(), &[6, 16, 16]);
         assert_eq!(rows(&moved), want);
@@ -206,10 +273,59 @@ mod tests {
         let a = random(2, 7);
         let wide = Array::from_slice(&[0f32; 512], &[2, 256]).unwrap();
         let a = a
-            .append_rows(&[wide], 4)
+            .append_rows_padded(&[wide], 4, false)
             .unwrap()
             .expect_err("trailing shape");
         let ints = Array::from_slice(&[0i32; 256], &[1, 16, 16]).unwrap();
-        a.append_rows(&[ints], 4).unwrap().expect_err("dtype");
+        a.append_rows_padded(&[ints], 4, false)
+            .unwrap()
+            .expect_err("dtype");
+    }
+
+    /// A shorter row joins with zeros past its extents, in place and into a
+    /// new buffer, at an axis in the middle and at the last.
+    #[test]
+    fn padded_rows_land_at_their_indices_with_zeros_around() {
+        let full = |a: &Array| a.as_slice::<f32>().to_vec();
+        for (dims, small) in [
+            ([4, 5, 3], [4, 2, 3]),
+            ([4, 5, 3], [3, 5, 2]),
+            ([4, 5, 3], [1, 1, 1]),
+        ] {
+            let n: usize = small.iter().product();
+            let data: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 * 0.25).collect();
+            let row = Array::from_slice(&data, &[1, small[0], small[1], small[2]]).unwrap();
+            let mut want = vec![0f32; dims.iter().product()];
+            for (i, &v) in data.iter().enumerate() {
+                let (a, b, c) = (
+                    i / (small[1] * small[2]),
+                    i / small[2] % small[1],
+                    i % small[2],
+                );
+                want[(a * dims[1] + b) * dims[2] + c] = v;
+            }
+            let base = Array::from_slice(&vec![7f32; 2 * 60], &[2, 4, 5, 3]).unwrap();
+            let grown = base
+                .append_rows_padded(&[row.clone()], 4, true)
+                .unwrap()
+                .expect("host arrays");
+            assert_eq!(grown.shape(), &[3, 4, 5, 3]);
+            assert_eq!(&full(&grown)[..120], &[7f32; 120][..]);
+            assert_eq!(&full(&grown)[120..], &want[..], "{small:?}, new buffer");
+            let id = grown.buffer_id();
+            let again = grown.append_rows_padded(&[row], 4, true).unwrap().unwrap();
+            assert_eq!(again.buffer_id(), id, "in place");
+            assert_eq!(&full(&again)[180..], &want[..], "{small:?}, in place");
+        }
+        let base = random(1, 8);
+        let longer = Array::from_slice(&[0f32; 17 * 16], &[1, 17, 16]).unwrap();
+        let base = base
+            .append_rows_padded(&[longer], 4, true)
+            .unwrap()
+            .expect_err("longer than the rows");
+        let short = Array::from_slice(&[0f32; 16], &[1, 1, 16]).unwrap();
+        base.append_rows_padded(&[short], 4, false)
+            .unwrap()
+            .expect_err("not padded");
     }
 }
