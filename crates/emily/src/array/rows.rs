@@ -306,7 +306,7 @@ mod tests {
             }
             let base = Array::from_slice(&vec![7f32; 2 * 60], &[2, 4, 5, 3]).unwrap();
             let grown = base
-                .append_rows_padded(&[row.clone()], 4, true)
+                .append_rows_padded(std::slice::from_ref(&row), 4, true)
                 .unwrap()
                 .expect("host arrays");
             assert_eq!(grown.shape(), &[3, 4, 5, 3]);
