@@ -242,6 +242,62 @@ fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
     assert!(batch.join(1, &request(&[5, 6], 30)).is_err());
 }
 
+/// A prompt whose bucket does not fit before a young batch's position
+/// joins in several prefill calls as soon as its length rounded up to 8
+/// does, and decodes as it would alone.
+#[test]
+fn a_long_prompt_joins_a_young_batch_in_chunks() {
+    let (m, _) = load(&Tiny::llama(), false, true, 9);
+    let request = |prompt: Vec<u32>, max_tokens| BatchRequest {
+        prompt,
+        opts: GenerateOptions {
+            max_tokens,
+            model_stop_tokens: false,
+            ..GenerateOptions::default()
+        },
+    };
+    let first = request(PROMPT.to_vec(), 20);
+    // 17 tokens: a 32-token bucket (never before position 32 of 32), or
+    // 16 + 8 from position 24.
+    let long = request((0..17).map(|i| 3 + 37 * i % 250).collect(), 4);
+    let mut batch = RunningBatch::with_max_rows(&m, 2);
+    batch.start(&[(0, &first)]).unwrap();
+    let mut tokens = vec![Vec::new(); 2];
+    let mut done = vec![None; 2];
+    let mut position = PROMPT.len();
+    while done.iter().any(Option::is_none) {
+        if done[1].is_none() && tokens[1].is_empty() && batch.len() == 1 {
+            assert_eq!(batch.can_join(&long), position >= 24, "at {position}");
+            if position >= 24 {
+                batch.join(1, &long).unwrap();
+            } else {
+                assert!(batch.join(1, &long).is_err(), "at {position}");
+            }
+        }
+        for f in batch
+            .advance(|id, ev| {
+                tokens[id].push(ev.id);
+                true
+            })
+            .unwrap()
+        {
+            done[f.id] = Some(f.generation);
+        }
+        position += 1;
+        assert!(position < 40, "the batch never drained");
+    }
+    for (i, r) in [&first, &long].into_iter().enumerate() {
+        let alone = m
+            .generator(&r.prompt, &r.opts)
+            .unwrap()
+            .run(|_| true)
+            .unwrap();
+        let g = done[i].as_ref().unwrap();
+        assert_eq!(g.tokens, alone.tokens, "row {i}");
+        assert_eq!(g.tokens.len(), r.opts.max_tokens, "row {i}");
+    }
+}
+
 #[test]
 fn sampling_is_seeded_and_stops_are_honoured() {
     let (m, _) = load(&Tiny::qwen3(), false, true, 6);

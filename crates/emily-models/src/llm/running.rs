@@ -111,14 +111,39 @@ impl<'m> RunningBatch<'m> {
     }
 
     /// Whether `r` can join now: always into an empty batch; into a running
-    /// one when its prompt (rounded up to a prompt bucket, so prefills reuse
-    /// a few compiled plans) fits before the batch's position and its token
-    /// limit fits in the cache after it. Otherwise it waits for the batch to
-    /// move on or to drain.
+    /// one when its prompt's prefill fits before the batch's position
+    /// ([`RunningBatch::join_chunks`]) and its token limit fits in the cache
+    /// after it. Otherwise it waits for the batch to move on or to drain.
     pub fn can_join(&self, r: &BatchRequest) -> bool {
         self.rows.is_empty()
-            || (self.model.bucket(r.prompt.len()) <= self.offset
+            || (self.join_chunks(r.prompt.len()).is_some()
                 && self.offset.saturating_add(r.opts.max_tokens) <= self.model.context())
+    }
+
+    /// The widths of the prefill calls of a `len`-token prompt joining at
+    /// the batch's position, each a prompt bucket (so prefills reuse a few
+    /// compiled plans), the first left-padded: one call of the prompt's
+    /// bucket when it fits before the position, else calls of powers of two
+    /// summing to `len` rounded up to 8 (a 35-token prompt: 32 + 8 from
+    /// position 40 on, where its 64-token bucket would wait for position
+    /// 64 — ~30 steps a young batch ran without it). `None`: not yet.
+    fn join_chunks(&self, len: usize) -> Option<Vec<usize>> {
+        let bucket = self.model.bucket(len);
+        if bucket <= self.offset {
+            return Some(vec![bucket]);
+        }
+        let width = len.next_multiple_of(8);
+        if width > self.offset {
+            return None;
+        }
+        // Binary digits of the width, largest first (each at least 8).
+        Some(
+            (3..usize::BITS)
+                .rev()
+                .map(|b| 1usize << b)
+                .filter(|&c| width & c != 0)
+                .collect(),
+        )
     }
 
     /// Starts an empty batch with `requests` (`(id, request)`), their
@@ -187,28 +212,35 @@ impl<'m> RunningBatch<'m> {
             return self.start(&[(id, r)]);
         }
         self.model.check_request(r)?;
-        if !self.can_join(r) {
-            return Err(LlmError::Input(format!(
-                "a {}-token prompt cannot join a batch at position {}",
-                r.prompt.len(),
-                self.offset
-            )));
-        }
-        // The prompt, left-padded to its bucket, ends at the batch's offset;
-        // everything before its first real token is masked.
-        let width = self.model.bucket(r.prompt.len());
+        let chunks = match self.join_chunks(r.prompt.len()) {
+            Some(c) if self.can_join(r) => c,
+            _ => {
+                return Err(LlmError::Input(format!(
+                    "a {}-token prompt cannot join a batch at position {}",
+                    r.prompt.len(),
+                    self.offset
+                )))
+            }
+        };
+        // The prompt, left-padded to the chunks' width, ends at the batch's
+        // offset; everything before its first real token is masked.
+        let width: usize = chunks.iter().sum();
         let pad = self.offset - r.prompt.len();
         let t = Instant::now();
         // Prefilled into caches of the positions it fills, then joined to
         // the batch's (the context's) with zeros after them.
         let mut state = State::new();
-        let logits = self.model.batch_step_in(
-            self.model.join_cache(self.offset),
-            &[left_padded(&r.prompt, width)],
-            &[pad],
-            self.offset - width,
-            &mut state,
-        )?;
+        let cache = self.model.join_cache(self.offset);
+        let tokens = left_padded(&r.prompt, width);
+        let (mut at, mut logits) = (0, Vec::new());
+        for c in chunks {
+            let chunk = tokens[at..at + c].to_vec();
+            let position = self.offset - width + at;
+            logits = self
+                .model
+                .batch_step_in(cache, &[chunk], &[pad], position, &mut state)?;
+            at += c;
+        }
         // The row's caches go after the batch's, in the batch's buffers when
         // they have room.
         let room = self.room_for(self.rows.len() + 1);
