@@ -172,7 +172,7 @@ fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
         request(&[40, 41], 0),
     ];
     // Rows move in the caches' own buffers (room for a power of two of
-    // rows, or at most four), a leaver's place taken by the last row.
+    // rows, or four at once), a leaver's place taken by the last row.
     for max_rows in [None, Some(4)] {
         let mut batch = match max_rows {
             None => RunningBatch::new(&m),

@@ -86,7 +86,9 @@ impl<'m> RunningBatch<'m> {
 
     /// An empty batch that will hold at most `rows` rows (a server's batch
     /// limit): when a join outgrows the caches' buffers, the new ones have
-    /// room for the next power of two of rows, never more than `rows`.
+    /// room for all `rows` at once (a row's context-long caches are large,
+    /// so growing by powers of two copied the batch at every doubling; room
+    /// never written takes address space, not memory).
     pub fn with_max_rows(model: &'m LlmModel, rows: usize) -> RunningBatch<'m> {
         RunningBatch {
             max_rows: Some(rows),
@@ -94,10 +96,12 @@ impl<'m> RunningBatch<'m> {
         }
     }
 
-    /// The rows of room for a batch of `rows` rows.
+    /// The rows of room for a batch of `rows` rows: the batch limit when
+    /// there is one, else the next power of two.
     fn room_for(&self, rows: usize) -> usize {
-        let room = rows.next_power_of_two();
-        self.max_rows.map_or(room, |m| room.min(m)).max(rows)
+        self.max_rows
+            .unwrap_or_else(|| rows.next_power_of_two())
+            .max(rows)
     }
 
     /// Rows decoding.
