@@ -12,6 +12,7 @@
 
 mod kquants;
 mod legacy;
+mod pairs;
 pub(crate) mod tile;
 mod unpack;
 
@@ -405,7 +406,13 @@ pub(crate) unsafe fn gemv_rows(
     // SAFETY: the caller's contract.
     unsafe {
         match isa {
-            QuantIsa::Avx512Vnni => rows_avx512vnni(format, w, act, out, n, r0, r1),
+            QuantIsa::Avx512Vnni => match format {
+                BlockFormat::Q4_0 => pairs::rows::<legacy::Q4_0>(w, act, out, n, r0, r1),
+                BlockFormat::Q4_1 | BlockFormat::Int4G32 => {
+                    pairs::rows::<legacy::Q4_1>(w, act, out, n, r0, r1)
+                }
+                _ => rows_avx512vnni(format, w, act, out, n, r0, r1),
+            },
             QuantIsa::AvxVnni => rows_avxvnni(format, w, act, out, n, r0, r1),
             QuantIsa::Avx2 => rows_avx2(format, w, act, out, n, r0, r1),
             QuantIsa::Portable => unreachable!("portable kernels are not x86 kernels"),
