@@ -4,7 +4,7 @@
 //! 8) after `what` ran (`encoder`: three encoder passes, `amx`/`avx`: the
 //! register-loop peaks, `mem`: a 600 MB sweep, `none`). With
 //! `EMILY_PROFILE=1` the kernels of the fresh batch's steps 1, 2 and 20.
-//! `cargo run --release -p emily-models --example batch_step_probe -- [model] [steps] [what]`
+//! `cargo run --release -p emily-models --example batch_step_probe -- [model] [steps] [what] [auto|f32|int8]`
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,7 +20,12 @@ fn main() -> Result<()> {
     let model = args.get(1).map_or("models/whisper-tiny.en", |s| s.as_str());
     let steps: usize = args.get(2).map_or(Ok(20), |s| s.parse())?;
     let what = args.get(3).map_or("encoder", |s| s.as_str());
-    let w = Whisper::load_with(Path::new(model), Kernels::Fused, ComputeType::Auto)?;
+    let compute = match args.get(4).map(|s| s.as_str()) {
+        Some("f32") => ComputeType::F32,
+        Some("int8") => ComputeType::Int8,
+        _ => ComputeType::Auto,
+    };
+    let w = Whisper::load_with(Path::new(model), Kernels::Fused, compute)?;
     let samples = emily_models::audio::load_audio(Path::new("samples/jfk.wav"))?;
     let mut session = Session::from_samples(&w, &samples, &TranscribeOptions::greedy())?;
     let mel = session.next_window()?.ok_or("no window")?.to_vec();

@@ -149,6 +149,46 @@ fn batched_generation_matches_one_prompt_at_a_time() {
     }
 }
 
+/// A greedy request for `max_tokens` tokens that ignores the model's stop
+/// tokens (every row runs to its limit).
+fn greedy_request(prompt: Vec<u32>, max_tokens: usize) -> BatchRequest {
+    BatchRequest {
+        prompt,
+        opts: GenerateOptions {
+            max_tokens,
+            model_stop_tokens: false,
+            ..GenerateOptions::default()
+        },
+    }
+}
+
+/// The tokens `r` generates as a single generation.
+fn tokens_alone(m: &LlmModel, r: &BatchRequest) -> Vec<u32> {
+    m.generator(&r.prompt, &r.opts)
+        .unwrap()
+        .run(|_| true)
+        .unwrap()
+        .tokens
+}
+
+/// One step of `batch`: each row's token streamed into `tokens[id]`, each
+/// finished row's generation into `done[id]`.
+fn advance(
+    batch: &mut RunningBatch<'_>,
+    tokens: &mut [Vec<u32>],
+    done: &mut [Option<emily_models::llm::Generation>],
+) {
+    for f in batch
+        .advance(|id, ev| {
+            tokens[id].push(ev.id);
+            true
+        })
+        .unwrap()
+    {
+        done[f.id] = Some(f.generation);
+    }
+}
+
 /// Rows join a running batch at step boundaries (prefilled alone, ending at
 /// the batch's position), leave when done, and a batch that drains starts
 /// over; every row's greedy tokens are those of its prompt alone, and a row
@@ -156,14 +196,7 @@ fn batched_generation_matches_one_prompt_at_a_time() {
 #[test]
 fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
     let (m, _) = load(&Tiny::llama(), false, true, 9);
-    let request = |prompt: &[u32], max_tokens| BatchRequest {
-        prompt: prompt.to_vec(),
-        opts: GenerateOptions {
-            max_tokens,
-            model_stop_tokens: false,
-            ..GenerateOptions::default()
-        },
-    };
+    let request = |prompt: &[u32], max_tokens| greedy_request(prompt.to_vec(), max_tokens);
     let requests = [
         request(&PROMPT, 12),
         request(&[5, 6], 5),
@@ -205,28 +238,15 @@ fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
                     "a 16-token bucket cannot end at position 9"
                 );
             }
-            for f in batch
-                .advance(|id, ev| {
-                    tokens[id].push(ev.id);
-                    true
-                })
-                .unwrap()
-            {
-                done[f.id] = Some(f.generation);
-            }
+            advance(&mut batch, &mut tokens, &mut done);
             step += 1;
             assert!(step < 100, "the batch never drained");
         }
         assert!(batch.is_empty());
         assert!(joined_3_at.is_some_and(|s| s > 2), "{joined_3_at:?}");
         for (i, r) in requests.iter().enumerate() {
-            let alone = m
-                .generator(&r.prompt, &r.opts)
-                .unwrap()
-                .run(|_| true)
-                .unwrap();
             let g = done[i].as_ref().unwrap();
-            assert_eq!(g.tokens, alone.tokens, "row {i}");
+            assert_eq!(g.tokens, tokens_alone(&m, r), "row {i}");
             assert_eq!(tokens[i], g.tokens, "row {i}: streamed events");
             assert_eq!(g.tokens.len(), r.opts.max_tokens, "row {i}");
             assert_eq!(g.finish, FinishReason::Length, "row {i}");
@@ -248,18 +268,10 @@ fn rows_joining_a_running_batch_match_one_prompt_at_a_time() {
 #[test]
 fn a_long_prompt_joins_a_young_batch_in_chunks() {
     let (m, _) = load(&Tiny::llama(), false, true, 9);
-    let request = |prompt: Vec<u32>, max_tokens| BatchRequest {
-        prompt,
-        opts: GenerateOptions {
-            max_tokens,
-            model_stop_tokens: false,
-            ..GenerateOptions::default()
-        },
-    };
-    let first = request(PROMPT.to_vec(), 20);
+    let first = greedy_request(PROMPT.to_vec(), 20);
     // 17 tokens: a 32-token bucket (never before position 32 of 32), or
     // 16 + 8 from position 24.
-    let long = request((0..17).map(|i| 3 + 37 * i % 250).collect(), 4);
+    let long = greedy_request((0..17).map(|i| 3 + 37 * i % 250).collect(), 4);
     let mut batch = RunningBatch::with_max_rows(&m, 2);
     batch.start(&[(0, &first)]).unwrap();
     let mut tokens = vec![Vec::new(); 2];
@@ -274,26 +286,13 @@ fn a_long_prompt_joins_a_young_batch_in_chunks() {
                 assert!(batch.join(1, &long).is_err(), "at {position}");
             }
         }
-        for f in batch
-            .advance(|id, ev| {
-                tokens[id].push(ev.id);
-                true
-            })
-            .unwrap()
-        {
-            done[f.id] = Some(f.generation);
-        }
+        advance(&mut batch, &mut tokens, &mut done);
         position += 1;
         assert!(position < 40, "the batch never drained");
     }
     for (i, r) in [&first, &long].into_iter().enumerate() {
-        let alone = m
-            .generator(&r.prompt, &r.opts)
-            .unwrap()
-            .run(|_| true)
-            .unwrap();
         let g = done[i].as_ref().unwrap();
-        assert_eq!(g.tokens, alone.tokens, "row {i}");
+        assert_eq!(g.tokens, tokens_alone(&m, r), "row {i}");
         assert_eq!(g.tokens.len(), r.opts.max_tokens, "row {i}");
     }
 }

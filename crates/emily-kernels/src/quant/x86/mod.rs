@@ -304,10 +304,43 @@ unsafe fn row<D: Dot, F: Format, const M: usize>(
     }
 }
 
+/// One weight row times `M` activation rows from row `i0`, written to
+/// `out[i * n]` for each: the inner kernel [`tile_rows`] runs.
+pub(crate) trait RowKernel {
+    /// # Safety
+    /// The weight row at `w` has `act.k` elements of the kernel's format;
+    /// rows `i0 .. i0 + M` of `act` exist; `out[i * n]` is writable for
+    /// `i < M`; the kernel's CPU features are enabled.
+    unsafe fn row<const M: usize>(
+        w: *const u8,
+        act: &Q8Activations,
+        i0: usize,
+        out: *mut f32,
+        n: usize,
+    );
+}
+
+/// The 256-bit kernel ([`row`]) for `F` with the dot product `D`.
+struct Blocks<D, F>(std::marker::PhantomData<(D, F)>);
+
+impl<D: Dot, F: Format> RowKernel for Blocks<D, F> {
+    #[inline(always)]
+    unsafe fn row<const M: usize>(
+        w: *const u8,
+        act: &Q8Activations,
+        i0: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { row::<D, F, M>(w, ActRows::new(act, i0), out, n) }
+    }
+}
+
 /// Weight rows `r0..r1` (row `r` at `w + r · row_bytes`) times every
-/// activation row, in tiles of [`M_TILE`] rows; `out` is `(m, n)`.
+/// activation row, in tiles of [`M_TILE`] rows by `K`; `out` is `(m, n)`.
 #[inline(always)]
-unsafe fn rows<D: Dot, F: Format>(
+pub(crate) unsafe fn tile_rows<K: RowKernel>(
     w: *const u8,
     row_bytes: usize,
     act: &Q8Activations,
@@ -322,13 +355,12 @@ unsafe fn rows<D: Dot, F: Format>(
             let wr = w.add(r * row_bytes);
             let mut i = 0;
             while i < act.m {
-                let a = ActRows::new(act, i);
                 let o = out.add(i * n + r);
                 match act.m - i {
-                    1 => row::<D, F, 1>(wr, a, o, n),
-                    2 => row::<D, F, 2>(wr, a, o, n),
-                    3 => row::<D, F, 3>(wr, a, o, n),
-                    _ => row::<D, F, M_TILE>(wr, a, o, n),
+                    1 => K::row::<1>(wr, act, i, o, n),
+                    2 => K::row::<2>(wr, act, i, o, n),
+                    3 => K::row::<3>(wr, act, i, o, n),
+                    _ => K::row::<M_TILE>(wr, act, i, o, n),
                 }
                 i += M_TILE;
             }
@@ -336,7 +368,7 @@ unsafe fn rows<D: Dot, F: Format>(
     }
 }
 
-/// Defines `gemv_rows_$isa`: [`rows`] compiled with the ISA's features, for
+/// Defines `gemv_rows_$isa`: [`tile_rows`] with the 256-bit kernel, compiled with the ISA's features, for
 /// every format.
 macro_rules! isa_entry {
     ($name:ident, $dot:ty, $feat:literal) => {
@@ -358,19 +390,33 @@ macro_rules! isa_entry {
             // SAFETY: the caller's contract.
             unsafe {
                 match format {
-                    BlockFormat::Q8_0 => rows::<$dot, Q8_0>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Q4_0 => rows::<$dot, Q4_0>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Q4_1 | BlockFormat::Int4G32 => {
-                        rows::<$dot, Q4_1>(w, rb, act, out, n, r0, r1)
+                    BlockFormat::Q8_0 => {
+                        tile_rows::<Blocks<$dot, Q8_0>>(w, rb, act, out, n, r0, r1)
                     }
-                    BlockFormat::Q5_0 => rows::<$dot, Q5_0>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Q5_1 => rows::<$dot, Q5_1>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Q4K => rows::<$dot, Q4K>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Q5K => rows::<$dot, Q5K>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Q6K => rows::<$dot, Q6K>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Int8G32 => rows::<$dot, Int8G32>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Int8G64 => rows::<$dot, Int8G64>(w, rb, act, out, n, r0, r1),
-                    BlockFormat::Int4G64 => rows::<$dot, Int4G64>(w, rb, act, out, n, r0, r1),
+                    BlockFormat::Q4_0 => {
+                        tile_rows::<Blocks<$dot, Q4_0>>(w, rb, act, out, n, r0, r1)
+                    }
+                    BlockFormat::Q4_1 | BlockFormat::Int4G32 => {
+                        tile_rows::<Blocks<$dot, Q4_1>>(w, rb, act, out, n, r0, r1)
+                    }
+                    BlockFormat::Q5_0 => {
+                        tile_rows::<Blocks<$dot, Q5_0>>(w, rb, act, out, n, r0, r1)
+                    }
+                    BlockFormat::Q5_1 => {
+                        tile_rows::<Blocks<$dot, Q5_1>>(w, rb, act, out, n, r0, r1)
+                    }
+                    BlockFormat::Q4K => tile_rows::<Blocks<$dot, Q4K>>(w, rb, act, out, n, r0, r1),
+                    BlockFormat::Q5K => tile_rows::<Blocks<$dot, Q5K>>(w, rb, act, out, n, r0, r1),
+                    BlockFormat::Q6K => tile_rows::<Blocks<$dot, Q6K>>(w, rb, act, out, n, r0, r1),
+                    BlockFormat::Int8G32 => {
+                        tile_rows::<Blocks<$dot, Int8G32>>(w, rb, act, out, n, r0, r1)
+                    }
+                    BlockFormat::Int8G64 => {
+                        tile_rows::<Blocks<$dot, Int8G64>>(w, rb, act, out, n, r0, r1)
+                    }
+                    BlockFormat::Int4G64 => {
+                        tile_rows::<Blocks<$dot, Int4G64>>(w, rb, act, out, n, r0, r1)
+                    }
                 }
             }
         }

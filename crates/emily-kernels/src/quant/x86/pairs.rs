@@ -3,7 +3,7 @@
 //! one vector — their codes, their scales — against 64 contiguous codes of
 //! each activation row, so a block pair costs one `vpdpbusd`, one
 //! conversion and one multiply-add per activation row where the 256-bit
-//! kernel ([`super::rows`]) spent that per block. With several activation
+//! kernel ([`super::row`]) spent that per block. With several activation
 //! rows (a server's batch of sequences) the per-block work, not the weight
 //! bytes, is what a decode step waits on: SmolLM2-135M's four-row step spent
 //! 12 of its 13 ms in these products.
@@ -11,7 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::legacy::{Q4_0, Q4_1};
-use super::{prefetch_ahead, Format, M_TILE};
+use super::{prefetch_ahead, tile_rows, Format, RowKernel};
 use crate::quant::activation::Q8Activations;
 
 /// A format of [`rows`]: 32-element blocks of 16 bytes of 4-bit codes after
@@ -172,8 +172,25 @@ unsafe fn row<F: NibblePair, const M: usize>(
     }
 }
 
-/// Weight rows `r0..r1` (row `r` at `w + r · row_bytes`) times every
-/// activation row, in tiles of [`M_TILE`] rows; `out` is `(m, n)`.
+/// The pair kernel ([`row`]) for `F`.
+struct Pairs<F>(std::marker::PhantomData<F>);
+
+impl<F: NibblePair> RowKernel for Pairs<F> {
+    #[inline(always)]
+    unsafe fn row<const M: usize>(
+        w: *const u8,
+        act: &Q8Activations,
+        i0: usize,
+        out: *mut f32,
+        n: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { row::<F, M>(w, act, i0, out, n) }
+    }
+}
+
+/// Weight rows `r0..r1` times every activation row ([`tile_rows`] with the
+/// pair kernel); `out` is `(m, n)`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL and VNNI and F16C; as [`super::gemv_rows`] for `F`.
@@ -186,22 +203,6 @@ pub(crate) unsafe fn rows<F: NibblePair>(
     r0: usize,
     r1: usize,
 ) {
-    let row_bytes = F::BYTES * (act.k / 32);
     // SAFETY: the caller's contract.
-    unsafe {
-        for r in r0..r1 {
-            let wr = w.add(r * row_bytes);
-            let mut i = 0;
-            while i < act.m {
-                let o = out.add(i * n + r);
-                match act.m - i {
-                    1 => row::<F, 1>(wr, act, i, o, n),
-                    2 => row::<F, 2>(wr, act, i, o, n),
-                    3 => row::<F, 3>(wr, act, i, o, n),
-                    _ => row::<F, M_TILE>(wr, act, i, o, n),
-                }
-                i += M_TILE;
-            }
-        }
-    }
+    unsafe { tile_rows::<Pairs<F>>(w, F::BYTES * (act.k / 32), act, out, n, r0, r1) }
 }
