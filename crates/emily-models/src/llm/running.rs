@@ -115,13 +115,19 @@ impl<'m> RunningBatch<'m> {
     }
 
     /// Whether `r` can join now: always into an empty batch; into a running
-    /// one when its prompt's prefill fits before the batch's position
-    /// ([`RunningBatch::join_chunks`]) and its token limit fits in the cache
-    /// after it. Otherwise it waits for the batch to move on or to drain.
+    /// one when its prompt's prefill fits before the batch's position and
+    /// its token limit in the cache after it ([`RunningBatch::join_plan`]).
+    /// Otherwise it waits for the batch to move on or to drain.
     pub fn can_join(&self, r: &BatchRequest) -> bool {
-        self.rows.is_empty()
-            || (self.join_chunks(r.prompt.len()).is_some()
-                && self.offset.saturating_add(r.opts.max_tokens) <= self.model.context())
+        self.rows.is_empty() || self.join_plan(r).is_some()
+    }
+
+    /// The prefill calls of `r` joining this running batch now
+    /// ([`RunningBatch::join_chunks`]), or `None` when its token limit does
+    /// not fit in the cache after the batch's position.
+    fn join_plan(&self, r: &BatchRequest) -> Option<Vec<usize>> {
+        let fits = self.offset.saturating_add(r.opts.max_tokens) <= self.model.context();
+        fits.then(|| self.join_chunks(r.prompt.len())).flatten()
     }
 
     /// The widths of the prefill calls of a `len`-token prompt joining at
@@ -216,15 +222,12 @@ impl<'m> RunningBatch<'m> {
             return self.start(&[(id, r)]);
         }
         self.model.check_request(r)?;
-        let chunks = match self.join_chunks(r.prompt.len()) {
-            Some(c) if self.can_join(r) => c,
-            _ => {
-                return Err(LlmError::Input(format!(
-                    "a {}-token prompt cannot join a batch at position {}",
-                    r.prompt.len(),
-                    self.offset
-                )))
-            }
+        let Some(chunks) = self.join_plan(r) else {
+            return Err(LlmError::Input(format!(
+                "a {}-token prompt cannot join a batch at position {}",
+                r.prompt.len(),
+                self.offset
+            )));
         };
         // The prompt, left-padded to the chunks' width, ends at the batch's
         // offset; everything before its first real token is masked.
@@ -249,30 +252,7 @@ impl<'m> RunningBatch<'m> {
         // they have room.
         let room = self.room_for(self.rows.len() + 1);
         let batch = std::mem::take(&mut self.state).into_entries();
-        if batch.len() != state.len() {
-            return Err(LlmError::Input(format!(
-                "a joining row has {} caches, the batch {}",
-                state.len(),
-                batch.len()
-            )));
-        }
-        // One cache per task on the kernels' pool: each append is mostly a
-        // fill of the context's zeros, bound by one core's stores.
-        let rows: Vec<(&str, &Tensor)> = state.iter().collect();
-        let entries = emily_kernels::parallel::pool().install(|| {
-            batch
-                .into_par_iter()
-                .zip(rows.into_par_iter())
-                .map(|((name, batch), (row_name, row))| {
-                    if name != row_name {
-                        return Err(LlmError::Input(format!(
-                            "a joining row's cache `{row_name}` against the batch's `{name}`"
-                        )));
-                    }
-                    Ok((name, batch.append_rows_zero_padded(&[row], room)?))
-                })
-                .collect::<Result<Vec<_>, LlmError>>()
-        })?;
+        let entries = append_each(batch, &state, room)?;
         self.state = State::from_entries(entries);
         let row = self.row(id, r, logits, t.elapsed());
         self.rows.push(row);
@@ -386,24 +366,54 @@ fn left_padded(prompt: &[u32], width: usize) -> Vec<u32> {
 /// `state`'s caches `(B, heads, positions, dim)` widened to `context`
 /// positions, zeros after their own, in buffers with room for `room` rows.
 fn widened(state: State, context: usize, room: usize) -> Result<State, LlmError> {
-    let entries = emily_kernels::parallel::pool().install(|| {
-        state
-            .into_entries()
+    let empty = state
+        .iter()
+        .map(|(n, t)| {
+            let mut shape = t.shape().to_vec();
+            if shape.len() != 4 || shape[2] > context {
+                return Err(LlmError::Input(format!(
+                    "cache `{n}` of shape {shape:?} for a context of {context}"
+                )));
+            }
+            (shape[0], shape[2]) = (0, context);
+            Ok((n.to_string(), Tensor::zeros(&shape, t.dtype())?))
+        })
+        .collect::<Result<Vec<_>, LlmError>>()?;
+    Ok(State::from_entries(append_each(empty, &state, room)?))
+}
+
+/// Each of `batch`'s caches followed by the same-named cache of `rows`,
+/// zero-padded to its positions ([`Tensor::append_rows_zero_padded`]), in
+/// its own buffer when that has room, else in one with room for `room`
+/// rows. One cache per task on the kernels' pool: each append is mostly a
+/// fill of the context's zeros, bound by one core's stores.
+fn append_each(
+    batch: Vec<(String, Tensor)>,
+    rows: &State,
+    room: usize,
+) -> Result<Vec<(String, Tensor)>, LlmError> {
+    if batch.len() != rows.len() {
+        return Err(LlmError::Input(format!(
+            "joining rows have {} caches, the batch {}",
+            rows.len(),
+            batch.len()
+        )));
+    }
+    let rows: Vec<(&str, &Tensor)> = rows.iter().collect();
+    emily_kernels::parallel::pool().install(|| {
+        batch
             .into_par_iter()
-            .map(|(n, t)| {
-                let mut shape = t.shape().to_vec();
-                if shape.len() != 4 || shape[2] > context {
+            .zip(rows.into_par_iter())
+            .map(|((name, batch), (row_name, row))| {
+                if name != row_name {
                     return Err(LlmError::Input(format!(
-                        "cache `{n}` of shape {shape:?} for a context of {context}"
+                        "a joining row's cache `{row_name}` against the batch's `{name}`"
                     )));
                 }
-                (shape[0], shape[2]) = (0, context);
-                let empty = Tensor::zeros(&shape, t.dtype())?;
-                Ok((n, empty.append_rows_zero_padded(&[&t], room)?))
+                Ok((name, batch.append_rows_zero_padded(&[row], room)?))
             })
-            .collect::<Result<Vec<_>, LlmError>>()
-    })?;
-    Ok(State::from_entries(entries))
+            .collect()
+    })
 }
 
 /// Keeps the rows `order` of every cache (in that order, as
