@@ -54,11 +54,11 @@ pub struct LlmModel {
     step: Variant,
     report: Option<Report>,
     all_positions: OnceLock<Result<Variant, String>>,
-    padded_batch: OnceLock<Result<Variant, String>>,
-    /// Padded-batch graphs over shorter caches, by cache length: a row
-    /// joining a running batch is prefilled into caches of the positions it
-    /// fills, not of the whole context ([`LlmModel::join_cache`]).
-    join_batch: Mutex<Vec<(usize, Arc<Variant>)>>,
+    /// Padded-batch graphs by cache length, built on first use: the
+    /// context's for a running batch's steps, shorter ones for rows joining
+    /// it, prefilled into caches of the positions they fill
+    /// ([`LlmModel::join_cache`]).
+    padded_batch: Mutex<Vec<(usize, Arc<Variant>)>>,
 }
 
 impl std::fmt::Debug for LlmModel {
@@ -183,8 +183,7 @@ impl LlmModel {
             step: Variant { model, forward },
             report,
             all_positions: OnceLock::new(),
-            padded_batch: OnceLock::new(),
-            join_batch: Mutex::new(Vec::new()),
+            padded_batch: Mutex::new(Vec::new()),
         })
     }
 
@@ -248,6 +247,8 @@ impl LlmModel {
         v.as_ref().map_err(|e| LlmError::Input(e.clone()))
     }
 
+    /// The decoder graph for `opts`, rewritten to fused kernels when the
+    /// model runs them, built on the shared parameters.
     fn build_variant(&self, opts: GraphOptions) -> Result<Variant, LlmError> {
         let base = decoder_model(&self.config, opts)?;
         let model = if self.options.fast_kernels {
@@ -364,13 +365,7 @@ impl LlmModel {
                 "{t} tokens at position {offset} do not fit a cache of {cache} positions"
             )));
         }
-        let shorter;
-        let v = if cache == self.cache {
-            self.variant(&self.padded_batch, GraphOptions::padded_batch(self.cache))?
-        } else {
-            shorter = self.join_variant(cache)?;
-            &shorter
-        };
+        let v = self.padded_batch_variant(cache)?;
         let ids: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();
         let ids = Tensor::from_slice(&ids, &[b, t])?;
         let off = Tensor::from_slice(&[offset as i64], &[])?;
@@ -393,8 +388,8 @@ impl LlmModel {
     }
 
     /// The padded-batch graph over caches of `cache` positions, built once.
-    fn join_variant(&self, cache: usize) -> Result<Arc<Variant>, LlmError> {
-        let mut built = self.join_batch.lock().unwrap_or_else(|e| e.into_inner());
+    fn padded_batch_variant(&self, cache: usize) -> Result<Arc<Variant>, LlmError> {
+        let mut built = self.padded_batch.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, v)) = built.iter().find(|(c, _)| *c == cache) {
             return Ok(v.clone());
         }

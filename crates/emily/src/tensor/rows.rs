@@ -87,21 +87,14 @@ impl Tensor {
                 {
                     return Ok((*m).clone());
                 }
-                let pads: Vec<(usize, usize)> = m
-                    .shape()
-                    .iter()
-                    .zip(t.shape())
-                    .enumerate()
-                    .map(|(axis, (&have, &want))| {
-                        (
-                            0,
-                            if axis == 0 {
-                                0
-                            } else {
-                                want.saturating_sub(have)
-                            },
-                        )
-                    })
+                // Zeros at the end of each trailing axis (none on the rows').
+                let pads: Vec<(usize, usize)> = std::iter::once((0, 0))
+                    .chain(
+                        m.shape()[1..]
+                            .iter()
+                            .zip(&t.shape()[1..])
+                            .map(|(&have, &want)| (0, want.saturating_sub(have))),
+                    )
                     .collect();
                 m.pad(&pads, 0.0)
             })
@@ -168,7 +161,7 @@ mod tests {
         assert_eq!(
             values(&copied),
             values(&want),
-            "shared handle: padded and concatenated"
+            "shared handle: a new buffer"
         );
         let joined = base.append_rows_zero_padded(&[&short], 4).unwrap();
         assert_eq!(joined.shape(), &[3, 3, 100]);
