@@ -8,6 +8,7 @@
 //! receiver that goes away (the client disconnected, or the request timed
 //! out) stops its row at the next token.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use emily_models::llm::{
@@ -144,8 +145,11 @@ struct BatchWorker<'m> {
     metrics: &'m Metrics,
     limits: super::Limits,
     batch: RunningBatch<'m>,
-    /// Jobs by batch id (`None` once answered).
-    jobs: Vec<Option<Admitted>>,
+    /// Jobs not yet answered, by batch id (ids are never reused: a batch
+    /// that runs for ever under steady load keeps only its live jobs).
+    jobs: HashMap<usize, Admitted>,
+    /// The id the next admitted job gets.
+    next_id: usize,
     /// Ids of admitted jobs that have not joined the batch yet, oldest first.
     waiting: Vec<usize>,
 }
@@ -157,7 +161,8 @@ impl<'m> BatchWorker<'m> {
             metrics,
             limits,
             batch: RunningBatch::with_max_rows(model, limits.max_batch),
-            jobs: Vec::new(),
+            jobs: HashMap::new(),
+            next_id: 0,
             waiting: Vec::new(),
         }
     }
@@ -181,9 +186,6 @@ impl<'m> BatchWorker<'m> {
                 continue;
             }
             self.step();
-            if self.batch.is_empty() && self.waiting.is_empty() {
-                self.jobs.clear();
-            }
             super::bound_pool_cache(self.limits.pool_cache_bytes);
         }
     }
@@ -205,8 +207,10 @@ impl<'m> BatchWorker<'m> {
         match request {
             Ok(request) => {
                 self.metrics.in_flight.inc();
-                self.waiting.push(self.jobs.len());
-                self.jobs.push(Some(Admitted { job, request }));
+                let id = self.next_id;
+                self.next_id += 1;
+                self.waiting.push(id);
+                self.jobs.insert(id, Admitted { job, request });
             }
             Err(e) => {
                 let _ = job.events.blocking_send(LlmEvent::Done(Err(e)));
@@ -221,7 +225,9 @@ impl<'m> BatchWorker<'m> {
         let mut still = Vec::new();
         let mut gone = Vec::new();
         for id in waiting {
-            let Some(a) = &self.jobs[id] else { continue };
+            let Some(a) = self.jobs.get(&id) else {
+                continue;
+            };
             if a.job.events.is_closed() {
                 gone.push(id);
             } else {
@@ -234,7 +240,7 @@ impl<'m> BatchWorker<'m> {
         if self.batch.is_empty() && !still.is_empty() {
             let rows: Vec<(usize, &BatchRequest)> = still
                 .iter()
-                .filter_map(|&id| Some((id, &self.jobs[id].as_ref()?.request)))
+                .filter_map(|&id| Some((id, &self.jobs.get(&id)?.request)))
                 .collect();
             if let Err(e) = self.batch.start(&rows) {
                 self.fail(&still, &e);
@@ -242,7 +248,9 @@ impl<'m> BatchWorker<'m> {
             return;
         }
         for id in still {
-            let Some(a) = &self.jobs[id] else { continue };
+            let Some(a) = self.jobs.get(&id) else {
+                continue;
+            };
             if !self.batch.can_join(&a.request) {
                 self.waiting.push(id);
                 continue;
@@ -258,7 +266,7 @@ impl<'m> BatchWorker<'m> {
         self.metrics.llm_batch_size.observe(self.batch.len() as f64);
         let jobs = &self.jobs;
         let result = self.batch.advance(|id, ev| {
-            jobs[id].as_ref().is_some_and(|a| {
+            jobs.get(&id).is_some_and(|a| {
                 a.job
                     .events
                     .blocking_send(LlmEvent::Token(ev.clone()))
@@ -272,8 +280,11 @@ impl<'m> BatchWorker<'m> {
                 }
             }
             Err(e) => {
-                let ids: Vec<usize> = (0..self.jobs.len())
-                    .filter(|id| self.jobs[*id].is_some() && !self.waiting.contains(id))
+                let ids: Vec<usize> = self
+                    .jobs
+                    .keys()
+                    .copied()
+                    .filter(|id| !self.waiting.contains(id))
                     .collect();
                 self.fail(&ids, &e);
             }
@@ -294,7 +305,7 @@ impl<'m> BatchWorker<'m> {
 
     /// Ends job `id` with `result` (`None`: its client is gone).
     fn answer(&mut self, id: usize, result: Option<Result<Generation, LlmError>>) {
-        let Some(a) = self.jobs.get_mut(id).and_then(Option::take) else {
+        let Some(a) = self.jobs.remove(&id) else {
             return;
         };
         self.metrics.in_flight.dec();
