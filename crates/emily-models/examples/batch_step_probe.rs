@@ -2,7 +2,8 @@
 //! rows joined at once into a fresh batch, and as a server reaches them (one
 //! row joined and stepped, then three more joined into a batch with room for
 //! 8) after `what` ran (`encoder`: three encoder passes, `amx`/`avx`: the
-//! register-loop peaks, `mem`: a 600 MB sweep, `none`). With
+//! register-loop peaks, `mem`: a 600 MB sweep, `spin`: 50 ms of register-only
+//! work, `none`; `X-after`: X after the join instead). With
 //! `EMILY_PROFILE=1` the kernels of the fresh batch's steps 1, 2 and 20.
 //! `cargo run --release -p emily-models --example batch_step_probe -- [model] [steps] [what] [auto|f32|int8]`
 
@@ -46,6 +47,9 @@ fn main() -> Result<()> {
         w.graph().batch_step(&mut served, &[tok])?;
         run_between(&w, &mel, what)?;
         w.graph().batch_join_many(&mut served, &[j, j, j])?;
+        if let Some(after) = what.strip_suffix("-after") {
+            run_between(&w, &mel, after)?;
+        }
         let b = timed_steps(&w, &mut served, tok, steps, false)?;
         println!("round {round}: fresh 4 rows {a:.2} ms/step, served 4 rows {b:.2} ms/step");
     }
@@ -108,6 +112,17 @@ fn run_between(w: &Whisper, mel: &[f32], what: &str) -> Result<()> {
                 v[i] = v[i].wrapping_add(1);
             }
             std::hint::black_box(&v);
+        }
+        "spin" => {
+            // 50 ms of register-only work: neither memory nor caches move.
+            let t = Instant::now();
+            let mut x = 1u64;
+            while t.elapsed().as_millis() < 50 {
+                for _ in 0..1000 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                }
+            }
+            std::hint::black_box(x);
         }
         _ => {}
     }
