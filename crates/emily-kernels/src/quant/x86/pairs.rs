@@ -6,7 +6,8 @@
 //! kernel ([`super::row`]) spent that per block. With several activation
 //! rows (a server's batch of sequences) the per-block work, not the weight
 //! bytes, is what a decode step waits on: SmolLM2-135M's four-row step spent
-//! 12 of its 13 ms in these products.
+//! 8.3 of its 13 ms in its Q4_1 products (7.4 with this kernel), and a
+//! one-row step 5.6 of ~6.5 (3.7).
 
 use std::arch::x86_64::*;
 
