@@ -85,7 +85,7 @@ fn rows_joining_a_running_batch_decode_as_they_do_alone() {
                     .batch_join(&mut batch, &enc, &prompt, 224)
                     .unwrap()
                     .expect("room in the batch");
-                seq.next = seq.picker.next_token(w, &mut logits).unwrap();
+                seq.next = seq.picker.next_token(&mut logits).unwrap();
                 rows.push(seq);
             }
         }
@@ -103,7 +103,7 @@ fn rows_joining_a_running_batch_decode_as_they_do_alone() {
         let tokens: Vec<u32> = rows.iter().map(|r| r.next.unwrap()).collect();
         let logits = g.batch_step(&mut batch, &tokens).unwrap();
         for (r, mut l) in rows.iter_mut().zip(logits) {
-            r.next = r.picker.next_token(w, &mut l).unwrap();
+            r.next = r.picker.next_token(&mut l).unwrap();
         }
         steps += 1;
     }
@@ -124,19 +124,19 @@ fn a_dropped_row_leaves_the_others_exact() {
         .batch_join(&mut batch, &enc_a, &prompt_a, 224)
         .unwrap()
         .unwrap();
-    a.next = a.picker.next_token(w, &mut la).unwrap();
+    a.next = a.picker.next_token(&mut la).unwrap();
     let mut lb = g
         .batch_join(&mut batch, &enc_b, &prompt_b, 224)
         .unwrap()
         .unwrap();
-    b.next = b.picker.next_token(w, &mut lb).unwrap();
+    b.next = b.picker.next_token(&mut lb).unwrap();
     for _ in 0..3 {
         let l = g
             .batch_step(&mut batch, &[a.next.unwrap(), b.next.unwrap()])
             .unwrap();
         let mut l = l.into_iter();
-        a.next = a.picker.next_token(w, &mut l.next().unwrap()).unwrap();
-        b.next = b.picker.next_token(w, &mut l.next().unwrap()).unwrap();
+        a.next = a.picker.next_token(&mut l.next().unwrap()).unwrap();
+        b.next = b.picker.next_token(&mut l.next().unwrap()).unwrap();
     }
     // `a` is cancelled: `b` moves down to row 0 of the batch's buffers, and
     // `c` joins in the room `a` left (both written in place).
@@ -149,7 +149,7 @@ fn a_dropped_row_leaves_the_others_exact() {
         .batch_join(&mut batch, &enc_c, &prompt_c, 224)
         .unwrap()
         .unwrap();
-    c.next = c.picker.next_token(w, &mut lc).unwrap();
+    c.next = c.picker.next_token(&mut lc).unwrap();
     // In batch row order; a row leaves the batch when it is done.
     let mut rows = vec![&mut b, &mut c];
     while !rows.is_empty() {
@@ -162,7 +162,7 @@ fn a_dropped_row_leaves_the_others_exact() {
         let tokens: Vec<u32> = rows.iter().map(|s| s.next.unwrap()).collect();
         let logits = g.batch_step(&mut batch, &tokens).unwrap();
         for (s, mut l) in rows.iter_mut().zip(logits) {
-            s.next = s.picker.next_token(w, &mut l).unwrap();
+            s.next = s.picker.next_token(&mut l).unwrap();
         }
     }
     assert_eq!(text_only(b.picker.generated()), b.expected);
@@ -181,10 +181,10 @@ fn rows_joining_together_with_prompts_of_different_lengths_decode_as_they_do_alo
         .batch_join(&mut batch, &enc0, &prompt0, 224)
         .unwrap()
         .unwrap();
-    first.next = first.picker.next_token(w, &mut l).unwrap();
+    first.next = first.picker.next_token(&mut l).unwrap();
     for _ in 0..2 {
         let mut l = g.batch_step(&mut batch, &[first.next.unwrap()]).unwrap();
-        first.next = first.picker.next_token(w, &mut l[0]).unwrap();
+        first.next = first.picker.next_token(&mut l[0]).unwrap();
     }
     let prompted = TranscribeOptions {
         initial_prompt: Some("President Kennedy, January 1961.".into()),
@@ -212,7 +212,7 @@ fn rows_joining_together_with_prompts_of_different_lengths_decode_as_they_do_alo
     let mut rows = vec![first];
     for ((_, _, mut seq), l) in joining.into_iter().zip(logits) {
         let mut l = l.expect("room in the batch");
-        seq.next = seq.picker.next_token(w, &mut l).unwrap();
+        seq.next = seq.picker.next_token(&mut l).unwrap();
         rows.push(seq);
     }
     assert_eq!(batch.len(), 4);
@@ -231,7 +231,7 @@ fn rows_joining_together_with_prompts_of_different_lengths_decode_as_they_do_alo
             .iter_mut()
             .zip(g.batch_step(&mut batch, &tokens).unwrap())
         {
-            r.next = r.picker.next_token(w, &mut l).unwrap();
+            r.next = r.picker.next_token(&mut l).unwrap();
         }
     }
     assert_eq!(done.len(), 4);

@@ -35,7 +35,7 @@ fn a_session_driven_by_hand_matches_transcribe() {
         let mut picker = s.window_decoder(w, &prompt);
         let mut logits = w.prompt_logits(&enc, &prompt).unwrap();
         let mut fed = prompt.clone();
-        while let Some(t) = picker.next_token(w, &mut logits).unwrap() {
+        while let Some(t) = picker.next_token(&mut logits).unwrap() {
             fed.push(t);
             logits = w.prompt_logits(&enc, &fed).unwrap();
         }
@@ -108,4 +108,41 @@ fn sampling_is_seeded_and_still_transcribes() {
     let b = w.transcribe(&audio, &opts(7)).unwrap();
     assert_eq!(a.text, b.text, "same seed, same text");
     assert!(a.text.to_lowercase().contains("your country"), "{}", a.text);
+}
+
+/// A window's token picker applies the session's rules as the transcriber's
+/// search does: its suppress list (here one extra token), and the control
+/// tokens CTranslate2 never generates (`<|startoftranscript|>` here), and
+/// its chosen tokens' log-probabilities are those of the filtered row.
+#[test]
+fn the_window_picker_applies_the_sessions_suppressions() {
+    let w = model();
+    let audio = jfk_samples_reference();
+    let banned = 1000u32;
+    let opts = TranscribeOptions {
+        suppress_tokens: vec![-1, banned as i64],
+        timestamps: false,
+        ..TranscribeOptions::greedy()
+    };
+    let mut s = Session::from_samples(w, &audio, &opts).unwrap();
+    let mel = s.next_window().unwrap().unwrap().to_vec();
+    let enc = w.encode(&mel).unwrap();
+    let prompt = s.prompt(w, &enc).unwrap();
+    let sot = w.tokenizer().special().sot;
+    for favourite in [banned, sot] {
+        let mut picker = s.window_decoder(w, &prompt);
+        let mut logits = w.prompt_logits(&enc, &prompt).unwrap();
+        let natural = logits
+            .iter()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+            )
+            .0 as u32;
+        logits[favourite as usize] = 1e4;
+        let next = picker.next_token(&mut logits).unwrap();
+        assert_eq!(next, Some(natural), "token {favourite} is suppressed");
+        assert!(picker.avg_logprob().is_finite() && picker.avg_logprob() <= 0.0);
+    }
 }

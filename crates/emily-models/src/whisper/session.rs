@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 
 use super::decoding::{self, LogitFilter, RawSegment};
 use super::fallback::{
-    compression_ratio, improbable, log_softmax_at, too_repetitive, FallbackDecoder, WindowResult,
+    compression_ratio, improbable, too_repetitive, FallbackDecoder, WindowResult,
 };
 use super::features::Features;
 use super::transcriber::{check_finite, Segment, Timings, Transcript, Whisper, WhisperError};
@@ -260,7 +260,7 @@ impl<'s> Session<'s> {
         WindowDecoder {
             input: self.input.clone(),
             window_start: self.window_start(),
-            timestamps: self.opts.timestamps,
+            filter: self.filter.clone(),
             sampler,
             max_tokens: self
                 .opts
@@ -545,7 +545,9 @@ pub struct WindowDecoder {
     /// The input and window start, for errors.
     input: String,
     window_start: f64,
-    timestamps: bool,
+    /// The session's rules (suppressed tokens, suppress-blank, timestamp
+    /// rules), as the transcriber's search applies them.
+    filter: LogitFilter,
     sampler: Option<Sampler>,
     max_tokens: usize,
     generated: Vec<u32>,
@@ -557,26 +559,21 @@ impl WindowDecoder {
     /// Applies the rules to the logits after the last fed token and returns
     /// the next token to feed, or `None` when the window is done; a NaN or
     /// infinite logit is [`WhisperError::NonFiniteLogits`].
-    pub fn next_token(
-        &mut self,
-        w: &Whisper,
-        logits: &mut [f32],
-    ) -> Result<Option<u32>, WhisperError> {
+    pub fn next_token(&mut self, logits: &mut [f32]) -> Result<Option<u32>, WhisperError> {
         check_finite(logits, &self.input, self.window_start)?;
-        let generation = w.generation();
-        let sp = w.tokenizer().special();
-        decoding::suppress(logits, &generation.suppress_tokens);
-        if self.generated.is_empty() {
-            decoding::suppress(logits, &generation.begin_suppress_tokens);
-        }
-        if self.timestamps {
-            decoding::apply_timestamp_rules(logits, &self.generated, sp);
-        }
+        // The row's log-normaliser comes with the rules (the timestamp rules
+        // compute it anyway): no second pass for the chosen token's
+        // log-probability.
+        let norm = self.filter.apply_normaliser(logits, &self.generated);
         let next = match &mut self.sampler {
             Some(s) => s.sample(logits),
             None => decoding::argmax(logits),
         };
-        self.sum_logprob += log_softmax_at(logits, next as usize);
+        // As `log_softmax_at` (f64, -inf past the row), from the normaliser.
+        self.sum_logprob += logits
+            .get(next as usize)
+            .map_or(f64::NEG_INFINITY, |&v| v as f64 - norm);
+        let sp = &self.filter.special;
         if next == sp.eot {
             return Ok(None);
         }

@@ -334,7 +334,7 @@ impl Worker {
                         self.ready.push(r);
                         continue;
                     };
-                    let (next, error) = match picker.next_token(&w, &mut logits) {
+                    let (next, error) = match picker.next_token(&mut logits) {
                         Ok(next) => (next, None),
                         Err(e) => (None, Some(e)),
                     };
@@ -383,7 +383,7 @@ impl Worker {
             Ok(rows) => {
                 let share = t0.elapsed() / tokens.len() as u32;
                 for (a, mut logits) in self.active.iter_mut().zip(rows) {
-                    match a.picker.next_token(&w, &mut logits) {
+                    match a.picker.next_token(&mut logits) {
                         Ok(next) => a.next = next,
                         Err(e) => {
                             a.next = None;
