@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+pub mod argmax;
 pub mod audio;
 pub mod batch_rows;
 pub mod ct2;

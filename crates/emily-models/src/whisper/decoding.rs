@@ -367,16 +367,8 @@ emily_kernels::simd_dispatch! {
     }
 }
 
-/// Index of the largest logit.
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
+/// Index of the largest logit (the first among ties).
+pub use crate::argmax::argmax;
 
 /// A decoded span of one window, in window-relative seconds.
 #[derive(Clone, Debug, PartialEq)]
