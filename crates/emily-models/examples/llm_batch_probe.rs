@@ -32,9 +32,16 @@ fn main() -> Result<()> {
         for rows in [1usize, 4] {
             let mut batch = RunningBatch::with_max_rows(&model, 8);
             let start: Vec<(usize, &BatchRequest)> = reqs[..rows].iter().enumerate().collect();
+            emily::telemetry::take_op_profile();
             let t = Instant::now();
             batch.start(&start)?;
             let prefill = t.elapsed().as_secs_f64() * 1e3;
+            if emily::telemetry::profiling() {
+                println!("  start kernels ({rows} rows):");
+                for (op, secs, runs) in emily::telemetry::take_op_profile().iter().take(5) {
+                    println!("    {op} {:.2} ms, {runs} runs", secs * 1e3);
+                }
+            }
             let mut each = Vec::new();
             emily::telemetry::take_op_profile();
             for step in 0..steps {
