@@ -261,11 +261,19 @@ impl LlmModel {
     }
 
     /// The cache length a row joining a batch at cache position `offset` is
-    /// prefilled in: the smallest power of two (at least 16) holding its
-    /// positions, at most the context. Its caches then join the batch's
-    /// zero-padded ([`emily::Tensor::append_rows_zero_padded`]).
+    /// prefilled in: an eighth of the context (a power of two, at least 16)
+    /// while the batch is that young, else the whole context. Its caches
+    /// then join the batch's zero-padded
+    /// ([`emily::Tensor::append_rows_zero_padded`]). Two lengths, not one per
+    /// power of two: each length compiles its own plans (~0.3 s apiece, paid
+    /// by the first request that needs one).
     pub(crate) fn join_cache(&self, offset: usize) -> usize {
-        offset.next_power_of_two().max(16).min(self.cache)
+        let short = (self.cache / 8).next_power_of_two().max(16).min(self.cache);
+        if offset <= short {
+            short
+        } else {
+            self.cache
+        }
     }
 
     /// Runs the step graph on `tokens` (one row) at cache position `offset`,
