@@ -98,8 +98,15 @@ pub struct Engine {
 impl Engine {
     /// Starts `limits.workers` threads over `whisper` with a queue of
     /// `limits.queue` waiting jobs; each worker decodes up to
-    /// `limits.max_batch` jobs together.
+    /// `limits.max_batch` jobs together. The served path runs once on
+    /// silence first (`worker::warm_up`; a
+    /// failure there is logged, and the first request meets it again).
     pub fn start(whisper: Arc<Whisper>, limits: Limits, metrics: Arc<Metrics>) -> Engine {
+        let t0 = std::time::Instant::now();
+        match worker::warm_up(&whisper) {
+            Ok(()) => tracing::debug!("warm-up: {:.0} ms", t0.elapsed().as_secs_f64() * 1e3),
+            Err(e) => tracing::warn!("warm-up failed: {e}"),
+        }
         let pool = {
             let (whisper, metrics) = (whisper.clone(), metrics.clone());
             WorkerPool::start("emily-worker", limits.workers, limits.queue, move |queue| {

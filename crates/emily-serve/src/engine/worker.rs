@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use emily::Tensor;
 use emily_models::log_mel::CHUNK_FRAMES;
 use emily_models::whisper::graph::{regroup_rows, BatchDecoderState, GraphError, Joiner};
-use emily_models::whisper::{Session, Transcript, Whisper, WhisperError, WindowDecoder};
+use emily_models::whisper::{
+    Session, TranscribeOptions, Transcript, Whisper, WhisperError, WindowDecoder,
+};
 
 use super::{JobQueue, TranscriptionJob};
 use crate::metrics::Metrics;
@@ -477,6 +479,38 @@ impl Worker {
             self.finish(a.task, Err(WhisperError::Model(model_error(&msg))));
         }
     }
+}
+
+/// Runs the served path once — a second of silence encoded, joined to a
+/// batch and stepped — before the first request: a path's first use faults
+/// the memory pool's buffers in and compiles its plans (a fresh server's
+/// first JFK request took 124–172 ms against ~85 from the third on).
+pub(crate) fn warm_up(w: &Whisper) -> Result<(), WhisperError> {
+    let silence = vec![0f32; 16_000];
+    let opts = TranscribeOptions {
+        beam_size: 1,
+        ..TranscribeOptions::default()
+    };
+    let mut session = Session::from_samples(w, &silence, &opts)?;
+    let Some(window) = session.next_window()? else {
+        return Ok(());
+    };
+    let mel = window.to_vec();
+    let enc = encode_windows(w, &mel, 1)?.remove(0);
+    let prompt = session.prompt(w, &enc)?;
+    let picker = session.window_decoder(w, &prompt);
+    let mut batch = BatchDecoderState::new();
+    let joiner = Joiner {
+        enc: &enc,
+        prompt: &prompt,
+        max_new: picker.max_tokens(),
+    };
+    w.graph().batch_join_many(&mut batch, &[joiner])?;
+    let last = prompt.last().copied().unwrap_or_default();
+    for _ in 0..4 {
+        w.graph().batch_step(&mut batch, &[last])?;
+    }
+    Ok(())
 }
 
 /// A model error carrying `msg` (errors do not clone; a batch-wide failure
