@@ -188,7 +188,7 @@ crate::simd_dispatch! {
 /// `max|w| / 127`; returns the `k × n` row-major values and the `n` scales
 /// (0.0 for an all-zero column). Weights stored `n × k` are packed without
 /// this `k × n` copy by [`super::PackedInt8::quantize`], which codes them in
-/// their own layout with the same rule ([`quantize_s8_slice`]).
+/// their own layout with the same rule (`quantize_s8_slice`).
 pub fn quantize_columns_s8(w: MatRef<'_, f32>) -> (Vec<i8>, Vec<f32>) {
     let (k, n) = (w.rows(), w.cols());
     let mut scales = vec![0f32; n];

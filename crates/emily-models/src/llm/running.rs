@@ -116,7 +116,7 @@ impl<'m> RunningBatch<'m> {
 
     /// Whether `r` can join now: always into an empty batch; into a running
     /// one when its prompt's prefill fits before the batch's position and
-    /// its token limit in the cache after it ([`RunningBatch::join_plan`]).
+    /// its token limit in the cache after it.
     /// Otherwise it waits for the batch to move on or to drain.
     pub fn can_join(&self, r: &BatchRequest) -> bool {
         self.rows.is_empty() || self.join_plan(r).is_some()

@@ -187,24 +187,9 @@ fn log_sum_exp(x: &[f32]) -> f32 {
 }
 
 /// OpenAI's `ApplyTimestampRules` for the tokens `generated` so far (after the
-/// prompt), with the first timestamp at most [`MAX_INITIAL_TIMESTAMP_STEPS`] in.
-pub fn apply_timestamp_rules(logits: &mut [f32], generated: &[u32], sp: &SpecialTokens) {
-    apply_timestamp_rules_with(logits, generated, sp, MAX_INITIAL_TIMESTAMP_STEPS);
-}
-
-/// [`apply_timestamp_rules`] with the latest first timestamp given in steps
-/// of 20 ms.
-pub fn apply_timestamp_rules_with(
-    logits: &mut [f32],
-    generated: &[u32],
-    sp: &SpecialTokens,
-    max_initial_timestamp_steps: u32,
-) {
-    timestamp_rules(logits, generated, sp, max_initial_timestamp_steps);
-}
-
-/// [`apply_timestamp_rules_with`], returning the row's [`log_normaliser`]
-/// afterwards (from the sums the last rule computes anyway).
+/// prompt), with the first timestamp at most `max_initial_timestamp_steps`
+/// steps of 20 ms in; returns the row's [`log_normaliser`] afterwards (from
+/// the sums the last rule computes anyway).
 fn timestamp_rules(
     logits: &mut [f32],
     generated: &[u32],

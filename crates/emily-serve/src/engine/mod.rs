@@ -99,8 +99,8 @@ impl Engine {
     /// Starts `limits.workers` threads over `whisper` with a queue of
     /// `limits.queue` waiting jobs; each worker decodes up to
     /// `limits.max_batch` jobs together. The served path runs once on
-    /// silence first (`worker::warm_up`; a
-    /// failure there is logged, and the first request meets it again).
+    /// silence first (`worker::warm_up`; a failure there is logged, and the
+    /// first request meets it again).
     pub fn start(whisper: Arc<Whisper>, limits: Limits, metrics: Arc<Metrics>) -> Engine {
         let t0 = std::time::Instant::now();
         match worker::warm_up(&whisper) {
