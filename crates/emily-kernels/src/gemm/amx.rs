@@ -65,7 +65,7 @@ impl From<Precision> for Dot {
 
 /// The AMX operations the program uses, on tile registers `0..8`.
 pub(crate) trait TileOps {
-    /// `ldtilecfg`.
+    /// `ldtilecfg` (the hardware's configurations nest: see [`Hardware`]).
     unsafe fn configure(&mut self, cfg: &TileConfig);
     /// `tilezero tmmT`.
     unsafe fn zero<const T: u8>(&mut self);
@@ -75,7 +75,7 @@ pub(crate) trait TileOps {
     unsafe fn store<const T: u8>(&mut self, p: *mut u8, stride: usize);
     /// `tdpbf16ps` / `tdpbusd` / `tdpbsud tmmC, tmmA, tmmB`.
     unsafe fn dot<const C: u8, const A: u8, const B: u8>(&mut self, d: Dot);
-    /// `tilerelease`.
+    /// `tilerelease` (of the outermost configuration, on the hardware).
     unsafe fn release(&mut self);
     /// Copies (or, with `accumulate`, adds) a finished block from the
     /// scratch (row stride [`NR`]) into `into`: f32 sums for bf16, wrapping
@@ -306,12 +306,56 @@ pub(crate) unsafe fn spin<O: TileOps>(ops: &mut O, p: Precision, trips: usize) {
 
 /// The real tile unit, through `asm!`. Only constructed after
 /// [`super::Engine::Amx`] was found usable (CPUID and the kernel's permission).
+///
+/// Configurations nest per thread: only the outermost `configure` issues
+/// `ldtilecfg` and only the matching last `release` issues `tilerelease`
+/// (every program here uses [`TileConfig::all_16x64`], and each one zeroes
+/// or loads its accumulators itself). `ldtilecfg` waits for the tile unit
+/// to drain, so a caller that runs many short programs holds the
+/// configuration around them ([`HeldTiles`]): the GEMM configured once per
+/// 32-column panel measured 3–8 % slower than once per job at 1500 × 1536 ×
+/// 384 bf16 on the Xeon with AMX (a C probe of the same tile loop).
 #[cfg(target_arch = "x86_64")]
 pub(crate) struct Hardware;
 
 #[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// How many configurations of [`Hardware`] this thread holds.
+    static HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Holds the tile configuration of this thread from [`HeldTiles::hold`] to
+/// its drop, so the programs run meanwhile configure and release nothing.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct HeldTiles(());
+
+#[cfg(target_arch = "x86_64")]
+impl HeldTiles {
+    /// Configures the tiles (unless this thread holds them already).
+    ///
+    /// # Safety
+    /// The tile-data permission was granted ([`super::Engine::Amx`] usable).
+    pub(crate) unsafe fn hold() -> HeldTiles {
+        // SAFETY: the caller's contract.
+        unsafe { Hardware.configure(&TileConfig::all_16x64()) };
+        HeldTiles(())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Drop for HeldTiles {
+    fn drop(&mut self) {
+        // SAFETY: `hold` configured (or nested in a held configuration).
+        unsafe { Hardware.release() }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 impl TileOps for Hardware {
     unsafe fn configure(&mut self, cfg: &TileConfig) {
+        if HELD.with(|h| h.replace(h.get() + 1)) > 0 {
+            return;
+        }
         // SAFETY: the tile-data permission was granted; `cfg` is a valid palette-1 configuration.
         unsafe {
             std::arch::asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly))
@@ -391,8 +435,15 @@ impl TileOps for Hardware {
     }
 
     unsafe fn release(&mut self) {
-        // SAFETY: releasing tile state is always valid once configured.
-        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) }
+        let held = HELD.with(|h| {
+            let left = h.get().saturating_sub(1);
+            h.set(left);
+            left
+        });
+        if held == 0 {
+            // SAFETY: releasing tile state is always valid once configured.
+            unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) }
+        }
     }
 
     unsafe fn write_block(

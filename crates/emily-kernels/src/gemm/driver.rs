@@ -170,6 +170,10 @@ impl Gemm<'_> {
         let blocking = self.blocking();
         let mut emulated =
             matches!(self.engine, Engine::AmxEmulated).then(super::amx_emulated::Emulated::new);
+        // One tile configuration for the whole job, not one per panel.
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Engine::Amx` is chosen only where its tiles are permitted.
+        let _tiles = (self.engine == Engine::Amx).then(|| unsafe { amx::HeldTiles::hold() });
         let chunks = blocking.chunks();
         let epilogue_panels = match self.engine {
             Engine::Amx => AMX_EPILOGUE_PANELS,

@@ -55,11 +55,11 @@ pub use peak::{peak_ops_per_sec, PeakOp};
 pub use quantize::{bf16_bits, quantize_columns_s8, quantize_row_u8, RowQuant};
 pub use quantized_rows::{gemm_int8_quantized_then, QuantizedRows};
 
-#[cfg(target_arch = "x86_64")]
-pub(crate) use amx::Hardware as HardwareTiles;
 /// The tile unit's program interface and its two implementations, for the
 /// attention's int8 products on tiles ([`crate::fast`]).
 pub(crate) use amx::{Dot, TileConfig, TileOps};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use amx::{Hardware as HardwareTiles, HeldTiles};
 #[cfg(test)]
 pub(crate) use amx_emulated::Emulated as EmulatedTiles;
 

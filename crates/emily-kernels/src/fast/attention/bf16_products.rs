@@ -125,6 +125,9 @@ pub(super) unsafe fn process(
         // SAFETY: AVX-512 present (this function's features); validated.
         unsafe { super::int8_values::prepare_values(ctx, v, blk.b, blk.hk, &mut s.v8) };
     }
+    // One tile configuration for the block's products, not one per call.
+    // SAFETY: either flag is set only where the tiles are permitted.
+    let _tiles = (score_tiles || value_tiles).then(|| unsafe { crate::gemm::HeldTiles::hold() });
     let (ks, vs) = (p.k_strides, p.v_strides);
     // The tile products find an unmasked tile's maxima as they write it (the
     // int8 softmax then reads the tile once).
