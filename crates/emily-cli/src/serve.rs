@@ -56,6 +56,10 @@ pub struct Args {
     /// Use the composed (unfused) norms and attention.
     #[arg(long)]
     no_fast_kernels: bool,
+    /// Report ready without running each model once first (the first
+    /// requests then pay its first-use compiles).
+    #[arg(long)]
+    no_warmup: bool,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then drains.
@@ -73,6 +77,7 @@ pub fn run(a: Args) -> Result<()> {
     config.timeout = Duration::from_secs(a.timeout_s);
     config.compute_type = a.compute_type;
     config.pool_cache_bytes = a.pool_cache_mb.saturating_mul(1024 * 1024);
+    config.warm_up = !a.no_warmup;
     if a.no_fast_kernels {
         config.kernels = Kernels::Composed;
     }

@@ -12,8 +12,8 @@ use common::tiny_llm::{
 };
 use emily_models::gguf::GgufFile;
 use emily_models::llm::{
-    BatchRequest, ChatMessage, FinishReason, GenerateOptions, LlmModel, LoadOptions, RunningBatch,
-    SamplingOptions,
+    warm_up, BatchRequest, ChatMessage, FinishReason, GenerateOptions, LlmModel, LoadOptions,
+    RunningBatch, SamplingOptions,
 };
 
 const PROMPT: [u32; 7] = [3, 257, 40, 100, 257, 7, 99];
@@ -295,6 +295,48 @@ fn a_long_prompt_joins_a_young_batch_in_chunks() {
         assert_eq!(g.tokens, tokens_alone(&m, r), "row {i}");
         assert_eq!(g.tokens.len(), r.opts.max_tokens, "row {i}");
     }
+}
+
+/// The warm-up compiles what a burst of short requests needs: a burst
+/// afterwards (one request starts a batch alone, two more join it as soon
+/// as they can, every row to its end) compiles no plan of its own, while
+/// the same burst on a fresh model compiles several.
+#[test]
+fn the_warm_up_compiles_what_a_burst_of_short_requests_needs() {
+    let t = Tiny::qwen3();
+    let (tokens, _, _) = common::tiny_llm::vocab();
+    let w = weights(&t, tokens.len(), 5);
+    let file = GgufFile::parse(Arc::new(gguf(&t, &w, false)), "qwen3.gguf").unwrap();
+    let fresh = || {
+        let opts = LoadOptions {
+            context: Some(256),
+            fast_kernels: true,
+        };
+        LlmModel::from_gguf(&file, opts).unwrap()
+    };
+    let plans = |m: &LlmModel| m.batch_plans() + m.step_plans();
+    let burst = |m: &LlmModel| {
+        let r = greedy_request(PROMPT.repeat(2)[..13].to_vec(), 6);
+        let mut batch = RunningBatch::with_max_rows(m, 3);
+        batch.start(&[(0, &r)]).unwrap();
+        let mut joined = 1;
+        while !batch.is_empty() {
+            batch.advance(|_, _| true).unwrap();
+            if joined < 3 && batch.can_join(&r) {
+                batch.join(joined, &r).unwrap();
+                joined += 1;
+            }
+        }
+        assert_eq!(joined, 3, "every row joined");
+    };
+    let cold = fresh();
+    burst(&cold);
+    assert!(plans(&cold) >= 4, "a burst compiles its prefills and steps");
+    let warm = fresh();
+    warm_up(&warm, 3).unwrap();
+    let before = plans(&warm);
+    burst(&warm);
+    assert_eq!(plans(&warm), before, "the burst compiled plans of its own");
 }
 
 #[test]

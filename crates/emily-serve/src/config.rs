@@ -43,12 +43,16 @@ pub struct ServeConfig {
     /// to the system between decoder steps (batches of changing sizes leave
     /// buffers of many sizes behind).
     pub pool_cache_bytes: usize,
+    /// Run each served model once before reporting ready, so the first
+    /// requests do not pay its first-use compiles (as llama.cpp's server
+    /// does; `--no-warmup` skips it).
+    pub warm_up: bool,
 }
 
 impl ServeConfig {
     /// Defaults for a model directory: 127.0.0.1:8080, one worker, a queue of
     /// 64, batches of up to 8, 25 MB bodies (OpenAI's limit), 300 s timeout,
-    /// 256 MiB of cached tensor buffers.
+    /// 256 MiB of cached tensor buffers, warm-up on.
     pub fn new(whisper: PathBuf) -> ServeConfig {
         ServeConfig {
             whisper,
@@ -65,6 +69,7 @@ impl ServeConfig {
             max_body_bytes: 25 * 1024 * 1024,
             timeout: Duration::from_secs(300),
             pool_cache_bytes: 256 << 20,
+            warm_up: true,
         }
     }
 

@@ -21,6 +21,7 @@ mod running;
 pub mod sampling;
 mod sequence;
 pub mod tokenizer;
+mod warm_up;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,7 @@ pub use running::{Finished, RunningBatch};
 pub use sampling::{Sampler, SamplingOptions};
 pub use sequence::{FinishReason, TokenEvent};
 pub use tokenizer::{LlmTokenizer, LlmTokenizerError, TextStream};
+pub use warm_up::warm_up;
 
 use crate::gguf::GgufError;
 

@@ -238,6 +238,14 @@ impl LlmModel {
         self.step.forward.num_plans()
     }
 
+    /// Plans the batched graphs have compiled (one per input shape: each
+    /// prefill width and row count, each batch size's decode step), over
+    /// every cache length built so far.
+    pub fn batch_plans(&self) -> usize {
+        let built = self.padded_batch.lock().unwrap_or_else(|e| e.into_inner());
+        built.iter().map(|(_, v)| v.forward.num_plans()).sum()
+    }
+
     fn variant<'a>(
         &'a self,
         slot: &'a OnceLock<Result<Variant, String>>,

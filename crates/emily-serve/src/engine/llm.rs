@@ -77,13 +77,20 @@ impl LlmEngine {
     /// Starts `workers` threads over `model` (served as `id`) with a queue of
     /// `queue` waiting jobs; each worker decodes up to `max_batch` jobs
     /// together and keeps at most `pool_cache_bytes` of freed tensor buffers
-    /// cached between batches.
+    /// cached between batches. With `limits.warm_up`, the served path runs
+    /// once first ([`emily_models::llm::warm_up`]; a failure there is logged, and the first
+    /// request meets it again).
     pub fn start(
         model: Arc<LlmModel>,
         id: String,
         limits: super::Limits,
         metrics: Arc<Metrics>,
     ) -> LlmEngine {
+        if limits.warm_up {
+            super::warm_up("language-model", || {
+                emily_models::llm::warm_up(&model, limits.max_batch)
+            });
+        }
         let pool = {
             let model = model.clone();
             WorkerPool::start(

@@ -74,6 +74,8 @@ pub struct Limits {
     pub max_batch: usize,
     /// Most bytes of freed tensor buffers kept cached (see [`bound_pool_cache`]).
     pub pool_cache_bytes: usize,
+    /// Run the served path once before the first request.
+    pub warm_up: bool,
 }
 
 impl Limits {
@@ -84,6 +86,7 @@ impl Limits {
             queue: config.queue,
             max_batch: config.max_batch,
             pool_cache_bytes: config.pool_cache_bytes,
+            warm_up: config.warm_up,
         }
     }
 }
@@ -98,14 +101,12 @@ pub struct Engine {
 impl Engine {
     /// Starts `limits.workers` threads over `whisper` with a queue of
     /// `limits.queue` waiting jobs; each worker decodes up to
-    /// `limits.max_batch` jobs together. The served path runs once on
-    /// silence first (`worker::warm_up`; a failure there is logged, and the
-    /// first request meets it again).
+    /// `limits.max_batch` jobs together. With `limits.warm_up`, the served
+    /// path runs once on silence first (`worker::warm_up`; a failure there
+    /// is logged, and the first request meets it again).
     pub fn start(whisper: Arc<Whisper>, limits: Limits, metrics: Arc<Metrics>) -> Engine {
-        let t0 = std::time::Instant::now();
-        match worker::warm_up(&whisper) {
-            Ok(()) => tracing::debug!("warm-up: {:.0} ms", t0.elapsed().as_secs_f64() * 1e3),
-            Err(e) => tracing::warn!("warm-up failed: {e}"),
+        if limits.warm_up {
+            warm_up("Whisper", || worker::warm_up(&whisper));
         }
         let pool = {
             let (whisper, metrics) = (whisper.clone(), metrics.clone());
@@ -147,6 +148,18 @@ impl Engine {
     /// waits for them.
     pub fn shutdown(&self) {
         self.pool.shutdown();
+    }
+}
+
+/// Runs a model's warm-up (`run`), logging its time or its failure.
+fn warm_up<E: std::fmt::Display>(model: &str, run: impl FnOnce() -> Result<(), E>) {
+    let t0 = std::time::Instant::now();
+    match run() {
+        Ok(()) => tracing::debug!(
+            "{model} warm-up: {:.0} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        ),
+        Err(e) => tracing::warn!("{model} warm-up failed: {e}"),
     }
 }
 
