@@ -1,6 +1,9 @@
 //! Tuning probe for the AMX path: the tile unit's register-only peak, then
 //! bf16 and int8 GEMM GFLOP/s on the best engine at the Whisper / LLM
-//! shapes (best of 7 timed batches: the probe is for tuning on shared hosts).
+//! shapes (best of 7 timed batches: the probe is for tuning on shared hosts),
+//! timed on a pool thread with the others kept awake as `emily bench core`
+//! times them: bf16 with bf16 and with f32 activations, int8 with rows
+//! quantized beforehand (the bench's column) and quantizing them per call.
 //! Threads: `EMILY_NUM_THREADS`.
 //! `cargo run --release --example amx_tune [MxNxK ...]` (default: the bench's shapes);
 //! `AMX_PROFILE_SECS=s` first runs the bf16 product for `s` seconds (for `perf record`).
@@ -10,11 +13,18 @@ use std::time::Instant;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use emily_kernels::gemm::{
-    gemm_bf16_on, gemm_int8_on, peak_ops_per_sec, Engine, MatRef, PackedBf16, PackedInt8, PeakOp,
-    Precision,
+    gemm_bf16_on, gemm_int8_on, gemm_int8_quantized_then, peak_ops_per_sec, Engine, MatRef,
+    PackedBf16, PackedInt8, PeakOp, Precision, QuantizedRows,
 };
 
-fn best_secs(mut f: impl FnMut()) -> f64 {
+/// [`best_secs_here`] on a thread of the pool with its other threads kept
+/// awake, as a compiled plan's replay runs its products.
+fn best_secs(f: impl FnMut() + Send) -> f64 {
+    emily_kernels::parallel::pool()
+        .install(|| emily_kernels::awake_workers::with_workers_awake(|| best_secs_here(f)))
+}
+
+fn best_secs_here(mut f: impl FnMut()) -> f64 {
     f();
     let t = Instant::now();
     f();
@@ -92,12 +102,15 @@ fn main() {
         let sb = best_secs(|| gemm_bf16_on(eb, MatRef::row_major(&ab, m, k), &pb, c));
         let sf = best_secs(|| gemm_bf16_on(eb, MatRef::row_major(&a, m, k), &pb, c));
         let si = best_secs(|| gemm_int8_on(ei, MatRef::row_major(&a, m, k), &pi, c));
+        let rows = QuantizedRows::quantize_on(ei, MatRef::row_major(&a, m, k), &pi);
+        let sq = best_secs(|| gemm_int8_quantized_then(&rows, &pi, None, None, c));
         println!(
-            "{m}x{n}x{k}: bf16 {:.0} (f32 A {:.0}) int8 {:.0} GFLOP/s (int8/bf16 {:.2})",
+            "{m}x{n}x{k}: bf16 {:.0} (f32 A {:.0}) int8 {:.0} (quantizing A {:.0}) GFLOP/s (int8/bf16 {:.2})",
             flop / sb / 1e9,
             flop / sf / 1e9,
+            flop / sq / 1e9,
             flop / si / 1e9,
-            sb / si
+            sb / sq
         );
     }
 }
