@@ -463,3 +463,45 @@ impl TileOps for Hardware {
         }
     }
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    fn held() -> u32 {
+        HELD.with(|h| h.get())
+    }
+
+    /// Held configurations nest: programs run inside one configure and
+    /// release nothing of their own, and only the outermost release ends it;
+    /// afterwards a program configures the tiles again itself (a tile
+    /// instruction without a configuration would fault). On CPUs whose
+    /// tiles this process may use.
+    #[test]
+    fn held_configurations_nest_and_end_with_the_outermost() {
+        if !super::super::Engine::Amx.runs_here(Precision::Bf16) {
+            return;
+        }
+        assert_eq!(held(), 0);
+        {
+            // SAFETY: the tiles are permitted (checked above).
+            let _outer = unsafe { HeldTiles::hold() };
+            assert_eq!(held(), 1);
+            // SAFETY: as above.
+            unsafe { spin(&mut Hardware, Precision::Bf16, 4) };
+            assert_eq!(held(), 1);
+            {
+                // SAFETY: as above.
+                let _inner = unsafe { HeldTiles::hold() };
+                assert_eq!(held(), 2);
+            }
+            assert_eq!(held(), 1);
+            // SAFETY: as above; still configured by the outer hold.
+            unsafe { spin(&mut Hardware, Precision::Int8, 4) };
+        }
+        assert_eq!(held(), 0);
+        // SAFETY: as above; configures and releases on its own.
+        unsafe { spin(&mut Hardware, Precision::Bf16, 4) };
+        assert_eq!(held(), 0);
+    }
+}
