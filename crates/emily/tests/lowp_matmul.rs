@@ -78,23 +78,30 @@ fn f32_activations_times_bf16_weights_use_the_engine() {
 
 #[test]
 fn bf16_times_bf16_rounds_once_to_bf16() {
-    let (a, av) = randn(&[2, 77, 65], 42);
-    let (b, bv) = randn(&[65, 33], 43);
-    let (ab, bb) = (a.cast(DType::BF16).unwrap(), b.cast(DType::BF16).unwrap());
-    let y = ab.matmul(&bb).unwrap();
-    assert_eq!(y.dtype(), DType::BF16);
-    let got = y.to_f64_vec().unwrap();
-    let (ar, br) = (bf16_round(&av), bf16_round(&bv));
-    for bi in 0..2 {
-        let (want, abs) = reference(&ar[bi * 77 * 65..][..77 * 65], &br, (77, 65, 33), false);
-        for (i, (&g, &w)) in got[bi * 77 * 33..][..77 * 33].iter().zip(&want).enumerate() {
-            // One bf16 rounding of the f32 sum: half an ulp (2^-8 relative) plus f32 sums.
-            assert!(
-                (g - w).abs() <= w.abs() * (1.0 / 256.0) + 1e-5 * abs[i] + 1e-6,
-                "bf16 [{bi}][{i}]: {g} vs {w}"
-            );
+    // Rows against a weight (narrowed from each finished row: one job, then
+    // several jobs with panel groups and row and column tails).
+    for (bs, m, k, n) in [(2, 77, 65, 33), (1, 301, 130, 700)] {
+        let (a, av) = randn(&[bs, m, k], 42);
+        let (b, bv) = randn(&[k, n], 43);
+        let (ab, bb) = (a.cast(DType::BF16).unwrap(), b.cast(DType::BF16).unwrap());
+        let y = ab.matmul(&bb).unwrap();
+        assert_eq!(y.dtype(), DType::BF16);
+        let got = y.to_f64_vec().unwrap();
+        let (ar, br) = (bf16_round(&av), bf16_round(&bv));
+        for bi in 0..bs {
+            let (want, abs) = reference(&ar[bi * m * k..][..m * k], &br, (m, k, n), false);
+            for (i, (&g, &w)) in got[bi * m * n..][..m * n].iter().zip(&want).enumerate() {
+                // One bf16 rounding of the f32 sum: half an ulp (2^-8 relative) plus f32 sums.
+                assert!(
+                    (g - w).abs() <= w.abs() * (1.0 / 256.0) + 1e-5 * abs[i] + 1e-6,
+                    "bf16 {m}x{k}x{n} [{bi}][{i}]: {g} vs {w}"
+                );
+            }
         }
     }
+    let (a, av) = randn(&[2, 77, 65], 42);
+    let ab = a.cast(DType::BF16).unwrap();
+    let ar = bf16_round(&av);
     // Batched right operand, transposed left operand.
     let (c, cv) = randn(&[2, 33, 65], 44);
     let cb = c.cast(DType::BF16).unwrap();
@@ -135,6 +142,16 @@ fn packed_weights_never_go_stale() {
         for _ in 0..2 {
             let y = x.matmul(&wb.t().unwrap()).unwrap().to_f64_vec().unwrap();
             check(&y, &want, &abs, 1e-5, &format!("weight {seed}"));
+            // bf16 x bf16 packs a 2-D right operand once per buffer too.
+            let xb = x.cast(DType::BF16).unwrap();
+            let y = xb.matmul(&wb.t().unwrap()).unwrap().to_f64_vec().unwrap();
+            // One bf16 rounding of the output: half an ulp, 2^-8 relative.
+            let tol: Vec<f64> = want
+                .iter()
+                .zip(&abs)
+                .map(|(w, a)| w.abs() / 256.0 + 1e-5 * a)
+                .collect();
+            check(&y, &want, &tol, 1.0, &format!("bf16 x bf16, weight {seed}"));
         }
     }
 }

@@ -125,15 +125,21 @@ fn shape_row(m: usize, n: usize, k: usize) -> Result<Row> {
     let op_int8 = median_secs(1.0, || {
         a.matmul_int8(&w.t().unwrap()).unwrap().eval().unwrap();
     });
+    // bf16 x bf16 -> bf16, as PyTorch's bf16 `matmul` (its column above).
+    let a16 = a.cast(DType::BF16)?.eval()?;
+    let op_bf16_bf16 = median_secs(1.0, || {
+        a16.matmul(&wb.t().unwrap()).unwrap().eval().unwrap();
+    });
     println!("{line} GFLOP/s");
     println!(
-        "    best: bf16 {:.2}x f32, int8 {:.2}x bf16; with f32 A converted per call: bf16 (rounded while packing) {:.0}, int8 (quantized) {:.0} ({:.2}x); emily ops: matmul f32 x bf16 {:.0}, matmul_int8 {:.0} GFLOP/s",
+        "    best: bf16 {:.2}x f32, int8 {:.2}x bf16; with f32 A converted per call: bf16 (rounded while packing) {:.0}, int8 (quantized) {:.0} ({:.2}x); emily ops: matmul f32 x bf16 {:.0}, bf16 x bf16 -> bf16 {:.0}, matmul_int8 {:.0} GFLOP/s",
         f32s / best[0],
         best[0] / best[1],
         gf(mixed),
         gf(int8_per_call),
         mixed / int8_per_call,
         gf(op_bf16),
+        gf(op_bf16_bf16),
         gf(op_int8)
     );
     Ok(Row {

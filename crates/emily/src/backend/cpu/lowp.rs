@@ -8,8 +8,10 @@
 //!   while it is packed, B is packed once per weight buffer
 //!   ([`super::packed_weights`]), products are exact and sums are f32; the
 //!   output is f32. (Fewer rows stream the weights through the GEMV kernel.)
-//! - **bf16 × bf16**: the same engine with B packed per call; the f32 sums are
-//!   rounded once to the bf16 output.
+//! - **bf16 × bf16**: the same engine (a 2-D B packed once per buffer, as
+//!   a weight; other B per call); the f32 sums are
+//!   rounded once to the bf16 output (from each finished row while it is in
+//!   cache when the product is one GEMM).
 //! - **int8** (`Tensor::matmul_int8`): activation rows quantized on the fly
 //!   (once for consecutive products of the same input buffer, see
 //!   [`super::quantized_input`]), the weight quantized per column and packed
@@ -18,7 +20,7 @@
 use std::sync::Arc;
 
 use emily_kernels::gemm::{
-    gemm_bf16, gemm_bf16_then, gemm_int8_quantized_then, Bf16Input, MatRef, PackedBf16,
+    gemm_bf16, gemm_bf16_then, gemm_int8_quantized_then, Bf16Input, MatRef, PackedBf16, RowEpilogue,
 };
 use emily_kernels::parallel;
 use half::bf16;
@@ -44,15 +46,26 @@ pub(crate) fn bf16_matmul(
     cache_b: bool,
 ) -> Result<Array> {
     let mut out = Array::uninit(shape, DType::F32)?;
+    let mut narrowed = (dtype != DType::F32)
+        .then(|| Array::uninit(shape, dtype))
+        .transpose()?;
+    let n = shape.last().copied().unwrap_or(1);
+    let to = narrowed.as_mut().map(|o| Narrowed::new(o, n));
     let o = out.as_mut_slice::<f32>().expect("fresh array");
-    match a.dtype() {
-        DType::BF16 => products::<bf16>(a, b, (ta, tb), shape, cache_b, o)?,
-        _ => products::<f32>(a, b, (ta, tb), shape, cache_b, o)?,
-    }
-    if dtype == DType::F32 {
-        Ok(out)
-    } else {
-        convert(&out, dtype)
+    let narrow = |i: usize, j0: usize, row: &mut [f32]| {
+        if let Some(to) = &to {
+            to.store(i, j0, row);
+        }
+    };
+    let then = to.is_some().then_some(&narrow as RowEpilogue<'_>);
+    let done = match a.dtype() {
+        DType::BF16 => products::<bf16>(a, b, (ta, tb), shape, cache_b, then, o)?,
+        _ => products::<f32>(a, b, (ta, tb), shape, cache_b, then, o)?,
+    };
+    match narrowed {
+        None => Ok(out),
+        Some(narrowed) if done => Ok(narrowed),
+        Some(_) => convert(&out, dtype),
     }
 }
 
@@ -67,14 +80,18 @@ fn b_view(b: &[bf16], off: usize, k: usize, n: usize, tb: bool) -> MatRef<'_, bf
     }
 }
 
+/// The bf16 products of [`bf16_matmul`] into `out`; `then` (if any) sees
+/// each finished row while it is in cache when the product is one GEMM (a
+/// weight against contiguous rows): returns whether it ran.
 fn products<T: Element + Bf16Input>(
     a: &Array,
     b: &Array,
     (ta, tb): (bool, bool),
     shape: &[usize],
     cache_b: bool,
+    then: Option<RowEpilogue<'_>>,
     out: &mut [f32],
-) -> Result<()> {
+) -> Result<bool> {
     let dims = MatmulDims::new(a.shape(), ta, shape);
     let (m, n, k, nb) = (dims.m, dims.n, dims.k, dims.nb);
     let (av, bv) = (a.as_slice::<T>(), b.as_slice::<bf16>());
@@ -85,8 +102,12 @@ fn products<T: Element + Bf16Input>(
         } else {
             Arc::new(PackedBf16::from_bf16(b_view(bv, 0, k, n, tb)))
         };
-        gemm_bf16(MatRef::row_major(av, nb * m, k), &packed, out);
-        return Ok(());
+        let a = MatRef::row_major(av, nb * m, k);
+        match then {
+            Some(then) => gemm_bf16_then(a, &packed, then, out),
+            None => gemm_bf16(a, &packed, out),
+        }
+        return Ok(then.is_some());
     }
     let a_bs = dims.batch_strides(a.shape());
     let b_bs = dims.batch_strides(b.shape());
@@ -104,7 +125,7 @@ fn products<T: Element + Bf16Input>(
         let packed = PackedBf16::from_bf16(b_view(bv, bo, k, n, tb));
         gemm_bf16(a_view, &packed, o);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// `x @ w` with int8 products (x f32 `(…, m, k)`, w 2-D float, `(n, k)` when
@@ -156,21 +177,11 @@ pub(crate) fn matmul_then(
     // The int8 product's dequantizing pass adds a leading bias itself.
     let bias = if int8 { then.fold_leading_bias() } else { None };
     let then = then;
-    let size = dtype.size_in_bytes();
-    let dst = OutBytes(out.as_mut().map_or(std::ptr::null_mut(), |o| {
-        o.bytes_mut().expect("fresh array").as_mut_ptr()
-    }));
+    let to = out.as_mut().map(|o| Narrowed::new(o, n));
     let epilogue = |i: usize, j0: usize, row: &mut [f32]| {
         then.apply(i, j0, row);
-        let d = &dst;
-        if !d.0.is_null() {
-            // SAFETY: each (row, column range) is passed exactly once, so
-            // the writes are disjoint, and they lie inside the `rows × n`
-            // output of `dtype`.
-            let bytes = unsafe {
-                std::slice::from_raw_parts_mut(d.0.add((i * n + j0) * size), row.len() * size)
-            };
-            <f32 as Compute>::store(row, bytes, dtype);
+        if let Some(to) = &to {
+            to.store(i, j0, row);
         }
     };
     let a = || MatRef::row_major(x.as_slice::<f32>(), rows, k);
@@ -214,7 +225,40 @@ pub(crate) fn matmul_then(
     Ok(out.unwrap_or(product))
 }
 
-/// The narrowed output of [`matmul_then`], written by the GEMM's threads.
+/// Rows of a GEMM's f32 product written on by its threads.
 struct OutBytes(*mut u8);
 // SAFETY: threads write disjoint ranges (see `matmul_then`).
 unsafe impl Sync for OutBytes {}
+
+/// A narrower (bf16, f16) output that a GEMM's epilogue writes each
+/// finished piece of a row into while it is in cache, instead of a pass
+/// over the whole f32 product after it.
+struct Narrowed {
+    dst: OutBytes,
+    n: usize,
+    dtype: DType,
+}
+
+impl Narrowed {
+    /// The writer of `out` (a fresh array, rows of `n` values).
+    fn new(out: &mut Array, n: usize) -> Narrowed {
+        let dtype = out.dtype();
+        let dst = OutBytes(out.bytes_mut().expect("fresh array").as_mut_ptr());
+        Narrowed { dst, n, dtype }
+    }
+
+    /// Stores the product's row `i` from column `j0` (`row`) narrowed.
+    fn store(&self, i: usize, j0: usize, row: &[f32]) {
+        let size = self.dtype.size_in_bytes();
+        // SAFETY: the epilogue passes each (row, column range) exactly once,
+        // so the writes are disjoint, and they lie inside the `rows × n`
+        // output of `dtype`.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.dst.0.add((i * self.n + j0) * size),
+                row.len() * size,
+            )
+        };
+        <f32 as Compute>::store(row, bytes, self.dtype);
+    }
+}

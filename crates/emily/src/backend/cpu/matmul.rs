@@ -45,7 +45,9 @@ pub(crate) fn matmul(
         return mixed(a, b, ta, tb, shape);
     }
     if dtype == DType::BF16 {
-        return lowp::bf16_matmul(a, b, (ta, tb), shape, dtype, false);
+        // A 2-D right operand is a weight here too (a bf16 model's `Linear`):
+        // packed once per buffer, as next to f32 activations.
+        return lowp::bf16_matmul(a, b, (ta, tb), shape, dtype, b.shape().len() == 2);
     }
     match dtype {
         DType::F32 => typed::<f32>(a, b, ta, tb, shape, dtype),
