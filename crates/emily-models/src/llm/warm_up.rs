@@ -15,13 +15,13 @@ use super::LlmError;
 const WIDTHS: [usize; 4] = [16, 32, 64, 128];
 
 /// Runs what serving `model` in batches of up to `rows` rows runs: a prompt
-/// of each of [`WIDTHS`] prefilled alone; then a batch started alone, which
-/// rows join while it is young with prompts of 8 tokens up to half its
-/// join cache (each join's prefill width), then more rows a step apart up
-/// to `rows` (each batch size's decode step), every row to its token limit
-/// (rows leave one by one). Not covered: batches started by several
-/// requests at once (a shape per count and bucket) and joins to a batch
-/// past its young positions.
+/// of each chat prefill bucket from 16 to 128 tokens prefilled alone; then
+/// a batch started alone, which rows join while it is young with prompts of
+/// 8 tokens up to half its join cache (each join's prefill width), then
+/// more rows a step apart up to `rows` (each batch size's decode step),
+/// every row to its token limit (rows leave one by one). Not covered:
+/// batches started by several requests at once (a shape per count and
+/// bucket) and joins to a batch past its young positions.
 pub fn warm_up(model: &LlmModel, rows: usize) -> Result<(), LlmError> {
     let request = |len: usize, max_tokens: usize| BatchRequest {
         // Any token will do: only the shapes matter.
