@@ -8,10 +8,10 @@
 //!   while it is packed, B is packed once per weight buffer
 //!   ([`super::packed_weights`]), products are exact and sums are f32; the
 //!   output is f32. (Fewer rows stream the weights through the GEMV kernel.)
-//! - **bf16 × bf16**: the same engine (a 2-D B packed once per buffer, as
-//!   a weight; other B per call); the f32 sums are
-//!   rounded once to the bf16 output (from each finished row while it is in
-//!   cache when the product is one GEMM).
+//! - **bf16 × bf16**: the same engine, a 2-D B packed once per buffer (a
+//!   weight, as above), any other B per call; the f32 sums are rounded once
+//!   to the bf16 output (from each finished row while it is in cache when
+//!   the product is one GEMM).
 //! - **int8** (`Tensor::matmul_int8`): activation rows quantized on the fly
 //!   (once for consecutive products of the same input buffer, see
 //!   [`super::quantized_input`]), the weight quantized per column and packed
