@@ -382,10 +382,17 @@ impl Worker {
         let w = self.ctx.whisper.clone();
         let t0 = Instant::now();
         match w.graph().batch_step(&mut self.batch, &tokens) {
-            Ok(rows) => {
+            Ok(mut rows) => {
                 let share = t0.elapsed() / tokens.len() as u32;
-                for (a, mut logits) in self.active.iter_mut().zip(rows) {
-                    match a.picker.next_token(&mut logits) {
+                let picks = WindowDecoder::next_tokens(
+                    self.active
+                        .iter_mut()
+                        .map(|a| &mut a.picker)
+                        .zip(rows.iter_mut().map(|r| r.as_mut_slice()))
+                        .collect(),
+                );
+                for (a, pick) in self.active.iter_mut().zip(picks) {
+                    match pick {
                         Ok(next) => a.next = next,
                         Err(e) => {
                             a.next = None;
