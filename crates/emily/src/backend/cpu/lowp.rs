@@ -46,11 +46,12 @@ pub(crate) fn bf16_matmul(
     cache_b: bool,
 ) -> Result<Array> {
     let mut out = Array::uninit(shape, DType::F32)?;
-    let mut narrowed = (dtype != DType::F32)
+    // A narrower output of one GEMM is written from each finished row.
+    let dims = MatmulDims::new(a.shape(), ta, shape);
+    let mut narrowed = (dtype != DType::F32 && one_gemm(a, b, ta, &dims))
         .then(|| Array::uninit(shape, dtype))
         .transpose()?;
-    let n = shape.last().copied().unwrap_or(1);
-    let to = narrowed.as_mut().map(|o| Narrowed::new(o, n));
+    let to = narrowed.as_mut().map(|o| Narrowed::new(o, dims.n));
     let o = out.as_mut_slice::<f32>().expect("fresh array");
     let narrow = |i: usize, j0: usize, row: &mut [f32]| {
         if let Some(to) = &to {
@@ -58,15 +59,21 @@ pub(crate) fn bf16_matmul(
         }
     };
     let then = to.is_some().then_some(&narrow as RowEpilogue<'_>);
-    let done = match a.dtype() {
+    match a.dtype() {
         DType::BF16 => products::<bf16>(a, b, (ta, tb), shape, cache_b, then, o)?,
         _ => products::<f32>(a, b, (ta, tb), shape, cache_b, then, o)?,
-    };
-    match narrowed {
-        None => Ok(out),
-        Some(narrowed) if done => Ok(narrowed),
-        Some(_) => convert(&out, dtype),
     }
+    match narrowed {
+        Some(narrowed) => Ok(narrowed),
+        None if dtype == DType::F32 => Ok(out),
+        None => convert(&out, dtype),
+    }
+}
+
+/// Whether `a @ b` is one GEMM: a weight (2-D `b`) against contiguous,
+/// untransposed rows of `a`, every batch row at once.
+fn one_gemm(a: &Array, b: &Array, ta: bool, dims: &MatmulDims) -> bool {
+    b.shape().len() == 2 && !ta && a.numel() == dims.nb * dims.m * dims.k
 }
 
 /// The `k × n` view of one B matrix (`b` at element offset `off`, stored
@@ -80,9 +87,9 @@ fn b_view(b: &[bf16], off: usize, k: usize, n: usize, tb: bool) -> MatRef<'_, bf
     }
 }
 
-/// The bf16 products of [`bf16_matmul`] into `out`; `then` (if any) sees
-/// each finished row while it is in cache when the product is one GEMM (a
-/// weight against contiguous rows): returns whether it ran.
+/// The bf16 products of [`bf16_matmul`] into `out`; `then` (given only
+/// when the product is [`one_gemm`]) sees each finished row while it is in
+/// cache.
 fn products<T: Element + Bf16Input>(
     a: &Array,
     b: &Array,
@@ -91,12 +98,11 @@ fn products<T: Element + Bf16Input>(
     cache_b: bool,
     then: Option<RowEpilogue<'_>>,
     out: &mut [f32],
-) -> Result<bool> {
+) -> Result<()> {
     let dims = MatmulDims::new(a.shape(), ta, shape);
     let (m, n, k, nb) = (dims.m, dims.n, dims.k, dims.nb);
     let (av, bv) = (a.as_slice::<T>(), b.as_slice::<bf16>());
-    // A weight against contiguous rows: one product over every batch row.
-    if b.shape().len() == 2 && !ta && a.numel() == nb * m * k {
+    if one_gemm(a, b, ta, &dims) {
         let packed = if cache_b {
             packed_weights::bf16_weights(b, tb)?
         } else {
@@ -107,7 +113,7 @@ fn products<T: Element + Bf16Input>(
             Some(then) => gemm_bf16_then(a, &packed, then, out),
             None => gemm_bf16(a, &packed, out),
         }
-        return Ok(then.is_some());
+        return Ok(());
     }
     let a_bs = dims.batch_strides(a.shape());
     let b_bs = dims.batch_strides(b.shape());
@@ -125,7 +131,7 @@ fn products<T: Element + Bf16Input>(
         let packed = PackedBf16::from_bf16(b_view(bv, bo, k, n, tb));
         gemm_bf16(a_view, &packed, o);
     }
-    Ok(false)
+    Ok(())
 }
 
 /// `x @ w` with int8 products (x f32 `(…, m, k)`, w 2-D float, `(n, k)` when
