@@ -60,8 +60,8 @@ pub(crate) fn bf16_matmul(
     };
     let then = to.is_some().then_some(&narrow as RowEpilogue<'_>);
     match a.dtype() {
-        DType::BF16 => products::<bf16>(a, b, (ta, tb), shape, cache_b, then, o)?,
-        _ => products::<f32>(a, b, (ta, tb), shape, cache_b, then, o)?,
+        DType::BF16 => products::<bf16>(a, b, (ta, tb), &dims, cache_b, then, o)?,
+        _ => products::<f32>(a, b, (ta, tb), &dims, cache_b, then, o)?,
     }
     match narrowed {
         Some(narrowed) => Ok(narrowed),
@@ -87,22 +87,21 @@ fn b_view(b: &[bf16], off: usize, k: usize, n: usize, tb: bool) -> MatRef<'_, bf
     }
 }
 
-/// The bf16 products of [`bf16_matmul`] into `out`; `then` (given only
+/// The bf16 products of [`bf16_matmul`] (of `dims`) into `out`; `then` (given only
 /// when the product is [`one_gemm`]) sees each finished row while it is in
 /// cache.
 fn products<T: Element + Bf16Input>(
     a: &Array,
     b: &Array,
     (ta, tb): (bool, bool),
-    shape: &[usize],
+    dims: &MatmulDims<'_>,
     cache_b: bool,
     then: Option<RowEpilogue<'_>>,
     out: &mut [f32],
 ) -> Result<()> {
-    let dims = MatmulDims::new(a.shape(), ta, shape);
     let (m, n, k, nb) = (dims.m, dims.n, dims.k, dims.nb);
     let (av, bv) = (a.as_slice::<T>(), b.as_slice::<bf16>());
-    if one_gemm(a, b, ta, &dims) {
+    if one_gemm(a, b, ta, dims) {
         let packed = if cache_b {
             packed_weights::bf16_weights(b, tb)?
         } else {
