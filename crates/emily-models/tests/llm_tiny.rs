@@ -337,6 +337,16 @@ fn the_warm_up_compiles_what_a_burst_of_short_requests_needs() {
     let before = plans(&warm);
     burst(&warm);
     assert_eq!(plans(&warm), before, "the burst compiled plans of its own");
+    // Contexts too short for some or all of its shapes, and many rows: it
+    // runs what fits and errs on nothing.
+    for (context, rows) in [(8, 4), (16, 2), (32, 8), (64, 64)] {
+        let opts = LoadOptions {
+            context: Some(context),
+            fast_kernels: true,
+        };
+        let m = LlmModel::from_gguf(&file, opts).unwrap();
+        warm_up(&m, rows).unwrap_or_else(|e| panic!("context {context}, {rows} rows: {e}"));
+    }
 }
 
 #[test]
