@@ -34,6 +34,7 @@
 //! log-sum-exp agree to round-off).
 
 mod attention;
+mod attention_heads;
 mod cache;
 mod epilogue;
 mod fusion;
@@ -194,7 +195,8 @@ where
             if self.options.kernels == Kernels::Fused {
                 let backend = crate::backend::get(device);
                 (
-                    attention::fuse_causal_attention(&mut g, backend),
+                    attention::fuse_causal_attention(&mut g, backend)
+                        + attention_heads::fold_attention_permutes(&mut g, backend),
                     rms_norm::fuse_rms_norms(&mut g, backend) + rms_norm_adds::fold_adds(&mut g),
                     rope::fuse_rotary_embeddings(&mut g, backend)
                         + rope_heads::fold_head_permutes(&mut g, backend),

@@ -48,6 +48,22 @@ pub(super) fn reshaped_by(g: &Graph, consumers: &[Vec<usize>], i: usize) -> Vec<
     out
 }
 
+/// The `(0, 2, 1, 3)` permute: a rank-4 tensor's heads and sequence swapped.
+pub(super) const HEAD_SWAP: [usize; 4] = [0, 2, 1, 3];
+
+/// Whether node `p` is the [`HEAD_SWAP`] permute.
+pub(super) fn is_head_swap(g: &Graph, p: usize) -> bool {
+    matches!(node(g, p), Some((Op::Permute { perm }, _)) if perm[..] == HEAD_SWAP)
+}
+
+/// The input of `x` when `x` is the [`HEAD_SWAP`] permute.
+pub(super) fn head_swap_source(g: &Graph, x: usize) -> Option<usize> {
+    match node(g, x) {
+        Some((Op::Permute { perm }, &[src])) if perm[..] == HEAD_SWAP => Some(src),
+        _ => None,
+    }
+}
+
 pub(super) fn is_matmul(op: &Op, ta: bool, tb: bool) -> bool {
     matches!(op, Op::Matmul { transpose_a, transpose_b } if *transpose_a == ta && *transpose_b == tb)
 }

@@ -17,14 +17,11 @@
 
 use super::graph::{Graph, Kind};
 use super::passes::dead_code;
-use super::pattern::{consumers, node};
+use super::pattern::{consumers, head_swap_source, is_head_swap, node};
 use crate::backend::Backend;
 use crate::fast::{FastOp, PositionsKind};
 use crate::ops::Op;
 use crate::DType;
-
-/// The permute folded: heads and sequence swapped.
-const SWAP: [usize; 4] = [0, 2, 1, 3];
 
 /// Rewrites every foldable RoPE (module docs); returns how many permutes
 /// were folded.
@@ -40,7 +37,7 @@ pub(crate) fn fold_head_permutes(g: &mut Graph, backend: &dyn Backend) -> usize 
             Some((r, src, true))
         } else {
             match readers.as_slice() {
-                &[p] if is_swap(g, p) && !g.outputs.contains(&r) => Some((p, x, false)),
+                &[p] if is_head_swap(g, p) && !g.outputs.contains(&r) => Some((p, x, false)),
                 _ => None,
             }
         };
@@ -93,18 +90,7 @@ fn plain_rope(g: &Graph, r: usize) -> Option<(f32, f32, usize)> {
         .then_some((*base, *scale, x))
 }
 
-/// Whether node `p` is the `(0, 2, 1, 3)` permute.
-fn is_swap(g: &Graph, p: usize) -> bool {
-    matches!(node(g, p), Some((Op::Permute { perm }, _)) if perm[..] == SWAP)
-}
-
 /// The input of `x` when `x` is the `(0, 2, 1, 3)` permute of an f32 value.
 fn swapped_input(g: &Graph, x: usize) -> Option<usize> {
-    if !is_swap(g, x) {
-        return None;
-    }
-    let (_, &[src]) = node(g, x)? else {
-        return None;
-    };
-    (g.values[src].dtype == DType::F32).then_some(src)
+    head_swap_source(g, x).filter(|&src| g.values[src].dtype == DType::F32)
 }

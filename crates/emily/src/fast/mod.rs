@@ -61,6 +61,20 @@ pub enum PositionsKind {
     PerToken,
 }
 
+/// Which operands of a [`FastOp::SdpaSeqMajor`] are sequence-major
+/// `(B, T, H, D)`; the others are head-major `(B, H, T, D)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SeqMajor {
+    /// The queries.
+    pub q: bool,
+    /// The keys.
+    pub k: bool,
+    /// The values.
+    pub v: bool,
+    /// The output.
+    pub out: bool,
+}
+
 /// A fused op and its parameters. Inputs, in order:
 /// RmsNorm `[x, weight?]`; LayerNorm `[x, weight?, bias?]`;
 /// Rope `[x, offset/positions?, freqs?]`; Sdpa `[q, k, v, mask or offset?, sinks?]`.
@@ -109,6 +123,24 @@ pub enum FastOp {
         /// ([`scaled_dot_product_attention_int8`]); the decomposition
         /// and kernels without int8 products compute as without it.
         int8_products: bool,
+    },
+    /// [`FastOp::Sdpa`] with the `(0, 2, 1, 3)` head transposes around it
+    /// folded into the kernel's strides: each operand `seq_major` flags is
+    /// sequence-major `(B, T, H, D)` (as the projections leave it, and as
+    /// the output projection reads it) instead of `(B, H, T, D)`. The
+    /// compiler chooses it for attention next to those permutes, which it
+    /// saves (it has no public constructor).
+    SdpaSeqMajor {
+        /// Score multiplier (usually 1/sqrt(D)).
+        scale: f32,
+        /// The mask applied.
+        mask: MaskKind,
+        /// Whether per-head sinks are an input.
+        has_sinks: bool,
+        /// As [`FastOp::Sdpa`]'s.
+        int8_products: bool,
+        /// Which operands are sequence-major.
+        seq_major: SeqMajor,
     },
     /// Rotary embedding fused with the head transpose around it: split
     /// halves, every feature, positions `0..T`, f32. With `to_heads` the
@@ -178,6 +210,7 @@ impl FastOp {
         matches!(
             self,
             FastOp::RopeHeads { .. }
+                | FastOp::SdpaSeqMajor { .. }
                 | FastOp::SumSquares
                 | FastOp::SdpaCausalGrad { .. }
                 | FastOp::RmsNormGrad { .. }
@@ -194,6 +227,7 @@ impl FastOp {
             FastOp::RopeHeads { .. } => "rope_heads",
             FastOp::SumSquares => "sum_squares",
             FastOp::Sdpa { .. } => "scaled_dot_product_attention",
+            FastOp::SdpaSeqMajor { .. } => "scaled_dot_product_attention_seq_major",
             FastOp::SdpaCausalGrad { .. } => "scaled_dot_product_attention_causal_grad",
             FastOp::RmsNormGrad { .. } => "rms_norm_grad",
             FastOp::SoftmaxLogSumExp { .. } => "softmax_logsumexp",
@@ -223,6 +257,13 @@ impl FastOp {
                 has_sinks,
                 ..
             } => sdpa::decompose(*scale, *mask, *has_sinks, inputs),
+            FastOp::SdpaSeqMajor {
+                scale,
+                mask,
+                has_sinks,
+                seq_major,
+                ..
+            } => sdpa::decompose_seq_major(*scale, *mask, *has_sinks, *seq_major, inputs),
             FastOp::SdpaCausalGrad { scale } => sdpa::decompose_causal_grad(*scale, inputs),
             FastOp::RmsNormGrad {
                 eps,

@@ -213,6 +213,33 @@ pub(super) fn decompose_causal_grad(scale: f32, inputs: &[Tensor]) -> Result<Ten
     Tensor::concat(&flat.iter().collect::<Vec<_>>(), 0)
 }
 
+/// Composed [`FastOp::SdpaSeqMajor`]: the head transposes it folds, around
+/// [`decompose`].
+pub(super) fn decompose_seq_major(
+    scale: f32,
+    mask: MaskKind,
+    has_sinks: bool,
+    seq_major: super::SeqMajor,
+    inputs: &[Tensor],
+) -> Result<Tensor> {
+    const SWAP: [usize; 4] = [0, 2, 1, 3];
+    let mut heads = inputs.to_vec();
+    for (i, flag) in [seq_major.q, seq_major.k, seq_major.v]
+        .into_iter()
+        .enumerate()
+    {
+        if flag {
+            heads[i] = inputs[i].permute(&SWAP)?;
+        }
+    }
+    let out = decompose(scale, mask, has_sinks, &heads)?;
+    if seq_major.out {
+        out.permute(&SWAP)
+    } else {
+        Ok(out)
+    }
+}
+
 /// Composed attention: grouped scores by broadcasting matmul, f32 softmax.
 pub(super) fn decompose(
     scale: f32,

@@ -11,7 +11,7 @@ use half::{bf16, f16};
 
 use super::convert;
 use crate::error::{invalid, Result};
-use crate::fast::{FastOp, MaskKind, PositionsKind};
+use crate::fast::{FastOp, MaskKind, PositionsKind, SeqMajor};
 use crate::shape::numel;
 use crate::{Array, DType, Element};
 
@@ -66,7 +66,7 @@ pub(crate) fn supports(
     op: &FastOp,
     inputs: &[(&[usize], DType)],
 ) -> std::result::Result<(), String> {
-    if op.compiler_only() {
+    if op.compiler_only() && !matches!(op, FastOp::SdpaSeqMajor { .. }) {
         return match inputs.iter().find(|(_, d)| *d != DType::F32) {
             Some((_, d)) => Err(format!("no fused CPU {} kernel for {d}", op.name())),
             None => Ok(()),
@@ -322,7 +322,18 @@ fn run<T: FusedFloat>(
             mask,
             has_sinks,
             int8_products,
+        }
+        | FastOp::SdpaSeqMajor {
+            scale,
+            mask,
+            has_sinks,
+            int8_products,
+            ..
         } => {
+            let seq_major = match *op {
+                FastOp::SdpaSeqMajor { seq_major, .. } => seq_major,
+                _ => SeqMajor::default(),
+            };
             // f32 queries over f16 keys and values take their own kernel
             // (no f32 copy of the keys and values).
             let half_kv = dtype == DType::F32
@@ -333,15 +344,26 @@ fn run<T: FusedFloat>(
             } else {
                 (as_t(x)?, as_t(&inputs[1])?, as_t(&inputs[2])?)
             };
-            let (qs, ks, vs) = (q.shape(), kk.shape(), v.shape());
-            let mut p = SdpaParams::new(qs[0], qs[1], ks[1], qs[2], ks[2], qs[3]);
-            p.v_head_dim = vs[3];
+            let [b, hq, tq, d] = heads_first(q.shape(), seq_major.q);
+            let [_, hk, tk, _] = heads_first(kk.shape(), seq_major.k);
+            let dv = v.shape()[3];
+            let mut p = SdpaParams::new(b, hq, hk, tq, tk, d);
+            p.v_head_dim = dv;
             p.int8_scores = int8_products;
             p.int8_values = int8_products;
             p.scale = scale;
-            p.v_strides = HeadStrides::bhsd(ks[1], ks[2], vs[3]);
-            p.out_strides = HeadStrides::bhsd(qs[1], qs[2], vs[3]);
-            let full = [qs[0], qs[1], qs[2], ks[2]];
+            let strides = |seq: bool, heads: usize, len: usize, dim: usize| {
+                if seq {
+                    HeadStrides::bshd(heads, len, dim)
+                } else {
+                    HeadStrides::bhsd(heads, len, dim)
+                }
+            };
+            p.q_strides = strides(seq_major.q, hq, tq, d);
+            p.k_strides = strides(seq_major.k, hk, tk, d);
+            p.v_strides = strides(seq_major.v, hk, tk, dv);
+            p.out_strides = strides(seq_major.out, hq, tq, dv);
+            let full = [b, hq, tq, tk];
             let m = matches!(mask, MaskKind::Additive | MaskKind::Boolean).then(|| &inputs[3]);
             let mask_f32 = (mask == MaskKind::Additive)
                 .then(|| f32s(m.unwrap()))
@@ -398,6 +420,16 @@ fn run<T: FusedFloat>(
             );
             Ok(out)
         }
+    }
+}
+
+/// `(B, H, T, D)` of an attention operand's shape, sequence-major
+/// `(B, T, H, D)` when `seq_major`.
+fn heads_first(shape: &[usize], seq_major: bool) -> [usize; 4] {
+    if seq_major {
+        [shape[0], shape[2], shape[1], shape[3]]
+    } else {
+        [shape[0], shape[1], shape[2], shape[3]]
     }
 }
 

@@ -45,6 +45,7 @@ pub(crate) fn supports(
         }
         FastOp::Rope { .. } => {}
         FastOp::RopeHeads { .. }
+        | FastOp::SdpaSeqMajor { .. }
         | FastOp::SumSquares
         | FastOp::SdpaCausalGrad { .. }
         | FastOp::RmsNormGrad { .. }
@@ -88,6 +89,7 @@ pub(crate) fn execute(
             ..
         } => sdpa(gpu, scale, mask, has_sinks, inputs, shape, dtype),
         FastOp::RopeHeads { .. }
+        | FastOp::SdpaSeqMajor { .. }
         | FastOp::SumSquares
         | FastOp::SdpaCausalGrad { .. }
         | FastOp::RmsNormGrad { .. }
