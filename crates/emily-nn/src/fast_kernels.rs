@@ -1,6 +1,6 @@
 //! The fast-kernels shim: switch every layer norm and RMS norm over the last
-//! axis, every rotary embedding and every attention node to its fused
-//! (`emily::fast`) implementation, keeping names, edges and parameters.
+//! axis, every rotary embedding, every attention node and every
+//! channels-last convolution to its fused (`emily::fast`) implementation, keeping names, edges and parameters.
 //!
 //! Nodes that cannot run fused stay composed and are reported with the
 //! reason: norms over another axis, and — when rewriting for
@@ -113,7 +113,7 @@ pub fn apply(model: &Model) -> Result<Rewrite> {
 
 /// Switches every eligible node to [`Kernels::Fused`] for `mode`:
 /// layer/RMS norms over the last axis, rotary embeddings, attention and
-/// attention cores — except attention with dropout > 0 when `mode` is
+/// attention cores, channels-last convolutions — except attention with dropout > 0 when `mode` is
 /// [`Mode::Train`]. Ineligible nodes stay composed and are reported.
 pub fn apply_for(model: &Model, mode: Mode) -> Result<Rewrite> {
     let shapes = model.probe_shapes();
@@ -170,6 +170,7 @@ fn eligibility(
             Err(dropout_reason(node.op()))
         }
         Op::Attention(_) | Op::AttentionCore(_) => Ok(()),
+        Op::Conv1d(o) if o.channels_last => Ok(()),
         _ => return None,
     })
 }

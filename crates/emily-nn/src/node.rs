@@ -101,6 +101,7 @@ impl Op {
             Op::RotaryEmbedding(_) => "fast.rotary_embedding",
             Op::Attention(_) => "fast.attention",
             Op::AttentionCore(_) => "fast.attention_core",
+            Op::Conv1d(o) if o.channels_last => "fast.conv1d",
             other => other.name(),
         }
     }
@@ -114,7 +115,7 @@ impl Op {
                 | Op::RotaryEmbedding(_)
                 | Op::Attention(_)
                 | Op::AttentionCore(_)
-        )
+        ) || matches!(self, Op::Conv1d(o) if o.channels_last)
     }
 
     /// The roles of the node's inputs, in order, as the options call for them.

@@ -25,6 +25,11 @@ pub struct Conv1dOptions {
     pub groups: usize,
     /// Whether a bias is added.
     pub bias: bool,
+    /// Whether the input is channels-last `(N, L, C_in)` and the output
+    /// `(N, L', C_out)` (time-major, as a Transformer after the convolution
+    /// wants it; [`emily::fast::conv1d_channels_last`]) instead of `(N, C, L)`.
+    /// Dilation and groups must be 1.
+    pub channels_last: bool,
 }
 
 impl Conv1dOptions {
@@ -39,6 +44,7 @@ impl Conv1dOptions {
             dilation: 1,
             groups: 1,
             bias: true,
+            channels_last: false,
         }
     }
 
@@ -66,6 +72,13 @@ impl Conv1dOptions {
         self
     }
 
+    /// Takes channels-last input and gives channels-last output (see the
+    /// `channels_last` field).
+    pub fn channels_last(mut self) -> Conv1dOptions {
+        self.channels_last = true;
+        self
+    }
+
     /// Drops the bias.
     pub fn without_bias(mut self) -> Conv1dOptions {
         self.bias = false;
@@ -86,6 +99,9 @@ impl Conv1dOptions {
             return Err(
                 "channels, kernel size, stride, dilation and groups must be positive".into(),
             );
+        }
+        if self.channels_last && (dilation != 1 || g != 1) {
+            return Err("a channels-last convolution needs dilation 1 and one group".into());
         }
         if i % g != 0 || o % g != 0 {
             return Err(format!(
@@ -117,6 +133,19 @@ impl Conv1dOptions {
     }
 
     pub(crate) fn forward(&self, ctx: &mut Ctx<'_>) -> emily::Result<Tensor> {
+        if self.channels_last {
+            let (x, w) = (&ctx.inputs[0], ctx.local("weight")?);
+            let y = if ctx.fused {
+                emily::fast::conv1d_channels_last(x, w, self.stride, self.padding)?
+            } else {
+                emily::fast::composed::conv1d_channels_last(x, w, self.stride, self.padding)?
+            };
+            // The bias runs along the last axis.
+            return match ctx.local_opt("bias", self.bias)? {
+                Some(b) => y.add(b),
+                None => Ok(y),
+            };
+        }
         let y = ctx.inputs[0].conv1d(
             ctx.local("weight")?,
             self.stride,

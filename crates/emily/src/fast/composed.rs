@@ -42,3 +42,13 @@ pub fn scaled_dot_product_attention(
 ) -> Result<Tensor> {
     super::sdpa::build_sdpa(Kernels::Composed, q, k, v, opts, false)
 }
+
+/// Composed [`crate::fast::conv1d_channels_last`].
+pub fn conv1d_channels_last(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    super::conv::build_conv1d_channels_last(Kernels::Composed, x, weight, stride, padding)
+}

@@ -12,6 +12,7 @@
 //! node of a compiled function to its decomposition.
 
 pub mod composed;
+mod conv;
 mod kernels;
 mod layer_norm;
 mod rms_norm;
@@ -19,6 +20,7 @@ mod rope;
 mod sdpa;
 mod softmax_lse;
 
+pub use conv::conv1d_channels_last;
 pub use kernels::Kernels;
 pub use layer_norm::layer_norm;
 pub use rms_norm::rms_norm;
@@ -142,6 +144,18 @@ pub enum FastOp {
         /// Which operands are sequence-major.
         seq_major: SeqMajor,
     },
+    /// 1-D convolution over channels-last (time-major) input, as MLX lays it
+    /// out: inputs `[x (N, L, C_in), weight (C_out, C_in, K)]` (the weight as
+    /// [`Tensor::conv1d`] stores it), output `(N, L', C_out)`; no dilation,
+    /// no groups. Each output row's window is `K·C_in` contiguous input
+    /// values, so the CPU kernel multiplies overlapping rows of `x` in place
+    /// (no im2col copy) and no transpose is needed on either side.
+    Conv1dChannelsLast {
+        /// Step between windows.
+        stride: usize,
+        /// Zeros added at each end of the time axis.
+        padding: usize,
+    },
     /// Rotary embedding fused with the head transpose around it: split
     /// halves, every feature, positions `0..T`, f32. With `to_heads` the
     /// input is `(B, T, H, D)` (as the projections leave it) and the output
@@ -218,12 +232,20 @@ impl FastOp {
         )
     }
 
+    /// Whether only the CPU backend has a kernel for this op (the
+    /// compiler's fusions and the channels-last convolution): the reference
+    /// and CUDA backends decline it, so the graph keeps its composed form.
+    pub fn cpu_only(&self) -> bool {
+        self.compiler_only() || matches!(self, FastOp::Conv1dChannelsLast { .. })
+    }
+
     /// The op's name.
     pub fn name(&self) -> &'static str {
         match self {
             FastOp::RmsNorm { .. } => "rms_norm",
             FastOp::LayerNorm { .. } => "layer_norm",
             FastOp::Rope { .. } => "rope",
+            FastOp::Conv1dChannelsLast { .. } => "conv1d_channels_last",
             FastOp::RopeHeads { .. } => "rope_heads",
             FastOp::SumSquares => "sum_squares",
             FastOp::Sdpa { .. } => "scaled_dot_product_attention",
@@ -245,6 +267,9 @@ impl FastOp {
                 has_bias,
             } => layer_norm::decompose(*eps, *has_weight, *has_bias, inputs),
             FastOp::Rope { .. } => rope::decompose(self, inputs),
+            FastOp::Conv1dChannelsLast { stride, padding } => {
+                conv::decompose(*stride, *padding, inputs)
+            }
             FastOp::RopeHeads {
                 base,
                 scale,

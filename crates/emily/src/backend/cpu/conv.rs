@@ -140,6 +140,71 @@ fn bf16_engine(x: &Array, w: &Array, p: ConvParams, shape: &[usize]) -> Result<A
     Ok(out)
 }
 
+/// A channels-last convolution ([`crate::fast::FastOp::Conv1dChannelsLast`])
+/// on the bf16 engine: `x` `(N, L, C)` f32, `w` `(C_out, C, K)` bf16 (packed
+/// once per buffer as its taps, [`packed_weights::bf16_conv_taps`]), output
+/// `(N, L', C_out)` f32. Output row `t` reads the `K·C` contiguous values from
+/// input row `t·stride − padding`: the rows whose window lies inside the
+/// input are one GEMM over overlapping rows of `x` in place; the few whose
+/// window crosses an end are gathered, zero-padded, into a small matrix.
+pub(crate) fn conv1d_channels_last(
+    x: &Array,
+    w: &Array,
+    stride: usize,
+    padding: usize,
+    shape: &[usize],
+) -> Result<Array> {
+    use emily_kernels::gemm::{gemm_bf16, MatRef};
+    let (n, l, c) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let (cout, k) = (w.shape()[0], w.shape()[2]);
+    let lout = shape[1];
+    let mut out = Array::uninit(shape, DType::F32)?;
+    if numel(shape) == 0 {
+        return Ok(out);
+    }
+    let taps = super::packed_weights::bf16_conv_taps(w)?;
+    let (xs, o) = (
+        x.as_slice::<f32>(),
+        out.as_mut_slice::<f32>().expect("fresh array"),
+    );
+    let width = k * c;
+    // Output rows `inner` read only input rows inside `0..l`.
+    let first = padding.div_ceil(stride).min(lout);
+    let last = ((l + padding).saturating_sub(k) / stride + 1).clamp(first, lout);
+    let mut edge = Vec::new();
+    for b in 0..n {
+        let (xb, ob) = (
+            &xs[b * l * c..][..l * c],
+            &mut o[b * lout * cout..][..lout * cout],
+        );
+        if first < last {
+            let start = (first * stride - padding) * c;
+            let a = MatRef::new(&xb[start..], last - first, width, stride * c, 1);
+            gemm_bf16(a, &taps, &mut ob[first * cout..last * cout]);
+        }
+        for rows in [0..first, last..lout] {
+            if rows.is_empty() {
+                continue;
+            }
+            // Window of row t: input rows t·stride − padding + tap, zero
+            // outside the input.
+            edge.clear();
+            edge.resize(rows.len() * width, 0.0);
+            for (t, dst) in rows.clone().zip(edge.chunks_exact_mut(width)) {
+                for tap in 0..k {
+                    let src = (t * stride + tap).checked_sub(padding).filter(|&s| s < l);
+                    if let Some(s) = src {
+                        dst[tap * c..][..c].copy_from_slice(&xb[s * c..][..c]);
+                    }
+                }
+            }
+            let a = MatRef::row_major(&edge, rows.len(), width);
+            gemm_bf16(a, &taps, &mut ob[rows.start * cout..rows.end * cout]);
+        }
+    }
+    Ok(out)
+}
+
 /// One row of the im2col matrix: `dst[o] = row[o*stride + shift - padding]`,
 /// zero outside the row. The in-range span `lo..hi` is computed directly, so
 /// stride-1 rows are one contiguous copy.

@@ -66,6 +66,15 @@ pub(crate) fn supports(
     op: &FastOp,
     inputs: &[(&[usize], DType)],
 ) -> std::result::Result<(), String> {
+    if let FastOp::Conv1dChannelsLast { .. } = op {
+        return match (inputs[0].1, inputs[1].1) {
+            (DType::F32, DType::BF16) => Ok(()),
+            (x, w) => Err(format!(
+                "no fused CPU {} kernel for {x} input and {w} weight (bf16 weights only)",
+                op.name()
+            )),
+        };
+    }
     if op.compiler_only() && !matches!(op, FastOp::SdpaSeqMajor { .. }) {
         return match inputs.iter().find(|(_, d)| *d != DType::F32) {
             Some((_, d)) => Err(format!("no fused CPU {} kernel for {d}", op.name())),
@@ -232,6 +241,9 @@ fn run<T: FusedFloat>(
             to_heads,
         } => rope_heads(x, base, scale, to_heads, shape),
         FastOp::SumSquares => sum_squares(inputs),
+        FastOp::Conv1dChannelsLast { stride, padding } => {
+            super::conv::conv1d_channels_last(&inputs[0], &inputs[1], stride, padding, shape)
+        }
         FastOp::RmsNormGrad {
             eps,
             has_weight,

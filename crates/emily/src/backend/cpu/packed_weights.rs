@@ -133,6 +133,8 @@ impl Tensor {
 enum Form {
     Bf16,
     Int8,
+    /// [`bf16_conv_taps`].
+    ConvTaps,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -211,6 +213,32 @@ pub(crate) fn bf16_weights(w: &Array, transposed: bool) -> Result<Arc<PackedBf16
             other,
             ", bf16 engine weights must be bf16",
         )),
+    })
+}
+
+/// A convolution's bf16 weight `(C_out, C_in, K)` packed for the bf16
+/// engines as the `(K·C_in) × C_out` matrix of a channels-last convolution:
+/// row `k·C_in + c` holds tap `k` of input channel `c` for every output.
+pub(crate) fn bf16_conv_taps(w: &Array) -> Result<Arc<PackedBf16>> {
+    get_or_pack(w, false, Form::ConvTaps, || {
+        if w.dtype() != DType::BF16 || w.shape().len() != 3 {
+            return Err(dtype_err(
+                "conv1d_channels_last",
+                w.dtype(),
+                format!(
+                    ", the bf16 engine needs a bf16 (C_out, C_in, K) weight, got {:?}",
+                    w.shape()
+                ),
+            ));
+        }
+        let (cout, cin, k) = (w.shape()[0], w.shape()[1], w.shape()[2]);
+        let ws = w.as_slice::<bf16>();
+        Ok(PackedBf16::from_rows(k * cin, cout, |row, dst| {
+            let (tap, c) = (row / cin, row % cin);
+            for (o, d) in dst.iter_mut().enumerate() {
+                *d = ws[(o * cin + c) * k + tap].to_f32();
+            }
+        }))
     })
 }
 

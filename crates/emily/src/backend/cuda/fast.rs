@@ -46,6 +46,7 @@ pub(crate) fn supports(
         FastOp::Rope { .. } => {}
         FastOp::RopeHeads { .. }
         | FastOp::SdpaSeqMajor { .. }
+        | FastOp::Conv1dChannelsLast { .. }
         | FastOp::SumSquares
         | FastOp::SdpaCausalGrad { .. }
         | FastOp::RmsNormGrad { .. }
@@ -90,6 +91,7 @@ pub(crate) fn execute(
         } => sdpa(gpu, scale, mask, has_sinks, inputs, shape, dtype),
         FastOp::RopeHeads { .. }
         | FastOp::SdpaSeqMajor { .. }
+        | FastOp::Conv1dChannelsLast { .. }
         | FastOp::SumSquares
         | FastOp::SdpaCausalGrad { .. }
         | FastOp::RmsNormGrad { .. }

@@ -37,6 +37,7 @@ pub(super) fn execute(op: &FastOp, inputs: &[View], shape: &[usize], dtype: DTyp
         } => sdpa(inputs, scale as f64, mask, has_sinks, shape, dtype),
         FastOp::RopeHeads { .. }
         | FastOp::SdpaSeqMajor { .. }
+        | FastOp::Conv1dChannelsLast { .. }
         | FastOp::SumSquares
         | FastOp::SdpaCausalGrad { .. }
         | FastOp::RmsNormGrad { .. }

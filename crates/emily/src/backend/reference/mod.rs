@@ -175,7 +175,7 @@ impl Backend for ReferenceBackend {
         inputs: &[(&[usize], DType)],
     ) -> std::result::Result<(), String> {
         match inputs.first() {
-            _ if op.compiler_only() => Err(format!("no reference {}: it runs composed", op.name())),
+            _ if op.cpu_only() => Err(format!("no reference {}: it runs composed", op.name())),
             Some((_, d)) if d.is_float() => Ok(()),
             Some((_, d)) => Err(format!("no reference {} for {d}", op.name())),
             None => Err(format!("{} without inputs", op.name())),
