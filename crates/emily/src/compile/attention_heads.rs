@@ -18,6 +18,7 @@ use super::pattern::{consumers, head_swap_source, is_head_swap, node};
 use crate::backend::Backend;
 use crate::fast::{FastOp, SeqMajor};
 use crate::ops::Op;
+use crate::DType;
 
 /// Rewrites every attention with a foldable head permute (module docs);
 /// returns how many attentions were rewritten.
@@ -74,7 +75,55 @@ pub(crate) fn fold_attention_permutes(g: &mut Graph, backend: &dyn Backend) -> u
         folded += 1;
     }
     if folded > 0 {
+        folded += fold_widening_casts(g);
         dead_code(g);
     }
     folded
+}
+
+/// Writes a bf16 [`FastOp::SdpaSeqMajor`] whose output is only widened to
+/// f32 (directly or after a reshape: the merged heads) as f32 itself: the
+/// kernel stores each bf16 result widened, the same bits the cast gives,
+/// without a pass over the output of its own. Returns how many were folded.
+fn fold_widening_casts(g: &mut Graph) -> usize {
+    let users = consumers(g);
+    let sole_reader = |i: usize| match users[i].as_slice() {
+        &[r] if !g.outputs.contains(&i) => Some(r),
+        _ => None,
+    };
+    let is_widening = |c: usize| {
+        matches!(node(g, c), Some((Op::Cast, _)))
+            && g.values[c].dtype == DType::F32
+    };
+    let mut sites = Vec::new();
+    for (a, v) in g.values.iter().enumerate() {
+        let Kind::Node {
+            op: Op::Fast(FastOp::SdpaSeqMajor { .. }),
+            ..
+        } = &v.kind
+        else {
+            continue;
+        };
+        if v.dtype != DType::BF16 {
+            continue;
+        }
+        let Some(r) = sole_reader(a) else { continue };
+        if is_widening(r) {
+            sites.push((a, r));
+        } else if matches!(node(g, r), Some((Op::Reshape, _))) {
+            if let Some(c) = sole_reader(r).filter(|&c| is_widening(c)) {
+                sites.push((a, c));
+            }
+        }
+    }
+    for &(a, cast) in &sites {
+        g.values[a].dtype = DType::F32;
+        // The cast becomes a reshape of the attention (to its own shape when
+        // no reshape was between); a reshape it read has no reader left.
+        g.values[cast].kind = Kind::Node {
+            op: Op::Reshape,
+            inputs: vec![a],
+        };
+    }
+    sites.len()
 }

@@ -372,6 +372,30 @@ pub fn sdpa_bf16(q: &[bf16], k: &[bf16], v: &[bf16], out: &mut [bf16], params: &
     );
 }
 
+/// [`sdpa_bf16`] written widened to `f32`: each output element is the bf16
+/// [`sdpa_bf16`] gives, as an `f32` (for a caller that widens the output
+/// next — an f32 projection after it — without a pass of its own).
+///
+/// # Panics
+/// As [`sdpa_f32`].
+pub fn sdpa_bf16_f32_out(
+    q: &[bf16],
+    k: &[bf16],
+    v: &[bf16],
+    out: &mut [f32],
+    params: &SdpaParams<'_>,
+) {
+    let dst = Dst::Bf16Widened(SharedOut(out.as_mut_ptr()));
+    run(
+        Src::Bf16(q),
+        Src::Bf16(k),
+        Src::Bf16(v),
+        dst,
+        out.len(),
+        params,
+    );
+}
+
 /// Validates, plans and runs one call; `out` is a pointer into a buffer of
 /// `out_len` elements that the caller holds exclusively.
 fn run(q: Src<'_>, k: Src<'_>, v: Src<'_>, out: Dst, out_len: usize, p: &SdpaParams<'_>) {

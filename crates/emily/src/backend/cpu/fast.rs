@@ -351,7 +351,12 @@ fn run<T: FusedFloat>(
             let half_kv = dtype == DType::F32
                 && inputs[1].dtype() == DType::F16
                 && inputs[2].dtype() == DType::F16;
-            let (q, kk, v) = if half_kv {
+            // bf16 operands with an f32 output: the compiler folded the
+            // widening cast after the attention into it.
+            let widened_out = dtype == DType::F32 && x.dtype() == DType::BF16;
+            let (q, kk, v) = if widened_out {
+                (x.clone(), inputs[1].clone(), inputs[2].clone())
+            } else if half_kv {
                 (as_t(x)?, inputs[1].clone(), inputs[2].clone())
             } else {
                 (as_t(x)?, as_t(&inputs[1])?, as_t(&inputs[2])?)
@@ -411,6 +416,16 @@ fn run<T: FusedFloat>(
                 .transpose()?;
             p.sinks = sinks.as_ref().map(|s| s.as_slice());
             let mut out = Array::uninit(shape, dtype)?;
+            if widened_out {
+                k::sdpa_bf16_f32_out(
+                    q.as_slice(),
+                    kk.as_slice(),
+                    v.as_slice(),
+                    out.as_mut_slice().unwrap(),
+                    &p,
+                );
+                return Ok(out);
+            }
             if half_kv {
                 // f16 keys and values (a half-precision KV cache), read in
                 // place and widened per key tile.
