@@ -184,13 +184,22 @@ fn a_widened_bf16_output_is_written_widened() {
             let a = operands(2, tq, tq, (3, 3), 64, DType::BF16, 40 + tq as u64);
             let f = move |a: &[Tensor]| -> Result<Vec<Tensor>> {
                 let o = layer(MaskCase::None, int8, false)(a)?.remove(0);
-                let o = if merge { o.reshape_to(&[2, tq, 192])? } else { o };
+                let o = if merge {
+                    o.reshape_to(&[2, tq, 192])?
+                } else {
+                    o
+                };
                 Ok(vec![o.cast(DType::F32)?])
             };
             let compiled = compile(f);
             let plan = compiled.plan(&a).unwrap();
             let case = format!("int8 {int8} tq {tq} merge {merge}");
-            assert_eq!(count(&plan, "cast"), 0, "{case}: {:?}", plan.op_frequencies());
+            assert_eq!(
+                count(&plan, "cast"),
+                0,
+                "{case}: {:?}",
+                plan.op_frequencies()
+            );
             let (folded, eager) = (compiled.call(&a).unwrap(), f(&a).unwrap());
             assert_eq!(folded[0].dtype(), DType::F32, "{case}");
             assert_eq!(folded[0].shape(), eager[0].shape(), "{case}");

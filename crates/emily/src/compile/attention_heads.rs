@@ -91,10 +91,8 @@ fn fold_widening_casts(g: &mut Graph) -> usize {
         &[r] if !g.outputs.contains(&i) => Some(r),
         _ => None,
     };
-    let is_widening = |c: usize| {
-        matches!(node(g, c), Some((Op::Cast, _)))
-            && g.values[c].dtype == DType::F32
-    };
+    let is_widening =
+        |c: usize| matches!(node(g, c), Some((Op::Cast, _))) && g.values[c].dtype == DType::F32;
     let mut sites = Vec::new();
     for (a, v) in g.values.iter().enumerate() {
         let Kind::Node {

@@ -125,7 +125,17 @@ fn round_to_bf16(x: f32) -> f32 {
 mod tests {
     #[test]
     fn bf16_rounding_matches_half() {
-        let specials = [0.0f32, -0.0, 1.0, f32::MAX, f32::MIN_POSITIVE, 1e-40, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        let specials = [
+            0.0f32,
+            -0.0,
+            1.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-40,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
         let mut state = 0x1234_5678u32;
         let random = (0..100_000).map(|_| {
             state ^= state << 13;
@@ -135,7 +145,12 @@ mod tests {
         });
         for x in specials.into_iter().chain(random) {
             let want = half::bf16::from_f32(x).to_f32();
-            assert_eq!(super::round_to_bf16(x).to_bits(), want.to_bits(), "{x:e} ({:#x})", x.to_bits());
+            assert_eq!(
+                super::round_to_bf16(x).to_bits(),
+                want.to_bits(),
+                "{x:e} ({:#x})",
+                x.to_bits()
+            );
         }
     }
 }
