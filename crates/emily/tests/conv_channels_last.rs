@@ -131,3 +131,42 @@ fn f32_weights_run_composed_and_bad_shapes_are_errors() {
     assert!(msg(conv1d_channels_last(&randn(&[1, 1, 4], 4), &w, 1, 0)).contains("shorter"));
     assert!(msg(conv1d_channels_last(&randn(&[9, 4], 5), &w, 1, 0)).contains("(N, L, C_in)"));
 }
+
+#[test]
+fn bias_gelu_and_a_position_add_run_in_the_convolutions_epilogue() {
+    // Whisper's front end, time-major: conv → +bias → GELU (→ +positions).
+    let (l, c, o) = (77, 16, 48);
+    let x = randn(&[1, l, c], 11);
+    let w = randn(&[o, c, 3], 12)
+        .mul_scalar(0.2)
+        .unwrap()
+        .cast(DType::BF16)
+        .unwrap()
+        .eval()
+        .unwrap();
+    let bias = randn(&[o], 13);
+    let lout = (l + 2 - 3) / 2 + 1;
+    let pos = randn(&[lout, o], 14);
+    let f = |a: &[Tensor]| {
+        let y = conv1d_channels_last(&a[0], &a[1], 2, 1)?
+            .add(&a[2])?
+            .gelu()?;
+        Ok(vec![y.add(&a[3])?])
+    };
+    let args = [x, w, bias, pos];
+    let compiled = compile(f);
+    let plan = compiled.plan(&args).unwrap();
+    assert_eq!(
+        count(&plan, "conv1d_channels_last_then"),
+        1,
+        "{:?}",
+        plan.op_frequencies()
+    );
+    assert_eq!(
+        count(&plan, "fused") + count(&plan, "binary") + count(&plan, "unary"),
+        0
+    );
+    let (fused, eager) = (compiled.call(&args).unwrap(), f(&args).unwrap());
+    assert_eq!(fused[0].shape(), &[1, lout, o][..]);
+    assert!(max_rel_diff(&fused[0], &eager[0]) < 1e-6);
+}

@@ -220,17 +220,34 @@ fn transposes_at_odd_sizes_and_every_element_width() {
     // 2-D transposes (a unit batch axis that collapses) at odd sides, in
     // 1-, 2-, 4- and 8-byte elements: the destination rows gathered from
     // strided source columns.
-    for &(r, c) in &[(1usize, 40usize), (7, 33), (31, 32), (32, 77), (33, 100), (80, 300)] {
+    for &(r, c) in &[
+        (1usize, 40usize),
+        (7, 33),
+        (31, 32),
+        (32, 77),
+        (33, 100),
+        (80, 300),
+    ] {
         for dtype in [DType::U8, DType::BF16, DType::F32, DType::F64] {
             let (x, _) = randn(&[1, r, c], (r * 1000 + c) as u64);
-            let x = x.mul_scalar(20.0).unwrap().cast(dtype).unwrap().eval().unwrap();
+            let x = x
+                .mul_scalar(20.0)
+                .unwrap()
+                .cast(dtype)
+                .unwrap()
+                .eval()
+                .unwrap();
             let xv = x.to_f64_vec().unwrap();
             let p = x.permute(&[0, 2, 1]).unwrap();
             assert_eq!(p.shape(), &[1, c, r]);
             let pv = p.to_f64_vec().unwrap();
             for i in 0..c {
                 for j in 0..r {
-                    assert_eq!(pv[i * r + j], xv[j * c + i], "{dtype} {r}x{c} at ({i}, {j})");
+                    assert_eq!(
+                        pv[i * r + j],
+                        xv[j * c + i],
+                        "{dtype} {r}x{c} at ({i}, {j})"
+                    );
                 }
             }
         }

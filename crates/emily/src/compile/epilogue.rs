@@ -1,5 +1,6 @@
-//! Product epilogues: an int8 product ([`Op::MatmulInt8`]) or a matmul
-//! with a 2-D weight read only by one
+//! Product epilogues: an int8 product ([`Op::MatmulInt8`]), a matmul
+//! with a 2-D weight or a channels-last convolution (into [`Op::ConvThen`])
+//! read only by one
 //! elementwise node computed in f32 (a fused chain such as bias + GELU,
 //! bias + residual or bias + rounding to bf16, or a lone bias add),
 //! possibly through a reshape, becomes one
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use super::fusion::build_program;
 use super::graph::{Graph, Kind};
 use crate::backend::Backend;
+use crate::fast::FastOp;
 use crate::ops::Op;
 use crate::DType;
 
@@ -75,7 +77,7 @@ pub(crate) fn fuse_product_epilogues(g: &mut Graph, backend: &dyn Backend) -> us
             continue;
         }
         let (
-            Some((int8, transpose_b)),
+            Some(kind),
             Kind::Node {
                 inputs: product_inputs,
                 ..
@@ -91,13 +93,23 @@ pub(crate) fn fuse_product_epilogues(g: &mut Graph, backend: &dyn Backend) -> us
                 .filter(|&(p, _)| p != acc)
                 .map(|(_, &j)| j),
         );
-        g.values[i].kind = Kind::Node {
-            op: Op::MatmulThen {
+        let program = Arc::new(program);
+        let op = match kind {
+            Product::Matmul { int8, transpose_b } => Op::MatmulThen {
                 int8,
                 transpose_b,
-                program: Arc::new(program),
+                program,
                 acc,
             },
+            Product::Conv { stride, padding } => Op::ConvThen {
+                stride,
+                padding,
+                program,
+                acc,
+            },
+        };
+        g.values[i].kind = Kind::Node {
+            op,
             inputs: new_inputs,
         };
     }
@@ -105,28 +117,51 @@ pub(crate) fn fuse_product_epilogues(g: &mut Graph, backend: &dyn Backend) -> us
     before.saturating_sub(g.num_nodes())
 }
 
-/// `(int8, transpose_b)` when value `j` is a product the backend can give
-/// an epilogue: an int8 product, or a matmul (A not transposed) of
-/// activations whose rows are contiguous by a 2-D weight, with f32 output.
-fn product_kind(g: &Graph, j: usize, backend: &dyn Backend) -> Option<(bool, bool)> {
+/// A product that can take an epilogue.
+#[derive(Clone, Copy)]
+enum Product {
+    /// [`Op::MatmulInt8`] or [`Op::Matmul`] (into [`Op::MatmulThen`]).
+    Matmul { int8: bool, transpose_b: bool },
+    /// [`FastOp::Conv1dChannelsLast`] (into [`Op::ConvThen`]).
+    Conv { stride: usize, padding: usize },
+}
+
+/// What value `j` is when it is a product the backend can give an
+/// epilogue: an int8 product, or a matmul (A not transposed) of activations
+/// whose rows are contiguous by a 2-D weight, or a channels-last
+/// convolution (its rows are whole), with f32 output.
+fn product_kind(g: &Graph, j: usize, backend: &dyn Backend) -> Option<Product> {
     let v = &g.values[j];
     let Kind::Node { op, inputs } = &v.kind else {
         return None;
     };
+    let operands = || (&g.values[inputs[0]], &g.values[inputs[1]]);
     let (int8, tb) = match op {
         Op::MatmulInt8 { transpose_b } => (true, *transpose_b),
         Op::Matmul {
             transpose_a: false,
             transpose_b,
         } => (false, *transpose_b),
+        Op::Fast(FastOp::Conv1dChannelsLast { stride, padding }) => {
+            let (x, w) = operands();
+            return (v.dtype == DType::F32
+                && backend.can_fuse_product_epilogue(false, x.dtype, w.dtype))
+            .then_some(Product::Conv {
+                stride: *stride,
+                padding: *padding,
+            });
+        }
         _ => return None,
     };
-    let (x, w) = (&g.values[inputs[0]], &g.values[inputs[1]]);
+    let (x, w) = operands();
     let rows_contiguous = x.shape.iter().product::<usize>()
         == v.shape[..v.shape.len() - 1].iter().product::<usize>() * x.shape.last()?;
     (v.dtype == DType::F32
         && w.shape.len() == 2
         && rows_contiguous
         && backend.can_fuse_product_epilogue(int8, x.dtype, w.dtype))
-    .then_some((int8, tb))
+    .then_some(Product::Matmul {
+        int8,
+        transpose_b: tb,
+    })
 }

@@ -125,6 +125,7 @@ fn uses_pool(s: &Step) -> bool {
         Op::Matmul { .. }
             | Op::MatmulInt8 { .. }
             | Op::MatmulThen { .. }
+            | Op::ConvThen { .. }
             | Op::Conv1d { .. }
             | Op::Fast(_)
     ) || numel(&s.shape) >= emily_kernels::parallel::MIN_PARALLEL_ELEMS

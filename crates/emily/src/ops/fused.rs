@@ -165,7 +165,7 @@ impl FusedProgram {
             && self.inputs.iter().enumerate().all(|(j, input)| {
                 let s = input.shape.as_slice();
                 input.dtype == DType::F32
-                    && (s == shape
+                    && (covers_rows(s, shape)
                         || (j != acc && ((s.last() == Some(&n) && count(s) == n) || count(s) == 1)))
             })
     }
@@ -216,4 +216,15 @@ impl FusedProgram {
     pub fn is_empty(&self) -> bool {
         self.instrs.is_empty()
     }
+}
+
+/// Whether an input of shape `s` holds one value per element of a
+/// product-epilogue output of `shape`, in its order: the same shape up to
+/// leading unit axes (a `(T, d)` position table beside a `(1, T, d)` output).
+pub(crate) fn covers_rows(s: &[usize], shape: &[usize]) -> bool {
+    let strip = |x: &[usize]| {
+        let lead = x.iter().take_while(|&&d| d == 1).count();
+        x[lead.min(x.len().saturating_sub(1))..].to_vec()
+    };
+    s == shape || strip(s) == strip(shape)
 }

@@ -18,6 +18,7 @@ pub(crate) mod random;
 mod reduce;
 
 pub use functions::{BinaryOp, UnaryOp};
+pub(crate) use fused::covers_rows;
 pub use fused::{ExtraOutput, FusedInput, FusedInstr, FusedProgram, Operand};
 pub(crate) use quantized::{check_node as check_quantized, is_last_two_swap};
 pub use reduce::Reduction;
@@ -98,6 +99,23 @@ pub enum Op {
         /// product's shape).
         program: Arc<FusedProgram>,
         /// Which program input is the product.
+        acc: usize,
+    },
+    /// A channels-last convolution
+    /// ([`crate::fast::FastOp::Conv1dChannelsLast`], bf16 weight) whose f32
+    /// output goes straight through an elementwise program (a bias, GELU, a
+    /// position add) while its GEMM writes it, as [`Op::MatmulThen`] does
+    /// for a product. Formed by the compiler for the CPU backend, never
+    /// traced. Inputs: x, weight, then the program's inputs other than
+    /// `acc`, in order; the program's input `acc` is the convolution.
+    ConvThen {
+        /// Step between windows.
+        stride: usize,
+        /// Zeros added at each end of the time axis.
+        padding: usize,
+        /// Applied to the convolution's output (its output has that shape).
+        program: Arc<FusedProgram>,
+        /// Which program input is the convolution.
         acc: usize,
     },
     /// 1-D convolution, input (N, C_in, L), weight (C_out, C_in/groups, K).
@@ -196,6 +214,7 @@ impl Op {
             Op::MatmulInt8 { .. } => "matmul_int8",
             Op::MatmulThen { int8: true, .. } => "matmul_int8_then",
             Op::MatmulThen { .. } => "matmul_then",
+            Op::ConvThen { .. } => "conv1d_channels_last_then",
             Op::Conv1d { .. } => "conv1d",
             Op::Reshape => "reshape",
             Op::Permute { .. } => "permute",

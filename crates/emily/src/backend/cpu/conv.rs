@@ -1,7 +1,12 @@
 //! 1-D convolution as im2col + GEMM.
 
+use emily_kernels::gemm::{gemm_bf16, gemm_bf16_then, RowEpilogue};
+
+use super::epilogue::RowProgram;
 use super::{convert, matmul::matmul};
+use crate::error::invalid;
 use crate::error::Result;
+use crate::ops::FusedProgram;
 use crate::shape::numel;
 use crate::{Array, DType};
 
@@ -154,7 +159,46 @@ pub(crate) fn conv1d_channels_last(
     padding: usize,
     shape: &[usize],
 ) -> Result<Array> {
-    use emily_kernels::gemm::{gemm_bf16, MatRef};
+    channels_last(x, w, (stride, padding), shape, None)
+}
+
+/// [`crate::ops::Op::ConvThen`]: [`conv1d_channels_last`] with `program`
+/// run over each finished output row while the GEMM writes it (f32 output).
+pub(crate) fn conv1d_channels_last_then(
+    inputs: &[Array],
+    stride_padding: (usize, usize),
+    program: &FusedProgram,
+    acc: usize,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Array> {
+    if dtype != DType::F32 {
+        return Err(invalid(
+            "conv1d_channels_last_then",
+            format!("output {dtype}: the epilogue writes f32"),
+        ));
+    }
+    let then = RowProgram::new(program, acc, &inputs[2..], shape)?;
+    let epilogue = |i: usize, j0: usize, row: &mut [f32]| then.apply(i, j0, row);
+    channels_last(
+        &inputs[0],
+        &inputs[1],
+        stride_padding,
+        shape,
+        Some(&epilogue),
+    )
+}
+
+/// The channels-last convolution, `then` applied to each finished piece of
+/// an output row (row index over the whole `(N·L') × C_out` output).
+fn channels_last(
+    x: &Array,
+    w: &Array,
+    (stride, padding): (usize, usize),
+    shape: &[usize],
+    then: Option<RowEpilogue<'_>>,
+) -> Result<Array> {
+    use emily_kernels::gemm::MatRef;
     let (n, l, c) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     let (cout, k) = (w.shape()[0], w.shape()[2]);
     let lout = shape[1];
@@ -177,10 +221,18 @@ pub(crate) fn conv1d_channels_last(
             &xs[b * l * c..][..l * c],
             &mut o[b * lout * cout..][..lout * cout],
         );
+        // Rows `r0..` of batch entry `b` through the engine (and `then`).
+        let product = |a: MatRef<'_, f32>, r0: usize, out: &mut [f32]| match then {
+            Some(then) => {
+                let base = b * lout + r0;
+                gemm_bf16_then(a, &taps, &|i, j0, row| then(base + i, j0, row), out)
+            }
+            None => gemm_bf16(a, &taps, out),
+        };
         if first < last {
             let start = (first * stride - padding) * c;
             let a = MatRef::new(&xb[start..], last - first, width, stride * c, 1);
-            gemm_bf16(a, &taps, &mut ob[first * cout..last * cout]);
+            product(a, first, &mut ob[first * cout..last * cout]);
         }
         for rows in [0..first, last..lout] {
             if rows.is_empty() {
@@ -199,7 +251,7 @@ pub(crate) fn conv1d_channels_last(
                 }
             }
             let a = MatRef::row_major(&edge, rows.len(), width);
-            gemm_bf16(a, &taps, &mut ob[rows.start * cout..rows.end * cout]);
+            product(a, rows.start, &mut ob[rows.start * cout..rows.end * cout]);
         }
     }
     Ok(out)

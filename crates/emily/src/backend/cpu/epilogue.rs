@@ -80,7 +80,7 @@ impl<'a> RowProgram<'a> {
                 ));
             }
             let data = a.as_slice::<f32>();
-            inputs.push(Some(if a.shape() == shape {
+            inputs.push(Some(if crate::ops::covers_rows(a.shape(), shape) {
                 Layout::Full(data)
             } else if numel(a.shape()) == n && a.shape().last() == Some(&n) {
                 Layout::Row(data)

@@ -188,6 +188,19 @@ impl Backend for CpuBackend {
                     plain_product,
                 )
             }
+            Op::ConvThen {
+                stride,
+                padding,
+                program,
+                acc,
+            } => conv::conv1d_channels_last_then(
+                &inputs,
+                (*stride, *padding),
+                program,
+                *acc,
+                shape,
+                dtype,
+            ),
             Op::Conv1d {
                 stride,
                 padding,

@@ -218,6 +218,10 @@ impl Backend for CudaBackend {
                 op.name(),
                 "formed only for backends that report can_fuse_product_epilogue",
             )),
+            Op::ConvThen { .. } => Err(crate::error::invalid(
+                op.name(),
+                "formed only for the CPU backend",
+            )),
             Op::Conv1d {
                 stride,
                 padding,

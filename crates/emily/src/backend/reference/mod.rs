@@ -143,6 +143,9 @@ impl Backend for ReferenceBackend {
                 args.insert(*acc, product.view());
                 elementwise::fused(program, &args, shape, dtype)?
             }
+            Op::ConvThen { .. } => {
+                return Err(invalid(op.name(), "formed only for the CPU backend"))
+            }
             Op::Conv1d {
                 stride,
                 padding,

@@ -77,7 +77,8 @@ pub(super) fn vjp(
         | Op::Fused(_)
         | Op::FusedOutput { .. }
         | Op::MatmulInt8 { .. }
-        | Op::MatmulThen { .. } => Err(invalid(
+        | Op::MatmulThen { .. }
+        | Op::ConvThen { .. } => Err(invalid(
             "grad",
             format!("no gradient rule for `{}`", op.name()),
         )),
