@@ -169,8 +169,27 @@ pub fn pool() -> &'static rayon::ThreadPool {
     })
 }
 
-/// Number of threads in [`pool`].
+thread_local! {
+    /// Set while [`on_this_thread`] runs: every kernel then runs inline.
+    static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every kernel it calls on the calling thread alone
+/// ([`num_threads`] reads 1 inside): for work that is already split
+/// across the pool one level up (each thread's own block of rows), whose
+/// inner products should not be cut again.
+pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
+    let was = ALONE.with(|a| a.replace(true));
+    let r = f();
+    ALONE.with(|a| a.set(was));
+    r
+}
+
+/// Number of threads in [`pool`] (1 inside [`on_this_thread`]).
 pub fn num_threads() -> usize {
+    if ALONE.with(|a| a.get()) {
+        return 1;
+    }
     pool().current_num_threads()
 }
 

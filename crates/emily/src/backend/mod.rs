@@ -81,6 +81,12 @@ pub trait Backend: Send + Sync {
         )?])
     }
 
+    /// Whether this backend runs [`Op::MlpInt8Then`] (two int8 products
+    /// with epilogues, by row blocks).
+    fn can_fuse_int8_mlp(&self) -> bool {
+        false
+    }
+
     /// Whether this backend runs [`Op::MatmulThen`] (a product with an
     /// elementwise program applied as its output is written) for an int8
     /// product (`int8`) or a matmul of `a` and `b` dtypes.

@@ -40,6 +40,7 @@ mod epilogue;
 mod fusion;
 mod graph;
 mod leading_slices;
+mod mlp;
 mod multi_output;
 mod passes;
 mod pattern;
@@ -210,7 +211,8 @@ where
         let before = g.num_nodes();
         let backend = crate::backend::get(device);
         let fused_away = fusion::fuse_elementwise(&mut g, backend)
-            + epilogue::fuse_product_epilogues(&mut g, backend);
+            + epilogue::fuse_product_epilogues(&mut g, backend)
+            + mlp::fuse_int8_mlps(&mut g, backend);
         let after = g.num_nodes();
         let hoisted = schedule::hoist_shrinking_nodes(&mut g);
         leading_slices::hoist_slices(&mut g);

@@ -126,6 +126,7 @@ fn uses_pool(s: &Step) -> bool {
             | Op::MatmulInt8 { .. }
             | Op::MatmulThen { .. }
             | Op::ConvThen { .. }
+            | Op::MlpInt8Then { .. }
             | Op::Conv1d { .. }
             | Op::Fast(_)
     ) || numel(&s.shape) >= emily_kernels::parallel::MIN_PARALLEL_ELEMS

@@ -101,6 +101,35 @@ pub enum Op {
         /// Which program input is the product.
         acc: usize,
     },
+    /// Two int8 products in a row, each with its epilogue — an MLP block,
+    /// `then2(then1(x · w1) · w2)` with `then1` a bias and GELU, `then2` a
+    /// bias and a residual add — run by row blocks: each thread takes its
+    /// rows through both products, so the hidden activations never leave
+    /// its cache. The same numbers as the two [`Op::MatmulThen`] nodes it
+    /// replaces (the hidden rows are quantized per row either way). Formed
+    /// by the compiler for backends that run it
+    /// ([`crate::backend::Backend::can_fuse_int8_mlp`]), never traced.
+    /// Inputs: x, w1, the first program's inputs other than `acc1`, then
+    /// (from index `second`) w2 and the second program's other inputs.
+    MlpInt8Then {
+        /// w1 is stored as (n, k).
+        transpose_b1: bool,
+        /// Applied to the first product (output f32).
+        program1: Arc<FusedProgram>,
+        /// Which input of `program1` is the first product.
+        acc1: usize,
+        /// The first product's shape as its epilogue sees it (the node it
+        /// replaces), its last axis the hidden width.
+        hidden_shape: Vec<usize>,
+        /// Index of w2 among the inputs.
+        second: usize,
+        /// w2 is stored as (n, k).
+        transpose_b2: bool,
+        /// Applied to the second product (output f32).
+        program2: Arc<FusedProgram>,
+        /// Which input of `program2` is the second product.
+        acc2: usize,
+    },
     /// A channels-last convolution
     /// ([`crate::fast::FastOp::Conv1dChannelsLast`], bf16 weight) whose f32
     /// output goes straight through an elementwise program (a bias, GELU, a
@@ -215,6 +244,7 @@ impl Op {
             Op::MatmulThen { int8: true, .. } => "matmul_int8_then",
             Op::MatmulThen { .. } => "matmul_then",
             Op::ConvThen { .. } => "conv1d_channels_last_then",
+            Op::MlpInt8Then { .. } => "mlp_int8_then",
             Op::Conv1d { .. } => "conv1d",
             Op::Reshape => "reshape",
             Op::Permute { .. } => "permute",

@@ -13,6 +13,7 @@ mod int8_rows;
 mod layout;
 mod lowp;
 mod matmul;
+mod mlp;
 mod packed_weights;
 mod quant;
 mod quantized_input;
@@ -60,12 +61,10 @@ impl Backend for CpuBackend {
         super::check_inputs(op, Device::Cpu, &inputs)?;
         // A weight packed at load is read in place by the int8 products
         // (as their weight operand) and by nothing else.
-        let int8_weight = |i: usize| {
-            i == 1
-                && matches!(
-                    op,
-                    Op::MatmulInt8 { .. } | Op::MatmulThen { int8: true, .. }
-                )
+        let int8_weight = |i: usize| match op {
+            Op::MatmulInt8 { .. } | Op::MatmulThen { int8: true, .. } => i == 1,
+            Op::MlpInt8Then { second, .. } => i == 1 || i == *second,
+            _ => false,
         };
         // Int8 rows (`Tensor::from_int8_rows`) only as the weight of x · wᵀ.
         let rows_weight = |i: usize| {
@@ -91,7 +90,9 @@ impl Backend for CpuBackend {
         }
         // A product with an epilogue reaches the quantised kernels through
         // its plain product (below).
-        if quant::involved(&inputs, dtype) && !matches!(op, Op::MatmulThen { .. }) {
+        if quant::involved(&inputs, dtype)
+            && !matches!(op, Op::MatmulThen { .. } | Op::MlpInt8Then { .. })
+        {
             return quant::execute(op, &inputs, shape, dtype);
         }
         let x = || &inputs[0];
@@ -188,6 +189,24 @@ impl Backend for CpuBackend {
                     plain_product,
                 )
             }
+            Op::MlpInt8Then {
+                transpose_b1,
+                program1,
+                acc1,
+                hidden_shape,
+                second,
+                transpose_b2,
+                program2,
+                acc2,
+            } => mlp::mlp_int8_then(
+                &inputs,
+                [
+                    (*transpose_b1, program1, *acc1, hidden_shape),
+                    (*transpose_b2, program2, *acc2, shape),
+                ],
+                *second,
+                dtype,
+            ),
             Op::ConvThen {
                 stride,
                 padding,
@@ -287,6 +306,10 @@ impl Backend for CpuBackend {
             return Ok(outs);
         }
         fused::run_outputs(program, inputs, shape, dtype)
+    }
+
+    fn can_fuse_int8_mlp(&self) -> bool {
+        true
     }
 
     fn can_fuse_product_epilogue(&self, int8: bool, a: DType, b: DType) -> bool {

@@ -218,7 +218,7 @@ impl Backend for CudaBackend {
                 op.name(),
                 "formed only for backends that report can_fuse_product_epilogue",
             )),
-            Op::ConvThen { .. } => Err(crate::error::invalid(
+            Op::ConvThen { .. } | Op::MlpInt8Then { .. } => Err(crate::error::invalid(
                 op.name(),
                 "formed only for the CPU backend",
             )),

@@ -143,7 +143,7 @@ impl Backend for ReferenceBackend {
                 args.insert(*acc, product.view());
                 elementwise::fused(program, &args, shape, dtype)?
             }
-            Op::ConvThen { .. } => {
+            Op::ConvThen { .. } | Op::MlpInt8Then { .. } => {
                 return Err(invalid(op.name(), "formed only for the CPU backend"))
             }
             Op::Conv1d {

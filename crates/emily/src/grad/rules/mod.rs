@@ -78,7 +78,8 @@ pub(super) fn vjp(
         | Op::FusedOutput { .. }
         | Op::MatmulInt8 { .. }
         | Op::MatmulThen { .. }
-        | Op::ConvThen { .. } => Err(invalid(
+        | Op::ConvThen { .. }
+        | Op::MlpInt8Then { .. } => Err(invalid(
             "grad",
             format!("no gradient rule for `{}`", op.name()),
         )),
