@@ -114,7 +114,12 @@ fn batched_rows_with_a_full_shape_input_in_the_first_epilogue() {
     };
     let compiled = compile(g);
     let plan = compiled.plan(&a).unwrap();
-    assert_eq!(count(&plan, "mlp_int8_then"), 1, "{:?}", plan.op_frequencies());
+    assert_eq!(
+        count(&plan, "mlp_int8_then"),
+        1,
+        "{:?}",
+        plan.op_frequencies()
+    );
     let (fused, eager) = (compiled.call(&a).unwrap(), g(&a).unwrap());
     assert_eq!(bits(&fused[0]), bits(&eager[0]));
 }

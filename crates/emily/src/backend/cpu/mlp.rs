@@ -66,7 +66,7 @@ pub(crate) fn mlp_int8_then(
     );
     let k = *x.shape().last().unwrap_or(&0);
     let (hidden, n) = (w1.n(), *shape.last().unwrap_or(&0));
-    let rows = if k == 0 { 0 } else { x.numel() / k };
+    let rows = x.numel().checked_div(k).unwrap_or(0);
     if w1.k() != k
         || w2.k() != hidden
         || w2.n() != n
