@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 
-use emily_kernels::gemm::{gemm_int8_quantized_then, MatRef, QuantizedRows};
+use emily_kernels::gemm::{gemm_int8_quantized_then, MatRef, PackedInt8, QuantizedRows};
 use emily_kernels::parallel;
 use rayon::prelude::*;
 
@@ -32,9 +32,31 @@ use crate::{Array, DType};
 /// 10.05–10.08, 96 10.7–11.1, 192 11.2–11.3.
 const BLOCK_ROWS: usize = 64;
 
+/// A thread's buffers for its blocks, kept from block to block (fresh ones
+/// were allocated, and their pages faulted in, twice a block).
+#[derive(Default)]
+struct Scratch {
+    /// The block's hidden rows.
+    hidden: Vec<f32>,
+    /// The block's input rows, then its hidden rows, quantized.
+    rows: [Option<QuantizedRows>; 2],
+}
+
 thread_local! {
-    /// The hidden rows of this thread's current block.
-    static HIDDEN: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// `a` quantized for `w` into `kept` (its buffers reused when it holds one).
+fn quantize_kept<'k>(
+    kept: &'k mut Option<QuantizedRows>,
+    a: MatRef<'_, f32>,
+    w: &PackedInt8,
+) -> &'k QuantizedRows {
+    match kept {
+        Some(q) => q.requantize(a, w),
+        None => *kept = Some(QuantizedRows::quantize(a, w)),
+    }
+    kept.as_ref().expect("just filled")
 }
 
 /// One product's weight layout, epilogue program, the program's input
@@ -99,17 +121,20 @@ pub(crate) fn mlp_int8_then(
         let r0 = b * BLOCK_ROWS;
         let m = ob.len() / n;
         parallel::on_this_thread(|| {
-            let a = MatRef::row_major(&xs[r0 * k..(r0 + m) * k], m, k);
-            let xq = QuantizedRows::quantize(a, &w1);
-            HIDDEN.with(|h| {
-                let mut h = h.borrow_mut();
+            SCRATCH.with(|s| {
+                let Scratch {
+                    hidden: h,
+                    rows: [xq, hq],
+                } = &mut *s.borrow_mut();
+                let a = MatRef::row_major(&xs[r0 * k..(r0 + m) * k], m, k);
+                let xq = quantize_kept(xq, a, &w1);
                 h.resize(m * hidden, 0.0);
                 let epi1 = |i: usize, j0: usize, row: &mut [f32]| then1.apply(r0 + i, j0, row);
-                gemm_int8_quantized_then(&xq, &w1, bias1, Some(&epi1), &mut h);
-                let hq = QuantizedRows::quantize(MatRef::row_major(&h, m, hidden), &w2);
+                gemm_int8_quantized_then(xq, &w1, bias1, Some(&epi1), h);
+                let hq = quantize_kept(hq, MatRef::row_major(h, m, hidden), &w2);
                 let epi2 = |i: usize, j0: usize, row: &mut [f32]| then2.apply(r0 + i, j0, row);
-                gemm_int8_quantized_then(&hq, &w2, bias2, Some(&epi2), ob);
-            });
+                gemm_int8_quantized_then(hq, &w2, bias2, Some(&epi2), ob);
+            })
         })
     };
     if parallel::num_threads() == 1 {
