@@ -11,8 +11,10 @@ use emily::fast::{
 };
 use emily::{compile, DType, Result, Tensor};
 
+mod common;
 mod grad_common;
 
+use common::f32_bits;
 use grad_common::{count, randn};
 
 const SWAP: [usize; 4] = [0, 2, 1, 3];
@@ -86,16 +88,6 @@ fn layer(
     }
 }
 
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.cast(DType::F32)
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap()
-        .iter()
-        .map(|x| x.to_bits())
-        .collect()
-}
-
 #[test]
 fn permutes_fold_into_the_attention_with_the_eager_bits() {
     let mut seed = 0;
@@ -129,7 +121,7 @@ fn permutes_fold_into_the_attention_with_the_eager_bits() {
                     let folded = compiled.call(&a).unwrap();
                     let eager = f(&a).unwrap();
                     assert_eq!(folded[0].shape(), &[2, tq, heads.0, d][..], "{case}");
-                    assert_eq!(bits(&folded[0]), bits(&eager[0]), "{case}");
+                    assert_eq!(f32_bits(&folded[0]), f32_bits(&eager[0]), "{case}");
                 }
             }
         }
@@ -147,7 +139,7 @@ fn a_shared_permute_stays_for_its_other_reader() {
     assert_eq!(count(&plan, "scaled_dot_product_attention_seq_major"), 1);
     let (folded, eager) = (compiled.call(&a).unwrap(), f(&a).unwrap());
     for (x, y) in folded.iter().zip(&eager) {
-        assert_eq!(bits(x), bits(y));
+        assert_eq!(f32_bits(x), f32_bits(y));
     }
 }
 
@@ -171,7 +163,7 @@ fn an_attention_that_is_an_output_keeps_its_layout() {
     let (folded, eager) = (compiled.call(&a).unwrap(), f(&a).unwrap());
     assert_eq!(folded[1].shape(), &[1, 2, 5, 8][..]);
     for (x, y) in folded.iter().zip(&eager) {
-        assert_eq!(bits(x), bits(y));
+        assert_eq!(f32_bits(x), f32_bits(y));
     }
 }
 
@@ -203,7 +195,7 @@ fn a_widened_bf16_output_is_written_widened() {
             let (folded, eager) = (compiled.call(&a).unwrap(), f(&a).unwrap());
             assert_eq!(folded[0].dtype(), DType::F32, "{case}");
             assert_eq!(folded[0].shape(), eager[0].shape(), "{case}");
-            assert_eq!(bits(&folded[0]), bits(&eager[0]), "{case}");
+            assert_eq!(f32_bits(&folded[0]), f32_bits(&eager[0]), "{case}");
         }
     }
 }

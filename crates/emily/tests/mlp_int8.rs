@@ -7,8 +7,10 @@
 
 use emily::{compile, DType, Result, Tensor};
 
+mod common;
 mod grad_common;
 
+use common::f32_bits;
 use grad_common::{count, randn};
 
 /// `[x (m, k), w1 (f, k), b1 (f), w2 (k, f), b2 (k)]`.
@@ -45,14 +47,6 @@ fn block(a: &[Tensor], keep_hidden: bool) -> Result<Vec<Tensor>> {
     Ok(if keep_hidden { vec![y, h] } else { vec![y] })
 }
 
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.to_vec::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect()
-}
-
 #[test]
 fn an_int8_mlp_block_runs_as_one_op_with_the_eager_bits() {
     for (m, k, f) in [
@@ -76,7 +70,7 @@ fn an_int8_mlp_block_runs_as_one_op_with_the_eager_bits() {
         assert_eq!(count(&plan, "matmul_int8_then"), 0, "{case}");
         let (fused, eager) = (compiled.call(&a).unwrap(), f1(&a).unwrap());
         assert_eq!(fused[0].dtype(), DType::F32);
-        assert_eq!(bits(&fused[0]), bits(&eager[0]), "{case}");
+        assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]), "{case}");
     }
 }
 
@@ -93,7 +87,7 @@ fn hidden_activations_read_elsewhere_keep_the_products_apart() {
         plan.op_frequencies()
     );
     let (fused, eager) = (compiled.call(&a).unwrap(), f2(&a).unwrap());
-    assert_eq!(bits(&fused[0]), bits(&eager[0]));
+    assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]));
 }
 
 #[test]
@@ -121,5 +115,5 @@ fn batched_rows_with_a_full_shape_input_in_the_first_epilogue() {
         plan.op_frequencies()
     );
     let (fused, eager) = (compiled.call(&a).unwrap(), g(&a).unwrap());
-    assert_eq!(bits(&fused[0]), bits(&eager[0]));
+    assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]));
 }
