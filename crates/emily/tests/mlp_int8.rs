@@ -117,3 +117,32 @@ fn batched_rows_with_a_full_shape_input_in_the_first_epilogue() {
     let (fused, eager) = (compiled.call(&a).unwrap(), g(&a).unwrap());
     assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]));
 }
+
+#[test]
+fn a_chain_of_three_products_pairs_the_first_two() {
+    let (m, k) = (70usize, 32usize);
+    let w = |seed: u64| {
+        randn(&[k, k], seed)
+            .mul_scalar(0.2)
+            .unwrap()
+            .eval()
+            .unwrap()
+    };
+    let a = vec![randn(&[m, k], 1), w(2), w(3), w(4), randn(&[k], 5)];
+    let g = |a: &[Tensor]| -> Result<Vec<Tensor>> {
+        let h1 = a[0].matmul_int8(&a[1].t()?)?.add(&a[4])?.gelu()?;
+        let h2 = h1.matmul_int8(&a[2].t()?)?.add(&a[4])?.gelu()?;
+        Ok(vec![h2.matmul_int8(&a[3].t()?)?.add(&a[4])?])
+    };
+    let compiled = compile(g);
+    let plan = compiled.plan(&a).unwrap();
+    assert_eq!(
+        count(&plan, "mlp_int8_then"),
+        1,
+        "{:?}",
+        plan.op_frequencies()
+    );
+    assert_eq!(count(&plan, "matmul_int8_then"), 1);
+    let (fused, eager) = (compiled.call(&a).unwrap(), g(&a).unwrap());
+    assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]));
+}

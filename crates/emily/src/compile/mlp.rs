@@ -25,6 +25,9 @@ pub(crate) fn fuse_int8_mlps(g: &mut Graph, backend: &dyn Backend) -> usize {
     let uses = g.use_counts();
     let sole = |j: usize| uses[j] == 1 && !g.outputs.contains(&j);
     let mut sites = Vec::new();
+    // A product already paired (a chain of three pairs its first two: the
+    // second is then no longer a `MatmulThen` to start a pair from).
+    let mut paired = vec![false; g.values.len()];
     for i in 0..g.values.len() {
         let Some((Op::MatmulThen { int8: true, .. }, inputs)) = node(g, i) else {
             continue;
@@ -38,8 +41,14 @@ pub(crate) fn fuse_int8_mlps(g: &mut Graph, backend: &dyn Backend) -> usize {
             h = src;
         }
         let first = matches!(node(g, h), Some((Op::MatmulThen { int8: true, .. }, _)));
-        if first && sole(h) && g.values[h].dtype == DType::F32 && g.values[i].dtype == DType::F32 {
+        if first
+            && !paired[h]
+            && sole(h)
+            && g.values[h].dtype == DType::F32
+            && g.values[i].dtype == DType::F32
+        {
             sites.push((h, i));
+            (paired[h], paired[i]) = (true, true);
         }
     }
     for &(h, i) in &sites {
