@@ -179,10 +179,16 @@ thread_local! {
 /// across the pool one level up (each thread's own block of rows), whose
 /// inner products should not be cut again.
 pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
-    let was = ALONE.with(|a| a.replace(true));
-    let r = f();
-    ALONE.with(|a| a.set(was));
-    r
+    /// Restores the flag on the way out, a panic's included (a pool thread
+    /// goes on to other work).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ALONE.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(ALONE.with(|a| a.replace(true)));
+    f()
 }
 
 /// Number of threads in [`pool`] (1 inside [`on_this_thread`]).
@@ -315,6 +321,20 @@ pub fn for_each_row_block_mut<T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_this_thread_nests_and_ends_even_by_a_panic() {
+        let outside = num_threads();
+        on_this_thread(|| {
+            assert_eq!(num_threads(), 1);
+            on_this_thread(|| assert_eq!(num_threads(), 1));
+            assert_eq!(num_threads(), 1);
+        });
+        assert_eq!(num_threads(), outside);
+        let caught = std::panic::catch_unwind(|| on_this_thread(|| panic!("inside")));
+        assert!(caught.is_err());
+        assert_eq!(num_threads(), outside);
+    }
 
     #[test]
     fn thread_counts_are_validated() {
