@@ -27,8 +27,8 @@ mod stream;
 mod widen;
 
 pub use attention::{
-    sdpa_bf16, sdpa_bf16_f32_out, sdpa_f16, sdpa_f32, sdpa_f32_f16_kv, Mask, MaskStrides,
-    SdpaParams,
+    sdpa_bf16, sdpa_bf16_f32_out, sdpa_f16, sdpa_f32, sdpa_f32_f16_kv, sdpa_f32_wants_head_major,
+    Mask, MaskStrides, SdpaParams,
 };
 pub use attention_grad::sdpa_causal_backward_f32;
 pub use layer_norm::{layer_norm_bf16, layer_norm_f16, layer_norm_f32};

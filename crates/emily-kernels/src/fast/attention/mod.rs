@@ -297,6 +297,24 @@ pub fn sdpa_f32(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], params: &SdpaP
     );
 }
 
+/// Whether [`sdpa_f32`] would run this call on its head-major-only causal
+/// kernel (f32, causal, no sinks, on CPUs without AVX-512) were its
+/// tensors contiguous `(B, H, T, D)`: then another layout of the same call
+/// runs on the general kernel instead, slower and with other roundings, so
+/// a caller choosing the layout (the compiler's permute folds) keeps
+/// head-major. `p`'s strides are ignored.
+pub fn sdpa_f32_wants_head_major(p: &SdpaParams<'_>) -> bool {
+    let bhsd = HeadStrides::bhsd;
+    let head_major = SdpaParams {
+        q_strides: bhsd(p.q_heads, p.q_len, p.head_dim),
+        k_strides: bhsd(p.kv_heads, p.kv_len, p.head_dim),
+        v_strides: bhsd(p.kv_heads, p.kv_len, p.v_head_dim),
+        out_strides: bhsd(p.q_heads, p.q_len, p.v_head_dim),
+        ..*p
+    };
+    crate::fast::attention_grad::takes_forward(&head_major)
+}
+
 /// [`sdpa_f32`] for `f16` tensors: queries, keys and values are widened to
 /// `f32` (per query row and per key tile), everything accumulates in `f32`, and
 /// each output element is rounded once. Mask and sinks stay `f32` / bytes.

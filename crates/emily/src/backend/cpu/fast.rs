@@ -75,6 +75,27 @@ pub(crate) fn supports(
             )),
         };
     }
+    if let FastOp::SdpaSeqMajor {
+        mask: MaskKind::Causal,
+        has_sinks: false,
+        seq_major,
+        ..
+    } = *op
+    {
+        // The causal f32 kernel of CPUs without AVX-512 reads head-major
+        // operands only: keep its layout (the permutes) there.
+        if inputs[..3].iter().all(|(_, d)| *d == DType::F32) {
+            let [b, hq, tq, d] = heads_first(inputs[0].0, seq_major.q);
+            let [_, hk, tk, _] = heads_first(inputs[1].0, seq_major.k);
+            let p = SdpaParams {
+                mask: Mask::Causal,
+                ..SdpaParams::new(b, hq, hk, tq, tk, d).with_v_head_dim(inputs[2].0[3])
+            };
+            if k::sdpa_f32_wants_head_major(&p) {
+                return Err("the head-major causal f32 kernel serves this call".into());
+            }
+        }
+    }
     if op.compiler_only() && !matches!(op, FastOp::SdpaSeqMajor { .. }) {
         return match inputs.iter().find(|(_, d)| *d != DType::F32) {
             Some((_, d)) => Err(format!("no fused CPU {} kernel for {d}", op.name())),
