@@ -47,6 +47,31 @@ fn block(a: &[Tensor], keep_hidden: bool) -> Result<Vec<Tensor>> {
     Ok(if keep_hidden { vec![y, h] } else { vec![y] })
 }
 
+/// Compiles `g`, checks its plan runs `mlps` fused MLPs and `products`
+/// other int8 products, and that its first output has eager's bits.
+fn check(
+    g: impl Fn(&[Tensor]) -> Result<Vec<Tensor>> + Clone + Send + Sync + 'static,
+    a: &[Tensor],
+    (mlps, products): (usize, usize),
+    case: &str,
+) {
+    let compiled = compile(g.clone());
+    let plan = compiled.plan(a).unwrap();
+    let counts = (
+        count(&plan, "mlp_int8_then"),
+        count(&plan, "matmul_int8_then"),
+    );
+    assert_eq!(
+        counts,
+        (mlps, products),
+        "{case}: {:?}",
+        plan.op_frequencies()
+    );
+    let (fused, eager) = (compiled.call(a).unwrap(), g(a).unwrap());
+    assert_eq!(fused[0].dtype(), DType::F32, "{case}");
+    assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]), "{case}");
+}
+
 #[test]
 fn an_int8_mlp_block_runs_as_one_op_with_the_eager_bits() {
     for (m, k, f) in [
@@ -57,37 +82,24 @@ fn an_int8_mlp_block_runs_as_one_op_with_the_eager_bits() {
         (150, 72, 200),
     ] {
         let a = args(m, k, f, (m * 7 + k) as u64);
-        let f1 = |a: &[Tensor]| block(a, false);
-        let compiled = compile(f1);
-        let plan = compiled.plan(&a).unwrap();
-        let case = format!("m {m} k {k} f {f}");
-        assert_eq!(
-            count(&plan, "mlp_int8_then"),
-            1,
-            "{case}: {:?}",
-            plan.op_frequencies()
+        check(
+            |a: &[Tensor]| block(a, false),
+            &a,
+            (1, 0),
+            &format!("m {m} k {k} f {f}"),
         );
-        assert_eq!(count(&plan, "matmul_int8_then"), 0, "{case}");
-        let (fused, eager) = (compiled.call(&a).unwrap(), f1(&a).unwrap());
-        assert_eq!(fused[0].dtype(), DType::F32);
-        assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]), "{case}");
     }
 }
 
 #[test]
 fn hidden_activations_read_elsewhere_keep_the_products_apart() {
     let a = args(77, 64, 128, 3);
-    let f2 = |a: &[Tensor]| block(a, true);
-    let compiled = compile(f2);
-    let plan = compiled.plan(&a).unwrap();
-    assert_eq!(
-        count(&plan, "mlp_int8_then"),
-        0,
-        "{:?}",
-        plan.op_frequencies()
+    check(
+        |a: &[Tensor]| block(a, true),
+        &a,
+        (0, 2),
+        "hidden read elsewhere",
     );
-    let (fused, eager) = (compiled.call(&a).unwrap(), f2(&a).unwrap());
-    assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]));
 }
 
 #[test]
@@ -106,16 +118,7 @@ fn batched_rows_with_a_full_shape_input_in_the_first_epilogue() {
         let h = a[0].matmul_int8(&a[1].t()?)?.add(&a[2])?.gelu()?;
         Ok(vec![h.matmul_int8(&a[3].t()?)?.add(&a[4])?])
     };
-    let compiled = compile(g);
-    let plan = compiled.plan(&a).unwrap();
-    assert_eq!(
-        count(&plan, "mlp_int8_then"),
-        1,
-        "{:?}",
-        plan.op_frequencies()
-    );
-    let (fused, eager) = (compiled.call(&a).unwrap(), g(&a).unwrap());
-    assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]));
+    check(g, &a, (1, 0), "batched");
 }
 
 #[test]
@@ -134,15 +137,5 @@ fn a_chain_of_three_products_pairs_the_first_two() {
         let h2 = h1.matmul_int8(&a[2].t()?)?.add(&a[4])?.gelu()?;
         Ok(vec![h2.matmul_int8(&a[3].t()?)?.add(&a[4])?])
     };
-    let compiled = compile(g);
-    let plan = compiled.plan(&a).unwrap();
-    assert_eq!(
-        count(&plan, "mlp_int8_then"),
-        1,
-        "{:?}",
-        plan.op_frequencies()
-    );
-    assert_eq!(count(&plan, "matmul_int8_then"), 1);
-    let (fused, eager) = (compiled.call(&a).unwrap(), g(&a).unwrap());
-    assert_eq!(f32_bits(&fused[0]), f32_bits(&eager[0]));
+    check(g, &a, (1, 1), "chain of three");
 }
