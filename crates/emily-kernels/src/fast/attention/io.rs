@@ -103,54 +103,9 @@ impl Dst {
             Dst::Bf16(o) => crate::cast::f32_to_bf16(vals, o.slice(offset, vals.len())),
             Dst::Bf16Widened(o) => {
                 for (d, &v) in o.slice(offset, vals.len()).iter_mut().zip(vals) {
-                    *d = round_to_bf16(v);
+                    *d = f32::from_bits((crate::gemm::bf16_bits(v) as u32) << 16);
                 }
             }
-        }
-    }
-}
-
-/// `x` rounded to bf16 (nearest, ties to even; NaN kept, made quiet) and
-/// widened back: the bits `half::bf16::from_f32(x).to_f32()` gives.
-#[inline(always)]
-fn round_to_bf16(x: f32) -> f32 {
-    let b = x.to_bits();
-    if x.is_nan() {
-        return f32::from_bits((b | 0x0040_0000) & 0xffff_0000);
-    }
-    f32::from_bits(b.wrapping_add(0x7fff + ((b >> 16) & 1)) & 0xffff_0000)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bf16_rounding_matches_half() {
-        let specials = [
-            0.0f32,
-            -0.0,
-            1.0,
-            f32::MAX,
-            f32::MIN_POSITIVE,
-            1e-40,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-        ];
-        let mut state = 0x1234_5678u32;
-        let random = (0..100_000).map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            f32::from_bits(state)
-        });
-        for x in specials.into_iter().chain(random) {
-            let want = half::bf16::from_f32(x).to_f32();
-            assert_eq!(
-                super::round_to_bf16(x).to_bits(),
-                want.to_bits(),
-                "{x:e} ({:#x})",
-                x.to_bits()
-            );
         }
     }
 }
