@@ -26,4 +26,5 @@ pub mod silu_grad;
 pub mod simd;
 pub mod softmax;
 pub mod softmax_lse;
+mod thread_flag;
 pub mod unary;

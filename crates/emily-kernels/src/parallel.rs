@@ -179,16 +179,7 @@ thread_local! {
 /// across the pool one level up (each thread's own block of rows), whose
 /// inner products should not be cut again.
 pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
-    /// Restores the flag on the way out, a panic's included (a pool thread
-    /// goes on to other work).
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            ALONE.with(|a| a.set(self.0));
-        }
-    }
-    let _restore = Restore(ALONE.with(|a| a.replace(true)));
-    f()
+    crate::thread_flag::with_flag(&ALONE, true, f)
 }
 
 /// Number of threads in [`pool`] (1 inside [`on_this_thread`]).

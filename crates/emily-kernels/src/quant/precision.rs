@@ -21,12 +21,5 @@ pub fn exact_products() -> bool {
 /// afterwards, also on panic). The choice is made where a product starts, so
 /// code that hands a forward pass to another thread passes it on.
 pub fn with_exact_products<T>(exact: bool, f: impl FnOnce() -> T) -> T {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            EXACT.with(|e| e.set(self.0));
-        }
-    }
-    let _restore = Restore(EXACT.with(|e| e.replace(exact)));
-    f()
+    crate::thread_flag::with_flag(&EXACT, exact, f)
 }
