@@ -1,11 +1,11 @@
-//! 1-D convolution as im2col + GEMM.
+//! 1-D convolution as im2col + GEMM, and the channels-last convolution as
+//! one GEMM over overlapping input rows.
 
-use emily_kernels::gemm::{gemm_bf16, gemm_bf16_then, RowEpilogue};
+use emily_kernels::gemm::{gemm_bf16, gemm_bf16_then, MatRef, PackedBf16, RowEpilogue};
 
 use super::epilogue::RowProgram;
 use super::{convert, matmul::matmul};
-use crate::error::invalid;
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::ops::FusedProgram;
 use crate::shape::numel;
 use crate::{Array, DType};
@@ -115,7 +115,6 @@ thread_local! {
 /// is computed row by row straight into the engine's packed B layout (no
 /// intermediate matrix), and `W_g (og × cg·K) · cols` lands in the output's rows; f32 out.
 fn bf16_engine(x: &Array, w: &Array, p: ConvParams, shape: &[usize]) -> Result<Array> {
-    use emily_kernels::gemm::{gemm_bf16, MatRef, PackedBf16};
     let ConvParams {
         stride,
         padding,
@@ -198,7 +197,6 @@ fn channels_last(
     shape: &[usize],
     then: Option<RowEpilogue<'_>>,
 ) -> Result<Array> {
-    use emily_kernels::gemm::MatRef;
     let (n, l, c) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     let (cout, k) = (w.shape()[0], w.shape()[2]);
     let lout = shape[1];
