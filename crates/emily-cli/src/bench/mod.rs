@@ -14,6 +14,7 @@ mod quant_models;
 mod serve;
 mod serve_batch;
 mod serve_llm;
+mod serve_paired;
 mod timer;
 mod torch_peer;
 mod train;

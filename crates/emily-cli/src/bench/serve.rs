@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use emily::Kernels;
-use emily_models::whisper::{ComputeType, Whisper};
+use emily_models::whisper::{ComputeType, TranscribeOptions, Whisper};
 use tokio::task::JoinSet;
 
 use super::serve_batch::BatchRows;
@@ -133,17 +133,17 @@ impl Drop for ServerChild {
 }
 
 /// One request's outcome.
-struct Outcome {
-    status: u16,
-    seconds: f64,
-    text: Option<String>,
+pub(super) struct Outcome {
+    pub(super) status: u16,
+    pub(super) seconds: f64,
+    pub(super) text: Option<String>,
 }
 
 /// Form fields a request adds to `file` and `model`.
-type Fields = &'static [(&'static str, &'static str)];
+pub(super) type Fields = &'static [(&'static str, &'static str)];
 
 /// Posts the clip to the transcription route.
-async fn transcribe(
+pub(super) async fn transcribe(
     client: &reqwest::Client,
     url: &str,
     wav: &[u8],
@@ -221,19 +221,23 @@ async fn closed_loop(
 
 /// An input the server is driven with: its WAV bytes, what the model says
 /// for it in process, and the work it takes.
-struct Clip {
-    label: &'static str,
-    wav: Arc<Vec<u8>>,
+pub(super) struct Clip {
+    pub(super) label: &'static str,
+    pub(super) wav: Arc<Vec<u8>>,
     /// Form fields of its requests (and the decoding options they choose).
-    fields: Fields,
+    pub(super) fields: Fields,
     seconds: f64,
     /// Text in process with the server's options (what every answer must say).
-    text: String,
+    pub(super) text: String,
     /// Median in-process milliseconds (the server's options).
     in_process_ms: f64,
     /// Windows and decoder steps of one transcription.
     windows: usize,
     steps: usize,
+    /// The samples and the server's decoding options for them, for the
+    /// paired C=1 measurement ([`super::serve_paired`]).
+    pub(super) samples: Arc<Vec<f32>>,
+    pub(super) opts: TranscribeOptions,
 }
 
 impl Clip {
@@ -272,6 +276,8 @@ impl Clip {
             in_process_ms: ms[ms.len() / 2],
             windows: (seconds / 30.0).ceil() as usize,
             steps: t.timings.decoder_steps,
+            samples: Arc::new(samples.to_vec()),
+            opts,
         })
     }
 }
@@ -311,7 +317,7 @@ fn dense_input(jfk: &[f32]) -> Result<(Vec<u8>, Vec<f32>)> {
 
 /// The inputs, measured in process with the server's model and compute
 /// type, and the batching rows on JFK.
-fn in_process(model: &Path, audio: &Path) -> Result<(Vec<Clip>, BatchRows)> {
+fn in_process(model: &Path, audio: &Path) -> Result<(Whisper, Vec<Clip>, BatchRows)> {
     // The server's default compute type (`auto`, as `emily transcribe`).
     let w = Whisper::load_with(model, Kernels::Fused, ComputeType::Auto)?;
     let jfk = emily_models::audio::load_audio(audio)?;
@@ -329,7 +335,7 @@ fn in_process(model: &Path, audio: &Path) -> Result<(Vec<Clip>, BatchRows)> {
         )?,
     ];
     let rows = super::serve_batch::run(&w, &jfk)?;
-    Ok((clips, rows))
+    Ok((w, clips, rows))
 }
 
 /// The closed-loop table of `clip` at concurrency `levels`.
@@ -401,7 +407,7 @@ fn levels_table(
 pub fn run() -> Result<()> {
     let model: PathBuf = crate::default_model_dir();
     let audio = Path::new("samples/jfk.wav");
-    let (clips, rows) = in_process(&model, audio)?;
+    let (w, clips, rows) = in_process(&model, audio)?;
     // `EMILY_BENCH_SERVE_ROWS_ONLY=1`: the in-process rows only (no server).
     if std::env::var("EMILY_BENCH_SERVE_ROWS_ONLY").is_ok_and(|v| v == "1") {
         return Ok(());
@@ -416,6 +422,7 @@ pub fn run() -> Result<()> {
         .build()?;
     let server = ServerChild::start(&model, 64, &[], &rt)?;
     levels_table(&rt, &server.url, &clips[0], &LEVELS, &rows)?;
+    super::serve_paired::run(&rt, &server.url, &w, &clips[0])?;
     levels_table(&rt, &server.url, &clips[1], &DENSE_LEVELS, &rows)?;
     println!("server peak RSS {:.0} MB", server.memory_mb("VmHWM:"));
     ensure!(server.stop()?, "the server did not exit cleanly on SIGTERM");
