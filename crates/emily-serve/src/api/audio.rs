@@ -133,7 +133,13 @@ async fn handle(state: AppState, mp: Multipart, task: Task) -> Result<Response, 
             "the model is English-only; translation needs a multilingual model",
         ));
     }
+    let read = started.elapsed();
     let samples = decode_upload(form.file, form.filename).await?;
+    tracing::debug!(
+        "upload: form read {:.1} ms, audio decoded {:.1} ms",
+        read.as_secs_f64() * 1e3,
+        (started.elapsed() - read).as_secs_f64() * 1e3
+    );
     let duration = samples.len() as f64 / 16_000.0;
     let opts = TranscribeOptions {
         timestamps: form.response_format.has_timestamps(),
