@@ -21,12 +21,7 @@ const PAIRS: usize = 12;
 /// in-process median (the target) and over the in-process p99 (tail
 /// against tail: with a dozen pairs a p99 is the slowest, and this host's
 /// slow spells reach both sides).
-pub(super) fn run(
-    rt: &tokio::runtime::Runtime,
-    url: &str,
-    w: &Whisper,
-    clip: &Clip,
-) -> Result<()> {
+pub(super) fn run(rt: &tokio::runtime::Runtime, url: &str, w: &Whisper, clip: &Clip) -> Result<()> {
     let client = reqwest::Client::new();
     let (mut local, mut served) = (Vec::new(), Vec::new());
     for i in 0..=PAIRS {
@@ -36,7 +31,11 @@ pub(super) fn run(
         let local_s = t.elapsed().as_secs_f64();
         // Beside the server's per-request trace (`EMILY_BENCH_SERVE_TRACE=1`).
         if std::env::var("EMILY_BENCH_SERVE_TRACE").is_ok_and(|v| v == "1") {
-            eprintln!("in process: {:?}, total {:.1} ms", tr.timings, local_s * 1e3);
+            eprintln!(
+                "in process: {:?}, total {:.1} ms",
+                tr.timings,
+                local_s * 1e3
+            );
         }
         ensure!(text.trim() == clip.text, "in process: wrong text {text:?}");
         let o = rt.block_on(transcribe(&client, url, &clip.wav, clip.fields))?;

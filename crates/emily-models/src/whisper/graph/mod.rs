@@ -132,10 +132,9 @@ impl WhisperGraph {
         if compute.int8_encoder() {
             encoder = emily_nn::quantize::int8_projections(&encoder)?.0;
         }
-        if compute == ComputeType::Int8Encoder {
+        if compute.int8_encoder() {
             // The cross-attention K/V projections read all 1500 encoder rows
             // once per window: a GEMM, on the int8 engine like the encoder's.
-            // (Under `Int8` their weights are CTranslate2's int8 rows.)
             cross_kv = emily_nn::quantize::int8_projections(&cross_kv)?.0;
         }
         let head = if compute.int8_logits() {

@@ -97,12 +97,14 @@ pub fn encoder_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
 
 /// Whether the parameter under `key` (of rank `rank`) is a decoder layer's
 /// cross-attention key or value projection that runs on the int8 engine
-/// under `compute` (a concrete type): under `Int8Encoder` (1500 encoder rows
-/// once per window, see `WhisperGraph::with_compute`; under `Int8` they are
-/// int8 rows, [`decoder_int8`]). Packed at load like [`encoder_int8`]'s
-/// matrices.
+/// under `compute` (a concrete type): under both int8 types (1500 encoder
+/// rows once per window, a GEMM, see `WhisperGraph::with_compute`; under
+/// `Int8` the int8-row GEMV [`decoder_int8`] holds the other decoder
+/// matrices for, one row per step, took ~7 ms longer per JFK window).
+/// Packed at load like [`encoder_int8`]'s matrices: one scale per output
+/// channel, which recovers a CTranslate2 int8 model's own per-row codes.
 pub fn cross_kv_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
-    compute == ComputeType::Int8Encoder
+    compute.int8_encoder()
         && rank == 2
         && key.starts_with("model.decoder.layers.")
         && (key.ends_with(".encoder_attn.k_proj.weight")
@@ -118,6 +120,7 @@ pub fn cross_kv_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
 pub fn decoder_int8(key: &str, shape: &[usize], compute: ComputeType) -> bool {
     compute == ComputeType::Int8
         && keeps_stored_precision(key, shape.len())
+        && !cross_kv_int8(key, shape.len(), compute)
         && shape.last().is_some_and(|&k| k > 0 && k % 32 == 0)
 }
 
@@ -234,7 +237,9 @@ mod tests {
         let v = "model.decoder.layers.0.encoder_attn.v_proj.weight";
         for key in [k, v] {
             assert!(cross_kv_int8(key, 2, ComputeType::Int8Encoder));
-            assert!(!cross_kv_int8(key, 2, ComputeType::Int8));
+            assert!(cross_kv_int8(key, 2, ComputeType::Int8));
+            // Not also the int8-row GEMV's.
+            assert!(!decoder_int8(key, &[384, 384], ComputeType::Int8));
             assert!(!cross_kv_int8(key, 2, ComputeType::F32));
             assert!(!cross_kv_int8(key, 2, ComputeType::Bf16));
         }
