@@ -64,7 +64,7 @@ impl Default for SumsPair {
 impl SumsPair {
     /// Block `i`'s sums.
     fn get(&mut self, i: usize) -> &mut BlockSums {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             &mut self.even
         } else {
             &mut self.odd
