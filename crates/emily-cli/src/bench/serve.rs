@@ -31,6 +31,15 @@ const OVERLOAD_QUEUE: usize = 4;
 const OVERLOAD_FACTOR: usize = 10;
 const OVERLOAD_SECONDS: u64 = 30;
 
+/// The servers' `--workers` (`EMILY_BENCH_SERVE_WORKERS`, default 1: the
+/// server's own default).
+pub(super) fn workers() -> usize {
+    std::env::var("EMILY_BENCH_SERVE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 /// A server child process.
 pub(super) struct ServerChild {
     child: Child,
@@ -58,6 +67,7 @@ impl ServerChild {
             .arg("--whisper")
             .arg(model)
             .args(["--port", "0", "--queue", &queue.to_string()])
+            .args(["--workers", &workers().to_string()])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(if trace {
@@ -413,9 +423,10 @@ pub fn run() -> Result<()> {
         return Ok(());
     }
     println!(
-        "serve: {}, compute type {} (the server's default)",
+        "serve: {}, compute type {} (the server's default), {} worker(s)",
         model.display(),
-        ComputeType::Auto.resolve().name()
+        ComputeType::Auto.resolve().name(),
+        workers()
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
