@@ -42,36 +42,6 @@ pub(super) const KEY_PAD: usize = SIDE;
 #[repr(C, align(64))]
 struct BlockSums([i32; SIDE * SIDE]);
 
-/// Two blocks of sums for alternate blocks, 256 bytes more than 4 KiB
-/// apart.
-#[repr(C)]
-struct SumsPair {
-    even: BlockSums,
-    _gap: [u8; 256],
-    odd: BlockSums,
-}
-
-impl Default for SumsPair {
-    fn default() -> Self {
-        SumsPair {
-            even: BlockSums([0; SIDE * SIDE]),
-            _gap: [0; 256],
-            odd: BlockSums([0; SIDE * SIDE]),
-        }
-    }
-}
-
-impl SumsPair {
-    /// Block `i`'s sums.
-    fn get(&mut self, i: usize) -> &mut BlockSums {
-        if i.is_multiple_of(2) {
-            &mut self.even
-        } else {
-            &mut self.odd
-        }
-    }
-}
-
 /// Whether the int8 scores of a call with these keys run on tiles: the
 /// int8 engine is AMX (not capped by `EMILY_ISA`) and the codes' row
 /// width is whole tile rows.
@@ -133,13 +103,7 @@ pub(super) unsafe fn scores<O: TileOps>(
 ) {
     let steps = x.width / FEATURES_PER_STEP;
     let ldq = x.lanes * 4;
-    // Two blocks of sums: a block is finished after the next one's tile
-    // products are issued, so the vector code that reads the tile stores
-    // back runs beside the tile unit instead of waiting for it.
-    // (Apart by more than 4 KiB: loads of one at the addresses the tile
-    // stores to the other write, modulo 4 KiB, would wait for those.)
-    let mut pair = SumsPair::default();
-    let sums = &mut pair;
+    let mut sums = BlockSums([0; SIDE * SIDE]);
     // SAFETY: the caller's contract; every tile reads inside the regions above.
     unsafe {
         ops.configure(&TileConfig::all_16x64());
@@ -153,8 +117,7 @@ pub(super) unsafe fn scores<O: TileOps>(
             // Two running maxima per lane, for even and odd keys: one chain
             // of `vmaxps` per key row was the block's critical path.
             let mut lane_max = [[f32::NEG_INFINITY; SIDE]; 2];
-            let mut pending = None;
-            for (i, kg) in (0..x.keys).step_by(SIDE).enumerate() {
+            for kg in (0..x.keys).step_by(SIDE) {
                 zero_sums(ops);
                 for s in 0..steps {
                     let a = x.codes.add(kg * x.width + s * FEATURES_PER_STEP);
@@ -167,13 +130,13 @@ pub(super) unsafe fn scores<O: TileOps>(
                     }
                     dots(ops, Dot::S8S8);
                 }
-                store_sums(ops, sums.get(i));
-                if let Some((j, kj)) = pending.replace((i, kg)) {
-                    finish_block(sums.get(j), &x, (kj, rc, st), tmax.is_some(), &mut lane_max);
+                store_sums(ops, &mut sums);
+                let block = (kg, rc, st);
+                if tmax.is_some() {
+                    finish_scores::<true>(&sums, &x, block, &mut lane_max);
+                } else {
+                    finish_scores::<false>(&sums, &x, block, &mut lane_max);
                 }
-            }
-            if let Some((j, kj)) = pending {
-                finish_block(sums.get(j), &x, (kj, rc, st), tmax.is_some(), &mut lane_max);
             }
             if let Some(tmax) = tmax {
                 let tmax = std::slice::from_raw_parts_mut(tmax.add(rc), SIDE);
@@ -185,28 +148,6 @@ pub(super) unsafe fn scores<O: TileOps>(
             }
         }
         ops.release();
-    }
-}
-
-/// [`finish_scores`], unscaled (`tmax` given) or not.
-///
-/// # Safety
-/// As [`finish_scores`].
-#[inline(always)]
-unsafe fn finish_block(
-    sums: &BlockSums,
-    x: &ScoreOperands,
-    block: (usize, usize, *mut f32),
-    unscaled: bool,
-    lane_max: &mut [[f32; SIDE]; 2],
-) {
-    // SAFETY: forwarded.
-    unsafe {
-        if unscaled {
-            finish_scores::<true>(sums, x, block, lane_max);
-        } else {
-            finish_scores::<false>(sums, x, block, lane_max);
-        }
     }
 }
 
