@@ -24,8 +24,9 @@
 ///   tolerance `whisper_compute_types` states, same tokens).
 /// - `Int8`: the whole model in int8, as faster-whisper's `int8`: the
 ///   encoder and the cross-attention K/V projections as `Int8Encoder`, the
-///   decoder's other matrices and the token embedding held as per-row int8 codes (CTranslate2's rule; an int8
-///   CTranslate2 model's own codes) packed for the int8-row GEMV
+///   decoder's other matrices and the token embedding held as per-row int8
+///   codes (CTranslate2's rule; an int8 CTranslate2 model's own codes)
+///   packed for the int8-row GEMV
 ///   (`emily_kernels::gemv_i8`, activations in 16-bit blocks of 32; the
 ///   step's token rows dequantized from the embedding's codes). Half the decoder's weight bytes; the
 ///   JFK transcript can differ where greedy decoding is a near tie (one
