@@ -40,6 +40,13 @@ pub(super) fn workers() -> usize {
         .unwrap_or(1)
 }
 
+/// `EMILY_BENCH_SERVE_TRACE=1`: the server's per-request trace (`emily -v
+/// serve`) on this process's stderr, beside the in-process timings of the
+/// paired measurement.
+pub(super) fn trace() -> bool {
+    std::env::var("EMILY_BENCH_SERVE_TRACE").is_ok_and(|v| v == "1")
+}
+
 /// A server child process.
 pub(super) struct ServerChild {
     child: Child,
@@ -58,9 +65,7 @@ impl ServerChild {
         rt: &tokio::runtime::Runtime,
     ) -> Result<ServerChild> {
         let exe = std::env::current_exe().context("locating the emily binary")?;
-        // `EMILY_BENCH_SERVE_TRACE=1`: the server's per-request trace
-        // (`emily -v serve`) on this process's stderr.
-        let trace = std::env::var("EMILY_BENCH_SERVE_TRACE").is_ok_and(|v| v == "1");
+        let trace = trace();
         let mut child = Command::new(exe)
             .args(trace.then_some("-v"))
             .arg("serve")
@@ -149,6 +154,19 @@ pub(super) struct Outcome {
     pub(super) text: Option<String>,
 }
 
+impl Outcome {
+    /// An error unless the request succeeded with `expected` as its text.
+    pub(super) fn check(&self, expected: &str) -> Result<()> {
+        ensure!(self.status == 200, "status {}", self.status);
+        ensure!(
+            self.text.as_deref() == Some(expected),
+            "wrong text: {:?}",
+            self.text
+        );
+        Ok(())
+    }
+}
+
 /// Form fields a request adds to `file` and `model`.
 pub(super) type Fields = &'static [(&'static str, &'static str)];
 
@@ -215,12 +233,7 @@ async fn closed_loop(
     let mut latencies = Vec::new();
     while let Some(r) = set.join_next().await {
         for o in r?? {
-            ensure!(o.status == 200, "status {}", o.status);
-            ensure!(
-                o.text.as_deref() == Some(expected),
-                "wrong text: {:?}",
-                o.text
-            );
+            o.check(expected)?;
             latencies.push(o.seconds);
         }
     }
@@ -246,7 +259,7 @@ pub(super) struct Clip {
     steps: usize,
     /// The samples and the server's decoding options for them, for the
     /// paired C=1 measurement ([`super::serve_paired`]).
-    pub(super) samples: Arc<Vec<f32>>,
+    pub(super) samples: Vec<f32>,
     pub(super) opts: TranscribeOptions,
 }
 
@@ -286,7 +299,7 @@ impl Clip {
             in_process_ms: ms[ms.len() / 2],
             windows: (seconds / 30.0).ceil() as usize,
             steps: t.timings.decoder_steps,
-            samples: Arc::new(samples.to_vec()),
+            samples: samples.to_vec(),
             opts,
         })
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use emily_models::whisper::Whisper;
 
-use super::serve::{quantile, transcribe, Clip};
+use super::serve::{quantile, trace, transcribe, Clip};
 
 /// Pairs measured (one untimed pair first).
 const PAIRS: usize = 12;
@@ -29,8 +29,7 @@ pub(super) fn run(rt: &tokio::runtime::Runtime, url: &str, w: &Whisper, clip: &C
         let tr = w.transcribe(&clip.samples, &clip.opts)?;
         let text = tr.text;
         let local_s = t.elapsed().as_secs_f64();
-        // Beside the server's per-request trace (`EMILY_BENCH_SERVE_TRACE=1`).
-        if std::env::var("EMILY_BENCH_SERVE_TRACE").is_ok_and(|v| v == "1") {
+        if trace() {
             eprintln!(
                 "in process: {:?}, total {:.1} ms",
                 tr.timings,
@@ -39,12 +38,7 @@ pub(super) fn run(rt: &tokio::runtime::Runtime, url: &str, w: &Whisper, clip: &C
         }
         ensure!(text.trim() == clip.text, "in process: wrong text {text:?}");
         let o = rt.block_on(transcribe(&client, url, &clip.wav, clip.fields))?;
-        ensure!(o.status == 200, "status {}", o.status);
-        ensure!(
-            o.text.as_deref() == Some(clip.text.as_str()),
-            "wrong text: {:?}",
-            o.text
-        );
+        o.check(&clip.text)?;
         if i > 0 {
             local.push(local_s * 1e3);
             served.push(o.seconds * 1e3);

@@ -97,12 +97,13 @@ pub fn encoder_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
 
 /// Whether the parameter under `key` (of rank `rank`) is a decoder layer's
 /// cross-attention key or value projection that runs on the int8 engine
-/// under `compute` (a concrete type): under both int8 types (1500 encoder
-/// rows once per window, a GEMM, see `WhisperGraph::with_compute`; under
-/// `Int8` the int8-row GEMV [`decoder_int8`] holds the other decoder
-/// matrices for, one row per step, took ~7 ms longer per JFK window).
-/// Packed at load like [`encoder_int8`]'s matrices: one scale per output
-/// channel, which recovers a CTranslate2 int8 model's own per-row codes.
+/// under `compute` (a concrete type): under both int8 types. They read the
+/// 1500 encoder rows once per window — a GEMM (see
+/// `WhisperGraph::with_compute`); the int8-row GEMV that holds `Int8`'s
+/// other decoder matrices ([`decoder_int8`], one row per step) took ~7 ms
+/// longer per JFK window. Packed at load like [`encoder_int8`]'s matrices:
+/// one scale per output channel, which recovers a CTranslate2 int8 model's
+/// own per-row codes.
 pub fn cross_kv_int8(key: &str, rank: usize, compute: ComputeType) -> bool {
     compute.int8_encoder()
         && rank == 2
